@@ -1,0 +1,468 @@
+package bus
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Errors a caller can branch on.
+var (
+	// ErrClosed is returned by calls on a client after Close.
+	ErrClosed = errors.New("bus: client closed")
+	// ErrNoServer means no ncserver is listening on the channel's socket.
+	ErrNoServer = errors.New("bus: no server is serving the channel")
+	// ErrDisconnected is returned by Emit once the connection to the
+	// server has broken; the cause went to the ErrorHandler.
+	ErrDisconnected = errors.New("bus: disconnected from the server")
+)
+
+// ServerError is an error frame from the server: the reason it closed the
+// connection.
+type ServerError struct {
+	Code    ErrorCode
+	Message string
+}
+
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("bus: server closed the connection: %v: %s", e.Code, e.Message)
+}
+
+// MaxEventName is the longest event name, in bytes.
+const MaxEventName = 1024
+
+// maxSpare is the largest send buffer kept for reuse after a burst.
+const maxSpare = 1 << 20
+
+// Client is one connection to one channel of an ncserver. Its methods are
+// safe for concurrent use.
+type Client struct {
+	opts    options
+	channel string
+	path    string
+	id      uuid.UUID
+	welcome Welcome
+	conn    net.Conn
+
+	// Send side. Emit appends whole frames to out; the writer goroutine
+	// swaps out for spare and writes the batch in one call.
+	mu      sync.Mutex
+	space   *sync.Cond // signalled whenever out drains or the client ends
+	out     []byte
+	spare   []byte
+	writing bool
+	closing bool  // Close has begun: no more emits
+	err     error // why the connection ended; nil while it works
+	wake    chan struct{}
+
+	listeners listenerSet
+	queue     *queue
+
+	errs chan error
+
+	done       chan struct{} // closed when the connection ends
+	endOnce    sync.Once
+	closeOnce  sync.Once
+	ioDone     sync.WaitGroup // reader and writer
+	dispatched chan struct{}  // closed when the dispatcher returns
+	reported   chan struct{}  // closed when the error reporter returns
+	dispatchID uint64         // goroutine ids, so Close called from a
+	reportID   uint64         // listener or ErrorHandler does not wait on itself
+}
+
+// Dial connects to a channel of the ncserver on this machine and does the
+// handshake. The socket is found from the channel name with the default
+// template unless Socket or SocketTemplate says otherwise. The context
+// bounds the connect and handshake only.
+func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !ValidChannelName(channel) {
+		return nil, fmt.Errorf("bus: invalid channel name %q", channel)
+	}
+	path := o.socket
+	if path == "" {
+		path = SocketPath(o.template, channel)
+	}
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w: channel %q, socket %s: %v", ErrNoServer, channel, path, err)
+		}
+		return nil, fmt.Errorf("bus: dialing channel %q: %w", channel, err)
+	}
+	c := &Client{
+		opts:       o,
+		channel:    channel,
+		path:       path,
+		id:         uuid.New(),
+		conn:       conn,
+		wake:       make(chan struct{}, 1),
+		errs:       make(chan error, 16),
+		done:       make(chan struct{}),
+		dispatched: make(chan struct{}),
+		reported:   make(chan struct{}),
+	}
+	c.space = sync.NewCond(&c.mu)
+	c.queue = newQueue(o.queueLen)
+	br := bufio.NewReaderSize(conn, 64<<10)
+	if err := c.handshake(ctx, br); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	c.start(br)
+	return c, nil
+}
+
+func (c *Client) handshake(ctx context.Context, br *bufio.Reader) error {
+	if dl, ok := ctx.Deadline(); ok {
+		c.conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	hello := Hello{Version: ProtocolVersion, ClientID: c.id, Name: c.opts.name, PID: uint64(os.Getpid())}
+	if _, err := c.conn.Write(AppendHello(nil, &hello)); err != nil {
+		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
+	}
+	frame, err := NewFrameReader(br, 64<<10).ReadFrame()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
+	}
+	body := frame[HeaderLen:]
+	switch t, _ := TypeOf(body); t {
+	case FrameWelcome:
+		w, err := DecodeWelcome(body)
+		if err != nil {
+			return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
+		}
+		if w.Version < 1 || w.Version > ProtocolVersion {
+			return fmt.Errorf("bus: handshake on channel %q: server answered with protocol version %d", c.channel, w.Version)
+		}
+		if w.Channel != c.channel {
+			return fmt.Errorf("bus: socket %s serves channel %q, not %q", c.path, w.Channel, c.channel)
+		}
+		c.welcome = w
+	case FrameError:
+		e, err := DecodeError(body)
+		if err != nil {
+			return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
+		}
+		return &ServerError{Code: e.Code, Message: e.Message}
+	default:
+		return fmt.Errorf("bus: handshake on channel %q: server sent a %v frame", c.channel, t)
+	}
+	return c.conn.SetDeadline(time.Time{})
+}
+
+func (c *Client) start(br *bufio.Reader) {
+	c.ioDone.Add(2)
+	go c.readLoop(br)
+	go c.writeLoop()
+	ids := make(chan uint64, 2)
+	go func() {
+		ids <- goid()
+		defer close(c.dispatched)
+		c.dispatchLoop()
+	}()
+	go func() {
+		ids <- goid()
+		defer close(c.reported)
+		c.reportLoop()
+	}()
+	c.dispatchID, c.reportID = <-ids, <-ids
+	if c.dispatchID == c.reportID { // cannot happen; keep Close safe anyway
+		c.reportID = 0
+	}
+}
+
+// Channel is the channel the client is connected to.
+func (c *Client) Channel() string { return c.channel }
+
+// ID is the client's id: the Sender of every event it emits.
+func (c *Client) ID() uuid.UUID { return c.id }
+
+// Node is the id of the server the client is connected to.
+func (c *Client) Node() uuid.UUID { return c.welcome.Node }
+
+// MaxFrame is the largest frame body the server accepts.
+func (c *Client) MaxFrame() int { return int(c.welcome.MaxFrame) }
+
+// Done is closed when the connection has ended, by Close or by an error.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err says why the connection ended: nil while it works, ErrClosed after
+// Close, else the error that broke it.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func checkEvent(event string) error {
+	if event == "" || len(event) > MaxEventName || !utf8.ValidString(event) {
+		return fmt.Errorf("bus: invalid event name %q: want 1 to %d bytes of UTF-8", event, MaxEventName)
+	}
+	return nil
+}
+
+// Emit sends an event to the channel's other clients, and through the
+// channel's rules to other channels and the network. data is any value
+// msgpack can encode (RawData is sent as it is). The client's own
+// listeners that match the event get it too, as an EventEmitter's would.
+//
+// Emit returns once the event is queued for the socket; it waits while
+// the send buffer is full. Events from one client reach every receiver in
+// the order Emit was called.
+func (c *Client) Emit(event string, data any) error {
+	if err := checkEvent(event); err != nil {
+		return err
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	m := Message{ID: uuid.New(), Origin: c.welcome.Node, Sender: c.id, Channel: c.channel, Event: event}
+	var err error
+	if buf.data, err = AppendData(buf.data[:0], data); err != nil {
+		return err
+	}
+	m.Data = buf.data
+	buf.frame = AppendEvent(buf.frame[:0], &m)
+	if n := len(buf.frame) - HeaderLen; n > int(c.welcome.MaxFrame) {
+		return fmt.Errorf("%w: event %q is %d bytes, the server takes at most %d", ErrFrameTooBig, event, n, c.welcome.MaxFrame)
+	}
+	if err := c.enqueue(buf.frame); err != nil {
+		return err
+	}
+	if c.listeners.matchAny(event) {
+		m.Data = append([]byte(nil), buf.data...)
+		c.queue.push(m, false)
+	}
+	return nil
+}
+
+func (c *Client) enqueue(frame []byte) error {
+	c.mu.Lock()
+	for c.err == nil && !c.closing && len(c.out) > 0 && len(c.out)+len(frame) > c.opts.sendBuffer {
+		c.space.Wait()
+	}
+	switch {
+	case c.closing:
+		c.mu.Unlock()
+		return ErrClosed
+	case c.err != nil:
+		c.mu.Unlock()
+		return ErrDisconnected
+	}
+	c.out = append(c.out, frame...)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Flush waits until every event emitted so far is written to the socket,
+// or ctx ends.
+func (c *Client) Flush(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.space.Broadcast()
+		c.mu.Unlock()
+	})
+	defer stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for (len(c.out) > 0 || c.writing) && c.err == nil && ctx.Err() == nil {
+		c.space.Wait()
+	}
+	switch {
+	case len(c.out) == 0 && !c.writing:
+		return nil
+	case c.err != nil:
+		return ErrDisconnected
+	}
+	return fmt.Errorf("bus: flush: %w", ctx.Err())
+}
+
+func (c *Client) writeLoop() {
+	defer c.ioDone.Done()
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		for {
+			c.mu.Lock()
+			if len(c.out) == 0 || c.err != nil {
+				c.mu.Unlock()
+				break
+			}
+			batch := c.out
+			c.out, c.writing = c.spare[:0], true
+			c.mu.Unlock()
+
+			_, err := c.conn.Write(batch)
+
+			c.mu.Lock()
+			if cap(batch) <= maxSpare {
+				c.spare = batch[:0]
+			}
+			c.writing = false
+			c.space.Broadcast()
+			c.mu.Unlock()
+			if err != nil {
+				c.end(fmt.Errorf("bus: writing to channel %q: %w", c.channel, err))
+				return
+			}
+		}
+	}
+}
+
+func (c *Client) readLoop(br *bufio.Reader) {
+	defer c.ioDone.Done()
+	fr := NewFrameReader(br, int(c.welcome.MaxFrame))
+	for {
+		frame, err := fr.ReadFrame()
+		if err != nil {
+			c.end(fmt.Errorf("bus: reading from channel %q: %w", c.channel, err))
+			return
+		}
+		body := frame[HeaderLen:]
+		switch t, _ := TypeOf(body); t {
+		case FrameEvent:
+			m, err := DecodeEvent(body)
+			if err != nil {
+				c.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))
+				return
+			}
+			if c.listeners.matchAny(m.Event) && !c.queue.push(m, true) {
+				return
+			}
+		case FrameError:
+			e, err := DecodeError(body)
+			if err != nil {
+				c.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))
+			} else {
+				c.end(&ServerError{Code: e.Code, Message: e.Message})
+			}
+			return
+		default:
+			c.end(fmt.Errorf("bus: from channel %q: unexpected %v frame", c.channel, t))
+			return
+		}
+	}
+}
+
+// end records why the connection ended, reports it unless Close caused
+// it, and wakes every goroutine so that it returns.
+func (c *Client) end(why error) {
+	c.endOnce.Do(func() {
+		c.mu.Lock()
+		closing := c.closing
+		if closing {
+			why = ErrClosed
+		}
+		c.err = why
+		c.space.Broadcast()
+		c.mu.Unlock()
+		if !closing {
+			c.report(why)
+		}
+		c.conn.Close()
+		c.queue.close()
+		close(c.done)
+	})
+}
+
+func (c *Client) report(err error) {
+	if c.opts.errorHandler == nil {
+		return
+	}
+	select {
+	case c.errs <- err:
+	default: // the handler is far behind; drop rather than block the bus
+	}
+}
+
+func (c *Client) reportLoop() {
+	for {
+		select {
+		case err := <-c.errs:
+			c.opts.errorHandler(err)
+		case <-c.done:
+			for {
+				select {
+				case err := <-c.errs:
+					c.opts.errorHandler(err)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// Close writes what Emit has queued (waiting at most CloseTimeout), closes
+// the connection and returns when every goroutine of the client has
+// ended; listeners are not called after it returns. Close may be called
+// from a listener or the ErrorHandler: it then returns without waiting
+// for that one goroutine, which ends as soon as its function returns.
+// Close is idempotent.
+func (c *Client) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.closeTimeout)
+		defer cancel()
+		c.mu.Lock()
+		c.closing = true
+		c.space.Broadcast()
+		c.mu.Unlock()
+		if ferr := c.Flush(ctx); ferr != nil && !errors.Is(ferr, ErrDisconnected) {
+			err = ferr
+		}
+		c.end(ErrClosed)
+	})
+	c.ioDone.Wait()
+	self := goid()
+	if self != c.dispatchID {
+		<-c.dispatched
+	}
+	if self != c.reportID {
+		<-c.reported
+	}
+	return err
+}
+
+// sendBuf holds the scratch space of one Emit.
+type sendBuf struct{ data, frame []byte }
+
+var sendBufs = sync.Pool{New: func() any { return new(sendBuf) }}
+
+func getBuf() *sendBuf { return sendBufs.Get().(*sendBuf) }
+
+func putBuf(b *sendBuf) {
+	if cap(b.data) <= maxSpare && cap(b.frame) <= maxSpare {
+		sendBufs.Put(b)
+	}
+}

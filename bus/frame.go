@@ -1,0 +1,349 @@
+package bus
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ProtocolVersion is the version of the local wire protocol this package
+// speaks; PROTOCOL.md describes it.
+const ProtocolVersion = 1
+
+// Frame limits.
+const (
+	// HeaderLen is the size of a frame's big-endian length prefix.
+	HeaderLen = 4
+	// DefaultMaxFrame is the largest frame body accepted unless configured
+	// otherwise.
+	DefaultMaxFrame = 1 << 20
+	// MaxFrameLimit is the largest maxframe anyone may configure. It keeps
+	// the first byte of every length prefix far below '{', which is how a
+	// server tells a JSON text client from a framed one.
+	MaxFrameLimit = 64 << 20
+)
+
+// FrameType is the first element of every frame body.
+type FrameType uint8
+
+// Frame types. ONLY APPEND TO THIS LIST: the numbers are on the wire.
+const (
+	FrameHello   FrameType = 1 // client -> server, always the first frame
+	FrameWelcome FrameType = 2 // server -> client, the answer to Hello
+	FrameEvent   FrameType = 3 // both ways
+	FrameError   FrameType = 4 // server -> client, just before it closes
+)
+
+func (t FrameType) String() string {
+	switch t {
+	case FrameHello:
+		return "hello"
+	case FrameWelcome:
+		return "welcome"
+	case FrameEvent:
+		return "event"
+	case FrameError:
+		return "error"
+	}
+	return fmt.Sprintf("frame type %d", uint8(t))
+}
+
+// Errors of the wire codec.
+var (
+	// ErrFrameTooBig reports a frame whose declared length is over the limit.
+	ErrFrameTooBig = errors.New("bus: frame too big")
+	// ErrBadFrame reports a frame that is not well formed.
+	ErrBadFrame = errors.New("bus: malformed frame")
+)
+
+// MalformedError says what is wrong with a malformed frame body and where.
+// It matches ErrBadFrame with errors.Is.
+type MalformedError struct {
+	Offset int    // byte offset in the frame body
+	Reason string // what was expected there
+}
+
+func (e *MalformedError) Error() string {
+	return fmt.Sprintf("bus: malformed frame at byte %d: %s", e.Offset, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrBadFrame) true.
+func (e *MalformedError) Is(target error) bool { return target == ErrBadFrame }
+
+// Hello opens a connection: the client's identity and protocol version.
+type Hello struct {
+	Version  uint64   // highest protocol version the client speaks
+	ClientID [16]byte // the client's id, fresh for each connection
+	Name     string   // a human name for the client, shown by the control channel
+	PID      uint64   // the client's process id, as it says
+}
+
+// Welcome accepts a connection.
+type Welcome struct {
+	Version  uint64   // the protocol version both sides now speak
+	Node     [16]byte // the server's node id; the client's events carry it as their origin
+	Channel  string   // the channel this socket serves
+	MaxFrame uint64   // the largest frame body the server accepts
+	PID      uint64   // the server's process id
+}
+
+// ErrorFrame is what a server says before it closes a connection.
+type ErrorFrame struct {
+	Code    ErrorCode
+	Message string
+}
+
+// ErrorCode classifies an ErrorFrame. ONLY APPEND TO THIS LIST.
+type ErrorCode uint16
+
+// Error codes carried by FrameError frames.
+const (
+	CodeProtocol     ErrorCode = 1 // a malformed frame or an unexpected frame type
+	CodeFrameTooBig  ErrorCode = 2 // a frame over the server's maxframe
+	CodeVersion      ErrorCode = 3 // no protocol version in common
+	CodeSlowConsumer ErrorCode = 4 // the client's send queue overflowed
+	CodeShutdown     ErrorCode = 5 // the server is shutting down
+	CodeChannelGone  ErrorCode = 6 // the channel was removed from the configuration
+	CodeHandshake    ErrorCode = 7 // no hello within the handshake time
+)
+
+func (c ErrorCode) String() string {
+	switch c {
+	case CodeProtocol:
+		return "protocol error"
+	case CodeFrameTooBig:
+		return "frame too big"
+	case CodeVersion:
+		return "unsupported version"
+	case CodeSlowConsumer:
+		return "slow consumer"
+	case CodeShutdown:
+		return "server shutting down"
+	case CodeChannelGone:
+		return "channel removed"
+	case CodeHandshake:
+		return "handshake timeout"
+	}
+	return fmt.Sprintf("error %d", uint16(c))
+}
+
+// beginFrame reserves the length prefix and writes the array header and
+// frame type.
+func beginFrame(dst []byte, t FrameType, fields int) ([]byte, int) {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = appendArrayHeader(dst, fields+1)
+	return append(dst, byte(t)), start
+}
+
+// endFrame fills in the length prefix of the frame that starts at start.
+func endFrame(dst []byte, start int) []byte {
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-HeaderLen))
+	return dst
+}
+
+// AppendHello appends h as a complete frame, length prefix included.
+func AppendHello(dst []byte, h *Hello) []byte {
+	dst, start := beginFrame(dst, FrameHello, 4)
+	dst = appendUint(dst, h.Version)
+	dst = appendBin(dst, h.ClientID[:])
+	dst = appendStr(dst, h.Name)
+	dst = appendUint(dst, h.PID)
+	return endFrame(dst, start)
+}
+
+// AppendWelcome appends w as a complete frame.
+func AppendWelcome(dst []byte, w *Welcome) []byte {
+	dst, start := beginFrame(dst, FrameWelcome, 5)
+	dst = appendUint(dst, w.Version)
+	dst = appendBin(dst, w.Node[:])
+	dst = appendStr(dst, w.Channel)
+	dst = appendUint(dst, w.MaxFrame)
+	dst = appendUint(dst, w.PID)
+	return endFrame(dst, start)
+}
+
+// AppendError appends e as a complete frame.
+func AppendError(dst []byte, e *ErrorFrame) []byte {
+	dst, start := beginFrame(dst, FrameError, 2)
+	dst = appendUint(dst, uint64(e.Code))
+	dst = appendStr(dst, e.Message)
+	return endFrame(dst, start)
+}
+
+// AppendEvent appends m as a complete frame. m.Data must hold exactly one
+// msgpack value; empty Data is sent as nil.
+func AppendEvent(dst []byte, m *Message) []byte {
+	dst, start := beginFrame(dst, FrameEvent, 6)
+	dst = appendBin(dst, m.ID[:])
+	dst = appendBin(dst, m.Origin[:])
+	dst = appendBin(dst, m.Sender[:])
+	dst = appendStr(dst, m.Channel)
+	dst = appendStr(dst, m.Event)
+	if len(m.Data) == 0 {
+		dst = append(dst, 0xc0)
+	} else {
+		dst = append(dst, m.Data...)
+	}
+	return endFrame(dst, start)
+}
+
+// openFrame reads the array header and frame type of body, and checks that
+// the array has at least the fields that type needs. Fields past those are
+// allowed, so later versions can append fields.
+func openFrame(body []byte, want FrameType, fields int) (*reader, int) {
+	r := &reader{b: body}
+	n := r.arrayLen("frame")
+	t := FrameType(r.uint("frame type"))
+	if r.err == nil && t != want {
+		r.fail(fmt.Sprintf("want %v frame, got %v", want, t))
+	}
+	if r.err == nil && n < fields+1 {
+		r.fail(fmt.Sprintf("%v frame has %d fields, want at least %d", t, n-1, fields))
+	}
+	return r, n - 1 - fields
+}
+
+// closeFrame skips the extra fields of a later version and checks that
+// nothing follows the array.
+func closeFrame(r *reader, extra int) error {
+	for i := 0; i < extra && r.err == nil; i++ {
+		r.skipValue("extra field")
+	}
+	if r.err == nil && r.off != len(r.b) {
+		r.fail("bytes after the frame's array")
+	}
+	return r.err
+}
+
+// TypeOf returns the type of a frame body without decoding the rest.
+func TypeOf(body []byte) (FrameType, error) {
+	r := &reader{b: body}
+	r.arrayLen("frame")
+	t := r.uint("frame type")
+	if r.err != nil {
+		return 0, r.err
+	}
+	if t > 255 {
+		return 0, &MalformedError{Offset: 1, Reason: "frame type out of range"}
+	}
+	return FrameType(t), nil
+}
+
+// DecodeHello decodes a Hello frame body.
+func DecodeHello(body []byte) (Hello, error) {
+	var h Hello
+	r, extra := openFrame(body, FrameHello, 4)
+	h.Version = r.uint("version")
+	h.ClientID = r.uuid16("client id")
+	h.Name = string(r.str("name"))
+	h.PID = r.uint("pid")
+	return h, closeFrame(r, extra)
+}
+
+// DecodeWelcome decodes a Welcome frame body.
+func DecodeWelcome(body []byte) (Welcome, error) {
+	var w Welcome
+	r, extra := openFrame(body, FrameWelcome, 5)
+	w.Version = r.uint("version")
+	w.Node = r.uuid16("node")
+	w.Channel = string(r.str("channel"))
+	w.MaxFrame = r.uint("maxframe")
+	w.PID = r.uint("pid")
+	return w, closeFrame(r, extra)
+}
+
+// DecodeError decodes an Error frame body.
+func DecodeError(body []byte) (ErrorFrame, error) {
+	var e ErrorFrame
+	r, extra := openFrame(body, FrameError, 2)
+	code := r.uint("code")
+	if r.err == nil && code > 0xffff {
+		r.fail("error code out of range")
+	}
+	e.Code = ErrorCode(code)
+	e.Message = string(r.str("message"))
+	return e, closeFrame(r, extra)
+}
+
+// EventHeader is an event frame as routing sees it: fixed-size ids, and
+// slices that alias the frame body. Nothing is copied or allocated.
+type EventHeader struct {
+	ID, Origin, Sender [16]byte
+	Channel, Event     []byte
+	Data               []byte // one msgpack value
+}
+
+// ParseEvent decodes an Event frame body without copying it. It checks
+// that the data is one well-formed msgpack value.
+func ParseEvent(body []byte) (EventHeader, error) {
+	var h EventHeader
+	r, extra := openFrame(body, FrameEvent, 6)
+	h.ID = r.uuid16("id")
+	h.Origin = r.uuid16("origin")
+	h.Sender = r.uuid16("sender")
+	h.Channel = r.str("channel")
+	h.Event = r.str("event")
+	h.Data = r.skipValue("data")
+	return h, closeFrame(r, extra)
+}
+
+// DecodeEvent decodes an Event frame body into a Message. The message's
+// Data aliases body.
+func DecodeEvent(body []byte) (Message, error) {
+	h, err := ParseEvent(body)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{
+		ID:      h.ID,
+		Origin:  h.Origin,
+		Sender:  h.Sender,
+		Channel: string(h.Channel),
+		Event:   string(h.Event),
+		Data:    h.Data,
+	}, nil
+}
+
+// FrameReader reads length-prefixed frames from a stream.
+type FrameReader struct {
+	r   *bufio.Reader
+	max int
+}
+
+// NewFrameReader reads frames from r, refusing bodies over max bytes.
+func NewFrameReader(r *bufio.Reader, max int) *FrameReader {
+	return &FrameReader{r: r, max: max}
+}
+
+// SetMax changes the largest body the reader accepts.
+func (fr *FrameReader) SetMax(max int) { fr.max = max }
+
+// ReadFrame returns the next frame, length prefix included, in a new slice
+// that the caller owns. A declared length over the limit is refused before
+// anything is allocated; the stream is then unusable. At a clean end of
+// stream between frames it returns io.EOF.
+func (fr *FrameReader) ReadFrame() ([]byte, error) {
+	var hdr [HeaderLen]byte
+	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 {
+		return nil, &MalformedError{Reason: "empty frame"}
+	}
+	if uint64(n) > uint64(fr.max) {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooBig, n, fr.max)
+	}
+	frame := make([]byte, HeaderLen+int(n))
+	copy(frame, hdr[:])
+	if _, err := io.ReadFull(fr.r, frame[HeaderLen:]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return frame, nil
+}

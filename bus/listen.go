@@ -1,0 +1,245 @@
+package bus
+
+import (
+	"fmt"
+	"regexp"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Listener is one function registered with On or Once.
+type Listener struct {
+	c       *Client
+	pattern string
+	literal bool           // pattern has no metacharacters: compare strings
+	re      *regexp.Regexp // anchored at both ends
+	fn      func(Message)
+	once    bool
+	fired   atomic.Bool
+	removed atomic.Bool
+}
+
+// Pattern is the event pattern the listener was registered with.
+func (l *Listener) Pattern() string { return l.pattern }
+
+// Off removes the listener, as Client.Off(l) does.
+func (l *Listener) Off() { l.c.Off(l) }
+
+func (l *Listener) matches(event string) bool {
+	if l.literal {
+		return event == l.pattern
+	}
+	return l.re.MatchString(event)
+}
+
+// listenerSet is copy-on-write: readers load the slice without a lock.
+type listenerSet struct {
+	mu  sync.Mutex
+	all atomic.Pointer[[]*Listener]
+}
+
+func (s *listenerSet) load() []*Listener {
+	if p := s.all.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *listenerSet) add(l *Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.load()
+	next := make([]*Listener, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, l)
+	s.all.Store(&next)
+}
+
+func (s *listenerSet) remove(drop func(*Listener) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.load()
+	next := make([]*Listener, 0, len(old))
+	for _, l := range old {
+		if drop(l) {
+			l.removed.Store(true)
+		} else {
+			next = append(next, l)
+		}
+	}
+	s.all.Store(&next)
+}
+
+func (s *listenerSet) matchAny(event string) bool {
+	for _, l := range s.load() {
+		if l.matches(event) {
+			return true
+		}
+	}
+	return false
+}
+
+// On registers fn for every event whose name fully matches pattern, a
+// regular expression anchored at both ends: "log" hears "log" only,
+// "nc-.*" hears the whole family. Listeners run one at a time, in the
+// order events arrive, on a goroutine of the client's (never on the
+// socket's read loop); a slow listener delays the ones after it.
+func (c *Client) On(pattern string, fn func(Message)) (*Listener, error) {
+	return c.listen(pattern, fn, false)
+}
+
+// Once is On for a single event: fn runs for the first matching event and
+// the listener is then removed, however many events arrive at once.
+func (c *Client) Once(pattern string, fn func(Message)) (*Listener, error) {
+	return c.listen(pattern, fn, true)
+}
+
+func (c *Client) listen(pattern string, fn func(Message), once bool) (*Listener, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("bus: listener for %q is nil", pattern)
+	}
+	l := &Listener{c: c, pattern: pattern, fn: fn, once: once}
+	if regexp.QuoteMeta(pattern) == pattern {
+		l.literal = true
+	} else {
+		re, err := regexp.Compile(`^(?:` + pattern + `)$`)
+		if err != nil {
+			return nil, fmt.Errorf("bus: event pattern %q: %w", pattern, err)
+		}
+		l.re = re
+	}
+	c.listeners.add(l)
+	return l, nil
+}
+
+// Off removes listeners. After Off returns, they are not called again
+// (one already running finishes).
+func (c *Client) Off(ls ...*Listener) {
+	c.listeners.remove(func(l *Listener) bool {
+		for _, x := range ls {
+			if l == x {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// OffPattern removes every listener registered with exactly this pattern,
+// like an EventEmitter's removeAllListeners(event).
+func (c *Client) OffPattern(pattern string) {
+	c.listeners.remove(func(l *Listener) bool { return l.pattern == pattern })
+}
+
+func (c *Client) dispatchLoop() {
+	for {
+		m, ok := c.queue.pop()
+		if !ok {
+			return
+		}
+		for _, l := range c.listeners.load() {
+			if l.removed.Load() || !l.matches(m.Event) {
+				continue
+			}
+			if l.once {
+				if !l.fired.CompareAndSwap(false, true) {
+					continue
+				}
+				c.Off(l)
+			}
+			c.call(l, m)
+		}
+	}
+}
+
+func (c *Client) call(l *Listener, m Message) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.report(fmt.Errorf("bus: listener for %q panicked on event %q: %v", l.pattern, m.Event, p))
+		}
+	}()
+	l.fn(m)
+}
+
+// queue holds received events until the dispatcher hands them to
+// listeners. Events from the socket wait for room; the client's own
+// events never wait, so a listener may Emit without deadlock.
+type queue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []Message
+	head   int
+	limit  int
+	closed bool
+}
+
+func newQueue(limit int) *queue {
+	q := &queue{limit: max(limit, 1)}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// push appends m; with wait it first waits for room. It returns false
+// once the queue is closed.
+func (q *queue) push(m Message, wait bool) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for wait && !q.closed && len(q.items)-q.head >= q.limit {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return false
+	}
+	q.items = append(q.items, m)
+	q.cond.Broadcast()
+	return true
+}
+
+// pop waits for the next message; it returns false once the queue is
+// closed.
+func (q *queue) pop() (Message, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for !q.closed && q.head == len(q.items) {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return Message{}, false
+	}
+	m := q.items[q.head]
+	q.items[q.head] = Message{}
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	} else if q.head > 1024 && q.head*2 > len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.cond.Broadcast()
+	return m, true
+}
+
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+// goid returns the id of the calling goroutine, parsed from its stack
+// header ("goroutine 42 [running]:"). Close uses it to avoid waiting on
+// the goroutine it is called from.
+func goid() uint64 {
+	var buf [32]byte
+	n := runtime.Stack(buf[:], false)
+	var id uint64
+	for _, c := range buf[len("goroutine "):n] {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
+}

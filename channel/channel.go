@@ -1,0 +1,326 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
+)
+
+// Handler receives each event a client sends, on that client's read
+// goroutine, after the frame has been checked. frame is the whole frame,
+// length prefix included, and may be passed to Send as it is; ev aliases
+// it. A Handler must not keep ev past its return, nor modify frame.
+type Handler func(from *Conn, frame []byte, ev *bus.EventHeader)
+
+// Config describes one channel. Zero values take the defaults shown.
+type Config struct {
+	Name             string      // the channel name (bus.ValidChannelName)
+	Path             string      // the socket path
+	Mode             fs.FileMode // socket file mode; 0 means 0660
+	MaxFrame         int         // largest frame body accepted; 0 means bus.DefaultMaxFrame
+	MaxPending       int         // bytes queued for one client before it is dropped as slow; 0 means 8 MiB
+	HandshakeTimeout time.Duration
+	Node             uuid.UUID    // the server's node id, sent in the welcome
+	Logger           *slog.Logger // nil means slog.Default()
+	// Handler routes events from this channel's clients. nil sends each
+	// event to the channel's other clients only.
+	Handler Handler
+}
+
+// Stats are a channel's counters since it opened.
+type Stats struct {
+	Clients       int
+	EventsIn      uint64 // events received from the channel's clients
+	BytesIn       uint64
+	FramesOut     uint64 // frames queued for the channel's clients
+	BytesOut      uint64
+	Dropped       uint64 // frames not delivered because their receiver was closing or slow
+	SlowConsumers uint64 // clients disconnected for passing maxpending
+	TooBig        uint64 // clients disconnected for a frame over maxframe
+}
+
+// Channel serves one channel's socket and its clients.
+type Channel struct {
+	cfg Config
+	log *slog.Logger
+	ln  *net.UnixListener
+
+	limits atomic.Pointer[limits]
+
+	mu      sync.Mutex
+	conns   atomic.Pointer[[]*Conn] // clients past their handshake; copy-on-write under mu
+	all     map[*Conn]struct{}      // every connection, handshaking or not
+	nextID  uint64
+	readers sync.WaitGroup // read loops
+	wg      sync.WaitGroup // accept loop and whole connections
+
+	stopping    atomic.Bool
+	stopAccept  sync.Once
+	acceptDone  chan struct{}
+	shutdownErr error
+	shutOnce    sync.Once
+
+	eventsIn, bytesIn   atomic.Uint64
+	framesOut, bytesOut atomic.Uint64
+	slow, tooBig        atomic.Uint64
+	gone                atomic.Uint64 // frames dropped by clients that have left
+}
+
+type limits struct{ maxFrame, maxPending int }
+
+// Listen creates the channel's socket and starts accepting clients. A
+// socket that another live server holds is refused with *InUseError; a
+// stale one is replaced.
+func Listen(cfg Config) (*Channel, error) {
+	if cfg.Mode == 0 {
+		cfg.Mode = 0o660
+	}
+	if cfg.MaxFrame == 0 {
+		cfg.MaxFrame = bus.DefaultMaxFrame
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = 8 << 20
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if !bus.ValidChannelName(cfg.Name) {
+		return nil, errors.New("channel: invalid channel name " + cfg.Name)
+	}
+	ch := &Channel{
+		cfg:        cfg,
+		log:        cfg.Logger.With("channel", cfg.Name),
+		all:        make(map[*Conn]struct{}),
+		acceptDone: make(chan struct{}),
+	}
+	ch.limits.Store(&limits{cfg.MaxFrame, cfg.MaxPending})
+	ln, stale, err := listenSocket(cfg.Path, cfg.Mode)
+	if err != nil {
+		return nil, err
+	}
+	if stale {
+		ch.log.Info("replaced a stale socket left by a server that did not shut down", "socket", cfg.Path)
+	}
+	ch.ln = ln
+	ch.wg.Add(1)
+	go ch.acceptLoop()
+	return ch, nil
+}
+
+// Name is the channel's name.
+func (ch *Channel) Name() string { return ch.cfg.Name }
+
+// Path is the channel's socket path.
+func (ch *Channel) Path() string { return ch.cfg.Path }
+
+// Mode is the socket's file mode.
+func (ch *Channel) Mode() fs.FileMode { return ch.cfg.Mode }
+
+// SetLimits changes maxframe and maxpending for the frames that follow.
+func (ch *Channel) SetLimits(maxFrame, maxPending int) {
+	ch.limits.Store(&limits{maxFrame, maxPending})
+}
+
+func (ch *Channel) maxFrame() int   { return ch.limits.Load().maxFrame }
+func (ch *Channel) maxPending() int { return ch.limits.Load().maxPending }
+
+func (ch *Channel) acceptLoop() {
+	defer ch.wg.Done()
+	defer close(ch.acceptDone)
+	var backoff time.Duration
+	for {
+		nc, err := ch.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors, most likely: wait and try again
+			// rather than spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			ch.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		ch.accept(nc)
+	}
+}
+
+func (ch *Channel) accept(nc *net.UnixConn) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.stopping.Load() {
+		nc.Close()
+		return
+	}
+	ch.nextID++
+	c := &Conn{
+		ch:    ch,
+		id:    ch.nextID,
+		nc:    nc,
+		log:   ch.log.With("conn", ch.nextID),
+		since: time.Now(),
+		wake:  make(chan struct{}, 1),
+		dead:  make(chan struct{}),
+	}
+	c.cred, c.hasCr = peerCred(nc)
+	ch.all[c] = struct{}{}
+	ch.wg.Add(1)
+	ch.readers.Add(1)
+	go c.serve()
+}
+
+// add makes a connection that finished its handshake visible to Send.
+func (ch *Channel) add(c *Conn) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	old := ch.clients()
+	next := make([]*Conn, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, c)
+	ch.conns.Store(&next)
+}
+
+func (ch *Channel) remove(c *Conn) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	delete(ch.all, c)
+	old := ch.clients()
+	next := make([]*Conn, 0, len(old))
+	for _, x := range old {
+		if x != c {
+			next = append(next, x)
+		}
+	}
+	ch.conns.Store(&next)
+	ch.gone.Add(c.dropped.Load())
+}
+
+func (ch *Channel) clients() []*Conn {
+	if p := ch.conns.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (ch *Channel) handle(from *Conn, frame []byte, ev *bus.EventHeader) {
+	ch.eventsIn.Add(1)
+	ch.bytesIn.Add(uint64(len(frame)))
+	if ch.cfg.Handler != nil {
+		ch.cfg.Handler(from, frame, ev)
+		return
+	}
+	ch.Send(frame, from)
+}
+
+// Send queues frame for every client of the channel except `except`
+// (which may be nil). Frames from one caller reach each client in the
+// order of the calls.
+func (ch *Channel) Send(frame []byte, except *Conn) {
+	for _, c := range ch.clients() {
+		if c != except && c.Send(frame) {
+			ch.framesOut.Add(1)
+			ch.bytesOut.Add(uint64(len(frame)))
+		}
+	}
+}
+
+// Clients describes the channel's connected clients.
+func (ch *Channel) Clients() []ClientInfo {
+	cs := ch.clients()
+	out := make([]ClientInfo, len(cs))
+	for i, c := range cs {
+		out[i] = c.Info()
+	}
+	return out
+}
+
+// Stats returns the channel's counters.
+func (ch *Channel) Stats() Stats {
+	st := Stats{
+		EventsIn: ch.eventsIn.Load(), BytesIn: ch.bytesIn.Load(),
+		FramesOut: ch.framesOut.Load(), BytesOut: ch.bytesOut.Load(),
+		SlowConsumers: ch.slow.Load(), TooBig: ch.tooBig.Load(),
+		Dropped: ch.gone.Load(),
+	}
+	for _, c := range ch.clients() {
+		st.Clients++
+		st.Dropped += c.dropped.Load()
+	}
+	return st
+}
+
+// Quiesce stops accepting clients, removes the socket file and stops
+// reading from the clients, so that no new event enters through this
+// channel; it returns once every event already read has been handed to
+// the Handler. Clients still get what is queued for them until Shutdown.
+func (ch *Channel) Quiesce() {
+	ch.stopAccept.Do(func() {
+		ch.mu.Lock()
+		ch.stopping.Store(true)
+		conns := make([]*Conn, 0, len(ch.all))
+		for c := range ch.all {
+			conns = append(conns, c)
+		}
+		ch.mu.Unlock()
+		ch.ln.Close()
+		<-ch.acceptDone
+		past := time.Unix(1, 0)
+		for _, c := range conns {
+			c.nc.SetReadDeadline(past)
+		}
+		ch.readers.Wait()
+	})
+}
+
+// Shutdown quiesces the channel, then writes to each client what is
+// queued for it followed by an error frame that says why, and closes it.
+// When ctx ends first, the remaining clients are closed at once. It
+// returns when every goroutine of the channel has ended: nil, or ctx's
+// error if it cut the flush short. code and reason go into the error
+// frame (bus.CodeShutdown, bus.CodeChannelGone).
+func (ch *Channel) Shutdown(ctx context.Context, code bus.ErrorCode, reason string) error {
+	ch.shutOnce.Do(func() {
+		ch.Quiesce()
+		ch.mu.Lock()
+		conns := make([]*Conn, 0, len(ch.all))
+		for c := range ch.all {
+			conns = append(conns, c)
+		}
+		ch.mu.Unlock()
+		for _, c := range conns {
+			c.finish(slog.LevelDebug, code, reason, 0)
+		}
+		done := make(chan struct{})
+		go func() { ch.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			ch.shutdownErr = ctx.Err()
+			for _, c := range conns {
+				c.kill(slog.LevelWarn, "shutdown deadline passed before its queue was written")
+			}
+			<-done
+		}
+	})
+	return ch.shutdownErr
+}
+
+// Close closes the channel and all its clients at once.
+func (ch *Channel) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ch.Shutdown(ctx, bus.CodeShutdown, "server shutting down")
+	return nil
+}

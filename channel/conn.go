@@ -1,0 +1,371 @@
+package channel
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
+)
+
+// errorGrace is how long a client that broke the protocol has to read
+// the error frame that says so.
+const errorGrace = time.Second
+
+// Cred is what the kernel says about the process at the other end of a
+// connection.
+type Cred struct{ PID, UID, GID int }
+
+// Conn is one client connection of a channel. It reads the client's
+// frames on one goroutine and writes to it from a bounded queue on
+// another.
+type Conn struct {
+	ch    *Channel
+	id    uint64
+	nc    *net.UnixConn
+	log   *slog.Logger
+	since time.Time
+	cred  Cred
+	hasCr bool
+	hello bus.Hello // set by the handshake, before the conn is visible
+
+	mu         sync.Mutex
+	queue      [][]byte // frames waiting for the writer
+	spare      [][]byte
+	pending    int  // bytes queued or being written
+	closeAfter bool // close once the queue is written
+	wake       chan struct{}
+	dead       chan struct{} // closed when the socket is closed
+	killOnce   sync.Once
+
+	framesIn, bytesIn   atomic.Uint64
+	framesOut, bytesOut atomic.Uint64
+	dropped             atomic.Uint64
+}
+
+// ClientInfo describes a connection for the control channel.
+type ClientInfo struct {
+	Conn      uint64    // the channel's number for the connection
+	ID        uuid.UUID // the client's id from its handshake
+	Name      string    // the client's name from its handshake
+	PID       int       // from the socket's peer credentials; 0 if unknown
+	UID       int       // from the socket's peer credentials; -1 if unknown
+	Since     time.Time // when it connected
+	FramesIn  uint64    // events received from it
+	BytesIn   uint64
+	FramesOut uint64 // frames written to it
+	BytesOut  uint64
+	Pending   int // bytes queued for it now
+}
+
+// Channel is the channel the connection belongs to.
+func (c *Conn) Channel() *Channel { return c.ch }
+
+// ID is the client's id from its handshake.
+func (c *Conn) ID() uuid.UUID { return c.hello.ClientID }
+
+// Info returns the connection's identity and counters.
+func (c *Conn) Info() ClientInfo {
+	c.mu.Lock()
+	pending := c.pending
+	c.mu.Unlock()
+	ci := ClientInfo{
+		Conn: c.id, ID: c.hello.ClientID, Name: c.hello.Name, UID: -1, Since: c.since,
+		FramesIn: c.framesIn.Load(), BytesIn: c.bytesIn.Load(),
+		FramesOut: c.framesOut.Load(), BytesOut: c.bytesOut.Load(), Pending: pending,
+	}
+	if c.hasCr {
+		ci.PID, ci.UID = c.cred.PID, c.cred.UID
+	}
+	return ci
+}
+
+// Send queues a frame (length prefix included) for the client. The frame
+// is shared, never modified. A client whose queue would pass the
+// channel's maxpending is disconnected as a slow consumer, so that it
+// cannot stall anyone else. Send reports whether the frame was queued.
+func (c *Conn) Send(frame []byte) bool {
+	c.mu.Lock()
+	if c.closeAfter || c.isDead() {
+		c.mu.Unlock()
+		c.dropped.Add(1)
+		return false
+	}
+	if limit := c.ch.maxPending(); c.pending+len(frame) > limit {
+		pending := c.pending
+		c.mu.Unlock()
+		c.dropped.Add(1)
+		c.ch.slow.Add(1)
+		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending, limit (maxpending) %d", pending+len(frame), limit))
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.pending += len(frame)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (c *Conn) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill closes the socket now, dropping whatever is queued.
+func (c *Conn) kill(level slog.Level, reason string) {
+	c.killOnce.Do(func() {
+		if reason != "" {
+			c.log.Log(context.Background(), level, "closing client", "reason", reason)
+		}
+		close(c.dead)
+		c.nc.Close()
+	})
+}
+
+// finish queues an error frame as the last thing the client hears, and
+// closes the connection once it is written, or after grace (when not 0)
+// if the client does not read.
+func (c *Conn) finish(level slog.Level, code bus.ErrorCode, reason string, grace time.Duration) {
+	c.log.Log(context.Background(), level, "closing client", "reason", reason)
+	frame := bus.AppendError(nil, &bus.ErrorFrame{Code: code, Message: reason})
+	c.mu.Lock()
+	if c.closeAfter || c.isDead() {
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, frame)
+	c.pending += len(frame)
+	c.closeAfter = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	if grace > 0 {
+		time.AfterFunc(grace, func() { c.kill(slog.LevelWarn, "client did not read its last frames") })
+	}
+}
+
+// serve runs the connection: handshake, then the read loop, until the
+// client leaves or the channel stops reading; then it waits for the
+// writer.
+func (c *Conn) serve() {
+	defer c.ch.wg.Done()
+	writerDone := make(chan struct{})
+	br := bufio.NewReaderSize(c.nc, 32<<10)
+	if c.handshake(br) {
+		go func() {
+			defer close(writerDone)
+			c.writeLoop()
+		}()
+		c.ch.add(c)
+		c.readLoop(br)
+	} else {
+		close(writerDone)
+		c.kill(slog.LevelDebug, "")
+	}
+	c.ch.readers.Done()
+	<-writerDone
+	c.kill(slog.LevelDebug, "")
+	c.ch.remove(c)
+}
+
+// handshake reads the client's Hello and queues the Welcome. It reports
+// whether the connection may go on.
+func (c *Conn) handshake(br *bufio.Reader) bool {
+	c.nc.SetReadDeadline(time.Now().Add(c.ch.cfg.HandshakeTimeout))
+	first, err := br.Peek(1)
+	if err == nil && first[0] == '{' {
+		c.log.Warn("closing client", "reason", "it speaks the JSON text protocol, which this server does not serve yet")
+		return false
+	}
+	fr := bus.NewFrameReader(br, min(c.ch.maxFrame(), 64<<10))
+	frame, err := fr.ReadFrame()
+	if err != nil {
+		c.handshakeFailed(err)
+		return false
+	}
+	body := frame[bus.HeaderLen:]
+	if t, _ := bus.TypeOf(body); t != bus.FrameHello {
+		c.sendFinal(bus.CodeProtocol, fmt.Sprintf("the first frame must be a hello, got %v", t))
+		return false
+	}
+	h, err := bus.DecodeHello(body)
+	if err != nil {
+		c.sendFinal(bus.CodeProtocol, "bad hello: "+err.Error())
+		return false
+	}
+	if h.Version < 1 {
+		c.sendFinal(bus.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, bus.ProtocolVersion))
+		return false
+	}
+	c.hello = h
+	c.log = c.log.With("client", h.Name, "pid", h.PID)
+	c.nc.SetReadDeadline(time.Time{})
+	w := bus.Welcome{
+		Version:  min(h.Version, bus.ProtocolVersion),
+		Node:     c.ch.cfg.Node,
+		Channel:  c.ch.cfg.Name,
+		MaxFrame: uint64(c.ch.maxFrame()),
+		PID:      uint64(os.Getpid()),
+	}
+	frame = bus.AppendWelcome(nil, &w)
+	c.queue = append(c.queue, frame)
+	c.pending = len(frame)
+	c.wake <- struct{}{}
+	c.log.Debug("client connected", "id", uuid.UUID(h.ClientID))
+	return true
+}
+
+func (c *Conn) handshakeFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		// A server checking whether the socket is alive, or a client
+		// that gave up: nothing to say.
+	case errors.As(err, &ne) && ne.Timeout() && !c.ch.stopping.Load():
+		c.sendFinal(bus.CodeHandshake, fmt.Sprintf("no hello within %v", c.ch.cfg.HandshakeTimeout))
+	case errors.Is(err, bus.ErrFrameTooBig):
+		c.sendFinal(bus.CodeFrameTooBig, "hello: "+err.Error())
+	case errors.Is(err, bus.ErrBadFrame), errors.Is(err, io.ErrUnexpectedEOF):
+		c.sendFinal(bus.CodeProtocol, "hello: "+err.Error())
+	}
+}
+
+// sendFinal writes an error frame straight to the socket, for use before
+// the writer runs, and logs the reason.
+func (c *Conn) sendFinal(code bus.ErrorCode, reason string) {
+	c.log.Warn("closing client", "reason", reason)
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.nc.Write(bus.AppendError(nil, &bus.ErrorFrame{Code: code, Message: reason}))
+}
+
+func (c *Conn) readLoop(br *bufio.Reader) {
+	fr := bus.NewFrameReader(br, c.ch.maxFrame())
+	for {
+		frame, err := fr.ReadFrame()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.framesIn.Add(1)
+		c.bytesIn.Add(uint64(len(frame)))
+		body := frame[bus.HeaderLen:]
+		if t, _ := bus.TypeOf(body); t != bus.FrameEvent {
+			c.finish(slog.LevelWarn, bus.CodeProtocol, fmt.Sprintf("unexpected %v frame", t), errorGrace)
+			return
+		}
+		ev, err := bus.ParseEvent(body)
+		if err != nil {
+			c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
+			return
+		}
+		if reason := c.checkEvent(&ev); reason != "" {
+			c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
+			return
+		}
+		c.ch.handle(c, frame, &ev)
+	}
+}
+
+// checkEvent makes sure an event says truthfully where it comes from.
+func (c *Conn) checkEvent(ev *bus.EventHeader) string {
+	switch {
+	case string(ev.Channel) != c.ch.cfg.Name:
+		return fmt.Sprintf("event names channel %q on the socket of channel %q", ev.Channel, c.ch.cfg.Name)
+	case ev.Sender != c.hello.ClientID:
+		return "event's sender is not the id the client gave in its hello"
+	case ev.Origin != c.ch.cfg.Node:
+		return "event's origin is not this server's node id"
+	case len(ev.Event) == 0 || len(ev.Event) > bus.MaxEventName:
+		return fmt.Sprintf("event name of %d bytes; want 1 to %d", len(ev.Event), bus.MaxEventName)
+	}
+	return ""
+}
+
+func (c *Conn) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF):
+		c.log.Debug("client left")
+		c.kill(slog.LevelDebug, "")
+	case errors.Is(err, net.ErrClosed):
+		// killed: the reason is logged already
+	case errors.As(err, &ne) && ne.Timeout() && c.ch.stopping.Load():
+		// the channel stopped reading; the writer drains the queue
+	case errors.Is(err, bus.ErrFrameTooBig):
+		c.ch.tooBig.Add(1)
+		c.finish(slog.LevelWarn, bus.CodeFrameTooBig, err.Error()+" (maxframe)", errorGrace)
+	case errors.Is(err, bus.ErrBadFrame):
+		c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.kill(slog.LevelWarn, "connection ended inside a frame")
+	default:
+		c.kill(slog.LevelWarn, "read error: "+err.Error())
+	}
+}
+
+func (c *Conn) writeLoop() {
+	for {
+		select {
+		case <-c.wake:
+		case <-c.dead:
+			return
+		}
+		for {
+			c.mu.Lock()
+			if len(c.queue) == 0 {
+				closeNow := c.closeAfter
+				c.mu.Unlock()
+				if closeNow {
+					c.kill(slog.LevelDebug, "")
+					return
+				}
+				break
+			}
+			batch := c.queue
+			c.queue = c.spare[:0]
+			c.spare = nil
+			c.mu.Unlock()
+
+			size := 0
+			for _, f := range batch {
+				size += len(f)
+			}
+			bufs := net.Buffers(batch)
+			_, err := bufs.WriteTo(c.nc)
+			c.framesOut.Add(uint64(len(batch)))
+			c.bytesOut.Add(uint64(size))
+			clear(batch)
+
+			c.mu.Lock()
+			c.pending -= size
+			if cap(batch) <= 4096 {
+				c.spare = batch[:0]
+			}
+			c.mu.Unlock()
+			if err != nil {
+				if !c.isDead() {
+					c.kill(slog.LevelInfo, "write error: "+err.Error())
+				}
+				return
+			}
+		}
+	}
+}

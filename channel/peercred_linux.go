@@ -1,0 +1,35 @@
+package channel
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// peerCred reads the credentials of the process at the other end of a
+// Unix socket, as the kernel recorded them at connect or listen time.
+func peerCred(c *net.UnixConn) (Cred, bool) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return Cred{}, false
+	}
+	var uc *syscall.Ucred
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		uc, serr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil || serr != nil {
+		return Cred{}, false
+	}
+	return Cred{PID: int(uc.Pid), UID: int(uc.Uid), GID: int(uc.Gid)}, true
+}
+
+// programName is the command name of a process, or "" if it is gone.
+func programName(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

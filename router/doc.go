@@ -1,0 +1,24 @@
+// Package router is the server side of netcluster that ties the pieces
+// together: the configuration (HuJSON, validated strictly, with every
+// problem named by file, line and key), the routing table built from the
+// channels' propagation rules, and the embeddable Server that opens one
+// channel.Channel per configured channel and routes events between them.
+//
+// # Routing
+//
+// An event that a client emits on channel C goes to every other client of
+// C, and to every client of each channel D != C whose name fully matches
+// C's propagatetochannels expression. Rules apply once, where the event
+// entered: propagation is one hop, so it never loops and no channel gets
+// an event twice. The routing table is immutable once built; a reload
+// swaps it whole, so routing takes no lock shared by publishers.
+//
+// # Concurrency
+//
+// Server's methods are safe for concurrent use. Events are routed on the
+// read goroutine of the client that sent them; every receiving client has
+// its own bounded queue and writer, so per-sender order is kept at every
+// receiver and a slow receiver never stalls the sender (it is dropped when
+// its queue passes maxpending). Shutdown stops every goroutine the server
+// started before it returns.
+package router

@@ -1,0 +1,66 @@
+package router
+
+import (
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/channel"
+)
+
+// table is the routing table. It is never modified once built: a reload
+// builds a new one and swaps it in.
+type table struct {
+	routes map[string]*route
+}
+
+// route is what happens to an event that enters through one channel.
+type route struct {
+	ch      *channel.Channel
+	rule    ChannelConfig
+	targets []*channel.Channel // the other channels the rule names, sorted by name
+}
+
+func buildTable(cfg *Config, chans map[string]*channel.Channel) *table {
+	t := &table{routes: make(map[string]*route, len(chans))}
+	for name, ch := range chans {
+		r := &route{ch: ch, rule: cfg.Channels[name]}
+		for _, d := range cfg.Targets(name) {
+			if dc := chans[d]; dc != nil {
+				r.targets = append(r.targets, dc)
+			}
+		}
+		t.routes[name] = r
+	}
+	return t
+}
+
+// handler returns the channel.Handler of one channel: it looks the route
+// up in the current table for every event, so that a reload takes effect
+// from the next event on.
+func (s *Server) handler(name string) channel.Handler {
+	return func(from *channel.Conn, frame []byte, ev *bus.EventHeader) {
+		r := s.table.Load().routes[name]
+		if r == nil {
+			return // the channel is being removed
+		}
+		r.ch.Send(frame, from)
+		for _, d := range r.targets {
+			d.Send(frame, nil)
+		}
+		if r.rule.DumpToConsole {
+			s.dump(ev)
+		}
+	}
+}
+
+// maxDump is how much of an event's data dumptoconsole shows.
+const maxDump = 512
+
+func (s *Server) dump(ev *bus.EventHeader) {
+	m := bus.Message{Channel: string(ev.Channel), Event: string(ev.Event), Data: ev.Data}
+	text := m.String()
+	if len(text) > maxDump {
+		text = text[:maxDump] + "…"
+	}
+	s.log.Info("event", "channel", m.Channel, "event", m.Event,
+		"sender", uuid.UUID(ev.Sender), "id", uuid.UUID(ev.ID), "bytes", len(ev.Data), "data", text)
+}
