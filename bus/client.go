@@ -178,24 +178,20 @@ func (c *Client) start(br *bufio.Reader) {
 	c.ioDone.Add(2)
 	go c.readLoop(br)
 	go c.writeLoop()
-	ids := make(chan uint64, 2)
+	dispatchID, reportID := make(chan uint64), make(chan uint64)
 	go func() {
-		ids <- goid()
+		dispatchID <- goid()
 		defer close(c.dispatched)
 		c.dispatchLoop()
 	}()
 	go func() {
-		ids <- goid()
+		reportID <- goid()
 		defer close(c.reported)
 		c.reportLoop()
 	}()
-	c.dispatchID, c.reportID = <-ids, <-ids
-	if c.dispatchID == c.reportID { // cannot happen; keep Close safe anyway
-		c.reportID = 0
-	}
+	c.dispatchID, c.reportID = <-dispatchID, <-reportID
 }
 
-// Channel is the channel the client is connected to.
 func (c *Client) Channel() string { return c.channel }
 
 // ID is the client's id: the Sender of every event it emits.

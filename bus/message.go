@@ -25,7 +25,7 @@ type Message struct {
 func (m Message) Decode(v any) error {
 	d := decoderPool.Get().(*msgpack.Decoder)
 	defer decoderPool.Put(d)
-	d.Reset(bytes.NewReader(m.Data))
+	d.ResetReader(bytes.NewReader(m.Data))
 	if err := d.Decode(v); err != nil {
 		return fmt.Errorf("bus: decoding data of event %q: %w", m.Event, err)
 	}

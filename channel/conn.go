@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -170,11 +171,13 @@ func (c *Conn) serve() {
 	writerDone := make(chan struct{})
 	br := bufio.NewReaderSize(c.nc, 32<<10)
 	if c.handshake(br) {
+		// Join the channel before the welcome can be written: a client
+		// whose Dial has returned must hear every event routed after.
+		c.ch.add(c)
 		go func() {
 			defer close(writerDone)
 			c.writeLoop()
 		}()
-		c.ch.add(c)
 		c.readLoop(br)
 	} else {
 		close(writerDone)
@@ -361,9 +364,14 @@ func (c *Conn) writeLoop() {
 			}
 			c.mu.Unlock()
 			if err != nil {
-				if !c.isDead() {
-					c.kill(slog.LevelInfo, "write error: "+err.Error())
+				c.mu.Lock()
+				finishing := c.closeAfter
+				c.mu.Unlock()
+				level := slog.LevelInfo
+				if finishing || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+					level = slog.LevelDebug // the client left first
 				}
+				c.kill(level, "write error: "+err.Error())
 				return
 			}
 		}

@@ -1,0 +1,375 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/router/routertest"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const oneChannel = `"channels": {"A": {}}`
+
+// TestOnPatterns checks which event names a listener hears: patterns are
+// regular expressions anchored at both ends.
+func TestOnPatterns(t *testing.T) {
+	tests := []struct {
+		pattern string
+		want    []string
+	}{
+		{"log", []string{"log"}},
+		{"nc-.*", []string{"nc-", "nc-a", "nc-control-showconfig"}},
+		{"nc-control-.*", []string{"nc-control-showconfig"}},
+		{"log|nc-a", []string{"log", "nc-a"}},
+		{".*", []string{"log", "logs", "xlog", "nc-", "nc-a", "nc-control-showconfig", "a.b"}},
+		{"a.b", []string{"a.b"}}, // '.' is a metacharacter, but "a.b" is the only name here it matches
+		{`a\.b`, []string{"a.b"}},
+		{"og", nil},
+	}
+	sent := []string{"log", "logs", "xlog", "nc-", "nc-a", "nc-control-showconfig", "a.b"}
+	ts := routertest.NewServer(t, oneChannel)
+	pub := ts.Dial(t, "A")
+	sub := ts.Dial(t, "A")
+	recs := make([]*routertest.Recorder, len(tests))
+	for i, tt := range tests {
+		recs[i] = routertest.Record(t, sub, tt.pattern)
+	}
+	all := routertest.Record(t, sub, ".*")
+	for _, e := range sent {
+		if err := pub.Emit(e, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all.WaitCount(t, "a.b", 1)
+	for i, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			got := recs[i].Events()
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("heard (-want +got):\n-%q\n+%q", tt.want, got)
+			}
+		})
+	}
+}
+
+func TestOnBadPattern(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	c := ts.Dial(t, "A")
+	if _, err := c.On("log(", func(bus.Message) {}); err == nil || !strings.Contains(err.Error(), `"log("`) {
+		t.Errorf("On with a bad pattern: %v; want an error naming the pattern", err)
+	}
+	if _, err := c.On("log", nil); err == nil {
+		t.Error("On with a nil function: no error")
+	}
+}
+
+// TestOnceUnderConcurrentEmits emits from many goroutines, locally and
+// from another client, and checks that a Once listener runs exactly once.
+func TestOnceUnderConcurrentEmits(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	sub := ts.Dial(t, "A")
+	pub := ts.Dial(t, "A")
+	var calls atomic.Int32
+	if _, err := sub.Once("ping", func(bus.Message) { calls.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	all := routertest.Record(t, sub, "ping")
+	var wg sync.WaitGroup
+	for i := range 8 {
+		c := pub
+		if i%2 == 0 {
+			c = sub // the client's own emits reach its own listeners too
+		}
+		wg.Go(func() {
+			for range 50 {
+				if err := c.Emit("ping", i); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	all.WaitCount(t, "ping", 400)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("Once listener ran %d times, want 1", n)
+	}
+}
+
+// TestOff checks that a removed listener hears nothing more while the
+// others go on.
+func TestOff(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	pub := ts.Dial(t, "A")
+	sub := ts.Dial(t, "A")
+	var offCalls, patternCalls atomic.Int32
+	l, err := sub.On("tick", func(bus.Message) { offCalls.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.On("t.ck", func(bus.Message) { patternCalls.Add(1) })
+	sub.On("t.ck", func(bus.Message) { patternCalls.Add(1) })
+	keep := routertest.Record(t, sub, "tick")
+	pub.Emit("tick", 1)
+	keep.WaitCount(t, "tick", 1)
+	sub.Off(l)
+	sub.OffPattern("t.ck")
+	for i := range 10 {
+		pub.Emit("tick", i)
+	}
+	keep.WaitCount(t, "tick", 11)
+	if n := offCalls.Load(); n != 1 {
+		t.Errorf("listener removed with Off ran %d times, want 1", n)
+	}
+	if n := patternCalls.Load(); n != 2 {
+		t.Errorf("listeners removed with OffPattern ran %d times, want 2", n)
+	}
+}
+
+// TestManyListeners registers several listeners on one event; each hears
+// every event, and they run in registration order.
+func TestManyListeners(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	pub := ts.Dial(t, "A")
+	sub := ts.Dial(t, "A")
+	var mu sync.Mutex
+	var order []int
+	for i := range 10 {
+		sub.On("ev", func(bus.Message) {
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+		})
+	}
+	done := routertest.Record(t, sub, "ev")
+	for range 3 {
+		pub.Emit("ev", nil)
+	}
+	done.WaitCount(t, "ev", 3)
+	mu.Lock()
+	defer mu.Unlock()
+	want := strings.Repeat("0 1 2 3 4 5 6 7 8 9 ", 3)
+	if got := strings.Trim(fmt.Sprint(order), "[]") + " "; got != want {
+		t.Errorf("listener calls (-want +got):\n-%s\n+%s", want, got)
+	}
+}
+
+// TestDataTypes sends values of several Go types and decodes each into a
+// value of the listener's choice.
+func TestDataTypes(t *testing.T) {
+	type point struct {
+		X int    `json:"x"`
+		Y int    `json:"y"`
+		L string `json:"label,omitempty"`
+	}
+	ts := routertest.NewServer(t, oneChannel)
+	pub := ts.Dial(t, "A")
+	sub := ts.Dial(t, "A")
+	rec := routertest.Record(t, sub, ".*")
+	pub.Emit("point", point{1, 2, "p"})
+	pub.Emit("map", map[string]any{"x": 3, "y": 4})
+	pub.Emit("slice", []int{1, 2, 3})
+	pub.Emit("bytes", []byte{0, 1, 2})
+	pub.Emit("nil", nil)
+	pub.Emit("raw", bus.RawData{0x93, 1, 2, 3}) // msgpack [1,2,3]
+	rec.WaitCount(t, "raw", 1)
+	msgs := map[string]bus.Message{}
+	for _, m := range rec.Messages() {
+		msgs[m.Event] = m
+	}
+	var p point
+	if err := msgs["point"].Decode(&p); err != nil || p != (point{1, 2, "p"}) {
+		t.Errorf("point: %+v, %v", p, err)
+	}
+	p = point{}
+	if err := msgs["map"].Decode(&p); err != nil || p != (point{X: 3, Y: 4}) {
+		t.Errorf("map into struct: %+v, %v", p, err)
+	}
+	for _, name := range []string{"slice", "raw"} {
+		var s []int
+		if err := msgs[name].Decode(&s); err != nil || fmt.Sprint(s) != "[1 2 3]" {
+			t.Errorf("%s: %v, %v", name, s, err)
+		}
+	}
+	var b []byte
+	if err := msgs["bytes"].Decode(&b); err != nil || fmt.Sprint(b) != "[0 1 2]" {
+		t.Errorf("bytes: %v, %v", b, err)
+	}
+	pp := &point{X: 1}
+	if err := msgs["nil"].Decode(&pp); err != nil || pp != nil {
+		t.Errorf("nil into a pointer: %v, %v; want nil", pp, err)
+	}
+	var wrong int
+	if err := msgs["point"].Decode(&wrong); err == nil {
+		t.Error("decoding a map into an int: no error")
+	}
+	if err := pub.Emit("bad", bus.RawData{0x93, 1}); err == nil {
+		t.Error("Emit with RawData that is not one msgpack value: no error")
+	}
+	if err := pub.Emit("bad", make(chan int)); err == nil {
+		t.Error("Emit of a channel value: no error")
+	}
+}
+
+func TestEmitErrors(t *testing.T) {
+	ts := routertest.NewServer(t, `"maxframe": 2048, "maxpending": 65536, "channels": {"A": {}}`)
+	c := ts.Dial(t, "A")
+	if got := c.MaxFrame(); got != 2048 {
+		t.Errorf("MaxFrame = %d, want the server's 2048", got)
+	}
+	tests := []struct {
+		name  string
+		event string
+		data  any
+		want  error
+	}{
+		{"too big", "big", strings.Repeat("x", 4096), bus.ErrFrameTooBig},
+		{"empty name", "", nil, nil},
+		{"name too long", strings.Repeat("e", bus.MaxEventName+1), nil, nil},
+		{"name not UTF-8", "\xff", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := c.Emit(tt.event, tt.data)
+			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Errorf("Emit: %v, want an error (%v)", err, tt.want)
+			}
+		})
+	}
+	// The refused events cost nothing: the connection still works.
+	rec := routertest.Record(t, c, "ok")
+	other := ts.Dial(t, "A")
+	other.Emit("ok", nil)
+	rec.WaitCount(t, "ok", 1)
+}
+
+func TestDialErrors(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	ctx := context.Background()
+	if _, err := bus.Dial(ctx, "nosuch", bus.SocketTemplate(ts.Template)); !errors.Is(err, bus.ErrNoServer) {
+		t.Errorf("dial a channel with no socket: %v, want ErrNoServer", err)
+	}
+	if _, err := bus.Dial(ctx, "../A", bus.SocketTemplate(ts.Template)); err == nil {
+		t.Error("dial an invalid channel name: no error")
+	}
+	if _, err := bus.Dial(ctx, "B", bus.Socket(ts.Path("A"))); err == nil || !strings.Contains(err.Error(), `serves channel "A"`) {
+		t.Errorf("dial B on A's socket: %v, want a mismatch error", err)
+	}
+}
+
+// TestCloseFromListener closes the client from inside its own listener,
+// as the original's examples do; Close must not deadlock.
+func TestCloseFromListener(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	pub := ts.Dial(t, "A")
+	sub := ts.Dial(t, "A")
+	closed := make(chan error, 1)
+	sub.On("bye", func(bus.Message) { closed <- sub.Close() })
+	pub.Emit("bye", nil)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close from a listener: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close from a listener did not return")
+	}
+	<-sub.Done()
+	if err := sub.Emit("x", nil); !errors.Is(err, bus.ErrClosed) {
+		t.Errorf("Emit after Close: %v, want ErrClosed", err)
+	}
+	if err := sub.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestCloseFlushes emits a burst and closes at once: every event is
+// written before Close returns.
+func TestCloseFlushes(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	sub := ts.Dial(t, "A")
+	rec := routertest.Record(t, sub, "burst")
+	pub := ts.Dial(t, "A")
+	for i := range 5000 {
+		if err := pub.Emit("burst", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitCount(t, "burst", 5000)
+}
+
+// TestServerShutdownReported checks that a client hears why the server
+// closed its connection.
+func TestServerShutdownReported(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	errs := make(chan error, 4)
+	c := ts.Dial(t, "A", bus.ErrorHandler(func(err error) { errs <- err }))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	var se *bus.ServerError
+	if err := <-errs; !errors.As(err, &se) || se.Code != bus.CodeShutdown {
+		t.Errorf("ErrorHandler got %v, want a ServerError with CodeShutdown", err)
+	}
+	if err := c.Emit("x", nil); !errors.Is(err, bus.ErrDisconnected) {
+		t.Errorf("Emit after the server left: %v, want ErrDisconnected", err)
+	}
+}
+
+// TestListenerPanic checks that a panicking listener is reported and the
+// client goes on.
+func TestListenerPanic(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	errs := make(chan error, 4)
+	sub := ts.Dial(t, "A", bus.ErrorHandler(func(err error) { errs <- err }))
+	sub.On("boom", func(bus.Message) { panic("listener bug") })
+	rec := routertest.Record(t, sub, "after")
+	pub := ts.Dial(t, "A")
+	pub.Emit("boom", nil)
+	pub.Emit("after", nil)
+	rec.WaitCount(t, "after", 1)
+	if err := <-errs; !strings.Contains(err.Error(), "listener bug") {
+		t.Errorf("ErrorHandler got %v, want the panic", err)
+	}
+}
+
+// TestFlush checks that Flush returns once everything is written.
+func TestFlush(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	sub := ts.Dial(t, "A")
+	rec := routertest.Record(t, sub, "f")
+	pub := ts.Dial(t, "A")
+	for i := range 1000 {
+		pub.Emit("f", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pub.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitCount(t, "f", 1000)
+	got := rec.Messages()
+	seq := make([]int, len(got))
+	for i, m := range got {
+		m.Decode(&seq[i])
+	}
+	if !sort.IntsAreSorted(seq) {
+		t.Error("events arrived out of order")
+	}
+}

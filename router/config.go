@@ -1,0 +1,284 @@
+package router
+
+import (
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/netcluster/netcluster/bus"
+)
+
+// ControlChannel is the name of the channel on which the server answers
+// requests such as showconfig and reloadconfig. Its socket is owner-only
+// (mode 0600) whatever socketmode says, and it never takes events from the
+// network.
+const ControlChannel = "control"
+
+// Defaults and limits of the configuration keys. config.json at the
+// repository root documents the same values; keep them in step.
+const (
+	defaultAddr       = "239.255.77.77"
+	defaultPort       = 4454
+	defaultTTL        = 1
+	defaultSocketMode = "0660"
+	defaultMaxFrame   = 1 << 20
+	defaultMaxPending = 8 << 20
+
+	minMaxFrame   = 1024
+	maxMaxFrame   = 64 << 20
+	maxMaxPending = 1 << 30
+	maxClusterLen = 64
+
+	// socketPlaceholder is replaced by the channel name in the socket
+	// template.
+	socketPlaceholder = bus.ChannelPlaceholder
+)
+
+// Config is a parsed, validated ncserver configuration. Its zero value is
+// not used directly: get one from [Parse], [LoadFile] or [Defaults].
+// A Config is not modified after loading, so it may be shared between
+// goroutines; a reload produces a new Config.
+type Config struct {
+	// File is where the configuration was read from, for messages, such as
+	// "config.json" or "config.json (built in)".
+	File string
+	// Addr ("addr") is the IPv4 multicast group. Default "239.255.77.77".
+	Addr string
+	// Port ("port") is the UDP port of the group, 1..65535. Default 4454.
+	Port int
+	// ConnectToNet ("connecttonet") joins the multicast group. Default false.
+	ConnectToNet bool
+	// DumpNet ("dumpnet") logs every datagram received. Default false.
+	DumpNet bool
+	// StartControl ("startcontrol") serves the control channel. Default true.
+	StartControl bool
+	// Interface ("interface") names the network interface for multicast;
+	// "" (the default) lets the system choose.
+	Interface string
+	// TTL ("ttl") is the multicast time-to-live, 0..255. Default 1.
+	TTL int
+	// Cluster ("cluster") names the cluster; datagrams of another cluster
+	// are ignored. At most 64 bytes; default "".
+	Cluster string
+	// Key ("key") is the shared secret that seals datagrams. Never print
+	// it: use [Config.Redacted] or [Config.String].
+	Key string
+	// KeyFile ("keyfile") names a file holding the shared secret. Key and
+	// KeyFile are mutually exclusive. The file is not read at load.
+	KeyFile string
+	// Socket ("socket") is the socket path template; it contains
+	// "{channel}". "" (the default) means [DefaultSocketTemplate].
+	Socket string
+	// SocketMode ("socketmode", an octal string such as "0660" in the
+	// file) is the permission of the channel sockets. It is at most 0777
+	// and includes 0600. Default 0660. The control channel's socket is
+	// always 0600.
+	SocketMode fs.FileMode
+	// MaxFrame ("maxframe") is the largest frame in bytes,
+	// 1024..64<<20. Default 1<<20.
+	MaxFrame int
+	// MaxPending ("maxpending") bounds each client's send queue in bytes,
+	// MaxFrame..1<<30. Default 8<<20.
+	MaxPending int
+	// Channels ("channels") maps each channel name to its rule. It holds
+	// ControlChannel if and only if StartControl is true.
+	Channels map[string]ChannelConfig
+}
+
+// ChannelConfig is the rule of one channel.
+type ChannelConfig struct {
+	// Name is the channel's name, the key in Config.Channels.
+	Name string
+	// PropagateToChannels ("propagatetochannels") is the expression as
+	// written, or "" when the file says false (the default).
+	PropagateToChannels string
+	// Propagate is PropagateToChannels compiled once, at load, anchored at
+	// both ends; nil when PropagateToChannels is "".
+	Propagate *regexp.Regexp
+	// PropagateToNet ("propagatetonet") sends the channel's messages to the
+	// multicast group. Default false.
+	PropagateToNet bool
+	// DumpToConsole ("dumptoconsole") logs the channel's messages.
+	// Default false.
+	DumpToConsole bool
+	// AcceptFromNet ("acceptfromnet") delivers messages from the network to
+	// the channel. Default true, except on the control channel, which never
+	// takes events from the network.
+	AcceptFromNet bool
+}
+
+// ConfigError lists every problem found in a configuration file.
+type ConfigError struct {
+	File     string    // as given to Parse
+	Problems []Problem // in file order; never empty
+}
+
+// Problem is one thing wrong in a configuration file.
+type Problem struct {
+	Line, Column int    // 1-based; the column counts bytes
+	Key          string // dotted path, such as "channels.A.propagatetonet"; "" for the file as a whole
+	Msg          string
+}
+
+// Error prints one problem per line as "file:line:col: key: msg". With
+// several problems, a first line "file: N problems" comes before them.
+func (e *ConfigError) Error() string {
+	if len(e.Problems) == 1 {
+		return e.format(e.Problems[0])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d problems", e.name(), len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n")
+		b.WriteString(e.format(p))
+	}
+	return b.String()
+}
+
+func (e *ConfigError) name() string {
+	if e.File == "" {
+		return "config"
+	}
+	return e.File
+}
+
+func (e *ConfigError) format(p Problem) string {
+	if p.Key == "" {
+		return fmt.Sprintf("%s:%d:%d: %s", e.name(), p.Line, p.Column, p.Msg)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s: %s", e.name(), p.Line, p.Column, p.Key, p.Msg)
+}
+
+// fileConfig is the shape of a configuration file. Its json tags are the
+// one list of keys: the shape check in configcheck.go reads them by
+// reflection, and encoding/json decodes by them. A want tag says how the
+// file spells a value whose Go type does not tell.
+type fileConfig struct {
+	Addr         string              `json:"addr"`
+	Port         int                 `json:"port"`
+	ConnectToNet bool                `json:"connecttonet"`
+	DumpNet      bool                `json:"dumpnet"`
+	StartControl bool                `json:"startcontrol"`
+	Interface    string              `json:"interface"`
+	TTL          int                 `json:"ttl"`
+	Cluster      string              `json:"cluster"`
+	Key          string              `json:"key"`
+	KeyFile      string              `json:"keyfile"`
+	Socket       string              `json:"socket"`
+	SocketMode   string              `json:"socketmode" want:"an octal string such as \"0660\""`
+	MaxFrame     int                 `json:"maxframe"`
+	MaxPending   int                 `json:"maxpending"`
+	Channels     map[string]fileRule `json:"channels"`
+}
+
+// fileRule is the shape of one channel's rule in a configuration file.
+type fileRule struct {
+	// PropagateToChannels is false, or a regular expression string.
+	PropagateToChannels any   `json:"propagatetochannels" want:"false or a regular expression string"`
+	PropagateToNet      bool  `json:"propagatetonet"`
+	DumpToConsole       bool  `json:"dumptoconsole"`
+	AcceptFromNet       *bool `json:"acceptfromnet"` // nil: the default
+}
+
+// defaultFile returns the values of the keys a file leaves out.
+func defaultFile() fileConfig {
+	return fileConfig{
+		Addr:         defaultAddr,
+		Port:         defaultPort,
+		StartControl: true,
+		TTL:          defaultTTL,
+		SocketMode:   defaultSocketMode,
+		MaxFrame:     defaultMaxFrame,
+		MaxPending:   defaultMaxPending,
+	}
+}
+
+// Defaults returns the configuration of an empty file: every key at its
+// default, and only the control channel.
+func Defaults() *Config {
+	c, err := Parse("", []byte("{}"))
+	if err != nil {
+		panic("router: the defaults do not load: " + err.Error())
+	}
+	return c
+}
+
+// Parse parses and validates a HuJSON configuration. file names the input
+// in messages only. On failure the error is a [*ConfigError] listing every
+// problem found, each with its line and column.
+func Parse(file string, data []byte) (*Config, error) {
+	c := newChecker(data)
+	cfg := c.check()
+	if len(c.problems) > 0 {
+		return nil, c.err(file)
+	}
+	cfg.File = file
+	return cfg, nil
+}
+
+// LoadFile reads the configuration file at path and parses it with
+// [Parse]. A file that cannot be read is an error naming the path and
+// wrapping the cause.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("router: reading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// ChannelNames returns the names of the configured channels, sorted.
+func (c *Config) ChannelNames() []string {
+	return slices.Sorted(maps.Keys(c.Channels))
+}
+
+// Targets returns, sorted, the names of the channels other than from that
+// from's rule propagates to: those its Propagate expression matches in
+// full. It returns nil when from is unknown or propagates nowhere.
+func (c *Config) Targets(from string) []string {
+	re := c.Channels[from].Propagate
+	if re == nil {
+		return nil
+	}
+	var out []string
+	for _, name := range c.ChannelNames() {
+		if name != from && re.MatchString(name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// SocketPath returns the socket path of channel: the socket template, or
+// bus.DefaultSocketTemplate when it is empty, with "{channel}" replaced
+// by the name. Clients find the socket the same way.
+func (c *Config) SocketPath(channel string) string {
+	return bus.SocketPath(c.Socket, channel)
+}
+
+// DefaultSocketTemplate returns the socket path template used when the
+// configuration sets none; see bus.DefaultSocketTemplate.
+func DefaultSocketTemplate() string { return bus.DefaultSocketTemplate() }
+
+// Redacted returns a copy of c that is safe to print: Key, when set, is
+// replaced by "(set)".
+func (c *Config) Redacted() *Config {
+	r := *c
+	if r.Key != "" {
+		r.Key = "(set)"
+	}
+	r.Channels = maps.Clone(c.Channels)
+	return &r
+}
+
+// String formats c with its key redacted, so that a Config printed or
+// logged by accident does not leak the secret. Its receiver is a value so
+// that a Config printed by value is redacted too.
+func (c Config) String() string {
+	type plain Config // no String method: no recursion
+	return fmt.Sprintf("%+v", plain(*c.Redacted()))
+}

@@ -1,0 +1,193 @@
+// Package routertest starts real netcluster servers for tests: on
+// throwaway sockets in a short temporary directory, with their logs kept
+// for the test to read, shut down when the test ends. Like httptest, it
+// runs the real thing, not a fake.
+package routertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/router"
+)
+
+// LogBuffer collects a server's logs so that tests can check the reasons
+// it gives; a failed test prints them.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends to the buffer.
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Server is a router.Server on throwaway sockets.
+type Server struct {
+	*router.Server
+	Dir      string
+	Template string
+	Logs     *LogBuffer
+}
+
+// ShortTempDir makes a temporary directory with a short path: socket
+// paths must stay under about 104 bytes, and t.TempDir's can be long.
+func ShortTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// NewServer starts a server whose configuration is the given HuJSON
+// object members, with the socket template pointing into a fresh
+// directory.
+func NewServer(t testing.TB, members string) *Server {
+	t.Helper()
+	return NewServerIn(t, ShortTempDir(t), members)
+}
+
+// NewServerIn is NewServer with the sockets in dir.
+func NewServerIn(t testing.TB, dir, members string) *Server {
+	t.Helper()
+	ts := &Server{Dir: dir, Template: dir + "/{channel}.sock", Logs: &LogBuffer{}}
+	text := fmt.Sprintf("{\n\"socket\": %q,\n%s\n}", ts.Template, members)
+	cfg, err := router.Parse("test.json", []byte(text))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, text)
+	}
+	log := slog.New(slog.NewTextHandler(ts.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := router.Start(cfg, router.Options{Logger: log, HandshakeTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	ts.Server = srv
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", ts.Logs)
+		}
+	})
+	return ts
+}
+
+// Path is the socket path of a channel.
+func (ts *Server) Path(channel string) string {
+	return strings.ReplaceAll(ts.Template, "{channel}", channel)
+}
+
+// Dial connects a client that is closed when the test ends.
+func (ts *Server) Dial(t testing.TB, channel string, opts ...bus.Option) *bus.Client {
+	t.Helper()
+	opts = append([]bus.Option{bus.SocketTemplate(ts.Template), bus.Name(t.Name())}, opts...)
+	c, err := bus.Dial(context.Background(), channel, opts...)
+	if err != nil {
+		t.Fatalf("dial %s: %v", channel, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// WaitFor polls cond until it holds or the deadline passes. Socket tests
+// poll to a deadline rather than sleep.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Recorder keeps every message its listener hears.
+type Recorder struct {
+	mu   sync.Mutex
+	msgs []bus.Message
+}
+
+// Record registers a listener for pattern on c that keeps what it hears.
+func Record(t testing.TB, c *bus.Client, pattern string) *Recorder {
+	t.Helper()
+	r := &Recorder{}
+	if _, err := c.On(pattern, func(m bus.Message) {
+		r.mu.Lock()
+		r.msgs = append(r.msgs, m)
+		r.mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// Events are the names of the events heard so far, in order.
+func (r *Recorder) Events() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.msgs))
+	for i, m := range r.msgs {
+		out[i] = m.Event
+	}
+	return out
+}
+
+// Count is how many events of this name were heard.
+func (r *Recorder) Count(event string) int {
+	return len(slices.DeleteFunc(r.Events(), func(e string) bool { return e != event }))
+}
+
+// Messages are the messages heard so far, in order.
+func (r *Recorder) Messages() []bus.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.msgs)
+}
+
+// WaitCount waits until n events of this name were heard.
+func (r *Recorder) WaitCount(t testing.TB, event string, n int) {
+	t.Helper()
+	WaitFor(t, fmt.Sprintf("%d %q events", n, event), func() bool { return r.Count(event) >= n })
+}
+
+// Fence proves that everything routed to a receiver before now has
+// arrived: a second client on the receiver's channel emits a marker, and
+// since each client's queue is FIFO, once the marker arrives so has
+// everything queued before it.
+func Fence(t testing.TB, ts *Server, channel string, r *Recorder) {
+	t.Helper()
+	f := ts.Dial(t, channel, bus.Name("fence"))
+	marker := "fence-" + uuid.NewString()
+	if err := f.Emit(marker, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitCount(t, marker, 1)
+	f.Close()
+}
