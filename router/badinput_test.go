@@ -1,0 +1,218 @@
+package router_test
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+// rawConn is a client that speaks frames by hand, to send what the bus
+// package never would.
+type rawConn struct {
+	t  testing.TB
+	nc net.Conn
+	fr *bus.FrameReader
+	id uuid.UUID
+	w  bus.Welcome
+}
+
+func dialRaw(t testing.TB, ts *routertest.Server, channel string) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("unix", ts.Path(channel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawConn{t: t, nc: nc, fr: bus.NewFrameReader(bufio.NewReader(nc), bus.MaxFrameLimit), id: uuid.New()}
+}
+
+func (rc *rawConn) write(p []byte) {
+	rc.t.Helper()
+	if _, err := rc.nc.Write(p); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// hello does the handshake.
+func (rc *rawConn) hello() {
+	rc.t.Helper()
+	rc.write(bus.AppendHello(nil, &bus.Hello{Version: 1, ClientID: rc.id, Name: "raw"}))
+	frame, err := rc.fr.ReadFrame()
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	if rc.w, err = bus.DecodeWelcome(frame[bus.HeaderLen:]); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// event builds a well-formed event frame from this client.
+func (rc *rawConn) event(name string) []byte {
+	m := bus.Message{ID: uuid.New(), Origin: rc.w.Node, Sender: rc.id, Channel: rc.w.Channel, Event: name}
+	return bus.AppendEvent(nil, &m)
+}
+
+// closedWith reads until the server's error frame, then expects the
+// connection to end, and returns the error frame.
+func (rc *rawConn) closedWith() bus.ErrorFrame {
+	rc.t.Helper()
+	for {
+		frame, err := rc.fr.ReadFrame()
+		if err != nil {
+			rc.t.Fatalf("connection ended without an error frame: %v", err)
+		}
+		body := frame[bus.HeaderLen:]
+		if t, _ := bus.TypeOf(body); t != bus.FrameError {
+			continue
+		}
+		e, err := bus.DecodeError(body)
+		if err != nil {
+			rc.t.Fatal(err)
+		}
+		if _, err := rc.fr.ReadFrame(); !errors.Is(err, io.EOF) {
+			rc.t.Errorf("after the error frame: %v, want EOF", err)
+		}
+		return e
+	}
+}
+
+func frameOf(body ...byte) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+// TestBadInput sends one bad thing on one connection and checks that the
+// server closes that connection with an error frame and a logged reason,
+// while another client of the channel goes on receiving.
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name   string
+		hello  bool // do the handshake first
+		send   func(rc *rawConn) []byte
+		code   bus.ErrorCode
+		reason string // in the error frame and the log
+	}{
+		{"garbage instead of hello", false, func(*rawConn) []byte { return []byte("\x00\x00\x00\x05GET /") }, bus.CodeProtocol, "hello"},
+		{"event before hello", false, func(rc *rawConn) []byte { return rc.event("x") }, bus.CodeProtocol, "first frame must be a hello"},
+		{"hello of version 0", false, func(rc *rawConn) []byte {
+			return bus.AppendHello(nil, &bus.Hello{Version: 0, ClientID: rc.id})
+		}, bus.CodeVersion, "version 0"},
+		{"oversized hello", false, func(*rawConn) []byte { return []byte{0, 0x10, 0, 0} }, bus.CodeFrameTooBig, "frame too big"},
+		{"malformed frame", true, func(*rawConn) []byte { return frameOf(0x93, 0x03, 0xc1, 0xc1) }, bus.CodeProtocol, "malformed frame"},
+		{"empty frame", true, func(*rawConn) []byte { return frameOf() }, bus.CodeProtocol, "empty frame"},
+		{"frame over maxframe", true, func(*rawConn) []byte { return []byte{0, 0, 0x10, 0x01} }, bus.CodeFrameTooBig, "limit is 4096"},
+		{"second hello", true, func(rc *rawConn) []byte {
+			return bus.AppendHello(nil, &bus.Hello{Version: 1, ClientID: rc.id})
+		}, bus.CodeProtocol, "unexpected hello frame"},
+		{"event for another channel", true, func(rc *rawConn) []byte {
+			m := bus.Message{ID: uuid.New(), Origin: rc.w.Node, Sender: rc.id, Channel: "B", Event: "x"}
+			return bus.AppendEvent(nil, &m)
+		}, bus.CodeProtocol, "names channel"},
+		{"event with a forged sender", true, func(rc *rawConn) []byte {
+			m := bus.Message{ID: uuid.New(), Origin: rc.w.Node, Sender: uuid.New(), Channel: "A", Event: "x"}
+			return bus.AppendEvent(nil, &m)
+		}, bus.CodeProtocol, "sender"},
+		{"event with a forged origin", true, func(rc *rawConn) []byte {
+			m := bus.Message{ID: uuid.New(), Origin: uuid.New(), Sender: rc.id, Channel: "A", Event: "x"}
+			return bus.AppendEvent(nil, &m)
+		}, bus.CodeProtocol, "origin"},
+		{"event with trailing garbage", true, func(rc *rawConn) []byte {
+			f := append(rc.event("x"), 0xc0)
+			binary.BigEndian.PutUint32(f, uint32(len(f)-bus.HeaderLen))
+			return f
+		}, bus.CodeProtocol, "after the frame"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := routertest.NewServer(t, `"maxframe": 4096, "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
+			good := ts.Dial(t, "A")
+			rec := routertest.Record(t, good, "ok")
+			onB := routertest.Record(t, ts.Dial(t, "B"), ".*")
+			pub := ts.Dial(t, "A")
+
+			rc := dialRaw(t, ts, "A")
+			if tt.hello {
+				rc.hello()
+			}
+			rc.write(tt.send(rc))
+			e := rc.closedWith()
+			if e.Code != tt.code || !strings.Contains(e.Message, tt.reason) {
+				t.Errorf("error frame %v %q; want %v containing %q", e.Code, e.Message, tt.code, tt.reason)
+			}
+			routertest.WaitFor(t, "the reason in the log", func() bool {
+				return strings.Contains(ts.Logs.String(), "closing client") && strings.Contains(ts.Logs.String(), tt.reason)
+			})
+			// Everyone else is unharmed.
+			for range 3 {
+				pub.Emit("ok", nil)
+			}
+			rec.WaitCount(t, "ok", 3)
+			routertest.Fence(t, ts, "B", onB)
+			if n := onB.Count("x"); n != 0 {
+				t.Errorf("the bad connection's event reached B %d times", n)
+			}
+		})
+	}
+}
+
+// TestHandshakeTimeout connects and says nothing.
+func TestHandshakeTimeout(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	rc := dialRaw(t, ts, "A")
+	start := time.Now()
+	e := rc.closedWith()
+	if e.Code != bus.CodeHandshake {
+		t.Errorf("error frame %v %q, want a handshake timeout", e.Code, e.Message)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("closed after %v, before the 2 s handshake time", d)
+	}
+}
+
+// TestSlowConsumer connects a client that never reads. The server must
+// drop it once its queue passes maxpending, while a reading client gets
+// every event and the publisher never stalls.
+func TestSlowConsumer(t *testing.T) {
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+	slow := dialRaw(t, ts, "A")
+	slow.hello() // and never read again
+	fast := ts.Dial(t, "A")
+	rec := routertest.Record(t, fast, "blob")
+	pub := ts.Dial(t, "A")
+	blob := strings.Repeat("x", 32<<10)
+	const n = 256 // 8 MiB in all: far past maxpending plus the socket buffers
+	for i := range n {
+		if err := pub.Emit("blob", blob); err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 3 { // pace the publisher to the reading client
+			rec.WaitCount(t, "blob", i+1)
+		}
+	}
+	rec.WaitCount(t, "blob", n)
+	routertest.WaitFor(t, "the slow consumer to be dropped", func() bool {
+		return ts.Channels()[0].Stats.SlowConsumers == 1
+	})
+	if !strings.Contains(ts.Logs.String(), "slow consumer") {
+		t.Error("no slow-consumer reason in the log")
+	}
+	st := ts.Channels()[0].Stats
+	if st.Clients != 2 {
+		t.Errorf("%d clients left on the channel, want 2 (the slow one dropped)", st.Clients)
+	}
+	// The slow client's socket is closed: reading it to the end returns
+	// what the kernel held, then EOF.
+	slow.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, slow.nc); err != nil {
+		t.Errorf("draining the slow client's socket: %v, want EOF", err)
+	}
+}

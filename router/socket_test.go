@@ -1,0 +1,247 @@
+package router_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/router"
+	"github.com/netcluster/netcluster/router/routertest"
+	"go.uber.org/goleak"
+)
+
+func parse(t testing.TB, text string) *router.Config {
+	t.Helper()
+	cfg, err := router.Parse("test.json", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestSecondServerRefused starts a second server on the same sockets: it
+// must refuse, naming the process that holds them, and leave the first
+// one serving.
+func TestSecondServerRefused(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}, "B": {}}`)
+	sub := ts.Dial(t, "B")
+	rec := routertest.Record(t, sub, "still")
+
+	cfg := parse(t, fmt.Sprintf(`{"socket": %q, "channels": {"A": {}, "B": {}}}`, ts.Template))
+	_, err := router.Start(cfg, router.Options{Logger: slog.New(slog.DiscardHandler)})
+	var inUse *channel.InUseError
+	if !errors.Is(err, channel.ErrInUse) || !errors.As(err, &inUse) {
+		t.Fatalf("second server: %v, want ErrInUse", err)
+	}
+	if inUse.PID != os.Getpid() || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("error %q names pid %d, want this process's %d", err, inUse.PID, os.Getpid())
+	}
+	for _, name := range []string{"A", "B", "control"} {
+		if fi, err := os.Stat(ts.Path(name)); err != nil || fi.Mode().Type() != fs.ModeSocket {
+			t.Errorf("socket %s after the refused start: %v", name, err)
+		}
+	}
+	ts.Dial(t, "B").Emit("still", nil)
+	rec.WaitCount(t, "still", 1)
+}
+
+// TestStaleSocket leaves socket files behind as a killed server would;
+// a new server must replace them and say so.
+func TestStaleSocket(t *testing.T) {
+	dir := routertest.ShortTempDir(t)
+	for _, name := range []string{"A", "control"} {
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, name+".sock"), Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.SetUnlinkOnClose(false)
+		ln.Close()
+	}
+	ts := routertest.NewServerIn(t, dir, `"channels": {"A": {}}`)
+	if n := strings.Count(ts.Logs.String(), "replaced a stale socket"); n != 2 {
+		t.Errorf("log mentions %d stale sockets, want 2", n)
+	}
+	rec := routertest.Record(t, ts.Dial(t, "A"), "hi")
+	ts.Dial(t, "A").Emit("hi", nil)
+	rec.WaitCount(t, "hi", 1)
+}
+
+// TestNotASocket refuses to replace a file that is not a socket.
+func TestNotASocket(t *testing.T) {
+	dir := routertest.ShortTempDir(t)
+	path := filepath.Join(dir, "A.sock")
+	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := parse(t, fmt.Sprintf(`{"socket": %q, "channels": {"A": {}}}`, dir+"/{channel}.sock"))
+	if _, err := router.Start(cfg, router.Options{Logger: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("start over a regular file: %v, want a refusal", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "precious" {
+		t.Error("the file was changed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "control.sock")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a failed start left the control socket behind: %v", err)
+	}
+}
+
+// TestSocketModes checks the socket files' permissions.
+func TestSocketModes(t *testing.T) {
+	tests := []struct {
+		name    string
+		members string
+		want    map[string]fs.FileMode
+	}{
+		{"default", `"channels": {"A": {}}`, map[string]fs.FileMode{"A": 0o660, "control": 0o600}},
+		{"configured", `"socketmode": "0666", "channels": {"A": {}}`, map[string]fs.FileMode{"A": 0o666, "control": 0o600}},
+		{"owner only", `"socketmode": "0600", "channels": {"A": {}}`, map[string]fs.FileMode{"A": 0o600, "control": 0o600}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := routertest.NewServer(t, tt.members)
+			for name, want := range tt.want {
+				fi, err := os.Stat(ts.Path(name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := fi.Mode().Perm(); got != want {
+					t.Errorf("%s: mode %04o, want %04o", name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestShutdownFlushes queues events for a client that is not reading,
+// shuts the server down, and then reads: every queued event arrives,
+// followed by the reason, and the socket files are gone.
+func TestShutdownFlushes(t *testing.T) {
+	const n = 200
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	lazy := dialRaw(t, ts, "A")
+	lazy.hello()
+	witness := routertest.Record(t, ts.Dial(t, "A"), "q")
+	pub := ts.Dial(t, "A")
+	for i := range n {
+		pub.Emit("q", i)
+	}
+	witness.WaitCount(t, "q", n) // the server has routed them all
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- ts.Shutdown(ctx)
+	}()
+	got := 0
+	for {
+		frame, err := lazy.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d events: %v", got, err)
+		}
+		body := frame[bus.HeaderLen:]
+		if typ, _ := bus.TypeOf(body); typ == bus.FrameError {
+			e, _ := bus.DecodeError(body)
+			if e.Code != bus.CodeShutdown {
+				t.Errorf("last frame: %v %q, want a shutdown notice", e.Code, e.Message)
+			}
+			break
+		}
+		m, err := bus.DecodeEvent(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var i int
+		if m.Decode(&i); i != got {
+			t.Fatalf("event %d arrived as number %d", i, got)
+		}
+		got++
+	}
+	if got != n {
+		t.Errorf("%d events before the shutdown notice, want %d", got, n)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	for _, name := range []string{"A", "control"} {
+		if _, err := os.Stat(ts.Path(name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("socket %s after shutdown: %v, want it removed", name, err)
+		}
+	}
+}
+
+// TestNoLeaks runs a server with clients through a busy minute's worth of
+// work and checks that, once all are closed, no goroutine and no file
+// descriptor is left.
+func TestNoLeaks(t *testing.T) {
+	// The runtime opens its poller on first use; have it open already.
+	if ln, err := net.Listen("unix", filepath.Join(routertest.ShortTempDir(t), "warm")); err == nil {
+		ln.Close()
+	}
+	fdsBefore := openFDs(t)
+	func() {
+		cfg := parse(t, fmt.Sprintf(`{"socket": %q, "channels": {"A": {"propagatetochannels": ".*"}, "B": {}}}`,
+			routertest.ShortTempDir(t)+"/{channel}.sock"))
+		srv, err := router.Start(cfg, router.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var clients []*bus.Client
+		for i := range 6 {
+			c, err := bus.Dial(context.Background(), []string{"A", "B"}[i%2], bus.SocketTemplate(cfg.Socket))
+			if err != nil {
+				t.Fatal(err)
+			}
+			clients = append(clients, c)
+		}
+		rec := routertest.Record(t, clients[1], "x")
+		for i := range 100 {
+			clients[i%6].Emit("x", i)
+		}
+		// B's client hears all 100: A's 50 by propagation, B's other
+		// clients' 33, and its own 17 from its own listener.
+		rec.WaitCount(t, "x", 100)
+		// A raw connection that goes away mid-handshake, one that breaks
+		// the protocol, and a client closed before the server.
+		nc, _ := net.Dial("unix", strings.ReplaceAll(cfg.Socket, "{channel}", "A"))
+		nc.Close()
+		nc, _ = net.Dial("unix", strings.ReplaceAll(cfg.Socket, "{channel}", "A"))
+		nc.Write([]byte{0, 0, 0, 1, 0xc1})
+		bufio.NewReader(nc).ReadString(0)
+		nc.Close()
+		clients[0].Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range clients {
+			<-c.Done()
+			c.Close()
+		}
+	}()
+	goleak.VerifyNone(t)
+	if after := openFDs(t); after != fdsBefore {
+		t.Errorf("%d file descriptors open after the test, %d before", after, fdsBefore)
+	}
+}
+
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd on this system")
+	}
+	return len(ents)
+}
