@@ -216,3 +216,18 @@ func TestSlowConsumer(t *testing.T) {
 		t.Errorf("draining the slow client's socket: %v, want EOF", err)
 	}
 }
+
+// TestJSONClientRefused checks that a client of the original JSON text
+// protocol, which this server does not serve yet, is closed with a
+// logged reason rather than misread as frames.
+func TestJSONClientRefused(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	rc := dialRaw(t, ts, "A")
+	rc.write([]byte(`{"emmiteruuid":"x","channel":"A","broadcast":true,"event":"log","data":"TESTE"}` + "\x00"))
+	if _, err := rc.fr.ReadFrame(); !errors.Is(err, io.EOF) {
+		t.Errorf("after a JSON object: %v, want the connection closed", err)
+	}
+	routertest.WaitFor(t, "the reason in the log", func() bool {
+		return strings.Contains(ts.Logs.String(), "JSON text protocol")
+	})
+}

@@ -42,12 +42,12 @@ func (s *Server) handler(name string) channel.Handler {
 		if r == nil {
 			return // the channel is being removed
 		}
+		if r.rule.DumpToConsole {
+			s.dump(ev) // before sending: ev aliases frame, and receivers log after
+		}
 		r.ch.Send(frame, from)
 		for _, d := range r.targets {
 			d.Send(frame, nil)
-		}
-		if r.rule.DumpToConsole {
-			s.dump(ev)
 		}
 	}
 }

@@ -275,3 +275,21 @@ func TestManyClients(t *testing.T) {
 		s.mu.Unlock()
 	}
 }
+
+// TestDumpToConsole checks that a channel with dumptoconsole logs each
+// event with its data, and one without does not.
+func TestDumpToConsole(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {"dumptoconsole": true}, "B": {}}`)
+	for _, ch := range []string{"A", "B"} {
+		sub := routertest.Record(t, ts.Dial(t, ch), ".*")
+		ts.Dial(t, ch).Emit("dumped-"+ch, map[string]any{"temp": 21.5})
+		sub.WaitCount(t, "dumped-"+ch, 1)
+	}
+	logs := ts.Logs.String()
+	if !strings.Contains(logs, "event=dumped-A") || !strings.Contains(logs, "temp:21.5") {
+		t.Errorf("channel A's event is not in the log with its data:\n%s", logs)
+	}
+	if strings.Contains(logs, "event=dumped-B") {
+		t.Error("channel B's event was logged, but B has no dumptoconsole")
+	}
+}

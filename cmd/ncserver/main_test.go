@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,12 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/router/routertest"
 )
 
 // binary is ncserver built once for the tests that run it as a process.
@@ -37,28 +36,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer safe to write from the process's pipe
-// goroutine while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *routertest.LogBuffer
 	done   chan error
 }
 
@@ -66,7 +46,7 @@ type proc struct {
 // socket template points into the test's directory.
 func start(t *testing.T, runtimeDir string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(binary, args...), stderr: &routertest.LogBuffer{}, done: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+runtimeDir)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -117,16 +97,6 @@ func waitForFile(t *testing.T, path string) {
 	}
 }
 
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "nc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // TestDefaultConfig runs ncserver with no arguments, as the README's
 // first command does: it serves the built-in config's channels in the
 // default socket directory, carries events from A to B, and on SIGTERM
@@ -134,7 +104,7 @@ func shortDir(t *testing.T) string {
 func TestDefaultConfig(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			rt := shortDir(t)
+			rt := routertest.ShortTempDir(t)
 			sockDir := filepath.Join(rt, "netcluster")
 			p := start(t, rt)
 			for _, name := range []string{"A", "B", "control"} {
@@ -219,8 +189,8 @@ func TestBadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rt := shortDir(t)
-			path := filepath.Join(shortDir(t), "config.json")
+			rt := routertest.ShortTempDir(t)
+			path := filepath.Join(routertest.ShortTempDir(t), "config.json")
 			os.WriteFile(path, []byte(tt.text), 0o644)
 			p := start(t, rt, path)
 			if code := p.exit(t); code != exitUsage {
@@ -241,7 +211,7 @@ func TestBadConfig(t *testing.T) {
 
 // TestSecondServer starts ncserver twice on the same sockets.
 func TestSecondServer(t *testing.T) {
-	rt := shortDir(t)
+	rt := routertest.ShortTempDir(t)
 	first := start(t, rt)
 	waitForLog(t, first, "channel=control socket=")
 	second := start(t, rt)
@@ -267,7 +237,7 @@ func TestSecondServer(t *testing.T) {
 // TestStaleAfterKill kills ncserver with SIGKILL, which leaves its socket
 // files, and starts it again: the stale sockets are replaced.
 func TestStaleAfterKill(t *testing.T) {
-	rt := shortDir(t)
+	rt := routertest.ShortTempDir(t)
 	first := start(t, rt)
 	waitForLog(t, first, "channel=control socket=")
 	first.cmd.Process.Kill()
@@ -287,7 +257,7 @@ func TestStaleAfterKill(t *testing.T) {
 }
 
 func TestCheckFlag(t *testing.T) {
-	rt := shortDir(t)
+	rt := routertest.ShortTempDir(t)
 	p := start(t, rt, "-check", filepath.Join("..", "..", "config.json"))
 	if code := p.exit(t); code != 0 {
 		t.Errorf("-check on the shipped config: exit status %d", code)

@@ -1,0 +1,37 @@
+// Package bus is the netcluster client: it connects a program to one
+// channel of the ncserver on its machine, so that it can emit and listen
+// to named events the way a Node.js EventEmitter does, with every other
+// program on the channel (and, through the server's rules, on other
+// channels and machines).
+//
+//	c, err := bus.Dial(ctx, "A")
+//	c.On("log", func(m bus.Message) { var s string; m.Decode(&s); fmt.Println(s) })
+//	c.Emit("log", "hello")
+//	c.Close()
+//
+// The package also holds the local wire codec that client and server
+// share (PROTOCOL.md describes it): length-prefixed msgpack frames. It
+// imports only the standard library, msgpack and uuid, never the server,
+// so a program that only emits and listens pulls in nothing else.
+//
+// # Concurrency
+//
+// A Client's methods are safe for concurrent use. Emit encodes the event
+// and queues it for a writer goroutine, which writes whatever has queued
+// up in one system call; Emit waits only when the send buffer is full.
+// Events one client emits reach every receiver in the order Emit was
+// called.
+//
+// Received events are handed to listeners on one dispatcher goroutine,
+// one listener at a time, in arrival order, never on the socket's read
+// loop. A listener that blocks delays the listeners after it; if it
+// blocks long enough, the receive queue fills, the client stops reading,
+// and the server drops it as a slow consumer (the ErrorHandler hears
+// why). A listener may call Emit, On, Off and Close.
+//
+// # What callers owe
+//
+// Close every Client: Close flushes what Emit has queued and returns only
+// after all the client's goroutines have ended. Message.Data aliases a
+// buffer that is not reused; a listener may keep it.
+package bus

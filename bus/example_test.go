@@ -1,0 +1,80 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/router"
+)
+
+// A client on channel A emits an event; a client on channel B, which A's
+// rule propagates to, hears it. The README shows this program.
+func Example() {
+	// This example runs its own server inside the program, on sockets in a
+	// temporary directory. With ncserver running, leave out these lines
+	// and the sockets option: Dial finds ncserver's sockets by itself.
+	dir, _ := os.MkdirTemp("", "nc")
+	defer os.RemoveAll(dir)
+	cfg, _ := router.Parse("example.json", []byte(`{"socket": "`+dir+`/{channel}.sock",
+		"channels": {"A": {"propagatetochannels": "B"}, "B": {}}}`))
+	srv, _ := router.Start(cfg, router.Options{Logger: slog.New(slog.DiscardHandler)})
+	defer srv.Close()
+	sockets := bus.SocketTemplate(cfg.Socket)
+
+	ctx := context.Background()
+	b, err := bus.Dial(ctx, "B", sockets)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	heard := make(chan struct{})
+	b.Once("log", func(m bus.Message) {
+		var text string
+		if err := m.Decode(&text); err != nil {
+			log.Print(err)
+		}
+		fmt.Printf("B heard %q from channel %s: %s\n", m.Event, m.Channel, text)
+		close(heard)
+	})
+
+	a, err := bus.Dial(ctx, "A", sockets)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Emit("log", "TESTE"); err != nil {
+		log.Fatal(err)
+	}
+	<-heard
+	// Output: B heard "log" from channel A: TESTE
+}
+
+// Listeners match event names as regular expressions anchored at both
+// ends, and a client hears its own events, as an EventEmitter does.
+func ExampleClient_On() {
+	dir, _ := os.MkdirTemp("", "nc")
+	defer os.RemoveAll(dir)
+	cfg, _ := router.Parse("example.json", []byte(`{"socket": "`+dir+`/{channel}.sock", "channels": {"A": {}}}`))
+	srv, _ := router.Start(cfg, router.Options{Logger: slog.New(slog.DiscardHandler)})
+	defer srv.Close()
+
+	c, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(cfg.Socket))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan struct{})
+	c.On("job-.*", func(m bus.Message) { fmt.Println("job family:", m.Event) })
+	c.On("job-done", func(bus.Message) { close(done) })
+	c.Emit("job-started", nil)
+	c.Emit("jobs", nil) // no listener matches "jobs" in full
+	c.Emit("job-done", nil)
+	<-done
+	// Output:
+	// job family: job-started
+	// job family: job-done
+}
