@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -214,127 +213,6 @@ func (c *Client) Err() error {
 	return c.err
 }
 
-func checkEvent(event string) error {
-	if event == "" || len(event) > MaxEventName || !utf8.ValidString(event) {
-		return fmt.Errorf("bus: invalid event name %q: want 1 to %d bytes of UTF-8", event, MaxEventName)
-	}
-	return nil
-}
-
-// Emit sends an event to the channel's other clients, and through the
-// channel's rules to other channels and the network. data is any value
-// msgpack can encode (RawData is sent as it is). The client's own
-// listeners that match the event get it too, as an EventEmitter's would.
-//
-// Emit returns once the event is queued for the socket; it waits while
-// the send buffer is full. Events from one client reach every receiver in
-// the order Emit was called.
-func (c *Client) Emit(event string, data any) error {
-	if err := checkEvent(event); err != nil {
-		return err
-	}
-	buf := getBuf()
-	defer putBuf(buf)
-	m := Message{ID: uuid.New(), Origin: c.welcome.Node, Sender: c.id, Channel: c.channel, Event: event}
-	var err error
-	if buf.data, err = AppendData(buf.data[:0], data); err != nil {
-		return err
-	}
-	m.Data = buf.data
-	buf.frame = AppendEvent(buf.frame[:0], &m)
-	if n := len(buf.frame) - HeaderLen; n > int(c.welcome.MaxFrame) {
-		return fmt.Errorf("%w: event %q is %d bytes, the server takes at most %d", ErrFrameTooBig, event, n, c.welcome.MaxFrame)
-	}
-	if err := c.enqueue(buf.frame); err != nil {
-		return err
-	}
-	if c.listeners.matchAny(event) {
-		m.Data = append([]byte(nil), buf.data...)
-		c.queue.push(m, false)
-	}
-	return nil
-}
-
-func (c *Client) enqueue(frame []byte) error {
-	c.mu.Lock()
-	for c.err == nil && !c.closing && len(c.out) > 0 && len(c.out)+len(frame) > c.opts.sendBuffer {
-		c.space.Wait()
-	}
-	switch {
-	case c.closing:
-		c.mu.Unlock()
-		return ErrClosed
-	case c.err != nil:
-		c.mu.Unlock()
-		return ErrDisconnected
-	}
-	c.out = append(c.out, frame...)
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// Flush waits until every event emitted so far is written to the socket,
-// or ctx ends.
-func (c *Client) Flush(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() {
-		c.mu.Lock()
-		c.space.Broadcast()
-		c.mu.Unlock()
-	})
-	defer stop()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for (len(c.out) > 0 || c.writing) && c.err == nil && ctx.Err() == nil {
-		c.space.Wait()
-	}
-	switch {
-	case len(c.out) == 0 && !c.writing:
-		return nil
-	case c.err != nil:
-		return ErrDisconnected
-	}
-	return fmt.Errorf("bus: flush: %w", ctx.Err())
-}
-
-func (c *Client) writeLoop() {
-	defer c.ioDone.Done()
-	for {
-		select {
-		case <-c.wake:
-		case <-c.done:
-			return
-		}
-		for {
-			c.mu.Lock()
-			if len(c.out) == 0 || c.err != nil {
-				c.mu.Unlock()
-				break
-			}
-			batch := c.out
-			c.out, c.writing = c.spare[:0], true
-			c.mu.Unlock()
-
-			_, err := c.conn.Write(batch)
-
-			c.mu.Lock()
-			if cap(batch) <= maxSpare {
-				c.spare = batch[:0]
-			}
-			c.writing = false
-			c.space.Broadcast()
-			c.mu.Unlock()
-			if err != nil {
-				c.end(fmt.Errorf("bus: writing to channel %q: %w", c.channel, err))
-				return
-			}
-		}
-	}
-}
-
 func (c *Client) readLoop(br *bufio.Reader) {
 	defer c.ioDone.Done()
 	fr := NewFrameReader(br, int(c.welcome.MaxFrame))
@@ -421,7 +299,10 @@ func (c *Client) reportLoop() {
 
 // Close writes what Emit has queued (waiting at most CloseTimeout), closes
 // the connection and returns when every goroutine of the client has
-// ended; listeners are not called after it returns. Close may be called
+// ended; listeners are not called after it returns, and events received
+// but not yet handed to them are dropped. (When the server ends the
+// connection instead, listeners still get every event that arrived
+// before the end.) Close may be called
 // from a listener or the ErrorHandler: it then returns without waiting
 // for that one goroutine, which ends as soon as its function returns.
 // Close is idempotent.
@@ -438,6 +319,7 @@ func (c *Client) Close() error {
 			err = ferr
 		}
 		c.end(ErrClosed)
+		c.queue.discard()
 	})
 	c.ioDone.Wait()
 	self := goid()
@@ -448,17 +330,4 @@ func (c *Client) Close() error {
 		<-c.reported
 	}
 	return err
-}
-
-// sendBuf holds the scratch space of one Emit.
-type sendBuf struct{ data, frame []byte }
-
-var sendBufs = sync.Pool{New: func() any { return new(sendBuf) }}
-
-func getBuf() *sendBuf { return sendBufs.Get().(*sendBuf) }
-
-func putBuf(b *sendBuf) {
-	if cap(b.data) <= maxSpare && cap(b.frame) <= maxSpare {
-		sendBufs.Put(b)
-	}
 }

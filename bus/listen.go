@@ -165,13 +165,19 @@ func (c *Client) call(l *Listener, m Message) {
 // queue holds received events until the dispatcher hands them to
 // listeners. Events from the socket wait for room; the client's own
 // events never wait, so a listener may Emit without deadlock.
+//
+// When the connection ends the queue is closed: the dispatcher still
+// hands out what had arrived (a server that shuts down gracefully writes
+// everything before it closes, and none of it is lost here), unless Close
+// discards it.
 type queue struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	items  []Message
-	head   int
-	limit  int
-	closed bool
+	mu        sync.Mutex
+	cond      *sync.Cond
+	items     []Message
+	head      int
+	limit     int
+	closed    bool // no more pushes; pop drains what is left
+	discarded bool // pop returns at once
 }
 
 func newQueue(limit int) *queue {
@@ -196,15 +202,15 @@ func (q *queue) push(m Message, wait bool) bool {
 	return true
 }
 
-// pop waits for the next message; it returns false once the queue is
-// closed.
+// pop waits for the next message. It returns false when the queue is
+// closed and empty, or discarded.
 func (q *queue) pop() (Message, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for !q.closed && q.head == len(q.items) {
 		q.cond.Wait()
 	}
-	if q.closed {
+	if q.discarded || q.head == len(q.items) {
 		return Message{}, false
 	}
 	m := q.items[q.head]
@@ -221,9 +227,19 @@ func (q *queue) pop() (Message, bool) {
 	return m, true
 }
 
+// close stops pushes; pop drains what is left.
 func (q *queue) close() {
 	q.mu.Lock()
 	q.closed = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+// discard closes the queue and drops what is left.
+func (q *queue) discard() {
+	q.mu.Lock()
+	q.closed, q.discarded = true, true
+	q.items, q.head = nil, 0
 	q.cond.Broadcast()
 	q.mu.Unlock()
 }
