@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 )
 
 // ProtocolVersion is the version of the local wire protocol this package
@@ -190,20 +191,38 @@ func AppendEvent(dst []byte, m *Message) []byte {
 	return endFrame(dst, start)
 }
 
-// openFrame reads the array header and frame type of body, and checks that
-// the array has at least the fields that type needs. Fields past those are
-// allowed, so later versions can append fields.
-func openFrame(body []byte, want FrameType, fields int) (*reader, int) {
-	r := &reader{b: body}
+// openFrame reads the array header and frame type of r's body, and checks
+// that the array has at least the fields that type needs. Fields past
+// those are allowed, so later versions can append fields. It returns how
+// many extra fields follow. r is the caller's, so that decoding does not
+// allocate it.
+func openFrame(r *reader, want FrameType, fields int) int {
 	n := r.arrayLen("frame")
-	t := FrameType(r.uint("frame type"))
-	if r.err == nil && t != want {
-		r.fail(fmt.Sprintf("want %v frame, got %v", want, t))
+	if r.err == nil && n == 0 {
+		r.off = 0
+		r.fail("frame: empty array, no frame type")
 	}
-	if r.err == nil && n < fields+1 {
-		r.fail(fmt.Sprintf("%v frame has %d fields, want at least %d", t, n-1, fields))
+	at := r.off
+	t := r.uint("frame type")
+	switch {
+	case r.err != nil:
+	case t != uint64(want):
+		r.off = at
+		r.fail(fmt.Sprintf("want %v frame, got %v", want, typeName(t)))
+	case n < fields+1:
+		r.off = 0
+		r.fail(fmt.Sprintf("%v frame has %d fields, want at least %d", want, n-1, fields))
 	}
-	return r, n - 1 - fields
+	return n - 1 - fields
+}
+
+// typeName names a frame type as read from the wire, where it may be out
+// of FrameType's range.
+func typeName(t uint64) string {
+	if t > math.MaxUint8 {
+		return fmt.Sprintf("frame type %d", t)
+	}
+	return FrameType(t).String()
 }
 
 // closeFrame skips the extra fields of a later version and checks that
@@ -220,14 +239,19 @@ func closeFrame(r *reader, extra int) error {
 
 // TypeOf returns the type of a frame body without decoding the rest.
 func TypeOf(body []byte) (FrameType, error) {
-	r := &reader{b: body}
-	r.arrayLen("frame")
+	r := reader{b: body}
+	if n := r.arrayLen("frame"); r.err == nil && n == 0 {
+		r.off = 0
+		r.fail("frame: empty array, no frame type")
+	}
+	at := r.off
 	t := r.uint("frame type")
+	if r.err == nil && t > math.MaxUint8 {
+		r.off = at
+		r.fail(fmt.Sprintf("frame type %d out of range", t))
+	}
 	if r.err != nil {
 		return 0, r.err
-	}
-	if t > 255 {
-		return 0, &MalformedError{Offset: 1, Reason: "frame type out of range"}
 	}
 	return FrameType(t), nil
 }
@@ -235,7 +259,8 @@ func TypeOf(body []byte) (FrameType, error) {
 // DecodeHello decodes a Hello frame body.
 func DecodeHello(body []byte) (Hello, error) {
 	var h Hello
-	r, extra := openFrame(body, FrameHello, 4)
+	r := &reader{b: body}
+	extra := openFrame(r, FrameHello, 4)
 	h.Version = r.uint("version")
 	h.ClientID = r.uuid16("client id")
 	h.Name = string(r.str("name"))
@@ -246,7 +271,8 @@ func DecodeHello(body []byte) (Hello, error) {
 // DecodeWelcome decodes a Welcome frame body.
 func DecodeWelcome(body []byte) (Welcome, error) {
 	var w Welcome
-	r, extra := openFrame(body, FrameWelcome, 5)
+	r := &reader{b: body}
+	extra := openFrame(r, FrameWelcome, 5)
 	w.Version = r.uint("version")
 	w.Node = r.uuid16("node")
 	w.Channel = string(r.str("channel"))
@@ -258,7 +284,8 @@ func DecodeWelcome(body []byte) (Welcome, error) {
 // DecodeError decodes an Error frame body.
 func DecodeError(body []byte) (ErrorFrame, error) {
 	var e ErrorFrame
-	r, extra := openFrame(body, FrameError, 2)
+	r := &reader{b: body}
+	extra := openFrame(r, FrameError, 2)
 	code := r.uint("code")
 	if r.err == nil && code > 0xffff {
 		r.fail("error code out of range")
@@ -280,7 +307,8 @@ type EventHeader struct {
 // that the data is one well-formed msgpack value.
 func ParseEvent(body []byte) (EventHeader, error) {
 	var h EventHeader
-	r, extra := openFrame(body, FrameEvent, 6)
+	r := &reader{b: body}
+	extra := openFrame(r, FrameEvent, 6)
 	h.ID = r.uuid16("id")
 	h.Origin = r.uuid16("origin")
 	h.Sender = r.uuid16("sender")
@@ -313,13 +341,28 @@ type FrameReader struct {
 	max int
 }
 
-// NewFrameReader reads frames from r, refusing bodies over max bytes.
+// NewFrameReader reads frames from r, refusing bodies over max bytes; a
+// max of 0 or less means DefaultMaxFrame.
 func NewFrameReader(r *bufio.Reader, max int) *FrameReader {
-	return &FrameReader{r: r, max: max}
+	fr := &FrameReader{r: r}
+	fr.SetMax(max)
+	return fr
 }
 
-// SetMax changes the largest body the reader accepts.
-func (fr *FrameReader) SetMax(max int) { fr.max = max }
+// SetMax changes the largest body the reader accepts; 0 or less means
+// DefaultMaxFrame.
+func (fr *FrameReader) SetMax(max int) {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	fr.max = max
+}
+
+// eagerAlloc is the largest body ReadFrame allocates in full as soon as
+// it knows the length. A larger one grows as its bytes arrive, so that a
+// peer that declares a large frame and sends nothing more holds no more
+// than this much of the reader's memory.
+const eagerAlloc = 64 << 10
 
 // ReadFrame returns the next frame, length prefix included, in a new slice
 // that the caller owns. A declared length over the limit is refused before
@@ -337,13 +380,21 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 	if uint64(n) > uint64(fr.max) {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooBig, n, fr.max)
 	}
-	frame := make([]byte, HeaderLen+int(n))
+	size := HeaderLen + int(n)
+	frame := make([]byte, min(size, HeaderLen+eagerAlloc))
 	copy(frame, hdr[:])
-	if _, err := io.ReadFull(fr.r, frame[HeaderLen:]); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	for have := HeaderLen; have < size; {
+		if have == len(frame) {
+			frame = append(frame, make([]byte, min(size-have, have))...) // double, up to size
 		}
-		return nil, err
+		m, err := io.ReadFull(fr.r, frame[have:])
+		have += m
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
 	}
 	return frame, nil
 }

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 )
 
@@ -197,9 +198,11 @@ func (r *reader) bin(what string) []byte {
 
 // uuid16 reads a bin of exactly 16 bytes.
 func (r *reader) uuid16(what string) (id [16]byte) {
+	at := r.off
 	p := r.bin(what)
 	if r.err == nil && len(p) != 16 {
-		r.fail(what + ": want 16 bytes")
+		r.off = at
+		r.fail(fmt.Sprintf("%s: want 16 bytes, got %d", what, len(p)))
 	}
 	copy(id[:], p)
 	return id

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
@@ -205,8 +206,12 @@ func (c *Conn) handshake(br *bufio.Reader) bool {
 		return false
 	}
 	body := frame[bus.HeaderLen:]
-	if t, _ := bus.TypeOf(body); t != bus.FrameHello {
-		c.sendFinal(bus.CodeProtocol, fmt.Sprintf("the first frame must be a hello, got %v", t))
+	if t, err := bus.TypeOf(body); err != nil || t != bus.FrameHello {
+		reason := fmt.Sprintf("the first frame must be a hello, got %v", t)
+		if err != nil {
+			reason = "hello: " + err.Error()
+		}
+		c.sendFinal(bus.CodeProtocol, reason)
 		return false
 	}
 	h, err := bus.DecodeHello(body)
@@ -270,8 +275,12 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		c.framesIn.Add(1)
 		c.bytesIn.Add(uint64(len(frame)))
 		body := frame[bus.HeaderLen:]
-		if t, _ := bus.TypeOf(body); t != bus.FrameEvent {
-			c.finish(slog.LevelWarn, bus.CodeProtocol, fmt.Sprintf("unexpected %v frame", t), errorGrace)
+		if t, err := bus.TypeOf(body); err != nil || t != bus.FrameEvent {
+			reason := fmt.Sprintf("unexpected %v frame", t)
+			if err != nil {
+				reason = err.Error()
+			}
+			c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
 			return
 		}
 		ev, err := bus.ParseEvent(body)
@@ -296,8 +305,8 @@ func (c *Conn) checkEvent(ev *bus.EventHeader) string {
 		return "event's sender is not the id the client gave in its hello"
 	case ev.Origin != c.ch.cfg.Node:
 		return "event's origin is not this server's node id"
-	case len(ev.Event) == 0 || len(ev.Event) > bus.MaxEventName:
-		return fmt.Sprintf("event name of %d bytes; want 1 to %d", len(ev.Event), bus.MaxEventName)
+	case len(ev.Event) == 0 || len(ev.Event) > bus.MaxEventName || !utf8.Valid(ev.Event):
+		return fmt.Sprintf("event name of %d bytes; want 1 to %d bytes of UTF-8", len(ev.Event), bus.MaxEventName)
 	}
 	return ""
 }

@@ -125,6 +125,8 @@ func TestBadInput(t *testing.T) {
 			m := bus.Message{ID: uuid.New(), Origin: uuid.New(), Sender: rc.id, Channel: "A", Event: "x"}
 			return bus.AppendEvent(nil, &m)
 		}, bus.CodeProtocol, "origin"},
+		{"event name not UTF-8", true, func(rc *rawConn) []byte { return rc.event("\xff\xfe") }, bus.CodeProtocol, "UTF-8"},
+		{"frame type unreadable", true, func(*rawConn) []byte { return frameOf(0x91, 0xc1) }, bus.CodeProtocol, "frame type"},
 		{"event with trailing garbage", true, func(rc *rawConn) []byte {
 			f := append(rc.event("x"), 0xc0)
 			binary.BigEndian.PutUint32(f, uint32(len(f)-bus.HeaderLen))
