@@ -267,7 +267,12 @@ func (c *Conn) sendFinal(code bus.ErrorCode, reason string) {
 func (c *Conn) readLoop(br *bufio.Reader) {
 	fr := bus.NewFrameReader(br, c.ch.maxFrame())
 	for {
+		fr.SetMax(c.ch.maxFrame())
 		frame, err := fr.ReadFrame()
+		if err == nil && len(frame)-bus.HeaderLen > c.ch.maxFrame() {
+			// SetLimits lowered the limit while the read was waiting.
+			err = fmt.Errorf("%w: %d bytes, the limit is %d", bus.ErrFrameTooBig, len(frame)-bus.HeaderLen, c.ch.maxFrame())
+		}
 		if err != nil {
 			c.readFailed(err)
 			return

@@ -1,0 +1,153 @@
+package channel_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/channel"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func listen(t *testing.T, cfg channel.Config) *channel.Channel {
+	t.Helper()
+	if cfg.Path == "" {
+		dir, err := os.MkdirTemp("", "nc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		cfg.Path = filepath.Join(dir, cfg.Name+".sock")
+	}
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	ch, err := channel.Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.Close() })
+	return ch
+}
+
+func dial(t *testing.T, ch *channel.Channel, name string) *bus.Client {
+	t.Helper()
+	c, err := bus.Dial(context.Background(), ch.Name(), bus.Socket(ch.Path()), bus.Name(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestDefaultHandler checks that a channel with no Handler sends each
+// event to its other clients, and counts what it does.
+func TestDefaultHandler(t *testing.T) {
+	node := uuid.New()
+	ch := listen(t, channel.Config{Name: "A", Node: node})
+	got := make(chan bus.Message, 1)
+	sub := dial(t, ch, "sub")
+	sub.On("hi", func(m bus.Message) { got <- m })
+	pub := dial(t, ch, "pub")
+	if pub.Node() != node {
+		t.Errorf("welcome node %v, want %v", pub.Node(), node)
+	}
+	pub.Emit("hi", 1)
+	select {
+	case m := <-got:
+		if m.Sender != pub.ID() || m.Origin != node {
+			t.Errorf("message sender %v origin %v; want %v %v", m.Sender, m.Origin, pub.ID(), node)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+	st := ch.Stats()
+	if st.Clients != 2 || st.EventsIn != 1 || st.FramesOut != 1 {
+		t.Errorf("stats %+v; want 2 clients, 1 event in, 1 frame out", st)
+	}
+}
+
+// TestClientInfo checks what the channel knows of a client: its name and
+// id from the handshake, and its pid and uid from the kernel.
+func TestClientInfo(t *testing.T) {
+	ch := listen(t, channel.Config{Name: "A"})
+	c := dial(t, ch, "inspected")
+	waitFor(t, "the client to be listed", func() bool { return len(ch.Clients()) == 1 })
+	ci := ch.Clients()[0]
+	if ci.Name != "inspected" || ci.ID != c.ID() {
+		t.Errorf("client %q %v; want %q %v", ci.Name, ci.ID, "inspected", c.ID())
+	}
+	if _, err := os.Stat("/proc/self"); err == nil { // Linux: peer credentials
+		if ci.PID != os.Getpid() || ci.UID != os.Getuid() {
+			t.Errorf("client pid %d uid %d; want %d %d", ci.PID, ci.UID, os.Getpid(), os.Getuid())
+		}
+	}
+	if time.Since(ci.Since) > time.Minute || ci.Since.After(time.Now()) {
+		t.Errorf("connected since %v", ci.Since)
+	}
+}
+
+// TestInUse listens twice on one path.
+func TestInUse(t *testing.T) {
+	ch := listen(t, channel.Config{Name: "A"})
+	_, err := channel.Listen(channel.Config{Name: "A", Path: ch.Path(), Logger: slog.New(slog.DiscardHandler)})
+	var e *channel.InUseError
+	if !errors.As(err, &e) || !errors.Is(err, channel.ErrInUse) || e.Path != ch.Path() {
+		t.Fatalf("second Listen: %v; want an InUseError for %s", err, ch.Path())
+	}
+	if _, err := os.Stat("/proc/self"); err == nil && e.PID != os.Getpid() {
+		t.Errorf("InUseError names pid %d, want %d", e.PID, os.Getpid())
+	}
+}
+
+// TestSetLimits lowers maxframe on a running channel: the next frame over
+// it closes its sender.
+func TestSetLimits(t *testing.T) {
+	ch := listen(t, channel.Config{Name: "A"})
+	errs := make(chan error, 4)
+	pub, err := bus.Dial(context.Background(), "A", bus.Socket(ch.Path()), bus.ErrorHandler(func(err error) { errs <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	ch.SetLimits(2048, 1<<20)
+	pub.Emit("big", strings.Repeat("x", 4096)) // the client still believes 1 MiB
+	var se *bus.ServerError
+	select {
+	case err := <-errs:
+		if !errors.As(err, &se) || se.Code != bus.CodeFrameTooBig {
+			t.Errorf("got %v, want a frame-too-big error frame", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the oversized frame was not refused")
+	}
+	if ch.Stats().TooBig != 1 {
+		t.Errorf("TooBig = %d, want 1", ch.Stats().TooBig)
+	}
+}
+
+func TestInvalidName(t *testing.T) {
+	if _, err := channel.Listen(channel.Config{Name: "../x", Path: "/nonexistent/x.sock"}); err == nil {
+		t.Error("Listen with an invalid channel name: no error")
+	}
+}
