@@ -31,12 +31,15 @@ func (c *Client) Emit(event string, data any) error {
 	buf := getBuf()
 	defer putBuf(buf)
 	m := Message{ID: uuid.New(), Origin: c.welcome.Node, Sender: c.id, Channel: c.channel, Event: event}
-	var err error
-	if buf.data, err = AppendData(buf.data[:0], data); err != nil {
+	// Encode the data straight into the frame: one encoding, and one copy
+	// (into the send buffer, where frames wait to be written together).
+	frame, start := appendEventHead(buf.frame[:0], &m)
+	dataAt := len(frame)
+	frame, err := AppendData(frame, data)
+	if err != nil {
 		return err
 	}
-	m.Data = buf.data
-	buf.frame = AppendEvent(buf.frame[:0], &m)
+	buf.frame = endFrame(frame, start)
 	if n := len(buf.frame) - HeaderLen; n > int(c.welcome.MaxFrame) {
 		return fmt.Errorf("%w: event %q is %d bytes, the server takes at most %d", ErrFrameTooBig, event, n, c.welcome.MaxFrame)
 	}
@@ -44,7 +47,7 @@ func (c *Client) Emit(event string, data any) error {
 		return err
 	}
 	if c.listeners.matchAny(event) {
-		m.Data = append([]byte(nil), buf.data...)
+		m.Data = append([]byte(nil), buf.frame[dataAt:]...)
 		c.queue.push(m, false)
 	}
 	return nil
@@ -131,14 +134,14 @@ func (c *Client) writeLoop() {
 }
 
 // sendBuf holds the scratch space of one Emit.
-type sendBuf struct{ data, frame []byte }
+type sendBuf struct{ frame []byte }
 
 var sendBufs = sync.Pool{New: func() any { return new(sendBuf) }}
 
 func getBuf() *sendBuf { return sendBufs.Get().(*sendBuf) }
 
 func putBuf(b *sendBuf) {
-	if cap(b.data) <= maxSpare && cap(b.frame) <= maxSpare {
+	if cap(b.frame) <= maxSpare {
 		sendBufs.Put(b)
 	}
 }

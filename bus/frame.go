@@ -177,18 +177,25 @@ func AppendError(dst []byte, e *ErrorFrame) []byte {
 // AppendEvent appends m as a complete frame. m.Data must hold exactly one
 // msgpack value; empty Data is sent as nil.
 func AppendEvent(dst []byte, m *Message) []byte {
-	dst, start := beginFrame(dst, FrameEvent, 6)
-	dst = appendBin(dst, m.ID[:])
-	dst = appendBin(dst, m.Origin[:])
-	dst = appendBin(dst, m.Sender[:])
-	dst = appendStr(dst, m.Channel)
-	dst = appendStr(dst, m.Event)
+	dst, start := appendEventHead(dst, m)
 	if len(m.Data) == 0 {
 		dst = append(dst, 0xc0)
 	} else {
 		dst = append(dst, m.Data...)
 	}
 	return endFrame(dst, start)
+}
+
+// appendEventHead appends an event frame up to its data, which the caller
+// appends before it calls endFrame with start.
+func appendEventHead(dst []byte, m *Message) (_ []byte, start int) {
+	dst, start = beginFrame(dst, FrameEvent, 6)
+	dst = appendBin(dst, m.ID[:])
+	dst = appendBin(dst, m.Origin[:])
+	dst = appendBin(dst, m.Sender[:])
+	dst = appendStr(dst, m.Channel)
+	dst = appendStr(dst, m.Event)
+	return dst, start
 }
 
 // openFrame reads the array header and frame type of r's body, and checks

@@ -43,8 +43,9 @@ type Conn struct {
 	mu         sync.Mutex
 	queue      [][]byte // frames waiting for the writer
 	spare      [][]byte
-	pending    int  // bytes queued or being written
-	closeAfter bool // close once the queue is written
+	pending    int         // bytes queued or being written
+	closeAfter bool        // close once the queue is written
+	graceTimer *time.Timer // closes a finishing client that does not read
 	wake       chan struct{}
 	dead       chan struct{} // closed when the socket is closed
 	killOnce   sync.Once
@@ -160,7 +161,10 @@ func (c *Conn) finish(level slog.Level, code bus.ErrorCode, reason string, grace
 	default:
 	}
 	if grace > 0 {
-		time.AfterFunc(grace, func() { c.kill(slog.LevelWarn, "client did not read its last frames") })
+		t := time.AfterFunc(grace, func() { c.kill(slog.LevelWarn, "client did not read its last frames") })
+		c.mu.Lock()
+		c.graceTimer = t
+		c.mu.Unlock()
 	}
 }
 
@@ -187,6 +191,11 @@ func (c *Conn) serve() {
 	c.ch.readers.Done()
 	<-writerDone
 	c.kill(slog.LevelDebug, "")
+	c.mu.Lock()
+	if c.graceTimer != nil {
+		c.graceTimer.Stop()
+	}
+	c.mu.Unlock()
 	c.ch.remove(c)
 }
 

@@ -233,3 +233,22 @@ func TestJSONClientRefused(t *testing.T) {
 		return strings.Contains(ts.Logs.String(), "JSON text protocol")
 	})
 }
+
+// TestEndInsideFrame has a client leave halfway through a frame: the
+// server logs it, routes nothing of it, and serves the others.
+func TestEndInsideFrame(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	rec := routertest.Record(t, ts.Dial(t, "A"), ".*")
+	rc := dialRaw(t, ts, "A")
+	rc.hello()
+	f := rc.event("partial")
+	rc.write(f[:len(f)-3])
+	rc.nc.Close()
+	routertest.WaitFor(t, "the reason in the log", func() bool {
+		return strings.Contains(ts.Logs.String(), "connection ended inside a frame")
+	})
+	routertest.Fence(t, ts, "A", rec)
+	if n := rec.Count("partial"); n != 0 {
+		t.Errorf("the partial event was delivered %d times", n)
+	}
+}
