@@ -235,6 +235,12 @@ func (c *Conn) handshake(br *bufio.Reader) bool {
 	c.hello = h
 	c.log = c.log.With("client", h.Name, "pid", h.PID)
 	c.nc.SetReadDeadline(time.Time{})
+	if c.ch.stopping.Load() {
+		// Quiesce set its deadline while the hello was being read, and
+		// the line above cleared it: set it again, or the read loop would
+		// keep Quiesce waiting for as long as the client stays.
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
 	w := bus.Welcome{
 		Version:  min(h.Version, bus.ProtocolVersion),
 		Node:     c.ch.cfg.Node,

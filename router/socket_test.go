@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,4 +245,50 @@ func openFDs(t testing.TB) int {
 		t.Skip("no /proc/self/fd on this system")
 	}
 	return len(ents)
+}
+
+// TestShutdownWhileDialing shuts servers down while clients are still
+// connecting: Shutdown must return promptly whatever state each
+// connection is in.
+func TestShutdownWhileDialing(t *testing.T) {
+	for round := range 20 {
+		cfg := parse(t, fmt.Sprintf(`{"socket": %q, "channels": {"A": {}}}`, routertest.ShortTempDir(t)+"/{channel}.sock"))
+		srv, err := router.Start(cfg, router.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var dialers sync.WaitGroup
+		for range 4 {
+			dialers.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(cfg.Socket), bus.Timeout(time.Second))
+					if err == nil {
+						c.Emit("x", nil)
+						defer c.Close()
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(round) * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		done := make(chan error, 1)
+		go func() { done <- srv.Shutdown(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("round %d: Shutdown: %v", round, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: Shutdown hung", round)
+		}
+		cancel()
+		close(stop)
+		dialers.Wait()
+	}
 }
