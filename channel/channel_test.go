@@ -151,3 +151,42 @@ func TestInvalidName(t *testing.T) {
 		t.Error("Listen with an invalid channel name: no error")
 	}
 }
+
+// TestSocketDirectory checks how Listen treats the socket's directory: it
+// creates a missing one for owner and group only, and refuses one that
+// anyone may plant files in.
+func TestSocketDirectory(t *testing.T) {
+	base, err := os.MkdirTemp("", "nc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	logger := slog.New(slog.DiscardHandler)
+
+	fresh := filepath.Join(base, "fresh", "dir")
+	ch, err := channel.Listen(channel.Config{Name: "A", Path: filepath.Join(fresh, "A.sock"), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.Close()
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Errorf("created directory: %v, %v; want mode 0750", fi.Mode().Perm(), err)
+	}
+
+	open := filepath.Join(base, "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777) // past the umask
+	if _, err := channel.Listen(channel.Config{Name: "A", Path: filepath.Join(open, "A.sock"), Logger: logger}); err == nil || !strings.Contains(err.Error(), "writable by everyone") {
+		t.Errorf("world-writable directory: %v, want a refusal", err)
+	}
+
+	sticky := filepath.Join(base, "sticky")
+	os.Mkdir(sticky, 0o777)
+	os.Chmod(sticky, 0o777|os.ModeSticky)
+	ch, err = channel.Listen(channel.Config{Name: "A", Path: filepath.Join(sticky, "A.sock"), Logger: logger})
+	if err != nil {
+		t.Errorf("world-writable directory with the sticky bit, like /tmp: %v", err)
+	} else {
+		ch.Close()
+	}
+}
