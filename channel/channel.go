@@ -229,9 +229,8 @@ func (ch *Channel) handle(from *Conn, frame []byte, ev *bus.EventHeader) {
 // order of the calls.
 func (ch *Channel) Send(frame []byte, except *Conn) {
 	for _, c := range ch.clients() {
-		if c != except && c.Send(frame) {
-			ch.framesOut.Add(1)
-			ch.bytesOut.Add(uint64(len(frame)))
+		if c != except {
+			c.Send(frame)
 		}
 	}
 }

@@ -114,6 +114,10 @@ func (c *Conn) Send(frame []byte) bool {
 	c.queue = append(c.queue, frame)
 	c.pending += len(frame)
 	c.mu.Unlock()
+	// Count before the writer can run, so that a client holding the
+	// frame sees it counted.
+	c.ch.framesOut.Add(1)
+	c.ch.bytesOut.Add(uint64(len(frame)))
 	select {
 	case c.wake <- struct{}{}:
 	default:
