@@ -62,28 +62,22 @@ func BenchmarkAppendEvent(b *testing.B) {
 }
 
 func BenchmarkParseEvent(b *testing.B) {
-	for _, ev := range benchEvents(b) {
-		b.Run(ev.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(ev.frame)))
-			body := ev.frame[HeaderLen:]
-			for b.Loop() {
-				if _, err := ParseEvent(body); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchDecoder(b, func(body []byte) error { _, err := ParseEvent(body); return err })
 }
 
 func BenchmarkDecodeEvent(b *testing.B) {
+	benchDecoder(b, func(body []byte) error { _, err := DecodeEvent(body); return err })
+}
+
+// benchDecoder runs decode on the body of each benchmark event.
+func benchDecoder(b *testing.B, decode func(body []byte) error) {
 	for _, ev := range benchEvents(b) {
 		b.Run(ev.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(ev.frame)))
 			body := ev.frame[HeaderLen:]
 			for b.Loop() {
-				if _, err := DecodeEvent(body); err != nil {
+				if err := decode(body); err != nil {
 					b.Fatal(err)
 				}
 			}

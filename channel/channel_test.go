@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/router/routertest"
 	"go.uber.org/goleak"
 )
 
@@ -49,17 +50,6 @@ func dial(t *testing.T, ch *channel.Channel, name string) *bus.Client {
 	return c
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // TestDefaultHandler checks that a channel with no Handler sends each
 // event to its other clients, and counts what it does.
 func TestDefaultHandler(t *testing.T) {
@@ -92,7 +82,7 @@ func TestDefaultHandler(t *testing.T) {
 func TestClientInfo(t *testing.T) {
 	ch := listen(t, channel.Config{Name: "A"})
 	c := dial(t, ch, "inspected")
-	waitFor(t, "the client to be listed", func() bool { return len(ch.Clients()) == 1 })
+	routertest.WaitFor(t, "the client to be listed", func() bool { return len(ch.Clients()) == 1 })
 	ci := ch.Clients()[0]
 	if ci.Name != "inspected" || ci.ID != c.ID() {
 		t.Errorf("client %q %v; want %q %v", ci.Name, ci.ID, "inspected", c.ID())
