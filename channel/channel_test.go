@@ -180,3 +180,14 @@ func TestSocketDirectory(t *testing.T) {
 		ch.Close()
 	}
 }
+
+// TestLongClientName checks that the server keeps only the first 128
+// bytes of a client's name, cut between characters.
+func TestLongClientName(t *testing.T) {
+	ch := listen(t, channel.Config{Name: "A"})
+	dial(t, ch, strings.Repeat("a", 127)+"é"+strings.Repeat("b", 1000))
+	routertest.WaitFor(t, "the client to be listed", func() bool { return len(ch.Clients()) == 1 })
+	if got, want := ch.Clients()[0].Name, strings.Repeat("a", 127); got != want {
+		t.Errorf("kept name %q (%d bytes), want %q", got, len(got), want)
+	}
+}

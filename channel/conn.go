@@ -236,6 +236,7 @@ func (c *Conn) handshake(br *bufio.Reader) bool {
 		c.sendFinal(bus.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, bus.ProtocolVersion))
 		return false
 	}
+	h.Name = clipName(h.Name)
 	c.hello = h
 	c.log = c.log.With("client", h.Name, "pid", h.PID)
 	c.nc.SetReadDeadline(time.Time{})
@@ -258,6 +259,22 @@ func (c *Conn) handshake(br *bufio.Reader) bool {
 	c.wake <- struct{}{}
 	c.log.Debug("client connected", "id", uuid.UUID(h.ClientID))
 	return true
+}
+
+// maxName is how much of a client's name the server keeps: the name goes
+// on every log line of the connection.
+const maxName = 128
+
+// clipName cuts a client's name to maxName bytes, at a character boundary.
+func clipName(name string) string {
+	if len(name) <= maxName {
+		return name
+	}
+	cut := maxName
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut]
 }
 
 func (c *Conn) handshakeFailed(err error) {
