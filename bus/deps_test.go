@@ -3,8 +3,6 @@ package bus
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -71,18 +69,9 @@ func TestBadDeps(t *testing.T) {
 	}
 }
 
-// goTool finds the go command that runs this test.
+// goTool finds the go command on PATH.
 func goTool(t *testing.T) string {
 	t.Helper()
-	exe := "go"
-	if runtime.GOOS == "windows" {
-		exe += ".exe"
-	}
-	if p := filepath.Join(runtime.GOROOT(), "bin", exe); runtime.GOROOT() != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
 	p, err := exec.LookPath("go")
 	if err != nil {
 		t.Skipf("no go command to list dependencies with: %v", err)

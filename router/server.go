@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -28,9 +27,6 @@ type Options struct {
 	HandshakeTimeout time.Duration
 }
 
-// ErrServerClosed is returned by calls on a server that has shut down.
-var ErrServerClosed = errors.New("router: server closed")
-
 // Server is an ncserver: it serves the configured channels and routes
 // events between them. It can be embedded in any program.
 type Server struct {
@@ -42,7 +38,6 @@ type Server struct {
 
 	mu       sync.Mutex
 	channels map[string]*channel.Channel
-	closed   bool
 
 	done     chan struct{}
 	shutOnce sync.Once
@@ -170,7 +165,6 @@ func (s *Server) Clients(name string) (clients []channel.ClientInfo, ok bool) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.mu.Lock()
-		s.closed = true
 		chans := make([]*channel.Channel, 0, len(s.channels))
 		for _, ch := range s.channels {
 			chans = append(chans, ch)
