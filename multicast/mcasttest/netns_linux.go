@@ -99,6 +99,9 @@ func Hosts(t testing.TB, n int) []*Host {
 		h.Addr = netip.AddrFrom4([4]byte{10, 77, 0, byte(i + 1)})
 		hosts[i] = h
 		veth := fmt.Sprintf("nc%dh%d", k, i)
+		// Deleting one end of a veth pair deletes both: do it before the
+		// namespace goes, which the kernel finishes only later.
+		t.Cleanup(func() { run("ip", "link", "del", veth) })
 		steps := [][]string{
 			{"ip", "link", "add", veth, "type", "veth", "peer", "name", HostInterface, "netns", h.ns},
 			{"ip", "link", "set", veth, "master", br, "up"},
