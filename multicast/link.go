@@ -74,6 +74,7 @@ type Link struct {
 	deliver func(from uuid.UUID, msg []byte)
 	host    string
 
+	sendMu  sync.Mutex // one message at a time: sequence numbers go out in order
 	seq     atomic.Uint64
 	closed  atomic.Bool
 	bufs    sync.Pool
@@ -225,6 +226,8 @@ func (l *Link) send(kind Kind, id uuid.UUID, msg []byte) error {
 	per := l.cfg.Payload - Overhead
 	count := Fragments(len(msg), l.cfg.Payload)
 	h := Header{Kind: kind, Records: 1, Cluster: l.cluster, Node: l.cfg.Node}
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
 	for i := range count {
 		part := msg[i*per : min(len(msg), (i+1)*per)]
 		h.Seq = l.seq.Add(1)
