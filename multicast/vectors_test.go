@@ -51,14 +51,20 @@ func readHex(t testing.TB, path string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return hexBytes(t, string(text))
+}
+
+// hexBytes decodes hex digits with # comments and whitespace.
+func hexBytes(t testing.TB, text string) []byte {
+	t.Helper()
 	var digits strings.Builder
-	for line := range strings.Lines(string(text)) {
+	for line := range strings.Lines(text) {
 		line, _, _ = strings.Cut(line, "#")
 		digits.WriteString(strings.Join(strings.Fields(line), ""))
 	}
 	b, err := hex.DecodeString(digits.String())
 	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+		t.Fatal(err)
 	}
 	return b
 }
@@ -177,5 +183,38 @@ func TestParseHeartbeatErrors(t *testing.T) {
 	tooMany := append(good[:len(good)-4:len(good)-4], 0xff, 0xff)
 	if _, err := ParseHeartbeat(tooMany); err == nil || !strings.Contains(err.Error(), "65535 channels") {
 		t.Errorf("65535 channels: %v", err)
+	}
+}
+
+// TestProtocolDoc keeps PROTOCOL.md's section on the network protocol and
+// testdata/datagrams together: each datagram shown is a vector file's
+// bytes, and the page names every vector.
+func TestProtocolDoc(t *testing.T) {
+	doc, err := os.ReadFile("../PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := loadVectors(t)
+	shown := 0
+	for _, blk := range strings.Split(string(doc), "```\n# testdata/datagrams/")[1:] {
+		name, rest, _ := strings.Cut(blk, "\n")
+		name = strings.TrimSuffix(name, ".hex")
+		body, _, ok := strings.Cut(rest, "```")
+		if !ok {
+			t.Fatalf("the example of %s is not closed", name)
+		}
+		path := filepath.Join(vectorDir, name+".hex")
+		if want := readHex(t, path); hex.EncodeToString(want) != hex.EncodeToString(hexBytes(t, body)) {
+			t.Errorf("PROTOCOL.md's example %s differs from %s", name, path)
+		}
+		shown++
+	}
+	if shown == 0 {
+		t.Error("PROTOCOL.md shows no datagram")
+	}
+	for _, v := range vs {
+		if !strings.Contains(string(doc), "`"+v.Name+"`") {
+			t.Errorf("PROTOCOL.md does not name vector %s", v.Name)
+		}
 	}
 }

@@ -75,6 +75,9 @@ func (s *Server) startNet(cfg *Config) error {
 		return fmt.Errorf("router: connecttonet: %w", err)
 	}
 	s.net.link = link
+	if cfg.Key != "" || cfg.KeyFile != "" {
+		s.log.Warn("key or keyfile is set, but this build does not seal datagrams yet: events on the network are neither encrypted nor authenticated")
+	}
 	s.log.Info("joined the multicast group", "group", netip.AddrPortFrom(group, uint16(cfg.Port)),
 		"interface", link.Interface(), "ttl", cfg.TTL, "cluster", cfg.Cluster, "node", s.node)
 	return nil

@@ -258,3 +258,10 @@ func TestNetStartFails(t *testing.T) {
 	// It opened all its sockets or none: a server can start on them now.
 	routertest.NewServerIn(t, dir, `"channels": {"A": {}}`)
 }
+
+func TestNetKeyNotYetUsedIsSaid(t *testing.T) {
+	s := netServer(t, mcasttest.Port(), "t", `"key": "secret", "channels": {"A": {}}`)
+	if logs := s.Logs.String(); !strings.Contains(logs, "does not seal datagrams yet") || strings.Contains(logs, "secret") {
+		t.Errorf("the log should say that the key is not used, and not show it:\n%s", logs)
+	}
+}
