@@ -291,7 +291,13 @@ func (l *Link) housekeeping() {
 
 func (l *Link) sendHeartbeat() {
 	hb := Heartbeat{PID: os.Getpid(), LastSeq: l.seq.Load(), Host: l.host, Version: l.cfg.Version, Channels: l.cfg.Channels()}
-	if err := l.send(KindHeartbeat, uuid.New(), AppendHeartbeat(nil, &hb)); err != nil && !errors.Is(err, ErrClosed) {
+	msg := AppendHeartbeat(nil, &hb)
+	for len(msg) > l.cfg.MaxMessage && len(hb.Channels) > 0 {
+		// Too many channels to announce within MaxMessage: announce fewer.
+		hb.Channels = hb.Channels[:len(hb.Channels)/2]
+		msg = AppendHeartbeat(msg[:0], &hb)
+	}
+	if err := l.send(KindHeartbeat, uuid.New(), msg); err != nil && !errors.Is(err, ErrClosed) {
 		l.log.Warn("sending a heartbeat failed", "err", err)
 	}
 }

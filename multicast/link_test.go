@@ -152,8 +152,11 @@ func TestDumpLogsEachDatagram(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "b to hear a", func() bool { return len(b.in.all()) == 1 })
+	rawSender(t, port)([]byte("nc\x07 not a datagram"))
+	waitFor(t, "the bad datagram", func() bool { return b.Stats().BadVersion == 1 })
 	logs := b.logs.String()
-	for _, want := range []string{"msg=datagram", "kind=data", "node=" + a.cfg.Node.String(), id.String() + " fragment 1/1, 6 of 6 bytes", "kind=heartbeat", "(own)"} {
+	for _, want := range []string{"msg=datagram", "kind=data", "node=" + a.cfg.Node.String(), id.String() + " fragment 1/1, 6 of 6 bytes", "kind=heartbeat", "(own)",
+		`err="multicast: unsupported version at byte 2: version 7, this node speaks 1" head=6e6307206e6f7420612064617461677261`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("dump lacks %q:\n%s", want, logs)
 		}
@@ -221,5 +224,26 @@ func TestSendAfterClose(t *testing.T) {
 	a.Close()
 	if err := a.Send(uuid.New(), []byte("x")); !errors.Is(err, multicast.ErrClosed) {
 		t.Errorf("Send after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestHeartbeatWithTooManyChannelsIsTrimmed(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	cfg := config(port)
+	cfg.MaxMessage = 1024
+	var many []string
+	for i := range 100 {
+		many = append(many, fmt.Sprintf("%060d", i))
+	}
+	cfg.Channels = func() []string { return many }
+	a := openLink(t, cfg)
+	b := openLink(t, config(port))
+	waitFor(t, "b to list a", func() bool { return len(b.Peers()) == 1 })
+	if n := len(b.Peers()[0].Channels); n == 0 || n >= 100 {
+		t.Errorf("a announced %d channels; want some, fewer than 100", n)
+	}
+	if strings.Contains(a.logs.String(), "heartbeat failed") {
+		t.Errorf("a failed to send heartbeats:\n%s", a.logs)
 	}
 }
