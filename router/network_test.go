@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/multicast"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
@@ -263,5 +266,48 @@ func TestNetKeyNotYetUsedIsSaid(t *testing.T) {
 	s := netServer(t, mcasttest.Port(), "t", `"key": "secret", "channels": {"A": {}}`)
 	if logs := s.Logs.String(); !strings.Contains(logs, "does not seal datagrams yet") || strings.Contains(logs, "secret") {
 		t.Errorf("the log should say that the key is not used, and not show it:\n%s", logs)
+	}
+}
+
+// TestNetBadInput sends a server datagrams that a broken or hostile node
+// might: garbage, a well-formed datagram whose message is not an event,
+// and an event for a channel the server lacks. Each is dropped and
+// counted, and the server still delivers good events.
+func TestNetBadInput(t *testing.T) {
+	port := mcasttest.Port()
+	s := netServer(t, port, "t", `"channels": {"A": {}}`)
+	rec := routertest.Record(t, s.Dial(t, "A"), ".*")
+	conn, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(239, 255, 77, 77), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	node := uuid.New()
+	var seq uint64
+	send := func(msg []byte) {
+		t.Helper()
+		seq++
+		h := multicast.Header{Kind: multicast.KindData, Records: 1, Cluster: multicast.ClusterIDOf("t"), Node: node, Seq: seq}
+		d := multicast.AppendRecord(multicast.AppendHeader(nil, &h), &multicast.Record{ID: uuid.New(), Count: 1, Total: len(msg), Payload: msg})
+		if _, err := conn.Write(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	event := func(channel, name string) []byte {
+		return bus.AppendEvent(nil, &bus.Message{ID: uuid.New(), Origin: node, Sender: uuid.New(), Channel: channel, Event: name})[bus.HeaderLen:]
+	}
+	if _, err := conn.Write([]byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	send([]byte{0x93, 0x01, 0x02, 0x03}) // a msgpack array, not an Event frame
+	send(event("Z", "nowhere"))
+	send(event("A", "good"))
+	rec.WaitCount(t, "good", 1)
+	routertest.WaitFor(t, "the drops to be counted", func() bool {
+		st := s.NetStats()
+		return st.Link.BadMagic == 1 && st.Malformed == 1 && st.NoChannel == 1 && st.Delivered == 1
+	})
+	if got := rec.Events(); !slices.Equal(got, []string{"good"}) {
+		t.Errorf("heard %q", got)
 	}
 }
