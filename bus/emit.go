@@ -121,6 +121,11 @@ func (c *Client) writeLoop() {
 			c.mu.Lock()
 			if cap(batch) <= maxSpare {
 				c.spare = batch[:0]
+			} else {
+				// c.out may be spare's array: never hand it out again,
+				// or the next batch would be written while Emit appends
+				// to it.
+				c.spare = nil
 			}
 			c.writing = false
 			c.space.Broadcast()

@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/multicast"
 )
 
 // ControlChannel is the name of the channel on which the server answers
@@ -21,17 +23,23 @@ const ControlChannel = "control"
 // Defaults and limits of the configuration keys. config.json at the
 // repository root documents the same values; keep them in step.
 const (
-	defaultAddr       = "239.255.77.77"
-	defaultPort       = 4454
-	defaultTTL        = 1
-	defaultSocketMode = "0660"
-	defaultMaxFrame   = 1 << 20
-	defaultMaxPending = 8 << 20
+	defaultAddr        = "239.255.77.77"
+	defaultPort        = 4454
+	defaultTTL         = 1
+	defaultSocketMode  = "0660"
+	defaultMaxFrame    = 1 << 20
+	defaultMaxPending  = 8 << 20
+	defaultPayload     = multicast.DefaultPayload
+	defaultHeartbeat   = "1s"
+	defaultPeerTimeout = "5s"
 
-	minMaxFrame   = 1024
-	maxMaxFrame   = 64 << 20
-	maxMaxPending = 1 << 30
-	maxClusterLen = 64
+	minMaxFrame    = 1024
+	maxMaxFrame    = 64 << 20
+	maxMaxPending  = 1 << 30
+	maxClusterLen  = 64
+	minHeartbeat   = 10 * time.Millisecond
+	maxHeartbeat   = time.Hour
+	maxPeerTimeout = 24 * time.Hour
 
 	// socketPlaceholder is replaced by the channel name in the socket
 	// template.
@@ -57,13 +65,24 @@ type Config struct {
 	// StartControl ("startcontrol") serves the control channel. Default true.
 	StartControl bool
 	// Interface ("interface") names the network interface for multicast;
-	// "" (the default) lets the system choose.
+	// "" (the default) picks the only interface that is up, supports
+	// multicast and is not a loopback, and fails when there are several.
 	Interface string
 	// TTL ("ttl") is the multicast time-to-live, 0..255. Default 1.
 	TTL int
 	// Cluster ("cluster") names the cluster; datagrams of another cluster
 	// are ignored. At most 64 bytes; default "".
 	Cluster string
+	// Payload ("payload") is the largest datagram sent, headers included,
+	// 576..65507 bytes. Default 1400. Larger events are fragmented.
+	Payload int
+	// Heartbeat ("heartbeat", a duration such as "1s" in the file) is how
+	// often the server announces itself to its peers, 10ms..1h. Default 1 s.
+	Heartbeat time.Duration
+	// PeerTimeout ("peertimeout", a duration) is how long a silent peer
+	// stays in the peer table: at least twice Heartbeat, at most 24 h.
+	// Default 5 s.
+	PeerTimeout time.Duration
 	// Key ("key") is the shared secret that seals datagrams. Never print
 	// it: use [Config.Redacted] or [Config.String].
 	Key string
@@ -166,6 +185,9 @@ type fileConfig struct {
 	Interface    string              `json:"interface"`
 	TTL          int                 `json:"ttl"`
 	Cluster      string              `json:"cluster"`
+	Payload      int                 `json:"payload"`
+	Heartbeat    string              `json:"heartbeat" want:"a duration such as \"1s\""`
+	PeerTimeout  string              `json:"peertimeout" want:"a duration such as \"5s\""`
 	Key          string              `json:"key"`
 	KeyFile      string              `json:"keyfile"`
 	Socket       string              `json:"socket"`
@@ -191,6 +213,9 @@ func defaultFile() fileConfig {
 		Port:         defaultPort,
 		StartControl: true,
 		TTL:          defaultTTL,
+		Payload:      defaultPayload,
+		Heartbeat:    defaultHeartbeat,
+		PeerTimeout:  defaultPeerTimeout,
 		SocketMode:   defaultSocketMode,
 		MaxFrame:     defaultMaxFrame,
 		MaxPending:   defaultMaxPending,

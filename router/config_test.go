@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netcluster/netcluster"
 	"github.com/tailscale/hujson"
@@ -98,6 +99,14 @@ var parseProblemCases = []struct {
 	{"maxpending too big", `{"maxpending": 1073741825}`, []wantProblem{{1, "maxpending", "out of range 1024..1073741824"}}},
 	{"maxpending below maxframe", `{"maxframe": 4096, "maxpending": 2048}`, []wantProblem{{1, "maxpending", "maxpending (2048) must be at least maxframe (4096)"}}},
 	{"maxframe above default maxpending", `{"maxframe": 16777216}`, []wantProblem{{1, "maxframe", "maxpending (8388608, the default) must be at least maxframe (16777216)"}}},
+	{"payload too small", `{"payload": 575}`, []wantProblem{{1, "payload", "575 is out of range 576..65507"}}},
+	{"payload too large", `{"payload": 65508}`, []wantProblem{{1, "payload", "out of range"}}},
+	{"payload too small for maxframe", `{"payload": 1000, "maxframe": 67108864, "maxpending": 67108864}`, []wantProblem{{1, "payload", "a frame of maxframe (67108864) bytes would take 71698 datagrams of payload (1000) bytes, more than 65535"}}},
+	{"heartbeat not a duration", `{"heartbeat": "1"}`, []wantProblem{{1, "heartbeat", `want a duration such as "1s" or "500ms", got "1"`}}},
+	{"heartbeat a number", `{"heartbeat": 1}`, []wantProblem{{1, "heartbeat", `want a duration such as "1s", got 1`}}},
+	{"heartbeat too short", `{"heartbeat": "1ms"}`, []wantProblem{{1, "heartbeat", "1ms is out of range 10ms..1h0m0s"}}},
+	{"peertimeout below twice heartbeat", `{"heartbeat": "3s"}`, []wantProblem{{1, "heartbeat", "peertimeout (5s, the default) must be at least twice heartbeat (3s)"}}},
+	{"peertimeout too long", `{"peertimeout": "25h"}`, []wantProblem{{1, "peertimeout", "out of range"}}},
 	{"cluster too long", `{"cluster": "` + strings.Repeat("c", 65) + `"}`, []wantProblem{{1, "cluster", "65 bytes long, the limit is 64"}}},
 	{"cluster too long in bytes", `{"cluster": "` + strings.Repeat("é", 33) + `"}`, []wantProblem{{1, "cluster", "66 bytes long"}}},
 
@@ -354,6 +363,7 @@ func TestParseValues(t *testing.T) {
 		{"full", "full.json", Config{
 			Addr: "239.1.2.3", Port: 5000, ConnectToNet: true, DumpNet: true, StartControl: true,
 			Interface: "eth1", TTL: 4, Cluster: "lab", KeyFile: "/etc/netcluster/key",
+			Payload: 9000, Heartbeat: 250 * time.Millisecond, PeerTimeout: 2 * time.Second,
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536,
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
@@ -387,6 +397,7 @@ func TestParseValues(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	want := Config{
 		Addr: "239.255.77.77", Port: 4454, StartControl: true, TTL: 1,
+		Payload: 1400, Heartbeat: time.Second, PeerTimeout: 5 * time.Second,
 		SocketMode: 0o660, MaxFrame: 1 << 20, MaxPending: 8 << 20,
 		Channels: map[string]ChannelConfig{ControlChannel: chanRule(ControlChannel, "", false, false, false)},
 	}

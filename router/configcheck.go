@@ -13,10 +13,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/multicast"
 	"github.com/tailscale/hujson"
 )
 
@@ -168,6 +170,15 @@ func (c *checker) build(f *fileConfig) *Config {
 	if f.MaxPending < f.MaxFrame {
 		c.addAt([]string{"maxpending", "maxframe"}, "maxpending (%d%s) must be at least maxframe (%d)", f.MaxPending, c.ifDefault("maxpending"), f.MaxFrame)
 	}
+	c.checkRange("payload", f.Payload, multicast.MinPayload, multicast.MaxDatagram)
+	if n := multicast.Fragments(f.MaxFrame, max(f.Payload, multicast.MinPayload)); n > multicast.MaxFragments {
+		c.addAt([]string{"payload", "maxframe"}, "a frame of maxframe (%d) bytes would take %d datagrams of payload (%d) bytes, more than %d; raise the payload", f.MaxFrame, n, f.Payload, multicast.MaxFragments)
+	}
+	heartbeat := c.duration("heartbeat", f.Heartbeat, minHeartbeat, maxHeartbeat)
+	peerTimeout := c.duration("peertimeout", f.PeerTimeout, 2*minHeartbeat, maxPeerTimeout)
+	if heartbeat > 0 && peerTimeout > 0 && peerTimeout < 2*heartbeat {
+		c.addAt([]string{"peertimeout", "heartbeat"}, "peertimeout (%v%s) must be at least twice heartbeat (%v)", peerTimeout, c.ifDefault("peertimeout"), heartbeat)
+	}
 	if len(f.Cluster) > maxClusterLen {
 		c.addAt([]string{"cluster"}, "%d bytes long, the limit is %d", len(f.Cluster), maxClusterLen)
 	}
@@ -186,6 +197,9 @@ func (c *checker) build(f *fileConfig) *Config {
 		Interface:    f.Interface,
 		TTL:          f.TTL,
 		Cluster:      f.Cluster,
+		Payload:      f.Payload,
+		Heartbeat:    heartbeat,
+		PeerTimeout:  peerTimeout,
 		Key:          f.Key,
 		KeyFile:      f.KeyFile,
 		Socket:       f.Socket,
@@ -208,6 +222,21 @@ func (c *checker) checkAddr(s string) {
 	case reservedGroup.Contains(a):
 		c.addAt([]string{"addr"}, "%s is in 224.0.0.0/24, which is reserved for local network control; use %q, a site-local group", s, defaultAddr)
 	}
+}
+
+// duration parses a duration key and checks its range; it returns 0 when
+// the value is not usable.
+func (c *checker) duration(key, s string, lo, hi time.Duration) time.Duration {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		c.addAt([]string{key}, "want a duration such as \"1s\" or \"500ms\", got %q", clipText(s, 40))
+		return 0
+	case d < lo || d > hi:
+		c.addAt([]string{key}, "%v is out of range %v..%v", d, lo, hi)
+		return 0
+	}
+	return d
 }
 
 func (c *checker) checkRange(key string, n, lo, hi int) {

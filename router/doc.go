@@ -13,6 +13,16 @@
 // an event twice. The routing table is immutable once built; a reload
 // swaps it whole, so routing takes no lock shared by publishers.
 //
+// # Network
+//
+// With connecttonet, the Server joins a UDP multicast group through a
+// multicast.Link. Events of channels with propagatetonet are sent to the
+// group once; events from the group are delivered to the local channel
+// of that name when it accepts them (acceptfromnet), then to its
+// propagation targets, and never back to the network. The link drops
+// duplicates, its own datagrams and those of other clusters. Peers and
+// NetStats describe the link.
+//
 // # Concurrency
 //
 // Server's methods are safe for concurrent use. Events are routed on the

@@ -49,6 +49,9 @@ func (s *Server) handler(name string) channel.Handler {
 		for _, d := range r.targets {
 			d.Send(frame, nil)
 		}
+		if r.rule.PropagateToNet && s.net.link != nil {
+			s.toNet(ev, frame)
+		}
 	}
 }
 

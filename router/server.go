@@ -38,6 +38,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	channels map[string]*channel.Channel
+	net      network
 
 	done     chan struct{}
 	shutOnce sync.Once
@@ -79,8 +80,11 @@ func Start(cfg *Config, opts Options) (*Server, error) {
 		s.log.Info("channel listening", "channel", name, "socket", ch.Path(), "mode", fmt.Sprintf("%04o", ch.Mode()),
 			"propagatetochannels", ruleText(cfg.Channels[name]))
 	}
-	if cfg.ConnectToNet {
-		s.log.Warn("connecttonet is true, but this build has no multicast link yet: serving local channels only")
+	if err := s.startNet(cfg); err != nil {
+		for _, open := range s.channels {
+			open.Close()
+		}
+		return nil, err
 	}
 	return s, nil
 }
@@ -170,8 +174,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			chans = append(chans, ch)
 		}
 		s.mu.Unlock()
-		// First stop every channel's input, so that no event is routed
-		// into a channel that is already flushing.
+		// Nothing more from the network, then stop every channel's input,
+		// so that no event is routed into a channel that is already
+		// flushing.
+		s.stopNet()
 		for _, ch := range chans {
 			ch.Quiesce()
 		}

@@ -1,0 +1,28 @@
+// Package multicast is netcluster's network link: it bridges the channels
+// of the servers on a LAN over one UDP multicast group, with
+// golang.org/x/net/ipv4.
+//
+// A Link joins the group on one interface and sends each message once,
+// split into datagrams of at most Config.Payload bytes. Receivers
+// reassemble the fragments within a memory bound (Config.MaxReassembly),
+// drop incomplete messages after Config.ReassemblyTimeout, drop messages
+// whose id they have lately delivered, ignore the datagrams of other
+// clusters and, by node id, their own: so several servers can share one
+// host. Every node multicasts a heartbeat (node id, host name, pid,
+// version, channels) each Config.Heartbeat; the peer table forgets a
+// peer silent for Config.PeerTimeout. Bad datagrams are dropped and
+// counted in Stats, never fatal.
+//
+// The datagram format is described in PROTOCOL.md, section "Network
+// protocol"; this package's ParseHeader, ParseRecords and ParseHeartbeat
+// decode it and work on byte slices, never a socket.
+//
+// # Concurrency
+//
+// Send, Peers and Stats are safe for concurrent use. The deliver function
+// given to Open is called on the link's one read goroutine, one message
+// at a time in arrival order; it must not block for long, since datagrams
+// that arrive meanwhile queue in the socket's buffer and are lost when it
+// fills. Close returns after both of the link's goroutines (the reader and
+// the heartbeat timer) have ended.
+package multicast

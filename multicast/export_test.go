@@ -1,0 +1,4 @@
+package multicast
+
+// ChooseFrom exposes chooseFrom to the tests.
+var ChooseFrom = chooseFrom

@@ -1,0 +1,303 @@
+package multicast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/net/ipv4"
+)
+
+// Errors of a Link.
+var (
+	// ErrClosed reports a Send on a closed link.
+	ErrClosed = errors.New("multicast: link closed")
+	// ErrTooBig reports a message over Config.MaxMessage.
+	ErrTooBig = errors.New("multicast: message too big")
+)
+
+// Config describes a link. Zero values take the defaults shown.
+type Config struct {
+	Group     netip.Addr // the IPv4 multicast group
+	Port      int        // its UDP port
+	Interface string     // the interface by name; "" picks the only candidate (see ChooseInterface)
+	TTL       int        // multicast time-to-live, used as given: 1 keeps datagrams on the local network
+	Cluster   string     // datagrams of other clusters are ignored
+	Node      uuid.UUID  // this node's id, which must not be zero; its own datagrams are ignored by it
+	// Payload is the largest datagram sent, headers included,
+	// MinPayload..MaxDatagram; 0 means DefaultPayload.
+	Payload int
+	// Heartbeat is how often the node announces itself; 0 means 1 s.
+	Heartbeat time.Duration
+	// PeerTimeout is how long a silent peer stays in the table; 0 means
+	// 5 heartbeats.
+	PeerTimeout time.Duration
+	// MaxMessage bounds a message's size, sent or received; 0 means 1 MiB.
+	MaxMessage int
+	// MaxReassembly bounds the bytes held for incomplete messages; 0 means
+	// 4 times MaxMessage.
+	MaxReassembly int
+	// ReassemblyTimeout is how long an incomplete message is kept; 0
+	// means 5 s.
+	ReassemblyTimeout time.Duration
+	// Channels lists the channels the node serves, for its heartbeats;
+	// nil announces none.
+	Channels func() []string
+	// Version is the software version heartbeats announce.
+	Version string
+	// Logger receives the link's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Dump logs every datagram received, in a readable form.
+	Dump bool
+}
+
+// recentLen is how many message ids a link remembers to drop duplicates.
+const recentLen = 8192
+
+// Link is a node's membership of a multicast group: it sends messages to
+// the group and hands the messages it receives to its deliver function.
+type Link struct {
+	cfg     Config
+	log     *slog.Logger
+	ifi     *net.Interface
+	conn    *net.UDPConn
+	dst     netip.AddrPort
+	cluster ClusterID
+	deliver func(from uuid.UUID, msg []byte)
+	host    string
+
+	sendMu  sync.Mutex // one message at a time: sequence numbers go out in order
+	seq     atomic.Uint64
+	closed  atomic.Bool
+	bufs    sync.Pool
+	counts  counters
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closing sync.Once
+
+	mu     sync.Mutex // guards what the read loop and housekeeping share
+	ra     *reassembler
+	recent *recentIDs
+	peers  peerTable
+}
+
+// Open joins the group on the configured interface and starts receiving.
+// deliver is called with every data message received from another node
+// of the cluster, once per message id, on the link's read goroutine, one
+// call at a time; msg is valid only during the call.
+func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	ifi, err := ChooseInterface(cfg.Interface)
+	if err != nil {
+		return nil, err
+	}
+	group := net.IP(cfg.Group.AsSlice())
+	lc := net.ListenConfig{Control: reuse}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", bindAddr(group, cfg.Port).String())
+	if err != nil {
+		return nil, fmt.Errorf("multicast: binding port %d: %w", cfg.Port, err)
+	}
+	conn := pc.(*net.UDPConn)
+	if err := setup(ipv4.NewPacketConn(conn), ifi, group, cfg.TTL); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetReadBuffer(4 << 20) // best effort: the system may cap it
+	host, _ := os.Hostname()
+	l := &Link{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		ifi:     ifi,
+		conn:    conn,
+		dst:     netip.AddrPortFrom(cfg.Group, uint16(cfg.Port)),
+		cluster: ClusterIDOf(cfg.Cluster),
+		deliver: deliver,
+		host:    host,
+		stop:    make(chan struct{}),
+		ra:      newReassembler(cfg.MaxReassembly, cfg.ReassemblyTimeout),
+		recent:  newRecentIDs(recentLen),
+		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
+	}
+	l.bufs.New = func() any { b := make([]byte, 0, cfg.Payload); return &b }
+	l.wg.Add(2)
+	go l.readLoop()
+	go l.housekeeping()
+	return l, nil
+}
+
+func (c *Config) defaults() error {
+	if c.Payload == 0 {
+		c.Payload = DefaultPayload
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = time.Second
+	}
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = 5 * c.Heartbeat
+	}
+	if c.MaxMessage == 0 {
+		c.MaxMessage = 1 << 20
+	}
+	if c.MaxReassembly == 0 {
+		c.MaxReassembly = 4 * c.MaxMessage
+	}
+	if c.ReassemblyTimeout == 0 {
+		c.ReassemblyTimeout = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Channels == nil {
+		c.Channels = func() []string { return nil }
+	}
+	switch {
+	case !c.Group.Is4() || !c.Group.IsMulticast():
+		return fmt.Errorf("multicast: group %v is not an IPv4 multicast address", c.Group)
+	case c.Port < 1 || c.Port > 65535:
+		return fmt.Errorf("multicast: port %d is out of range 1..65535", c.Port)
+	case c.TTL < 0 || c.TTL > 255:
+		return fmt.Errorf("multicast: ttl %d is out of range 0..255", c.TTL)
+	case c.Node == uuid.UUID{}:
+		return errors.New("multicast: the node id is zero")
+	case c.Payload < MinPayload || c.Payload > MaxDatagram:
+		return fmt.Errorf("multicast: payload %d is out of range %d..%d", c.Payload, MinPayload, MaxDatagram)
+	case Fragments(c.MaxMessage, c.Payload) > MaxFragments:
+		return fmt.Errorf("multicast: messages of %d bytes would need more than %d fragments of %d bytes; raise the payload", c.MaxMessage, MaxFragments, c.Payload)
+	case c.MaxReassembly < c.MaxMessage+partialOverhead+slotOverhead*Fragments(c.MaxMessage, MinPayload):
+		return fmt.Errorf("multicast: reassembly bound %d cannot hold one message of %d bytes", c.MaxReassembly, c.MaxMessage)
+	}
+	return nil
+}
+
+// setup joins the group and sets the sending options.
+func setup(p *ipv4.PacketConn, ifi *net.Interface, group net.IP, ttl int) error {
+	if err := p.JoinGroup(ifi, &net.UDPAddr{IP: group}); err != nil {
+		return fmt.Errorf("multicast: joining %v on %s: %w", group, ifi.Name, err)
+	}
+	if err := p.SetMulticastInterface(ifi); err != nil {
+		return fmt.Errorf("multicast: sending on %s: %w", ifi.Name, err)
+	}
+	if err := p.SetMulticastTTL(ttl); err != nil {
+		return fmt.Errorf("multicast: setting ttl %d: %w", ttl, err)
+	}
+	// Loopback on: other servers on this host are members too.
+	if err := p.SetMulticastLoopback(true); err != nil {
+		return fmt.Errorf("multicast: turning multicast loopback on: %w", err)
+	}
+	return nil
+}
+
+// Interface is the interface the link joined the group on.
+func (l *Link) Interface() string { return l.ifi.Name }
+
+// Send sends one message of KindData to the group, split into as many
+// datagrams as it needs. id is the message id that receivers drop
+// duplicates by. Send may be called from several goroutines at once.
+func (l *Link) Send(id uuid.UUID, msg []byte) error {
+	if err := l.send(KindData, id, msg); err != nil {
+		return err
+	}
+	l.counts.messagesSent.Add(1)
+	return nil
+}
+
+func (l *Link) send(kind Kind, id uuid.UUID, msg []byte) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if len(msg) > l.cfg.MaxMessage {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooBig, len(msg), l.cfg.MaxMessage)
+	}
+	if len(msg) == 0 {
+		return errors.New("multicast: empty message")
+	}
+	bp := l.bufs.Get().(*[]byte)
+	defer l.bufs.Put(bp)
+	per := l.cfg.Payload - Overhead
+	count := Fragments(len(msg), l.cfg.Payload)
+	h := Header{Kind: kind, Records: 1, Cluster: l.cluster, Node: l.cfg.Node}
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
+	for i := range count {
+		part := msg[i*per : min(len(msg), (i+1)*per)]
+		h.Seq = l.seq.Add(1)
+		b := AppendHeader((*bp)[:0], &h)
+		b = AppendRecord(b, &Record{ID: id, Index: i, Count: count, Total: len(msg), Payload: part})
+		if _, err := l.conn.WriteToUDPAddrPort(b, l.dst); err != nil {
+			l.counts.sendErrors.Add(1)
+			if l.closed.Load() {
+				return ErrClosed
+			}
+			return fmt.Errorf("multicast: sending to %v: %w", l.dst, err)
+		}
+		l.counts.datagramsSent.Add(1)
+		l.counts.bytesSent.Add(uint64(len(b)))
+	}
+	return nil
+}
+
+// Close leaves the group and returns after every goroutine of the link
+// has ended. It is idempotent.
+func (l *Link) Close() error {
+	l.closing.Do(func() {
+		l.closed.Store(true)
+		close(l.stop)
+		l.conn.Close()
+		l.wg.Wait()
+	})
+	return nil
+}
+
+// Peers returns the other nodes of the cluster heard from lately, sorted
+// by host name.
+func (l *Link) Peers() []Peer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.peers.list()
+}
+
+// housekeeping sends heartbeats, expires incomplete messages and ages
+// peers out, until the link closes.
+func (l *Link) housekeeping() {
+	defer l.wg.Done()
+	tick := time.NewTicker(l.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		l.sendHeartbeat()
+		select {
+		case <-l.stop:
+			return
+		case now := <-tick.C:
+			l.mu.Lock()
+			l.ra.expire(now)
+			gone := l.peers.age(now, l.cfg.PeerTimeout)
+			l.mu.Unlock()
+			for _, p := range gone {
+				l.log.Info("peer gone: no heartbeat", "peer", p.Node, "host", p.Host, "pid", p.PID, "silent", now.Sub(p.LastSeen).Round(time.Millisecond))
+			}
+		}
+	}
+}
+
+func (l *Link) sendHeartbeat() {
+	hb := Heartbeat{PID: os.Getpid(), LastSeq: l.seq.Load(), Host: l.host, Version: l.cfg.Version, Channels: l.cfg.Channels()}
+	msg := AppendHeartbeat(nil, &hb)
+	for len(msg) > l.cfg.MaxMessage && len(hb.Channels) > 0 {
+		// Too many channels to announce within MaxMessage: announce fewer.
+		hb.Channels = hb.Channels[:len(hb.Channels)/2]
+		msg = AppendHeartbeat(msg[:0], &hb)
+	}
+	if err := l.send(KindHeartbeat, uuid.New(), msg); err != nil && !errors.Is(err, ErrClosed) {
+		l.log.Warn("sending a heartbeat failed", "err", err)
+	}
+}

@@ -1,0 +1,96 @@
+package multicast
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// maxPeers bounds the peer table: heartbeats from more nodes than this
+// are dropped until peers age out.
+const maxPeers = 1024
+
+// Peer is another node of the cluster, as its heartbeats describe it.
+type Peer struct {
+	Node      uuid.UUID
+	Host      string
+	PID       int
+	Version   string
+	Channels  []string
+	Addr      netip.AddrPort // where its datagrams come from
+	FirstSeen time.Time
+	LastSeen  time.Time // its last datagram of any kind
+	LastSeq   uint64    // the highest sequence number seen from it
+	Lost      uint64    // datagrams missing from its sequence
+}
+
+// peerTable holds the peers heard from. It is not safe for concurrent use.
+type peerTable struct {
+	peers map[uuid.UUID]*Peer
+}
+
+// heartbeat records a heartbeat from node and reports whether the node is
+// new. It returns false, false when the table is full.
+func (t *peerTable) heartbeat(node uuid.UUID, hb *Heartbeat, from netip.AddrPort, now time.Time) (isNew, ok bool) {
+	p := t.peers[node]
+	if p == nil {
+		if len(t.peers) >= maxPeers {
+			return false, false
+		}
+		p = &Peer{Node: node, FirstSeen: now}
+		t.peers[node] = p
+		isNew = true
+	}
+	p.Host, p.PID, p.Version, p.Addr, p.LastSeen = hb.Host, hb.PID, hb.Version, from, now
+	p.Channels = hb.Channels
+	return isNew, true
+}
+
+// seen records any datagram of a known peer and returns how many of its
+// datagrams went missing before this one.
+func (t *peerTable) seen(node uuid.UUID, seq uint64, now time.Time) uint64 {
+	p := t.peers[node]
+	if p == nil {
+		return 0
+	}
+	p.LastSeen = now
+	var lost uint64
+	if p.LastSeq != 0 && seq > p.LastSeq+1 {
+		lost = seq - p.LastSeq - 1
+		p.Lost += lost
+	}
+	p.LastSeq = max(p.LastSeq, seq)
+	return lost
+}
+
+// age removes the peers silent for longer than timeout and returns them.
+func (t *peerTable) age(now time.Time, timeout time.Duration) []Peer {
+	var gone []Peer
+	for id, p := range t.peers {
+		if now.Sub(p.LastSeen) > timeout {
+			gone = append(gone, *p)
+			delete(t.peers, id)
+		}
+	}
+	return gone
+}
+
+// list returns copies of the peers sorted by host name, then node id.
+func (t *peerTable) list() []Peer {
+	out := make([]Peer, 0, len(t.peers))
+	for _, p := range t.peers {
+		c := *p
+		c.Channels = slices.Clone(p.Channels)
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Peer) int {
+		if c := strings.Compare(a.Host, b.Host); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Node.String(), b.Node.String())
+	})
+	return out
+}

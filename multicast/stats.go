@@ -1,0 +1,99 @@
+package multicast
+
+import (
+	"errors"
+	"sync/atomic"
+)
+
+// Stats are a link's counters since it opened.
+type Stats struct {
+	DatagramsSent uint64 // datagrams written, fragments and heartbeats included
+	BytesSent     uint64
+	MessagesSent  uint64 // data messages sent
+	SendErrors    uint64 // datagrams the system refused to send
+
+	DatagramsReceived uint64 // every datagram read, good or bad
+	BytesReceived     uint64
+	Delivered         uint64 // data messages handed to the deliver function
+	Heartbeats        uint64 // heartbeats received from other nodes
+
+	Own          uint64 // this node's own datagrams, ignored
+	OtherCluster uint64 // datagrams of another cluster, ignored
+
+	// Datagrams dropped as bad, by reason.
+	Truncated  uint64 // shorter than their header or records say
+	BadMagic   uint64 // not starting with "nc"
+	BadVersion uint64 // of another format version
+	BadKind    uint64 // of an unknown kind or with unknown flags
+	Malformed  uint64 // other layout errors, and heartbeats that do not decode
+	// Fragments dropped.
+	BadFragment uint64 // absurd counts, indexes or lengths, or contradicting the message's other fragments
+	NoRoom      uint64 // whose message cannot fit the reassembly bound
+	Duplicates  uint64 // messages or fragments already received
+	Expired     uint64 // incomplete messages dropped after the reassembly timeout
+	Evicted     uint64 // incomplete messages dropped to make room for others
+	Lost        uint64 // datagrams missing from known peers' sequence numbers
+	PeersFull   uint64 // heartbeats ignored because the peer table is full
+
+	ReassemblyBytes int // held now for incomplete messages
+	ReassemblyPeak  int // the most ever held
+	Incomplete      int // incomplete messages held now
+	Peers           int // peers in the table now
+}
+
+// Dropped is the number of datagrams and fragments dropped as bad or
+// unplaceable, ignoring own and other clusters' datagrams, duplicates and
+// losses.
+func (s Stats) Dropped() uint64 {
+	return s.Truncated + s.BadMagic + s.BadVersion + s.BadKind + s.Malformed + s.BadFragment + s.NoRoom
+}
+
+// counters are the atomically updated part of Stats.
+type counters struct {
+	datagramsSent, bytesSent, messagesSent, sendErrors atomic.Uint64
+	datagramsIn, bytesIn, delivered, heartbeats        atomic.Uint64
+	own, otherCluster                                  atomic.Uint64
+	truncated, badMagic, badVersion, badKind           atomic.Uint64
+	malformed, badFragment, noRoom, duplicates         atomic.Uint64
+	lost, peersFull                                    atomic.Uint64
+}
+
+// bad counts a datagram the decoder refused.
+func (c *counters) bad(err error) {
+	switch {
+	case errors.Is(err, ErrTruncated):
+		c.truncated.Add(1)
+	case errors.Is(err, ErrMagic):
+		c.badMagic.Add(1)
+	case errors.Is(err, ErrVersion):
+		c.badVersion.Add(1)
+	case errors.Is(err, ErrKind):
+		c.badKind.Add(1)
+	case errors.Is(err, ErrFragment):
+		c.badFragment.Add(1)
+	default:
+		c.malformed.Add(1)
+	}
+}
+
+// Stats returns the link's counters.
+func (l *Link) Stats() Stats {
+	c := &l.counts
+	s := Stats{
+		DatagramsSent: c.datagramsSent.Load(), BytesSent: c.bytesSent.Load(),
+		MessagesSent: c.messagesSent.Load(), SendErrors: c.sendErrors.Load(),
+		DatagramsReceived: c.datagramsIn.Load(), BytesReceived: c.bytesIn.Load(),
+		Delivered: c.delivered.Load(), Heartbeats: c.heartbeats.Load(),
+		Own: c.own.Load(), OtherCluster: c.otherCluster.Load(),
+		Truncated: c.truncated.Load(), BadMagic: c.badMagic.Load(), BadVersion: c.badVersion.Load(),
+		BadKind: c.badKind.Load(), Malformed: c.malformed.Load(),
+		BadFragment: c.badFragment.Load(), NoRoom: c.noRoom.Load(), Duplicates: c.duplicates.Load(),
+		Lost: c.lost.Load(), PeersFull: c.peersFull.Load(),
+	}
+	l.mu.Lock()
+	s.Expired, s.Evicted = l.ra.expired, l.ra.evicted
+	s.ReassemblyBytes, s.ReassemblyPeak, s.Incomplete = l.ra.bytes, l.ra.peak, l.ra.pending()
+	s.Peers = len(l.peers.peers)
+	l.mu.Unlock()
+	return s
+}

@@ -1,0 +1,220 @@
+package multicast
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// vectorDir holds the datagram test vectors that PROTOCOL.md describes.
+const vectorDir = "../testdata/datagrams"
+
+type vector struct {
+	Name        string
+	Bytes       []byte
+	Description string `json:"description"`
+	Error       string `json:"error"`
+	MaxMessage  int    `json:"maxmessage"`
+	Header      *struct {
+		Kind    string `json:"kind"`
+		Flags   uint8  `json:"flags"`
+		Records int    `json:"records"`
+		Cluster string `json:"cluster"`
+		Node    string `json:"node"`
+		Seq     uint64 `json:"seq"`
+	} `json:"header"`
+	Records []struct {
+		ID      string `json:"id"`
+		Index   int    `json:"index"`
+		Count   int    `json:"count"`
+		Total   int    `json:"total"`
+		Payload string `json:"payload_hex"`
+	} `json:"records"`
+	Heartbeat *struct {
+		PID      int      `json:"pid"`
+		LastSeq  uint64   `json:"last_seq"`
+		Host     string   `json:"host"`
+		Version  string   `json:"version"`
+		Channels []string `json:"channels"`
+	} `json:"heartbeat"`
+}
+
+// readHex reads a .hex file: hex digits, with whitespace ignored and
+// everything from # to the end of a line a comment.
+func readHex(t testing.TB, path string) []byte {
+	t.Helper()
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hexBytes(t, string(text))
+}
+
+// hexBytes decodes hex digits with # comments and whitespace.
+func hexBytes(t testing.TB, text string) []byte {
+	t.Helper()
+	var digits strings.Builder
+	for line := range strings.Lines(text) {
+		line, _, _ = strings.Cut(line, "#")
+		digits.WriteString(strings.Join(strings.Fields(line), ""))
+	}
+	b, err := hex.DecodeString(digits.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func loadVectors(t testing.TB) []vector {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(vectorDir, "*.hex"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no vectors in %s: %v", vectorDir, err)
+	}
+	var vs []vector
+	for _, name := range names {
+		v := vector{Name: strings.TrimSuffix(filepath.Base(name), ".hex"), Bytes: readHex(t, name)}
+		j, err := os.ReadFile(strings.TrimSuffix(name, ".hex") + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(j, &v); err != nil {
+			t.Fatalf("%s.json: %v", v.Name, err)
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+var sentinels = map[string]error{
+	"truncated": ErrTruncated,
+	"magic":     ErrMagic,
+	"version":   ErrVersion,
+	"kind":      ErrKind,
+	"fragment":  ErrFragment,
+	"malformed": ErrMalformed,
+}
+
+func decode(b []byte, maxMessage int) (Header, []Record, error) {
+	h, rest, err := ParseHeader(b)
+	if err != nil {
+		return h, nil, err
+	}
+	recs, err := ParseRecords(nil, &h, rest, maxMessage)
+	return h, recs, err
+}
+
+func TestVectors(t *testing.T) {
+	lab := ClusterIDOf("lab")
+	for _, v := range loadVectors(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			maxMessage := v.MaxMessage
+			if maxMessage == 0 {
+				maxMessage = 1 << 20
+			}
+			h, recs, err := decode(v.Bytes, maxMessage)
+			if strings.HasPrefix(v.Name, "invalid-") {
+				want := sentinels[v.Error]
+				if want == nil {
+					t.Fatalf("unknown error %q in the vector", v.Error)
+				}
+				if !errors.Is(err, want) {
+					t.Errorf("got %v, want %v", err, want)
+				}
+				for name, s := range sentinels {
+					if s != want && errors.Is(err, s) {
+						t.Errorf("%v also matches %s", err, name)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := v.Header
+			if h.Kind.String() != w.Kind || h.Flags != w.Flags || h.Records != w.Records || hex.EncodeToString(h.Cluster[:]) != w.Cluster || h.Node.String() != w.Node || h.Seq != w.Seq {
+				t.Errorf("header %+v, want %+v", h, *w)
+			}
+			if h.Cluster != lab {
+				t.Errorf("cluster id %x is not the id of \"lab\" (%x)", h.Cluster, lab)
+			}
+			if len(recs) != len(v.Records) {
+				t.Fatalf("%d records, want %d", len(recs), len(v.Records))
+			}
+			again := AppendHeader(nil, &h)
+			for i, r := range recs {
+				w := v.Records[i]
+				if r.ID.String() != w.ID || r.Index != w.Index || r.Count != w.Count || r.Total != w.Total || hex.EncodeToString(r.Payload) != w.Payload {
+					t.Errorf("record %d: %+v, want %+v", i, r, w)
+				}
+				again = AppendRecord(again, &r)
+			}
+			if string(again) != string(v.Bytes) {
+				t.Errorf("encoding the decoded datagram gives\n%x\nwant\n%x", again, v.Bytes)
+			}
+			if v.Heartbeat != nil {
+				hb, err := ParseHeartbeat(recs[0].Payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := v.Heartbeat
+				if hb.PID != w.PID || hb.LastSeq != w.LastSeq || hb.Host != w.Host || hb.Version != w.Version || strings.Join(hb.Channels, ",") != strings.Join(w.Channels, ",") {
+					t.Errorf("heartbeat %+v, want %+v", hb, *w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseHeartbeatErrors(t *testing.T) {
+	good := AppendHeartbeat(nil, &Heartbeat{PID: 1, Host: "h", Version: "v", Channels: []string{"A"}})
+	for n := range len(good) {
+		if _, err := ParseHeartbeat(good[:n]); !errors.Is(err, ErrMalformed) {
+			t.Errorf("heartbeat cut at %d bytes: %v, want ErrMalformed", n, err)
+		}
+	}
+	if _, err := ParseHeartbeat(append(good, 1, 2, 3)); err != nil {
+		t.Errorf("a heartbeat with fields of a later version: %v", err)
+	}
+	tooMany := append(good[:len(good)-4:len(good)-4], 0xff, 0xff)
+	if _, err := ParseHeartbeat(tooMany); err == nil || !strings.Contains(err.Error(), "65535 channels") {
+		t.Errorf("65535 channels: %v", err)
+	}
+}
+
+// TestProtocolDoc keeps PROTOCOL.md's section on the network protocol and
+// testdata/datagrams together: each datagram shown is a vector file's
+// bytes, and the page names every vector.
+func TestProtocolDoc(t *testing.T) {
+	doc, err := os.ReadFile("../PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := loadVectors(t)
+	shown := 0
+	for _, blk := range strings.Split(string(doc), "```\n# testdata/datagrams/")[1:] {
+		name, rest, _ := strings.Cut(blk, "\n")
+		name = strings.TrimSuffix(name, ".hex")
+		body, _, ok := strings.Cut(rest, "```")
+		if !ok {
+			t.Fatalf("the example of %s is not closed", name)
+		}
+		path := filepath.Join(vectorDir, name+".hex")
+		if want := readHex(t, path); hex.EncodeToString(want) != hex.EncodeToString(hexBytes(t, body)) {
+			t.Errorf("PROTOCOL.md's example %s differs from %s", name, path)
+		}
+		shown++
+	}
+	if shown == 0 {
+		t.Error("PROTOCOL.md shows no datagram")
+	}
+	for _, v := range vs {
+		if !strings.Contains(string(doc), "`"+v.Name+"`") {
+			t.Errorf("PROTOCOL.md does not name vector %s", v.Name)
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package router
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/multicast"
+)
+
+// network is the server's multicast link, when connecttonet is true, and
+// the counters of what crossed it.
+type network struct {
+	link *multicast.Link // nil when not connected
+
+	delivered, noChannel, refused, malformed, sendFailed atomic.Uint64
+}
+
+// NetStats are the counters of the server's network link.
+type NetStats struct {
+	// Connected is true when the server has joined the multicast group.
+	Connected bool
+	// Link are the link's own counters: datagrams, drops by reason,
+	// duplicates, reassembly memory.
+	Link multicast.Stats
+	// Delivered counts events from the network delivered to a local
+	// channel (and its propagation targets).
+	Delivered uint64
+	// NoChannel counts events from the network for a channel this server
+	// does not serve.
+	NoChannel uint64
+	// Refused counts events from the network for a channel whose
+	// acceptfromnet is false.
+	Refused uint64
+	// Malformed counts messages from the network that are not well-formed
+	// Event frame bodies.
+	Malformed uint64
+	// SendFailed counts events of propagatetonet channels that could not
+	// be sent.
+	SendFailed uint64
+}
+
+// startNet joins the multicast group when the configuration says so.
+func (s *Server) startNet(cfg *Config) error {
+	if !cfg.ConnectToNet {
+		return nil
+	}
+	group, err := netip.ParseAddr(cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("router: addr %q: %w", cfg.Addr, err)
+	}
+	link, err := multicast.Open(multicast.Config{
+		Group:       group,
+		Port:        cfg.Port,
+		Interface:   cfg.Interface,
+		TTL:         cfg.TTL,
+		Cluster:     cfg.Cluster,
+		Node:        s.node,
+		Payload:     cfg.Payload,
+		Heartbeat:   cfg.Heartbeat,
+		PeerTimeout: cfg.PeerTimeout,
+		MaxMessage:  cfg.MaxFrame,
+		Channels:    func() []string { return s.Config().ChannelNames() },
+		Version:     softwareVersion(),
+		Logger:      s.log,
+		Dump:        cfg.DumpNet,
+	}, s.fromNet)
+	if err != nil {
+		return fmt.Errorf("router: connecttonet: %w", err)
+	}
+	s.net.link = link
+	if cfg.Key != "" || cfg.KeyFile != "" {
+		s.log.Warn("key or keyfile is set, but this build does not seal datagrams yet: events on the network are neither encrypted nor authenticated")
+	}
+	s.log.Info("joined the multicast group", "group", netip.AddrPortFrom(group, uint16(cfg.Port)),
+		"interface", link.Interface(), "ttl", cfg.TTL, "cluster", cfg.Cluster, "node", s.node)
+	return nil
+}
+
+// stopNet leaves the multicast group; it returns once the link's
+// goroutines have ended, so nothing arrives from the network after it.
+func (s *Server) stopNet() {
+	if s.net.link != nil {
+		s.net.link.Close()
+	}
+}
+
+// toNet sends an event of a propagatetonet channel to the group.
+func (s *Server) toNet(ev *bus.EventHeader, frame []byte) {
+	err := s.net.link.Send(uuid.UUID(ev.ID), frame[bus.HeaderLen:])
+	if err == nil || errors.Is(err, multicast.ErrClosed) {
+		return
+	}
+	// Log the 1st, 2nd, 4th, 8th... failure: a network that refuses
+	// every datagram must not flood the log.
+	if n := s.net.sendFailed.Add(1); bits.OnesCount64(n) == 1 {
+		s.log.Warn("sending an event to the network failed", "channel", string(ev.Channel), "id", uuid.UUID(ev.ID), "failures", n, "err", err)
+	}
+}
+
+// fromNet delivers an event that came from the network: to the local
+// channel it names, when the server has it and its rule accepts events
+// from the network, and then to that channel's propagation targets. It
+// is never sent back to the network. The link has already dropped
+// duplicates.
+func (s *Server) fromNet(from uuid.UUID, msg []byte) {
+	ev, err := bus.ParseEvent(msg)
+	if err != nil {
+		s.net.malformed.Add(1)
+		s.log.Debug("dropped a malformed event from the network", "peer", from, "err", err)
+		return
+	}
+	r := s.table.Load().routes[string(ev.Channel)]
+	switch {
+	case r == nil:
+		s.net.noChannel.Add(1)
+		s.log.Debug("dropped an event from the network for a channel not served here", "peer", from, "channel", string(ev.Channel))
+		return
+	case !r.rule.AcceptFromNet:
+		s.net.refused.Add(1)
+		s.log.Debug("dropped an event from the network: the channel does not accept them", "peer", from, "channel", string(ev.Channel))
+		return
+	}
+	if r.rule.DumpToConsole {
+		s.dump(&ev)
+	}
+	frame := make([]byte, bus.HeaderLen+len(msg))
+	binary.BigEndian.PutUint32(frame, uint32(len(msg)))
+	copy(frame[bus.HeaderLen:], msg)
+	r.ch.Send(frame, nil)
+	for _, d := range r.targets {
+		d.Send(frame, nil)
+	}
+	s.net.delivered.Add(1)
+}
+
+// Peers returns the other servers of the cluster that this one has heard
+// from lately, sorted by host name; nil when it is not connected to the
+// network.
+func (s *Server) Peers() []multicast.Peer {
+	if s.net.link == nil {
+		return nil
+	}
+	return s.net.link.Peers()
+}
+
+// NetStats returns the counters of the server's network link.
+func (s *Server) NetStats() NetStats {
+	st := NetStats{
+		Connected:  s.net.link != nil,
+		Delivered:  s.net.delivered.Load(),
+		NoChannel:  s.net.noChannel.Load(),
+		Refused:    s.net.refused.Load(),
+		Malformed:  s.net.malformed.Load(),
+		SendFailed: s.net.sendFailed.Load(),
+	}
+	if s.net.link != nil {
+		st.Link = s.net.link.Stats()
+	}
+	return st
+}
+
+// softwareVersion is what heartbeats announce: the module's version and
+// the Go release that built it.
+func softwareVersion() string {
+	v := "(devel)"
+	bi, ok := debug.ReadBuildInfo()
+	if ok && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	if ok {
+		v += " " + bi.GoVersion
+	}
+	return "netcluster " + v
+}

@@ -1,0 +1,313 @@
+package router_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/multicast"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
+	"github.com/netcluster/netcluster/router"
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+// netMembers are the configuration members of a server on the test
+// namespace's multicast group: on lo, at port, with short timers.
+func netMembers(port int, cluster, members string) string {
+	return fmt.Sprintf(`"connecttonet": true, "interface": %q, "port": %d, "cluster": %q,
+"heartbeat": "50ms", "peertimeout": "300ms",
+%s`, mcasttest.Interface, port, cluster, members)
+}
+
+func netServer(t *testing.T, port int, cluster, members string) *routertest.Server {
+	t.Helper()
+	mcasttest.Need(t)
+	return routertest.NewServer(t, netMembers(port, cluster, members))
+}
+
+// waitPeers waits until every server lists all the others as peers.
+func waitPeers(t *testing.T, servers ...*routertest.Server) {
+	t.Helper()
+	for _, s := range servers {
+		routertest.WaitFor(t, "peers to appear", func() bool { return len(s.Peers()) == len(servers)-1 })
+	}
+}
+
+func TestNetTwoServersBothWays(t *testing.T) {
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s2 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true, "propagatetochannels": "B"}, "B": {}}`)
+	waitPeers(t, s1, s2)
+
+	a1, a1peer := s1.Dial(t, "A"), s1.Dial(t, "A")
+	a2, b2 := s2.Dial(t, "A"), s2.Dial(t, "B")
+	recA1, recA1peer := routertest.Record(t, a1, ".*"), routertest.Record(t, a1peer, ".*")
+	recA2, recB2 := routertest.Record(t, a2, ".*"), routertest.Record(t, b2, ".*")
+
+	if err := a1.Emit("there", map[string]int{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a2.Emit("back", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	recA2.WaitCount(t, "there", 1)
+	recB2.WaitCount(t, "there", 1)
+	recA1.WaitCount(t, "back", 1)
+	recA1peer.WaitCount(t, "back", 1)
+	recA1peer.WaitCount(t, "there", 1)
+
+	m := recA2.Messages()[slices.Index(recA2.Events(), "there")]
+	if m.Origin != s1.Node() || m.Sender != a1.ID() || m.Channel != "A" {
+		t.Errorf("s2 heard origin %v sender %v channel %s; want %v, %v, A", m.Origin, m.Sender, m.Channel, s1.Node(), a1.ID())
+	}
+	var data map[string]int
+	if err := m.Decode(&data); err != nil || data["n"] != 1 {
+		t.Errorf("data %v, %v", data, err)
+	}
+	// Nothing is heard twice, and events from the network never go back
+	// to it: each server sent only the one event its own client emitted.
+	// A client's own listeners hear what it emits, so every client has
+	// heard each event once, and no more.
+	routertest.Fence(t, s2, "A", recA2)
+	routertest.Fence(t, s1, "A", recA1)
+	for name, rec := range map[string]*routertest.Recorder{"a1": recA1, "a1peer": recA1peer, "a2": recA2} {
+		for _, ev := range []string{"there", "back"} {
+			if n := rec.Count(ev); n != 1 {
+				t.Errorf("%s heard %q %d times, want once", name, ev, n)
+			}
+		}
+	}
+	if n := recB2.Count("there"); n != 1 {
+		t.Errorf("b2 heard %q %d times, want once", "there", n)
+	}
+	// Events from the network never go back to it: each server sent the
+	// two events its own clients emitted (one of them a fence's marker).
+	routertest.WaitFor(t, "both fences to cross", func() bool {
+		return s1.NetStats().Delivered == 2 && s2.NetStats().Delivered == 2
+	})
+	for i, s := range []*routertest.Server{s1, s2} {
+		st := s.NetStats()
+		if !st.Connected || st.Link.MessagesSent != 2 || st.Link.Dropped() != 0 || st.Link.Duplicates != 0 {
+			t.Errorf("server %d: %+v", i+1, st)
+		}
+	}
+}
+
+func TestNetThreeHosts(t *testing.T) {
+	hosts := mcasttest.Hosts(t, 3)
+	port := mcasttest.Port()
+	servers := make([]*routertest.Server, len(hosts))
+	for i, h := range hosts {
+		members := fmt.Sprintf(`"connecttonet": true, "interface": %q, "port": %d, "cluster": "hosts",
+"heartbeat": "50ms", "peertimeout": "300ms",
+"channels": {"A": {"propagatetonet": true}}`, mcasttest.HostInterface, port)
+		h.Do(func() { servers[i] = routertest.NewServer(t, members) })
+		if servers[i] == nil {
+			t.FailNow()
+		}
+	}
+	waitPeers(t, servers...)
+	for i, s := range servers {
+		for _, p := range s.Peers() {
+			if p.Addr.Addr() == hosts[i].Addr || !slices.ContainsFunc(hosts, func(h *mcasttest.Host) bool { return h.Addr == p.Addr.Addr() }) {
+				t.Errorf("host %d lists a peer at %v", i, p.Addr)
+			}
+		}
+	}
+	recs := make([]*routertest.Recorder, len(servers))
+	clients := make([]*bus.Client, len(servers))
+	for i, s := range servers {
+		clients[i] = s.Dial(t, "A")
+		recs[i] = routertest.Record(t, clients[i], ".*")
+	}
+	if err := clients[0].Emit("hello", "from host 1"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(servers); i++ {
+		recs[i].WaitCount(t, "hello", 1)
+		if o := recs[i].Messages()[0].Origin; o != servers[0].Node() {
+			t.Errorf("host %d: origin %v, want host 1's node %v", i+1, o, servers[0].Node())
+		}
+	}
+}
+
+func TestNetLargeEvent(t *testing.T) {
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s2 := netServer(t, port, "t", `"channels": {"A": {}}`)
+	a1, a2 := s1.Dial(t, "A"), s2.Dial(t, "A")
+	rec := routertest.Record(t, a2, ".*")
+	big := make([]byte, 256<<10)
+	for i := range big {
+		big[i] = byte(i*31 + i>>8)
+	}
+	if err := a1.Emit("big", big); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitCount(t, "big", 1)
+	var got []byte
+	if err := rec.Messages()[0].Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, big) {
+		t.Errorf("got %d bytes, not the %d sent", len(got), len(big))
+	}
+	if st := s1.NetStats().Link; st.DatagramsSent < 190 {
+		t.Errorf("256 KiB took %d datagrams; it should be fragmented", st.DatagramsSent)
+	}
+}
+
+// TestNetNothingHeard covers the servers that must hear nothing: one of
+// another cluster, and one whose channel does not accept events from
+// the network.
+func TestNetNothingHeard(t *testing.T) {
+	tests := []struct {
+		name, cluster, channels string
+		dropped                 func(router.NetStats) uint64
+	}{
+		{"another cluster", "other", `{"A": {"propagatetochannels": "B"}, "B": {}}`,
+			func(s router.NetStats) uint64 { return s.Link.OtherCluster }},
+		{"acceptfromnet false", "t", `{"A": {"acceptfromnet": false, "propagatetochannels": "B"}, "B": {}}`,
+			func(s router.NetStats) uint64 { return s.Refused }},
+		{"channel not served", "t", `{"B": {}}`,
+			func(s router.NetStats) uint64 { return s.NoChannel }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			port := mcasttest.Port()
+			s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+			deaf := netServer(t, port, tc.cluster, `"channels": `+tc.channels)
+			recs := make(map[string]*routertest.Recorder)
+			for _, ch := range []string{"A", "B"} {
+				if _, ok := deaf.Clients(ch); ok {
+					recs[ch] = routertest.Record(t, deaf.Dial(t, ch), ".*")
+				}
+			}
+			if err := s1.Dial(t, "A").Emit("unheard", nil); err != nil {
+				t.Fatal(err)
+			}
+			routertest.WaitFor(t, "the event to be sent", func() bool { return s1.NetStats().Link.MessagesSent == 1 })
+			routertest.WaitFor(t, "the server to drop it", func() bool { return tc.dropped(deaf.NetStats()) > 0 })
+			for ch, rec := range recs {
+				routertest.Fence(t, deaf, ch, rec)
+				if n := rec.Count("unheard"); n != 0 {
+					t.Errorf("a client heard the event %d times", n)
+				}
+			}
+			if d := deaf.NetStats().Delivered; d != 0 {
+				t.Errorf("delivered %d events", d)
+			}
+		})
+	}
+}
+
+func TestNetPeerAgedOut(t *testing.T) {
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {}}`)
+	s2 := netServer(t, port, "t", `"channels": {"A": {}, "B": {}}`)
+	waitPeers(t, s1, s2)
+	p := s1.Peers()[0]
+	if p.Node != s2.Node() || !slices.Equal(p.Channels, []string{"A", "B", "control"}) || !strings.HasPrefix(p.Version, "netcluster ") {
+		t.Errorf("s1 lists %+v", p)
+	}
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "s2 to age out", func() bool { return len(s1.Peers()) == 0 })
+	if !strings.Contains(s1.Logs.String(), "peer gone") {
+		t.Error("no log of the peer leaving")
+	}
+}
+
+func TestNetDump(t *testing.T) {
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s2 := netServer(t, port, "t", `"dumpnet": true, "channels": {"A": {}}`)
+	rec := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	if err := s1.Dial(t, "A").Emit("dumped", nil); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitCount(t, "dumped", 1)
+	logs := s2.Logs.String()
+	for _, want := range []string{"msg=datagram", "kind=data", "kind=heartbeat", "node=" + s1.Node().String()} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("dumpnet log lacks %q", want)
+		}
+	}
+}
+
+func TestNetStartFails(t *testing.T) {
+	mcasttest.Need(t)
+	dir := routertest.ShortTempDir(t)
+	cfg, err := router.Parse("test.json", []byte(fmt.Sprintf(`{"socket": %q, "connecttonet": true, "interface": "eth7", "channels": {"A": {}}}`, dir+"/{channel}.sock")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := router.Start(cfg, router.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		srv.Close()
+		t.Fatal("started on a missing interface")
+	}
+	if want := `router: connecttonet: multicast: no network interface "eth7"; this host has: lo`; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error:\n got %v\nwant %s", err, want)
+	}
+	// It opened all its sockets or none: a server can start on them now.
+	routertest.NewServerIn(t, dir, `"channels": {"A": {}}`)
+}
+
+func TestNetKeyNotYetUsedIsSaid(t *testing.T) {
+	s := netServer(t, mcasttest.Port(), "t", `"key": "secret", "channels": {"A": {}}`)
+	if logs := s.Logs.String(); !strings.Contains(logs, "does not seal datagrams yet") || strings.Contains(logs, "secret") {
+		t.Errorf("the log should say that the key is not used, and not show it:\n%s", logs)
+	}
+}
+
+// TestNetBadInput sends a server datagrams that a broken or hostile node
+// might: garbage, a well-formed datagram whose message is not an event,
+// and an event for a channel the server lacks. Each is dropped and
+// counted, and the server still delivers good events.
+func TestNetBadInput(t *testing.T) {
+	port := mcasttest.Port()
+	s := netServer(t, port, "t", `"channels": {"A": {}}`)
+	rec := routertest.Record(t, s.Dial(t, "A"), ".*")
+	conn, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(239, 255, 77, 77), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	node := uuid.New()
+	var seq uint64
+	send := func(msg []byte) {
+		t.Helper()
+		seq++
+		h := multicast.Header{Kind: multicast.KindData, Records: 1, Cluster: multicast.ClusterIDOf("t"), Node: node, Seq: seq}
+		d := multicast.AppendRecord(multicast.AppendHeader(nil, &h), &multicast.Record{ID: uuid.New(), Count: 1, Total: len(msg), Payload: msg})
+		if _, err := conn.Write(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	event := func(channel, name string) []byte {
+		return bus.AppendEvent(nil, &bus.Message{ID: uuid.New(), Origin: node, Sender: uuid.New(), Channel: channel, Event: name})[bus.HeaderLen:]
+	}
+	if _, err := conn.Write([]byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	send([]byte{0x93, 0x01, 0x02, 0x03}) // a msgpack array, not an Event frame
+	send(event("Z", "nowhere"))
+	send(event("A", "good"))
+	rec.WaitCount(t, "good", 1)
+	routertest.WaitFor(t, "the drops to be counted", func() bool {
+		st := s.NetStats()
+		return st.Link.BadMagic == 1 && st.Malformed == 1 && st.NoChannel == 1 && st.Delivered == 1
+	})
+	if got := rec.Events(); !slices.Equal(got, []string{"good"}) {
+		t.Errorf("heard %q", got)
+	}
+}
