@@ -374,10 +374,10 @@ func DecodeEvent(body []byte) (Message, error) {
 		return Message{}, err
 	}
 	return Message{
-		ID:      h.ID,
-		Origin:  h.Origin,
-		Sender:  h.Sender,
-		Channel: string(h.Channel),
+		ID:        h.ID,
+		Origin:    h.Origin,
+		Sender:    h.Sender,
+		Channel:   string(h.Channel),
 		Event:     string(h.Event),
 		Data:      h.Data,
 		To:        h.To,

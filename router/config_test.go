@@ -473,7 +473,7 @@ func TestChannelNamesAndTargets(t *testing.T) {
 		from string
 		want []string
 	}{
-		{"b", []string{"a", "ab", "c", "control", "d", "e"}}, // all but itself
+		{"b", []string{"a", "ab", "c", "d", "e"}}, // all but itself and control
 		{"a", []string{"b", "c"}},
 		{"c", []string{"b"}},
 		{"ab", []string{"a"}},      // anchored: "a" does not match "ab"

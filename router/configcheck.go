@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net"
 	"net/netip"
 	"reflect"
 	"regexp"
@@ -174,6 +175,7 @@ func (c *checker) build(f *fileConfig) *Config {
 	if f.Key != "" && f.KeyFile != "" {
 		c.addAt([]string{"keyfile"}, "key and keyfile are both set; use one")
 	}
+	c.checkMetrics(f.Metrics)
 	if f.Socket != "" && !strings.Contains(f.Socket, socketPlaceholder) {
 		c.addAt([]string{"socket"}, "%q lacks %q, so every channel would share one path", clipText(f.Socket, 60), socketPlaceholder)
 	}
@@ -192,6 +194,7 @@ func (c *checker) build(f *fileConfig) *Config {
 		SocketMode:   c.socketMode(f.SocketMode),
 		MaxFrame:     f.MaxFrame,
 		MaxPending:   f.MaxPending,
+		Metrics:      f.Metrics,
 		Channels:     c.channels(f),
 	}
 }
@@ -207,6 +210,21 @@ func (c *checker) checkAddr(s string) {
 		c.addAt([]string{"addr"}, "%q is not an IPv4 multicast address (224.0.0.0 to 239.255.255.255); try %q", clipText(s, 40), defaultAddr)
 	case reservedGroup.Contains(a):
 		c.addAt([]string{"addr"}, "%s is in 224.0.0.0/24, which is reserved for local network control; use %q, a site-local group", s, defaultAddr)
+	}
+}
+
+// checkMetrics checks the metrics listener's address: "" or host:port.
+func (c *checker) checkMetrics(s string) {
+	if s == "" {
+		return
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		c.addAt([]string{"metrics"}, "%q is not a host:port address such as \"127.0.0.1:9464\"", clipText(s, 60))
+		return
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		c.addAt([]string{"metrics"}, "%q: port %q is not a number from 0 to 65535", clipText(s, 60), clipText(port, 20))
 	}
 }
 
