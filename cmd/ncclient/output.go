@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -89,6 +90,17 @@ func writeHuman(w io.Writer, command string, resp map[string]any) error {
 		b.WriteString(cfg.String())
 	case "shutdown":
 		b.WriteString("the server is shutting down\n")
+	case "stats":
+		// The totals are the last row of the channels' table.
+		chans, _ := resp["channels"].(map[string]any)
+		if total, ok := resp["total"].(map[string]any); ok && chans != nil {
+			resp = maps.Clone(resp)
+			chans = maps.Clone(chans)
+			chans["(total)"] = total
+			resp["channels"] = chans
+			delete(resp, "total")
+		}
+		renderMap(&b, resp, "")
 	case "loglevel":
 		fmt.Fprintf(&b, "level: %v", scalar("level", resp["level"]))
 		if prev, ok := resp["previous"]; ok {
@@ -104,7 +116,7 @@ func writeHuman(w io.Writer, command string, resp map[string]any) error {
 
 // firstKeys come first, in this order, in key: value lists and tables;
 // the others follow sorted.
-var firstKeys = []string{"file", "name", "channel", "id", "conn", "network", "level", "total", "uptime", "clients", "socket", "mode"}
+var firstKeys = []string{"file", "channel", "id", "name", "conn", "pid", "uid", "since", "network", "level", "total", "uptime", "clients", "socket", "mode"}
 
 func orderedKeys(keys []string) []string {
 	slices.SortFunc(keys, func(a, b string) int {
@@ -130,8 +142,21 @@ func mapKeys(m map[string]any) []string {
 	return orderedKeys(keys)
 }
 
+// renderMap writes the scalars of m first, as key: value lines, then its
+// maps and lists of maps, as nested lists or tables.
 func renderMap(b *strings.Builder, m map[string]any, indent string) {
-	for _, k := range mapKeys(m) {
+	keys := mapKeys(m)
+	nested := func(k string) bool {
+		switch x := m[k].(type) {
+		case map[string]any:
+			return len(x) > 0
+		case []any:
+			return len(x) > 0 && allMaps(x)
+		}
+		return false
+	}
+	keys = append(slices.DeleteFunc(slices.Clone(keys), nested), slices.DeleteFunc(keys, func(k string) bool { return !nested(k) })...)
+	for _, k := range keys {
 		switch x := m[k].(type) {
 		case map[string]any:
 			switch {
@@ -140,6 +165,8 @@ func renderMap(b *strings.Builder, m map[string]any, indent string) {
 			case allMaps(x):
 				fmt.Fprintf(b, "%s%s:\n", indent, k)
 				keys := mapKeys(x)
+				// Rows such as "(total)" come last.
+				keys = append(slices.DeleteFunc(slices.Clone(keys), isSummary), slices.DeleteFunc(keys, func(k string) bool { return !isSummary(k) })...)
 				rows := make([]map[string]any, len(keys))
 				for i, name := range keys {
 					rows[i] = map[string]any{"": name}
@@ -171,6 +198,8 @@ func renderMap(b *strings.Builder, m map[string]any, indent string) {
 		}
 	}
 }
+
+func isSummary(key string) bool { return strings.HasPrefix(key, "(") }
 
 // allMaps reports whether every element (of a map or slice) is a map.
 func allMaps(v any) bool {
