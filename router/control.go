@@ -32,7 +32,7 @@ type command struct {
 	args       []string // known argument keys
 	required   []string // of which these must be given
 	background bool     // run on a goroutine of the server's: it may take long
-	run        func(s *Server, a args) (map[string]any, error)
+	run        func(s *Server, req *controlReq, a args) (map[string]any, error)
 }
 
 // commands are the control requests by name. They are set up in init:
@@ -92,13 +92,13 @@ func (s *Server) control(from *channel.Conn, ev *bus.EventHeader) bool {
 	}
 	s.log.Debug("control request", "request", name, "client", from.Info().Name, "id", from.ID())
 	if !cmd.background {
-		req.answer(cmd.run(s, a))
+		req.answer(cmd.run(s, req, a))
 		if name == "shutdown" {
 			s.shutdownSoon()
 		}
 		return true
 	}
-	if !s.goBackground(func() { req.answer(cmd.run(s, a)) }) {
+	if !s.goBackground(func() { req.answer(cmd.run(s, req, a)) }) {
 		req.answer(nil, ErrClosed)
 	}
 	return true
@@ -146,6 +146,9 @@ type controlReq struct {
 
 // answer sends the reply, or the error, to the asker only.
 func (r *controlReq) answer(data map[string]any, err error) {
+	if err == errAnswered {
+		return
+	}
 	if err != nil {
 		data = errorAnswer(err)
 		r.s.log.Info("control request failed", "request", r.event, "err", err)
@@ -198,7 +201,7 @@ func list[T any](xs []T) []T {
 	return xs
 }
 
-func (s *Server) ctlShowConfig(args) (map[string]any, error) {
+func (s *Server) ctlShowConfig(*controlReq, args) (map[string]any, error) {
 	cfg := s.Config()
 	return map[string]any{"file": cfg.File, "config": configMap(cfg)}, nil
 }
@@ -238,19 +241,27 @@ func propagateValue(r ChannelConfig) any {
 	return r.PropagateToChannels
 }
 
-func (s *Server) ctlReload(a args) (map[string]any, error) {
+func (s *Server) ctlReload(req *controlReq, a args) (map[string]any, error) {
 	path, err := a.str("path")
 	if err != nil {
 		return nil, err
 	}
-	rep, err := s.ReloadFile(path)
-	if err != nil {
+	// Answer as soon as the new configuration is in place: closing the
+	// removed channels may close the asker's.
+	if _, err := s.reloadFile(path, func(rep ReloadReport) { req.answer(reportMap(rep), nil) }); err != nil {
 		return nil, err
 	}
+	return nil, errAnswered
+}
+
+// errAnswered tells control that the request has been answered already.
+var errAnswered = errors.New("answered")
+
+func reportMap(rep ReloadReport) map[string]any {
 	return map[string]any{
 		"file": rep.File, "added": list(rep.Added), "removed": list(rep.Removed),
 		"changed": list(rep.Changed), "reopened": list(rep.Reopened), "settings": list(rep.Settings),
-	}, nil
+	}
 }
 
 // channelInfo finds a served channel by name.
@@ -263,7 +274,7 @@ func (s *Server) channelInfo(name string) (ChannelInfo, error) {
 	return ChannelInfo{}, fmt.Errorf("no channel %q; channels: %s", name, strings.Join(s.Config().ChannelNames(), ", "))
 }
 
-func (s *Server) ctlShowChannel(a args) (map[string]any, error) {
+func (s *Server) ctlShowChannel(req *controlReq, a args) (map[string]any, error) {
 	name, err := a.str("channel")
 	if err != nil {
 		return nil, err
@@ -306,7 +317,7 @@ func statsMap(st channel.Stats) map[string]any {
 // minIDPrefix is the shortest prefix of a client id that showclient takes.
 const minIDPrefix = 4
 
-func (s *Server) ctlShowClient(a args) (map[string]any, error) {
+func (s *Server) ctlShowClient(req *controlReq, a args) (map[string]any, error) {
 	only, err := a.str("channel")
 	if err != nil {
 		return nil, err
@@ -350,7 +361,7 @@ func (s *Server) ctlShowClient(a args) (map[string]any, error) {
 	return nil, fmt.Errorf("%d clients %s have ids beginning %s; give more of the id", len(found), where, id)
 }
 
-func (s *Server) ctlClientCount(a args) (map[string]any, error) {
+func (s *Server) ctlClientCount(req *controlReq, a args) (map[string]any, error) {
 	only, err := a.str("channel")
 	if err != nil {
 		return nil, err
@@ -371,7 +382,7 @@ func (s *Server) ctlClientCount(a args) (map[string]any, error) {
 	return map[string]any{"total": total, "channels": counts}, nil
 }
 
-func (s *Server) ctlChannels(args) (map[string]any, error) {
+func (s *Server) ctlChannels(*controlReq, args) (map[string]any, error) {
 	var out []map[string]any
 	for _, ci := range s.Channels() {
 		out = append(out, map[string]any{
@@ -384,11 +395,11 @@ func (s *Server) ctlChannels(args) (map[string]any, error) {
 
 // ctlPeers answers peers. This build has no multicast link, so there are
 // no peers; the link's peer table goes here when it exists.
-func (s *Server) ctlPeers(args) (map[string]any, error) {
+func (s *Server) ctlPeers(*controlReq, args) (map[string]any, error) {
 	return map[string]any{"network": false, "peers": []map[string]any{}}, nil
 }
 
-func (s *Server) ctlStats(args) (map[string]any, error) {
+func (s *Server) ctlStats(*controlReq, args) (map[string]any, error) {
 	chans := map[string]any{}
 	var total channel.Stats
 	for _, ci := range s.Channels() {
@@ -410,7 +421,7 @@ func (s *Server) ctlStats(args) (map[string]any, error) {
 	}, nil
 }
 
-func (s *Server) ctlLogLevel(a args) (map[string]any, error) {
+func (s *Server) ctlLogLevel(req *controlReq, a args) (map[string]any, error) {
 	lv := s.opts.LogLevel
 	if lv == nil {
 		return nil, errors.New("this server's log level cannot be changed while it runs")
@@ -435,7 +446,7 @@ func (s *Server) ctlLogLevel(a args) (map[string]any, error) {
 // levelName names a level as the loglevel request takes it.
 func levelName(l slog.Level) string { return strings.ToLower(l.String()) }
 
-func (s *Server) ctlShutdown(args) (map[string]any, error) {
+func (s *Server) ctlShutdown(*controlReq, args) (map[string]any, error) {
 	s.log.Info("stopping", "reason", "control request shutdown")
 	return map[string]any{"ok": true}, nil
 }

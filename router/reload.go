@@ -35,6 +35,11 @@ func (r ReloadReport) Empty() bool {
 // changes nothing; the error is then a *ConfigError naming file, line and
 // key, or the read error.
 func (s *Server) ReloadFile(path string) (ReloadReport, error) {
+	return s.reloadFile(path, nil)
+}
+
+// reloadFile is ReloadFile, with reload's applied.
+func (s *Server) reloadFile(path string, applied func(ReloadReport)) (ReloadReport, error) {
 	if path == "" {
 		path = s.opts.ConfigPath
 	}
@@ -45,7 +50,7 @@ func (s *Server) ReloadFile(path string) (ReloadReport, error) {
 	if err != nil {
 		return ReloadReport{}, err
 	}
-	return s.Reload(cfg)
+	return s.reload(cfg, applied)
 }
 
 // Reload applies a new configuration without dropping the clients of the
@@ -70,6 +75,14 @@ func (s *Server) ReloadFile(path string) (ReloadReport, error) {
 // when the link is restarted. Reloads are serialized; once Shutdown has
 // begun, Reload returns ErrClosed.
 func (s *Server) Reload(cfg *Config) (ReloadReport, error) {
+	return s.reload(cfg, nil)
+}
+
+// reload is Reload. When applied is not nil, it is called with the report
+// once the new configuration is in place and before the removed channels
+// close: a control request that removes the control channel is answered
+// before its asker is disconnected.
+func (s *Server) reload(cfg *Config, applied func(ReloadReport)) (ReloadReport, error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	if s.closed {
@@ -176,6 +189,10 @@ func (s *Server) Reload(cfg *Config) (ReloadReport, error) {
 		ch := next[name]
 		s.log.Info("channel listening", "channel", name, "socket", ch.Path(), "mode", fmt.Sprintf("%04o", ch.Mode()),
 			"propagatetochannels", ruleText(cfg.Channels[name]))
+	}
+
+	if applied != nil {
+		applied(rep)
 	}
 
 	// Close what was removed or moved, all at once, bounded in time.
