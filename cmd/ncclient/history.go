@@ -95,7 +95,8 @@ func (h *history) rewrite() {
 // Add appends a line, unless it is blank or repeats the last one, and
 // writes it to the file.
 func (h *history) Add(line string) {
-	if strings.TrimSpace(line) == "" || strings.ContainsAny(line, "\r\n") {
+	line = strings.TrimSpace(line)
+	if line == "" || strings.ContainsAny(line, "\r\n") {
 		return
 	}
 	if n := len(h.entries); n > 0 && h.entries[n-1] == line {

@@ -61,6 +61,11 @@ func (s *session) runLine(line string, interactive bool) (code int, quit bool) {
 	ctx, stop := interruptContext(context.Background())
 	defer stop()
 	err = s.exec(ctx, c, interactive)
+	if interactive && ctx.Err() != nil {
+		// Ctrl-C ended the command; the terminal echoed ^C without a
+		// newline, and the prompt goes on a line of its own.
+		fmt.Fprintln(s.stdout)
+	}
 	if errors.Is(err, errQuit) {
 		return exitOK, true
 	}
