@@ -17,6 +17,9 @@ import (
 	"go.uber.org/goleak"
 )
 
+// raceBuild says whether the tests run with the race detector.
+var raceBuild bool
+
 // binary is ncclient, built once for the tests, which run it as a
 // process against servers they start.
 var binary string
@@ -27,7 +30,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "ncclient")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	build := []string{"build", "-o", binary}
+	if raceBuild {
+		build = append(build, "-race")
+	}
+	out, err := exec.Command("go", append(build, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building ncclient: %v\n%s", err, out)
 		os.Exit(1)
