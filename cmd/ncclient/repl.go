@@ -124,19 +124,34 @@ func runTerminal(s *session, in, out *os.File) int {
 			t.SetSize(w, h)
 		}
 	}
-	winch := make(chan os.Signal, 1)
-	signal.Notify(winch, syscall.SIGWINCH)
+	orig, err := term.GetState(fd)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "ncclient: %v\n", err)
+		return exitFailed
+	}
+	// While a line is edited the terminal is raw, and a signal that ends
+	// the process must give it back as it was. SIGINT from elsewhere is
+	// ignored at the prompt; while a command runs, its context hears it.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGWINCH, syscall.SIGTERM, syscall.SIGHUP, os.Interrupt)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for range winch {
-			resize()
+		for sig := range sigs {
+			switch sig {
+			case syscall.SIGWINCH:
+				resize()
+			case syscall.SIGTERM, syscall.SIGHUP:
+				term.Restore(fd, orig)
+				fmt.Fprintf(s.stderr, "\nncclient: %v\n", sig)
+				os.Exit(exitFailed)
+			}
 		}
 	}()
 	defer func() {
-		signal.Stop(winch)
-		close(winch)
+		signal.Stop(sigs)
+		close(sigs)
 		wg.Wait()
 	}()
 
