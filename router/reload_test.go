@@ -236,3 +236,80 @@ func TestReloadThroughControl(t *testing.T) {
 func busDial(dir, ch string) (*bus.Client, error) {
 	return bus.Dial(context.Background(), ch, bus.SocketTemplate(dir+"/{channel}.sock"))
 }
+
+// TestReloadUnderTraffic reloads again and again while a client emits:
+// the clients of the kept channel lose nothing, in order.
+func TestReloadUnderTraffic(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}, "B": {}}`)
+	sub := ts.Dial(t, "A")
+	got := make(chan int, 4096)
+	if _, err := sub.On("n", func(m bus.Message) {
+		var n int
+		m.Decode(&n)
+		got <- n
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pub := ts.Dial(t, "A")
+	const total = 1000
+	done := make(chan error, 1)
+	go func() {
+		for i := range total {
+			if err := pub.Emit("n", i); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	rules := []string{`"channels": {"A": {"propagatetochannels": "B"}, "B": {}}`, `"channels": {"A": {}, "B": {}, "C": {}}`}
+	for i := range 6 {
+		if _, err := ts.Reload(ts.ParseConfig(t, rules[i%2])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for want := range total {
+		select {
+		case n := <-got:
+			if n != want {
+				t.Fatalf("got event %d, want %d", n, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event %d never arrived", want)
+		}
+	}
+	if sub.Err() != nil || pub.Err() != nil {
+		t.Errorf("clients ended: %v, %v", sub.Err(), pub.Err())
+	}
+}
+
+// TestShutdownDuringReload: a reload asked for just before Shutdown
+// either happens or is refused; nothing hangs and nothing leaks.
+func TestShutdownDuringReload(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	ctl := ts.Dial(t, router.ControlChannel)
+	good := filepath.Join(ts.Dir, "good.json")
+	os.WriteFile(good, []byte(`{"socket": "`+ts.Template+`", "channels": {"B": {}}}`), 0o600)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ctl.Request(ctx, router.ControlPrefix+"reloadconfig", map[string]any{"path": good})
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-answered
+	if _, err := ts.Reload(ts.ParseConfig(t, `"channels": {}`)); !errors.Is(err, router.ErrClosed) {
+		t.Errorf("Reload after Shutdown: %v, want ErrClosed", err)
+	}
+	if ents, _ := os.ReadDir(ts.Dir); len(ents) != 1 { // good.json
+		t.Errorf("left in the socket directory: %v", ents)
+	}
+}
