@@ -89,3 +89,20 @@ func TestControlShutdownExits(t *testing.T) {
 		t.Errorf("sockets left: %v", ents)
 	}
 }
+
+// TestSIGHUPBuiltIn: on the built-in configuration there is no file to
+// reload; SIGHUP says so and the server goes on.
+func TestSIGHUPBuiltIn(t *testing.T) {
+	rt := routertest.ShortTempDir(t)
+	p := start(t, rt)
+	waitForLog(t, p, "channel=control socket=")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitForLog(t, p, "configuration not reloaded")
+	if !strings.Contains(p.stderr.String(), "built-in configuration") {
+		t.Errorf("the log does not say why:\n%s", p.stderr)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exit(t); code != 0 {
+		t.Errorf("exit status %d", code)
+	}
+}
