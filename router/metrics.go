@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -44,7 +45,8 @@ func (s *Server) startMetrics(addr string) (*metricsServer, error) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	m := &metricsServer{
 		addr: ln.Addr(),
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)},
 		done: make(chan struct{}),
 	}
 	go func() {
@@ -54,6 +56,10 @@ func (s *Server) startMetrics(addr string) (*metricsServer, error) {
 		}
 	}()
 	s.log.Info("metrics endpoint listening", "addr", m.addr.String(), "path", "/metrics")
+	if ta, ok := m.addr.(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		s.log.Warn("the metrics endpoint, with its profiles, is reachable from other hosts; bind it to 127.0.0.1 unless the network is trusted",
+			"addr", m.addr.String())
+	}
 	return m, nil
 }
 
