@@ -50,7 +50,8 @@ func (s *session) complete(line string, pos int) completion {
 			return w
 		})
 	}
-	words := strings.Fields(before)
+	// Words are split as parseLine splits them: at spaces and tabs.
+	words := strings.FieldsFunc(before, func(r rune) bool { return r == ' ' || r == '\t' })
 	cur := ""
 	if len(words) > 0 && !strings.HasSuffix(before, " ") && !strings.HasSuffix(before, "\t") {
 		cur = words[len(words)-1]

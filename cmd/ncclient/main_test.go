@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,6 +26,11 @@ var raceBuild bool
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		// A fuzzing worker runs FuzzParseLine only, in-process.
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "ncclient-test")
 	if err != nil {
 		panic(err)
