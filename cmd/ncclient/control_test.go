@@ -202,7 +202,7 @@ func TestErrors(t *testing.T) {
 		{"no server, request", empty, []string{"showconfig"}, exitNoServer, "no server is running"},
 		{"no server, emit", empty, []string{"emit", "A", "x"}, exitNoServer, "is ncserver running?"},
 		{"no server, listen", empty, []string{"listen", "A"}, exitNoServer, "is ncserver running?"},
-		{"unknown channel, emit", ts.Template, []string{"emit", "Z", "x"}, exitFailed, "channel Z does not exist; the server serves [A B control]"},
+		{"unknown channel, emit", ts.Template, []string{"emit", "Z", "x"}, exitFailed, "channel Z does not exist; the server serves A, B, control"},
 		{"unknown channel, listen", ts.Template, []string{"listen", "Z"}, exitFailed, "channel Z does not exist"},
 		{"unknown channel, request", ts.Template, []string{"showchannel", "Z"}, exitFailed, `showchannel: no channel "Z"`},
 		{"unknown client", ts.Template, []string{"showclient", "A", "abcdef"}, exitFailed, "no client abcdef"},

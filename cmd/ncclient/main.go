@@ -87,7 +87,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := interruptContext(context.Background())
 	defer stop()
-	return sess.report(cmd.name, sess.exec(ctx, cmd, false))
+	return sess.report(sess.exec(ctx, cmd, false))
 }
 
 // parseInterspersed parses flags anywhere among the arguments, so that

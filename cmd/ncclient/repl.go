@@ -56,7 +56,7 @@ func runScript(s *session, r io.Reader) int {
 func (s *session) runLine(line string, interactive bool) (code int, quit bool) {
 	c, err := parseLine(line)
 	if err != nil {
-		return s.report(c.name, err), false
+		return s.report(err), false
 	}
 	ctx, stop := interruptContext(context.Background())
 	defer stop()
@@ -69,7 +69,7 @@ func (s *session) runLine(line string, interactive bool) (code int, quit bool) {
 	if errors.Is(err, errQuit) {
 		return exitOK, true
 	}
-	return s.report(c.name, err), false
+	return s.report(err), false
 }
 
 // ctrlC is what the terminal reader turns Ctrl-C into: a key that

@@ -8,9 +8,9 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/netcluster/netcluster/bus"
 )
@@ -28,8 +28,7 @@ type session struct {
 
 	mu       sync.Mutex
 	ctl      *bus.Client
-	channels []string  // the last answer to `channels`, for completion
-	fetched  time.Time // when channels was fetched
+	channels []string // the last answer to `channels`, for completion
 }
 
 func newSession(s settings, stdout, stderr io.Writer) *session {
@@ -72,7 +71,7 @@ func exitCode(err error) int {
 }
 
 // report prints a command's error, if any, and returns its exit status.
-func (s *session) report(name string, err error) int {
+func (s *session) report(err error) int {
 	code := exitCode(err)
 	if code != exitOK {
 		fmt.Fprintf(s.stderr, "ncclient: %v\n", err)
@@ -100,15 +99,18 @@ func (s *session) dial(ctx context.Context, channel string) (*bus.Client, error)
 		}
 		return nil, fmt.Errorf("connecting to channel %s: %w", channel, err)
 	}
-	msg := fmt.Sprintf("channel %s does not exist", channel)
-	if names, lerr := s.channelNames(ctx, true); lerr == nil {
-		msg += fmt.Sprintf("; the server serves %v", names)
+	names, lerr := s.channelNames(ctx, true)
+	switch {
+	case lerr != nil:
+		return nil, fmt.Errorf("channel %s does not exist: nothing answers on %s", channel, bus.SocketPath(s.set.socket, channel))
+	case slices.Contains(names, channel):
+		return nil, fmt.Errorf("the server serves channel %s, but nothing answers on %s", channel, bus.SocketPath(s.set.socket, channel))
 	}
-	return nil, errors.New(msg)
+	return nil, fmt.Errorf("channel %s does not exist; the server serves %s", channel, strings.Join(names, ", "))
 }
 
 func (s *session) notRunning() error {
-	return &errNotRunning{fmt.Errorf("no server is running: nothing answers on %s", bus.SocketPath(s.set.socket, controlChannel))}
+	return &errNotRunning{fmt.Errorf("no server is running: nothing answers on %s (is ncserver running, and serving the control channel?)", bus.SocketPath(s.set.socket, controlChannel))}
 }
 
 // controlClient returns the connection to the control channel, dialing it
@@ -180,7 +182,7 @@ func (s *session) channelNames(ctx context.Context, refresh bool) ([]string, err
 	names = channelsOf(resp)
 	slices.Sort(names)
 	s.mu.Lock()
-	s.channels, s.fetched = names, time.Now()
+	s.channels = names
 	s.mu.Unlock()
 	return names, nil
 }
