@@ -105,7 +105,10 @@ func (s *session) request(ctx context.Context, command string, args map[string]a
 		e := &requestError{command: command, message: fmt.Sprint(msg)}
 		if ps, ok := resp["problems"].([]any); ok {
 			for _, p := range ps {
-				e.problems = append(e.problems, problemText(p))
+				// The message may list them already.
+				if text := problemText(p); !strings.Contains(e.message, text) {
+					e.problems = append(e.problems, text)
+				}
 			}
 		}
 		return nil, e

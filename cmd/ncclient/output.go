@@ -290,7 +290,7 @@ func scalar(key string, v any) string {
 		if len(parts) == 0 {
 			return "(none)"
 		}
-		return strings.Join(parts, ",")
+		return strings.Join(parts, ", ")
 	case map[string]any, map[any]any:
 		return compactJSON(x)
 	case time.Time:
