@@ -133,19 +133,20 @@ func runTerminal(s *session, in, out *os.File) int {
 	// the process must give it back as it was. SIGINT from elsewhere is
 	// ignored at the prompt; while a command runs, its context hears it.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGWINCH, syscall.SIGTERM, syscall.SIGHUP, os.Interrupt)
+	signal.Notify(sigs, append([]os.Signal{syscall.SIGTERM, syscall.SIGHUP, os.Interrupt}, resizeSignals...)...)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for sig := range sigs {
 			switch sig {
-			case syscall.SIGWINCH:
-				resize()
 			case syscall.SIGTERM, syscall.SIGHUP:
 				term.Restore(fd, orig)
 				fmt.Fprintf(s.stderr, "\nncclient: %v\n", sig)
 				os.Exit(exitFailed)
+			case os.Interrupt:
+			default:
+				resize()
 			}
 		}
 	}()
