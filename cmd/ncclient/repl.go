@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/netcluster/netcluster/bus"
 	"golang.org/x/term"
 )
 
@@ -156,7 +157,7 @@ func runTerminal(s *session, in, out *os.File) int {
 		wg.Wait()
 	}()
 
-	fmt.Fprintf(out, "ncclient: control socket %s; help lists the commands, Tab completes, Ctrl-D leaves\n", strings.ReplaceAll(s.set.socket, "{channel}", controlChannel))
+	s.greet(out)
 	for {
 		state, err := term.MakeRaw(fd)
 		if err != nil {
@@ -178,4 +179,17 @@ func runTerminal(s *session, in, out *os.File) int {
 			return exitOK
 		}
 	}
+}
+
+// greet says, as the prompt starts, which server it talks to and what it
+// serves, or why it cannot; the commands will try again.
+func (s *session) greet(w io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.set.timeout)
+	defer cancel()
+	if names, err := s.channelNames(ctx, true); err != nil {
+		fmt.Fprintf(s.stderr, "ncclient: %v\n", err)
+	} else {
+		fmt.Fprintf(w, "ncclient: connected to %s; channels: %s\n", bus.SocketPath(s.set.socket, controlChannel), strings.Join(names, ", "))
+	}
+	fmt.Fprintln(w, "help lists the commands, Tab completes, Ctrl-D leaves.")
 }

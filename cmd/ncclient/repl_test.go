@@ -129,6 +129,9 @@ func TestPrompt(t *testing.T) {
 	args := []string{"-socket", ts.Template, "-history", history}
 	s := newTmux(t, tmux, dir, "first", env, args...)
 	s.waitLast("ncclient>")
+	if !strings.Contains(s.screen(), "ncclient: connected to "+ts.Path("control")+"; channels: A, B, control\n") {
+		t.Errorf("the prompt did not greet with the server's channels:\n%s", s.screen())
+	}
 
 	s.typ("help")
 	s.keys("Enter")
@@ -228,4 +231,34 @@ func TestPrompt(t *testing.T) {
 	s2.waitLast("ncclient> listen A")
 	s2.keys("C-u", "C-d")
 	s2.waitText("[exit 0]")
+}
+
+// TestPromptServerLater starts the prompt with no server running: it says
+// so, a command fails with the reason, and once a server starts the same
+// command works without restarting ncclient.
+func TestPromptServerLater(t *testing.T) {
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux is not installed; the prompt is tested in a terminal that tmux keeps")
+	}
+	dir := routertest.ShortTempDir(t)
+	t.Cleanup(func() { exec.Command(tmux, "-S", filepath.Join(dir, "tmux.sock"), "kill-server").Run() })
+	sockets := filepath.Join(dir, "sockets")
+	template := sockets + "/{channel}.sock"
+	s := newTmux(t, tmux, dir, "later", []string{"TERM=xterm"}, "-socket", template, "-history", "")
+	s.waitLast("ncclient>")
+	s.waitText("ncclient: no server is running: nothing answers on " + sockets + "/control.sock")
+
+	s.typ("clientcount")
+	s.keys("Enter")
+	s.waitFor("a second complaint", func(scr string) bool { return strings.Count(scr, "no server is running") == 2 })
+	s.waitLast("ncclient>")
+
+	routertest.NewServerIn(t, sockets, testChannels)
+	s.typ("clientcount")
+	s.keys("Enter")
+	s.waitText("total: 1\n")
+	s.waitLast("ncclient>")
+	s.keys("C-d")
+	s.waitText("[exit 0]")
 }
