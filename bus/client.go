@@ -65,6 +65,7 @@ type Client struct {
 
 	listeners listenerSet
 	queue     *queue
+	pending   pendingRequests
 
 	errs chan error
 
@@ -229,6 +230,9 @@ func (c *Client) readLoop(br *bufio.Reader) {
 			if err != nil {
 				c.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 				return
+			}
+			if m.InReplyTo != uuid.Nil && c.pending.deliver(m) {
+				continue
 			}
 			if c.listeners.matchAny(m.Event) && !c.queue.push(m, true) {
 				return

@@ -9,6 +9,12 @@
 //	c.Emit("log", "hello")
 //	c.Close()
 //
+// Request emits an event and waits for its reply; a listener answers
+// with Reply, which the server delivers to the asker only:
+//
+//	c.On("get-time", func(m bus.Message) { c.Reply(m, time.Now().String()) })
+//	reply, err := other.Request(ctx, "get-time", nil)
+//
 // The package also holds the local wire codec that client and server
 // share (PROTOCOL.md describes it): length-prefixed msgpack frames. It
 // imports only the standard library, msgpack and uuid, never the server,
@@ -27,7 +33,8 @@
 // loop. A listener that blocks delays the listeners after it; if it
 // blocks long enough, the receive queue fills, the client stops reading,
 // and the server drops it as a slow consumer (the ErrorHandler hears
-// why). A listener may call Emit, On, Off and Close.
+// why). A listener may call Emit, On, Off and Close, and Request: replies
+// are taken off the socket by the read loop, not the dispatcher.
 //
 // # What callers owe
 //

@@ -25,30 +25,41 @@ func checkEvent(event string) error {
 // the send buffer is full. Events from one client reach every receiver in
 // the order Emit was called.
 func (c *Client) Emit(event string, data any) error {
-	if err := checkEvent(event); err != nil {
+	m := Message{ID: uuid.New(), Event: event}
+	return c.send(&m, data)
+}
+
+// send emits m with data on the client's channel: it fills in the
+// origin, sender and channel, encodes, queues the frame, and hands m to
+// the client's own matching listeners unless it is addressed to another
+// client.
+func (c *Client) send(m *Message, data any) error {
+	if err := checkEvent(m.Event); err != nil {
 		return err
 	}
+	m.Origin, m.Sender, m.Channel = c.welcome.Node, c.id, c.channel
 	buf := getBuf()
 	defer putBuf(buf)
-	m := Message{ID: uuid.New(), Origin: c.welcome.Node, Sender: c.id, Channel: c.channel, Event: event}
 	// Encode the data straight into the frame: one encoding, and one copy
 	// (into the send buffer, where frames wait to be written together).
-	frame, start := appendEventHead(buf.frame[:0], &m)
+	frame, start := appendEventHead(buf.frame[:0], m)
 	dataAt := len(frame)
 	frame, err := AppendData(frame, data)
 	if err != nil {
 		return err
 	}
-	buf.frame = endFrame(frame, start)
+	dataEnd := len(frame)
+	buf.frame = endEvent(frame, m, start)
 	if n := len(buf.frame) - HeaderLen; n > int(c.welcome.MaxFrame) {
-		return fmt.Errorf("%w: event %q is %d bytes, the server takes at most %d", ErrFrameTooBig, event, n, c.welcome.MaxFrame)
+		return fmt.Errorf("%w: event %q is %d bytes, the server takes at most %d", ErrFrameTooBig, m.Event, n, c.welcome.MaxFrame)
 	}
 	if err := c.enqueue(buf.frame); err != nil {
 		return err
 	}
-	if c.listeners.matchAny(event) {
-		m.Data = append([]byte(nil), buf.frame[dataAt:]...)
-		c.queue.push(m, false)
+	if (m.To == uuid.Nil || m.To == c.id) && c.listeners.matchAny(m.Event) {
+		local := *m
+		local.Data = append([]byte(nil), buf.frame[dataAt:dataEnd]...)
+		c.queue.push(local, false)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/google/uuid"
 )
 
 // ProtocolVersion is the version of the local wire protocol this package
@@ -175,7 +177,8 @@ func AppendError(dst []byte, e *ErrorFrame) []byte {
 }
 
 // AppendEvent appends m as a complete frame. m.Data must hold exactly one
-// msgpack value; empty Data is sent as nil.
+// msgpack value; empty Data is sent as nil. The fields to and re are
+// written only when m.To or m.InReplyTo is set.
 func AppendEvent(dst []byte, m *Message) []byte {
 	dst, start := appendEventHead(dst, m)
 	if len(m.Data) == 0 {
@@ -183,19 +186,45 @@ func AppendEvent(dst []byte, m *Message) []byte {
 	} else {
 		dst = append(dst, m.Data...)
 	}
-	return endFrame(dst, start)
+	return endEvent(dst, m, start)
 }
 
+// addressed reports whether an event frame for m carries the fields to
+// and re.
+func addressed(m *Message) bool { return m.To != uuid.Nil || m.InReplyTo != uuid.Nil }
+
 // appendEventHead appends an event frame up to its data, which the caller
-// appends before it calls endFrame with start.
+// appends before it calls endEvent with start.
 func appendEventHead(dst []byte, m *Message) (_ []byte, start int) {
-	dst, start = beginFrame(dst, FrameEvent, 6)
+	fields := 6
+	if addressed(m) {
+		fields = 8
+	}
+	dst, start = beginFrame(dst, FrameEvent, fields)
 	dst = appendBin(dst, m.ID[:])
 	dst = appendBin(dst, m.Origin[:])
 	dst = appendBin(dst, m.Sender[:])
 	dst = appendStr(dst, m.Channel)
 	dst = appendStr(dst, m.Event)
 	return dst, start
+}
+
+// endEvent appends the fields that follow an event's data, to and re,
+// when m has them, and fills in the length prefix.
+func endEvent(dst []byte, m *Message, start int) []byte {
+	if addressed(m) {
+		dst = appendOptID(dst, m.To)
+		dst = appendOptID(dst, m.InReplyTo)
+	}
+	return endFrame(dst, start)
+}
+
+// appendOptID appends an id, or nil for the zero id.
+func appendOptID(dst []byte, id uuid.UUID) []byte {
+	if id == uuid.Nil {
+		return append(dst, 0xc0)
+	}
+	return appendBin(dst, id[:])
 }
 
 // openFrame reads the array header and frame type of r's body, and checks
@@ -308,10 +337,14 @@ type EventHeader struct {
 	ID, Origin, Sender [16]byte
 	Channel, Event     []byte
 	Data               []byte // one msgpack value
+	// To is the client the event is addressed to, and Re the id of the
+	// event it answers; zero when the frame does not say (nil or absent).
+	To, Re [16]byte
 }
 
 // ParseEvent decodes an Event frame body without copying it. It checks
-// that the data is one well-formed msgpack value.
+// that the data is one well-formed msgpack value, and that the optional
+// fields to and re, when present, are each nil or a 16-byte id.
 func ParseEvent(body []byte) (EventHeader, error) {
 	var h EventHeader
 	r := &reader{b: body}
@@ -322,6 +355,14 @@ func ParseEvent(body []byte) (EventHeader, error) {
 	h.Channel = r.str("channel")
 	h.Event = r.str("event")
 	h.Data = r.skipValue("data")
+	if extra > 0 {
+		h.To = r.optUUID16("to")
+		extra--
+	}
+	if extra > 0 {
+		h.Re = r.optUUID16("re")
+		extra--
+	}
 	return h, closeFrame(r, extra)
 }
 
@@ -333,12 +374,14 @@ func DecodeEvent(body []byte) (Message, error) {
 		return Message{}, err
 	}
 	return Message{
-		ID:      h.ID,
-		Origin:  h.Origin,
-		Sender:  h.Sender,
-		Channel: string(h.Channel),
-		Event:   string(h.Event),
-		Data:    h.Data,
+		ID:        h.ID,
+		Origin:    h.Origin,
+		Sender:    h.Sender,
+		Channel:   string(h.Channel),
+		Event:     string(h.Event),
+		Data:      h.Data,
+		To:        h.To,
+		InReplyTo: h.Re,
 	}, nil
 }
 

@@ -261,8 +261,15 @@ func fieldsOf(v any) (map[string]any, error) {
 		if err := msgpack.Unmarshal(v.Data, &data); err != nil {
 			return nil, fmt.Errorf("decoding data % x: %w", v.Data, err)
 		}
-		return map[string]any{"id": v.ID.String(), "origin": v.Origin.String(), "sender": v.Sender.String(),
-			"channel": v.Channel, "event": v.Event, "data": data}, nil
+		f := map[string]any{"id": v.ID.String(), "origin": v.Origin.String(), "sender": v.Sender.String(),
+			"channel": v.Channel, "event": v.Event, "data": data}
+		if v.To != uuid.Nil {
+			f["to"] = v.To.String()
+		}
+		if v.InReplyTo != uuid.Nil {
+			f["re"] = v.InReplyTo.String()
+		}
+		return f, nil
 	}
 	return nil, fmt.Errorf("fieldsOf: %T", v)
 }
@@ -300,6 +307,8 @@ type vectorFields struct {
 	Sender   string          `json:"sender"`
 	Event    string          `json:"event"`
 	Data     json.RawMessage `json:"data"`
+	To       string          `json:"to"` // events: "" when not addressed
+	Re       string          `json:"re"` // events: "" when it answers nothing
 }
 
 // valueOf builds the Go value a valid vector describes, for encoding.
@@ -325,13 +334,17 @@ func valueOf(v vector) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		var ids [3]uuid.UUID
-		for i, s := range []string{f.ID, f.Origin, f.Sender} {
+		var ids [5]uuid.UUID
+		for i, s := range []string{f.ID, f.Origin, f.Sender, f.To, f.Re} {
+			if s == "" && i >= 3 {
+				continue
+			}
 			if ids[i], err = id(s); err != nil {
 				return nil, err
 			}
 		}
-		return Message{ID: ids[0], Origin: ids[1], Sender: ids[2], Channel: f.Channel, Event: f.Event, Data: data}, nil
+		return Message{ID: ids[0], Origin: ids[1], Sender: ids[2], Channel: f.Channel, Event: f.Event, Data: data,
+			To: ids[3], InReplyTo: ids[4]}, nil
 	}
 	return nil, fmt.Errorf("no type %q", v.Type)
 }
@@ -345,7 +358,7 @@ var requiredVectors = []string{
 	"invalid-nested-count-past-end", "invalid-data-c1", "invalid-empty-frame", "invalid-length-over-maxframe",
 	"invalid-length-4gib", "invalid-over-small-maxframe", "invalid-not-an-array", "invalid-empty-array",
 	"invalid-missing-field", "invalid-error-code-too-big", "invalid-version-negative", "invalid-version-int8",
-	"invalid-str-length-past-end",
+	"invalid-str-length-past-end", "event-reply", "invalid-event-to-not-id",
 }
 
 func TestVectorSet(t *testing.T) {
@@ -428,7 +441,7 @@ func TestVectorsDecode(t *testing.T) {
 				t.Fatalf("ParseEvent: %v", err)
 			}
 			if string(h.Channel) != m.Channel || string(h.Event) != m.Event || !bytes.Equal(h.Data, m.Data) ||
-				h.ID != m.ID || h.Origin != m.Origin || h.Sender != m.Sender {
+				h.ID != m.ID || h.Origin != m.Origin || h.Sender != m.Sender || h.To != m.To || h.Re != m.InReplyTo {
 				t.Errorf("ParseEvent and DecodeEvent disagree:\n%+v\n%+v", h, m)
 			}
 		})
@@ -524,7 +537,17 @@ func genericOf(tb testing.TB, v any) []any {
 				tb.Fatalf("data % x: %v", v.Data, err)
 			}
 		}
-		return []any{uint64(FrameEvent), v.ID[:], v.Origin[:], v.Sender[:], v.Channel, v.Event, normalMsgpack(data)}
+		out := []any{uint64(FrameEvent), v.ID[:], v.Origin[:], v.Sender[:], v.Channel, v.Event, normalMsgpack(data)}
+		if v.To != uuid.Nil || v.InReplyTo != uuid.Nil {
+			for _, id := range []uuid.UUID{v.To, v.InReplyTo} {
+				if id == uuid.Nil {
+					out = append(out, nil)
+				} else {
+					out = append(out, id[:])
+				}
+			}
+		}
+		return out
 	}
 	tb.Fatalf("genericOf: %T", v)
 	return nil

@@ -17,6 +17,12 @@ type Message struct {
 	Channel string    // the channel it was emitted on (propagation keeps it)
 	Event   string    // the event name
 	Data    []byte    // the event's value, one msgpack encoding
+	// To is the one client the event is addressed to: a reply goes to the
+	// client that asked, and nobody else. Zero for an ordinary event.
+	To uuid.UUID
+	// InReplyTo is the ID of the request this event answers; zero for an
+	// event that answers nothing.
+	InReplyTo uuid.UUID
 }
 
 // Decode unmarshals the event's data into v, as msgpack.Unmarshal would.

@@ -208,6 +208,25 @@ func (r *reader) uuid16(what string) (id [16]byte) {
 	return id
 }
 
+// optUUID16 reads nil, as the zero id, or a bin of exactly 16 bytes.
+func (r *reader) optUUID16(what string) (id [16]byte) {
+	if r.err == nil && r.off < len(r.b) && r.b[r.off] == 0xc0 {
+		r.off++
+		return id
+	}
+	at := r.off
+	if r.err == nil && r.off < len(r.b) {
+		switch c := r.b[r.off]; c {
+		case 0xc4, 0xc5, 0xc6:
+		default:
+			r.fail(what + ": want nil or a 16-byte id")
+			r.off = at
+			return id
+		}
+	}
+	return r.uuid16(what)
+}
+
 // skipValue steps over one complete msgpack value of any type and returns
 // its encoding. It walks iteratively, so deep nesting cannot exhaust the
 // stack, and it checks every declared length against what is left.

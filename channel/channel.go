@@ -3,9 +3,11 @@ package channel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +47,7 @@ type Stats struct {
 	Dropped       uint64 // frames not delivered because their receiver was closing or slow
 	SlowConsumers uint64 // clients disconnected for passing maxpending
 	TooBig        uint64 // clients disconnected for a frame over maxframe
+	Undeliverable uint64 // addressed events from the channel's clients whose addressee was not there
 }
 
 // Channel serves one channel's socket and its clients.
@@ -72,6 +75,8 @@ type Channel struct {
 	framesOut, bytesOut atomic.Uint64
 	slow, tooBig        atomic.Uint64
 	gone                atomic.Uint64 // frames dropped by clients that have left
+	undeliverable       atomic.Uint64
+	mode                atomic.Uint32 // the socket's current mode
 }
 
 type limits struct{ maxFrame, maxPending int }
@@ -105,6 +110,7 @@ func Listen(cfg Config) (*Channel, error) {
 		acceptDone: make(chan struct{}),
 	}
 	ch.limits.Store(&limits{cfg.MaxFrame, cfg.MaxPending})
+	ch.mode.Store(uint32(cfg.Mode))
 	ln, stale, err := listenSocket(cfg.Path, cfg.Mode)
 	if err != nil {
 		return nil, err
@@ -125,7 +131,32 @@ func (ch *Channel) Name() string { return ch.cfg.Name }
 func (ch *Channel) Path() string { return ch.cfg.Path }
 
 // Mode is the socket's file mode.
-func (ch *Channel) Mode() fs.FileMode { return ch.cfg.Mode }
+func (ch *Channel) Mode() fs.FileMode { return fs.FileMode(ch.mode.Load()) }
+
+// SetMode changes the permissions of the channel's socket file in place;
+// connected clients are not affected.
+func (ch *Channel) SetMode(mode fs.FileMode) error {
+	if err := os.Chmod(ch.cfg.Path, mode.Perm()); err != nil {
+		return fmt.Errorf("channel %s: setting the socket's mode: %w", ch.cfg.Name, err)
+	}
+	ch.mode.Store(uint32(mode.Perm()))
+	return nil
+}
+
+// Client returns the connected client whose handshake gave this id, or
+// nil. It looks through the clients one by one.
+func (ch *Channel) Client(id uuid.UUID) *Conn {
+	for _, c := range ch.clients() {
+		if c.hello.ClientID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// CountUndeliverable counts an addressed event sent on this channel whose
+// addressee was not there; it shows in Stats.
+func (ch *Channel) CountUndeliverable() { ch.undeliverable.Add(1) }
 
 // SetLimits changes maxframe and maxpending for the frames that follow.
 func (ch *Channel) SetLimits(maxFrame, maxPending int) {
@@ -251,7 +282,7 @@ func (ch *Channel) Stats() Stats {
 		EventsIn: ch.eventsIn.Load(), BytesIn: ch.bytesIn.Load(),
 		FramesOut: ch.framesOut.Load(), BytesOut: ch.bytesOut.Load(),
 		SlowConsumers: ch.slow.Load(), TooBig: ch.tooBig.Load(),
-		Dropped: ch.gone.Load(),
+		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(),
 	}
 	for _, c := range ch.clients() {
 		st.Clients++

@@ -67,7 +67,9 @@ type ClientInfo struct {
 	BytesIn   uint64
 	FramesOut uint64 // frames written to it
 	BytesOut  uint64
-	Pending   int // bytes queued for it now
+	Pending   int    // bytes queued for it now
+	Dropped   uint64 // frames not delivered to it because it was closing
+	HelloPID  uint64 // the process id the client gave in its hello
 }
 
 // Channel is the channel the connection belongs to.
@@ -85,6 +87,7 @@ func (c *Conn) Info() ClientInfo {
 		Conn: c.id, ID: c.hello.ClientID, Name: c.hello.Name, UID: -1, Since: c.since,
 		FramesIn: c.framesIn.Load(), BytesIn: c.bytesIn.Load(),
 		FramesOut: c.framesOut.Load(), BytesOut: c.bytesOut.Load(), Pending: pending,
+		Dropped: c.dropped.Load(), HelloPID: c.hello.PID,
 	}
 	if c.hasCr {
 		ci.PID, ci.UID = c.cred.PID, c.cred.UID

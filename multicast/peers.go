@@ -25,6 +25,8 @@ type Peer struct {
 	LastSeen  time.Time // its last datagram of any kind
 	LastSeq   uint64    // the highest sequence number seen from it
 	Lost      uint64    // datagrams missing from its sequence
+	Datagrams uint64    // datagrams received from it since it joined the table
+	Bytes     uint64    // their size
 }
 
 // peerTable holds the peers heard from. It is not safe for concurrent use.
@@ -49,14 +51,16 @@ func (t *peerTable) heartbeat(node uuid.UUID, hb *Heartbeat, from netip.AddrPort
 	return isNew, true
 }
 
-// seen records any datagram of a known peer and returns how many of its
-// datagrams went missing before this one.
-func (t *peerTable) seen(node uuid.UUID, seq uint64, now time.Time) uint64 {
+// seen records any datagram of a known peer, of size bytes, and returns
+// how many of its datagrams went missing before this one.
+func (t *peerTable) seen(node uuid.UUID, seq uint64, size int, now time.Time) uint64 {
 	p := t.peers[node]
 	if p == nil {
 		return 0
 	}
 	p.LastSeen = now
+	p.Datagrams++
+	p.Bytes += uint64(size)
 	var lost uint64
 	if p.LastSeq != 0 && seq > p.LastSeq+1 {
 		lost = seq - p.LastSeq - 1

@@ -67,7 +67,7 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 	var out []delivery
 	var joined []Peer
 	l.mu.Lock()
-	l.counts.lost.Add(l.peers.seen(h.Node, h.Seq, now))
+	l.counts.lost.Add(l.peers.seen(h.Node, h.Seq, len(b), now))
 	for i := range recs {
 		r := &recs[i]
 		if h.Kind == KindData && l.recent.has(r.ID) {

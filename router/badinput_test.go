@@ -132,6 +132,14 @@ func TestBadInput(t *testing.T) {
 			binary.BigEndian.PutUint32(f, uint32(len(f)-bus.HeaderLen))
 			return f
 		}, bus.CodeProtocol, "after the frame"},
+		{"event whose to is not an id", true, func(rc *rawConn) []byte {
+			// The to field as a str: the event's array gets two more
+			// fields, "x" and nil.
+			f := append(rc.event("x"), 0xa1, 'x', 0xc0)
+			f[bus.HeaderLen] += 2
+			binary.BigEndian.PutUint32(f, uint32(len(f)-bus.HeaderLen))
+			return f
+		}, bus.CodeProtocol, "to: want nil or a 16-byte id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -103,6 +103,10 @@ type Config struct {
 	// MaxPending ("maxpending") bounds each client's send queue in bytes,
 	// MaxFrame..1<<30. Default 8<<20.
 	MaxPending int
+	// Metrics ("metrics") is the host:port address on which the server
+	// serves Prometheus metrics at /metrics (and profiles at
+	// /debug/pprof/); "" (the default) serves none.
+	Metrics string
 	// Channels ("channels") maps each channel name to its rule. It holds
 	// ControlChannel if and only if StartControl is true.
 	Channels map[string]ChannelConfig
@@ -194,6 +198,7 @@ type fileConfig struct {
 	SocketMode   string              `json:"socketmode" want:"an octal string such as \"0660\""`
 	MaxFrame     int                 `json:"maxframe"`
 	MaxPending   int                 `json:"maxpending"`
+	Metrics      string              `json:"metrics"`
 	Channels     map[string]fileRule `json:"channels"`
 }
 
@@ -263,15 +268,17 @@ func (c *Config) ChannelNames() []string {
 
 // Targets returns, sorted, the names of the channels other than from that
 // from's rule propagates to: those its Propagate expression matches in
-// full. It returns nil when from is unknown or propagates nowhere.
+// full. It returns nil when from is unknown or propagates nowhere. The
+// control channel is never a target and never propagates: requests to
+// the server stay on it, and application events stay off it.
 func (c *Config) Targets(from string) []string {
 	re := c.Channels[from].Propagate
-	if re == nil {
+	if re == nil || from == ControlChannel {
 		return nil
 	}
 	var out []string
 	for _, name := range c.ChannelNames() {
-		if name != from && re.MatchString(name) {
+		if name != from && name != ControlChannel && re.MatchString(name) {
 			out = append(out, name)
 		}
 	}

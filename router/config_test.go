@@ -95,6 +95,9 @@ var parseProblemCases = []struct {
 	{"ttl negative", `{"ttl": -1}`, []wantProblem{{1, "ttl", "out of range 0..255"}}},
 	{"ttl too big", `{"ttl": 256}`, []wantProblem{{1, "ttl", "256 is out of range 0..255"}}},
 	{"maxframe too small", `{"maxframe": 1023}`, []wantProblem{{1, "maxframe", "out of range 1024..67108864"}}},
+	{"metrics without a port", `{"metrics": "127.0.0.1"}`, []wantProblem{{1, "metrics", `"127.0.0.1" is not a host:port address`}}},
+	{"metrics port not a number", `{"metrics": "localhost:http"}`, []wantProblem{{1, "metrics", `port "http" is not a number from 0 to 65535`}}},
+	{"metrics port too big", `{"metrics": ":65536"}`, []wantProblem{{1, "metrics", `port "65536" is not a number`}}},
 	{"maxframe too big", `{"maxframe": 67108865, "maxpending": 1073741824}`, []wantProblem{{1, "maxframe", "out of range 1024..67108864"}}},
 	{"maxpending too big", `{"maxpending": 1073741825}`, []wantProblem{{1, "maxpending", "out of range 1024..1073741824"}}},
 	{"maxpending below maxframe", `{"maxframe": 4096, "maxpending": 2048}`, []wantProblem{{1, "maxpending", "maxpending (2048) must be at least maxframe (4096)"}}},
@@ -364,7 +367,7 @@ func TestParseValues(t *testing.T) {
 			Addr: "239.1.2.3", Port: 5000, ConnectToNet: true, DumpNet: true, StartControl: true,
 			Interface: "eth1", TTL: 4, Cluster: "lab", KeyFile: "/etc/netcluster/key",
 			Payload: 9000, Heartbeat: 250 * time.Millisecond, PeerTimeout: 2 * time.Second,
-			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536,
+			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
 				"sensors.raw": chanRule("sensors.raw", `sensors\..*|logs`, true, false, false),
@@ -484,7 +487,7 @@ func TestChannelNamesAndTargets(t *testing.T) {
 		from string
 		want []string
 	}{
-		{"b", []string{"a", "ab", "c", "control", "d", "e"}}, // all but itself
+		{"b", []string{"a", "ab", "c", "d", "e"}}, // all but itself and control
 		{"a", []string{"b", "c"}},
 		{"c", []string{"b"}},
 		{"ab", []string{"a"}},      // anchored: "a" does not match "ab"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net"
 	"net/netip"
 	"reflect"
 	"regexp"
@@ -185,6 +186,7 @@ func (c *checker) build(f *fileConfig) *Config {
 	if f.Key != "" && f.KeyFile != "" {
 		c.addAt([]string{"keyfile"}, "key and keyfile are both set; use one")
 	}
+	c.checkMetrics(f.Metrics)
 	if f.Socket != "" && !strings.Contains(f.Socket, socketPlaceholder) {
 		c.addAt([]string{"socket"}, "%q lacks %q, so every channel would share one path", clipText(f.Socket, 60), socketPlaceholder)
 	}
@@ -206,6 +208,7 @@ func (c *checker) build(f *fileConfig) *Config {
 		SocketMode:   c.socketMode(f.SocketMode),
 		MaxFrame:     f.MaxFrame,
 		MaxPending:   f.MaxPending,
+		Metrics:      f.Metrics,
 		Channels:     c.channels(f),
 	}
 }
@@ -237,6 +240,21 @@ func (c *checker) duration(key, s string, lo, hi time.Duration) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// checkMetrics checks the metrics listener's address: "" or host:port.
+func (c *checker) checkMetrics(s string) {
+	if s == "" {
+		return
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		c.addAt([]string{"metrics"}, "%q is not a host:port address such as \"127.0.0.1:9464\"", clipText(s, 60))
+		return
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		c.addAt([]string{"metrics"}, "%q: port %q is not a number from 0 to 65535", clipText(s, 60), clipText(port, 20))
+	}
 }
 
 func (c *checker) checkRange(key string, n, lo, hi int) {

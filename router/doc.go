@@ -13,6 +13,11 @@
 // an event twice. The routing table is immutable once built; a reload
 // swaps it whole, so routing takes no lock shared by publishers.
 //
+// An event addressed to one client (a reply: bus.Message.To is set) is
+// not fanned out. It goes to that client only, looked up on the sender's
+// channel and on the channels whose rules reach the sender's channel;
+// if it is not there, the event is dropped and counted.
+//
 // # Network
 //
 // With connecttonet, the Server joins a UDP multicast group through a
@@ -22,6 +27,16 @@
 // propagation targets, and never back to the network. The link drops
 // duplicates, its own datagrams and those of other clusters. Peers and
 // NetStats describe the link.
+//
+// # Control, reload and metrics
+//
+// On the control channel the server answers the requests of
+// PROTOCOL.md § 12 (showconfig, reloadconfig, stats, shutdown, ...) to the
+// asker only; the control channel never takes part in propagation.
+// Server.Reload applies a new configuration without dropping the clients
+// of the channels that stay; a configuration that fails changes nothing.
+// The "metrics" key serves the counters of stats in the Prometheus text
+// format, and Go's profiles, over HTTP.
 //
 // # Concurrency
 //

@@ -116,6 +116,13 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 		s.log.Debug("dropped a malformed event from the network", "peer", from, "err", err)
 		return
 	}
+	if ev.To != ([16]byte{}) {
+		// Replies are delivered to one local client and are never sent
+		// to the network: one arriving from there is forged or broken.
+		s.net.malformed.Add(1)
+		s.log.Debug("dropped an addressed event from the network", "peer", from, "channel", string(ev.Channel))
+		return
+	}
 	r := s.table.Load().routes[string(ev.Channel)]
 	switch {
 	case r == nil:

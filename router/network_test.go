@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
@@ -309,5 +310,61 @@ func TestNetBadInput(t *testing.T) {
 	})
 	if got := rec.Events(); !slices.Equal(got, []string{"good"}) {
 		t.Errorf("heard %q", got)
+	}
+}
+
+// TestNetControl asks the control channel for the peer table and the
+// network's counters, and checks that a reply on a propagatetonet channel
+// stays with its one local client.
+func TestNetControl(t *testing.T) {
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s2 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	waitPeers(t, s1, s2)
+
+	// A request answered on s1 crosses to s2 (requests are ordinary
+	// events); the answer reaches the asker only and is not multicast.
+	asker, replier := s1.Dial(t, "A"), s1.Dial(t, "A")
+	heardOnS2 := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	if _, err := replier.On("ask", func(m bus.Message) { replier.Reply(m, "answer") }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply, err := asker.Request(ctx, "ask", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.Event != "ask"+bus.ReplySuffix || reply.Sender != replier.ID() {
+		t.Errorf("reply %s from %v; want ask-response from the replier", reply.Event, reply.Sender)
+	}
+	heardOnS2.WaitCount(t, "ask", 1)
+	routertest.Fence(t, s1, "A", heardOnS2)
+	if n := heardOnS2.Count("ask" + bus.ReplySuffix); n != 0 {
+		t.Errorf("s2 heard the reply %d times; replies never cross the network", n)
+	}
+
+	ctl := s1.Dial(t, router.ControlChannel)
+	peers := routertest.Control(t, ctl, "peers", nil)
+	list, _ := peers["peers"].([]any)
+	if peers["network"] != true || len(list) != 1 {
+		t.Fatalf("peers answered %v", peers)
+	}
+	p, _ := list[0].(map[string]any)
+	if p["node"] != s2.Node().String() || p["host"] == "" || fmt.Sprint(p["pid"]) == "0" {
+		t.Errorf("peer %v; want s2 (%v) with its host and pid", p, s2.Node())
+	}
+	// The peer table counts the datagrams of a peer once it has heard
+	// its first heartbeat; the next heartbeat comes within 50 ms.
+	var stats map[string]any
+	routertest.WaitFor(t, "stats to count s2's datagrams", func() bool {
+		stats = routertest.Control(t, ctl, "stats", nil)
+		perPeer, _ := stats["peers"].(map[string]any)
+		pp, _ := perPeer[s2.Node().String()].(map[string]any)
+		return pp != nil && fmt.Sprint(pp["datagrams"]) != "0"
+	})
+	netStats, _ := stats["network"].(map[string]any)
+	if netStats["connected"] != true || fmt.Sprint(netStats["messages_sent"]) == "0" {
+		t.Errorf("stats network %v", netStats)
 	}
 }

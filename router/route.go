@@ -17,18 +17,28 @@ type route struct {
 	ch      *channel.Channel
 	rule    ChannelConfig
 	targets []*channel.Channel // the other channels the rule names, sorted by name
+	// sources are the other channels whose rules name this one: where
+	// the requests that this channel's clients hear can come from, and
+	// so where the askers their replies address may be.
+	sources []*channel.Channel
 }
 
 func buildTable(cfg *Config, chans map[string]*channel.Channel) *table {
 	t := &table{routes: make(map[string]*route, len(chans))}
 	for name, ch := range chans {
-		r := &route{ch: ch, rule: cfg.Channels[name]}
+		t.routes[name] = &route{ch: ch, rule: cfg.Channels[name]}
+	}
+	for _, name := range cfg.ChannelNames() {
+		r := t.routes[name]
+		if r == nil {
+			continue
+		}
 		for _, d := range cfg.Targets(name) {
-			if dc := chans[d]; dc != nil {
-				r.targets = append(r.targets, dc)
+			if dr := t.routes[d]; dr != nil {
+				r.targets = append(r.targets, dr.ch)
+				dr.sources = append(dr.sources, r.ch)
 			}
 		}
-		t.routes[name] = r
 	}
 	return t
 }
@@ -45,6 +55,13 @@ func (s *Server) handler(name string) channel.Handler {
 		if r.rule.DumpToConsole {
 			s.dump(ev) // before sending: ev aliases frame, and receivers log after
 		}
+		if ev.To != ([16]byte{}) {
+			s.sendTo(r, frame, ev)
+			return
+		}
+		if name == ControlChannel && s.control(from, ev) {
+			return
+		}
 		r.ch.Send(frame, from)
 		for _, d := range r.targets {
 			d.Send(frame, nil)
@@ -53,6 +70,26 @@ func (s *Server) handler(name string) channel.Handler {
 			s.toNet(ev, frame)
 		}
 	}
+}
+
+// sendTo delivers an addressed event (a reply) to its one client: on the
+// sender's channel, or on a channel whose rule propagates to it, so that
+// a request that arrived by propagation can be answered. An addressee
+// that is not there is counted, not an error.
+func (s *Server) sendTo(r *route, frame []byte, ev *bus.EventHeader) {
+	to := uuid.UUID(ev.To)
+	c := r.ch.Client(to)
+	for i := 0; c == nil && i < len(r.sources); i++ {
+		c = r.sources[i].Client(to)
+	}
+	if c == nil {
+		r.ch.CountUndeliverable()
+		s.undeliverable.Add(1)
+		s.log.Debug("addressed event dropped: its client is not connected", "channel", r.ch.Name(),
+			"event", string(ev.Event), "to", to)
+		return
+	}
+	c.Send(frame)
 }
 
 // maxDump is how much of an event's data dumptoconsole shows.

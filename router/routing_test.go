@@ -25,7 +25,7 @@ func TestPropagation(t *testing.T) {
 			name:     "all",
 			channels: `{"A": {"propagatetochannels": ".*"}, "B": {}, "C": {}}`,
 			from:     "A",
-			want:     []string{"A", "B", "C", "control"},
+			want:     []string{"A", "B", "C"}, // never control
 		},
 		{
 			name:     "false",
@@ -73,7 +73,13 @@ func TestPropagation(t *testing.T) {
 			name:     "both directions",
 			channels: `{"A": {"propagatetochannels": ".*"}, "B": {"propagatetochannels": ".*"}}`,
 			from:     "B",
-			want:     []string{"A", "B", "control"},
+			want:     []string{"A", "B"},
+		},
+		{
+			name:     "control never propagates",
+			channels: `{"control": {"propagatetochannels": ".*"}, "A": {}}`,
+			from:     "control",
+			want:     []string{"control"},
 		},
 	}
 	for _, tt := range tests {

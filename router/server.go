@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -25,7 +26,23 @@ type Options struct {
 	// HandshakeTimeout bounds how long a new connection may stay silent
 	// before it must have said hello; 0 means 5 s.
 	HandshakeTimeout time.Duration
+	// LogLevel, when set, is the level of Logger's handler: the control
+	// request loglevel changes it. nil means loglevel cannot change the
+	// level and says so.
+	LogLevel *slog.LevelVar
+	// ConfigPath is the configuration file the server was started with:
+	// what SIGHUP and a reloadconfig request without a path load. ""
+	// means there is none (a built-in configuration), and such a reload
+	// must name a file.
+	ConfigPath string
+	// ShutdownTimeout bounds how long the control request shutdown, and a
+	// reload closing the channels it removed, wait for clients to read
+	// what is queued for them; 0 means 10 s.
+	ShutdownTimeout time.Duration
 }
+
+// ErrClosed is returned by Reload once the server is shutting down.
+var ErrClosed = errors.New("router: server is shut down")
 
 // Server is an ncserver: it serves the configured channels and routes
 // events between them. It can be embedded in any program.
@@ -39,6 +56,21 @@ type Server struct {
 	mu       sync.Mutex
 	channels map[string]*channel.Channel
 	net      network
+
+	started       time.Time
+	reloads       atomic.Uint64
+	undeliverable atomic.Uint64 // addressed events whose client was not there
+
+	// reloadMu serializes reloads, and Shutdown with them.
+	reloadMu sync.Mutex
+	closed   bool // under reloadMu: Shutdown has begun
+	metrics  *metricsServer
+
+	// bg tracks the goroutines that control requests start (reloads),
+	// so that Shutdown waits for them.
+	bgMu     sync.Mutex
+	bgClosed bool
+	bg       sync.WaitGroup
 
 	done     chan struct{}
 	shutOnce sync.Once
@@ -56,12 +88,16 @@ func Start(cfg *Config, opts Options) (*Server, error) {
 	if opts.Node == (uuid.UUID{}) {
 		opts.Node = uuid.New()
 	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger,
 		node:     opts.Node,
 		channels: make(map[string]*channel.Channel),
 		done:     make(chan struct{}),
+		started:  time.Now(),
 	}
 	s.cfg.Store(cfg)
 	for _, name := range cfg.ChannelNames() {
@@ -73,6 +109,16 @@ func Start(cfg *Config, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("router: channel %q: %w", name, err)
 		}
 		s.channels[name] = ch
+	}
+	if cfg.Metrics != "" {
+		m, err := s.startMetrics(cfg.Metrics)
+		if err != nil {
+			for _, open := range s.channels {
+				open.Close()
+			}
+			return nil, err
+		}
+		s.metrics = m
 	}
 	s.table.Store(buildTable(cfg, s.channels))
 	for _, name := range cfg.ChannelNames() {
@@ -168,6 +214,13 @@ func (s *Server) Clients(name string) (clients []channel.ClientInfo, ok bool) {
 // server has ended, and is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
+		s.bgMu.Lock()
+		s.bgClosed = true
+		s.bgMu.Unlock()
+		s.reloadMu.Lock() // wait for a reload under way
+		s.closed = true
+		metrics := s.metrics
+		s.reloadMu.Unlock()
 		s.mu.Lock()
 		chans := make([]*channel.Channel, 0, len(s.channels))
 		for _, ch := range s.channels {
@@ -186,10 +239,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				s.shutErr = err
 			}
 		}
+		s.bg.Wait()
+		if metrics != nil {
+			metrics.close()
+		}
 		s.log.Info("server stopped")
 		close(s.done)
 	})
 	return s.shutErr
+}
+
+// goBackground runs f on a goroutine that Shutdown waits for. It reports
+// false, and does not run f, once Shutdown has begun.
+func (s *Server) goBackground(f func()) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgClosed {
+		return false
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
+	return true
 }
 
 // Close shuts the server down at once, dropping what is queued.

@@ -8,8 +8,10 @@
 //
 // With no path it runs on the default configuration built into the
 // binary (the config.json shipped with netcluster). SIGINT and SIGTERM
-// stop it gracefully: queued frames are written, socket files removed,
-// and it exits 0.
+// stop it gracefully, as does the control request shutdown: queued frames
+// are written, socket files removed, and it exits 0. SIGHUP reloads the
+// configuration file it was started with, as the control request
+// reloadconfig does; a file that is not valid changes nothing.
 package main
 
 import (
@@ -59,7 +61,7 @@ func run(args []string, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	log, err := newLogger(stderr, *level, *format)
+	log, lv, err := newLogger(stderr, *level, *format)
 	if err != nil {
 		fmt.Fprintln(stderr, "ncserver:", err)
 		return exitUsage
@@ -74,7 +76,7 @@ func run(args []string, stderr io.Writer) int {
 		return exitOK
 	}
 	log.Info("starting", "config", cfg.File, "pid", os.Getpid())
-	srv, err := router.Start(cfg, router.Options{Logger: log})
+	srv, err := router.Start(cfg, router.Options{Logger: log, LogLevel: lv, ConfigPath: fs.Arg(0), ShutdownTimeout: *grace})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFailed
@@ -89,19 +91,26 @@ func loadConfig(path string) (*router.Config, error) {
 	return router.LoadFile(path)
 }
 
-// serve waits for a signal and stops the server. A second SIGINT or
-// SIGTERM during a graceful stop cuts it short.
+// serve waits for a signal, or for the server to stop on a control
+// request, and stops the server. SIGHUP reloads the configuration. A
+// second SIGINT or SIGTERM during a graceful stop cuts it short.
 func serve(srv *router.Server, log *slog.Logger, grace time.Duration) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			log.Warn("SIGHUP: reloading the configuration is not supported yet; restart the server to apply changes")
-			continue
+wait:
+	for {
+		select {
+		case <-srv.Done():
+			return exitOK // stopped by the control request shutdown
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(srv, log)
+				continue
+			}
+			log.Info("stopping", "signal", sig.String())
+			break wait
 		}
-		log.Info("stopping", "signal", sig.String())
-		break
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -119,17 +128,33 @@ func serve(srv *router.Server, log *slog.Logger, grace time.Duration) int {
 	return exitOK
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
+// reload applies the configuration file again, on SIGHUP.
+func reload(srv *router.Server, log *slog.Logger) {
+	rep, err := srv.ReloadFile("")
+	if err != nil {
+		log.Error("SIGHUP: configuration not reloaded; nothing changed", "err", err)
+		return
 	}
+	if rep.Empty() {
+		log.Info("SIGHUP: configuration reloaded; nothing changed", "config", rep.File)
+	}
+}
+
+// newLogger returns the server's logger and the level it logs at, which
+// the control request loglevel changes.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar, error) {
+	lv := new(slog.LevelVar)
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
+	}
+	lv.Set(l)
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
 	}
-	return nil, fmt.Errorf("-log-format %q: want text or json", format)
+	return nil, nil, fmt.Errorf("-log-format %q: want text or json", format)
 }

@@ -48,6 +48,9 @@ type Server struct {
 	Dir      string
 	Template string
 	Logs     *LogBuffer
+	// Level is the level of the server's log (debug at first), which the
+	// control request loglevel changes.
+	Level *slog.LevelVar
 }
 
 // ShortTempDir makes a temporary directory with a short path: socket
@@ -73,14 +76,11 @@ func NewServer(t testing.TB, members string) *Server {
 // NewServerIn is NewServer with the sockets in dir.
 func NewServerIn(t testing.TB, dir, members string) *Server {
 	t.Helper()
-	ts := &Server{Dir: dir, Template: dir + "/{channel}.sock", Logs: &LogBuffer{}}
-	text := fmt.Sprintf("{\n\"socket\": %q,\n%s\n}", ts.Template, members)
-	cfg, err := router.Parse("test.json", []byte(text))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, text)
-	}
-	log := slog.New(slog.NewTextHandler(ts.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := router.Start(cfg, router.Options{Logger: log, HandshakeTimeout: 2 * time.Second})
+	ts := &Server{Dir: dir, Template: dir + "/{channel}.sock", Logs: &LogBuffer{}, Level: new(slog.LevelVar)}
+	cfg := ts.ParseConfig(t, members)
+	ts.Level.Set(slog.LevelDebug)
+	log := slog.New(slog.NewTextHandler(ts.Logs, &slog.HandlerOptions{Level: ts.Level}))
+	srv, err := router.Start(cfg, router.Options{Logger: log, LogLevel: ts.Level, HandshakeTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
@@ -96,6 +96,40 @@ func NewServerIn(t testing.TB, dir, members string) *Server {
 		}
 	})
 	return ts
+}
+
+// ParseConfig parses a configuration of the given HuJSON object members with
+// the server's socket template, as NewServer does: ready for Reload.
+func (ts *Server) ParseConfig(t testing.TB, members string) *router.Config {
+	t.Helper()
+	text := fmt.Sprintf("{\n\"socket\": %q,\n%s\n}", ts.Template, members)
+	cfg, err := router.Parse("test.json", []byte(text))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, text)
+	}
+	return cfg
+}
+
+// Control sends the control request cmd (without its "nc-control-"
+// prefix) with args on c, a client of the control channel, and returns
+// the answer's map. It fails the test if no answer comes within 10 s;
+// an answer holding "error" is returned like any other.
+func Control(t testing.TB, c *bus.Client, cmd string, args any) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply, err := c.Request(ctx, router.ControlPrefix+cmd, args)
+	if err != nil {
+		t.Fatalf("control request %s: %v", cmd, err)
+	}
+	if want := router.ControlPrefix + cmd + bus.ReplySuffix; reply.Event != want {
+		t.Fatalf("control request %s: answered with %q, want %q", cmd, reply.Event, want)
+	}
+	var out map[string]any
+	if err := reply.Decode(&out); err != nil {
+		t.Fatalf("control request %s: %v", cmd, err)
+	}
+	return out
 }
 
 // Path is the socket path of a channel.

@@ -1,0 +1,135 @@
+package bus_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+func ctx10s(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestRequestConcurrent: many requests at once from one client each get
+// their own answer.
+func TestRequestConcurrent(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	srv := ts.Dial(t, "A")
+	if _, err := srv.On("double", func(m bus.Message) {
+		var n int
+		m.Decode(&n)
+		srv.Reply(m, 2*n)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	asker := ts.Dial(t, "A")
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			m, err := asker.Request(ctx10s(t), "double", i)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var n int
+			if err := m.Decode(&n); err != nil || n != 2*i {
+				t.Errorf("double(%d) = %d, %v", i, n, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestRequestToSelf: a client's own listener hears its request, as with
+// Emit, and its reply comes back to the client through the server.
+func TestRequestToSelf(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	c := ts.Dial(t, "A")
+	if _, err := c.On("whoami", func(m bus.Message) { c.Reply(m, m.Sender.String()) }); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Request(ctx10s(t), "whoami", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if m.Decode(&s); s != c.ID().String() {
+		t.Errorf("answer %q, want the client's own id", s)
+	}
+}
+
+// TestSecondReply: only the first reply answers a request; a second one
+// is an ordinary event for the listeners.
+func TestSecondReply(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	srv := ts.Dial(t, "A")
+	if _, err := srv.On("get", func(m bus.Message) {
+		srv.Reply(m, 1)
+		srv.Reply(m, 2)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	asker := ts.Dial(t, "A")
+	extra := routertest.Record(t, asker, "get-response")
+	m, err := asker.Request(ctx10s(t), "get", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if m.Decode(&n); n != 1 {
+		t.Errorf("Request returned reply %d, want the first", n)
+	}
+	extra.WaitCount(t, "get-response", 1)
+	msgs := extra.Messages()
+	if msgs[0].Decode(&n); n != 2 || msgs[0].InReplyTo != m.InReplyTo || msgs[0].To != asker.ID() {
+		t.Errorf("the listener heard %v", msgs[0])
+	}
+}
+
+// TestRequestFromListener: a listener may make a request and wait for
+// it; the answer does not go through the dispatcher it is blocking.
+func TestRequestFromListener(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	srv := ts.Dial(t, "A")
+	srv.On("inner", func(m bus.Message) { srv.Reply(m, "inner answer") })
+	c := ts.Dial(t, "A")
+	done := make(chan string, 1)
+	c.On("go", func(bus.Message) {
+		m, err := c.Request(ctx10s(t), "inner", nil)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		var s string
+		m.Decode(&s)
+		done <- s
+	})
+	if err := srv.Emit("go", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-done:
+		if s != "inner answer" {
+			t.Errorf("got %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request made from a listener never returned")
+	}
+}
+
+func TestRequestBadEvent(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	c := ts.Dial(t, "A")
+	if _, err := c.Request(ctx10s(t), "", nil); err == nil {
+		t.Error("empty event name: no error")
+	}
+	if _, err := c.Request(ctx10s(t), "x", make(chan int)); err == nil {
+		t.Error("data msgpack cannot encode: no error")
+	}
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// allowedDeps are the packages and modules outside the standard library
+// that ncclient may depend on: the client package (and what it needs)
+// and the terminal library, never a package of the server.
+var allowedDeps = []string{
+	"github.com/netcluster/netcluster/bus",
+	"github.com/netcluster/netcluster/cmd/ncclient",
+	"github.com/google/uuid",
+	"github.com/vmihailenco/msgpack/v5",
+	"github.com/vmihailenco/tagparser/v2",
+	"golang.org/x/term",
+	"golang.org/x/sys",
+}
+
+// TestDeps keeps ncclient a thin client on bus, on the systems it is
+// built for.
+func TestDeps(t *testing.T) {
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command to list dependencies with: %v", err)
+	}
+	for _, goos := range []string{"linux", "darwin", "windows"} {
+		t.Run(goos, func(t *testing.T) {
+			cmd := exec.Command(gocmd, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".")
+			cmd.Env = append(os.Environ(), "GOOS="+goos, "CGO_ENABLED=0")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("go list -deps: %v\n%s", err, out)
+			}
+			deps := strings.Fields(string(out))
+			if !slices.Contains(deps, "github.com/netcluster/netcluster/bus") {
+				t.Fatalf("go list -deps does not list bus:\n%s", out)
+			}
+			for _, d := range deps {
+				if !slices.ContainsFunc(allowedDeps, func(a string) bool { return d == a || strings.HasPrefix(d, a+"/") }) {
+					t.Errorf("ncclient depends on %s", d)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/netcluster/netcluster/bus"
+	"golang.org/x/term"
+)
+
+// prompt is shown before each line at the terminal.
+const prompt = "ncclient> "
+
+// runInteractive reads commands from stdin: with line editing when stdin
+// and stdout are a terminal, else one command a line, without a prompt.
+func runInteractive(s *session, stdin io.Reader) int {
+	in, ok := stdin.(*os.File)
+	out, ok2 := s.stdout.(*os.File)
+	if ok && ok2 && term.IsTerminal(int(in.Fd())) && term.IsTerminal(int(out.Fd())) {
+		return runTerminal(s, in, out)
+	}
+	return runScript(s, stdin)
+}
+
+// runScript runs the commands read from r, one a line. A command that
+// fails does not stop the ones after it; the exit status is that of the
+// last one that failed, 0 when none did. quit stops reading.
+func runScript(s *session, r io.Reader) int {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 64<<20)
+	status := exitOK
+	for sc.Scan() {
+		code, quit := s.runLine(sc.Text(), false)
+		if code != exitOK {
+			status = code
+		}
+		if quit {
+			return status
+		}
+	}
+	if err := sc.Err(); err != nil {
+		fmt.Fprintf(s.stderr, "ncclient: reading commands: %v\n", err)
+		return exitFailed
+	}
+	return status
+}
+
+// runLine parses and runs one line, and reports whether it was quit.
+func (s *session) runLine(line string, interactive bool) (code int, quit bool) {
+	c, err := parseLine(line)
+	if err != nil {
+		return s.report(err), false
+	}
+	ctx, stop := interruptContext(context.Background())
+	defer stop()
+	err = s.exec(ctx, c, interactive)
+	if interactive && ctx.Err() != nil {
+		// Ctrl-C ended the command; the terminal echoed ^C without a
+		// newline, and the prompt goes on a line of its own.
+		fmt.Fprintln(s.stdout)
+	}
+	if errors.Is(err, errQuit) {
+		return exitOK, true
+	}
+	return s.report(err), false
+}
+
+// ctrlC is what the terminal reader turns Ctrl-C into: a key that
+// term.Terminal hands to the completion callback, which clears the line,
+// instead of ending the input as Ctrl-C would.
+const ctrlC = 0x07
+
+// ctrlCReader reads the terminal and replaces Ctrl-C.
+type ctrlCReader struct{ r io.Reader }
+
+func (c ctrlCReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	for i := range p[:n] {
+		if p[i] == 0x03 {
+			p[i] = ctrlC
+		}
+	}
+	return n, err
+}
+
+// runTerminal is the prompt: line editing, history and Tab completion
+// (golang.org/x/term). The terminal is raw only while a line is edited;
+// a command runs with it restored, so Ctrl-C is a signal that ends a
+// listen and returns to the prompt.
+func runTerminal(s *session, in, out *os.File) int {
+	fd := int(in.Fd())
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{ctrlCReader{in}, out}
+	t := term.NewTerminal(rw, prompt)
+	t.History = loadHistory(s.set.history, func(err error) {
+		fmt.Fprintf(s.stderr, "ncclient: %v; the history is not kept\n", err)
+	})
+	t.AutoCompleteCallback = func(line string, pos int, key rune) (string, int, bool) {
+		switch key {
+		case '\t':
+			c := s.complete(line, pos)
+			if len(c.candidates) > 0 {
+				t.Write([]byte(strings.Join(c.candidates, "  ") + "\n"))
+				return line, pos, true
+			}
+			return c.line, c.pos, c.changed
+		case ctrlC:
+			t.Write([]byte(prompt + line + "^C\n"))
+			return "", 0, true
+		}
+		return "", 0, false
+	}
+	resize := func() {
+		if w, h, err := term.GetSize(int(out.Fd())); err == nil {
+			t.SetSize(w, h)
+		}
+	}
+	orig, err := term.GetState(fd)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "ncclient: %v\n", err)
+		return exitFailed
+	}
+	// While a line is edited the terminal is raw, and a signal that ends
+	// the process must give it back as it was. SIGINT from elsewhere is
+	// ignored at the prompt; while a command runs, its context hears it.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, append([]os.Signal{syscall.SIGTERM, syscall.SIGHUP, os.Interrupt}, resizeSignals...)...)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for sig := range sigs {
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGHUP:
+				term.Restore(fd, orig)
+				fmt.Fprintf(s.stderr, "\nncclient: %v\n", sig)
+				os.Exit(exitFailed)
+			case os.Interrupt:
+			default:
+				resize()
+			}
+		}
+	}()
+	defer func() {
+		signal.Stop(sigs)
+		close(sigs)
+		wg.Wait()
+	}()
+
+	s.greet(out)
+	for {
+		state, err := term.MakeRaw(fd)
+		if err != nil {
+			fmt.Fprintf(s.stderr, "ncclient: %v\n", err)
+			return exitFailed
+		}
+		resize()
+		line, err := t.ReadLine()
+		term.Restore(fd, state)
+		if err == io.EOF {
+			fmt.Fprintln(out)
+			return exitOK
+		}
+		if err != nil {
+			fmt.Fprintf(s.stderr, "ncclient: reading the terminal: %v\n", err)
+			return exitFailed
+		}
+		if _, quit := s.runLine(line, true); quit {
+			return exitOK
+		}
+	}
+}
+
+// greet says, as the prompt starts, which server it talks to and what it
+// serves, or why it cannot; the commands will try again.
+func (s *session) greet(w io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.set.timeout)
+	defer cancel()
+	if names, err := s.channelNames(ctx, true); err != nil {
+		fmt.Fprintf(s.stderr, "ncclient: %v\n", err)
+	} else {
+		fmt.Fprintf(w, "ncclient: connected to %s; channels: %s\n", bus.SocketPath(s.set.socket, controlChannel), strings.Join(names, ", "))
+	}
+	fmt.Fprintln(w, "help lists the commands, Tab completes, Ctrl-D leaves.")
+}
