@@ -110,12 +110,44 @@ var (
 		"Configuration reloads applied.", nil, nil)
 	descStart = prometheus.NewDesc("netcluster_start_time_seconds",
 		"When the server started, in seconds since the Unix epoch.", nil, nil)
+
+	descNetConnected = prometheus.NewDesc("netcluster_net_connected",
+		"1 when the server has joined the multicast group.", nil, nil)
+	descNetDatagrams = prometheus.NewDesc("netcluster_net_datagrams_total",
+		"Datagrams sent (direction=\"out\") and received (direction=\"in\", good or bad).", []string{"direction"}, nil)
+	descNetBytes = prometheus.NewDesc("netcluster_net_bytes_total",
+		"Bytes of the datagrams sent and received.", []string{"direction"}, nil)
+	descNetEvents = prometheus.NewDesc("netcluster_net_events_total",
+		"Events sent to the group (direction=\"out\") and delivered from it to a local channel (direction=\"in\").", []string{"direction"}, nil)
+	descNetIgnored = prometheus.NewDesc("netcluster_net_ignored_total",
+		"Datagrams and events from the network set aside, by reason: own, other_cluster, duplicate, no_channel, refused.", []string{"reason"}, nil)
+	descNetDropped = prometheus.NewDesc("netcluster_net_dropped_total",
+		"Datagrams, fragments and events from the network dropped as bad or unplaceable, and sends that failed, by reason.", []string{"reason"}, nil)
+	descNetLost = prometheus.NewDesc("netcluster_net_lost_datagrams_total",
+		"Datagrams missing from the peers' sequence numbers.", nil, nil)
+	descNetReassembly = prometheus.NewDesc("netcluster_net_reassembly_bytes",
+		"Bytes held for incomplete fragmented messages.", nil, nil)
+	descPeers = prometheus.NewDesc("netcluster_net_peers",
+		"Servers of the cluster heard from lately.", nil, nil)
+
+	peerLabels       = []string{"peer", "host"}
+	descPeerDatagram = prometheus.NewDesc("netcluster_peer_datagrams_total",
+		"Datagrams received from the peer since it joined the peer table.", peerLabels, nil)
+	descPeerBytes = prometheus.NewDesc("netcluster_peer_bytes_total",
+		"Bytes of the datagrams received from the peer.", peerLabels, nil)
+	descPeerLost = prometheus.NewDesc("netcluster_peer_lost_datagrams_total",
+		"Datagrams missing from the peer's sequence numbers.", peerLabels, nil)
+	descPeerLastSeen = prometheus.NewDesc("netcluster_peer_last_seen_seconds",
+		"When the peer's last datagram arrived, in seconds since the Unix epoch.", peerLabels, nil)
 )
 
 // Describe sends the descriptions of every metric.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descEventsIn, descBytesIn, descFramesOut, descBytesOut,
-		descDropped, descSlow, descTooBig, descUndeliverable, descReloads, descStart} {
+		descDropped, descSlow, descTooBig, descUndeliverable, descReloads, descStart,
+		descNetConnected, descNetDatagrams, descNetBytes, descNetEvents, descNetIgnored, descNetDropped,
+		descNetLost, descNetReassembly, descPeers,
+		descPeerDatagram, descPeerBytes, descPeerLost, descPeerLastSeen} {
 		ch <- d
 	}
 }
@@ -142,4 +174,48 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(c.s.reloads.Load()))
 	ch <- prometheus.MustNewConstMetric(descStart, prometheus.GaugeValue, float64(c.s.started.UnixNano())/1e9)
+	c.collectNet(ch)
+}
+
+// collectNet reads the counters of the network link and its peers.
+func (c *statsCollector) collectNet(ch chan<- prometheus.Metric) {
+	n := c.s.NetStats()
+	l := n.Link
+	metric := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, t, v, labels...)
+	}
+	connected := 0.0
+	if n.Connected {
+		connected = 1
+	}
+	metric(descNetConnected, prometheus.GaugeValue, connected)
+	if !n.Connected {
+		return
+	}
+	metric(descNetDatagrams, prometheus.CounterValue, float64(l.DatagramsSent), "out")
+	metric(descNetDatagrams, prometheus.CounterValue, float64(l.DatagramsReceived), "in")
+	metric(descNetBytes, prometheus.CounterValue, float64(l.BytesSent), "out")
+	metric(descNetBytes, prometheus.CounterValue, float64(l.BytesReceived), "in")
+	metric(descNetEvents, prometheus.CounterValue, float64(l.MessagesSent), "out")
+	metric(descNetEvents, prometheus.CounterValue, float64(n.Delivered), "in")
+	for reason, v := range map[string]uint64{"own": l.Own, "other_cluster": l.OtherCluster, "duplicate": l.Duplicates,
+		"no_channel": n.NoChannel, "refused": n.Refused} {
+		metric(descNetIgnored, prometheus.CounterValue, float64(v), reason)
+	}
+	for reason, v := range map[string]uint64{"truncated": l.Truncated, "bad_magic": l.BadMagic, "bad_version": l.BadVersion,
+		"bad_kind": l.BadKind, "malformed": l.Malformed + n.Malformed, "bad_fragment": l.BadFragment, "no_room": l.NoRoom,
+		"expired": l.Expired, "evicted": l.Evicted, "send_failed": n.SendFailed + l.SendErrors} {
+		metric(descNetDropped, prometheus.CounterValue, float64(v), reason)
+	}
+	metric(descNetLost, prometheus.CounterValue, float64(l.Lost))
+	metric(descNetReassembly, prometheus.GaugeValue, float64(l.ReassemblyBytes))
+	peers := c.s.Peers()
+	metric(descPeers, prometheus.GaugeValue, float64(len(peers)))
+	for _, p := range peers {
+		id := p.Node.String()
+		metric(descPeerDatagram, prometheus.CounterValue, float64(p.Datagrams), id, p.Host)
+		metric(descPeerBytes, prometheus.CounterValue, float64(p.Bytes), id, p.Host)
+		metric(descPeerLost, prometheus.CounterValue, float64(p.Lost), id, p.Host)
+		metric(descPeerLastSeen, prometheus.GaugeValue, float64(p.LastSeen.UnixNano())/1e9, id, p.Host)
+	}
 }

@@ -318,7 +318,7 @@ func TestNetBadInput(t *testing.T) {
 // stays with its one local client.
 func TestNetControl(t *testing.T) {
 	port := mcasttest.Port()
-	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s1 := netServer(t, port, "t", `"metrics": "127.0.0.1:0", "channels": {"A": {"propagatetonet": true}}`)
 	s2 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
 	waitPeers(t, s1, s2)
 
@@ -366,5 +366,18 @@ func TestNetControl(t *testing.T) {
 	netStats, _ := stats["network"].(map[string]any)
 	if netStats["connected"] != true || fmt.Sprint(netStats["messages_sent"]) == "0" {
 		t.Errorf("stats network %v", netStats)
+	}
+	// The metrics endpoint shows the same network and peer counters.
+	body := scrape(t, s1, "/metrics")
+	for _, want := range []string{
+		"netcluster_net_connected 1",
+		`netcluster_net_events_total{direction="out"}`,
+		`netcluster_peer_datagrams_total{host="`,
+		`peer="` + s2.Node().String() + `"}`,
+		"netcluster_net_peers 1",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
