@@ -5,6 +5,6 @@ package channel
 import "net"
 
 // peerCred is not implemented on this system yet.
-func peerCred(c *net.UnixConn) (Cred, bool) { return Cred{}, false }
+func peerCred(nc net.Conn) (Cred, bool) { return Cred{}, false }
 
 func programName(pid int) string { return "" }

@@ -77,7 +77,7 @@ func probe(path string) error {
 	}
 	defer c.Close()
 	e := &InUseError{Path: path}
-	if cred, ok := peerCred(c.(*net.UnixConn)); ok {
+	if cred, ok := peerCred(c); ok {
 		e.PID = cred.PID
 		e.Program = programName(cred.PID)
 	}

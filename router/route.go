@@ -45,9 +45,12 @@ func (s *Server) handler(name string) channel.Handler {
 		if r.rule.DumpToConsole {
 			s.dump(ev) // before sending: ev aliases frame, and receivers log after
 		}
-		r.ch.Send(frame, from)
+		// One Outbound for all the channels: a JSON form, if any client
+		// needs one, is made once.
+		out := channel.NewOutbound(frame)
+		r.ch.SendOutbound(&out, from)
 		for _, d := range r.targets {
-			d.Send(frame, nil)
+			d.SendOutbound(&out, nil)
 		}
 	}
 }

@@ -22,9 +22,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Node is the server's node id; the zero UUID means a random one.
 	Node uuid.UUID
-	// HandshakeTimeout bounds how long a new connection may stay silent
-	// before it must have said hello; 0 means 5 s.
+	// HandshakeTimeout bounds how long a framed client may take, from its
+	// connect, to send its whole hello; 0 means 5 s.
 	HandshakeTimeout time.Duration
+	// JSONGrace is how long a new connection may stay silent before it is
+	// taken for a listen-only client of the JSON text protocol; 0 means
+	// channel.DefaultJSONGrace (300 ms).
+	JSONGrace time.Duration
 }
 
 // Server is an ncserver: it serves the configured channels and routes
@@ -104,6 +108,7 @@ func (s *Server) channelConfig(cfg *Config, name string) channel.Config {
 		MaxFrame:         cfg.MaxFrame,
 		MaxPending:       cfg.MaxPending,
 		HandshakeTimeout: s.opts.HandshakeTimeout,
+		JSONGrace:        s.opts.JSONGrace,
 		Node:             s.node,
 		Logger:           s.log,
 		Handler:          s.handler(name),

@@ -73,7 +73,14 @@ func NewServer(t testing.TB, members string) *Server {
 // NewServerIn is NewServer with the sockets in dir.
 func NewServerIn(t testing.TB, dir, members string) *Server {
 	t.Helper()
-	ts := &Server{Dir: dir, Template: dir + "/{channel}.sock", Logs: &LogBuffer{}}
+	return NewServerWith(t, dir, dir+"/{channel}.sock", members)
+}
+
+// NewServerWith is NewServer with the socket template given; dir is the
+// directory it points into.
+func NewServerWith(t testing.TB, dir, template, members string) *Server {
+	t.Helper()
+	ts := &Server{Dir: dir, Template: template, Logs: &LogBuffer{}}
 	text := fmt.Sprintf("{\n\"socket\": %q,\n%s\n}", ts.Template, members)
 	cfg, err := router.Parse("test.json", []byte(text))
 	if err != nil {
