@@ -47,7 +47,10 @@ const DefaultJSONGrace = 300 * time.Millisecond
 
 // Stats are a channel's counters since it opened.
 type Stats struct {
-	Clients       int
+	Clients int // clients whose protocol is known
+	// Undecided counts connections that have said nothing yet, within
+	// the JSON grace; events for them are held.
+	Undecided     int
 	EventsIn      uint64 // events received from the channel's clients
 	BytesIn       uint64
 	FramesOut     uint64 // frames queued for the channel's clients
@@ -280,6 +283,8 @@ func (ch *Channel) Stats() Stats {
 	for _, c := range ch.clients() {
 		if c.mode.Load() != modeUndecided {
 			st.Clients++
+		} else {
+			st.Undecided++
 		}
 		st.Dropped += c.dropped.Load()
 	}

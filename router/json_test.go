@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -165,11 +166,17 @@ func TestJSONAndGoClients(t *testing.T) {
 // original agent that only listens: events sent before the server knows
 // what it is are held, and it gets them all, in order, then the later ones.
 func TestJSONListenOnly(t *testing.T) {
-	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	dir := routertest.ShortTempDir(t)
+	// A grace long enough that the early events surely arrive within it.
+	ts := routertest.NewServerWith(t, dir, dir+"/{channel}.sock", `"channels": {"A": {}}`,
+		func(o *router.Options) { o.JSONGrace = 2 * time.Second })
 	pub := ts.Dial(t, "A")
 	listener := dialJSON(t, ts.Path("A"))
-	// The server has accepted the connection once it is listed among
-	// the channel's receivers; it is undecided, so not yet among Clients.
+	// Once the server has accepted the connection, it holds what comes
+	// for it until it knows the protocol.
+	routertest.WaitFor(t, "the connection to be accepted", func() bool {
+		return ts.Channels()[0].Stats.Undecided == 1
+	})
 	for i := range 5 {
 		if err := pub.Emit("early", i); err != nil {
 			t.Fatal(err)
@@ -188,10 +195,11 @@ func TestJSONListenOnly(t *testing.T) {
 		got = append(got, fmt.Sprintf("%v %v", m["event"], m["data"]))
 	}
 	want := "[early 0 early 1 early 2 early 3 early 4 late <nil>]"
-	// Events emitted before the server accepted the connection are not
-	// held; but the client connected before the first Emit.
 	if fmt.Sprint(got) != want {
 		t.Errorf("listen-only client heard %v, want %v", got, want)
+	}
+	if !strings.Contains(ts.Logs.String(), "held=5") {
+		t.Error("the log does not say that 5 events were held")
 	}
 }
 

@@ -76,9 +76,9 @@ func NewServerIn(t testing.TB, dir, members string) *Server {
 	return NewServerWith(t, dir, dir+"/{channel}.sock", members)
 }
 
-// NewServerWith is NewServer with the socket template given; dir is the
-// directory it points into.
-func NewServerWith(t testing.TB, dir, template, members string) *Server {
+// NewServerWith is NewServer with the socket template given, dir being
+// the directory it points into, and options changed by each of opts.
+func NewServerWith(t testing.TB, dir, template, members string, opts ...func(*router.Options)) *Server {
 	t.Helper()
 	ts := &Server{Dir: dir, Template: template, Logs: &LogBuffer{}}
 	text := fmt.Sprintf("{\n\"socket\": %q,\n%s\n}", ts.Template, members)
@@ -87,7 +87,11 @@ func NewServerWith(t testing.TB, dir, template, members string) *Server {
 		t.Fatalf("config: %v\n%s", err, text)
 	}
 	log := slog.New(slog.NewTextHandler(ts.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := router.Start(cfg, router.Options{Logger: log, HandshakeTimeout: 2 * time.Second})
+	o := router.Options{Logger: log, HandshakeTimeout: 2 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := router.Start(cfg, o)
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
