@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -99,10 +98,9 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	conn, err := dialSocket(ctx, path)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		if noServer(err) {
 			return nil, fmt.Errorf("%w: channel %q, socket %s: %v", ErrNoServer, channel, path, err)
 		}
 		return nil, fmt.Errorf("bus: dialing channel %q: %w", channel, err)
