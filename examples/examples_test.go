@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +34,7 @@ var clients = []client{
 	{"node", "node", filepath.Join("node", "netcluster-client.js")},
 }
 
-// start runs an example with args; it is killed when the test ends.
+// start runs c's interpreter with args; it is killed when the test ends.
 func start(t *testing.T, c client, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	bin, err := exec.LookPath(c.interpreter)
@@ -41,7 +43,7 @@ func start(t *testing.T, c client, args ...string) (*exec.Cmd, *bytes.Buffer, *b
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, bin, append([]string{c.script}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -72,7 +74,7 @@ func TestExamples(t *testing.T) {
 			ts := routertest.NewServer(t, `"channels": {"A": {}}`)
 			goClient := ts.Dial(t, "A", bus.Name("go"))
 			rec := routertest.Record(t, goClient, "from-"+c.lang)
-			cmd, stdout, stderr := start(t, c, "A", "--socket", ts.Path("A"),
+			cmd, stdout, stderr := start(t, c, c.script, "A", "--socket", ts.Path("A"),
 				"--emit", "from-"+c.lang, "--data", `{"lang": "`+c.lang+`", "list": [1, 2.5, null, "é"]}`,
 				"--count", "1", "--timeout", "20")
 			rec.WaitCount(t, "from-"+c.lang, 1)
@@ -113,7 +115,7 @@ func TestExamplesListenOnly(t *testing.T) {
 		t.Run(c.lang, func(t *testing.T) {
 			ts := routertest.NewServer(t, `"channels": {"A": {}}`)
 			goClient := ts.Dial(t, "A", bus.Name("go"))
-			cmd, stdout, stderr := start(t, c, "A", "--socket", ts.Path("A"), "--count", "2", "--timeout", "20")
+			cmd, stdout, stderr := start(t, c, c.script, "A", "--socket", ts.Path("A"), "--count", "2", "--timeout", "20")
 			// Once the server has accepted the connection, what is emitted
 			// reaches it, whether or not the grace is over.
 			routertest.WaitFor(t, "the listener's connection", func() bool {
@@ -130,5 +132,39 @@ func TestExamplesListenOnly(t *testing.T) {
 				t.Errorf("the %s example heard %v", c.lang, msgs)
 			}
 		})
+	}
+}
+
+// TestReadmePython runs the README's Python example, pointed at a test
+// server's socket.
+func TestReadmePython(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?ms)^```python\n(.*?)^```").FindSubmatch(b)
+	if m == nil {
+		t.Fatal("README.md has no python block")
+	}
+	const placeholder = "/run/user/1000/netcluster/A.sock"
+	if !bytes.Contains(m[1], []byte(placeholder)) {
+		t.Fatalf("the README's python block does not connect to %s", placeholder)
+	}
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	goClient := ts.Dial(t, "A", bus.Name("go"))
+	rec := routertest.Record(t, goClient, "log")
+	script := strings.ReplaceAll(string(m[1]), placeholder, ts.Path("A"))
+	cmd, stdout, stderr := start(t, clients[0], "-c", script)
+	rec.WaitCount(t, "log", 1)
+	var text string
+	if err := rec.Messages()[0].Decode(&text); err != nil || text != "TESTE" {
+		t.Errorf("the Go client heard %q, %v", text, err)
+	}
+	goClient.Emit("reply", "hi")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("README example: %v\n%s", err, stderr)
+	}
+	if want := "reply " + goClient.ID().String() + " hi\n"; stdout.String() != want {
+		t.Errorf("README example printed %q, want %q", stdout, want)
 	}
 }

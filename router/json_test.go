@@ -3,6 +3,7 @@ package router_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -373,4 +374,27 @@ func (rc *rawConn) eventWith(name string, to, re uuid.UUID) []byte {
 	frame = append(frame, re[:]...)
 	binary.BigEndian.PutUint32(frame, uint32(len(frame)-bus.HeaderLen))
 	return frame
+}
+
+// TestJSONShutdown checks that a JSON client hears why the server closes
+// it when the server stops, after what was queued for it.
+func TestJSONShutdown(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	jc := dialJSON(t, ts.Path("A"))
+	jc.emit("A", "hi", nil) // decided at once: the first byte is '{'
+	routertest.WaitFor(t, "the JSON client", func() bool { c, _ := ts.Clients("A"); return len(c) == 1 })
+	pub := ts.Dial(t, "A")
+	pub.Emit("last", "words")
+	if m := jc.mustNext(); m["event"] != "last" {
+		t.Fatalf("heard %v, want last", m)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ts.Shutdown(context.Background()) }()
+	e := jc.closedWith()
+	if err := <-done; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if e["code"] != json.Number("5") || e["message"] != "server shutting down" {
+		t.Errorf("nc-error data %v, want code 5 and the shutdown", e)
+	}
 }
