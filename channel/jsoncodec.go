@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,9 +134,6 @@ func stringField(d *json.Decoder, key string, nullable bool) (string, error) {
 		if nullable {
 			return "", nil
 		}
-	}
-	if tok == json.Delim('{') || tok == json.Delim('[') {
-		return "", fmt.Errorf("%w: %q: want a string, got %s", ErrBadJSON, key, tokenKind(tok))
 	}
 	return "", fmt.Errorf("%w: %q: want a string, got %s", ErrBadJSON, key, tokenKind(tok))
 }
@@ -417,10 +415,18 @@ func readID(b []byte) (id [16]byte, n int) {
 	return id, n + 16
 }
 
+// appendUUID appends id in its canonical text form, without allocating.
 func appendUUID(dst []byte, id [16]byte) []byte {
 	var buf [36]byte
-	s := uuid.UUID(id).String()
-	copy(buf[:], s)
+	hex.Encode(buf[0:8], id[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], id[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], id[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], id[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:], id[10:])
 	return append(dst, buf[:]...)
 }
 
@@ -673,13 +679,13 @@ func appendJSONData(dst []byte, b []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// scalarLen is the encoded length of the scalar msgpack value that b
-// starts with, or len(b)+1 when it is cut short.
+// scalarLen is the encoded length of the nil, boolean or number that b
+// starts with (the only keys appendJSONData renders), or len(b)+1 when it
+// is cut short.
 func scalarLen(b []byte) int {
 	c := b[0]
 	n := 1
 	switch {
-	case c <= 0x7f, c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
 	case c == 0xca:
 		n = 5
 	case c == 0xcb:
@@ -688,29 +694,6 @@ func scalarLen(b []byte) int {
 		n = 1 + 1<<(c-0xcc)
 	case c >= 0xd0 && c <= 0xd3:
 		n = 1 + 1<<(c-0xd0)
-	case c >= 0xd4 && c <= 0xd8:
-		n = 2 + 1<<(c-0xd4)
-	default: // bin, ext: refused as keys after rendering; measure them anyway
-		var w, extra int
-		switch c {
-		case 0xc4, 0xc5, 0xc6:
-			w = 1 << (c - 0xc4)
-		case 0xc7, 0xc8, 0xc9:
-			w, extra = 1<<(c-0xc7), 1
-		default:
-			return len(b) + 1
-		}
-		if len(b) < 1+w {
-			return len(b) + 1
-		}
-		var l uint64
-		for _, x := range b[1 : 1+w] {
-			l = l<<8 | uint64(x)
-		}
-		if l > uint64(len(b)) {
-			return len(b) + 1
-		}
-		n = 1 + w + extra + int(l)
 	}
 	if n > len(b) {
 		return len(b) + 1

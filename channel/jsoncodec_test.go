@@ -334,3 +334,33 @@ func FuzzAppendJSON(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAppendJSON puts an event with a small map into JSON form, as
+// the server does once per event that JSON clients hear.
+func BenchmarkAppendJSON(b *testing.B) {
+	frame := readHexFile(b, filepath.Join(frameDir, "event-map.hex"))
+	b.ReportAllocs()
+	var buf []byte
+	for b.Loop() {
+		var err error
+		if buf, err = AppendJSON(buf[:0], frame[bus.HeaderLen:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeJSON decodes a JSON client's message and makes its
+// frame, as the server does for every message a JSON client sends.
+func BenchmarkDecodeJSON(b *testing.B) {
+	text := []byte(`{"channel":"log","broadcast":false,"event":"log","data":{"level":"info","msg":"disk almost full"}}`)
+	node, sender := uuid.New(), uuid.New()
+	b.ReportAllocs()
+	var frame []byte
+	for b.Loop() {
+		ev, err := DecodeJSON(text)
+		if err != nil {
+			b.Fatal(err)
+		}
+		frame = AppendJSONFrame(frame[:0], &ev, node, sender, "log")
+	}
+}

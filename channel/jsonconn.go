@@ -137,7 +137,9 @@ func (c *Conn) jsonReadLoop(br *bufio.Reader) {
 			c.readFailed(err)
 			return
 		}
-		buf = text
+		if cap(text) <= 64<<10 {
+			buf = text // reuse it, unless a large message made it large
+		}
 		c.framesIn.Add(1)
 		c.bytesIn.Add(uint64(len(text) + 1))
 		if len(text) == 0 {
