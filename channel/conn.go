@@ -83,7 +83,9 @@ type ClientInfo struct {
 // Channel is the channel the connection belongs to.
 func (c *Conn) Channel() *Channel { return c.ch }
 
-// ID is the client's id from its handshake.
+// ID is the client's id: from its Hello, or for a JSON client one the
+// server chose (PROTOCOL.md § 10.6). It is set once the protocol is known,
+// which is before the connection's first event reaches the Handler.
 func (c *Conn) ID() uuid.UUID { return c.hello.ClientID }
 
 // Info returns the connection's identity and counters.
