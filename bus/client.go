@@ -138,6 +138,12 @@ func (c *Client) handshake(ctx context.Context, br *bufio.Reader) error {
 	if _, err := c.conn.Write(AppendHello(nil, &hello)); err != nil {
 		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 	}
+	if first, err := br.Peek(1); err == nil && first[0] == '{' {
+		// JSON text: the server took the connection for a listen-only
+		// client of the JSON text protocol, because the hello came later
+		// than its grace (PROTOCOL.md § 10.1).
+		return fmt.Errorf("bus: handshake on channel %q: the server answered in the JSON text protocol: the hello came after its JSON grace", c.channel)
+	}
 	frame, err := NewFrameReader(br, 64<<10).ReadFrame()
 	if err != nil {
 		if ctx.Err() != nil {

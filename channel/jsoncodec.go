@@ -342,28 +342,40 @@ func AppendJSON(dst []byte, body []byte) ([]byte, error) {
 	return append(dst, '}', 0), nil
 }
 
-// AppendJSONFrame appends ev as a binary Event frame that entered the bus
-// at node through the client sender. A missing id is drawn at random.
+// AppendJSONFrame appends ev as a binary Event frame (PROTOCOL.md § 4.3)
+// that entered the bus at node through the client sender. A missing id
+// is drawn at random. When ev has "to" or "re", both follow the data as
+// the request/reply fields: a 16-byte bin, or nil for the one absent.
 func AppendJSONFrame(dst []byte, ev *JSONEvent, node, sender uuid.UUID, channel string) []byte {
 	id := ev.ID
 	if id == (uuid.UUID{}) {
 		id = uuid.New()
 	}
-	m := bus.Message{ID: id, Origin: node, Sender: sender, Channel: channel, Event: ev.Event, Data: ev.Data}
 	start := len(dst)
-	dst = bus.AppendEvent(dst, &m)
-	if ev.To == (uuid.UUID{}) && ev.Re == (uuid.UUID{}) {
-		return dst
+	dst = append(dst, 0, 0, 0, 0)
+	reply := ev.To != (uuid.UUID{}) || ev.Re != (uuid.UUID{})
+	if reply {
+		dst = append(dst, 0x99, byte(bus.FrameEvent)) // 9 elements: the type, 6 fields, to, re
+	} else {
+		dst = append(dst, 0x97, byte(bus.FrameEvent))
 	}
-	// The request/reply fields "to" and "re" follow the data as the
-	// Event's seventh and eighth fields (PROTOCOL.md § 4.3): a bin of 16
-	// bytes, or nil when absent. AppendEvent writes a fixarray of 7.
-	dst[start+bus.HeaderLen] = 0x99
-	for _, id := range []uuid.UUID{ev.To, ev.Re} {
-		if id == (uuid.UUID{}) {
-			dst = append(dst, 0xc0)
-		} else {
-			dst = append(append(dst, 0xc4, 16), id[:]...)
+	for _, u := range []uuid.UUID{id, node, sender} {
+		dst = append(append(dst, 0xc4, 16), u[:]...)
+	}
+	dst = appendMsgpackStr(dst, channel)
+	dst = appendMsgpackStr(dst, ev.Event)
+	if len(ev.Data) == 0 {
+		dst = append(dst, 0xc0)
+	} else {
+		dst = append(dst, ev.Data...)
+	}
+	if reply {
+		for _, u := range []uuid.UUID{ev.To, ev.Re} {
+			if u == (uuid.UUID{}) {
+				dst = append(dst, 0xc0)
+			} else {
+				dst = append(append(dst, 0xc4, 16), u[:]...)
+			}
 		}
 	}
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-bus.HeaderLen))

@@ -364,3 +364,15 @@ func BenchmarkDecodeJSON(b *testing.B) {
 		frame = AppendJSONFrame(frame[:0], &ev, node, sender, "log")
 	}
 }
+
+// TestAppendJSONFrameCanonical checks that without to and re the frame
+// made for a JSON message is the one bus.AppendEvent makes.
+func TestAppendJSONFrameCanonical(t *testing.T) {
+	ev := JSONEvent{Event: strings.Repeat("e", 40), Data: []byte{0x92, 0x01, 0xa1, 'x'}, ID: uuid.New()}
+	node, sender := uuid.New(), uuid.New()
+	got := AppendJSONFrame([]byte("prefix"), &ev, node, sender, "chan")
+	want := bus.AppendEvent([]byte("prefix"), &bus.Message{ID: ev.ID, Origin: node, Sender: sender, Channel: "chan", Event: ev.Event, Data: ev.Data})
+	if !bytes.Equal(got, want) {
+		t.Errorf("AppendJSONFrame =\n% x\nwant\n% x", got, want)
+	}
+}

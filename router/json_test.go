@@ -398,3 +398,19 @@ func TestJSONShutdown(t *testing.T) {
 		t.Errorf("nc-error data %v, want code 5 and the shutdown", e)
 	}
 }
+
+// TestJSONGraceMissed runs a server whose JSON grace is over before any
+// client can speak: a Go client is then taken for a JSON client, and its
+// Dial fails saying so, rather than with a confusing frame error.
+func TestJSONGraceMissed(t *testing.T) {
+	dir := routertest.ShortTempDir(t)
+	ts := routertest.NewServerWith(t, dir, dir+"/{channel}.sock", `"channels": {"A": {}}`,
+		func(o *router.Options) { o.JSONGrace = time.Nanosecond })
+	_, err := bus.Dial(t.Context(), "A", bus.SocketTemplate(ts.Template))
+	if err == nil || !strings.Contains(err.Error(), "JSON grace") {
+		t.Fatalf("Dial: %v; want an error naming the JSON grace", err)
+	}
+	routertest.WaitFor(t, "the reason in the log", func() bool {
+		return strings.Contains(ts.Logs.String(), "framed hello arrived after the connection had been silent")
+	})
+}
