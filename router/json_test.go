@@ -414,3 +414,31 @@ func TestJSONGraceMissed(t *testing.T) {
 		return strings.Contains(ts.Logs.String(), "framed hello arrived after the connection had been silent")
 	})
 }
+
+// TestJSONHeldBounded checks that what is held for a silent connection is
+// bounded by maxpending: past it, the connection is dropped as a slow
+// consumer, and the others go on.
+func TestJSONHeldBounded(t *testing.T) {
+	dir := routertest.ShortTempDir(t)
+	ts := routertest.NewServerWith(t, dir, dir+"/{channel}.sock",
+		`"maxframe": 16384, "maxpending": 65536, "channels": {"A": {}}`,
+		func(o *router.Options) { o.JSONGrace = time.Minute })
+	rec := routertest.Record(t, ts.Dial(t, "A"), "blob")
+	silent := dialJSON(t, ts.Path("A"))
+	routertest.WaitFor(t, "the connection to be accepted", func() bool {
+		return ts.Channels()[0].Stats.Undecided == 1
+	})
+	pub := ts.Dial(t, "A")
+	blob := strings.Repeat("x", 8<<10)
+	for i := range 16 { // 128 KiB: twice maxpending
+		pub.Emit("blob", blob)
+		rec.WaitCount(t, "blob", i+1) // paced to the reading client
+	}
+	routertest.WaitFor(t, "the silent connection to be dropped", func() bool {
+		st := ts.Channels()[0].Stats
+		return st.SlowConsumers == 1 && st.Undecided == 0
+	})
+	if _, err := silent.br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Errorf("the dropped connection: %v, want EOF", err)
+	}
+}
