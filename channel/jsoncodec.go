@@ -177,15 +177,18 @@ func clip(s string) string {
 
 // transcodeValue reads one JSON value from d and appends it to dst as
 // msgpack. It walks iteratively, so deep nesting cannot exhaust the stack.
-// msgpack writes a container's element count before its elements, so the
-// value's tokens are read first and the counts filled in afterwards.
+// msgpack writes a container's element count before its elements, so
+// each container gets a 5-byte placeholder, the widest header, and a
+// last pass writes the headers in their shortest form, moving the bytes
+// between them forward. Memory stays near the size of the output.
 func transcodeValue(d *json.Decoder, dst []byte) ([]byte, error) {
-	type item struct {
-		tok      json.Token
-		children int // for an opening delimiter: its direct children, keys and values alike
+	type container struct {
+		at       int  // offset of its placeholder in dst
+		children int  // direct children, keys and values alike
+		isMap    bool // a JSON object
 	}
-	var items []item
-	var open []int // indexes into items of the containers not yet closed
+	var all []container // in the order opened, which is the order in dst
+	var open []int      // indexes into all of the containers not yet closed
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -195,27 +198,16 @@ func transcodeValue(d *json.Decoder, dst []byte) ([]byte, error) {
 		if len(open) > 0 && !closing {
 			// A closing delimiter always belongs to the innermost open
 			// container; anything else is one of its children.
-			items[open[len(open)-1]].children++
+			all[open[len(open)-1]].children++
 		}
-		switch {
-		case tok == json.Delim('[') || tok == json.Delim('{'):
-			open = append(open, len(items))
-		case closing:
-			open = open[:len(open)-1]
-		}
-		items = append(items, item{tok: tok})
-		if len(open) == 0 {
-			break
-		}
-	}
-	for _, it := range items {
-		switch v := it.tok.(type) {
+		switch v := tok.(type) {
 		case json.Delim:
-			switch v {
-			case '[':
-				dst = appendContainerHeader(dst, 0x90, 0xdc, it.children)
-			case '{':
-				dst = appendContainerHeader(dst, 0x80, 0xde, it.children/2)
+			if closing {
+				open = open[:len(open)-1]
+			} else {
+				open = append(open, len(all))
+				all = append(all, container{at: len(dst), isMap: v == '{'})
+				dst = append(dst, 0, 0, 0, 0, 0)
 			}
 		case string:
 			dst = appendMsgpackStr(dst, v)
@@ -230,8 +222,30 @@ func transcodeValue(d *json.Decoder, dst []byte) ([]byte, error) {
 		case nil:
 			dst = append(dst, 0xc0)
 		}
+		if len(open) == 0 {
+			break
+		}
 	}
-	return dst, nil
+	if len(all) == 0 {
+		return dst, nil
+	}
+	// Write forward over the placeholders: a header never takes more than
+	// its placeholder, so the write offset never passes the read offset.
+	w, r := all[0].at, all[0].at
+	var hdr [5]byte
+	for _, c := range all {
+		w += copy(dst[w:], dst[r:c.at])
+		var h []byte
+		if c.isMap {
+			h = appendContainerHeader(hdr[:0], 0x80, 0xde, c.children/2)
+		} else {
+			h = appendContainerHeader(hdr[:0], 0x90, 0xdc, c.children)
+		}
+		w += copy(dst[w:], h)
+		r = c.at + len(hdr)
+	}
+	w += copy(dst[w:], dst[r:])
+	return dst[:w], nil
 }
 
 // appendContainerHeader appends an array (fix 0x90, wide 0xdc) or map

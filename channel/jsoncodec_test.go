@@ -376,3 +376,30 @@ func TestAppendJSONFrameCanonical(t *testing.T) {
 		t.Errorf("AppendJSONFrame =\n% x\nwant\n% x", got, want)
 	}
 }
+
+// TestTranscodeHeaders checks container headers at the edges of their
+// msgpack formats: fix up to 15 elements, 16-bit counts up to 65535, then
+// 32-bit ones; nested, so that the last pass moves bytes between them.
+func TestTranscodeHeaders(t *testing.T) {
+	for _, n := range []int{0, 15, 16, 65535, 65536} {
+		items := strings.TrimSuffix(strings.Repeat("[{}],", n), ",")
+		ev, err := DecodeJSON([]byte(`{"event":"x","data":{"k":[` + items + `]}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []byte
+		want = append(want, 0x81, 0xa1, 'k')
+		switch {
+		case n < 16:
+			want = append(want, 0x90|byte(n))
+		case n < 65536:
+			want = append(want, 0xdc, byte(n>>8), byte(n))
+		default:
+			want = append(want, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		}
+		want = append(want, bytes.Repeat([]byte{0x91, 0x80}, n)...)
+		if !bytes.Equal(ev.Data, want) {
+			t.Errorf("%d elements: data starts % x, want % x", n, ev.Data[:min(len(ev.Data), 12)], want[:min(len(want), 12)])
+		}
+	}
+}
