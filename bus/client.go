@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -100,10 +99,9 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	conn, err := dialSocket(ctx, path)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		if noServer(err) {
 			return nil, fmt.Errorf("%w: channel %q, socket %s: %v", ErrNoServer, channel, path, err)
 		}
 		return nil, fmt.Errorf("bus: dialing channel %q: %w", channel, err)
@@ -140,6 +138,12 @@ func (c *Client) handshake(ctx context.Context, br *bufio.Reader) error {
 	hello := Hello{Version: ProtocolVersion, ClientID: c.id, Name: c.opts.name, PID: uint64(os.Getpid())}
 	if _, err := c.conn.Write(AppendHello(nil, &hello)); err != nil {
 		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
+	}
+	if first, err := br.Peek(1); err == nil && first[0] == '{' {
+		// JSON text: the server took the connection for a listen-only
+		// client of the JSON text protocol, because the hello came later
+		// than its grace (PROTOCOL.md § 10.1).
+		return fmt.Errorf("bus: handshake on channel %q: the server answered in the JSON text protocol: the hello came after its JSON grace", c.channel)
 	}
 	frame, err := NewFrameReader(br, 64<<10).ReadFrame()
 	if err != nil {

@@ -31,14 +31,24 @@ type dep struct {
 	module   string
 }
 
-// badDeps returns the dependencies bus must not have.
-func badDeps(deps []dep) []string {
+// windowsModules are allowed on Windows only: a channel there is a named
+// pipe, and the standard library cannot dial one. go-winio is Microsoft's
+// own, small, and what Docker and containerd dial pipes with; x/sys is
+// its system-call layer.
+var windowsModules = []string{
+	"github.com/Microsoft/go-winio",
+	"golang.org/x/sys",
+}
+
+// badDeps returns the dependencies bus must not have on goos.
+func badDeps(goos string, deps []dep) []string {
 	var bad []string
 	for _, d := range deps {
 		switch {
 		case d.path == busPath, d.standard:
 		case d.module == thisModule:
 			bad = append(bad, d.path+" (a package of this module: bus imports no server package)")
+		case goos == "windows" && slices.Contains(windowsModules, d.module):
 		case !slices.Contains(allowedModules, d.module):
 			bad = append(bad, d.path+" (module "+d.module+" is not allowed)")
 		}
@@ -57,8 +67,13 @@ func TestBadDeps(t *testing.T) {
 		{path: "golang.org/x/net/ipv4", module: "golang.org/x/net"},
 		{path: "github.com/tailscale/hujson", module: "github.com/tailscale/hujson"},
 	}
-	got := badDeps(deps)
-	want := []string{"github.com/netcluster/netcluster/channel", "golang.org/x/net/ipv4", "github.com/tailscale/hujson"}
+	winio := dep{path: "github.com/Microsoft/go-winio", module: "github.com/Microsoft/go-winio"}
+	if bad := badDeps("windows", append(deps[:5:5], winio)); len(bad) != 0 {
+		t.Errorf("on windows, badDeps = %q, want go-winio allowed", bad)
+	}
+	deps = append(deps, winio)
+	got := badDeps("linux", deps)
+	want := []string{"github.com/netcluster/netcluster/channel", "golang.org/x/net/ipv4", "github.com/tailscale/hujson", "github.com/Microsoft/go-winio"}
 	if len(got) != len(want) {
 		t.Fatalf("badDeps = %q, want the %d packages %q", got, len(want), want)
 	}
@@ -80,12 +95,13 @@ func goTool(t *testing.T) string {
 }
 
 // TestDeps keeps the client package free of the server's packages and of
-// modules beyond msgpack and uuid, on every system it is built for. Compare
+// modules beyond msgpack and uuid (and, on Windows, go-winio for pipes),
+// on every system it is built for. Compare
 // tailscale's tstest/deptest.
 func TestDeps(t *testing.T) {
 	gocmd := goTool(t)
 	for _, target := range []struct{ goos, goarch string }{
-		{"linux", "amd64"}, {"linux", "arm64"}, {"darwin", "arm64"}, {"freebsd", "amd64"}, {"windows", "amd64"},
+		{"linux", "amd64"}, {"linux", "arm64"}, {"darwin", "amd64"}, {"darwin", "arm64"}, {"freebsd", "amd64"}, {"windows", "amd64"}, {"windows", "arm64"},
 	} {
 		t.Run(target.goos+"-"+target.goarch, func(t *testing.T) {
 			cmd := exec.Command(gocmd, "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}} {{with .Module}}{{.Path}}{{end}}", ".")
@@ -117,7 +133,7 @@ func TestDeps(t *testing.T) {
 					t.Fatalf("go list -deps does not list %s; output:\n%s", p, out)
 				}
 			}
-			for _, b := range badDeps(deps) {
+			for _, b := range badDeps(target.goos, deps) {
 				t.Errorf("bus depends on %s", b)
 			}
 		})

@@ -1,9 +1,6 @@
 package bus
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -18,17 +15,6 @@ var channelName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 // a socket path, so nothing else is allowed.
 func ValidChannelName(name string) bool {
 	return channelName.MatchString(name) && name != "." && name != ".."
-}
-
-// DefaultSocketTemplate is where ncserver puts its sockets unless the
-// configuration's "socket" key says otherwise:
-// $XDG_RUNTIME_DIR/netcluster/{channel}.sock when XDG_RUNTIME_DIR is set to
-// an absolute path, else /tmp/netcluster-<uid>/{channel}.sock.
-func DefaultSocketTemplate() string {
-	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
-		return filepath.Join(d, "netcluster", ChannelPlaceholder+".sock")
-	}
-	return filepath.Join("/tmp", fmt.Sprintf("netcluster-%d", os.Getuid()), ChannelPlaceholder+".sock")
 }
 
 // SocketPath expands a socket template for a channel. An empty template

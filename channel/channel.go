@@ -24,22 +24,35 @@ type Handler func(from *Conn, frame []byte, ev *bus.EventHeader)
 
 // Config describes one channel. Zero values take the defaults shown.
 type Config struct {
-	Name             string      // the channel name (bus.ValidChannelName)
-	Path             string      // the socket path
-	Mode             fs.FileMode // socket file mode; 0 means 0660
-	MaxFrame         int         // largest frame body accepted; 0 means bus.DefaultMaxFrame
-	MaxPending       int         // bytes queued for one client before it is dropped as slow; 0 means 8 MiB
+	Name       string      // the channel name (bus.ValidChannelName)
+	Path       string      // the socket path
+	Mode       fs.FileMode // socket file mode; 0 means 0660
+	MaxFrame   int         // largest frame body accepted; 0 means bus.DefaultMaxFrame
+	MaxPending int         // bytes queued for one client before it is dropped as slow; 0 means 8 MiB
+	// HandshakeTimeout bounds how long a framed client may take, from
+	// its connect, to send its whole Hello; 0 means 5 s.
 	HandshakeTimeout time.Duration
-	Node             uuid.UUID    // the server's node id, sent in the welcome
-	Logger           *slog.Logger // nil means slog.Default()
+	// JSONGrace is how long a new connection may stay silent before it is
+	// taken for a listen-only client of the JSON text protocol; 0 means
+	// DefaultJSONGrace. A framed client sends its Hello at once, so this
+	// only has to cover the time between its connect and its first write.
+	JSONGrace time.Duration
+	Node      uuid.UUID    // the server's node id, sent in the welcome
+	Logger    *slog.Logger // nil means slog.Default()
 	// Handler routes events from this channel's clients. nil sends each
 	// event to the channel's other clients only.
 	Handler Handler
 }
 
+// DefaultJSONGrace is the JSONGrace used when a Config leaves it 0.
+const DefaultJSONGrace = 300 * time.Millisecond
+
 // Stats are a channel's counters since it opened.
 type Stats struct {
-	Clients       int
+	Clients int // clients whose protocol is known
+	// Undecided counts connections that have said nothing yet, within
+	// the JSON grace; events for them are held.
+	Undecided     int
 	EventsIn      uint64 // events received from the channel's clients
 	BytesIn       uint64
 	FramesOut     uint64 // frames queued for the channel's clients
@@ -48,13 +61,16 @@ type Stats struct {
 	SlowConsumers uint64 // clients disconnected for passing maxpending
 	TooBig        uint64 // clients disconnected for a frame over maxframe
 	Undeliverable uint64 // addressed events from the channel's clients whose addressee was not there
+	// JSONEncoded counts events this channel put into JSON text form for
+	// its JSON clients: once per event, however many of them hear it.
+	JSONEncoded uint64
 }
 
 // Channel serves one channel's socket and its clients.
 type Channel struct {
 	cfg Config
 	log *slog.Logger
-	ln  *net.UnixListener
+	ln  net.Listener
 
 	limits atomic.Pointer[limits]
 
@@ -77,6 +93,7 @@ type Channel struct {
 	gone                atomic.Uint64 // frames dropped by clients that have left
 	undeliverable       atomic.Uint64
 	mode                atomic.Uint32 // the socket's current mode
+	jsonEncoded         atomic.Uint64
 }
 
 type limits struct{ maxFrame, maxPending int }
@@ -96,6 +113,9 @@ func Listen(cfg Config) (*Channel, error) {
 	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 5 * time.Second
+	}
+	if cfg.JSONGrace == 0 {
+		cfg.JSONGrace = DefaultJSONGrace
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -171,7 +191,7 @@ func (ch *Channel) acceptLoop() {
 	defer close(ch.acceptDone)
 	var backoff time.Duration
 	for {
-		nc, err := ch.ln.AcceptUnix()
+		nc, err := ch.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -188,7 +208,7 @@ func (ch *Channel) acceptLoop() {
 	}
 }
 
-func (ch *Channel) accept(nc *net.UnixConn) {
+func (ch *Channel) accept(nc net.Conn) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.stopping.Load() {
@@ -200,27 +220,23 @@ func (ch *Channel) accept(nc *net.UnixConn) {
 		ch:    ch,
 		id:    ch.nextID,
 		nc:    nc,
-		log:   ch.log.With("conn", ch.nextID),
 		since: time.Now(),
 		wake:  make(chan struct{}, 1),
 		dead:  make(chan struct{}),
 	}
+	c.logp.Store(ch.log.With("conn", ch.nextID))
 	c.cred, c.hasCr = peerCred(nc)
 	ch.all[c] = struct{}{}
-	ch.wg.Add(1)
-	ch.readers.Add(1)
-	go c.serve()
-}
-
-// add makes a connection that finished its handshake visible to Send.
-func (ch *Channel) add(c *Conn) {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
+	// A receiver from now on: what arrives before its protocol is known
+	// is held for it (see Conn.serve).
 	old := ch.clients()
 	next := make([]*Conn, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, c)
 	ch.conns.Store(&next)
+	ch.wg.Add(1)
+	ch.readers.Add(1)
+	go c.serve()
 }
 
 func (ch *Channel) remove(c *Conn) {
@@ -259,19 +275,30 @@ func (ch *Channel) handle(from *Conn, frame []byte, ev *bus.EventHeader) {
 // (which may be nil). Frames from one caller reach each client in the
 // order of the calls.
 func (ch *Channel) Send(frame []byte, except *Conn) {
+	o := NewOutbound(frame)
+	ch.SendOutbound(&o, except)
+}
+
+// SendOutbound is Send for an event that may go to several channels: the
+// JSON text form that o keeps is made at most once, for the first JSON
+// client that hears it, on whichever channel.
+func (ch *Channel) SendOutbound(o *Outbound, except *Conn) {
 	for _, c := range ch.clients() {
 		if c != except {
-			c.Send(frame)
+			c.push(o)
 		}
 	}
 }
 
-// Clients describes the channel's connected clients.
+// Clients describes the channel's connected clients: those whose
+// protocol is known.
 func (ch *Channel) Clients() []ClientInfo {
 	cs := ch.clients()
-	out := make([]ClientInfo, len(cs))
-	for i, c := range cs {
-		out[i] = c.Info()
+	out := make([]ClientInfo, 0, len(cs))
+	for _, c := range cs {
+		if c.mode.Load() != modeUndecided {
+			out = append(out, c.Info())
+		}
 	}
 	return out
 }
@@ -282,10 +309,14 @@ func (ch *Channel) Stats() Stats {
 		EventsIn: ch.eventsIn.Load(), BytesIn: ch.bytesIn.Load(),
 		FramesOut: ch.framesOut.Load(), BytesOut: ch.bytesOut.Load(),
 		SlowConsumers: ch.slow.Load(), TooBig: ch.tooBig.Load(),
-		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(),
+		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(), JSONEncoded: ch.jsonEncoded.Load(),
 	}
 	for _, c := range ch.clients() {
-		st.Clients++
+		if c.mode.Load() != modeUndecided {
+			st.Clients++
+		} else {
+			st.Undecided++
+		}
 		st.Dropped += c.dropped.Load()
 	}
 	return st

@@ -1,9 +1,14 @@
 package channel_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,5 +194,50 @@ func TestLongClientName(t *testing.T) {
 	routertest.WaitFor(t, "the client to be listed", func() bool { return len(ch.Clients()) == 1 })
 	if got, want := ch.Clients()[0].Name, strings.Repeat("a", 127); got != want {
 		t.Errorf("kept name %q (%d bytes), want %q", got, len(got), want)
+	}
+}
+
+// TestJSONReply answers a JSON client's request the way the control
+// channel does, with Conn.Send to the asker alone: the answer reaches it
+// as JSON, addressed to it and naming the request.
+func TestJSONReply(t *testing.T) {
+	node := uuid.New()
+	ch := listen(t, channel.Config{Name: "control", Node: node, Handler: func(from *channel.Conn, frame []byte, ev *bus.EventHeader) {
+		if string(ev.Event) != "nc-control-ping" {
+			return
+		}
+		reply := bus.AppendEvent(nil, &bus.Message{ID: uuid.New(), Origin: node, Sender: node, Channel: "control",
+			Event: "nc-control-ping-response", Data: []byte{0x81, 0xa2, 'o', 'k', 0xc3}})
+		// The request/reply fields after the data: to, re.
+		to, re := from.ID(), uuid.UUID(ev.ID)
+		reply[bus.HeaderLen] = 0x99
+		reply = append(append(reply, 0xc4, 16), to[:]...)
+		reply = append(append(reply, 0xc4, 16), re[:]...)
+		binary.BigEndian.PutUint32(reply, uint32(len(reply)-bus.HeaderLen))
+		from.Send(reply)
+	}})
+	nc, err := net.Dial("unix", ch.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	id := uuid.New()
+	fmt.Fprintf(nc, `{"channel":"control","event":"nc-control-ping","id":%q}`+"\x00", id)
+	text, err := bufio.NewReader(nc).ReadBytes(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(text[:len(text)-1], &m); err != nil {
+		t.Fatalf("%q: %v", text, err)
+	}
+	infos := ch.Clients()
+	if len(infos) != 1 || infos[0].Protocol != "json" {
+		t.Fatalf("clients %+v, want one JSON client", infos)
+	}
+	if m["event"] != "nc-control-ping-response" || m["re"] != id.String() || m["to"] != infos[0].ID.String() ||
+		m["broadcast"] != false || m["emmiteruuid"] != node.String() || fmt.Sprint(m["data"]) != "map[ok:true]" {
+		t.Errorf("the asker got %v; want the response to it, re %v", m, id)
 	}
 }

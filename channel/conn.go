@@ -33,12 +33,17 @@ type Cred struct{ PID, UID, GID int }
 type Conn struct {
 	ch    *Channel
 	id    uint64
-	nc    *net.UnixConn
-	log   *slog.Logger
+	nc    net.Conn
+	logp  atomic.Pointer[slog.Logger]
 	since time.Time
 	cred  Cred
 	hasCr bool
-	hello bus.Hello // set by the handshake, before the conn is visible
+	hello bus.Hello // set by the handshake, before mode leaves modeUndecided
+
+	// mode is modeUndecided until the first byte or the JSON grace says
+	// which protocol the client speaks. It changes once, under mu, and
+	// can be read without it.
+	mode atomic.Uint32
 
 	mu         sync.Mutex
 	queue      [][]byte // frames waiting for the writer
@@ -49,6 +54,8 @@ type Conn struct {
 	wake       chan struct{}
 	dead       chan struct{} // closed when the socket is closed
 	killOnce   sync.Once
+
+	graceJSON bool // taken for JSON because it stayed silent; read loop only
 
 	framesIn, bytesIn   atomic.Uint64
 	framesOut, bytesOut atomic.Uint64
@@ -70,12 +77,17 @@ type ClientInfo struct {
 	Pending   int    // bytes queued for it now
 	Dropped   uint64 // frames not delivered to it because it was closing
 	HelloPID  uint64 // the process id the client gave in its hello
+	// Protocol is "binary" for the framed protocol, "json" for the JSON
+	// text protocol (PROTOCOL.md § 10).
+	Protocol string
 }
 
 // Channel is the channel the connection belongs to.
 func (c *Conn) Channel() *Channel { return c.ch }
 
-// ID is the client's id from its handshake.
+// ID is the client's id: from its Hello, or for a JSON client one the
+// server chose (PROTOCOL.md § 10.6). It is set once the protocol is known,
+// which is before the connection's first event reaches the Handler.
 func (c *Conn) ID() uuid.UUID { return c.hello.ClientID }
 
 // Info returns the connection's identity and counters.
@@ -88,6 +100,10 @@ func (c *Conn) Info() ClientInfo {
 		FramesIn: c.framesIn.Load(), BytesIn: c.bytesIn.Load(),
 		FramesOut: c.framesOut.Load(), BytesOut: c.bytesOut.Load(), Pending: pending,
 		Dropped: c.dropped.Load(), HelloPID: c.hello.PID,
+		Protocol: "binary",
+	}
+	if c.mode.Load() == modeJSON {
+		ci.Protocol = "json"
 	}
 	if c.hasCr {
 		ci.PID, ci.UID = c.cred.PID, c.cred.UID
@@ -96,11 +112,33 @@ func (c *Conn) Info() ClientInfo {
 }
 
 // Send queues a frame (length prefix included) for the client. The frame
-// is shared, never modified. A client whose queue would pass the
-// channel's maxpending is disconnected as a slow consumer, so that it
-// cannot stall anyone else. Send reports whether the frame was queued.
+// is shared, never modified. A client of the JSON text protocol gets the
+// frame's JSON form instead, made for it alone; fanning one event out to
+// many clients, use Channel.SendOutbound, which makes it once. A client
+// whose queue would pass the channel's maxpending is disconnected as a
+// slow consumer, so that it cannot stall anyone else. Send reports
+// whether the frame was queued.
 func (c *Conn) Send(frame []byte) bool {
+	o := NewOutbound(frame)
+	return c.push(&o)
+}
+
+// push queues o for the client in the form its protocol needs.
+func (c *Conn) push(o *Outbound) bool {
+	frame := o.frame
 	c.mu.Lock()
+	if c.mode.Load() == modeJSON {
+		// The mode never changes again once JSON, so the text can be
+		// made outside the lock.
+		c.mu.Unlock()
+		text, ok := o.text(c.ch)
+		if !ok {
+			c.dropped.Add(1)
+			return false
+		}
+		frame = text
+		c.mu.Lock()
+	}
 	if c.closeAfter || c.isDead() {
 		c.mu.Unlock()
 		c.dropped.Add(1)
@@ -141,7 +179,7 @@ func (c *Conn) isDead() bool {
 func (c *Conn) kill(level slog.Level, reason string) {
 	c.killOnce.Do(func() {
 		if reason != "" {
-			c.log.Log(context.Background(), level, "closing client", "reason", reason)
+			c.logger().Log(context.Background(), level, "closing client", "reason", reason)
 		}
 		close(c.dead)
 		c.nc.Close()
@@ -152,9 +190,9 @@ func (c *Conn) kill(level slog.Level, reason string) {
 // closes the connection once it is written, or after grace (when not 0)
 // if the client does not read.
 func (c *Conn) finish(level slog.Level, code bus.ErrorCode, reason string, grace time.Duration) {
-	c.log.Log(context.Background(), level, "closing client", "reason", reason)
-	frame := bus.AppendError(nil, &bus.ErrorFrame{Code: code, Message: reason})
+	c.logger().Log(context.Background(), level, "closing client", "reason", reason)
 	c.mu.Lock()
+	frame := c.errorMessage(code, reason)
 	if c.closeAfter || c.isDead() {
 		c.mu.Unlock()
 		return
@@ -182,15 +220,19 @@ func (c *Conn) serve() {
 	defer c.ch.wg.Done()
 	writerDone := make(chan struct{})
 	br := bufio.NewReaderSize(c.nc, 32<<10)
-	if c.handshake(br) {
-		// Join the channel before the welcome can be written: a client
-		// whose Dial has returned must hear every event routed after.
-		c.ch.add(c)
+	// The connection is among the channel's receivers from its accept on,
+	// so events that arrive while its protocol is unknown are held in its
+	// queue; the writer starts once the protocol is known.
+	if mode := c.handshake(br); mode != modeUndecided {
 		go func() {
 			defer close(writerDone)
 			c.writeLoop()
 		}()
-		c.readLoop(br)
+		if mode == modeJSON {
+			c.jsonReadLoop(br)
+		} else {
+			c.readLoop(br)
+		}
 	} else {
 		close(writerDone)
 		c.kill(slog.LevelDebug, "")
@@ -206,20 +248,35 @@ func (c *Conn) serve() {
 	c.ch.remove(c)
 }
 
-// handshake reads the client's Hello and queues the Welcome. It reports
-// whether the connection may go on.
-func (c *Conn) handshake(br *bufio.Reader) bool {
-	c.nc.SetReadDeadline(time.Now().Add(c.ch.cfg.HandshakeTimeout))
+// handshake finds out which protocol the client speaks and, for the
+// framed one, reads its Hello and queues the Welcome ahead of the events
+// held meanwhile. It returns the connection's mode, or modeUndecided
+// when the connection must close.
+func (c *Conn) handshake(br *bufio.Reader) uint32 {
+	c.setReadDeadline(c.since.Add(c.ch.cfg.JSONGrace))
 	first, err := br.Peek(1)
-	if err == nil && first[0] == '{' {
-		c.log.Warn("closing client", "reason", "it speaks the JSON text protocol, which this server does not serve yet")
-		return false
+	var ne net.Error
+	switch {
+	case err == nil && first[0] == '{':
+		c.setReadDeadline(time.Time{})
+		c.becomeJSON(false)
+		return modeJSON
+	case err == nil:
+	case errors.As(err, &ne) && ne.Timeout() && !c.ch.stopping.Load():
+		// Silent past the grace: an original agent that only listens.
+		c.setReadDeadline(time.Time{})
+		c.becomeJSON(true)
+		return modeJSON
+	default:
+		c.handshakeFailed(err)
+		return modeUndecided
 	}
+	c.setReadDeadline(c.since.Add(c.ch.cfg.HandshakeTimeout))
 	fr := bus.NewFrameReader(br, min(c.ch.maxFrame(), 64<<10))
 	frame, err := fr.ReadFrame()
 	if err != nil {
 		c.handshakeFailed(err)
-		return false
+		return modeUndecided
 	}
 	body := frame[bus.HeaderLen:]
 	if t, err := bus.TypeOf(body); err != nil || t != bus.FrameHello {
@@ -228,27 +285,19 @@ func (c *Conn) handshake(br *bufio.Reader) bool {
 			reason = "hello: " + err.Error()
 		}
 		c.sendFinal(bus.CodeProtocol, reason)
-		return false
+		return modeUndecided
 	}
 	h, err := bus.DecodeHello(body)
 	if err != nil {
 		c.sendFinal(bus.CodeProtocol, "bad hello: "+err.Error())
-		return false
+		return modeUndecided
 	}
 	if h.Version < 1 {
 		c.sendFinal(bus.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, bus.ProtocolVersion))
-		return false
+		return modeUndecided
 	}
 	h.Name = clipName(h.Name)
-	c.hello = h
-	c.log = c.log.With("client", h.Name, "pid", h.PID)
-	c.nc.SetReadDeadline(time.Time{})
-	if c.ch.stopping.Load() {
-		// Quiesce set its deadline while the hello was being read, and
-		// the line above cleared it: set it again, or the read loop would
-		// keep Quiesce waiting for as long as the client stays.
-		c.nc.SetReadDeadline(time.Unix(1, 0))
-	}
+	c.setReadDeadline(time.Time{})
 	w := bus.Welcome{
 		Version:  min(h.Version, bus.ProtocolVersion),
 		Node:     c.ch.cfg.Node,
@@ -257,12 +306,40 @@ func (c *Conn) handshake(br *bufio.Reader) bool {
 		PID:      uint64(os.Getpid()),
 	}
 	frame = bus.AppendWelcome(nil, &w)
-	c.queue = append(c.queue, frame)
-	c.pending = len(frame)
-	c.wake <- struct{}{}
-	c.log.Debug("client connected", "id", uuid.UUID(h.ClientID))
-	return true
+	c.logp.Store(c.logger().With("client", h.Name, "pid", h.PID))
+	c.mu.Lock()
+	c.hello = h
+	c.queue = append(c.queue, nil)
+	copy(c.queue[1:], c.queue)
+	c.queue[0] = frame
+	c.pending += len(frame)
+	c.mode.Store(modeBinary)
+	c.mu.Unlock()
+	c.poke()
+	c.logger().Debug("client connected", "id", uuid.UUID(h.ClientID))
+	return modeBinary
 }
+
+// setReadDeadline sets the read deadline, unless the channel has stopped
+// reading: Quiesce may have set its own deadline while the handshake
+// ran, and this must not clear it, or the read would keep Quiesce waiting
+// for as long as the client stays.
+func (c *Conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	if c.ch.stopping.Load() {
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// poke wakes the writer.
+func (c *Conn) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Conn) logger() *slog.Logger { return c.logp.Load() }
 
 // maxName is how much of a client's name the server keeps: the name goes
 // on every log line of the connection.
@@ -298,7 +375,7 @@ func (c *Conn) handshakeFailed(err error) {
 // sendFinal writes an error frame straight to the socket, for use before
 // the writer runs, and logs the reason.
 func (c *Conn) sendFinal(code bus.ErrorCode, reason string) {
-	c.log.Warn("closing client", "reason", reason)
+	c.logger().Warn("closing client", "reason", reason)
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.nc.Write(bus.AppendError(nil, &bus.ErrorFrame{Code: code, Message: reason}))
 }
@@ -359,7 +436,7 @@ func (c *Conn) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, io.EOF):
-		c.log.Debug("client left")
+		c.logger().Debug("client left")
 		c.kill(slog.LevelDebug, "")
 	case errors.Is(err, net.ErrClosed):
 		// killed: the reason is logged already

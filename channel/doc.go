@@ -1,6 +1,14 @@
-// Package channel serves one netcluster channel: its Unix socket, the
-// handshake with each client, and the fan-out of each event to the
-// channel's clients.
+// Package channel serves one netcluster channel: its Unix socket (a named
+// pipe on Windows), the handshake with each client, and the fan-out of
+// each event to the channel's clients.
+//
+// A client speaks the framed protocol or the JSON text protocol of the
+// original netcluster (PROTOCOL.md § 10): a first byte '{', or silence
+// past Config.JSONGrace, makes it a JSON client. A connection is a
+// receiver from its accept on, so events that arrive before its protocol
+// is known are held in its queue. JSON clients get each event's JSON
+// form, made once per event (Outbound), and what they send is turned
+// into frames, so the rest of the server sees frames only.
 //
 // Each client connection has a read goroutine, which checks every frame
 // and hands events to the channel's Handler, and a write goroutine, which

@@ -10,7 +10,11 @@ import (
 
 // peerCred reads the credentials of the process at the other end of a
 // Unix socket, as the kernel recorded them at connect or listen time.
-func peerCred(c *net.UnixConn) (Cred, bool) {
+func peerCred(nc net.Conn) (Cred, bool) {
+	c, ok := nc.(*net.UnixConn)
+	if !ok {
+		return Cred{}, false
+	}
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return Cred{}, false

@@ -174,11 +174,14 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestHandshakeTimeout connects and says nothing.
+// TestHandshakeTimeout starts a hello and never finishes it. (A
+// connection that says nothing at all is a listen-only JSON client: see
+// TestJSONListenOnly.)
 func TestHandshakeTimeout(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
 	rc := dialRaw(t, ts, "A")
 	start := time.Now()
+	rc.write([]byte{0, 0})
 	e := rc.closedWith()
 	if e.Code != bus.CodeHandshake {
 		t.Errorf("error frame %v %q, want a handshake timeout", e.Code, e.Message)
@@ -225,21 +228,6 @@ func TestSlowConsumer(t *testing.T) {
 	if _, err := io.Copy(io.Discard, slow.nc); err != nil {
 		t.Errorf("draining the slow client's socket: %v, want EOF", err)
 	}
-}
-
-// TestJSONClientRefused checks that a client of the original JSON text
-// protocol, which this server does not serve yet, is closed with a
-// logged reason rather than misread as frames.
-func TestJSONClientRefused(t *testing.T) {
-	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
-	rc := dialRaw(t, ts, "A")
-	rc.write([]byte(`{"emmiteruuid":"x","channel":"A","broadcast":true,"event":"log","data":"TESTE"}` + "\x00"))
-	if _, err := rc.fr.ReadFrame(); !errors.Is(err, io.EOF) {
-		t.Errorf("after a JSON object: %v, want the connection closed", err)
-	}
-	routertest.WaitFor(t, "the reason in the log", func() bool {
-		return strings.Contains(ts.Logs.String(), "JSON text protocol")
-	})
 }
 
 // TestEndInsideFrame has a client leave halfway through a frame: the

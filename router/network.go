@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/multicast"
 )
 
@@ -140,9 +141,10 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	frame := make([]byte, bus.HeaderLen+len(msg))
 	binary.BigEndian.PutUint32(frame, uint32(len(msg)))
 	copy(frame[bus.HeaderLen:], msg)
-	r.ch.Send(frame, nil)
+	out := channel.NewOutbound(frame)
+	r.ch.SendOutbound(&out, nil)
 	for _, d := range r.targets {
-		d.Send(frame, nil)
+		d.SendOutbound(&out, nil)
 	}
 	s.net.delivered.Add(1)
 }

@@ -62,9 +62,12 @@ func (s *Server) handler(name string) channel.Handler {
 		if name == ControlChannel && s.control(from, ev) {
 			return
 		}
-		r.ch.Send(frame, from)
+		// One Outbound for all the channels: a JSON form, if any client
+		// needs one, is made once.
+		out := channel.NewOutbound(frame)
+		r.ch.SendOutbound(&out, from)
 		for _, d := range r.targets {
-			d.Send(frame, nil)
+			d.SendOutbound(&out, nil)
 		}
 		if r.rule.PropagateToNet && s.net.link != nil {
 			s.toNet(ev, frame)

@@ -23,8 +23,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Node is the server's node id; the zero UUID means a random one.
 	Node uuid.UUID
-	// HandshakeTimeout bounds how long a new connection may stay silent
-	// before it must have said hello; 0 means 5 s.
+	// HandshakeTimeout bounds how long a framed client may take, from its
+	// connect, to send its whole hello; 0 means 5 s.
 	HandshakeTimeout time.Duration
 	// LogLevel, when set, is the level of Logger's handler: the control
 	// request loglevel changes it. nil means loglevel cannot change the
@@ -39,6 +39,10 @@ type Options struct {
 	// reload closing the channels it removed, wait for clients to read
 	// what is queued for them; 0 means 10 s.
 	ShutdownTimeout time.Duration
+	// JSONGrace is how long a new connection may stay silent before it is
+	// taken for a listen-only client of the JSON text protocol; 0 means
+	// channel.DefaultJSONGrace (300 ms).
+	JSONGrace time.Duration
 }
 
 // ErrClosed is returned by Reload once the server is shutting down.
@@ -154,6 +158,7 @@ func (s *Server) channelConfig(cfg *Config, name string) channel.Config {
 		MaxFrame:         cfg.MaxFrame,
 		MaxPending:       cfg.MaxPending,
 		HandshakeTimeout: s.opts.HandshakeTimeout,
+		JSONGrace:        s.opts.JSONGrace,
 		Node:             s.node,
 		Logger:           s.log,
 		Handler:          s.handler(name),

@@ -76,11 +76,22 @@ func NewServer(t testing.TB, members string) *Server {
 // NewServerIn is NewServer with the sockets in dir.
 func NewServerIn(t testing.TB, dir, members string) *Server {
 	t.Helper()
-	ts := &Server{Dir: dir, Template: dir + "/{channel}.sock", Logs: &LogBuffer{}, Level: new(slog.LevelVar)}
+	return NewServerWith(t, dir, dir+"/{channel}.sock", members)
+}
+
+// NewServerWith is NewServer with the socket template given, dir being
+// the directory it points into, and options changed by each of opts.
+func NewServerWith(t testing.TB, dir, template, members string, opts ...func(*router.Options)) *Server {
+	t.Helper()
+	ts := &Server{Dir: dir, Template: template, Logs: &LogBuffer{}, Level: new(slog.LevelVar)}
 	cfg := ts.ParseConfig(t, members)
 	ts.Level.Set(slog.LevelDebug)
 	log := slog.New(slog.NewTextHandler(ts.Logs, &slog.HandlerOptions{Level: ts.Level}))
-	srv, err := router.Start(cfg, router.Options{Logger: log, LogLevel: ts.Level, HandshakeTimeout: 2 * time.Second})
+	o := router.Options{Logger: log, LogLevel: ts.Level, HandshakeTimeout: 2 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := router.Start(cfg, o)
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}

@@ -1,3 +1,5 @@
+//go:build !windows
+
 package channel
 
 import (
@@ -11,35 +13,11 @@ import (
 	"time"
 )
 
-// ErrInUse means another live server holds a channel's socket.
-var ErrInUse = errors.New("channel: socket in use")
-
-// InUseError names the socket and, where the system tells, the process
-// that serves it. It matches ErrInUse with errors.Is.
-type InUseError struct {
-	Path    string
-	PID     int    // 0 when unknown
-	Program string // "" when unknown
-}
-
-func (e *InUseError) Error() string {
-	switch {
-	case e.PID != 0 && e.Program != "":
-		return fmt.Sprintf("channel: socket %s is in use by %s (pid %d)", e.Path, e.Program, e.PID)
-	case e.PID != 0:
-		return fmt.Sprintf("channel: socket %s is in use by pid %d", e.Path, e.PID)
-	}
-	return fmt.Sprintf("channel: socket %s is in use by another process", e.Path)
-}
-
-// Is makes errors.Is(err, ErrInUse) true.
-func (e *InUseError) Is(target error) bool { return target == ErrInUse }
-
 // listenSocket creates the Unix socket at path with the given mode. An
 // existing socket that a live process answers on is left alone and
 // reported as *InUseError; one that nobody answers on (left by a server
 // that was killed) is removed and replaced.
-func listenSocket(path string, mode fs.FileMode) (ln *net.UnixListener, stale bool, err error) {
+func listenSocket(path string, mode fs.FileMode) (_ net.Listener, stale bool, err error) {
 	if err := ensureDir(filepath.Dir(path)); err != nil {
 		return nil, false, err
 	}
@@ -55,7 +33,7 @@ func listenSocket(path string, mode fs.FileMode) (ln *net.UnixListener, stale bo
 		}
 		stale = true
 	}
-	ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, false, fmt.Errorf("channel: listening: %w", err)
 	}
@@ -77,7 +55,7 @@ func probe(path string) error {
 	}
 	defer c.Close()
 	e := &InUseError{Path: path}
-	if cred, ok := peerCred(c.(*net.UnixConn)); ok {
+	if cred, ok := peerCred(c); ok {
 		e.PID = cred.PID
 		e.Program = programName(cred.PID)
 	}

@@ -1,0 +1,193 @@
+package channel
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
+)
+
+// A connection's modes: which protocol its client speaks.
+const (
+	modeUndecided uint32 = iota // nothing read yet, grace not over
+	modeBinary                  // the framed protocol (PROTOCOL.md § 3 to 9)
+	modeJSON                    // the JSON text protocol (PROTOCOL.md § 10)
+)
+
+// ErrorEvent is the event name of the last message a JSON client hears
+// before the server closes its connection, the JSON counterpart of an
+// Error frame: its data is {"code": n, "message": "why"}.
+const ErrorEvent = "nc-error"
+
+// Outbound is one event on its way to a channel's clients: its frame, and
+// the JSON text form made from it the first time a JSON client needs it.
+// An Outbound is used by one goroutine at a time.
+type Outbound struct {
+	frame []byte
+	json  []byte
+	tried bool
+	ok    bool
+}
+
+// NewOutbound wraps an event frame, length prefix included, for
+// SendOutbound.
+func NewOutbound(frame []byte) Outbound { return Outbound{frame: frame} }
+
+// text returns the JSON form, making it on first use; the channel asking
+// counts it. ok is false when the event cannot be said in JSON (its data
+// holds a map keyed by arrays, say); the channel's log says why, once
+// per event.
+func (o *Outbound) text(ch *Channel) ([]byte, bool) {
+	if !o.tried {
+		o.tried = true
+		var err error
+		o.json, err = AppendJSON(nil, o.frame[bus.HeaderLen:])
+		o.ok = err == nil
+		ch.jsonEncoded.Add(1)
+		if err != nil {
+			ch.log.Info("event not delivered to JSON clients", "reason", err)
+		}
+	}
+	return o.json, o.ok
+}
+
+// becomeJSON makes the connection a JSON client: it gets a client id of
+// the server's choosing, and the frames held for it are put into JSON
+// form, ahead of anything queued after.
+func (c *Conn) becomeJSON(silent bool) {
+	c.graceJSON = silent
+	c.mu.Lock()
+	c.hello = bus.Hello{ClientID: uuid.New()}
+	held, heldBytes := c.queue, c.pending
+	c.queue, c.pending = nil, 0
+	c.mode.Store(modeJSON)
+	c.mu.Unlock()
+
+	texts := make([][]byte, 0, len(held))
+	size := 0
+	for _, frame := range held {
+		o := NewOutbound(frame)
+		if text, ok := o.text(c.ch); ok {
+			texts = append(texts, text)
+			size += len(text)
+		} else {
+			c.dropped.Add(1)
+		}
+	}
+	c.mu.Lock()
+	c.queue = append(texts, c.queue...)
+	c.pending += size
+	pending := c.pending
+	c.mu.Unlock()
+	c.poke()
+	how := "its first byte is '{'"
+	if silent {
+		how = fmt.Sprintf("it said nothing within %v", c.ch.cfg.JSONGrace)
+	}
+	c.logger().Debug("JSON client connected", "id", uuid.UUID(c.hello.ClientID), "held", len(held), "why", how)
+	if limit := c.ch.maxPending(); pending > limit && heldBytes > 0 {
+		c.ch.slow.Add(1)
+		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending in JSON form, limit (maxpending) %d", pending, limit))
+	}
+}
+
+// errorMessage is the last thing a client hears before the server closes
+// it: an Error frame, or for a JSON client an ErrorEvent message. Called
+// with c.mu held.
+func (c *Conn) errorMessage(code bus.ErrorCode, reason string) []byte {
+	frame := bus.AppendError(nil, &bus.ErrorFrame{Code: code, Message: reason})
+	if c.mode.Load() != modeJSON {
+		return frame
+	}
+	data := []byte{0x82, 0xa4, 'c', 'o', 'd', 'e'}
+	data = appendInt(data, int64(code))
+	data = append(data, 0xa7, 'm', 'e', 's', 's', 'a', 'g', 'e')
+	data = appendMsgpackStr(data, reason)
+	node := c.ch.cfg.Node
+	ev := bus.AppendEvent(nil, &bus.Message{
+		ID: uuid.New(), Origin: node, Sender: node, Channel: c.ch.cfg.Name, Event: ErrorEvent, Data: data,
+	})
+	text, err := AppendJSON(nil, ev[bus.HeaderLen:])
+	if err != nil { // cannot happen: the data is a map of a number and a string
+		return nil
+	}
+	return text
+}
+
+// jsonReadLoop reads a JSON client's messages, each a JSON object ended by
+// a NUL byte, and hands each to the channel as a frame.
+func (c *Conn) jsonReadLoop(br *bufio.Reader) {
+	if c.graceJSON {
+		// Taken for a listener because it was silent; a framed Hello
+		// now means a client slower than the grace, not a JSON one.
+		if first, err := br.Peek(1); err == nil && first[0] <= bus.MaxFrameLimit>>24 {
+			c.finish(slog.LevelWarn, bus.CodeProtocol, fmt.Sprintf(
+				"a framed hello arrived after the connection had been silent for the JSON grace of %v and was taken for a JSON client", c.ch.cfg.JSONGrace), errorGrace)
+			return
+		}
+	}
+	var buf []byte
+	for {
+		text, err := readJSONText(br, c.ch.maxFrame(), buf[:0])
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if cap(text) <= 64<<10 {
+			buf = text // reuse it, unless a large message made it large
+		}
+		c.framesIn.Add(1)
+		c.bytesIn.Add(uint64(len(text) + 1))
+		if len(text) == 0 {
+			continue // an empty message: nothing between two NULs
+		}
+		ev, err := DecodeJSON(text)
+		if err != nil {
+			c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
+			return
+		}
+		if ev.Channel != "" && ev.Channel != c.ch.cfg.Name {
+			c.finish(slog.LevelWarn, bus.CodeProtocol, fmt.Sprintf("message names channel %q on the socket of channel %q", clip(ev.Channel), c.ch.cfg.Name), errorGrace)
+			return
+		}
+		frame := AppendJSONFrame(nil, &ev, c.ch.cfg.Node, c.hello.ClientID, c.ch.cfg.Name)
+		if n := len(frame) - bus.HeaderLen; n > c.ch.maxFrame() {
+			c.ch.tooBig.Add(1)
+			c.finish(slog.LevelWarn, bus.CodeFrameTooBig, fmt.Sprintf("message is %d bytes as a frame, the limit (maxframe) is %d", n, c.ch.maxFrame()), errorGrace)
+			return
+		}
+		hdr, err := bus.ParseEvent(frame[bus.HeaderLen:])
+		if err != nil { // a bug in the translation, not the client's fault
+			c.finish(slog.LevelError, bus.CodeProtocol, "translating the message: "+err.Error(), errorGrace)
+			return
+		}
+		c.ch.handle(c, frame, &hdr)
+	}
+}
+
+// readJSONText reads one message up to its NUL terminator and returns it
+// without the NUL, appended to buf. A message of more than max bytes is
+// refused with bus.ErrFrameTooBig before more than max+1 bytes are held.
+// At a clean end of stream between messages it returns io.EOF.
+func readJSONText(br *bufio.Reader, max int, buf []byte) ([]byte, error) {
+	for {
+		chunk, err := br.ReadSlice(0)
+		if len(buf)+len(chunk) > max+1 || (err != nil && len(buf)+len(chunk) > max) {
+			return nil, fmt.Errorf("%w: no NUL within %d bytes of a JSON message", bus.ErrFrameTooBig, max)
+		}
+		buf = append(buf, chunk...)
+		switch {
+		case err == nil:
+			return buf[:len(buf)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, io.EOF) && len(buf) > 0:
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
+		}
+	}
+}

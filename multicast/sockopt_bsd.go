@@ -1,0 +1,35 @@
+//go:build darwin || dragonfly || freebsd || netbsd || openbsd
+
+package multicast
+
+import (
+	"net"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// reuse lets several servers on one host bind the group's port. On the
+// BSDs and macOS, SO_REUSEPORT is what hands every socket bound to the
+// port its own copy of each multicast datagram; SO_REUSEADDR alone
+// would not let the second bind succeed.
+func reuse(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// bindAddr is the address the socket binds: as on Linux, the group
+// itself, which these systems allow, so that the socket hears that group
+// only and no unicast traffic to the port.
+func bindAddr(group net.IP, port int) *net.UDPAddr {
+	return &net.UDPAddr{IP: group, Port: port}
+}
