@@ -395,7 +395,6 @@ func AppendJSONFrame(dst []byte, ev *JSONEvent, node, sender uuid.UUID, channel 
 	return dst
 }
 
-
 // appendUUID appends id in its canonical text form, without allocating.
 func appendUUID(dst []byte, id [16]byte) []byte {
 	var buf [36]byte
