@@ -442,3 +442,32 @@ func TestJSONHeldBounded(t *testing.T) {
 		t.Errorf("the dropped connection: %v, want EOF", err)
 	}
 }
+
+// TestJSONControlRequest asks the control channel a question in JSON: the
+// answer comes back to the JSON asker only, as JSON, naming the request.
+func TestJSONControlRequest(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	other := routertest.Record(t, ts.Dial(t, router.ControlChannel), ".*")
+	jc := dialJSON(t, ts.Path(router.ControlChannel))
+	id := uuid.New()
+	jc.send(fmt.Sprintf(`{"event":"nc-control-channels","id":%q,"data":null}`, id))
+	m := jc.mustNext()
+	if m["event"] != "nc-control-channels-response" || m["re"] != id.String() || m["broadcast"] != false {
+		t.Fatalf("JSON asker heard %v; want nc-control-channels-response with re %v", m, id)
+	}
+	data, _ := m["data"].(map[string]any)
+	chans, _ := data["channels"].([]any)
+	var names []string
+	for _, c := range chans {
+		if c, ok := c.(map[string]any); ok {
+			names = append(names, fmt.Sprint(c["name"]))
+		}
+	}
+	if strings.Join(names, ",") != "A,control" {
+		t.Errorf("channels answered %v; want A and control", data)
+	}
+	routertest.Fence(t, ts, router.ControlChannel, other)
+	if n := len(other.Events()); n != 1 { // the fence's marker only
+		t.Errorf("another control client heard %v; requests and answers go to the asker only", other.Events())
+	}
+}
