@@ -164,10 +164,13 @@ func (ch *Channel) SetMode(mode fs.FileMode) error {
 }
 
 // Client returns the connected client whose handshake gave this id, or
-// nil. It looks through the clients one by one.
+// nil. It looks through the clients one by one, skipping connections
+// whose protocol is not known yet: they have no id.
 func (ch *Channel) Client(id uuid.UUID) *Conn {
 	for _, c := range ch.clients() {
-		if c.hello.ClientID == id {
+		// The mode leaves modeUndecided only after hello is set, so
+		// reading it after the mode is safe.
+		if c.mode.Load() != modeUndecided && c.hello.ClientID == id {
 			return c
 		}
 	}

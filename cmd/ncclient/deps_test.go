@@ -10,7 +10,8 @@ import (
 
 // allowedDeps are the packages and modules outside the standard library
 // that ncclient may depend on: the client package (and what it needs)
-// and the terminal library, never a package of the server.
+// and the terminal library, never a package of the server. go-winio is
+// how bus dials the named pipes of Windows.
 var allowedDeps = []string{
 	"github.com/netcluster/netcluster/bus",
 	"github.com/netcluster/netcluster/cmd/ncclient",
@@ -19,6 +20,7 @@ var allowedDeps = []string{
 	"github.com/vmihailenco/tagparser/v2",
 	"golang.org/x/term",
 	"golang.org/x/sys",
+	"github.com/Microsoft/go-winio",
 }
 
 // TestDeps keeps ncclient a thin client on bus, on the systems it is
