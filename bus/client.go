@@ -99,12 +99,39 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
+	// A connection whose hello reached the server after its JSON grace
+	// was taken for a listen-only JSON client: that can happen to a
+	// process descheduled between its connect and its write, and a new
+	// connection, whose hello goes out at once, settles it.
+	for attempt := 1; ; attempt++ {
+		c, br, err := dialOnce(ctx, channel, path, o)
+		if errors.Is(err, errLateHello) && attempt < maxLateHello && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.start(br)
+		return c, nil
+	}
+}
+
+// maxLateHello is how many connections Dial makes before it gives up on
+// a server that takes every one of them for a JSON client.
+const maxLateHello = 5
+
+// errLateHello is the handshake's error when the server answered in the
+// JSON text protocol because the hello came after its grace.
+var errLateHello = errors.New("the server answered in the JSON text protocol: the hello came after its JSON grace")
+
+// dialOnce connects to the socket at path and makes the handshake.
+func dialOnce(ctx context.Context, channel, path string, o options) (*Client, *bufio.Reader, error) {
 	conn, err := dialSocket(ctx, path)
 	if err != nil {
 		if noServer(err) {
-			return nil, fmt.Errorf("%w: channel %q, socket %s: %v", ErrNoServer, channel, path, err)
+			return nil, nil, fmt.Errorf("%w: channel %q, socket %s: %v", ErrNoServer, channel, path, err)
 		}
-		return nil, fmt.Errorf("bus: dialing channel %q: %w", channel, err)
+		return nil, nil, fmt.Errorf("bus: dialing channel %q: %w", channel, err)
 	}
 	c := &Client{
 		opts:       o,
@@ -123,10 +150,9 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 	br := bufio.NewReaderSize(conn, 64<<10)
 	if err := c.handshake(ctx, br); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	c.start(br)
-	return c, nil
+	return c, br, nil
 }
 
 func (c *Client) handshake(ctx context.Context, br *bufio.Reader) error {
@@ -143,7 +169,7 @@ func (c *Client) handshake(ctx context.Context, br *bufio.Reader) error {
 		// JSON text: the server took the connection for a listen-only
 		// client of the JSON text protocol, because the hello came later
 		// than its grace (PROTOCOL.md § 10.1).
-		return fmt.Errorf("bus: handshake on channel %q: the server answered in the JSON text protocol: the hello came after its JSON grace", c.channel)
+		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, errLateHello)
 	}
 	frame, err := NewFrameReader(br, 64<<10).ReadFrame()
 	if err != nil {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -401,4 +404,81 @@ func TestServerShutdownDelivers(t *testing.T) {
 		t.Log("the slow listener caught up before the shutdown; the test proves less than it should")
 	}
 	routertest.WaitFor(t, "the slow listener to hear every event", func() bool { return got.Load() == n })
+}
+
+// TestDialLateHello checks that Dial makes a new connection when the
+// server took its first for a JSON client (its hello came after the
+// JSON grace, as when the process is descheduled), and gives up after a
+// few. The socket in front of the real server answers the first
+// connections in JSON, as a server whose grace had passed does, and
+// joins the next ones to the server.
+func TestDialLateHello(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	for _, tc := range []struct {
+		name       string
+		lateFirst  int // connections answered in JSON before one is joined to the server
+		wantAccept int
+		wantErr    bool
+	}{
+		{"second connection", 1, 2, false},
+		{"every connection", 1000, 5, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			front := filepath.Join(routertest.ShortTempDir(t), "front.sock")
+			ln, err := net.Listen("unix", front)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var accepted atomic.Int32
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					if int(accepted.Add(1)) <= tc.lateFirst {
+						// As the server does: the hello arrives, and is
+						// answered in JSON.
+						c.Read(make([]byte, 256))
+						c.Write([]byte(`{"event":"nc-error","data":{"code":7,"message":"late hello"}}` + "\x00"))
+						c.Close()
+						continue
+					}
+					back, err := net.Dial("unix", ts.Path("A"))
+					if err != nil {
+						c.Close()
+						continue
+					}
+					wg.Add(2)
+					go func() { defer wg.Done(); io.Copy(back, c); back.Close() }()
+					go func() { defer wg.Done(); io.Copy(c, back); c.Close() }()
+				}
+			}()
+			defer func() { ln.Close(); wg.Wait() }()
+
+			c, err := bus.Dial(context.Background(), "A", bus.Socket(front))
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "JSON grace") {
+					t.Errorf("Dial: %v; want the late-hello error", err)
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("Dial: %v", err)
+				}
+				sub := ts.Dial(t, "A")
+				rec := routertest.Record(t, sub, ".*")
+				if err := c.Emit("through", nil); err != nil {
+					t.Fatal(err)
+				}
+				rec.WaitCount(t, "through", 1)
+				c.Close()
+			}
+			if n := int(accepted.Load()); n != tc.wantAccept {
+				t.Errorf("Dial made %d connections, want %d", n, tc.wantAccept)
+			}
+		})
+	}
 }
