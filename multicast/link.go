@@ -57,6 +57,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Dump logs every datagram received, in a readable form.
 	Dump bool
+	// Seq, when set, is the node's sequence counter, shared with the
+	// other links of the node: a link that replaces another (a reload)
+	// and runs beside it for a moment numbers its datagrams in the same
+	// series, so that peers see no number twice and no rewind. nil means
+	// a counter of the link's own, from 0.
+	Seq *atomic.Uint64
 }
 
 // recentLen is how many message ids a link remembers to drop duplicates.
@@ -75,7 +81,7 @@ type Link struct {
 	host    string
 
 	sendMu  sync.Mutex // one message at a time: sequence numbers go out in order
-	seq     atomic.Uint64
+	seq     *atomic.Uint64
 	closed  atomic.Bool
 	bufs    sync.Pool
 	counts  counters
@@ -129,6 +135,10 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
 	}
 	l.bufs.New = func() any { b := make([]byte, 0, cfg.Payload); return &b }
+	l.seq = cfg.Seq
+	if l.seq == nil {
+		l.seq = new(atomic.Uint64)
+	}
 	l.wg.Add(2)
 	go l.readLoop()
 	go l.housekeeping()

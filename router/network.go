@@ -18,7 +18,12 @@ import (
 // network is the server's multicast link, when connecttonet is true, and
 // the counters of what crossed it.
 type network struct {
-	link *multicast.Link // nil when not connected
+	// link is nil when not connected. A reload that changes the network
+	// keys swaps in a new link; only the link stored here delivers.
+	link atomic.Pointer[multicast.Link]
+	// seq numbers the datagrams of every link the server opens, in one
+	// series.
+	seq atomic.Uint64
 
 	delivered, noChannel, refused, malformed, sendFailed atomic.Uint64
 }
@@ -49,12 +54,31 @@ type NetStats struct {
 
 // startNet joins the multicast group when the configuration says so.
 func (s *Server) startNet(cfg *Config) error {
+	link, err := s.openNet(cfg)
+	if err != nil || link == nil {
+		return err
+	}
+	s.net.link.Store(link)
+	return nil
+}
+
+// openNet opens a multicast link for cfg, or returns nil when cfg does
+// not connect to the network. The link delivers only once it is the
+// server's current link, so that a link opened by a reload stays silent
+// until the reload swaps it in.
+func (s *Server) openNet(cfg *Config) (*multicast.Link, error) {
 	if !cfg.ConnectToNet {
-		return nil
+		return nil, nil
 	}
 	group, err := netip.ParseAddr(cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("router: addr %q: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("router: addr %q: %w", cfg.Addr, err)
+	}
+	var self atomic.Pointer[multicast.Link]
+	deliver := func(from uuid.UUID, msg []byte) {
+		if l := self.Load(); l != nil && s.net.link.Load() == l {
+			s.fromNet(from, msg)
+		}
 	}
 	link, err := multicast.Open(multicast.Config{
 		Group:       group,
@@ -71,30 +95,71 @@ func (s *Server) startNet(cfg *Config) error {
 		Version:     softwareVersion(),
 		Logger:      s.log,
 		Dump:        cfg.DumpNet,
-	}, s.fromNet)
+		Seq:         &s.net.seq,
+	}, deliver)
 	if err != nil {
-		return fmt.Errorf("router: connecttonet: %w", err)
+		return nil, fmt.Errorf("router: connecttonet: %w", err)
 	}
-	s.net.link = link
+	self.Store(link)
 	if cfg.Key != "" || cfg.KeyFile != "" {
 		s.log.Warn("key or keyfile is set, but this build does not seal datagrams yet: events on the network are neither encrypted nor authenticated")
 	}
 	s.log.Info("joined the multicast group", "group", netip.AddrPortFrom(group, uint16(cfg.Port)),
 		"interface", link.Interface(), "ttl", cfg.TTL, "cluster", cfg.Cluster, "node", s.node)
-	return nil
+	return link, nil
 }
 
 // stopNet leaves the multicast group; it returns once the link's
 // goroutines have ended, so nothing arrives from the network after it.
 func (s *Server) stopNet() {
-	if s.net.link != nil {
-		s.net.link.Close()
+	if l := s.net.link.Swap(nil); l != nil {
+		l.Close()
 	}
+}
+
+// netKeysDiffer reports whether two configurations differ in a key that
+// the multicast link is opened with.
+func netKeysDiffer(a, b *Config) bool {
+	if !a.ConnectToNet && !b.ConnectToNet {
+		return false
+	}
+	return a.ConnectToNet != b.ConnectToNet || a.Addr != b.Addr || a.Port != b.Port || a.Interface != b.Interface ||
+		a.TTL != b.TTL || a.Cluster != b.Cluster || a.Payload != b.Payload || a.Heartbeat != b.Heartbeat ||
+		a.PeerTimeout != b.PeerTimeout || a.DumpNet != b.DumpNet || a.MaxFrame != b.MaxFrame ||
+		a.Key != b.Key || a.KeyFile != b.KeyFile
+}
+
+// reloadNetwork opens the multicast link a reload's configuration asks
+// for, when its network keys differ from the running one's, and returns
+// the step that swaps it in. The new link joins the group beside the old
+// one, so no datagram is missed, but delivers nothing until commit makes
+// it current; commit then closes the old link. If the new link cannot be
+// opened, nothing has changed and the reload fails.
+func (s *Server) reloadNetwork(old, cfg *Config) (commit func(), err error) {
+	if !netKeysDiffer(old, cfg) {
+		return func() {}, nil
+	}
+	next, err := s.openNet(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		if prev := s.net.link.Swap(next); prev != nil {
+			prev.Close()
+		}
+		if next == nil {
+			s.log.Info("left the multicast group: connecttonet is now false")
+		}
+	}, nil
 }
 
 // toNet sends an event of a propagatetonet channel to the group.
 func (s *Server) toNet(ev *bus.EventHeader, frame []byte) {
-	err := s.net.link.Send(uuid.UUID(ev.ID), frame[bus.HeaderLen:])
+	link := s.net.link.Load()
+	if link == nil {
+		return // a reload has just left the group
+	}
+	err := link.Send(uuid.UUID(ev.ID), frame[bus.HeaderLen:])
 	if err == nil || errors.Is(err, multicast.ErrClosed) {
 		return
 	}
@@ -153,24 +218,26 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 // from lately, sorted by host name; nil when it is not connected to the
 // network.
 func (s *Server) Peers() []multicast.Peer {
-	if s.net.link == nil {
+	link := s.net.link.Load()
+	if link == nil {
 		return nil
 	}
-	return s.net.link.Peers()
+	return link.Peers()
 }
 
 // NetStats returns the counters of the server's network link.
 func (s *Server) NetStats() NetStats {
+	link := s.net.link.Load()
 	st := NetStats{
-		Connected:  s.net.link != nil,
+		Connected:  link != nil,
 		Delivered:  s.net.delivered.Load(),
 		NoChannel:  s.net.noChannel.Load(),
 		Refused:    s.net.refused.Load(),
 		Malformed:  s.net.malformed.Load(),
 		SendFailed: s.net.sendFailed.Load(),
 	}
-	if s.net.link != nil {
-		st.Link = s.net.link.Stats()
+	if link != nil {
+		st.Link = link.Stats()
 	}
 	return st
 }

@@ -381,3 +381,61 @@ func TestNetControl(t *testing.T) {
 		}
 	}
 }
+
+// TestNetReload changes the network keys by reloading: the server joins
+// another cluster, keeps its clients, refuses an interface that does not
+// exist without changing anything, and leaves the group when
+// connecttonet becomes false.
+func TestNetReload(t *testing.T) {
+	port := mcasttest.Port()
+	chans := `"channels": {"A": {"propagatetonet": true}}`
+	s1 := netServer(t, port, "one", chans)
+	s2 := netServer(t, port, "two", chans)
+	a1, a2 := s1.Dial(t, "A"), s2.Dial(t, "A")
+	rec1, rec2 := routertest.Record(t, a1, ".*"), routertest.Record(t, a2, ".*")
+
+	// s1 joins s2's cluster: the peers meet, and events cross both ways
+	// to the clients s1 had before the reload.
+	rep, err := s1.Reload(s1.ParseConfig(t, netMembers(port, "two", chans)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(rep.Settings, "cluster") {
+		t.Errorf("the reload report's settings are %v; want cluster among them", rep.Settings)
+	}
+	waitPeers(t, s1, s2)
+	a1.Emit("from1", nil)
+	a2.Emit("from2", nil)
+	rec2.WaitCount(t, "from1", 1)
+	rec1.WaitCount(t, "from2", 1)
+
+	// An interface that does not exist: the reload fails, and s1 stays
+	// in the group with its link.
+	bad := `"connecttonet": true, "interface": "nosuch0", "port": ` + fmt.Sprint(port) + `, "cluster": "two", ` + chans
+	if _, err := s1.Reload(s1.ParseConfig(t, bad)); err == nil || !strings.Contains(err.Error(), "nosuch0") {
+		t.Fatalf("reload onto a missing interface: %v; want an error naming it", err)
+	}
+	a2.Emit("still", nil)
+	rec1.WaitCount(t, "still", 1)
+
+	// Off the network: s1 leaves the group, and s2 hears nothing more.
+	if _, err := s1.Reload(s1.ParseConfig(t, chans)); err != nil {
+		t.Fatal(err)
+	}
+	if s1.NetStats().Connected || s1.Peers() != nil {
+		t.Errorf("after connecttonet false: %+v, peers %v", s1.NetStats(), s1.Peers())
+	}
+	a1.Emit("local", nil)
+	routertest.Fence(t, s1, "A", rec1)
+	routertest.WaitFor(t, "s2 to age s1 out", func() bool { return len(s2.Peers()) == 0 })
+	if n := rec2.Count("local"); n != 0 {
+		t.Errorf("s2 heard an event s1 emitted off the network %d times", n)
+	}
+	for i, r := range []*routertest.Recorder{rec1, rec2} {
+		for _, ev := range []string{"from1", "from2", "still"} {
+			if n := r.Count(ev); n != 1 {
+				t.Errorf("client %d heard %q %d times, want once", i+1, ev, n)
+			}
+		}
+	}
+}

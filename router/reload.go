@@ -157,7 +157,8 @@ func (s *Server) reload(cfg *Config, applied func(ReloadReport)) (ReloadReport, 
 		}
 		moded = append(moded, name)
 	}
-	if err := s.reloadNetwork(old, cfg); err != nil {
+	commitNet, err := s.reloadNetwork(old, cfg)
+	if err != nil {
 		for _, n := range moded {
 			cur[n].SetMode(s.channelConfig(old, n).Mode)
 		}
@@ -177,6 +178,7 @@ func (s *Server) reload(cfg *Config, applied func(ReloadReport)) (ReloadReport, 
 	s.cfg.Store(cfg)
 	s.table.Store(buildTable(cfg, next))
 	s.mu.Unlock()
+	commitNet()
 	oldMetrics := s.metrics
 	if cfg.Metrics != old.Metrics {
 		s.metrics = metrics
@@ -221,26 +223,6 @@ func (s *Server) reload(cfg *Config, applied func(ReloadReport)) (ReloadReport, 
 	s.log.Info("configuration reloaded", "config", cfg.File, "added", rep.Added, "removed", rep.Removed,
 		"changed", rep.Changed, "reopened", rep.Reopened, "settings", rep.Settings)
 	return rep, nil
-}
-
-// reloadNetwork is where a reload hands the multicast link its new
-// configuration; it must change nothing when it fails. The link is not
-// restarted by a reload: changed network keys are reported in the
-// ReloadReport's Settings and logged, and take effect at the next start.
-func (s *Server) reloadNetwork(old, cfg *Config) error {
-	if netKeysDiffer(old, cfg) {
-		s.log.Warn("the network settings changed; they take effect when the server restarts",
-			"connecttonet", cfg.ConnectToNet, "addr", cfg.Addr, "port", cfg.Port, "interface", cfg.Interface)
-	}
-	return nil
-}
-
-// netKeysDiffer reports whether two configurations differ in a key that
-// the multicast link was opened with.
-func netKeysDiffer(a, b *Config) bool {
-	return a.ConnectToNet != b.ConnectToNet || a.Addr != b.Addr || a.Port != b.Port || a.Interface != b.Interface ||
-		a.TTL != b.TTL || a.Cluster != b.Cluster || a.Payload != b.Payload || a.Heartbeat != b.Heartbeat ||
-		a.PeerTimeout != b.PeerTimeout || a.DumpNet != b.DumpNet || a.Key != b.Key || a.KeyFile != b.KeyFile
 }
 
 // sameRule reports whether two rules route alike.

@@ -69,7 +69,7 @@ func (s *Server) handler(name string) channel.Handler {
 		for _, d := range r.targets {
 			d.SendOutbound(&out, nil)
 		}
-		if r.rule.PropagateToNet && s.net.link != nil {
+		if r.rule.PropagateToNet {
 			s.toNet(ev, frame)
 		}
 	}
