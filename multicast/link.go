@@ -91,7 +91,7 @@ type Link struct {
 
 	mu     sync.Mutex // guards what the read loop and housekeeping share
 	ra     *reassembler
-	recent *recentIDs
+	recent *Recent
 	peers  peerTable
 }
 
@@ -131,7 +131,7 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 		host:    host,
 		stop:    make(chan struct{}),
 		ra:      newReassembler(cfg.MaxReassembly, cfg.ReassemblyTimeout),
-		recent:  newRecentIDs(recentLen),
+		recent:  NewRecent(recentLen),
 		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
 	}
 	l.bufs.New = func() any { b := make([]byte, 0, cfg.Payload); return &b }

@@ -126,14 +126,15 @@ func TestReassemblyBoundAndExpiry(t *testing.T) {
 }
 
 func TestRecentIDs(t *testing.T) {
-	r := newRecentIDs(3)
+	r := NewRecent(3)
 	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
-	for _, id := range ids {
-		r.add(id)
-		r.add(id)
+	for i, id := range ids {
+		if !r.Add(id) || r.Add(id) {
+			t.Errorf("id %d: Add said new, then not new: want true, false", i)
+		}
 	}
 	for i, id := range ids {
-		if got, want := r.has(id), i > 0; got != want {
+		if got, want := r.Has(id), i > 0; got != want {
 			t.Errorf("id %d: has = %v, want %v", i, got, want)
 		}
 	}

@@ -70,7 +70,7 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 	l.counts.lost.Add(l.peers.seen(h.Node, h.Seq, len(b), now))
 	for i := range recs {
 		r := &recs[i]
-		if h.Kind == KindData && l.recent.has(r.ID) {
+		if h.Kind == KindData && l.recent.Has(r.ID) {
 			l.counts.duplicates.Add(1)
 			continue
 		}
@@ -85,7 +85,7 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 		case fragComplete:
 			switch h.Kind {
 			case KindData:
-				l.recent.add(r.ID)
+				l.recent.Add(r.ID)
 				out = append(out, delivery{h.Node, msg})
 			case KindHeartbeat:
 				if p, ok := l.heartbeat(h.Node, msg, from, now); ok {

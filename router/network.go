@@ -24,6 +24,10 @@ type network struct {
 	// seq numbers the datagrams of every link the server opens, in one
 	// series.
 	seq atomic.Uint64
+	// recent are the ids of the events delivered from the network, by
+	// any link: while a reload runs a new link beside the old one, an
+	// event both of them complete is delivered once.
+	recent *multicast.Recent
 
 	delivered, noChannel, refused, malformed, sendFailed atomic.Uint64
 }
@@ -52,8 +56,13 @@ type NetStats struct {
 	SendFailed uint64
 }
 
+// recentNet is how many ids of events from the network the server
+// remembers, across links.
+const recentNet = 4096
+
 // startNet joins the multicast group when the configuration says so.
 func (s *Server) startNet(cfg *Config) error {
+	s.net.recent = multicast.NewRecent(recentNet)
 	link, err := s.openNet(cfg)
 	if err != nil || link == nil {
 		return err
@@ -181,6 +190,9 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 		s.net.malformed.Add(1)
 		s.log.Debug("dropped a malformed event from the network", "peer", from, "err", err)
 		return
+	}
+	if !s.net.recent.Add(uuid.UUID(ev.ID)) {
+		return // delivered already, by the link a reload replaced
 	}
 	if ev.To != ([16]byte{}) {
 		// Replies are delivered to one local client and are never sent

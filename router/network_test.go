@@ -431,6 +431,14 @@ func TestNetReload(t *testing.T) {
 	if n := rec2.Count("local"); n != 0 {
 		t.Errorf("s2 heard an event s1 emitted off the network %d times", n)
 	}
+	// And back on.
+	if _, err := s1.Reload(s1.ParseConfig(t, netMembers(port, "two", chans))); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, s1, s2)
+	a2.Emit("again", nil)
+	rec1.WaitCount(t, "again", 1)
+
 	for i, r := range []*routertest.Recorder{rec1, rec2} {
 		for _, ev := range []string{"from1", "from2", "still"} {
 			if n := r.Count(ev); n != 1 {
