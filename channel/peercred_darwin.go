@@ -10,21 +10,15 @@ import (
 // Unix socket: its uid and gid from LOCAL_PEERCRED, its pid from
 // LOCAL_PEERPID, as the kernel recorded them at connect time.
 func peerCred(nc net.Conn) (Cred, bool) {
-	c, ok := nc.(*net.UnixConn)
-	if !ok {
-		return Cred{}, false
-	}
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return Cred{}, false
-	}
 	var xu *unix.Xucred
 	var pid int
-	var serr, perr error
-	if err := raw.Control(func(fd uintptr) {
-		xu, serr = unix.GetsockoptXucred(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
-		pid, perr = unix.GetsockoptInt(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERPID)
-	}); err != nil || serr != nil || perr != nil {
+	if !withFD(nc, func(fd int) (err error) {
+		if xu, err = unix.GetsockoptXucred(fd, unix.SOL_LOCAL, unix.LOCAL_PEERCRED); err != nil {
+			return err
+		}
+		pid, err = unix.GetsockoptInt(fd, unix.SOL_LOCAL, unix.LOCAL_PEERPID)
+		return err
+	}) {
 		return Cred{}, false
 	}
 	cr := Cred{PID: pid, UID: int(xu.Uid), GID: -1}

@@ -11,19 +11,11 @@ import (
 // peerCred reads the credentials of the process at the other end of a
 // Unix socket, as the kernel recorded them at connect or listen time.
 func peerCred(nc net.Conn) (Cred, bool) {
-	c, ok := nc.(*net.UnixConn)
-	if !ok {
-		return Cred{}, false
-	}
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return Cred{}, false
-	}
 	var uc *syscall.Ucred
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		uc, serr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	}); err != nil || serr != nil {
+	if !withFD(nc, func(fd int) (err error) {
+		uc, err = syscall.GetsockoptUcred(fd, syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+		return err
+	}) {
 		return Cred{}, false
 	}
 	return Cred{PID: int(uc.Pid), UID: int(uc.Uid), GID: int(uc.Gid)}, true

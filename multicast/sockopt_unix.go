@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
 
 package multicast
 
@@ -10,7 +10,9 @@ import (
 )
 
 // reuse lets several servers on one host bind the group's port: each of
-// them gets its own copy of every multicast datagram.
+// them gets its own copy of every multicast datagram. On the BSDs and
+// macOS it is SO_REUSEPORT that allows this for multicast; SO_REUSEADDR
+// alone would refuse the second bind there.
 func reuse(network, address string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
@@ -25,8 +27,9 @@ func reuse(network, address string, c syscall.RawConn) error {
 	return serr
 }
 
-// bindAddr is the address the socket binds: on Linux the group itself, so
-// that the socket hears that group only and no unicast traffic.
+// bindAddr is the address the socket binds: the group itself, which
+// these systems allow, so that the socket hears that group only and no
+// unicast traffic to the port.
 func bindAddr(group net.IP, port int) *net.UDPAddr {
 	return &net.UDPAddr{IP: group, Port: port}
 }
