@@ -146,3 +146,33 @@ func TestControlRestartBuiltIn(t *testing.T) {
 		t.Errorf("exit status %d", code)
 	}
 }
+
+// TestControlRestartBadConfig: a configuration file that no longer loads
+// stops the restarted ncserver as at any start: status 2, the file, line
+// and key named.
+func TestControlRestartBadConfig(t *testing.T) {
+	rt := routertest.ShortTempDir(t)
+	conf := filepath.Join(rt, "nc.json")
+	if err := os.WriteFile(conf, []byte(`{"channels": {"A": {}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, rt, conf)
+	waitForLog(t, p, "channel=control socket=")
+	ctl, err := bus.Dial(context.Background(), "control", bus.SocketTemplate(filepath.Join(rt, "netcluster", "{channel}.sock")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	if err := os.WriteFile(conf, []byte("{\n\"channels\": {},\n\"colour\": true\n}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ans := routertest.Control(t, ctl, "restart", nil); ans["ok"] != true {
+		t.Fatalf("restart answer: %v", ans)
+	}
+	if code := p.exit(t); code != exitUsage {
+		t.Errorf("exit status %d, want %d", code, exitUsage)
+	}
+	if !strings.Contains(p.stderr.String(), conf+":3:") || !strings.Contains(p.stderr.String(), "colour") {
+		t.Errorf("the log does not name the file, line and key:\n%s", p.stderr)
+	}
+}
