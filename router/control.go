@@ -52,6 +52,7 @@ func init() {
 		"stats":        {run: (*Server).ctlStats},
 		"loglevel":     {args: []string{"level"}, run: (*Server).ctlLogLevel},
 		"shutdown":     {run: (*Server).ctlShutdown},
+		"restart":      {run: (*Server).ctlRestart},
 	}
 }
 
@@ -93,9 +94,14 @@ func (s *Server) control(from *channel.Conn, ev *bus.EventHeader) bool {
 	}
 	s.log.Debug("control request", "request", name, "client", from.Info().Name, "id", from.ID())
 	if !cmd.background {
-		req.answer(cmd.run(s, req, a))
-		if name == "shutdown" {
+		data, err := cmd.run(s, req, a)
+		req.answer(data, err)
+		switch {
+		case err != nil:
+		case name == "shutdown":
 			s.shutdownSoon()
+		case name == "restart":
+			go s.opts.Restart() // answered first: see Options.Restart
 		}
 		return true
 	}
@@ -495,4 +501,16 @@ func (s *Server) shutdownSoon() {
 			s.log.Warn("queued frames were dropped at shutdown", "err", err)
 		}
 	}()
+}
+
+// errNoRestart answers restart on a server started without Options.Restart.
+var errNoRestart = errors.New("this server cannot restart itself")
+
+// ctlRestart answers restart; control then calls Options.Restart.
+func (s *Server) ctlRestart(*controlReq, args) (map[string]any, error) {
+	if s.opts.Restart == nil {
+		return nil, errNoRestart
+	}
+	s.log.Info("restarting", "reason", "control request restart")
+	return map[string]any{"ok": true}, nil
 }

@@ -43,6 +43,13 @@ type Options struct {
 	// taken for a listen-only client of the JSON text protocol; 0 means
 	// channel.DefaultJSONGrace (300 ms).
 	JSONGrace time.Duration
+	// Restart is what the control request restart does, after the asker
+	// has been answered: typically shut the server down and start the
+	// program again. It is called on a goroutine of its own, which the
+	// server does not wait for, so it must not take long itself (it may
+	// start what takes long, such as Shutdown, elsewhere). nil means the
+	// server cannot restart itself, and restart answers so.
+	Restart func()
 }
 
 // ErrClosed is returned by Reload once the server is shutting down.

@@ -187,6 +187,30 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
+// TestRestart: restart reports that the server restarts, which a server
+// started with a way to do so does (here it only counts); one without
+// says it cannot, and ncclient exits 1.
+func TestRestart(t *testing.T) {
+	restarts := make(chan struct{}, 2)
+	dir := routertest.ShortTempDir(t)
+	ts := routertest.NewServerWith(t, dir, dir+"/{channel}.sock", testChannels, func(o *router.Options) {
+		o.Restart = func() { restarts <- struct{}{} }
+	})
+	if out := must(t, ts.Template, "restart"); out != "the server is restarting\n" {
+		t.Errorf("restart said %q", out)
+	}
+	select {
+	case <-restarts:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server was not asked to restart")
+	}
+
+	r := ncclient(t, newServer(t).Template, "", "restart")
+	if r.code != exitFailed || r.stdout != "" || !strings.Contains(r.stderr, "this server cannot restart itself") {
+		t.Errorf("restart without a way to: exit status %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
 // TestErrors: each failure has its exit status and a message on stderr,
 // and nothing on stdout.
 func TestErrors(t *testing.T) {

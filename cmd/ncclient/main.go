@@ -8,8 +8,8 @@
 //
 // The commands are the control requests of the control channel
 // (showconfig, reloadconfig, showchannel, showclient, clientcount,
-// channels, peers, stats, loglevel, shutdown) and emit, listen, help and
-// quit. At the prompt, both spellings work: `showchannel A` and
+// channels, peers, stats, loglevel, shutdown, restart) and emit, listen,
+// help and quit. At the prompt, both spellings work: `showchannel A` and
 // `showchannel("A")`. When standard input is not a terminal, ncclient
 // reads one command a line from it, so scripts can pipe commands in.
 //

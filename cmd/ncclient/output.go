@@ -90,6 +90,8 @@ func writeHuman(w io.Writer, command string, resp map[string]any) error {
 		b.WriteString(cfg.String())
 	case "shutdown":
 		b.WriteString("the server is shutting down\n")
+	case "restart":
+		b.WriteString("the server is restarting\n")
 	case "stats":
 		// The totals are the last row of the channels' table.
 		chans, _ := resp["channels"].(map[string]any)

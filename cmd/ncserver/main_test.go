@@ -14,13 +14,19 @@ import (
 	"time"
 
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router/routertest"
+	"go.uber.org/goleak"
 )
 
 // binary is ncserver built once for the tests that run it as a process.
 var binary string
 
 func TestMain(m *testing.M) {
+	// TestNetwork multicasts: the whole test binary, and every ncserver it
+	// starts, runs inside a private network namespace, so no datagram
+	// can leave the machine.
+	mcasttest.Main()
 	dir, err := os.MkdirTemp("", "ncserver-test")
 	if err != nil {
 		panic(err)
@@ -32,6 +38,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	// goleak.VerifyTestMain would exit before the binary is removed: this
+	// is what it does.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
