@@ -421,6 +421,9 @@ func peerMap(p multicast.Peer) map[string]any {
 
 // netStatsMap is the network part of stats.
 func netStatsMap(n NetStats) map[string]any {
+	if !n.Connected {
+		return map[string]any{"connected": false}
+	}
 	l := n.Link
 	return map[string]any{
 		"connected": n.Connected, "delivered": n.Delivered, "no_channel": n.NoChannel, "refused": n.Refused,
