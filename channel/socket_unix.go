@@ -21,6 +21,11 @@ func listenSocket(path string, mode fs.FileMode) (_ net.Listener, stale bool, er
 	if err := ensureDir(filepath.Dir(path)); err != nil {
 		return nil, false, err
 	}
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, false, fmt.Errorf("channel: %s exists and is not a socket; not replacing it", path)
