@@ -112,8 +112,11 @@ func (c *Client) writeLoop() {
 				c.mu.Unlock()
 				break
 			}
+			// spare must not keep the array that out now uses: a batch
+			// too big to keep as spare would leave both pointing at it,
+			// and the next batch would be written while Emit fills it.
 			batch := c.out
-			c.out, c.writing = c.spare[:0], true
+			c.out, c.spare, c.writing = c.spare[:0], nil, true
 			c.mu.Unlock()
 
 			_, err := c.conn.Write(batch)
