@@ -109,3 +109,10 @@ func BenchmarkAppendData(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClientDecode is the client's decode of a stream of events
+// with the same channel and event names.
+func BenchmarkClientDecode(b *testing.B) {
+	var names nameCache
+	benchDecoder(b, func(body []byte) error { _, err := names.decodeEvent(body); return err })
+}

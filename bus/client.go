@@ -49,6 +49,7 @@ type Client struct {
 	channel string
 	path    string
 	id      uuid.UUID
+	ids     *idSource // the ids of emitted events
 	welcome Welcome
 	conn    net.Conn
 
@@ -112,6 +113,7 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 		channel:    channel,
 		path:       path,
 		id:         uuid.New(),
+		ids:        newIDSource(),
 		conn:       conn,
 		wake:       make(chan struct{}, 1),
 		errs:       make(chan error, 16),
@@ -216,6 +218,7 @@ func (c *Client) Err() error {
 func (c *Client) readLoop(br *bufio.Reader) {
 	defer c.ioDone.Done()
 	fr := NewFrameReader(br, int(c.welcome.MaxFrame))
+	var names nameCache
 	for {
 		frame, err := fr.ReadFrame()
 		if err != nil {
@@ -225,7 +228,7 @@ func (c *Client) readLoop(br *bufio.Reader) {
 		body := frame[HeaderLen:]
 		switch t, _ := TypeOf(body); t {
 		case FrameEvent:
-			m, err := DecodeEvent(body)
+			m, err := names.decodeEvent(body)
 			if err != nil {
 				c.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 				return

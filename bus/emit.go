@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"unicode/utf8"
-
-	"github.com/google/uuid"
 )
 
 func checkEvent(event string) error {
@@ -30,7 +28,7 @@ func (c *Client) Emit(event string, data any) error {
 	}
 	buf := getBuf()
 	defer putBuf(buf)
-	m := Message{ID: uuid.New(), Origin: c.welcome.Node, Sender: c.id, Channel: c.channel, Event: event}
+	m := Message{ID: c.ids.next(), Origin: c.welcome.Node, Sender: c.id, Channel: c.channel, Event: event}
 	// Encode the data straight into the frame: one encoding, and one copy
 	// (into the send buffer, where frames wait to be written together).
 	frame, start := appendEventHead(buf.frame[:0], &m)

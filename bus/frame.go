@@ -342,6 +342,25 @@ func DecodeEvent(body []byte) (Message, error) {
 	}, nil
 }
 
+// nameCache keeps the channel and event names of the last event a
+// client received: a stream of events with the same names then costs no
+// string allocation.
+type nameCache struct{ channel, event string }
+
+func (nc *nameCache) decodeEvent(body []byte) (Message, error) {
+	h, err := ParseEvent(body)
+	if err != nil {
+		return Message{}, err
+	}
+	if string(h.Channel) != nc.channel {
+		nc.channel = string(h.Channel)
+	}
+	if string(h.Event) != nc.event {
+		nc.event = string(h.Event)
+	}
+	return Message{ID: h.ID, Origin: h.Origin, Sender: h.Sender, Channel: nc.channel, Event: nc.event, Data: h.Data}, nil
+}
+
 // FrameReader reads length-prefixed frames from a stream.
 type FrameReader struct {
 	r   *bufio.Reader
