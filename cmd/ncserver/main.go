@@ -9,7 +9,8 @@
 // With no path it runs on the default configuration built into the
 // binary (the config.json shipped with netcluster). SIGINT and SIGTERM
 // stop it gracefully: queued frames are written, socket files removed,
-// and it exits 0.
+// and it exits 0. -cpuprofile and -memprofile write profiles of a real
+// deployment for go tool pprof.
 package main
 
 import (
@@ -52,6 +53,8 @@ func run(args []string, stderr io.Writer) int {
 	format := fs.String("log-format", "text", "log format: text or json")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful stop may take to write queued frames")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file, from start to stop")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the server stops")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -73,6 +76,16 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ncserver: %s is valid (%d channels)\n", cfg.File, len(cfg.Channels))
 		return exitOK
 	}
+	stopProfile, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintln(stderr, "ncserver:", err)
+		return exitUsage
+	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			log.Error("writing profile", "err", err)
+		}
+	}()
 	log.Info("starting", "config", cfg.File, "pid", os.Getpid())
 	srv, err := router.Start(cfg, router.Options{Logger: log})
 	if err != nil {
