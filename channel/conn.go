@@ -40,6 +40,9 @@ type Conn struct {
 	hasCr bool
 	hello bus.Hello // set by the handshake, before the conn is visible
 
+	listed  bool        // added to the channel's client list; under ch.mu
+	removed atomic.Bool // left the channel's client list; readers skip it
+
 	mu         sync.Mutex
 	queue      [][]byte // frames waiting for the writer
 	spare      [][]byte
@@ -178,7 +181,7 @@ func (c *Conn) finish(level slog.Level, code bus.ErrorCode, reason string, grace
 func (c *Conn) serve() {
 	defer c.ch.wg.Done()
 	writerDone := make(chan struct{})
-	br := bufio.NewReaderSize(c.nc, 32<<10)
+	br := bufio.NewReaderSize(c.nc, firstReadBuffer)
 	if c.handshake(br) {
 		// Join the channel before the welcome can be written: a client
 		// whose Dial has returned must hear every event routed after.
@@ -300,9 +303,23 @@ func (c *Conn) sendFinal(code bus.ErrorCode, reason string) {
 	c.nc.Write(bus.AppendError(nil, &bus.ErrorFrame{Code: code, Message: reason}))
 }
 
+// Read buffers. A connection starts with a small one, enough for the
+// handshake and a few events, and moves to a large one, which parses
+// many frames per read, once it has sent growAfter frames: ten thousand
+// idle clients then cost 4 KiB of buffer each, not 32.
+const (
+	firstReadBuffer = 4 << 10
+	readBuffer      = 32 << 10
+	growAfter       = 16
+)
+
 func (c *Conn) readLoop(br *bufio.Reader) {
 	fr := bus.NewFrameReader(br, c.ch.maxFrame())
-	for {
+	for n := 0; ; n++ {
+		if n >= growAfter && br.Size() < readBuffer && br.Buffered() == 0 {
+			br = bufio.NewReaderSize(c.nc, readBuffer)
+			fr = bus.NewFrameReader(br, c.ch.maxFrame())
+		}
 		fr.SetMax(c.ch.maxFrame())
 		frame, err := fr.ReadFrame()
 		if err == nil && len(frame)-bus.HeaderLen > c.ch.maxFrame() {
