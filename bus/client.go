@@ -39,7 +39,8 @@ func (e *ServerError) Error() string {
 // MaxEventName is the longest event name, in bytes.
 const MaxEventName = 1024
 
-// maxSpare is the largest send buffer kept for reuse after a burst.
+// maxSpare is the largest Emit scratch buffer kept for reuse, and the
+// smallest send batch kept.
 const maxSpare = 1 << 20
 
 // Client is one connection to one channel of an ncserver. Its methods are

@@ -120,7 +120,11 @@ func (c *Client) writeLoop() {
 			_, err := c.conn.Write(batch)
 
 			c.mu.Lock()
-			if cap(batch) <= maxSpare {
+			// Keep the written batch for the next swap unless a frame
+			// bigger than the send buffer made it grow past it: a
+			// publisher that runs ahead of its writer then reuses two
+			// buffers instead of growing a new one for every batch.
+			if cap(batch) <= max(c.opts.sendBuffer, maxSpare) {
 				c.spare = batch[:0]
 			}
 			c.writing = false
