@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -113,7 +114,9 @@ func (rep *Report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "ncbench: %s server; %d CPUs (%s), %s %s/%s, GOMAXPROCS %d\n",
 		rep.Server, m.CPUs, m.CPU, m.GoVersion, m.OS, m.Arch, m.GOMAXPROCS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tpub\tsub\tsize\tsent\tdelivered\tevents/s\tdeliveries/s\tMB/s\tof raw\tlost\treordered\tcorrupt\t")
+	if slices.ContainsFunc(rep.Runs, func(r Result) bool { return r.Latency == nil }) {
+		fmt.Fprintln(tw, "run\tpub\tsub\tsize\tsent\tdelivered\tevents/s\tdeliveries/s\tMB/s\tof raw\tlost\treordered\tcorrupt\t")
+	}
 	for _, r := range rep.Runs {
 		if r.Latency != nil {
 			continue
