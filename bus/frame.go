@@ -313,6 +313,14 @@ type EventHeader struct {
 // ParseEvent decodes an Event frame body without copying it. It checks
 // that the data is one well-formed msgpack value.
 func ParseEvent(body []byte) (EventHeader, error) {
+	if h, ok := parseEventFast(body); ok {
+		return h, nil
+	}
+	return parseEventGeneral(body)
+}
+
+// parseEventGeneral is ParseEvent for every encoding.
+func parseEventGeneral(body []byte) (EventHeader, error) {
 	var h EventHeader
 	r := &reader{b: body}
 	extra := openFrame(r, FrameEvent, 6)
