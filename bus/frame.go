@@ -403,6 +403,19 @@ const eagerAlloc = 64 << 10
 // anything is allocated; the stream is then unusable. At a clean end of
 // stream between frames it returns io.EOF.
 func (fr *FrameReader) ReadFrame() ([]byte, error) {
+	// When the whole frame is in the buffer already, as it is for all
+	// but the last of the frames that one read brought, copy it out in
+	// one step.
+	if b := fr.r.Buffered(); b >= HeaderLen {
+		p, _ := fr.r.Peek(b)
+		n := binary.BigEndian.Uint32(p)
+		if size := HeaderLen + int(n); n != 0 && uint64(n) <= uint64(fr.max) && size <= b {
+			frame := make([]byte, size)
+			copy(frame, p)
+			fr.r.Discard(size)
+			return frame, nil
+		}
+	}
 	var hdr [HeaderLen]byte
 	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
 		return nil, err
