@@ -40,6 +40,8 @@ type Conn struct {
 	hasCr bool
 	hello bus.Hello // set by the handshake, before the conn is visible
 
+	ev bus.EventHeader // the event being handled; only the read loop uses it
+
 	listed  bool        // added to the channel's client list; under ch.mu
 	removed atomic.Bool // left the channel's client list; readers skip it
 
@@ -341,16 +343,17 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 			c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
 			return
 		}
-		ev, err := bus.ParseEvent(body)
+		ev := &c.ev // reused: a Handler must not keep it, and a local would escape
+		*ev, err = bus.ParseEvent(body)
 		if err != nil {
 			c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
 			return
 		}
-		if reason := c.checkEvent(&ev); reason != "" {
+		if reason := c.checkEvent(ev); reason != "" {
 			c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
 			return
 		}
-		c.ch.handle(c, frame, &ev)
+		c.ch.handle(c, frame, ev)
 	}
 }
 
