@@ -222,7 +222,7 @@ func allGone(subs []*subscriber) bool {
 // slowest subscriber.
 func publish(ctx context.Context, c *bus.Client, pub uint32, sp streamSpec, g *gate, sent *atomic.Uint64, stopping *atomic.Bool, deadline time.Time, slowest func() (uint64, bool)) error {
 	payload, off := newPayload(sp.size)
-	data := bus.RawData(payload)
+	var data any = bus.RawData(payload) // boxed once: fillPayload changes it in place
 	for seq := uint64(0); ; seq++ {
 		if sp.duration == 0 && sp.stop == nil && seq >= sp.count {
 			break
