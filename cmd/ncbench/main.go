@@ -24,7 +24,8 @@
 // sequence (per publisher) are counted as delivered; losses, reorders
 // and damaged events are counted and printed, never hidden. Publishers
 // stay at most -window events ahead of their slowest subscriber, as an
-// application with flow control would; -window 0 sends as fast as the
+// application with flow control would (and all publishers together at
+// most 4 MiB, half the server's default maxpending); -window 0 sends as fast as the
 // publisher can, and a subscriber that falls behind by more than the
 // server's maxpending is then disconnected, which the report shows as
 // lost events.
@@ -100,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.IntVar(&f.size, "size", 128, "bytes of data per event")
 	fs.Uint64Var(&f.count, "count", 1_000_000, "events per publisher")
 	fs.DurationVar(&f.duration, "duration", 0, "emit for this long instead of -count events")
-	fs.Uint64Var(&f.window, "window", 8192, "events a publisher may be ahead of its slowest subscriber; 0: no flow control")
+	fs.Uint64Var(&f.window, "window", 8192, "events a publisher may be ahead of its slowest subscriber, at most 4 MiB for all publishers together; 0: no flow control")
 	fs.IntVar(&f.pings, "pings", 20_000, "round trips per latency run")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fs.DurationVar(&f.progress, "progress", time.Second, "print progress on stderr this often during a run; 0: never")

@@ -222,3 +222,29 @@ func TestMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestEffectiveWindow(t *testing.T) {
+	tests := []struct {
+		window     uint64
+		pubs, size int
+		want       uint64
+	}{
+		{8192, 1, 128, 8192},
+		{8192, 4, 128, 5041},
+		{8192, 1, 70000, 59},
+		{8192, 1, 16 << 20, 2},
+		{0, 4, 128, 0},
+	}
+	for _, tt := range tests {
+		if got := effectiveWindow(tt.window, tt.pubs, tt.size); got != tt.want {
+			t.Errorf("effectiveWindow(%d, %d, %d) = %d, want %d", tt.window, tt.pubs, tt.size, got, tt.want)
+		}
+	}
+}
+
+func TestLargeEvents(t *testing.T) {
+	// 300 events of 40 KB with the default window: flow control must
+	// keep the subscribers within the server's maxpending.
+	rep := runJSON(t, "-size", "40000", "-count", "300", "-sub", "2", "pubsub", "raw")
+	checkCounts(t, rep, 300)
+}

@@ -58,8 +58,27 @@ func (s *subscriber) gone() bool {
 	}
 }
 
+// windowBytes bounds what all publishers together may have in flight
+// to one subscriber: half the server's default maxpending, so that flow
+// control never lets the server drop a subscriber that keeps up.
+const windowBytes = 4 << 20
+
+// frameOverhead is about what an event frame adds to its data: length
+// prefix, envelope, three ids, channel and event names.
+const frameOverhead = 80
+
+// effectiveWindow caps the window in events so that pubs publishers
+// together stay within windowBytes.
+func effectiveWindow(window uint64, pubs, size int) uint64 {
+	if window == 0 {
+		return 0
+	}
+	return max(min(window, uint64(windowBytes/((size+frameOverhead)*pubs))), 2)
+}
+
 // runStream runs publishers and subscribers and counts what arrives.
 func (e *env) runStream(ctx context.Context, sp streamSpec) (Result, error) {
+	sp.window = effectiveWindow(sp.window, sp.pubs, sp.size)
 	subs := make([]*subscriber, sp.subs)
 	gates := newGates(sp.pubs)
 	var closers []*bus.Client
