@@ -375,7 +375,9 @@ func (c *Conn) checkEvent(ev *bus.EventHeader) string {
 func (c *Conn) readFailed(err error) {
 	var ne net.Error
 	switch {
-	case errors.Is(err, io.EOF):
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		// ECONNRESET: the client closed with frames from us still
+		// unread in its socket, which is a normal way to leave.
 		c.log.Debug("client left")
 		c.kill(slog.LevelDebug, "")
 	case errors.Is(err, net.ErrClosed):
