@@ -86,13 +86,18 @@ func run(args []string, stderr io.Writer) int {
 			log.Error("writing profile", "err", err)
 		}
 	}()
+	// Catch the signals before the sockets exist: a SIGTERM sent as soon
+	// as they appear must stop the server gracefully, not kill it.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	log.Info("starting", "config", cfg.File, "pid", os.Getpid())
 	srv, err := router.Start(cfg, router.Options{Logger: log})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFailed
 	}
-	return serve(srv, log, *grace)
+	return serve(srv, log, *grace, sigs)
 }
 
 func loadConfig(path string) (*router.Config, error) {
@@ -102,12 +107,9 @@ func loadConfig(path string) (*router.Config, error) {
 	return router.LoadFile(path)
 }
 
-// serve waits for a signal and stops the server. A second SIGINT or
-// SIGTERM during a graceful stop cuts it short.
-func serve(srv *router.Server, log *slog.Logger, grace time.Duration) int {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+// serve waits for a signal on sigs and stops the server. A second SIGINT
+// or SIGTERM during a graceful stop cuts it short.
+func serve(srv *router.Server, log *slog.Logger, grace time.Duration, sigs <-chan os.Signal) int {
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			log.Warn("SIGHUP: reloading the configuration is not supported yet; restart the server to apply changes")
