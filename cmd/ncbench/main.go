@@ -253,12 +253,11 @@ func bench(ctx context.Context, f *flags) (*Report, error) {
 	if f.socket != "" {
 		rep.Server = f.socket
 	} else if needServer {
-		srv, template, cleanup, err := startServer(f)
+		template, cleanup, err := startServer(f)
 		if err != nil {
 			return nil, err
 		}
 		defer cleanup()
-		_ = srv
 		e.template = template
 	}
 	for _, name := range f.runs {
@@ -339,12 +338,12 @@ func (e *env) latencyBeside(ctx context.Context) (lat, stream Result, err error)
 
 // startServer starts a server in this process on sockets in a new
 // temporary directory.
-func startServer(f *flags) (*router.Server, string, func(), error) {
+func startServer(f *flags) (template string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "ncbench")
 	if err != nil {
-		return nil, "", nil, err
+		return "", nil, err
 	}
-	template := dir + "/{channel}.sock"
+	template = dir + "/{channel}.sock"
 	chans := map[string]string{f.channel: fmt.Sprintf(`{"propagatetochannels": %q}`, "^"+f.to+"$")}
 	for _, c := range []string{f.to, f.ping} {
 		if _, ok := chans[c]; !ok {
@@ -359,15 +358,15 @@ func startServer(f *flags) (*router.Server, string, func(), error) {
 	cfg, err := router.Parse("ncbench.json", []byte(text))
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", nil, err
+		return "", nil, err
 	}
 	log := slog.New(slog.NewTextHandler(f.serverLogging, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := router.Start(cfg, router.Options{Logger: log})
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", nil, err
+		return "", nil, err
 	}
-	return srv, template, func() {
+	return template, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
