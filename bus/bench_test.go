@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"bufio"
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -107,5 +109,31 @@ func BenchmarkAppendData(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkClientDecode is the client's decode of a stream of events
+// with the same channel and event names.
+func BenchmarkClientDecode(b *testing.B) {
+	var names nameCache
+	benchDecoder(b, func(body []byte) error { _, err := names.decodeEvent(body); return err })
+}
+
+// BenchmarkReadFrame reads a stream of 128-byte event frames through a
+// 64 KiB buffer, as a client's read loop does.
+func BenchmarkReadFrame(b *testing.B) {
+	ev := benchEvents(b)[0]
+	stream := bytes.Repeat(ev.frame, 512)
+	rd := bytes.NewReader(stream)
+	fr := NewFrameReader(bufio.NewReaderSize(rd, 64<<10), 0)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(ev.frame)))
+	for b.Loop() {
+		if _, err := fr.ReadFrame(); err != nil {
+			rd.Reset(stream)
+			if _, err := fr.ReadFrame(); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }

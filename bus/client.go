@@ -38,7 +38,8 @@ func (e *ServerError) Error() string {
 // MaxEventName is the longest event name, in bytes.
 const MaxEventName = 1024
 
-// maxSpare is the largest send buffer kept for reuse after a burst.
+// maxSpare is the largest Emit scratch buffer kept for reuse, and the
+// smallest send batch kept.
 const maxSpare = 1 << 20
 
 // Client is one connection to one channel of an ncserver. Its methods are
@@ -48,6 +49,7 @@ type Client struct {
 	channel string
 	path    string
 	id      uuid.UUID
+	ids     *idSource // the ids of emitted events
 	welcome Welcome
 	conn    net.Conn
 
@@ -138,6 +140,7 @@ func dialOnce(ctx context.Context, channel, path string, o options) (*Client, *b
 		channel:    channel,
 		path:       path,
 		id:         uuid.New(),
+		ids:        newIDSource(),
 		conn:       conn,
 		wake:       make(chan struct{}, 1),
 		errs:       make(chan error, 16),
@@ -247,6 +250,7 @@ func (c *Client) Err() error {
 func (c *Client) readLoop(br *bufio.Reader) {
 	defer c.ioDone.Done()
 	fr := NewFrameReader(br, int(c.welcome.MaxFrame))
+	var names nameCache
 	for {
 		frame, err := fr.ReadFrame()
 		if err != nil {
@@ -256,7 +260,7 @@ func (c *Client) readLoop(br *bufio.Reader) {
 		body := frame[HeaderLen:]
 		switch t, _ := TypeOf(body); t {
 		case FrameEvent:
-			m, err := DecodeEvent(body)
+			m, err := names.decodeEvent(body)
 			if err != nil {
 				c.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 				return

@@ -2,11 +2,13 @@ package bus_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -481,4 +483,63 @@ func TestDialLateHello(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBurstsArriveIntact emits events as fast as Emit takes them, so
+// that send batches grow past the size kept for reuse (1 MiB), and checks
+// that every event arrives whole and in order: a batch being written
+// must never share its memory with the one Emit is filling.
+func TestBurstsArriveIntact(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	pub := ts.Dial(t, "A")
+	sub := ts.Dial(t, "A")
+	const events = 200_000
+	var bad, next atomic.Int64
+	done := make(chan struct{})
+	if _, err := sub.On("n", func(m bus.Message) {
+		// The data is a bin8 of 64 bytes, each the event's number mod 256,
+		// after 8 bytes of the number itself.
+		n := next.Load()
+		if len(m.Data) != 66 || m.Data[0] != 0xc4 || int64(binary.BigEndian.Uint64(m.Data[2:])) != n || !allBytes(m.Data[10:], byte(n)) {
+			bad.Add(1)
+		}
+		if next.Add(1) == events {
+			close(done)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 66)
+	data[0], data[1] = 0xc4, 64
+	for i := range events {
+		// Stay at most 8192 events ahead of the subscriber, so that it is
+		// never dropped as a slow consumer.
+		for int64(i)-next.Load() > 8192 {
+			runtime.Gosched()
+		}
+		binary.BigEndian.PutUint64(data[2:], uint64(i))
+		for j := 10; j < len(data); j++ {
+			data[j] = byte(i)
+		}
+		if err := pub.Emit("n", bus.RawData(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%d of %d events arrived", next.Load(), events)
+	}
+	if n := bad.Load(); n != 0 {
+		t.Errorf("%d of %d events arrived damaged or out of order", n, events)
+	}
+}
+
+func allBytes(b []byte, v byte) bool {
+	for _, x := range b {
+		if x != v {
+			return false
+		}
+	}
+	return true
 }

@@ -25,7 +25,7 @@ func checkEvent(event string) error {
 // the send buffer is full. Events from one client reach every receiver in
 // the order Emit was called.
 func (c *Client) Emit(event string, data any) error {
-	m := Message{ID: uuid.New(), Event: event}
+	m := Message{ID: c.ids.next(), Event: event}
 	return c.send(&m, data)
 }
 
@@ -123,14 +123,21 @@ func (c *Client) writeLoop() {
 				c.mu.Unlock()
 				break
 			}
+			// spare must not keep the array that out now uses: a batch
+			// too big to keep as spare would leave both pointing at it,
+			// and the next batch would be written while Emit fills it.
 			batch := c.out
-			c.out, c.writing = c.spare[:0], true
+			c.out, c.spare, c.writing = c.spare[:0], nil, true
 			c.mu.Unlock()
 
 			_, err := c.conn.Write(batch)
 
 			c.mu.Lock()
-			if cap(batch) <= maxSpare {
+			// Keep the written batch for the next swap unless a frame
+			// bigger than the send buffer made it grow past it: a
+			// publisher that runs ahead of its writer then reuses two
+			// buffers instead of growing a new one for every batch.
+			if cap(batch) <= max(c.opts.sendBuffer, maxSpare) {
 				c.spare = batch[:0]
 			} else {
 				// c.out may be spare's array: never hand it out again,

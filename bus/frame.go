@@ -346,6 +346,14 @@ type EventHeader struct {
 // that the data is one well-formed msgpack value, and that the optional
 // fields to and re, when present, are each nil or a 16-byte id.
 func ParseEvent(body []byte) (EventHeader, error) {
+	if h, ok := parseEventFast(body); ok {
+		return h, nil
+	}
+	return parseEventGeneral(body)
+}
+
+// parseEventGeneral is ParseEvent for every encoding.
+func parseEventGeneral(body []byte) (EventHeader, error) {
 	var h EventHeader
 	r := &reader{b: body}
 	extra := openFrame(r, FrameEvent, 6)
@@ -385,6 +393,27 @@ func DecodeEvent(body []byte) (Message, error) {
 	}, nil
 }
 
+// nameCache keeps the channel and event names of the last event a
+// client received: a stream of events with the same names then costs no
+// string allocation.
+type nameCache struct{ channel, event string }
+
+// decodeEvent is DecodeEvent, with the names kept from the last event.
+func (nc *nameCache) decodeEvent(body []byte) (Message, error) {
+	h, err := ParseEvent(body)
+	if err != nil {
+		return Message{}, err
+	}
+	if string(h.Channel) != nc.channel {
+		nc.channel = string(h.Channel)
+	}
+	if string(h.Event) != nc.event {
+		nc.event = string(h.Event)
+	}
+	return Message{ID: h.ID, Origin: h.Origin, Sender: h.Sender, Channel: nc.channel, Event: nc.event, Data: h.Data,
+		To: h.To, InReplyTo: h.Re}, nil
+}
+
 // FrameReader reads length-prefixed frames from a stream.
 type FrameReader struct {
 	r   *bufio.Reader
@@ -419,6 +448,19 @@ const eagerAlloc = 64 << 10
 // anything is allocated; the stream is then unusable. At a clean end of
 // stream between frames it returns io.EOF.
 func (fr *FrameReader) ReadFrame() ([]byte, error) {
+	// When the whole frame is in the buffer already, as it is for all
+	// but the last of the frames that one read brought, copy it out in
+	// one step.
+	if b := fr.r.Buffered(); b >= HeaderLen {
+		p, _ := fr.r.Peek(b)
+		n := binary.BigEndian.Uint32(p)
+		if size := HeaderLen + int(n); n != 0 && uint64(n) <= uint64(fr.max) && size <= b {
+			frame := make([]byte, size)
+			copy(frame, p)
+			fr.r.Discard(size)
+			return frame, nil
+		}
+	}
 	var hdr [HeaderLen]byte
 	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
 		return nil, err

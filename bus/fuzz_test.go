@@ -153,6 +153,12 @@ func FuzzParseEvent(f *testing.F) {
 			t.Fatalf("skipValue: %v", r.err)
 		}
 
+		// The fast path takes only what the general one takes, and
+		// reads it the same way.
+		if fast, ok := parseEventFast(body); ok {
+			checkSameHeader(t, body, fast)
+		}
+
 		h, err := ParseEvent(body)
 		if err != nil {
 			if !errors.Is(err, ErrBadFrame) {
@@ -242,5 +248,18 @@ func checkBody(t *testing.T, body []byte) {
 	}
 	if ok > 1 {
 		t.Fatalf("%d decoders accept the same body", ok)
+	}
+}
+
+// checkSameHeader fails unless the general event decoder reads body as
+// fast did, down to the capacity of the slices.
+func checkSameHeader(t *testing.T, body []byte, fast EventHeader) {
+	t.Helper()
+	gen, err := parseEventGeneral(body)
+	if err != nil {
+		t.Fatalf("the fast path took % x, the general one says %v", body, err)
+	}
+	if !reflect.DeepEqual(fast, gen) || cap(fast.Channel) != cap(gen.Channel) || cap(fast.Event) != cap(gen.Event) || cap(fast.Data) != cap(gen.Data) {
+		t.Fatalf("body % x:\nfast    %+v\ngeneral %+v", body, fast, gen)
 	}
 }

@@ -58,7 +58,7 @@ func (p *pendingRequests) deliver(m Message) bool {
 // or ErrClosed when the connection ends first. A reply that arrives after
 // Request has returned is handed to listeners like any other event.
 func (c *Client) Request(ctx context.Context, event string, data any) (Message, error) {
-	m := Message{ID: uuid.New(), Event: event}
+	m := Message{ID: c.ids.next(), Event: event}
 	wait := c.pending.add(m.ID)
 	defer c.pending.remove(m.ID)
 	if err := c.send(&m, data); err != nil {
@@ -92,6 +92,6 @@ func (c *Client) Reply(m Message, data any) error {
 	if m.Sender == uuid.Nil || m.ID == uuid.Nil {
 		return fmt.Errorf("bus: reply to event %q: it has no sender or id to answer", m.Event)
 	}
-	r := Message{ID: uuid.New(), Event: m.Event + ReplySuffix, To: m.Sender, InReplyTo: m.ID}
+	r := Message{ID: c.ids.next(), Event: m.Event + ReplySuffix, To: m.Sender, InReplyTo: m.ID}
 	return c.send(&r, data)
 }

@@ -75,7 +75,8 @@ type Channel struct {
 	limits atomic.Pointer[limits]
 
 	mu      sync.Mutex
-	conns   atomic.Pointer[[]*Conn] // clients past their handshake; copy-on-write under mu
+	conns   atomic.Pointer[[]*Conn] // clients past their handshake: see add
+	removed int                     // conns entries whose client has left; under mu
 	all     map[*Conn]struct{}      // every connection, handshaking or not
 	nextID  uint64
 	readers sync.WaitGroup // read loops
@@ -232,36 +233,72 @@ func (ch *Channel) accept(nc net.Conn) {
 	ch.all[c] = struct{}{}
 	// A receiver from now on: what arrives before its protocol is known
 	// is held for it (see Conn.serve).
-	old := ch.clients()
-	next := make([]*Conn, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, c)
-	ch.conns.Store(&next)
+	ch.addLocked(c)
 	ch.wg.Add(1)
 	ch.readers.Add(1)
 	go c.serve()
+}
+
+// addLocked makes a new connection visible to Send; ch.mu is held.
+//
+// The client list is read without a lock. Readers load a slice; add
+// appends in place when the array has room, which no reader sees (they
+// read only below the length they loaded) until the longer slice is
+// stored; an entry, once written, never changes. A client that leaves is
+// only marked (remove) and skipped by readers, and the list is rebuilt
+// once half of it is gone. So connecting or dropping n clients costs
+// O(n), not O(n²), in time and garbage.
+func (ch *Channel) addLocked(c *Conn) {
+	old := ch.listed()
+	next := old
+	if len(old) == cap(old) {
+		next = make([]*Conn, len(old), 2*len(old)+4)
+		copy(next, old)
+	}
+	next = append(next, c)
+	ch.conns.Store(&next)
 }
 
 func (ch *Channel) remove(c *Conn) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	delete(ch.all, c)
-	old := ch.clients()
-	next := make([]*Conn, 0, len(old))
+	ch.gone.Add(c.dropped.Load())
+	c.removed.Store(true)
+	ch.removed++
+	old := ch.listed()
+	if 2*ch.removed < len(old) {
+		return
+	}
+	next := make([]*Conn, 0, 2*(len(old)-ch.removed)+4)
 	for _, x := range old {
-		if x != c {
+		if !x.removed.Load() {
 			next = append(next, x)
 		}
 	}
 	ch.conns.Store(&next)
-	ch.gone.Add(c.dropped.Load())
+	ch.removed = 0
 }
 
-func (ch *Channel) clients() []*Conn {
+// listed is the client list, including clients that have left (marked
+// removed).
+func (ch *Channel) listed() []*Conn {
 	if p := ch.conns.Load(); p != nil {
 		return *p
 	}
 	return nil
+}
+
+// clients returns the connected clients.
+func (ch *Channel) clients() []*Conn {
+	all := ch.listed()
+	out := make([]*Conn, 0, len(all))
+	for _, c := range all {
+		if !c.removed.Load() {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (ch *Channel) handle(from *Conn, frame []byte, ev *bus.EventHeader) {
@@ -286,8 +323,8 @@ func (ch *Channel) Send(frame []byte, except *Conn) {
 // JSON text form that o keeps is made at most once, for the first JSON
 // client that hears it, on whichever channel.
 func (ch *Channel) SendOutbound(o *Outbound, except *Conn) {
-	for _, c := range ch.clients() {
-		if c != except {
+	for _, c := range ch.listed() {
+		if c != except && !c.removed.Load() {
 			c.push(o)
 		}
 	}

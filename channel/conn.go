@@ -45,6 +45,10 @@ type Conn struct {
 	// can be read without it.
 	mode atomic.Uint32
 
+	ev bus.EventHeader // the event being handled; only the read loop uses it
+
+	removed atomic.Bool // left the channel's client list; readers skip it
+
 	mu         sync.Mutex
 	queue      [][]byte // frames waiting for the writer
 	spare      [][]byte
@@ -219,7 +223,7 @@ func (c *Conn) finish(level slog.Level, code bus.ErrorCode, reason string, grace
 func (c *Conn) serve() {
 	defer c.ch.wg.Done()
 	writerDone := make(chan struct{})
-	br := bufio.NewReaderSize(c.nc, 32<<10)
+	br := bufio.NewReaderSize(c.nc, firstReadBuffer)
 	// The connection is among the channel's receivers from its accept on,
 	// so events that arrive while its protocol is unknown are held in its
 	// queue; the writer starts once the protocol is known.
@@ -380,9 +384,23 @@ func (c *Conn) sendFinal(code bus.ErrorCode, reason string) {
 	c.nc.Write(bus.AppendError(nil, &bus.ErrorFrame{Code: code, Message: reason}))
 }
 
+// Read buffers. A connection starts with a small one, enough for the
+// handshake and a few events, and moves to a large one, which parses
+// many frames per read, once it has sent growAfter frames: ten thousand
+// idle clients then cost 4 KiB of buffer each, not 32.
+const (
+	firstReadBuffer = 4 << 10
+	readBuffer      = 32 << 10
+	growAfter       = 16
+)
+
 func (c *Conn) readLoop(br *bufio.Reader) {
 	fr := bus.NewFrameReader(br, c.ch.maxFrame())
-	for {
+	for n := 0; ; n++ {
+		if n >= growAfter && br.Size() < readBuffer && br.Buffered() == 0 {
+			br = bufio.NewReaderSize(c.nc, readBuffer)
+			fr = bus.NewFrameReader(br, c.ch.maxFrame())
+		}
 		fr.SetMax(c.ch.maxFrame())
 		frame, err := fr.ReadFrame()
 		if err == nil && len(frame)-bus.HeaderLen > c.ch.maxFrame() {
@@ -404,16 +422,17 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 			c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
 			return
 		}
-		ev, err := bus.ParseEvent(body)
+		ev := &c.ev // reused: a Handler must not keep it, and a local would escape
+		*ev, err = bus.ParseEvent(body)
 		if err != nil {
 			c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
 			return
 		}
-		if reason := c.checkEvent(&ev); reason != "" {
+		if reason := c.checkEvent(ev); reason != "" {
 			c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
 			return
 		}
-		c.ch.handle(c, frame, &ev)
+		c.ch.handle(c, frame, ev)
 	}
 }
 
@@ -435,7 +454,9 @@ func (c *Conn) checkEvent(ev *bus.EventHeader) string {
 func (c *Conn) readFailed(err error) {
 	var ne net.Error
 	switch {
-	case errors.Is(err, io.EOF):
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		// ECONNRESET: the client closed with frames from us still
+		// unread in its socket, which is a normal way to leave.
 		c.logger().Debug("client left")
 		c.kill(slog.LevelDebug, "")
 	case errors.Is(err, net.ErrClosed):

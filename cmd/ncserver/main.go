@@ -19,6 +19,9 @@
 // Started by the Windows service manager, it runs as a service: Stop and
 // Shutdown stop it as SIGTERM does, and ParamChange reloads as SIGHUP
 // does. A service has no console: -log-file names where its logs go.
+//
+// -cpuprofile and -memprofile write profiles of a real deployment for go
+// tool pprof.
 package main
 
 import (
@@ -70,6 +73,8 @@ func run(args []string, stderr io.Writer) (code int, restart bool) {
 	logFile := fs.String("log-file", "", "append logs to this file instead of standard error (a Windows service has none)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful stop may take to write queued frames")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file, from start to stop")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the server stops")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, false
 	}
@@ -100,6 +105,16 @@ func run(args []string, stderr io.Writer) (code int, restart bool) {
 		fmt.Fprintf(stderr, "ncserver: %s is valid (%d channels)\n", cfg.File, len(cfg.Channels))
 		return exitOK, false
 	}
+	stopProfile, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintln(stderr, "ncserver:", err)
+		return exitUsage, false
+	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			log.Error("writing profile", "err", err)
+		}
+	}()
 	a := &app{cfg: cfg, log: log, grace: *grace,
 		opts: router.Options{Logger: log, LogLevel: lv, ConfigPath: fs.Arg(0), ShutdownTimeout: *grace}}
 	if code, ok := runAsService(a); ok {
@@ -145,6 +160,11 @@ func (a *app) runUntilStopped(c controls, ready func()) (code int, restart bool)
 			}
 		}
 	}
+	// Catch the signals before the sockets exist: a SIGTERM sent as soon
+	// as they appear must stop the server gracefully, not kill it.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	a.log.Info("starting", "config", a.cfg.File, "pid", os.Getpid())
 	srv, err := router.Start(a.cfg, opts)
 	if err != nil {
@@ -154,18 +174,15 @@ func (a *app) runUntilStopped(c controls, ready func()) (code int, restart bool)
 	if ready != nil {
 		ready()
 	}
-	return exitOK, serve(srv, a.log, a.grace, c, restarts)
+	return exitOK, serve(srv, a.log, a.grace, sigs, c, restarts)
 }
 
-// serve waits for a signal, a request of c, the control request restart,
+// serve waits for a signal on sigs, a request of c, the control request restart,
 // or for the server to stop on the control request shutdown, and stops
 // the server. SIGHUP reloads the configuration. A second SIGINT or
 // SIGTERM during a graceful stop cuts it short. It reports whether the
 // server stopped to restart.
-func serve(srv *router.Server, log *slog.Logger, grace time.Duration, c controls, restarts <-chan struct{}) (restart bool) {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+func serve(srv *router.Server, log *slog.Logger, grace time.Duration, sigs <-chan os.Signal, c controls, restarts <-chan struct{}) (restart bool) {
 wait:
 	for {
 		select {

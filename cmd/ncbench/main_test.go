@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/netcluster/netcluster/router/routertest"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestSeqCounter(t *testing.T) {
+	tests := []struct {
+		name                string
+		seqs                []uint64
+		sent                uint64
+		ok, lost, reordered uint64
+	}{
+		{"in order", []uint64{0, 1, 2, 3}, 4, 4, 0, 0},
+		{"gap", []uint64{0, 1, 4, 5}, 6, 4, 2, 0},
+		{"late one", []uint64{0, 2, 1, 3}, 4, 3, 1, 1},
+		{"duplicate", []uint64{0, 1, 1, 2}, 3, 3, 0, 1},
+		{"tail missing", []uint64{0, 1}, 5, 2, 3, 0},
+		{"nothing", nil, 3, 0, 3, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s seqCounter
+			for _, q := range tt.seqs {
+				s.see(q)
+			}
+			s.finish(tt.sent)
+			if s.ok != tt.ok || s.lost != tt.lost || s.reordered != tt.reordered {
+				t.Errorf("ok, lost, reordered = %d, %d, %d; want %d, %d, %d", s.ok, s.lost, s.reordered, tt.ok, tt.lost, tt.reordered)
+			}
+		})
+	}
+}
+
+func TestPayload(t *testing.T) {
+	for _, size := range []int{minSize, 128, 255, 256, 70000} {
+		p, off := newPayload(size)
+		fillPayload(p[off:], 3, 123456789)
+		pub, seq, ok := parsePayload(p, size)
+		if !ok || pub != 3 || seq != 123456789 {
+			t.Errorf("size %d: parsed %d, %d, %v", size, pub, seq, ok)
+		}
+		for _, at := range []int{0, off + payloadHead, len(p) - 1} {
+			bad := bytes.Clone(p)
+			bad[at]++
+			if _, _, ok := parsePayload(bad, size); ok {
+				t.Errorf("size %d: a changed byte at %d went unnoticed", size, at)
+			}
+		}
+		if _, _, ok := parsePayload(p[:len(p)-1], size); ok {
+			t.Errorf("size %d: a short payload went unnoticed", size)
+		}
+	}
+}
+
+// runJSON runs ncbench with args and decodes its JSON report.
+func runJSON(t *testing.T, args ...string) *Report {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	args = append([]string{"-json", "-progress", "0"}, args...)
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("ncbench %v: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, &stdout, &stderr)
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, &stdout)
+	}
+	return &rep
+}
+
+// checkCounts checks that every event of every throughput run arrived
+// intact and in order.
+func checkCounts(t *testing.T, rep *Report, perPub uint64) {
+	t.Helper()
+	hasRaw := false
+	for _, r := range rep.Runs {
+		hasRaw = hasRaw || r.Name == "raw"
+	}
+	for _, r := range rep.Runs {
+		if r.Latency != nil {
+			if r.Delivered != r.Sent || r.Lost+r.Reordered+r.Corrupt != 0 {
+				t.Errorf("%s: %d of %d round trips, lost %d, reordered %d, corrupt %d", r.Name, r.Delivered, r.Sent, r.Lost, r.Reordered, r.Corrupt)
+			}
+			continue
+		}
+		want := perPub * uint64(r.Publishers)
+		if r.Name == "raw" {
+			want = perPub * uint64(rep.Runs[0].Publishers) // as many as the publishers of the other runs
+		}
+		if r.Name != "stream-beside-latency" && r.Sent != want {
+			t.Errorf("%s: sent %d, want %d", r.Name, r.Sent, want)
+		}
+		if !r.Honest() || r.Delivered == 0 {
+			t.Errorf("%s with %d subscribers: sent %d, delivered %d, lost %d, reordered %d, corrupt %d, errors %q",
+				r.Name, r.Subscribers, r.Sent, r.Delivered, r.Lost, r.Reordered, r.Corrupt, r.Errors)
+		}
+		if hasRaw != (r.Name == "raw" || r.RawRatio > 0) {
+			t.Errorf("%s: raw ratio %v, with a raw run: %v", r.Name, r.RawRatio, hasRaw)
+		}
+	}
+}
+
+func TestInProcess(t *testing.T) {
+	rep := runJSON(t, "-count", "3000", "-pings", "100", "-pub", "2", "-sub", "1,3", "-window", "500")
+	names := map[string]int{}
+	for _, r := range rep.Runs {
+		names[r.Name]++
+	}
+	want := map[string]int{"pubsub": 2, "propagated": 2, "latency-idle": 1, "latency-beside-stream": 1, "stream-beside-latency": 1, "raw": 1}
+	for n, c := range want {
+		if names[n] != c {
+			t.Errorf("%d runs named %s, want %d (runs: %v)", names[n], n, c, names)
+		}
+	}
+	checkCounts(t, rep, 3000)
+	if rep.Server != "in-process" || rep.Machine.CPUs < 1 {
+		t.Errorf("server %q, machine %+v", rep.Server, rep.Machine)
+	}
+}
+
+func TestNoFlowControl(t *testing.T) {
+	// Without a window nothing stops the publisher, but 2000 events fit
+	// every queue on the way, so all of them must arrive.
+	rep := runJSON(t, "-count", "2000", "-window", "0", "-sub", "2", "pubsub")
+	checkCounts(t, rep, 2000)
+}
+
+func TestRunningServer(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"X": {"propagatetochannels": "Y"}, "Y": {}}`)
+	rep := runJSON(t, "-socket", ts.Template, "-channel", "X", "-to", "Y", "-ping", "Y",
+		"-count", "2000", "-pings", "50", "-sub", "2", "pubsub", "propagated", "latency")
+	if rep.Server != ts.Template {
+		t.Errorf("server %q, want %q", rep.Server, ts.Template)
+	}
+	for _, r := range rep.Runs {
+		if r.Name == "propagated" && r.SubChannel != "Y" {
+			t.Errorf("propagated run listened on %q", r.SubChannel)
+		}
+	}
+	checkCounts(t, rep, 2000)
+}
+
+func TestTextReport(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-count", "1000", "-pings", "20", "-sub", "1", "-progress", "1ns"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, &stdout, &stderr)
+	}
+	for _, want := range []string{"events/s", "of raw", "latency-idle", "p99.9", "latency-beside-stream"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, &stdout)
+		}
+	}
+	if !strings.Contains(stderr.String(), "delivered") {
+		t.Errorf("no progress lines on stderr:\n%s", &stderr)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-size", "5"}, "-size 5"},
+		{[]string{"-sub", "1,0"}, "-sub"},
+		{[]string{"-pub", "0"}, "-pub 0"},
+		{[]string{"-count", "0"}, "-duration"},
+		{[]string{"-socket", "/tmp/x.sock"}, "{channel}"},
+		{[]string{"-channel", "a/b"}, "invalid channel name"},
+		{[]string{"fast"}, `unknown run "fast"`},
+		{[]string{"-nosuchflag"}, "not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), tt.args, &stdout, &stderr); code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, &stderr)
+			}
+		})
+	}
+}
+
+func TestMemory(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the mem run reads /proc")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "ncserver")
+	if out, err := exec.Command("go", "build", "-o", bin, "../ncserver").CombinedOutput(); err != nil {
+		t.Fatalf("building ncserver: %v\n%s", err, out)
+	}
+	rep := runJSON(t, "-ncserver", bin, "-clients", "200", "mem")
+	m := rep.Memory
+	if m == nil {
+		t.Fatal("no memory figures")
+	}
+	if m.IdleRSS == 0 || m.Clients != 200 || m.ClientsRSS == 0 || m.SlowBaseRSS == 0 || len(m.Errors) != 0 {
+		t.Errorf("memory figures: %+v", m)
+	}
+	if !m.SlowDropped {
+		t.Errorf("the client that never read was not dropped after %d bytes (maxpending %d)", m.SlowEmitted, m.MaxPending)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEffectiveWindow(t *testing.T) {
+	tests := []struct {
+		window     uint64
+		pubs, size int
+		want       uint64
+	}{
+		{8192, 1, 128, 8192},
+		{8192, 4, 128, 5041},
+		{8192, 1, 70000, 59},
+		{8192, 1, 16 << 20, 2},
+		{0, 4, 128, 0},
+	}
+	for _, tt := range tests {
+		if got := effectiveWindow(tt.window, tt.pubs, tt.size); got != tt.want {
+			t.Errorf("effectiveWindow(%d, %d, %d) = %d, want %d", tt.window, tt.pubs, tt.size, got, tt.want)
+		}
+	}
+}
+
+func TestLargeEvents(t *testing.T) {
+	// 300 events of 40 KB with the default window: flow control must
+	// keep the subscribers within the server's maxpending.
+	rep := runJSON(t, "-size", "40000", "-count", "300", "-sub", "2", "pubsub", "raw")
+	checkCounts(t, rep, 300)
+}

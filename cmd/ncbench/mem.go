@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
+)
+
+// Memory is what the mem run measured of an ncserver process. Sizes are
+// in bytes, from VmRSS in /proc/<pid>/status.
+type Memory struct {
+	Binary     string `json:"binary"`
+	IdleRSS    uint64 `json:"idle_rss"`
+	Clients    int    `json:"clients"`
+	ClientsRSS uint64 `json:"clients_rss"` // with the idle clients connected
+	PerClient  uint64 `json:"per_client"`  // (ClientsRSS - IdleRSS) / Clients
+
+	MaxPending   int      `json:"maxpending"`
+	SlowBaseRSS  uint64   `json:"slow_base_rss"` // a fresh server with a publisher and a client that never reads
+	SlowPeakRSS  uint64   `json:"slow_peak_rss"` // the most RSS seen while the publisher filled that client's queue
+	SlowCost     uint64   `json:"slow_cost"`     // SlowPeakRSS - SlowBaseRSS
+	SlowDropped  bool     `json:"slow_dropped"`  // the server disconnected the client
+	SlowEmitted  uint64   `json:"slow_emitted"`  // bytes of events emitted meanwhile
+	SlowReceived uint64   `json:"slow_received"` // bytes the client found in its socket afterwards
+	Errors       []string `json:"errors,omitempty"`
+}
+
+func (m *Memory) writeText(w io.Writer) {
+	fmt.Fprintf(w, "memory of %s (VmRSS):\n", m.Binary)
+	fmt.Fprintf(w, "  idle server: %s\n", mib(m.IdleRSS))
+	fmt.Fprintf(w, "  with %d idle clients: %s, %.1f KiB per client\n", m.Clients, mib(m.ClientsRSS), float64(m.PerClient)/1024)
+	fmt.Fprintf(w, "  client that never reads: %s over %s (maxpending %s), dropped as slow: %v\n",
+		mib(m.SlowCost), mib(m.SlowBaseRSS), mib(uint64(m.MaxPending)), m.SlowDropped)
+	for _, e := range m.Errors {
+		fmt.Fprintf(w, "  error: %s\n", e)
+	}
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// maxPendingForMem is the maxpending of the servers the mem run starts.
+const maxPendingForMem = 8 << 20
+
+// measureMemory runs the ncserver binary twice: once to measure it idle
+// and with many idle clients, once to measure what a client that never
+// reads costs it.
+func measureMemory(ctx context.Context, f *flags) (*Memory, error) {
+	bin, err := exec.LookPath(f.ncserver)
+	if err != nil {
+		return nil, fmt.Errorf("the mem run starts ncserver: %w (build it with go build ./cmd/ncserver and pass -ncserver)", err)
+	}
+	m := &Memory{Binary: bin, MaxPending: maxPendingForMem}
+	if err := raiseFileLimit(f.clients + 64); err != nil {
+		m.Errors = append(m.Errors, err.Error())
+	}
+
+	p, err := startProcess(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(500 * time.Millisecond) // let it settle
+	m.IdleRSS, err = rss(p.cmd.Process.Pid)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	conns, err := idleClients(ctx, p.template, "A", f.clients)
+	m.Clients = len(conns)
+	if err != nil {
+		m.Errors = append(m.Errors, err.Error())
+	}
+	time.Sleep(500 * time.Millisecond)
+	m.ClientsRSS, _ = rss(p.cmd.Process.Pid)
+	if m.Clients > 0 && m.ClientsRSS > m.IdleRSS {
+		m.PerClient = (m.ClientsRSS - m.IdleRSS) / uint64(m.Clients)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	p.stop()
+
+	if err := slowConsumer(ctx, bin, f.size, m); err != nil {
+		m.Errors = append(m.Errors, err.Error())
+	}
+	return m, nil
+}
+
+type process struct {
+	cmd      *exec.Cmd
+	dir      string
+	template string
+	done     chan struct{}
+}
+
+func startProcess(ctx context.Context, bin string) (*process, error) {
+	dir, err := os.MkdirTemp("", "ncmem")
+	if err != nil {
+		return nil, err
+	}
+	template := dir + "/{channel}.sock"
+	cfg := fmt.Sprintf(`{"socket": %q, "maxpending": %d, "channels": {"A": {}}}`, template, maxPendingForMem)
+	path := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	p := &process{cmd: exec.Command(bin, "-log-level", "error", path), dir: dir, template: template, done: make(chan struct{})}
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	sock := bus.SocketPath(template, "A")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("%s exited before it served its sockets", bin)
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("%s did not serve %s within 10s", bin, sock)
+		}
+	}
+}
+
+func (p *process) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	os.RemoveAll(p.dir)
+}
+
+// rss reads a process's resident set size.
+func rss(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading resident memory (Linux /proc only): %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmRSS %q: %w", v, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// raiseFileLimit raises this process's soft limit on open files toward
+// n, within the hard limit.
+func raiseFileLimit(n int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	want := min(uint64(n), lim.Max)
+	if lim.Cur < want {
+		lim.Cur = want
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return err
+		}
+	}
+	if want < uint64(n) {
+		return fmt.Errorf("open files are limited to %d (hard limit); fewer clients were measured", lim.Max)
+	}
+	return nil
+}
+
+// handshake connects to a channel's socket as a client and says hello,
+// and reads the welcome; the connection then stays as the caller leaves
+// it. It is lighter than a bus.Client, which the mem run does not
+// measure.
+func handshake(path string) (net.Conn, *bufio.Reader, error) {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := bus.Hello{Version: bus.ProtocolVersion, ClientID: uuid.New(), Name: "ncbench-idle", PID: uint64(os.Getpid())}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(bus.AppendHello(nil, &h)); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(c, 512)
+	frame, err := bus.NewFrameReader(br, 64<<10).ReadFrame()
+	if err == nil {
+		if t, _ := bus.TypeOf(frame[bus.HeaderLen:]); t != bus.FrameWelcome {
+			err = fmt.Errorf("server answered the hello with a %v frame", t)
+		}
+	}
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, br, nil
+}
+
+// idleClients connects n clients that say hello and then do nothing.
+func idleClients(ctx context.Context, template, channel string, n int) ([]net.Conn, error) {
+	path := bus.SocketPath(template, channel)
+	conns := make([]net.Conn, n)
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || failed.Load() != nil || ctx.Err() != nil {
+					return
+				}
+				c, _, err := handshake(path)
+				if err != nil {
+					err = fmt.Errorf("idle client %d: %w", i, err)
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	out := conns[:0]
+	for _, c := range conns {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	if err := failed.Load(); err != nil {
+		return out, *err
+	}
+	return out, ctx.Err()
+}
+
+// slowConsumer starts a fresh server with a client that never reads and
+// a publisher that emits three times maxpending, sampling the server's
+// memory meanwhile.
+func slowConsumer(ctx context.Context, bin string, size int, m *Memory) error {
+	p, err := startProcess(ctx, bin)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	pid := p.cmd.Process.Pid
+	lazy, br, err := handshake(bus.SocketPath(p.template, "A"))
+	if err != nil {
+		return err
+	}
+	defer lazy.Close()
+	pub, err := bus.Dial(ctx, "A", bus.SocketTemplate(p.template), bus.Name("ncbench-pub"))
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	time.Sleep(300 * time.Millisecond)
+	m.SlowBaseRSS, err = rss(pid)
+	if err != nil {
+		return err
+	}
+	var peak atomic.Uint64
+	peak.Store(m.SlowBaseRSS)
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if r, err := rss(pid); err == nil && r > peak.Load() {
+					peak.Store(r)
+				}
+			}
+		}
+	}()
+	payload, off := newPayload(size)
+	for seq := uint64(0); m.SlowEmitted < 3*maxPendingForMem && ctx.Err() == nil; seq++ {
+		fillPayload(payload[off:], 0, seq)
+		if err := pub.Emit(benchEvent, bus.RawData(payload)); err != nil {
+			break
+		}
+		m.SlowEmitted += uint64(size)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pub.Flush(fctx)
+	cancel()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	<-sampled
+	m.SlowPeakRSS = peak.Load()
+	m.SlowCost = m.SlowPeakRSS - m.SlowBaseRSS
+	// The server has closed the client if it dropped it: reading finds
+	// what the socket held, then the end.
+	lazy.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := io.Copy(io.Discard, br)
+	m.SlowReceived = uint64(n)
+	m.SlowDropped = err == nil // io.Copy returns nil at EOF
+	return nil
+}

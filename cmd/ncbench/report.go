@@ -1,0 +1,173 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is everything one ncbench invocation measured; --json prints it
+// as it is.
+type Report struct {
+	Machine Machine  `json:"machine"`
+	Server  string   `json:"server"` // "in-process", or the socket template of a running server
+	Runs    []Result `json:"runs"`
+	Memory  *Memory  `json:"memory,omitempty"`
+}
+
+// Machine says where the figures were measured.
+type Machine struct {
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	CPUs       int    `json:"cpus"`
+	CPU        string `json:"cpu,omitempty"`
+	GoVersion  string `json:"go"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+}
+
+// Result is one run. Delivered counts only events that arrived intact
+// and in sequence; Lost, Reordered and Corrupt count the others.
+type Result struct {
+	Name         string   `json:"name"`
+	Channel      string   `json:"channel,omitempty"`
+	SubChannel   string   `json:"sub_channel,omitempty"`
+	Publishers   int      `json:"publishers"`
+	Subscribers  int      `json:"subscribers"`
+	Size         int      `json:"size"`
+	Window       uint64   `json:"window,omitempty"`
+	Sent         uint64   `json:"sent"`
+	Delivered    uint64   `json:"delivered"`
+	Lost         uint64   `json:"lost"`
+	Reordered    uint64   `json:"reordered"`
+	Corrupt      uint64   `json:"corrupt"`
+	Seconds      float64  `json:"seconds"`
+	EventsPerSec float64  `json:"events_per_s,omitempty"`
+	DeliveriesPS float64  `json:"deliveries_per_s,omitempty"`
+	MBPerSec     float64  `json:"mb_per_s,omitempty"`
+	RawRatio     float64  `json:"raw_ratio,omitempty"` // deliveries/s over the raw socket's frames/s, same invocation
+	Latency      *Latency `json:"latency,omitempty"`
+	Errors       []string `json:"errors,omitempty"`
+}
+
+// rates fills in the per-second figures. Events per second counts an
+// event once it reached every subscriber it was sent to.
+func (r *Result) rates() {
+	if r.Seconds <= 0 {
+		return
+	}
+	per := uint64(max(r.Subscribers, 1))
+	r.EventsPerSec = float64(r.Delivered/per) / r.Seconds
+	r.DeliveriesPS = float64(r.Delivered) / r.Seconds
+	r.MBPerSec = float64(r.Delivered) * float64(r.Size) / r.Seconds / 1e6
+}
+
+// Honest reports whether every event sent arrived intact and in order.
+func (r *Result) Honest() bool {
+	return r.Lost == 0 && r.Reordered == 0 && r.Corrupt == 0 && len(r.Errors) == 0 &&
+		r.Delivered == r.Sent*uint64(max(r.Subscribers, 1))
+}
+
+func machine() Machine {
+	m := Machine{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// setRatios relates every run to the raw socket's rate.
+func (rep *Report) setRatios() {
+	var raw float64
+	for _, r := range rep.Runs {
+		if r.Name == "raw" {
+			raw = r.DeliveriesPS
+		}
+	}
+	if raw == 0 {
+		return
+	}
+	for i := range rep.Runs {
+		if r := &rep.Runs[i]; r.Name != "raw" && r.Latency == nil && r.DeliveriesPS > 0 {
+			r.RawRatio = r.DeliveriesPS / raw
+		}
+	}
+}
+
+func (rep *Report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+func (rep *Report) writeText(w io.Writer) {
+	m := rep.Machine
+	fmt.Fprintf(w, "ncbench: %s server; %d CPUs (%s), %s %s/%s, GOMAXPROCS %d\n",
+		rep.Server, m.CPUs, m.CPU, m.GoVersion, m.OS, m.Arch, m.GOMAXPROCS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if slices.ContainsFunc(rep.Runs, func(r Result) bool { return r.Latency == nil }) {
+		fmt.Fprintln(tw, "run\tpub\tsub\tsize\tsent\tdelivered\tevents/s\tdeliveries/s\tMB/s\tof raw\tlost\treordered\tcorrupt\t")
+	}
+	for _, r := range rep.Runs {
+		if r.Latency != nil {
+			continue
+		}
+		ratio := "-"
+		if r.RawRatio > 0 {
+			ratio = fmt.Sprintf("%.1f%%", 100*r.RawRatio)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%.1f\t%s\t%d\t%d\t%d\t\n",
+			r.Name, r.Publishers, r.Subscribers, r.Size, r.Sent, r.Delivered,
+			si(r.EventsPerSec), si(r.DeliveriesPS), r.MBPerSec, ratio, r.Lost, r.Reordered, r.Corrupt)
+	}
+	tw.Flush()
+	lat := false
+	for _, r := range rep.Runs {
+		if r.Latency == nil {
+			continue
+		}
+		if !lat {
+			fmt.Fprintln(w)
+			lat = true
+		}
+		l := r.Latency
+		fmt.Fprintf(w, "%s: %d round trips of %d bytes: min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (lost %d, reordered %d, corrupt %d)\n",
+			r.Name, r.Delivered, r.Size, usText(l.Min), usText(l.P50), usText(l.P90), usText(l.P99), usText(l.P999), usText(l.Max),
+			r.Lost, r.Reordered, r.Corrupt)
+	}
+	if mem := rep.Memory; mem != nil {
+		fmt.Fprintln(w)
+		mem.writeText(w)
+	}
+	for _, r := range rep.Runs {
+		for _, e := range r.Errors {
+			fmt.Fprintf(w, "%s: %s\n", r.Name, e)
+		}
+	}
+}
+
+func si(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func usText(v float64) string {
+	if v >= 1000 {
+		return fmt.Sprintf("%.2fms", v/1000)
+	}
+	return fmt.Sprintf("%.0fµs", v)
+}
