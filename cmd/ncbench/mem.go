@@ -178,26 +178,6 @@ func rss(pid int) (uint64, error) {
 	return 0, errors.New("no VmRSS in /proc status")
 }
 
-// raiseFileLimit raises this process's soft limit on open files toward
-// n, within the hard limit.
-func raiseFileLimit(n int) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return err
-	}
-	want := min(uint64(n), lim.Max)
-	if lim.Cur < want {
-		lim.Cur = want
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return err
-		}
-	}
-	if want < uint64(n) {
-		return fmt.Errorf("open files are limited to %d (hard limit); fewer clients were measured", lim.Max)
-	}
-	return nil
-}
-
 // handshake connects to a channel's socket as a client and says hello,
 // and reads the welcome; the connection then stays as the caller leaves
 // it. It is lighter than a bus.Client, which the mem run does not
