@@ -72,7 +72,7 @@ func run(args []string, stderr io.Writer) (code int, restart bool) {
 	format := fs.String("log-format", "text", "log format: text or json")
 	logFile := fs.String("log-file", "", "append logs to this file instead of standard error (a Windows service has none)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
-	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful stop may take to write queued frames")
+	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful stop (a signal, control shutdown or restart) and the closing of channels a reload removed may take to write queued frames")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file, from start to stop")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the server stops")
 	if err := fs.Parse(args); err != nil {
