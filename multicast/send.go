@@ -166,12 +166,12 @@ func (l *Link) writeLoop() {
 		select {
 		case <-l.q.wake:
 			msgs, buf := l.q.take()
-			p.pack(msgs, buf, time.Time{})
+			p.pack(msgs, buf)
 			l.q.give(msgs, buf)
 		case <-l.stop:
 			// Close has closed the queue: nothing more comes in.
 			msgs, buf := l.q.take()
-			p.pack(msgs, buf, time.Now().Add(closeFlush))
+			p.pack(msgs, buf)
 			l.q.give(msgs, buf)
 			return
 		}
@@ -183,6 +183,7 @@ func (l *Link) writeLoop() {
 type packer struct {
 	l       *Link
 	dgs     [][]byte // datagrams built, not written yet; the last may be open
+	ends    []int    // for each, how many data messages end in it
 	store   [][]byte // their buffers
 	open    bool     // the last datagram takes more records
 	kind    Kind     // the kind of the open datagram
@@ -190,8 +191,8 @@ type packer struct {
 	// failures counts the batches that met a socket error, for logging
 	// the 1st, 2nd, 4th... only.
 	failures uint64
-	// deadline, when not zero, is when to stop writing and count what is
-	// left as unsent.
+	// deadline, set once the link is closing, is when to stop writing
+	// and count what is left as unsent.
 	deadline time.Time
 	unsent   bool // the deadline passed
 }
@@ -203,19 +204,21 @@ func newPacker(l *Link) *packer {
 		p.store[i] = make([]byte, 0, l.cfg.Payload)
 	}
 	p.dgs = make([][]byte, 0, n)
+	p.ends = make([]int, 0, n)
 	return p
 }
 
-// pack writes msgs, whose bytes are in buf. It stops writing at deadline,
-// when one is given, and counts the messages left as unsent.
-func (p *packer) pack(msgs []queued, buf []byte, deadline time.Time) {
-	p.deadline, p.unsent = deadline, false
+// pack writes msgs, whose bytes are in buf. Once the link is closing it
+// stops writing after closeFlush and counts the messages left as unsent.
+func (p *packer) pack(msgs []queued, buf []byte) {
 	l := p.l
 	per := l.cfg.Payload - Overhead
-	for i, m := range msgs {
+	for _, m := range msgs {
 		if p.unsent {
-			l.counts.unsent.Add(uint64(len(msgs) - i))
-			break
+			if m.kind == KindData {
+				l.counts.unsent.Add(1)
+			}
+			continue
 		}
 		msg := buf[m.off : m.off+m.n]
 		if m.kind == KindHeartbeat {
@@ -228,7 +231,7 @@ func (p *packer) pack(msgs []queued, buf []byte, deadline time.Time) {
 			p.record(m.kind, &Record{ID: m.id, Index: f, Count: count, Total: len(msg), Payload: part})
 		}
 		if m.kind == KindData {
-			l.counts.messagesSent.Add(1)
+			p.ends[len(p.ends)-1]++
 		}
 	}
 	p.flush()
@@ -251,6 +254,7 @@ func (p *packer) record(kind Kind, r *Record) {
 		}
 		h := Header{Kind: kind, Records: 0, Cluster: l.cluster, Node: l.cfg.Node, Seq: l.seq.Add(1)}
 		p.dgs = append(p.dgs, AppendHeader(p.store[len(p.dgs)][:0], &h))
+		p.ends = append(p.ends, 0)
 		p.open, p.kind, p.records = true, kind, 0
 	}
 	d := &p.dgs[len(p.dgs)-1]
@@ -261,22 +265,26 @@ func (p *packer) record(kind Kind, r *Record) {
 
 // flush writes the datagrams built. A datagram the socket refuses is
 // counted and skipped; the rest are still tried, unless the socket is
-// closed.
+// closed. A data message counts as sent once the datagram with its last
+// fragment is written.
 func (p *packer) flush() {
 	l := p.l
-	dgs := p.dgs
-	p.dgs, p.open = p.dgs[:0], false
+	dgs, ends := p.dgs, p.ends
+	p.dgs, p.ends, p.open = p.dgs[:0], p.ends[:0], false
 	for len(dgs) > 0 {
-		if p.unsent || !p.deadline.IsZero() && time.Now().After(p.deadline) {
-			p.unsent = true
+		if p.closing() {
+			for _, e := range ends {
+				l.counts.unsent.Add(uint64(e))
+			}
 			return
 		}
 		n, err := l.sock.writeBatch(dgs)
-		for _, d := range dgs[:n] {
+		for i, d := range dgs[:n] {
 			l.counts.datagramsSent.Add(1)
 			l.counts.bytesSent.Add(uint64(len(d)))
+			l.counts.messagesSent.Add(uint64(ends[i]))
 		}
-		dgs = dgs[n:]
+		dgs, ends = dgs[n:], ends[n:]
 		if err == nil {
 			continue
 		}
@@ -285,9 +293,27 @@ func (p *packer) flush() {
 			return
 		}
 		l.counts.sendErrors.Add(1)
-		dgs = dgs[1:]
+		dgs, ends = dgs[1:], ends[1:]
 		if p.failures++; bits.OnesCount64(p.failures) == 1 {
 			l.log.Warn("sending a datagram failed", "to", l.dst, "failures", p.failures, "err", err)
 		}
 	}
+}
+
+// closing reports whether the link has been closing for longer than
+// closeFlush, after which the writer writes nothing more.
+func (p *packer) closing() bool {
+	switch {
+	case p.unsent:
+		return true
+	case p.deadline.IsZero():
+		if p.l.stopped() {
+			p.deadline = time.Now().Add(closeFlush)
+		}
+		return false
+	case time.Now().After(p.deadline):
+		p.unsent = true
+		return true
+	}
+	return false
 }
