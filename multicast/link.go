@@ -139,6 +139,12 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 		conn.Close()
 		return nil, err
 	}
+	if !cfg.Dump { // dumpnet shows the node's own datagrams too
+		if err := dropOwn(ipv4.NewPacketConn(conn), cfg.Node); err != nil {
+			// Not on this system: the read loop ignores them instead.
+			cfg.Logger.Debug("the multicast socket does not filter the node's own datagrams", "err", err)
+		}
+	}
 	if got, why := setReadBuffer(conn, rcvBuf); why != "" {
 		cfg.Logger.Warn("the multicast socket's receive buffer is smaller than asked: datagrams that arrive while the server is busy may be lost",
 			"asked", rcvBuf, "got", got, "raise", why)

@@ -19,7 +19,7 @@ type Stats struct {
 	Delivered         uint64 // data messages handed to the deliver function
 	Heartbeats        uint64 // heartbeats received from other nodes
 
-	Own          uint64 // this node's own datagrams, ignored
+	Own          uint64 // this node's own datagrams, ignored; on Linux a socket filter drops them unread, uncounted, unless Config.Dump is set
 	OtherCluster uint64 // datagrams of another cluster, ignored
 
 	// Datagrams dropped as bad, by reason.
