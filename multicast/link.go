@@ -95,7 +95,6 @@ type Link struct {
 	cfg     Config
 	log     *slog.Logger
 	ifi     *net.Interface
-	conn    *net.UDPConn
 	sock    socket
 	dst     netip.AddrPort
 	cluster ClusterID
@@ -154,7 +153,6 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		ifi:     ifi,
-		conn:    conn,
 		dst:     netip.AddrPortFrom(cfg.Group, uint16(cfg.Port)),
 		cluster: ClusterIDOf(cfg.Cluster),
 		deliver: deliver,

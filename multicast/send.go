@@ -92,7 +92,7 @@ func (l *Link) enqueue(kind Kind, id uuid.UUID, msg []byte, bounded bool) error 
 		room := q.room
 		q.mu.Unlock()
 		if l.cfg.SendWait < 0 {
-			return l.queueFull(cost)
+			return l.queueFull()
 		}
 		if timer == nil {
 			timer = time.NewTimer(l.cfg.SendWait)
@@ -101,7 +101,7 @@ func (l *Link) enqueue(kind Kind, id uuid.UUID, msg []byte, bounded bool) error 
 		select {
 		case <-room:
 		case <-timer.C:
-			return l.queueFull(cost)
+			return l.queueFull()
 		case <-l.stop:
 			return ErrClosed
 		}
@@ -123,7 +123,7 @@ func (l *Link) enqueue(kind Kind, id uuid.UUID, msg []byte, bounded bool) error 
 	return nil
 }
 
-func (l *Link) queueFull(cost int) error {
+func (l *Link) queueFull() error {
 	l.counts.queueFull.Add(1)
 	return fmt.Errorf("%w: %d bytes queued, the bound is %d", ErrQueueFull, l.queueBytes(), l.cfg.SendQueue)
 }
