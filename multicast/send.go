@@ -58,6 +58,9 @@ type sendQueue struct {
 	room   chan struct{}
 	wake   chan struct{} // capacity 1: there is something to take
 	closed bool          // Close was called: take nothing more
+	// heartbeat is true while a heartbeat waits to be taken: a writer
+	// that cannot write does not pile them up.
+	heartbeat bool
 }
 
 // Send queues one message of KindData for the group and returns; the
@@ -82,7 +85,7 @@ func (l *Link) Send(id uuid.UUID, msg []byte) error {
 }
 
 // enqueue copies a message into the send queue. A bounded message waits
-// for room; heartbeats, one a tick, are not bounded.
+// for room; a heartbeat does not, but is left out while another waits.
 func (l *Link) enqueue(kind Kind, id uuid.UUID, msg []byte, bounded bool) error {
 	q := &l.q
 	cost := len(msg) + queuedOverhead
@@ -110,6 +113,13 @@ func (l *Link) enqueue(kind Kind, id uuid.UUID, msg []byte, bounded bool) error 
 	if q.closed {
 		q.mu.Unlock()
 		return ErrClosed
+	}
+	if kind == KindHeartbeat {
+		if q.heartbeat {
+			q.mu.Unlock()
+			return nil
+		}
+		q.heartbeat = true
 	}
 	q.msgs = append(q.msgs, queued{kind: kind, id: id, off: len(q.buf), n: len(msg)})
 	q.buf = append(q.buf, msg...)
@@ -142,6 +152,7 @@ func (q *sendQueue) take() ([]queued, []byte) {
 	msgs, buf := q.msgs, q.buf
 	q.msgs, q.buf = q.spareMsgs[:0], q.spareBuf[:0]
 	q.spareMsgs, q.spareBuf = nil, nil
+	q.heartbeat = false
 	return msgs, buf
 }
 

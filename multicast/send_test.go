@@ -144,3 +144,24 @@ func TestSendQueueIsBounded(t *testing.T) {
 		t.Errorf("Send after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestHeartbeatsDoNotPileUp holds a link's writes for many heartbeat
+// intervals: at most one heartbeat waits in the queue beside the one the
+// writer holds.
+func TestHeartbeatsDoNotPileUp(t *testing.T) {
+	mcasttest.Need(t)
+	cfg := config(mcasttest.Port())
+	cfg.Heartbeat = time.Millisecond
+	release := multicast.HoldWrites(&cfg)
+	defer release()
+	a := openLink(t, cfg)
+	time.Sleep(50 * time.Millisecond) // 50 heartbeat intervals
+	held := a.Stats().QueueBytes
+	release()
+	waitFor(t, "the writer to catch up", func() bool { return a.Stats().DatagramsSent >= 2 })
+	// Each heartbeat is charged its bytes and 64 more: two of them
+	// stay well under 400 bytes.
+	if held > 400 {
+		t.Errorf("the queue held %d bytes of heartbeats", held)
+	}
+}
