@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +164,30 @@ func TestHeartbeatsDoNotPileUp(t *testing.T) {
 	// stay well under 400 bytes.
 	if held > 400 {
 		t.Errorf("the queue held %d bytes of heartbeats", held)
+	}
+}
+
+func TestOpenRefusesBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*multicast.Config)
+		want string
+	}{
+		{"negative send queue", func(c *multicast.Config) { c.SendQueue = -1 }, "send queue bound -1 is negative"},
+		{"payload too small", func(c *multicast.Config) { c.Payload = 100 }, "payload 100 is out of range 576..65507"},
+		{"negative port", func(c *multicast.Config) { c.Port = -1 }, "port -1 is out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config(mcasttest.Port())
+			tc.set(&cfg)
+			l, err := multicast.Open(cfg, func(uuid.UUID, []byte) {})
+			if err == nil {
+				l.Close()
+				t.Fatal("opened")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
 	}
 }
