@@ -226,8 +226,9 @@ func (r *Record) check(maxMessage int) string {
 	return ""
 }
 
-// Fragments returns how many records a message of n bytes needs in
-// datagrams of payload bytes, one record per datagram.
+// Fragments returns how many fragments a message of n bytes is split
+// into for datagrams of payload bytes: each but the last fills a datagram
+// by itself.
 func Fragments(n, payload int) int {
 	per := payload - Overhead
 	return (n + per - 1) / per

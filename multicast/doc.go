@@ -3,7 +3,12 @@
 // golang.org/x/net/ipv4.
 //
 // A Link joins the group on one interface and sends each message once,
-// split into datagrams of at most Config.Payload bytes. Receivers
+// in datagrams of at most Config.Payload bytes: a large message is split
+// into fragments, and small messages queued together share a datagram
+// (packing). Send only queues the message, within a bound
+// (Config.SendQueue); the link's writer goroutine packs what is queued
+// and writes it, several datagrams per system call on Linux (sendmmsg),
+// and the reader takes several per call too (recvmmsg). Receivers
 // reassemble the fragments within a memory bound (Config.MaxReassembly),
 // drop incomplete messages after Config.ReassemblyTimeout, drop messages
 // whose id they have lately delivered, ignore the datagrams of other
@@ -19,10 +24,16 @@
 //
 // # Concurrency
 //
-// Send, Peers and Stats are safe for concurrent use. The deliver function
+// Send, Peers and Stats are safe for concurrent use. Messages go out in
+// the order their Send calls queued them, and Send copies the message,
+// so the caller may reuse it at once. When the queue is full, Send waits
+// up to Config.SendWait for room and then drops the message with
+// ErrQueueFull: a publisher faster than the network is slowed down, but
+// never held for long, and memory stays bounded. The deliver function
 // given to Open is called on the link's one read goroutine, one message
 // at a time in arrival order; it must not block for long, since datagrams
 // that arrive meanwhile queue in the socket's buffer and are lost when it
-// fills. Close returns after both of the link's goroutines (the reader and
-// the heartbeat timer) have ended.
+// fills. Close writes what is still queued, for at most half a second,
+// and returns after the link's three goroutines (the writer, the reader
+// and the heartbeat timer) have ended.
 package multicast

@@ -53,6 +53,12 @@ func (in *inbox) deliver(from uuid.UUID, msg []byte) {
 	in.from = append(in.from, from)
 }
 
+func (in *inbox) count() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.msgs)
+}
+
 func (in *inbox) all() [][]byte {
 	in.mu.Lock()
 	defer in.mu.Unlock()

@@ -22,6 +22,9 @@ var (
 	ErrClosed = errors.New("multicast: link closed")
 	// ErrTooBig reports a message over Config.MaxMessage.
 	ErrTooBig = errors.New("multicast: message too big")
+	// ErrQueueFull reports a message dropped because the send queue
+	// stayed full for Config.SendWait.
+	ErrQueueFull = errors.New("multicast: send queue full")
 )
 
 // Config describes a link. Zero values take the defaults shown.
@@ -63,7 +66,25 @@ type Config struct {
 	// series, so that peers see no number twice and no rewind. nil means
 	// a counter of the link's own, from 0.
 	Seq *atomic.Uint64
+	// SendQueue bounds the bytes of the messages that Send has queued and
+	// the writer has not written yet, each charged 64 bytes more; 0 means
+	// 1 MiB. A message is always taken into an empty queue, whatever its
+	// size.
+	SendQueue int
+	// SendWait is how long Send waits for room in a full send queue
+	// before it drops the message with ErrQueueFull. The wait slows a
+	// publisher down to what the link can send, as a blocking socket
+	// would, without holding it for long. 0 means 100 ms; a negative
+	// value drops at once.
+	SendWait time.Duration
+
+	// wrap, when set, wraps the link's socket: the seam where tests
+	// shape what the network does.
+	wrap func(socket) socket
 }
+
+// rcvBuf is the socket receive buffer a link asks for.
+const rcvBuf = 4 << 20
 
 // recentLen is how many message ids a link remembers to drop duplicates.
 const recentLen = 8192
@@ -74,18 +95,17 @@ type Link struct {
 	cfg     Config
 	log     *slog.Logger
 	ifi     *net.Interface
-	conn    *net.UDPConn
+	sock    socket
 	dst     netip.AddrPort
 	cluster ClusterID
 	deliver func(from uuid.UUID, msg []byte)
 	host    string
 
-	sendMu  sync.Mutex // one message at a time: sequence numbers go out in order
-	seq     *atomic.Uint64
-	closed  atomic.Bool
-	bufs    sync.Pool
+	q       sendQueue
+	seq     *atomic.Uint64 // numbers datagrams; the writer goroutine adds to it
 	counts  counters
 	stop    chan struct{}
+	written chan struct{} // closed when the writer has ended
 	wg      sync.WaitGroup
 	closing sync.Once
 
@@ -118,28 +138,46 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 		conn.Close()
 		return nil, err
 	}
-	conn.SetReadBuffer(4 << 20) // best effort: the system may cap it
+	if !cfg.Dump { // dumpnet shows the node's own datagrams too
+		if err := dropOwn(ipv4.NewPacketConn(conn), cfg.Node); err != nil {
+			// Not on this system: the read loop ignores them instead.
+			cfg.Logger.Debug("the multicast socket does not filter the node's own datagrams", "err", err)
+		}
+	}
+	if got, why := setReadBuffer(conn, rcvBuf); why != "" {
+		cfg.Logger.Warn("the multicast socket's receive buffer is smaller than asked: datagrams that arrive while the server is busy may be lost",
+			"asked", rcvBuf, "got", got, "raise", why)
+	}
 	host, _ := os.Hostname()
 	l := &Link{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		ifi:     ifi,
-		conn:    conn,
 		dst:     netip.AddrPortFrom(cfg.Group, uint16(cfg.Port)),
 		cluster: ClusterIDOf(cfg.Cluster),
 		deliver: deliver,
 		host:    host,
 		stop:    make(chan struct{}),
+		written: make(chan struct{}),
 		ra:      newReassembler(cfg.MaxReassembly, cfg.ReassemblyTimeout),
 		recent:  NewRecent(recentLen),
 		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
 	}
-	l.bufs.New = func() any { b := make([]byte, 0, cfg.Payload); return &b }
+	l.sock = newSocket(conn, l.dst)
+	if cfg.wrap != nil {
+		l.sock = cfg.wrap(l.sock)
+	}
+	l.q.room = make(chan struct{})
+	l.q.wake = make(chan struct{}, 1)
 	l.seq = cfg.Seq
 	if l.seq == nil {
 		l.seq = new(atomic.Uint64)
 	}
-	l.wg.Add(2)
+	l.wg.Add(3)
+	go func() {
+		defer close(l.written)
+		l.writeLoop()
+	}()
 	go l.readLoop()
 	go l.housekeeping()
 	return l, nil
@@ -167,6 +205,12 @@ func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.SendQueue == 0 {
+		c.SendQueue = 1 << 20
+	}
+	if c.SendWait == 0 {
+		c.SendWait = 100 * time.Millisecond
+	}
 	if c.Channels == nil {
 		c.Channels = func() []string { return nil }
 	}
@@ -183,6 +227,8 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("multicast: payload %d is out of range %d..%d", c.Payload, MinPayload, MaxDatagram)
 	case Fragments(c.MaxMessage, c.Payload) > MaxFragments:
 		return fmt.Errorf("multicast: messages of %d bytes would need more than %d fragments of %d bytes; raise the payload", c.MaxMessage, MaxFragments, c.Payload)
+	case c.SendQueue < 0:
+		return fmt.Errorf("multicast: send queue bound %d is negative", c.SendQueue)
 	case c.MaxReassembly < c.MaxMessage+partialOverhead+slotOverhead*Fragments(c.MaxMessage, MinPayload):
 		return fmt.Errorf("multicast: reassembly bound %d cannot hold one message of %d bytes", c.MaxReassembly, c.MaxMessage)
 	}
@@ -210,59 +256,18 @@ func setup(p *ipv4.PacketConn, ifi *net.Interface, group net.IP, ttl int) error 
 // Interface is the interface the link joined the group on.
 func (l *Link) Interface() string { return l.ifi.Name }
 
-// Send sends one message of KindData to the group, split into as many
-// datagrams as it needs. id is the message id that receivers drop
-// duplicates by. Send may be called from several goroutines at once.
-func (l *Link) Send(id uuid.UUID, msg []byte) error {
-	if err := l.send(KindData, id, msg); err != nil {
-		return err
-	}
-	l.counts.messagesSent.Add(1)
-	return nil
-}
-
-func (l *Link) send(kind Kind, id uuid.UUID, msg []byte) error {
-	if l.closed.Load() {
-		return ErrClosed
-	}
-	if len(msg) > l.cfg.MaxMessage {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooBig, len(msg), l.cfg.MaxMessage)
-	}
-	if len(msg) == 0 {
-		return errors.New("multicast: empty message")
-	}
-	bp := l.bufs.Get().(*[]byte)
-	defer l.bufs.Put(bp)
-	per := l.cfg.Payload - Overhead
-	count := Fragments(len(msg), l.cfg.Payload)
-	h := Header{Kind: kind, Records: 1, Cluster: l.cluster, Node: l.cfg.Node}
-	l.sendMu.Lock()
-	defer l.sendMu.Unlock()
-	for i := range count {
-		part := msg[i*per : min(len(msg), (i+1)*per)]
-		h.Seq = l.seq.Add(1)
-		b := AppendHeader((*bp)[:0], &h)
-		b = AppendRecord(b, &Record{ID: id, Index: i, Count: count, Total: len(msg), Payload: part})
-		if _, err := l.conn.WriteToUDPAddrPort(b, l.dst); err != nil {
-			l.counts.sendErrors.Add(1)
-			if l.closed.Load() {
-				return ErrClosed
-			}
-			return fmt.Errorf("multicast: sending to %v: %w", l.dst, err)
-		}
-		l.counts.datagramsSent.Add(1)
-		l.counts.bytesSent.Add(uint64(len(b)))
-	}
-	return nil
-}
-
 // Close leaves the group and returns after every goroutine of the link
-// has ended. It is idempotent.
+// has ended. Messages still queued are written first, for at most half a
+// second; what is left then is dropped and counted in Stats.Unsent. It
+// is idempotent.
 func (l *Link) Close() error {
 	l.closing.Do(func() {
-		l.closed.Store(true)
+		l.q.mu.Lock()
+		l.q.closed = true
+		l.q.mu.Unlock()
 		close(l.stop)
-		l.conn.Close()
+		<-l.written
+		l.sock.close()
 		l.wg.Wait()
 	})
 	return nil
@@ -307,7 +312,5 @@ func (l *Link) sendHeartbeat() {
 		hb.Channels = hb.Channels[:len(hb.Channels)/2]
 		msg = AppendHeartbeat(msg[:0], &hb)
 	}
-	if err := l.send(KindHeartbeat, uuid.New(), msg); err != nil && !errors.Is(err, ErrClosed) {
-		l.log.Warn("sending a heartbeat failed", "err", err)
-	}
+	l.enqueue(KindHeartbeat, uuid.New(), msg, false) // fails only once the link is closed
 }

@@ -15,6 +15,14 @@ const (
 	slotOverhead    = 24  // one fragment slot (a slice header)
 )
 
+// contiguousMax is the largest message whose fragments are kept in one
+// buffer of its length, allocated, and charged, at its first fragment:
+// when they then arrive in order, as they do on a LAN, that buffer is the
+// message, with no copy to join them. Larger messages get a buffer per
+// fragment, charged as it arrives, so that a stray first fragment of a
+// huge message costs only its own bytes.
+const contiguousMax = 64 << 10
+
 // msgKey names a message being reassembled: ids are chosen by senders, so
 // the sender's node id is part of the key.
 type msgKey struct{ node, id uuid.UUID }
@@ -30,6 +38,11 @@ type partial struct {
 	started time.Time
 	frags   [][]byte
 	elem    *list.Element
+	// buf, for a message of at most contiguousMax bytes, holds the
+	// fragments in arrival order, frags pointing into it; inOrder stays
+	// true while each fragment arrives with the next index.
+	buf     []byte
+	inOrder bool
 }
 
 // outcome is what adding one fragment did.
@@ -78,8 +91,15 @@ func (ra *reassembler) add(node uuid.UUID, r *Record, now time.Time) ([]byte, ou
 		if cost+r.Total > ra.budget {
 			return nil, fragNoRoom
 		}
-		ra.makeRoom(cost+len(r.Payload), nil)
-		p = &partial{key: key, count: r.Count, total: r.Total, cost: cost, started: now, frags: make([][]byte, r.Count)}
+		p = &partial{key: key, count: r.Count, total: r.Total, started: now, frags: make([][]byte, r.Count)}
+		if r.Total <= contiguousMax {
+			cost += r.Total
+			p.buf, p.inOrder = make([]byte, 0, r.Total), true
+			ra.makeRoom(cost, nil)
+		} else {
+			ra.makeRoom(cost+len(r.Payload), nil)
+		}
+		p.cost = cost
 		p.elem = ra.order.PushBack(p)
 		ra.msgs[key] = p
 		ra.charge(cost)
@@ -93,22 +113,34 @@ func (ra *reassembler) add(node uuid.UUID, r *Record, now time.Time) ([]byte, ou
 		ra.remove(p)
 		return nil, fragBad
 	}
-	if !ra.makeRoom(len(r.Payload), p) {
-		ra.remove(p)
-		ra.evicted++
-		return nil, fragNoRoom
+	if p.buf != nil {
+		// Charged in full already; size+len <= total == cap(buf), so
+		// the append stays in place.
+		p.inOrder = p.inOrder && r.Index == p.got
+		start := len(p.buf)
+		p.buf = append(p.buf, r.Payload...)
+		p.frags[r.Index] = p.buf[start:]
+	} else {
+		if !ra.makeRoom(len(r.Payload), p) {
+			ra.remove(p)
+			ra.evicted++
+			return nil, fragNoRoom
+		}
+		p.frags[r.Index] = append([]byte(nil), r.Payload...)
+		p.cost += len(r.Payload)
+		ra.charge(len(r.Payload))
 	}
-	p.frags[r.Index] = append([]byte(nil), r.Payload...)
 	p.got++
 	p.size += len(r.Payload)
-	p.cost += len(r.Payload)
-	ra.charge(len(r.Payload))
 	if p.got < p.count {
 		return nil, fragPending
 	}
 	ra.remove(p)
 	if p.size != p.total {
 		return nil, fragBad
+	}
+	if p.inOrder {
+		return p.buf, fragComplete
 	}
 	msg := make([]byte, 0, p.total)
 	for _, f := range p.frags {

@@ -142,3 +142,50 @@ func TestRecentIDs(t *testing.T) {
 		t.Errorf("remembers %d ids, want 3", len(r.set))
 	}
 }
+
+// TestReassemblyBuffers covers both ways fragments are kept: in one
+// buffer charged in full at the first fragment (messages up to
+// contiguousMax, returned without a copy when in order), or one buffer
+// per fragment charged as it comes (larger messages).
+func TestReassemblyBuffers(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	node := uuid.New()
+	for _, tc := range []struct {
+		name      string
+		size, per int
+		order     []int
+		firstCost int // charged after the first fragment
+	}{
+		{"small, in order", 3000, 1336, []int{0, 1, 2}, partialOverhead + 3*slotOverhead + 3000},
+		{"small, out of order", 3000, 1336, []int{2, 0, 1}, partialOverhead + 3*slotOverhead + 3000},
+		{"large, in order", contiguousMax + 1, 20000, []int{0, 1, 2, 3}, partialOverhead + 4*slotOverhead + 20000},
+		{"large, out of order", contiguousMax + 1, 20000, []int{3, 1, 0, 2}, partialOverhead + 4*slotOverhead + 5537},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := make([]byte, tc.size)
+			for i := range msg {
+				msg[i] = byte(i * 13 / 7)
+			}
+			frags := split(uuid.New(), msg, tc.per)
+			ra := newReassembler(1<<20, time.Second)
+			for i, idx := range tc.order {
+				got, res := ra.add(node, &frags[idx], t0)
+				if i == 0 && ra.bytes != tc.firstCost {
+					t.Errorf("after the first fragment, charged %d bytes, want %d", ra.bytes, tc.firstCost)
+				}
+				if i < len(tc.order)-1 {
+					if res != fragPending {
+						t.Fatalf("fragment %d: outcome %d", idx, res)
+					}
+					continue
+				}
+				if res != fragComplete || !bytes.Equal(got, msg) {
+					t.Fatalf("the last fragment: outcome %d, %d bytes, not the message", res, len(got))
+				}
+			}
+			if ra.bytes != 0 || ra.pending() != 0 {
+				t.Errorf("still holds %d bytes in %d messages", ra.bytes, ra.pending())
+			}
+		})
+	}
+}

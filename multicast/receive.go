@@ -11,15 +11,16 @@ import (
 	"github.com/google/uuid"
 )
 
-// readLoop reads datagrams until the link closes.
+// readLoop reads datagrams until the link closes, several per system
+// call where the platform allows.
 func (l *Link) readLoop() {
 	defer l.wg.Done()
-	buf := make([]byte, MaxDatagram+1)
+	ms := newInDatagrams(readBatchLen)
 	var recs []Record
 	for {
-		n, from, err := l.conn.ReadFromUDPAddrPort(buf)
+		n, err := l.sock.readBatch(ms)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || l.closed.Load() {
+			if errors.Is(err, net.ErrClosed) || l.stopped() {
 				return
 			}
 			l.log.Warn("reading from the multicast socket failed", "err", err)
@@ -30,7 +31,20 @@ func (l *Link) readLoop() {
 			}
 			continue
 		}
-		recs = l.handle(buf[:n], from, time.Now(), recs[:0])
+		now := time.Now()
+		for _, m := range ms[:n] {
+			recs = l.handle(m.buf[:m.n], m.from, now, recs[:0])
+		}
+	}
+}
+
+// stopped reports whether Close has been called.
+func (l *Link) stopped() bool {
+	select {
+	case <-l.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -50,7 +64,8 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 		recs, err = ParseRecords(recs, &h, rest, l.cfg.MaxMessage)
 	}
 	if l.cfg.Dump {
-		l.dump(b, from, &h, recs, err)
+		hc := h // a copy, so that h itself stays off the heap
+		l.dump(b, from, &hc, recs, err)
 	}
 	if err != nil {
 		l.counts.bad(err)

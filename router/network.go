@@ -51,8 +51,10 @@ type NetStats struct {
 	// Malformed counts messages from the network that are not well-formed
 	// Event frame bodies.
 	Malformed uint64
-	// SendFailed counts events of propagatetonet channels that could not
-	// be sent.
+	// SendFailed counts events of propagatetonet channels that the link
+	// refused: too big, or dropped because its send queue stayed full
+	// (Link.QueueFull counts those). Datagrams the system then refuses
+	// to send are counted in Link.SendErrors.
 	SendFailed uint64
 }
 
@@ -162,7 +164,10 @@ func (s *Server) reloadNetwork(old, cfg *Config) (commit func(), err error) {
 	}, nil
 }
 
-// toNet sends an event of a propagatetonet channel to the group.
+// toNet sends an event of a propagatetonet channel to the group. The
+// link copies the event into its send queue; when that is full, toNet
+// waits a moment (multicast.Config.SendWait), which slows the publisher
+// down to what the network can take, and then drops the event.
 func (s *Server) toNet(ev *bus.EventHeader, frame []byte) {
 	link := s.net.link.Load()
 	if link == nil {
