@@ -432,6 +432,7 @@ func netStatsMap(n NetStats) map[string]any {
 		"datagrams_received": l.DatagramsReceived, "bytes_received": l.BytesReceived, "heartbeats": l.Heartbeats,
 		"own": l.Own, "other_cluster": l.OtherCluster, "dropped": l.Dropped(), "duplicates": l.Duplicates,
 		"expired": l.Expired, "evicted": l.Evicted, "lost": l.Lost, "reassembly_bytes": l.ReassemblyBytes, "peers": l.Peers,
+		"queue_full": l.QueueFull, "unsent": l.Unsent, "queue_bytes": l.QueueBytes, "queue_peak": l.QueuePeak,
 	}
 }
 

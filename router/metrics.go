@@ -127,6 +127,8 @@ var (
 		"Datagrams missing from the peers' sequence numbers.", nil, nil)
 	descNetReassembly = prometheus.NewDesc("netcluster_net_reassembly_bytes",
 		"Bytes held for incomplete fragmented messages.", nil, nil)
+	descNetQueue = prometheus.NewDesc("netcluster_net_send_queue_bytes",
+		"Bytes charged to the multicast send queue: messages queued or being written.", nil, nil)
 	descPeers = prometheus.NewDesc("netcluster_net_peers",
 		"Servers of the cluster heard from lately.", nil, nil)
 
@@ -146,7 +148,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descEventsIn, descBytesIn, descFramesOut, descBytesOut,
 		descDropped, descSlow, descTooBig, descUndeliverable, descReloads, descStart,
 		descNetConnected, descNetDatagrams, descNetBytes, descNetEvents, descNetIgnored, descNetDropped,
-		descNetLost, descNetReassembly, descPeers,
+		descNetLost, descNetReassembly, descNetQueue, descPeers,
 		descPeerDatagram, descPeerBytes, descPeerLost, descPeerLastSeen} {
 		ch <- d
 	}
@@ -204,11 +206,13 @@ func (c *statsCollector) collectNet(ch chan<- prometheus.Metric) {
 	}
 	for reason, v := range map[string]uint64{"truncated": l.Truncated, "bad_magic": l.BadMagic, "bad_version": l.BadVersion,
 		"bad_kind": l.BadKind, "malformed": l.Malformed + n.Malformed, "bad_fragment": l.BadFragment, "no_room": l.NoRoom,
-		"expired": l.Expired, "evicted": l.Evicted, "send_failed": n.SendFailed + l.SendErrors} {
+		"expired": l.Expired, "evicted": l.Evicted, "send_failed": n.SendFailed + l.SendErrors,
+		"unsent": l.Unsent} {
 		metric(descNetDropped, prometheus.CounterValue, float64(v), reason)
 	}
 	metric(descNetLost, prometheus.CounterValue, float64(l.Lost))
 	metric(descNetReassembly, prometheus.GaugeValue, float64(l.ReassemblyBytes))
+	metric(descNetQueue, prometheus.GaugeValue, float64(l.QueueBytes))
 	peers := c.s.Peers()
 	metric(descPeers, prometheus.GaugeValue, float64(len(peers)))
 	for _, p := range peers {
