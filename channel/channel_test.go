@@ -202,7 +202,7 @@ func TestLongClientName(t *testing.T) {
 // as JSON, addressed to it and naming the request.
 func TestJSONReply(t *testing.T) {
 	node := uuid.New()
-	ch := listen(t, channel.Config{Name: "control", Node: node, Handler: func(from *channel.Conn, frame []byte, ev *bus.EventHeader) {
+	ch := listen(t, channel.Config{Name: "control", Node: node, Handler: func(from *channel.Conn, _ *channel.Outbound, ev *bus.EventHeader) {
 		if string(ev.Event) != "nc-control-ping" {
 			return
 		}

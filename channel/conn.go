@@ -45,14 +45,18 @@ type Conn struct {
 	// can be read without it.
 	mode atomic.Uint32
 
-	ev bus.EventHeader // the event being handled; only the read loop uses it
+	ev   bus.EventHeader // the event being handled; only the read loop uses it
+	in   Outbound        // the frame being handled; only the read loop uses it
+	next *frameBuf       // the buffer getBuf gave the frame being read
 
 	removed atomic.Bool // left the channel's client list; readers skip it
 
 	mu         sync.Mutex
-	queue      [][]byte // frames waiting for the writer
-	spare      [][]byte
-	pending    int         // bytes queued or being written
+	queue      []queued // frames waiting for the writer
+	spare      []queued
+	iov        [][]byte    // the writer's vector of buffers; writer only
+	wbufs      net.Buffers // what WriteTo consumes, a field so as not to escape per write; writer only
+	pending    int         // what the queued frames cost, being written or not (queued.cost)
 	closeAfter bool        // close once the queue is written
 	graceTimer *time.Timer // closes a finishing client that does not read
 	wake       chan struct{}
@@ -116,7 +120,7 @@ func (c *Conn) Info() ClientInfo {
 }
 
 // Send queues a frame (length prefix included) for the client. The frame
-// is shared, never modified. A client of the JSON text protocol gets the
+// is handed over: shared, never modified. A client of the JSON text protocol gets the
 // frame's JSON form instead, made for it alone; fanning one event out to
 // many clients, use Channel.SendOutbound, which makes it once. A client
 // whose queue would pass the channel's maxpending is disconnected as a
@@ -127,9 +131,13 @@ func (c *Conn) Send(frame []byte) bool {
 	return c.push(&o)
 }
 
+// SendOutbound is Send for an Outbound, such as the one a Handler
+// receives: the queue takes its own reference to a pooled frame.
+func (c *Conn) SendOutbound(o *Outbound) bool { return c.push(o) }
+
 // push queues o for the client in the form its protocol needs.
 func (c *Conn) push(o *Outbound) bool {
-	frame := o.frame
+	var e queued
 	c.mu.Lock()
 	if c.mode.Load() == modeJSON {
 		// The mode never changes again once JSON, so the text can be
@@ -140,29 +148,38 @@ func (c *Conn) push(o *Outbound) bool {
 			c.dropped.Add(1)
 			return false
 		}
-		frame = text
+		e = queued{b: text}
 		c.mu.Lock()
+	} else {
+		e = queued{b: o.frame, ref: o.ref}
 	}
 	if c.closeAfter || c.isDead() {
 		c.mu.Unlock()
 		c.dropped.Add(1)
 		return false
 	}
-	if limit := c.ch.maxPending(); c.pending+len(frame) > limit {
+	cost := e.cost()
+	// An empty queue takes any frame within the limit, so that the
+	// rounding of pooled buffers never refuses a lone large frame that
+	// maxpending allows.
+	if limit := c.ch.maxPending(); c.pending+cost > limit && (c.pending > 0 || len(e.b) > limit) {
 		pending := c.pending
 		c.mu.Unlock()
 		c.dropped.Add(1)
 		c.ch.slow.Add(1)
-		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending, limit (maxpending) %d", pending+len(frame), limit))
+		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending, limit (maxpending) %d", pending+cost, limit))
 		return false
 	}
-	c.queue = append(c.queue, frame)
-	c.pending += len(frame)
+	if e.ref != nil {
+		e.ref.retain()
+	}
+	c.queue = append(c.queue, e)
+	c.pending += cost
 	c.mu.Unlock()
 	// Count before the writer can run, so that a client holding the
 	// frame sees it counted.
 	c.ch.framesOut.Add(1)
-	c.ch.bytesOut.Add(uint64(len(frame)))
+	c.ch.bytesOut.Add(uint64(len(e.b)))
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -196,13 +213,13 @@ func (c *Conn) kill(level slog.Level, reason string) {
 func (c *Conn) finish(level slog.Level, code bus.ErrorCode, reason string, grace time.Duration) {
 	c.logger().Log(context.Background(), level, "closing client", "reason", reason)
 	c.mu.Lock()
-	frame := c.errorMessage(code, reason)
+	e := queued{b: c.errorMessage(code, reason)}
 	if c.closeAfter || c.isDead() {
 		c.mu.Unlock()
 		return
 	}
-	c.queue = append(c.queue, frame)
-	c.pending += len(frame)
+	c.queue = append(c.queue, e)
+	c.pending += e.cost()
 	c.closeAfter = true
 	c.mu.Unlock()
 	select {
@@ -248,6 +265,10 @@ func (c *Conn) serve() {
 	if c.graceTimer != nil {
 		c.graceTimer.Stop()
 	}
+	// Dead, so push queues nothing more: give back the buffers of what
+	// was never written.
+	releaseAll(c.queue)
+	c.queue, c.spare, c.pending = nil, nil, 0
 	c.mu.Unlock()
 	c.ch.remove(c)
 }
@@ -309,14 +330,14 @@ func (c *Conn) handshake(br *bufio.Reader) uint32 {
 		MaxFrame: uint64(c.ch.maxFrame()),
 		PID:      uint64(os.Getpid()),
 	}
-	frame = bus.AppendWelcome(nil, &w)
+	welcome := queued{b: bus.AppendWelcome(nil, &w)}
 	c.logp.Store(c.logger().With("client", h.Name, "pid", h.PID))
 	c.mu.Lock()
 	c.hello = h
-	c.queue = append(c.queue, nil)
+	c.queue = append(c.queue, queued{})
 	copy(c.queue[1:], c.queue)
-	c.queue[0] = frame
-	c.pending += len(frame)
+	c.queue[0] = welcome
+	c.pending += welcome.cost()
 	c.mode.Store(modeBinary)
 	c.mu.Unlock()
 	c.poke()
@@ -396,44 +417,80 @@ const (
 
 func (c *Conn) readLoop(br *bufio.Reader) {
 	fr := bus.NewFrameReader(br, c.ch.maxFrame())
+	getBuf := func(size int) []byte { // made once: a closure per frame would allocate
+		if c.next = getFrameBuf(size); c.next == nil {
+			return nil
+		}
+		return c.next.b
+	}
 	for n := 0; ; n++ {
 		if n >= growAfter && br.Size() < readBuffer && br.Buffered() == 0 {
 			br = bufio.NewReaderSize(c.nc, readBuffer)
 			fr = bus.NewFrameReader(br, c.ch.maxFrame())
 		}
 		fr.SetMax(c.ch.maxFrame())
-		frame, err := fr.ReadFrame()
+		c.next = nil
+		frame, err := fr.ReadFrameWith(getBuf)
+		ref := c.next
+		c.next = nil
+		if err == nil && ref != nil && &frame[0] != &ref.b[0] {
+			// The reader allocated after all; the buffer is unused.
+			ref.release()
+			ref = nil
+		}
 		if err == nil && len(frame)-bus.HeaderLen > c.ch.maxFrame() {
 			// SetLimits lowered the limit while the read was waiting.
 			err = fmt.Errorf("%w: %d bytes, the limit is %d", bus.ErrFrameTooBig, len(frame)-bus.HeaderLen, c.ch.maxFrame())
 		}
 		if err != nil {
+			if ref != nil {
+				ref.release()
+			}
 			c.readFailed(err)
 			return
 		}
-		c.framesIn.Add(1)
-		c.bytesIn.Add(uint64(len(frame)))
-		body := frame[bus.HeaderLen:]
-		if t, err := bus.TypeOf(body); err != nil || t != bus.FrameEvent {
-			reason := fmt.Sprintf("unexpected %v frame", t)
-			if err != nil {
-				reason = err.Error()
-			}
-			c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
+		// The read loop's reference is dropped once the frame has been
+		// handled; the queues that took it hold their own.
+		c.in.reset(frame, ref)
+		ok := c.handleFrame(&c.in)
+		c.in.reset(nil, nil)
+		if ref != nil {
+			ref.release()
+		}
+		if !ok {
 			return
 		}
-		ev := &c.ev // reused: a Handler must not keep it, and a local would escape
-		*ev, err = bus.ParseEvent(body)
-		if err != nil {
-			c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
-			return
-		}
-		if reason := c.checkEvent(ev); reason != "" {
-			c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
-			return
-		}
-		c.ch.handle(c, frame, ev)
 	}
+}
+
+// handleFrame checks a frame the client sent and hands it to the
+// channel. It reports false when the connection must stop reading.
+func (c *Conn) handleFrame(in *Outbound) bool {
+	frame := in.frame
+	c.framesIn.Add(1)
+	c.bytesIn.Add(uint64(len(frame)))
+	body := frame[bus.HeaderLen:]
+	if t, err := bus.TypeOf(body); err != nil || t != bus.FrameEvent {
+		reason := fmt.Sprintf("unexpected %v frame", t)
+		if err != nil {
+			reason = err.Error()
+		}
+		c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
+		return false
+	}
+	ev := &c.ev // reused: a Handler must not keep it, and a local would escape
+	var err error
+	*ev, err = bus.ParseEvent(body)
+	if err != nil {
+		c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
+		return false
+	}
+	if reason := c.checkEvent(ev); reason != "" {
+		c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
+		return false
+	}
+	c.ch.handle(c, in, ev)
+	return true
 }
 
 // checkEvent makes sure an event says truthfully where it comes from.
@@ -498,18 +555,27 @@ func (c *Conn) writeLoop() {
 			c.spare = nil
 			c.mu.Unlock()
 
-			size := 0
-			for _, f := range batch {
-				size += len(f)
+			size, cost := 0, 0
+			iov := c.iov[:0]
+			for _, e := range batch {
+				size += len(e.b)
+				cost += e.cost()
+				iov = append(iov, e.b)
 			}
-			bufs := net.Buffers(batch)
-			_, err := bufs.WriteTo(c.nc)
+			c.wbufs = iov
+			_, err := c.wbufs.WriteTo(c.nc)
+			c.wbufs = nil
 			c.framesOut.Add(uint64(len(batch)))
 			c.bytesOut.Add(uint64(size))
-			clear(batch)
+			clear(iov)
+			if cap(iov) <= 4096 {
+				c.iov = iov[:0]
+			}
+			// Written, or never to be: the buffers go back.
+			releaseAll(batch)
 
 			c.mu.Lock()
-			c.pending -= size
+			c.pending -= cost
 			if cap(batch) <= 4096 {
 				c.spare = batch[:0]
 			}

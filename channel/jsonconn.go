@@ -26,16 +26,37 @@ const ErrorEvent = "nc-error"
 // Outbound is one event on its way to a channel's clients: its frame, and
 // the JSON text form made from it the first time a JSON client needs it.
 // An Outbound is used by one goroutine at a time.
+//
+// The Outbound a Handler receives holds a frame read into a pooled
+// buffer, which is valid only until the Handler returns: the queues that
+// SendOutbound and Conn.SendOutbound put it in take their own reference
+// to the buffer, but anything else that keeps the frame must copy it
+// (Copy). The JSON form is the Outbound's own and may be kept.
 type Outbound struct {
 	frame []byte
+	ref   *frameBuf // the pooled buffer of frame; nil when the GC owns frame
 	json  []byte
 	tried bool
 	ok    bool
 }
 
 // NewOutbound wraps an event frame, length prefix included, for
-// SendOutbound.
+// SendOutbound. The frame is handed over: the queues share it until they
+// have written it, and nobody may modify it.
 func NewOutbound(frame []byte) Outbound { return Outbound{frame: frame} }
+
+// Frame returns the event frame, length prefix included. For the
+// Outbound a Handler receives, it is valid only until the Handler
+// returns.
+func (o *Outbound) Frame() []byte { return o.frame }
+
+// Copy returns a copy of the frame that the caller owns.
+func (o *Outbound) Copy() []byte { return append([]byte(nil), o.frame...) }
+
+// reset empties the Outbound for the next inbound frame.
+func (o *Outbound) reset(frame []byte, ref *frameBuf) {
+	*o = Outbound{frame: frame, ref: ref}
+}
 
 // text returns the JSON form, making it on first use; the channel asking
 // counts it. ok is false when the event cannot be said in JSON (its data
@@ -67,17 +88,23 @@ func (c *Conn) becomeJSON(silent bool) {
 	c.mode.Store(modeJSON)
 	c.mu.Unlock()
 
-	texts := make([][]byte, 0, len(held))
+	texts := make([]queued, 0, len(held))
 	size := 0
-	for _, frame := range held {
-		o := NewOutbound(frame)
-		if text, ok := o.text(c.ch); ok {
-			texts = append(texts, text)
-			size += len(text)
+	for _, e := range held {
+		o := NewOutbound(e.b)
+		text, ok := o.text(c.ch)
+		if e.ref != nil {
+			e.ref.release() // the text is a copy
+		}
+		if ok {
+			q := queued{b: text}
+			texts = append(texts, q)
+			size += q.cost()
 		} else {
 			c.dropped.Add(1)
 		}
 	}
+	clear(held)
 	c.mu.Lock()
 	c.queue = append(texts, c.queue...)
 	c.pending += size
@@ -165,7 +192,9 @@ func (c *Conn) jsonReadLoop(br *bufio.Reader) {
 			c.finish(slog.LevelError, bus.CodeProtocol, "translating the message: "+err.Error(), errorGrace)
 			return
 		}
-		c.ch.handle(c, frame, &hdr)
+		c.in.reset(frame, nil) // the frame is the garbage collector's
+		c.ch.handle(c, &c.in, &hdr)
+		c.in.reset(nil, nil)
 	}
 }
 

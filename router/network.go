@@ -162,13 +162,17 @@ func (s *Server) reloadNetwork(old, cfg *Config) (commit func(), err error) {
 	}, nil
 }
 
-// toNet sends an event of a propagatetonet channel to the group.
+// toNet sends an event of a propagatetonet channel to the group. frame
+// is valid only while the Handler runs (channel.Handler), and the link
+// may keep what it is given until it has sent it, so the link gets a
+// copy of the body of its own.
 func (s *Server) toNet(ev *bus.EventHeader, frame []byte) {
 	link := s.net.link.Load()
 	if link == nil {
 		return // a reload has just left the group
 	}
-	err := link.Send(uuid.UUID(ev.ID), frame[bus.HeaderLen:])
+	body := append([]byte(nil), frame[bus.HeaderLen:]...)
+	err := link.Send(uuid.UUID(ev.ID), body)
 	if err == nil || errors.Is(err, multicast.ErrClosed) {
 		return
 	}

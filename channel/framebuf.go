@@ -1,0 +1,158 @@
+package channel
+
+import (
+	"math/bits"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Inbound frames are read into buffers from size-classed pools, so that
+// the server's steady state allocates nothing per event. A buffer is
+// reference-counted: the reading connection holds one reference while
+// the Handler runs, and every receiver queue that takes the frame holds
+// one more until its writer has written it, or until the queue is
+// discarded because its connection ended. The last release puts the
+// buffer back in its pool.
+//
+// The pools are sync.Pools, which the garbage collector empties of what
+// has not been used since the last cycle but one: that is their bound.
+// Frames of more than maxPooled bytes are allocated and left to the
+// garbage collector, as are the frames a caller gives to Send.
+
+// Size classes: from 64 bytes to 64 KiB, each power of two and three
+// steps between it and the next (1024, 1280, 1536, 1792, 2048...), so
+// that a buffer wastes less than a fifth of itself.
+const (
+	minClassShift = 6 // the smallest class is 1<<minClassShift bytes
+	maxPooled     = 64 << 10
+	numClasses    = 4*(16-minClassShift) + 1 // up to 1<<16, the largest
+)
+
+var framePools [numClasses]sync.Pool
+
+// frameBuf is a pooled buffer holding one inbound frame.
+type frameBuf struct {
+	b     []byte // the whole buffer, len(b) == cap(b) >= its class's size
+	refs  atomic.Int32
+	class int8
+}
+
+// frameBufSize is what a frameBuf costs beside its buffer; the queues
+// count it with each entry.
+const frameBufSize = int(unsafe.Sizeof(frameBuf{}))
+
+// sizeClass returns the pool index and buffer size for a frame of size
+// bytes, or -1 when the frame is too large to pool.
+func sizeClass(size int) (int, int) {
+	switch {
+	case size > maxPooled:
+		return -1, 0
+	case size <= 1<<minClassShift:
+		return 0, 1 << minClassShift
+	}
+	k := bits.Len(uint(size - 1)) // 1<<(k-1) < size <= 1<<k
+	base := 1 << (k - 1)
+	step := base / 4
+	q := (size - base + step - 1) / step // 1 to 4
+	return 4*(k-1-minClassShift) + q, base + q*step
+}
+
+// getFrameBuf returns a buffer for a frame of size bytes, holding one
+// reference, or nil when the frame is too large to pool.
+func getFrameBuf(size int) *frameBuf {
+	class, n := sizeClass(size)
+	if class < 0 {
+		return nil
+	}
+	fb, _ := framePools[class].Get().(*frameBuf)
+	if fb == nil {
+		// Grown rather than made, so that the capacity is what the
+		// allocator really gave, which the queues count.
+		b := slices.Grow([]byte(nil), n)
+		fb = &frameBuf{b: b[:cap(b)], class: int8(class)}
+	}
+	if poisonReleased {
+		live.Add(1)
+	}
+	fb.refs.Store(1)
+	return fb
+}
+
+// live counts the pooled buffers handed out and not yet released, in
+// ncpoison builds only; tests check that it returns to 0.
+var live atomic.Int64
+
+// retain adds a reference.
+func (fb *frameBuf) retain() {
+	if fb.refs.Add(1) <= 1 {
+		panic("channel: retaining a frame buffer that was released")
+	}
+}
+
+// release drops a reference; the last one returns the buffer to its
+// pool. In builds with the ncpoison tag, the buffer is overwritten
+// instead and never reused, so that anything still reading it sees
+// garbage.
+func (fb *frameBuf) release() {
+	switch n := fb.refs.Add(-1); {
+	case n > 0:
+		return
+	case n < 0:
+		panic("channel: frame buffer released more often than retained")
+	}
+	if poisonReleased {
+		live.Add(-1)
+		for i := range fb.b {
+			fb.b[i] = poisonByte
+		}
+		return
+	}
+	framePools[fb.class].Put(fb)
+}
+
+// poisonByte fills released buffers in ncpoison builds. As the first
+// byte of a length prefix it declares a frame far over any maxframe, and
+// as a msgpack value it is a reserved code.
+const poisonByte = 0xc1
+
+// queued is one entry of a connection's send queue: a frame, and the
+// pooled buffer it lives in, if any, of which the entry holds a
+// reference.
+type queued struct {
+	b   []byte
+	ref *frameBuf // nil when b belongs to the garbage collector
+}
+
+// entryOverhead is what a queue entry costs beside its bytes: the entry
+// itself, twice because the queue grows by doubling, and its slot in
+// the writer's vector of buffers.
+const entryOverhead = 2*int(unsafe.Sizeof(queued{})) + int(unsafe.Sizeof([]byte(nil)))
+
+// cost is what the entry counts towards the connection's pending bytes:
+// everything it keeps alive, so that what a client that never reads
+// holds stays within maxpending. A shared buffer is counted in full by
+// every queue that holds it.
+func (q queued) cost() int {
+	if q.ref != nil {
+		return cap(q.ref.b) + frameBufSize + entryOverhead
+	}
+	return cap(q.b) + entryOverhead
+}
+
+// releaseAll drops the references held by the entries and clears them.
+func releaseAll(q []queued) {
+	for i := range q {
+		if q[i].ref != nil {
+			q[i].ref.release()
+		}
+	}
+	clear(q)
+}
+
+// LiveBuffers reports how many pooled frame buffers are held by read
+// loops and queues, in builds with the ncpoison tag; in other builds,
+// which do not count them, it is always 0. Once every channel has shut
+// down it must be 0: tests check it to find references never released.
+func LiveBuffers() int64 { return live.Load() }
