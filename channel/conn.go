@@ -52,11 +52,10 @@ type Conn struct {
 	removed atomic.Bool // left the channel's client list; readers skip it
 
 	mu         sync.Mutex
-	queue      []queued // frames waiting for the writer
-	spare      []queued
-	iov        [][]byte    // the writer's vector of buffers; writer only
+	queue      sendQueue   // frames waiting for the writer
+	spare      sendQueue   // the arrays of the last batch written, for reuse
 	wbufs      net.Buffers // what WriteTo consumes, a field so as not to escape per write; writer only
-	pending    int         // what the queued frames cost, being written or not (queued.cost)
+	pending    int         // what the queued frames cost, being written or not (entryCost)
 	closeAfter bool        // close once the queue is written
 	graceTimer *time.Timer // closes a finishing client that does not read
 	wake       chan struct{}
@@ -82,7 +81,7 @@ type ClientInfo struct {
 	BytesIn   uint64
 	FramesOut uint64 // frames written to it
 	BytesOut  uint64
-	Pending   int    // bytes queued for it now
+	Pending   int    // what is queued for it now, in bytes: the buffers and their bookkeeping, which maxpending bounds
 	Dropped   uint64 // frames not delivered to it because it was closing
 	HelloPID  uint64 // the process id the client gave in its hello
 	// Protocol is "binary" for the framed protocol, "json" for the JSON
@@ -137,7 +136,7 @@ func (c *Conn) SendOutbound(o *Outbound) bool { return c.push(o) }
 
 // push queues o for the client in the form its protocol needs.
 func (c *Conn) push(o *Outbound) bool {
-	var e queued
+	frame, ref := o.frame, o.ref
 	c.mu.Lock()
 	if c.mode.Load() == modeJSON {
 		// The mode never changes again once JSON, so the text can be
@@ -148,21 +147,19 @@ func (c *Conn) push(o *Outbound) bool {
 			c.dropped.Add(1)
 			return false
 		}
-		e = queued{b: text}
+		frame, ref = text, nil
 		c.mu.Lock()
-	} else {
-		e = queued{b: o.frame, ref: o.ref}
 	}
 	if c.closeAfter || c.isDead() {
 		c.mu.Unlock()
 		c.dropped.Add(1)
 		return false
 	}
-	cost := e.cost()
+	cost := entryCost(frame, ref)
 	// An empty queue takes any frame within the limit, so that the
 	// rounding of pooled buffers never refuses a lone large frame that
 	// maxpending allows.
-	if limit := c.ch.maxPending(); c.pending+cost > limit && (c.pending > 0 || len(e.b) > limit) {
+	if limit := c.ch.maxPending(); c.pending+cost > limit && (c.pending > 0 || len(frame) > limit) {
 		pending := c.pending
 		c.mu.Unlock()
 		c.dropped.Add(1)
@@ -170,16 +167,16 @@ func (c *Conn) push(o *Outbound) bool {
 		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending, limit (maxpending) %d", pending+cost, limit))
 		return false
 	}
-	if e.ref != nil {
-		e.ref.retain()
+	if ref != nil {
+		ref.retain()
 	}
-	c.queue = append(c.queue, e)
+	c.queue.add(frame, ref, cost)
 	c.pending += cost
 	c.mu.Unlock()
 	// Count before the writer can run, so that a client holding the
 	// frame sees it counted.
 	c.ch.framesOut.Add(1)
-	c.ch.bytesOut.Add(uint64(len(e.b)))
+	c.ch.bytesOut.Add(uint64(len(frame)))
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -213,13 +210,14 @@ func (c *Conn) kill(level slog.Level, reason string) {
 func (c *Conn) finish(level slog.Level, code bus.ErrorCode, reason string, grace time.Duration) {
 	c.logger().Log(context.Background(), level, "closing client", "reason", reason)
 	c.mu.Lock()
-	e := queued{b: c.errorMessage(code, reason)}
+	frame := c.errorMessage(code, reason)
 	if c.closeAfter || c.isDead() {
 		c.mu.Unlock()
 		return
 	}
-	c.queue = append(c.queue, e)
-	c.pending += e.cost()
+	cost := entryCost(frame, nil)
+	c.queue.add(frame, nil, cost)
+	c.pending += cost
 	c.closeAfter = true
 	c.mu.Unlock()
 	select {
@@ -267,8 +265,8 @@ func (c *Conn) serve() {
 	}
 	// Dead, so push queues nothing more: give back the buffers of what
 	// was never written.
-	releaseAll(c.queue)
-	c.queue, c.spare, c.pending = nil, nil, 0
+	c.queue.release()
+	c.queue, c.spare, c.pending = sendQueue{}, sendQueue{}, 0
 	c.mu.Unlock()
 	c.ch.remove(c)
 }
@@ -330,14 +328,17 @@ func (c *Conn) handshake(br *bufio.Reader) uint32 {
 		MaxFrame: uint64(c.ch.maxFrame()),
 		PID:      uint64(os.Getpid()),
 	}
-	welcome := queued{b: bus.AppendWelcome(nil, &w)}
+	welcome := bus.AppendWelcome(nil, &w)
 	c.logp.Store(c.logger().With("client", h.Name, "pid", h.PID))
 	c.mu.Lock()
 	c.hello = h
-	c.queue = append(c.queue, queued{})
-	copy(c.queue[1:], c.queue)
-	c.queue[0] = welcome
-	c.pending += welcome.cost()
+	held := c.queue
+	c.queue = sendQueue{}
+	c.queue.add(welcome, nil, entryCost(welcome, nil))
+	c.queue.frames = append(c.queue.frames, held.frames...)
+	c.queue.refs = append(c.queue.refs, held.refs...)
+	c.queue.cost += held.cost
+	c.pending += entryCost(welcome, nil)
 	c.mode.Store(modeBinary)
 	c.mu.Unlock()
 	c.poke()
@@ -541,7 +542,7 @@ func (c *Conn) writeLoop() {
 		}
 		for {
 			c.mu.Lock()
-			if len(c.queue) == 0 {
+			if len(c.queue.frames) == 0 {
 				closeNow := c.closeAfter
 				c.mu.Unlock()
 				if closeNow {
@@ -551,33 +552,27 @@ func (c *Conn) writeLoop() {
 				break
 			}
 			batch := c.queue
-			c.queue = c.spare[:0]
-			c.spare = nil
+			c.queue = c.spare
+			c.spare = sendQueue{}
 			c.mu.Unlock()
 
-			size, cost := 0, 0
-			iov := c.iov[:0]
-			for _, e := range batch {
-				size += len(e.b)
-				cost += e.cost()
-				iov = append(iov, e.b)
+			size := 0
+			for _, f := range batch.frames {
+				size += len(f)
 			}
-			c.wbufs = iov
+			c.wbufs = batch.frames
 			_, err := c.wbufs.WriteTo(c.nc)
 			c.wbufs = nil
-			c.framesOut.Add(uint64(len(batch)))
+			c.framesOut.Add(uint64(len(batch.frames)))
 			c.bytesOut.Add(uint64(size))
-			clear(iov)
-			if cap(iov) <= 4096 {
-				c.iov = iov[:0]
-			}
 			// Written, or never to be: the buffers go back.
-			releaseAll(batch)
+			cost := batch.cost
+			batch.release()
 
 			c.mu.Lock()
 			c.pending -= cost
-			if cap(batch) <= 4096 {
-				c.spare = batch[:0]
+			if cap(batch.frames) <= 4096 {
+				c.spare = batch
 			}
 			c.mu.Unlock()
 			if err != nil {

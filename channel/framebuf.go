@@ -117,38 +117,50 @@ func (fb *frameBuf) release() {
 // as a msgpack value it is a reserved code.
 const poisonByte = 0xc1
 
-// queued is one entry of a connection's send queue: a frame, and the
-// pooled buffer it lives in, if any, of which the entry holds a
+// sendQueue is a connection's queue of frames for its writer: the frames
+// in order, which the writer hands to writev as they are, and beside
+// each the pooled buffer it lives in, if any, of which the queue holds a
 // reference.
-type queued struct {
-	b   []byte
-	ref *frameBuf // nil when b belongs to the garbage collector
+type sendQueue struct {
+	frames [][]byte
+	refs   []*frameBuf // refs[i] is the buffer of frames[i]; nil when the GC owns it
+	cost   int         // what the entries cost towards pending (entryCost)
 }
 
-// entryOverhead is what a queue entry costs beside its bytes: the entry
-// itself, twice because the queue grows by doubling, and its slot in
-// the writer's vector of buffers.
-const entryOverhead = 2*int(unsafe.Sizeof(queued{})) + int(unsafe.Sizeof([]byte(nil)))
+// entryOverhead is what a queue entry costs beside its bytes: its frame
+// and reference slots, twice because the queue grows by doubling.
+const entryOverhead = 2 * int(unsafe.Sizeof([]byte(nil))+unsafe.Sizeof((*frameBuf)(nil)))
 
-// cost is what the entry counts towards the connection's pending bytes:
-// everything it keeps alive, so that what a client that never reads
-// holds stays within maxpending. A shared buffer is counted in full by
-// every queue that holds it.
-func (q queued) cost() int {
-	if q.ref != nil {
-		return cap(q.ref.b) + frameBufSize + entryOverhead
+// entryCost is what a queued frame counts towards its connection's
+// pending bytes: everything the entry keeps alive, so that what a client
+// that never reads holds stays within maxpending. A shared buffer is
+// counted in full by every queue that holds it.
+func entryCost(b []byte, ref *frameBuf) int {
+	if ref != nil {
+		return cap(ref.b) + frameBufSize + entryOverhead
 	}
-	return cap(q.b) + entryOverhead
+	return cap(b) + entryOverhead
 }
 
-// releaseAll drops the references held by the entries and clears them.
-func releaseAll(q []queued) {
-	for i := range q {
-		if q[i].ref != nil {
-			q[i].ref.release()
+// add appends a frame whose reference, if any, the caller has taken for
+// the queue.
+func (q *sendQueue) add(b []byte, ref *frameBuf, cost int) {
+	q.frames = append(q.frames, b)
+	q.refs = append(q.refs, ref)
+	q.cost += cost
+}
+
+// release drops the queue's references and empties it, keeping its
+// arrays.
+func (q *sendQueue) release() {
+	for _, ref := range q.refs {
+		if ref != nil {
+			ref.release()
 		}
 	}
-	clear(q)
+	clear(q.frames)
+	clear(q.refs)
+	q.frames, q.refs, q.cost = q.frames[:0], q.refs[:0], 0
 }
 
 // LiveBuffers reports how many pooled frame buffers are held by read

@@ -84,30 +84,27 @@ func (c *Conn) becomeJSON(silent bool) {
 	c.mu.Lock()
 	c.hello = bus.Hello{ClientID: uuid.New()}
 	held, heldBytes := c.queue, c.pending
-	c.queue, c.pending = nil, 0
+	c.queue, c.pending = sendQueue{}, 0
 	c.mode.Store(modeJSON)
 	c.mu.Unlock()
 
-	texts := make([]queued, 0, len(held))
-	size := 0
-	for _, e := range held {
-		o := NewOutbound(e.b)
-		text, ok := o.text(c.ch)
-		if e.ref != nil {
-			e.ref.release() // the text is a copy
-		}
-		if ok {
-			q := queued{b: text}
-			texts = append(texts, q)
-			size += q.cost()
+	var texts sendQueue
+	for _, frame := range held.frames {
+		o := NewOutbound(frame)
+		if text, ok := o.text(c.ch); ok {
+			texts.add(text, nil, entryCost(text, nil))
 		} else {
 			c.dropped.Add(1)
 		}
 	}
-	clear(held)
+	n := len(held.frames)
+	held.release() // the texts are copies
 	c.mu.Lock()
-	c.queue = append(texts, c.queue...)
-	c.pending += size
+	c.pending += texts.cost // what was queued meanwhile is counted already
+	texts.frames = append(texts.frames, c.queue.frames...)
+	texts.refs = append(texts.refs, c.queue.refs...)
+	texts.cost += c.queue.cost
+	c.queue = texts
 	pending := c.pending
 	c.mu.Unlock()
 	c.poke()
@@ -115,7 +112,7 @@ func (c *Conn) becomeJSON(silent bool) {
 	if silent {
 		how = fmt.Sprintf("it said nothing within %v", c.ch.cfg.JSONGrace)
 	}
-	c.logger().Debug("JSON client connected", "id", uuid.UUID(c.hello.ClientID), "held", len(held), "why", how)
+	c.logger().Debug("JSON client connected", "id", uuid.UUID(c.hello.ClientID), "held", n, "why", how)
 	if limit := c.ch.maxPending(); pending > limit && heldBytes > 0 {
 		c.ch.slow.Add(1)
 		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending in JSON form, limit (maxpending) %d", pending, limit))
