@@ -168,7 +168,7 @@ func (c *Conn) push(o *Outbound) bool {
 		return false
 	}
 	if ref != nil {
-		ref.retain()
+		o.taken++ // the reader adds the references up once the Handler returns (frameBuf.settle)
 	}
 	c.queue.add(frame, ref, cost)
 	c.pending += cost
@@ -436,7 +436,7 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		c.next = nil
 		if err == nil && ref != nil && &frame[0] != &ref.b[0] {
 			// The reader allocated after all; the buffer is unused.
-			ref.release()
+			ref.settle(0)
 			ref = nil
 		}
 		if err == nil && len(frame)-bus.HeaderLen > c.ch.maxFrame() {
@@ -445,7 +445,7 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		}
 		if err != nil {
 			if ref != nil {
-				ref.release()
+				ref.settle(0)
 			}
 			c.readFailed(err)
 			return
@@ -454,10 +454,10 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		// handled; the queues that took it hold their own.
 		c.in.reset(frame, ref)
 		ok := c.handleFrame(&c.in)
-		c.in.reset(nil, nil)
 		if ref != nil {
-			ref.release()
+			ref.settle(c.in.taken)
 		}
+		c.in.reset(nil, nil)
 		if !ok {
 			return
 		}

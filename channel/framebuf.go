@@ -59,8 +59,9 @@ func sizeClass(size int) (int, int) {
 	return 4*(k-1-minClassShift) + q, base + q*step
 }
 
-// getFrameBuf returns a buffer for a frame of size bytes, holding one
-// reference, or nil when the frame is too large to pool.
+// getFrameBuf returns a buffer for a frame of size bytes, held by the
+// read loop that asks (readerRefs), or nil when the frame is too large
+// to pool.
 func getFrameBuf(size int) *frameBuf {
 	class, n := sizeClass(size)
 	if class < 0 {
@@ -76,27 +77,34 @@ func getFrameBuf(size int) *frameBuf {
 	if poisonReleased {
 		live.Add(1)
 	}
-	fb.refs.Store(1)
+	fb.refs.Store(readerRefs)
 	return fb
 }
+
+// readerRefs is the count a buffer starts with: its read loop's
+// reference and a bias that keeps the count above zero whatever the
+// writers release, while the Handler queues the frame. The queues'
+// references are then added all at once (settle), so that fanning a
+// frame out to n clients costs one atomic operation on the reading side,
+// not n.
+const readerRefs = 1 << 30
 
 // live counts the pooled buffers handed out and not yet released, in
 // ncpoison builds only; tests check that it returns to 0.
 var live atomic.Int64
 
-// retain adds a reference.
-func (fb *frameBuf) retain() {
-	if fb.refs.Add(1) <= 1 {
-		panic("channel: retaining a frame buffer that was released")
-	}
-}
+// settle ends the read loop's hold on the buffer: taken queues hold
+// references to it from now on, and the reader's own is dropped.
+func (fb *frameBuf) settle(taken int) { fb.drop(readerRefs - int32(taken)) }
 
-// release drops a reference; the last one returns the buffer to its
-// pool. In builds with the ncpoison tag, the buffer is overwritten
-// instead and never reused, so that anything still reading it sees
-// garbage.
-func (fb *frameBuf) release() {
-	switch n := fb.refs.Add(-1); {
+// release drops one of the queues' references.
+func (fb *frameBuf) release() { fb.drop(1) }
+
+// drop drops n references; the last one returns the buffer to its pool.
+// In builds with the ncpoison tag, the buffer is overwritten instead and
+// never reused, so that anything still reading it sees garbage.
+func (fb *frameBuf) drop(n int32) {
+	switch n := fb.refs.Add(-n); {
 	case n > 0:
 		return
 	case n < 0:

@@ -35,6 +35,7 @@ const ErrorEvent = "nc-error"
 type Outbound struct {
 	frame []byte
 	ref   *frameBuf // the pooled buffer of frame; nil when the GC owns frame
+	taken int       // references to ref that queues took, not yet added to its count
 	json  []byte
 	tried bool
 	ok    bool
