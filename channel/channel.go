@@ -32,7 +32,7 @@ type Config struct {
 	Path       string      // the socket path
 	Mode       fs.FileMode // socket file mode; 0 means 0660
 	MaxFrame   int         // largest frame body accepted; 0 means bus.DefaultMaxFrame
-	MaxPending int         // bytes queued for one client before it is dropped as slow; 0 means 8 MiB
+	MaxPending int         // what one client's queue may hold, buffers and bookkeeping, before it is dropped as slow; 0 means 8 MiB
 	// HandshakeTimeout bounds how long a framed client may take, from
 	// its connect, to send its whole Hello; 0 means 5 s.
 	HandshakeTimeout time.Duration
