@@ -119,9 +119,10 @@ func (c *Conn) Info() ClientInfo {
 }
 
 // Send queues a frame (length prefix included) for the client. The frame
-// is handed over: shared, never modified. A client of the JSON text protocol gets the
-// frame's JSON form instead, made for it alone; fanning one event out to
-// many clients, use Channel.SendOutbound, which makes it once. A client
+// is handed over: shared, never modified. A client of the JSON text
+// protocol gets the frame's JSON form instead, made for it alone; fanning
+// one event out to many clients, use Channel.SendOutbound, which makes it
+// once. A client
 // whose queue would pass the channel's maxpending is disconnected as a
 // slow consumer, so that it cannot stall anyone else. Send reports
 // whether the frame was queued.
