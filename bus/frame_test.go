@@ -1187,3 +1187,65 @@ func TestFrameReaderLargeFrame(t *testing.T) {
 		t.Fatalf("ReadFrame: %d bytes, %v; want the %d-byte frame intact", len(got), err, len(frame))
 	}
 }
+
+// TestReadFrameWith checks that frames are read into the buffer the
+// caller gives when it is large enough, and allocated otherwise, with
+// the same bytes either way.
+func TestReadFrameWith(t *testing.T) {
+	small := AppendEvent(nil, &Message{Channel: "A", Event: "e", Data: []byte{0xc3}})
+	big := AppendEvent(nil, &Message{Channel: "A", Event: "e", Data: append([]byte{0xc6, 0, 1, 0, 0}, make([]byte, 1<<16)...)})
+	for _, tt := range []struct {
+		name     string
+		frame    []byte
+		bufSize  int  // the buffer get gives; 0 means get returns nil
+		wantCall bool // whether get is called
+		wantBuf  bool // whether the frame is read into the buffer
+	}{
+		{"fits", small, 256, true, true},
+		{"exactly", small, len(small), true, true},
+		{"too small a buffer", small, len(small) - 1, true, false},
+		{"no buffer", small, 0, true, false},
+		{"over 64 KiB", big, 1 << 17, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, buffered := range []int{16, 1 << 18} { // read in pieces, or found whole in the buffer
+				var buf []byte
+				if tt.bufSize > 0 {
+					buf = make([]byte, tt.bufSize)
+				}
+				called := 0
+				get := func(size int) []byte {
+					called++
+					if size != len(tt.frame) {
+						t.Errorf("get(%d), want get(%d)", size, len(tt.frame))
+					}
+					return buf
+				}
+				fr := NewFrameReader(bufio.NewReaderSize(bytes.NewReader(tt.frame), buffered), 1<<20)
+				if buffered > len(tt.frame) {
+					fr.r.Peek(len(tt.frame))
+				}
+				got, err := fr.ReadFrameWith(get)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, tt.frame) {
+					t.Errorf("read %d bytes, not the %d-byte frame", len(got), len(tt.frame))
+				}
+				if want := b2i(tt.wantCall); called != want {
+					t.Errorf("get called %d times, want %d", called, want)
+				}
+				if inBuf := buf != nil && &got[0] == &buf[0]; inBuf != tt.wantBuf {
+					t.Errorf("read into the buffer given: %v, want %v", inBuf, tt.wantBuf)
+				}
+			}
+		})
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

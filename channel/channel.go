@@ -17,10 +17,14 @@ import (
 )
 
 // Handler receives each event a client sends, on that client's read
-// goroutine, after the frame has been checked. frame is the whole frame,
-// length prefix included, and may be passed to Send as it is; ev aliases
-// it. A Handler must not keep ev past its return, nor modify frame.
-type Handler func(from *Conn, frame []byte, ev *bus.EventHeader)
+// goroutine, after the frame has been checked. in holds the whole frame,
+// length prefix included, in a pooled buffer, and may be passed to
+// SendOutbound as it is; ev aliases the frame. The frame, ev and in are
+// valid only until the Handler returns: the buffer is then reused. The
+// queues of SendOutbound and Conn.SendOutbound hold their own reference
+// to it; anything else that keeps the frame must copy it (Outbound.Copy),
+// and nothing may modify it.
+type Handler func(from *Conn, in *Outbound, ev *bus.EventHeader)
 
 // Config describes one channel. Zero values take the defaults shown.
 type Config struct {
@@ -28,7 +32,7 @@ type Config struct {
 	Path       string      // the socket path
 	Mode       fs.FileMode // socket file mode; 0 means 0660
 	MaxFrame   int         // largest frame body accepted; 0 means bus.DefaultMaxFrame
-	MaxPending int         // bytes queued for one client before it is dropped as slow; 0 means 8 MiB
+	MaxPending int         // what one client's queue may hold, buffers and bookkeeping, before it is dropped as slow; 0 means 8 MiB
 	// HandshakeTimeout bounds how long a framed client may take, from
 	// its connect, to send its whole Hello; 0 means 5 s.
 	HandshakeTimeout time.Duration
@@ -301,14 +305,14 @@ func (ch *Channel) clients() []*Conn {
 	return out
 }
 
-func (ch *Channel) handle(from *Conn, frame []byte, ev *bus.EventHeader) {
+func (ch *Channel) handle(from *Conn, in *Outbound, ev *bus.EventHeader) {
 	ch.eventsIn.Add(1)
-	ch.bytesIn.Add(uint64(len(frame)))
+	ch.bytesIn.Add(uint64(len(in.frame)))
 	if ch.cfg.Handler != nil {
-		ch.cfg.Handler(from, frame, ev)
+		ch.cfg.Handler(from, in, ev)
 		return
 	}
-	ch.Send(frame, from)
+	ch.SendOutbound(in, from)
 }
 
 // Send queues frame for every client of the channel except `except`
@@ -321,7 +325,8 @@ func (ch *Channel) Send(frame []byte, except *Conn) {
 
 // SendOutbound is Send for an event that may go to several channels: the
 // JSON text form that o keeps is made at most once, for the first JSON
-// client that hears it, on whichever channel.
+// client that hears it, on whichever channel. Each queue that takes a
+// pooled frame holds its own reference to the buffer.
 func (ch *Channel) SendOutbound(o *Outbound, except *Conn) {
 	for _, c := range ch.listed() {
 		if c != except && !c.removed.Load() {

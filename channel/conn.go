@@ -45,14 +45,17 @@ type Conn struct {
 	// can be read without it.
 	mode atomic.Uint32
 
-	ev bus.EventHeader // the event being handled; only the read loop uses it
+	ev   bus.EventHeader // the event being handled; only the read loop uses it
+	in   Outbound        // the frame being handled; only the read loop uses it
+	next *frameBuf       // the buffer getBuf gave the frame being read
 
 	removed atomic.Bool // left the channel's client list; readers skip it
 
 	mu         sync.Mutex
-	queue      [][]byte // frames waiting for the writer
-	spare      [][]byte
-	pending    int         // bytes queued or being written
+	queue      sendQueue   // frames waiting for the writer
+	spare      sendQueue   // the arrays of the last batch written, for reuse
+	wbufs      net.Buffers // what WriteTo consumes, a field so as not to escape per write; writer only
+	pending    int         // what the queued frames cost, being written or not (entryCost)
 	closeAfter bool        // close once the queue is written
 	graceTimer *time.Timer // closes a finishing client that does not read
 	wake       chan struct{}
@@ -78,7 +81,7 @@ type ClientInfo struct {
 	BytesIn   uint64
 	FramesOut uint64 // frames written to it
 	BytesOut  uint64
-	Pending   int    // bytes queued for it now
+	Pending   int    // what is queued for it now, in bytes: the buffers and their bookkeeping, which maxpending bounds
 	Dropped   uint64 // frames not delivered to it because it was closing
 	HelloPID  uint64 // the process id the client gave in its hello
 	// Protocol is "binary" for the framed protocol, "json" for the JSON
@@ -116,9 +119,10 @@ func (c *Conn) Info() ClientInfo {
 }
 
 // Send queues a frame (length prefix included) for the client. The frame
-// is shared, never modified. A client of the JSON text protocol gets the
-// frame's JSON form instead, made for it alone; fanning one event out to
-// many clients, use Channel.SendOutbound, which makes it once. A client
+// is handed over: shared, never modified. A client of the JSON text
+// protocol gets the frame's JSON form instead, made for it alone; fanning
+// one event out to many clients, use Channel.SendOutbound, which makes it
+// once. A client
 // whose queue would pass the channel's maxpending is disconnected as a
 // slow consumer, so that it cannot stall anyone else. Send reports
 // whether the frame was queued.
@@ -127,9 +131,13 @@ func (c *Conn) Send(frame []byte) bool {
 	return c.push(&o)
 }
 
+// SendOutbound is Send for an Outbound, such as the one a Handler
+// receives: the queue takes its own reference to a pooled frame.
+func (c *Conn) SendOutbound(o *Outbound) bool { return c.push(o) }
+
 // push queues o for the client in the form its protocol needs.
 func (c *Conn) push(o *Outbound) bool {
-	frame := o.frame
+	frame, ref := o.frame, o.ref
 	c.mu.Lock()
 	if c.mode.Load() == modeJSON {
 		// The mode never changes again once JSON, so the text can be
@@ -140,7 +148,7 @@ func (c *Conn) push(o *Outbound) bool {
 			c.dropped.Add(1)
 			return false
 		}
-		frame = text
+		frame, ref = text, nil
 		c.mu.Lock()
 	}
 	if c.closeAfter || c.isDead() {
@@ -148,16 +156,23 @@ func (c *Conn) push(o *Outbound) bool {
 		c.dropped.Add(1)
 		return false
 	}
-	if limit := c.ch.maxPending(); c.pending+len(frame) > limit {
+	cost := entryCost(frame, ref)
+	// An empty queue takes any frame within the limit, so that the
+	// rounding of pooled buffers never refuses a lone large frame that
+	// maxpending allows.
+	if limit := c.ch.maxPending(); c.pending+cost > limit && (c.pending > 0 || len(frame) > limit) {
 		pending := c.pending
 		c.mu.Unlock()
 		c.dropped.Add(1)
 		c.ch.slow.Add(1)
-		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending, limit (maxpending) %d", pending+len(frame), limit))
+		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending, limit (maxpending) %d", pending+cost, limit))
 		return false
 	}
-	c.queue = append(c.queue, frame)
-	c.pending += len(frame)
+	if ref != nil {
+		o.taken++ // the reader adds the references up once the Handler returns (frameBuf.settle)
+	}
+	c.queue.add(frame, ref, cost)
+	c.pending += cost
 	c.mu.Unlock()
 	// Count before the writer can run, so that a client holding the
 	// frame sees it counted.
@@ -201,8 +216,9 @@ func (c *Conn) finish(level slog.Level, code bus.ErrorCode, reason string, grace
 		c.mu.Unlock()
 		return
 	}
-	c.queue = append(c.queue, frame)
-	c.pending += len(frame)
+	cost := entryCost(frame, nil)
+	c.queue.add(frame, nil, cost)
+	c.pending += cost
 	c.closeAfter = true
 	c.mu.Unlock()
 	select {
@@ -248,6 +264,10 @@ func (c *Conn) serve() {
 	if c.graceTimer != nil {
 		c.graceTimer.Stop()
 	}
+	// Dead, so push queues nothing more: give back the buffers of what
+	// was never written.
+	c.queue.release()
+	c.queue, c.spare, c.pending = sendQueue{}, sendQueue{}, 0
 	c.mu.Unlock()
 	c.ch.remove(c)
 }
@@ -309,14 +329,17 @@ func (c *Conn) handshake(br *bufio.Reader) uint32 {
 		MaxFrame: uint64(c.ch.maxFrame()),
 		PID:      uint64(os.Getpid()),
 	}
-	frame = bus.AppendWelcome(nil, &w)
+	welcome := bus.AppendWelcome(nil, &w)
 	c.logp.Store(c.logger().With("client", h.Name, "pid", h.PID))
 	c.mu.Lock()
 	c.hello = h
-	c.queue = append(c.queue, nil)
-	copy(c.queue[1:], c.queue)
-	c.queue[0] = frame
-	c.pending += len(frame)
+	held := c.queue
+	c.queue = sendQueue{}
+	c.queue.add(welcome, nil, entryCost(welcome, nil))
+	c.queue.frames = append(c.queue.frames, held.frames...)
+	c.queue.refs = append(c.queue.refs, held.refs...)
+	c.queue.cost += held.cost
+	c.pending += entryCost(welcome, nil)
 	c.mode.Store(modeBinary)
 	c.mu.Unlock()
 	c.poke()
@@ -396,44 +419,80 @@ const (
 
 func (c *Conn) readLoop(br *bufio.Reader) {
 	fr := bus.NewFrameReader(br, c.ch.maxFrame())
+	getBuf := func(size int) []byte { // made once: a closure per frame would allocate
+		if c.next = getFrameBuf(size); c.next == nil {
+			return nil
+		}
+		return c.next.b
+	}
 	for n := 0; ; n++ {
 		if n >= growAfter && br.Size() < readBuffer && br.Buffered() == 0 {
 			br = bufio.NewReaderSize(c.nc, readBuffer)
 			fr = bus.NewFrameReader(br, c.ch.maxFrame())
 		}
 		fr.SetMax(c.ch.maxFrame())
-		frame, err := fr.ReadFrame()
+		c.next = nil
+		frame, err := fr.ReadFrameWith(getBuf)
+		ref := c.next
+		c.next = nil
+		if err == nil && ref != nil && &frame[0] != &ref.b[0] {
+			// The reader allocated after all; the buffer is unused.
+			ref.settle(0)
+			ref = nil
+		}
 		if err == nil && len(frame)-bus.HeaderLen > c.ch.maxFrame() {
 			// SetLimits lowered the limit while the read was waiting.
 			err = fmt.Errorf("%w: %d bytes, the limit is %d", bus.ErrFrameTooBig, len(frame)-bus.HeaderLen, c.ch.maxFrame())
 		}
 		if err != nil {
+			if ref != nil {
+				ref.settle(0)
+			}
 			c.readFailed(err)
 			return
 		}
-		c.framesIn.Add(1)
-		c.bytesIn.Add(uint64(len(frame)))
-		body := frame[bus.HeaderLen:]
-		if t, err := bus.TypeOf(body); err != nil || t != bus.FrameEvent {
-			reason := fmt.Sprintf("unexpected %v frame", t)
-			if err != nil {
-				reason = err.Error()
-			}
-			c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
+		// The read loop's reference is dropped once the frame has been
+		// handled; the queues that took it hold their own.
+		c.in.reset(frame, ref)
+		ok := c.handleFrame(&c.in)
+		if ref != nil {
+			ref.settle(c.in.taken)
+		}
+		c.in.reset(nil, nil)
+		if !ok {
 			return
 		}
-		ev := &c.ev // reused: a Handler must not keep it, and a local would escape
-		*ev, err = bus.ParseEvent(body)
-		if err != nil {
-			c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
-			return
-		}
-		if reason := c.checkEvent(ev); reason != "" {
-			c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
-			return
-		}
-		c.ch.handle(c, frame, ev)
 	}
+}
+
+// handleFrame checks a frame the client sent and hands it to the
+// channel. It reports false when the connection must stop reading.
+func (c *Conn) handleFrame(in *Outbound) bool {
+	frame := in.frame
+	c.framesIn.Add(1)
+	c.bytesIn.Add(uint64(len(frame)))
+	body := frame[bus.HeaderLen:]
+	if t, err := bus.TypeOf(body); err != nil || t != bus.FrameEvent {
+		reason := fmt.Sprintf("unexpected %v frame", t)
+		if err != nil {
+			reason = err.Error()
+		}
+		c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
+		return false
+	}
+	ev := &c.ev // reused: a Handler must not keep it, and a local would escape
+	var err error
+	*ev, err = bus.ParseEvent(body)
+	if err != nil {
+		c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
+		return false
+	}
+	if reason := c.checkEvent(ev); reason != "" {
+		c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
+		return false
+	}
+	c.ch.handle(c, in, ev)
+	return true
 }
 
 // checkEvent makes sure an event says truthfully where it comes from.
@@ -484,7 +543,7 @@ func (c *Conn) writeLoop() {
 		}
 		for {
 			c.mu.Lock()
-			if len(c.queue) == 0 {
+			if len(c.queue.frames) == 0 {
 				closeNow := c.closeAfter
 				c.mu.Unlock()
 				if closeNow {
@@ -494,24 +553,27 @@ func (c *Conn) writeLoop() {
 				break
 			}
 			batch := c.queue
-			c.queue = c.spare[:0]
-			c.spare = nil
+			c.queue = c.spare
+			c.spare = sendQueue{}
 			c.mu.Unlock()
 
 			size := 0
-			for _, f := range batch {
+			for _, f := range batch.frames {
 				size += len(f)
 			}
-			bufs := net.Buffers(batch)
-			_, err := bufs.WriteTo(c.nc)
-			c.framesOut.Add(uint64(len(batch)))
+			c.wbufs = batch.frames
+			_, err := c.wbufs.WriteTo(c.nc)
+			c.wbufs = nil
+			c.framesOut.Add(uint64(len(batch.frames)))
 			c.bytesOut.Add(uint64(size))
-			clear(batch)
+			// Written, or never to be: the buffers go back.
+			cost := batch.cost
+			batch.release()
 
 			c.mu.Lock()
-			c.pending -= size
-			if cap(batch) <= 4096 {
-				c.spare = batch[:0]
+			c.pending -= cost
+			if cap(batch.frames) <= 4096 {
+				c.spare = batch
 			}
 			c.mu.Unlock()
 			if err != nil {

@@ -15,7 +15,21 @@
 // drains a bounded queue of shared, immutable frames with one writev per
 // batch. A frame is never copied per receiver. A client whose queue passes
 // maxpending is disconnected with a logged reason, so that a reader that
-// stalls never slows the sender or the other receivers.
+// stalls never slows the sender or the other receivers. The queue counts
+// each frame's whole buffer and bookkeeping, so what a client holds stays
+// within maxpending.
+//
+// # Frame buffers
+//
+// The read loop reads each frame into a buffer from size-classed pools
+// and hands it to the Handler, which may queue it for any number of
+// clients (SendOutbound) but must copy anything else it keeps past its
+// return (Handler). Each queue holds a reference to the buffer until its
+// writer has written the frame or the connection has ended; the last
+// release returns the buffer to its pool. Built with -tags ncpoison,
+// released buffers are poisoned instead of reused, and LiveBuffers
+// counts those still held, so that tests find a use after release or a
+// reference never released.
 //
 // # Concurrency
 //

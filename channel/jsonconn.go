@@ -26,16 +26,38 @@ const ErrorEvent = "nc-error"
 // Outbound is one event on its way to a channel's clients: its frame, and
 // the JSON text form made from it the first time a JSON client needs it.
 // An Outbound is used by one goroutine at a time.
+//
+// The Outbound a Handler receives holds a frame read into a pooled
+// buffer, which is valid only until the Handler returns: the queues that
+// SendOutbound and Conn.SendOutbound put it in take their own reference
+// to the buffer, but anything else that keeps the frame must copy it
+// (Copy). The JSON form is the Outbound's own and may be kept.
 type Outbound struct {
 	frame []byte
+	ref   *frameBuf // the pooled buffer of frame; nil when the GC owns frame
+	taken int       // references to ref that queues took, not yet added to its count
 	json  []byte
 	tried bool
 	ok    bool
 }
 
 // NewOutbound wraps an event frame, length prefix included, for
-// SendOutbound.
+// SendOutbound. The frame is handed over: the queues share it until they
+// have written it, and nobody may modify it.
 func NewOutbound(frame []byte) Outbound { return Outbound{frame: frame} }
+
+// Frame returns the event frame, length prefix included. For the
+// Outbound a Handler receives, it is valid only until the Handler
+// returns.
+func (o *Outbound) Frame() []byte { return o.frame }
+
+// Copy returns a copy of the frame that the caller owns.
+func (o *Outbound) Copy() []byte { return append([]byte(nil), o.frame...) }
+
+// reset empties the Outbound for the next inbound frame.
+func (o *Outbound) reset(frame []byte, ref *frameBuf) {
+	*o = Outbound{frame: frame, ref: ref}
+}
 
 // text returns the JSON form, making it on first use; the channel asking
 // counts it. ok is false when the event cannot be said in JSON (its data
@@ -63,24 +85,27 @@ func (c *Conn) becomeJSON(silent bool) {
 	c.mu.Lock()
 	c.hello = bus.Hello{ClientID: uuid.New()}
 	held, heldBytes := c.queue, c.pending
-	c.queue, c.pending = nil, 0
+	c.queue, c.pending = sendQueue{}, 0
 	c.mode.Store(modeJSON)
 	c.mu.Unlock()
 
-	texts := make([][]byte, 0, len(held))
-	size := 0
-	for _, frame := range held {
+	var texts sendQueue
+	for _, frame := range held.frames {
 		o := NewOutbound(frame)
 		if text, ok := o.text(c.ch); ok {
-			texts = append(texts, text)
-			size += len(text)
+			texts.add(text, nil, entryCost(text, nil))
 		} else {
 			c.dropped.Add(1)
 		}
 	}
+	n := len(held.frames)
+	held.release() // the texts are copies
 	c.mu.Lock()
-	c.queue = append(texts, c.queue...)
-	c.pending += size
+	c.pending += texts.cost // what was queued meanwhile is counted already
+	texts.frames = append(texts.frames, c.queue.frames...)
+	texts.refs = append(texts.refs, c.queue.refs...)
+	texts.cost += c.queue.cost
+	c.queue = texts
 	pending := c.pending
 	c.mu.Unlock()
 	c.poke()
@@ -88,7 +113,7 @@ func (c *Conn) becomeJSON(silent bool) {
 	if silent {
 		how = fmt.Sprintf("it said nothing within %v", c.ch.cfg.JSONGrace)
 	}
-	c.logger().Debug("JSON client connected", "id", uuid.UUID(c.hello.ClientID), "held", len(held), "why", how)
+	c.logger().Debug("JSON client connected", "id", uuid.UUID(c.hello.ClientID), "held", n, "why", how)
 	if limit := c.ch.maxPending(); pending > limit && heldBytes > 0 {
 		c.ch.slow.Add(1)
 		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending in JSON form, limit (maxpending) %d", pending, limit))
@@ -165,7 +190,9 @@ func (c *Conn) jsonReadLoop(br *bufio.Reader) {
 			c.finish(slog.LevelError, bus.CodeProtocol, "translating the message: "+err.Error(), errorGrace)
 			return
 		}
-		c.ch.handle(c, frame, &hdr)
+		c.in.reset(frame, nil) // the frame is the garbage collector's
+		c.ch.handle(c, &c.in, &hdr)
+		c.in.reset(nil, nil)
 	}
 }
 

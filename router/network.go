@@ -164,10 +164,12 @@ func (s *Server) reloadNetwork(old, cfg *Config) (commit func(), err error) {
 	}, nil
 }
 
-// toNet sends an event of a propagatetonet channel to the group. The
-// link copies the event into its send queue; when that is full, toNet
-// waits a moment (multicast.Config.SendWait), which slows the publisher
-// down to what the network can take, and then drops the event.
+// toNet sends an event of a propagatetonet channel to the group. frame
+// is valid only while the Handler runs (channel.Handler); the link
+// copies the event into its send queue before Send returns, so it needs
+// no copy of its own. When the queue is full, toNet waits a moment
+// (multicast.Config.SendWait), which slows the publisher down to what
+// the network can take, and then drops the event.
 func (s *Server) toNet(ev *bus.EventHeader, frame []byte) {
 	link := s.net.link.Load()
 	if link == nil {

@@ -45,18 +45,20 @@ func buildTable(cfg *Config, chans map[string]*channel.Channel) *table {
 
 // handler returns the channel.Handler of one channel: it looks the route
 // up in the current table for every event, so that a reload takes effect
-// from the next event on.
+// from the next event on. The frame in in is valid only during the call:
+// the queues it goes to take their own references to it, and toNet
+// copies what the network link keeps.
 func (s *Server) handler(name string) channel.Handler {
-	return func(from *channel.Conn, frame []byte, ev *bus.EventHeader) {
+	return func(from *channel.Conn, in *channel.Outbound, ev *bus.EventHeader) {
 		r := s.table.Load().routes[name]
 		if r == nil {
 			return // the channel is being removed
 		}
 		if r.rule.DumpToConsole {
-			s.dump(ev) // before sending: ev aliases frame, and receivers log after
+			s.dump(ev)
 		}
 		if ev.To != ([16]byte{}) {
-			s.sendTo(r, frame, ev)
+			s.sendTo(r, in, ev)
 			return
 		}
 		if name == ControlChannel && s.control(from, ev) {
@@ -64,13 +66,12 @@ func (s *Server) handler(name string) channel.Handler {
 		}
 		// One Outbound for all the channels: a JSON form, if any client
 		// needs one, is made once.
-		out := channel.NewOutbound(frame)
-		r.ch.SendOutbound(&out, from)
+		r.ch.SendOutbound(in, from)
 		for _, d := range r.targets {
-			d.SendOutbound(&out, nil)
+			d.SendOutbound(in, nil)
 		}
 		if r.rule.PropagateToNet {
-			s.toNet(ev, frame)
+			s.toNet(ev, in.Frame())
 		}
 	}
 }
@@ -79,7 +80,7 @@ func (s *Server) handler(name string) channel.Handler {
 // sender's channel, or on a channel whose rule propagates to it, so that
 // a request that arrived by propagation can be answered. An addressee
 // that is not there is counted, not an error.
-func (s *Server) sendTo(r *route, frame []byte, ev *bus.EventHeader) {
+func (s *Server) sendTo(r *route, in *channel.Outbound, ev *bus.EventHeader) {
 	to := uuid.UUID(ev.To)
 	c := r.ch.Client(to)
 	for i := 0; c == nil && i < len(r.sources); i++ {
@@ -92,7 +93,7 @@ func (s *Server) sendTo(r *route, frame []byte, ev *bus.EventHeader) {
 			"event", string(ev.Event), "to", to)
 		return
 	}
-	c.Send(frame)
+	c.SendOutbound(in)
 }
 
 // maxDump is how much of an event's data dumptoconsole shows.
