@@ -162,10 +162,26 @@ func (c *Conn) push(o *Outbound) bool {
 	// maxpending allows.
 	if limit := c.ch.maxPending(); c.pending+cost > limit && (c.pending > 0 || len(frame) > limit) {
 		pending := c.pending
+		// What waits in the queue is dropped at once (the writer holds
+		// only the batch it is writing), so that the error frame comes
+		// right after what the client has been sent: it tells the
+		// client why, if it reads again within errorGrace.
+		decided := c.mode.Load() != modeUndecided
+		dropped := uint64(1)
+		if decided {
+			dropped += uint64(len(c.queue.frames))
+			c.pending -= c.queue.cost
+			c.queue.release()
+		}
 		c.mu.Unlock()
-		c.dropped.Add(1)
+		c.dropped.Add(dropped)
 		c.ch.slow.Add(1)
-		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending, limit (maxpending) %d", pending+cost, limit))
+		reason := fmt.Sprintf("slow consumer: %d bytes pending, limit (maxpending) %d", pending+cost, limit)
+		if decided {
+			c.finish(slog.LevelWarn, bus.CodeSlowConsumer, reason, errorGrace)
+		} else {
+			c.kill(slog.LevelWarn, reason) // no protocol to say it in yet
+		}
 		return false
 	}
 	if ref != nil {

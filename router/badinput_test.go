@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -221,10 +222,11 @@ func TestSlowConsumer(t *testing.T) {
 	if !strings.Contains(ts.Logs.String(), "slow consumer") {
 		t.Error("no slow-consumer reason in the log")
 	}
-	st := ts.Channels()[0].Stats
-	if st.Clients != 2 {
-		t.Errorf("%d clients left on the channel, want 2 (the slow one dropped)", st.Clients)
-	}
+	// The slow client is told why (an error frame), and closed once that
+	// is written or, as this one never reads, after errorGrace.
+	routertest.WaitFor(t, "the slow client to be closed", func() bool {
+		return ts.Channels()[0].Stats.Clients == 2
+	})
 	// The slow client's socket is closed: reading it to the end returns
 	// what the kernel held, then EOF.
 	slow.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -249,5 +251,43 @@ func TestEndInsideFrame(t *testing.T) {
 	routertest.Fence(t, ts, "A", rec)
 	if n := rec.Count("partial"); n != 0 {
 		t.Errorf("the partial event was delivered %d times", n)
+	}
+}
+
+// TestSlowConsumerTold has a client fall behind while its listener
+// stalls, then read again: the server dropped it as a slow consumer, and
+// the client learns why from the error frame that follows what it was
+// sent, not from a bare end of the connection.
+func TestSlowConsumerTold(t *testing.T) {
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+	stall := make(chan struct{})
+	slow, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(ts.Template), bus.QueueLen(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := slow.On("blob", func(bus.Message) { <-stall }); err != nil {
+		t.Fatal(err)
+	}
+	pub := ts.Dial(t, "A")
+	blob := strings.Repeat("x", 32<<10)
+	for i := 0; ts.Channels()[0].Stats.SlowConsumers == 0; i++ {
+		if i == 1024 {
+			t.Fatal("1024 events of 32 KiB and the stalled client was not dropped")
+		}
+		if err := pub.Emit("blob", blob); err != nil {
+			t.Fatal(err)
+		}
+		pub.Flush(context.Background())
+	}
+	close(stall) // read again, at once: the error frame waits errorGrace at most
+	select {
+	case <-slow.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow client's connection did not end")
+	}
+	var se *bus.ServerError
+	if err := slow.Err(); !errors.As(err, &se) || se.Code != bus.CodeSlowConsumer || !strings.Contains(se.Message, "maxpending") {
+		t.Errorf("the slow client ended with %v; want a ServerError with code %d (slow consumer)", err, bus.CodeSlowConsumer)
 	}
 }
