@@ -79,9 +79,10 @@ type Channel struct {
 	limits atomic.Pointer[limits]
 
 	mu      sync.Mutex
-	conns   atomic.Pointer[[]*Conn] // clients past their handshake: see add
+	conns   atomic.Pointer[[]*Conn] // every receiver, from its accept on: see addLocked
 	removed int                     // conns entries whose client has left; under mu
 	all     map[*Conn]struct{}      // every connection, handshaking or not
+	byID    map[uuid.UUID]*Conn     // clients whose protocol is known, by client id; under mu
 	nextID  uint64
 	readers sync.WaitGroup // read loops
 	wg      sync.WaitGroup // accept loop and whole connections
@@ -132,6 +133,7 @@ func Listen(cfg Config) (*Channel, error) {
 		cfg:        cfg,
 		log:        cfg.Logger.With("channel", cfg.Name),
 		all:        make(map[*Conn]struct{}),
+		byID:       make(map[uuid.UUID]*Conn),
 		acceptDone: make(chan struct{}),
 	}
 	ch.limits.Store(&limits{cfg.MaxFrame, cfg.MaxPending})
@@ -169,17 +171,25 @@ func (ch *Channel) SetMode(mode fs.FileMode) error {
 }
 
 // Client returns the connected client whose handshake gave this id, or
-// nil. It looks through the clients one by one, skipping connections
-// whose protocol is not known yet: they have no id.
+// nil.
 func (ch *Channel) Client(id uuid.UUID) *Conn {
-	for _, c := range ch.clients() {
-		// The mode leaves modeUndecided only after hello is set, so
-		// reading it after the mode is safe.
-		if c.mode.Load() != modeUndecided && c.hello.ClientID == id {
-			return c
-		}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.byID[id]
+}
+
+// register makes a client that finished its handshake findable by its
+// id. It reports false, and registers nothing, when another client of
+// the channel has that id: a client must not be able to take another's
+// replies by claiming its id.
+func (ch *Channel) register(c *Conn, id uuid.UUID) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if _, taken := ch.byID[id]; taken {
+		return false
 	}
-	return nil
+	ch.byID[id] = c
+	return true
 }
 
 // CountUndeliverable counts an addressed event sent on this channel whose
@@ -267,6 +277,9 @@ func (ch *Channel) remove(c *Conn) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	delete(ch.all, c)
+	if c.mode.Load() != modeUndecided && ch.byID[c.hello.ClientID] == c {
+		delete(ch.byID, c.hello.ClientID)
+	}
 	ch.gone.Add(c.dropped.Load())
 	c.removed.Store(true)
 	ch.removed++

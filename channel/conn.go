@@ -347,6 +347,10 @@ func (c *Conn) handshake(br *bufio.Reader) uint32 {
 	}
 	welcome := bus.AppendWelcome(nil, &w)
 	c.logp.Store(c.logger().With("client", h.Name, "pid", h.PID))
+	if !c.ch.register(c, h.ClientID) {
+		c.sendFinal(bus.CodeHandshake, fmt.Sprintf("client id %v is in use by another client of this channel", uuid.UUID(h.ClientID)))
+		return modeUndecided
+	}
 	c.mu.Lock()
 	c.hello = h
 	held := c.queue

@@ -82,8 +82,10 @@ func (o *Outbound) text(ch *Channel) ([]byte, bool) {
 // form, ahead of anything queued after.
 func (c *Conn) becomeJSON(silent bool) {
 	c.graceJSON = silent
+	id := uuid.New()
+	c.ch.register(c, id) // a random id: never taken
 	c.mu.Lock()
-	c.hello = bus.Hello{ClientID: uuid.New()}
+	c.hello = bus.Hello{ClientID: id}
 	held, heldBytes := c.queue, c.pending
 	c.queue, c.pending = sendQueue{}, 0
 	c.mode.Store(modeJSON)

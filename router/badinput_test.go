@@ -291,3 +291,33 @@ func TestSlowConsumerTold(t *testing.T) {
 		t.Errorf("the slow client ended with %v; want a ServerError with code %d (slow consumer)", err, bus.CodeSlowConsumer)
 	}
 }
+
+// TestDuplicateClientID has a second client claim the id of one already
+// connected: it is refused, so that it cannot take the first one's
+// replies, and the first one still gets them.
+func TestDuplicateClientID(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	first := ts.Dial(t, "A")
+	replier := ts.Dial(t, "A")
+	if _, err := replier.On("ask", func(m bus.Message) { replier.Reply(m, "yours") }); err != nil {
+		t.Fatal(err)
+	}
+
+	thief := dialRaw(t, ts, "A")
+	thief.id = first.ID()
+	thief.write(bus.AppendHello(nil, &bus.Hello{Version: 1, ClientID: thief.id, Name: "thief"}))
+	if e := thief.closedWith(); e.Code != bus.CodeHandshake || !strings.Contains(e.Message, "in use") {
+		t.Errorf("the second client with the id got error %d %q; want CodeHandshake, id in use", e.Code, e.Message)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply, err := first.Request(ctx, "ask", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if err := reply.Decode(&s); err != nil || s != "yours" {
+		t.Errorf("reply %q, %v", s, err)
+	}
+}
