@@ -38,13 +38,7 @@ func benchThroughput(b *testing.B, subs int, on string) {
 	}
 	pub := ts.Dial(b, "A")
 	data := bus.RawData(append([]byte{0xc4, 128}, make([]byte, 128)...)) // msgpack bin8 of 128 bytes
-	slowest := func() int64 {
-		m := counts[0].Load()
-		for i := range counts {
-			m = min(m, counts[i].Load())
-		}
-		return m
-	}
+	slowest := func() int64 { return slowestCount(counts) }
 	b.SetBytes(128)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -69,4 +63,14 @@ func benchThroughput(b *testing.B, subs int, on string) {
 			b.Fatalf("channel %s dropped %d slow consumers", ci.Name, ci.Stats.SlowConsumers)
 		}
 	}
+}
+
+// slowestCount is the smallest of the subscribers' counts: how far the
+// slowest one has got.
+func slowestCount(counts []atomic.Int64) int64 {
+	m := counts[0].Load()
+	for i := range counts {
+		m = min(m, counts[i].Load())
+	}
+	return m
 }

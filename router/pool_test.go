@@ -369,13 +369,7 @@ func BenchmarkFanoutRaw(b *testing.B) {
 			for range batch {
 				burst = append(burst, f.frame...)
 			}
-			slowest := func() int64 {
-				m := counts[0].Load()
-				for i := range counts {
-					m = min(m, counts[i].Load())
-				}
-				return m
-			}
+			slowest := func() int64 { return slowestCount(counts) }
 			b.SetBytes(128)
 			b.ReportAllocs()
 			b.ResetTimer()
