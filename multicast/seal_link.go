@@ -26,6 +26,9 @@ type sealState struct {
 	logged map[forgedFrom]struct{}
 	noKey  bool // "this node has no key" was logged
 	noSeal bool // "this node has a key" was logged
+	// inner is set while handleInner runs: the datagram handled was
+	// carried inside one that unseal has let through.
+	inner bool
 }
 
 // forgedFrom is where a datagram that failed authentication came from.
@@ -76,12 +79,15 @@ func (s *sealingSocket) writeBatch(dgs [][]byte) (int, error) {
 // for handle to count. ok is false when the datagram was dropped here,
 // and counted.
 func (l *Link) unseal(b []byte, from netip.AddrPort, now time.Time) (plain []byte, ok bool) {
+	st := &l.sealing
+	if st.inner {
+		return b, true
+	}
 	h, _, err := ParseHeader(b)
 	if err != nil {
 		return b, true
 	}
 	sealed := h.Flags&FlagSealed != 0
-	st := &l.sealing
 	switch {
 	case h.Cluster != l.cluster:
 		if !sealed {
@@ -134,6 +140,16 @@ func (l *Link) unseal(b []byte, from netip.AddrPort, now time.Time) (plain []byt
 		return nil, false
 	}
 	return plain, true
+}
+
+// handleInner handles a plain datagram that came inside another, such as
+// the original datagrams a repair carries: the datagram around it was
+// sealed and authenticated (or the link has no key), so unseal takes it
+// as it is. It is handle otherwise, and belongs to the read goroutine.
+func (l *Link) handleInner(b []byte, from netip.AddrPort, now time.Time, recs []Record) []Record {
+	l.sealing.inner = true
+	defer func() { l.sealing.inner = false }()
+	return l.handle(b, from, now, recs)
 }
 
 // dumpRefused shows a datagram that unseal dropped, when Config.Dump is
