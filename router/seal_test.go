@@ -306,3 +306,15 @@ func TestShowConfigNeverShowsKeyFileContents(t *testing.T) {
 	}
 	noSecretIn(t, map[string]string{"showconfig": text, "the log": ts.Logs.String()}, "contents-of-the-key-file")
 }
+
+// TestSealingTakesPayloadRoom: the payload that fits a maxframe unsealed
+// may not once sealed, since the tag takes 16 bytes of each datagram.
+func TestSealingTakesPayloadRoom(t *testing.T) {
+	const members = `"payload": 1089, "maxframe": 67108864, "maxpending": 67108864`
+	if _, err := router.Parse("test.json", []byte("{"+members+"}")); err != nil {
+		t.Fatalf("unsealed: %v", err)
+	}
+	if _, err := router.Parse("test.json", []byte(`{"keyfile": "k", `+members+"}")); err == nil || !strings.Contains(err.Error(), "raise the payload") {
+		t.Fatalf("sealed: %v, want a payload too small", err)
+	}
+}
