@@ -104,3 +104,32 @@ func TestHandleUnseals(t *testing.T) {
 		t.Errorf("the log shows the key:\n%s", logs.String())
 	}
 }
+
+// TestForgedFloodStaysBounded sends a link forged datagrams of many node
+// ids: each is counted, the first maxForgedLogged senders are logged once,
+// and neither the log nor the link's memory grows past that.
+func TestForgedFloodStaysBounded(t *testing.T) {
+	var got []string
+	var logs strings.Builder
+	l := handleLink(t, "secret", &got, &logs)
+	wrong := mustSealer(t, "wrong", "lab")
+	from := netip.MustParseAddrPort("192.0.2.1:4454")
+	const flood = 3 * maxForgedLogged
+	var recs []Record
+	for i := range flood {
+		d, _ := wrong.Seal(nil, plainDatagram(uuid.New(), KindData, uint64(i+1), []byte("x")))
+		recs = l.handle(d, from, time.Now(), recs[:0])
+	}
+	if s := l.Stats(); s.Forged != flood {
+		t.Errorf("forged = %d, want %d", s.Forged, flood)
+	}
+	if n := strings.Count(logs.String(), "fails authentication"); n != maxForgedLogged {
+		t.Errorf("logged %d failures, want %d", n, maxForgedLogged)
+	}
+	if len(l.sealing.logged) != maxForgedLogged || len(l.sealer.keys) != 0 || len(l.sealing.replay.senders) != 0 {
+		t.Errorf("holds %d logged senders, %d keys, %d replay windows", len(l.sealing.logged), len(l.sealer.keys), len(l.sealing.replay.senders))
+	}
+	if len(got) != 0 {
+		t.Errorf("delivered %q", got)
+	}
+}
