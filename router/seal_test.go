@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/netcluster/netcluster/multicast"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
@@ -316,5 +319,64 @@ func TestSealingTakesPayloadRoom(t *testing.T) {
 	}
 	if _, err := router.Parse("test.json", []byte(`{"keyfile": "k", `+members+"}")); err == nil || !strings.Contains(err.Error(), "raise the payload") {
 		t.Fatalf("sealed: %v, want a payload too small", err)
+	}
+}
+
+// TestNetReplayedEventIsRefused captures a sealed datagram that carries
+// an event, as an onlooker on the LAN could, and sends it again: the
+// receiving server refuses it as a replay, and its clients hear the event
+// once.
+func TestNetReplayedEventIsRefused(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	ifi, err := net.InterfaceByName(mcasttest.Interface)
+	if err != nil {
+		t.Skip(err)
+	}
+	group := &net.UDPAddr{IP: net.IPv4(239, 255, 77, 77), Port: port}
+	onlooker, err := net.ListenMulticastUDP("udp4", ifi, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onlooker.Close()
+	chans := `"key": "replay-test-key", "channels": {"A": {"propagatetonet": true}}`
+	s1 := netServer(t, port, "t", chans)
+	s2 := netServer(t, port, "t", chans)
+	waitPeers(t, s1, s2)
+	rec2 := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	if err := s1.Dial(t, "A").Emit("once", "only once"); err != nil {
+		t.Fatal(err)
+	}
+	rec2.WaitCount(t, "once", 1)
+	// The onlooker heard the event's datagram, among heartbeats.
+	var captured []byte
+	buf := make([]byte, 65536)
+	onlooker.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for captured == nil {
+		n, _, err := onlooker.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("capturing: %v", err)
+		}
+		if buf[3] == byte(multicast.KindData) {
+			captured = bytes.Clone(buf[:n])
+		}
+	}
+	if bytes.Contains(captured, []byte("only once")) {
+		t.Error("the event's data shows in the sealed datagram")
+	}
+	conn, err := net.DialUDP("udp4", nil, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for range 3 {
+		if _, err := conn.Write(captured); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "s2 to refuse the replays", func() bool { return s2.NetStats().Link.Replayed == 3 })
+	routertest.Fence(t, s2, "A", rec2)
+	if n := rec2.Count("once"); n != 1 {
+		t.Errorf("the event was heard %d times", n)
 	}
 }
