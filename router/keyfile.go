@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // maxKeyFile bounds the size of a key file: a secret is short, and a key
@@ -29,7 +30,8 @@ func (c *Config) KeyFilePath() string {
 // at its end; nil when neither is set. The key file is read at each
 // call, so a server reads it at start and at every reload. An error
 // names the file, never the secret. A key file that the group or others
-// may read is logged as a warning to log, when log is not nil.
+// may read is logged as a warning to log, when log is not nil (except
+// on Windows, whose files have no such mode bits).
 func (c *Config) Secret(log *slog.Logger) ([]byte, error) {
 	if c.Key != "" {
 		return []byte(c.Key), nil
@@ -50,7 +52,8 @@ func (c *Config) Secret(log *slog.Logger) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("router: keyfile %s is not a regular file", path)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 && log != nil {
+	// Windows has ACLs, not these bits, which say nothing there.
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && log != nil && runtime.GOOS != "windows" {
 		log.Warn("the key file is readable by others than its owner: chmod 600 it", "keyfile", path, "mode", fmt.Sprintf("%04o", perm))
 	}
 	secret, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
