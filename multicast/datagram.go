@@ -107,7 +107,7 @@ func ClusterIDOf(name string) ClusterID {
 // Header is the fixed header of a datagram.
 type Header struct {
 	Kind    Kind
-	Flags   uint8 // 0 in version 1
+	Flags   uint8 // 0, or FlagSealed
 	Records int   // 1..MaxRecords
 	Cluster ClusterID
 	Node    uuid.UUID // the sender
@@ -164,7 +164,7 @@ func ParseHeader(b []byte) (Header, []byte, error) {
 	switch {
 	case h.Kind != KindData && h.Kind != KindHeartbeat:
 		return h, nil, decodeErr(ErrKind, 3, "unknown %v", h.Kind)
-	case h.Flags != 0:
+	case h.Flags&^FlagSealed != 0:
 		return h, nil, decodeErr(ErrKind, 4, "unknown flags %#02x", h.Flags)
 	case h.Records == 0:
 		return h, nil, decodeErr(ErrMalformed, 5, "no records")
@@ -177,6 +177,9 @@ func ParseHeader(b []byte) (Header, []byte, error) {
 // it is an ErrFragment. Records alias b.
 func ParseRecords(dst []Record, h *Header, b []byte, maxMessage int) ([]Record, error) {
 	off := HeaderLen
+	if h.Flags&FlagSealed != 0 {
+		return dst, decodeErr(ErrMalformed, off, "the records are sealed: open the datagram first (Sealer.Open)")
+	}
 	for i := range h.Records {
 		if len(b) < RecordHeaderLen {
 			return dst, decodeErr(ErrTruncated, off+len(b), "record %d: %d bytes left, its header needs %d", i, len(b), RecordHeaderLen)

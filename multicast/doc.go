@@ -18,6 +18,11 @@
 // peer silent for Config.PeerTimeout. Bad datagrams are dropped and
 // counted in Stats, never fatal.
 //
+// With Config.Key, the link seals every datagram it writes (AES-256-GCM
+// under a key derived for each sender, see Sealer) and drops, and counts,
+// every datagram it reads that is unsealed, fails authentication, or was
+// accepted before (a replay); without it, it drops sealed datagrams.
+//
 // The datagram format is described in PROTOCOL.md, section "Network
 // protocol"; this package's ParseHeader, ParseRecords and ParseHeartbeat
 // decode it and work on byte slices, never a socket.

@@ -77,6 +77,16 @@ type Config struct {
 	// would, without holding it for long. 0 means 100 ms; a negative
 	// value drops at once.
 	SendWait time.Duration
+	// Key, when not empty, is the cluster's shared secret: every datagram
+	// sent is sealed with a key derived from it (see Sealer), and every
+	// datagram received must be sealed with the same secret, and not be a
+	// replay, or it is dropped and counted (Stats.Unsealed, Forged,
+	// Replayed). Empty sends and takes unsealed datagrams only, and drops
+	// sealed ones (Stats.Sealed). Sealing takes TagLen bytes of each
+	// datagram's Payload. Since a sealed datagram's nonce is made of its
+	// node id and sequence number, the node id must be new at every run,
+	// and the links of one node must share Seq. The link keeps a copy.
+	Key []byte
 
 	// wrap, when set, wraps the link's socket: the seam where tests
 	// shape what the network does.
@@ -113,6 +123,10 @@ type Link struct {
 	ra     *reassembler
 	recent *Recent
 	peers  peerTable
+
+	sealer  *Sealer   // nil without a key
+	payload int       // the room for headers and records in a datagram: Config.Payload less the tag when sealing
+	sealing sealState // the read goroutine's
 }
 
 // Open joins the group on the configured interface and starts receiving.
@@ -122,6 +136,14 @@ type Link struct {
 func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
+	}
+	var sealer *Sealer
+	if len(cfg.Key) > 0 {
+		var err error
+		if sealer, err = NewSealer(cfg.Key, cfg.Cluster); err != nil {
+			return nil, err
+		}
+		cfg.Key = nil // the sealer holds it
 	}
 	ifi, err := ChooseInterface(cfg.Interface)
 	if err != nil {
@@ -162,10 +184,17 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 		ra:      newReassembler(cfg.MaxReassembly, cfg.ReassemblyTimeout),
 		recent:  NewRecent(recentLen),
 		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
+		sealer:  sealer,
+		payload: cfg.Payload,
+		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
 	}
 	l.sock = newSocket(conn, l.dst)
 	if cfg.wrap != nil {
 		l.sock = cfg.wrap(l.sock)
+	}
+	if sealer != nil {
+		l.payload -= TagLen
+		l.sock = &sealingSocket{socket: l.sock, s: sealer}
 	}
 	l.q.room = make(chan struct{})
 	l.q.wake = make(chan struct{}, 1)
@@ -225,7 +254,7 @@ func (c *Config) defaults() error {
 		return errors.New("multicast: the node id is zero")
 	case c.Payload < MinPayload || c.Payload > MaxDatagram:
 		return fmt.Errorf("multicast: payload %d is out of range %d..%d", c.Payload, MinPayload, MaxDatagram)
-	case Fragments(c.MaxMessage, c.Payload) > MaxFragments:
+	case Fragments(c.MaxMessage, c.Payload-sealRoom(c.Key)) > MaxFragments:
 		return fmt.Errorf("multicast: messages of %d bytes would need more than %d fragments of %d bytes; raise the payload", c.MaxMessage, MaxFragments, c.Payload)
 	case c.SendQueue < 0:
 		return fmt.Errorf("multicast: send queue bound %d is negative", c.SendQueue)

@@ -29,6 +29,7 @@ func packerLink(node uuid.UUID, lastSeq uint64) (*Link, *captureSocket) {
 	c := &captureSocket{}
 	l := &Link{
 		cfg:     Config{Payload: DefaultPayload, Node: node, MaxMessage: 1 << 20},
+		payload: DefaultPayload,
 		log:     slog.New(slog.DiscardHandler),
 		cluster: ClusterIDOf("lab"),
 		sock:    c,
@@ -128,6 +129,7 @@ func TestPackerLayout(t *testing.T) {
 			l, c := packerLink(uuid.New(), 41)
 			if tc.payload != 0 {
 				l.cfg.Payload = tc.payload
+				l.payload = tc.payload
 			}
 			var q []queued
 			var buf []byte
@@ -204,6 +206,7 @@ func FuzzPack(f *testing.F) {
 		}
 		l, c := packerLink(uuid.New(), 0)
 		l.cfg.Payload = MinPayload + int(payload)%(MaxDatagram-MinPayload+1)
+		l.payload = l.cfg.Payload
 		var q []queued
 		var buf []byte
 		var want [][]byte

@@ -59,6 +59,10 @@ type delivery struct {
 func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Record) []Record {
 	l.counts.datagramsIn.Add(1)
 	l.counts.bytesIn.Add(uint64(len(b)))
+	b, ok := l.unseal(b, from, now)
+	if !ok {
+		return recs
+	}
 	h, rest, err := ParseHeader(b)
 	if err == nil {
 		recs, err = ParseRecords(recs, &h, rest, l.cfg.MaxMessage)

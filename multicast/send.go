@@ -223,7 +223,7 @@ func newPacker(l *Link) *packer {
 // stops writing after closeFlush and counts the messages left as unsent.
 func (p *packer) pack(msgs []queued, buf []byte) {
 	l := p.l
-	per := l.cfg.Payload - Overhead
+	per := l.payload - Overhead
 	for _, m := range msgs {
 		if p.unsent {
 			if m.kind == KindData {
@@ -236,7 +236,7 @@ func (p *packer) pack(msgs []queued, buf []byte) {
 			// A heartbeat says which datagram went out before it.
 			binary.BigEndian.PutUint64(msg[4:12], l.seq.Load())
 		}
-		count := Fragments(len(msg), l.cfg.Payload)
+		count := Fragments(len(msg), l.payload)
 		for f := range count {
 			part := msg[f*per : min(len(msg), (f+1)*per)]
 			p.record(m.kind, &Record{ID: m.id, Index: f, Count: count, Total: len(msg), Payload: part})
@@ -255,7 +255,7 @@ func (p *packer) record(kind Kind, r *Record) {
 	need := RecordHeaderLen + len(r.Payload)
 	if p.open {
 		d := p.dgs[len(p.dgs)-1]
-		if kind != p.kind || p.records == MaxRecords || len(d)+need > l.cfg.Payload {
+		if kind != p.kind || p.records == MaxRecords || len(d)+need > l.payload {
 			p.open = false
 		}
 	}

@@ -37,6 +37,13 @@ type Stats struct {
 	Lost        uint64 // datagrams missing from known peers' sequence numbers
 	PeersFull   uint64 // heartbeats ignored because the peer table is full
 
+	// Datagrams dropped by sealing (Config.Key), before their records
+	// are read.
+	Unsealed uint64 // not sealed, while this node has a key
+	Sealed   uint64 // sealed, while this node has no key
+	Forged   uint64 // sealed, but failing authentication: sealed with another key, or changed on the way
+	Replayed uint64 // sealed and authentic, but accepted before, or older than the sender's replay window
+
 	ReassemblyBytes int // held now for incomplete messages
 	ReassemblyPeak  int // the most ever held
 	Incomplete      int // incomplete messages held now
@@ -61,6 +68,7 @@ type counters struct {
 	truncated, badMagic, badVersion, badKind           atomic.Uint64
 	malformed, badFragment, noRoom, duplicates         atomic.Uint64
 	lost, peersFull                                    atomic.Uint64
+	unsealed, sealed, forged, replayed                 atomic.Uint64
 }
 
 // bad counts a datagram the decoder refused.
@@ -95,6 +103,7 @@ func (l *Link) Stats() Stats {
 		BadKind: c.badKind.Load(), Malformed: c.malformed.Load(),
 		BadFragment: c.badFragment.Load(), NoRoom: c.noRoom.Load(), Duplicates: c.duplicates.Load(),
 		Lost: c.lost.Load(), PeersFull: c.peersFull.Load(),
+		Unsealed: c.unsealed.Load(), Sealed: c.sealed.Load(), Forged: c.forged.Load(), Replayed: c.replayed.Load(),
 	}
 	l.q.mu.Lock()
 	s.QueueBytes, s.QueuePeak = l.q.charged, l.q.peak

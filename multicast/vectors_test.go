@@ -1,6 +1,11 @@
 package multicast
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,7 +24,10 @@ type vector struct {
 	Description string `json:"description"`
 	Error       string `json:"error"`
 	MaxMessage  int    `json:"maxmessage"`
-	Header      *struct {
+	// Key, when set, is the secret the datagram is sealed with: the test
+	// opens it before decoding, and seals the decoded datagram again.
+	Key    string `json:"key"`
+	Header *struct {
 		Kind    string `json:"kind"`
 		Flags   uint8  `json:"flags"`
 		Records int    `json:"records"`
@@ -97,6 +105,7 @@ var sentinels = map[string]error{
 	"kind":      ErrKind,
 	"fragment":  ErrFragment,
 	"malformed": ErrMalformed,
+	"forged":    ErrForged,
 }
 
 func decode(b []byte, maxMessage int) (Header, []Record, error) {
@@ -116,7 +125,14 @@ func TestVectors(t *testing.T) {
 			if maxMessage == 0 {
 				maxMessage = 1 << 20
 			}
-			h, recs, err := decode(v.Bytes, maxMessage)
+			b, openErr := v.Bytes, error(nil)
+			if v.Key != "" {
+				b, openErr = openVector(t, &v)
+			}
+			h, recs, err := decode(b, maxMessage)
+			if openErr != nil {
+				err = openErr
+			}
 			if strings.HasPrefix(v.Name, "invalid-") {
 				want := sentinels[v.Error]
 				if want == nil {
@@ -136,7 +152,11 @@ func TestVectors(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := v.Header
-			if h.Kind.String() != w.Kind || h.Flags != w.Flags || h.Records != w.Records || hex.EncodeToString(h.Cluster[:]) != w.Cluster || h.Node.String() != w.Node || h.Seq != w.Seq {
+			flags := h.Flags
+			if v.Key != "" {
+				flags = v.Bytes[4] // opening cleared it
+			}
+			if h.Kind.String() != w.Kind || flags != w.Flags || h.Records != w.Records || hex.EncodeToString(h.Cluster[:]) != w.Cluster || h.Node.String() != w.Node || h.Seq != w.Seq {
 				t.Errorf("header %+v, want %+v", h, *w)
 			}
 			if h.Cluster != lab {
@@ -153,8 +173,8 @@ func TestVectors(t *testing.T) {
 				}
 				again = AppendRecord(again, &r)
 			}
-			if string(again) != string(v.Bytes) {
-				t.Errorf("encoding the decoded datagram gives\n%x\nwant\n%x", again, v.Bytes)
+			if string(again) != string(b) {
+				t.Errorf("encoding the decoded datagram gives\n%x\nwant\n%x", again, b)
 			}
 			if v.Heartbeat != nil {
 				hb, err := ParseHeartbeat(recs[0].Payload)
@@ -167,6 +187,47 @@ func TestVectors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// openVector opens a sealed vector with its key, and checks that sealing
+// what it opens gives back its bytes: sealing is deterministic, its nonce
+// coming from the header.
+func openVector(t *testing.T, v *vector) ([]byte, error) {
+	t.Helper()
+	s, err := NewSealer([]byte(v.Key), "lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := s.Open(nil, v.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if again, err := s.Seal(nil, plain); err != nil || string(again) != string(v.Bytes) {
+		t.Errorf("sealing the opened datagram again gives\n%x, %v\nwant\n%x", again, err, v.Bytes)
+	}
+	return plain, nil
+}
+
+// TestSealedVectorFollowsTheFormula opens sealed-data with the formula of
+// PROTOCOL.md written out here, without the Sealer.
+func TestSealedVectorFollowsTheFormula(t *testing.T) {
+	sealed := readHex(t, filepath.Join(vectorDir, "sealed-data.hex"))
+	plain := readHex(t, filepath.Join(vectorDir, "data-single.hex"))
+	hdr := sealed[:HeaderLen]
+	key, err := hkdf.Key(sha256.New, []byte("netcluster test vector key"), hdr[6:14], "netcluster seal v1 "+string(hdr[14:30]), 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := aes.NewCipher(key)
+	gcm, _ := cipher.NewGCM(block)
+	nonce := append([]byte{0, 0, 0, 0}, hdr[30:38]...)
+	body, err := gcm.Open(nil, nonce, sealed[HeaderLen:], hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(body, plain[HeaderLen:]) || hdr[4] != FlagSealed || !bytes.Equal(hdr[5:], plain[5:HeaderLen]) || !bytes.Equal(hdr[:4], plain[:4]) {
+		t.Errorf("sealed-data is not data-single sealed:\n%x\n%x", sealed, plain)
 	}
 }
 

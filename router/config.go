@@ -86,8 +86,10 @@ type Config struct {
 	// Key ("key") is the shared secret that seals datagrams. Never print
 	// it: use [Config.Redacted] or [Config.String].
 	Key string
-	// KeyFile ("keyfile") names a file holding the shared secret. Key and
-	// KeyFile are mutually exclusive. The file is not read at load.
+	// KeyFile ("keyfile") names a file holding the shared secret, relative
+	// to the configuration file's directory unless absolute. Key and
+	// KeyFile are mutually exclusive. The file is not read at load, but
+	// when the server starts and at each reload: see [Config.Secret].
 	KeyFile string
 	// Socket ("socket") is the socket path template; it contains
 	// "{channel}". "" (the default) means [DefaultSocketTemplate].

@@ -105,6 +105,7 @@ var parseProblemCases = []struct {
 	{"payload too small", `{"payload": 575}`, []wantProblem{{1, "payload", "575 is out of range 576..65507"}}},
 	{"payload too large", `{"payload": 65508}`, []wantProblem{{1, "payload", "out of range"}}},
 	{"payload too small for maxframe", `{"payload": 1000, "maxframe": 67108864, "maxpending": 67108864}`, []wantProblem{{1, "payload", "a frame of maxframe (67108864) bytes would take 71698 datagrams of payload (1000) bytes, more than 65535"}}},
+	{"payload too small for maxframe once sealed", `{"payload": 1089, "maxframe": 67108864, "maxpending": 67108864, "key": "k"}`, []wantProblem{{1, "payload", "would take 66511 datagrams of payload (1089) bytes"}}},
 	{"heartbeat not a duration", `{"heartbeat": "1"}`, []wantProblem{{1, "heartbeat", `want a duration such as "1s" or "500ms", got "1"`}}},
 	{"heartbeat a number", `{"heartbeat": 1}`, []wantProblem{{1, "heartbeat", `want a duration such as "1s", got 1`}}},
 	{"heartbeat too short", `{"heartbeat": "1ms"}`, []wantProblem{{1, "heartbeat", "1ms is out of range 10ms..1h0m0s"}}},

@@ -172,7 +172,11 @@ func (c *checker) build(f *fileConfig) *Config {
 		c.addAt([]string{"maxpending", "maxframe"}, "maxpending (%d%s) must be at least maxframe (%d)", f.MaxPending, c.ifDefault("maxpending"), f.MaxFrame)
 	}
 	c.checkRange("payload", f.Payload, multicast.MinPayload, multicast.MaxDatagram)
-	if n := multicast.Fragments(f.MaxFrame, max(f.Payload, multicast.MinPayload)); n > multicast.MaxFragments {
+	sealRoom := 0
+	if f.Key != "" || f.KeyFile != "" {
+		sealRoom = multicast.TagLen // a sealed datagram's tag takes room of the payload
+	}
+	if n := multicast.Fragments(f.MaxFrame, max(f.Payload, multicast.MinPayload)-sealRoom); n > multicast.MaxFragments {
 		c.addAt([]string{"payload", "maxframe"}, "a frame of maxframe (%d) bytes would take %d datagrams of payload (%d) bytes, more than %d; raise the payload", f.MaxFrame, n, f.Payload, multicast.MaxFragments)
 	}
 	heartbeat := c.duration("heartbeat", f.Heartbeat, minHeartbeat, maxHeartbeat)

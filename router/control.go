@@ -433,6 +433,7 @@ func netStatsMap(n NetStats) map[string]any {
 		"own": l.Own, "other_cluster": l.OtherCluster, "dropped": l.Dropped(), "duplicates": l.Duplicates,
 		"expired": l.Expired, "evicted": l.Evicted, "lost": l.Lost, "reassembly_bytes": l.ReassemblyBytes, "peers": l.Peers,
 		"queue_full": l.QueueFull, "unsent": l.Unsent, "queue_bytes": l.QueueBytes, "queue_peak": l.QueuePeak,
+		"unsealed": l.Unsealed, "sealed": l.Sealed, "forged": l.Forged, "replayed": l.Replayed,
 	}
 }
 

@@ -131,6 +131,8 @@ var (
 		"Bytes charged to the multicast send queue: messages queued or being written.", nil, nil)
 	descPeers = prometheus.NewDesc("netcluster_net_peers",
 		"Servers of the cluster heard from lately.", nil, nil)
+	descNetSeal = prometheus.NewDesc("netcluster_net_seal_dropped_total",
+		"Datagrams dropped by sealing, by reason: unsealed (this server has a key), sealed (it has none), forged (failing authentication), replayed.", []string{"reason"}, nil)
 
 	peerLabels       = []string{"peer", "host"}
 	descPeerDatagram = prometheus.NewDesc("netcluster_peer_datagrams_total",
@@ -149,6 +151,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		descDropped, descSlow, descTooBig, descUndeliverable, descReloads, descStart,
 		descNetConnected, descNetDatagrams, descNetBytes, descNetEvents, descNetIgnored, descNetDropped,
 		descNetLost, descNetReassembly, descNetQueue, descPeers,
+		descNetSeal,
 		descPeerDatagram, descPeerBytes, descPeerLost, descPeerLastSeen} {
 		ch <- d
 	}
@@ -211,6 +214,9 @@ func (c *statsCollector) collectNet(ch chan<- prometheus.Metric) {
 		metric(descNetDropped, prometheus.CounterValue, float64(v), reason)
 	}
 	metric(descNetLost, prometheus.CounterValue, float64(l.Lost))
+	for reason, v := range map[string]uint64{"unsealed": l.Unsealed, "sealed": l.Sealed, "forged": l.Forged, "replayed": l.Replayed} {
+		metric(descNetSeal, prometheus.CounterValue, float64(v), reason)
+	}
 	metric(descNetReassembly, prometheus.GaugeValue, float64(l.ReassemblyBytes))
 	metric(descNetQueue, prometheus.GaugeValue, float64(l.QueueBytes))
 	peers := c.s.Peers()

@@ -22,23 +22,34 @@ import (
 // of what the subscriber has received or the link has counted as lost, as
 // an application with flow control would; unpaced, it emits as fast as
 // it can, and the loss shows what a receiver that falls behind costs.
+// The -sealed runs give both servers a key, so that every datagram is
+// sealed and opened (AES-256-GCM).
 func BenchmarkNetBridge(b *testing.B) {
-	for _, paced := range []bool{true, false} {
-		for _, size := range []int{128, 8 << 10} {
-			name := fmt.Sprintf("%dB", size)
-			if !paced {
-				name += "-unpaced"
+	for _, sealed := range []bool{false, true} {
+		for _, paced := range []bool{true, false} {
+			for _, size := range []int{128, 8 << 10} {
+				name := fmt.Sprintf("%dB", size)
+				if !paced {
+					name += "-unpaced"
+				}
+				if sealed {
+					name += "-sealed"
+				}
+				b.Run(name, func(b *testing.B) { benchNet(b, size, paced, sealed) })
 			}
-			b.Run(name, func(b *testing.B) { benchNet(b, size, paced) })
 		}
 	}
 }
 
-func benchNet(b *testing.B, size int, paced bool) {
+func benchNet(b *testing.B, size int, paced, sealed bool) {
 	mcasttest.Need(b)
 	port := mcasttest.Port()
-	s1 := routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {"propagatetonet": true}}`))
-	s2 := routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {}}`))
+	key := ""
+	if sealed {
+		key = `"key": "bench-key", `
+	}
+	s1 := routertest.NewServer(b, netMembers(port, "bench", key+`"channels": {"A": {"propagatetonet": true}}`))
+	s2 := routertest.NewServer(b, netMembers(port, "bench", key+`"channels": {"A": {}}`))
 	routertest.WaitFor(b, "the servers to see each other", func() bool { return len(s1.Peers()) == 1 && len(s2.Peers()) == 1 })
 	var got atomic.Int64
 	sub := s2.Dial(b, "A")

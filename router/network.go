@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,6 +29,10 @@ type network struct {
 	// any link: while a reload runs a new link beside the old one, an
 	// event both of them complete is delivered once.
 	recent *multicast.Recent
+	// secret is the key the link seals with, read at start and at each
+	// reload (Config.Secret); nil for none. Only Start and reloads,
+	// which are serialized, use it.
+	secret []byte
 
 	delivered, noChannel, refused, malformed, sendFailed atomic.Uint64
 }
@@ -65,7 +70,12 @@ const recentNet = 4096
 // startNet joins the multicast group when the configuration says so.
 func (s *Server) startNet(cfg *Config) error {
 	s.net.recent = multicast.NewRecent(recentNet)
-	link, err := s.openNet(cfg)
+	secret, err := cfg.Secret(s.log)
+	if err != nil {
+		return err
+	}
+	s.net.secret = secret
+	link, err := s.openNet(cfg, secret)
 	if err != nil || link == nil {
 		return err
 	}
@@ -73,11 +83,11 @@ func (s *Server) startNet(cfg *Config) error {
 	return nil
 }
 
-// openNet opens a multicast link for cfg, or returns nil when cfg does
-// not connect to the network. The link delivers only once it is the
-// server's current link, so that a link opened by a reload stays silent
-// until the reload swaps it in.
-func (s *Server) openNet(cfg *Config) (*multicast.Link, error) {
+// openNet opens a multicast link for cfg, sealing with secret when it is
+// not nil, or returns nil when cfg does not connect to the network. The
+// link delivers only once it is the server's current link, so that a
+// link opened by a reload stays silent until the reload swaps it in.
+func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 	if !cfg.ConnectToNet {
 		return nil, nil
 	}
@@ -107,16 +117,14 @@ func (s *Server) openNet(cfg *Config) (*multicast.Link, error) {
 		Logger:      s.log,
 		Dump:        cfg.DumpNet,
 		Seq:         &s.net.seq,
+		Key:         secret,
 	}, deliver)
 	if err != nil {
 		return nil, fmt.Errorf("router: connecttonet: %w", err)
 	}
 	self.Store(link)
-	if cfg.Key != "" || cfg.KeyFile != "" {
-		s.log.Warn("key or keyfile is set, but this build does not seal datagrams yet: events on the network are neither encrypted nor authenticated")
-	}
 	s.log.Info("joined the multicast group", "group", netip.AddrPortFrom(group, uint16(cfg.Port)),
-		"interface", link.Interface(), "ttl", cfg.TTL, "cluster", cfg.Cluster, "node", s.node)
+		"interface", link.Interface(), "ttl", cfg.TTL, "cluster", cfg.Cluster, "node", s.node, "sealed", secret != nil)
 	return link, nil
 }
 
@@ -146,15 +154,28 @@ func netKeysDiffer(a, b *Config) bool {
 // one, so no datagram is missed, but delivers nothing until commit makes
 // it current; commit then closes the old link. If the new link cannot be
 // opened, nothing has changed and the reload fails.
+//
+// The key file is read again: when its contents changed, the link is
+// swapped as for any other network key.
 func (s *Server) reloadNetwork(old, cfg *Config) (commit func(), err error) {
-	if !netKeysDiffer(old, cfg) {
-		return func() {}, nil
+	secret, err := cfg.Secret(s.log)
+	if err != nil {
+		return nil, err
 	}
-	next, err := s.openNet(cfg)
+	keep := func() { s.net.secret = secret }
+	newSecret := !bytes.Equal(secret, s.net.secret)
+	if !netKeysDiffer(old, cfg) && (!newSecret || !cfg.ConnectToNet) {
+		return keep, nil
+	}
+	if newSecret && cfg.ConnectToNet && old.Key == cfg.Key && old.KeyFile == cfg.KeyFile {
+		s.log.Info("the key file changed: the multicast link is reopened with the new key", "keyfile", cfg.KeyFilePath())
+	}
+	next, err := s.openNet(cfg, secret)
 	if err != nil {
 		return nil, err
 	}
 	return func() {
+		keep()
 		if prev := s.net.link.Swap(next); prev != nil {
 			prev.Close()
 		}

@@ -262,13 +262,6 @@ func TestNetStartFails(t *testing.T) {
 	routertest.NewServerIn(t, dir, `"channels": {"A": {}}`)
 }
 
-func TestNetKeyNotYetUsedIsSaid(t *testing.T) {
-	s := netServer(t, mcasttest.Port(), "t", `"key": "secret", "channels": {"A": {}}`)
-	if logs := s.Logs.String(); !strings.Contains(logs, "does not seal datagrams yet") || strings.Contains(logs, "secret") {
-		t.Errorf("the log should say that the key is not used, and not show it:\n%s", logs)
-	}
-}
-
 // TestNetBadInput sends a server datagrams that a broken or hostile node
 // might: garbage, a well-formed datagram whose message is not an event,
 // and an event for a channel the server lacks. Each is dropped and

@@ -22,6 +22,9 @@ type Options struct {
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Node is the server's node id; the zero UUID means a random one.
+	// With a key, never give two runs the same node id: a sealed
+	// datagram's nonce is made of the node id and a sequence number that
+	// starts again at each run.
 	Node uuid.UUID
 	// HandshakeTimeout bounds how long a framed client may take, from its
 	// connect, to send its whole hello; 0 means 5 s.

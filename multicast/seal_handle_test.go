@@ -1,0 +1,135 @@
+package multicast
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// handleLink is a link with no socket, enough for handle: what it
+// delivers goes to *got, its logs to logs.
+func handleLink(t *testing.T, secret string, got *[]string, logs *strings.Builder) *Link {
+	t.Helper()
+	l := &Link{
+		cfg:     Config{Node: uuid.New(), MaxMessage: 1 << 20},
+		log:     slog.New(slog.NewTextHandler(logs, nil)),
+		cluster: ClusterIDOf("lab"),
+		ra:      newReassembler(4<<20, time.Second),
+		recent:  NewRecent(recentLen),
+		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
+		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
+		deliver: func(_ uuid.UUID, msg []byte) { *got = append(*got, string(msg)) },
+	}
+	if secret != "" {
+		l.sealer = mustSealer(t, secret, "lab")
+	}
+	return l
+}
+
+// TestHandleUnseals drives handle and handleInner with datagrams of each
+// case, without sockets.
+func TestHandleUnseals(t *testing.T) {
+	var got []string
+	var logs strings.Builder
+	l := handleLink(t, "secret", &got, &logs)
+	from := netip.MustParseAddrPort("192.0.2.1:4454")
+	now := time.Now()
+	sender := mustSealer(t, "secret", "lab")
+	node := uuid.New()
+	plain := func(seq uint64, msg string) []byte { return plainDatagram(node, KindData, seq, []byte(msg)) }
+	seal := func(d []byte) []byte {
+		s, err := sender.Seal(nil, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := seal(plain(1, "one"))
+	steps := []struct {
+		name  string
+		b     []byte
+		inner bool
+		want  string // delivered, or ""
+		count func(Stats) uint64
+	}{
+		{"sealed", bytes.Clone(first), false, "one", nil},
+		{"replayed", bytes.Clone(first), false, "", func(s Stats) uint64 { return s.Replayed }},
+		{"unsealed", plain(2, "two"), false, "", func(s Stats) uint64 { return s.Unsealed }},
+		{"unsealed, inside a sealed one", plain(3, "three"), true, "three", nil},
+		{"sealed, next", seal(plain(4, "four")), false, "four", nil},
+		{"sealed with another cluster's salt", func() []byte {
+			s, _ := mustSealer(t, "secret", "other").Seal(nil, plain(5, "five"))
+			return s
+		}(), false, "", func(s Stats) uint64 { return s.Forged }},
+		{"sealed, of another cluster", func() []byte {
+			d := plain(6, "six")
+			id := ClusterIDOf("other")
+			copy(d[6:14], id[:])
+			s, _ := mustSealer(t, "secret", "other").Seal(nil, d)
+			return s
+		}(), false, "", func(s Stats) uint64 { return s.OtherCluster }},
+		{"garbage", []byte("garbage"), false, "", func(s Stats) uint64 { return s.BadMagic }},
+	}
+	var recs []Record
+	for _, st := range steps {
+		before := uint64(0)
+		if st.count != nil {
+			before = st.count(l.Stats())
+		}
+		n := len(got)
+		if st.inner {
+			recs = l.handleInner(st.b, from, now, recs[:0])
+		} else {
+			recs = l.handle(st.b, from, now, recs[:0])
+		}
+		switch {
+		case st.want != "" && (len(got) != n+1 || got[n] != st.want):
+			t.Errorf("%s: delivered %q, want %q", st.name, got[n:], st.want)
+		case st.want == "" && len(got) != n:
+			t.Errorf("%s: delivered %q", st.name, got[n:])
+		}
+		if st.count != nil && st.count(l.Stats()) != before+1 {
+			t.Errorf("%s: not counted: %+v", st.name, l.Stats())
+		}
+	}
+	if l.sealing.inner {
+		t.Error("handleInner left the link trusting what comes next")
+	}
+	if strings.Contains(logs.String(), "secret") {
+		t.Errorf("the log shows the key:\n%s", logs.String())
+	}
+}
+
+// TestForgedFloodStaysBounded sends a link forged datagrams of many node
+// ids: each is counted, the first maxForgedLogged senders are logged once,
+// and neither the log nor the link's memory grows past that.
+func TestForgedFloodStaysBounded(t *testing.T) {
+	var got []string
+	var logs strings.Builder
+	l := handleLink(t, "secret", &got, &logs)
+	wrong := mustSealer(t, "wrong", "lab")
+	from := netip.MustParseAddrPort("192.0.2.1:4454")
+	const flood = 3 * maxForgedLogged
+	var recs []Record
+	for i := range flood {
+		d, _ := wrong.Seal(nil, plainDatagram(uuid.New(), KindData, uint64(i+1), []byte("x")))
+		recs = l.handle(d, from, time.Now(), recs[:0])
+	}
+	if s := l.Stats(); s.Forged != flood {
+		t.Errorf("forged = %d, want %d", s.Forged, flood)
+	}
+	if n := strings.Count(logs.String(), "fails authentication"); n != maxForgedLogged {
+		t.Errorf("logged %d failures, want %d", n, maxForgedLogged)
+	}
+	if len(l.sealing.logged) != maxForgedLogged || len(l.sealer.keys) != 0 || len(l.sealing.replay.senders) != 0 {
+		t.Errorf("holds %d logged senders, %d keys, %d replay windows", len(l.sealing.logged), len(l.sealer.keys), len(l.sealing.replay.senders))
+	}
+	if len(got) != 0 {
+		t.Errorf("delivered %q", got)
+	}
+}
