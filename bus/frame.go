@@ -122,6 +122,7 @@ const (
 	CodeShutdown     ErrorCode = 5 // the server is shutting down
 	CodeChannelGone  ErrorCode = 6 // the channel was removed from the configuration
 	CodeHandshake    ErrorCode = 7 // no hello within the handshake time
+	CodePingTimeout  ErrorCode = 8 // nothing from the client for the server's ping timeout
 )
 
 func (c ErrorCode) String() string {
@@ -140,6 +141,8 @@ func (c ErrorCode) String() string {
 		return "channel removed"
 	case CodeHandshake:
 		return "handshake timeout"
+	case CodePingTimeout:
+		return "ping timeout"
 	}
 	return fmt.Sprintf("error %d", uint16(c))
 }
