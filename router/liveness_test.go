@@ -51,7 +51,7 @@ func (rc *rawConn) nextType() bus.FrameType {
 func TestServerPingsSilentClient(t *testing.T) {
 	ts := routertest.NewServer(t, `"pinginterval": "50ms", "pingtimeout": "300ms", "channels": {"A": {}}`)
 	old := dialRaw(t, ts, "A")
-	old.hello() // version 1
+	old.hello()                                       // version 1
 	listenOnly, err := net.Dial("unix", ts.Path("A")) // silent: a JSON client after the grace
 	if err != nil {
 		t.Fatal(err)
