@@ -14,6 +14,7 @@ import (
 
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/router/routertest"
+	"go.uber.org/goleak"
 )
 
 // callbacks counts a client's OnDisconnect and OnReconnect calls.
@@ -159,6 +160,11 @@ func TestReconnectAcrossRestarts(t *testing.T) {
 	if sub.Err() != nil || pub.Err() != nil {
 		t.Errorf("clients ended: %v, %v", sub.Err(), pub.Err())
 	}
+	// Nothing of the connections that ended is left running.
+	sub.Close()
+	pub.Close()
+	shutdown(t, ts)
+	goleak.VerifyNone(t)
 }
 
 // TestReconnectBuffer emits while the server is down: the events that
