@@ -395,10 +395,12 @@ func TestNoPingForVersion1(t *testing.T) {
 // where both sides ping often and give up soon: the pings are answered
 // both ways, so neither side drops the other.
 func TestPingKeepsIdleClient(t *testing.T) {
-	ts := routertest.NewServer(t, `"pinginterval": "30ms", "pingtimeout": "120ms", "channels": {"A": {}}`)
+	// Timeouts far above the intervals, so that a machine under load
+	// does not make a live peer look dead.
+	ts := routertest.NewServer(t, `"pinginterval": "30ms", "pingtimeout": "1s", "channels": {"A": {}}`)
 	var cb callbacks
-	c := ts.Dial(t, "A", append(cb.options(), bus.Ping(20*time.Millisecond, 100*time.Millisecond))...)
-	time.Sleep(time.Second)
+	c := ts.Dial(t, "A", append(cb.options(), bus.Ping(20*time.Millisecond, time.Second))...)
+	time.Sleep(1500 * time.Millisecond)
 	if !c.Connected() || cb.disconnects.Load() != 0 {
 		t.Errorf("the idle client was disconnected: %v", cb.reasons)
 	}
@@ -407,7 +409,7 @@ func TestPingKeepsIdleClient(t *testing.T) {
 		t.Errorf("server: %d ping timeouts, %d clients; want 0 and 1", st.PingTimeouts, st.Clients)
 	}
 	quiet := ts.Dial(t, "A", bus.Ping(0, 0)) // never pings, only answers
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
 	if !quiet.Connected() {
 		t.Error("a client that answers pings but sends none was dropped")
 	}
