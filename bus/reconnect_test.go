@@ -427,3 +427,39 @@ func shutdown(t *testing.T, ts *routertest.Server) {
 		t.Fatal(err)
 	}
 }
+
+// TestReconnectAfterSlowConsumerDrop: a client whose listener stalls
+// long enough for the server to drop it as a slow consumer hears why,
+// connects again, and hears new events.
+func TestReconnectAfterSlowConsumerDrop(t *testing.T) {
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+	stall := make(chan struct{})
+	var cb callbacks
+	slow := ts.Dial(t, "A", append(cb.options(), bus.QueueLen(1), bus.ReconnectBackoff(10*time.Millisecond, 50*time.Millisecond))...)
+	if _, err := slow.On("blob", func(bus.Message) { <-stall }); err != nil {
+		t.Fatal(err)
+	}
+	after := routertest.Record(t, slow, "after")
+	pub := ts.Dial(t, "A")
+	blob := make([]byte, 32<<10)
+	for i := 0; ts.Channels()[0].Stats.SlowConsumers == 0; i++ {
+		if i == 1024 {
+			t.Fatal("1024 events of 32 KiB and the stalled client was not dropped")
+		}
+		if err := pub.Emit("blob", blob); err != nil {
+			t.Fatal(err)
+		}
+		pub.Flush(context.Background())
+	}
+	close(stall)
+	routertest.WaitFor(t, "the client to reconnect", func() bool { return cb.reconnects.Load() == 1 && slow.Connected() })
+	cb.mu.Lock()
+	if se := (*bus.ServerError)(nil); len(cb.reasons) != 1 || !errors.As(cb.reasons[0], &se) || se.Code != bus.CodeSlowConsumer {
+		t.Errorf("disconnected by %v, want the slow consumer error frame", cb.reasons)
+	}
+	cb.mu.Unlock()
+	if err := pub.Emit("after", nil); err != nil {
+		t.Fatal(err)
+	}
+	after.WaitCount(t, "after", 1)
+}
