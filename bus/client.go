@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,10 +20,28 @@ var (
 	ErrClosed = errors.New("bus: client closed")
 	// ErrNoServer means no ncserver is listening on the channel's socket.
 	ErrNoServer = errors.New("bus: no server is serving the channel")
-	// ErrDisconnected is returned by Emit once the connection to the
-	// server has broken; the cause went to the ErrorHandler.
+	// ErrDisconnected is returned by Emit once the client has ended
+	// because its connection broke (the cause went to the ErrorHandler),
+	// and by Request when the connection breaks before the reply comes
+	// or while the client is reconnecting.
 	ErrDisconnected = errors.New("bus: disconnected from the server")
+	// ErrBufferFull is returned by Emit while the client is disconnected
+	// and reconnecting, when the event does not fit in what is left of
+	// the reconnect buffer (ReconnectBuffer): the event is not sent.
+	// errors.Is(ErrBufferFull, ErrDisconnected) is true.
+	ErrBufferFull error = bufferFullError{}
+	// ErrPingTimeout is why a connection ended when the server sent
+	// nothing, not even the answer to a ping, for the ping timeout (option
+	// Ping). The ErrorHandler and OnDisconnect get it wrapped.
+	ErrPingTimeout = errors.New("bus: the server stopped answering")
 )
+
+type bufferFullError struct{}
+
+func (bufferFullError) Error() string { return "bus: disconnected, and the reconnect buffer is full" }
+
+// Is makes errors.Is(ErrBufferFull, ErrDisconnected) true.
+func (bufferFullError) Is(target error) bool { return target == ErrDisconnected }
 
 // ServerError is an error frame from the server: the reason it closed the
 // connection.
@@ -42,48 +61,70 @@ const MaxEventName = 1024
 // smallest send batch kept.
 const maxSpare = 1 << 20
 
-// Client is one connection to one channel of an ncserver. Its methods are
-// safe for concurrent use.
+// Client is a program's link to one channel of an ncserver: one
+// connection at a time, and, with Reconnect on (the default), a new one
+// whenever the last one breaks. Its methods are safe for concurrent use.
 type Client struct {
 	opts    options
 	channel string
 	path    string
-	id      uuid.UUID
 	ids     *idSource // the ids of emitted events
-	welcome Welcome
-	conn    net.Conn
+
+	// ctx is cancelled by Close: it ends a reconnection under way.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// Send side. Emit appends whole frames to out; the writer goroutine
-	// swaps out for spare and writes the batch in one call.
-	mu      sync.Mutex
-	space   *sync.Cond // signalled whenever out drains or the client ends
-	out     []byte
-	spare   []byte
-	writing bool
-	closing bool  // Close has begun: no more emits
-	err     error // why the connection ended; nil while it works
-	wake    chan struct{}
+	// of the current connection swaps out for spare and writes the batch
+	// in one call. While disconnected, out keeps the frames, bounded by
+	// the reconnect buffer, for the next connection.
+	mu       sync.Mutex
+	space    *sync.Cond // signalled whenever out drains, a connection ends or the client ends
+	sess     *session   // the connection; nil while disconnected
+	last     *session   // the latest connection, ended or not: never nil after Dial
+	out      []byte
+	spare    []byte
+	writing  bool
+	closing  bool  // Close has begun: no more emits
+	err      error // why the client ended for good; nil while it works or reconnects
+	wake     chan struct{}
+	maxFrame atomic.Int64 // the current server's maxframe
 
 	listeners listenerSet
 	queue     *queue
 	pending   pendingRequests
+	notes     notifier
 
-	errs chan error
-
-	done       chan struct{} // closed when the connection ends
-	endOnce    sync.Once
+	done       chan struct{} // closed when the client has ended for good
 	closeOnce  sync.Once
-	ioDone     sync.WaitGroup // reader and writer
-	dispatched chan struct{}  // closed when the dispatcher returns
-	reported   chan struct{}  // closed when the error reporter returns
-	dispatchID uint64         // goroutine ids, so Close called from a
-	reportID   uint64         // listener or ErrorHandler does not wait on itself
+	supervised chan struct{} // closed when the supervisor returns
+	dispatched chan struct{} // closed when the dispatcher returns
+	reported   chan struct{} // closed when the notifier returns
+	dispatchID uint64        // goroutine ids, so Close called from a
+	reportID   uint64        // listener or callback does not wait on itself
+}
+
+// session is one connection to the server, from its handshake to its
+// end.
+type session struct {
+	nc      net.Conn
+	id      uuid.UUID // the client id this connection's Hello gave
+	welcome Welcome
+	done    chan struct{} // closed when the connection has ended
+	endOnce sync.Once
+	err     error          // why it ended; set before done is closed
+	io      sync.WaitGroup // its reader, writer and pinger
+
+	heard   atomic.Uint64 // frames read: the pinger watches it move
+	stalled atomic.Bool   // the reader waits for room in the receive queue
 }
 
 // Dial connects to a channel of the ncserver on this machine and does the
 // handshake. The socket is found from the channel name with the default
 // template unless Socket or SocketTemplate says otherwise. The context
-// bounds the connect and handshake only.
+// bounds the connect and handshake only. Dial does not retry: when no
+// server serves the channel, the error matches ErrNoServer. Once
+// connected, the client reconnects on its own (option Reconnect).
 func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -96,26 +137,28 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 	if path == "" {
 		path = SocketPath(o.template, channel)
 	}
-	if o.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
-		defer cancel()
+	c := &Client{
+		opts:       o,
+		channel:    channel,
+		path:       path,
+		ids:        newIDSource(),
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		supervised: make(chan struct{}),
+		dispatched: make(chan struct{}),
+		reported:   make(chan struct{}),
 	}
-	// A connection whose hello reached the server after its JSON grace
-	// was taken for a listen-only JSON client: that can happen to a
-	// process descheduled between its connect and its write, and a new
-	// connection, whose hello goes out at once, settles it.
-	for attempt := 1; ; attempt++ {
-		c, br, err := dialOnce(ctx, channel, path, o)
-		if errors.Is(err, errLateHello) && attempt < maxLateHello && ctx.Err() == nil {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		c.start(br)
-		return c, nil
+	c.space = sync.NewCond(&c.mu)
+	c.queue = newQueue(o.queueLen)
+	c.notes.wake = make(chan struct{}, 1)
+	s, br, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.install(s)
+	c.start(s, br)
+	return c, nil
 }
 
 // maxLateHello is how many connections Dial makes before it gives up on
@@ -126,46 +169,52 @@ const maxLateHello = 5
 // JSON text protocol because the hello came after its grace.
 var errLateHello = errors.New("the server answered in the JSON text protocol: the hello came after its JSON grace")
 
-// dialOnce connects to the socket at path and makes the handshake.
-func dialOnce(ctx context.Context, channel, path string, o options) (*Client, *bufio.Reader, error) {
-	conn, err := dialSocket(ctx, path)
+// dial connects and makes the handshake, within the Timeout option. A
+// connection whose hello reached the server after its JSON grace was
+// taken for a listen-only JSON client: that can happen to a process
+// descheduled between its connect and its write, and a new connection,
+// whose hello goes out at once, settles it.
+func (c *Client) dial(ctx context.Context) (*session, *bufio.Reader, error) {
+	if c.opts.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
+		defer cancel()
+	}
+	for attempt := 1; ; attempt++ {
+		s, br, err := c.dialOnce(ctx)
+		if errors.Is(err, errLateHello) && attempt < maxLateHello && ctx.Err() == nil {
+			continue
+		}
+		return s, br, err
+	}
+}
+
+// dialOnce connects to the channel's socket and makes the handshake.
+func (c *Client) dialOnce(ctx context.Context) (*session, *bufio.Reader, error) {
+	conn, err := dialSocket(ctx, c.path)
 	if err != nil {
 		if noServer(err) {
-			return nil, nil, fmt.Errorf("%w: channel %q, socket %s: %v", ErrNoServer, channel, path, err)
+			return nil, nil, fmt.Errorf("%w: channel %q, socket %s: %v", ErrNoServer, c.channel, c.path, err)
 		}
-		return nil, nil, fmt.Errorf("bus: dialing channel %q: %w", channel, err)
+		return nil, nil, fmt.Errorf("bus: dialing channel %q: %w", c.channel, err)
 	}
-	c := &Client{
-		opts:       o,
-		channel:    channel,
-		path:       path,
-		id:         uuid.New(),
-		ids:        newIDSource(),
-		conn:       conn,
-		wake:       make(chan struct{}, 1),
-		errs:       make(chan error, 16),
-		done:       make(chan struct{}),
-		dispatched: make(chan struct{}),
-		reported:   make(chan struct{}),
-	}
-	c.space = sync.NewCond(&c.mu)
-	c.queue = newQueue(o.queueLen)
+	s := &session{nc: conn, id: uuid.New(), done: make(chan struct{})}
 	br := bufio.NewReaderSize(conn, 64<<10)
-	if err := c.handshake(ctx, br); err != nil {
+	if err := c.handshake(ctx, s, br); err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
-	return c, br, nil
+	return s, br, nil
 }
 
-func (c *Client) handshake(ctx context.Context, br *bufio.Reader) error {
+func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) error {
 	if dl, ok := ctx.Deadline(); ok {
-		c.conn.SetDeadline(dl)
+		s.nc.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { s.nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	hello := Hello{Version: ProtocolVersion, ClientID: c.id, Name: c.opts.name, PID: uint64(os.Getpid())}
-	if _, err := c.conn.Write(AppendHello(nil, &hello)); err != nil {
+	hello := Hello{Version: ProtocolVersion, ClientID: s.id, Name: c.opts.name, PID: uint64(os.Getpid())}
+	if _, err := s.nc.Write(AppendHello(nil, &hello)); err != nil {
 		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 	}
 	if first, err := br.Peek(1); err == nil && first[0] == '{' {
@@ -194,7 +243,7 @@ func (c *Client) handshake(ctx context.Context, br *bufio.Reader) error {
 		if w.Channel != c.channel {
 			return fmt.Errorf("bus: socket %s serves channel %q, not %q", c.path, w.Channel, c.channel)
 		}
-		c.welcome = w
+		s.welcome = w
 	case FrameError:
 		e, err := DecodeError(body)
 		if err != nil {
@@ -204,13 +253,12 @@ func (c *Client) handshake(ctx context.Context, br *bufio.Reader) error {
 	default:
 		return fmt.Errorf("bus: handshake on channel %q: server sent a %v frame", c.channel, t)
 	}
-	return c.conn.SetDeadline(time.Time{})
+	return s.nc.SetDeadline(time.Time{})
 }
 
-func (c *Client) start(br *bufio.Reader) {
-	c.ioDone.Add(2)
-	go c.readLoop(br)
-	go c.writeLoop()
+// start runs the client's long-lived goroutines and the first
+// connection's.
+func (c *Client) start(s *session, br *bufio.Reader) {
 	dispatchID, reportID := make(chan uint64), make(chan uint64)
 	go func() {
 		dispatchID <- goid()
@@ -220,146 +268,191 @@ func (c *Client) start(br *bufio.Reader) {
 	go func() {
 		reportID <- goid()
 		defer close(c.reported)
-		c.reportLoop()
+		c.notes.run(c)
 	}()
 	c.dispatchID, c.reportID = <-dispatchID, <-reportID
+	c.startSession(s, br)
+	go c.supervise(s)
 }
 
+// startSession runs a connection's reader, writer and, when the server
+// speaks pings and the client pings, its pinger.
+func (c *Client) startSession(s *session, br *bufio.Reader) {
+	ping := s.welcome.Version >= PingVersion && c.opts.pingInterval > 0
+	s.io.Add(2)
+	if ping {
+		s.io.Add(1)
+		go c.pingLoop(s)
+	}
+	go c.readLoop(s, br)
+	go c.writeLoop(s)
+	c.poke()
+}
+
+// Channel is the channel the client is connected to.
 func (c *Client) Channel() string { return c.channel }
 
-// ID is the client's id: the Sender of every event it emits.
-func (c *Client) ID() uuid.UUID { return c.id }
+// ID is the client's id on its current connection (its latest, while
+// it reconnects): the Sender of every event it emits. Each connection
+// has a new one.
+func (c *Client) ID() uuid.UUID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last.id
+}
 
-// Node is the id of the server the client is connected to.
-func (c *Client) Node() uuid.UUID { return c.welcome.Node }
+// Node is the id of the server the client is connected to (or was
+// last, while it reconnects).
+func (c *Client) Node() uuid.UUID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last.welcome.Node
+}
 
 // MaxFrame is the largest frame body the server accepts.
-func (c *Client) MaxFrame() int { return int(c.welcome.MaxFrame) }
+func (c *Client) MaxFrame() int { return int(c.maxFrame.Load()) }
 
-// Done is closed when the connection has ended, by Close or by an error.
+// Connected reports whether the client has a working connection now:
+// false while it reconnects, and once it has ended.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess != nil
+}
+
+// Done is closed when the client has ended for good: after Close, or
+// when a connection ended and the client does not reconnect (Reconnect
+// off, or a server that refused it for a protocol error).
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Err says why the connection ended: nil while it works, ErrClosed after
-// Close, else the error that broke it.
+// Err says why the client ended: nil while it works or reconnects,
+// ErrClosed after Close, else the error that ended it.
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
 }
 
-func (c *Client) readLoop(br *bufio.Reader) {
-	defer c.ioDone.Done()
-	fr := NewFrameReader(br, int(c.welcome.MaxFrame))
+func (c *Client) readLoop(s *session, br *bufio.Reader) {
+	defer s.io.Done()
+	fr := NewFrameReader(br, int(s.welcome.MaxFrame))
 	var names nameCache
 	for {
 		frame, err := fr.ReadFrame()
 		if err != nil {
-			c.end(fmt.Errorf("bus: reading from channel %q: %w", c.channel, err))
+			c.endSession(s, fmt.Errorf("bus: reading from channel %q: %w", c.channel, err))
 			return
 		}
+		s.heard.Add(1)
 		body := frame[HeaderLen:]
-		switch t, _ := TypeOf(body); t {
-		case FrameEvent:
+		switch t, _ := TypeOf(body); {
+		case t == FrameEvent:
 			m, err := names.decodeEvent(body)
 			if err != nil {
-				c.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))
+				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 				return
 			}
 			if m.InReplyTo != uuid.Nil && c.pending.deliver(m) {
 				continue
 			}
-			if c.listeners.matchAny(m.Event) && !c.queue.push(m, true) {
+			if c.listeners.matchAny(m.Event) && !c.queue.push(m, &s.stalled) {
 				return
 			}
-		case FrameError:
+		case t == FrameError:
 			e, err := DecodeError(body)
 			if err != nil {
-				c.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))
+				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 			} else {
-				c.end(&ServerError{Code: e.Code, Message: e.Message})
+				c.endSession(s, &ServerError{Code: e.Code, Message: e.Message})
 			}
 			return
+		case t == FramePing && s.welcome.Version >= PingVersion:
+			if err := DecodePing(body); err != nil {
+				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
+				return
+			}
+			c.queueControl(s, pongFrame)
+		case t == FramePong && s.welcome.Version >= PingVersion:
+			if err := DecodePong(body); err != nil {
+				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
+				return
+			}
 		default:
-			c.end(fmt.Errorf("bus: from channel %q: unexpected %v frame", c.channel, t))
+			c.endSession(s, fmt.Errorf("bus: from channel %q: unexpected %v frame", c.channel, t))
 			return
 		}
 	}
 }
 
-// end records why the connection ended, reports it unless Close caused
-// it, and wakes every goroutine so that it returns.
-func (c *Client) end(why error) {
-	c.endOnce.Do(func() {
+// endSession ends connection s: it records why, takes it off the client
+// so that Emit buffers, closes the socket and wakes s's goroutines. The
+// supervisor then reports it and reconnects, or ends the client.
+func (c *Client) endSession(s *session, why error) {
+	s.endOnce.Do(func() {
 		c.mu.Lock()
-		closing := c.closing
-		if closing {
+		if c.closing {
 			why = ErrClosed
 		}
-		c.err = why
+		s.err = why
+		if c.sess == s {
+			c.sess = nil
+		}
 		c.space.Broadcast()
 		c.mu.Unlock()
-		if !closing {
-			c.report(why)
-		}
-		c.conn.Close()
-		c.queue.close()
-		close(c.done)
+		s.nc.Close()
+		close(s.done)
 	})
 }
 
-func (c *Client) report(err error) {
-	if c.opts.errorHandler == nil {
-		return
+// finish ends the client for good, once its last connection's
+// goroutines have returned: Emit fails from now on, the dispatcher
+// hands out what had arrived (unless Close discarded it) and returns.
+func (c *Client) finish(why error) {
+	c.mu.Lock()
+	if c.closing {
+		why = ErrClosed
 	}
-	select {
-	case c.errs <- err:
-	default: // the handler is far behind; drop rather than block the bus
-	}
+	c.err = why
+	c.space.Broadcast()
+	c.mu.Unlock()
+	c.queue.close()
+	close(c.done)
 }
 
-func (c *Client) reportLoop() {
-	for {
-		select {
-		case err := <-c.errs:
-			c.opts.errorHandler(err)
-		case <-c.done:
-			for {
-				select {
-				case err := <-c.errs:
-					c.opts.errorHandler(err)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-// Close writes what Emit has queued (waiting at most CloseTimeout), closes
-// the connection and returns when every goroutine of the client has
+// Close writes what Emit has queued (waiting at most CloseTimeout; while
+// disconnected, what is buffered is dropped), closes the connection,
+// stops reconnecting, and returns when every goroutine of the client has
 // ended; listeners are not called after it returns, and events received
-// but not yet handed to them are dropped. (When the server ends the
-// connection instead, listeners still get every event that arrived
-// before the end.) Close may be called
-// from a listener or the ErrorHandler: it then returns without waiting
-// for that one goroutine, which ends as soon as its function returns.
-// Close is idempotent.
+// but not yet handed to them are dropped. (When the client ends for
+// another reason, listeners still get every event that arrived before
+// the end.) Close may be called from a listener, the ErrorHandler or a
+// callback: it then returns without waiting for that one goroutine,
+// which ends as soon as its function returns. Close is idempotent.
 func (c *Client) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.closeTimeout)
-		defer cancel()
 		c.mu.Lock()
 		c.closing = true
+		connected := c.sess != nil
 		c.space.Broadcast()
 		c.mu.Unlock()
-		if ferr := c.Flush(ctx); ferr != nil && !errors.Is(ferr, ErrDisconnected) {
-			err = ferr
+		if connected {
+			ctx, cancel := context.WithTimeout(context.Background(), c.opts.closeTimeout)
+			if ferr := c.Flush(ctx); ferr != nil && !errors.Is(ferr, ErrDisconnected) {
+				err = ferr
+			}
+			cancel()
 		}
-		c.end(ErrClosed)
+		c.cancel()
+		c.mu.Lock()
+		s := c.sess
+		c.mu.Unlock()
+		if s != nil {
+			c.endSession(s, ErrClosed)
+		}
 		c.queue.discard()
 	})
-	c.ioDone.Wait()
+	<-c.supervised
 	self := goid()
 	if self != c.dispatchID {
 		<-c.dispatched

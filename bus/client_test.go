@@ -321,7 +321,7 @@ func TestCloseFlushes(t *testing.T) {
 func TestServerShutdownReported(t *testing.T) {
 	ts := routertest.NewServer(t, oneChannel)
 	errs := make(chan error, 4)
-	c := ts.Dial(t, "A", bus.ErrorHandler(func(err error) { errs <- err }))
+	c := ts.Dial(t, "A", bus.ErrorHandler(func(err error) { errs <- err }), bus.Reconnect(false))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := ts.Shutdown(ctx); err != nil {

@@ -36,6 +36,21 @@
 // why). A listener may call Emit, On, Off and Close, and Request: replies
 // are taken off the socket by the read loop, not the dispatcher.
 //
+// # Reconnecting
+//
+// A Client outlives its connection. When the connection breaks (the
+// server restarts, the socket fails, the server stops answering pings)
+// the client connects again on its own, with a growing, jittered wait
+// between attempts, until Close (options Reconnect, ReconnectBackoff).
+// Meanwhile Emit keeps events in a bounded buffer and sends them first
+// once connected (ReconnectBuffer; ErrBufferFull past it); OnDisconnect
+// and OnReconnect tell the application. Events others emit while the
+// client is disconnected are not delivered to it, and nothing is ever
+// delivered twice or out of order. Listeners live in the client and need
+// no registering again. A supervisor goroutine does the reconnecting;
+// each connection has its own reader, writer and pinger, which end with
+// it.
+//
 // # What callers owe
 //
 // Close every Client: Close flushes what Emit has queued and returns only

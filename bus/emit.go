@@ -23,71 +23,94 @@ func checkEvent(event string) error {
 //
 // Emit returns once the event is queued for the socket; it waits while
 // the send buffer is full. Events from one client reach every receiver in
-// the order Emit was called.
+// the order Emit was called. While the client is disconnected and
+// reconnecting, Emit keeps the event in the reconnect buffer, to be sent
+// once connected again, and returns ErrBufferFull when it does not fit.
 func (c *Client) Emit(event string, data any) error {
 	m := Message{ID: c.ids.next(), Event: event}
-	return c.send(&m, data)
+	_, err := c.send(&m, data, true)
+	return err
 }
 
 // send emits m with data on the client's channel: it fills in the
 // origin, sender and channel, encodes, queues the frame, and hands m to
 // the client's own matching listeners unless it is addressed to another
-// client.
-func (c *Client) send(m *Message, data any) error {
+// client. While disconnected, it keeps the frame for the next connection
+// when buffer is set, and fails otherwise. It returns the connection the
+// frame was queued on, nil when it was kept for the next one.
+func (c *Client) send(m *Message, data any, buffer bool) (*session, error) {
 	if err := checkEvent(m.Event); err != nil {
-		return err
+		return nil, err
 	}
-	m.Origin, m.Sender, m.Channel = c.welcome.Node, c.id, c.channel
+	m.Channel = c.channel
 	buf := getBuf()
 	defer putBuf(buf)
 	// Encode the data straight into the frame: one encoding, and one copy
 	// (into the send buffer, where frames wait to be written together).
+	// The origin and sender are filled in as the frame is queued, from
+	// the connection it goes out on.
 	frame, start := appendEventHead(buf.frame[:0], m)
 	dataAt := len(frame)
 	frame, err := AppendData(frame, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dataEnd := len(frame)
 	buf.frame = endEvent(frame, m, start)
-	if n := len(buf.frame) - HeaderLen; n > int(c.welcome.MaxFrame) {
-		return fmt.Errorf("%w: event %q is %d bytes, the server takes at most %d", ErrFrameTooBig, m.Event, n, c.welcome.MaxFrame)
+	if n, limit := len(buf.frame)-HeaderLen, c.maxFrame.Load(); int64(n) > limit {
+		return nil, fmt.Errorf("%w: event %q is %d bytes, the server takes at most %d", ErrFrameTooBig, m.Event, n, limit)
 	}
-	if err := c.enqueue(buf.frame); err != nil {
-		return err
+	s, err := c.enqueue(buf.frame, m, buffer)
+	if err != nil {
+		return nil, err
 	}
-	if (m.To == uuid.Nil || m.To == c.id) && c.listeners.matchAny(m.Event) {
+	if (m.To == uuid.Nil || m.To == m.Sender) && c.listeners.matchAny(m.Event) {
 		local := *m
 		local.Data = append([]byte(nil), buf.frame[dataAt:dataEnd]...)
-		c.queue.push(local, false)
+		c.queue.push(local, nil)
 	}
-	return nil
+	return s, nil
 }
 
-func (c *Client) enqueue(frame []byte) error {
+// enqueue appends an event frame to the send buffer, with the origin
+// and sender of the client's connection (the last one, while
+// disconnected: install fills in the next one's), which it also sets in
+// m.
+func (c *Client) enqueue(frame []byte, m *Message, buffer bool) (*session, error) {
 	c.mu.Lock()
-	for c.err == nil && !c.closing && len(c.out) > 0 && len(c.out)+len(frame) > c.opts.sendBuffer {
+	for c.sess != nil && !c.closing && len(c.out) > 0 && len(c.out)+len(frame) > c.opts.sendBuffer {
 		c.space.Wait()
 	}
 	switch {
 	case c.closing:
 		c.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	case c.err != nil:
 		c.mu.Unlock()
-		return ErrDisconnected
+		return nil, ErrDisconnected
+	case c.sess == nil && (!buffer || !c.opts.reconnect):
+		c.mu.Unlock()
+		return nil, ErrDisconnected
+	case c.sess == nil && len(c.out)+len(frame) > c.opts.reconnectBuffer:
+		c.mu.Unlock()
+		return nil, ErrBufferFull
 	}
+	at := len(c.out)
 	c.out = append(c.out, frame...)
+	m.Origin, m.Sender = c.last.welcome.Node, c.last.id
+	copy(c.out[at+originAt:], m.Origin[:])
+	copy(c.out[at+senderAt:], m.Sender[:])
+	s := c.sess
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if s != nil {
+		c.poke()
 	}
-	return nil
+	return s, nil
 }
 
 // Flush waits until every event emitted so far is written to the socket,
-// or ctx ends.
+// or ctx ends. While the client reconnects, it waits for the next
+// connection to write them.
 func (c *Client) Flush(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() {
 		c.mu.Lock()
@@ -97,29 +120,31 @@ func (c *Client) Flush(ctx context.Context) error {
 	defer stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for (len(c.out) > 0 || c.writing) && c.err == nil && ctx.Err() == nil {
+	for (len(c.out) > 0 || c.writing) && c.err == nil && !(c.closing && c.sess == nil) && ctx.Err() == nil {
 		c.space.Wait()
 	}
 	switch {
 	case len(c.out) == 0 && !c.writing:
 		return nil
-	case c.err != nil:
+	case c.err != nil, c.closing && c.sess == nil:
 		return ErrDisconnected
 	}
 	return fmt.Errorf("bus: flush: %w", ctx.Err())
 }
 
-func (c *Client) writeLoop() {
-	defer c.ioDone.Done()
+// writeLoop writes what is queued to connection s, as long as s is the
+// client's connection.
+func (c *Client) writeLoop(s *session) {
+	defer s.io.Done()
 	for {
 		select {
 		case <-c.wake:
-		case <-c.done:
+		case <-s.done:
 			return
 		}
 		for {
 			c.mu.Lock()
-			if len(c.out) == 0 || c.err != nil {
+			if len(c.out) == 0 || c.sess != s {
 				c.mu.Unlock()
 				break
 			}
@@ -130,7 +155,7 @@ func (c *Client) writeLoop() {
 			c.out, c.spare, c.writing = c.spare[:0], nil, true
 			c.mu.Unlock()
 
-			_, err := c.conn.Write(batch)
+			_, err := s.nc.Write(batch)
 
 			c.mu.Lock()
 			// Keep the written batch for the next swap unless a frame
@@ -149,7 +174,9 @@ func (c *Client) writeLoop() {
 			c.space.Broadcast()
 			c.mu.Unlock()
 			if err != nil {
-				c.end(fmt.Errorf("bus: writing to channel %q: %w", c.channel, err))
+				// What this batch held is lost, whether the server read
+				// some of it or not: at most once.
+				c.endSession(s, fmt.Errorf("bus: writing to channel %q: %w", c.channel, err))
 				return
 			}
 		}

@@ -2,10 +2,12 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/router"
@@ -77,4 +79,47 @@ func ExampleClient_On() {
 	// Output:
 	// job family: job-started
 	// job family: job-done
+}
+
+// A client survives a restart of its server: it connects again on its
+// own, and its callbacks say so. Events emitted while it has no
+// connection wait in its reconnect buffer and go out first once it is
+// back.
+func ExampleOnReconnect() {
+	dir, _ := os.MkdirTemp("", "nc")
+	defer os.RemoveAll(dir)
+	cfg, _ := router.Parse("example.json", []byte(`{"socket": "`+dir+`/{channel}.sock", "channels": {"A": {}}}`))
+	quiet := router.Options{Logger: slog.New(slog.DiscardHandler)}
+	srv, _ := router.Start(cfg, quiet)
+
+	back := make(chan struct{})
+	c, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(cfg.Socket),
+		bus.OnDisconnect(func(err error) {
+			var se *bus.ServerError
+			if errors.As(err, &se) {
+				fmt.Println("disconnected:", se.Code)
+			}
+		}),
+		bus.OnReconnect(func() {
+			fmt.Println("connected again")
+			close(back)
+		}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	srv.Shutdown(context.Background()) // as ncserver does on SIGTERM
+	for c.Connected() {
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.Emit("while-down", nil); err != nil { // kept for later
+		log.Fatal(err)
+	}
+	srv, _ = router.Start(cfg, quiet) // a new server on the same sockets
+	defer srv.Close()
+	<-back
+	// Output:
+	// disconnected: server shutting down
+	// connected again
 }

@@ -11,9 +11,15 @@ import (
 	"github.com/google/uuid"
 )
 
-// ProtocolVersion is the version of the local wire protocol this package
-// speaks; PROTOCOL.md describes it.
-const ProtocolVersion = 1
+// ProtocolVersion is the highest version of the local wire protocol this
+// package speaks; PROTOCOL.md describes it. Version 2 adds the Ping and
+// Pong frames, with which each side finds out that the other has stopped
+// answering.
+const ProtocolVersion = 2
+
+// PingVersion is the first protocol version with Ping and Pong frames:
+// neither side sends them on a connection of an older version.
+const PingVersion = 2
 
 // Frame limits.
 const (
@@ -37,6 +43,8 @@ const (
 	FrameWelcome FrameType = 2 // server -> client, the answer to Hello
 	FrameEvent   FrameType = 3 // both ways
 	FrameError   FrameType = 4 // server -> client, just before it closes
+	FramePing    FrameType = 5 // both ways, from version 2: are you there?
+	FramePong    FrameType = 6 // both ways, from version 2: the answer to a Ping
 )
 
 func (t FrameType) String() string {
@@ -49,6 +57,10 @@ func (t FrameType) String() string {
 		return "event"
 	case FrameError:
 		return "error"
+	case FramePing:
+		return "ping"
+	case FramePong:
+		return "pong"
 	}
 	return fmt.Sprintf("frame type %d", uint8(t))
 }
@@ -110,6 +122,7 @@ const (
 	CodeShutdown     ErrorCode = 5 // the server is shutting down
 	CodeChannelGone  ErrorCode = 6 // the channel was removed from the configuration
 	CodeHandshake    ErrorCode = 7 // no hello within the handshake time
+	CodePingTimeout  ErrorCode = 8 // nothing from the client for the server's ping timeout
 )
 
 func (c ErrorCode) String() string {
@@ -128,6 +141,8 @@ func (c ErrorCode) String() string {
 		return "channel removed"
 	case CodeHandshake:
 		return "handshake timeout"
+	case CodePingTimeout:
+		return "ping timeout"
 	}
 	return fmt.Sprintf("error %d", uint16(c))
 }
@@ -173,6 +188,18 @@ func AppendError(dst []byte, e *ErrorFrame) []byte {
 	dst, start := beginFrame(dst, FrameError, 2)
 	dst = appendUint(dst, uint64(e.Code))
 	dst = appendStr(dst, e.Message)
+	return endFrame(dst, start)
+}
+
+// AppendPing appends a Ping frame, [5]: the receiver answers with a Pong.
+func AppendPing(dst []byte) []byte {
+	dst, start := beginFrame(dst, FramePing, 0)
+	return endFrame(dst, start)
+}
+
+// AppendPong appends a Pong frame, [6]: the answer to a Ping.
+func AppendPong(dst []byte) []byte {
+	dst, start := beginFrame(dst, FramePong, 0)
 	return endFrame(dst, start)
 }
 
@@ -329,6 +356,19 @@ func DecodeError(body []byte) (ErrorFrame, error) {
 	e.Code = ErrorCode(code)
 	e.Message = string(r.str("message"))
 	return e, closeFrame(r, extra)
+}
+
+// DecodePing checks a Ping frame body. A Ping has no fields; fields a
+// later version appends are skipped.
+func DecodePing(body []byte) error {
+	r := &reader{b: body}
+	return closeFrame(r, openFrame(r, FramePing, 0))
+}
+
+// DecodePong checks a Pong frame body, as DecodePing does a Ping.
+func DecodePong(body []byte) error {
+	r := &reader{b: body}
+	return closeFrame(r, openFrame(r, FramePong, 0))
 }
 
 // EventHeader is an event frame as routing sees it: fixed-size ids, and

@@ -48,6 +48,10 @@ func appendFrame(dst []byte, v any) []byte {
 		return AppendError(dst, &v)
 	case Message:
 		return AppendEvent(dst, &v)
+	case pingValue:
+		return AppendPing(dst)
+	case pongValue:
+		return AppendPong(dst)
 	}
 	panic(fmt.Sprintf("appendFrame: %T", v))
 }
@@ -63,11 +67,22 @@ func decodeAs(t FrameType, body []byte) (any, error) {
 		return DecodeError(body)
 	case FrameEvent:
 		return DecodeEvent(body)
+	case FramePing:
+		return pingValue{}, DecodePing(body)
+	case FramePong:
+		return pongValue{}, DecodePong(body)
 	}
 	return nil, fmt.Errorf("test has no decoder for %v", t)
 }
 
-var frameTypes = []FrameType{FrameHello, FrameWelcome, FrameEvent, FrameError}
+// pingValue and pongValue stand for a Ping and a Pong frame, which have
+// no fields, where the tests want a value.
+type (
+	pingValue struct{}
+	pongValue struct{}
+)
+
+var frameTypes = []FrameType{FrameHello, FrameWelcome, FrameEvent, FrameError, FramePing, FramePong}
 
 // diffLines renders the difference of two texts line by line, as
 // (-want +got).
@@ -144,6 +159,7 @@ type vector struct {
 
 var typeNames = map[string]FrameType{
 	"hello": FrameHello, "welcome": FrameWelcome, "event": FrameEvent, "error": FrameError,
+	"ping": FramePing, "pong": FramePong,
 }
 
 // parseHex reads the text of a .hex vector: hex digits, with whitespace
@@ -256,6 +272,8 @@ func fieldsOf(v any) (map[string]any, error) {
 		return map[string]any{"version": v.Version, "node": uuid.UUID(v.Node).String(), "channel": v.Channel, "maxframe": v.MaxFrame, "pid": v.PID}, nil
 	case ErrorFrame:
 		return map[string]any{"code": uint16(v.Code), "message": v.Message}, nil
+	case pingValue, pongValue:
+		return map[string]any{}, nil
 	case Message:
 		var data any
 		if err := msgpack.Unmarshal(v.Data, &data); err != nil {
@@ -329,6 +347,10 @@ func valueOf(v vector) (any, error) {
 		return Welcome{Version: f.Version, Node: n, Channel: f.Channel, MaxFrame: f.MaxFrame, PID: f.PID}, err
 	case FrameError:
 		return ErrorFrame{Code: ErrorCode(f.Code), Message: f.Message}, nil
+	case FramePing:
+		return pingValue{}, nil
+	case FramePong:
+		return pongValue{}, nil
 	case FrameEvent:
 		data, err := hex.DecodeString(*v.DataHex)
 		if err != nil {
@@ -359,6 +381,7 @@ var requiredVectors = []string{
 	"invalid-length-4gib", "invalid-over-small-maxframe", "invalid-not-an-array", "invalid-empty-array",
 	"invalid-missing-field", "invalid-error-code-too-big", "invalid-version-negative", "invalid-version-int8",
 	"invalid-str-length-past-end", "event-reply", "invalid-event-to-not-id",
+	"ping", "pong", "ping-extra-fields", "invalid-ping-bytes-after-array",
 }
 
 func TestVectorSet(t *testing.T) {
@@ -528,6 +551,10 @@ func genericOf(tb testing.TB, v any) []any {
 		return []any{uint64(FrameWelcome), v.Version, v.Node[:], v.Channel, v.MaxFrame, v.PID}
 	case ErrorFrame:
 		return []any{uint64(FrameError), uint64(v.Code), v.Message}
+	case pingValue:
+		return []any{uint64(FramePing)}
+	case pongValue:
+		return []any{uint64(FramePong)}
 	case Message:
 		var data any
 		if len(v.Data) > 0 {

@@ -186,13 +186,18 @@ func newQueue(limit int) *queue {
 	return q
 }
 
-// push appends m; with wait it first waits for room. It returns false
-// once the queue is closed.
-func (q *queue) push(m Message, wait bool) bool {
+// push appends m. With stalled not nil it first waits for room, with
+// stalled set meanwhile; without, it never waits. It returns false once
+// the queue is closed.
+func (q *queue) push(m Message, stalled *atomic.Bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for wait && !q.closed && len(q.items)-q.head >= q.limit {
-		q.cond.Wait()
+	if stalled != nil && !q.closed && len(q.items)-q.head >= q.limit {
+		stalled.Store(true)
+		for !q.closed && len(q.items)-q.head >= q.limit {
+			q.cond.Wait()
+		}
+		stalled.Store(false)
 	}
 	if q.closed {
 		return false

@@ -18,6 +18,15 @@ type options struct {
 	sendBuffer   int
 	queueLen     int
 	closeTimeout time.Duration
+
+	reconnect       bool
+	backoffMin      time.Duration
+	backoffMax      time.Duration
+	reconnectBuffer int
+	onDisconnect    func(error)
+	onReconnect     func()
+	pingInterval    time.Duration
+	pingTimeout     time.Duration
 }
 
 func defaultOptions() options {
@@ -27,6 +36,13 @@ func defaultOptions() options {
 		sendBuffer:   4 << 20,
 		queueLen:     8192,
 		closeTimeout: 5 * time.Second,
+
+		reconnect:       true,
+		backoffMin:      100 * time.Millisecond,
+		backoffMax:      5 * time.Second,
+		reconnectBuffer: 4 << 20,
+		pingInterval:    5 * time.Second,
+		pingTimeout:     15 * time.Second,
 	}
 }
 
@@ -66,3 +82,75 @@ func QueueLen(n int) Option { return func(o *options) { o.queueLen = n } }
 // CloseTimeout bounds how long Close waits to write what Emit has queued.
 // The default is 5 s.
 func CloseTimeout(d time.Duration) Option { return func(o *options) { o.closeTimeout = d } }
+
+// Reconnect turns reconnecting on or off. On (the default), a client
+// whose connection breaks, or whose server shuts down or drops it,
+// connects again on its own, with a new client id, after a wait that
+// grows from one attempt to the next (ReconnectBackoff); meanwhile Emit
+// keeps events in a buffer (ReconnectBuffer) and sends them, in order,
+// once connected again. It keeps trying until Close. Only a server that
+// refuses the client for a protocol error or an unsupported version
+// ends it for good. Off, the client ends when its connection does:
+// Done is closed and Emit returns ErrDisconnected.
+//
+// Reconnecting starts only after Dial has succeeded once: Dial itself
+// reports a server that is not there.
+func Reconnect(on bool) Option { return func(o *options) { o.reconnect = on } }
+
+// ReconnectBackoff sets how long the client waits before each attempt to
+// connect again: first, then twice as long after each failure, up to
+// longest. Each wait is drawn at random between half of it and all of it, so
+// that the clients of a restarted server do not all knock at once. The
+// defaults are 100 ms and 5 s. A first or longest of 0 or less keeps the
+// default, and longest is raised to first when it is smaller.
+func ReconnectBackoff(first, longest time.Duration) Option {
+	return func(o *options) {
+		if first > 0 {
+			o.backoffMin = first
+		}
+		if longest > 0 {
+			o.backoffMax = longest
+		}
+		o.backoffMax = max(o.backoffMin, o.backoffMax)
+	}
+}
+
+// ReconnectBuffer bounds, in bytes of encoded frames, the events that
+// Emit keeps while the client is disconnected and reconnecting. An event
+// that does not fit is not sent, and Emit returns ErrBufferFull (which
+// also matches ErrDisconnected). 0 keeps nothing: every Emit while
+// disconnected fails. The default is 4 MiB.
+func ReconnectBuffer(bytes int) Option { return func(o *options) { o.reconnectBuffer = max(bytes, 0) } }
+
+// OnDisconnect sets a function called with the reason each time the
+// connection breaks, before the client starts to reconnect (with
+// Reconnect off, once, as the client ends). It is not called for Close.
+// It runs on the goroutine that runs the ErrorHandler, never
+// concurrently with it or with itself, in the order things happened.
+func OnDisconnect(f func(error)) Option { return func(o *options) { o.onDisconnect = f } }
+
+// OnReconnect sets a function called each time the client has connected
+// again, after the events buffered meanwhile are queued for the server
+// and before any event emitted after it. It runs where OnDisconnect
+// does.
+func OnReconnect(f func()) Option { return func(o *options) { o.onReconnect = f } }
+
+// Ping sets how the client finds out that its server has stopped
+// answering (a hung or stopped process, a socket nobody reads): when it
+// has heard nothing from the server for interval, it sends a Ping,
+// which the server answers; when it has heard nothing for timeout, it
+// takes the connection for dead, closes it and, with Reconnect on,
+// connects again. The check runs every interval/4, so a dead server is
+// noticed between timeout and timeout+interval/4 after the last frame
+// from it. The defaults are 5 s and 15 s; an interval of 0 turns pinging
+// off. timeout is raised to twice interval when it is smaller. Pings
+// need a server of protocol version 2 or later (PROTOCOL.md § 4.5);
+// with an older one the client does not ping. The client also answers
+// the server's pings, from its read loop: a listener that blocks the
+// receive queue (QueueLen) for longer than the server's pingtimeout gets
+// the client dropped.
+func Ping(interval, timeout time.Duration) Option {
+	return func(o *options) {
+		o.pingInterval, o.pingTimeout = max(interval, 0), max(timeout, 2*interval)
+	}
+}

@@ -55,13 +55,17 @@ func (p *pendingRequests) deliver(m Message) bool {
 // client only, and is returned here rather than handed to listeners.
 //
 // Request returns ctx's error when ctx ends first, and ErrDisconnected
-// or ErrClosed when the connection ends first. A reply that arrives after
+// (or ErrClosed after Close) when the connection ends first: the reply
+// would go to the client id of that connection, which the next one does
+// not have, so a request is never resent. While the client reconnects,
+// Request fails at once with ErrDisconnected. A reply that arrives after
 // Request has returned is handed to listeners like any other event.
 func (c *Client) Request(ctx context.Context, event string, data any) (Message, error) {
 	m := Message{ID: c.ids.next(), Event: event}
 	wait := c.pending.add(m.ID)
 	defer c.pending.remove(m.ID)
-	if err := c.send(&m, data); err != nil {
+	s, err := c.send(&m, data, false)
+	if err != nil {
 		return Message{}, err
 	}
 	select {
@@ -69,13 +73,13 @@ func (c *Client) Request(ctx context.Context, event string, data any) (Message, 
 		return reply, nil
 	case <-ctx.Done():
 		return Message{}, fmt.Errorf("bus: request %q on channel %q: %w", event, c.channel, ctx.Err())
-	case <-c.done:
+	case <-s.done:
 		select {
 		case reply := <-wait: // it arrived just before the end
 			return reply, nil
 		default:
 		}
-		if err := c.Err(); err == ErrClosed {
+		if s.err == ErrClosed {
 			return Message{}, ErrClosed
 		}
 		return Message{}, ErrDisconnected
@@ -93,5 +97,6 @@ func (c *Client) Reply(m Message, data any) error {
 		return fmt.Errorf("bus: reply to event %q: it has no sender or id to answer", m.Event)
 	}
 	r := Message{ID: c.ids.next(), Event: m.Event + ReplySuffix, To: m.Sender, InReplyTo: m.ID}
-	return c.send(&r, data)
+	_, err := c.send(&r, data, true)
+	return err
 }

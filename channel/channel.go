@@ -41,8 +41,16 @@ type Config struct {
 	// DefaultJSONGrace. A framed client sends its Hello at once, so this
 	// only has to cover the time between its connect and its first write.
 	JSONGrace time.Duration
-	Node      uuid.UUID    // the server's node id, sent in the welcome
-	Logger    *slog.Logger // nil means slog.Default()
+	// PingInterval and PingTimeout are the liveness check of clients
+	// that speak protocol version 2 or later: a client from which
+	// nothing has come for PingInterval is sent a Ping, and one from
+	// which nothing has come for PingTimeout is dropped (error code
+	// PingTimeout). A PingInterval of 0 turns the check off. A
+	// PingTimeout below twice PingInterval is raised to that.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	Node         uuid.UUID    // the server's node id, sent in the welcome
+	Logger       *slog.Logger // nil means slog.Default()
 	// Handler routes events from this channel's clients. nil sends each
 	// event to the channel's other clients only.
 	Handler Handler
@@ -68,6 +76,9 @@ type Stats struct {
 	// JSONEncoded counts events this channel put into JSON text form for
 	// its JSON clients: once per event, however many of them hear it.
 	JSONEncoded uint64
+	// PingTimeouts counts clients dropped because nothing came from them
+	// for PingTimeout, not even the answer to a ping.
+	PingTimeouts uint64
 }
 
 // Channel serves one channel's socket and its clients.
@@ -77,6 +88,9 @@ type Channel struct {
 	ln  net.Listener
 
 	limits atomic.Pointer[limits]
+	ping   atomic.Pointer[pingConfig]
+	// liveStop ends the liveness check; Quiesce closes it.
+	liveStop chan struct{}
 
 	mu      sync.Mutex
 	conns   atomic.Pointer[[]*Conn] // every receiver, from its accept on: see addLocked
@@ -100,6 +114,7 @@ type Channel struct {
 	undeliverable       atomic.Uint64
 	mode                atomic.Uint32 // the socket's current mode
 	jsonEncoded         atomic.Uint64
+	pingTimeouts        atomic.Uint64
 }
 
 type limits struct{ maxFrame, maxPending int }
@@ -135,8 +150,10 @@ func Listen(cfg Config) (*Channel, error) {
 		all:        make(map[*Conn]struct{}),
 		byID:       make(map[uuid.UUID]*Conn),
 		acceptDone: make(chan struct{}),
+		liveStop:   make(chan struct{}),
 	}
 	ch.limits.Store(&limits{cfg.MaxFrame, cfg.MaxPending})
+	ch.SetPing(cfg.PingInterval, cfg.PingTimeout)
 	ch.mode.Store(uint32(cfg.Mode))
 	ln, stale, err := listenSocket(cfg.Path, cfg.Mode)
 	if err != nil {
@@ -146,8 +163,9 @@ func Listen(cfg Config) (*Channel, error) {
 		ch.log.Info("replaced a stale socket left by a server that did not shut down", "socket", cfg.Path)
 	}
 	ch.ln = ln
-	ch.wg.Add(1)
+	ch.wg.Add(2)
 	go ch.acceptLoop()
+	go ch.livenessLoop()
 	return ch, nil
 }
 
@@ -368,6 +386,7 @@ func (ch *Channel) Stats() Stats {
 		FramesOut: ch.framesOut.Load(), BytesOut: ch.bytesOut.Load(),
 		SlowConsumers: ch.slow.Load(), TooBig: ch.tooBig.Load(),
 		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(), JSONEncoded: ch.jsonEncoded.Load(),
+		PingTimeouts: ch.pingTimeouts.Load(),
 	}
 	for _, c := range ch.clients() {
 		if c.mode.Load() != modeUndecided {
@@ -394,6 +413,7 @@ func (ch *Channel) Quiesce() {
 		}
 		ch.mu.Unlock()
 		ch.ln.Close()
+		close(ch.liveStop)
 		<-ch.acceptDone
 		past := time.Unix(1, 0)
 		for _, c := range conns {

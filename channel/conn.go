@@ -64,6 +64,13 @@ type Conn struct {
 
 	graceJSON bool // taken for JSON because it stayed silent; read loop only
 
+	// version is the protocol version the handshake settled on; set
+	// before mode becomes modeBinary, so a reader that loads mode first
+	// may read it.
+	version uint64
+	pings   atomic.Uint64 // pings and pongs received from the client
+	live    liveness      // the liveness check's; only its goroutine uses it
+
 	framesIn, bytesIn   atomic.Uint64
 	framesOut, bytesOut atomic.Uint64
 	dropped             atomic.Uint64
@@ -353,6 +360,7 @@ func (c *Conn) handshake(br *bufio.Reader) uint32 {
 	}
 	c.mu.Lock()
 	c.hello = h
+	c.version = w.Version
 	held := c.queue
 	c.queue = sendQueue{}
 	c.queue.add(welcome, nil, entryCost(welcome, nil))
@@ -489,10 +497,14 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 // channel. It reports false when the connection must stop reading.
 func (c *Conn) handleFrame(in *Outbound) bool {
 	frame := in.frame
+	body := frame[bus.HeaderLen:]
+	t, err := bus.TypeOf(body)
+	if err == nil && (t == bus.FramePing || t == bus.FramePong) && c.version >= bus.PingVersion {
+		return c.handlePing(t, body)
+	}
 	c.framesIn.Add(1)
 	c.bytesIn.Add(uint64(len(frame)))
-	body := frame[bus.HeaderLen:]
-	if t, err := bus.TypeOf(body); err != nil || t != bus.FrameEvent {
+	if err != nil || t != bus.FrameEvent {
 		reason := fmt.Sprintf("unexpected %v frame", t)
 		if err != nil {
 			reason = err.Error()
@@ -501,7 +513,6 @@ func (c *Conn) handleFrame(in *Outbound) bool {
 		return false
 	}
 	ev := &c.ev // reused: a Handler must not keep it, and a local would escape
-	var err error
 	*ev, err = bus.ParseEvent(body)
 	if err != nil {
 		c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)

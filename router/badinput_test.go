@@ -261,7 +261,7 @@ func TestEndInsideFrame(t *testing.T) {
 func TestSlowConsumerTold(t *testing.T) {
 	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
 	stall := make(chan struct{})
-	slow, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(ts.Template), bus.QueueLen(1))
+	slow, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(ts.Template), bus.QueueLen(1), bus.Reconnect(false))
 	if err != nil {
 		t.Fatal(err)
 	}

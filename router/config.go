@@ -32,6 +32,9 @@ const (
 	defaultPayload     = multicast.DefaultPayload
 	defaultHeartbeat   = "1s"
 	defaultPeerTimeout = "5s"
+	// The liveness check of clients.
+	defaultPingInterval = "10s"
+	defaultPingTimeout  = "30s"
 
 	minMaxFrame    = 1024
 	maxMaxFrame    = 64 << 20
@@ -40,6 +43,10 @@ const (
 	minHeartbeat   = 10 * time.Millisecond
 	maxHeartbeat   = time.Hour
 	maxPeerTimeout = 24 * time.Hour
+	// The liveness check of clients.
+	minPingInterval = 10 * time.Millisecond
+	maxPingInterval = time.Hour
+	maxPingTimeout  = 24 * time.Hour
 
 	// socketPlaceholder is replaced by the channel name in the socket
 	// template.
@@ -109,6 +116,15 @@ type Config struct {
 	// serves Prometheus metrics at /metrics (and profiles at
 	// /debug/pprof/); "" (the default) serves none.
 	Metrics string
+	// PingInterval ("pinginterval", a duration) is how long a client of
+	// protocol version 2 or later may send nothing before the server
+	// pings it: 10ms..1h, or 0 to ping nobody and drop nobody for
+	// silence. Default 10 s.
+	PingInterval time.Duration
+	// PingTimeout ("pingtimeout", a duration) is how long such a client
+	// may send nothing, not even the answer to a ping, before the server
+	// drops it: at least twice PingInterval, at most 24 h. Default 30 s.
+	PingTimeout time.Duration
 	// Channels ("channels") maps each channel name to its rule. It holds
 	// ControlChannel if and only if StartControl is true.
 	Channels map[string]ChannelConfig
@@ -201,6 +217,8 @@ type fileConfig struct {
 	MaxFrame     int                 `json:"maxframe"`
 	MaxPending   int                 `json:"maxpending"`
 	Metrics      string              `json:"metrics"`
+	PingInterval string              `json:"pinginterval" want:"a duration such as \"10s\", or \"0s\" for off"`
+	PingTimeout  string              `json:"pingtimeout" want:"a duration such as \"30s\""`
 	Channels     map[string]fileRule `json:"channels"`
 }
 
@@ -226,6 +244,8 @@ func defaultFile() fileConfig {
 		SocketMode:   defaultSocketMode,
 		MaxFrame:     defaultMaxFrame,
 		MaxPending:   defaultMaxPending,
+		PingInterval: defaultPingInterval,
+		PingTimeout:  defaultPingTimeout,
 	}
 }
 

@@ -111,6 +111,12 @@ var parseProblemCases = []struct {
 	{"heartbeat too short", `{"heartbeat": "1ms"}`, []wantProblem{{1, "heartbeat", "1ms is out of range 10ms..1h0m0s"}}},
 	{"peertimeout below twice heartbeat", `{"heartbeat": "3s"}`, []wantProblem{{1, "heartbeat", "peertimeout (5s, the default) must be at least twice heartbeat (3s)"}}},
 	{"peertimeout too long", `{"peertimeout": "25h"}`, []wantProblem{{1, "peertimeout", "out of range"}}},
+	{"pinginterval not a duration", `{"pinginterval": "10"}`, []wantProblem{{1, "pinginterval", `want a duration such as "1s" or "500ms", got "10"`}}},
+	{"pinginterval a number", `{"pinginterval": 0}`, []wantProblem{{1, "pinginterval", `want a duration such as "10s", or "0s" for off, got 0`}}},
+	{"pinginterval too short", `{"pinginterval": "5ms"}`, []wantProblem{{1, "pinginterval", "5ms is out of range 10ms..1h0m0s"}}},
+	{"pinginterval negative", `{"pinginterval": "-1s"}`, []wantProblem{{1, "pinginterval", "out of range"}}},
+	{"pingtimeout below twice pinginterval", `{"pinginterval": "20s"}`, []wantProblem{{1, "pinginterval", "pingtimeout (30s, the default) must be at least twice pinginterval (20s)"}}},
+	{"pingtimeout too long", `{"pingtimeout": "25h"}`, []wantProblem{{1, "pingtimeout", "out of range"}}},
 	{"cluster too long", `{"cluster": "` + strings.Repeat("c", 65) + `"}`, []wantProblem{{1, "cluster", "65 bytes long, the limit is 64"}}},
 	{"cluster too long in bytes", `{"cluster": "` + strings.Repeat("é", 33) + `"}`, []wantProblem{{1, "cluster", "66 bytes long"}}},
 
@@ -368,6 +374,7 @@ func TestParseValues(t *testing.T) {
 			Addr: "239.1.2.3", Port: 5000, ConnectToNet: true, DumpNet: true, StartControl: true,
 			Interface: "eth1", TTL: 4, Cluster: "lab", KeyFile: "/etc/netcluster/key",
 			Payload: 9000, Heartbeat: 250 * time.Millisecond, PeerTimeout: 2 * time.Second,
+			PingInterval: 2 * time.Second, PingTimeout: 7 * time.Second,
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
@@ -403,6 +410,7 @@ func TestDefaults(t *testing.T) {
 		Addr: "239.255.77.77", Port: 4454, StartControl: true, TTL: 1,
 		Payload: 1400, Heartbeat: time.Second, PeerTimeout: 5 * time.Second,
 		SocketMode: 0o660, MaxFrame: 1 << 20, MaxPending: 8 << 20,
+		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second,
 		Channels: map[string]ChannelConfig{ControlChannel: chanRule(ControlChannel, "", false, false, false)},
 	}
 	if d := fieldDiff(want, *Defaults()); d != "" {

@@ -184,6 +184,7 @@ func (c *checker) build(f *fileConfig) *Config {
 	if heartbeat > 0 && peerTimeout > 0 && peerTimeout < 2*heartbeat {
 		c.addAt([]string{"peertimeout", "heartbeat"}, "peertimeout (%v%s) must be at least twice heartbeat (%v)", peerTimeout, c.ifDefault("peertimeout"), heartbeat)
 	}
+	pingInterval, pingTimeout := c.pingDurations(f.PingInterval, f.PingTimeout)
 	if len(f.Cluster) > maxClusterLen {
 		c.addAt([]string{"cluster"}, "%d bytes long, the limit is %d", len(f.Cluster), maxClusterLen)
 	}
@@ -213,6 +214,8 @@ func (c *checker) build(f *fileConfig) *Config {
 		MaxFrame:     f.MaxFrame,
 		MaxPending:   f.MaxPending,
 		Metrics:      f.Metrics,
+		PingInterval: pingInterval,
+		PingTimeout:  pingTimeout,
 		Channels:     c.channels(f),
 	}
 }
@@ -244,6 +247,23 @@ func (c *checker) duration(key, s string, lo, hi time.Duration) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// pingDurations parses and checks pinginterval and pingtimeout: an
+// interval of 0 turns the liveness check off, and then the timeout is
+// not used, but still checked.
+func (c *checker) pingDurations(interval, timeout string) (time.Duration, time.Duration) {
+	var iv time.Duration
+	if d, err := time.ParseDuration(interval); err == nil && d == 0 {
+		iv = 0
+	} else {
+		iv = c.duration("pinginterval", interval, minPingInterval, maxPingInterval)
+	}
+	to := c.duration("pingtimeout", timeout, 2*minPingInterval, maxPingTimeout)
+	if iv > 0 && to > 0 && to < 2*iv {
+		c.addAt([]string{"pingtimeout", "pinginterval"}, "pingtimeout (%v%s) must be at least twice pinginterval (%v)", to, c.ifDefault("pingtimeout"), iv)
+	}
+	return iv, to
 }
 
 // checkMetrics checks the metrics listener's address: "" or host:port.

@@ -224,12 +224,14 @@ func configMap(c *Config) map[string]any {
 	for name, r := range c.Channels {
 		chans[name] = ruleMap(r)
 	}
-	return map[string]any{
+	m := map[string]any{
 		"addr": c.Addr, "port": c.Port, "connecttonet": c.ConnectToNet, "dumpnet": c.DumpNet,
 		"startcontrol": c.StartControl, "interface": c.Interface, "ttl": c.TTL, "cluster": c.Cluster,
 		"key": c.Key, "keyfile": c.KeyFile, "socket": socket, "socketmode": fmt.Sprintf("%04o", c.SocketMode),
 		"maxframe": c.MaxFrame, "maxpending": c.MaxPending, "metrics": c.Metrics, "channels": chans,
 	}
+	m["pinginterval"], m["pingtimeout"] = c.PingInterval.String(), c.PingTimeout.String()
+	return m
 }
 
 func ruleMap(r ChannelConfig) map[string]any {
@@ -314,11 +316,13 @@ func clientMap(c channel.ClientInfo) map[string]any {
 }
 
 func statsMap(st channel.Stats) map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"clients": st.Clients, "events_in": st.EventsIn, "bytes_in": st.BytesIn,
 		"frames_out": st.FramesOut, "bytes_out": st.BytesOut, "dropped": st.Dropped,
 		"slow_consumers": st.SlowConsumers, "too_big": st.TooBig, "undeliverable": st.Undeliverable,
 	}
+	m["ping_timeouts"] = st.PingTimeouts
+	return m
 }
 
 // minIDPrefix is the shortest prefix of a client id that showclient takes.
@@ -456,6 +460,7 @@ func (s *Server) ctlStats(*controlReq, args) (map[string]any, error) {
 		total.SlowConsumers += st.SlowConsumers
 		total.TooBig += st.TooBig
 		total.Undeliverable += st.Undeliverable
+		total.PingTimeouts += st.PingTimeouts
 	}
 	return map[string]any{
 		"uptime": time.Since(s.started).Seconds(), "reloads": s.reloads.Load(),

@@ -328,7 +328,7 @@ func TestControlShutdown(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
 	errs := make(chan error, 4)
 	ctl := ts.Dial(t, router.ControlChannel, bus.ErrorHandler(func(err error) { errs <- err }))
-	onA := ts.Dial(t, "A")
+	onA := ts.Dial(t, "A", bus.Reconnect(false))
 	ans := routertest.Control(t, ctl, "shutdown", nil)
 	if ans["ok"] != true {
 		t.Errorf("answer: %v", ans)

@@ -102,6 +102,8 @@ var (
 		"Frames not delivered because their receiver was closing or slow.", channelLabels, nil)
 	descSlow = prometheus.NewDesc("netcluster_channel_slow_consumer_disconnects_total",
 		"Clients disconnected for passing maxpending.", channelLabels, nil)
+	descPingTimeout = prometheus.NewDesc("netcluster_channel_ping_timeout_disconnects_total",
+		"Clients disconnected for sending nothing, not even the answer to a ping, for pingtimeout.", channelLabels, nil)
 	descTooBig = prometheus.NewDesc("netcluster_channel_too_big_disconnects_total",
 		"Clients disconnected for a frame over maxframe.", channelLabels, nil)
 	descUndeliverable = prometheus.NewDesc("netcluster_channel_undeliverable_total",
@@ -148,7 +150,7 @@ var (
 // Describe sends the descriptions of every metric.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descEventsIn, descBytesIn, descFramesOut, descBytesOut,
-		descDropped, descSlow, descTooBig, descUndeliverable, descReloads, descStart,
+		descDropped, descSlow, descPingTimeout, descTooBig, descUndeliverable, descReloads, descStart,
 		descNetConnected, descNetDatagrams, descNetBytes, descNetEvents, descNetIgnored, descNetDropped,
 		descNetLost, descNetReassembly, descNetQueue, descPeers,
 		descNetSeal,
@@ -175,6 +177,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descDropped, st.Dropped)
 		counter(descSlow, st.SlowConsumers)
 		counter(descTooBig, st.TooBig)
+		counter(descPingTimeout, st.PingTimeouts)
 		counter(descUndeliverable, st.Undeliverable)
 	}
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(c.s.reloads.Load()))

@@ -64,7 +64,8 @@ func (s *Server) reloadFile(path string, applied func(ReloadReport)) (ReloadRepo
 //   - a new socketmode is applied to the kept sockets in place;
 //   - the new routing table is swapped in at once, so changed rules take
 //     effect from the next event; new maxframe and maxpending apply to
-//     every client from its next frame;
+//     every client from its next frame, and new pinginterval and
+//     pingtimeout from the liveness check's next round;
 //   - channels cfg drops are closed: their clients get what is queued,
 //     then error code ChannelGone with the reason, for at most
 //     Options.ShutdownTimeout;
@@ -171,6 +172,7 @@ func (s *Server) reload(cfg *Config, applied func(ReloadReport)) (ReloadReport, 
 	for _, name := range keep {
 		next[name] = cur[name]
 		cur[name].SetLimits(cfg.MaxFrame, cfg.MaxPending)
+		cur[name].SetPing(cfg.PingInterval, cfg.PingTimeout)
 	}
 	maps.Copy(next, opened)
 	s.mu.Lock()
@@ -249,6 +251,8 @@ func changedSettings(a, b *Config) []string {
 	add("maxframe", a.MaxFrame != b.MaxFrame)
 	add("maxpending", a.MaxPending != b.MaxPending)
 	add("metrics", a.Metrics != b.Metrics)
+	add("pinginterval", a.PingInterval != b.PingInterval)
+	add("pingtimeout", a.PingTimeout != b.PingTimeout)
 	add("port", a.Port != b.Port)
 	add("socket", a.Socket != b.Socket)
 	add("socketmode", a.SocketMode != b.SocketMode)

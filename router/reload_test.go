@@ -41,7 +41,7 @@ func TestReload(t *testing.T) {
 	onB := ts.Dial(t, "B", bus.Name("b"))
 	heardB := routertest.Record(t, onB, ".*")
 	cOpt, cErrs := errorsOf()
-	onC := ts.Dial(t, "C", bus.Name("c"), cOpt)
+	onC := ts.Dial(t, "C", bus.Name("c"), cOpt, bus.Reconnect(false))
 
 	rep, err := ts.Reload(ts.ParseConfig(t, `"maxpending": 4194304, "channels": {"A": {"propagatetochannels": "D"}, "B": {}, "D": {}}`))
 	if err != nil {

@@ -46,7 +46,7 @@ func TestControlRestartHook(t *testing.T) {
 	started <- ts.Server
 	errs := make(chan error, 4)
 	ctl := ts.Dial(t, router.ControlChannel, bus.ErrorHandler(func(err error) { errs <- err }))
-	onA := ts.Dial(t, "A")
+	onA := ts.Dial(t, "A", bus.Reconnect(false))
 
 	wantError(t, routertest.Control(t, ctl, "restart", map[string]any{"now": true}), `unknown argument "now"`)
 	if ans := routertest.Control(t, ctl, "restart", nil); ans["ok"] != true {

@@ -169,6 +169,8 @@ func (s *Server) channelConfig(cfg *Config, name string) channel.Config {
 		MaxPending:       cfg.MaxPending,
 		HandshakeTimeout: s.opts.HandshakeTimeout,
 		JSONGrace:        s.opts.JSONGrace,
+		PingInterval:     cfg.PingInterval,
+		PingTimeout:      cfg.PingTimeout,
 		Node:             s.node,
 		Logger:           s.log,
 		Handler:          s.handler(name),

@@ -200,7 +200,7 @@ func TestNoLeaks(t *testing.T) {
 		}
 		var clients []*bus.Client
 		for i := range 6 {
-			c, err := bus.Dial(context.Background(), []string{"A", "B"}[i%2], bus.SocketTemplate(cfg.Socket))
+			c, err := bus.Dial(context.Background(), []string{"A", "B"}[i%2], bus.SocketTemplate(cfg.Socket), bus.Reconnect(false))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -210,7 +210,9 @@ type env struct {
 }
 
 func (e *env) dial(ctx context.Context, channel, name string, onErr func(error)) (*bus.Client, error) {
-	opts := []bus.Option{bus.SocketTemplate(e.template), bus.Name(name)}
+	// No reconnecting: a client whose connection ends is gone from the
+	// run, and says so.
+	opts := []bus.Option{bus.SocketTemplate(e.template), bus.Name(name), bus.Reconnect(false)}
 	if onErr != nil {
 		opts = append(opts, bus.ErrorHandler(onErr))
 	}

@@ -83,7 +83,9 @@ func (s *session) report(err error) int {
 // whether the server is not running (nothing answers on control either:
 // errNotRunning) or the channel does not exist.
 func (s *session) dial(ctx context.Context, channel string) (*bus.Client, error) {
-	c, err := bus.Dial(ctx, channel, bus.SocketTemplate(s.set.socket), bus.Name("ncclient"), bus.Timeout(s.set.timeout))
+	// No reconnecting: a command reports a server that went away, and
+	// the next one dials again.
+	c, err := bus.Dial(ctx, channel, bus.SocketTemplate(s.set.socket), bus.Name("ncclient"), bus.Timeout(s.set.timeout), bus.Reconnect(false))
 	if err == nil || !errors.Is(err, bus.ErrNoServer) {
 		if err != nil {
 			err = fmt.Errorf("connecting to channel %s: %w", channel, err)
@@ -127,7 +129,7 @@ func (s *session) controlClient(ctx context.Context) (*bus.Client, error) {
 			return s.ctl, nil
 		}
 	}
-	c, err := bus.Dial(ctx, controlChannel, bus.SocketTemplate(s.set.socket), bus.Name("ncclient"), bus.Timeout(s.set.timeout))
+	c, err := bus.Dial(ctx, controlChannel, bus.SocketTemplate(s.set.socket), bus.Name("ncclient"), bus.Timeout(s.set.timeout), bus.Reconnect(false))
 	if errors.Is(err, bus.ErrNoServer) {
 		return nil, s.notRunning()
 	}

@@ -37,7 +37,7 @@ func TestControlRestart(t *testing.T) {
 	ctx := context.Background()
 
 	errs := make(chan error, 4)
-	old, err := bus.Dial(ctx, "A", tmpl, bus.ErrorHandler(func(err error) { errs <- err }))
+	old, err := bus.Dial(ctx, "A", tmpl, bus.ErrorHandler(func(err error) { errs <- err }), bus.Reconnect(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestControlRestartBuiltIn(t *testing.T) {
 	tmpl := bus.SocketTemplate(filepath.Join(rt, "netcluster", "{channel}.sock"))
 	p := start(t, rt)
 	waitForLog(t, p, "channel=control socket=")
-	ctl, err := bus.Dial(context.Background(), "control", tmpl)
+	ctl, err := bus.Dial(context.Background(), "control", tmpl, bus.Reconnect(false))
 	if err != nil {
 		t.Fatal(err)
 	}

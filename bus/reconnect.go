@@ -1,0 +1,269 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// supervise waits for each connection to end. It reports why, and then
+// connects again, or ends the client when it is closing, when Reconnect
+// is off, or when the server refused it for good.
+func (c *Client) supervise(s *session) {
+	defer close(c.supervised)
+	for {
+		<-s.done
+		s.io.Wait()
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if closing {
+			c.finish(ErrClosed)
+			return
+		}
+		why := s.err
+		c.report(why)
+		if c.opts.onDisconnect != nil {
+			c.notes.add(note{disconnect: why})
+		}
+		if !c.opts.reconnect || final(why) {
+			c.finish(why)
+			return
+		}
+		if s = c.redial(); s == nil {
+			c.finish(ErrClosed)
+			return
+		}
+	}
+}
+
+// final reports whether a connection's end rules out reconnecting: the
+// server refused the client for what it sent, and would again.
+func final(err error) bool {
+	var se *ServerError
+	return errors.As(err, &se) && (se.Code == CodeProtocol || se.Code == CodeVersion)
+}
+
+// redial connects again, waiting before each attempt as
+// ReconnectBackoff says, until it succeeds or Close cancels it (it then
+// returns nil). Each different reason an attempt failed goes to the
+// ErrorHandler once, not at every attempt.
+func (c *Client) redial() *session {
+	wait := c.opts.backoffMin
+	var said string
+	for {
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		s, br, err := c.dial(c.ctx)
+		if err == nil {
+			if !c.install(s) {
+				s.nc.Close()
+				return nil
+			}
+			c.startSession(s, br)
+			if c.opts.onReconnect != nil {
+				c.notes.add(note{reconnect: true})
+			}
+			return s
+		}
+		if c.ctx.Err() != nil {
+			return nil
+		}
+		if msg := err.Error(); msg != said {
+			said = msg
+			c.report(fmt.Errorf("bus: reconnecting to channel %q: %w", c.channel, err))
+		}
+		wait = min(2*wait, c.opts.backoffMax)
+	}
+}
+
+// install makes s the client's connection, unless Close has begun. The
+// frames buffered while disconnected are given s's origin and sender
+// (PROTOCOL.md § 6.1 wants both to match the connection), and pings and
+// pongs meant for the last connection are dropped.
+func (c *Client) install(s *session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.sess, c.last = s, s
+	c.maxFrame.Store(int64(s.welcome.MaxFrame))
+	c.out = restamp(c.out, s.welcome.Node, s.id)
+	c.space.Broadcast()
+	return true
+}
+
+// Where an event frame that send encoded holds its origin and sender:
+// after the length prefix, the fixarray header, the frame type and the
+// id (bin8 header and 16 bytes), each behind its own bin8 header.
+const (
+	originAt = HeaderLen + 2 + 18 + 2
+	senderAt = originAt + 18
+)
+
+// restamp writes origin and sender into every event frame in out, which
+// holds only frames the client encoded, and drops the other frames
+// (pings and pongs). It works in place.
+func restamp(out []byte, origin, sender [16]byte) []byte {
+	kept := 0
+	for off := 0; off+HeaderLen <= len(out); {
+		size := HeaderLen + int(uint32(out[off])<<24|uint32(out[off+1])<<16|uint32(out[off+2])<<8|uint32(out[off+3]))
+		frame := out[off : off+size]
+		off += size
+		if FrameType(frame[HeaderLen+1]) != FrameEvent {
+			continue
+		}
+		copy(frame[originAt:], origin[:])
+		copy(frame[senderAt:], sender[:])
+		kept += copy(out[kept:], frame)
+	}
+	return out[:kept]
+}
+
+// The frames of the liveness check; never modified.
+var (
+	pingFrame = AppendPing(nil)
+	pongFrame = AppendPong(nil)
+)
+
+// queueControl queues a ping or pong for connection s, if it is still
+// the client's connection. It never waits for room: the reader answers
+// pings with it, and must not block on its own writer.
+func (c *Client) queueControl(s *session, frame []byte) {
+	c.mu.Lock()
+	if c.sess != s {
+		c.mu.Unlock()
+		return
+	}
+	c.out = append(c.out, frame...)
+	c.mu.Unlock()
+	c.poke()
+}
+
+// poke wakes the writer.
+func (c *Client) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pingLoop watches connection s: when nothing has come from the server
+// for the ping interval it sends a ping, and when nothing has come for
+// the ping timeout it ends the connection. A reader waiting for room in
+// the receive queue is not reading, through no fault of the server's,
+// and counts as hearing from it.
+func (c *Client) pingLoop(s *session) {
+	defer s.io.Done()
+	interval, timeout := c.opts.pingInterval, c.opts.pingTimeout
+	tick := time.NewTicker(max(interval/4, time.Millisecond))
+	defer tick.Stop()
+	heard, since := s.heard.Load(), time.Now()
+	var pinged time.Time
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		if h := s.heard.Load(); h != heard || s.stalled.Load() {
+			heard, since = h, now
+			continue
+		}
+		switch idle := now.Sub(since); {
+		case idle >= timeout:
+			c.endSession(s, fmt.Errorf("%w: nothing from the server of channel %q for %v (ping timeout %v)",
+				ErrPingTimeout, c.channel, idle.Round(time.Millisecond), timeout))
+			return
+		case idle >= interval && now.Sub(pinged) >= interval:
+			c.queueControl(s, pingFrame)
+			pinged = now
+		}
+	}
+}
+
+// report hands an error to the ErrorHandler, if there is one.
+func (c *Client) report(err error) {
+	if c.opts.errorHandler != nil {
+		c.notes.add(note{err: err})
+	}
+}
+
+// note is one call for the notifier to make: the ErrorHandler with err,
+// OnDisconnect with disconnect, or OnReconnect.
+type note struct {
+	err        error
+	disconnect error
+	reconnect  bool
+}
+
+// maxErrNotes bounds the errors waiting for a slow ErrorHandler; past
+// it, errors are dropped rather than block the bus. Disconnect and
+// reconnect notes are never dropped: there is at most one of each per
+// reconnection.
+const maxErrNotes = 16
+
+// notifier runs the ErrorHandler and the callbacks on one goroutine, in
+// the order things happened.
+type notifier struct {
+	mu    sync.Mutex
+	notes []note
+	errs  int // error notes in notes
+	wake  chan struct{}
+}
+
+func (n *notifier) add(x note) {
+	n.mu.Lock()
+	if x.err != nil {
+		if n.errs >= maxErrNotes {
+			n.mu.Unlock()
+			return
+		}
+		n.errs++
+	}
+	n.notes = append(n.notes, x)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run makes the calls until the client has ended and every note is
+// made.
+func (n *notifier) run(c *Client) {
+	for {
+		ended := false
+		select {
+		case <-n.wake:
+		case <-c.done:
+			ended = true
+		}
+		n.mu.Lock()
+		batch := n.notes
+		n.notes, n.errs = nil, 0
+		n.mu.Unlock()
+		for _, x := range batch {
+			switch {
+			case x.err != nil:
+				c.opts.errorHandler(x.err)
+			case x.disconnect != nil:
+				c.opts.onDisconnect(x.disconnect)
+			case x.reconnect:
+				c.opts.onReconnect()
+			}
+		}
+		if ended {
+			return
+		}
+	}
+}

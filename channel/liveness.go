@@ -1,0 +1,106 @@
+package channel
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/netcluster/netcluster/bus"
+)
+
+// pingConfig is the liveness check's setting; see Config.PingInterval.
+type pingConfig struct{ interval, timeout time.Duration }
+
+// The frames of the liveness check, shared by every client; never
+// modified.
+var (
+	pingFrame = bus.AppendPing(nil)
+	pongFrame = bus.AppendPong(nil)
+)
+
+// liveness is what the check remembers of one client.
+type liveness struct {
+	heard  uint64    // frames received, as last seen
+	since  time.Time // when heard last moved; zero before the first look
+	pinged time.Time // when the last ping went out
+}
+
+// SetPing changes the liveness check of the channel's clients, from its
+// next round on; see Config.PingInterval.
+func (ch *Channel) SetPing(interval, timeout time.Duration) {
+	interval = max(interval, 0)
+	ch.ping.Store(&pingConfig{interval, max(timeout, 2*interval)})
+}
+
+// livenessLoop checks the clients every quarter of the ping interval,
+// until Quiesce. One goroutine per channel does it for all its clients:
+// ten thousand idle clients cost no timer each.
+func (ch *Channel) livenessLoop() {
+	defer ch.wg.Done()
+	for {
+		p := ch.ping.Load()
+		period := time.Second // off: look again for a new setting
+		if p.interval > 0 {
+			period = max(p.interval/4, time.Millisecond)
+		}
+		t := time.NewTimer(period)
+		select {
+		case <-ch.liveStop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if p.interval > 0 {
+			ch.checkLiveness(p, time.Now())
+		}
+	}
+}
+
+// checkLiveness pings each client of protocol version 2 or later that
+// has sent nothing for the ping interval, and drops one that has sent
+// nothing for the ping timeout. Clients of older versions and JSON
+// clients know no pings and are left alone.
+func (ch *Channel) checkLiveness(p *pingConfig, now time.Time) {
+	for _, c := range ch.listed() {
+		if c.removed.Load() || c.mode.Load() != modeBinary || c.version < bus.PingVersion {
+			continue
+		}
+		heard := c.framesIn.Load() + c.pings.Load()
+		if heard != c.live.heard || c.live.since.IsZero() {
+			c.live.heard, c.live.since = heard, now
+			continue
+		}
+		switch idle := now.Sub(c.live.since); {
+		case idle >= p.timeout:
+			ch.pingTimeouts.Add(1)
+			c.finish(slog.LevelWarn, bus.CodePingTimeout,
+				fmt.Sprintf("nothing received from the client for %v, not even the answer to a ping (pingtimeout %v)", idle.Round(time.Millisecond), p.timeout),
+				errorGrace)
+			c.live.since = now.Add(time.Hour) // finishing: do not count it again
+		case idle >= p.interval && now.Sub(c.live.pinged) >= p.interval:
+			c.Send(pingFrame)
+			c.live.pinged = now
+		}
+	}
+}
+
+// handlePing answers a client's Ping with a Pong; a Pong needs no
+// answer. Both show that the client is there. It reports false when the
+// connection must stop reading.
+func (c *Conn) handlePing(t bus.FrameType, body []byte) bool {
+	var err error
+	if t == bus.FramePing {
+		err = bus.DecodePing(body)
+	} else {
+		err = bus.DecodePong(body)
+	}
+	if err != nil {
+		c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
+		return false
+	}
+	c.pings.Add(1)
+	if t == bus.FramePing {
+		c.Send(pongFrame)
+	}
+	return true
+}
