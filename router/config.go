@@ -32,6 +32,8 @@ const (
 	defaultPayload     = multicast.DefaultPayload
 	defaultHeartbeat   = "1s"
 	defaultPeerTimeout = "5s"
+	defaultHistory     = multicast.DefaultHistory
+	defaultGapTimeout  = "2s"
 
 	minMaxFrame    = 1024
 	maxMaxFrame    = 64 << 20
@@ -40,6 +42,9 @@ const (
 	minHeartbeat   = 10 * time.Millisecond
 	maxHeartbeat   = time.Hour
 	maxPeerTimeout = 24 * time.Hour
+	maxHistory     = 1 << 30
+	minGapTimeout  = 10 * time.Millisecond
+	maxGapTimeout  = time.Hour
 
 	// socketPlaceholder is replaced by the channel name in the socket
 	// template.
@@ -83,6 +88,15 @@ type Config struct {
 	// stays in the peer table: at least twice Heartbeat, at most 24 h.
 	// Default 5 s.
 	PeerTimeout time.Duration
+	// History ("history") bounds, in bytes, the datagrams the server keeps
+	// to resend when a peer reports them lost (a NAK), 0..1<<30; 0 keeps
+	// none, so peers skip what they lose at once. Default 4 MiB.
+	History int
+	// GapTimeout ("gaptimeout", a duration) is how long the server waits
+	// for a datagram missing from a peer's sequence, asking for it again
+	// and again, before it skips it and counts it as lost, 10ms..1h.
+	// Default 2 s.
+	GapTimeout time.Duration
 	// Key ("key") is the shared secret that seals datagrams. Never print
 	// it: use [Config.Redacted] or [Config.String].
 	Key string
@@ -192,6 +206,8 @@ type fileConfig struct {
 	Payload      int                 `json:"payload"`
 	Heartbeat    string              `json:"heartbeat" want:"a duration such as \"1s\""`
 	PeerTimeout  string              `json:"peertimeout" want:"a duration such as \"5s\""`
+	History      int                 `json:"history"`
+	GapTimeout   string              `json:"gaptimeout" want:"a duration such as \"2s\""`
 	Key          string              `json:"key"`
 	KeyFile      string              `json:"keyfile"`
 	Socket       string              `json:"socket"`
@@ -221,6 +237,8 @@ func defaultFile() fileConfig {
 		Payload:      defaultPayload,
 		Heartbeat:    defaultHeartbeat,
 		PeerTimeout:  defaultPeerTimeout,
+		History:      defaultHistory,
+		GapTimeout:   defaultGapTimeout,
 		SocketMode:   defaultSocketMode,
 		MaxFrame:     defaultMaxFrame,
 		MaxPending:   defaultMaxPending,

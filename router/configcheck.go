@@ -180,6 +180,8 @@ func (c *checker) build(f *fileConfig) *Config {
 	if heartbeat > 0 && peerTimeout > 0 && peerTimeout < 2*heartbeat {
 		c.addAt([]string{"peertimeout", "heartbeat"}, "peertimeout (%v%s) must be at least twice heartbeat (%v)", peerTimeout, c.ifDefault("peertimeout"), heartbeat)
 	}
+	c.checkRange("history", f.History, 0, maxHistory)
+	gapTimeout := c.duration("gaptimeout", f.GapTimeout, minGapTimeout, maxGapTimeout)
 	if len(f.Cluster) > maxClusterLen {
 		c.addAt([]string{"cluster"}, "%d bytes long, the limit is %d", len(f.Cluster), maxClusterLen)
 	}
@@ -202,6 +204,8 @@ func (c *checker) build(f *fileConfig) *Config {
 		Payload:      f.Payload,
 		Heartbeat:    heartbeat,
 		PeerTimeout:  peerTimeout,
+		History:      f.History,
+		GapTimeout:   gapTimeout,
 		Key:          f.Key,
 		KeyFile:      f.KeyFile,
 		Socket:       f.Socket,

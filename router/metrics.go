@@ -124,7 +124,15 @@ var (
 	descNetDropped = prometheus.NewDesc("netcluster_net_dropped_total",
 		"Datagrams, fragments and events from the network dropped as bad or unplaceable, and sends that failed, by reason.", []string{"reason"}, nil)
 	descNetLost = prometheus.NewDesc("netcluster_net_lost_datagrams_total",
-		"Datagrams missing from the peers' sequence numbers.", nil, nil)
+		"Datagrams of peers that never arrived nor were repaired, skipped.", nil, nil)
+	descNetRepair = prometheus.NewDesc("netcluster_net_repair_total",
+		"Loss repair: datagrams repaired (event=\"repaired\"), held out of order (\"out_of_order\"), late, NAKs sent and received, repairs sent, datagrams resent, sequence numbers answered unavailable, NAK answers cut by the rate (\"limited\"), repairs received, NAKs and repairs dropped unsent (\"ctl_dropped\").", []string{"event"}, nil)
+	descNetHeld = prometheus.NewDesc("netcluster_net_held_bytes",
+		"Bytes held for datagrams that arrived ahead of a missing one.", nil, nil)
+	descNetHistory = prometheus.NewDesc("netcluster_net_history_bytes",
+		"Bytes of sent datagrams kept to answer NAKs.", nil, nil)
+	descPeerRepaired = prometheus.NewDesc("netcluster_peer_repaired_datagrams_total",
+		"Datagrams of the peer found missing that then arrived in a repair.", []string{"peer", "host"}, nil)
 	descNetReassembly = prometheus.NewDesc("netcluster_net_reassembly_bytes",
 		"Bytes held for incomplete fragmented messages.", nil, nil)
 	descNetQueue = prometheus.NewDesc("netcluster_net_send_queue_bytes",
@@ -138,7 +146,7 @@ var (
 	descPeerBytes = prometheus.NewDesc("netcluster_peer_bytes_total",
 		"Bytes of the datagrams received from the peer.", peerLabels, nil)
 	descPeerLost = prometheus.NewDesc("netcluster_peer_lost_datagrams_total",
-		"Datagrams missing from the peer's sequence numbers.", peerLabels, nil)
+		"Datagrams of the peer that never arrived nor were repaired, skipped.", peerLabels, nil)
 	descPeerLastSeen = prometheus.NewDesc("netcluster_peer_last_seen_seconds",
 		"When the peer's last datagram arrived, in seconds since the Unix epoch.", peerLabels, nil)
 )
@@ -149,7 +157,8 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		descDropped, descSlow, descTooBig, descUndeliverable, descReloads, descStart,
 		descNetConnected, descNetDatagrams, descNetBytes, descNetEvents, descNetIgnored, descNetDropped,
 		descNetLost, descNetReassembly, descNetQueue, descPeers,
-		descPeerDatagram, descPeerBytes, descPeerLost, descPeerLastSeen} {
+		descPeerDatagram, descPeerBytes, descPeerLost, descPeerLastSeen,
+		descNetRepair, descNetHeld, descNetHistory, descPeerRepaired} {
 		ch <- d
 	}
 }
@@ -211,6 +220,13 @@ func (c *statsCollector) collectNet(ch chan<- prometheus.Metric) {
 		metric(descNetDropped, prometheus.CounterValue, float64(v), reason)
 	}
 	metric(descNetLost, prometheus.CounterValue, float64(l.Lost))
+	for event, v := range map[string]uint64{"repaired": l.Repaired, "out_of_order": l.OutOfOrder, "late": l.Late,
+		"nak_sent": l.NAKsSent, "nak_received": l.NAKsReceived, "repair_sent": l.RepairsSent, "resent": l.Resent,
+		"unavailable": l.Unavailable, "limited": l.RepairLimited, "repair_received": l.RepairsIn, "ctl_dropped": l.CtlDropped} {
+		metric(descNetRepair, prometheus.CounterValue, float64(v), event)
+	}
+	metric(descNetHeld, prometheus.GaugeValue, float64(l.HeldBytes))
+	metric(descNetHistory, prometheus.GaugeValue, float64(l.HistoryBytes))
 	metric(descNetReassembly, prometheus.GaugeValue, float64(l.ReassemblyBytes))
 	metric(descNetQueue, prometheus.GaugeValue, float64(l.QueueBytes))
 	peers := c.s.Peers()
@@ -220,6 +236,7 @@ func (c *statsCollector) collectNet(ch chan<- prometheus.Metric) {
 		metric(descPeerDatagram, prometheus.CounterValue, float64(p.Datagrams), id, p.Host)
 		metric(descPeerBytes, prometheus.CounterValue, float64(p.Bytes), id, p.Host)
 		metric(descPeerLost, prometheus.CounterValue, float64(p.Lost), id, p.Host)
+		metric(descPeerRepaired, prometheus.CounterValue, float64(p.Repaired), id, p.Host)
 		metric(descPeerLastSeen, prometheus.GaugeValue, float64(p.LastSeen.UnixNano())/1e9, id, p.Host)
 	}
 }
