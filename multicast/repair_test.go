@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,5 +165,36 @@ func TestRepairBounded(t *testing.T) {
 	}
 	if sb.Lost == 0 || len(got) < 900 {
 		t.Errorf("b lost %d datagrams and got %d messages", sb.Lost, len(got))
+	}
+}
+
+// TestHistorySurvivesTheLink: a link that replaces another of the same
+// node (a reload) shares its history and sequence counters, and answers
+// NAKs for what the old link sent; numbers go on without a rewind.
+func TestHistorySurvivesTheLink(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	cfg := config(port)
+	cfg.Seq, cfg.CtlSeq, cfg.History = new(atomic.Uint64), new(atomic.Uint64), multicast.NewHistory(1<<20)
+	old := openLink(t, cfg)
+	for i := range 3 {
+		if err := old.Send(uuid.New(), numbered(i, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the old link to send", func() bool { return old.Stats().MessagesSent == 3 })
+	old.Close()
+	sent := cfg.Seq.Load()
+	next := openLink(t, cfg)
+	// Another node asks for everything the old link sent.
+	h := multicast.Header{Kind: multicast.KindNAK, Records: 1, Cluster: multicast.ClusterIDOf("test"), Node: uuid.New(), Seq: 1}
+	nak := multicast.AppendNAK(multicast.AppendHeader(nil, &h), cfg.Node, []multicast.SeqRange{{First: 1, Last: sent}})
+	rawSender(t, port)(nak)
+	waitFor(t, "the new link to resend", func() bool { return next.Stats().Resent == sent })
+	if s := next.Stats(); s.NAKsReceived != 1 || s.Unavailable != 0 || s.RepairsSent == 0 {
+		t.Errorf("the new link: %+v", s)
+	}
+	if cfg.CtlSeq.Load() == 0 || cfg.Seq.Load() <= sent {
+		t.Errorf("counters: stream 0 at %d (the old link stopped at %d), stream 1 at %d", cfg.Seq.Load(), sent, cfg.CtlSeq.Load())
 	}
 }
