@@ -227,7 +227,8 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 	if l.hist == nil {
 		l.hist = NewHistory(cfg.HistoryBytes)
 	}
-	l.bucket = repairBucket{rate: float64(cfg.RepairRate), burst: float64(max(cfg.RepairRate/8, 2*MaxDatagram))}
+	// The burst stays within what the writer's queue takes at once.
+	l.bucket = repairBucket{rate: float64(cfg.RepairRate), burst: float64(max(2*MaxDatagram, min(cfg.RepairRate/8, maxCtlQueue/2)))}
 	l.wg.Add(3)
 	go func() {
 		defer close(l.written)
