@@ -159,8 +159,10 @@ type Link struct {
 
 // Open joins the group on the configured interface and starts receiving.
 // deliver is called with every data message received from another node
-// of the cluster, once per message id, on the link's read goroutine, one
-// call at a time; msg is valid only during the call.
+// of the cluster, once per message id, each node's in the order sent, one
+// call at a time (on the read goroutine, or on the housekeeping one when
+// a skipped gap releases what was held); msg is valid only during the
+// call.
 func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
