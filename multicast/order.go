@@ -143,7 +143,8 @@ type orderer struct {
 
 	held, peak                      int
 	lost, repaired, outOfOrder, dup uint64
-	newGap                          bool // a gap was found since the flag was cleared
+	suppressed                      uint64 // gaps whose NAK waited for another receiver's
+	newGap                          bool   // a gap was found since the flag was cleared
 	logs                            []orderLog
 }
 
@@ -334,6 +335,37 @@ func (o *orderer) gone(node uuid.UUID, r SeqRange, now time.Time, emit emitFunc)
 	}
 	w.gaps = out
 	o.advance(w, now, emit)
+}
+
+// heard takes note of a NAK that another receiver sent to node for
+// ranges: the repair will reach this receiver too, so its own NAKs for
+// gaps that one of the ranges covers wait as if it had sent it.
+func (o *orderer) heard(node uuid.UUID, ranges []SeqRange, now time.Time) {
+	w := o.wins[node]
+	if w == nil {
+		return
+	}
+	for i := range w.gaps {
+		g := &w.gaps[i]
+		if g.skip != skipNone {
+			continue
+		}
+		for _, r := range ranges {
+			if r.First <= g.First && g.Last <= r.Last {
+				g.nakAt = latest(g.nakAt, now.Add(min(maxNAKBackoff, o.nakDelay<<min(g.naks+1, 10))))
+				o.suppressed++
+				break
+			}
+		}
+	}
+}
+
+// latest returns the later of two times.
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // tick skips the gaps older than the gap timeout, ends quiet loss

@@ -157,6 +157,22 @@ func TestOrdererNAKs(t *testing.T) {
 	}
 }
 
+// TestOrdererHearsOtherNAKs: a NAK from another receiver that covers a
+// gap holds this receiver's own NAK back; one that covers only part of
+// it does not.
+func TestOrdererHearsOtherNAKs(t *testing.T) {
+	r := newOrderRig(1<<20, 1<<20)
+	r.offer(1, false)
+	r.offer(3, false)
+	r.offer(7, false) // gaps 2 and 4..6
+	r.o.heard(r.node, []SeqRange{{2, 2}, {4, 5}}, r.now.Add(5*time.Millisecond))
+	naks := r.tick(10 * time.Millisecond)
+	if len(naks) != 1 || !slices.Equal(naks[0].ranges, []SeqRange{{4, 6}}) || r.o.suppressed != 1 {
+		t.Errorf("NAKs %+v (%d held back); want only 4..6, 2 held back", naks, r.o.suppressed)
+	}
+	r.o.heard(uuid.New(), []SeqRange{{1, 100}}, r.now) // a peer it has no window for
+}
+
 // TestOrdererBounds holds more than the bound allows: the oldest gaps are
 // skipped, and what they held back is processed in order.
 func TestOrdererBounds(t *testing.T) {

@@ -92,6 +92,9 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 	if h.Kind == KindNAK {
 		l.mu.Lock()
 		l.peers.seen(h.Node, len(b), now)
+		if target != l.cfg.Node {
+			l.ord.heard(target, ranges, now)
+		}
 		l.mu.Unlock()
 		if target == l.cfg.Node {
 			l.counts.naksIn.Add(1)

@@ -43,6 +43,7 @@ type Stats struct {
 	Late          uint64 // datagrams that arrived after their turn: again, or after their gap was skipped
 	NAKsSent      uint64 // NAKs multicast, each asking one peer for ranges it missed
 	NAKsReceived  uint64 // NAKs addressed to this node
+	NAKsHeard     uint64 // gaps whose NAK this node held back, having heard another node NAK them
 	RepairsSent   uint64 // repair datagrams sent in answer to NAKs
 	Resent        uint64 // datagrams resent inside them
 	Unavailable   uint64 // sequence numbers asked for that the history no longer held, answered "gone"
@@ -129,7 +130,7 @@ func (l *Link) Stats() Stats {
 	s.ReassemblyBytes, s.ReassemblyPeak, s.Incomplete = l.ra.bytes, l.ra.peak, l.ra.pending()
 	s.Peers = len(l.peers.peers)
 	o := l.ord
-	s.Lost, s.Repaired, s.OutOfOrder, s.Late = o.lost, o.repaired, o.outOfOrder, o.dup
+	s.Lost, s.Repaired, s.OutOfOrder, s.Late, s.NAKsHeard = o.lost, o.repaired, o.outOfOrder, o.dup, o.suppressed
 	s.HeldBytes, s.HeldPeak = o.held, o.peak
 	for _, w := range o.wins {
 		s.Gaps += len(w.gaps)

@@ -435,7 +435,7 @@ func netStatsMap(n NetStats) map[string]any {
 		"expired": l.Expired, "evicted": l.Evicted, "lost": l.Lost, "reassembly_bytes": l.ReassemblyBytes, "peers": l.Peers,
 		"queue_full": l.QueueFull, "unsent": l.Unsent, "queue_bytes": l.QueueBytes, "queue_peak": l.QueuePeak,
 		"repaired": l.Repaired, "out_of_order": l.OutOfOrder, "late": l.Late, "gaps": l.Gaps,
-		"held_bytes": l.HeldBytes, "held_peak": l.HeldPeak, "naks_sent": l.NAKsSent, "naks_received": l.NAKsReceived,
+		"held_bytes": l.HeldBytes, "held_peak": l.HeldPeak, "naks_sent": l.NAKsSent, "naks_received": l.NAKsReceived, "naks_heard": l.NAKsHeard,
 		"repairs_sent": l.RepairsSent, "resent": l.Resent, "unavailable": l.Unavailable, "repair_limited": l.RepairLimited,
 		"repairs_received": l.RepairsIn, "ctl_dropped": l.CtlDropped, "history_bytes": l.HistoryBytes, "history_datagrams": l.HistoryCount,
 	}

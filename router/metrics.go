@@ -126,7 +126,7 @@ var (
 	descNetLost = prometheus.NewDesc("netcluster_net_lost_datagrams_total",
 		"Datagrams of peers that never arrived nor were repaired, skipped.", nil, nil)
 	descNetRepair = prometheus.NewDesc("netcluster_net_repair_total",
-		"Loss repair: datagrams repaired (event=\"repaired\"), held out of order (\"out_of_order\"), late, NAKs sent and received, repairs sent, datagrams resent, sequence numbers answered unavailable, NAK answers cut by the rate (\"limited\"), repairs received, NAKs and repairs dropped unsent (\"ctl_dropped\").", []string{"event"}, nil)
+		"Loss repair: datagrams repaired (event=\"repaired\"), held out of order (\"out_of_order\"), late, NAKs sent, received, and heard from others (\"nak_heard\"), repairs sent, datagrams resent, sequence numbers answered unavailable, NAK answers cut by the rate (\"limited\"), repairs received, NAKs and repairs dropped unsent (\"ctl_dropped\").", []string{"event"}, nil)
 	descNetHeld = prometheus.NewDesc("netcluster_net_held_bytes",
 		"Bytes held for datagrams that arrived ahead of a missing one.", nil, nil)
 	descNetHistory = prometheus.NewDesc("netcluster_net_history_bytes",
@@ -221,7 +221,7 @@ func (c *statsCollector) collectNet(ch chan<- prometheus.Metric) {
 	}
 	metric(descNetLost, prometheus.CounterValue, float64(l.Lost))
 	for event, v := range map[string]uint64{"repaired": l.Repaired, "out_of_order": l.OutOfOrder, "late": l.Late,
-		"nak_sent": l.NAKsSent, "nak_received": l.NAKsReceived, "repair_sent": l.RepairsSent, "resent": l.Resent,
+		"nak_sent": l.NAKsSent, "nak_received": l.NAKsReceived, "nak_heard": l.NAKsHeard, "repair_sent": l.RepairsSent, "resent": l.Resent,
 		"unavailable": l.Unavailable, "limited": l.RepairLimited, "repair_received": l.RepairsIn, "ctl_dropped": l.CtlDropped} {
 		metric(descNetRepair, prometheus.CounterValue, float64(v), event)
 	}
