@@ -1,6 +1,7 @@
 package multicast
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -251,6 +252,25 @@ func (l *Link) dump(b []byte, from netip.AddrPort, h *Header, recs []Record, err
 		who = "cluster"
 	}
 	var rs strings.Builder
+	switch h.Kind {
+	case KindNAK:
+		if target, ranges, err := ParseNAK(nil, h, b[HeaderLen:]); err == nil {
+			fmt.Fprintf(&rs, "nak to %v for %v", target, ranges)
+		}
+	case KindRepair:
+		if entries, err := ParseRepair(nil, h, b[HeaderLen:]); err == nil {
+			for i, e := range entries {
+				if i > 0 {
+					rs.WriteString("; ")
+				}
+				if e.Datagram == nil {
+					fmt.Fprintf(&rs, "gone %d..%d", e.Gone.First, e.Gone.Last)
+				} else if len(e.Datagram) >= HeaderLen {
+					fmt.Fprintf(&rs, "datagram %d, %d bytes", binary.BigEndian.Uint64(e.Datagram[30:HeaderLen]), len(e.Datagram))
+				}
+			}
+		}
+	}
 	for i, r := range recs {
 		if i > 0 {
 			rs.WriteString("; ")

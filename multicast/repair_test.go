@@ -186,6 +186,9 @@ func TestHistorySurvivesTheLink(t *testing.T) {
 	old.Close()
 	sent := cfg.Seq.Load()
 	next := openLink(t, cfg)
+	dumpCfg := config(port)
+	dumpCfg.Dump = true
+	dumper := openLink(t, dumpCfg)
 	// Another node asks for everything the old link sent.
 	h := multicast.Header{Kind: multicast.KindNAK, Records: 1, Cluster: multicast.ClusterIDOf("test"), Node: uuid.New(), Seq: 1}
 	nak := multicast.AppendNAK(multicast.AppendHeader(nil, &h), cfg.Node, []multicast.SeqRange{{First: 1, Last: sent}})
@@ -193,6 +196,13 @@ func TestHistorySurvivesTheLink(t *testing.T) {
 	waitFor(t, "the new link to resend", func() bool { return next.Stats().Resent == sent })
 	if s := next.Stats(); s.NAKsReceived != 1 || s.Unavailable != 0 || s.RepairsSent == 0 {
 		t.Errorf("the new link: %+v", s)
+	}
+	// dumpnet shows NAKs and repairs readably.
+	waitFor(t, "the dump of the repair", func() bool {
+		return strings.Contains(dumper.logs.String(), "kind=repair") && strings.Contains(dumper.logs.String(), "datagram 1, ")
+	})
+	if want := fmt.Sprintf("nak to %v for [{1 %d}]", cfg.Node, sent); !strings.Contains(dumper.logs.String(), want) {
+		t.Errorf("the dump lacks %q", want)
 	}
 	if cfg.CtlSeq.Load() == 0 || cfg.Seq.Load() <= sent {
 		t.Errorf("counters: stream 0 at %d (the old link stopped at %d), stream 1 at %d", cfg.Seq.Load(), sent, cfg.CtlSeq.Load())
