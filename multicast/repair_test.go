@@ -68,6 +68,10 @@ func TestRepairUnderLoss(t *testing.T) {
 			port := mcasttest.Port()
 			a := openLink(t, config(port))
 			cfg := config(port)
+			// Long enough that a datagram whose repairs are lost too
+			// (30% each time) is asked for dozens of times, also on a
+			// machine so busy that the test's threads wait.
+			cfg.GapTimeout = 20 * time.Second
 			drop, dropped := multicast.DropReads(&cfg, perMille)
 			b := openLink(t, cfg)
 			waitFor(t, "b to list a", func() bool { return len(b.Peers()) == 1 })

@@ -54,7 +54,9 @@ func lossyHosts(t *testing.T, percent int, extra string) (pub, sub *routertest.S
 func TestNetLossRepaired(t *testing.T) {
 	for _, percent := range []int{5, 30} {
 		t.Run(fmt.Sprintf("%d%%", percent), func(t *testing.T) {
-			pub, sub, _ := lossyHosts(t, percent, "")
+			// A long gaptimeout: a datagram whose repairs are dropped too
+			// is asked for dozens of times, also on a busy machine.
+			pub, sub, _ := lossyHosts(t, percent, `"gaptimeout": "20s",`)
 			got := make(chan int, 4096)
 			c := sub.Dial(t, "A")
 			c.On("n", func(m bus.Message) {
