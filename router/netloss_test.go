@@ -3,6 +3,7 @@ package router_test
 import (
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -174,5 +175,55 @@ func TestNetLossBounded(t *testing.T) {
 	}
 	if len(got) != 20 {
 		t.Errorf("got events %v; want 0 to 19, none lost: the loss hit only padding", got)
+	}
+}
+
+// TestNetReloadKeepsRepair reloads the sending server with a new
+// gaptimeout (a new link) and a smaller history (in place): the report
+// names both, the history shrinks to its new bound, and the receiver
+// sees the sender's numbering go on with nothing lost and nothing
+// delivered twice.
+func TestNetReloadKeepsRepair(t *testing.T) {
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s2 := netServer(t, port, "t", `"channels": {"A": {}}`)
+	waitPeers(t, s1, s2)
+	c2 := s2.Dial(t, "A")
+	rec := routertest.Record(t, c2, "n")
+	a1 := s1.Dial(t, "A")
+	for i := range 50 {
+		if err := a1.Emit("n", strings.Repeat("x", 1000+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.WaitCount(t, "n", 50)
+	if h := s1.NetStats().Link.HistoryBytes; h < 50000 {
+		t.Fatalf("the history holds %d bytes after 50 events of 1 KB", h)
+	}
+	rep, err := s1.Reload(s1.ParseConfig(t, netMembers(port, "t", `"history": 4096, "gaptimeout": "3s", "channels": {"A": {"propagatetonet": true}}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"history", "gaptimeout"} {
+		if !slices.Contains(rep.Settings, key) {
+			t.Errorf("the reload report's settings %v lack %s", rep.Settings, key)
+		}
+	}
+	for i := range 50 {
+		if err := a1.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.WaitCount(t, "n", 100)
+	if h := s1.NetStats().Link.HistoryBytes; h > 4096 {
+		t.Errorf("the history holds %d bytes, its new bound is 4096", h)
+	}
+	st := s2.NetStats().Link
+	if st.Lost != 0 || st.Late != 0 {
+		t.Errorf("the receiver lost %d datagrams and had %d late ones across the sender's reload", st.Lost, st.Late)
+	}
+	routertest.Fence(t, s2, "A", routertest.Record(t, c2, "fence-.*"))
+	if n := rec.Count("n"); n != 100 {
+		t.Errorf("heard %d events, want 100", n)
 	}
 }
