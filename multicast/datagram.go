@@ -45,8 +45,25 @@ type Kind uint8
 const (
 	KindData      Kind = 1 // records are fragments of Event frame bodies
 	KindHeartbeat Kind = 2 // records are fragments of a heartbeat
-	// Kinds 3 (NAK) and 4 (repair) are reserved for loss repair.
+	// KindNAK asks a node to resend datagrams: its body names the node
+	// and ranges of its sequence numbers (nak.go). Numbered in stream 1.
+	KindNAK Kind = 3
+	// KindRepair answers a NAK: its body holds datagrams sent before, as
+	// they were sent, and ranges the sender no longer holds (nak.go).
+	// Numbered in stream 1.
+	KindRepair Kind = 4
 )
+
+// Stream is the sequence series a kind is numbered in: 0 for data and
+// heartbeats, the series that receivers keep in order and repair; 1 for
+// NAKs and repairs, which are neither ordered nor repaired. A node never
+// uses a (stream, sequence number) pair twice.
+func (k Kind) Stream() uint32 {
+	if k == KindNAK || k == KindRepair {
+		return 1
+	}
+	return 0
+}
 
 func (k Kind) String() string {
 	switch k {
@@ -54,6 +71,10 @@ func (k Kind) String() string {
 		return "data"
 	case KindHeartbeat:
 		return "heartbeat"
+	case KindNAK:
+		return "nak"
+	case KindRepair:
+		return "repair"
 	}
 	return fmt.Sprintf("kind %d", uint8(k))
 }
@@ -108,10 +129,10 @@ func ClusterIDOf(name string) ClusterID {
 type Header struct {
 	Kind    Kind
 	Flags   uint8 // 0, or FlagSealed
-	Records int   // 1..MaxRecords
+	Records int   // 1..MaxRecords: records, or a NAK's ranges, or a repair's entries
 	Cluster ClusterID
 	Node    uuid.UUID // the sender
-	Seq     uint64    // per sender, +1 per datagram, from 1
+	Seq     uint64    // per sender and stream (Kind.Stream), +1 per datagram, from 1
 }
 
 // Record is one fragment of a message.
@@ -162,7 +183,7 @@ func ParseHeader(b []byte) (Header, []byte, error) {
 	copy(h.Node[:], b[14:30])
 	h.Seq = binary.BigEndian.Uint64(b[30:38])
 	switch {
-	case h.Kind != KindData && h.Kind != KindHeartbeat:
+	case h.Kind < KindData || h.Kind > KindRepair:
 		return h, nil, decodeErr(ErrKind, 3, "unknown %v", h.Kind)
 	case h.Flags&^FlagSealed != 0:
 		return h, nil, decodeErr(ErrKind, 4, "unknown flags %#02x", h.Flags)

@@ -22,6 +22,15 @@
 // under a key derived for each sender, see Sealer) and drops, and counts,
 // every datagram it reads that is unsealed, fails authentication, or was
 // accepted before (a replay); without it, it drops sealed datagrams.
+// Loss repair and order: each node numbers its data and heartbeats in
+// one series (stream 0), and receivers process each peer's stream 0 in
+// that order, holding what arrives ahead of a missing datagram
+// (Config.HoldPeer, Config.HoldTotal). A missing datagram is asked for
+// with a NAK, multicast to the group, and the sender answers from its
+// History (Config.History) with a repair, or says it no longer holds it.
+// A gap not repaired within Config.GapTimeout is skipped and counted in
+// Stats.Lost. NAKs and repairs are numbered in a second series (stream
+// 1) and, like everything the link sends, go out through its one writer.
 //
 // The datagram format is described in PROTOCOL.md, section "Network
 // protocol"; this package's ParseHeader, ParseRecords and ParseHeartbeat
@@ -35,10 +44,11 @@
 // up to Config.SendWait for room and then drops the message with
 // ErrQueueFull: a publisher faster than the network is slowed down, but
 // never held for long, and memory stays bounded. The deliver function
-// given to Open is called on the link's one read goroutine, one message
-// at a time in arrival order; it must not block for long, since datagrams
-// that arrive meanwhile queue in the socket's buffer and are lost when it
-// fills. Close writes what is still queued, for at most half a second,
+// given to Open is called one message at a time, each peer's messages in
+// the order sent: on the link's read goroutine, or on its housekeeping
+// goroutine when a skipped gap releases what was held behind it. It must
+// not block for long, since datagrams that arrive meanwhile queue in the
+// socket's buffer and are lost when it fills. Close writes what is still queued, for at most half a second,
 // and returns after the link's three goroutines (the writer, the reader
 // and the heartbeat timer) have ended.
 package multicast

@@ -1,7 +1,9 @@
 package multicast
 
 import (
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,4 +45,39 @@ type heldSocket struct {
 func (s *heldSocket) writeBatch(dgs [][]byte) (int, error) {
 	<-s.gate
 	return s.socket.writeBatch(dgs)
+}
+
+// DropReads makes the link that cfg opens drop a share of the datagrams
+// it reads before it handles them, as a lossy network would: set it in
+// per mille (0 to 1000), at any time. dropped counts them.
+func DropReads(cfg *Config, seed uint64) (perMille, dropped *atomic.Uint64) {
+	perMille, dropped = new(atomic.Uint64), new(atomic.Uint64)
+	cfg.wrap = func(s socket) socket {
+		return &dropSocket{socket: s, perMille: perMille, dropped: dropped, rnd: rand.New(rand.NewPCG(seed, seed))}
+	}
+	return perMille, dropped
+}
+
+type dropSocket struct {
+	socket
+	perMille, dropped *atomic.Uint64
+	rnd               *rand.Rand // the read goroutine's alone
+}
+
+func (s *dropSocket) readBatch(ms []inDatagram) (int, error) {
+	for {
+		n, err := s.socket.readBatch(ms)
+		k := 0
+		for i := range n {
+			if s.rnd.Uint64N(1000) < s.perMille.Load() {
+				s.dropped.Add(1)
+				continue
+			}
+			ms[k], ms[i] = ms[i], ms[k]
+			k++
+		}
+		if k > 0 || err != nil {
+			return k, err
+		}
+	}
 }

@@ -88,6 +88,32 @@ type Config struct {
 	// and the links of one node must share Seq. The link keeps a copy.
 	Key []byte
 
+	// CtlSeq, when set, is the node's counter of stream 1 (NAKs and
+	// repairs), shared with the other links of the node as Seq is. nil
+	// means a counter of the link's own, from 0.
+	CtlSeq *atomic.Uint64
+	// History, when set, is the node's history of sent datagrams, shared
+	// with the other links of the node as Seq is, so that NAKs for what
+	// a link replaced on a reload sent are still answered. nil means a
+	// history of the link's own, of HistoryBytes.
+	History *History
+	// HistoryBytes bounds a history of the link's own, in bytes; 0 means
+	// DefaultHistory, a negative value keeps none (every NAK is answered
+	// "gone", and receivers skip at once).
+	HistoryBytes int
+	// GapTimeout is how long a receiver waits for a missing datagram of a
+	// peer, NAKing it, before it skips it and counts it as lost; 0 means
+	// DefaultGapTimeout.
+	GapTimeout time.Duration
+	// HoldPeer and HoldTotal bound the bytes of datagrams held because
+	// they arrived ahead of a missing one, per peer and for all peers; 0
+	// means DefaultHoldPeer and DefaultHoldTotal. When a bound is reached
+	// the oldest gap is skipped.
+	HoldPeer, HoldTotal int
+	// RepairRate bounds the bytes per second of datagrams resent in
+	// answer to NAKs; 0 means DefaultRepairRate.
+	RepairRate int
+
 	// wrap, when set, wraps the link's socket: the seam where tests
 	// shape what the network does.
 	wrap func(socket) socket
@@ -112,17 +138,33 @@ type Link struct {
 	host    string
 
 	q       sendQueue
-	seq     *atomic.Uint64 // numbers datagrams; the writer goroutine adds to it
+	seq     *atomic.Uint64 // numbers datagrams of stream 0; the writer goroutine adds to it
+	ctlSeq  *atomic.Uint64 // numbers datagrams of stream 1; the writer goroutine adds to it
+	hist    *History
+	ctl     ctlQueue
+	bucket  repairBucket
+	kick    chan struct{} // capacity 1: a gap was found, arm the repair timer
 	counts  counters
 	stop    chan struct{}
 	written chan struct{} // closed when the writer has ended
 	wg      sync.WaitGroup
 	closing sync.Once
 
-	mu     sync.Mutex // guards what the read loop and housekeeping share
-	ra     *reassembler
-	recent *Recent
-	peers  peerTable
+	mu      sync.Mutex // guards what the read loop and housekeeping share
+	ra      *reassembler
+	recent  *Recent
+	peers   peerTable
+	ord     *orderer
+	scratch []Record   // for decoding held datagrams again
+	outq    []delivery // messages to deliver, in order
+	spare   []delivery
+	emit    emitFunc
+	joined  []Peer // peers new since the last log
+
+	// deliverMu is held while messages are handed to deliver: whoever
+	// takes it delivers everything queued, in order, so that the read
+	// loop and housekeeping never reorder what they release.
+	deliverMu sync.Mutex
 
 	sealer  *Sealer   // nil without a key
 	payload int       // the room for headers and records in a datagram: Config.Payload less the tag when sealing
@@ -131,8 +173,10 @@ type Link struct {
 
 // Open joins the group on the configured interface and starts receiving.
 // deliver is called with every data message received from another node
-// of the cluster, once per message id, on the link's read goroutine, one
-// call at a time; msg is valid only during the call.
+// of the cluster, once per message id, each node's in the order sent, one
+// call at a time (on the read goroutine, or on the housekeeping one when
+// a skipped gap releases what was held); msg is valid only during the
+// call.
 func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -187,7 +231,11 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 		sealer:  sealer,
 		payload: cfg.Payload,
 		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
+		ord: newOrderer(cfg.HoldPeer, cfg.HoldTotal, cfg.GapTimeout, defaultNAKDelay,
+			(cfg.Payload-sealRoom(cfg.Key)-HeaderLen-nakTargetLen)/rangeLen),
+		kick: make(chan struct{}, 1),
 	}
+	l.emit = l.process
 	l.sock = newSocket(conn, l.dst)
 	if cfg.wrap != nil {
 		l.sock = cfg.wrap(l.sock)
@@ -202,6 +250,16 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 	if l.seq == nil {
 		l.seq = new(atomic.Uint64)
 	}
+	l.ctlSeq = cfg.CtlSeq
+	if l.ctlSeq == nil {
+		l.ctlSeq = new(atomic.Uint64)
+	}
+	l.hist = cfg.History
+	if l.hist == nil {
+		l.hist = NewHistory(cfg.HistoryBytes)
+	}
+	// The burst stays within what the writer's queue takes at once.
+	l.bucket = repairBucket{rate: float64(cfg.RepairRate), burst: float64(max(2*MaxDatagram, min(cfg.RepairRate/8, maxCtlQueue/2)))}
 	l.wg.Add(3)
 	go func() {
 		defer close(l.written)
@@ -243,6 +301,21 @@ func (c *Config) defaults() error {
 	if c.Channels == nil {
 		c.Channels = func() []string { return nil }
 	}
+	if c.HistoryBytes == 0 {
+		c.HistoryBytes = DefaultHistory
+	}
+	if c.GapTimeout == 0 {
+		c.GapTimeout = DefaultGapTimeout
+	}
+	if c.HoldPeer == 0 {
+		c.HoldPeer = DefaultHoldPeer
+	}
+	if c.HoldTotal == 0 {
+		c.HoldTotal = DefaultHoldTotal
+	}
+	if c.RepairRate == 0 {
+		c.RepairRate = DefaultRepairRate
+	}
 	switch {
 	case !c.Group.Is4() || !c.Group.IsMulticast():
 		return fmt.Errorf("multicast: group %v is not an IPv4 multicast address", c.Group)
@@ -256,6 +329,8 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("multicast: payload %d is out of range %d..%d", c.Payload, MinPayload, MaxDatagram)
 	case Fragments(c.MaxMessage, c.Payload-sealRoom(c.Key)) > MaxFragments:
 		return fmt.Errorf("multicast: messages of %d bytes would need more than %d fragments of %d bytes; raise the payload", c.MaxMessage, MaxFragments, c.Payload)
+	case c.GapTimeout < 0 || c.HoldPeer < 0 || c.HoldTotal < 0 || c.RepairRate < 0:
+		return fmt.Errorf("multicast: gap timeout %v, hold bounds %d and %d, repair rate %d: none may be negative", c.GapTimeout, c.HoldPeer, c.HoldTotal, c.RepairRate)
 	case c.SendQueue < 0:
 		return fmt.Errorf("multicast: send queue bound %d is negative", c.SendQueue)
 	case c.MaxReassembly < c.MaxMessage+partialOverhead+slotOverhead*Fragments(c.MaxMessage, MinPayload):
@@ -307,28 +382,51 @@ func (l *Link) Close() error {
 func (l *Link) Peers() []Peer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.peers.list()
+	peers := l.peers.list()
+	l.peerCounts(peers)
+	return peers
 }
 
-// housekeeping sends heartbeats, expires incomplete messages and ages
-// peers out, until the link closes.
+// housekeeping sends heartbeats, expires incomplete messages, ages
+// peers out, and runs the receiver's repair timer (NAKs and gap
+// timeouts), until the link closes.
 func (l *Link) housekeeping() {
 	defer l.wg.Done()
 	tick := time.NewTicker(l.cfg.Heartbeat)
 	defer tick.Stop()
+	repair := time.NewTimer(time.Hour)
+	repair.Stop()
+	defer repair.Stop()
+	var armed time.Time // when the repair timer fires; zero when stopped
+	arm := func(at, now time.Time) {
+		if at.IsZero() || !armed.IsZero() && !at.Before(armed) {
+			return
+		}
+		armed = at
+		repair.Reset(max(at.Sub(now), minRepairTick))
+	}
+	l.sendHeartbeat()
 	for {
-		l.sendHeartbeat()
 		select {
 		case <-l.stop:
 			return
 		case now := <-tick.C:
+			l.sendHeartbeat()
 			l.mu.Lock()
 			l.ra.expire(now)
 			gone := l.peers.age(now, l.cfg.PeerTimeout)
+			l.ord.age(now, l.cfg.PeerTimeout, l.emit)
 			l.mu.Unlock()
 			for _, p := range gone {
 				l.log.Info("peer gone: no heartbeat", "peer", p.Node, "host", p.Host, "pid", p.PID, "silent", now.Sub(p.LastSeen).Round(time.Millisecond))
 			}
+			l.released()
+		case <-l.kick:
+			now := time.Now()
+			arm(now.Add(l.ord.nakDelay), now)
+		case now := <-repair.C:
+			armed = time.Time{}
+			arm(l.repairTick(now), now)
 		}
 	}
 }

@@ -36,6 +36,9 @@ func packerLink(node uuid.UUID, lastSeq uint64) (*Link, *captureSocket) {
 		seq:     new(atomic.Uint64),
 		stop:    make(chan struct{}),
 		ra:      newReassembler(1<<20, 0),
+		ctlSeq:  new(atomic.Uint64),
+		hist:    NewHistory(1 << 20),
+		ord:     newOrderer(DefaultHoldPeer, DefaultHoldTotal, DefaultGapTimeout, defaultNAKDelay, 8),
 	}
 	l.seq.Store(lastSeq)
 	return l, c

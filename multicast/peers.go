@@ -23,8 +23,9 @@ type Peer struct {
 	Addr      netip.AddrPort // where its datagrams come from
 	FirstSeen time.Time
 	LastSeen  time.Time // its last datagram of any kind
-	LastSeq   uint64    // the highest sequence number seen from it
-	Lost      uint64    // datagrams missing from its sequence
+	LastSeq   uint64    // the highest sequence number seen from it, of its stream 0 (data and heartbeats)
+	Lost      uint64    // datagrams of its stream 0 that never arrived nor were repaired, skipped
+	Repaired  uint64    // datagrams of its stream 0 that arrived in a repair after they were found missing
 	Datagrams uint64    // datagrams received from it since it joined the table
 	Bytes     uint64    // their size
 }
@@ -51,23 +52,23 @@ func (t *peerTable) heartbeat(node uuid.UUID, hb *Heartbeat, from netip.AddrPort
 	return isNew, true
 }
 
-// seen records any datagram of a known peer, of size bytes, and returns
-// how many of its datagrams went missing before this one.
-func (t *peerTable) seen(node uuid.UUID, seq uint64, size int, now time.Time) uint64 {
+// seen records any datagram of a known peer, of size bytes.
+func (t *peerTable) seen(node uuid.UUID, size int, now time.Time) {
 	p := t.peers[node]
 	if p == nil {
-		return 0
+		return
 	}
 	p.LastSeen = now
 	p.Datagrams++
 	p.Bytes += uint64(size)
-	var lost uint64
-	if p.LastSeq != 0 && seq > p.LastSeq+1 {
-		lost = seq - p.LastSeq - 1
-		p.Lost += lost
+}
+
+// sequence records the sequence number of a datagram of a known peer's
+// stream 0.
+func (t *peerTable) sequence(node uuid.UUID, seq uint64) {
+	if p := t.peers[node]; p != nil {
+		p.LastSeq = max(p.LastSeq, seq)
 	}
-	p.LastSeq = max(p.LastSeq, seq)
-	return lost
 }
 
 // age removes the peers silent for longer than timeout and returns them.

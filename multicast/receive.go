@@ -1,6 +1,7 @@
 package multicast
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -54,8 +55,8 @@ type delivery struct {
 	msg  []byte
 }
 
-// handle processes one datagram. recs is scratch space, returned for
-// reuse.
+// handle processes one datagram: every datagram read goes through it.
+// recs is scratch space, returned for reuse.
 func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Record) []Record {
 	l.counts.datagramsIn.Add(1)
 	l.counts.bytesIn.Add(uint64(len(b)))
@@ -64,8 +65,18 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 		return recs
 	}
 	h, rest, err := ParseHeader(b)
+	var target uuid.UUID
+	var ranges []SeqRange
+	var entries []RepairEntry
 	if err == nil {
-		recs, err = ParseRecords(recs, &h, rest, l.cfg.MaxMessage)
+		switch h.Kind {
+		case KindData, KindHeartbeat:
+			recs, err = ParseRecords(recs, &h, rest, l.cfg.MaxMessage)
+		case KindNAK:
+			target, ranges, err = ParseNAK(nil, &h, rest)
+		case KindRepair:
+			entries, err = ParseRepair(nil, &h, rest)
+		}
 	}
 	if l.cfg.Dump {
 		hc := h // a copy, so that h itself stays off the heap
@@ -83,17 +94,106 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 		l.counts.otherCluster.Add(1)
 		return recs
 	}
-	var out []delivery
-	var joined []Peer
+	if h.Kind == KindNAK {
+		l.mu.Lock()
+		l.peers.seen(h.Node, len(b), now)
+		if target != l.cfg.Node {
+			l.ord.heard(target, ranges, now)
+		}
+		l.mu.Unlock()
+		if target == l.cfg.Node {
+			l.counts.naksIn.Add(1)
+			l.answerNAK(ranges, now)
+		}
+		return recs
+	}
 	l.mu.Lock()
-	l.counts.lost.Add(l.peers.seen(h.Node, h.Seq, len(b), now))
+	l.peers.seen(h.Node, len(b), now)
+	switch h.Kind {
+	case KindData, KindHeartbeat:
+		l.offer(&h, b, recs, false, from, now)
+	case KindRepair:
+		l.counts.repairsIn.Add(1)
+		for _, e := range entries {
+			if e.Datagram == nil {
+				l.ord.gone(h.Node, e.Gone, now, l.emit)
+				continue
+			}
+			recs = l.repaired(&h, e.Datagram, recs[:0], now)
+		}
+	}
+	kick := l.ord.newGap
+	l.ord.newGap = false
+	pending := len(l.outq) > 0 || len(l.ord.logs) > 0 || len(l.joined) > 0
+	l.mu.Unlock()
+	if kick {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	if pending {
+		l.released()
+	}
+	return recs
+}
+
+// repaired files a datagram that came inside a repair from the node of
+// outer; l.mu is held. It must be a valid datagram of stream 0 of the
+// same node and cluster, unsealed; one already had is ignored.
+func (l *Link) repaired(outer *Header, d []byte, recs []Record, now time.Time) []Record {
+	h, rest, err := ParseHeader(d)
+	if err == nil {
+		recs, err = ParseRecords(recs, &h, rest, l.cfg.MaxMessage)
+	}
+	if err != nil {
+		l.counts.bad(err)
+		return recs
+	}
+	if h.Kind.Stream() != 0 || h.Flags != 0 || h.Node != outer.Node || h.Cluster != outer.Cluster {
+		l.counts.malformed.Add(1)
+		return recs
+	}
+	l.offer(&h, d, recs, true, netip.AddrPort{}, now)
+	return recs
+}
+
+// offer hands a datagram of stream 0 to the orderer; l.mu is held.
+func (l *Link) offer(h *Header, d []byte, recs []Record, repair bool, from netip.AddrPort, now time.Time) {
+	if h.Seq == 0 {
+		l.counts.malformed.Add(1) // stream 0 counts from 1
+		return
+	}
+	l.peers.sequence(h.Node, h.Seq)
+	if l.ord.offer(h.Node, h.Seq, h, d, recs, repair, from, now, l.emit) == offerUnordered {
+		l.process(h.Node, h, d, recs)
+	}
+}
+
+// process handles a datagram of stream 0 in its turn; l.mu is held. h
+// and recs are nil when d must be decoded again (a datagram held for its
+// turn, which passed the checks when it arrived). Complete data messages
+// are queued for delivery.
+func (l *Link) process(node uuid.UUID, h *Header, d []byte, recs []Record) {
+	if h == nil {
+		hd, rest, err := ParseHeader(d)
+		if err != nil {
+			return
+		}
+		l.scratch, err = ParseRecords(l.scratch[:0], &hd, rest, l.cfg.MaxMessage)
+		if err != nil {
+			return
+		}
+		h, recs = &hd, l.scratch
+	}
+	now := time.Now()
 	for i := range recs {
 		r := &recs[i]
 		if h.Kind == KindData && l.recent.Has(r.ID) {
 			l.counts.duplicates.Add(1)
 			continue
 		}
-		msg, res := l.ra.add(h.Node, r, now)
+		msg, res := l.ra.add(node, r, now)
 		switch res {
 		case fragDuplicate:
 			l.counts.duplicates.Add(1)
@@ -105,43 +205,35 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 			switch h.Kind {
 			case KindData:
 				l.recent.Add(r.ID)
-				out = append(out, delivery{h.Node, msg})
+				l.outq = append(l.outq, delivery{node, msg})
 			case KindHeartbeat:
-				if p, ok := l.heartbeat(h.Node, msg, from, now); ok {
-					joined = append(joined, p)
-				}
+				l.heartbeat(node, msg, now)
 			}
 		}
 	}
-	l.mu.Unlock()
-	for _, p := range joined {
-		l.log.Info("peer joined", "peer", p.Node, "host", p.Host, "pid", p.PID, "version", p.Version, "from", p.Addr, "channels", strings.Join(p.Channels, ","))
-	}
-	for _, d := range out {
-		l.counts.delivered.Add(1)
-		l.deliver(d.from, d.msg)
-	}
-	return recs
 }
 
-// heartbeat files a heartbeat; l.mu is held. It returns the peer when it
-// is new.
-func (l *Link) heartbeat(node uuid.UUID, msg []byte, from netip.AddrPort, now time.Time) (Peer, bool) {
+// heartbeat files a heartbeat; l.mu is held. A new peer is queued in
+// l.joined, to be logged once the lock is released.
+func (l *Link) heartbeat(node uuid.UUID, msg []byte, now time.Time) {
 	hb, err := ParseHeartbeat(msg)
 	if err != nil {
 		l.counts.malformed.Add(1)
-		return Peer{}, false
+		return
 	}
 	l.counts.heartbeats.Add(1)
+	var from netip.AddrPort
+	if w := l.ord.wins[node]; w != nil {
+		from = w.from
+	}
 	isNew, ok := l.peers.heartbeat(node, &hb, from, now)
 	if !ok {
 		l.counts.peersFull.Add(1)
-		return Peer{}, false
+		return
 	}
-	if !isNew {
-		return Peer{}, false
+	if isNew {
+		l.joined = append(l.joined, *l.peers.peers[node])
 	}
-	return *l.peers.peers[node], true
 }
 
 // maxDumpHead is how many bytes of a bad datagram dumpnet shows.
@@ -164,6 +256,25 @@ func (l *Link) dump(b []byte, from netip.AddrPort, h *Header, recs []Record, err
 		who = "cluster"
 	}
 	var rs strings.Builder
+	switch h.Kind {
+	case KindNAK:
+		if target, ranges, err := ParseNAK(nil, h, b[HeaderLen:]); err == nil {
+			fmt.Fprintf(&rs, "nak to %v for %v", target, ranges)
+		}
+	case KindRepair:
+		if entries, err := ParseRepair(nil, h, b[HeaderLen:]); err == nil {
+			for i, e := range entries {
+				if i > 0 {
+					rs.WriteString("; ")
+				}
+				if e.Datagram == nil {
+					fmt.Fprintf(&rs, "gone %d..%d", e.Gone.First, e.Gone.Last)
+				} else if len(e.Datagram) >= HeaderLen {
+					fmt.Fprintf(&rs, "datagram %d, %d bytes", binary.BigEndian.Uint64(e.Datagram[30:HeaderLen]), len(e.Datagram))
+				}
+			}
+		}
+	}
 	for i, r := range recs {
 		if i > 0 {
 			rs.WriteString("; ")

@@ -25,14 +25,14 @@ const (
 	maxReplayNodes = 1024
 )
 
-// window is a sliding anti-replay window over one sequence stream.
-type window struct {
+// replayWin is a sliding anti-replay window over one sequence stream.
+type replayWin struct {
 	top  uint64 // the highest number accepted; 0 before the first
 	bits [replayWindow / 64]uint64
 }
 
 // accept reports whether seq is new to the window, and marks it.
-func (w *window) accept(seq uint64) bool {
+func (w *replayWin) accept(seq uint64) bool {
 	switch {
 	case seq == 0: // never sent
 		return false
@@ -58,7 +58,7 @@ func (w *window) accept(seq uint64) bool {
 
 // senderWindows are one sender's windows, one per stream.
 type senderWindows struct {
-	streams [2]window
+	streams [2]replayWin
 	last    time.Time // when a datagram of the sender was last accepted
 }
 

@@ -115,7 +115,7 @@ func streamOf(k Kind) (uint32, bool) {
 	switch k {
 	case KindData, KindHeartbeat:
 		return 0, true
-	case 3, 4: // NAK and repair
+	case KindNAK, KindRepair:
 		return 1, true
 	}
 	return 0, false

@@ -53,7 +53,7 @@ func FuzzOpen(f *testing.F) {
 	})
 }
 
-// FuzzReplayWindow feeds a window sequence numbers, 8 bytes each, some
+// FuzzReplayWindow feeds a replayWin sequence numbers, 8 bytes each, some
 // near the last one, and checks each answer against a plain model: a
 // number is new when it is not 0, was never accepted, and is less than
 // replayWindow below the highest accepted.
@@ -69,7 +69,7 @@ func FuzzReplayWindow(f *testing.F) {
 	f.Add(seed(1, 2, 3, 2, 1, 5000, 904, 905, 903, 5000))
 	f.Add(seed(10, 10+replayWindow, 11, 10+replayWindow-1, 1<<40, 1))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var w window
+		var w replayWin
 		seen := map[uint64]bool{}
 		var top uint64
 		for len(b) >= 8 {

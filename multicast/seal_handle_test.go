@@ -15,24 +15,17 @@ import (
 // delivers goes to *got, its logs to logs.
 func handleLink(t *testing.T, secret string, got *[]string, logs *strings.Builder) *Link {
 	t.Helper()
-	l := &Link{
-		cfg:     Config{Node: uuid.New(), MaxMessage: 1 << 20},
-		log:     slog.New(slog.NewTextHandler(logs, nil)),
-		cluster: ClusterIDOf("lab"),
-		ra:      newReassembler(4<<20, time.Second),
-		recent:  NewRecent(recentLen),
-		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
-		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
-		deliver: func(_ uuid.UUID, msg []byte) { *got = append(*got, string(msg)) },
-	}
+	l := fuzzLink()
+	l.log = slog.New(slog.NewTextHandler(logs, nil))
+	l.deliver = func(_ uuid.UUID, msg []byte) { *got = append(*got, string(msg)) }
 	if secret != "" {
 		l.sealer = mustSealer(t, secret, "lab")
 	}
 	return l
 }
 
-// TestHandleUnseals drives handle and handleInner with datagrams of each
-// case, without sockets.
+// TestHandleUnseals drives handle with datagrams of each case, without
+// sockets.
 func TestHandleUnseals(t *testing.T) {
 	var got []string
 	var logs strings.Builder
@@ -50,30 +43,34 @@ func TestHandleUnseals(t *testing.T) {
 		return s
 	}
 	first := seal(plain(1, "one"))
+	// A repair is sealed as a whole; the original datagram in it is plain.
+	repair := func(seq uint64, d []byte) []byte {
+		h := Header{Kind: KindRepair, Records: 1, Cluster: ClusterIDOf("lab"), Node: node, Seq: seq}
+		return seal(AppendRepairDatagram(AppendHeader(nil, &h), d))
+	}
 	steps := []struct {
 		name  string
 		b     []byte
-		inner bool
 		want  string // delivered, or ""
 		count func(Stats) uint64
 	}{
-		{"sealed", bytes.Clone(first), false, "one", nil},
-		{"replayed", bytes.Clone(first), false, "", func(s Stats) uint64 { return s.Replayed }},
-		{"unsealed", plain(2, "two"), false, "", func(s Stats) uint64 { return s.Unsealed }},
-		{"unsealed, inside a sealed one", plain(3, "three"), true, "three", nil},
-		{"sealed, next", seal(plain(4, "four")), false, "four", nil},
+		{"sealed", bytes.Clone(first), "one", nil},
+		{"replayed", bytes.Clone(first), "", func(s Stats) uint64 { return s.Replayed }},
+		{"unsealed", plain(2, "two"), "", func(s Stats) uint64 { return s.Unsealed }},
+		{"unsealed, inside a sealed repair", repair(1, plain(2, "two")), "two", nil},
+		{"sealed, next", seal(plain(3, "three")), "three", nil},
 		{"sealed with another cluster's salt", func() []byte {
-			s, _ := mustSealer(t, "secret", "other").Seal(nil, plain(5, "five"))
+			s, _ := mustSealer(t, "secret", "other").Seal(nil, plain(4, "four"))
 			return s
-		}(), false, "", func(s Stats) uint64 { return s.Forged }},
+		}(), "", func(s Stats) uint64 { return s.Forged }},
 		{"sealed, of another cluster", func() []byte {
-			d := plain(6, "six")
+			d := plain(5, "five")
 			id := ClusterIDOf("other")
 			copy(d[6:14], id[:])
 			s, _ := mustSealer(t, "secret", "other").Seal(nil, d)
 			return s
-		}(), false, "", func(s Stats) uint64 { return s.OtherCluster }},
-		{"garbage", []byte("garbage"), false, "", func(s Stats) uint64 { return s.BadMagic }},
+		}(), "", func(s Stats) uint64 { return s.OtherCluster }},
+		{"garbage", []byte("garbage"), "", func(s Stats) uint64 { return s.BadMagic }},
 	}
 	var recs []Record
 	for _, st := range steps {
@@ -82,11 +79,7 @@ func TestHandleUnseals(t *testing.T) {
 			before = st.count(l.Stats())
 		}
 		n := len(got)
-		if st.inner {
-			recs = l.handleInner(st.b, from, now, recs[:0])
-		} else {
-			recs = l.handle(st.b, from, now, recs[:0])
-		}
+		recs = l.handle(st.b, from, now, recs[:0])
 		switch {
 		case st.want != "" && (len(got) != n+1 || got[n] != st.want):
 			t.Errorf("%s: delivered %q, want %q", st.name, got[n:], st.want)
@@ -96,9 +89,6 @@ func TestHandleUnseals(t *testing.T) {
 		if st.count != nil && st.count(l.Stats()) != before+1 {
 			t.Errorf("%s: not counted: %+v", st.name, l.Stats())
 		}
-	}
-	if l.sealing.inner {
-		t.Error("handleInner left the link trusting what comes next")
 	}
 	if strings.Contains(logs.String(), "secret") {
 		t.Errorf("the log shows the key:\n%s", logs.String())

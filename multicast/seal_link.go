@@ -26,9 +26,6 @@ type sealState struct {
 	logged map[forgedFrom]struct{}
 	noKey  bool // "this node has no key" was logged
 	noSeal bool // "this node has a key" was logged
-	// inner is set while handleInner runs: the datagram handled was
-	// carried inside one that unseal has let through.
-	inner bool
 }
 
 // forgedFrom is where a datagram that failed authentication came from.
@@ -80,9 +77,6 @@ func (s *sealingSocket) writeBatch(dgs [][]byte) (int, error) {
 // and counted.
 func (l *Link) unseal(b []byte, from netip.AddrPort, now time.Time) (plain []byte, ok bool) {
 	st := &l.sealing
-	if st.inner {
-		return b, true
-	}
 	h, _, err := ParseHeader(b)
 	if err != nil {
 		return b, true
@@ -140,16 +134,6 @@ func (l *Link) unseal(b []byte, from netip.AddrPort, now time.Time) (plain []byt
 		return nil, false
 	}
 	return plain, true
-}
-
-// handleInner handles a plain datagram that came inside another, such as
-// the original datagrams a repair carries: the datagram around it was
-// sealed and authenticated (or the link has no key), so unseal takes it
-// as it is. It is handle otherwise, and belongs to the read goroutine.
-func (l *Link) handleInner(b []byte, from netip.AddrPort, now time.Time, recs []Record) []Record {
-	l.sealing.inner = true
-	defer func() { l.sealing.inner = false }()
-	return l.handle(b, from, now, recs)
 }
 
 // dumpRefused shows a datagram that unseal dropped, when Config.Dump is

@@ -203,7 +203,7 @@ func TestWindow(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var w window
+			var w replayWin
 			for i, s := range tc.steps {
 				if got := w.accept(s.seq); got != s.want {
 					t.Errorf("step %d: accept(%d) = %v, want %v", i, s.seq, got, s.want)
@@ -216,7 +216,7 @@ func TestWindow(t *testing.T) {
 // TestWindowLong runs a window over many numbers, each arriving late by
 // up to half a window, and checks each is accepted once.
 func TestWindowLong(t *testing.T) {
-	var w window
+	var w replayWin
 	const n = 5 * replayWindow
 	order := make([]uint64, 0, n)
 	for base := uint64(1); base <= n; base += 64 {

@@ -178,11 +178,13 @@ func (l *Link) writeLoop() {
 		case <-l.q.wake:
 			msgs, buf := l.q.take()
 			p.pack(msgs, buf)
+			p.control(l.ctl.take())
 			l.q.give(msgs, buf)
 		case <-l.stop:
 			// Close has closed the queue: nothing more comes in.
 			msgs, buf := l.q.take()
 			p.pack(msgs, buf)
+			p.control(l.ctl.take())
 			l.q.give(msgs, buf)
 			return
 		}
@@ -212,7 +214,8 @@ func newPacker(l *Link) *packer {
 	n := max(1, min(maxWriteBatch, maxWriteBatchBytes/l.cfg.Payload))
 	p := &packer{l: l, store: make([][]byte, n)}
 	for i := range p.store {
-		p.store[i] = make([]byte, 0, l.cfg.Payload)
+		// Room for a repair too, which may carry a whole datagram.
+		p.store[i] = make([]byte, 0, min(MaxDatagram, l.cfg.Payload+repairOverhead))
 	}
 	p.dgs = make([][]byte, 0, n)
 	p.ends = make([]int, 0, n)
@@ -246,6 +249,28 @@ func (p *packer) pack(msgs []queued, buf []byte) {
 		}
 	}
 	p.flush()
+}
+
+// control writes the NAKs and repairs queued, each a datagram of its own
+// numbered in stream 1.
+func (p *packer) control(items []ctlItem) {
+	l := p.l
+	if len(items) == 0 {
+		return
+	}
+	defer p.flush()
+	for _, it := range items {
+		p.open = false
+		if p.unsent {
+			continue
+		}
+		if len(p.dgs) == len(p.store) {
+			p.flush()
+		}
+		h := Header{Kind: it.kind, Records: it.records, Cluster: l.cluster, Node: l.cfg.Node, Seq: l.ctlSeq.Add(1)}
+		p.dgs = append(p.dgs, append(AppendHeader(p.store[len(p.dgs)][:0], &h), it.body...))
+		p.ends = append(p.ends, 0)
+	}
 }
 
 // record adds one record, in the open datagram when it fits there, else
@@ -282,6 +307,13 @@ func (p *packer) flush() {
 	l := p.l
 	dgs, ends := p.dgs, p.ends
 	p.dgs, p.ends, p.open = p.dgs[:0], p.ends[:0], false
+	for _, d := range dgs {
+		// The history keeps datagrams of stream 0 as they are now, before
+		// anything else touches them, to resend them on a NAK.
+		if Kind(d[3]).Stream() == 0 {
+			l.hist.Add(binary.BigEndian.Uint64(d[30:HeaderLen]), d)
+		}
+	}
 	for len(dgs) > 0 {
 		if p.closing() {
 			for _, e := range ends {

@@ -34,7 +34,6 @@ type Stats struct {
 	Duplicates  uint64 // messages or fragments already received
 	Expired     uint64 // incomplete messages dropped after the reassembly timeout
 	Evicted     uint64 // incomplete messages dropped to make room for others
-	Lost        uint64 // datagrams missing from known peers' sequence numbers
 	PeersFull   uint64 // heartbeats ignored because the peer table is full
 
 	// Datagrams dropped by sealing (Config.Key), before their records
@@ -43,6 +42,25 @@ type Stats struct {
 	Sealed   uint64 // sealed, while this node has no key
 	Forged   uint64 // sealed, but failing authentication: sealed with another key, or changed on the way
 	Replayed uint64 // sealed and authentic, but accepted before, or older than the sender's replay window
+	// Loss repair and order (stream 0 of each peer: data and heartbeats).
+	Lost          uint64 // datagrams of peers that never arrived nor were repaired: skipped after GapTimeout, when their sender no longer held them, when the hold buffer was full, or when the peer fell silent
+	Repaired      uint64 // datagrams found missing that then arrived in a repair
+	OutOfOrder    uint64 // datagrams that arrived ahead of a missing one, and were held for their turn
+	Late          uint64 // datagrams that arrived after their turn: again, or after their gap was skipped
+	NAKsSent      uint64 // NAKs multicast, each asking one peer for ranges it missed
+	NAKsReceived  uint64 // NAKs addressed to this node
+	NAKsHeard     uint64 // gaps whose NAK this node held back, having heard another node NAK them
+	RepairsSent   uint64 // repair datagrams sent in answer to NAKs
+	Resent        uint64 // datagrams resent inside them
+	Unavailable   uint64 // sequence numbers asked for that the history no longer held, answered "gone"
+	RepairLimited uint64 // NAK answers cut short by the repair rate (Config.RepairRate)
+	RepairsIn     uint64 // repair datagrams received from other nodes
+	CtlDropped    uint64 // NAKs and repairs dropped because too many waited for the writer
+	HeldBytes     int    // charged now for datagrams held out of order (bounded by Config.HoldTotal)
+	HeldPeak      int    // the most ever charged
+	Gaps          int    // ranges of peers' sequence numbers missing now
+	HistoryBytes  int    // bytes of sent datagrams the history holds now (bounded by its limit)
+	HistoryCount  int    // datagrams it holds
 
 	ReassemblyBytes int // held now for incomplete messages
 	ReassemblyPeak  int // the most ever held
@@ -53,8 +71,8 @@ type Stats struct {
 }
 
 // Dropped is the number of datagrams and fragments dropped as bad or
-// unplaceable, ignoring own and other clusters' datagrams, duplicates and
-// losses.
+// unplaceable, ignoring own and other clusters' datagrams, duplicates,
+// late datagrams and losses.
 func (s Stats) Dropped() uint64 {
 	return s.Truncated + s.BadMagic + s.BadVersion + s.BadKind + s.Malformed + s.BadFragment + s.NoRoom
 }
@@ -67,8 +85,10 @@ type counters struct {
 	own, otherCluster                                  atomic.Uint64
 	truncated, badMagic, badVersion, badKind           atomic.Uint64
 	malformed, badFragment, noRoom, duplicates         atomic.Uint64
-	lost, peersFull                                    atomic.Uint64
+	peersFull                                          atomic.Uint64
 	unsealed, sealed, forged, replayed                 atomic.Uint64
+	naksSent, naksIn, repairsSent, resent, repairsIn   atomic.Uint64
+	unavailable, repairLimited, ctlDropped             atomic.Uint64
 }
 
 // bad counts a datagram the decoder refused.
@@ -102,9 +122,14 @@ func (l *Link) Stats() Stats {
 		Truncated: c.truncated.Load(), BadMagic: c.badMagic.Load(), BadVersion: c.badVersion.Load(),
 		BadKind: c.badKind.Load(), Malformed: c.malformed.Load(),
 		BadFragment: c.badFragment.Load(), NoRoom: c.noRoom.Load(), Duplicates: c.duplicates.Load(),
-		Lost: c.lost.Load(), PeersFull: c.peersFull.Load(),
-		Unsealed: c.unsealed.Load(), Sealed: c.sealed.Load(), Forged: c.forged.Load(), Replayed: c.replayed.Load(),
+		PeersFull: c.peersFull.Load(),
+		Unsealed:  c.unsealed.Load(), Sealed: c.sealed.Load(), Forged: c.forged.Load(), Replayed: c.replayed.Load(),
+		NAKsSent: c.naksSent.Load(), NAKsReceived: c.naksIn.Load(), RepairsSent: c.repairsSent.Load(),
+		Resent: c.resent.Load(), Unavailable: c.unavailable.Load(), RepairLimited: c.repairLimited.Load(),
+		RepairsIn: c.repairsIn.Load(), CtlDropped: c.ctlDropped.Load(),
 	}
+	hs := l.hist.Stats()
+	s.HistoryBytes, s.HistoryCount = hs.Bytes, hs.Datagrams
 	l.q.mu.Lock()
 	s.QueueBytes, s.QueuePeak = l.q.charged, l.q.peak
 	l.q.mu.Unlock()
@@ -112,6 +137,12 @@ func (l *Link) Stats() Stats {
 	s.Expired, s.Evicted = l.ra.expired, l.ra.evicted
 	s.ReassemblyBytes, s.ReassemblyPeak, s.Incomplete = l.ra.bytes, l.ra.peak, l.ra.pending()
 	s.Peers = len(l.peers.peers)
+	o := l.ord
+	s.Lost, s.Repaired, s.OutOfOrder, s.Late, s.NAKsHeard = o.lost, o.repaired, o.outOfOrder, o.dup, o.suppressed
+	s.HeldBytes, s.HeldPeak = o.held, o.peak
+	for _, w := range o.wins {
+		s.Gaps += len(w.gaps)
+	}
 	l.mu.Unlock()
 	return s
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -42,6 +43,14 @@ type vector struct {
 		Total   int    `json:"total"`
 		Payload string `json:"payload_hex"`
 	} `json:"records"`
+	NAK *struct {
+		Target string      `json:"target"`
+		Ranges [][2]uint64 `json:"ranges"`
+	} `json:"nak"`
+	Repair []struct {
+		Datagram string     `json:"datagram_hex"`
+		Gone     *[2]uint64 `json:"gone"`
+	} `json:"repair"`
 	Heartbeat *struct {
 		PID      int      `json:"pid"`
 		LastSeq  uint64   `json:"last_seq"`
@@ -113,8 +122,66 @@ func decode(b []byte, maxMessage int) (Header, []Record, error) {
 	if err != nil {
 		return h, nil, err
 	}
+	switch h.Kind {
+	case KindNAK:
+		_, _, err = ParseNAK(nil, &h, rest)
+		return h, nil, err
+	case KindRepair:
+		_, err = ParseRepair(nil, &h, rest)
+		return h, nil, err
+	}
 	recs, err := ParseRecords(nil, &h, rest, maxMessage)
 	return h, recs, err
+}
+
+// checkControlVector checks a valid NAK or repair vector's fields, and
+// that encoding them gives back its bytes.
+func checkControlVector(t *testing.T, v *vector, h *Header) {
+	rest := v.Bytes[HeaderLen:]
+	again := AppendHeader(nil, h)
+	switch h.Kind {
+	case KindNAK:
+		target, ranges, err := ParseNAK(nil, h, rest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []SeqRange
+		for _, r := range v.NAK.Ranges {
+			want = append(want, SeqRange{r[0], r[1]})
+		}
+		if target.String() != v.NAK.Target || !slices.Equal(ranges, want) {
+			t.Errorf("nak for %v of %v, want %s of %v", target, ranges, v.NAK.Target, want)
+		}
+		again = AppendNAK(again, target, ranges)
+	case KindRepair:
+		entries, err := ParseRepair(nil, h, rest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != len(v.Repair) {
+			t.Fatalf("%d entries, want %d", len(entries), len(v.Repair))
+		}
+		for i, e := range entries {
+			w := v.Repair[i]
+			switch {
+			case w.Gone != nil && (e.Datagram != nil || e.Gone != SeqRange{w.Gone[0], w.Gone[1]}):
+				t.Errorf("entry %d: %+v, want gone %v", i, e, *w.Gone)
+			case w.Gone == nil && hex.EncodeToString(e.Datagram) != w.Datagram:
+				t.Errorf("entry %d: datagram %x, want %s", i, e.Datagram, w.Datagram)
+			}
+			if e.Datagram != nil {
+				if _, _, err := decode(e.Datagram, 1<<20); err != nil {
+					t.Errorf("entry %d: %v", i, err)
+				}
+				again = AppendRepairDatagram(again, e.Datagram)
+			} else {
+				again = AppendRepairGone(again, e.Gone)
+			}
+		}
+	}
+	if string(again) != string(v.Bytes) {
+		t.Errorf("encoding the decoded datagram gives\n%x\nwant\n%x", again, v.Bytes)
+	}
 }
 
 func TestVectors(t *testing.T) {
@@ -161,6 +228,10 @@ func TestVectors(t *testing.T) {
 			}
 			if h.Cluster != lab {
 				t.Errorf("cluster id %x is not the id of \"lab\" (%x)", h.Cluster, lab)
+			}
+			if h.Kind.Stream() == 1 {
+				checkControlVector(t, &v, &h)
+				return
 			}
 			if len(recs) != len(v.Records) {
 				t.Fatalf("%d records, want %d", len(recs), len(v.Records))

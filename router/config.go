@@ -35,6 +35,8 @@ const (
 	// The liveness check of clients.
 	defaultPingInterval = "10s"
 	defaultPingTimeout  = "30s"
+	defaultHistory      = multicast.DefaultHistory
+	defaultGapTimeout   = "2s"
 
 	minMaxFrame    = 1024
 	maxMaxFrame    = 64 << 20
@@ -47,6 +49,9 @@ const (
 	minPingInterval = 10 * time.Millisecond
 	maxPingInterval = time.Hour
 	maxPingTimeout  = 24 * time.Hour
+	maxHistory      = 1 << 30
+	minGapTimeout   = 10 * time.Millisecond
+	maxGapTimeout   = time.Hour
 
 	// socketPlaceholder is replaced by the channel name in the socket
 	// template.
@@ -90,6 +95,15 @@ type Config struct {
 	// stays in the peer table: at least twice Heartbeat, at most 24 h.
 	// Default 5 s.
 	PeerTimeout time.Duration
+	// History ("history") bounds, in bytes, the datagrams the server keeps
+	// to resend when a peer reports them lost (a NAK), 0..1<<30; 0 keeps
+	// none, so peers skip what they lose at once. Default 4 MiB.
+	History int
+	// GapTimeout ("gaptimeout", a duration) is how long the server waits
+	// for a datagram missing from a peer's sequence, asking for it again
+	// and again, before it skips it and counts it as lost, 10ms..1h.
+	// Default 2 s.
+	GapTimeout time.Duration
 	// Key ("key") is the shared secret that seals datagrams. Never print
 	// it: use [Config.Redacted] or [Config.String].
 	Key string
@@ -210,6 +224,8 @@ type fileConfig struct {
 	Payload      int                 `json:"payload"`
 	Heartbeat    string              `json:"heartbeat" want:"a duration such as \"1s\""`
 	PeerTimeout  string              `json:"peertimeout" want:"a duration such as \"5s\""`
+	History      int                 `json:"history"`
+	GapTimeout   string              `json:"gaptimeout" want:"a duration such as \"2s\""`
 	Key          string              `json:"key"`
 	KeyFile      string              `json:"keyfile"`
 	Socket       string              `json:"socket"`
@@ -241,6 +257,8 @@ func defaultFile() fileConfig {
 		Payload:      defaultPayload,
 		Heartbeat:    defaultHeartbeat,
 		PeerTimeout:  defaultPeerTimeout,
+		History:      defaultHistory,
+		GapTimeout:   defaultGapTimeout,
 		SocketMode:   defaultSocketMode,
 		MaxFrame:     defaultMaxFrame,
 		MaxPending:   defaultMaxPending,

@@ -117,6 +117,11 @@ var parseProblemCases = []struct {
 	{"pinginterval negative", `{"pinginterval": "-1s"}`, []wantProblem{{1, "pinginterval", "out of range"}}},
 	{"pingtimeout below twice pinginterval", `{"pinginterval": "20s"}`, []wantProblem{{1, "pinginterval", "pingtimeout (30s, the default) must be at least twice pinginterval (20s)"}}},
 	{"pingtimeout too long", `{"pingtimeout": "25h"}`, []wantProblem{{1, "pingtimeout", "out of range"}}},
+	{"history negative", `{"history": -1}`, []wantProblem{{1, "history", "out of range"}}},
+	{"history too big", `{"history": 2147483648}`, []wantProblem{{1, "history", "out of range"}}},
+	{"history not a number", `{"history": "4MiB"}`, []wantProblem{{1, "history", `want an integer, got "4MiB"`}}},
+	{"gaptimeout not a duration", `{"gaptimeout": 2}`, []wantProblem{{1, "gaptimeout", `want a duration such as "2s", got 2`}}},
+	{"gaptimeout too short", `{"gaptimeout": "1ms"}`, []wantProblem{{1, "gaptimeout", "1ms is out of range 10ms..1h0m0s"}}},
 	{"cluster too long", `{"cluster": "` + strings.Repeat("c", 65) + `"}`, []wantProblem{{1, "cluster", "65 bytes long, the limit is 64"}}},
 	{"cluster too long in bytes", `{"cluster": "` + strings.Repeat("é", 33) + `"}`, []wantProblem{{1, "cluster", "66 bytes long"}}},
 
@@ -375,6 +380,7 @@ func TestParseValues(t *testing.T) {
 			Interface: "eth1", TTL: 4, Cluster: "lab", KeyFile: "/etc/netcluster/key",
 			Payload: 9000, Heartbeat: 250 * time.Millisecond, PeerTimeout: 2 * time.Second,
 			PingInterval: 2 * time.Second, PingTimeout: 7 * time.Second,
+			History: 0, GapTimeout: 500 * time.Millisecond,
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
@@ -409,6 +415,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Addr: "239.255.77.77", Port: 4454, StartControl: true, TTL: 1,
 		Payload: 1400, Heartbeat: time.Second, PeerTimeout: 5 * time.Second,
+		History: 4 << 20, GapTimeout: 2 * time.Second,
 		SocketMode: 0o660, MaxFrame: 1 << 20, MaxPending: 8 << 20,
 		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second,
 		Channels: map[string]ChannelConfig{ControlChannel: chanRule(ControlChannel, "", false, false, false)},

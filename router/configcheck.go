@@ -185,6 +185,8 @@ func (c *checker) build(f *fileConfig) *Config {
 		c.addAt([]string{"peertimeout", "heartbeat"}, "peertimeout (%v%s) must be at least twice heartbeat (%v)", peerTimeout, c.ifDefault("peertimeout"), heartbeat)
 	}
 	pingInterval, pingTimeout := c.pingDurations(f.PingInterval, f.PingTimeout)
+	c.checkRange("history", f.History, 0, maxHistory)
+	gapTimeout := c.duration("gaptimeout", f.GapTimeout, minGapTimeout, maxGapTimeout)
 	if len(f.Cluster) > maxClusterLen {
 		c.addAt([]string{"cluster"}, "%d bytes long, the limit is %d", len(f.Cluster), maxClusterLen)
 	}
@@ -207,6 +209,8 @@ func (c *checker) build(f *fileConfig) *Config {
 		Payload:      f.Payload,
 		Heartbeat:    heartbeat,
 		PeerTimeout:  peerTimeout,
+		History:      f.History,
+		GapTimeout:   gapTimeout,
 		Key:          f.Key,
 		KeyFile:      f.KeyFile,
 		Socket:       f.Socket,

@@ -420,6 +420,7 @@ func peerMap(p multicast.Peer) map[string]any {
 		"channels": list(p.Channels), "addr": p.Addr.String(),
 		"first_seen": p.FirstSeen.UTC().Format(time.RFC3339Nano), "last_seen": p.LastSeen.UTC().Format(time.RFC3339Nano),
 		"last_seq": p.LastSeq, "lost": p.Lost, "datagrams": p.Datagrams, "bytes": p.Bytes,
+		"repaired": p.Repaired,
 	}
 }
 
@@ -438,6 +439,10 @@ func netStatsMap(n NetStats) map[string]any {
 		"expired": l.Expired, "evicted": l.Evicted, "lost": l.Lost, "reassembly_bytes": l.ReassemblyBytes, "peers": l.Peers,
 		"queue_full": l.QueueFull, "unsent": l.Unsent, "queue_bytes": l.QueueBytes, "queue_peak": l.QueuePeak,
 		"unsealed": l.Unsealed, "sealed": l.Sealed, "forged": l.Forged, "replayed": l.Replayed,
+		"repaired": l.Repaired, "out_of_order": l.OutOfOrder, "late": l.Late, "gaps": l.Gaps,
+		"held_bytes": l.HeldBytes, "held_peak": l.HeldPeak, "naks_sent": l.NAKsSent, "naks_received": l.NAKsReceived, "naks_heard": l.NAKsHeard,
+		"repairs_sent": l.RepairsSent, "resent": l.Resent, "unavailable": l.Unavailable, "repair_limited": l.RepairLimited,
+		"repairs_received": l.RepairsIn, "ctl_dropped": l.CtlDropped, "history_bytes": l.HistoryBytes, "history_datagrams": l.HistoryCount,
 	}
 }
 

@@ -126,7 +126,15 @@ var (
 	descNetDropped = prometheus.NewDesc("netcluster_net_dropped_total",
 		"Datagrams, fragments and events from the network dropped as bad or unplaceable, and sends that failed, by reason.", []string{"reason"}, nil)
 	descNetLost = prometheus.NewDesc("netcluster_net_lost_datagrams_total",
-		"Datagrams missing from the peers' sequence numbers.", nil, nil)
+		"Datagrams of peers that never arrived nor were repaired, skipped.", nil, nil)
+	descNetRepair = prometheus.NewDesc("netcluster_net_repair_total",
+		"Loss repair: datagrams repaired (event=\"repaired\"), held out of order (\"out_of_order\"), late, NAKs sent, received, and heard from others (\"nak_heard\"), repairs sent, datagrams resent, sequence numbers answered unavailable, NAK answers cut by the rate (\"limited\"), repairs received, NAKs and repairs dropped unsent (\"ctl_dropped\").", []string{"event"}, nil)
+	descNetHeld = prometheus.NewDesc("netcluster_net_held_bytes",
+		"Bytes held for datagrams that arrived ahead of a missing one.", nil, nil)
+	descNetHistory = prometheus.NewDesc("netcluster_net_history_bytes",
+		"Bytes of sent datagrams kept to answer NAKs.", nil, nil)
+	descPeerRepaired = prometheus.NewDesc("netcluster_peer_repaired_datagrams_total",
+		"Datagrams of the peer found missing that then arrived in a repair.", []string{"peer", "host"}, nil)
 	descNetReassembly = prometheus.NewDesc("netcluster_net_reassembly_bytes",
 		"Bytes held for incomplete fragmented messages.", nil, nil)
 	descNetQueue = prometheus.NewDesc("netcluster_net_send_queue_bytes",
@@ -142,7 +150,7 @@ var (
 	descPeerBytes = prometheus.NewDesc("netcluster_peer_bytes_total",
 		"Bytes of the datagrams received from the peer.", peerLabels, nil)
 	descPeerLost = prometheus.NewDesc("netcluster_peer_lost_datagrams_total",
-		"Datagrams missing from the peer's sequence numbers.", peerLabels, nil)
+		"Datagrams of the peer that never arrived nor were repaired, skipped.", peerLabels, nil)
 	descPeerLastSeen = prometheus.NewDesc("netcluster_peer_last_seen_seconds",
 		"When the peer's last datagram arrived, in seconds since the Unix epoch.", peerLabels, nil)
 )
@@ -153,8 +161,8 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		descDropped, descSlow, descPingTimeout, descTooBig, descUndeliverable, descReloads, descStart,
 		descNetConnected, descNetDatagrams, descNetBytes, descNetEvents, descNetIgnored, descNetDropped,
 		descNetLost, descNetReassembly, descNetQueue, descPeers,
-		descNetSeal,
-		descPeerDatagram, descPeerBytes, descPeerLost, descPeerLastSeen} {
+		descNetSeal, descNetRepair, descNetHeld, descNetHistory,
+		descPeerDatagram, descPeerBytes, descPeerLost, descPeerLastSeen, descPeerRepaired} {
 		ch <- d
 	}
 }
@@ -220,6 +228,13 @@ func (c *statsCollector) collectNet(ch chan<- prometheus.Metric) {
 	for reason, v := range map[string]uint64{"unsealed": l.Unsealed, "sealed": l.Sealed, "forged": l.Forged, "replayed": l.Replayed} {
 		metric(descNetSeal, prometheus.CounterValue, float64(v), reason)
 	}
+	for event, v := range map[string]uint64{"repaired": l.Repaired, "out_of_order": l.OutOfOrder, "late": l.Late,
+		"nak_sent": l.NAKsSent, "nak_received": l.NAKsReceived, "nak_heard": l.NAKsHeard, "repair_sent": l.RepairsSent, "resent": l.Resent,
+		"unavailable": l.Unavailable, "limited": l.RepairLimited, "repair_received": l.RepairsIn, "ctl_dropped": l.CtlDropped} {
+		metric(descNetRepair, prometheus.CounterValue, float64(v), event)
+	}
+	metric(descNetHeld, prometheus.GaugeValue, float64(l.HeldBytes))
+	metric(descNetHistory, prometheus.GaugeValue, float64(l.HistoryBytes))
 	metric(descNetReassembly, prometheus.GaugeValue, float64(l.ReassemblyBytes))
 	metric(descNetQueue, prometheus.GaugeValue, float64(l.QueueBytes))
 	peers := c.s.Peers()
@@ -229,6 +244,7 @@ func (c *statsCollector) collectNet(ch chan<- prometheus.Metric) {
 		metric(descPeerDatagram, prometheus.CounterValue, float64(p.Datagrams), id, p.Host)
 		metric(descPeerBytes, prometheus.CounterValue, float64(p.Bytes), id, p.Host)
 		metric(descPeerLost, prometheus.CounterValue, float64(p.Lost), id, p.Host)
+		metric(descPeerRepaired, prometheus.CounterValue, float64(p.Repaired), id, p.Host)
 		metric(descPeerLastSeen, prometheus.GaugeValue, float64(p.LastSeen.UnixNano())/1e9, id, p.Host)
 	}
 }

@@ -25,6 +25,12 @@ type network struct {
 	// seq numbers the datagrams of every link the server opens, in one
 	// series.
 	seq atomic.Uint64
+	// ctlSeq numbers their NAKs and repairs, the second series.
+	ctlSeq atomic.Uint64
+	// history keeps what every link sent, to answer NAKs: a link that a
+	// reload swaps in answers for what the old one sent. A reload that
+	// changes the history key resizes it in place.
+	history *multicast.History
 	// recent are the ids of the events delivered from the network, by
 	// any link: while a reload runs a new link beside the old one, an
 	// event both of them complete is delivered once.
@@ -70,6 +76,7 @@ const recentNet = 4096
 // startNet joins the multicast group when the configuration says so.
 func (s *Server) startNet(cfg *Config) error {
 	s.net.recent = multicast.NewRecent(recentNet)
+	s.net.history = multicast.NewHistory(cfg.History)
 	secret, err := cfg.Secret(s.log)
 	if err != nil {
 		return err
@@ -118,6 +125,9 @@ func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 		Dump:        cfg.DumpNet,
 		Seq:         &s.net.seq,
 		Key:         secret,
+		CtlSeq:      &s.net.ctlSeq,
+		History:     s.net.history,
+		GapTimeout:  cfg.GapTimeout,
 	}, deliver)
 	if err != nil {
 		return nil, fmt.Errorf("router: connecttonet: %w", err)
@@ -145,7 +155,8 @@ func netKeysDiffer(a, b *Config) bool {
 	return a.ConnectToNet != b.ConnectToNet || a.Addr != b.Addr || a.Port != b.Port || a.Interface != b.Interface ||
 		a.TTL != b.TTL || a.Cluster != b.Cluster || a.Payload != b.Payload || a.Heartbeat != b.Heartbeat ||
 		a.PeerTimeout != b.PeerTimeout || a.DumpNet != b.DumpNet || a.MaxFrame != b.MaxFrame ||
-		a.Key != b.Key || a.KeyFile != b.KeyFile
+		a.Key != b.Key || a.KeyFile != b.KeyFile ||
+		a.GapTimeout != b.GapTimeout
 }
 
 // reloadNetwork opens the multicast link a reload's configuration asks
@@ -153,7 +164,9 @@ func netKeysDiffer(a, b *Config) bool {
 // the step that swaps it in. The new link joins the group beside the old
 // one, so no datagram is missed, but delivers nothing until commit makes
 // it current; commit then closes the old link. If the new link cannot be
-// opened, nothing has changed and the reload fails.
+// opened, nothing has changed and the reload fails. A new history bound
+// is applied at commit, in place: the history and both sequence counters
+// outlive every link, so NAKs for what an old link sent are answered.
 //
 // The key file is read again: when its contents changed, the link is
 // swapped as for any other network key.
@@ -162,7 +175,10 @@ func (s *Server) reloadNetwork(old, cfg *Config) (commit func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	keep := func() { s.net.secret = secret }
+	keep := func() {
+		s.net.secret = secret
+		s.net.history.SetLimit(cfg.History) // in place: no new link needed
+	}
 	newSecret := !bytes.Equal(secret, s.net.secret)
 	if !netKeysDiffer(old, cfg) && (!newSecret || !cfg.ConnectToNet) {
 		return keep, nil

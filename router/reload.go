@@ -243,6 +243,8 @@ func changedSettings(a, b *Config) []string {
 	}
 	add("addr", a.Addr != b.Addr)
 	add("cluster", a.Cluster != b.Cluster)
+	add("gaptimeout", a.GapTimeout != b.GapTimeout)
+	add("history", a.History != b.History)
 	add("connecttonet", a.ConnectToNet != b.ConnectToNet)
 	add("dumpnet", a.DumpNet != b.DumpNet)
 	add("interface", a.Interface != b.Interface)

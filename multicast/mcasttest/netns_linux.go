@@ -160,3 +160,10 @@ func (h *Host) Do(fn func()) {
 	}
 	<-finished
 }
+
+// Run runs a command inside the host's network namespace, such as nft
+// to shape what the host receives, and returns its error with its
+// output.
+func (h *Host) Run(name string, args ...string) error {
+	return run("nsenter", append([]string{"--net=" + h.ns, name}, args...)...)
+}

@@ -3,6 +3,7 @@
 package mcasttest
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 )
@@ -26,3 +27,8 @@ func Hosts(t testing.TB, n int) []*Host {
 
 // Do runs fn.
 func (h *Host) Do(fn func()) { fn() }
+
+// Run fails: there are no network namespaces here.
+func (h *Host) Run(name string, args ...string) error {
+	return fmt.Errorf("running %s in a test host: network namespaces exist only on Linux", name)
+}

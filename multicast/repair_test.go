@@ -1,0 +1,214 @@
+package multicast_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/multicast"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
+)
+
+// numbered is message i: its number, then filler up to n bytes.
+func numbered(i, n int) []byte {
+	m := bytes.Repeat([]byte{byte(i)}, max(n, 4))
+	binary.BigEndian.PutUint32(m, uint32(i))
+	return m
+}
+
+// checkNumbered checks that msgs are numbered messages in increasing
+// order, each at most once, and returns their numbers.
+func checkNumbered(t *testing.T, msgs [][]byte) []int {
+	t.Helper()
+	var got []int
+	for _, m := range msgs {
+		i := int(binary.BigEndian.Uint32(m))
+		if len(got) > 0 && i <= got[len(got)-1] {
+			t.Fatalf("message %d arrived after %d", i, got[len(got)-1])
+		}
+		got = append(got, i)
+	}
+	return got
+}
+
+// sendNumbered sends messages from..to-1 from l, every tenth one large
+// enough to need several datagrams, retrying while the send queue is
+// full.
+func sendNumbered(t *testing.T, l *testLink, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		n := 100
+		if i%10 == 0 {
+			n = 3000
+		}
+		for {
+			err := l.Send(uuid.New(), numbered(i, n))
+			if err == nil {
+				break
+			}
+			if !strings.Contains(err.Error(), "queue full") {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestRepairUnderLoss drops a share of the datagrams the receiver reads
+// (data, heartbeats and repairs alike): every message must still arrive,
+// exactly once, in the order sent.
+func TestRepairUnderLoss(t *testing.T) {
+	mcasttest.Need(t)
+	for _, perMille := range []uint64{50, 300} {
+		t.Run(fmt.Sprintf("%d%%", perMille/10), func(t *testing.T) {
+			port := mcasttest.Port()
+			a := openLink(t, config(port))
+			cfg := config(port)
+			// Long enough that a datagram whose repairs are lost too
+			// (30% each time) is asked for dozens of times, also on a
+			// machine so busy that the test's threads wait.
+			cfg.GapTimeout = 20 * time.Second
+			drop, dropped := multicast.DropReads(&cfg, perMille)
+			b := openLink(t, cfg)
+			waitFor(t, "b to list a", func() bool { return len(b.Peers()) == 1 })
+			drop.Store(perMille)
+			const n = 2000
+			sendNumbered(t, a, 0, n)
+			waitFor(t, "every message", func() bool { return b.in.count() >= n })
+			got := checkNumbered(t, b.in.all())
+			if len(got) != n {
+				t.Fatalf("got %d messages, want %d", len(got), n)
+			}
+			sa, sb := a.Stats(), b.Stats()
+			t.Logf("dropped %d datagrams; b: %d repaired, %d out of order, %d NAKs; a: %d repairs resending %d datagrams",
+				dropped.Load(), sb.Repaired, sb.OutOfOrder, sb.NAKsSent, sa.RepairsSent, sa.Resent)
+			if dropped.Load() == 0 || sb.Repaired == 0 || sb.NAKsSent == 0 || sa.NAKsReceived == 0 || sa.Resent == 0 {
+				t.Errorf("no repair happened: a %+v, b %+v", sa, sb)
+			}
+			if sb.Lost != 0 || b.Peers()[0].Lost != 0 {
+				t.Errorf("b skipped %d datagrams", sb.Lost)
+			}
+			if sb.Repaired != b.Peers()[0].Repaired {
+				t.Errorf("repaired %d in all, %d from its one peer", sb.Repaired, b.Peers()[0].Repaired)
+			}
+		})
+	}
+}
+
+// TestRepairGoneSkipsAtOnce: a sender that keeps no history answers every
+// NAK "gone", and the receiver skips, counts and logs the loss, long
+// before its gap timeout.
+func TestRepairGoneSkipsAtOnce(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	cfgA := config(port)
+	cfgA.HistoryBytes = -1
+	a := openLink(t, cfgA)
+	cfg := config(port)
+	cfg.GapTimeout = time.Hour
+	drop, _ := multicast.DropReads(&cfg, 7)
+	b := openLink(t, cfg)
+	waitFor(t, "b to list a", func() bool { return len(b.Peers()) == 1 })
+	drop.Store(300)
+	sendNumbered(t, a, 0, 500)
+	waitFor(t, "a to send them", func() bool { return a.Stats().MessagesSent == 500 })
+	time.Sleep(50 * time.Millisecond) // for b to read them
+	drop.Store(0)
+	sendNumbered(t, a, 500, 501)
+	waitFor(t, "the last message", func() bool {
+		all := b.in.all()
+		return len(all) > 0 && binary.BigEndian.Uint32(all[len(all)-1]) == 500
+	})
+	checkNumbered(t, b.in.all())
+	sa, sb := a.Stats(), b.Stats()
+	if sb.Lost == 0 || sa.Unavailable == 0 || sa.Resent != 0 || sb.Gaps != 0 {
+		t.Errorf("a: %d unavailable, %d resent; b: %d lost, %d gaps open", sa.Unavailable, sa.Resent, sb.Lost, sb.Gaps)
+	}
+	logs := b.logs.String()
+	if n := strings.Count(logs, "datagrams lost"); n != 1 || !strings.Contains(logs, "the sender no longer holds it") {
+		t.Errorf("logged the loss %d times:\n%s", n, logs)
+	}
+}
+
+// TestRepairBounded: a receiver that hears nothing for a while, then
+// everything, faces a gap far larger than the sender's history and its
+// own hold bound. Both stay within their bounds, the gap is skipped, and
+// newer messages flow again, in order.
+func TestRepairBounded(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	const history, hold = 64 << 10, 32 << 10
+	cfgA := config(port)
+	cfgA.HistoryBytes = history
+	a := openLink(t, cfgA)
+	cfg := config(port)
+	cfg.HoldPeer = hold
+	cfg.GapTimeout = time.Hour
+	drop, _ := multicast.DropReads(&cfg, 3)
+	b := openLink(t, cfg)
+	waitFor(t, "b to list a", func() bool { return len(b.Peers()) == 1 })
+	drop.Store(1000)
+	sendNumbered(t, a, 0, 1000)
+	waitFor(t, "a to send them", func() bool { return a.Stats().MessagesSent == 1000 })
+	time.Sleep(50 * time.Millisecond) // for b to read them
+	drop.Store(0)
+	sendNumbered(t, a, 1000, 2000)
+	waitFor(t, "the last message", func() bool {
+		all := b.in.all()
+		return len(all) > 0 && binary.BigEndian.Uint32(all[len(all)-1]) == 1999
+	})
+	got := checkNumbered(t, b.in.all())
+	sa, sb := a.Stats(), b.Stats()
+	t.Logf("b got %d messages, lost %d datagrams, held at most %d bytes; a's history %d bytes", len(got), sb.Lost, sb.HeldPeak, sa.HistoryBytes)
+	if sa.HistoryBytes > history || sb.HeldPeak > hold || sb.HeldBytes != 0 {
+		t.Errorf("a's history holds %d bytes (bound %d); b held at most %d (bound %d), %d now", sa.HistoryBytes, history, sb.HeldPeak, hold, sb.HeldBytes)
+	}
+	if sb.Lost == 0 || len(got) < 900 {
+		t.Errorf("b lost %d datagrams and got %d messages", sb.Lost, len(got))
+	}
+}
+
+// TestHistorySurvivesTheLink: a link that replaces another of the same
+// node (a reload) shares its history and sequence counters, and answers
+// NAKs for what the old link sent; numbers go on without a rewind.
+func TestHistorySurvivesTheLink(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	cfg := config(port)
+	cfg.Seq, cfg.CtlSeq, cfg.History = new(atomic.Uint64), new(atomic.Uint64), multicast.NewHistory(1<<20)
+	old := openLink(t, cfg)
+	for i := range 3 {
+		if err := old.Send(uuid.New(), numbered(i, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the old link to send", func() bool { return old.Stats().MessagesSent == 3 })
+	old.Close()
+	sent := cfg.Seq.Load()
+	next := openLink(t, cfg)
+	dumpCfg := config(port)
+	dumpCfg.Dump = true
+	dumper := openLink(t, dumpCfg)
+	// Another node asks for everything the old link sent.
+	h := multicast.Header{Kind: multicast.KindNAK, Records: 1, Cluster: multicast.ClusterIDOf("test"), Node: uuid.New(), Seq: 1}
+	nak := multicast.AppendNAK(multicast.AppendHeader(nil, &h), cfg.Node, []multicast.SeqRange{{First: 1, Last: sent}})
+	rawSender(t, port)(nak)
+	waitFor(t, "the new link to resend", func() bool { return next.Stats().Resent == sent })
+	if s := next.Stats(); s.NAKsReceived != 1 || s.Unavailable != 0 || s.RepairsSent == 0 {
+		t.Errorf("the new link: %+v", s)
+	}
+	// dumpnet shows NAKs and repairs readably.
+	waitFor(t, "the dump of the repair", func() bool {
+		return strings.Contains(dumper.logs.String(), "kind=repair") && strings.Contains(dumper.logs.String(), "datagram 1, ")
+	})
+	if want := fmt.Sprintf("nak to %v for [{1 %d}]", cfg.Node, sent); !strings.Contains(dumper.logs.String(), want) {
+		t.Errorf("the dump lacks %q", want)
+	}
+	if cfg.CtlSeq.Load() == 0 || cfg.Seq.Load() <= sent {
+		t.Errorf("counters: stream 0 at %d (the old link stopped at %d), stream 1 at %d", cfg.Seq.Load(), sent, cfg.CtlSeq.Load())
+	}
+}

@@ -1,0 +1,229 @@
+package router_test
+
+import (
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+// lossyHosts starts a sending server and a receiving one on two test
+// hosts, and has the receiving host's packet filter (nftables) drop
+// percent of the UDP datagrams it receives on port: data, heartbeats and
+// repairs alike. Where nft is missing or refused, the test skips; the
+// multicast package's TestRepairUnderLoss covers the same with a drop
+// filter on the receiving socket.
+func lossyHosts(t *testing.T, percent int, extra string) (pub, sub *routertest.Server, hosts []*mcasttest.Host) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("skipping: nftables' nft is not installed; multicast's TestRepairUnderLoss drops on the socket instead")
+	}
+	hosts = mcasttest.Hosts(t, 2)
+	port := mcasttest.Port()
+	members := func(channels string) string {
+		return fmt.Sprintf(`"connecttonet": true, "interface": %q, "port": %d, "cluster": "lossy",
+"heartbeat": "50ms", "peertimeout": "2s", %s "channels": %s`, mcasttest.HostInterface, port, extra, channels)
+	}
+	hosts[0].Do(func() { pub = routertest.NewServer(t, members(`{"A": {"propagatetonet": true}}`)) })
+	hosts[1].Do(func() { sub = routertest.NewServer(t, members(`{"A": {}}`)) })
+	if pub == nil || sub == nil {
+		t.FailNow()
+	}
+	waitPeers(t, pub, sub)
+	rules := [][]string{
+		{"add", "table", "inet", "lossy"},
+		{"add", "chain", "inet", "lossy", "in", "{ type filter hook input priority 0 ; }"},
+		{"add", "rule", "inet", "lossy", "in", "udp", "dport", fmt.Sprint(port), "numgen", "random", "mod", "100", "<", fmt.Sprint(percent), "counter", "drop"},
+	}
+	for _, r := range rules {
+		if err := hosts[1].Run("nft", r...); err != nil {
+			t.Skipf("skipping: nft cannot filter in the test host: %v", err)
+		}
+	}
+	return pub, sub, hosts
+}
+
+// TestNetLossRepaired drops 5% and then 30% of the datagrams the
+// receiving host gets, with a real packet filter: every event must reach
+// the receiving server's client exactly once, in the order emitted,
+// small and fragmented ones alike.
+func TestNetLossRepaired(t *testing.T) {
+	for _, percent := range []int{5, 30} {
+		t.Run(fmt.Sprintf("%d%%", percent), func(t *testing.T) {
+			// A long gaptimeout: a datagram whose repairs are dropped too
+			// is asked for dozens of times, also on a busy machine.
+			pub, sub, _ := lossyHosts(t, percent, `"gaptimeout": "20s",`)
+			got := make(chan int, 4096)
+			c := sub.Dial(t, "A")
+			c.On("n", func(m bus.Message) {
+				var i int
+				if err := m.Decode(&i); err != nil {
+					t.Error(err)
+				}
+				got <- i
+			})
+			p := pub.Dial(t, "A")
+			const n = 1000
+			big := strings.Repeat("x", 5000) // four datagrams
+			for i := range n {
+				var err error
+				if i%10 == 0 {
+					err = p.Emit("big", big)
+				}
+				if err == nil {
+					err = p.Emit("n", i)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			next := 0
+			routertest.WaitFor(t, "every event", func() bool {
+				for {
+					select {
+					case i := <-got:
+						if i != next {
+							t.Fatalf("event %d arrived when %d was due", i, next)
+						}
+						next++
+					default:
+						return next == n
+					}
+				}
+			})
+			st := sub.NetStats().Link
+			t.Logf("receiver: %d datagrams, %d repaired, %d out of order, %d NAKs sent, %d late; sender: %d datagrams resent in %d repairs",
+				st.DatagramsReceived, st.Repaired, st.OutOfOrder, st.NAKsSent, st.Late, pub.NetStats().Link.Resent, pub.NetStats().Link.RepairsSent)
+			if st.Lost != 0 || st.Repaired == 0 {
+				t.Errorf("the receiver lost %d datagrams and repaired %d", st.Lost, st.Repaired)
+			}
+			routertest.Fence(t, sub, "A", routertest.Record(t, c, "fence-.*"))
+			if len(got) != 0 {
+				t.Errorf("%d events more than were emitted", len(got))
+			}
+		})
+	}
+}
+
+// TestNetLossBounded: the receiving host hears nothing for a while (the
+// filter drops everything), then everything again. What the sender sent
+// meanwhile is far more than its history holds: the receiver is told so,
+// skips it, counts it, and delivers what follows, in order; the history
+// stays within its bound.
+func TestNetLossBounded(t *testing.T) {
+	const history = 64 << 10
+	pub, sub, hosts := lossyHosts(t, 0, fmt.Sprintf(`"history": %d, "gaptimeout": "1h",`, history))
+	c := sub.Dial(t, "A")
+	var got []int
+	rec := make(chan int, 8192)
+	c.On("n", func(m bus.Message) {
+		var i int
+		if err := m.Decode(&i); err != nil {
+			t.Error(err)
+		}
+		rec <- i
+	})
+	p := pub.Dial(t, "A")
+	emit := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := p.Emit("n", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	collect := func(last int) func() bool {
+		return func() bool {
+			for {
+				select {
+				case i := <-rec:
+					if len(got) > 0 && i <= got[len(got)-1] {
+						t.Fatalf("event %d after %d", i, got[len(got)-1])
+					}
+					got = append(got, i)
+				default:
+					return len(got) > 0 && got[len(got)-1] == last
+				}
+			}
+		}
+	}
+	emit(0, 10)
+	routertest.WaitFor(t, "the events before the loss", collect(9))
+	if err := hosts[1].Run("nft", "add", "rule", "inet", "lossy", "in", "udp", "sport", "!=", "0", "drop"); err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("p", 1000)
+	for i := range 500 {
+		if err := p.Emit("pad", fmt.Sprint(i, pad)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "the sender to send it all", func() bool { return pub.NetStats().Link.MessagesSent >= 510 })
+	if err := hosts[1].Run("nft", "flush", "chain", "inet", "lossy", "in"); err != nil {
+		t.Fatal(err)
+	}
+	emit(10, 20)
+	routertest.WaitFor(t, "the events after the loss", collect(19))
+	st, ps := sub.NetStats().Link, pub.NetStats().Link
+	t.Logf("receiver: %d lost, held at most %d bytes; sender: history %d bytes, %d sequence numbers unavailable", st.Lost, st.HeldPeak, ps.HistoryBytes, ps.Unavailable)
+	if st.Lost == 0 || ps.Unavailable == 0 || ps.HistoryBytes > history || st.HeldBytes != 0 {
+		t.Errorf("receiver %+v\nsender %+v", st, ps)
+	}
+	if len(got) != 20 {
+		t.Errorf("got events %v; want 0 to 19, none lost: the loss hit only padding", got)
+	}
+}
+
+// TestNetReloadKeepsRepair reloads the sending server with a new
+// gaptimeout (a new link) and a smaller history (in place): the report
+// names both, the history shrinks to its new bound, and the receiver
+// sees the sender's numbering go on with nothing lost and nothing
+// delivered twice.
+func TestNetReloadKeepsRepair(t *testing.T) {
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s2 := netServer(t, port, "t", `"channels": {"A": {}}`)
+	waitPeers(t, s1, s2)
+	c2 := s2.Dial(t, "A")
+	rec := routertest.Record(t, c2, "n")
+	a1 := s1.Dial(t, "A")
+	for i := range 50 {
+		if err := a1.Emit("n", strings.Repeat("x", 1000+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.WaitCount(t, "n", 50)
+	if h := s1.NetStats().Link.HistoryBytes; h < 50000 {
+		t.Fatalf("the history holds %d bytes after 50 events of 1 KB", h)
+	}
+	rep, err := s1.Reload(s1.ParseConfig(t, netMembers(port, "t", `"history": 4096, "gaptimeout": "3s", "channels": {"A": {"propagatetonet": true}}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"history", "gaptimeout"} {
+		if !slices.Contains(rep.Settings, key) {
+			t.Errorf("the reload report's settings %v lack %s", rep.Settings, key)
+		}
+	}
+	for i := range 50 {
+		if err := a1.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.WaitCount(t, "n", 100)
+	if h := s1.NetStats().Link.HistoryBytes; h > 4096 {
+		t.Errorf("the history holds %d bytes, its new bound is 4096", h)
+	}
+	st := s2.NetStats().Link
+	if st.Lost != 0 || st.Late != 0 {
+		t.Errorf("the receiver lost %d datagrams and had %d late ones across the sender's reload", st.Lost, st.Late)
+	}
+	routertest.Fence(t, s2, "A", routertest.Record(t, c2, "fence-.*"))
+	if n := rec.Count("n"); n != 100 {
+		t.Errorf("heard %d events, want 100", n)
+	}
+}
