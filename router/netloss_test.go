@@ -53,11 +53,20 @@ func lossyHosts(t *testing.T, percent int, extra string) (pub, sub *routertest.S
 // the receiving server's client exactly once, in the order emitted,
 // small and fragmented ones alike.
 func TestNetLossRepaired(t *testing.T) {
-	for _, percent := range []int{5, 30} {
-		t.Run(fmt.Sprintf("%d%%", percent), func(t *testing.T) {
+	for _, tc := range []struct {
+		percent int
+		key     string // sealed with it: NAKs and repairs are sealed too
+	}{{5, ""}, {30, ""}, {30, "loss-key"}} {
+		name := fmt.Sprintf("%d%%", tc.percent)
+		extra := `"gaptimeout": "20s",`
+		if tc.key != "" {
+			name += "-sealed"
+			extra += fmt.Sprintf(` "key": %q,`, tc.key)
+		}
+		t.Run(name, func(t *testing.T) {
 			// A long gaptimeout: a datagram whose repairs are dropped too
 			// is asked for dozens of times, also on a busy machine.
-			pub, sub, _ := lossyHosts(t, percent, `"gaptimeout": "20s",`)
+			pub, sub, _ := lossyHosts(t, tc.percent, extra)
 			got := make(chan int, 4096)
 			c := sub.Dial(t, "A")
 			c.On("n", func(m bus.Message) {
@@ -101,6 +110,9 @@ func TestNetLossRepaired(t *testing.T) {
 				st.DatagramsReceived, st.Repaired, st.OutOfOrder, st.NAKsSent, st.Late, pub.NetStats().Link.Resent, pub.NetStats().Link.RepairsSent)
 			if st.Lost != 0 || st.Repaired == 0 {
 				t.Errorf("the receiver lost %d datagrams and repaired %d", st.Lost, st.Repaired)
+			}
+			if tc.key != "" && (st.Unsealed != 0 || st.Forged != 0 || st.Replayed != 0 || st.Sealed != 0) {
+				t.Errorf("sealed NAKs and repairs were refused: %d unsealed, %d forged, %d replayed, %d sealed", st.Unsealed, st.Forged, st.Replayed, st.Sealed)
 			}
 			routertest.Fence(t, sub, "A", routertest.Record(t, c, "fence-.*"))
 			if len(got) != 0 {
