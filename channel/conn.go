@@ -228,6 +228,27 @@ func (c *Conn) kill(level slog.Level, reason string) {
 	})
 }
 
+// peerClosed stops the writer of a client that has closed its end of
+// the socket (a write failed with err): the events it sent before it
+// closed may still wait, unread, on ours, and must be handled as any
+// others. What is queued for it is dropped, and so is whatever comes
+// for it later; the reader goes on to the end of what the client sent
+// and closes the connection there (readFailed), or after errorGrace if
+// the end does not come.
+func (c *Conn) peerClosed(err error) {
+	c.mu.Lock()
+	c.closeAfter = true // enqueue drops from now on
+	dropped := len(c.queue.frames)
+	c.pending -= c.queue.cost
+	c.queue.release()
+	t := time.AfterFunc(errorGrace, func() {
+		c.kill(slog.LevelDebug, "client closed its end and sent nothing more: "+err.Error())
+	})
+	c.graceTimer = t
+	c.mu.Unlock()
+	c.dropped.Add(uint64(dropped))
+}
+
 // finish queues an error frame as the last thing the client hears, and
 // closes the connection once it is written, or after grace (when not 0)
 // if the client does not read.
@@ -611,8 +632,13 @@ func (c *Conn) writeLoop() {
 				c.mu.Lock()
 				finishing := c.closeAfter
 				c.mu.Unlock()
+				left := errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+				if left && !finishing {
+					c.peerClosed(err)
+					return
+				}
 				level := slog.LevelInfo
-				if finishing || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+				if finishing || left {
 					level = slog.LevelDebug // the client left first
 				}
 				c.kill(level, "write error: "+err.Error())

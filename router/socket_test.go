@@ -292,3 +292,33 @@ func TestShutdownWhileDialing(t *testing.T) {
 		dialers.Wait()
 	}
 }
+
+// TestEventsBeforeCloseArrive: a client that sends events and closes
+// while frames for it wait unread in its socket must still have every
+// event delivered. The server's write to it then fails (the client has
+// gone) while the events it sent wait unread on the server's end; the
+// reader must drain them before the connection closes.
+func TestEventsBeforeCloseArrive(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	rec := routertest.Record(t, ts.Dial(t, "A"), "last-words")
+	flood := ts.Dial(t, "A")
+	const rounds, k = 20, 50
+	for round := range rounds {
+		rc := dialRaw(t, ts, "A")
+		rc.hello()
+		// Fill the raw client's socket: it never reads, so the server's
+		// writer ends up blocked on it.
+		for range 200 {
+			if err := flood.Emit("flood", make([]byte, 4096)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var words []byte
+		for range k {
+			words = append(words, rc.event("last-words")...)
+		}
+		rc.write(words)
+		rc.nc.Close()
+		rec.WaitCount(t, "last-words", (round+1)*k)
+	}
+}
