@@ -22,7 +22,7 @@ const DefaultHistory = 4 << 20
 type History struct {
 	mu    sync.Mutex
 	limit int
-	buf   []byte // limit bytes once the first datagram is kept; a ring
+	buf   []byte // a ring of limit bytes, grown to it as datagrams come (growBuf)
 	// ents are the datagrams held, oldest first, in increasing sequence
 	// numbers: ents[(head+i)%len(ents)] for i < n.
 	ents    []histEntry
@@ -97,9 +97,6 @@ func (h *History) add(seq uint64, d []byte) {
 		return
 	}
 	h.newest = max(h.newest, seq)
-	if h.buf == nil {
-		h.buf = make([]byte, h.limit)
-	}
 	size := int64(h.limit)
 	start := h.pos
 	if off := start % size; off+int64(len(d)) > size {
@@ -115,11 +112,26 @@ func (h *History) add(seq uint64, d []byte) {
 		h.grow()
 	}
 	off := start % size
+	if need := off + int64(len(d)); need > int64(len(h.buf)) {
+		h.growBuf(need)
+	}
 	copy(h.buf[off:], d)
 	h.ents[(h.head+h.n)%len(h.ents)] = histEntry{seq: seq, vpos: start, n: len(d)}
 	h.n++
 	h.bytes += len(d)
 	h.pos = end
+}
+
+// growBuf makes the ring at least need bytes long, doubling it, up to
+// the bound: a node that sends little (one that only listens sends its
+// heartbeats) holds little. The ring first wraps once it is as long as
+// the bound, so until then every datagram's offset is its virtual
+// position, and the bytes keep their places in the longer ring.
+func (h *History) growBuf(need int64) {
+	n := min(int64(h.limit), max(need, 2*int64(len(h.buf)), 64<<10))
+	buf := make([]byte, n)
+	copy(buf, h.buf)
+	h.buf = buf
 }
 
 func (h *History) grow() {

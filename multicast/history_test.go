@@ -118,3 +118,32 @@ func FuzzHistory(f *testing.F) {
 }
 
 func seq1(n uint64) uint64 { return max(1, n) }
+
+// TestHistoryGrows: the ring grows with what is sent, up to its bound,
+// so a node that sends little holds little; datagrams keep their bytes
+// through every growth and wrap.
+func TestHistoryGrows(t *testing.T) {
+	h := NewHistory(64 << 20)
+	h.Add(1, histDatagram(1, 200))
+	if n := len(h.buf); n > 64<<10 {
+		t.Errorf("one datagram of 200 bytes took a ring of %d bytes", n)
+	}
+	const limit = 300 << 10
+	h = NewHistory(limit)
+	now := time.Unix(1000, 0)
+	for seq := uint64(1); seq <= 600; seq++ {
+		h.Add(seq, histDatagram(seq, 1000+int(seq*37)%400))
+		s := h.Stats()
+		if s.Bytes > limit || len(h.buf) > limit {
+			t.Fatalf("after %d: holds %d bytes in a ring of %d; the bound is %d", seq, s.Bytes, len(h.buf), limit)
+		}
+		// answer panics if a datagram's bytes changed.
+		found, _ := answer(h, SeqRange{s.Oldest, seq}, now.Add(time.Duration(seq)*time.Second))
+		if len(found) != s.Datagrams {
+			t.Fatalf("after %d: found %d of the %d held", seq, len(found), s.Datagrams)
+		}
+	}
+	if len(h.buf) != limit {
+		t.Errorf("the ring is %d bytes after 600 datagrams, want the bound, %d", len(h.buf), limit)
+	}
+}
