@@ -1,51 +1,86 @@
 package router_test
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
-// lossyHosts starts a sending server and a receiving one on two test
-// hosts, and has the receiving host's packet filter (nftables) drop
-// percent of the UDP datagrams it receives on port: data, heartbeats and
-// repairs alike. Where nft is missing or refused, the test skips; the
-// multicast package's TestRepairUnderLoss covers the same with a drop
-// filter on the receiving socket.
-func lossyHosts(t *testing.T, percent int, extra string) (pub, sub *routertest.Server, hosts []*mcasttest.Host) {
+// lossyNet is a sending server and a receiving one on two test hosts,
+// the receiving host's packet filter (nftables) dropping a share of the
+// UDP datagrams it receives on the group's port: data, heartbeats and
+// repairs alike.
+type lossyNet struct {
+	pub, sub *routertest.Server
+	hosts    []*mcasttest.Host
+	members  func(channels string) string
+}
+
+// newLossyNet starts a lossyNet that drops percent of the datagrams;
+// extra are more configuration members of both servers. Where nft is
+// missing or refused, the test skips; the multicast package's
+// TestRepairUnderLoss covers the same with a drop filter on the
+// receiving socket.
+func newLossyNet(t *testing.T, percent int, extra string) *lossyNet {
 	t.Helper()
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("skipping: nftables' nft is not installed; multicast's TestRepairUnderLoss drops on the socket instead")
 	}
-	hosts = mcasttest.Hosts(t, 2)
+	n := &lossyNet{hosts: mcasttest.Hosts(t, 2)}
 	port := mcasttest.Port()
-	members := func(channels string) string {
+	n.members = func(channels string) string {
 		return fmt.Sprintf(`"connecttonet": true, "interface": %q, "port": %d, "cluster": "lossy",
 "heartbeat": "50ms", "peertimeout": "2s", %s "channels": %s`, mcasttest.HostInterface, port, extra, channels)
 	}
-	hosts[0].Do(func() { pub = routertest.NewServer(t, members(`{"A": {"propagatetonet": true}}`)) })
-	hosts[1].Do(func() { sub = routertest.NewServer(t, members(`{"A": {}}`)) })
-	if pub == nil || sub == nil {
+	n.hosts[0].Do(func() { n.pub = routertest.NewServer(t, n.members(`{"A": {"propagatetonet": true}}`)) })
+	n.hosts[1].Do(func() { n.sub = routertest.NewServer(t, n.members(`{"A": {}}`)) })
+	if n.pub == nil || n.sub == nil {
 		t.FailNow()
 	}
-	waitPeers(t, pub, sub)
+	waitPeers(t, n.pub, n.sub)
 	rules := [][]string{
 		{"add", "table", "inet", "lossy"},
 		{"add", "chain", "inet", "lossy", "in", "{ type filter hook input priority 0 ; }"},
 		{"add", "rule", "inet", "lossy", "in", "udp", "dport", fmt.Sprint(port), "numgen", "random", "mod", "100", "<", fmt.Sprint(percent), "counter", "drop"},
 	}
 	for _, r := range rules {
-		if err := hosts[1].Run("nft", r...); err != nil {
+		if err := n.hosts[1].Run("nft", r...); err != nil {
 			t.Skipf("skipping: nft cannot filter in the test host: %v", err)
 		}
 	}
-	return pub, sub, hosts
+	return n
+}
+
+// restartSub stops the receiving server and starts another, with a new
+// node id, on the same sockets.
+func (n *lossyNet) restartSub(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.sub.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	old := n.sub
+	n.sub = nil
+	n.hosts[1].Do(func() { n.sub = routertest.NewServerWith(t, old.Dir, old.Template, n.members(`{"A": {}}`)) })
+	if n.sub == nil {
+		t.FailNow()
+	}
+}
+
+// lossyHosts is newLossyNet, its servers and hosts.
+func lossyHosts(t *testing.T, percent int, extra string) (pub, sub *routertest.Server, hosts []*mcasttest.Host) {
+	t.Helper()
+	n := newLossyNet(t, percent, extra)
+	return n.pub, n.sub, n.hosts
 }
 
 // TestNetLossRepaired drops 5% and then 30% of the datagrams the
