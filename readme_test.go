@@ -31,7 +31,7 @@ func TestReadmeCommands(t *testing.T) {
 		t.Fatal("README has no sh block")
 	}
 	lines := strings.Split(strings.TrimSpace(blocks[0]), "\n")
-	want := []string{"go run ./cmd/ncserver", "go test -race ./..."}
+	want := []string{"go run ./cmd/ncserver", "go test -race -short ./..."}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("README's first commands (-want +got):\n-%q\n+%q", want, lines)
 	}
@@ -39,7 +39,7 @@ func TestReadmeCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`(?m)^go test -race \./\.\.\. `).Match(ci) {
+	if !regexp.MustCompile(`(?m)^go test -race -short \./\.\.\. `).Match(ci) {
 		t.Errorf(".ci/run does not run the README's test command %q", want[1])
 	}
 }

@@ -113,16 +113,7 @@ func TestRepairGoneSkipsAtOnce(t *testing.T) {
 	drop, _ := multicast.DropReads(&cfg, 7)
 	b := openLink(t, cfg)
 	waitFor(t, "b to list a", func() bool { return len(b.Peers()) == 1 })
-	drop.Store(300)
-	sendNumbered(t, a, 0, 500)
-	waitFor(t, "a to send them", func() bool { return a.Stats().MessagesSent == 500 })
-	time.Sleep(50 * time.Millisecond) // for b to read them
-	drop.Store(0)
-	sendNumbered(t, a, 500, 501)
-	waitFor(t, "the last message", func() bool {
-		all := b.in.all()
-		return len(all) > 0 && binary.BigEndian.Uint32(all[len(all)-1]) == 500
-	})
+	blackout(t, a, b, drop, 300, 500, 501)
 	checkNumbered(t, b.in.all())
 	sa, sb := a.Stats(), b.Stats()
 	if sb.Lost == 0 || sa.Unavailable == 0 || sa.Resent != 0 || sb.Gaps != 0 {
@@ -151,16 +142,7 @@ func TestRepairBounded(t *testing.T) {
 	drop, _ := multicast.DropReads(&cfg, 3)
 	b := openLink(t, cfg)
 	waitFor(t, "b to list a", func() bool { return len(b.Peers()) == 1 })
-	drop.Store(1000)
-	sendNumbered(t, a, 0, 1000)
-	waitFor(t, "a to send them", func() bool { return a.Stats().MessagesSent == 1000 })
-	time.Sleep(50 * time.Millisecond) // for b to read them
-	drop.Store(0)
-	sendNumbered(t, a, 1000, 2000)
-	waitFor(t, "the last message", func() bool {
-		all := b.in.all()
-		return len(all) > 0 && binary.BigEndian.Uint32(all[len(all)-1]) == 1999
-	})
+	blackout(t, a, b, drop, 1000, 1000, 2000)
 	got := checkNumbered(t, b.in.all())
 	sa, sb := a.Stats(), b.Stats()
 	t.Logf("b got %d messages, lost %d datagrams, held at most %d bytes; a's history %d bytes", len(got), sb.Lost, sb.HeldPeak, sa.HistoryBytes)
@@ -211,4 +193,21 @@ func TestHistorySurvivesTheLink(t *testing.T) {
 	if cfg.CtlSeq.Load() == 0 || cfg.Seq.Load() <= sent {
 		t.Errorf("counters: stream 0 at %d (the old link stopped at %d), stream 1 at %d", cfg.Seq.Load(), sent, cfg.CtlSeq.Load())
 	}
+}
+
+// blackout has b's socket drop perMille of the datagrams while a sends
+// messages 0 to n-1, then nothing while a sends n to end-1, and waits
+// until b has message end-1.
+func blackout(t *testing.T, a, b *testLink, drop *atomic.Uint64, perMille uint64, n, end int) {
+	t.Helper()
+	drop.Store(perMille)
+	sendNumbered(t, a, 0, n)
+	waitFor(t, "a to send them", func() bool { return a.Stats().MessagesSent == uint64(n) })
+	time.Sleep(50 * time.Millisecond) // for b to read them
+	drop.Store(0)
+	sendNumbered(t, a, n, end)
+	waitFor(t, "the last message", func() bool {
+		all := b.in.all()
+		return len(all) > 0 && binary.BigEndian.Uint32(all[len(all)-1]) == uint32(end-1)
+	})
 }

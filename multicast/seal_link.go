@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,23 +94,11 @@ func (l *Link) unseal(b []byte, from netip.AddrPort, now time.Time) (plain []byt
 	case l.sealer == nil && !sealed:
 		return b, true
 	case l.sealer == nil:
-		l.counts.sealed.Add(1)
-		l.dumpRefused(b, from, &h, "sealed, and this node has no key")
-		if !st.noKey {
-			st.noKey = true
-			l.log.Warn("sealed datagram dropped: this node has no key; set the cluster's key or keyfile to hear it",
-				"from", from, "node", h.Node)
-		}
-		return nil, false
+		return l.refuse(&l.counts.sealed, b, from, &h, "sealed, and this node has no key", &st.noKey,
+			"sealed datagram dropped: this node has no key; set the cluster's key or keyfile to hear it")
 	case !sealed:
-		l.counts.unsealed.Add(1)
-		l.dumpRefused(b, from, &h, "unsealed, and this node has a key")
-		if !st.noSeal {
-			st.noSeal = true
-			l.log.Warn("unsealed datagram dropped: this node has a key, and the sender seals nothing; set the same key or keyfile on every node",
-				"from", from, "node", h.Node)
-		}
-		return nil, false
+		return l.refuse(&l.counts.unsealed, b, from, &h, "unsealed, and this node has a key", &st.noSeal,
+			"unsealed datagram dropped: this node has a key, and the sender seals nothing; set the same key or keyfile on every node")
 	}
 	plain, err = l.sealer.open(b[:0], b, &st.nonce)
 	if err != nil {
@@ -134,6 +123,18 @@ func (l *Link) unseal(b []byte, from netip.AddrPort, now time.Time) (plain []byt
 		return nil, false
 	}
 	return plain, true
+}
+
+// refuse drops a datagram that unseal does not take, counting it in n,
+// and logs msg the first time (*logged false).
+func (l *Link) refuse(n *atomic.Uint64, b []byte, from netip.AddrPort, h *Header, why string, logged *bool, msg string) ([]byte, bool) {
+	n.Add(1)
+	l.dumpRefused(b, from, h, why)
+	if !*logged {
+		*logged = true
+		l.log.Warn(msg, "from", from, "node", h.Node)
+	}
+	return nil, false
 }
 
 // dumpRefused shows a datagram that unseal dropped, when Config.Dump is
