@@ -274,3 +274,34 @@ func TestNetReloadKeepsRepair(t *testing.T) {
 		t.Errorf("heard %d events, want 100", n)
 	}
 }
+
+// TestNetJoinStartsNow: a server that joins after a peer has sent for a
+// while hears what the peer sends from then on, and neither asks for
+// what came before nor counts it as lost.
+func TestNetJoinStartsNow(t *testing.T) {
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	a1 := s1.Dial(t, "A")
+	for i := range 100 {
+		if err := a1.Emit("before", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "the first events to be sent", func() bool { return s1.NetStats().Link.MessagesSent == 100 })
+	s2 := netServer(t, port, "t", `"channels": {"A": {}}`)
+	waitPeers(t, s1, s2)
+	rec := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	for i := range 10 {
+		if err := a1.Emit("after", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.WaitCount(t, "after", 10)
+	if n := rec.Count("before"); n != 0 {
+		t.Errorf("the new server delivered %d events sent before it joined", n)
+	}
+	st, st1 := s2.NetStats().Link, s1.NetStats().Link
+	if st.Lost != 0 || st.NAKsSent != 0 || st.Gaps != 0 || st1.NAKsReceived != 0 {
+		t.Errorf("joining: %d lost, %d NAKs sent, %d gaps; the sender got %d NAKs", st.Lost, st.NAKsSent, st.Gaps, st1.NAKsReceived)
+	}
+}
