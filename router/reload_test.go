@@ -313,3 +313,16 @@ func TestShutdownDuringReload(t *testing.T) {
 		t.Errorf("left in the socket directory: %v", ents)
 	}
 }
+
+// TestReloadReportsNetworkTimers: the reload report names every key that
+// changed, the network's timers and datagram size among them.
+func TestReloadReportsNetworkTimers(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	rep, err := ts.Reload(ts.ParseConfig(t, `"heartbeat": "2s", "peertimeout": "20s", "payload": 1200, "channels": {"A": {}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"heartbeat", "payload", "peertimeout"}; !slices.Equal(rep.Settings, want) {
+		t.Errorf("settings = %v, want %v", rep.Settings, want)
+	}
+}
