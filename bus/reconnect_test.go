@@ -441,16 +441,7 @@ func TestReconnectAfterSlowConsumerDrop(t *testing.T) {
 	}
 	after := routertest.Record(t, slow, "after")
 	pub := ts.Dial(t, "A")
-	blob := make([]byte, 32<<10)
-	for i := 0; ts.Channels()[0].Stats.SlowConsumers == 0; i++ {
-		if i == 1024 {
-			t.Fatal("1024 events of 32 KiB and the stalled client was not dropped")
-		}
-		if err := pub.Emit("blob", blob); err != nil {
-			t.Fatal(err)
-		}
-		pub.Flush(context.Background())
-	}
+	routertest.FloodUntilSlow(t, ts, pub)
 	close(stall)
 	routertest.WaitFor(t, "the client to reconnect", func() bool { return cb.reconnects.Load() == 1 && slow.Connected() })
 	cb.mu.Lock()

@@ -270,16 +270,7 @@ func TestSlowConsumerTold(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := ts.Dial(t, "A")
-	blob := strings.Repeat("x", 32<<10)
-	for i := 0; ts.Channels()[0].Stats.SlowConsumers == 0; i++ {
-		if i == 1024 {
-			t.Fatal("1024 events of 32 KiB and the stalled client was not dropped")
-		}
-		if err := pub.Emit("blob", blob); err != nil {
-			t.Fatal(err)
-		}
-		pub.Flush(context.Background())
-	}
+	routertest.FloodUntilSlow(t, ts, pub)
 	close(stall) // read again, at once: the error frame waits errorGrace at most
 	select {
 	case <-slow.Done():

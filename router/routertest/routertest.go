@@ -236,3 +236,20 @@ func Fence(t testing.TB, ts *Server, channel string, r *Recorder) {
 	r.WaitCount(t, marker, 1)
 	f.Close()
 }
+
+// FloodUntilSlow emits events of 32 KiB from pub, each flushed, until
+// the server has dropped a slow consumer on its first channel; it fails
+// the test after 1024 of them.
+func FloodUntilSlow(t testing.TB, ts *Server, pub *bus.Client) {
+	t.Helper()
+	blob := make([]byte, 32<<10)
+	for i := 0; ts.Channels()[0].Stats.SlowConsumers == 0; i++ {
+		if i == 1024 {
+			t.Fatal("1024 events of 32 KiB and the stalled client was not dropped")
+		}
+		if err := pub.Emit("blob", blob); err != nil {
+			t.Fatal(err)
+		}
+		pub.Flush(context.Background())
+	}
+}
