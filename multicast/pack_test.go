@@ -150,17 +150,7 @@ func TestPackerLayout(t *testing.T) {
 				t.Fatalf("wrote %d datagrams, want %d", len(c.written), len(tc.want))
 			}
 			for i, d := range c.written {
-				if len(d) > l.cfg.Payload {
-					t.Errorf("datagram %d has %d bytes, over the payload %d", i, len(d), l.cfg.Payload)
-				}
-				h, rest, err := ParseHeader(d)
-				if err != nil {
-					t.Fatal(err)
-				}
-				recs, err := ParseRecords(nil, &h, rest, 1<<20)
-				if err != nil {
-					t.Fatalf("datagram %d: %v", i, err)
-				}
+				h, recs := parseWritten(t, l, i, d)
 				if h.Seq != uint64(42+i) {
 					t.Errorf("datagram %d has sequence number %d, want %d", i, h.Seq, 42+i)
 				}
@@ -226,17 +216,7 @@ func FuzzPack(f *testing.F) {
 		ra := newReassembler(1<<30, time.Hour)
 		var got [][]byte
 		for i, d := range c.written {
-			if len(d) > l.cfg.Payload {
-				t.Fatalf("datagram %d has %d bytes, over the payload %d", i, len(d), l.cfg.Payload)
-			}
-			h, rest, err := ParseHeader(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			recs, err := ParseRecords(nil, &h, rest, 1<<20)
-			if err != nil {
-				t.Fatalf("datagram %d: %v", i, err)
-			}
+			h, recs := parseWritten(t, l, i, d)
 			if h.Seq != uint64(i+1) {
 				t.Fatalf("datagram %d has sequence number %d", i, h.Seq)
 			}
@@ -260,4 +240,21 @@ func FuzzPack(f *testing.F) {
 			t.Errorf("counted %d messages in %d datagrams, want %d in %d", s.MessagesSent, s.DatagramsSent, len(want), len(c.written))
 		}
 	})
+}
+
+// parseWritten decodes datagram i that l wrote, checking its size.
+func parseWritten(t *testing.T, l *Link, i int, d []byte) (Header, []Record) {
+	t.Helper()
+	if len(d) > l.cfg.Payload {
+		t.Fatalf("datagram %d has %d bytes, over the payload %d", i, len(d), l.cfg.Payload)
+	}
+	h, rest, err := ParseHeader(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ParseRecords(nil, &h, rest, 1<<20)
+	if err != nil {
+		t.Fatalf("datagram %d: %v", i, err)
+	}
+	return h, recs
 }
