@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/netcluster/netcluster/internal/wire"
+
 	"github.com/google/uuid"
 )
 
@@ -34,6 +36,10 @@ var (
 	// nothing, not even the answer to a ping, for the ping timeout (option
 	// Ping). The ErrorHandler and OnDisconnect get it wrapped.
 	ErrPingTimeout = errors.New("bus: the server stopped answering")
+	// ErrFrameTooBig is returned by Emit for an event over the server's
+	// maxframe, and is why a connection ends when the server sends one
+	// over the client's.
+	ErrFrameTooBig = wire.ErrFrameTooBig
 )
 
 type bufferFullError struct{}
@@ -55,7 +61,23 @@ func (e *ServerError) Error() string {
 }
 
 // MaxEventName is the longest event name, in bytes.
-const MaxEventName = 1024
+const MaxEventName = wire.MaxEventName
+
+// ErrorCode classifies a ServerError: why the server closed the
+// connection. PROTOCOL.md lists the codes.
+type ErrorCode = wire.ErrorCode
+
+// The codes a ServerError carries.
+const (
+	CodeProtocol     = wire.CodeProtocol     // the client sent a malformed frame
+	CodeFrameTooBig  = wire.CodeFrameTooBig  // a frame over the server's maxframe
+	CodeVersion      = wire.CodeVersion      // no protocol version in common
+	CodeSlowConsumer = wire.CodeSlowConsumer // the client fell too far behind its channel
+	CodeShutdown     = wire.CodeShutdown     // the server is shutting down
+	CodeChannelGone  = wire.CodeChannelGone  // the channel was removed from the configuration
+	CodeHandshake    = wire.CodeHandshake    // no hello within the handshake time
+	CodePingTimeout  = wire.CodePingTimeout  // nothing from the client for the server's ping timeout
+)
 
 // maxSpare is the largest Emit scratch buffer kept for reuse, and the
 // smallest send batch kept.
@@ -108,8 +130,8 @@ type Client struct {
 // end.
 type session struct {
 	nc      net.Conn
-	id      uuid.UUID // the client id this connection's Hello gave
-	welcome Welcome
+	id      uuid.UUID // the client id this connection's wire.Hello gave
+	welcome wire.Welcome
 	done    chan struct{} // closed when the connection has ended
 	endOnce sync.Once
 	err     error          // why it ended; set before done is closed
@@ -130,12 +152,12 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if !ValidChannelName(channel) {
+	if !wire.ValidChannelName(channel) {
 		return nil, fmt.Errorf("bus: invalid channel name %q", channel)
 	}
 	path := o.socket
 	if path == "" {
-		path = SocketPath(o.template, channel)
+		path = wire.SocketPath(o.template, channel)
 	}
 	c := &Client{
 		opts:       o,
@@ -213,8 +235,8 @@ func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) er
 	}
 	stop := context.AfterFunc(ctx, func() { s.nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	hello := Hello{Version: ProtocolVersion, ClientID: s.id, Name: c.opts.name, PID: uint64(os.Getpid())}
-	if _, err := s.nc.Write(AppendHello(nil, &hello)); err != nil {
+	hello := wire.Hello{Version: wire.ProtocolVersion, ClientID: s.id, Name: c.opts.name, PID: uint64(os.Getpid())}
+	if _, err := s.nc.Write(wire.AppendHello(nil, &hello)); err != nil {
 		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 	}
 	if first, err := br.Peek(1); err == nil && first[0] == '{' {
@@ -223,29 +245,29 @@ func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) er
 		// than its grace (PROTOCOL.md § 10.1).
 		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, errLateHello)
 	}
-	frame, err := NewFrameReader(br, 64<<10).ReadFrame()
+	frame, err := wire.NewFrameReader(br, 64<<10).ReadFrame()
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
 		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 	}
-	body := frame[HeaderLen:]
-	switch t, _ := TypeOf(body); t {
-	case FrameWelcome:
-		w, err := DecodeWelcome(body)
+	body := frame[wire.HeaderLen:]
+	switch t, _ := wire.TypeOf(body); t {
+	case wire.FrameWelcome:
+		w, err := wire.DecodeWelcome(body)
 		if err != nil {
 			return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 		}
-		if w.Version < 1 || w.Version > ProtocolVersion {
+		if w.Version < 1 || w.Version > wire.ProtocolVersion {
 			return fmt.Errorf("bus: handshake on channel %q: server answered with protocol version %d", c.channel, w.Version)
 		}
 		if w.Channel != c.channel {
 			return fmt.Errorf("bus: socket %s serves channel %q, not %q", c.path, w.Channel, c.channel)
 		}
 		s.welcome = w
-	case FrameError:
-		e, err := DecodeError(body)
+	case wire.FrameError:
+		e, err := wire.DecodeError(body)
 		if err != nil {
 			return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 		}
@@ -278,7 +300,7 @@ func (c *Client) start(s *session, br *bufio.Reader) {
 // startSession runs a connection's reader, writer and, when the server
 // speaks pings and the client pings, its pinger.
 func (c *Client) startSession(s *session, br *bufio.Reader) {
-	ping := s.welcome.Version >= PingVersion && c.opts.pingInterval > 0
+	ping := s.welcome.Version >= wire.PingVersion && c.opts.pingInterval > 0
 	s.io.Add(2)
 	if ping {
 		s.io.Add(1)
@@ -335,8 +357,8 @@ func (c *Client) Err() error {
 
 func (c *Client) readLoop(s *session, br *bufio.Reader) {
 	defer s.io.Done()
-	fr := NewFrameReader(br, int(s.welcome.MaxFrame))
-	var names nameCache
+	fr := wire.NewFrameReader(br, int(s.welcome.MaxFrame))
+	var names wire.NameCache
 	for {
 		frame, err := fr.ReadFrame()
 		if err != nil {
@@ -344,10 +366,11 @@ func (c *Client) readLoop(s *session, br *bufio.Reader) {
 			return
 		}
 		s.heard.Add(1)
-		body := frame[HeaderLen:]
-		switch t, _ := TypeOf(body); {
-		case t == FrameEvent:
-			m, err := names.decodeEvent(body)
+		body := frame[wire.HeaderLen:]
+		switch t, _ := wire.TypeOf(body); {
+		case t == wire.FrameEvent:
+			wm, err := names.DecodeEvent(body)
+			m := Message(wm)
 			if err != nil {
 				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 				return
@@ -358,22 +381,22 @@ func (c *Client) readLoop(s *session, br *bufio.Reader) {
 			if c.listeners.matchAny(m.Event) && !c.queue.push(m, &s.stalled) {
 				return
 			}
-		case t == FrameError:
-			e, err := DecodeError(body)
+		case t == wire.FrameError:
+			e, err := wire.DecodeError(body)
 			if err != nil {
 				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 			} else {
 				c.endSession(s, &ServerError{Code: e.Code, Message: e.Message})
 			}
 			return
-		case t == FramePing && s.welcome.Version >= PingVersion:
-			if err := DecodePing(body); err != nil {
+		case t == wire.FramePing && s.welcome.Version >= wire.PingVersion:
+			if err := wire.DecodePing(body); err != nil {
 				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 				return
 			}
 			c.queueControl(s, pongFrame)
-		case t == FramePong && s.welcome.Version >= PingVersion:
-			if err := DecodePong(body); err != nil {
+		case t == wire.FramePong && s.welcome.Version >= wire.PingVersion:
+			if err := wire.DecodePong(body); err != nil {
 				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 				return
 			}

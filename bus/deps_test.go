@@ -8,10 +8,13 @@ import (
 	"testing"
 )
 
-// busPath is this package's import path; thisModule is its module.
+// busPath is this package's import path; thisModule is its module;
+// wirePath is the one package of the module that bus may import: the
+// codec both sides speak.
 const (
 	busPath    = "github.com/netcluster/netcluster/bus"
 	thisModule = "github.com/netcluster/netcluster"
+	wirePath   = "github.com/netcluster/netcluster/internal/wire"
 )
 
 // allowedModules are the only modules outside the standard library that
@@ -45,7 +48,7 @@ func badDeps(goos string, deps []dep) []string {
 	var bad []string
 	for _, d := range deps {
 		switch {
-		case d.path == busPath, d.standard:
+		case d.path == busPath, d.path == wirePath, d.standard:
 		case d.module == thisModule:
 			bad = append(bad, d.path+" (a package of this module: bus imports no server package)")
 		case goos == "windows" && slices.Contains(windowsModules, d.module):
@@ -59,6 +62,7 @@ func badDeps(goos string, deps []dep) []string {
 func TestBadDeps(t *testing.T) {
 	deps := []dep{
 		{path: busPath, module: thisModule},
+		{path: wirePath, module: thisModule},
 		{path: "net", standard: true},
 		{path: "vendor/golang.org/x/net/dns/dnsmessage", standard: true},
 		{path: "github.com/vmihailenco/msgpack/v5/msgpcode", module: "github.com/vmihailenco/msgpack/v5"},
@@ -68,7 +72,7 @@ func TestBadDeps(t *testing.T) {
 		{path: "github.com/tailscale/hujson", module: "github.com/tailscale/hujson"},
 	}
 	winio := dep{path: "github.com/Microsoft/go-winio", module: "github.com/Microsoft/go-winio"}
-	if bad := badDeps("windows", append(deps[:5:5], winio)); len(bad) != 0 {
+	if bad := badDeps("windows", append(deps[:6:6], winio)); len(bad) != 0 {
 		t.Errorf("on windows, badDeps = %q, want go-winio allowed", bad)
 	}
 	deps = append(deps, winio)

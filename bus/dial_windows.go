@@ -11,13 +11,6 @@ import (
 	"github.com/Microsoft/go-winio"
 )
 
-// DefaultSocketTemplate is where ncserver puts its channels on Windows
-// unless the configuration's "socket" key says otherwise: the named pipe
-// \\.\pipe\netcluster-{channel}, the name the original netcluster used.
-func DefaultSocketTemplate() string {
-	return `\\.\pipe\netcluster-` + ChannelPlaceholder
-}
-
 // dialSocket connects to a channel's named pipe.
 func dialSocket(ctx context.Context, path string) (net.Conn, error) {
 	return winio.DialPipeContext(ctx, path)

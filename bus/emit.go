@@ -4,14 +4,15 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"unicode/utf8"
+
+	"github.com/netcluster/netcluster/internal/wire"
 
 	"github.com/google/uuid"
 )
 
 func checkEvent(event string) error {
-	if event == "" || len(event) > MaxEventName || !utf8.ValidString(event) {
-		return fmt.Errorf("bus: invalid event name %q: want 1 to %d bytes of UTF-8", event, MaxEventName)
+	if err := wire.CheckEventName(event); err != nil {
+		return fmt.Errorf("bus: %w", err)
 	}
 	return nil
 }
@@ -49,16 +50,16 @@ func (c *Client) send(m *Message, data any, buffer bool) (*session, error) {
 	// (into the send buffer, where frames wait to be written together).
 	// The origin and sender are filled in as the frame is queued, from
 	// the connection it goes out on.
-	frame, start := appendEventHead(buf.frame[:0], m)
+	frame, start := wire.AppendEventHead(buf.frame[:0], m.wireMessage())
 	dataAt := len(frame)
-	frame, err := AppendData(frame, data)
+	frame, err := wire.AppendData(frame, data)
 	if err != nil {
 		return nil, err
 	}
 	dataEnd := len(frame)
-	buf.frame = endEvent(frame, m, start)
-	if n, limit := len(buf.frame)-HeaderLen, c.maxFrame.Load(); int64(n) > limit {
-		return nil, fmt.Errorf("%w: event %q is %d bytes, the server takes at most %d", ErrFrameTooBig, m.Event, n, limit)
+	buf.frame = wire.EndEvent(frame, m.wireMessage(), start)
+	if n, limit := len(buf.frame)-wire.HeaderLen, c.maxFrame.Load(); int64(n) > limit {
+		return nil, fmt.Errorf("%w: event %s is %d bytes, the server takes at most %d", ErrFrameTooBig, wire.Clip(m.Event, 32), n, limit)
 	}
 	s, err := c.enqueue(buf.frame, m, buffer)
 	if err != nil {
@@ -98,8 +99,7 @@ func (c *Client) enqueue(frame []byte, m *Message, buffer bool) (*session, error
 	at := len(c.out)
 	c.out = append(c.out, frame...)
 	m.Origin, m.Sender = c.last.welcome.Node, c.last.id
-	copy(c.out[at+originAt:], m.Origin[:])
-	copy(c.out[at+senderAt:], m.Sender[:])
+	wire.StampEvent(c.out[at:], m.Origin, m.Sender)
 	s := c.sess
 	c.mu.Unlock()
 	if s != nil {

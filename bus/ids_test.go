@@ -38,3 +38,12 @@ func BenchmarkNewID(b *testing.B) {
 		}
 	})
 }
+
+// TestIDSourceAllocs checks that making an event id, once per Emit,
+// allocates nothing.
+func TestIDSourceAllocs(t *testing.T) {
+	s := newIDSource()
+	if n := testing.AllocsPerRun(100, func() { s.next() }); n != 0 {
+		t.Errorf("%v allocations per id, want 0", n)
+	}
+}

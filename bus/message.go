@@ -1,12 +1,10 @@
 package bus
 
 import (
-	"bytes"
 	"fmt"
-	"sync"
 
 	"github.com/google/uuid"
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // Message is one event as a listener receives it.
@@ -25,14 +23,14 @@ type Message struct {
 	InReplyTo uuid.UUID
 }
 
+// wireMessage is m as the codec takes it: the same memory, no copy.
+func (m *Message) wireMessage() *wire.Message { return (*wire.Message)(m) }
+
 // Decode unmarshals the event's data into v, as msgpack.Unmarshal would.
 // Struct fields are matched by their msgpack tag, else their json tag,
 // else their name.
 func (m Message) Decode(v any) error {
-	d := decoderPool.Get().(*msgpack.Decoder)
-	defer decoderPool.Put(d)
-	d.ResetReader(bytes.NewReader(m.Data))
-	if err := d.Decode(v); err != nil {
+	if err := wire.DecodeData(m.Data, v); err != nil {
 		return fmt.Errorf("bus: decoding data of event %q: %w", m.Event, err)
 	}
 	return nil
@@ -40,64 +38,8 @@ func (m Message) Decode(v any) error {
 
 // String renders the message for logs: channel, event and the data as
 // Go values.
-func (m Message) String() string {
-	var v any
-	if err := m.Decode(&v); err != nil {
-		return fmt.Sprintf("%s/%s <%d bytes: %v>", m.Channel, m.Event, len(m.Data), err)
-	}
-	return fmt.Sprintf("%s/%s %v", m.Channel, m.Event, v)
-}
-
-var decoderPool = sync.Pool{New: func() any {
-	d := msgpack.NewDecoder(nil)
-	d.SetCustomStructTag("json")
-	return d
-}}
-
-var encoderPool = sync.Pool{New: func() any {
-	e := &dataEncoder{}
-	e.enc = msgpack.NewEncoder(e)
-	e.enc.SetCustomStructTag("json")
-	e.enc.UseCompactInts(true)
-	return e
-}}
-
-// dataEncoder appends the msgpack encoding of a value to a byte slice.
-type dataEncoder struct {
-	enc *msgpack.Encoder
-	buf []byte
-}
-
-func (e *dataEncoder) Write(p []byte) (int, error) {
-	e.buf = append(e.buf, p...)
-	return len(p), nil
-}
+func (m Message) String() string { return wire.Describe(m.Channel, m.Event, m.Data) }
 
 // RawData is data that is already one msgpack encoding. Emit sends it
 // as it is instead of encoding it again.
-type RawData []byte
-
-// AppendData appends the msgpack encoding of v to dst. A RawData value is
-// appended as it is; nil is encoded as msgpack nil.
-func AppendData(dst []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case nil:
-		return append(dst, 0xc0), nil
-	case RawData:
-		r := reader{b: v}
-		if r.skipValue("data"); r.err != nil || r.off != len(v) {
-			return dst, fmt.Errorf("bus: RawData is not exactly one msgpack value")
-		}
-		return append(dst, v...), nil
-	}
-	e := encoderPool.Get().(*dataEncoder)
-	e.buf = dst
-	err := e.enc.Encode(v)
-	out := e.buf
-	e.buf = nil
-	encoderPool.Put(e)
-	if err != nil {
-		return dst[:len(dst):len(dst)], fmt.Errorf("bus: encoding data: %w", err)
-	}
-	return out, nil
-}
+type RawData = wire.RawData

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // supervise waits for each connection to end. It reports why, and then
@@ -43,7 +45,7 @@ func (c *Client) supervise(s *session) {
 // server refused the client for what it sent, and would again.
 func final(err error) bool {
 	var se *ServerError
-	return errors.As(err, &se) && (se.Code == CodeProtocol || se.Code == CodeVersion)
+	return errors.As(err, &se) && (se.Code == wire.CodeProtocol || se.Code == wire.CodeVersion)
 }
 
 // redial connects again, waiting before each attempt as
@@ -101,28 +103,19 @@ func (c *Client) install(s *session) bool {
 	return true
 }
 
-// Where an event frame that send encoded holds its origin and sender:
-// after the length prefix, the fixarray header, the frame type and the
-// id (bin8 header and 16 bytes), each behind its own bin8 header.
-const (
-	originAt = HeaderLen + 2 + 18 + 2
-	senderAt = originAt + 18
-)
-
 // restamp writes origin and sender into every event frame in out, which
 // holds only frames the client encoded, and drops the other frames
 // (pings and pongs). It works in place.
 func restamp(out []byte, origin, sender [16]byte) []byte {
 	kept := 0
-	for off := 0; off+HeaderLen <= len(out); {
-		size := HeaderLen + int(uint32(out[off])<<24|uint32(out[off+1])<<16|uint32(out[off+2])<<8|uint32(out[off+3]))
+	for off := 0; off+wire.HeaderLen <= len(out); {
+		size := wire.HeaderLen + int(uint32(out[off])<<24|uint32(out[off+1])<<16|uint32(out[off+2])<<8|uint32(out[off+3]))
 		frame := out[off : off+size]
 		off += size
-		if FrameType(frame[HeaderLen+1]) != FrameEvent {
+		if wire.FrameType(frame[wire.HeaderLen+1]) != wire.FrameEvent {
 			continue
 		}
-		copy(frame[originAt:], origin[:])
-		copy(frame[senderAt:], sender[:])
+		wire.StampEvent(frame, origin, sender)
 		kept += copy(out[kept:], frame)
 	}
 	return out[:kept]
@@ -130,8 +123,8 @@ func restamp(out []byte, origin, sender [16]byte) []byte {
 
 // The frames of the liveness check; never modified.
 var (
-	pingFrame = AppendPing(nil)
-	pongFrame = AppendPong(nil)
+	pingFrame = wire.AppendPing(nil)
+	pongFrame = wire.AppendPong(nil)
 )
 
 // queueControl queues a ping or pong for connection s, if it is still

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcluster/netcluster/internal/wire"
+
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/router/routertest"
 	"go.uber.org/goleak"
@@ -284,14 +286,14 @@ func TestCloseWhileReconnecting(t *testing.T) {
 // its hello with a Welcome of the given version, and hands every frame
 // the client sends to frames, answering nothing. It stands for a server
 // that hangs after the handshake.
-func fakeServer(t *testing.T, version uint64) (path string, frames <-chan bus.FrameType) {
+func fakeServer(t *testing.T, version uint64) (path string, frames <-chan wire.FrameType) {
 	t.Helper()
 	path = filepath.Join(routertest.ShortTempDir(t), "A.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make(chan bus.FrameType, 64)
+	out := make(chan wire.FrameType, 64)
 	var wg sync.WaitGroup
 	conns := make(chan net.Conn, 1)
 	wg.Go(func() {
@@ -301,11 +303,11 @@ func fakeServer(t *testing.T, version uint64) (path string, frames <-chan bus.Fr
 			return
 		}
 		conns <- c
-		fr := bus.NewFrameReader(bufio.NewReader(c), 1<<20)
+		fr := wire.NewFrameReader(bufio.NewReader(c), 1<<20)
 		if _, err := fr.ReadFrame(); err != nil { // the hello
 			return
 		}
-		if _, err := c.Write(bus.AppendWelcome(nil, &bus.Welcome{Version: version, Channel: "A", MaxFrame: 1 << 20})); err != nil {
+		if _, err := c.Write(wire.AppendWelcome(nil, &wire.Welcome{Version: version, Channel: "A", MaxFrame: 1 << 20})); err != nil {
 			return
 		}
 		for {
@@ -313,7 +315,7 @@ func fakeServer(t *testing.T, version uint64) (path string, frames <-chan bus.Fr
 			if err != nil {
 				return
 			}
-			typ, _ := bus.TypeOf(frame[bus.HeaderLen:])
+			typ, _ := wire.TypeOf(frame[wire.HeaderLen:])
 			select {
 			case out <- typ:
 			default:
@@ -337,7 +339,7 @@ func fakeServer(t *testing.T, version uint64) (path string, frames <-chan bus.Fr
 // ErrPingTimeout once it has heard nothing for the ping timeout, not
 // before.
 func TestPingTimeout(t *testing.T) {
-	path, frames := fakeServer(t, bus.PingVersion)
+	path, frames := fakeServer(t, wire.PingVersion)
 	errs := make(chan error, 8)
 	const interval, timeout = 40 * time.Millisecond, 300 * time.Millisecond
 	start := time.Now()
@@ -349,7 +351,7 @@ func TestPingTimeout(t *testing.T) {
 	defer c.Close()
 	select {
 	case typ := <-frames:
-		if typ != bus.FramePing {
+		if typ != wire.FramePing {
 			t.Errorf("the client sent a %v frame, want a ping", typ)
 		}
 	case <-time.After(10 * time.Second):

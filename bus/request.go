@@ -6,11 +6,12 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // ReplySuffix is appended to a request's event name to name its reply:
 // the answer to "nc-control-stats" is "nc-control-stats-response".
-const ReplySuffix = "-response"
+const ReplySuffix = wire.ReplySuffix
 
 // pendingRequests maps the id of each request waiting for its reply to
 // the channel the reply is handed over on.

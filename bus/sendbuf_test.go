@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netcluster/netcluster/internal/wire"
+
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -41,11 +43,11 @@ func TestEmitBehindSlowReader(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		fr := bus.NewFrameReader(bufio.NewReader(c), 1<<20)
+		fr := wire.NewFrameReader(bufio.NewReader(c), 1<<20)
 		if _, res.err = fr.ReadFrame(); res.err != nil { // the hello
 			return
 		}
-		if _, res.err = c.Write(bus.AppendWelcome(nil, &bus.Welcome{Version: 1, Channel: "A", MaxFrame: 1 << 20})); res.err != nil {
+		if _, res.err = c.Write(wire.AppendWelcome(nil, &wire.Welcome{Version: 1, Channel: "A", MaxFrame: 1 << 20})); res.err != nil {
 			return
 		}
 		for len(res.ids) < events {
@@ -54,10 +56,10 @@ func TestEmitBehindSlowReader(t *testing.T) {
 				res.err = err
 				return
 			}
-			m, err := bus.DecodeEvent(frame[bus.HeaderLen:])
+			m, err := wire.DecodeEvent(frame[wire.HeaderLen:])
 			var b []byte
 			if err == nil {
-				err = m.Decode(&b)
+				err = wire.DecodeData(m.Data, &b)
 			}
 			if i := len(res.ids); err != nil || len(b) < 2 || b[0] != byte(i) || b[len(b)-1] != byte(i) {
 				res.damaged++

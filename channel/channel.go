@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // Handler receives each event a client sends, on that client's read
@@ -24,14 +24,14 @@ import (
 // queues of SendOutbound and Conn.SendOutbound hold their own reference
 // to it; anything else that keeps the frame must copy it (Outbound.Copy),
 // and nothing may modify it.
-type Handler func(from *Conn, in *Outbound, ev *bus.EventHeader)
+type Handler func(from *Conn, in *Outbound, ev *wire.EventHeader)
 
 // Config describes one channel. Zero values take the defaults shown.
 type Config struct {
-	Name       string      // the channel name (bus.ValidChannelName)
+	Name       string      // the channel name (wire.ValidChannelName)
 	Path       string      // the socket path
 	Mode       fs.FileMode // socket file mode; 0 means 0660
-	MaxFrame   int         // largest frame body accepted; 0 means bus.DefaultMaxFrame
+	MaxFrame   int         // largest frame body accepted; 0 means wire.DefaultMaxFrame
 	MaxPending int         // what one client's queue may hold, buffers and bookkeeping, before it is dropped as slow; 0 means 8 MiB
 	// HandshakeTimeout bounds how long a framed client may take, from
 	// its connect, to send its whole Hello; 0 means 5 s.
@@ -127,7 +127,7 @@ func Listen(cfg Config) (*Channel, error) {
 		cfg.Mode = 0o660
 	}
 	if cfg.MaxFrame == 0 {
-		cfg.MaxFrame = bus.DefaultMaxFrame
+		cfg.MaxFrame = wire.DefaultMaxFrame
 	}
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = 8 << 20
@@ -141,7 +141,7 @@ func Listen(cfg Config) (*Channel, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if !bus.ValidChannelName(cfg.Name) {
+	if !wire.ValidChannelName(cfg.Name) {
 		return nil, errors.New("channel: invalid channel name " + cfg.Name)
 	}
 	ch := &Channel{
@@ -336,7 +336,7 @@ func (ch *Channel) clients() []*Conn {
 	return out
 }
 
-func (ch *Channel) handle(from *Conn, in *Outbound, ev *bus.EventHeader) {
+func (ch *Channel) handle(from *Conn, in *Outbound, ev *wire.EventHeader) {
 	ch.eventsIn.Add(1)
 	ch.bytesIn.Add(uint64(len(in.frame)))
 	if ch.cfg.Handler != nil {
@@ -428,8 +428,8 @@ func (ch *Channel) Quiesce() {
 // When ctx ends first, the remaining clients are closed at once. It
 // returns when every goroutine of the channel has ended: nil, or ctx's
 // error if it cut the flush short. code and reason go into the error
-// frame (bus.CodeShutdown, bus.CodeChannelGone).
-func (ch *Channel) Shutdown(ctx context.Context, code bus.ErrorCode, reason string) error {
+// frame (wire.CodeShutdown, wire.CodeChannelGone).
+func (ch *Channel) Shutdown(ctx context.Context, code wire.ErrorCode, reason string) error {
 	ch.shutOnce.Do(func() {
 		ch.Quiesce()
 		ch.mu.Lock()
@@ -460,6 +460,6 @@ func (ch *Channel) Shutdown(ctx context.Context, code bus.ErrorCode, reason stri
 func (ch *Channel) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	ch.Shutdown(ctx, bus.CodeShutdown, "server shutting down")
+	ch.Shutdown(ctx, wire.CodeShutdown, "server shutting down")
 	return nil
 }

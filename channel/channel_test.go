@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router/routertest"
 	"go.uber.org/goleak"
 )
@@ -216,18 +217,18 @@ func TestLongClientName(t *testing.T) {
 // as JSON, addressed to it and naming the request.
 func TestJSONReply(t *testing.T) {
 	node := uuid.New()
-	ch := listen(t, channel.Config{Name: "control", Node: node, Handler: func(from *channel.Conn, _ *channel.Outbound, ev *bus.EventHeader) {
+	ch := listen(t, channel.Config{Name: "control", Node: node, Handler: func(from *channel.Conn, _ *channel.Outbound, ev *wire.EventHeader) {
 		if string(ev.Event) != "nc-control-ping" {
 			return
 		}
-		reply := bus.AppendEvent(nil, &bus.Message{ID: uuid.New(), Origin: node, Sender: node, Channel: "control",
+		reply := wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node, Sender: node, Channel: "control",
 			Event: "nc-control-ping-response", Data: []byte{0x81, 0xa2, 'o', 'k', 0xc3}})
 		// The request/reply fields after the data: to, re.
 		to, re := from.ID(), uuid.UUID(ev.ID)
-		reply[bus.HeaderLen] = 0x99
+		reply[wire.HeaderLen] = 0x99
 		reply = append(append(reply, 0xc4, 16), to[:]...)
 		reply = append(append(reply, 0xc4, 16), re[:]...)
-		binary.BigEndian.PutUint32(reply, uint32(len(reply)-bus.HeaderLen))
+		binary.BigEndian.PutUint32(reply, uint32(len(reply)-wire.HeaderLen))
 		from.Send(reply)
 	}})
 	nc, err := net.Dial("unix", ch.Path())

@@ -13,10 +13,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
+
+	"github.com/netcluster/netcluster/internal/wire"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
 )
 
 // errorGrace is how long a client that broke the protocol has to read
@@ -38,16 +38,16 @@ type Conn struct {
 	since time.Time
 	cred  Cred
 	hasCr bool
-	hello bus.Hello // set by the handshake, before mode leaves modeUndecided
+	hello wire.Hello // set by the handshake, before mode leaves modeUndecided
 
 	// mode is modeUndecided until the first byte or the JSON grace says
 	// which protocol the client speaks. It changes once, under mu, and
 	// can be read without it.
 	mode atomic.Uint32
 
-	ev   bus.EventHeader // the event being handled; only the read loop uses it
-	in   Outbound        // the frame being handled; only the read loop uses it
-	next *frameBuf       // the buffer getBuf gave the frame being read
+	ev   wire.EventHeader // the event being handled; only the read loop uses it
+	in   Outbound         // the frame being handled; only the read loop uses it
+	next *frameBuf        // the buffer getBuf gave the frame being read
 
 	removed atomic.Bool // left the channel's client list; readers skip it
 
@@ -183,11 +183,11 @@ func (c *Conn) push(o *Outbound) bool {
 		c.mu.Unlock()
 		c.dropped.Add(dropped)
 		c.ch.slow.Add(1)
-		reason := fmt.Sprintf("slow consumer: %d bytes pending, limit (maxpending) %d", pending+cost, limit)
+		reason := fmt.Sprintf("%d bytes pending, limit (maxpending) %d", pending+cost, limit)
 		if decided {
-			c.finish(slog.LevelWarn, bus.CodeSlowConsumer, reason, errorGrace)
+			c.finish(slog.LevelWarn, wire.CodeSlowConsumer, reason, errorGrace)
 		} else {
-			c.kill(slog.LevelWarn, reason) // no protocol to say it in yet
+			c.kill(slog.LevelWarn, wire.CodeSlowConsumer.String()+": "+reason) // no protocol to say it in yet
 		}
 		return false
 	}
@@ -252,8 +252,8 @@ func (c *Conn) peerClosed(err error) {
 // finish queues an error frame as the last thing the client hears, and
 // closes the connection once it is written, or after grace (when not 0)
 // if the client does not read.
-func (c *Conn) finish(level slog.Level, code bus.ErrorCode, reason string, grace time.Duration) {
-	c.logger().Log(context.Background(), level, "closing client", "reason", reason)
+func (c *Conn) finish(level slog.Level, code wire.ErrorCode, reason string, grace time.Duration) {
+	c.logger().Log(context.Background(), level, "closing client", "reason", code.String()+": "+reason)
 	c.mu.Lock()
 	frame := c.errorMessage(code, reason)
 	if c.closeAfter || c.isDead() {
@@ -340,43 +340,43 @@ func (c *Conn) handshake(br *bufio.Reader) uint32 {
 		return modeUndecided
 	}
 	c.setReadDeadline(c.since.Add(c.ch.cfg.HandshakeTimeout))
-	fr := bus.NewFrameReader(br, min(c.ch.maxFrame(), 64<<10))
+	fr := wire.NewFrameReader(br, min(c.ch.maxFrame(), 64<<10))
 	frame, err := fr.ReadFrame()
 	if err != nil {
 		c.handshakeFailed(err)
 		return modeUndecided
 	}
-	body := frame[bus.HeaderLen:]
-	if t, err := bus.TypeOf(body); err != nil || t != bus.FrameHello {
+	body := frame[wire.HeaderLen:]
+	if t, err := wire.TypeOf(body); err != nil || t != wire.FrameHello {
 		reason := fmt.Sprintf("the first frame must be a hello, got %v", t)
 		if err != nil {
 			reason = "hello: " + err.Error()
 		}
-		c.sendFinal(bus.CodeProtocol, reason)
+		c.sendFinal(wire.CodeProtocol, reason)
 		return modeUndecided
 	}
-	h, err := bus.DecodeHello(body)
+	h, err := wire.DecodeHello(body)
 	if err != nil {
-		c.sendFinal(bus.CodeProtocol, "bad hello: "+err.Error())
+		c.sendFinal(wire.CodeProtocol, "bad hello: "+err.Error())
 		return modeUndecided
 	}
 	if h.Version < 1 {
-		c.sendFinal(bus.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, bus.ProtocolVersion))
+		c.sendFinal(wire.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, wire.ProtocolVersion))
 		return modeUndecided
 	}
-	h.Name = clipName(h.Name)
+	h.Name = wire.Cut(h.Name, maxName)
 	c.setReadDeadline(time.Time{})
-	w := bus.Welcome{
-		Version:  min(h.Version, bus.ProtocolVersion),
+	w := wire.Welcome{
+		Version:  min(h.Version, wire.ProtocolVersion),
 		Node:     c.ch.cfg.Node,
 		Channel:  c.ch.cfg.Name,
 		MaxFrame: uint64(c.ch.maxFrame()),
 		PID:      uint64(os.Getpid()),
 	}
-	welcome := bus.AppendWelcome(nil, &w)
+	welcome := wire.AppendWelcome(nil, &w)
 	c.logp.Store(c.logger().With("client", h.Name, "pid", h.PID))
 	if !c.ch.register(c, h.ClientID) {
-		c.sendFinal(bus.CodeHandshake, fmt.Sprintf("client id %v is in use by another client of this channel", uuid.UUID(h.ClientID)))
+		c.sendFinal(wire.CodeHandshake, fmt.Sprintf("client id %v is in use by another client of this channel", uuid.UUID(h.ClientID)))
 		return modeUndecided
 	}
 	c.mu.Lock()
@@ -421,18 +421,6 @@ func (c *Conn) logger() *slog.Logger { return c.logp.Load() }
 // on every log line of the connection.
 const maxName = 128
 
-// clipName cuts a client's name to maxName bytes, at a character boundary.
-func clipName(name string) string {
-	if len(name) <= maxName {
-		return name
-	}
-	cut := maxName
-	for cut > 0 && !utf8.RuneStart(name[cut]) {
-		cut--
-	}
-	return name[:cut]
-}
-
 func (c *Conn) handshakeFailed(err error) {
 	var ne net.Error
 	switch {
@@ -440,20 +428,20 @@ func (c *Conn) handshakeFailed(err error) {
 		// A server checking whether the socket is alive, or a client
 		// that gave up: nothing to say.
 	case errors.As(err, &ne) && ne.Timeout() && !c.ch.stopping.Load():
-		c.sendFinal(bus.CodeHandshake, fmt.Sprintf("no hello within %v", c.ch.cfg.HandshakeTimeout))
-	case errors.Is(err, bus.ErrFrameTooBig):
-		c.sendFinal(bus.CodeFrameTooBig, "hello: "+err.Error())
-	case errors.Is(err, bus.ErrBadFrame), errors.Is(err, io.ErrUnexpectedEOF):
-		c.sendFinal(bus.CodeProtocol, "hello: "+err.Error())
+		c.sendFinal(wire.CodeHandshake, fmt.Sprintf("no hello within %v", c.ch.cfg.HandshakeTimeout))
+	case errors.Is(err, wire.ErrFrameTooBig):
+		c.sendFinal(wire.CodeFrameTooBig, "hello: "+err.Error())
+	case errors.Is(err, wire.ErrBadFrame), errors.Is(err, io.ErrUnexpectedEOF):
+		c.sendFinal(wire.CodeProtocol, "hello: "+err.Error())
 	}
 }
 
 // sendFinal writes an error frame straight to the socket, for use before
 // the writer runs, and logs the reason.
-func (c *Conn) sendFinal(code bus.ErrorCode, reason string) {
+func (c *Conn) sendFinal(code wire.ErrorCode, reason string) {
 	c.logger().Warn("closing client", "reason", reason)
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	c.nc.Write(bus.AppendError(nil, &bus.ErrorFrame{Code: code, Message: reason}))
+	c.nc.Write(wire.AppendError(nil, &wire.ErrorFrame{Code: code, Message: reason}))
 }
 
 // Read buffers. A connection starts with a small one, enough for the
@@ -467,7 +455,7 @@ const (
 )
 
 func (c *Conn) readLoop(br *bufio.Reader) {
-	fr := bus.NewFrameReader(br, c.ch.maxFrame())
+	fr := wire.NewFrameReader(br, c.ch.maxFrame())
 	getBuf := func(size int) []byte { // made once: a closure per frame would allocate
 		if c.next = getFrameBuf(size); c.next == nil {
 			return nil
@@ -477,7 +465,7 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 	for n := 0; ; n++ {
 		if n >= growAfter && br.Size() < readBuffer && br.Buffered() == 0 {
 			br = bufio.NewReaderSize(c.nc, readBuffer)
-			fr = bus.NewFrameReader(br, c.ch.maxFrame())
+			fr = wire.NewFrameReader(br, c.ch.maxFrame())
 		}
 		fr.SetMax(c.ch.maxFrame())
 		c.next = nil
@@ -489,9 +477,9 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 			ref.settle(0)
 			ref = nil
 		}
-		if err == nil && len(frame)-bus.HeaderLen > c.ch.maxFrame() {
+		if err == nil && len(frame)-wire.HeaderLen > c.ch.maxFrame() {
 			// SetLimits lowered the limit while the read was waiting.
-			err = fmt.Errorf("%w: %d bytes, the limit is %d", bus.ErrFrameTooBig, len(frame)-bus.HeaderLen, c.ch.maxFrame())
+			err = fmt.Errorf("%w: %d bytes, the limit is %d", wire.ErrFrameTooBig, len(frame)-wire.HeaderLen, c.ch.maxFrame())
 		}
 		if err != nil {
 			if ref != nil {
@@ -518,29 +506,29 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 // channel. It reports false when the connection must stop reading.
 func (c *Conn) handleFrame(in *Outbound) bool {
 	frame := in.frame
-	body := frame[bus.HeaderLen:]
-	t, err := bus.TypeOf(body)
-	if err == nil && (t == bus.FramePing || t == bus.FramePong) && c.version >= bus.PingVersion {
+	body := frame[wire.HeaderLen:]
+	t, err := wire.TypeOf(body)
+	if err == nil && (t == wire.FramePing || t == wire.FramePong) && c.version >= wire.PingVersion {
 		return c.handlePing(t, body)
 	}
 	c.framesIn.Add(1)
 	c.bytesIn.Add(uint64(len(frame)))
-	if err != nil || t != bus.FrameEvent {
+	if err != nil || t != wire.FrameEvent {
 		reason := fmt.Sprintf("unexpected %v frame", t)
 		if err != nil {
 			reason = err.Error()
 		}
-		c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
+		c.finish(slog.LevelWarn, wire.CodeProtocol, reason, errorGrace)
 		return false
 	}
 	ev := &c.ev // reused: a Handler must not keep it, and a local would escape
-	*ev, err = bus.ParseEvent(body)
+	*ev, err = wire.ParseEvent(body)
 	if err != nil {
-		c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
+		c.finish(slog.LevelWarn, wire.CodeProtocol, err.Error(), errorGrace)
 		return false
 	}
 	if reason := c.checkEvent(ev); reason != "" {
-		c.finish(slog.LevelWarn, bus.CodeProtocol, reason, errorGrace)
+		c.finish(slog.LevelWarn, wire.CodeProtocol, reason, errorGrace)
 		return false
 	}
 	c.ch.handle(c, in, ev)
@@ -548,16 +536,17 @@ func (c *Conn) handleFrame(in *Outbound) bool {
 }
 
 // checkEvent makes sure an event says truthfully where it comes from.
-func (c *Conn) checkEvent(ev *bus.EventHeader) string {
+func (c *Conn) checkEvent(ev *wire.EventHeader) string {
 	switch {
 	case string(ev.Channel) != c.ch.cfg.Name:
-		return fmt.Sprintf("event names channel %q on the socket of channel %q", ev.Channel, c.ch.cfg.Name)
+		return fmt.Sprintf("event names channel %s on the socket of channel %q", wire.Clip(string(ev.Channel), 64), c.ch.cfg.Name)
 	case ev.Sender != c.hello.ClientID:
 		return "event's sender is not the id the client gave in its hello"
 	case ev.Origin != c.ch.cfg.Node:
 		return "event's origin is not this server's node id"
-	case len(ev.Event) == 0 || len(ev.Event) > bus.MaxEventName || !utf8.Valid(ev.Event):
-		return fmt.Sprintf("event name of %d bytes; want 1 to %d bytes of UTF-8", len(ev.Event), bus.MaxEventName)
+	}
+	if err := wire.CheckEventName(ev.Event); err != nil {
+		return err.Error()
 	}
 	return ""
 }
@@ -574,11 +563,11 @@ func (c *Conn) readFailed(err error) {
 		// killed: the reason is logged already
 	case errors.As(err, &ne) && ne.Timeout() && c.ch.stopping.Load():
 		// the channel stopped reading; the writer drains the queue
-	case errors.Is(err, bus.ErrFrameTooBig):
+	case errors.Is(err, wire.ErrFrameTooBig):
 		c.ch.tooBig.Add(1)
-		c.finish(slog.LevelWarn, bus.CodeFrameTooBig, err.Error()+" (maxframe)", errorGrace)
-	case errors.Is(err, bus.ErrBadFrame):
-		c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
+		c.finish(slog.LevelWarn, wire.CodeFrameTooBig, err.Error()+" (maxframe)", errorGrace)
+	case errors.Is(err, wire.ErrBadFrame):
+		c.finish(slog.LevelWarn, wire.CodeProtocol, err.Error(), errorGrace)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		c.kill(slog.LevelWarn, "connection ended inside a frame")
 	default:

@@ -2,13 +2,11 @@ package channel
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // A connection's modes: which protocol its client speaks.
@@ -67,7 +65,7 @@ func (o *Outbound) text(ch *Channel) ([]byte, bool) {
 	if !o.tried {
 		o.tried = true
 		var err error
-		o.json, err = AppendJSON(nil, o.frame[bus.HeaderLen:])
+		o.json, err = wire.AppendJSON(nil, o.frame[wire.HeaderLen:])
 		o.ok = err == nil
 		ch.jsonEncoded.Add(1)
 		if err != nil {
@@ -85,7 +83,7 @@ func (c *Conn) becomeJSON(silent bool) {
 	id := uuid.New()
 	c.ch.register(c, id) // a random id: never taken
 	c.mu.Lock()
-	c.hello = bus.Hello{ClientID: id}
+	c.hello = wire.Hello{ClientID: id}
 	held, heldBytes := c.queue, c.pending
 	c.queue, c.pending = sendQueue{}, 0
 	c.mode.Store(modeJSON)
@@ -125,20 +123,17 @@ func (c *Conn) becomeJSON(silent bool) {
 // errorMessage is the last thing a client hears before the server closes
 // it: an Error frame, or for a JSON client an ErrorEvent message. Called
 // with c.mu held.
-func (c *Conn) errorMessage(code bus.ErrorCode, reason string) []byte {
-	frame := bus.AppendError(nil, &bus.ErrorFrame{Code: code, Message: reason})
+func (c *Conn) errorMessage(code wire.ErrorCode, reason string) []byte {
+	frame := wire.AppendError(nil, &wire.ErrorFrame{Code: code, Message: reason})
 	if c.mode.Load() != modeJSON {
 		return frame
 	}
-	data := []byte{0x82, 0xa4, 'c', 'o', 'd', 'e'}
-	data = appendInt(data, int64(code))
-	data = append(data, 0xa7, 'm', 'e', 's', 's', 'a', 'g', 'e')
-	data = appendMsgpackStr(data, reason)
+	data := wire.ErrorEventData(code, reason)
 	node := c.ch.cfg.Node
-	ev := bus.AppendEvent(nil, &bus.Message{
+	ev := wire.AppendEvent(nil, &wire.Message{
 		ID: uuid.New(), Origin: node, Sender: node, Channel: c.ch.cfg.Name, Event: ErrorEvent, Data: data,
 	})
-	text, err := AppendJSON(nil, ev[bus.HeaderLen:])
+	text, err := wire.AppendJSON(nil, ev[wire.HeaderLen:])
 	if err != nil { // cannot happen: the data is a map of a number and a string
 		return nil
 	}
@@ -151,15 +146,15 @@ func (c *Conn) jsonReadLoop(br *bufio.Reader) {
 	if c.graceJSON {
 		// Taken for a listener because it was silent; a framed Hello
 		// now means a client slower than the grace, not a JSON one.
-		if first, err := br.Peek(1); err == nil && first[0] <= bus.MaxFrameLimit>>24 {
-			c.finish(slog.LevelWarn, bus.CodeProtocol, fmt.Sprintf(
+		if first, err := br.Peek(1); err == nil && first[0] <= wire.MaxFrameLimit>>24 {
+			c.finish(slog.LevelWarn, wire.CodeProtocol, fmt.Sprintf(
 				"a framed hello arrived after the connection had been silent for the JSON grace of %v and was taken for a JSON client", c.ch.cfg.JSONGrace), errorGrace)
 			return
 		}
 	}
 	var buf []byte
 	for {
-		text, err := readJSONText(br, c.ch.maxFrame(), buf[:0])
+		text, err := wire.ReadJSONText(br, c.ch.maxFrame(), buf[:0])
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -172,51 +167,28 @@ func (c *Conn) jsonReadLoop(br *bufio.Reader) {
 		if len(text) == 0 {
 			continue // an empty message: nothing between two NULs
 		}
-		ev, err := DecodeJSON(text)
+		ev, err := wire.DecodeJSON(text)
 		if err != nil {
-			c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
+			c.finish(slog.LevelWarn, wire.CodeProtocol, err.Error(), errorGrace)
 			return
 		}
 		if ev.Channel != "" && ev.Channel != c.ch.cfg.Name {
-			c.finish(slog.LevelWarn, bus.CodeProtocol, fmt.Sprintf("message names channel %q on the socket of channel %q", clip(ev.Channel), c.ch.cfg.Name), errorGrace)
+			c.finish(slog.LevelWarn, wire.CodeProtocol, fmt.Sprintf("message names channel %s on the socket of channel %q", wire.Clip(ev.Channel, 40), c.ch.cfg.Name), errorGrace)
 			return
 		}
-		frame := AppendJSONFrame(nil, &ev, c.ch.cfg.Node, c.hello.ClientID, c.ch.cfg.Name)
-		if n := len(frame) - bus.HeaderLen; n > c.ch.maxFrame() {
+		frame := wire.AppendJSONFrame(nil, &ev, c.ch.cfg.Node, c.hello.ClientID, c.ch.cfg.Name)
+		if n := len(frame) - wire.HeaderLen; n > c.ch.maxFrame() {
 			c.ch.tooBig.Add(1)
-			c.finish(slog.LevelWarn, bus.CodeFrameTooBig, fmt.Sprintf("message is %d bytes as a frame, the limit (maxframe) is %d", n, c.ch.maxFrame()), errorGrace)
+			c.finish(slog.LevelWarn, wire.CodeFrameTooBig, fmt.Sprintf("message is %d bytes as a frame, the limit (maxframe) is %d", n, c.ch.maxFrame()), errorGrace)
 			return
 		}
-		hdr, err := bus.ParseEvent(frame[bus.HeaderLen:])
+		hdr, err := wire.ParseEvent(frame[wire.HeaderLen:])
 		if err != nil { // a bug in the translation, not the client's fault
-			c.finish(slog.LevelError, bus.CodeProtocol, "translating the message: "+err.Error(), errorGrace)
+			c.finish(slog.LevelError, wire.CodeProtocol, "translating the message: "+err.Error(), errorGrace)
 			return
 		}
 		c.in.reset(frame, nil) // the frame is the garbage collector's
 		c.ch.handle(c, &c.in, &hdr)
 		c.in.reset(nil, nil)
-	}
-}
-
-// readJSONText reads one message up to its NUL terminator and returns it
-// without the NUL, appended to buf. A message of more than max bytes is
-// refused with bus.ErrFrameTooBig before more than max+1 bytes are held.
-// At a clean end of stream between messages it returns io.EOF.
-func readJSONText(br *bufio.Reader, max int, buf []byte) ([]byte, error) {
-	for {
-		chunk, err := br.ReadSlice(0)
-		if len(buf)+len(chunk) > max+1 || (err != nil && len(buf)+len(chunk) > max) {
-			return nil, fmt.Errorf("%w: no NUL within %d bytes of a JSON message", bus.ErrFrameTooBig, max)
-		}
-		buf = append(buf, chunk...)
-		switch {
-		case err == nil:
-			return buf[:len(buf)-1], nil
-		case errors.Is(err, bufio.ErrBufferFull):
-		case errors.Is(err, io.EOF) && len(buf) > 0:
-			return nil, io.ErrUnexpectedEOF
-		default:
-			return nil, err
-		}
 	}
 }

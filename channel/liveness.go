@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // pingConfig is the liveness check's setting; see Config.PingInterval.
@@ -14,8 +14,8 @@ type pingConfig struct{ interval, timeout time.Duration }
 // The frames of the liveness check, shared by every client; never
 // modified.
 var (
-	pingFrame = bus.AppendPing(nil)
-	pongFrame = bus.AppendPong(nil)
+	pingFrame = wire.AppendPing(nil)
+	pongFrame = wire.AppendPong(nil)
 )
 
 // liveness is what the check remembers of one client.
@@ -62,7 +62,7 @@ func (ch *Channel) livenessLoop() {
 // clients know no pings and are left alone.
 func (ch *Channel) checkLiveness(p *pingConfig, now time.Time) {
 	for _, c := range ch.listed() {
-		if c.removed.Load() || c.mode.Load() != modeBinary || c.version < bus.PingVersion {
+		if c.removed.Load() || c.mode.Load() != modeBinary || c.version < wire.PingVersion {
 			continue
 		}
 		heard := c.framesIn.Load() + c.pings.Load()
@@ -73,7 +73,7 @@ func (ch *Channel) checkLiveness(p *pingConfig, now time.Time) {
 		switch idle := now.Sub(c.live.since); {
 		case idle >= p.timeout:
 			ch.pingTimeouts.Add(1)
-			c.finish(slog.LevelWarn, bus.CodePingTimeout,
+			c.finish(slog.LevelWarn, wire.CodePingTimeout,
 				fmt.Sprintf("nothing received from the client for %v, not even the answer to a ping (pingtimeout %v)", idle.Round(time.Millisecond), p.timeout),
 				errorGrace)
 			c.live.since = now.Add(time.Hour) // finishing: do not count it again
@@ -87,19 +87,19 @@ func (ch *Channel) checkLiveness(p *pingConfig, now time.Time) {
 // handlePing answers a client's Ping with a Pong; a Pong needs no
 // answer. Both show that the client is there. It reports false when the
 // connection must stop reading.
-func (c *Conn) handlePing(t bus.FrameType, body []byte) bool {
+func (c *Conn) handlePing(t wire.FrameType, body []byte) bool {
 	var err error
-	if t == bus.FramePing {
-		err = bus.DecodePing(body)
+	if t == wire.FramePing {
+		err = wire.DecodePing(body)
 	} else {
-		err = bus.DecodePong(body)
+		err = wire.DecodePong(body)
 	}
 	if err != nil {
-		c.finish(slog.LevelWarn, bus.CodeProtocol, err.Error(), errorGrace)
+		c.finish(slog.LevelWarn, wire.CodeProtocol, err.Error(), errorGrace)
 		return false
 	}
 	c.pings.Add(1)
-	if t == bus.FramePing {
+	if t == wire.FramePing {
 		c.Send(pongFrame)
 	}
 	return true

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -22,11 +22,11 @@ func rawHello(t *testing.T, ch *channel.Channel) (net.Conn, uuid.UUID) {
 	}
 	t.Cleanup(func() { nc.Close() })
 	id := uuid.New()
-	if _, err := nc.Write(bus.AppendHello(nil, &bus.Hello{Version: 1, ClientID: id, Name: "raw"})); err != nil {
+	if _, err := nc.Write(wire.AppendHello(nil, &wire.Hello{Version: 1, ClientID: id, Name: "raw"})); err != nil {
 		t.Fatal(err)
 	}
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := bus.NewFrameReader(bufio.NewReaderSize(nc, 16), 0).ReadFrame(); err != nil {
+	if _, err := wire.NewFrameReader(bufio.NewReaderSize(nc, 16), 0).ReadFrame(); err != nil {
 		t.Fatalf("welcome: %v", err)
 	}
 	return nc, id
@@ -44,7 +44,7 @@ func TestNeverReadingClientHeap(t *testing.T) {
 	slow, _ := rawHello(t, ch)
 	_ = slow // never read
 	pub, pubID := rawHello(t, ch)
-	frame := bus.AppendEvent(nil, &bus.Message{ID: uuid.New(), Origin: node, Sender: pubID, Channel: "A", Event: "e",
+	frame := wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node, Sender: pubID, Channel: "A", Event: "e",
 		Data: append([]byte{0xc4, 128}, make([]byte, 128)...)})
 	burst := make([]byte, 0, 64*len(frame))
 	for range 64 {

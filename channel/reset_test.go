@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -22,8 +22,8 @@ func TestLeaveWithUnreadFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer quiet.Close()
-	hello := bus.Hello{Version: bus.ProtocolVersion, ClientID: uuid.New(), Name: "quiet"}
-	if _, err := quiet.Write(bus.AppendHello(nil, &hello)); err != nil {
+	hello := wire.Hello{Version: wire.ProtocolVersion, ClientID: uuid.New(), Name: "quiet"}
+	if _, err := quiet.Write(wire.AppendHello(nil, &hello)); err != nil {
 		t.Fatal(err)
 	}
 	routertest.WaitFor(t, "the quiet client's handshake", func() bool {

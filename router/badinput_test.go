@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -21,9 +22,9 @@ import (
 type rawConn struct {
 	t  testing.TB
 	nc net.Conn
-	fr *bus.FrameReader
+	fr *wire.FrameReader
 	id uuid.UUID
-	w  bus.Welcome
+	w  wire.Welcome
 }
 
 func dialRaw(t testing.TB, ts *routertest.Server, channel string) *rawConn {
@@ -34,7 +35,7 @@ func dialRaw(t testing.TB, ts *routertest.Server, channel string) *rawConn {
 	}
 	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	return &rawConn{t: t, nc: nc, fr: bus.NewFrameReader(bufio.NewReader(nc), bus.MaxFrameLimit), id: uuid.New()}
+	return &rawConn{t: t, nc: nc, fr: wire.NewFrameReader(bufio.NewReader(nc), wire.MaxFrameLimit), id: uuid.New()}
 }
 
 func (rc *rawConn) write(p []byte) {
@@ -47,36 +48,36 @@ func (rc *rawConn) write(p []byte) {
 // hello does the handshake.
 func (rc *rawConn) hello() {
 	rc.t.Helper()
-	rc.write(bus.AppendHello(nil, &bus.Hello{Version: 1, ClientID: rc.id, Name: "raw"}))
+	rc.write(wire.AppendHello(nil, &wire.Hello{Version: 1, ClientID: rc.id, Name: "raw"}))
 	frame, err := rc.fr.ReadFrame()
 	if err != nil {
 		rc.t.Fatal(err)
 	}
-	if rc.w, err = bus.DecodeWelcome(frame[bus.HeaderLen:]); err != nil {
+	if rc.w, err = wire.DecodeWelcome(frame[wire.HeaderLen:]); err != nil {
 		rc.t.Fatal(err)
 	}
 }
 
 // event builds a well-formed event frame from this client.
 func (rc *rawConn) event(name string) []byte {
-	m := bus.Message{ID: uuid.New(), Origin: rc.w.Node, Sender: rc.id, Channel: rc.w.Channel, Event: name}
-	return bus.AppendEvent(nil, &m)
+	m := wire.Message{ID: uuid.New(), Origin: rc.w.Node, Sender: rc.id, Channel: rc.w.Channel, Event: name}
+	return wire.AppendEvent(nil, &m)
 }
 
 // closedWith reads until the server's error frame, then expects the
 // connection to end, and returns the error frame.
-func (rc *rawConn) closedWith() bus.ErrorFrame {
+func (rc *rawConn) closedWith() wire.ErrorFrame {
 	rc.t.Helper()
 	for {
 		frame, err := rc.fr.ReadFrame()
 		if err != nil {
 			rc.t.Fatalf("connection ended without an error frame: %v", err)
 		}
-		body := frame[bus.HeaderLen:]
-		if t, _ := bus.TypeOf(body); t != bus.FrameError {
+		body := frame[wire.HeaderLen:]
+		if t, _ := wire.TypeOf(body); t != wire.FrameError {
 			continue
 		}
-		e, err := bus.DecodeError(body)
+		e, err := wire.DecodeError(body)
 		if err != nil {
 			rc.t.Fatal(err)
 		}
@@ -105,40 +106,40 @@ func TestBadInput(t *testing.T) {
 		{"garbage instead of hello", false, func(*rawConn) []byte { return []byte("\x00\x00\x00\x05GET /") }, bus.CodeProtocol, "hello"},
 		{"event before hello", false, func(rc *rawConn) []byte { return rc.event("x") }, bus.CodeProtocol, "first frame must be a hello"},
 		{"hello of version 0", false, func(rc *rawConn) []byte {
-			return bus.AppendHello(nil, &bus.Hello{Version: 0, ClientID: rc.id})
+			return wire.AppendHello(nil, &wire.Hello{Version: 0, ClientID: rc.id})
 		}, bus.CodeVersion, "version 0"},
 		{"oversized hello", false, func(*rawConn) []byte { return []byte{0, 0x10, 0, 0} }, bus.CodeFrameTooBig, "frame too big"},
 		{"malformed frame", true, func(*rawConn) []byte { return frameOf(0x93, 0x03, 0xc1, 0xc1) }, bus.CodeProtocol, "malformed frame"},
 		{"empty frame", true, func(*rawConn) []byte { return frameOf() }, bus.CodeProtocol, "empty frame"},
 		{"frame over maxframe", true, func(*rawConn) []byte { return []byte{0, 0, 0x10, 0x01} }, bus.CodeFrameTooBig, "limit is 4096"},
 		{"second hello", true, func(rc *rawConn) []byte {
-			return bus.AppendHello(nil, &bus.Hello{Version: 1, ClientID: rc.id})
+			return wire.AppendHello(nil, &wire.Hello{Version: 1, ClientID: rc.id})
 		}, bus.CodeProtocol, "unexpected hello frame"},
 		{"event for another channel", true, func(rc *rawConn) []byte {
-			m := bus.Message{ID: uuid.New(), Origin: rc.w.Node, Sender: rc.id, Channel: "B", Event: "x"}
-			return bus.AppendEvent(nil, &m)
+			m := wire.Message{ID: uuid.New(), Origin: rc.w.Node, Sender: rc.id, Channel: "B", Event: "x"}
+			return wire.AppendEvent(nil, &m)
 		}, bus.CodeProtocol, "names channel"},
 		{"event with a forged sender", true, func(rc *rawConn) []byte {
-			m := bus.Message{ID: uuid.New(), Origin: rc.w.Node, Sender: uuid.New(), Channel: "A", Event: "x"}
-			return bus.AppendEvent(nil, &m)
+			m := wire.Message{ID: uuid.New(), Origin: rc.w.Node, Sender: uuid.New(), Channel: "A", Event: "x"}
+			return wire.AppendEvent(nil, &m)
 		}, bus.CodeProtocol, "sender"},
 		{"event with a forged origin", true, func(rc *rawConn) []byte {
-			m := bus.Message{ID: uuid.New(), Origin: uuid.New(), Sender: rc.id, Channel: "A", Event: "x"}
-			return bus.AppendEvent(nil, &m)
+			m := wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: rc.id, Channel: "A", Event: "x"}
+			return wire.AppendEvent(nil, &m)
 		}, bus.CodeProtocol, "origin"},
 		{"event name not UTF-8", true, func(rc *rawConn) []byte { return rc.event("\xff\xfe") }, bus.CodeProtocol, "UTF-8"},
 		{"frame type unreadable", true, func(*rawConn) []byte { return frameOf(0x91, 0xc1) }, bus.CodeProtocol, "frame type"},
 		{"event with trailing garbage", true, func(rc *rawConn) []byte {
 			f := append(rc.event("x"), 0xc0)
-			binary.BigEndian.PutUint32(f, uint32(len(f)-bus.HeaderLen))
+			binary.BigEndian.PutUint32(f, uint32(len(f)-wire.HeaderLen))
 			return f
 		}, bus.CodeProtocol, "after the frame"},
 		{"event whose to is not an id", true, func(rc *rawConn) []byte {
 			// The to field as a str: the event's array gets two more
 			// fields, "x" and nil.
 			f := append(rc.event("x"), 0xa1, 'x', 0xc0)
-			f[bus.HeaderLen] += 2
-			binary.BigEndian.PutUint32(f, uint32(len(f)-bus.HeaderLen))
+			f[wire.HeaderLen] += 2
+			binary.BigEndian.PutUint32(f, uint32(len(f)-wire.HeaderLen))
 			return f
 		}, bus.CodeProtocol, "to: want nil or a 16-byte id"},
 	}
@@ -296,7 +297,7 @@ func TestDuplicateClientID(t *testing.T) {
 
 	thief := dialRaw(t, ts, "A")
 	thief.id = first.ID()
-	thief.write(bus.AppendHello(nil, &bus.Hello{Version: 1, ClientID: thief.id, Name: "thief"}))
+	thief.write(wire.AppendHello(nil, &wire.Hello{Version: 1, ClientID: thief.id, Name: "thief"}))
 	if e := thief.closedWith(); e.Code != bus.CodeHandshake || !strings.Contains(e.Message, "in use") {
 		t.Errorf("the second client with the id got error %d %q; want CodeHandshake, id in use", e.Code, e.Message)
 	}

@@ -10,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
+
 	"github.com/netcluster/netcluster/multicast"
 )
 
@@ -55,7 +56,7 @@ const (
 
 	// socketPlaceholder is replaced by the channel name in the socket
 	// template.
-	socketPlaceholder = bus.ChannelPlaceholder
+	socketPlaceholder = wire.ChannelPlaceholder
 )
 
 // Config is a parsed, validated ncserver configuration. Its zero value is
@@ -326,15 +327,15 @@ func (c *Config) Targets(from string) []string {
 }
 
 // SocketPath returns the socket path of channel: the socket template, or
-// bus.DefaultSocketTemplate when it is empty, with "{channel}" replaced
+// wire.DefaultSocketTemplate when it is empty, with "{channel}" replaced
 // by the name. Clients find the socket the same way.
 func (c *Config) SocketPath(channel string) string {
-	return bus.SocketPath(c.Socket, channel)
+	return wire.SocketPath(c.Socket, channel)
 }
 
 // DefaultSocketTemplate returns the socket path template used when the
-// configuration sets none; see bus.DefaultSocketTemplate.
-func DefaultSocketTemplate() string { return bus.DefaultSocketTemplate() }
+// configuration sets none; see wire.DefaultSocketTemplate.
+func DefaultSocketTemplate() string { return wire.DefaultSocketTemplate() }
 
 // Redacted returns a copy of c that is safe to print: Key, when set, is
 // replaced by "(set)".

@@ -18,7 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/multicast"
 	"github.com/tailscale/hujson"
 )
@@ -373,10 +373,10 @@ func (c *checker) propagate(key string, v any) (string, *regexp.Regexp) {
 }
 
 // nameProblem reports what is wrong with a channel name, or "" if nothing.
-// bus.ValidChannelName is the rule; this says which part of it failed.
+// wire.ValidChannelName is the rule; this says which part of it failed.
 func nameProblem(name string) string {
 	switch {
-	case bus.ValidChannelName(name):
+	case wire.ValidChannelName(name):
 		return ""
 	case name == "." || name == "..":
 		return fmt.Sprintf("channel name %q is not allowed: it is part of a path", name)

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/multicast"
 )
 
@@ -76,7 +76,7 @@ func (a args) str(key string) (string, error) {
 // event on the control channel is a request when its name begins with
 // ControlPrefix and it answers nothing; it is then not forwarded. It runs
 // on the asking client's read goroutine.
-func (s *Server) control(from *channel.Conn, ev *bus.EventHeader) bool {
+func (s *Server) control(from *channel.Conn, ev *wire.EventHeader) bool {
 	name, ok := strings.CutPrefix(string(ev.Event), ControlPrefix)
 	if !ok || ev.Re != ([16]byte{}) {
 		return false
@@ -115,7 +115,7 @@ func (s *Server) control(from *channel.Conn, ev *bus.EventHeader) bool {
 // cmd knows, with those it requires.
 func decodeArgs(data []byte, cmd command) (args, error) {
 	var v any
-	if err := (bus.Message{Data: data}).Decode(&v); err != nil {
+	if err := wire.DecodeData(data, &v); err != nil {
 		return nil, fmt.Errorf("arguments: %w", err)
 	}
 	a := args{}
@@ -160,9 +160,9 @@ func (r *controlReq) answer(data map[string]any, err error) {
 		data = errorAnswer(err)
 		r.s.log.Info("control request failed", "request", r.event, "err", err)
 	}
-	m := bus.Message{
+	m := wire.Message{
 		ID: uuid.New(), Origin: r.s.node, Sender: r.s.node, Channel: ControlChannel,
-		Event: r.event + bus.ReplySuffix, To: r.from.ID(), InReplyTo: r.id,
+		Event: r.event + wire.ReplySuffix, To: r.from.ID(), InReplyTo: r.id,
 	}
 	frame, err := r.encode(&m, data)
 	if err != nil {
@@ -171,15 +171,15 @@ func (r *controlReq) answer(data map[string]any, err error) {
 	r.from.Send(frame)
 }
 
-func (r *controlReq) encode(m *bus.Message, data map[string]any) ([]byte, error) {
-	enc, err := bus.AppendData(nil, data)
+func (r *controlReq) encode(m *wire.Message, data map[string]any) ([]byte, error) {
+	enc, err := wire.AppendData(nil, data)
 	if err != nil {
 		return nil, err
 	}
 	m.Data = enc
-	frame := bus.AppendEvent(nil, m)
-	if max := r.s.Config().MaxFrame; len(frame)-bus.HeaderLen > max {
-		return nil, fmt.Errorf("the answer is %d bytes, over maxframe (%d)", len(frame)-bus.HeaderLen, max)
+	frame := wire.AppendEvent(nil, m)
+	if max := r.s.Config().MaxFrame; len(frame)-wire.HeaderLen > max {
+		return nil, fmt.Errorf("the answer is %d bytes, over maxframe (%d)", len(frame)-wire.HeaderLen, max)
 	}
 	return frame, nil
 }

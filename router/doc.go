@@ -13,7 +13,7 @@
 // an event twice. The routing table is immutable once built; a reload
 // swaps it whole, so routing takes no lock shared by publishers.
 //
-// An event addressed to one client (a reply: bus.Message.To is set) is
+// An event addressed to one client (a reply: wire.Message.To is set) is
 // not fanned out. It goes to that client only, looked up on the sender's
 // channel and on the channels whose rules reach the sender's channel;
 // if it is not there, the event is dropped and counted.

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -257,7 +258,7 @@ func TestJSONBadInput(t *testing.T) {
 		{"string", `{"event":"x"}` + "\x00" + `"event"`, "want a JSON object, got a string"},
 		{"two objects", `{"event":"x"}{"event":"y"}`, "more after the object"},
 		{"no event", `{"channel":"A","data":1}`, `no "event" key`},
-		{"empty event", `{"event":""}`, `"event" of 0 bytes`},
+		{"empty event", `{"event":""}`, `"event": invalid event name "" of 0 bytes`},
 		{"event not a string", `{"event":7}`, `"event": want a string, got a number`},
 		{"other channel", `{"channel":"B","event":"x"}`, `names channel "B" on the socket of channel "A"`},
 		{"bad id", `{"event":"x","id":"nope"}`, `"id": want a UUID`},
@@ -292,7 +293,7 @@ func TestJSONLateHello(t *testing.T) {
 		c, _ := ts.Clients("A")
 		return len(c) == 1
 	})
-	rc.write(bus.AppendHello(nil, &bus.Hello{Version: 1, ClientID: rc.id}))
+	rc.write(wire.AppendHello(nil, &wire.Hello{Version: 1, ClientID: rc.id}))
 	routertest.WaitFor(t, "the reason in the log", func() bool {
 		return strings.Contains(ts.Logs.String(), "framed hello arrived after the connection had been silent")
 	})
@@ -355,8 +356,8 @@ func TestJSONRequestReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := got[bus.HeaderLen:]
-	ev, err := bus.ParseEvent(body)
+	body := got[wire.HeaderLen:]
+	ev, err := wire.ParseEvent(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,12 +372,12 @@ func TestJSONRequestReply(t *testing.T) {
 // "re" after the data.
 func (rc *rawConn) eventWith(name string, to, re uuid.UUID) []byte {
 	frame := rc.event(name)
-	frame[bus.HeaderLen] = 0x99 // 9 elements: the event's 7, then to and re
+	frame[wire.HeaderLen] = 0x99 // 9 elements: the event's 7, then to and re
 	frame = append(frame, 0xc4, 16)
 	frame = append(frame, to[:]...)
 	frame = append(frame, 0xc4, 16)
 	frame = append(frame, re[:]...)
-	binary.BigEndian.PutUint32(frame, uint32(len(frame)-bus.HeaderLen))
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-wire.HeaderLen))
 	return frame
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -16,27 +17,27 @@ import (
 // the server pings.
 func (rc *rawConn) helloV2() {
 	rc.t.Helper()
-	rc.write(bus.AppendHello(nil, &bus.Hello{Version: bus.PingVersion, ClientID: rc.id, Name: "raw"}))
+	rc.write(wire.AppendHello(nil, &wire.Hello{Version: wire.PingVersion, ClientID: rc.id, Name: "raw"}))
 	frame, err := rc.fr.ReadFrame()
 	if err != nil {
 		rc.t.Fatal(err)
 	}
-	if rc.w, err = bus.DecodeWelcome(frame[bus.HeaderLen:]); err != nil {
+	if rc.w, err = wire.DecodeWelcome(frame[wire.HeaderLen:]); err != nil {
 		rc.t.Fatal(err)
 	}
-	if rc.w.Version != bus.PingVersion {
-		rc.t.Fatalf("welcome of version %d, want %d", rc.w.Version, bus.PingVersion)
+	if rc.w.Version != wire.PingVersion {
+		rc.t.Fatalf("welcome of version %d, want %d", rc.w.Version, wire.PingVersion)
 	}
 }
 
 // nextType reads the next frame and returns its type.
-func (rc *rawConn) nextType() bus.FrameType {
+func (rc *rawConn) nextType() wire.FrameType {
 	rc.t.Helper()
 	frame, err := rc.fr.ReadFrame()
 	if err != nil {
 		rc.t.Fatalf("reading: %v", err)
 	}
-	typ, err := bus.TypeOf(frame[bus.HeaderLen:])
+	typ, err := wire.TypeOf(frame[wire.HeaderLen:])
 	if err != nil {
 		rc.t.Fatal(err)
 	}
@@ -74,11 +75,11 @@ func TestServerPingsSilentClient(t *testing.T) {
 			if err != nil {
 				return
 			}
-			switch typ, _ := bus.TypeOf(frame[bus.HeaderLen:]); typ {
-			case bus.FramePing:
-				answering.nc.Write(bus.AppendPong(nil))
+			switch typ, _ := wire.TypeOf(frame[wire.HeaderLen:]); typ {
+			case wire.FramePing:
+				answering.nc.Write(wire.AppendPong(nil))
 				pings <- struct{}{}
-			case bus.FramePong:
+			case wire.FramePong:
 				pongs <- struct{}{}
 			}
 		}
@@ -87,7 +88,7 @@ func TestServerPingsSilentClient(t *testing.T) {
 	silent := dialRaw(t, ts, "A")
 	start := time.Now()
 	silent.helloV2()
-	if typ := silent.nextType(); typ != bus.FramePing {
+	if typ := silent.nextType(); typ != wire.FramePing {
 		t.Fatalf("the silent client got a %v frame, want a ping", typ)
 	}
 	e := silent.closedWith()
@@ -108,7 +109,7 @@ func TestServerPingsSilentClient(t *testing.T) {
 	}
 
 	// A ping from the client is answered with a pong.
-	if _, err := answering.nc.Write(bus.AppendPing(nil)); err != nil {
+	if _, err := answering.nc.Write(wire.AppendPing(nil)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -123,7 +124,7 @@ func TestServerPingsSilentClient(t *testing.T) {
 	if err := pub.Emit("after", nil); err != nil {
 		t.Fatal(err)
 	}
-	if typ := old.nextType(); typ != bus.FrameEvent {
+	if typ := old.nextType(); typ != wire.FrameEvent {
 		t.Errorf("the version 1 client got a %v frame, want the event", typ)
 	}
 }

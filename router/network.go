@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/multicast"
 )
 
@@ -207,12 +207,12 @@ func (s *Server) reloadNetwork(old, cfg *Config) (commit func(), err error) {
 // no copy of its own. When the queue is full, toNet waits a moment
 // (multicast.Config.SendWait), which slows the publisher down to what
 // the network can take, and then drops the event.
-func (s *Server) toNet(ev *bus.EventHeader, frame []byte) {
+func (s *Server) toNet(ev *wire.EventHeader, frame []byte) {
 	link := s.net.link.Load()
 	if link == nil {
 		return // a reload has just left the group
 	}
-	err := link.Send(uuid.UUID(ev.ID), frame[bus.HeaderLen:])
+	err := link.Send(uuid.UUID(ev.ID), frame[wire.HeaderLen:])
 	if err == nil || errors.Is(err, multicast.ErrClosed) {
 		return
 	}
@@ -229,7 +229,7 @@ func (s *Server) toNet(ev *bus.EventHeader, frame []byte) {
 // is never sent back to the network. The link has already dropped
 // duplicates.
 func (s *Server) fromNet(from uuid.UUID, msg []byte) {
-	ev, err := bus.ParseEvent(msg)
+	ev, err := wire.ParseEvent(msg)
 	if err != nil {
 		s.net.malformed.Add(1)
 		s.log.Debug("dropped a malformed event from the network", "peer", from, "err", err)
@@ -259,9 +259,9 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	if r.rule.DumpToConsole {
 		s.dump(&ev)
 	}
-	frame := make([]byte, bus.HeaderLen+len(msg))
+	frame := make([]byte, wire.HeaderLen+len(msg))
 	binary.BigEndian.PutUint32(frame, uint32(len(msg)))
-	copy(frame[bus.HeaderLen:], msg)
+	copy(frame[wire.HeaderLen:], msg)
 	out := channel.NewOutbound(frame)
 	r.ch.SendOutbound(&out, nil)
 	for _, d := range r.targets {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/multicast"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router"
@@ -287,7 +288,7 @@ func TestNetBadInput(t *testing.T) {
 		}
 	}
 	event := func(channel, name string) []byte {
-		return bus.AppendEvent(nil, &bus.Message{ID: uuid.New(), Origin: node, Sender: uuid.New(), Channel: channel, Event: name})[bus.HeaderLen:]
+		return wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node, Sender: uuid.New(), Channel: channel, Event: name})[wire.HeaderLen:]
 	}
 	if _, err := conn.Write([]byte("garbage")); err != nil {
 		t.Fatal(err)

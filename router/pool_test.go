@@ -13,6 +13,7 @@ import (
 
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -302,9 +303,9 @@ func newRawFanout(t testing.TB, subs int) *rawFanout {
 	f.pub = dialRaw(t, ts, "A")
 	f.pub.hello()
 	f.pub.nc.SetDeadline(time.Time{})
-	m := bus.Message{Origin: f.pub.w.Node, Sender: f.pub.id, Channel: "A", Event: "bench",
+	m := wire.Message{Origin: f.pub.w.Node, Sender: f.pub.id, Channel: "A", Event: "bench",
 		Data: append([]byte{0xc4, 128}, make([]byte, 128)...)}
-	f.frame = bus.AppendEvent(nil, &m)
+	f.frame = wire.AppendEvent(nil, &m)
 	f.buf = make([]byte, len(f.frame))
 	return f
 }

@@ -7,8 +7,8 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // ReloadReport says what a reload changed.
@@ -217,7 +217,7 @@ func (s *Server) reload(cfg *Config, applied func(ReloadReport)) (ReloadReport, 
 		g.ch.Quiesce()
 	}
 	for _, g := range gone {
-		if err := g.ch.Shutdown(ctx, bus.CodeChannelGone, g.reason); err != nil {
+		if err := g.ch.Shutdown(ctx, wire.CodeChannelGone, g.reason); err != nil {
 			s.log.Warn("closing a removed channel cut short: queued frames dropped", "channel", g.ch.Name(), "err", err)
 		}
 		s.log.Info("channel closed by reload", "channel", g.ch.Name(), "reason", g.reason)

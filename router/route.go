@@ -2,8 +2,8 @@ package router
 
 import (
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // table is the routing table. It is never modified once built: a reload
@@ -49,7 +49,7 @@ func buildTable(cfg *Config, chans map[string]*channel.Channel) *table {
 // the queues it goes to take their own references to it, and toNet
 // copies what the network link keeps.
 func (s *Server) handler(name string) channel.Handler {
-	return func(from *channel.Conn, in *channel.Outbound, ev *bus.EventHeader) {
+	return func(from *channel.Conn, in *channel.Outbound, ev *wire.EventHeader) {
 		r := s.table.Load().routes[name]
 		if r == nil {
 			return // the channel is being removed
@@ -80,7 +80,7 @@ func (s *Server) handler(name string) channel.Handler {
 // sender's channel, or on a channel whose rule propagates to it, so that
 // a request that arrived by propagation can be answered. An addressee
 // that is not there is counted, not an error.
-func (s *Server) sendTo(r *route, in *channel.Outbound, ev *bus.EventHeader) {
+func (s *Server) sendTo(r *route, in *channel.Outbound, ev *wire.EventHeader) {
 	to := uuid.UUID(ev.To)
 	c := r.ch.Client(to)
 	for i := 0; c == nil && i < len(r.sources); i++ {
@@ -99,12 +99,12 @@ func (s *Server) sendTo(r *route, in *channel.Outbound, ev *bus.EventHeader) {
 // maxDump is how much of an event's data dumptoconsole shows.
 const maxDump = 512
 
-func (s *Server) dump(ev *bus.EventHeader) {
-	m := bus.Message{Channel: string(ev.Channel), Event: string(ev.Event), Data: ev.Data}
-	text := m.String()
+func (s *Server) dump(ev *wire.EventHeader) {
+	channel, event := string(ev.Channel), string(ev.Event)
+	text := wire.Describe(channel, event, ev.Data)
 	if len(text) > maxDump {
 		text = text[:maxDump] + "…"
 	}
-	s.log.Info("event", "channel", m.Channel, "event", m.Event,
+	s.log.Info("event", "channel", channel, "event", event,
 		"sender", uuid.UUID(ev.Sender), "id", uuid.UUID(ev.ID), "bytes", len(ev.Data), "data", text)
 }

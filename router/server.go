@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // Options are the parts of a server's setup that do not come from the
@@ -252,7 +252,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			ch.Quiesce()
 		}
 		for _, ch := range chans {
-			if err := ch.Shutdown(ctx, bus.CodeShutdown, "server shutting down"); err != nil && s.shutErr == nil {
+			if err := ch.Shutdown(ctx, wire.CodeShutdown, "server shutting down"); err != nil && s.shutErr == nil {
 				s.shutErr = err
 			}
 		}

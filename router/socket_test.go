@@ -17,6 +17,7 @@ import (
 
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
 	"go.uber.org/goleak"
@@ -151,20 +152,20 @@ func TestShutdownFlushes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %d events: %v", got, err)
 		}
-		body := frame[bus.HeaderLen:]
-		if typ, _ := bus.TypeOf(body); typ == bus.FrameError {
-			e, _ := bus.DecodeError(body)
+		body := frame[wire.HeaderLen:]
+		if typ, _ := wire.TypeOf(body); typ == wire.FrameError {
+			e, _ := wire.DecodeError(body)
 			if e.Code != bus.CodeShutdown {
 				t.Errorf("last frame: %v %q, want a shutdown notice", e.Code, e.Message)
 			}
 			break
 		}
-		m, err := bus.DecodeEvent(body)
+		m, err := wire.DecodeEvent(body)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var i int
-		if m.Decode(&i); i != got {
+		if wire.DecodeData(m.Data, &i); i != got {
 			t.Fatalf("event %d arrived as number %d", i, got)
 		}
 		got++

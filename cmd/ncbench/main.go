@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router"
 )
 
@@ -132,12 +133,12 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		return nil, fmt.Errorf("-pings %d: want at least 1", f.pings)
 	}
 	for _, c := range []string{f.channel, f.to, f.ping} {
-		if !bus.ValidChannelName(c) {
+		if !wire.ValidChannelName(c) {
 			return nil, fmt.Errorf("invalid channel name %q", c)
 		}
 	}
-	if f.socket != "" && !strings.Contains(f.socket, bus.ChannelPlaceholder) {
-		return nil, fmt.Errorf("-socket %q: the template must contain %s", f.socket, bus.ChannelPlaceholder)
+	if f.socket != "" && !strings.Contains(f.socket, wire.ChannelPlaceholder) {
+		return nil, fmt.Errorf("-socket %q: the template must contain %s", f.socket, wire.ChannelPlaceholder)
 	}
 	f.runs = fs.Args()
 	if len(f.runs) == 0 {

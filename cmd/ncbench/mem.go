@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // Memory is what the mem run measured of an ncserver process. Sizes are
@@ -126,7 +127,7 @@ func startProcess(ctx context.Context, bin string) (*process, error) {
 		return nil, err
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()
-	sock := bus.SocketPath(template, "A")
+	sock := wire.SocketPath(template, "A")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := net.Dial("unix", sock); err == nil {
@@ -189,16 +190,16 @@ func handshake(path string) (net.Conn, *bufio.Reader, error) {
 	}
 	// Version 1: the server does not ping these clients, which never
 	// read, so that none is dropped while the run measures them.
-	h := bus.Hello{Version: 1, ClientID: uuid.New(), Name: "ncbench-idle", PID: uint64(os.Getpid())}
+	h := wire.Hello{Version: 1, ClientID: uuid.New(), Name: "ncbench-idle", PID: uint64(os.Getpid())}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write(bus.AppendHello(nil, &h)); err != nil {
+	if _, err := c.Write(wire.AppendHello(nil, &h)); err != nil {
 		c.Close()
 		return nil, nil, err
 	}
 	br := bufio.NewReaderSize(c, 512)
-	frame, err := bus.NewFrameReader(br, 64<<10).ReadFrame()
+	frame, err := wire.NewFrameReader(br, 64<<10).ReadFrame()
 	if err == nil {
-		if t, _ := bus.TypeOf(frame[bus.HeaderLen:]); t != bus.FrameWelcome {
+		if t, _ := wire.TypeOf(frame[wire.HeaderLen:]); t != wire.FrameWelcome {
 			err = fmt.Errorf("server answered the hello with a %v frame", t)
 		}
 	}
@@ -212,7 +213,7 @@ func handshake(path string) (net.Conn, *bufio.Reader, error) {
 
 // idleClients connects n clients that say hello and then do nothing.
 func idleClients(ctx context.Context, template, channel string, n int) ([]net.Conn, error) {
-	path := bus.SocketPath(template, channel)
+	path := wire.SocketPath(template, channel)
 	conns := make([]net.Conn, n)
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
@@ -259,7 +260,7 @@ func slowConsumer(ctx context.Context, bin string, size int, m *Memory) error {
 	}
 	defer p.stop()
 	pid := p.cmd.Process.Pid
-	lazy, br, err := handshake(bus.SocketPath(p.template, "A"))
+	lazy, br, err := handshake(wire.SocketPath(p.template, "A"))
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // runRaw sends the frames a publisher would send, byte for byte, over a
@@ -46,8 +46,8 @@ func (e *env) runRaw(ctx context.Context, count uint64, duration time.Duration, 
 	defer r.Close()
 
 	payload, _ := newPayload(size)
-	m := bus.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), Channel: "A", Event: benchEvent, Data: payload}
-	frame := bus.AppendEvent(nil, &m)
+	m := wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), Channel: "A", Event: benchEvent, Data: payload}
+	frame := wire.AppendEvent(nil, &m)
 	dataAt := len(frame) - len(payload)
 	fillAt := dataAt + len(binHeader(size))
 
@@ -88,7 +88,7 @@ func (e *env) runRaw(ctx context.Context, count uint64, duration time.Duration, 
 	br := bufio.NewReaderSize(r, max(64<<10, 2*len(frame)))
 	var readErr error
 	for {
-		hdr, err := br.Peek(bus.HeaderLen)
+		hdr, err := br.Peek(wire.HeaderLen)
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				readErr = err
@@ -96,7 +96,7 @@ func (e *env) runRaw(ctx context.Context, count uint64, duration time.Duration, 
 			break
 		}
 		n := int(binary.BigEndian.Uint32(hdr))
-		f, err := br.Peek(bus.HeaderLen + n)
+		f, err := br.Peek(wire.HeaderLen + n)
 		if err != nil {
 			readErr = fmt.Errorf("raw: frame of %d bytes: %w", n, err)
 			break

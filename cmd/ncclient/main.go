@@ -28,7 +28,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // Exit statuses.
@@ -56,7 +56,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ncclient", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stderr, fs) }
-	fs.StringVar(&s.socket, "socket", bus.DefaultSocketTemplate(), "socket path template of the server; {channel} stands for the channel name")
+	fs.StringVar(&s.socket, "socket", wire.DefaultSocketTemplate(), "socket path template of the server; {channel} stands for the channel name")
 	fs.BoolVar(&s.json, "json", false, "print responses as JSON, and events as one JSON object a line")
 	fs.DurationVar(&s.timeout, "timeout", 5*time.Second, "how long to wait for the server: to connect, and for each answer")
 	fs.StringVar(&s.history, "history", defaultHistoryFile(), "file that keeps the prompt's history; empty keeps none")
@@ -67,8 +67,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	if !strings.Contains(s.socket, bus.ChannelPlaceholder) {
-		fmt.Fprintf(stderr, "ncclient: -socket %q must contain %s\n", s.socket, bus.ChannelPlaceholder)
+	if !strings.Contains(s.socket, wire.ChannelPlaceholder) {
+		fmt.Fprintf(stderr, "ncclient: -socket %q must contain %s\n", s.socket, wire.ChannelPlaceholder)
 		return exitUsage
 	}
 	if s.timeout <= 0 {

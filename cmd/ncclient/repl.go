@@ -12,7 +12,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 	"golang.org/x/term"
 )
 
@@ -189,7 +189,7 @@ func (s *session) greet(w io.Writer) {
 	if names, err := s.channelNames(ctx, true); err != nil {
 		fmt.Fprintf(s.stderr, "ncclient: %v\n", err)
 	} else {
-		fmt.Fprintf(w, "ncclient: connected to %s; channels: %s\n", bus.SocketPath(s.set.socket, controlChannel), strings.Join(names, ", "))
+		fmt.Fprintf(w, "ncclient: connected to %s; channels: %s\n", wire.SocketPath(s.set.socket, controlChannel), strings.Join(names, ", "))
 	}
 	fmt.Fprintln(w, "help lists the commands, Tab completes, Ctrl-D leaves.")
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // controlChannel is the channel the server answers requests on.
@@ -97,22 +98,22 @@ func (s *session) dial(ctx context.Context, channel string) (*bus.Client, error)
 	}
 	if _, cerr := s.controlClient(ctx); cerr != nil {
 		if exitCode(cerr) == exitNoServer {
-			return nil, &errNotRunning{fmt.Errorf("no server serves channel %s (socket %s), and none serves control: is ncserver running?", channel, bus.SocketPath(s.set.socket, channel))}
+			return nil, &errNotRunning{fmt.Errorf("no server serves channel %s (socket %s), and none serves control: is ncserver running?", channel, wire.SocketPath(s.set.socket, channel))}
 		}
 		return nil, fmt.Errorf("connecting to channel %s: %w", channel, err)
 	}
 	names, lerr := s.channelNames(ctx, true)
 	switch {
 	case lerr != nil:
-		return nil, fmt.Errorf("channel %s does not exist: nothing answers on %s", channel, bus.SocketPath(s.set.socket, channel))
+		return nil, fmt.Errorf("channel %s does not exist: nothing answers on %s", channel, wire.SocketPath(s.set.socket, channel))
 	case slices.Contains(names, channel):
-		return nil, fmt.Errorf("the server serves channel %s, but nothing answers on %s", channel, bus.SocketPath(s.set.socket, channel))
+		return nil, fmt.Errorf("the server serves channel %s, but nothing answers on %s", channel, wire.SocketPath(s.set.socket, channel))
 	}
 	return nil, fmt.Errorf("channel %s does not exist; the server serves %s", channel, strings.Join(names, ", "))
 }
 
 func (s *session) notRunning() error {
-	return &errNotRunning{fmt.Errorf("no server is running: nothing answers on %s (is ncserver running, and serving the control channel?)", bus.SocketPath(s.set.socket, controlChannel))}
+	return &errNotRunning{fmt.Errorf("no server is running: nothing answers on %s (is ncserver running, and serving the control channel?)", wire.SocketPath(s.set.socket, controlChannel))}
 }
 
 // controlClient returns the connection to the control channel, dialing it

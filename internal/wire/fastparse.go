@@ -1,4 +1,4 @@
-package bus
+package wire
 
 // parseEventFast decodes the event frames that Go clients and servers
 // write, in their usual encoding: a fixarray of exactly the seven
@@ -8,15 +8,18 @@ package bus
 // accepts every encoding and says what is wrong. For what it accepts it
 // returns exactly what the general path would.
 func parseEventFast(body []byte) (h EventHeader, ok bool) {
-	const ids = 2 + 3*18 // array header, frame type, three bin8 ids
-	if len(body) < ids+3 || body[0] != 0x97 || body[1] != byte(FrameEvent) ||
-		body[2] != 0xc4 || body[3] != 16 || body[20] != 0xc4 || body[21] != 16 || body[38] != 0xc4 || body[39] != 16 {
+	if len(body) < eventIDsEnd+3 || body[0] != 0x97 || body[1] != byte(FrameEvent) {
 		return h, false
 	}
-	copy(h.ID[:], body[4:20])
-	copy(h.Origin[:], body[22:38])
-	copy(h.Sender[:], body[40:56])
-	p := ids
+	for _, at := range [...]int{EventIDAt, EventOriginAt, EventSenderAt} {
+		if body[at-2] != 0xc4 || body[at-1] != 16 {
+			return h, false
+		}
+	}
+	copy(h.ID[:], body[EventIDAt:])
+	copy(h.Origin[:], body[EventOriginAt:])
+	copy(h.Sender[:], body[EventSenderAt:])
+	p := eventIDsEnd
 	if h.Channel, p, ok = fastStr(body, p); !ok {
 		return h, false
 	}

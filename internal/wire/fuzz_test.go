@@ -1,4 +1,4 @@
-package bus
+package wire
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ import (
 // byte streams of length-prefixed frames written as seeds, and inputs the
 // fuzzer found interesting (named found-*; a found-body-* file is a frame
 // body without its prefix, for FuzzParseEvent).
-const fuzzCorpusDir = "../testdata/fuzz/frame"
+const fuzzCorpusDir = "../../testdata/fuzz/frame"
 
 // fuzzMaxFrame is the FrameReader limit under fuzzing: small, so that an
 // input declaring a large frame is refused rather than allocated.

@@ -1,11 +1,14 @@
-package bus
+package wire
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 // TestHotPathAllocs checks that the per-event work of the codec
 // allocates nothing: encoding an event, the server's decode (both the
 // fast and the general path), the client's decode of a stream of like
-// events, and making an event id.
+// events.
 func TestHotPathAllocs(t *testing.T) {
 	m := Message{ID: testID, Origin: testNode, Sender: testClient, Channel: "log", Event: "log", Data: []byte{0xc4, 2, 1, 2}}
 	frame := AppendEvent(nil, &m)
@@ -18,8 +21,7 @@ func TestHotPathAllocs(t *testing.T) {
 	if _, err := ParseEvent(wide); err != nil {
 		t.Fatal(err)
 	}
-	var names nameCache
-	ids := newIDSource()
+	var names NameCache
 	buf := make([]byte, 0, 256)
 	tests := []struct {
 		name string
@@ -28,8 +30,7 @@ func TestHotPathAllocs(t *testing.T) {
 		{"AppendEvent", func() { buf = AppendEvent(buf[:0], &m) }},
 		{"ParseEvent fast", func() { ParseEvent(body) }},
 		{"ParseEvent general", func() { ParseEvent(wide) }},
-		{"client decode", func() { names.decodeEvent(body) }},
-		{"event id", func() { ids.next() }},
+		{"client decode", func() { names.DecodeEvent(body) }},
 	}
 	for _, tt := range tests {
 		tt.fn() // warm up: the client's name cache fills here
@@ -51,18 +52,18 @@ func TestNameCacheDecode(t *testing.T) {
 			InReplyTo: testClient},
 		{ID: testID, Origin: testNode, Sender: testClient, Channel: "other", Event: "b", Data: []byte{0x03}},
 	}
-	var names nameCache
+	var names NameCache
 	for i, m := range msgs {
 		body := AppendEvent(nil, &m)[HeaderLen:]
 		want, err := DecodeEvent(body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := names.decodeEvent(body)
+		got, err := names.DecodeEvent(body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.String() != want.String() || got.To != want.To || got.InReplyTo != want.InReplyTo || got.To != m.To || got.InReplyTo != m.InReplyTo {
+		if !reflect.DeepEqual(got, want) || got.To != want.To || got.InReplyTo != want.InReplyTo || got.To != m.To || got.InReplyTo != m.InReplyTo {
 			t.Errorf("event %d: the client decoded %+v, DecodeEvent %+v; sent %+v", i, got, want, m)
 		}
 	}

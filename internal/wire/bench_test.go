@@ -1,4 +1,4 @@
-package bus
+package wire
 
 import (
 	"bufio"
@@ -115,8 +115,8 @@ func BenchmarkAppendData(b *testing.B) {
 // BenchmarkClientDecode is the client's decode of a stream of events
 // with the same channel and event names.
 func BenchmarkClientDecode(b *testing.B) {
-	var names nameCache
-	benchDecoder(b, func(body []byte) error { _, err := names.decodeEvent(body); return err })
+	var names NameCache
+	benchDecoder(b, func(body []byte) error { _, err := names.DecodeEvent(body); return err })
 }
 
 // BenchmarkReadFrame reads a stream of 128-byte event frames through a

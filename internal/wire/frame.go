@@ -1,4 +1,4 @@
-package bus
+package wire
 
 import (
 	"bufio"
@@ -207,22 +207,34 @@ func AppendPong(dst []byte) []byte {
 // msgpack value; empty Data is sent as nil. The fields to and re are
 // written only when m.To or m.InReplyTo is set.
 func AppendEvent(dst []byte, m *Message) []byte {
-	dst, start := appendEventHead(dst, m)
+	dst, start := AppendEventHead(dst, m)
 	if len(m.Data) == 0 {
 		dst = append(dst, 0xc0)
 	} else {
 		dst = append(dst, m.Data...)
 	}
-	return endEvent(dst, m, start)
+	return EndEvent(dst, m, start)
 }
 
 // addressed reports whether an event frame for m carries the fields to
 // and re.
 func addressed(m *Message) bool { return m.To != uuid.Nil || m.InReplyTo != uuid.Nil }
 
-// appendEventHead appends an event frame up to its data, which the caller
-// appends before it calls endEvent with start.
-func appendEventHead(dst []byte, m *Message) (_ []byte, start int) {
+// The fixed layout of an event frame as AppendEventHead writes it (a
+// fixarray, a fixint frame type, and the ids as bin8 of 16 bytes), in
+// bytes from the start of the body: where each id's 16 bytes begin.
+// ParseEvent's fast path reads at these offsets, and a client rewrites
+// the origin and sender of frames it kept while reconnecting.
+const (
+	EventIDAt     = 2 + 2              // array header, frame type, bin8 header
+	EventOriginAt = EventIDAt + 16 + 2 // past the id and the next bin8 header
+	EventSenderAt = EventOriginAt + 16 + 2
+	eventIDsEnd   = EventSenderAt + 16
+)
+
+// AppendEventHead appends an event frame up to its data, which the caller
+// appends before it calls EndEvent with start.
+func AppendEventHead(dst []byte, m *Message) (_ []byte, start int) {
 	fields := 6
 	if addressed(m) {
 		fields = 8
@@ -236,9 +248,9 @@ func appendEventHead(dst []byte, m *Message) (_ []byte, start int) {
 	return dst, start
 }
 
-// endEvent appends the fields that follow an event's data, to and re,
+// EndEvent appends the fields that follow an event's data, to and re,
 // when m has them, and fills in the length prefix.
-func endEvent(dst []byte, m *Message, start int) []byte {
+func EndEvent(dst []byte, m *Message, start int) []byte {
 	if addressed(m) {
 		dst = appendOptID(dst, m.To)
 		dst = appendOptID(dst, m.InReplyTo)
@@ -433,13 +445,13 @@ func DecodeEvent(body []byte) (Message, error) {
 	}, nil
 }
 
-// nameCache keeps the channel and event names of the last event a
+// NameCache keeps the channel and event names of the last event a
 // client received: a stream of events with the same names then costs no
 // string allocation.
-type nameCache struct{ channel, event string }
+type NameCache struct{ channel, event string }
 
-// decodeEvent is DecodeEvent, with the names kept from the last event.
-func (nc *nameCache) decodeEvent(body []byte) (Message, error) {
+// DecodeEvent is the package-level DecodeEvent, with the names kept from the last event.
+func (nc *NameCache) DecodeEvent(body []byte) (Message, error) {
 	h, err := ParseEvent(body)
 	if err != nil {
 		return Message{}, err
@@ -558,4 +570,11 @@ func frameBuffer(get func(size int) []byte, size int) []byte {
 		}
 	}
 	return make([]byte, size)
+}
+
+// StampEvent writes origin and sender into an event frame (length prefix
+// included) that AppendEventHead began, in place.
+func StampEvent(frame []byte, origin, sender [16]byte) {
+	copy(frame[HeaderLen+EventOriginAt:], origin[:])
+	copy(frame[HeaderLen+EventSenderAt:], sender[:])
 }

@@ -1,4 +1,4 @@
-package channel
+package wire
 
 import (
 	"bufio"
@@ -13,15 +13,14 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
 )
 
 // Vectors of the JSON text protocol (PROTOCOL.md § 10.7) and raw fuzz
 // inputs.
 const (
-	jsonVectorDir = "../testdata/json"
-	frameDir      = "../testdata/frames"
-	jsonFuzzDir   = "../testdata/fuzz/json"
+	jsonVectorDir = "../../testdata/json"
+	frameDir      = "../../testdata/frames"
+	jsonFuzzDir   = "../../testdata/fuzz/json"
 )
 
 var update = flag.Bool("update", false, "fill in the empty expectations of testdata/json vectors from the code (check the diff by eye)")
@@ -140,7 +139,7 @@ func TestJSONVectors(t *testing.T) {
 				// JSON form says the same.
 				node, sender := uuid.New(), uuid.New()
 				frame := AppendJSONFrame(nil, &ev, node, sender, v.Channel)
-				h, err := bus.ParseEvent(frame[bus.HeaderLen:])
+				h, err := ParseEvent(frame[HeaderLen:])
 				if err != nil {
 					t.Fatalf("the frame made of it: %v", err)
 				}
@@ -148,7 +147,7 @@ func TestJSONVectors(t *testing.T) {
 					!bytes.Equal(h.Data, ev.Data) || (ev.ID != uuid.UUID{} && h.ID != ev.ID) {
 					t.Errorf("frame %x does not carry the message", frame)
 				}
-				text, err := AppendJSON(nil, frame[bus.HeaderLen:])
+				text, err := AppendJSON(nil, frame[HeaderLen:])
 				if err != nil {
 					t.Fatalf("AppendJSON of the frame: %v", err)
 				}
@@ -157,7 +156,7 @@ func TestJSONVectors(t *testing.T) {
 					t.Errorf("its JSON form %s decodes as %+v, %v", text, back, err)
 				}
 			case "to-client":
-				text, err := AppendJSON(nil, v.frame(t)[bus.HeaderLen:])
+				text, err := AppendJSON(nil, v.frame(t)[HeaderLen:])
 				if v.Error != "" {
 					if err == nil || !strings.Contains(err.Error(), v.Error) {
 						t.Errorf("AppendJSON: %v; want an error saying %q", err, v.Error)
@@ -205,8 +204,8 @@ func TestReadJSONText(t *testing.T) {
 		{"two messages", "{}\x00{\"a\":1}\x00", 16, []string{"{}", `{"a":1}`}, nil},
 		{"empty message", "\x00{}\x00", 16, []string{"", "{}"}, nil},
 		{"exactly max", strings.Repeat("x", 16) + "\x00", 16, []string{strings.Repeat("x", 16)}, nil},
-		{"one over max", strings.Repeat("x", 17) + "\x00", 16, nil, bus.ErrFrameTooBig},
-		{"no NUL, over max", strings.Repeat("x", 100), 16, nil, bus.ErrFrameTooBig},
+		{"one over max", strings.Repeat("x", 17) + "\x00", 16, nil, ErrFrameTooBig},
+		{"no NUL, over max", strings.Repeat("x", 100), 16, nil, ErrFrameTooBig},
 		{"ends inside a message", "{}\x00{\"a\"", 16, []string{"{}"}, errors.New("unexpected EOF")},
 		{"larger than the reader's buffer", strings.Repeat("y", 100) + "\x00", 200, []string{strings.Repeat("y", 100)}, nil},
 	} {
@@ -216,7 +215,7 @@ func TestReadJSONText(t *testing.T) {
 			var err error
 			for {
 				var text []byte
-				if text, err = readJSONText(br, tt.max, nil); err != nil {
+				if text, err = ReadJSONText(br, tt.max, nil); err != nil {
 					break
 				}
 				got = append(got, string(text))
@@ -239,8 +238,8 @@ func TestReadJSONText(t *testing.T) {
 func TestAppendJSONDeep(t *testing.T) {
 	const depth = 200000
 	data := append(bytes.Repeat([]byte{0x91}, depth), 0xc0)
-	frame := bus.AppendEvent(nil, &bus.Message{Channel: "A", Event: "deep", Data: data})
-	text, err := AppendJSON(nil, frame[bus.HeaderLen:])
+	frame := AppendEvent(nil, &Message{Channel: "A", Event: "deep", Data: data})
+	text, err := AppendJSON(nil, frame[HeaderLen:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,14 +293,14 @@ func FuzzDecodeJSON(f *testing.F) {
 			return
 		}
 		frame := AppendJSONFrame(nil, &ev, node, sender, "A")
-		h, err := bus.ParseEvent(frame[bus.HeaderLen:])
+		h, err := ParseEvent(frame[HeaderLen:])
 		if err != nil {
 			t.Fatalf("frame of %q: %v", text, err)
 		}
 		if !bytes.Equal(h.Data, ev.Data) || string(h.Event) != ev.Event {
 			t.Fatalf("frame of %q does not carry it", text)
 		}
-		out, err := AppendJSON(nil, frame[bus.HeaderLen:])
+		out, err := AppendJSON(nil, frame[HeaderLen:])
 		if err != nil {
 			t.Fatalf("JSON form of %q: %v", text, err)
 		}
@@ -321,7 +320,7 @@ func FuzzAppendJSON(f *testing.F) {
 	for _, v := range loadJSONVectors(f) {
 		if v.Direction == "to-client" {
 			frame := v.frame(f)
-			if h, err := bus.ParseEvent(frame[bus.HeaderLen:]); err == nil {
+			if h, err := ParseEvent(frame[HeaderLen:]); err == nil {
 				f.Add([]byte(h.Data))
 			}
 		}
@@ -343,7 +342,7 @@ func BenchmarkAppendJSON(b *testing.B) {
 	var buf []byte
 	for b.Loop() {
 		var err error
-		if buf, err = AppendJSON(buf[:0], frame[bus.HeaderLen:]); err != nil {
+		if buf, err = AppendJSON(buf[:0], frame[HeaderLen:]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -366,12 +365,12 @@ func BenchmarkDecodeJSON(b *testing.B) {
 }
 
 // TestAppendJSONFrameCanonical checks that without to and re the frame
-// made for a JSON message is the one bus.AppendEvent makes.
+// made for a JSON message is the one AppendEvent makes.
 func TestAppendJSONFrameCanonical(t *testing.T) {
 	ev := JSONEvent{Event: strings.Repeat("e", 40), Data: []byte{0x92, 0x01, 0xa1, 'x'}, ID: uuid.New()}
 	node, sender := uuid.New(), uuid.New()
 	got := AppendJSONFrame([]byte("prefix"), &ev, node, sender, "chan")
-	want := bus.AppendEvent([]byte("prefix"), &bus.Message{ID: ev.ID, Origin: node, Sender: sender, Channel: "chan", Event: ev.Event, Data: ev.Data})
+	want := AppendEvent([]byte("prefix"), &Message{ID: ev.ID, Origin: node, Sender: sender, Channel: "chan", Event: ev.Event, Data: ev.Data})
 	if !bytes.Equal(got, want) {
 		t.Errorf("AppendJSONFrame =\n% x\nwant\n% x", got, want)
 	}

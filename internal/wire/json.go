@@ -1,6 +1,7 @@
-package channel
+package wire
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
@@ -15,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
 )
 
 // ErrBadJSON reports a JSON text message that the server cannot take: not
@@ -77,7 +77,7 @@ func DecodeJSON(text []byte) (JSONEvent, error) {
 			var id uuid.UUID
 			if s != "" || key == "id" {
 				if id, err = uuid.Parse(s); err != nil || len(s) != 36 {
-					return ev, fmt.Errorf("%w: %q: want a UUID such as \"0f8fad5b-d9cb-469f-a165-70867728950e\", got %q", ErrBadJSON, key, clip(s))
+					return ev, fmt.Errorf("%w: %q: want a UUID such as \"0f8fad5b-d9cb-469f-a165-70867728950e\", got %s", ErrBadJSON, key, Clip(s, 40))
 				}
 			}
 			switch key {
@@ -110,8 +110,8 @@ func DecodeJSON(text []byte) (JSONEvent, error) {
 	if !sawEvent {
 		return ev, fmt.Errorf("%w: no \"event\" key", ErrBadJSON)
 	}
-	if len(ev.Event) == 0 || len(ev.Event) > bus.MaxEventName {
-		return ev, fmt.Errorf("%w: \"event\" of %d bytes; want 1 to %d", ErrBadJSON, len(ev.Event), bus.MaxEventName)
+	if err := CheckEventName(ev.Event); err != nil {
+		return ev, fmt.Errorf("%w: \"event\": %w", ErrBadJSON, err)
 	}
 	if len(ev.Data) == 0 {
 		ev.Data = []byte{0xc0}
@@ -165,13 +165,6 @@ func jsonErr(d *json.Decoder, key string, err error) error {
 		where = fmt.Sprintf("%q, %s", key, where)
 	}
 	return fmt.Errorf("%w: %s: %v", ErrBadJSON, where, err)
-}
-
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }
 
 // transcodeValue reads one JSON value from d and appends it to dst as
@@ -317,7 +310,7 @@ func appendInt(dst []byte, i int64) []byte {
 // followed by its NUL terminator (§ 10.3). It fails when the data holds
 // something JSON cannot say (§ 10.5).
 func AppendJSON(dst []byte, body []byte) ([]byte, error) {
-	ev, err := bus.ParseEvent(body)
+	ev, err := ParseEvent(body)
 	if err != nil {
 		return dst, err
 	}
@@ -368,9 +361,9 @@ func AppendJSONFrame(dst []byte, ev *JSONEvent, node, sender uuid.UUID, channel 
 	dst = append(dst, 0, 0, 0, 0)
 	reply := ev.To != (uuid.UUID{}) || ev.Re != (uuid.UUID{})
 	if reply {
-		dst = append(dst, 0x99, byte(bus.FrameEvent)) // 9 elements: the type, 6 fields, to, re
+		dst = append(dst, 0x99, byte(FrameEvent)) // 9 elements: the type, 6 fields, to, re
 	} else {
-		dst = append(dst, 0x97, byte(bus.FrameEvent))
+		dst = append(dst, 0x97, byte(FrameEvent))
 	}
 	for _, u := range []uuid.UUID{id, node, sender} {
 		dst = append(append(dst, 0xc4, 16), u[:]...)
@@ -391,7 +384,7 @@ func AppendJSONFrame(dst []byte, ev *JSONEvent, node, sender uuid.UUID, channel 
 			}
 		}
 	}
-	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-bus.HeaderLen))
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-HeaderLen))
 	return dst
 }
 
@@ -467,7 +460,7 @@ func appendJSONData(dst []byte, b []byte) ([]byte, error) {
 	off := 0
 	need := func(k int) ([]byte, error) {
 		if k < 0 || k > len(b)-off {
-			return nil, fmt.Errorf("%w at byte %d", bus.ErrBadFrame, off)
+			return nil, fmt.Errorf("%w at byte %d", ErrBadFrame, off)
 		}
 		p := b[off : off+k]
 		off += k
@@ -486,7 +479,7 @@ func appendJSONData(dst []byte, b []byte) ([]byte, error) {
 		}
 		n := binary.BigEndian.Uint32(p)
 		if uint64(n) > uint64(len(b)) {
-			return 0, fmt.Errorf("%w at byte %d: length past the end", bus.ErrBadFrame, off)
+			return 0, fmt.Errorf("%w at byte %d: length past the end", ErrBadFrame, off)
 		}
 		return int(n), nil
 	}
@@ -514,7 +507,7 @@ func appendJSONData(dst []byte, b []byte) ([]byte, error) {
 			top.left--
 		}
 		if off >= len(b) {
-			return dst, fmt.Errorf("%w at byte %d: value expected", bus.ErrBadFrame, off)
+			return dst, fmt.Errorf("%w at byte %d: value expected", ErrBadFrame, off)
 		}
 		c := b[off]
 		off++
@@ -527,7 +520,7 @@ func appendJSONData(dst []byte, b []byte) ([]byte, error) {
 			}
 			n := scalarLen(b[off-1:])
 			if n > len(b)-off+1 {
-				return dst, fmt.Errorf("%w at byte %d: map key cut short", bus.ErrBadFrame, off-1)
+				return dst, fmt.Errorf("%w at byte %d: map key cut short", ErrBadFrame, off-1)
 			}
 			dst = append(dst, '"')
 			var err error
@@ -559,7 +552,7 @@ func appendJSONData(dst []byte, b []byte) ([]byte, error) {
 				n, err = sized(4)
 			}
 			if err == nil && 2*n > len(b)-off {
-				err = fmt.Errorf("%w: map count past the end", bus.ErrBadFrame)
+				err = fmt.Errorf("%w: map count past the end", ErrBadFrame)
 			}
 			dst = append(dst, '{')
 			stack = append(stack, level{left: 2 * n, isMap: true})
@@ -571,7 +564,7 @@ func appendJSONData(dst []byte, b []byte) ([]byte, error) {
 				n, err = sized(4)
 			}
 			if err == nil && n > len(b)-off {
-				err = fmt.Errorf("%w: array count past the end", bus.ErrBadFrame)
+				err = fmt.Errorf("%w: array count past the end", ErrBadFrame)
 			}
 			dst = append(dst, '[')
 			stack = append(stack, level{left: n})
@@ -647,14 +640,14 @@ func appendJSONData(dst []byte, b []byte) ([]byte, error) {
 				dst = appendExt(dst, int8(p[0]), p[1:])
 			}
 		default:
-			err = fmt.Errorf("%w at byte %d: invalid msgpack type byte", bus.ErrBadFrame, off-1)
+			err = fmt.Errorf("%w at byte %d: invalid msgpack type byte", ErrBadFrame, off-1)
 		}
 		if err != nil {
 			return dst, err
 		}
 	}
 	if off != len(b) {
-		return dst, fmt.Errorf("%w at byte %d: bytes after the value", bus.ErrBadFrame, off)
+		return dst, fmt.Errorf("%w at byte %d: bytes after the value", ErrBadFrame, off)
 	}
 	return dst, nil
 }
@@ -719,4 +712,36 @@ func appendExt(dst []byte, typ int8, p []byte) []byte {
 	dst = append(dst, `,"data":"`...)
 	dst = base64.StdEncoding.AppendEncode(dst, p)
 	return append(dst, `"}`...)
+}
+
+// ErrorEventData is the data of the event that tells a JSON client why
+// the server closes it: {"code": code, "message": reason} in msgpack.
+func ErrorEventData(code ErrorCode, reason string) []byte {
+	data := []byte{0x82, 0xa4, 'c', 'o', 'd', 'e'}
+	data = appendInt(data, int64(code))
+	data = append(data, 0xa7, 'm', 'e', 's', 's', 'a', 'g', 'e')
+	return appendMsgpackStr(data, reason)
+}
+
+// ReadJSONText reads one message up to its NUL terminator and returns it
+// without the NUL, appended to buf. A message of more than max bytes is
+// refused with ErrFrameTooBig before more than max+1 bytes are held.
+// At a clean end of stream between messages it returns io.EOF.
+func ReadJSONText(br *bufio.Reader, max int, buf []byte) ([]byte, error) {
+	for {
+		chunk, err := br.ReadSlice(0)
+		if len(buf)+len(chunk) > max+1 || (err != nil && len(buf)+len(chunk) > max) {
+			return nil, fmt.Errorf("%w: no NUL within %d bytes of a JSON message", ErrFrameTooBig, max)
+		}
+		buf = append(buf, chunk...)
+		switch {
+		case err == nil:
+			return buf[:len(buf)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, io.EOF) && len(buf) > 0:
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
+		}
+	}
 }
