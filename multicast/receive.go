@@ -127,10 +127,7 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 	pending := len(l.outq) > 0 || len(l.ord.logs) > 0 || len(l.joined) > 0
 	l.mu.Unlock()
 	if kick {
-		select {
-		case l.kick <- struct{}{}:
-		default:
-		}
+		poke(l.kick)
 	}
 	if pending {
 		l.logAndDeliver()

@@ -54,10 +54,7 @@ func (l *Link) sendCtl(kind Kind, records int, body []byte) {
 	c.items = append(c.items, ctlItem{kind, records, body})
 	c.bytes += len(body)
 	c.mu.Unlock()
-	select {
-	case l.q.wake <- struct{}{}:
-	default:
-	}
+	poke(l.q.wake)
 }
 
 // take hands the writer the NAKs and repairs queued.
