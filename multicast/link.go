@@ -269,11 +269,11 @@ func newLink(cfg Config, ifi *net.Interface, sealer *Sealer, deliver func(from u
 		// The burst stays within what the writer's queue takes at once.
 		bucket: repairBucket{rate: float64(cfg.RepairRate), burst: float64(max(2*MaxDatagram, min(cfg.RepairRate/8, maxCtlQueue/2)))},
 	}
-	l.ord = newOrderer(l.handleInTurn, cfg.HoldPeer, cfg.HoldTotal, cfg.GapTimeout, defaultNAKDelay,
-		(cfg.Payload-sealRoom(cfg.Key)-HeaderLen-nakTargetLen)/rangeLen)
 	if sealer != nil {
 		l.payload -= TagLen
 	}
+	l.ord = newOrderer(l.handleInTurn, cfg.HoldPeer, cfg.HoldTotal, cfg.GapTimeout, defaultNAKDelay,
+		(l.payload-HeaderLen-nakTargetLen)/rangeLen)
 	l.q.room = make(chan struct{})
 	l.q.wake = make(chan struct{}, 1)
 	if l.seq == nil {
