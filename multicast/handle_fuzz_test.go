@@ -31,14 +31,13 @@ func fuzzLink() *Link {
 		ra:      newReassembler(16<<10, time.Second),
 		recent:  NewRecent(recentLen),
 		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
-		ord:     newOrderer(holdPeer, holdTotal, time.Second, defaultNAKDelay, 8),
 		hist:    NewHistory(4 << 10),
 		kick:    make(chan struct{}, 1),
 		bucket:  repairBucket{rate: 1 << 20, burst: 1 << 16},
 		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
 	}
 	l.q.wake = make(chan struct{}, 1)
-	l.emit = l.process
+	l.ord = newOrderer(l.handleInTurn, holdPeer, holdTotal, time.Second, defaultNAKDelay, 8)
 	l.deliver = func(uuid.UUID, []byte) {}
 	return l
 }
@@ -73,13 +72,13 @@ func FuzzHandle(f *testing.F) {
 			seq  uint64
 		}
 		processed := map[key]bool{}
-		l.emit = func(node uuid.UUID, h *Header, d []byte, recs []Record) {
+		l.ord.inTurn = func(node uuid.UUID, h *Header, d []byte, recs []Record) {
 			k := key{node, binary.BigEndian.Uint64(d[30:HeaderLen])}
 			if processed[k] {
 				t.Fatalf("processed datagram %d of %v twice", k.seq, k.node)
 			}
 			processed[k] = true
-			l.process(node, h, d, recs)
+			l.handleInTurn(node, h, d, recs)
 		}
 		for seq := uint64(1); seq <= 8; seq++ { // something for NAKs to find
 			h := Header{Kind: KindData, Records: 1, Cluster: l.cluster, Node: l.cfg.Node, Seq: seq}
@@ -108,9 +107,9 @@ func FuzzHandle(f *testing.F) {
 			}
 		}
 		l.mu.Lock()
-		l.ord.age(now.Add(time.Hour), time.Second, l.emit)
+		l.ord.age(now.Add(time.Hour), time.Second)
 		l.mu.Unlock()
-		l.released()
+		l.logAndDeliver()
 		if l.ord.held != 0 || len(l.ord.wins) != 0 {
 			t.Fatalf("after aging: %d bytes held in %d windows", l.ord.held, len(l.ord.wins))
 		}

@@ -61,16 +61,14 @@ func (h *History) SetLimit(limit int) {
 	if limit == h.limit {
 		return
 	}
-	old := make([]struct {
+	type kept struct {
 		seq uint64
 		d   []byte
-	}, 0, h.n)
+	}
+	old := make([]kept, 0, h.n)
 	for i := range h.n {
-		e := &h.ents[(h.head+i)%len(h.ents)]
-		old = append(old, struct {
-			seq uint64
-			d   []byte
-		}{e.seq, append([]byte(nil), h.bytesOf(e)...)})
+		e := h.entry(i)
+		old = append(old, kept{e.seq, append([]byte(nil), h.bytesOf(e)...)})
 	}
 	newest := h.newest
 	h.limit, h.buf, h.ents, h.head, h.n, h.pos, h.newest, h.bytes = limit, nil, nil, 0, 0, 0, 0, 0
@@ -116,7 +114,7 @@ func (h *History) add(seq uint64, d []byte) {
 		h.growBuf(need)
 	}
 	copy(h.buf[off:], d)
-	h.ents[(h.head+h.n)%len(h.ents)] = histEntry{seq: seq, vpos: start, n: len(d)}
+	*h.entry(h.n) = histEntry{seq: seq, vpos: start, n: len(d)}
 	h.n++
 	h.bytes += len(d)
 	h.pos = end
@@ -137,9 +135,14 @@ func (h *History) growBuf(need int64) {
 func (h *History) grow() {
 	ents := make([]histEntry, max(64, 2*len(h.ents)))
 	for i := range h.n {
-		ents[i] = h.ents[(h.head+i)%len(h.ents)]
+		ents[i] = *h.entry(i)
 	}
 	h.ents, h.head = ents, 0
+}
+
+// entry returns the i-th entry held, oldest first.
+func (h *History) entry(i int) *histEntry {
+	return &h.ents[(h.head+i)%len(h.ents)]
 }
 
 func (h *History) bytesOf(e *histEntry) []byte {
@@ -149,7 +152,7 @@ func (h *History) bytesOf(e *histEntry) []byte {
 
 // at returns the index i (0..n) of the first entry whose seq is >= seq.
 func (h *History) at(seq uint64) int {
-	return sort.Search(h.n, func(i int) bool { return h.ents[(h.head+i)%len(h.ents)].seq >= seq })
+	return sort.Search(h.n, func(i int) bool { return h.entry(i).seq >= seq })
 }
 
 // lookup answers a NAK for r. For each datagram of r it holds it calls
@@ -169,7 +172,7 @@ func (h *History) lookup(r SeqRange, now time.Time, holdoff time.Duration, found
 	}
 	next := r.First // the first seq not answered yet
 	for i := h.at(r.First); i < h.n; i++ {
-		e := &h.ents[(h.head+i)%len(h.ents)]
+		e := h.entry(i)
 		if e.seq > last {
 			break
 		}

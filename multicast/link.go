@@ -158,7 +158,6 @@ type Link struct {
 	scratch []Record   // for decoding held datagrams again
 	outq    []delivery // messages to deliver, in order
 	spare   []delivery
-	emit    emitFunc
 	joined  []Peer // peers new since the last log
 
 	// deliverMu is held while messages are handed to deliver: whoever
@@ -193,6 +192,31 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn, err := listen(&cfg, ifi)
+	if err != nil {
+		return nil, err
+	}
+	l := newLink(cfg, ifi, sealer, deliver)
+	l.sock = newSocket(conn, l.dst)
+	if cfg.wrap != nil {
+		l.sock = cfg.wrap(l.sock)
+	}
+	if sealer != nil {
+		l.sock = &sealingSocket{socket: l.sock, s: sealer}
+	}
+	l.wg.Add(3)
+	go func() {
+		defer close(l.written)
+		l.writeLoop()
+	}()
+	go l.readLoop()
+	go l.housekeeping()
+	return l, nil
+}
+
+// listen binds the group's port, joins the group on ifi and sets the
+// socket's options.
+func listen(cfg *Config, ifi *net.Interface) (*net.UDPConn, error) {
 	group := net.IP(cfg.Group.AsSlice())
 	lc := net.ListenConfig{Control: reuse}
 	pc, err := lc.ListenPacket(context.Background(), "udp4", bindAddr(group, cfg.Port).String())
@@ -214,6 +238,13 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 		cfg.Logger.Warn("the multicast socket's receive buffer is smaller than asked: datagrams that arrive while the server is busy may be lost",
 			"asked", rcvBuf, "got", got, "raise", why)
 	}
+	return conn, nil
+}
+
+// newLink returns the link that cfg describes, with its state but
+// without its socket, and none of its goroutines started. cfg has its
+// defaults, and its key is in sealer.
+func newLink(cfg Config, ifi *net.Interface, sealer *Sealer, deliver func(from uuid.UUID, msg []byte)) *Link {
 	host, _ := os.Hostname()
 	l := &Link{
 		cfg:     cfg,
@@ -231,43 +262,30 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 		sealer:  sealer,
 		payload: cfg.Payload,
 		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
-		ord: newOrderer(cfg.HoldPeer, cfg.HoldTotal, cfg.GapTimeout, defaultNAKDelay,
-			(cfg.Payload-sealRoom(cfg.Key)-HeaderLen-nakTargetLen)/rangeLen),
-		kick: make(chan struct{}, 1),
-	}
-	l.emit = l.process
-	l.sock = newSocket(conn, l.dst)
-	if cfg.wrap != nil {
-		l.sock = cfg.wrap(l.sock)
+		kick:    make(chan struct{}, 1),
+		seq:     cfg.Seq,
+		ctlSeq:  cfg.CtlSeq,
+		hist:    cfg.History,
+		// The burst stays within what the writer's queue takes at once.
+		bucket: repairBucket{rate: float64(cfg.RepairRate), burst: float64(max(2*MaxDatagram, min(cfg.RepairRate/8, maxCtlQueue/2)))},
 	}
 	if sealer != nil {
 		l.payload -= TagLen
-		l.sock = &sealingSocket{socket: l.sock, s: sealer}
 	}
+	l.ord = newOrderer(l.handleInTurn, cfg.HoldPeer, cfg.HoldTotal, cfg.GapTimeout, defaultNAKDelay,
+		(l.payload-HeaderLen-nakTargetLen)/rangeLen)
 	l.q.room = make(chan struct{})
 	l.q.wake = make(chan struct{}, 1)
-	l.seq = cfg.Seq
 	if l.seq == nil {
 		l.seq = new(atomic.Uint64)
 	}
-	l.ctlSeq = cfg.CtlSeq
 	if l.ctlSeq == nil {
 		l.ctlSeq = new(atomic.Uint64)
 	}
-	l.hist = cfg.History
 	if l.hist == nil {
 		l.hist = NewHistory(cfg.HistoryBytes)
 	}
-	// The burst stays within what the writer's queue takes at once.
-	l.bucket = repairBucket{rate: float64(cfg.RepairRate), burst: float64(max(2*MaxDatagram, min(cfg.RepairRate/8, maxCtlQueue/2)))}
-	l.wg.Add(3)
-	go func() {
-		defer close(l.written)
-		l.writeLoop()
-	}()
-	go l.readLoop()
-	go l.housekeeping()
-	return l, nil
+	return l
 }
 
 func (c *Config) defaults() error {
@@ -415,12 +433,12 @@ func (l *Link) housekeeping() {
 			l.mu.Lock()
 			l.ra.expire(now)
 			gone := l.peers.age(now, l.cfg.PeerTimeout)
-			l.ord.age(now, l.cfg.PeerTimeout, l.emit)
+			l.ord.age(now, l.cfg.PeerTimeout)
 			l.mu.Unlock()
 			for _, p := range gone {
 				l.log.Info("peer gone: no heartbeat", "peer", p.Node, "host", p.Host, "pid", p.PID, "silent", now.Sub(p.LastSeen).Round(time.Millisecond))
 			}
-			l.released()
+			l.logAndDeliver()
 		case <-l.kick:
 			now := time.Now()
 			arm(now.Add(l.ord.nakDelay), now)

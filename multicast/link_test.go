@@ -161,6 +161,7 @@ func TestDumpLogsEachDatagram(t *testing.T) {
 	waitFor(t, "b to hear a", func() bool { return len(b.in.all()) == 1 })
 	rawSender(t, port)([]byte("nc\x07 not a datagram"))
 	waitFor(t, "the bad datagram", func() bool { return b.Stats().BadVersion == 1 })
+	waitFor(t, "b to dump one of its own", func() bool { return strings.Contains(b.logs.String(), "(own)") })
 	logs := b.logs.String()
 	for _, want := range []string{"msg=datagram", "kind=data", "node=" + a.cfg.Node.String(), id.String() + " fragment 1/1, 6 of 6 bytes", "kind=heartbeat", "(own)",
 		`err="multicast: unsupported version at byte 2: version 7, this node speaks 1" head=6e6307206e6f7420612064617461677261`} {

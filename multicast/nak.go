@@ -40,6 +40,20 @@ type SeqRange struct{ First, Last uint64 }
 // overflows, which a valid range never does but for 1..MaxUint64).
 func (r SeqRange) Len() uint64 { return r.Last - r.First + 1 }
 
+// appendRange appends r as it is on the wire.
+func appendRange(dst []byte, r SeqRange) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, r.First)
+	return binary.BigEndian.AppendUint64(dst, r.Last)
+}
+
+// parseRange decodes the range at the start of b, which holds at least
+// rangeLen bytes, and reports whether it is valid: first >= 1 and
+// first <= last.
+func parseRange(b []byte) (SeqRange, bool) {
+	r := SeqRange{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])}
+	return r, r.First != 0 && r.First <= r.Last
+}
+
 // RepairEntry is one entry of a repair: a datagram, or a range that is
 // gone.
 type RepairEntry struct {
@@ -52,8 +66,7 @@ type RepairEntry struct {
 func AppendNAK(dst []byte, target uuid.UUID, ranges []SeqRange) []byte {
 	dst = append(dst, target[:]...)
 	for _, r := range ranges {
-		dst = binary.BigEndian.AppendUint64(dst, r.First)
-		dst = binary.BigEndian.AppendUint64(dst, r.Last)
+		dst = appendRange(dst, r)
 	}
 	return dst
 }
@@ -72,8 +85,8 @@ func ParseNAK(dst []SeqRange, h *Header, body []byte) (uuid.UUID, []SeqRange, er
 	copy(target[:], body)
 	for i := range h.Records {
 		off := nakTargetLen + rangeLen*i
-		r := SeqRange{binary.BigEndian.Uint64(body[off:]), binary.BigEndian.Uint64(body[off+8:])}
-		if r.First == 0 || r.First > r.Last {
+		r, ok := parseRange(body[off:])
+		if !ok {
 			return target, dst, decodeErr(ErrMalformed, HeaderLen+off, "range %d is %d..%d", i, r.First, r.Last)
 		}
 		dst = append(dst, r)
@@ -90,9 +103,7 @@ func AppendRepairDatagram(dst, d []byte) []byte {
 
 // AppendRepairGone appends a repair entry saying that r is gone.
 func AppendRepairGone(dst []byte, r SeqRange) []byte {
-	dst = append(dst, 0, 0)
-	dst = binary.BigEndian.AppendUint64(dst, r.First)
-	return binary.BigEndian.AppendUint64(dst, r.Last)
+	return appendRange(append(dst, 0, 0), r)
 }
 
 // ParseRepair decodes the body of a repair whose header is h, appending
@@ -111,8 +122,8 @@ func ParseRepair(dst []RepairEntry, h *Header, body []byte) ([]RepairEntry, erro
 			if len(body) < rangeLen {
 				return dst, decodeErr(ErrTruncated, off+len(body), "repair entry %d: a gone range needs %d bytes, has %d", i, rangeLen, len(body))
 			}
-			r := SeqRange{binary.BigEndian.Uint64(body), binary.BigEndian.Uint64(body[8:])}
-			if r.First == 0 || r.First > r.Last {
+			r, ok := parseRange(body)
+			if !ok {
 				return dst, decodeErr(ErrMalformed, off, "repair entry %d: gone range %d..%d", i, r.First, r.Last)
 			}
 			dst = append(dst, RepairEntry{Gone: r})

@@ -9,11 +9,11 @@ import (
 )
 
 // Order and gaps. Each peer's stream 0 (its data and heartbeats) is
-// processed in sequence order: a datagram that arrives ahead of a missing
+// handled in sequence order: a datagram that arrives ahead of a missing
 // one is held until the missing one arrives, is repaired, or is skipped.
 // A window per peer keeps what it needs for that:
 //
-//   - next: the first sequence number not processed or skipped yet;
+//   - next: the first sequence number not handled or skipped yet;
 //   - high: the highest one known to exist;
 //   - held: the datagrams of (next, high] that arrived, copied;
 //   - gaps: the sequence numbers of [next, high] that did not, as sorted,
@@ -117,25 +117,39 @@ type nakReq struct {
 	ranges []SeqRange
 }
 
-// emitFunc processes a datagram of node in its turn. h and recs are its
-// header and records, or nil when the callee must decode d, which is then
-// a datagram that passed the checks before.
-type emitFunc func(node uuid.UUID, h *Header, d []byte, recs []Record)
+// inTurnFunc handles a datagram of node's stream 0 when its turn comes,
+// in sequence order. h and recs are its header and records, or nil when
+// the callee must decode d, which is then a datagram that passed the
+// checks before (one that was held).
+type inTurnFunc func(node uuid.UUID, h *Header, d []byte, recs []Record)
 
-// offerResult is what offer did with a datagram.
-type offerResult int
+// arrival is a datagram of a peer's stream 0 as it reaches the orderer.
+type arrival struct {
+	node   uuid.UUID
+	seq    uint64
+	h      *Header  // its header, or nil (see inTurnFunc)
+	d      []byte   // the datagram, copied if it is held
+	recs   []Record // its records, or nil (see inTurnFunc)
+	repair bool     // it came inside a repair, not by itself
+	from   netip.AddrPort
+}
+
+// arrivalResult is what arrive did with a datagram.
+type arrivalResult int
 
 const (
-	offerTaken     offerResult = iota // processed, or held for its turn
-	offerDuplicate                    // processed, skipped or held already
-	offerUnordered                    // the window table is full: process it out of order
-	offerUnknown                      // a repair for a peer without a window: ignore it
+	arrivalTaken     arrivalResult = iota // handled in its turn, or held for it
+	arrivalDuplicate                      // handled, skipped or held already
+	arrivalUnordered                      // the window table is full: the caller handles it out of order
+	arrivalUnknown                        // a repair for a peer without a window: ignore it
 )
 
-// orderer keeps the windows of all peers within the hold bounds. It is
-// not safe for concurrent use.
+// orderer keeps the windows of all peers within the hold bounds, and
+// hands each peer's datagrams to inTurn in sequence order. It is not safe
+// for concurrent use.
 type orderer struct {
 	wins                map[uuid.UUID]*window
+	inTurn              inTurnFunc
 	holdPeer, holdTotal int
 	gapTimeout          time.Duration
 	nakDelay            time.Duration
@@ -148,46 +162,70 @@ type orderer struct {
 	logs                            []orderLog
 }
 
-func newOrderer(holdPeer, holdTotal int, gapTimeout, nakDelay time.Duration, maxRanges int) *orderer {
-	return &orderer{wins: make(map[uuid.UUID]*window), holdPeer: holdPeer, holdTotal: holdTotal,
+func newOrderer(inTurn inTurnFunc, holdPeer, holdTotal int, gapTimeout, nakDelay time.Duration, maxRanges int) *orderer {
+	return &orderer{wins: make(map[uuid.UUID]*window), inTurn: inTurn, holdPeer: holdPeer, holdTotal: holdTotal,
 		gapTimeout: gapTimeout, nakDelay: nakDelay, maxRanges: max(1, min(MaxRecords, maxRanges))}
 }
 
-// offer files datagram d, numbered seq in node's stream 0, arriving by
-// itself or (repair) inside a repair. d is copied when it is held.
-func (o *orderer) offer(node uuid.UUID, seq uint64, h *Header, d []byte, recs []Record, repair bool, from netip.AddrPort, now time.Time, emit emitFunc) offerResult {
-	w := o.wins[node]
+// arrive takes datagram a of its peer's stream 0: it hands it to inTurn
+// (and then what was held behind it) if it is next, holds it if it is
+// ahead of a gap, and counts it if it is a duplicate.
+func (o *orderer) arrive(a *arrival, now time.Time) arrivalResult {
+	w := o.wins[a.node]
 	if w == nil {
-		if repair {
-			return offerUnknown
+		if a.repair {
+			return arrivalUnknown
 		}
 		if len(o.wins) >= maxPeers {
-			return offerUnordered
+			return arrivalUnordered
 		}
-		w = &window{node: node, next: seq, high: seq - 1, held: make(map[uint64][]byte)}
-		o.wins[node] = w
+		w = &window{node: a.node, next: a.seq, high: a.seq - 1, held: make(map[uint64][]byte)}
+		o.wins[a.node] = w
 	}
 	w.lastSeen = now
-	if !repair {
-		w.from = from
+	if !a.repair {
+		w.from = a.from
 	}
+	if !o.place(w, a, now) {
+		return arrivalDuplicate
+	}
+	seq := a.seq
+	if seq != w.next {
+		if !a.repair {
+			o.outOfOrder++
+		}
+		cost := len(a.d) + heldOverhead
+		o.makeRoom(w, seq, cost, now)
+		if seq != w.next {
+			w.held[seq] = append([]byte(nil), a.d...)
+			w.heldBytes += cost
+			o.held += cost
+			o.peak = max(o.peak, o.held)
+			return arrivalTaken
+		}
+	}
+	w.next++
+	o.inTurn(a.node, a.h, a.d, a.recs)
+	o.advance(w, now)
+	return arrivalTaken
+}
+
+// place finds a's number a place in w: it fills the gap that holds it,
+// or it raises w.high past it, opening a gap for what lies between. It
+// reports false, counting a duplicate, for a number w has had already.
+func (o *orderer) place(w *window, a *arrival, now time.Time) bool {
+	seq := a.seq
 	switch {
-	case seq < w.next:
-		if !repair {
+	case seq < w.next || seq <= w.high && w.holds(seq):
+		if !a.repair {
 			o.dup++
 		}
-		return offerDuplicate
+		return false
 	case seq <= w.high:
-		if _, ok := w.held[seq]; ok {
-			if !repair {
-				o.dup++
-			}
-			return offerDuplicate
-		}
 		if !w.fill(seq) {
-			return offerDuplicate // cannot happen: every number is held or in a gap
+			return false // cannot happen: every number is held or in a gap
 		}
-		if repair {
+		if a.repair {
 			w.repaired++
 			o.repaired++
 		}
@@ -198,24 +236,13 @@ func (o *orderer) offer(node uuid.UUID, seq uint64, h *Header, d []byte, recs []
 		}
 		w.high = seq
 	}
-	if seq != w.next {
-		if !repair {
-			o.outOfOrder++
-		}
-		cost := len(d) + heldOverhead
-		o.makeRoom(w, seq, cost, now, emit)
-		if seq != w.next {
-			w.held[seq] = append([]byte(nil), d...)
-			w.heldBytes += cost
-			o.held += cost
-			o.peak = max(o.peak, o.held)
-			return offerTaken
-		}
-	}
-	w.next++
-	emit(node, h, d, recs)
-	o.advance(w, now, emit)
-	return offerTaken
+	return true
+}
+
+// holds reports whether w holds datagram seq.
+func (w *window) holds(seq uint64) bool {
+	_, ok := w.held[seq]
+	return ok
 }
 
 // fill takes seq out of the gap that holds it and reports whether one
@@ -246,10 +273,10 @@ func (w *window) fill(seq uint64) bool {
 
 // makeRoom skips the oldest gaps, of w and then of the peer holding the
 // most, until cost more bytes fit both hold bounds, or until w's next
-// datagram is seq (which is then processed, not held).
-func (o *orderer) makeRoom(w *window, seq uint64, cost int, now time.Time, emit emitFunc) {
+// datagram is seq (which is then handed on, not held).
+func (o *orderer) makeRoom(w *window, seq uint64, cost int, now time.Time) {
 	for w.heldBytes+cost > o.holdPeer && w.next != seq && len(w.gaps) > 0 {
-		o.skipFirst(w, skipFull, now, emit)
+		o.skipFirst(w, skipFull, now)
 	}
 	for o.held+cost > o.holdTotal && w.next != seq {
 		var fat *window
@@ -261,22 +288,22 @@ func (o *orderer) makeRoom(w *window, seq uint64, cost int, now time.Time, emit 
 		if fat == nil {
 			return
 		}
-		o.skipFirst(fat, skipFull, now, emit)
+		o.skipFirst(fat, skipFull, now)
 	}
 }
 
-// skipFirst skips w's first gap, which starts at w.next, and processes
+// skipFirst skips w's first gap, which starts at w.next, and hands on
 // what was held behind it.
-func (o *orderer) skipFirst(w *window, why skipReason, now time.Time, emit emitFunc) {
+func (o *orderer) skipFirst(w *window, why skipReason, now time.Time) {
 	if w.gaps[0].skip == skipNone {
 		w.gaps[0].skip = why
 	}
-	o.advance(w, now, emit)
+	o.advance(w, now)
 }
 
-// advance processes w's held datagrams and skips its skipped gaps, in
+// advance hands inTurn w's held datagrams and skips its skipped gaps, in
 // order, for as long as one of them is next.
-func (o *orderer) advance(w *window, now time.Time, emit emitFunc) {
+func (o *orderer) advance(w *window, now time.Time) {
 	for {
 		if d, ok := w.held[w.next]; ok {
 			delete(w.held, w.next)
@@ -284,7 +311,7 @@ func (o *orderer) advance(w *window, now time.Time, emit emitFunc) {
 			w.heldBytes -= cost
 			o.held -= cost
 			w.next++
-			emit(w.node, nil, d, nil)
+			o.inTurn(w.node, nil, d, nil)
 			continue
 		}
 		if len(w.gaps) > 0 && w.gaps[0].First == w.next && w.gaps[0].skip != skipNone {
@@ -307,7 +334,7 @@ func (o *orderer) advance(w *window, now time.Time, emit emitFunc) {
 }
 
 // gone skips what r covers of node's gaps: its sender no longer holds it.
-func (o *orderer) gone(node uuid.UUID, r SeqRange, now time.Time, emit emitFunc) {
+func (o *orderer) gone(node uuid.UUID, r SeqRange, now time.Time) {
 	w := o.wins[node]
 	if w == nil || r.Last < w.next || r.First > w.high {
 		return
@@ -334,7 +361,7 @@ func (o *orderer) gone(node uuid.UUID, r SeqRange, now time.Time, emit emitFunc)
 		}
 	}
 	w.gaps = out
-	o.advance(w, now, emit)
+	o.advance(w, now)
 }
 
 // heard takes note of a NAK that another receiver sent to node for
@@ -371,7 +398,7 @@ func latest(a, b time.Time) time.Time {
 // tick skips the gaps older than the gap timeout, ends quiet loss
 // episodes, and returns the NAKs due now (at most maxRanges ranges per
 // peer) and when tick has work next (zero: none).
-func (o *orderer) tick(now time.Time, emit emitFunc) (naks []nakReq, due time.Time) {
+func (o *orderer) tick(now time.Time) (naks []nakReq, due time.Time) {
 	later := func(t time.Time) {
 		if due.IsZero() || t.Before(due) {
 			due = t
@@ -383,7 +410,7 @@ func (o *orderer) tick(now time.Time, emit emitFunc) (naks []nakReq, due time.Ti
 				g.skip = skipTimeout
 			}
 		}
-		o.advance(w, now, emit)
+		o.advance(w, now)
 		var ranges []SeqRange
 		for i := range w.gaps {
 			g := &w.gaps[i]
@@ -414,8 +441,8 @@ func (o *orderer) tick(now time.Time, emit emitFunc) (naks []nakReq, due time.Ti
 }
 
 // age drops the windows of peers silent for longer than timeout, after
-// skipping their gaps and processing what they held.
-func (o *orderer) age(now time.Time, timeout time.Duration, emit emitFunc) {
+// skipping their gaps and handing on what they held.
+func (o *orderer) age(now time.Time, timeout time.Duration) {
 	for node, w := range o.wins {
 		if now.Sub(w.lastSeen) <= timeout {
 			continue
@@ -425,7 +452,7 @@ func (o *orderer) age(now time.Time, timeout time.Duration, emit emitFunc) {
 				w.gaps[i].skip = skipSilent
 			}
 		}
-		o.advance(w, now, emit)
+		o.advance(w, now)
 		if w.episode {
 			o.logs = append(o.logs, orderLog{node: node, lost: w.episodeLost})
 		}

@@ -2,7 +2,6 @@ package multicast
 
 import (
 	"encoding/binary"
-	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -20,11 +19,12 @@ type orderRig struct {
 }
 
 func newOrderRig(holdPeer, holdTotal int) *orderRig {
-	return &orderRig{
-		o:    newOrderer(holdPeer, holdTotal, time.Second, 10*time.Millisecond, 4),
+	r := &orderRig{
 		node: uuid.MustParse("6e6f6465-0000-4000-8000-000000000001"),
 		now:  time.Unix(1000, 0),
 	}
+	r.o = newOrderer(r.inTurn, holdPeer, holdTotal, time.Second, 10*time.Millisecond, 4)
+	return r
 }
 
 // datagram is a stand-in datagram of 100 bytes carrying its number.
@@ -34,17 +34,23 @@ func rigDatagram(seq uint64) []byte {
 	return d
 }
 
-func (r *orderRig) emit(node uuid.UUID, h *Header, d []byte, recs []Record) {
+func (r *orderRig) inTurn(node uuid.UUID, h *Header, d []byte, recs []Record) {
 	r.got = append(r.got, binary.BigEndian.Uint64(d))
 }
 
-func (r *orderRig) offer(seq uint64, repair bool) offerResult {
-	return r.o.offer(r.node, seq, nil, rigDatagram(seq), nil, repair, netip.AddrPort{}, r.now, r.emit)
+// arrive hands the orderer datagram seq of the rig's peer.
+func (r *orderRig) arrive(seq uint64, repair bool) arrivalResult {
+	return r.arriveFrom(r.node, seq, repair)
+}
+
+// arriveFrom hands the orderer datagram seq of node.
+func (r *orderRig) arriveFrom(node uuid.UUID, seq uint64, repair bool) arrivalResult {
+	return r.o.arrive(&arrival{node: node, seq: seq, d: rigDatagram(seq), repair: repair}, r.now)
 }
 
 func (r *orderRig) tick(after time.Duration) []nakReq {
 	r.now = r.now.Add(after)
-	naks, _ := r.o.tick(r.now, r.emit)
+	naks, _ := r.o.tick(r.now)
 	return naks
 }
 
@@ -58,7 +64,7 @@ func seqs(first, last uint64) []uint64 {
 
 func TestOrderer(t *testing.T) {
 	type step struct {
-		seq    uint64        // offer this one, unless 0
+		seq    uint64        // hand the orderer this one, unless 0
 		repair bool          // inside a repair
 		gone   SeqRange      // the sender says it is gone, when set
 		tick   time.Duration // run the timer this much later, when set
@@ -90,9 +96,9 @@ func TestOrderer(t *testing.T) {
 			for _, s := range tc.steps {
 				switch {
 				case s.seq != 0:
-					r.offer(s.seq, s.repair)
+					r.arrive(s.seq, s.repair)
 				case s.gone != SeqRange{}:
-					r.o.gone(r.node, s.gone, r.now, r.emit)
+					r.o.gone(r.node, s.gone, r.now)
 				default:
 					r.tick(s.tick)
 				}
@@ -114,9 +120,9 @@ func TestOrderer(t *testing.T) {
 
 func TestOrdererNAKs(t *testing.T) {
 	r := newOrderRig(1<<20, 1<<20)
-	r.offer(1, false)
-	r.offer(3, false)
-	r.offer(6, false)
+	r.arrive(1, false)
+	r.arrive(3, false)
+	r.arrive(6, false)
 	if !r.o.newGap {
 		t.Error("no new gap flagged")
 	}
@@ -150,7 +156,7 @@ func TestOrdererNAKs(t *testing.T) {
 	// At most maxRanges (4) ranges per NAK.
 	r = newOrderRig(1<<20, 1<<20)
 	for s := uint64(1); s < 20; s += 2 {
-		r.offer(s, false)
+		r.arrive(s, false)
 	}
 	if naks := r.tick(time.Second / 2); len(naks) != 1 || len(naks[0].ranges) != 4 {
 		t.Errorf("NAKs %+v, want one of 4 ranges", naks)
@@ -162,9 +168,9 @@ func TestOrdererNAKs(t *testing.T) {
 // it does not.
 func TestOrdererHearsOtherNAKs(t *testing.T) {
 	r := newOrderRig(1<<20, 1<<20)
-	r.offer(1, false)
-	r.offer(3, false)
-	r.offer(7, false) // gaps 2 and 4..6
+	r.arrive(1, false)
+	r.arrive(3, false)
+	r.arrive(7, false) // gaps 2 and 4..6
 	r.o.heard(r.node, []SeqRange{{2, 2}, {4, 5}}, r.now.Add(5*time.Millisecond))
 	naks := r.tick(10 * time.Millisecond)
 	if len(naks) != 1 || !slices.Equal(naks[0].ranges, []SeqRange{{4, 6}}) || r.o.suppressed != 1 {
@@ -178,9 +184,9 @@ func TestOrdererHearsOtherNAKs(t *testing.T) {
 func TestOrdererBounds(t *testing.T) {
 	const cost = 100 + heldOverhead
 	r := newOrderRig(10*cost, 1<<20)
-	r.offer(1, false)
+	r.arrive(1, false)
 	for s := uint64(3); s < 100; s += 2 {
-		r.offer(s, false)
+		r.arrive(s, false)
 		if r.o.held > 10*cost {
 			t.Fatalf("holds %d bytes, the bound is %d", r.o.held, 10*cost)
 		}
@@ -191,11 +197,11 @@ func TestOrdererBounds(t *testing.T) {
 	// The total bound, over two peers.
 	r = newOrderRig(1<<20, 10*cost)
 	other := uuid.New()
-	r.offer(1, false)
-	r.o.offer(other, 1, nil, rigDatagram(1), nil, false, netip.AddrPort{}, r.now, r.emit)
+	r.arrive(1, false)
+	r.arriveFrom(other, 1, false)
 	for s := uint64(3); s < 100; s += 2 {
-		r.offer(s, false)
-		r.o.offer(other, s, nil, rigDatagram(s), nil, false, netip.AddrPort{}, r.now, r.emit)
+		r.arrive(s, false)
+		r.arriveFrom(other, s, false)
 		if r.o.held > 10*cost {
 			t.Fatalf("holds %d bytes, the bound is %d", r.o.held, 10*cost)
 		}
@@ -203,24 +209,24 @@ func TestOrdererBounds(t *testing.T) {
 	// A window table that is full processes new peers out of order.
 	r = newOrderRig(1<<20, 1<<20)
 	for range maxPeers {
-		r.o.offer(uuid.New(), 1, nil, rigDatagram(1), nil, false, netip.AddrPort{}, r.now, r.emit)
+		r.arriveFrom(uuid.New(), 1, false)
 	}
-	if res := r.offer(5, false); res != offerUnordered {
+	if res := r.arrive(5, false); res != arrivalUnordered {
 		t.Errorf("a peer past the table's bound: %v", res)
 	}
 }
 
 func TestOrdererAgesSilentPeers(t *testing.T) {
 	r := newOrderRig(1<<20, 1<<20)
-	r.offer(1, false)
-	r.offer(3, false)
+	r.arrive(1, false)
+	r.arrive(3, false)
 	r.now = r.now.Add(500 * time.Millisecond)
-	r.o.age(r.now, time.Second, r.emit)
+	r.o.age(r.now, time.Second)
 	if len(r.o.wins) != 1 {
 		t.Fatal("aged a peer heard lately")
 	}
 	r.now = r.now.Add(time.Second)
-	r.o.age(r.now, time.Second, r.emit)
+	r.o.age(r.now, time.Second)
 	if len(r.o.wins) != 0 || !slices.Equal(r.got, []uint64{1, 3}) || r.o.lost != 1 || r.o.held != 0 {
 		t.Errorf("after aging: %d windows, processed %v, lost %d, held %d", len(r.o.wins), r.got, r.o.lost, r.o.held)
 	}
@@ -269,12 +275,11 @@ func FuzzOrder(f *testing.F) {
 	f.Add([]byte{0, 200, 4, 9, 0, 1, 0, 255, 0, 7, 3, 200, 1, 6})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		const cost = 100 + heldOverhead
-		o := newOrderer(8*cost, 12*cost, time.Second, 10*time.Millisecond, 4)
 		nodes := []uuid.UUID{{1}, {2}, {3}}
 		now := time.Unix(1000, 0)
 		last := map[uuid.UUID]uint64{}
 		seen := map[uuid.UUID]map[uint64]bool{}
-		emit := func(node uuid.UUID, h *Header, d []byte, recs []Record) {
+		inTurn := func(node uuid.UUID, h *Header, d []byte, recs []Record) {
 			s := binary.BigEndian.Uint64(d)
 			if s <= last[node] && last[node] != 0 || seen[node][s] {
 				t.Fatalf("%v: processed %d after %d", node, s, last[node])
@@ -285,6 +290,7 @@ func FuzzOrder(f *testing.F) {
 			}
 			seen[node][s] = true
 		}
+		o := newOrderer(inTurn, 8*cost, 12*cost, time.Second, 10*time.Millisecond, 4)
 		base := map[uuid.UUID]uint64{}
 		for i := 0; i+1 < len(ops); i += 2 {
 			op, arg := ops[i], uint64(ops[i+1])
@@ -295,14 +301,14 @@ func FuzzOrder(f *testing.F) {
 			seq := base[node] + arg
 			switch op & 7 {
 			case 0, 5, 6:
-				o.offer(node, seq, nil, rigDatagram(seq), nil, false, netip.AddrPort{}, now, emit)
+				o.arrive(&arrival{node: node, seq: seq, d: rigDatagram(seq)}, now)
 			case 1:
-				o.offer(node, seq, nil, rigDatagram(seq), nil, true, netip.AddrPort{}, now, emit)
+				o.arrive(&arrival{node: node, seq: seq, d: rigDatagram(seq), repair: true}, now)
 			case 2:
-				o.gone(node, SeqRange{seq, seq + arg%7}, now, emit)
+				o.gone(node, SeqRange{seq, seq + arg%7}, now)
 			case 3:
 				now = now.Add(time.Duration(arg) * 10 * time.Millisecond)
-				naks, _ := o.tick(now, emit)
+				naks, _ := o.tick(now)
 				for _, n := range naks {
 					if len(n.ranges) == 0 || len(n.ranges) > 4 {
 						t.Fatalf("a NAK of %d ranges", len(n.ranges))
@@ -312,7 +318,7 @@ func FuzzOrder(f *testing.F) {
 				base[node] += arg * 100 // a jump
 			case 7:
 				now = now.Add(time.Duration(arg) * 50 * time.Millisecond)
-				o.age(now, 5*time.Second, emit)
+				o.age(now, 5*time.Second)
 				for _, n := range nodes {
 					if o.wins[n] == nil { // forgotten: a new start may come lower
 						delete(last, n)
@@ -323,7 +329,7 @@ func FuzzOrder(f *testing.F) {
 			checkOrderer(t, o)
 		}
 		// Once every peer is silent, everything held has been processed.
-		o.age(now.Add(time.Hour), time.Second, emit)
+		o.age(now.Add(time.Hour), time.Second)
 		if len(o.wins) != 0 || o.held != 0 {
 			t.Fatalf("after aging: %d windows, %d bytes held", len(o.wins), o.held)
 		}

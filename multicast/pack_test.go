@@ -38,7 +38,7 @@ func packerLink(node uuid.UUID, lastSeq uint64) (*Link, *captureSocket) {
 		ra:      newReassembler(1<<20, 0),
 		ctlSeq:  new(atomic.Uint64),
 		hist:    NewHistory(1 << 20),
-		ord:     newOrderer(DefaultHoldPeer, DefaultHoldTotal, DefaultGapTimeout, defaultNAKDelay, 8),
+		ord:     newOrderer(nil, DefaultHoldPeer, DefaultHoldTotal, DefaultGapTimeout, defaultNAKDelay, 8),
 	}
 	l.seq.Store(lastSeq)
 	return l, c

@@ -111,15 +111,15 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 	l.peers.seen(h.Node, len(b), now)
 	switch h.Kind {
 	case KindData, KindHeartbeat:
-		l.offer(&h, b, recs, false, from, now)
+		l.putInOrder(&arrival{node: h.Node, seq: h.Seq, h: &h, d: b, recs: recs, from: from}, now)
 	case KindRepair:
 		l.counts.repairsIn.Add(1)
 		for _, e := range entries {
 			if e.Datagram == nil {
-				l.ord.gone(h.Node, e.Gone, now, l.emit)
+				l.ord.gone(h.Node, e.Gone, now)
 				continue
 			}
-			recs = l.repaired(&h, e.Datagram, recs[:0], now)
+			recs = l.putRepairedInOrder(&h, e.Datagram, recs[:0], now)
 		}
 	}
 	kick := l.ord.newGap
@@ -127,21 +127,18 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 	pending := len(l.outq) > 0 || len(l.ord.logs) > 0 || len(l.joined) > 0
 	l.mu.Unlock()
 	if kick {
-		select {
-		case l.kick <- struct{}{}:
-		default:
-		}
+		poke(l.kick)
 	}
 	if pending {
-		l.released()
+		l.logAndDeliver()
 	}
 	return recs
 }
 
-// repaired files a datagram that came inside a repair from the node of
-// outer; l.mu is held. It must be a valid datagram of stream 0 of the
+// putRepairedInOrder hands the orderer a datagram that came inside a
+// repair from the node of outer; l.mu is held. It must be a valid datagram of stream 0 of the
 // same node and cluster, unsealed; one already had is ignored.
-func (l *Link) repaired(outer *Header, d []byte, recs []Record, now time.Time) []Record {
+func (l *Link) putRepairedInOrder(outer *Header, d []byte, recs []Record, now time.Time) []Record {
 	h, rest, err := ParseHeader(d)
 	if err == nil {
 		recs, err = ParseRecords(recs, &h, rest, l.cfg.MaxMessage)
@@ -154,27 +151,30 @@ func (l *Link) repaired(outer *Header, d []byte, recs []Record, now time.Time) [
 		l.counts.malformed.Add(1)
 		return recs
 	}
-	l.offer(&h, d, recs, true, netip.AddrPort{}, now)
+	l.putInOrder(&arrival{node: h.Node, seq: h.Seq, h: &h, d: d, recs: recs, repair: true}, now)
 	return recs
 }
 
-// offer hands a datagram of stream 0 to the orderer; l.mu is held.
-func (l *Link) offer(h *Header, d []byte, recs []Record, repair bool, from netip.AddrPort, now time.Time) {
-	if h.Seq == 0 {
+// putInOrder hands a datagram of stream 0 to the orderer, which hands
+// it to handleInTurn in its turn; l.mu is held.
+func (l *Link) putInOrder(a *arrival, now time.Time) {
+	if a.seq == 0 {
 		l.counts.malformed.Add(1) // stream 0 counts from 1
 		return
 	}
-	l.peers.sequence(h.Node, h.Seq)
-	if l.ord.offer(h.Node, h.Seq, h, d, recs, repair, from, now, l.emit) == offerUnordered {
-		l.process(h.Node, h, d, recs)
+	l.peers.sequence(a.node, a.seq)
+	if l.ord.arrive(a, now) == arrivalUnordered {
+		l.handleInTurn(a.node, a.h, a.d, a.recs)
 	}
 }
 
-// process handles a datagram of stream 0 in its turn; l.mu is held. h
-// and recs are nil when d must be decoded again (a datagram held for its
-// turn, which passed the checks when it arrived). Complete data messages
-// are queued for delivery.
-func (l *Link) process(node uuid.UUID, h *Header, d []byte, recs []Record) {
+// handleInTurn reassembles the records of a datagram of stream 0 in its
+// turn (or out of order, when the orderer has no room for its peer);
+// l.mu is held. h and recs are nil when d must be decoded again (a
+// datagram held for its turn, which passed the checks when it arrived).
+// Complete data messages are queued for delivery, complete heartbeats
+// filed.
+func (l *Link) handleInTurn(node uuid.UUID, h *Header, d []byte, recs []Record) {
 	if h == nil {
 		hd, rest, err := ParseHeader(d)
 		if err != nil {

@@ -54,13 +54,10 @@ func (l *Link) sendCtl(kind Kind, records int, body []byte) {
 	c.items = append(c.items, ctlItem{kind, records, body})
 	c.bytes += len(body)
 	c.mu.Unlock()
-	select {
-	case l.q.wake <- struct{}{}:
-	default:
-	}
+	poke(l.q.wake)
 }
 
-// takeCtl hands the writer the NAKs and repairs queued.
+// take hands the writer the NAKs and repairs queued.
 func (c *ctlQueue) take() []ctlItem {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -160,16 +157,16 @@ func (l *Link) sendNAKs(naks []nakReq) {
 // has work next (zero: none).
 func (l *Link) repairTick(now time.Time) time.Time {
 	l.mu.Lock()
-	naks, due := l.ord.tick(now, l.emit)
+	naks, due := l.ord.tick(now)
 	l.mu.Unlock()
-	l.released()
+	l.logAndDeliver()
 	l.sendNAKs(naks)
 	return due
 }
 
-// released logs what the orderer has to say and delivers what it
-// released. l.mu must not be held.
-func (l *Link) released() {
+// logAndDeliver logs the peers that joined and what the orderer has to
+// say, then delivers the messages queued. l.mu must not be held.
+func (l *Link) logAndDeliver() {
 	l.mu.Lock()
 	logs, joined := l.ord.logs, l.joined
 	l.ord.logs, l.joined = nil, nil
@@ -185,14 +182,14 @@ func (l *Link) released() {
 			l.log.Info("a peer's stream is whole again", "peer", g.node, "lost", g.lost)
 		}
 	}
-	l.drain()
+	l.deliverQueued()
 }
 
-// drain hands the queued messages to deliver, in order. Whoever holds
-// deliverMu delivers everything queued until the queue is empty, so that
-// when drain returns, every message queued before it was called has been
+// deliverQueued hands the queued messages to deliver, in order. Whoever
+// holds deliverMu delivers everything queued until the queue is empty, so
+// that when deliverQueued returns, every message queued before it was called has been
 // delivered, and messages that alias a read buffer are done with.
-func (l *Link) drain() {
+func (l *Link) deliverQueued() {
 	l.deliverMu.Lock()
 	defer l.deliverMu.Unlock()
 	for {

@@ -121,8 +121,9 @@ func streamOf(k Kind) (uint32, bool) {
 	return 0, false
 }
 
-// sealedHeader checks the fixed header of a datagram to seal or open and
-// returns its node, and its nonce in nonce.
+// sealedHeader checks the fixed header of a datagram to seal or open
+// (sealed), and that one to open is long enough for its tag, and returns
+// its node, and its nonce in nonce.
 func sealedHeader(b []byte, sealed bool, nonce *[NonceLen]byte) (uuid.UUID, error) {
 	switch {
 	case len(b) < HeaderLen:
@@ -140,9 +141,23 @@ func sealedHeader(b []byte, sealed bool, nonce *[NonceLen]byte) (uuid.UUID, erro
 	if !ok {
 		return uuid.UUID{}, decodeErr(ErrKind, 3, "unknown %v", Kind(b[3]))
 	}
+	if sealed && len(b) < HeaderLen+TagLen {
+		return uuid.UUID{}, fmt.Errorf("%w: %d bytes, a sealed datagram has at least %d", ErrForged, len(b), HeaderLen+TagLen)
+	}
 	binary.BigEndian.PutUint32(nonce[:4], stream)
 	copy(nonce[4:], b[30:38])
 	return uuid.UUID(b[14:30]), nil
+}
+
+// senderKey checks the header of b, a datagram to seal or a sealed one
+// to open (sealed), puts its nonce in nonce, and returns its sender and
+// the sender's AEAD; cached tells whether the AEAD came from the cache.
+func (s *Sealer) senderKey(b []byte, sealed bool, nonce *[NonceLen]byte) (node uuid.UUID, a cipher.AEAD, cached bool, err error) {
+	if node, err = sealedHeader(b, sealed, nonce); err != nil {
+		return node, nil, false, err
+	}
+	a, cached, err = s.aead(node)
+	return node, a, cached, err
 }
 
 // Seal appends to dst the sealed form of the datagram plain (header and
@@ -156,11 +171,7 @@ func (s *Sealer) Seal(dst, plain []byte) ([]byte, error) {
 // seal is Seal with the caller's scratch space for the nonce, so that
 // the link's writer seals without allocating.
 func (s *Sealer) seal(dst, plain []byte, nonce *[NonceLen]byte) ([]byte, error) {
-	node, err := sealedHeader(plain, false, nonce)
-	if err != nil {
-		return dst, err
-	}
-	a, cached, err := s.aead(node)
+	node, a, cached, err := s.senderKey(plain, false, nonce)
 	if err != nil {
 		return dst, err
 	}
@@ -188,14 +199,7 @@ func (s *Sealer) Open(dst, b []byte) ([]byte, error) {
 
 // open is Open with the caller's scratch space for the nonce.
 func (s *Sealer) open(dst, b []byte, nonce *[NonceLen]byte) ([]byte, error) {
-	node, err := sealedHeader(b, true, nonce)
-	if err != nil {
-		return dst, err
-	}
-	if len(b) < HeaderLen+TagLen {
-		return dst, fmt.Errorf("%w: %d bytes, a sealed datagram has at least %d", ErrForged, len(b), HeaderLen+TagLen)
-	}
-	a, cached, err := s.aead(node)
+	node, a, cached, err := s.senderKey(b, true, nonce)
 	if err != nil {
 		return dst, err
 	}

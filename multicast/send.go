@@ -126,10 +126,7 @@ func (l *Link) enqueue(kind Kind, id uuid.UUID, msg []byte, bounded bool) error 
 	q.charged += cost
 	q.peak = max(q.peak, q.charged)
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	poke(q.wake)
 	return nil
 }
 
@@ -174,20 +171,30 @@ func (l *Link) writeLoop() {
 	defer l.wg.Done()
 	p := newPacker(l)
 	for {
+		stopping := false
 		select {
 		case <-l.q.wake:
-			msgs, buf := l.q.take()
-			p.pack(msgs, buf)
-			p.control(l.ctl.take())
-			l.q.give(msgs, buf)
 		case <-l.stop:
-			// Close has closed the queue: nothing more comes in.
-			msgs, buf := l.q.take()
-			p.pack(msgs, buf)
-			p.control(l.ctl.take())
-			l.q.give(msgs, buf)
+			// Close has closed the queue: nothing more comes in after
+			// this round.
+			stopping = true
+		}
+		msgs, buf := l.q.take()
+		p.pack(msgs, buf)
+		p.control(l.ctl.take())
+		l.q.give(msgs, buf)
+		if stopping {
 			return
 		}
+	}
+}
+
+// poke wakes the goroutine that waits on c, a channel of capacity 1,
+// unless it has been woken already.
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 
@@ -264,12 +271,8 @@ func (p *packer) control(items []ctlItem) {
 		if p.unsent {
 			continue
 		}
-		if len(p.dgs) == len(p.store) {
-			p.flush()
-		}
-		h := Header{Kind: it.kind, Records: it.records, Cluster: l.cluster, Node: l.cfg.Node, Seq: l.ctlSeq.Add(1)}
-		p.dgs = append(p.dgs, append(AppendHeader(p.store[len(p.dgs)][:0], &h), it.body...))
-		p.ends = append(p.ends, 0)
+		d := p.start(&Header{Kind: it.kind, Records: it.records, Cluster: l.cluster, Node: l.cfg.Node, Seq: l.ctlSeq.Add(1)})
+		*d = append(*d, it.body...)
 	}
 }
 
@@ -285,18 +288,24 @@ func (p *packer) record(kind Kind, r *Record) {
 		}
 	}
 	if !p.open {
-		if len(p.dgs) == len(p.store) {
-			p.flush()
-		}
-		h := Header{Kind: kind, Records: 0, Cluster: l.cluster, Node: l.cfg.Node, Seq: l.seq.Add(1)}
-		p.dgs = append(p.dgs, AppendHeader(p.store[len(p.dgs)][:0], &h))
-		p.ends = append(p.ends, 0)
+		p.start(&Header{Kind: kind, Records: 0, Cluster: l.cluster, Node: l.cfg.Node, Seq: l.seq.Add(1)})
 		p.open, p.kind, p.records = true, kind, 0
 	}
 	d := &p.dgs[len(p.dgs)-1]
 	*d = AppendRecord(*d, r)
 	p.records++
 	(*d)[5] = byte(p.records)
+}
+
+// start begins a new datagram with header h, in the next free buffer,
+// after writing the datagrams built when there is none, and returns it.
+func (p *packer) start(h *Header) *[]byte {
+	if len(p.dgs) == len(p.store) {
+		p.flush()
+	}
+	p.dgs = append(p.dgs, AppendHeader(p.store[len(p.dgs)][:0], h))
+	p.ends = append(p.ends, 0)
+	return &p.dgs[len(p.dgs)-1]
 }
 
 // flush writes the datagrams built. A datagram the socket refuses is
