@@ -135,20 +135,21 @@ func TestExamplesListenOnly(t *testing.T) {
 	}
 }
 
-// TestReadmePython runs the README's Python example, pointed at a test
-// server's socket.
-func TestReadmePython(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
+// TestClientDocPython runs the Python example of docs/client.md (the JSON
+// text protocol, which the README links to), pointed at a test server's
+// socket.
+func TestClientDocPython(t *testing.T) {
+	b, err := os.ReadFile("../docs/client.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile("(?ms)^```python\n(.*?)^```").FindSubmatch(b)
 	if m == nil {
-		t.Fatal("README.md has no python block")
+		t.Fatal("docs/client.md has no python block")
 	}
 	const placeholder = "/run/user/1000/netcluster/A.sock"
 	if !bytes.Contains(m[1], []byte(placeholder)) {
-		t.Fatalf("the README's python block does not connect to %s", placeholder)
+		t.Fatalf("docs/client.md's python block does not connect to %s", placeholder)
 	}
 	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
 	goClient := ts.Dial(t, "A", bus.Name("go"))
@@ -162,9 +163,9 @@ func TestReadmePython(t *testing.T) {
 	}
 	goClient.Emit("reply", "hi")
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("README example: %v\n%s", err, stderr)
+		t.Fatalf("docs/client.md example: %v\n%s", err, stderr)
 	}
 	if want := "reply " + goClient.ID().String() + " hi\n"; stdout.String() != want {
-		t.Errorf("README example printed %q, want %q", stdout, want)
+		t.Errorf("docs/client.md example printed %q, want %q", stdout, want)
 	}
 }
