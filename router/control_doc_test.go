@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"encoding/json"
 	"maps"
 	"os"
 	"reflect"
@@ -89,5 +90,26 @@ func TestControlAnswersDocumented(t *testing.T) {
 				t.Errorf("%s: PROTOCOL.md § 12 does not name `%s`", path, key)
 			}
 		})
+	}
+}
+
+// TestNetworkAnswerJSON: as JSON too, the network part of stats shows
+// connected alone while the server is off the network, and every
+// counter while it is on.
+func TestNetworkAnswerJSON(t *testing.T) {
+	off, err := json.Marshal(router.NetworkAnswer{})
+	if err != nil || string(off) != `{"connected":false}` {
+		t.Errorf("off the network: %s, %v; want {\"connected\":false}", off, err)
+	}
+	on, err := json.Marshal(router.NetworkAnswer{Connected: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(on, &m); err != nil {
+		t.Fatal(err)
+	}
+	if want := reflect.TypeFor[router.NetworkAnswer]().NumField(); len(m) != want || m["delivered"] != 0.0 {
+		t.Errorf("on the network: %s; want all %d fields", on, want)
 	}
 }
