@@ -59,26 +59,30 @@ type Config struct {
 // DefaultJSONGrace is the JSONGrace used when a Config leaves it 0.
 const DefaultJSONGrace = 300 * time.Millisecond
 
-// Stats are a channel's counters since it opened.
+// Stats are a channel's counters since it opened. It is the one table
+// of them: each field's tags say where it is shown. The json and msgpack
+// tags (always alike) name it in the control answers stats and
+// showchannel ("-": not shown); metric and help name it on the
+// Prometheus endpoint (no metric tag: not exported). An int field is a
+// value now (a gauge), a uint64 field a count since the channel opened.
+// Every field is an int or a uint64, so that the server can sum them.
 type Stats struct {
-	Clients int // clients whose protocol is known
+	Clients int `json:"clients" msgpack:"clients" metric:"netcluster_channel_clients" help:"Clients connected to the channel."`
 	// Undecided counts connections that have said nothing yet, within
 	// the JSON grace; events for them are held.
-	Undecided     int
-	EventsIn      uint64 // events received from the channel's clients
-	BytesIn       uint64
-	FramesOut     uint64 // frames queued for the channel's clients
-	BytesOut      uint64
-	Dropped       uint64 // frames not delivered because their receiver was closing or slow
-	SlowConsumers uint64 // clients disconnected for passing maxpending
-	TooBig        uint64 // clients disconnected for a frame over maxframe
-	Undeliverable uint64 // addressed events from the channel's clients whose addressee was not there
+	Undecided     int    `json:"-" msgpack:"-"`
+	EventsIn      uint64 `json:"events_in" msgpack:"events_in" metric:"netcluster_channel_events_in_total" help:"Events received from the channel's clients."`
+	BytesIn       uint64 `json:"bytes_in" msgpack:"bytes_in" metric:"netcluster_channel_bytes_in_total" help:"Bytes of the events received from the channel's clients."`
+	FramesOut     uint64 `json:"frames_out" msgpack:"frames_out" metric:"netcluster_channel_frames_out_total" help:"Frames queued for the channel's clients."`
+	BytesOut      uint64 `json:"bytes_out" msgpack:"bytes_out" metric:"netcluster_channel_bytes_out_total" help:"Bytes of the frames queued for the channel's clients."`
+	Dropped       uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_channel_dropped_total" help:"Frames not delivered because their receiver was closing or slow."`
+	SlowConsumers uint64 `json:"slow_consumers" msgpack:"slow_consumers" metric:"netcluster_channel_slow_consumer_disconnects_total" help:"Clients disconnected for passing maxpending."`
+	TooBig        uint64 `json:"too_big" msgpack:"too_big" metric:"netcluster_channel_too_big_disconnects_total" help:"Clients disconnected for a frame over maxframe."`
+	Undeliverable uint64 `json:"undeliverable" msgpack:"undeliverable" metric:"netcluster_channel_undeliverable_total" help:"Addressed events (replies) sent on the channel whose client was not connected."`
 	// JSONEncoded counts events this channel put into JSON text form for
 	// its JSON clients: once per event, however many of them hear it.
-	JSONEncoded uint64
-	// PingTimeouts counts clients dropped because nothing came from them
-	// for PingTimeout, not even the answer to a ping.
-	PingTimeouts uint64
+	JSONEncoded  uint64 `json:"-" msgpack:"-"`
+	PingTimeouts uint64 `json:"ping_timeouts" msgpack:"ping_timeouts" metric:"netcluster_channel_ping_timeout_disconnects_total" help:"Clients disconnected for sending nothing, not even the answer to a ping, for pingtimeout."`
 }
 
 // Channel serves one channel's socket and its clients.

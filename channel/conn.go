@@ -183,6 +183,8 @@ func (c *Conn) push(o *Outbound) bool {
 		c.mu.Unlock()
 		c.dropped.Add(dropped)
 		c.ch.slow.Add(1)
+		// The error frame's code says "slow consumer"; its message does
+		// not repeat it.
 		reason := fmt.Sprintf("%d bytes pending, limit (maxpending) %d", pending+cost, limit)
 		if decided {
 			c.finish(slog.LevelWarn, wire.CodeSlowConsumer, reason, errorGrace)
@@ -253,7 +255,7 @@ func (c *Conn) peerClosed(err error) {
 // closes the connection once it is written, or after grace (when not 0)
 // if the client does not read.
 func (c *Conn) finish(level slog.Level, code wire.ErrorCode, reason string, grace time.Duration) {
-	c.logger().Log(context.Background(), level, "closing client", "reason", code.String()+": "+reason)
+	c.logger().Log(context.Background(), level, "closing client", "code", code.String(), "reason", reason)
 	c.mu.Lock()
 	frame := c.errorMessage(code, reason)
 	if c.closeAfter || c.isDead() {

@@ -281,6 +281,8 @@ func TestSlowConsumerTold(t *testing.T) {
 	var se *bus.ServerError
 	if err := slow.Err(); !errors.As(err, &se) || se.Code != bus.CodeSlowConsumer || !strings.Contains(se.Message, "maxpending") {
 		t.Errorf("the slow client ended with %v; want a ServerError with code %d (slow consumer)", err, bus.CodeSlowConsumer)
+	} else if n := strings.Count(err.Error(), bus.CodeSlowConsumer.String()); n != 1 {
+		t.Errorf("the error says %q %d times, want once: %v", bus.CodeSlowConsumer, n, err)
 	}
 }
 

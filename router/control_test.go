@@ -192,6 +192,10 @@ func TestControlRequests(t *testing.T) {
 			if _, ok := get(t, ans, "uptime").(float64); !ok {
 				t.Errorf("uptime: %v", get(t, ans, "uptime"))
 			}
+			// Off the network, network shows connected alone.
+			if nw, ok := get(t, ans, "network").(map[string]any); !ok || len(nw) != 1 || nw["connected"] != false {
+				t.Errorf("network: %v, want only connected: false", get(t, ans, "network"))
+			}
 		}},
 		{"loglevel", "loglevel", nil, func(t *testing.T, ans map[string]any) {
 			if get(t, ans, "level") != "debug" {

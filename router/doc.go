@@ -32,11 +32,15 @@
 //
 // On the control channel the server answers the requests of
 // PROTOCOL.md § 12 (showconfig, reloadconfig, stats, shutdown, ...) to the
-// asker only; the control channel never takes part in propagation.
+// asker only; the control channel never takes part in propagation. Each
+// answer is a struct (StatsAnswer, ChannelAnswer, ...) whose json and
+// msgpack tags name its fields on the wire; a test holds PROTOCOL.md to
+// them.
 // Server.Reload applies a new configuration without dropping the clients
 // of the channels that stay; a configuration that fails changes nothing.
 // The "metrics" key serves the counters of stats in the Prometheus text
-// format, and Go's profiles, over HTTP.
+// format, and Go's profiles, over HTTP. A channel's counters have one
+// table, channel.Stats, whose tags name each in stats and on /metrics.
 //
 // # Concurrency
 //

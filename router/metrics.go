@@ -82,32 +82,13 @@ func (s *Server) MetricsAddr() net.Addr {
 }
 
 // statsCollector exports the counters that the control request stats
-// shows, read at each scrape.
+// shows, read at each scrape. A channel's counters come from
+// channelCounters, the rest from the descriptions below.
 type statsCollector struct{ s *Server }
 
 var (
 	channelLabels = []string{"channel"}
 
-	descClients = prometheus.NewDesc("netcluster_channel_clients",
-		"Clients connected to the channel.", channelLabels, nil)
-	descEventsIn = prometheus.NewDesc("netcluster_channel_events_in_total",
-		"Events received from the channel's clients.", channelLabels, nil)
-	descBytesIn = prometheus.NewDesc("netcluster_channel_bytes_in_total",
-		"Bytes of the events received from the channel's clients.", channelLabels, nil)
-	descFramesOut = prometheus.NewDesc("netcluster_channel_frames_out_total",
-		"Frames queued for the channel's clients.", channelLabels, nil)
-	descBytesOut = prometheus.NewDesc("netcluster_channel_bytes_out_total",
-		"Bytes of the frames queued for the channel's clients.", channelLabels, nil)
-	descDropped = prometheus.NewDesc("netcluster_channel_dropped_total",
-		"Frames not delivered because their receiver was closing or slow.", channelLabels, nil)
-	descSlow = prometheus.NewDesc("netcluster_channel_slow_consumer_disconnects_total",
-		"Clients disconnected for passing maxpending.", channelLabels, nil)
-	descPingTimeout = prometheus.NewDesc("netcluster_channel_ping_timeout_disconnects_total",
-		"Clients disconnected for sending nothing, not even the answer to a ping, for pingtimeout.", channelLabels, nil)
-	descTooBig = prometheus.NewDesc("netcluster_channel_too_big_disconnects_total",
-		"Clients disconnected for a frame over maxframe.", channelLabels, nil)
-	descUndeliverable = prometheus.NewDesc("netcluster_channel_undeliverable_total",
-		"Addressed events (replies) sent on the channel whose client was not connected.", channelLabels, nil)
 	descReloads = prometheus.NewDesc("netcluster_reloads_total",
 		"Configuration reloads applied.", nil, nil)
 	descStart = prometheus.NewDesc("netcluster_start_time_seconds",
@@ -157,8 +138,12 @@ var (
 
 // Describe sends the descriptions of every metric.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descClients, descEventsIn, descBytesIn, descFramesOut, descBytesOut,
-		descDropped, descSlow, descPingTimeout, descTooBig, descUndeliverable, descReloads, descStart,
+	for _, c := range channelCounters {
+		if c.desc != nil {
+			ch <- c.desc
+		}
+	}
+	for _, d := range []*prometheus.Desc{descReloads, descStart,
 		descNetConnected, descNetDatagrams, descNetBytes, descNetEvents, descNetIgnored, descNetDropped,
 		descNetLost, descNetReassembly, descNetQueue, descPeers,
 		descNetSeal, descNetRepair, descNetHeld, descNetHistory,
@@ -170,23 +155,11 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads the counters.
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, ci := range c.s.Channels() {
-		st := ci.Stats
-		gauge := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, ci.Name)
+		for _, cc := range channelCounters {
+			if cc.desc != nil {
+				ch <- cc.metric(&ci.Stats, ci.Name)
+			}
 		}
-		counter := func(d *prometheus.Desc, v uint64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), ci.Name)
-		}
-		gauge(descClients, float64(st.Clients))
-		counter(descEventsIn, st.EventsIn)
-		counter(descBytesIn, st.BytesIn)
-		counter(descFramesOut, st.FramesOut)
-		counter(descBytesOut, st.BytesOut)
-		counter(descDropped, st.Dropped)
-		counter(descSlow, st.SlowConsumers)
-		counter(descTooBig, st.TooBig)
-		counter(descPingTimeout, st.PingTimeouts)
-		counter(descUndeliverable, st.Undeliverable)
 	}
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(c.s.reloads.Load()))
 	ch <- prometheus.MustNewConstMetric(descStart, prometheus.GaugeValue, float64(c.s.started.UnixNano())/1e9)

@@ -1,14 +1,18 @@
 package router_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -124,4 +128,64 @@ func TestMetricsAddressInUse(t *testing.T) {
 	}
 	scrape(t, ts, "/metrics")
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestChannelCountersAgree holds the copies of a channel's counters to
+// their one table, channel.Stats: each field that the stats answer
+// shows is on /metrics under its metric tag with the same value, and
+// the answer's total is the sum of its channels.
+func TestChannelCountersAgree(t *testing.T) {
+	ts := routertest.NewServer(t, `"metrics": "127.0.0.1:0", "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
+	a := ts.Dial(t, "A")
+	ts.Dial(t, "B")
+	ctl := ts.Dial(t, router.ControlChannel)
+	for range 7 {
+		if err := a.Emit("e", "0123456789"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "7 events on B", func() bool { return stats(t, ts, "B").FramesOut == 7 })
+	body := scrape(t, ts, "/metrics")
+	ans := routertest.Control(t, ctl, "stats", nil)
+
+	typ := reflect.TypeFor[channel.Stats]()
+	shown := 0
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		metric := f.Tag.Get("metric")
+		if key == "-" {
+			if metric != "" {
+				t.Errorf("channel.Stats.%s: on /metrics as %s, but not in stats", f.Name, metric)
+			}
+			continue
+		}
+		shown++
+		if metric == "" || f.Tag.Get("help") == "" {
+			t.Errorf("channel.Stats.%s: in stats as %s, but with no metric and help", f.Name, key)
+			continue
+		}
+		var sum int64
+		for _, v := range get(t, ans, "channels").(map[string]any) {
+			sum += num(t, get(t, v, key))
+		}
+		if got := num(t, get(t, ans, "total", key)); got != sum {
+			t.Errorf("total %s = %d, want the channels' sum %d", key, got, sum)
+		}
+		// The control channel's counters move with every request; A
+		// and B stand still once B has its events.
+		for _, ch := range []string{"A", "B"} {
+			n := num(t, get(t, ans, "channels", ch, key))
+			want := fmt.Sprintf("%s{channel=%q} %s\n", metric, ch, strconv.FormatFloat(float64(n), 'g', -1, 64))
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %q (stats shows %s %s = %d)", want, ch, key, n)
+			}
+		}
+	}
+	if shown < 10 {
+		t.Errorf("stats shows %d counters of channel.Stats, want at least 10", shown)
+	}
+	if n := num(t, get(t, ans, "channels", "B", "frames_out")); n != 7 {
+		t.Errorf("B frames_out = %d, want 7", n)
+	}
 }
