@@ -6,9 +6,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -88,5 +90,27 @@ func TestStartAllOrNone(t *testing.T) {
 				t.Errorf("the failed start logged a channel as listening:\n%s", logs)
 			}
 		})
+	}
+}
+
+// TestStartAnnouncesItsChannels: the first heartbeat of a server that
+// starts, sent as it joins the group, possibly before Start has swapped
+// its configuration in, lists the channels it serves. With a heartbeat of
+// an hour, it is the only one the other server hears. (The window in
+// which the heartbeat could read the empty configuration is short: this
+// test catches a regression there only now and then.)
+func TestStartAnnouncesItsChannels(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	members := func(channels string) string {
+		return fmt.Sprintf(`"connecttonet": true, "interface": %q, "port": %d, "heartbeat": "1h", "peertimeout": "2h", %s`,
+			mcasttest.Interface, port, channels)
+	}
+	s1 := routertest.NewServer(t, members(`"channels": {"A": {}}`))
+	s2 := routertest.NewServer(t, members(`"channels": {"B": {}, "C": {}}`))
+	routertest.WaitFor(t, "s1 to hear s2", func() bool { return len(s1.Peers()) == 1 })
+	p := s1.Peers()[0]
+	if want := []string{"B", "C", "control"}; p.Node != s2.Node() || !slices.Equal(p.Channels, want) {
+		t.Errorf("s1 heard node %v announce %q, want %v announce %q", p.Node, p.Channels, s2.Node(), want)
 	}
 }
