@@ -126,10 +126,10 @@ type transaction struct {
 	cur map[string]*channel.Channel
 
 	// What prepare did, for commit to use or undo to take back.
-	opened    map[string]*channel.Channel // sockets of Added and Reopened
-	remoded   []string                    // kept channels whose mode is changed
-	metrics   *metricsServer              // the new metrics listener
-	commitNet func()                      // swaps the new multicast link in
+	opened     map[string]*channel.Channel // sockets of Added and Reopened
+	remoded    []string                    // kept channels whose mode is changed
+	newMetrics *metricsServer              // the new metrics listener
+	commitNet  func()                      // swaps the new multicast link in
 }
 
 // apply makes cfg the server's configuration, for Start (start true, the
@@ -169,7 +169,7 @@ func (t *transaction) prepare() error {
 		if err != nil {
 			return err
 		}
-		t.metrics = m
+		t.newMetrics = m
 	}
 	t.opened = make(map[string]*channel.Channel)
 	for _, name := range slices.Concat(t.report.Added, t.report.Reopened) {
@@ -213,8 +213,8 @@ func (t *transaction) undo() {
 	for _, ch := range t.opened {
 		ch.Close()
 	}
-	if t.metrics != nil {
-		t.metrics.close()
+	if t.newMetrics != nil {
+		t.newMetrics.close()
 	}
 }
 
@@ -238,7 +238,7 @@ func (t *transaction) commit(applied func(ReloadReport)) {
 	t.commitNet()
 	if t.plan.metrics != linkSame {
 		prev := s.metrics
-		s.metrics = t.metrics
+		s.metrics = t.newMetrics
 		if prev != nil {
 			prev.close()
 		}
