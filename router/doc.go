@@ -38,6 +38,10 @@
 // them.
 // Server.Reload applies a new configuration without dropping the clients
 // of the channels that stay; a configuration that fails changes nothing.
+// Start is the same step from the empty configuration (apply.go): a plan
+// of what to open, close, reopen and change, then a prepare that opens
+// everything that can fail and is undone as a whole, then a commit that
+// swaps the new state in and closes what is gone.
 // The "metrics" key serves the counters of stats in the Prometheus text
 // format, and Go's profiles, over HTTP. A channel's counters have one
 // table, channel.Stats, whose tags name each in stats and on /metrics.

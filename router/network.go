@@ -29,7 +29,8 @@ type network struct {
 	ctlSeq atomic.Uint64
 	// history keeps what every link sent, to answer NAKs: a link that a
 	// reload swaps in answers for what the old one sent. A reload that
-	// changes the history key resizes it in place.
+	// changes the history key resizes it in place. The first
+	// configuration applied, Start's, makes it.
 	history *multicast.History
 	// recent are the ids of the events delivered from the network, by
 	// any link: while a reload runs a new link beside the old one, an
@@ -73,23 +74,6 @@ type NetStats struct {
 // remembers, across links.
 const recentNet = 4096
 
-// startNet joins the multicast group when the configuration says so.
-func (s *Server) startNet(cfg *Config) error {
-	s.net.recent = multicast.NewRecent(recentNet)
-	s.net.history = multicast.NewHistory(cfg.History)
-	secret, err := cfg.Secret(s.log)
-	if err != nil {
-		return err
-	}
-	s.net.secret = secret
-	link, err := s.openNet(cfg, secret)
-	if err != nil || link == nil {
-		return err
-	}
-	s.net.link.Store(link)
-	return nil
-}
-
 // openNet opens a multicast link for cfg, sealing with secret when it is
 // not nil, or returns nil when cfg does not connect to the network. The
 // link delivers only once it is the server's current link, so that a
@@ -103,10 +87,23 @@ func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 		return nil, fmt.Errorf("router: addr %q: %w", cfg.Addr, err)
 	}
 	var self atomic.Pointer[multicast.Link]
+	current := func() bool {
+		l := self.Load()
+		return l != nil && s.net.link.Load() == l
+	}
 	deliver := func(from uuid.UUID, msg []byte) {
-		if l := self.Load(); l != nil && s.net.link.Load() == l {
+		if current() {
 			s.fromNet(from, msg)
 		}
+	}
+	// Heartbeats announce the channels of the configuration the link is
+	// opened for until it is current, then those of the server's: a link
+	// that Start opens announces the channels it is about to serve.
+	channelsOf := func() []string {
+		if current() {
+			return s.Config().ChannelNames()
+		}
+		return cfg.ChannelNames()
 	}
 	link, err := multicast.Open(multicast.Config{
 		Group:       group,
@@ -119,7 +116,7 @@ func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 		Heartbeat:   cfg.Heartbeat,
 		PeerTimeout: cfg.PeerTimeout,
 		MaxMessage:  cfg.MaxFrame,
-		Channels:    func() []string { return s.Config().ChannelNames() },
+		Channels:    channelsOf,
 		Version:     softwareVersion(),
 		Logger:      s.log,
 		Dump:        cfg.DumpNet,
@@ -159,18 +156,22 @@ func netKeysDiffer(a, b *Config) bool {
 		a.GapTimeout != b.GapTimeout
 }
 
-// reloadNetwork opens the multicast link a reload's configuration asks
-// for, when its network keys differ from the running one's, and returns
-// the step that swaps it in. The new link joins the group beside the old
-// one, so no datagram is missed, but delivers nothing until commit makes
-// it current; commit then closes the old link. If the new link cannot be
-// opened, nothing has changed and the reload fails. A new history bound
-// is applied at commit, in place: the history and both sequence counters
-// outlive every link, so NAKs for what an old link sent are answered.
+// prepareNet opens the multicast link that cfg asks for, when change
+// (the plan's) says the link opens or changes, and returns the step that
+// swaps it in. The new link joins the group beside the old one, so no
+// datagram is missed, but delivers nothing until commit makes it
+// current; commit then closes the old link. If the new link cannot be
+// opened, nothing has changed and the error says why. A new history
+// bound is applied at commit, in place: the history and both sequence
+// counters outlive every link, so NAKs for what an old link sent are
+// answered. The first configuration applied (Start's) sizes the history.
 //
 // The key file is read again: when its contents changed, the link is
 // swapped as for any other network key.
-func (s *Server) reloadNetwork(old, cfg *Config) (commit func(), err error) {
+func (s *Server) prepareNet(old, cfg *Config, change linkChange) (commit func(), err error) {
+	if s.net.history == nil {
+		s.net.history = multicast.NewHistory(cfg.History)
+	}
 	secret, err := cfg.Secret(s.log)
 	if err != nil {
 		return nil, err
@@ -180,7 +181,7 @@ func (s *Server) reloadNetwork(old, cfg *Config) (commit func(), err error) {
 		s.net.history.SetLimit(cfg.History) // in place: no new link needed
 	}
 	newSecret := !bytes.Equal(secret, s.net.secret)
-	if !netKeysDiffer(old, cfg) && (!newSecret || !cfg.ConnectToNet) {
+	if change == linkSame && (!newSecret || !cfg.ConnectToNet) {
 		return keep, nil
 	}
 	if newSecret && cfg.ConnectToNet && old.Key == cfg.Key && old.KeyFile == cfg.KeyFile {

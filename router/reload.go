@@ -1,15 +1,6 @@
 package router
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"maps"
-	"slices"
-
-	"github.com/netcluster/netcluster/channel"
-	"github.com/netcluster/netcluster/internal/wire"
-)
+import "errors"
 
 // ReloadReport says what a reload changed.
 type ReloadReport struct {
@@ -70,11 +61,13 @@ func (s *Server) reloadFile(path string, applied func(ReloadReport)) (ReloadRepo
 //     then error code ChannelGone with the reason, for at most
 //     Options.ShutdownTimeout;
 //   - a new metrics address moves the metrics listener (the new one is
-//     opened first).
+//     opened first);
+//   - a change to a key of the multicast link (or to the contents of the
+//     key file) opens a new link beside the old one, swaps it in and
+//     closes the old one.
 //
-// Keys of the multicast link are reported in Settings; they take effect
-// when the link is restarted. Reloads are serialized; once Shutdown has
-// begun, Reload returns ErrClosed.
+// Changed top-level keys are reported in Settings. Reloads are
+// serialized; once Shutdown has begun, Reload returns ErrClosed.
 func (s *Server) Reload(cfg *Config) (ReloadReport, error) {
 	return s.reload(cfg, nil)
 }
@@ -84,147 +77,7 @@ func (s *Server) Reload(cfg *Config) (ReloadReport, error) {
 // close: a control request that removes the control channel is answered
 // before its asker is disconnected.
 func (s *Server) reload(cfg *Config, applied func(ReloadReport)) (ReloadReport, error) {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	if s.closed {
-		return ReloadReport{}, ErrClosed
-	}
-	old := s.cfg.Load()
-	s.mu.Lock()
-	cur := maps.Clone(s.channels)
-	s.mu.Unlock()
-
-	rep := ReloadReport{File: cfg.File, Settings: changedSettings(old, cfg)}
-	var keep []string // channels that stay open as they are
-	for _, name := range cfg.ChannelNames() {
-		ch, ok := cur[name]
-		switch {
-		case !ok:
-			rep.Added = append(rep.Added, name)
-		case ch.Path() != cfg.SocketPath(name):
-			rep.Reopened = append(rep.Reopened, name)
-		default:
-			keep = append(keep, name)
-		}
-		if ok && !sameRule(old.Channels[name], cfg.Channels[name]) {
-			rep.Changed = append(rep.Changed, name)
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(cur)) {
-		if _, ok := cfg.Channels[name]; !ok {
-			rep.Removed = append(rep.Removed, name)
-		}
-	}
-
-	// Everything that can fail comes first, and is undone on failure.
-	var metrics *metricsServer
-	if cfg.Metrics != old.Metrics && cfg.Metrics != "" {
-		m, err := s.startMetrics(cfg.Metrics)
-		if err != nil {
-			return ReloadReport{}, err
-		}
-		metrics = m
-	}
-	opened := make(map[string]*channel.Channel)
-	undo := func() {
-		for _, ch := range opened {
-			ch.Close()
-		}
-		if metrics != nil {
-			metrics.close()
-		}
-	}
-	for _, name := range slices.Concat(rep.Added, rep.Reopened) {
-		ch, err := channel.Listen(s.channelConfig(cfg, name))
-		if err != nil {
-			undo()
-			return ReloadReport{}, fmt.Errorf("router: reload: channel %q: %w", name, err)
-		}
-		opened[name] = ch
-	}
-	var moded []string
-	for _, name := range keep {
-		want := s.channelConfig(cfg, name).Mode
-		ch := cur[name]
-		if ch.Mode() == want {
-			continue
-		}
-		if err := ch.SetMode(want); err != nil {
-			for _, n := range moded {
-				cur[n].SetMode(s.channelConfig(old, n).Mode)
-			}
-			undo()
-			return ReloadReport{}, fmt.Errorf("router: reload: %w", err)
-		}
-		moded = append(moded, name)
-	}
-	commitNet, err := s.reloadNetwork(old, cfg)
-	if err != nil {
-		for _, n := range moded {
-			cur[n].SetMode(s.channelConfig(old, n).Mode)
-		}
-		undo()
-		return ReloadReport{}, fmt.Errorf("router: reload: %w", err)
-	}
-
-	// Nothing fails from here on.
-	next := make(map[string]*channel.Channel, len(cfg.Channels))
-	for _, name := range keep {
-		next[name] = cur[name]
-		cur[name].SetLimits(cfg.MaxFrame, cfg.MaxPending)
-		cur[name].SetPing(cfg.PingInterval, cfg.PingTimeout)
-	}
-	maps.Copy(next, opened)
-	s.mu.Lock()
-	s.channels = next
-	s.cfg.Store(cfg)
-	s.table.Store(buildTable(cfg, next))
-	s.mu.Unlock()
-	commitNet()
-	oldMetrics := s.metrics
-	if cfg.Metrics != old.Metrics {
-		s.metrics = metrics
-		if oldMetrics != nil {
-			oldMetrics.close()
-		}
-	}
-	s.reloads.Add(1)
-	for _, name := range rep.Added {
-		ch := next[name]
-		s.log.Info("channel listening", "channel", name, "socket", ch.Path(), "mode", fmt.Sprintf("%04o", ch.Mode()),
-			"propagatetochannels", ruleText(cfg.Channels[name]))
-	}
-
-	if applied != nil {
-		applied(rep)
-	}
-
-	// Close what was removed or moved, all at once, bounded in time.
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
-	defer cancel()
-	type closing struct {
-		ch     *channel.Channel
-		reason string
-	}
-	var gone []closing
-	for _, name := range rep.Removed {
-		gone = append(gone, closing{cur[name], fmt.Sprintf("channel %s was removed from the configuration", name)})
-	}
-	for _, name := range rep.Reopened {
-		gone = append(gone, closing{cur[name], fmt.Sprintf("channel %s moved to %s; connect there", name, cfg.SocketPath(name))})
-	}
-	for _, g := range gone {
-		g.ch.Quiesce()
-	}
-	for _, g := range gone {
-		if err := g.ch.Shutdown(ctx, wire.CodeChannelGone, g.reason); err != nil {
-			s.log.Warn("closing a removed channel cut short: queued frames dropped", "channel", g.ch.Name(), "err", err)
-		}
-		s.log.Info("channel closed by reload", "channel", g.ch.Name(), "reason", g.reason)
-	}
-	s.log.Info("configuration reloaded", "config", cfg.File, "added", rep.Added, "removed", rep.Removed,
-		"changed", rep.Changed, "reopened", rep.Reopened, "settings", rep.Settings)
-	return rep, nil
+	return s.apply(cfg, applied, false)
 }
 
 // sameRule reports whether two rules route alike.

@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"sort"
@@ -11,9 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/netcluster/netcluster/internal/wire"
+
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/channel"
-	"github.com/netcluster/netcluster/internal/wire"
+	"github.com/netcluster/netcluster/multicast"
 )
 
 // Options are the parts of a server's setup that do not come from the
@@ -94,8 +95,20 @@ type Server struct {
 // Start opens every channel of cfg and starts serving them. It opens all
 // sockets or none: if one cannot be opened (another server holds it, its
 // directory is unusable), those already opened are closed again and the
-// error names the channel.
+// error names the channel. So with the multicast link and the metrics
+// listener: Start is a reload from the empty configuration (no channels,
+// no network, no metrics) to cfg, and fails or succeeds as a whole.
 func Start(cfg *Config, opts Options) (*Server, error) {
+	s := newServer(opts)
+	if _, err := s.apply(cfg, nil, true); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newServer returns a server that runs on the empty configuration: it
+// serves no channel, has no network link and no metrics listener.
+func newServer(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -113,40 +126,11 @@ func Start(cfg *Config, opts Options) (*Server, error) {
 		done:     make(chan struct{}),
 		started:  time.Now(),
 	}
-	s.cfg.Store(cfg)
-	for _, name := range cfg.ChannelNames() {
-		ch, err := channel.Listen(s.channelConfig(cfg, name))
-		if err != nil {
-			for _, open := range s.channels {
-				open.Close()
-			}
-			return nil, fmt.Errorf("router: channel %q: %w", name, err)
-		}
-		s.channels[name] = ch
-	}
-	if cfg.Metrics != "" {
-		m, err := s.startMetrics(cfg.Metrics)
-		if err != nil {
-			for _, open := range s.channels {
-				open.Close()
-			}
-			return nil, err
-		}
-		s.metrics = m
-	}
-	s.table.Store(buildTable(cfg, s.channels))
-	for _, name := range cfg.ChannelNames() {
-		ch := s.channels[name]
-		s.log.Info("channel listening", "channel", name, "socket", ch.Path(), "mode", fmt.Sprintf("%04o", ch.Mode()),
-			"propagatetochannels", ruleText(cfg.Channels[name]))
-	}
-	if err := s.startNet(cfg); err != nil {
-		for _, open := range s.channels {
-			open.Close()
-		}
-		return nil, err
-	}
-	return s, nil
+	empty := &Config{}
+	s.cfg.Store(empty)
+	s.table.Store(buildTable(empty, s.channels))
+	s.net.recent = multicast.NewRecent(recentNet)
+	return s
 }
 
 func ruleText(r ChannelConfig) string {
@@ -156,15 +140,19 @@ func ruleText(r ChannelConfig) string {
 	return r.PropagateToChannels
 }
 
-func (s *Server) channelConfig(cfg *Config, name string) channel.Config {
-	mode := cfg.SocketMode
+// socketMode is the permission cfg gives the socket of channel name.
+func socketMode(cfg *Config, name string) fs.FileMode {
 	if name == ControlChannel {
-		mode = 0o600
+		return 0o600
 	}
+	return cfg.SocketMode
+}
+
+func (s *Server) channelConfig(cfg *Config, name string) channel.Config {
 	return channel.Config{
 		Name:             name,
 		Path:             cfg.SocketPath(name),
-		Mode:             mode,
+		Mode:             socketMode(cfg, name),
 		MaxFrame:         cfg.MaxFrame,
 		MaxPending:       cfg.MaxPending,
 		HandshakeTimeout: s.opts.HandshakeTimeout,
