@@ -208,48 +208,6 @@ func list[T any](xs []T) []T {
 	return xs
 }
 
-func (s *Server) ctlShowConfig(*controlReq, args) (map[string]any, error) {
-	cfg := s.Config()
-	return map[string]any{"file": cfg.File, "config": configMap(cfg)}, nil
-}
-
-// configMap renders a configuration under the file's keys, redacted.
-func configMap(c *Config) map[string]any {
-	c = c.Redacted()
-	socket := c.Socket
-	if socket == "" {
-		socket = DefaultSocketTemplate()
-	}
-	chans := make(map[string]any, len(c.Channels))
-	for name, r := range c.Channels {
-		chans[name] = ruleMap(r)
-	}
-	m := map[string]any{
-		"addr": c.Addr, "port": c.Port, "connecttonet": c.ConnectToNet, "dumpnet": c.DumpNet,
-		"startcontrol": c.StartControl, "interface": c.Interface, "ttl": c.TTL, "cluster": c.Cluster,
-		"key": c.Key, "keyfile": c.KeyFile, "socket": socket, "socketmode": fmt.Sprintf("%04o", c.SocketMode),
-		"maxframe": c.MaxFrame, "maxpending": c.MaxPending, "metrics": c.Metrics, "channels": chans,
-	}
-	m["pinginterval"], m["pingtimeout"] = c.PingInterval.String(), c.PingTimeout.String()
-	return m
-}
-
-func ruleMap(r ChannelConfig) map[string]any {
-	return map[string]any{
-		"propagatetochannels": propagateValue(r), "propagatetonet": r.PropagateToNet,
-		"dumptoconsole": r.DumpToConsole, "acceptfromnet": r.AcceptFromNet,
-	}
-}
-
-// propagateValue is a rule's propagatetochannels as the file writes it:
-// false or the expression.
-func propagateValue(r ChannelConfig) any {
-	if r.PropagateToChannels == "" {
-		return false
-	}
-	return r.PropagateToChannels
-}
-
 func (s *Server) ctlReload(req *controlReq, a args) (map[string]any, error) {
 	path, err := a.str("path")
 	if err != nil {
