@@ -150,6 +150,7 @@ var parseProblemCases = []struct {
 
 	// Keys, sockets, the control channel.
 	{"key and keyfile", `{"key": "k", "keyfile": "/k"}`, []wantProblem{{1, "keyfile", "key and keyfile are both set"}}},
+	{"key as showconfig shows it", `{"key": "(set)"}`, []wantProblem{{1, "key", `"(set)" stands for a secret that showconfig does not show; supply the secret with "key", or better "keyfile"`}}},
 	{"socket without placeholder", `{"socket": "/run/nc.sock"}`, []wantProblem{{1, "socket", `"/run/nc.sock" lacks "{channel}"`}}},
 	{"socket with placeholder misspelt", `{"socket": "/run/{Channel}.sock"}`, []wantProblem{{1, "socket", `lacks "{channel}"`}}},
 	{"socketmode empty", `{"socketmode": ""}`, []wantProblem{{1, "socketmode", `want an octal string such as "0660", got ""`}}},

@@ -254,8 +254,3 @@ func differ[T any](keys []key[T], a, b *T, keep func(*key[T]) bool) []string {
 	}
 	return out
 }
-
-// rulesDiffer reports whether two rules differ in any key.
-func rulesDiffer(a, b ChannelConfig) bool {
-	return len(differ(ruleKeys, &a, &b, func(*key[ChannelConfig]) bool { return true })) > 0
-}
