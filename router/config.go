@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/netcluster/netcluster/internal/wire"
-
-	"github.com/netcluster/netcluster/multicast"
 )
 
 // ControlChannel is the name of the channel on which the server answers
@@ -21,23 +19,13 @@ import (
 // network.
 const ControlChannel = "control"
 
-// Defaults and limits of the configuration keys. config.json at the
-// repository root documents the same values; keep them in step.
+// Defaults and limits of the configuration keys that messages name
+// besides the schema (schema.go), which holds every key's default.
+// config.json at the repository root documents the same values; a test
+// keeps them in step.
 const (
-	defaultAddr        = "239.255.77.77"
-	defaultPort        = 4454
-	defaultTTL         = 1
-	defaultSocketMode  = "0660"
-	defaultMaxFrame    = 1 << 20
-	defaultMaxPending  = 8 << 20
-	defaultPayload     = multicast.DefaultPayload
-	defaultHeartbeat   = "1s"
-	defaultPeerTimeout = "5s"
-	// The liveness check of clients.
-	defaultPingInterval = "10s"
-	defaultPingTimeout  = "30s"
-	defaultHistory      = multicast.DefaultHistory
-	defaultGapTimeout   = "2s"
+	defaultAddr       = "239.255.77.77"
+	defaultSocketMode = "0660"
 
 	minMaxFrame    = 1024
 	maxMaxFrame    = 64 << 20
@@ -209,65 +197,6 @@ func (e *ConfigError) format(p Problem) string {
 	return fmt.Sprintf("%s:%d:%d: %s: %s", e.name(), p.Line, p.Column, p.Key, p.Msg)
 }
 
-// fileConfig is the shape of a configuration file. Its json tags are the
-// one list of keys: the shape check in configcheck.go reads them by
-// reflection, and encoding/json decodes by them. A want tag says how the
-// file spells a value whose Go type does not tell.
-type fileConfig struct {
-	Addr         string              `json:"addr"`
-	Port         int                 `json:"port"`
-	ConnectToNet bool                `json:"connecttonet"`
-	DumpNet      bool                `json:"dumpnet"`
-	StartControl bool                `json:"startcontrol"`
-	Interface    string              `json:"interface"`
-	TTL          int                 `json:"ttl"`
-	Cluster      string              `json:"cluster"`
-	Payload      int                 `json:"payload"`
-	Heartbeat    string              `json:"heartbeat" want:"a duration such as \"1s\""`
-	PeerTimeout  string              `json:"peertimeout" want:"a duration such as \"5s\""`
-	History      int                 `json:"history"`
-	GapTimeout   string              `json:"gaptimeout" want:"a duration such as \"2s\""`
-	Key          string              `json:"key"`
-	KeyFile      string              `json:"keyfile"`
-	Socket       string              `json:"socket"`
-	SocketMode   string              `json:"socketmode" want:"an octal string such as \"0660\""`
-	MaxFrame     int                 `json:"maxframe"`
-	MaxPending   int                 `json:"maxpending"`
-	Metrics      string              `json:"metrics"`
-	PingInterval string              `json:"pinginterval" want:"a duration such as \"10s\", or \"0s\" for off"`
-	PingTimeout  string              `json:"pingtimeout" want:"a duration such as \"30s\""`
-	Channels     map[string]fileRule `json:"channels"`
-}
-
-// fileRule is the shape of one channel's rule in a configuration file.
-type fileRule struct {
-	// PropagateToChannels is false, or a regular expression string.
-	PropagateToChannels any   `json:"propagatetochannels" want:"false or a regular expression string"`
-	PropagateToNet      bool  `json:"propagatetonet"`
-	DumpToConsole       bool  `json:"dumptoconsole"`
-	AcceptFromNet       *bool `json:"acceptfromnet"` // nil: the default
-}
-
-// defaultFile returns the values of the keys a file leaves out.
-func defaultFile() fileConfig {
-	return fileConfig{
-		Addr:         defaultAddr,
-		Port:         defaultPort,
-		StartControl: true,
-		TTL:          defaultTTL,
-		Payload:      defaultPayload,
-		Heartbeat:    defaultHeartbeat,
-		PeerTimeout:  defaultPeerTimeout,
-		History:      defaultHistory,
-		GapTimeout:   defaultGapTimeout,
-		SocketMode:   defaultSocketMode,
-		MaxFrame:     defaultMaxFrame,
-		MaxPending:   defaultMaxPending,
-		PingInterval: defaultPingInterval,
-		PingTimeout:  defaultPingTimeout,
-	}
-}
-
 // Defaults returns the configuration of an empty file: every key at its
 // default, and only the control channel.
 func Defaults() *Config {
@@ -337,12 +266,16 @@ func (c *Config) SocketPath(channel string) string {
 // configuration sets none; see wire.DefaultSocketTemplate.
 func DefaultSocketTemplate() string { return wire.DefaultSocketTemplate() }
 
-// Redacted returns a copy of c that is safe to print: Key, when set, is
-// replaced by "(set)".
+// Redacted returns a copy of c that is safe to print: each secret (Key),
+// when set, is replaced by "(set)". A configuration file that says "(set)"
+// for a secret does not load: its secret must be supplied again.
 func (c *Config) Redacted() *Config {
 	r := *c
-	if r.Key != "" {
-		r.Key = "(set)"
+	for i := range settings {
+		k := &settings[i]
+		if p, ok := k.field(&r).(*string); ok && k.secret && *p != "" {
+			*p = redactedSecret
+		}
 	}
 	r.Channels = maps.Clone(c.Channels)
 	return &r

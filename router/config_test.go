@@ -2,12 +2,14 @@ package router
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -148,6 +150,7 @@ var parseProblemCases = []struct {
 
 	// Keys, sockets, the control channel.
 	{"key and keyfile", `{"key": "k", "keyfile": "/k"}`, []wantProblem{{1, "keyfile", "key and keyfile are both set"}}},
+	{"key as showconfig shows it", `{"key": "(set)"}`, []wantProblem{{1, "key", `"(set)" stands for a secret that showconfig does not show; supply the secret with "key", or better "keyfile"`}}},
 	{"socket without placeholder", `{"socket": "/run/nc.sock"}`, []wantProblem{{1, "socket", `"/run/nc.sock" lacks "{channel}"`}}},
 	{"socket with placeholder misspelt", `{"socket": "/run/{Channel}.sock"}`, []wantProblem{{1, "socket", `lacks "{channel}"`}}},
 	{"socketmode empty", `{"socketmode": ""}`, []wantProblem{{1, "socketmode", `want an octal string such as "0660", got ""`}}},
@@ -452,16 +455,72 @@ func TestShippedConfig(t *testing.T) {
 	t.Run("every key has a comment", func(t *testing.T) {
 		checkCommented(t, data)
 	})
-	t.Run("every key is written out", func(t *testing.T) {
-		for _, typ := range []reflect.Type{reflect.TypeFor[fileConfig](), reflect.TypeFor[fileRule]()} {
-			for i := range typ.NumField() {
-				if key := jsonName(typ.Field(i)); !bytes.Contains(data, []byte(`"`+key+`":`)) {
-					t.Errorf("config.json does not show %q, not even in a comment", key)
-				}
+	t.Run("every key is written out with its default", func(t *testing.T) {
+		comments := keyComments(t, data)
+		var keys []schemaKey
+		for i := range settings {
+			keys = append(keys, schemaKeyOf(&settings[i]))
+		}
+		for i := range ruleKeys {
+			keys = append(keys, schemaKeyOf(&ruleKeys[i]))
+		}
+		for _, k := range keys {
+			comment, ok := comments[k.name]
+			if !ok {
+				t.Errorf("config.json does not show %q, not even in a comment", k.name)
+				continue
+			}
+			if !strings.Contains(strings.ToLower(comment), strings.ToLower(k.wantDefault)) {
+				t.Errorf("config.json: the comment of %q does not say %q:\n%s", k.name, k.wantDefault, comment)
 			}
 		}
 	})
 }
+
+// schemaKey is what TestShippedConfig needs of a key of the schema.
+type schemaKey struct{ name, wantDefault string }
+
+// schemaKeyOf says how config.json must name the key's default: as the
+// file spells it, or for a key shown otherwise (socket: "" is the
+// platform's default), in words after "Default:".
+func schemaKeyOf[T any](k *key[T]) schemaKey {
+	def, _ := json.Marshal(k.def)
+	if k.show != nil {
+		return schemaKey{k.name, "Default:"}
+	}
+	return schemaKey{k.name, "Default " + string(def)}
+}
+
+// keyComments returns, for every key config.json shows (even in a
+// comment, as "key": value), the comment above its first occurrence,
+// without the comment markers and with runs of spaces made one.
+func keyComments(t *testing.T, data []byte) map[string]string {
+	out := make(map[string]string)
+	var comment []string
+	for _, line := range strings.Split(string(data), "\n") {
+		text := strings.TrimSpace(line)
+		rest, isComment := strings.CutPrefix(text, "//")
+		if m := keyInLine.FindStringSubmatch(rest); m != nil {
+			if _, seen := out[m[1]]; !seen {
+				out[m[1]] = strings.Join(strings.Fields(strings.Join(comment, " ")), " ")
+			}
+			comment = nil
+			continue
+		}
+		if isComment {
+			comment = append(comment, rest)
+		} else {
+			comment = nil
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("config.json shows no keys")
+	}
+	return out
+}
+
+// keyInLine matches a line that sets a key, such as `"ttl": 1,`.
+var keyInLine = regexp.MustCompile(`^\s*"([a-z]+)":`)
 
 // checkCommented checks that a comment comes before every key of the
 // HuJSON data.
@@ -616,4 +675,52 @@ func TestRedacted(t *testing.T) {
 	if r := Defaults().Redacted(); r.Key != "" {
 		t.Errorf("Redacted().Key = %q without a key, want \"\"", r.Key)
 	}
+}
+
+// TestSchemaCoversConfig: every field of Config and ChannelConfig that a
+// file sets is the field of exactly one key of the schema, so that the
+// loader, showconfig and the reload's diff, which read the schema, all
+// know it.
+func TestSchemaCoversConfig(t *testing.T) {
+	t.Run("Config", func(t *testing.T) {
+		checkCovered(t, settings, map[string]bool{"File": true, "Channels": true})
+	})
+	t.Run("ChannelConfig", func(t *testing.T) {
+		checkCovered(t, ruleKeys, map[string]bool{"Name": true, "Propagate": true})
+	})
+}
+
+func checkCovered[T any](t *testing.T, keys []key[T], notKeys map[string]bool) {
+	var v T
+	rv := reflect.ValueOf(&v).Elem()
+	owner := make(map[uintptr]string) // field address -> key
+	for i := range keys {
+		k := &keys[i]
+		addr := reflect.ValueOf(k.field(&v)).Pointer()
+		if other, dup := owner[addr]; dup {
+			t.Errorf("keys %q and %q have the same field", other, k.name)
+		}
+		owner[addr] = k.name
+		if got := fmt.Sprintf("%T", k.value(&v)); !typeFits(k.typ, got) {
+			t.Errorf("key %q: a field of type %s does not hold what the file spells as type %d", k.name, got, k.typ)
+		}
+	}
+	for i := range rv.NumField() {
+		f := rv.Type().Field(i)
+		_, isKey := owner[rv.Field(i).Addr().Pointer()]
+		switch {
+		case notKeys[f.Name] && isKey:
+			t.Errorf("field %s is a key's, but the test says it is none", f.Name)
+		case !notKeys[f.Name] && !isKey:
+			t.Errorf("field %s is no key's field: add a key for it to the schema", f.Name)
+		}
+	}
+}
+
+// typeFits reports whether a field of Go type goType holds a value of
+// file type typ.
+func typeFits(typ fileType, goType string) bool {
+	want := map[fileType]string{tBool: "bool", tInt: "int", tString: "string", tRegexp: "string",
+		tDuration: "time.Duration", tMode: "fs.FileMode"}
+	return want[typ] == goType
 }

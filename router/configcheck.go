@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net"
 	"net/netip"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -25,8 +24,9 @@ import (
 
 // checker validates one configuration file and collects its problems.
 // It works in three steps: check the shape of the HuJSON tree against
-// fileConfig, dropping every member that does not fit; decode what is
-// left with encoding/json; check the values and build the Config.
+// the schema (schema.go), dropping every member that does not fit;
+// decode what is left with encoding/json; check the values and build the
+// Config.
 type checker struct {
 	src      []byte
 	problems []Problem
@@ -57,14 +57,14 @@ func (c *checker) check() *Config {
 		c.syntax(err)
 		return nil
 	}
-	if !c.object("", &v, reflect.TypeFor[fileConfig]()) {
+	if !c.object("", &v, topShape) {
 		return nil
 	}
-	f := defaultFile()
+	var f map[string]any
 	if !c.decode(&v, &f) {
 		return nil
 	}
-	return c.build(&f)
+	return c.build(f)
 }
 
 func (c *checker) err(file string) error {
@@ -147,13 +147,14 @@ func (c *checker) syntax(err error) {
 	c.problems = append(c.problems, Problem{Line: line, Column: col, Msg: printable(m[3])})
 }
 
-// decode decodes the checked tree into f, whose fields hold the defaults.
-// The shape check has dropped everything encoding/json could refuse, so a
-// failure here is a bug in the check; it is reported all the same.
-func (c *checker) decode(v *hujson.Value, f *fileConfig) bool {
+// decode decodes the checked tree into f: objects as maps, integers as
+// json.Number. The shape check has dropped everything that does not fit
+// the schema, so a failure here is a bug in the check; it is reported all
+// the same.
+func (c *checker) decode(v *hujson.Value, f *map[string]any) bool {
 	v.Standardize()
 	dec := json.NewDecoder(bytes.NewReader(v.Pack()))
-	dec.DisallowUnknownFields()
+	dec.UseNumber()
 	if err := dec.Decode(f); err != nil {
 		c.add(0, "", "internal error: decoding the checked configuration: %v", err)
 		return false
@@ -161,17 +162,79 @@ func (c *checker) decode(v *hujson.Value, f *fileConfig) bool {
 	return true
 }
 
-// build checks the values of f and converts it to a Config.
-func (c *checker) build(f *fileConfig) *Config {
-	c.checkAddr(f.Addr)
-	c.checkRange("port", f.Port, 1, 65535)
-	c.checkRange("ttl", f.TTL, 0, 255)
-	c.checkRange("maxframe", f.MaxFrame, minMaxFrame, maxMaxFrame)
-	c.checkRange("maxpending", f.MaxPending, minMaxFrame, maxMaxPending)
+// build checks the values of the decoded file f and converts it to a
+// Config: every key takes its value, or its default, then its checks run.
+func (c *checker) build(f map[string]any) *Config {
+	cfg := &Config{}
+	fill(c, "", settings, f, cfg)
+	c.crossCheck(cfg)
+	rules, _ := f[channelsKey].(map[string]any)
+	cfg.Channels = c.channels(rules, cfg.StartControl)
+	return cfg
+}
+
+// fill sets every key of t from its value in f, or its default when f
+// lacks it, then runs the keys' checks. prefix begins the keys' dotted
+// names.
+func fill[T any](c *checker, prefix string, keys []key[T], f map[string]any, t *T) {
+	for i := range keys {
+		k := &keys[i]
+		v, ok := f[k.name]
+		if !ok {
+			v = k.def
+		}
+		c.set(prefix+k.name, k.typ, k.field(t), v, k.lo, k.hi, k.off)
+	}
+	for i := range keys {
+		if k := &keys[i]; k.check != nil {
+			k.check(c, prefix+k.name, t)
+		}
+	}
+}
+
+// set converts v, a value of type typ as decoded or a default, to dst,
+// the key's field, and checks its bounds lo..hi (hi == 0: none). A
+// duration of 0 passes when off is set.
+func (c *checker) set(key string, typ fileType, dst, v any, lo, hi int64, off bool) {
+	switch p := dst.(type) {
+	case *bool:
+		*p, _ = v.(bool)
+	case *int:
+		*p = asInt(v)
+		if hi != 0 {
+			c.checkRange(key, *p, int(lo), int(hi))
+		}
+	case *time.Duration:
+		*p = c.duration(key, v.(string), time.Duration(lo), time.Duration(hi), off)
+	case *fs.FileMode:
+		*p = c.socketMode(key, v.(string))
+	case *string:
+		if typ == tRegexp {
+			*p = c.expression(key, v)
+			return
+		}
+		*p, _ = v.(string)
+	}
+}
+
+// asInt is an integer as decoded (json.Number, in range: the shape check
+// saw to it) or as a default (int).
+func asInt(v any) int {
+	switch n := v.(type) {
+	case json.Number:
+		i, _ := n.Int64()
+		return int(i)
+	case int:
+		return n
+	}
+	return 0
+}
+
+// crossCheck checks what two keys must agree on.
+func (c *checker) crossCheck(f *Config) {
 	if f.MaxPending < f.MaxFrame {
 		c.addAt([]string{"maxpending", "maxframe"}, "maxpending (%d%s) must be at least maxframe (%d)", f.MaxPending, c.ifDefault("maxpending"), f.MaxFrame)
 	}
-	c.checkRange("payload", f.Payload, multicast.MinPayload, multicast.MaxDatagram)
 	sealRoom := 0
 	if f.Key != "" || f.KeyFile != "" {
 		sealRoom = multicast.TagLen // a sealed datagram's tag takes room of the payload
@@ -179,48 +242,37 @@ func (c *checker) build(f *fileConfig) *Config {
 	if n := multicast.Fragments(f.MaxFrame, max(f.Payload, multicast.MinPayload)-sealRoom); n > multicast.MaxFragments {
 		c.addAt([]string{"payload", "maxframe"}, "a frame of maxframe (%d) bytes would take %d datagrams of payload (%d) bytes, more than %d; raise the payload", f.MaxFrame, n, f.Payload, multicast.MaxFragments)
 	}
-	heartbeat := c.duration("heartbeat", f.Heartbeat, minHeartbeat, maxHeartbeat)
-	peerTimeout := c.duration("peertimeout", f.PeerTimeout, 2*minHeartbeat, maxPeerTimeout)
-	if heartbeat > 0 && peerTimeout > 0 && peerTimeout < 2*heartbeat {
-		c.addAt([]string{"peertimeout", "heartbeat"}, "peertimeout (%v%s) must be at least twice heartbeat (%v)", peerTimeout, c.ifDefault("peertimeout"), heartbeat)
+	if f.Heartbeat > 0 && f.PeerTimeout > 0 && f.PeerTimeout < 2*f.Heartbeat {
+		c.addAt([]string{"peertimeout", "heartbeat"}, "peertimeout (%v%s) must be at least twice heartbeat (%v)", f.PeerTimeout, c.ifDefault("peertimeout"), f.Heartbeat)
 	}
-	pingInterval, pingTimeout := c.pingDurations(f.PingInterval, f.PingTimeout)
-	c.checkRange("history", f.History, 0, maxHistory)
-	gapTimeout := c.duration("gaptimeout", f.GapTimeout, minGapTimeout, maxGapTimeout)
+	if f.PingInterval > 0 && f.PingTimeout > 0 && f.PingTimeout < 2*f.PingInterval {
+		c.addAt([]string{"pingtimeout", "pinginterval"}, "pingtimeout (%v%s) must be at least twice pinginterval (%v)", f.PingTimeout, c.ifDefault("pingtimeout"), f.PingInterval)
+	}
+}
+
+func checkCluster(c *checker, key string, f *Config) {
 	if len(f.Cluster) > maxClusterLen {
-		c.addAt([]string{"cluster"}, "%d bytes long, the limit is %d", len(f.Cluster), maxClusterLen)
+		c.addAt([]string{key}, "%d bytes long, the limit is %d", len(f.Cluster), maxClusterLen)
 	}
+}
+
+// checkKey refuses the placeholder that showconfig writes for a key: a
+// configuration saved from showconfig needs its secret supplied again.
+func checkKey(c *checker, key string, f *Config) {
+	if f.Key == redactedSecret {
+		c.addAt([]string{key}, "%q stands for a secret that showconfig does not show; supply the secret with \"key\", or better \"keyfile\"", redactedSecret)
+	}
+}
+
+func checkKeyFile(c *checker, key string, f *Config) {
 	if f.Key != "" && f.KeyFile != "" {
-		c.addAt([]string{"keyfile"}, "key and keyfile are both set; use one")
+		c.addAt([]string{key}, "key and keyfile are both set; use one")
 	}
-	c.checkMetrics(f.Metrics)
+}
+
+func checkSocket(c *checker, key string, f *Config) {
 	if f.Socket != "" && !strings.Contains(f.Socket, socketPlaceholder) {
-		c.addAt([]string{"socket"}, "%q lacks %q, so every channel would share one path", clipText(f.Socket, 60), socketPlaceholder)
-	}
-	return &Config{
-		Addr:         f.Addr,
-		Port:         f.Port,
-		ConnectToNet: f.ConnectToNet,
-		DumpNet:      f.DumpNet,
-		StartControl: f.StartControl,
-		Interface:    f.Interface,
-		TTL:          f.TTL,
-		Cluster:      f.Cluster,
-		Payload:      f.Payload,
-		Heartbeat:    heartbeat,
-		PeerTimeout:  peerTimeout,
-		History:      f.History,
-		GapTimeout:   gapTimeout,
-		Key:          f.Key,
-		KeyFile:      f.KeyFile,
-		Socket:       f.Socket,
-		SocketMode:   c.socketMode(f.SocketMode),
-		MaxFrame:     f.MaxFrame,
-		MaxPending:   f.MaxPending,
-		Metrics:      f.Metrics,
-		PingInterval: pingInterval,
-		PingTimeout:  pingTimeout,
-		Channels:     c.channels(f),
+		c.addAt([]string{key}, "%q lacks %q, so every channel would share one path", clipText(f.Socket, 60), socketPlaceholder)
 	}
 }
 
@@ -228,23 +280,26 @@ func (c *checker) build(f *fileConfig) *Config {
 // protocols (RFC 5771): OSPF, mDNS and the like.
 var reservedGroup = netip.MustParsePrefix("224.0.0.0/24")
 
-func (c *checker) checkAddr(s string) {
-	a, err := netip.ParseAddr(s)
+func checkAddr(c *checker, key string, f *Config) {
+	a, err := netip.ParseAddr(f.Addr)
 	switch {
 	case err != nil || !a.Is4() || !a.IsMulticast():
-		c.addAt([]string{"addr"}, "%q is not an IPv4 multicast address (224.0.0.0 to 239.255.255.255); try %q", clipText(s, 40), defaultAddr)
+		c.addAt([]string{key}, "%q is not an IPv4 multicast address (224.0.0.0 to 239.255.255.255); try %q", clipText(f.Addr, 40), defaultAddr)
 	case reservedGroup.Contains(a):
-		c.addAt([]string{"addr"}, "%s is in 224.0.0.0/24, which is reserved for local network control; use %q, a site-local group", s, defaultAddr)
+		c.addAt([]string{key}, "%s is in 224.0.0.0/24, which is reserved for local network control; use %q, a site-local group", f.Addr, defaultAddr)
 	}
 }
 
-// duration parses a duration key and checks its range; it returns 0 when
-// the value is not usable.
-func (c *checker) duration(key, s string, lo, hi time.Duration) time.Duration {
+// duration parses a duration key and checks its range, which 0 is
+// outside of unless off is set; it returns 0 when the value is not
+// usable.
+func (c *checker) duration(key, s string, lo, hi time.Duration, off bool) time.Duration {
 	d, err := time.ParseDuration(s)
 	switch {
 	case err != nil:
 		c.addAt([]string{key}, "want a duration such as \"1s\" or \"500ms\", got %q", clipText(s, 40))
+		return 0
+	case d == 0 && off:
 		return 0
 	case d < lo || d > hi:
 		c.addAt([]string{key}, "%v is out of range %v..%v", d, lo, hi)
@@ -253,35 +308,19 @@ func (c *checker) duration(key, s string, lo, hi time.Duration) time.Duration {
 	return d
 }
 
-// pingDurations parses and checks pinginterval and pingtimeout: an
-// interval of 0 turns the liveness check off, and then the timeout is
-// not used, but still checked.
-func (c *checker) pingDurations(interval, timeout string) (time.Duration, time.Duration) {
-	var iv time.Duration
-	if d, err := time.ParseDuration(interval); err == nil && d == 0 {
-		iv = 0
-	} else {
-		iv = c.duration("pinginterval", interval, minPingInterval, maxPingInterval)
-	}
-	to := c.duration("pingtimeout", timeout, 2*minPingInterval, maxPingTimeout)
-	if iv > 0 && to > 0 && to < 2*iv {
-		c.addAt([]string{"pingtimeout", "pinginterval"}, "pingtimeout (%v%s) must be at least twice pinginterval (%v)", to, c.ifDefault("pingtimeout"), iv)
-	}
-	return iv, to
-}
-
 // checkMetrics checks the metrics listener's address: "" or host:port.
-func (c *checker) checkMetrics(s string) {
+func checkMetrics(c *checker, key string, f *Config) {
+	s := f.Metrics
 	if s == "" {
 		return
 	}
 	_, port, err := net.SplitHostPort(s)
 	if err != nil {
-		c.addAt([]string{"metrics"}, "%q is not a host:port address such as \"127.0.0.1:9464\"", clipText(s, 60))
+		c.addAt([]string{key}, "%q is not a host:port address such as \"127.0.0.1:9464\"", clipText(s, 60))
 		return
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
-		c.addAt([]string{"metrics"}, "%q: port %q is not a number from 0 to 65535", clipText(s, 60), clipText(port, 20))
+		c.addAt([]string{key}, "%q: port %q is not a number from 0 to 65535", clipText(s, 60), clipText(port, 20))
 	}
 }
 
@@ -291,85 +330,95 @@ func (c *checker) checkRange(key string, n, lo, hi int) {
 	}
 }
 
-// socketMode parses the octal socket mode.
-func (c *checker) socketMode(s string) fs.FileMode {
+// socketMode parses an octal socket mode.
+func (c *checker) socketMode(key, s string) fs.FileMode {
 	m, err := strconv.ParseUint(s, 8, 32)
 	switch {
 	case err != nil:
-		c.addAt([]string{"socketmode"}, "want an octal string such as %q, got %q", defaultSocketMode, clipText(s, 40))
+		c.addAt([]string{key}, "want an octal string such as %q, got %q", defaultSocketMode, clipText(s, 40))
 	case m > 0o777:
-		c.addAt([]string{"socketmode"}, "%q has bits beyond 0777; only permission bits are allowed", clipText(s, 40))
+		c.addAt([]string{key}, "%q has bits beyond 0777; only permission bits are allowed", clipText(s, 40))
 	case m&0o600 != 0o600:
-		c.addAt([]string{"socketmode"}, "%q must include 0600 (the owner reads and writes)", clipText(s, 40))
+		c.addAt([]string{key}, "%q must include 0600 (the owner reads and writes)", clipText(s, 40))
 	}
 	return fs.FileMode(m) & fs.ModePerm
 }
 
 // channels converts the rules, adding or dropping the control channel as
 // startcontrol says.
-func (c *checker) channels(f *fileConfig) map[string]ChannelConfig {
-	out := make(map[string]ChannelConfig, len(f.Channels)+1)
-	for _, name := range slices.Sorted(maps.Keys(f.Channels)) {
-		out[name] = c.rule(name, f.Channels[name])
+func (c *checker) channels(rules map[string]any, startControl bool) map[string]ChannelConfig {
+	out := make(map[string]ChannelConfig, len(rules)+1)
+	for _, name := range slices.Sorted(maps.Keys(rules)) {
+		r, _ := rules[name].(map[string]any)
+		out[name] = c.rule(name, r)
 	}
 	_, ok := out[ControlChannel]
 	switch {
-	case f.StartControl && !ok:
-		out[ControlChannel] = c.rule(ControlChannel, fileRule{})
-	case !f.StartControl:
+	case startControl && !ok:
+		out[ControlChannel] = c.rule(ControlChannel, nil)
+	case !startControl:
 		delete(out, ControlChannel) // checked all the same, but not served
 	}
 	return out
 }
 
 // rule checks and converts the rule of channel name.
-func (c *checker) rule(name string, r fileRule) ChannelConfig {
-	key := "channels." + name + "."
-	cc := ChannelConfig{
-		Name:           name,
-		PropagateToNet: r.PropagateToNet,
-		DumpToConsole:  r.DumpToConsole,
-		// The control channel never takes events from the network: a
-		// request from another host must not steer this server.
-		AcceptFromNet: name != ControlChannel,
-	}
-	if r.AcceptFromNet != nil {
-		if *r.AcceptFromNet && name == ControlChannel {
-			c.addAt([]string{key + "acceptfromnet"}, "the control channel never accepts events from the network")
-		}
-		cc.AcceptFromNet = *r.AcceptFromNet
-	}
-	cc.PropagateToChannels, cc.Propagate = c.propagate(key+"propagatetochannels", r.PropagateToChannels)
+func (c *checker) rule(name string, r map[string]any) ChannelConfig {
+	cc := ChannelConfig{Name: name}
+	fill(c, channelsKey+"."+name+".", ruleKeys, r, &cc)
 	return cc
 }
 
-// propagate checks and compiles a propagatetochannels value, which the
-// shape check has made nil, a bool or a string.
-func (c *checker) propagate(key string, v any) (string, *regexp.Regexp) {
+// checkAcceptFromNet: the control channel never takes events from the
+// network, whatever the default: a request from another host must not
+// steer this server.
+func checkAcceptFromNet(c *checker, key string, r *ChannelConfig) {
+	if r.Name != ControlChannel || !r.AcceptFromNet {
+		return
+	}
+	if _, set := c.at[key]; set {
+		c.addAt([]string{key}, "the control channel never accepts events from the network")
+	}
+	r.AcceptFromNet = false
+}
+
+// expression checks a propagatetochannels value, which the shape check
+// has made a bool or a string, and returns the expression ("" for false).
+func (c *checker) expression(key string, v any) string {
 	switch v := v.(type) {
 	case bool:
 		if v {
 			c.addAt([]string{key}, `true is not allowed; use ".*" for all channels, or false for none`)
 		}
-		return "", nil
 	case string:
 		if v == "" {
 			c.addAt([]string{key}, `empty expression; use ".*" for all channels, or false for none`)
-			return "", nil
 		}
-		// Compile alone first: "a)|(b" would otherwise pass, unanchored.
-		if _, err := regexp.Compile(v); err != nil {
-			c.addAt([]string{key}, "%v", err)
-			return "", nil
-		}
-		re, err := regexp.Compile(`^(?:` + v + `)$`)
-		if err != nil { // an unclosed \Q swallows the anchor
-			c.addAt([]string{key}, "cannot anchor the expression: %v", err)
-			return "", nil
-		}
-		return v, re
+		return v
 	}
-	return "", nil
+	return ""
+}
+
+// checkPropagate compiles the rule's expression, once, anchored at both
+// ends.
+func checkPropagate(c *checker, key string, r *ChannelConfig) {
+	v := r.PropagateToChannels
+	if v == "" {
+		return
+	}
+	// Compile alone first: "a)|(b" would otherwise pass, unanchored.
+	if _, err := regexp.Compile(v); err != nil {
+		c.addAt([]string{key}, "%v", err)
+		r.PropagateToChannels = ""
+		return
+	}
+	re, err := regexp.Compile(`^(?:` + v + `)$`)
+	if err != nil { // an unclosed \Q swallows the anchor
+		c.addAt([]string{key}, "cannot anchor the expression: %v", err)
+		r.PropagateToChannels = ""
+		return
+	}
+	r.Propagate = re
 }
 
 // nameProblem reports what is wrong with a channel name, or "" if nothing.

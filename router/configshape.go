@@ -1,10 +1,8 @@
 package router
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -15,26 +13,27 @@ import (
 // maxKeyLen is how much of a key a message shows: a whole channel name.
 const maxKeyLen = 64
 
-// slot is where a member's value goes: its Go type, and how the file
-// should spell the value when the type does not tell (a want tag).
+// shape is what an object of the file holds.
+type shape int
+
+const (
+	topShape      shape = iota // the settings and "channels"
+	channelsShape              // channel name -> rule
+	ruleShape                  // the keys of one rule
+)
+
+// slot is where a member's value goes: the type the file spells it with,
+// how to say so in a message, and for an object, its shape.
 type slot struct {
-	typ  reflect.Type
+	typ  fileType
 	want string
+	sub  shape
 }
 
-// kindWants says how the file spells a value of each kind.
-var kindWants = map[reflect.Kind]string{
-	reflect.Bool:   "true or false",
-	reflect.Int:    "an integer",
-	reflect.String: "a string",
-	reflect.Struct: "an object",
-	reflect.Map:    "an object",
-}
-
-// object checks that v is an object whose members fit t, a struct or a
-// map type. It reports every member that does not fit and drops it, so
-// that what remains decodes, and records where each kept scalar starts.
-func (c *checker) object(key string, v *hujson.Value, t reflect.Type) bool {
+// object checks that v is an object whose members fit sh. It reports
+// every member that does not fit and drops it, so that what remains
+// decodes, and records where each kept scalar starts.
+func (c *checker) object(key string, v *hujson.Value, sh shape) bool {
 	obj, ok := v.Value.(*hujson.Object)
 	if !ok {
 		if key == "" {
@@ -47,7 +46,7 @@ func (c *checker) object(key string, v *hujson.Value, t reflect.Type) bool {
 	first := make(map[string]int) // name -> offset of its first occurrence
 	kept := obj.Members[:0]
 	for i := range obj.Members {
-		if c.member(key, t, &obj.Members[i], first) {
+		if c.member(key, sh, &obj.Members[i], first) {
 			kept = append(kept, obj.Members[i])
 		}
 	}
@@ -55,15 +54,15 @@ func (c *checker) object(key string, v *hujson.Value, t reflect.Type) bool {
 	return true
 }
 
-// member checks one member of an object of type t and reports whether it
-// fits.
-func (c *checker) member(parent string, t reflect.Type, m *hujson.ObjectMember, first map[string]int) bool {
+// member checks one member of an object of shape sh and reports whether
+// it fits.
+func (c *checker) member(parent string, sh shape, m *hujson.ObjectMember, first map[string]int) bool {
 	name := m.Name.Value.(hujson.Literal).String()
 	key := clipText(name, maxKeyLen)
 	if parent != "" {
 		key = parent + "." + key
 	}
-	s, problem := slotOf(t, name)
+	s, problem := sh.slotOf(name)
 	if problem != "" {
 		c.add(m.Name.StartOffset, key, "%s", problem)
 		return false
@@ -77,36 +76,59 @@ func (c *checker) member(parent string, t reflect.Type, m *hujson.ObjectMember, 
 	return c.value(key, &m.Value, s)
 }
 
-// slotOf finds where member name of an object of type t goes, or says
+// slotOf finds where member name of an object of shape sh goes, or says
 // why it has no place.
-func slotOf(t reflect.Type, name string) (slot, string) {
-	if t.Kind() == reflect.Map {
-		return slot{typ: t.Elem()}, nameProblem(name)
-	}
-	for i := range t.NumField() {
-		if f := t.Field(i); jsonName(f) == name {
-			return slot{typ: f.Type, want: f.Tag.Get("want")}, ""
+func (sh shape) slotOf(name string) (slot, string) {
+	switch sh {
+	case channelsShape:
+		return slot{typ: tObject, sub: ruleShape}, nameProblem(name)
+	case ruleShape:
+		if i := indexOf(ruleKeys, name); i >= 0 {
+			return slot{typ: ruleKeys[i].typ, want: ruleKeys[i].want()}, ""
+		}
+	default:
+		if name == channelsKey {
+			return slot{typ: tObject, sub: channelsShape}, ""
+		}
+		if i := indexOf(settings, name); i >= 0 {
+			return slot{typ: settings[i].typ, want: settings[i].want()}, ""
 		}
 	}
-	return slot{}, unknownKey(t, name)
+	return slot{}, unknownKey(sh.keys(), name)
 }
 
-func jsonName(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-	return name
+// keys lists the keys an object of shape sh may hold, in table order.
+func (sh shape) keys() []string {
+	var keys []string
+	if sh == ruleShape {
+		for i := range ruleKeys {
+			keys = append(keys, ruleKeys[i].name)
+		}
+		return keys
+	}
+	for i := range settings {
+		keys = append(keys, settings[i].name)
+	}
+	return append(keys, channelsKey)
+}
+
+// indexOf returns the index of the key called name, or -1.
+func indexOf[T any](keys []key[T], name string) int {
+	for i := range keys {
+		if keys[i].name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // value checks that v fits s, and records where it starts if so.
 func (c *checker) value(key string, v *hujson.Value, s slot) bool {
-	t := s.typ
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() == reflect.Struct || t.Kind() == reflect.Map {
-		return c.object(key, v, t)
+	if s.typ == tObject {
+		return c.object(key, v, s.sub)
 	}
 	lit, _ := v.Value.(hujson.Literal)
-	switch fit := literalFits(lit, t.Kind()); {
+	switch fit := literalFits(lit, s.typ); {
 	case fit == nil:
 		c.at[key] = v.StartOffset
 		return true
@@ -115,7 +137,7 @@ func (c *checker) value(key string, v *hujson.Value, s slot) bool {
 	case errors.Is(fit, errBadUTF8):
 		c.add(v.StartOffset, key, "invalid UTF-8 in the string")
 	default:
-		c.add(v.StartOffset, key, "want %s, got %s", cmp.Or(s.want, kindWants[t.Kind()]), describeValue(v))
+		c.add(v.StartOffset, key, "want %s, got %s", s.want, describeValue(v))
 	}
 	return false
 }
@@ -127,23 +149,22 @@ var (
 )
 
 // literalFits reports whether lit, nil when the value is an object or array,
-// can be decoded into a value of kind k. An interface takes a boolean or
-// a string: the one such field is propagatetochannels.
-func literalFits(lit hujson.Literal, k reflect.Kind) error {
+// is a value of type t.
+func literalFits(lit hujson.Literal, t fileType) error {
 	switch lit.Kind() {
 	case 't', 'f':
-		if k == reflect.Bool || k == reflect.Interface {
+		if t == tBool || t == tRegexp {
 			return nil
 		}
 	case '"':
-		if k == reflect.String || k == reflect.Interface {
+		if t == tString || t == tDuration || t == tMode || t == tRegexp {
 			if !utf8.Valid(lit) {
 				return errBadUTF8 // encoding/json would make it U+FFFD
 			}
 			return nil
 		}
 	case '0':
-		if k == reflect.Int {
+		if t == tInt {
 			if _, err := strconv.ParseInt(string(lit), 10, 0); err != nil {
 				return err
 			}
@@ -177,13 +198,9 @@ func clipText(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// unknownKey says that name is no key of t, with the nearest key if one
+// unknownKey says that name is none of keys, with the nearest key if one
 // is close, else the list.
-func unknownKey(t reflect.Type, name string) string {
-	var keys []string
-	for i := range t.NumField() {
-		keys = append(keys, jsonName(t.Field(i)))
-	}
+func unknownKey(keys []string, name string) string {
 	if near := nearest(name, keys); near != "" {
 		return fmt.Sprintf("unknown key %q; did you mean %q?", name, near)
 	}

@@ -149,11 +149,7 @@ func netKeysDiffer(a, b *Config) bool {
 	if !a.ConnectToNet && !b.ConnectToNet {
 		return false
 	}
-	return a.ConnectToNet != b.ConnectToNet || a.Addr != b.Addr || a.Port != b.Port || a.Interface != b.Interface ||
-		a.TTL != b.TTL || a.Cluster != b.Cluster || a.Payload != b.Payload || a.Heartbeat != b.Heartbeat ||
-		a.PeerTimeout != b.PeerTimeout || a.DumpNet != b.DumpNet || a.MaxFrame != b.MaxFrame ||
-		a.Key != b.Key || a.KeyFile != b.KeyFile ||
-		a.GapTimeout != b.GapTimeout
+	return len(differ(settings, a, b, func(k *key[Config]) bool { return k.reload == relink })) > 0
 }
 
 // prepareNet opens the multicast link that cfg asks for, when change

@@ -1,6 +1,9 @@
 package router
 
-import "errors"
+import (
+	"errors"
+	"slices"
+)
 
 // ReloadReport says what a reload changed.
 type ReloadReport struct {
@@ -88,33 +91,5 @@ func sameRule(a, b ChannelConfig) bool {
 
 // changedSettings lists, sorted, the top-level keys whose values differ.
 func changedSettings(a, b *Config) []string {
-	var out []string
-	add := func(key string, differ bool) {
-		if differ {
-			out = append(out, key)
-		}
-	}
-	add("addr", a.Addr != b.Addr)
-	add("cluster", a.Cluster != b.Cluster)
-	add("connecttonet", a.ConnectToNet != b.ConnectToNet)
-	add("dumpnet", a.DumpNet != b.DumpNet)
-	add("gaptimeout", a.GapTimeout != b.GapTimeout)
-	add("heartbeat", a.Heartbeat != b.Heartbeat)
-	add("history", a.History != b.History)
-	add("interface", a.Interface != b.Interface)
-	add("key", a.Key != b.Key)
-	add("keyfile", a.KeyFile != b.KeyFile)
-	add("maxframe", a.MaxFrame != b.MaxFrame)
-	add("maxpending", a.MaxPending != b.MaxPending)
-	add("metrics", a.Metrics != b.Metrics)
-	add("payload", a.Payload != b.Payload)
-	add("peertimeout", a.PeerTimeout != b.PeerTimeout)
-	add("pinginterval", a.PingInterval != b.PingInterval)
-	add("pingtimeout", a.PingTimeout != b.PingTimeout)
-	add("port", a.Port != b.Port)
-	add("socket", a.Socket != b.Socket)
-	add("socketmode", a.SocketMode != b.SocketMode)
-	add("startcontrol", a.StartControl != b.StartControl)
-	add("ttl", a.TTL != b.TTL)
-	return out
+	return slices.Sorted(slices.Values(differ(settings, a, b, func(*key[Config]) bool { return true })))
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,21 +16,35 @@ import (
 )
 
 // TestShowconfig: the human form names the file and prints the
-// configuration as JSON that loads as a configuration file again; --json
-// is the answer's map.
+// configuration as JSON that loads as a configuration file again, equal
+// to the one the server runs, every key of which differs from its
+// default (but connecttonet: these tests do not multicast); --json is
+// the answer's map.
 func TestShowconfig(t *testing.T) {
-	ts := newServer(t)
+	dir := routertest.ShortTempDir(t)
+	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := routertest.NewServerIn(t, dir, `"addr": "239.255.1.2", "port": 4455, "dumpnet": true, "interface": "lo",
+"ttl": 3, "cluster": "shown", "payload": 1300, "heartbeat": "300ms", "peertimeout": "3s",
+"history": 4096, "gaptimeout": "700ms", "keyfile": `+strconv.Quote(keyFile)+`, "socketmode": "0600",
+"maxframe": 4096, "maxpending": 65536, "metrics": "127.0.0.1:0", "pinginterval": "3s", "pingtimeout": "9s",
+"channels": {"A": {"propagatetochannels": "B", "propagatetonet": true, "dumptoconsole": true, "acceptfromnet": false}, "B": {}}`)
 	out := must(t, ts.Template, "showconfig")
 	file, text, ok := strings.Cut(out, "\n")
 	if !ok || file != "file: test.json" {
 		t.Fatalf("showconfig said %q, want it to begin with the file", out)
 	}
-	cfg, err := router.Parse("shown.json", []byte(text))
+	cfg, err := router.Parse("test.json", []byte(text))
 	if err != nil {
 		t.Fatalf("the configuration shown does not load: %v\n%s", err, text)
 	}
 	if cfg.Socket != ts.Template || len(cfg.Channels) != 3 {
 		t.Errorf("the configuration shown loads as socket %q, channels %v", cfg.Socket, cfg.ChannelNames())
+	}
+	if got, want := cfg.String(), ts.Config().String(); got != want {
+		t.Errorf("the configuration shown loads as\n%s\nwant the running one\n%s", got, want)
 	}
 
 	var resp struct {

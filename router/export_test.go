@@ -1,0 +1,31 @@
+package router
+
+// What the external tests need of the schema (schema.go).
+
+// SettingNames returns the top-level keys of the schema but "channels",
+// in table order.
+func SettingNames() []string {
+	var out []string
+	for i := range settings {
+		out = append(out, settings[i].name)
+	}
+	return out
+}
+
+// RuleKeyNames returns the keys of a channel's rule.
+func RuleKeyNames() []string {
+	var out []string
+	for i := range ruleKeys {
+		out = append(out, ruleKeys[i].name)
+	}
+	return out
+}
+
+// SecretSetting reports whether the top-level key name is a secret.
+func SecretSetting(name string) bool { return settings[indexOf(settings, name)].secret }
+
+// SettingValue returns the value of the top-level key name in c.
+func SettingValue(c *Config, name string) any { return settings[indexOf(settings, name)].value(c) }
+
+// RuleValue returns the value of the rule key name in r.
+func RuleValue(r ChannelConfig, name string) any { return ruleKeys[indexOf(ruleKeys, name)].value(&r) }
