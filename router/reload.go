@@ -85,8 +85,7 @@ func (s *Server) reload(cfg *Config, applied func(ReloadReport)) (ReloadReport, 
 
 // sameRule reports whether two rules route alike.
 func sameRule(a, b ChannelConfig) bool {
-	return a.PropagateToChannels == b.PropagateToChannels && a.PropagateToNet == b.PropagateToNet &&
-		a.DumpToConsole == b.DumpToConsole && a.AcceptFromNet == b.AcceptFromNet
+	return len(differ(ruleKeys, &a, &b, func(*key[ChannelConfig]) bool { return true })) == 0
 }
 
 // changedSettings lists, sorted, the top-level keys whose values differ.
