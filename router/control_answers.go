@@ -47,6 +47,14 @@ func errorAnswer(err error) ErrorAnswer {
 	return out
 }
 
+// ShowConfigAnswer answers showconfig: the file the configuration was
+// read from, and the configuration under the file's keys (§ 12.1 lists
+// them), its secret redacted.
+type ShowConfigAnswer struct {
+	File   string         `json:"file" msgpack:"file"`
+	Config map[string]any `json:"config" msgpack:"config"`
+}
+
 // ReloadAnswer answers reloadconfig: the changes applied.
 type ReloadAnswer struct {
 	File     string   `json:"file" msgpack:"file"`

@@ -12,11 +12,11 @@ import (
 	"github.com/netcluster/netcluster/router"
 )
 
-// answerTypes are the answers of the control requests, by request. nil:
-// the answer is not a typed struct (showconfig shows the configuration
-// under the file's keys, which § 12.1 lists).
+// answerTypes are the answers of the control requests, by request.
+// showconfig's configuration is a map under the file's keys, which § 12.1
+// lists and TestShowconfigRoundTrip holds to the schema.
 var answerTypes = map[string]reflect.Type{
-	"showconfig":   nil,
+	"showconfig":   reflect.TypeFor[router.ShowConfigAnswer](),
 	"reloadconfig": reflect.TypeFor[router.ReloadAnswer](),
 	"showchannel":  reflect.TypeFor[router.ChannelAnswer](),
 	"showclient":   reflect.TypeFor[router.ShowClientAnswer](),

@@ -5,9 +5,9 @@ package router
 // as JSON, loads as a configuration file (a secret excepted, which shows
 // as "(set)" and must be supplied again).
 
-func (s *Server) ctlShowConfig(*controlReq, args) (map[string]any, error) {
+func (s *Server) ctlShowConfig(*controlReq, args) (ShowConfigAnswer, error) {
 	cfg := s.Config()
-	return map[string]any{"file": cfg.File, "config": configMap(cfg)}, nil
+	return ShowConfigAnswer{File: cfg.File, Config: configMap(cfg)}, nil
 }
 
 // configMap renders a configuration under the file's keys, redacted.
