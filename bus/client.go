@@ -438,20 +438,21 @@ func (c *Client) finish(why error) {
 }
 
 // Close writes what Emit has queued (waiting at most CloseTimeout; while
-// disconnected, what is buffered is dropped), closes the connection,
-// stops reconnecting, and returns when every goroutine of the client has
-// ended, but for one that is in a listener or callback: listeners are
-// not called after Close returns, and events received but not yet handed
-// to them are dropped. (When the client ends for another reason,
-// listeners still get every event that arrived before the end.)
+// disconnected, what is buffered is dropped), closes the connection and
+// stops reconnecting. Listeners are not called after it returns, and
+// events received but not yet handed to them are dropped. (When the
+// client ends for another reason, listeners still get every event that
+// arrived before the end.) Close is idempotent.
 //
-// Close may be called from a listener, the ErrorHandler or a callback.
-// It cannot tell which goroutine calls it, so it does not wait for a
-// goroutine of the client's that is in one of those functions when Close
-// gets to it, whoever called Close: that goroutine calls nothing more
-// and ends when its function returns. Done is closed once it has: a
-// caller that must know every goroutine has ended, with a listener
-// perhaps running, waits for Done after Close. Close is idempotent.
+// Close returns when every goroutine of the client has ended, with one
+// exception. Close may be called from a listener, the ErrorHandler or a
+// callback, and it cannot tell which goroutine calls it; so when the
+// goroutine that runs listeners, or the one that runs the ErrorHandler
+// and callbacks, is inside such a function, Close does not wait for it,
+// whoever called Close. That goroutine calls nothing more and ends when
+// the function returns, and Done is closed then: a caller that must know
+// every goroutine has ended, while a listener may be running, waits for
+// Done after Close.
 func (c *Client) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
