@@ -117,13 +117,15 @@ type Client struct {
 	pending   pendingRequests
 	notes     notifier
 
-	done       chan struct{} // closed when the client has ended for good
+	ended      chan struct{} // closed when the client has ended for good
 	closeOnce  sync.Once
 	supervised chan struct{} // closed when the supervisor returns
-	dispatched chan struct{} // closed when the dispatcher returns
-	reported   chan struct{} // closed when the notifier returns
-	dispatchID uint64        // goroutine ids, so Close called from a
-	reportID   uint64        // listener or callback does not wait on itself
+	// The dispatcher and the notifier, which call the application's
+	// functions: Close waits for them unless it may be called from one.
+	listenerCalls appCalls
+	callbackCalls appCalls
+	running       atomic.Int32  // the supervisor, dispatcher and notifier, while they run
+	done          chan struct{} // closed when all three have returned
 }
 
 // session is one connection to the server, from its handshake to its
@@ -165,11 +167,12 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 		path:       path,
 		ids:        newIDSource(),
 		wake:       make(chan struct{}, 1),
-		done:       make(chan struct{}),
+		ended:      make(chan struct{}),
 		supervised: make(chan struct{}),
-		dispatched: make(chan struct{}),
-		reported:   make(chan struct{}),
+		done:       make(chan struct{}),
 	}
+	c.listenerCalls.ended = make(chan struct{})
+	c.callbackCalls.ended = make(chan struct{})
 	c.space = sync.NewCond(&c.mu)
 	c.queue = newQueue(o.queueLen)
 	c.notes.wake = make(chan struct{}, 1)
@@ -281,20 +284,31 @@ func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) er
 // start runs the client's long-lived goroutines and the first
 // connection's.
 func (c *Client) start(s *session, br *bufio.Reader) {
-	dispatchID, reportID := make(chan uint64), make(chan uint64)
+	c.running.Store(3)
 	go func() {
-		dispatchID <- goid()
-		defer close(c.dispatched)
+		defer c.exit(c.listenerCalls.ended)
 		c.dispatchLoop()
 	}()
 	go func() {
-		reportID <- goid()
-		defer close(c.reported)
+		defer c.exit(c.callbackCalls.ended)
 		c.notes.run(c)
 	}()
-	c.dispatchID, c.reportID = <-dispatchID, <-reportID
 	c.startSession(s, br)
-	go c.supervise(s)
+	go func() {
+		defer c.exit(c.supervised)
+		c.supervise(s)
+	}()
+}
+
+// exit is deferred by each long-lived goroutine: the last one to return
+// closes done, and then each closes its own channel, so that done is
+// closed by the time Close has waited for all three. (A connection's
+// goroutines end before the supervisor does.)
+func (c *Client) exit(ended chan struct{}) {
+	if c.running.Add(-1) == 0 {
+		close(c.done)
+	}
+	close(ended)
 }
 
 // startSession runs a connection's reader, writer and, when the server
@@ -342,9 +356,13 @@ func (c *Client) Connected() bool {
 	return c.sess != nil
 }
 
-// Done is closed when the client has ended for good: after Close, or
+// Done is closed when the client has ended for good, after Close, or
 // when a connection ended and the client does not reconnect (Reconnect
-// off, or a server that refused it for a protocol error).
+// off, or a server that refused it for a protocol error), and every
+// goroutine of the client has returned: the listeners have had the
+// events that arrived before the end (unless Close discarded them) and
+// returned, and so have the ErrorHandler and callbacks. A listener or
+// callback must therefore not wait for Done.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Err says why the client ended: nil while it works or reconnects,
@@ -439,18 +457,25 @@ func (c *Client) finish(why error) {
 	c.space.Broadcast()
 	c.mu.Unlock()
 	c.queue.close()
-	close(c.done)
+	close(c.ended)
 }
 
 // Close writes what Emit has queued (waiting at most CloseTimeout; while
-// disconnected, what is buffered is dropped), closes the connection,
-// stops reconnecting, and returns when every goroutine of the client has
-// ended; listeners are not called after it returns, and events received
-// but not yet handed to them are dropped. (When the client ends for
-// another reason, listeners still get every event that arrived before
-// the end.) Close may be called from a listener, the ErrorHandler or a
-// callback: it then returns without waiting for that one goroutine,
-// which ends as soon as its function returns. Close is idempotent.
+// disconnected, what is buffered is dropped), closes the connection and
+// stops reconnecting. Listeners are not called after it returns, and
+// events received but not yet handed to them are dropped. (When the
+// client ends for another reason, listeners still get every event that
+// arrived before the end.) Close is idempotent.
+//
+// Close returns when every goroutine of the client has ended, with one
+// exception. Close may be called from a listener, the ErrorHandler or a
+// callback, and it cannot tell which goroutine calls it; so when the
+// goroutine that runs listeners, or the one that runs the ErrorHandler
+// and callbacks, is inside such a function, Close does not wait for it,
+// whoever called Close. That goroutine calls nothing more and ends when
+// the function returns, and Done is closed then: a caller that must know
+// every goroutine has ended, while a listener may be running, waits for
+// Done after Close.
 func (c *Client) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
@@ -476,12 +501,7 @@ func (c *Client) Close() error {
 		c.queue.discard()
 	})
 	<-c.supervised
-	self := goid()
-	if self != c.dispatchID {
-		<-c.dispatched
-	}
-	if self != c.reportID {
-		<-c.reported
-	}
+	c.listenerCalls.wait(true)
+	c.callbackCalls.wait(false)
 	return err
 }

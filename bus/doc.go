@@ -54,6 +54,9 @@
 // # What callers owe
 //
 // Close every Client: Close flushes what Emit has queued and returns only
-// after all the client's goroutines have ended. Message.Data aliases a
-// buffer that is not reused; a listener may keep it.
+// after all the client's goroutines have ended, but for one inside a
+// listener or callback (Close may be called from it); Done is closed
+// once that one has returned too. A listener or callback must not wait
+// for Done. Message.Data aliases a buffer that is not reused; a listener
+// may keep it.
 package bus

@@ -3,7 +3,6 @@ package bus
 import (
 	"fmt"
 	"regexp"
-	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -132,6 +131,8 @@ func (c *Client) OffPattern(pattern string) {
 	c.listeners.remove(func(l *Listener) bool { return l.pattern == pattern })
 }
 
+// dispatchLoop hands received events to listeners until the queue is
+// closed and drained, or discarded, or Close stops it.
 func (c *Client) dispatchLoop() {
 	for {
 		m, ok := c.queue.pop()
@@ -148,7 +149,11 @@ func (c *Client) dispatchLoop() {
 				}
 				c.Off(l)
 			}
+			if !c.listenerCalls.begin() {
+				return
+			}
 			c.call(l, m)
+			c.listenerCalls.end()
 		}
 	}
 }
@@ -249,18 +254,62 @@ func (q *queue) discard() {
 	q.mu.Unlock()
 }
 
-// goid returns the id of the calling goroutine, parsed from its stack
-// header ("goroutine 42 [running]:"). Close uses it to avoid waiting on
-// the goroutine it is called from.
-func goid() uint64 {
-	var buf [32]byte
-	n := runtime.Stack(buf[:], false)
-	var id uint64
-	for _, c := range buf[len("goroutine "):n] {
-		if c < '0' || c > '9' {
-			break
+// appCalls tracks a goroutine of the client's that calls the
+// application's functions: the dispatcher calls listeners, the notifier
+// the ErrorHandler and callbacks. Any of those functions may call Close,
+// and Close cannot tell which goroutine it runs on; waiting for its own
+// goroutine would never end. What Close can tell is whether that
+// goroutine is inside one of the application's functions at the moment:
+// if it is not, Close is not called from it and may wait for it to end;
+// if it is, Close tells it to call nothing more and leaves it to end
+// when the function returns (Done is closed then).
+type appCalls struct {
+	state atomic.Uint32 // inCall, stopped
+	ended chan struct{} // closed when the goroutine returns
+}
+
+// The bits of appCalls.state.
+const (
+	inCall  = 1 << iota // the goroutine is in an application's function
+	stopped             // the goroutine calls nothing more
+)
+
+// begin is called before each call of an application's function. It
+// reports false when the goroutine is to call nothing more, and should
+// return.
+func (a *appCalls) begin() bool {
+	for {
+		s := a.state.Load()
+		if s&stopped != 0 {
+			return false
 		}
-		id = id*10 + uint64(c-'0')
+		if a.state.CompareAndSwap(s, s|inCall) {
+			return true
+		}
 	}
-	return id
+}
+
+// end is called after each call that begin allowed.
+func (a *appCalls) end() { a.state.And(^uint32(inCall)) }
+
+// wait waits for the goroutine to end, unless it is in an application's
+// function (whose caller Close may be): it then stops the goroutine's
+// calls and reports false at once. With stop, the goroutine makes no
+// more calls in either case.
+func (a *appCalls) wait(stop bool) bool {
+	for {
+		s := a.state.Load()
+		next := s
+		if stop || s&inCall != 0 {
+			next |= stopped
+		}
+		if !a.state.CompareAndSwap(s, next) {
+			continue
+		}
+		if s&inCall != 0 {
+			return false
+		}
+		<-a.ended
+		return true
+	}
 }

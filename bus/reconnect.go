@@ -14,7 +14,6 @@ import (
 // connects again, or ends the client when it is closing, when Reconnect
 // is off, or when the server refused it for good.
 func (c *Client) supervise(s *session) {
-	defer close(c.supervised)
 	for {
 		<-s.done
 		s.io.Wait()
@@ -238,7 +237,7 @@ func (n *notifier) run(c *Client) {
 		ended := false
 		select {
 		case <-n.wake:
-		case <-c.done:
+		case <-c.ended:
 			ended = true
 		}
 		n.mu.Lock()
@@ -246,6 +245,9 @@ func (n *notifier) run(c *Client) {
 		n.notes, n.errs = nil, 0
 		n.mu.Unlock()
 		for _, x := range batch {
+			if !c.callbackCalls.begin() {
+				return
+			}
 			switch {
 			case x.err != nil:
 				c.opts.errorHandler(x.err)
@@ -254,6 +256,7 @@ func (n *notifier) run(c *Client) {
 			case x.reconnect:
 				c.opts.onReconnect()
 			}
+			c.callbackCalls.end()
 		}
 		if ended {
 			return
