@@ -364,7 +364,7 @@ func (c *checker) propagate(key string, v any) (string, *regexp.Regexp) {
 		}
 		re, err := regexp.Compile(`^(?:` + v + `)$`)
 		if err != nil { // an unclosed \Q swallows the anchor
-			c.addAt([]string{key}, "cannot anchor the expression: %v", err)
+			c.addAt([]string{key}, `cannot anchor the expression: \Q without \E quotes the anchor; end the quote with \E`)
 			return "", nil
 		}
 		return v, re
