@@ -68,11 +68,36 @@ func TestOnPatterns(t *testing.T) {
 	}
 }
 
+// TestOnBadPattern checks that an invalid pattern is refused with an
+// error that quotes the pattern as given, never the anchored expression
+// the client makes from it, and that a pattern valid only once anchored
+// ("a)|(b" would read as "^(?:a)|(b)$") is refused too.
 func TestOnBadPattern(t *testing.T) {
 	ts := routertest.NewServer(t, oneChannel)
 	c := ts.Dial(t, "A")
-	if _, err := c.On("log(", func(bus.Message) {}); err == nil || !strings.Contains(err.Error(), `"log("`) {
-		t.Errorf("On with a bad pattern: %v; want an error naming the pattern", err)
+	tests := []struct {
+		name, pattern, want string
+	}{
+		{"unclosed paren", "log(", "missing closing ): `log(`"},
+		{"lone paren", "(", "missing closing ): `(`"},
+		{"unbalanced alternation", "a)|(b", "unexpected ): `a)|(b`"},
+		{"bad range", "[z-a]", "invalid character class range: `z-a`"},
+		{"unclosed quote", `\Qlog`, `\Q without \E`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.On(tt.pattern, func(bus.Message) {})
+			if err == nil {
+				t.Fatalf("On(%q): no error", tt.pattern)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, fmt.Sprintf("%q", tt.pattern)) || !strings.Contains(msg, tt.want) {
+				t.Errorf("On(%q): %v; want an error naming the pattern and saying %q", tt.pattern, msg, tt.want)
+			}
+			if strings.Contains(msg, "^(?:") {
+				t.Errorf("On(%q): %v; the error quotes the anchored expression", tt.pattern, msg)
+			}
+		})
 	}
 	if _, err := c.On("log", nil); err == nil {
 		t.Error("On with a nil function: no error")

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"sync"
@@ -102,7 +103,7 @@ func (c *Client) listen(pattern string, fn func(Message), once bool) (*Listener,
 	if regexp.QuoteMeta(pattern) == pattern {
 		l.literal = true
 	} else {
-		re, err := regexp.Compile(`^(?:` + pattern + `)$`)
+		re, err := anchor(pattern)
 		if err != nil {
 			return nil, fmt.Errorf("bus: event pattern %q: %w", pattern, err)
 		}
@@ -110,6 +111,21 @@ func (c *Client) listen(pattern string, fn func(Message), once bool) (*Listener,
 	}
 	c.listeners.add(l)
 	return l, nil
+}
+
+// anchor compiles pattern anchored at both ends. Errors quote the
+// pattern as given, never the anchored expression made from it.
+func anchor(pattern string) (*regexp.Regexp, error) {
+	// Compile alone first: "a)|(b" would otherwise pass, unanchored,
+	// and an error would quote the anchors.
+	if _, err := regexp.Compile(pattern); err != nil {
+		return nil, err
+	}
+	re, err := regexp.Compile(`^(?:` + pattern + `)$`)
+	if err != nil { // an unclosed \Q swallows the anchor
+		return nil, errors.New(`cannot anchor the expression: \Q without \E quotes the anchor; end the quote with \E`)
+	}
+	return re, nil
 }
 
 // Off removes listeners. After Off returns, they are not called again

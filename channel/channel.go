@@ -17,14 +17,14 @@ import (
 )
 
 // Handler receives each event a client sends, on that client's read
-// goroutine, after the frame has been checked. in holds the whole frame,
-// length prefix included, in a pooled buffer, and may be passed to
-// SendOutbound as it is; ev aliases the frame. The frame, ev and in are
-// valid only until the Handler returns: the buffer is then reused. The
-// queues of SendOutbound and Conn.SendOutbound hold their own reference
-// to it; anything else that keeps the frame must copy it (Outbound.Copy),
-// and nothing may modify it.
-type Handler func(from *Conn, in *Outbound, ev *wire.EventHeader)
+// goroutine, after the frame has been checked. ev holds the event's
+// parsed header (ev.Header) and its whole frame, length prefix included,
+// in a pooled buffer, and may be passed to SendEvent as it is. ev, its
+// Header and its frame are valid only until the Handler returns: the
+// buffer is then reused. The queues of SendEvent and Conn.SendEvent hold
+// their own reference to it; anything else that keeps the frame must copy
+// it (Event.Copy), and nothing may modify it.
+type Handler func(from *Conn, ev *Event)
 
 // Config describes one channel. Zero values take the defaults shown.
 type Config struct {
@@ -96,14 +96,14 @@ type Channel struct {
 	// liveStop ends the liveness check; Quiesce closes it.
 	liveStop chan struct{}
 
-	mu      sync.Mutex
-	conns   atomic.Pointer[[]*Conn] // every receiver, from its accept on: see addLocked
-	removed int                     // conns entries whose client has left; under mu
-	all     map[*Conn]struct{}      // every connection, handshaking or not
-	byID    map[uuid.UUID]*Conn     // clients whose protocol is known, by client id; under mu
-	nextID  uint64
-	readers sync.WaitGroup // read loops
-	wg      sync.WaitGroup // accept loop and whole connections
+	mu        sync.Mutex
+	receivers atomic.Pointer[[]*Conn] // every connection, from its accept on, until it is dropped from the list: see addLocked
+	left      int                     // receivers entries whose client has left (marked removed); under mu
+	all       map[*Conn]struct{}      // every connection, handshaking or not
+	byID      map[uuid.UUID]*Conn     // clients whose protocol is known, by client id; under mu
+	nextID    uint64
+	readers   sync.WaitGroup // read loops
+	wg        sync.WaitGroup // accept loop and whole connections
 
 	stopping    atomic.Bool
 	stopAccept  sync.Once
@@ -264,8 +264,8 @@ func (ch *Channel) accept(nc net.Conn) {
 		wake:  make(chan struct{}, 1),
 		dead:  make(chan struct{}),
 	}
-	c.logp.Store(ch.log.With("conn", ch.nextID))
-	c.cred, c.hasCr = peerCred(nc)
+	c.log.Store(ch.log.With("conn", ch.nextID))
+	c.cred, c.credKnown = peerCred(nc)
 	ch.all[c] = struct{}{}
 	// A receiver from now on: what arrives before its protocol is known
 	// is held for it (see Conn.serve).
@@ -285,14 +285,14 @@ func (ch *Channel) accept(nc net.Conn) {
 // once half of it is gone. So connecting or dropping n clients costs
 // O(n), not O(n²), in time and garbage.
 func (ch *Channel) addLocked(c *Conn) {
-	old := ch.listed()
+	old := ch.receiverList()
 	next := old
 	if len(old) == cap(old) {
 		next = make([]*Conn, len(old), 2*len(old)+4)
 		copy(next, old)
 	}
 	next = append(next, c)
-	ch.conns.Store(&next)
+	ch.receivers.Store(&next)
 }
 
 func (ch *Channel) remove(c *Conn) {
@@ -304,79 +304,70 @@ func (ch *Channel) remove(c *Conn) {
 	}
 	ch.gone.Add(c.dropped.Load())
 	c.removed.Store(true)
-	ch.removed++
-	old := ch.listed()
-	if 2*ch.removed < len(old) {
+	ch.left++
+	old := ch.receiverList()
+	if 2*ch.left < len(old) {
 		return
 	}
-	next := make([]*Conn, 0, 2*(len(old)-ch.removed)+4)
+	next := make([]*Conn, 0, 2*(len(old)-ch.left)+4)
 	for _, x := range old {
 		if !x.removed.Load() {
 			next = append(next, x)
 		}
 	}
-	ch.conns.Store(&next)
-	ch.removed = 0
+	ch.receivers.Store(&next)
+	ch.left = 0
 }
 
-// listed is the client list, including clients that have left (marked
-// removed).
-func (ch *Channel) listed() []*Conn {
-	if p := ch.conns.Load(); p != nil {
+// receiverList returns the channel's receivers, read without a lock
+// (addLocked): every connection from its accept on, handshaking or not,
+// and also those that have left since the list was last rebuilt, which
+// are marked removed and which every caller must skip.
+func (ch *Channel) receiverList() []*Conn {
+	if p := ch.receivers.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-// clients returns the connected clients.
-func (ch *Channel) clients() []*Conn {
-	all := ch.listed()
-	out := make([]*Conn, 0, len(all))
-	for _, c := range all {
-		if !c.removed.Load() {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func (ch *Channel) handle(from *Conn, in *Outbound, ev *wire.EventHeader) {
+// handle counts an event a client sent and hands it to the Handler.
+func (ch *Channel) handle(from *Conn, ev *Event) {
 	ch.eventsIn.Add(1)
-	ch.bytesIn.Add(uint64(len(in.frame)))
+	ch.bytesIn.Add(uint64(len(ev.frame)))
 	if ch.cfg.Handler != nil {
-		ch.cfg.Handler(from, in, ev)
+		ch.cfg.Handler(from, ev)
 		return
 	}
-	ch.SendOutbound(in, from)
+	ch.SendEvent(ev, from)
 }
 
 // Send queues frame for every client of the channel except `except`
 // (which may be nil). Frames from one caller reach each client in the
 // order of the calls.
 func (ch *Channel) Send(frame []byte, except *Conn) {
-	o := NewOutbound(frame)
-	ch.SendOutbound(&o, except)
+	e := NewEvent(frame)
+	ch.SendEvent(&e, except)
 }
 
-// SendOutbound is Send for an event that may go to several channels: the
-// JSON text form that o keeps is made at most once, for the first JSON
+// SendEvent is Send for an event that may go to several channels: the
+// JSON text form that e keeps is made at most once, for the first JSON
 // client that hears it, on whichever channel. Each queue that takes a
 // pooled frame holds its own reference to the buffer.
-func (ch *Channel) SendOutbound(o *Outbound, except *Conn) {
-	for _, c := range ch.listed() {
+func (ch *Channel) SendEvent(e *Event, except *Conn) {
+	for _, c := range ch.receiverList() {
 		if c != except && !c.removed.Load() {
-			c.push(o)
+			c.push(e)
 		}
 	}
 }
 
-// Clients describes the channel's connected clients: those whose
+// ClientInfos describes the channel's connected clients: those whose
 // protocol is known.
-func (ch *Channel) Clients() []ClientInfo {
-	cs := ch.clients()
-	out := make([]ClientInfo, 0, len(cs))
-	for _, c := range cs {
-		if c.mode.Load() != modeUndecided {
+func (ch *Channel) ClientInfos() []ClientInfo {
+	list := ch.receiverList()
+	out := make([]ClientInfo, 0, len(list))
+	for _, c := range list {
+		if !c.removed.Load() && c.mode.Load() != modeUndecided {
 			out = append(out, c.Info())
 		}
 	}
@@ -392,7 +383,10 @@ func (ch *Channel) Stats() Stats {
 		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(), JSONEncoded: ch.jsonEncoded.Load(),
 		PingTimeouts: ch.pingTimeouts.Load(),
 	}
-	for _, c := range ch.clients() {
+	for _, c := range ch.receiverList() {
+		if c.removed.Load() {
+			continue
+		}
 		if c.mode.Load() != modeUndecided {
 			st.Clients++
 		} else {

@@ -102,8 +102,8 @@ func TestDefaultHandler(t *testing.T) {
 func TestClientInfo(t *testing.T) {
 	ch := listen(t, channel.Config{Name: "A"})
 	c := dial(t, ch, "inspected")
-	routertest.WaitFor(t, "the client to be listed", func() bool { return len(ch.Clients()) == 1 })
-	ci := ch.Clients()[0]
+	routertest.WaitFor(t, "the client to be listed", func() bool { return len(ch.ClientInfos()) == 1 })
+	ci := ch.ClientInfos()[0]
 	if ci.Name != "inspected" || ci.ID != c.ID() {
 		t.Errorf("client %q %v; want %q %v", ci.Name, ci.ID, "inspected", c.ID())
 	}
@@ -206,8 +206,8 @@ func TestSocketDirectory(t *testing.T) {
 func TestLongClientName(t *testing.T) {
 	ch := listen(t, channel.Config{Name: "A"})
 	dial(t, ch, strings.Repeat("a", 127)+"é"+strings.Repeat("b", 1000))
-	routertest.WaitFor(t, "the client to be listed", func() bool { return len(ch.Clients()) == 1 })
-	if got, want := ch.Clients()[0].Name, strings.Repeat("a", 127); got != want {
+	routertest.WaitFor(t, "the client to be listed", func() bool { return len(ch.ClientInfos()) == 1 })
+	if got, want := ch.ClientInfos()[0].Name, strings.Repeat("a", 127); got != want {
 		t.Errorf("kept name %q (%d bytes), want %q", got, len(got), want)
 	}
 }
@@ -217,14 +217,14 @@ func TestLongClientName(t *testing.T) {
 // as JSON, addressed to it and naming the request.
 func TestJSONReply(t *testing.T) {
 	node := uuid.New()
-	ch := listen(t, channel.Config{Name: "control", Node: node, Handler: func(from *channel.Conn, _ *channel.Outbound, ev *wire.EventHeader) {
-		if string(ev.Event) != "nc-control-ping" {
+	ch := listen(t, channel.Config{Name: "control", Node: node, Handler: func(from *channel.Conn, ev *channel.Event) {
+		if string(ev.Header.Event) != "nc-control-ping" {
 			return
 		}
 		reply := wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node, Sender: node, Channel: "control",
 			Event: "nc-control-ping-response", Data: []byte{0x81, 0xa2, 'o', 'k', 0xc3}})
 		// The request/reply fields after the data: to, re.
-		to, re := from.ID(), uuid.UUID(ev.ID)
+		to, re := from.ID(), uuid.UUID(ev.Header.ID)
 		reply[wire.HeaderLen] = 0x99
 		reply = append(append(reply, 0xc4, 16), to[:]...)
 		reply = append(append(reply, 0xc4, 16), re[:]...)
@@ -247,7 +247,7 @@ func TestJSONReply(t *testing.T) {
 	if err := json.Unmarshal(text[:len(text)-1], &m); err != nil {
 		t.Fatalf("%q: %v", text, err)
 	}
-	infos := ch.Clients()
+	infos := ch.ClientInfos()
 	if len(infos) != 1 || infos[0].Protocol != "json" {
 		t.Fatalf("clients %+v, want one JSON client", infos)
 	}

@@ -48,9 +48,9 @@ func TestClientsComeAndGo(t *testing.T) {
 		want = append(want, clientName(i))
 	}
 	sort.Strings(want)
-	routertest.WaitFor(t, "the closed clients to leave", func() bool { return len(ch.Clients()) == len(left) })
+	routertest.WaitFor(t, "the closed clients to leave", func() bool { return len(ch.ClientInfos()) == len(left) })
 	var got []string
-	for _, ci := range ch.Clients() {
+	for _, ci := range ch.ClientInfos() {
 		got = append(got, ci.Name)
 	}
 	sort.Strings(got)

@@ -7,7 +7,7 @@
 // past Config.JSONGrace, makes it a JSON client. A connection is a
 // receiver from its accept on, so events that arrive before its protocol
 // is known are held in its queue. JSON clients get each event's JSON
-// form, made once per event (Outbound), and what they send is turned
+// form, made once per event (Event), and what they send is turned
 // into frames, so the rest of the server sees frames only.
 //
 // Each client connection has a read goroutine, which checks every frame
@@ -23,7 +23,7 @@
 //
 // The read loop reads each frame into a buffer from size-classed pools
 // and hands it to the Handler, which may queue it for any number of
-// clients (SendOutbound) but must copy anything else it keeps past its
+// clients (SendEvent) but must copy anything else it keeps past its
 // return (Handler). Each queue holds a reference to the buffer until its
 // writer has written the frame or the connection has ended; the last
 // release returns the buffer to its pool. Built with -tags ncpoison,

@@ -21,60 +21,6 @@ const (
 // Error frame: its data is {"code": n, "message": "why"}.
 const ErrorEvent = "nc-error"
 
-// Outbound is one event on its way to a channel's clients: its frame, and
-// the JSON text form made from it the first time a JSON client needs it.
-// An Outbound is used by one goroutine at a time.
-//
-// The Outbound a Handler receives holds a frame read into a pooled
-// buffer, which is valid only until the Handler returns: the queues that
-// SendOutbound and Conn.SendOutbound put it in take their own reference
-// to the buffer, but anything else that keeps the frame must copy it
-// (Copy). The JSON form is the Outbound's own and may be kept.
-type Outbound struct {
-	frame []byte
-	ref   *frameBuf // the pooled buffer of frame; nil when the GC owns frame
-	taken int       // references to ref that queues took, not yet added to its count
-	json  []byte
-	tried bool
-	ok    bool
-}
-
-// NewOutbound wraps an event frame, length prefix included, for
-// SendOutbound. The frame is handed over: the queues share it until they
-// have written it, and nobody may modify it.
-func NewOutbound(frame []byte) Outbound { return Outbound{frame: frame} }
-
-// Frame returns the event frame, length prefix included. For the
-// Outbound a Handler receives, it is valid only until the Handler
-// returns.
-func (o *Outbound) Frame() []byte { return o.frame }
-
-// Copy returns a copy of the frame that the caller owns.
-func (o *Outbound) Copy() []byte { return append([]byte(nil), o.frame...) }
-
-// reset empties the Outbound for the next inbound frame.
-func (o *Outbound) reset(frame []byte, ref *frameBuf) {
-	*o = Outbound{frame: frame, ref: ref}
-}
-
-// text returns the JSON form, making it on first use; the channel asking
-// counts it. ok is false when the event cannot be said in JSON (its data
-// holds a map keyed by arrays, say); the channel's log says why, once
-// per event.
-func (o *Outbound) text(ch *Channel) ([]byte, bool) {
-	if !o.tried {
-		o.tried = true
-		var err error
-		o.json, err = wire.AppendJSON(nil, o.frame[wire.HeaderLen:])
-		o.ok = err == nil
-		ch.jsonEncoded.Add(1)
-		if err != nil {
-			ch.log.Info("event not delivered to JSON clients", "reason", err)
-		}
-	}
-	return o.json, o.ok
-}
-
 // becomeJSON makes the connection a JSON client: it gets a client id of
 // the server's choosing, and the frames held for it are put into JSON
 // form, ahead of anything queued after.
@@ -91,8 +37,8 @@ func (c *Conn) becomeJSON(silent bool) {
 
 	var texts sendQueue
 	for _, frame := range held.frames {
-		o := NewOutbound(frame)
-		if text, ok := o.text(c.ch); ok {
+		e := NewEvent(frame)
+		if text, ok := e.text(c.ch); ok {
 			texts.add(text, nil, entryCost(text, nil))
 		} else {
 			c.dropped.Add(1)
@@ -187,8 +133,9 @@ func (c *Conn) jsonReadLoop(br *bufio.Reader) {
 			c.finish(slog.LevelError, wire.CodeProtocol, "translating the message: "+err.Error(), errorGrace)
 			return
 		}
-		c.in.reset(frame, nil) // the frame is the garbage collector's
-		c.ch.handle(c, &c.in, &hdr)
-		c.in.reset(nil, nil)
+		c.received.reset(frame, nil) // the frame is the garbage collector's
+		c.received.Header = hdr
+		c.ch.handle(c, &c.received)
+		c.received.reset(nil, nil)
 	}
 }

@@ -61,7 +61,7 @@ func (ch *Channel) livenessLoop() {
 // nothing for the ping timeout. Clients of older versions and JSON
 // clients know no pings and are left alone.
 func (ch *Channel) checkLiveness(p *pingConfig, now time.Time) {
-	for _, c := range ch.listed() {
+	for _, c := range ch.receiverList() {
 		if c.removed.Load() || c.mode.Load() != modeBinary || c.version < wire.PingVersion {
 			continue
 		}

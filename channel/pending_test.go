@@ -51,7 +51,7 @@ func TestNeverReadingClientHeap(t *testing.T) {
 		burst = append(burst, frame...)
 	}
 	pending := func() int {
-		for _, ci := range ch.Clients() {
+		for _, ci := range ch.ClientInfos() {
 			if ci.Name == "raw" && ci.FramesIn == 0 {
 				return ci.Pending
 			}

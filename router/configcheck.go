@@ -414,7 +414,7 @@ func checkPropagate(c *checker, key string, r *ChannelConfig) {
 	}
 	re, err := regexp.Compile(`^(?:` + v + `)$`)
 	if err != nil { // an unclosed \Q swallows the anchor
-		c.addAt([]string{key}, "cannot anchor the expression: %v", err)
+		c.addAt([]string{key}, `cannot anchor the expression: \Q without \E quotes the anchor; end the quote with \E`)
 		r.PropagateToChannels = ""
 		return
 	}

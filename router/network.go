@@ -259,10 +259,10 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	frame := make([]byte, wire.HeaderLen+len(msg))
 	binary.BigEndian.PutUint32(frame, uint32(len(msg)))
 	copy(frame[wire.HeaderLen:], msg)
-	out := channel.NewOutbound(frame)
-	r.ch.SendOutbound(&out, nil)
+	out := channel.NewEvent(frame)
+	r.ch.SendEvent(&out, nil)
 	for _, d := range r.targets {
-		d.SendOutbound(&out, nil)
+		d.SendEvent(&out, nil)
 	}
 	s.net.delivered.Add(1)
 }

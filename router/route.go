@@ -45,33 +45,34 @@ func buildTable(cfg *Config, chans map[string]*channel.Channel) *table {
 
 // handler returns the channel.Handler of one channel: it looks the route
 // up in the current table for every event, so that a reload takes effect
-// from the next event on. The frame in in is valid only during the call:
-// the queues it goes to take their own references to it, and toNet
-// copies what the network link keeps.
+// from the next event on. The event's frame and header are valid only
+// during the call: the queues it goes to take their own references to
+// the frame, and toNet copies what the network link keeps.
 func (s *Server) handler(name string) channel.Handler {
-	return func(from *channel.Conn, in *channel.Outbound, ev *wire.EventHeader) {
+	return func(from *channel.Conn, ev *channel.Event) {
 		r := s.table.Load().routes[name]
 		if r == nil {
 			return // the channel is being removed
 		}
+		hdr := &ev.Header
 		if r.rule.DumpToConsole {
-			s.dump(ev)
+			s.dump(hdr)
 		}
-		if ev.To != ([16]byte{}) {
-			s.sendTo(r, in, ev)
+		if hdr.To != ([16]byte{}) {
+			s.sendTo(r, ev)
 			return
 		}
-		if name == ControlChannel && s.control(from, ev) {
+		if name == ControlChannel && s.control(from, hdr) {
 			return
 		}
-		// One Outbound for all the channels: a JSON form, if any client
+		// One Event for all the channels: a JSON form, if any client
 		// needs one, is made once.
-		r.ch.SendOutbound(in, from)
+		r.ch.SendEvent(ev, from)
 		for _, d := range r.targets {
-			d.SendOutbound(in, nil)
+			d.SendEvent(ev, nil)
 		}
 		if r.rule.PropagateToNet {
-			s.toNet(ev, in.Frame())
+			s.toNet(hdr, ev.Frame())
 		}
 	}
 }
@@ -80,8 +81,8 @@ func (s *Server) handler(name string) channel.Handler {
 // sender's channel, or on a channel whose rule propagates to it, so that
 // a request that arrived by propagation can be answered. An addressee
 // that is not there is counted, not an error.
-func (s *Server) sendTo(r *route, in *channel.Outbound, ev *wire.EventHeader) {
-	to := uuid.UUID(ev.To)
+func (s *Server) sendTo(r *route, ev *channel.Event) {
+	to := uuid.UUID(ev.Header.To)
 	c := r.ch.Client(to)
 	for i := 0; c == nil && i < len(r.sources); i++ {
 		c = r.sources[i].Client(to)
@@ -90,10 +91,10 @@ func (s *Server) sendTo(r *route, in *channel.Outbound, ev *wire.EventHeader) {
 		r.ch.CountUndeliverable()
 		s.undeliverable.Add(1)
 		s.log.Debug("addressed event dropped: its client is not connected", "channel", r.ch.Name(),
-			"event", string(ev.Event), "to", to)
+			"event", string(ev.Header.Event), "to", to)
 		return
 	}
-	c.SendOutbound(in)
+	c.SendEvent(ev)
 }
 
 // maxDump is how much of an event's data dumptoconsole shows.

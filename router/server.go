@@ -208,7 +208,7 @@ func (s *Server) Clients(name string) (clients []channel.ClientInfo, ok bool) {
 	if r == nil {
 		return nil, false
 	}
-	return r.ch.Clients(), true
+	return r.ch.ClientInfos(), true
 }
 
 // Shutdown stops the server gracefully: it stops accepting clients and

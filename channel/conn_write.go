@@ -1,0 +1,156 @@
+package channel
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"syscall"
+
+	"github.com/netcluster/netcluster/internal/wire"
+)
+
+// Send queues a frame (length prefix included) for the client. The frame
+// is handed over: shared, never modified. A client of the JSON text
+// protocol gets the frame's JSON form instead, made for it alone; fanning
+// one event out to many clients, use Channel.SendEvent, which makes it
+// once. A client whose queue would pass the channel's maxpending is
+// disconnected as a slow consumer, so that it cannot stall anyone else.
+// Send reports whether the frame was queued.
+func (c *Conn) Send(frame []byte) bool {
+	e := NewEvent(frame)
+	return c.push(&e)
+}
+
+// SendEvent is Send for an Event, such as the one a Handler receives:
+// the queue takes its own reference to a pooled frame.
+func (c *Conn) SendEvent(e *Event) bool { return c.push(e) }
+
+// push queues e for the client in the form its protocol needs.
+func (c *Conn) push(e *Event) bool {
+	frame, ref := e.frame, e.ref
+	c.mu.Lock()
+	if c.mode.Load() == modeJSON {
+		// The mode never changes again once JSON, so the text can be
+		// made outside the lock.
+		c.mu.Unlock()
+		text, ok := e.text(c.ch)
+		if !ok {
+			c.dropped.Add(1)
+			return false
+		}
+		frame, ref = text, nil
+		c.mu.Lock()
+	}
+	if c.closeAfter || c.isDead() {
+		c.mu.Unlock()
+		c.dropped.Add(1)
+		return false
+	}
+	cost := entryCost(frame, ref)
+	// An empty queue takes any frame within the limit, so that the
+	// rounding of pooled buffers never refuses a lone large frame that
+	// maxpending allows.
+	if limit := c.ch.maxPending(); c.pending+cost > limit && (c.pending > 0 || len(frame) > limit) {
+		pending := c.pending
+		// What waits in the queue is dropped at once (the writer holds
+		// only the batch it is writing), so that the error frame comes
+		// right after what the client has been sent: it tells the
+		// client why, if it reads again within errorGrace.
+		decided := c.mode.Load() != modeUndecided
+		dropped := uint64(1)
+		if decided {
+			dropped += uint64(len(c.queue.frames))
+			c.pending -= c.queue.cost
+			c.queue.release()
+		}
+		c.mu.Unlock()
+		c.dropped.Add(dropped)
+		c.ch.slow.Add(1)
+		// The error frame's code says "slow consumer"; its message does
+		// not repeat it.
+		reason := fmt.Sprintf("%d bytes pending, limit (maxpending) %d", pending+cost, limit)
+		if decided {
+			c.finish(slog.LevelWarn, wire.CodeSlowConsumer, reason, errorGrace)
+		} else {
+			c.kill(slog.LevelWarn, wire.CodeSlowConsumer.String()+": "+reason) // no protocol to say it in yet
+		}
+		return false
+	}
+	if ref != nil {
+		e.taken++ // the reader adds the references up once the Handler returns (frameBuf.settle)
+	}
+	c.queue.add(frame, ref, cost)
+	c.pending += cost
+	c.mu.Unlock()
+	// Count before the writer can run, so that a client holding the
+	// frame sees it counted.
+	c.ch.framesOut.Add(1)
+	c.ch.bytesOut.Add(uint64(len(frame)))
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (c *Conn) writeLoop() {
+	for {
+		select {
+		case <-c.wake:
+		case <-c.dead:
+			return
+		}
+		for {
+			c.mu.Lock()
+			if len(c.queue.frames) == 0 {
+				closeNow := c.closeAfter
+				c.mu.Unlock()
+				if closeNow {
+					c.kill(slog.LevelDebug, "")
+					return
+				}
+				break
+			}
+			batch := c.queue
+			c.queue = c.spare
+			c.spare = sendQueue{}
+			c.mu.Unlock()
+
+			size := 0
+			for _, f := range batch.frames {
+				size += len(f)
+			}
+			c.wbufs = batch.frames
+			_, err := c.wbufs.WriteTo(c.nc)
+			c.wbufs = nil
+			c.framesOut.Add(uint64(len(batch.frames)))
+			c.bytesOut.Add(uint64(size))
+			// Written, or never to be: the buffers go back.
+			cost := batch.cost
+			batch.release()
+
+			c.mu.Lock()
+			c.pending -= cost
+			if cap(batch.frames) <= 4096 {
+				c.spare = batch
+			}
+			c.mu.Unlock()
+			if err != nil {
+				c.mu.Lock()
+				finishing := c.closeAfter
+				c.mu.Unlock()
+				left := errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+				if left && !finishing {
+					c.peerClosed(err)
+					return
+				}
+				level := slog.LevelInfo
+				if finishing || left {
+					level = slog.LevelDebug // the client left first
+				}
+				c.kill(level, "write error: "+err.Error())
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package channel
+
+import "github.com/netcluster/netcluster/internal/wire"
+
+// Event is one event on its way through a channel: its frame, length
+// prefix included, the header parsed from it, and the JSON text form
+// made from it the first time a JSON client needs it. An Event is used
+// by one goroutine at a time.
+//
+// The Event a Handler receives is one a client sent: its Header is
+// parsed, and its frame was read into a pooled buffer, both valid only
+// until the Handler returns. The queues that SendEvent and Conn.SendEvent
+// put it in take their own reference to the buffer, but anything else
+// that keeps the frame must copy it (Copy). The JSON form is the Event's
+// own and may be kept.
+type Event struct {
+	// Header is the event's header, parsed from the frame, which its
+	// byte slices alias; nobody may modify it. It is set in the Events a
+	// Handler receives, and zero in one made by NewEvent.
+	Header wire.EventHeader
+
+	frame []byte
+	ref   *frameBuf // the pooled buffer of frame; nil when the GC owns frame
+	taken int       // references to ref that queues took, not yet added to its count
+	json  []byte
+	tried bool
+	ok    bool
+}
+
+// NewEvent wraps an event frame, length prefix included, for SendEvent.
+// The frame is handed over: the queues share it until they have written
+// it, and nobody may modify it. The Event's Header is left zero.
+func NewEvent(frame []byte) Event { return Event{frame: frame} }
+
+// Frame returns the event frame, length prefix included. For the Event a
+// Handler receives, it is valid only until the Handler returns.
+func (e *Event) Frame() []byte { return e.frame }
+
+// Copy returns a copy of the frame that the caller owns.
+func (e *Event) Copy() []byte { return append([]byte(nil), e.frame...) }
+
+// reset empties the Event for the next frame a client sends.
+func (e *Event) reset(frame []byte, ref *frameBuf) {
+	*e = Event{frame: frame, ref: ref}
+}
+
+// text returns the JSON form, making it on first use; the channel asking
+// counts it. ok is false when the event cannot be said in JSON (its data
+// holds a map keyed by arrays, say); the channel's log says why, once
+// per event.
+func (e *Event) text(ch *Channel) ([]byte, bool) {
+	if !e.tried {
+		e.tried = true
+		var err error
+		e.json, err = wire.AppendJSON(nil, e.frame[wire.HeaderLen:])
+		e.ok = err == nil
+		ch.jsonEncoded.Add(1)
+		if err != nil {
+			ch.log.Info("event not delivered to JSON clients", "reason", err)
+		}
+	}
+	return e.json, e.ok
+}

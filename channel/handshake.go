@@ -1,0 +1,141 @@
+package channel
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/netcluster/netcluster/internal/wire"
+
+	"github.com/google/uuid"
+)
+
+// handshake finds out which protocol the client speaks and, for the
+// framed one, reads its Hello and queues the Welcome ahead of the events
+// held meanwhile. It returns the connection's mode, or modeUndecided
+// when the connection must close.
+func (c *Conn) handshake(br *bufio.Reader) uint32 {
+	c.setReadDeadline(c.since.Add(c.ch.cfg.JSONGrace))
+	first, err := br.Peek(1)
+	var ne net.Error
+	switch {
+	case err == nil && first[0] == '{':
+		c.setReadDeadline(time.Time{})
+		c.becomeJSON(false)
+		return modeJSON
+	case err == nil:
+	case errors.As(err, &ne) && ne.Timeout() && !c.ch.stopping.Load():
+		// Silent past the grace: an original agent that only listens.
+		c.setReadDeadline(time.Time{})
+		c.becomeJSON(true)
+		return modeJSON
+	default:
+		c.handshakeFailed(err)
+		return modeUndecided
+	}
+	return c.helloWelcome(br)
+}
+
+// helloWelcome is the handshake of the framed protocol: it reads the
+// client's Hello and queues the Welcome ahead of the events held
+// meanwhile. It returns modeBinary, or modeUndecided when the connection
+// must close.
+func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
+	c.setReadDeadline(c.since.Add(c.ch.cfg.HandshakeTimeout))
+	fr := wire.NewFrameReader(br, min(c.ch.maxFrame(), 64<<10))
+	frame, err := fr.ReadFrame()
+	if err != nil {
+		c.handshakeFailed(err)
+		return modeUndecided
+	}
+	body := frame[wire.HeaderLen:]
+	if t, err := wire.TypeOf(body); err != nil || t != wire.FrameHello {
+		reason := fmt.Sprintf("the first frame must be a hello, got %v", t)
+		if err != nil {
+			reason = "hello: " + err.Error()
+		}
+		c.sendFinal(wire.CodeProtocol, reason)
+		return modeUndecided
+	}
+	h, err := wire.DecodeHello(body)
+	if err != nil {
+		c.sendFinal(wire.CodeProtocol, "bad hello: "+err.Error())
+		return modeUndecided
+	}
+	if h.Version < 1 {
+		c.sendFinal(wire.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, wire.ProtocolVersion))
+		return modeUndecided
+	}
+	h.Name = wire.Cut(h.Name, maxName)
+	c.setReadDeadline(time.Time{})
+	w := wire.Welcome{
+		Version:  min(h.Version, wire.ProtocolVersion),
+		Node:     c.ch.cfg.Node,
+		Channel:  c.ch.cfg.Name,
+		MaxFrame: uint64(c.ch.maxFrame()),
+		PID:      uint64(os.Getpid()),
+	}
+	welcome := wire.AppendWelcome(nil, &w)
+	c.log.Store(c.logger().With("client", h.Name, "pid", h.PID))
+	if !c.ch.register(c, h.ClientID) {
+		c.sendFinal(wire.CodeHandshake, fmt.Sprintf("client id %v is in use by another client of this channel", uuid.UUID(h.ClientID)))
+		return modeUndecided
+	}
+	c.mu.Lock()
+	c.hello = h
+	c.version = w.Version
+	held := c.queue
+	c.queue = sendQueue{}
+	c.queue.add(welcome, nil, entryCost(welcome, nil))
+	c.queue.frames = append(c.queue.frames, held.frames...)
+	c.queue.refs = append(c.queue.refs, held.refs...)
+	c.queue.cost += held.cost
+	c.pending += entryCost(welcome, nil)
+	c.mode.Store(modeBinary)
+	c.mu.Unlock()
+	c.poke()
+	c.logger().Debug("client connected", "id", uuid.UUID(h.ClientID))
+	return modeBinary
+}
+
+// setReadDeadline sets the read deadline, unless the channel has stopped
+// reading: Quiesce may have set its own deadline while the handshake
+// ran, and this must not clear it, or the read would keep Quiesce waiting
+// for as long as the client stays.
+func (c *Conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	if c.ch.stopping.Load() {
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// maxName is how much of a client's name the server keeps: the name goes
+// on every log line of the connection.
+const maxName = 128
+
+func (c *Conn) handshakeFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		// A server checking whether the socket is alive, or a client
+		// that gave up: nothing to say.
+	case errors.As(err, &ne) && ne.Timeout() && !c.ch.stopping.Load():
+		c.sendFinal(wire.CodeHandshake, fmt.Sprintf("no hello within %v", c.ch.cfg.HandshakeTimeout))
+	case errors.Is(err, wire.ErrFrameTooBig):
+		c.sendFinal(wire.CodeFrameTooBig, "hello: "+err.Error())
+	case errors.Is(err, wire.ErrBadFrame), errors.Is(err, io.ErrUnexpectedEOF):
+		c.sendFinal(wire.CodeProtocol, "hello: "+err.Error())
+	}
+}
+
+// sendFinal writes an error frame straight to the socket, for use before
+// the writer runs, and logs the reason.
+func (c *Conn) sendFinal(code wire.ErrorCode, reason string) {
+	c.logger().Warn("closing client", "reason", reason)
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.nc.Write(wire.AppendError(nil, &wire.ErrorFrame{Code: code, Message: reason}))
+}
