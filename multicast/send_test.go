@@ -42,6 +42,9 @@ func TestQueuedMessagesArePacked(t *testing.T) {
 			t.Fatalf("message %d is %q, want %q", i, got, want[i])
 		}
 	}
+	// a counts a datagram once its write returns, which can be after b
+	// has read it.
+	waitFor(t, "a to count its 100 messages sent", func() bool { return a.Stats().MessagesSent == 100 })
 	// The heartbeat, then 45 + 45 + 10 records; or, if the writer took
 	// some messages with the heartbeat before it was held, one datagram
 	// more.
