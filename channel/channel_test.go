@@ -23,6 +23,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// A test binary run again by routertest.StartChild is a client.
+	routertest.ChildMain()
 	goleak.VerifyTestMain(checkBuffers{m})
 }
 
