@@ -24,6 +24,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// A test binary run again by routertest.StartChild is a client.
+	routertest.ChildMain()
 	goleak.VerifyTestMain(checkBuffers{m})
 }
 
@@ -101,15 +103,17 @@ func TestDefaultHandler(t *testing.T) {
 // id from the handshake, and its pid and uid from the kernel.
 func TestClientInfo(t *testing.T) {
 	ch := listen(t, channel.Config{Name: "A"})
-	c := dial(t, ch, "inspected")
+	// The client runs in a process of its own, so that the pid the
+	// channel learns can only be the client's, not this process's.
+	c := routertest.StartChild(t, ch.Path(), "A", "inspected", 0)
 	routertest.WaitFor(t, "the client to be listed", func() bool { return len(ch.ClientInfos()) == 1 })
 	ci := ch.ClientInfos()[0]
-	if ci.Name != "inspected" || ci.ID != c.ID() {
-		t.Errorf("client %q %v; want %q %v", ci.Name, ci.ID, "inspected", c.ID())
+	if ci.Name != "inspected" || ci.ID != c.ID {
+		t.Errorf("client %q %v; want %q %v", ci.Name, ci.ID, "inspected", c.ID)
 	}
 	if _, err := os.Stat("/proc/self"); err == nil { // Linux: peer credentials
-		if ci.PID != os.Getpid() || ci.UID != os.Getuid() {
-			t.Errorf("client pid %d uid %d; want %d %d", ci.PID, ci.UID, os.Getpid(), os.Getuid())
+		if ci.PID != c.PID || ci.UID != os.Getuid() {
+			t.Errorf("client pid %d uid %d; want %d %d (this process is %d)", ci.PID, ci.UID, c.PID, os.Getuid(), os.Getpid())
 		}
 	}
 	if time.Since(ci.Since) > time.Minute || ci.Since.After(time.Now()) {

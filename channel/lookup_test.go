@@ -14,11 +14,16 @@ import (
 // in Stats.
 func TestClientLookupAndMode(t *testing.T) {
 	ch := listen(t, channel.Config{Name: "A", Node: uuid.New()})
-	c := dial(t, ch, "alpha")
-	routertest.WaitFor(t, "the client to join", func() bool { return ch.Client(c.ID()) != nil })
-	if got := ch.Client(c.ID()).Info(); got.Name != "alpha" || got.HelloPID != uint64(os.Getpid()) || got.UID != os.Getuid() {
-		t.Errorf("Info() = %+v", got)
+	// alpha runs in a process of its own, so that the pids the channel
+	// learns of it can only be alpha's, not this process's.
+	alpha := routertest.StartChild(t, ch.Path(), "A", "alpha", 0)
+	routertest.WaitFor(t, "alpha to join", func() bool { return ch.Client(alpha.ID) != nil })
+	if got := ch.Client(alpha.ID).Info(); got.Name != "alpha" || got.HelloPID != uint64(alpha.PID) || got.PID != alpha.PID || got.UID != os.Getuid() {
+		t.Errorf("Info() = %+v, want name alpha and pids %d (this process is %d)", got, alpha.PID, os.Getpid())
 	}
+	c := dial(t, ch, "beta")
+	id := c.ID()
+	routertest.WaitFor(t, "beta to join", func() bool { return ch.Client(id) != nil })
 	if ch.Client(uuid.New()) != nil {
 		t.Error("Client found an id nobody has")
 	}
@@ -33,8 +38,18 @@ func TestClientLookupAndMode(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 || ch.Mode() != 0o600 {
 		t.Errorf("after SetMode(0600): file %v, Mode() %04o, %v", fi.Mode(), ch.Mode(), err)
 	}
-	if err := c.Emit("still", nil); err != nil || c.Err() != nil {
-		t.Errorf("the client was harmed: %v", c.Err())
+	// SetMode kept the client: an event it emits now arrives on the
+	// connection it was dialed on. (Emit returning nil would not say: a
+	// dropped client reconnects, and meanwhile buffers.)
+	if err := c.Emit("still", nil); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "the client's event on its first connection", func() bool {
+		conn := ch.Client(id)
+		return conn == nil || conn.Info().FramesIn == 1
+	})
+	if ch.Client(id) == nil || c.ID() != id {
+		t.Errorf("SetMode dropped the client: its first connection %v is gone, its id is now %v", id, c.ID())
 	}
 
 	ch.CountUndeliverable()
@@ -42,7 +57,7 @@ func TestClientLookupAndMode(t *testing.T) {
 		t.Errorf("Undeliverable = %d, want 1", n)
 	}
 	c.Close()
-	routertest.WaitFor(t, "the client to leave", func() bool { return ch.Client(c.ID()) == nil })
+	routertest.WaitFor(t, "the client to leave", func() bool { return ch.Client(id) == nil })
 }
 
 func TestSetModeAfterRemoval(t *testing.T) {

@@ -58,13 +58,10 @@ func get(t testing.TB, v any, keys ...string) any {
 func TestControlRequests(t *testing.T) {
 	ts := routertest.NewServer(t, `"key": "sekret-value", "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
 	ctl := ts.Dial(t, router.ControlChannel, bus.Name("ctl"))
-	alpha := ts.Dial(t, "A", bus.Name("alpha"))
 	ts.Dial(t, "B", bus.Name("beta"))
-	for range 3 {
-		if err := alpha.Emit("e", "x"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// alpha runs in a process of its own, so that the pids the server
+	// reports for it can only be alpha's, not the server's.
+	alpha := routertest.StartChild(t, ts.Template, "A", "alpha", 3)
 	routertest.WaitFor(t, "three events counted on A", func() bool {
 		for _, ci := range ts.Channels() {
 			if ci.Name == "A" {
@@ -73,7 +70,7 @@ func TestControlRequests(t *testing.T) {
 		}
 		return false
 	})
-	alphaID := alpha.ID().String()
+	alphaID := alpha.ID.String()
 
 	tests := []struct {
 		name  string
@@ -117,14 +114,14 @@ func TestControlRequests(t *testing.T) {
 			if get(t, ans, "id") != alphaID || get(t, ans, "channel") != "A" || get(t, ans, "name") != "alpha" {
 				t.Errorf("answer: %v", ans)
 			}
-			if pid := num(t, get(t, ans, "pid")); pid != int64(os.Getpid()) {
-				t.Errorf("pid = %d, want %d (from the socket's peer credentials)", pid, os.Getpid())
+			if pid := num(t, get(t, ans, "pid")); pid != int64(alpha.PID) {
+				t.Errorf("pid = %d, want alpha's %d (from the socket's peer credentials; the server's is %d)", pid, alpha.PID, os.Getpid())
 			}
 			if uid := num(t, get(t, ans, "uid")); uid != int64(os.Getuid()) {
 				t.Errorf("uid = %d, want %d", uid, os.Getuid())
 			}
-			if n := num(t, get(t, ans, "hello_pid")); n != int64(os.Getpid()) {
-				t.Errorf("hello_pid = %d", n)
+			if n := num(t, get(t, ans, "hello_pid")); n != int64(alpha.PID) {
+				t.Errorf("hello_pid = %d, want alpha's %d", n, alpha.PID)
 			}
 			if n := num(t, get(t, ans, "events_in")); n != 3 {
 				t.Errorf("events_in = %d, want 3", n)

@@ -7,10 +7,13 @@ import (
 
 	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
+	"github.com/netcluster/netcluster/router/routertest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
+	// A test binary run again by routertest.StartChild is a client.
+	routertest.ChildMain()
 	// The network tests multicast: the whole binary runs inside a private
 	// network namespace, so no datagram can leave the machine.
 	mcasttest.Main()

@@ -248,8 +248,9 @@ func TestJSONEncodedOnce(t *testing.T) {
 // client is closed with a reason, and the channel's others are unharmed.
 func TestJSONBadInput(t *testing.T) {
 	ts := routertest.NewServer(t, `"maxframe": 2048, "maxpending": 65536, "channels": {"A": {}}`)
-	pub := ts.Dial(t, "A")
-	rec := routertest.Record(t, ts.Dial(t, "A"), "ok")
+	pub := ts.DialWatched(t, "A")
+	sub := ts.DialWatched(t, "A")
+	rec := routertest.Record(t, sub.Client, "ok")
 	for _, tt := range []struct {
 		name, text, reason string
 	}{
@@ -281,6 +282,9 @@ func TestJSONBadInput(t *testing.T) {
 			*rec = routertest.Recorder{}
 		})
 	}
+	// The others were not dropped and reconnected meanwhile.
+	ts.CheckKept(t, pub)
+	ts.CheckKept(t, sub)
 }
 
 // TestJSONLateHello has a framed client that stays silent past the JSON

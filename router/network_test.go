@@ -384,8 +384,8 @@ func TestNetReload(t *testing.T) {
 	chans := `"channels": {"A": {"propagatetonet": true}}`
 	s1 := netServer(t, port, "one", chans)
 	s2 := netServer(t, port, "two", chans)
-	a1, a2 := s1.Dial(t, "A"), s2.Dial(t, "A")
-	rec1, rec2 := routertest.Record(t, a1, ".*"), routertest.Record(t, a2, ".*")
+	a1, a2 := s1.DialWatched(t, "A"), s2.Dial(t, "A")
+	rec1, rec2 := routertest.Record(t, a1.Client, ".*"), routertest.Record(t, a2, ".*")
 
 	// s1 joins s2's cluster: the peers meet, and events cross both ways
 	// to the clients s1 had before the reload.
@@ -401,6 +401,7 @@ func TestNetReload(t *testing.T) {
 	a2.Emit("from2", nil)
 	rec2.WaitCount(t, "from1", 1)
 	rec1.WaitCount(t, "from2", 1)
+	s1.CheckKept(t, a1) // the reload kept s1's client connected
 
 	// An interface that does not exist: the reload fails, and s1 stays
 	// in the group with its link.

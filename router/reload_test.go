@@ -36,10 +36,10 @@ func waitErr(t *testing.T, errs chan error) error {
 // of kept channels stay, and the new rules apply to the next event.
 func TestReload(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"A": {"propagatetochannels": ".*"}, "B": {}, "C": {}}`)
-	onA := ts.Dial(t, "A", bus.Name("a"))
-	heardA := routertest.Record(t, onA, ".*")
-	onB := ts.Dial(t, "B", bus.Name("b"))
-	heardB := routertest.Record(t, onB, ".*")
+	onA := ts.DialWatched(t, "A", bus.Name("a"))
+	heardA := routertest.Record(t, onA.Client, ".*")
+	onB := ts.DialWatched(t, "B", bus.Name("b"))
+	heardB := routertest.Record(t, onB.Client, ".*")
 	cOpt, cErrs := errorsOf()
 	onC := ts.Dial(t, "C", bus.Name("c"), cOpt, bus.Reconnect(false))
 
@@ -73,9 +73,9 @@ func TestReload(t *testing.T) {
 	if n := heardB.Count("after"); n != 0 {
 		t.Errorf("B heard A's event under the new rule %d times", n)
 	}
-	if onA.Err() != nil || onB.Err() != nil {
-		t.Errorf("kept clients ended: %v, %v", onA.Err(), onB.Err())
-	}
+	// The clients of the kept channels kept their connections.
+	ts.CheckKept(t, onA)
+	ts.CheckKept(t, onB)
 	var names []string
 	for _, ci := range ts.Channels() {
 		names = append(names, ci.Name)
@@ -98,7 +98,7 @@ func reportEqual(a, b router.ReloadReport) bool {
 // changes nothing, and the error names file, line and key.
 func TestReloadInvalid(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
-	c := ts.Dial(t, "A")
+	c := ts.DialWatched(t, "A")
 	bad := filepath.Join(ts.Dir, "bad.json")
 	os.WriteFile(bad, []byte("{\n  \"channels\": {\"A\": {}, \"B\": {}},\n  \"ttl\": 300\n}\n"), 0o600)
 	_, err := ts.ReloadFile(bad)
@@ -121,9 +121,7 @@ func TestReloadInvalid(t *testing.T) {
 	if _, err := os.Stat(ts.Path("B")); !os.IsNotExist(err) {
 		t.Errorf("B was opened: %v", err)
 	}
-	if err := c.Emit("still", nil); err != nil || c.Err() != nil {
-		t.Errorf("the client was harmed: %v %v", err, c.Err())
-	}
+	ts.CheckKept(t, c)
 }
 
 // TestReloadAllOrNone: when one new channel cannot be opened, none is,
@@ -150,7 +148,7 @@ func TestReloadAllOrNone(t *testing.T) {
 // template moves the channels, whose clients are told where.
 func TestReloadSockets(t *testing.T) {
 	ts := routertest.NewServer(t, `"socketmode": "0660", "channels": {"A": {}}`)
-	keep := ts.Dial(t, "A")
+	keep := ts.DialWatched(t, "A")
 	rep, err := ts.Reload(ts.ParseConfig(t, `"socketmode": "0600", "channels": {"A": {}}`))
 	if err != nil {
 		t.Fatal(err)
@@ -161,9 +159,7 @@ func TestReloadSockets(t *testing.T) {
 	if fi, err := os.Stat(ts.Path("A")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("A's socket: %v, %v; want mode 0600", fi.Mode(), err)
 	}
-	if err := keep.Emit("x", nil); err != nil || keep.Err() != nil {
-		t.Errorf("the client was dropped by a mode change: %v", keep.Err())
-	}
+	ts.CheckKept(t, keep) // a mode change keeps the clients
 
 	opt, errs := errorsOf()
 	ts.Dial(t, "A", opt)
@@ -241,7 +237,7 @@ func busDial(dir, ch string) (*bus.Client, error) {
 // the clients of the kept channel lose nothing, in order.
 func TestReloadUnderTraffic(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"A": {}, "B": {}}`)
-	sub := ts.Dial(t, "A")
+	sub := ts.DialWatched(t, "A")
 	got := make(chan int, 4096)
 	if _, err := sub.On("n", func(m bus.Message) {
 		var n int
@@ -250,7 +246,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	pub := ts.Dial(t, "A")
+	pub := ts.DialWatched(t, "A")
 	const total = 1000
 	done := make(chan error, 1)
 	go func() {
@@ -281,9 +277,8 @@ func TestReloadUnderTraffic(t *testing.T) {
 			t.Fatalf("event %d never arrived", want)
 		}
 	}
-	if sub.Err() != nil || pub.Err() != nil {
-		t.Errorf("clients ended: %v, %v", sub.Err(), pub.Err())
-	}
+	ts.CheckKept(t, sub)
+	ts.CheckKept(t, pub)
 }
 
 // TestShutdownDuringReload: a reload asked for just before Shutdown

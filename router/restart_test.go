@@ -11,12 +11,12 @@ import (
 )
 
 // TestControlRestartUnsupported: a server without Options.Restart says it
-// cannot restart, and goes on serving.
+// cannot restart, and goes on serving, its clients connected.
 func TestControlRestartUnsupported(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
 	ctl := ts.Dial(t, router.ControlChannel)
-	a, b := ts.Dial(t, "A"), ts.Dial(t, "A")
-	rec := routertest.Record(t, b, ".*")
+	a, b := ts.DialWatched(t, "A"), ts.DialWatched(t, "A")
+	rec := routertest.Record(t, b.Client, ".*")
 	wantError(t, routertest.Control(t, ctl, "restart", nil), "this server cannot restart itself")
 	if err := a.Emit("after", nil); err != nil {
 		t.Fatal(err)
@@ -27,6 +27,8 @@ func TestControlRestartUnsupported(t *testing.T) {
 		t.Error("the server stopped")
 	default:
 	}
+	ts.CheckKept(t, a)
+	ts.CheckKept(t, b)
 }
 
 // TestControlRestartHook: restart answers the asker, then calls the hook

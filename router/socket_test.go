@@ -34,11 +34,11 @@ func parse(t testing.TB, text string) *router.Config {
 
 // TestSecondServerRefused starts a second server on the same sockets: it
 // must refuse, naming the process that holds them, and leave the first
-// one serving.
+// one serving, its clients connected.
 func TestSecondServerRefused(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"A": {}, "B": {}}`)
-	sub := ts.Dial(t, "B")
-	rec := routertest.Record(t, sub, "still")
+	sub := ts.DialWatched(t, "B")
+	rec := routertest.Record(t, sub.Client, "still")
 
 	cfg := parse(t, fmt.Sprintf(`{"socket": %q, "channels": {"A": {}, "B": {}}}`, ts.Template))
 	_, err := router.Start(cfg, router.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -56,6 +56,7 @@ func TestSecondServerRefused(t *testing.T) {
 	}
 	ts.Dial(t, "B").Emit("still", nil)
 	rec.WaitCount(t, "still", 1)
+	ts.CheckKept(t, sub)
 }
 
 // TestStaleSocket leaves socket files behind as a killed server would;

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -91,8 +91,10 @@ func TestChannels(t *testing.T) {
 // its clients by a prefix of its id.
 func TestShowchannel(t *testing.T) {
 	ts := newServer(t)
-	c := ts.Dial(t, "A", bus.Name("tester"))
-	id := c.ID().String()
+	// The client runs in a process of its own, so that the pid shown can
+	// only be its, not the server's.
+	c := routertest.StartChild(t, ts.Template, "A", "tester", 0)
+	id := c.ID.String()
 	for _, args := range [][]string{{"showchannel", "A"}, {`showchannel("A")`}, {"showchannel('A')"}} {
 		out := must(t, ts.Template, args...)
 		for _, want := range []string{"channel: A\n", "socket: " + ts.Path("A") + "\n", "targets: B\n", "clients:\n", id, " tester "} {
@@ -102,7 +104,7 @@ func TestShowchannel(t *testing.T) {
 		}
 	}
 	out := must(t, ts.Template, "showclient", "A", id[:8])
-	for _, want := range []string{"id: " + id + "\n", "name: tester\n", "channel: A\n", "pid: "} {
+	for _, want := range []string{"id: " + id + "\n", "name: tester\n", "channel: A\n", fmt.Sprintf("\npid: %d\n", c.PID), fmt.Sprintf("hello_pid: %d\n", c.PID)} {
 		if !strings.Contains(out, want) {
 			t.Errorf("showclient: output does not contain %q:\n%s", want, out)
 		}

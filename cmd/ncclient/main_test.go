@@ -26,6 +26,8 @@ var raceBuild bool
 var binary string
 
 func TestMain(m *testing.M) {
+	// A test binary run again by routertest.StartChild is a client.
+	routertest.ChildMain()
 	flag.Parse()
 	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
 		// A fuzzing worker runs FuzzParseLine only, in-process.
