@@ -76,24 +76,65 @@ func effectiveWindow(window uint64, pubs, size int) uint64 {
 	return max(min(window, uint64(windowBytes/((size+frameOverhead)*pubs))), 2)
 }
 
+// streamRun is one publish/subscribe run in progress: its clients, what
+// each publisher has sent, and the gates where publishers wait for their
+// subscribers.
+type streamRun struct {
+	e        *env
+	sp       streamSpec
+	subs     []*subscriber
+	pubs     []*bus.Client
+	gates    []gate
+	sent     []atomic.Uint64 // per publisher
+	stopping atomic.Bool     // set: publishers stop emitting
+	deadline time.Time       // zero: no deadline
+	closers  []*bus.Client   // every client dialed, closed at the end
+}
+
 // runStream runs publishers and subscribers and counts what arrives.
 func (e *env) runStream(ctx context.Context, sp streamSpec) (Result, error) {
 	sp.window = effectiveWindow(sp.window, sp.pubs, sp.size)
-	subs := make([]*subscriber, sp.subs)
-	gates := newGates(sp.pubs)
-	var closers []*bus.Client
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	for i := range subs {
+	r := &streamRun{
+		e: e, sp: sp, subs: make([]*subscriber, sp.subs), pubs: make([]*bus.Client, sp.pubs),
+		gates: newGates(sp.pubs), sent: make([]atomic.Uint64, sp.pubs),
+	}
+	defer r.closeClients()
+	if err := r.dialSubscribers(ctx); err != nil {
+		return Result{}, err
+	}
+	if err := r.dialPublishers(ctx); err != nil {
+		return Result{}, err
+	}
+	stopProgress := e.progress(sp.name, func() (uint64, uint64) { return r.totalSent(), r.delivered() })
+	defer stopProgress()
+
+	start := time.Now()
+	if sp.duration > 0 {
+		r.deadline = start.Add(sp.duration)
+	}
+	pubErrs := r.publishAll(ctx)
+	want := r.totalSent() * uint64(sp.subs)
+	last, lastAt := r.awaitDeliveries(ctx, want)
+	elapsed := time.Since(start)
+	if d := r.delivered(); d < want && d == last {
+		elapsed = lastAt.Sub(start) // do not count the time spent waiting for what never came
+	}
+	stopProgress()
+	r.closeClients()
+	return r.result(elapsed, pubErrs), nil
+}
+
+// dialSubscribers connects the subscribers, each counting per publisher
+// what it receives.
+func (r *streamRun) dialSubscribers(ctx context.Context) error {
+	sp := r.sp
+	for i := range r.subs {
 		s := &subscriber{counters: make([]seqCounter, sp.pubs), delivered: make([]atomic.Uint64, sp.pubs)}
-		c, err := e.dial(ctx, sp.subChannel, fmt.Sprintf("ncbench-sub-%d", i), func(err error) { s.err.CompareAndSwap(nil, &err) })
+		c, err := r.e.dial(ctx, sp.subChannel, fmt.Sprintf("ncbench-sub-%d", i), func(err error) { s.err.CompareAndSwap(nil, &err) })
 		if err != nil {
-			return Result{}, err
+			return err
 		}
-		closers = append(closers, c)
+		r.closers = append(r.closers, c)
 		s.c = c
 		if _, err := c.On(benchEvent, func(m bus.Message) {
 			pub, seq, ok := parsePayload(m.Data, sp.size)
@@ -103,128 +144,140 @@ func (e *env) runStream(ctx context.Context, sp streamSpec) (Result, error) {
 			}
 			s.counters[pub].see(seq)
 			s.delivered[pub].Store(s.counters[pub].ok)
-			gates[pub].reached(s.counters[pub].ok)
+			r.gates[pub].reached(s.counters[pub].ok)
 		}); err != nil {
-			return Result{}, err
+			return err
 		}
-		subs[i] = s
+		r.subs[i] = s
 	}
-	pubs := make([]*bus.Client, sp.pubs)
-	for i := range pubs {
-		c, err := e.dial(ctx, sp.pubChannel, fmt.Sprintf("ncbench-pub-%d", i), nil)
+	return nil
+}
+
+// dialPublishers connects the publishers.
+func (r *streamRun) dialPublishers(ctx context.Context) error {
+	for i := range r.pubs {
+		c, err := r.e.dial(ctx, r.sp.pubChannel, fmt.Sprintf("ncbench-pub-%d", i), nil)
 		if err != nil {
-			return Result{}, err
+			return err
 		}
-		closers = append(closers, c)
-		pubs[i] = c
+		r.closers = append(r.closers, c)
+		r.pubs[i] = c
 	}
+	return nil
+}
 
-	sent := make([]atomic.Uint64, sp.pubs)
-	slowest := func(pub int) (uint64, bool) {
-		m, any := uint64(0), false
-		for _, s := range subs {
-			if s.gone() {
-				continue
-			}
-			if d := s.delivered[pub].Load(); !any || d < m {
-				m, any = d, true
-			}
-		}
-		return m, any
+// closeClients closes every client dialed so far.
+func (r *streamRun) closeClients() {
+	for _, c := range r.closers {
+		c.Close()
 	}
-	delivered := func() (n uint64) {
-		for _, s := range subs {
-			n += s.total()
-		}
-		return n
-	}
-	totalSent := func() (n uint64) {
-		for i := range sent {
-			n += sent[i].Load()
-		}
-		return n
-	}
-	stopProgress := e.progress(sp.name, func() (uint64, uint64) { return totalSent(), delivered() })
-	defer stopProgress()
+	r.closers = nil
+}
 
-	var stopping atomic.Bool
-	var deadline time.Time
-	start := time.Now()
-	if sp.duration > 0 {
-		deadline = start.Add(sp.duration)
+// slowest returns how many events of publisher pub the slowest
+// subscriber still connected has delivered, and false if none is.
+func (r *streamRun) slowest(pub int) (uint64, bool) {
+	m, any := uint64(0), false
+	for _, s := range r.subs {
+		if s.gone() {
+			continue
+		}
+		if d := s.delivered[pub].Load(); !any || d < m {
+			m, any = d, true
+		}
 	}
+	return m, any
+}
+
+// delivered is what all subscribers together have delivered so far.
+func (r *streamRun) delivered() (n uint64) {
+	for _, s := range r.subs {
+		n += s.total()
+	}
+	return n
+}
+
+// totalSent is what all publishers together have sent so far.
+func (r *streamRun) totalSent() (n uint64) {
+	for i := range r.sent {
+		n += r.sent[i].Load()
+	}
+	return n
+}
+
+// publishAll runs the publishers until each is done, and returns their
+// errors, by publisher. sp.stop, when set, stops them.
+func (r *streamRun) publishAll(ctx context.Context) []error {
 	var wg sync.WaitGroup
-	pubErrs := make([]error, sp.pubs)
-	for p, c := range pubs {
+	pubErrs := make([]error, r.sp.pubs)
+	for p := range r.pubs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pubErrs[p] = publish(ctx, c, uint32(p), sp, &gates[p], &sent[p], &stopping, deadline, func() (uint64, bool) { return slowest(p) })
+			pubErrs[p] = r.publish(ctx, p)
 		}()
 	}
-	if sp.stop != nil {
+	if r.sp.stop != nil {
 		go func() {
 			select {
-			case <-sp.stop:
+			case <-r.sp.stop:
 			case <-ctx.Done():
 			}
-			stopping.Store(true)
+			r.stopping.Store(true)
 		}()
 	}
 	wg.Wait()
-	stopping.Store(true)
+	r.stopping.Store(true)
+	return pubErrs
+}
 
-	// Wait for the subscribers to receive what was sent, or to stop
-	// making progress.
-	want := totalSent() * uint64(sp.subs)
-	last, lastAt := delivered(), time.Now()
+// awaitDeliveries waits for the subscribers to receive want events, or
+// to stop making progress: all gone, ctx done, or nothing new for
+// stallTimeout. It returns the count last seen to change and when.
+func (r *streamRun) awaitDeliveries(ctx context.Context, want uint64) (last uint64, lastAt time.Time) {
+	last, lastAt = r.delivered(), time.Now()
 	for {
-		d := delivered()
-		if d >= want || allGone(subs) || ctx.Err() != nil {
-			break
+		d := r.delivered()
+		if d >= want || allGone(r.subs) || ctx.Err() != nil {
+			return last, lastAt
 		}
 		if d != last {
 			last, lastAt = d, time.Now()
 		} else if time.Since(lastAt) > stallTimeout {
-			break
+			return last, lastAt
 		}
 		time.Sleep(50 * time.Microsecond)
 	}
-	elapsed := time.Since(start)
-	if d := delivered(); d < want && d == last {
-		elapsed = lastAt.Sub(start) // do not count the time spent waiting for what never came
-	}
-	stopProgress()
-	for _, c := range closers {
-		c.Close()
-	}
-	closers = nil
+}
 
-	r := Result{
+// result counts what arrived, once the clients are closed.
+func (r *streamRun) result(elapsed time.Duration, pubErrs []error) Result {
+	sp := r.sp
+	res := Result{
 		Name: sp.name, Channel: sp.pubChannel, SubChannel: sp.subChannel,
 		Publishers: sp.pubs, Subscribers: sp.subs, Size: sp.size, Window: sp.window,
-		Sent: totalSent(), Seconds: elapsed.Seconds(),
+		Sent: r.totalSent(), Seconds: elapsed.Seconds(),
 	}
-	for _, s := range subs {
+	for _, s := range r.subs {
 		for p := range s.counters {
 			sc := s.counters[p]
-			sc.finish(sent[p].Load())
-			r.Delivered += sc.ok
-			r.Lost += sc.lost
-			r.Reordered += sc.reordered
+			sc.finish(r.sent[p].Load())
+			res.Delivered += sc.ok
+			res.Lost += sc.lost
+			res.Reordered += sc.reordered
 		}
-		r.Corrupt += s.corrupt.Load()
+		res.Corrupt += s.corrupt.Load()
 		if err := s.err.Load(); err != nil && !errors.Is(*err, bus.ErrClosed) {
-			r.Errors = append(r.Errors, (*err).Error())
+			res.Errors = append(res.Errors, (*err).Error())
 		}
 	}
 	for _, err := range pubErrs {
 		if err != nil {
-			r.Errors = append(r.Errors, err.Error())
+			res.Errors = append(res.Errors, err.Error())
 		}
 	}
-	r.rates()
-	return r, nil
+	res.rates()
+	return res
 }
 
 func allGone(subs []*subscriber) bool {
@@ -236,10 +289,12 @@ func allGone(subs []*subscriber) bool {
 	return true
 }
 
-// publish emits events until the count is reached, the deadline passes
-// or stopping is set, keeping at most sp.window events ahead of the
-// slowest subscriber.
-func publish(ctx context.Context, c *bus.Client, pub uint32, sp streamSpec, g *gate, sent *atomic.Uint64, stopping *atomic.Bool, deadline time.Time, slowest func() (uint64, bool)) error {
+// publish emits the events of publisher p until the count is reached,
+// the deadline passes or stopping is set, keeping at most sp.window
+// events ahead of the slowest subscriber.
+func (r *streamRun) publish(ctx context.Context, p int) error {
+	c, pub, sp, g, sent, deadline := r.pubs[p], uint32(p), r.sp, &r.gates[p], &r.sent[p], r.deadline
+	slowest := func() (uint64, bool) { return r.slowest(p) }
 	payload, off := newPayload(sp.size)
 	var data any = bus.RawData(payload) // boxed once: fillPayload changes it in place
 	for seq := uint64(0); ; seq++ {
@@ -247,7 +302,7 @@ func publish(ctx context.Context, c *bus.Client, pub uint32, sp streamSpec, g *g
 			break
 		}
 		if seq%256 == 0 {
-			if stopping.Load() || ctx.Err() != nil || (!deadline.IsZero() && time.Now().After(deadline)) {
+			if r.stopping.Load() || ctx.Err() != nil || (!deadline.IsZero() && time.Now().After(deadline)) {
 				break
 			}
 		}

@@ -96,43 +96,70 @@ func (c ctrlCReader) Read(p []byte) (int, error) {
 // a command runs with it restored, so Ctrl-C is a signal that ends a
 // listen and returns to the prompt.
 func runTerminal(s *session, in, out *os.File) int {
-	fd := int(in.Fd())
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{ctrlCReader{in}, out}
-	t := term.NewTerminal(rw, prompt)
-	t.History = loadHistory(s.set.history, func(err error) {
-		fmt.Fprintf(s.stderr, "ncclient: %v; the history is not kept\n", err)
-	})
-	t.AutoCompleteCallback = func(line string, pos int, key rune) (string, int, bool) {
-		switch key {
-		case '\t':
-			c := s.complete(line, pos)
-			if len(c.candidates) > 0 {
-				t.Write([]byte(strings.Join(c.candidates, "  ") + "\n"))
-				return line, pos, true
-			}
-			return c.line, c.pos, c.changed
-		case ctrlC:
-			t.Write([]byte(prompt + line + "^C\n"))
-			return "", 0, true
-		}
-		return "", 0, false
-	}
-	resize := func() {
-		if w, h, err := term.GetSize(int(out.Fd())); err == nil {
-			t.SetSize(w, h)
-		}
-	}
-	orig, err := term.GetState(fd)
+	tm := newTerminal(s, in, out)
+	orig, err := term.GetState(tm.fd)
 	if err != nil {
 		fmt.Fprintf(s.stderr, "ncclient: %v\n", err)
 		return exitFailed
 	}
-	// While a line is edited the terminal is raw, and a signal that ends
-	// the process must give it back as it was. SIGINT from elsewhere is
-	// ignored at the prompt; while a command runs, its context hears it.
+	stop := tm.handleSignals(orig)
+	defer stop()
+	s.greet(out)
+	return tm.run()
+}
+
+// terminal is the prompt's line editor on the terminal in and out.
+type terminal struct {
+	s   *session
+	t   *term.Terminal
+	fd  int // of in, raw while a line is edited
+	out *os.File
+}
+
+func newTerminal(s *session, in, out *os.File) *terminal {
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{ctrlCReader{in}, out}
+	tm := &terminal{s: s, t: term.NewTerminal(rw, prompt), fd: int(in.Fd()), out: out}
+	tm.t.History = loadHistory(s.set.history, func(err error) {
+		fmt.Fprintf(s.stderr, "ncclient: %v; the history is not kept\n", err)
+	})
+	tm.t.AutoCompleteCallback = tm.key
+	return tm
+}
+
+// key is the line editor's AutoCompleteCallback: Tab completes the line
+// or lists the candidates, Ctrl-C (as ctrlCReader hands it on) clears
+// the line.
+func (tm *terminal) key(line string, pos int, key rune) (string, int, bool) {
+	switch key {
+	case '\t':
+		c := tm.s.complete(line, pos)
+		if len(c.candidates) > 0 {
+			tm.t.Write([]byte(strings.Join(c.candidates, "  ") + "\n"))
+			return line, pos, true
+		}
+		return c.line, c.pos, c.changed
+	case ctrlC:
+		tm.t.Write([]byte(prompt + line + "^C\n"))
+		return "", 0, true
+	}
+	return "", 0, false
+}
+
+// resize tells the line editor the terminal's size.
+func (tm *terminal) resize() {
+	if w, h, err := term.GetSize(int(tm.out.Fd())); err == nil {
+		tm.t.SetSize(w, h)
+	}
+}
+
+// handleSignals watches signals until stop is called. While a line is
+// edited the terminal is raw, and a signal that ends the process must
+// give it back as it was (orig). SIGINT from elsewhere is ignored at the
+// prompt; while a command runs, its context hears it.
+func (tm *terminal) handleSignals(orig *term.State) (stop func()) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, append([]os.Signal{syscall.SIGTERM, syscall.SIGHUP, os.Interrupt}, resizeSignals...)...)
 	var wg sync.WaitGroup
@@ -142,40 +169,42 @@ func runTerminal(s *session, in, out *os.File) int {
 		for sig := range sigs {
 			switch sig {
 			case syscall.SIGTERM, syscall.SIGHUP:
-				term.Restore(fd, orig)
-				fmt.Fprintf(s.stderr, "\nncclient: %v\n", sig)
+				term.Restore(tm.fd, orig)
+				fmt.Fprintf(tm.s.stderr, "\nncclient: %v\n", sig)
 				os.Exit(exitFailed)
 			case os.Interrupt:
 			default:
-				resize()
+				tm.resize()
 			}
 		}
 	}()
-	defer func() {
+	return func() {
 		signal.Stop(sigs)
 		close(sigs)
 		wg.Wait()
-	}()
+	}
+}
 
-	s.greet(out)
+// run reads and runs lines until the end of input or quit.
+func (tm *terminal) run() int {
 	for {
-		state, err := term.MakeRaw(fd)
+		state, err := term.MakeRaw(tm.fd)
 		if err != nil {
-			fmt.Fprintf(s.stderr, "ncclient: %v\n", err)
+			fmt.Fprintf(tm.s.stderr, "ncclient: %v\n", err)
 			return exitFailed
 		}
-		resize()
-		line, err := t.ReadLine()
-		term.Restore(fd, state)
+		tm.resize()
+		line, err := tm.t.ReadLine()
+		term.Restore(tm.fd, state)
 		if err == io.EOF {
-			fmt.Fprintln(out)
+			fmt.Fprintln(tm.out)
 			return exitOK
 		}
 		if err != nil {
-			fmt.Fprintf(s.stderr, "ncclient: reading the terminal: %v\n", err)
+			fmt.Fprintf(tm.s.stderr, "ncclient: reading the terminal: %v\n", err)
 			return exitFailed
 		}
-		if _, quit := s.runLine(line, true); quit {
+		if _, quit := tm.s.runLine(line, true); quit {
 			return exitOK
 		}
 	}
