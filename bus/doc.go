@@ -15,10 +15,11 @@
 //	c.On("get-time", func(m bus.Message) { c.Reply(m, time.Now().String()) })
 //	reply, err := other.Request(ctx, "get-time", nil)
 //
-// The package also holds the local wire codec that client and server
-// share (PROTOCOL.md describes it): length-prefixed msgpack frames. It
-// imports only the standard library, msgpack and uuid, never the server,
-// so a program that only emits and listens pulls in nothing else.
+// The client speaks the local wire protocol (PROTOCOL.md) through the
+// module's internal codec package, which the server shares. bus imports
+// only that codec, the standard library, msgpack and uuid, never the
+// server, so a program that only emits and listens pulls in nothing
+// else.
 //
 // # Concurrency
 //
