@@ -65,16 +65,11 @@ func (k Kind) Stream() uint32 {
 	return 0
 }
 
+var kindNames = [...]string{KindData: "data", KindHeartbeat: "heartbeat", KindNAK: "nak", KindRepair: "repair"}
+
 func (k Kind) String() string {
-	switch k {
-	case KindData:
-		return "data"
-	case KindHeartbeat:
-		return "heartbeat"
-	case KindNAK:
-		return "nak"
-	case KindRepair:
-		return "repair"
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
 	}
 	return fmt.Sprintf("kind %d", uint8(k))
 }

@@ -33,16 +33,11 @@ const (
 	linkReopen                   // on before and now, set up differently: replaced
 )
 
+var linkChangeNames = [...]string{linkSame: "same", linkOn: "on", linkOff: "off", linkReopen: "reopen"}
+
 func (c linkChange) String() string {
-	switch c {
-	case linkSame:
-		return "same"
-	case linkOn:
-		return "on"
-	case linkOff:
-		return "off"
-	case linkReopen:
-		return "reopen"
+	if int(c) < len(linkChangeNames) {
+		return linkChangeNames[c]
 	}
 	return fmt.Sprintf("linkChange(%d)", int(c))
 }
