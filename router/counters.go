@@ -202,7 +202,7 @@ func readNetMetrics(fields []netField) []netMetric {
 		} else if help != "" {
 			m.help = help
 		}
-		m.off = m.off || f.Name == "Connected"
+		m.off = m.off || f.Name == "Connected" && len(f.index) == 1 // NetStats.Connected
 		j := slices.IndexFunc(m.series, func(s netSeries) bool { return label == "" || s.label[0] == value })
 		if j < 0 {
 			j = len(m.series)

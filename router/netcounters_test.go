@@ -322,3 +322,27 @@ func TestNetCountersAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestNetCountersOff: off the network, stats and /metrics show that it
+// is off, and no other network counter.
+func TestNetCountersOff(t *testing.T) {
+	ts := routertest.NewServer(t, `"metrics": "127.0.0.1:0", "channels": {"A": {}}`)
+	ans := routertest.Control(t, ts.Dial(t, router.ControlChannel), "stats", nil)
+	if nw, ok := ans["network"].(map[string]any); !ok || len(nw) != 1 || nw["connected"] != false {
+		t.Errorf("stats network = %v, want connected: false alone", ans["network"])
+	}
+	metrics := parseMetrics(t, scrape(t, ts, "/metrics"), "netcluster_")
+	for s, v := range metrics.values {
+		switch {
+		case s == "netcluster_net_connected":
+			if v != 0 {
+				t.Errorf("%s = %v, want 0", s, v)
+			}
+		case strings.HasPrefix(s, "netcluster_net_") || strings.HasPrefix(s, "netcluster_peer_"):
+			t.Errorf("/metrics shows %s off the network", s)
+		}
+	}
+	if _, ok := metrics.values["netcluster_net_connected"]; !ok {
+		t.Error("/metrics lacks netcluster_net_connected")
+	}
+}
