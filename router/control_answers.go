@@ -156,10 +156,12 @@ type PeerAnswer struct {
 	FirstSeen string   `json:"first_seen" msgpack:"first_seen"`
 	LastSeen  string   `json:"last_seen" msgpack:"last_seen"`
 	LastSeq   uint64   `json:"last_seq" msgpack:"last_seq"`
-	Lost      uint64   `json:"lost" msgpack:"lost"`
-	Datagrams uint64   `json:"datagrams" msgpack:"datagrams"`
-	Bytes     uint64   `json:"bytes" msgpack:"bytes"`
-	Repaired  uint64   `json:"repaired" msgpack:"repaired"`
+	// The peer's counters are exported too, under their metric tags,
+	// labelled with its node and host (peerCounters).
+	Lost      uint64 `json:"lost" msgpack:"lost" metric:"netcluster_peer_lost_datagrams_total" help:"Datagrams of the peer that never arrived nor were repaired, skipped."`
+	Datagrams uint64 `json:"datagrams" msgpack:"datagrams" metric:"netcluster_peer_datagrams_total" help:"Datagrams received from the peer since it joined the peer table."`
+	Bytes     uint64 `json:"bytes" msgpack:"bytes" metric:"netcluster_peer_bytes_total" help:"Bytes of the datagrams received from the peer."`
+	Repaired  uint64 `json:"repaired" msgpack:"repaired" metric:"netcluster_peer_repaired_datagrams_total" help:"Datagrams of the peer found missing that then arrived in a repair."`
 }
 
 func peerAnswer(p multicast.Peer) PeerAnswer {
@@ -193,98 +195,25 @@ type OKAnswer struct {
 	OK bool `json:"ok" msgpack:"ok"`
 }
 
-// NetworkAnswer is the network part of stats. While the server has not
-// joined the multicast group it shows connected (false) alone.
-type NetworkAnswer networkAnswer
-
-// networkAnswer is NetworkAnswer without its methods, shown whole.
-type networkAnswer struct {
-	Connected         bool   `json:"connected" msgpack:"connected"`
-	Delivered         uint64 `json:"delivered" msgpack:"delivered"`
-	NoChannel         uint64 `json:"no_channel" msgpack:"no_channel"`
-	Refused           uint64 `json:"refused" msgpack:"refused"`
-	Malformed         uint64 `json:"malformed" msgpack:"malformed"`
-	SendFailed        uint64 `json:"send_failed" msgpack:"send_failed"`
-	DatagramsSent     uint64 `json:"datagrams_sent" msgpack:"datagrams_sent"`
-	BytesSent         uint64 `json:"bytes_sent" msgpack:"bytes_sent"`
-	MessagesSent      uint64 `json:"messages_sent" msgpack:"messages_sent"`
-	SendErrors        uint64 `json:"send_errors" msgpack:"send_errors"`
-	DatagramsReceived uint64 `json:"datagrams_received" msgpack:"datagrams_received"`
-	BytesReceived     uint64 `json:"bytes_received" msgpack:"bytes_received"`
-	Heartbeats        uint64 `json:"heartbeats" msgpack:"heartbeats"`
-	Own               uint64 `json:"own" msgpack:"own"`
-	OtherCluster      uint64 `json:"other_cluster" msgpack:"other_cluster"`
-	Dropped           uint64 `json:"dropped" msgpack:"dropped"`
-	Duplicates        uint64 `json:"duplicates" msgpack:"duplicates"`
-	Expired           uint64 `json:"expired" msgpack:"expired"`
-	Evicted           uint64 `json:"evicted" msgpack:"evicted"`
-	Lost              uint64 `json:"lost" msgpack:"lost"`
-	ReassemblyBytes   int    `json:"reassembly_bytes" msgpack:"reassembly_bytes"`
-	Peers             int    `json:"peers" msgpack:"peers"`
-	QueueFull         uint64 `json:"queue_full" msgpack:"queue_full"`
-	Unsent            uint64 `json:"unsent" msgpack:"unsent"`
-	QueueBytes        int    `json:"queue_bytes" msgpack:"queue_bytes"`
-	QueuePeak         int    `json:"queue_peak" msgpack:"queue_peak"`
-	Unsealed          uint64 `json:"unsealed" msgpack:"unsealed"`
-	Sealed            uint64 `json:"sealed" msgpack:"sealed"`
-	Forged            uint64 `json:"forged" msgpack:"forged"`
-	Replayed          uint64 `json:"replayed" msgpack:"replayed"`
-	Repaired          uint64 `json:"repaired" msgpack:"repaired"`
-	OutOfOrder        uint64 `json:"out_of_order" msgpack:"out_of_order"`
-	Late              uint64 `json:"late" msgpack:"late"`
-	Gaps              int    `json:"gaps" msgpack:"gaps"`
-	HeldBytes         int    `json:"held_bytes" msgpack:"held_bytes"`
-	HeldPeak          int    `json:"held_peak" msgpack:"held_peak"`
-	NAKsSent          uint64 `json:"naks_sent" msgpack:"naks_sent"`
-	NAKsReceived      uint64 `json:"naks_received" msgpack:"naks_received"`
-	NAKsHeard         uint64 `json:"naks_heard" msgpack:"naks_heard"`
-	RepairsSent       uint64 `json:"repairs_sent" msgpack:"repairs_sent"`
-	Resent            uint64 `json:"resent" msgpack:"resent"`
-	Unavailable       uint64 `json:"unavailable" msgpack:"unavailable"`
-	RepairLimited     uint64 `json:"repair_limited" msgpack:"repair_limited"`
-	RepairsReceived   uint64 `json:"repairs_received" msgpack:"repairs_received"`
-	CtlDropped        uint64 `json:"ctl_dropped" msgpack:"ctl_dropped"`
-	HistoryBytes      int    `json:"history_bytes" msgpack:"history_bytes"`
-	HistoryDatagrams  int    `json:"history_datagrams" msgpack:"history_datagrams"`
-}
+// NetworkAnswer is the network part of stats: connected and, while it
+// is true, the network's counters under their stats names, as the tags
+// of NetStats and multicast.Stats give them (netAnswerType is its
+// shape; counters.go builds it). While the server has not joined the
+// multicast group it shows connected (false) alone.
+type NetworkAnswer struct{ stats NetStats }
 
 // netOff is what NetworkAnswer shows while the server is off the network.
 type netOff struct {
 	Connected bool `json:"connected" msgpack:"connected"`
 }
 
-// shown is what the answer shows.
-func (n NetworkAnswer) shown() any {
-	if !n.Connected {
-		return netOff{}
-	}
-	return networkAnswer(n)
-}
-
 // MarshalMsgpack encodes what the answer shows.
-func (n NetworkAnswer) MarshalMsgpack() ([]byte, error) { return wire.AppendData(nil, n.shown()) }
+func (n NetworkAnswer) MarshalMsgpack() ([]byte, error) {
+	return wire.AppendData(nil, netAnswerOf(&n.stats))
+}
 
 // MarshalJSON encodes what the answer shows.
-func (n NetworkAnswer) MarshalJSON() ([]byte, error) { return json.Marshal(n.shown()) }
+func (n NetworkAnswer) MarshalJSON() ([]byte, error) { return json.Marshal(netAnswerOf(&n.stats)) }
 
 // newNetworkAnswer is the network part of stats.
-func newNetworkAnswer(n NetStats) NetworkAnswer {
-	if !n.Connected {
-		return NetworkAnswer{}
-	}
-	l := n.Link
-	return NetworkAnswer{
-		Connected: n.Connected, Delivered: n.Delivered, NoChannel: n.NoChannel, Refused: n.Refused,
-		Malformed: n.Malformed, SendFailed: n.SendFailed,
-		DatagramsSent: l.DatagramsSent, BytesSent: l.BytesSent, MessagesSent: l.MessagesSent, SendErrors: l.SendErrors,
-		DatagramsReceived: l.DatagramsReceived, BytesReceived: l.BytesReceived, Heartbeats: l.Heartbeats,
-		Own: l.Own, OtherCluster: l.OtherCluster, Dropped: l.Dropped(), Duplicates: l.Duplicates,
-		Expired: l.Expired, Evicted: l.Evicted, Lost: l.Lost, ReassemblyBytes: l.ReassemblyBytes, Peers: l.Peers,
-		QueueFull: l.QueueFull, Unsent: l.Unsent, QueueBytes: l.QueueBytes, QueuePeak: l.QueuePeak,
-		Unsealed: l.Unsealed, Sealed: l.Sealed, Forged: l.Forged, Replayed: l.Replayed,
-		Repaired: l.Repaired, OutOfOrder: l.OutOfOrder, Late: l.Late, Gaps: l.Gaps,
-		HeldBytes: l.HeldBytes, HeldPeak: l.HeldPeak, NAKsSent: l.NAKsSent, NAKsReceived: l.NAKsReceived, NAKsHeard: l.NAKsHeard,
-		RepairsSent: l.RepairsSent, Resent: l.Resent, Unavailable: l.Unavailable, RepairLimited: l.RepairLimited,
-		RepairsReceived: l.RepairsIn, CtlDropped: l.CtlDropped, HistoryBytes: l.HistoryBytes, HistoryDatagrams: l.HistoryCount,
-	}
-}
+func newNetworkAnswer(n NetStats) NetworkAnswer { return NetworkAnswer{n} }

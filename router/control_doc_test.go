@@ -69,14 +69,19 @@ func TestControlAnswersDocumented(t *testing.T) {
 			t.Errorf("control request %s: answerTypes does not say what it answers", name)
 		}
 	}
-	types := []reflect.Type{reflect.TypeFor[router.ErrorAnswer]()}
+	// The network part of stats is built from the tags of NetStats:
+	// its fields are those of NetworkAnswerType.
+	types := map[string]reflect.Type{"ErrorAnswer": reflect.TypeFor[router.ErrorAnswer](), "NetworkAnswer": router.NetworkAnswerType()}
 	for _, name := range slices.Sorted(maps.Keys(answerTypes)) {
 		if typ := answerTypes[name]; typ != nil {
-			types = append(types, typ)
+			types[typ.Name()] = typ
 		}
 	}
-	for _, typ := range types {
-		answerFields(typ, typ.Name(), func(path string, f reflect.StructField) {
+	if n := router.NetworkAnswerType().NumField(); n < 40 {
+		t.Errorf("the network part of stats has %d fields, want at least 40", n)
+	}
+	for _, name := range slices.Sorted(maps.Keys(types)) {
+		answerFields(types[name], name, func(path string, f reflect.StructField) {
 			js, mp := f.Tag.Get("json"), f.Tag.Get("msgpack")
 			if js != mp {
 				t.Errorf("%s: json tag %q, msgpack tag %q: they must agree", path, js, mp)
@@ -97,11 +102,13 @@ func TestControlAnswersDocumented(t *testing.T) {
 // connected alone while the server is off the network, and every
 // counter while it is on.
 func TestNetworkAnswerJSON(t *testing.T) {
-	off, err := json.Marshal(router.NetworkAnswer{})
+	off, err := json.Marshal(router.NewNetworkAnswer(router.NetStats{}))
 	if err != nil || string(off) != `{"connected":false}` {
 		t.Errorf("off the network: %s, %v; want {\"connected\":false}", off, err)
 	}
-	on, err := json.Marshal(router.NetworkAnswer{Connected: true})
+	var st router.NetStats
+	st.Connected, st.Delivered, st.Link.Truncated, st.Link.BadMagic, st.Link.QueuePeak = true, 3, 1, 2, 7
+	on, err := json.Marshal(router.NewNetworkAnswer(st))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +116,13 @@ func TestNetworkAnswerJSON(t *testing.T) {
 	if err := json.Unmarshal(on, &m); err != nil {
 		t.Fatal(err)
 	}
-	if want := reflect.TypeFor[router.NetworkAnswer]().NumField(); len(m) != want || m["delivered"] != 0.0 {
+	want := map[string]any{"connected": true, "delivered": 3.0, "dropped": 3.0, "queue_peak": 7.0, "lost": 0.0}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("on the network: %s = %v, want %v", k, m[k], v)
+		}
+	}
+	if want := router.NetworkAnswerType().NumField(); len(m) != want {
 		t.Errorf("on the network: %s; want all %d fields", on, want)
 	}
 }

@@ -1,5 +1,7 @@
 package router
 
+import "reflect"
+
 // What the external tests need of the schema (schema.go).
 
 // SettingNames returns the top-level keys of the schema but "channels",
@@ -29,3 +31,10 @@ func SettingValue(c *Config, name string) any { return settings[indexOf(settings
 
 // RuleValue returns the value of the rule key name in r.
 func RuleValue(r ChannelConfig, name string) any { return ruleKeys[indexOf(ruleKeys, name)].value(&r) }
+
+// NetworkAnswerType is the shape of the network part of stats while the
+// server is on the network, built from the tags of NetStats.
+func NetworkAnswerType() reflect.Type { return netAnswerType }
+
+// NewNetworkAnswer is the network part of stats for n.
+func NewNetworkAnswer(n NetStats) NetworkAnswer { return newNetworkAnswer(n) }

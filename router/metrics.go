@@ -83,7 +83,8 @@ func (s *Server) MetricsAddr() net.Addr {
 
 // statsCollector exports the counters that the control request stats
 // shows, read at each scrape. A channel's counters come from
-// channelCounters, the rest from the descriptions below.
+// channelCounters, the network's from netMetrics, a peer's from
+// peerCounters, the rest from the descriptions below.
 type statsCollector struct{ s *Server }
 
 var (
@@ -94,44 +95,9 @@ var (
 	descStart = prometheus.NewDesc("netcluster_start_time_seconds",
 		"When the server started, in seconds since the Unix epoch.", nil, nil)
 
-	descNetConnected = prometheus.NewDesc("netcluster_net_connected",
-		"1 when the server has joined the multicast group.", nil, nil)
-	descNetDatagrams = prometheus.NewDesc("netcluster_net_datagrams_total",
-		"Datagrams sent (direction=\"out\") and received (direction=\"in\", good or bad).", []string{"direction"}, nil)
-	descNetBytes = prometheus.NewDesc("netcluster_net_bytes_total",
-		"Bytes of the datagrams sent and received.", []string{"direction"}, nil)
-	descNetEvents = prometheus.NewDesc("netcluster_net_events_total",
-		"Events sent to the group (direction=\"out\") and delivered from it to a local channel (direction=\"in\").", []string{"direction"}, nil)
-	descNetIgnored = prometheus.NewDesc("netcluster_net_ignored_total",
-		"Datagrams and events from the network set aside, by reason: own, other_cluster, duplicate, no_channel, refused.", []string{"reason"}, nil)
-	descNetDropped = prometheus.NewDesc("netcluster_net_dropped_total",
-		"Datagrams, fragments and events from the network dropped as bad or unplaceable, and sends that failed, by reason.", []string{"reason"}, nil)
-	descNetLost = prometheus.NewDesc("netcluster_net_lost_datagrams_total",
-		"Datagrams of peers that never arrived nor were repaired, skipped.", nil, nil)
-	descNetRepair = prometheus.NewDesc("netcluster_net_repair_total",
-		"Loss repair: datagrams repaired (event=\"repaired\"), held out of order (\"out_of_order\"), late, NAKs sent, received, and heard from others (\"nak_heard\"), repairs sent, datagrams resent, sequence numbers answered unavailable, NAK answers cut by the rate (\"limited\"), repairs received, NAKs and repairs dropped unsent (\"ctl_dropped\").", []string{"event"}, nil)
-	descNetHeld = prometheus.NewDesc("netcluster_net_held_bytes",
-		"Bytes held for datagrams that arrived ahead of a missing one.", nil, nil)
-	descNetHistory = prometheus.NewDesc("netcluster_net_history_bytes",
-		"Bytes of sent datagrams kept to answer NAKs.", nil, nil)
-	descPeerRepaired = prometheus.NewDesc("netcluster_peer_repaired_datagrams_total",
-		"Datagrams of the peer found missing that then arrived in a repair.", []string{"peer", "host"}, nil)
-	descNetReassembly = prometheus.NewDesc("netcluster_net_reassembly_bytes",
-		"Bytes held for incomplete fragmented messages.", nil, nil)
-	descNetQueue = prometheus.NewDesc("netcluster_net_send_queue_bytes",
-		"Bytes charged to the multicast send queue: messages queued or being written.", nil, nil)
-	descPeers = prometheus.NewDesc("netcluster_net_peers",
-		"Servers of the cluster heard from lately.", nil, nil)
-	descNetSeal = prometheus.NewDesc("netcluster_net_seal_dropped_total",
-		"Datagrams dropped by sealing, by reason: unsealed (this server has a key), sealed (it has none), forged (failing authentication), replayed.", []string{"reason"}, nil)
-
-	peerLabels       = []string{"peer", "host"}
-	descPeerDatagram = prometheus.NewDesc("netcluster_peer_datagrams_total",
-		"Datagrams received from the peer since it joined the peer table.", peerLabels, nil)
-	descPeerBytes = prometheus.NewDesc("netcluster_peer_bytes_total",
-		"Bytes of the datagrams received from the peer.", peerLabels, nil)
-	descPeerLost = prometheus.NewDesc("netcluster_peer_lost_datagrams_total",
-		"Datagrams of the peer that never arrived nor were repaired, skipped.", peerLabels, nil)
+	// The network's metrics are read from the tags of NetStats
+	// (netMetrics), a peer's from those of PeerAnswer (peerCounters),
+	// but for when it was last seen, which stats shows as a time.
 	descPeerLastSeen = prometheus.NewDesc("netcluster_peer_last_seen_seconds",
 		"When the peer's last datagram arrived, in seconds since the Unix epoch.", peerLabels, nil)
 )
@@ -143,11 +109,13 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 			ch <- c.desc
 		}
 	}
-	for _, d := range []*prometheus.Desc{descReloads, descStart,
-		descNetConnected, descNetDatagrams, descNetBytes, descNetEvents, descNetIgnored, descNetDropped,
-		descNetLost, descNetReassembly, descNetQueue, descPeers,
-		descNetSeal, descNetRepair, descNetHeld, descNetHistory,
-		descPeerDatagram, descPeerBytes, descPeerLost, descPeerLastSeen, descPeerRepaired} {
+	for _, m := range netMetrics {
+		ch <- m.desc
+	}
+	for _, c := range peerCounters {
+		ch <- c.desc
+	}
+	for _, d := range []*prometheus.Desc{descReloads, descStart, descPeerLastSeen} {
 		ch <- d
 	}
 }
@@ -169,55 +137,13 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 // collectNet reads the counters of the network link and its peers.
 func (c *statsCollector) collectNet(ch chan<- prometheus.Metric) {
 	n := c.s.NetStats()
-	l := n.Link
-	metric := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, t, v, labels...)
-	}
-	connected := 0.0
-	if n.Connected {
-		connected = 1
-	}
-	metric(descNetConnected, prometheus.GaugeValue, connected)
+	collectNetCounters(ch, &n)
 	if !n.Connected {
 		return
 	}
-	metric(descNetDatagrams, prometheus.CounterValue, float64(l.DatagramsSent), "out")
-	metric(descNetDatagrams, prometheus.CounterValue, float64(l.DatagramsReceived), "in")
-	metric(descNetBytes, prometheus.CounterValue, float64(l.BytesSent), "out")
-	metric(descNetBytes, prometheus.CounterValue, float64(l.BytesReceived), "in")
-	metric(descNetEvents, prometheus.CounterValue, float64(l.MessagesSent), "out")
-	metric(descNetEvents, prometheus.CounterValue, float64(n.Delivered), "in")
-	for reason, v := range map[string]uint64{"own": l.Own, "other_cluster": l.OtherCluster, "duplicate": l.Duplicates,
-		"no_channel": n.NoChannel, "refused": n.Refused} {
-		metric(descNetIgnored, prometheus.CounterValue, float64(v), reason)
-	}
-	for reason, v := range map[string]uint64{"truncated": l.Truncated, "bad_magic": l.BadMagic, "bad_version": l.BadVersion,
-		"bad_kind": l.BadKind, "malformed": l.Malformed + n.Malformed, "bad_fragment": l.BadFragment, "no_room": l.NoRoom,
-		"expired": l.Expired, "evicted": l.Evicted, "send_failed": n.SendFailed + l.SendErrors,
-		"unsent": l.Unsent} {
-		metric(descNetDropped, prometheus.CounterValue, float64(v), reason)
-	}
-	metric(descNetLost, prometheus.CounterValue, float64(l.Lost))
-	for reason, v := range map[string]uint64{"unsealed": l.Unsealed, "sealed": l.Sealed, "forged": l.Forged, "replayed": l.Replayed} {
-		metric(descNetSeal, prometheus.CounterValue, float64(v), reason)
-	}
-	for event, v := range map[string]uint64{"repaired": l.Repaired, "out_of_order": l.OutOfOrder, "late": l.Late,
-		"nak_sent": l.NAKsSent, "nak_received": l.NAKsReceived, "nak_heard": l.NAKsHeard, "repair_sent": l.RepairsSent, "resent": l.Resent,
-		"unavailable": l.Unavailable, "limited": l.RepairLimited, "repair_received": l.RepairsIn, "ctl_dropped": l.CtlDropped} {
-		metric(descNetRepair, prometheus.CounterValue, float64(v), event)
-	}
-	metric(descNetHeld, prometheus.GaugeValue, float64(l.HeldBytes))
-	metric(descNetHistory, prometheus.GaugeValue, float64(l.HistoryBytes))
-	metric(descNetReassembly, prometheus.GaugeValue, float64(l.ReassemblyBytes))
-	metric(descNetQueue, prometheus.GaugeValue, float64(l.QueueBytes))
-	peers := c.s.Peers()
-	metric(descPeers, prometheus.GaugeValue, float64(len(peers)))
-	for _, p := range peers {
-		id := p.Node.String()
-		metric(descPeerDatagram, prometheus.CounterValue, float64(p.Datagrams), id, p.Host)
-		metric(descPeerBytes, prometheus.CounterValue, float64(p.Bytes), id, p.Host)
-		metric(descPeerLost, prometheus.CounterValue, float64(p.Lost), id, p.Host)
-		metric(descPeerRepaired, prometheus.CounterValue, float64(p.Repaired), id, p.Host)
-		metric(descPeerLastSeen, prometheus.GaugeValue, float64(p.LastSeen.UnixNano())/1e9, id, p.Host)
+	for _, p := range c.s.Peers() {
+		a := peerAnswer(p)
+		collectPeerCounters(ch, &a)
+		ch <- prometheus.MustNewConstMetric(descPeerLastSeen, prometheus.GaugeValue, float64(p.LastSeen.UnixNano())/1e9, a.Node, a.Host)
 	}
 }

@@ -44,30 +44,35 @@ type network struct {
 	delivered, noChannel, refused, malformed, sendFailed atomic.Uint64
 }
 
-// NetStats are the counters of the server's network link.
+// NetStats are the counters of the server's network link: with Link
+// (multicast.Stats) they are the one table of the network's counters.
+// Each field's tags say where it is shown, as multicast.Stats describes
+// them; counters.go reads them for the network part of stats and for
+// the Prometheus metrics.
 type NetStats struct {
 	// Connected is true when the server has joined the multicast group.
-	Connected bool
-	// Link are the link's own counters: datagrams, drops by reason,
-	// duplicates, reassembly memory.
-	Link multicast.Stats
+	// While it is false, stats and /metrics show it alone.
+	Connected bool `stats:"connected" metric:"netcluster_net_connected" help:"1 when the server has joined the multicast group."`
 	// Delivered counts events from the network delivered to a local
 	// channel (and its propagation targets).
-	Delivered uint64
+	Delivered uint64 `stats:"delivered" metric:"netcluster_net_events_total" label:"direction=in"`
 	// NoChannel counts events from the network for a channel this server
 	// does not serve.
-	NoChannel uint64
+	NoChannel uint64 `stats:"no_channel" metric:"netcluster_net_ignored_total" label:"reason=no_channel"`
 	// Refused counts events from the network for a channel whose
 	// acceptfromnet is false.
-	Refused uint64
+	Refused uint64 `stats:"refused" metric:"netcluster_net_ignored_total" label:"reason=refused"`
 	// Malformed counts messages from the network that are not well-formed
 	// Event frame bodies.
-	Malformed uint64
+	Malformed uint64 `stats:"malformed" metric:"netcluster_net_dropped_total" label:"reason=malformed"`
 	// SendFailed counts events of propagatetonet channels that the link
 	// refused: too big, or dropped because its send queue stayed full
 	// (Link.QueueFull counts those). Datagrams the system then refuses
 	// to send are counted in Link.SendErrors.
-	SendFailed uint64
+	SendFailed uint64 `stats:"send_failed" metric:"netcluster_net_dropped_total" label:"reason=send_failed"`
+	// Link are the link's own counters: datagrams, drops by reason,
+	// duplicates, reassembly memory.
+	Link multicast.Stats
 }
 
 // recentNet is how many ids of events from the network the server
