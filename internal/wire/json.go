@@ -225,9 +225,9 @@ func transcodeValue(d *json.Decoder, dst []byte) ([]byte, error) {
 		w += copy(dst[w:], dst[r:c.at])
 		var h []byte
 		if c.isMap {
-			h = appendContainerHeader(hdr[:0], 0x80, 0xde, c.children/2)
+			h = appendMapHeader(hdr[:0], c.children/2)
 		} else {
-			h = appendContainerHeader(hdr[:0], 0x90, 0xdc, c.children)
+			h = appendArrayHeader(hdr[:0], c.children)
 		}
 		w += copy(dst[w:], h)
 		r = c.at + len(hdr)

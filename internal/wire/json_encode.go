@@ -313,8 +313,9 @@ func appendExt(dst []byte, typ int8, p []byte) []byte {
 // ErrorEventData is the data of the event that tells a JSON client why
 // the server closes it: {"code": code, "message": reason} in msgpack.
 func ErrorEventData(code ErrorCode, reason string) []byte {
-	data := []byte{0x82, 0xa4, 'c', 'o', 'd', 'e'}
-	data = appendInt(data, int64(code))
-	data = append(data, 0xa7, 'm', 'e', 's', 's', 'a', 'g', 'e')
+	data := appendMapHeader(nil, 2)
+	data = appendStr(data, "code")
+	data = appendUint(data, uint64(code))
+	data = appendStr(data, "message")
 	return appendStr(data, reason)
 }
