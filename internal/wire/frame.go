@@ -62,9 +62,9 @@ func (t FrameType) String() string {
 // Errors of the wire codec.
 var (
 	// ErrFrameTooBig reports a frame whose declared length is over the limit.
-	ErrFrameTooBig = errors.New("bus: frame too big")
+	ErrFrameTooBig = errors.New("netcluster: frame too big")
 	// ErrBadFrame reports a frame that is not well formed.
-	ErrBadFrame = errors.New("bus: malformed frame")
+	ErrBadFrame = errors.New("netcluster: malformed frame")
 )
 
 // MalformedError says what is wrong with a malformed frame body and where.
@@ -75,7 +75,7 @@ type MalformedError struct {
 }
 
 func (e *MalformedError) Error() string {
-	return fmt.Sprintf("bus: malformed frame at byte %d: %s", e.Offset, e.Reason)
+	return fmt.Sprintf("netcluster: malformed frame at byte %d: %s", e.Offset, e.Reason)
 }
 
 // Is makes errors.Is(err, ErrBadFrame) true.

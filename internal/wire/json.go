@@ -16,7 +16,7 @@ import (
 
 // ErrBadJSON reports a JSON text message that the server cannot take: not
 // JSON, not an object, or an object whose fields are wrong.
-var ErrBadJSON = errors.New("channel: bad JSON message")
+var ErrBadJSON = errors.New("netcluster: bad JSON message")
 
 // JSONEvent is an event of the JSON text protocol (PROTOCOL.md § 10), as
 // a JSON client sends it. The fields the original netcluster sent are
