@@ -21,6 +21,9 @@ const (
 	jsonVectorDir = "../../testdata/json"
 	frameDir      = "../../testdata/frames"
 	jsonFuzzDir   = "../../testdata/fuzz/json"
+	// msgpackFuzzDir holds raw msgpack values, one per file, for
+	// FuzzAppendJSON: seeds, and inputs the fuzzer found (found-*).
+	msgpackFuzzDir = "../../testdata/fuzz/msgpack"
 )
 
 var update = flag.Bool("update", false, "fill in the empty expectations of testdata/json vectors from the code (check the diff by eye)")
@@ -325,7 +328,17 @@ func FuzzAppendJSON(f *testing.F) {
 			}
 		}
 	}
-	f.Add([]byte{0x81, 0x91, 0x01, 0x02})
+	files, _ := filepath.Glob(filepath.Join(msgpackFuzzDir, "*"))
+	if len(files) == 0 {
+		f.Fatalf("no seed inputs in %s", msgpackFuzzDir)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		out, err := appendJSONData(nil, data)
 		// The transcoder walks msgpack as skipValue does: it takes
