@@ -102,7 +102,7 @@ type item struct {
 	n int
 }
 
-// payload returns it's payload, aliasing the input.
+// payload returns the payload of it, an item of r, aliasing the input.
 func (r *reader) payload(it item) []byte {
 	if it.kind == kindArray || it.kind == kindMap {
 		return nil
