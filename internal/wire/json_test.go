@@ -21,6 +21,9 @@ const (
 	jsonVectorDir = "../../testdata/json"
 	frameDir      = "../../testdata/frames"
 	jsonFuzzDir   = "../../testdata/fuzz/json"
+	// msgpackFuzzDir holds raw msgpack values, one per file, for
+	// FuzzAppendJSON: seeds, and inputs the fuzzer found (found-*).
+	msgpackFuzzDir = "../../testdata/fuzz/msgpack"
 )
 
 var update = flag.Bool("update", false, "fill in the empty expectations of testdata/json vectors from the code (check the diff by eye)")
@@ -325,11 +328,38 @@ func FuzzAppendJSON(f *testing.F) {
 			}
 		}
 	}
-	f.Add([]byte{0x81, 0x91, 0x01, 0x02})
+	files, _ := filepath.Glob(filepath.Join(msgpackFuzzDir, "*"))
+	if len(files) == 0 {
+		f.Fatalf("no seed inputs in %s", msgpackFuzzDir)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		out, err := appendJSONData(nil, data)
-		if err == nil && !json.Valid(out) {
-			t.Fatalf("data %x gave invalid JSON %q", data, out)
+		// The transcoder walks msgpack as skipValue does: it takes
+		// exactly the single well-formed values.
+		r := reader{b: data}
+		r.skipValue("data")
+		oneValue := r.err == nil && r.off == len(data)
+		switch {
+		case err == nil:
+			if !oneValue {
+				t.Fatalf("data %x is not one msgpack value, yet gave JSON %q", data, out)
+			}
+			if !json.Valid(out) {
+				t.Fatalf("data %x gave invalid JSON %q", data, out)
+			}
+		case errors.Is(err, ErrBadFrame):
+			if oneValue {
+				t.Fatalf("data %x is one msgpack value, yet the transcoder says %v", data, err)
+			}
+		case !errors.Is(err, errNotJSON):
+			t.Fatalf("data %x: %v, neither ErrBadFrame nor errNotJSON", data, err)
 		}
 	})
 }
