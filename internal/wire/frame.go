@@ -41,20 +41,12 @@ const (
 	FramePong    FrameType = 6 // both ways, from version 2: the answer to a Ping
 )
 
+var frameTypeNames = [...]string{FrameHello: "hello", FrameWelcome: "welcome", FrameEvent: "event",
+	FrameError: "error", FramePing: "ping", FramePong: "pong"}
+
 func (t FrameType) String() string {
-	switch t {
-	case FrameHello:
-		return "hello"
-	case FrameWelcome:
-		return "welcome"
-	case FrameEvent:
-		return "event"
-	case FrameError:
-		return "error"
-	case FramePing:
-		return "ping"
-	case FramePong:
-		return "pong"
+	if int(t) < len(frameTypeNames) && frameTypeNames[t] != "" {
+		return frameTypeNames[t]
 	}
 	return fmt.Sprintf("frame type %d", uint8(t))
 }
@@ -119,24 +111,13 @@ const (
 	CodePingTimeout  ErrorCode = 8 // nothing from the client for the server's ping timeout
 )
 
+var errorCodeNames = [...]string{CodeProtocol: "protocol error", CodeFrameTooBig: "frame too big",
+	CodeVersion: "unsupported version", CodeSlowConsumer: "slow consumer", CodeShutdown: "server shutting down",
+	CodeChannelGone: "channel removed", CodeHandshake: "handshake timeout", CodePingTimeout: "ping timeout"}
+
 func (c ErrorCode) String() string {
-	switch c {
-	case CodeProtocol:
-		return "protocol error"
-	case CodeFrameTooBig:
-		return "frame too big"
-	case CodeVersion:
-		return "unsupported version"
-	case CodeSlowConsumer:
-		return "slow consumer"
-	case CodeShutdown:
-		return "server shutting down"
-	case CodeChannelGone:
-		return "channel removed"
-	case CodeHandshake:
-		return "handshake timeout"
-	case CodePingTimeout:
-		return "ping timeout"
+	if int(c) < len(errorCodeNames) && errorCodeNames[c] != "" {
+		return errorCodeNames[c]
 	}
 	return fmt.Sprintf("error %d", uint16(c))
 }

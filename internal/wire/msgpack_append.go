@@ -59,29 +59,26 @@ func appendInt(dst []byte, i int64) []byte {
 }
 
 func appendStr(dst []byte, s string) []byte {
-	n := len(s)
-	switch {
-	case n < 32:
-		dst = append(dst, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		dst = append(dst, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		dst = binary.BigEndian.AppendUint16(append(dst, 0xda), uint16(n))
-	default:
-		dst = binary.BigEndian.AppendUint32(append(dst, 0xdb), uint32(n))
+	if len(s) < 32 {
+		return append(append(dst, 0xa0|byte(len(s))), s...)
 	}
-	return append(dst, s...)
+	return append(appendSized(dst, 0xd9, len(s)), s...) // str8, str16, str32
 }
 
 func appendBin(dst []byte, p []byte) []byte {
-	n := len(p)
+	return append(appendSized(dst, 0xc4, len(p)), p...) // bin8, bin16, bin32
+}
+
+// appendSized appends the header of a str or bin of n bytes: code8 (str8
+// or bin8) and one byte of length, or the next code and two bytes, or the
+// one after and four: msgpack numbers each family's three widths in a row.
+func appendSized(dst []byte, code8 byte, n int) []byte {
 	switch {
 	case n <= math.MaxUint8:
-		dst = append(dst, 0xc4, byte(n))
+		return append(dst, code8, byte(n))
 	case n <= math.MaxUint16:
-		dst = binary.BigEndian.AppendUint16(append(dst, 0xc5), uint16(n))
+		return binary.BigEndian.AppendUint16(append(dst, code8+1), uint16(n))
 	default:
-		dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
+		return binary.BigEndian.AppendUint32(append(dst, code8+2), uint32(n))
 	}
-	return append(dst, p...)
 }
