@@ -157,6 +157,13 @@ func AppendRecord(dst []byte, r *Record) []byte {
 	return append(dst, r.Payload...)
 }
 
+// seqAt is where a datagram's header holds its sequence number, the
+// header's last 8 bytes.
+const seqAt = HeaderLen - 8
+
+// seqOf reads the sequence number of a datagram at least HeaderLen long.
+func seqOf(d []byte) uint64 { return binary.BigEndian.Uint64(d[seqAt:HeaderLen]) }
+
 // ParseHeader decodes the fixed header of a datagram and returns the
 // bytes that follow it.
 func ParseHeader(b []byte) (Header, []byte, error) {
@@ -176,7 +183,7 @@ func ParseHeader(b []byte) (Header, []byte, error) {
 	h.Records = int(b[5])
 	copy(h.Cluster[:], b[6:14])
 	copy(h.Node[:], b[14:30])
-	h.Seq = binary.BigEndian.Uint64(b[30:38])
+	h.Seq = seqOf(b)
 	switch {
 	case h.Kind < KindData || h.Kind > KindRepair:
 		return h, nil, decodeErr(ErrKind, 3, "unknown %v", h.Kind)

@@ -1,7 +1,6 @@
 package multicast
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -270,7 +269,7 @@ func (l *Link) dump(b []byte, from netip.AddrPort, h *Header, recs []Record, err
 				if e.Datagram == nil {
 					fmt.Fprintf(&rs, "gone %d..%d", e.Gone.First, e.Gone.Last)
 				} else if len(e.Datagram) >= HeaderLen {
-					fmt.Fprintf(&rs, "datagram %d, %d bytes", binary.BigEndian.Uint64(e.Datagram[30:HeaderLen]), len(e.Datagram))
+					fmt.Fprintf(&rs, "datagram %d, %d bytes", seqOf(e.Datagram), len(e.Datagram))
 				}
 			}
 		}

@@ -145,7 +145,7 @@ func sealedHeader(b []byte, sealed bool, nonce *[NonceLen]byte) (uuid.UUID, erro
 		return uuid.UUID{}, fmt.Errorf("%w: %d bytes, a sealed datagram has at least %d", ErrForged, len(b), HeaderLen+TagLen)
 	}
 	binary.BigEndian.PutUint32(nonce[:4], stream)
-	copy(nonce[4:], b[30:38])
+	copy(nonce[4:], b[seqAt:HeaderLen])
 	return uuid.UUID(b[14:30]), nil
 }
 

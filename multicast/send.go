@@ -320,7 +320,7 @@ func (p *packer) flush() {
 		// The history keeps datagrams of stream 0 as they are now, before
 		// anything else touches them, to resend them on a NAK.
 		if Kind(d[3]).Stream() == 0 {
-			l.hist.Add(binary.BigEndian.Uint64(d[30:HeaderLen]), d)
+			l.hist.Add(seqOf(d), d)
 		}
 	}
 	for len(dgs) > 0 {
