@@ -33,9 +33,10 @@ const (
 type reloadEffect int
 
 const (
-	// applied: the reload applies the new value to the running server in
-	// place (sockets, limits, rules, the metrics listener, the history).
-	applied reloadEffect = iota
+	// The zero reloadEffect, which the table leaves unsaid: the reload
+	// applies the new value to the running server in place (sockets,
+	// limits, rules, the metrics listener, the history).
+	_ reloadEffect = iota
 	// relink: the reload opens a new multicast link with the new value
 	// and swaps it in (see netKeysDiffer). Every key can be reloaded:
 	// none needs the server restarted.
