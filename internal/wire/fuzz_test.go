@@ -24,26 +24,36 @@ const fuzzCorpusDir = "../../testdata/fuzz/frame"
 // input declaring a large frame is refused rather than allocated.
 const fuzzMaxFrame = 4096
 
+// corpus returns the contents of every file in a seed corpus directory;
+// a directory with none fails the fuzz target, so that a moved corpus is
+// noticed.
+func corpus(f *testing.F, dir string) [][]byte {
+	f.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if len(files) == 0 {
+		f.Fatalf("no seed inputs in %s", dir)
+	}
+	var out [][]byte
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
 // fuzzSeeds returns every test vector's stream and every raw corpus file.
 func fuzzSeeds(f *testing.F) [][]byte {
 	var seeds [][]byte
 	for _, v := range loadVectors(f) {
 		seeds = append(seeds, v.Stream)
 	}
-	files, err := filepath.Glob(filepath.Join(fuzzCorpusDir, "*"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	if len(files) == 0 {
-		f.Fatalf("no seed inputs in %s", fuzzCorpusDir)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		seeds = append(seeds, b)
-	}
+	seeds = append(seeds, corpus(f, fuzzCorpusDir)...)
 	return seeds
 }
 

@@ -265,18 +265,7 @@ func jsonFuzzSeeds(f *testing.F) [][]byte {
 			seeds = append(seeds, []byte(v.Text))
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(jsonFuzzDir, "*"))
-	if len(files) == 0 {
-		f.Fatalf("no seed inputs in %s", jsonFuzzDir)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		seeds = append(seeds, b)
-	}
-	return seeds
+	return append(seeds, corpus(f, jsonFuzzDir)...)
 }
 
 // FuzzDecodeJSON decodes arbitrary text as a JSON message. Whatever it
@@ -328,15 +317,7 @@ func FuzzAppendJSON(f *testing.F) {
 			}
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(msgpackFuzzDir, "*"))
-	if len(files) == 0 {
-		f.Fatalf("no seed inputs in %s", msgpackFuzzDir)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range corpus(f, msgpackFuzzDir) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
