@@ -7,7 +7,6 @@
 
 const os = require('node:os');
 const path = require('node:path');
-const crypto = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const wire = require('./wire.cjs');
 const { openSession } = require('./session.cjs');
@@ -59,13 +58,6 @@ function checkEvent(event) {
   if (typeof event !== 'string' || event.length === 0 || Buffer.byteLength(event) > 1024) {
     throw new TypeError(`netcluster: event name ${JSON.stringify(event)}: want 1 to 1024 bytes of UTF-8`);
   }
-}
-
-function newID() {
-  const id = crypto.randomBytes(16);
-  id[6] = (id[6] & 0x0f) | 0x40;
-  id[8] = (id[8] & 0x3f) | 0x80;
-  return id;
 }
 
 const defaults = {
@@ -151,7 +143,7 @@ class Client {
   // server's rules further); the client's own matching listeners get it
   // too. While disconnected the event is kept for the next connection.
   emit(event, data) {
-    this.send({ id: newID(), event, data: wire.encodeData(data), to: null, re: null }, true);
+    this.send({ id: wire.newID(), event, data: wire.encodeData(data), to: null, re: null }, true);
   }
 
   // reply answers the request msg: msg.event + "-response", addressed to
@@ -159,14 +151,14 @@ class Client {
   reply(msg, data) {
     if (!msg || !msg.sender || !msg.id) throw new TypeError('netcluster: reply: the message has no sender or id to answer');
     this.send({
-      id: newID(), event: msg.event + REPLY_SUFFIX, data: wire.encodeData(data),
+      id: wire.newID(), event: msg.event + REPLY_SUFFIX, data: wire.encodeData(data),
       to: wire.idBytes(msg.sender), re: wire.idBytes(msg.id),
     }, true);
   }
 
   // request emits event and resolves with the first reply to it.
   request(event, data, { timeout = this.opts.requestTimeout } = {}) {
-    const m = { id: newID(), event, data: wire.encodeData(data), to: null, re: null };
+    const m = { id: wire.newID(), event, data: wire.encodeData(data), to: null, re: null };
     return new Promise((resolve, reject) => {
       const key = m.id.toString('hex');
       const timer = setTimeout(() => {
@@ -201,6 +193,7 @@ class Client {
     } else if (this.keptBytes + size > this.opts.reconnectBuffer) {
       throw new BufferFullError(this.keptBytes, this.opts.reconnectBuffer);
     } else {
+      m.data = Buffer.from(m.data); // encodeData's bytes are its own
       this.kept.push(m);
       this.keptBytes += size;
     }

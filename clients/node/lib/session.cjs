@@ -4,7 +4,6 @@
 // with the reason; the Client (client.cjs) decides what comes next.
 
 const net = require('node:net');
-const crypto = require('node:crypto');
 const wire = require('./wire.cjs');
 
 // JSON_RETRIES is how many connections a client tries when the server
@@ -18,9 +17,7 @@ class Session {
   constructor(opts, hooks) {
     this.opts = opts;
     this.hooks = hooks;
-    this.id = crypto.randomBytes(16);
-    this.id[6] = (this.id[6] & 0x0f) | 0x40;
-    this.id[8] = (this.id[8] & 0x3f) | 0x80;
+    this.id = wire.newID();
     this.welcome = null;
     this.ended = false;
     this.lastHeard = Date.now();
@@ -139,9 +136,18 @@ class Session {
     }
   }
 
-  // write sends frames; it returns false when the socket's buffer is
-  // over its high-water mark.
+  // write sends a frame; it returns false when the socket's buffer is
+  // over its high-water mark. The frames written in one tick of the
+  // event loop go out together, in one system call.
   write(frame) {
+    if (!this.corked) {
+      this.corked = true;
+      this.sock.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.sock.uncork();
+      });
+    }
     return this.sock.write(frame);
   }
 

@@ -6,7 +6,14 @@
 // formats only, 16-byte uuids, one well-formed value, nothing after the
 // array).
 
-const { encode, decode } = require('@msgpack/msgpack');
+const crypto = require('node:crypto');
+const { Encoder, Decoder } = require('@msgpack/msgpack');
+
+// One encoder and one decoder serve every call (they copy themselves
+// when re-entered); making one per value cost more than the encoding.
+const encoder = new Encoder();
+const decoder = new Decoder();
+const decode = (bytes) => decoder.decode(bytes);
 
 const PROTOCOL_VERSION = 2; // the highest version this client speaks
 const PING_VERSION = 2; // the first version with Ping and Pong
@@ -138,9 +145,10 @@ function encodeHello(version, clientID, name, pid) {
   return w.b;
 }
 
-// encodeData is an event's data as msgpack; undefined is nil.
+// encodeData is an event's data as msgpack; undefined is nil. The bytes
+// are the encoder's own, valid until the next call: copy to keep them.
 function encodeData(value) {
-  return encode(value === undefined ? null : value);
+  return encoder.encodeSharedRef(value === undefined ? null : value);
 }
 
 // encodeEvent is the whole Event frame of m, length prefix included: m
@@ -437,6 +445,23 @@ class FrameReader {
   }
 }
 
+// newID returns a fresh version 4 UUID's 16 bytes. The random bytes are
+// drawn from the system 4 KiB at a time: one call per event cost more
+// than encoding it.
+const idPool = Buffer.alloc(4096);
+let idAt = idPool.length;
+function newID() {
+  if (idAt === idPool.length) {
+    crypto.randomFillSync(idPool);
+    idAt = 0;
+  }
+  const id = Buffer.from(idPool.subarray(idAt, idAt + 16));
+  idAt += 16;
+  id[6] = (id[6] & 0x0f) | 0x40;
+  id[8] = (id[8] & 0x3f) | 0x80;
+  return id;
+}
+
 // --- ids ------------------------------------------------------------------
 
 const hex = [];
@@ -462,5 +487,5 @@ module.exports = {
   FrameType, ErrorCode, ProtocolError, ServerError, frameNames,
   encodeHello, encodeEvent, encodeData, decode, PING_FRAME, PONG_FRAME,
   frameHead, decodeHello, decodeWelcome, decodeError, decodeEvent, decodeEmpty, FrameReader,
-  idString, idBytes,
+  idString, idBytes, newID,
 };
