@@ -254,6 +254,7 @@ class Client {
       (err.code === wire.ErrorCode.PROTOCOL || err.code === wire.ErrorCode.VERSION);
     if (!this.opts.reconnect || final) {
       this.shut();
+      this.status.emit('close');
       return;
     }
     this.retry(this.opts.backoffMin);
