@@ -31,6 +31,9 @@ type command struct {
 	required   []string // of which these must be given
 	background bool     // run on a goroutine of the server's: it may take long
 	run        func(s *Server, req *controlReq, a args) (any, error)
+	// original recognises the data of the original netcluster's form of
+	// the request and returns how to answer it (control_original.go).
+	original func(data any) (originalRun, bool)
 }
 
 // commands are the control requests by name. They are set up in init:
@@ -39,10 +42,10 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"showconfig":   {run: answers((*Server).ctlShowConfig)},
-		"reloadconfig": {args: []string{"path"}, background: true, run: answers((*Server).ctlReload)},
-		"showchannel":  {args: []string{"channel"}, required: []string{"channel"}, run: answers((*Server).ctlShowChannel)},
-		"showclient":   {args: []string{"channel", "id"}, required: []string{"id"}, run: answers((*Server).ctlShowClient)},
+		"showconfig":   {run: answers((*Server).ctlShowConfig), original: originalShowConfig},
+		"reloadconfig": {args: []string{"path"}, background: true, run: answers((*Server).ctlReload), original: originalReload},
+		"showchannel":  {args: []string{"channel"}, required: []string{"channel"}, run: answers((*Server).ctlShowChannel), original: originalShowChannel},
+		"showclient":   {args: []string{"channel", "id"}, required: []string{"id"}, run: answers((*Server).ctlShowClient), original: originalShowClient},
 		"clientcount":  {args: []string{"channel"}, run: answers((*Server).ctlClientCount)},
 		"channels":     {run: answers((*Server).ctlChannels)},
 		"peers":        {run: answers((*Server).ctlPeers)},
@@ -96,14 +99,14 @@ func (s *Server) control(from *channel.Conn, ev *wire.EventHeader) bool {
 		req.answer(nil, fmt.Errorf("unknown control request %q; known: %s", name, strings.Join(ControlCommands(), ", ")))
 		return true
 	}
-	a, err := decodeArgs(ev.Data, cmd)
+	run, err := decodeRequest(ev.Data, cmd)
 	if err != nil {
 		req.answer(nil, fmt.Errorf("%s: %w", name, err))
 		return true
 	}
 	s.log.Debug("control request", "request", name, "client", from.Info().Name, "id", from.ID())
 	if !cmd.background {
-		data, err := cmd.run(s, req, a)
+		data, err := run(s, req)
 		req.answer(data, err)
 		switch {
 		case err != nil:
@@ -114,19 +117,35 @@ func (s *Server) control(from *channel.Conn, ev *wire.EventHeader) bool {
 		}
 		return true
 	}
-	if !s.goBackground(func() { req.answer(cmd.run(s, req, a)) }) {
+	if !s.goBackground(func() { req.answer(run(s, req)) }) {
 		req.answer(nil, ErrClosed)
 	}
 	return true
 }
 
-// decodeArgs decodes a request's data: nil, or a map of the arguments
-// cmd knows, with those it requires.
-func decodeArgs(data []byte, cmd command) (args, error) {
+// decodeRequest decodes a request's data and returns how to answer it:
+// in the original netcluster's form when the data has that form's shape,
+// else with cmd.run and the data as arguments (decodeArgs).
+func decodeRequest(data []byte, cmd command) (originalRun, error) {
 	var v any
 	if err := wire.DecodeData(data, &v); err != nil {
 		return nil, fmt.Errorf("arguments: %w", err)
 	}
+	if cmd.original != nil {
+		if run, ok := cmd.original(v); ok {
+			return run, nil
+		}
+	}
+	a, err := decodeArgs(v, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return func(s *Server, req *controlReq) (any, error) { return cmd.run(s, req, a) }, nil
+}
+
+// decodeArgs takes a request's decoded data as its arguments: nil, or a
+// map of the arguments cmd knows, with those it requires.
+func decodeArgs(v any, cmd command) (args, error) {
 	a := args{}
 	switch v := v.(type) {
 	case nil:
@@ -135,6 +154,12 @@ func decodeArgs(data []byte, cmd command) (args, error) {
 	default:
 		return nil, fmt.Errorf("arguments: want nil or a map with string keys, got %T", v)
 	}
+	return decodeArgsFrom(a, cmd)
+}
+
+// decodeArgsFrom checks arguments: only those cmd knows, with those it
+// requires.
+func decodeArgsFrom(a args, cmd command) (args, error) {
 	for _, k := range slices.Sorted(maps.Keys(a)) {
 		if !slices.Contains(cmd.args, k) {
 			known := "none"

@@ -208,7 +208,7 @@ func TestControlRequests(t *testing.T) {
 		{"unknown argument", "stats", map[string]any{"verbose": true}, func(t *testing.T, ans map[string]any) {
 			wantError(t, ans, `stats: unknown argument "verbose"; known: none`)
 		}},
-		{"arguments not a map", "showchannel", "A", func(t *testing.T, ans map[string]any) {
+		{"arguments not a map", "clientcount", "A", func(t *testing.T, ans map[string]any) {
 			wantError(t, ans, "want nil or a map with string keys, got string")
 		}},
 		{"argument of the wrong type", "showchannel", map[string]any{"channel": 7}, func(t *testing.T, ans map[string]any) {

@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // A minimal netcluster client in Node.js, without dependencies.
 //
+// For a real program use the package in clients/node (netcluster): it
+// speaks the framed protocol, reconnects, and has request and reply and
+// the original's NCAgent API. This file shows the JSON text protocol in
+// a few dozen lines.
+//
 // It speaks the JSON text protocol (PROTOCOL.md section 10): JSON
 // objects, each followed by a NUL byte, on the channel's Unix socket.
 //

@@ -1,0 +1,133 @@
+// Bad frames from the server: a fake server socket, written here, that
+// answers the client's Hello and then breaks the protocol. The client
+// must close the connection and report why, and never hand a listener
+// anything from a broken frame.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { waitFor } from './harness.mjs';
+import { connect, ProtocolError, ServerError } from '../index.mjs';
+
+const require = createRequire(import.meta.url);
+const wire = require('../lib/wire.cjs');
+
+const node = Buffer.from('7c9e6679742540de944be07fc1f90ae7', 'hex');
+
+function frame(hex) {
+  const body = Buffer.from(hex.replace(/\s+/g, ''), 'hex');
+  const out = Buffer.alloc(4 + body.length);
+  out.writeUInt32BE(body.length, 0);
+  body.copy(out, 4);
+  return out;
+}
+
+// welcome is a Welcome for channel A, version 2, maxframe 1024.
+function welcome(channel = 'A', version = 2) {
+  const ch = Buffer.from(channel);
+  return frame('96 02 0' + version + ' c4 10' + node.toString('hex') + (0xa0 | ch.length).toString(16) + ch.toString('hex') +
+    ' cd 04 00 cd 04 d2');
+}
+
+// fakeServer listens on a socket of its own; each connection gets the
+// frames answer(hello) returns once its Hello has arrived. It records
+// what each client sent.
+async function fakeServer(t, answer) {
+  const dir = mkdtempSync(join(tmpdir(), 'ncf'));
+  const path = join(dir, 'A.sock');
+  const conns = [];
+  const srv = net.createServer((sock) => {
+    const c = { sock, got: Buffer.alloc(0), closed: false };
+    conns.push(c);
+    sock.on('data', (b) => {
+      const first = c.got.length === 0;
+      c.got = Buffer.concat([c.got, b]);
+      if (first) {
+        for (const f of answer(c)) sock.write(f);
+      }
+    });
+    sock.on('close', () => { c.closed = true; });
+    sock.on('error', () => {});
+  });
+  await new Promise((r) => srv.listen(path, r));
+  t.after(() => {
+    for (const c of conns) c.sock.destroy();
+    srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { path, conns };
+}
+
+const cases = [
+  ['data with the never-used byte c1', () => frame('97 03 c4 10' + '11'.repeat(16) + 'c4 10' + node.toString('hex') +
+    'c4 10' + '22'.repeat(16) + 'a1 41 a1 65 c1'), /0xc1/],
+  ['a length over the Welcome\'s maxframe', () => Buffer.from('0000ffff00', 'hex'), /frame too big/],
+  ['a length of 0', () => Buffer.from('00000000', 'hex'), /length 0/],
+  ['a second Welcome', () => welcome(), /unexpected welcome/],
+  ['a Hello', () => frame('95 01 01 c4 10' + '11'.repeat(16) + 'a0 00'), /unexpected hello/],
+  ['bytes after the array', () => frame('91 05 00'), /after the frame's array/],
+  ['an unknown frame type', () => frame('91 09'), /frame of type 9/],
+];
+
+for (const [name, bad, why] of cases) {
+  test(`the server sends ${name}`, async (t) => {
+    const fake = await fakeServer(t, () => [welcome(), bad()]);
+    const c = await connect('A', { socket: fake.path, reconnect: false });
+    t.after(() => c.close());
+    const heard = [];
+    c.on('.*', (m) => heard.push(m));
+    const downs = [];
+    c.status.on('disconnect', (err) => downs.push(err));
+    await waitFor('the client to give up the connection', () => downs.length === 1);
+    assert.ok(downs[0] instanceof ProtocolError, `${downs[0]}`);
+    assert.match(downs[0].message, why);
+    await waitFor('the socket to be closed', () => fake.conns[0].closed);
+    assert.equal(heard.length, 0);
+    // The client sent its Hello and nothing else: never an Error frame.
+    const hello = wire.frameHead(fake.conns[0].got.subarray(4));
+    assert.equal(hello.type, wire.FrameType.HELLO);
+    assert.equal(fake.conns[0].got.length, 4 + fake.conns[0].got.readUInt32BE(0));
+  });
+}
+
+test('an Error frame is reported with its code and message', async (t) => {
+  const fake = await fakeServer(t, () => [welcome(), frame('93 04 05 a4 62 79 65 21')]);
+  const c = await connect('A', { socket: fake.path, reconnect: false });
+  const downs = [];
+  c.status.on('disconnect', (err) => downs.push(err));
+  await waitFor('the disconnect', () => downs.length === 1);
+  assert.ok(downs[0] instanceof ServerError);
+  assert.equal(downs[0].code, 5);
+  assert.equal(downs[0].serverMessage, 'bye!');
+});
+
+test('the handshake refuses a wrong channel, a wrong version, an Error, and JSON', async (t) => {
+  const answers = [
+    [() => [welcome('B')], /serves channel "B"/],
+    [() => [welcome('A', 3)], /protocol version 3/],
+    [() => [frame('93 04 03 a2 6e 6f')], /unsupported version \(code 3\): no/],
+    [() => [Buffer.from('{"event":"x"}\0')], /JSON client/],
+    [() => [frame('91 05')], /answered the hello with a ping/],
+  ];
+  for (const [answer, why] of answers) {
+    const fake = await fakeServer(t, answer);
+    await assert.rejects(connect('A', { socket: fake.path, reconnect: false }), why);
+  }
+});
+
+test('the client answers a Ping with a Pong, and pings a silent server', async (t) => {
+  const fake = await fakeServer(t, () => [welcome(), Buffer.from(wire.PING_FRAME)]);
+  const c = await connect('A', { socket: fake.path, pingInterval: 100, pingTimeout: 400, reconnect: false });
+  const downs = [];
+  c.status.on('disconnect', (err) => downs.push(err));
+  await waitFor('the pong and a ping', () => {
+    const got = fake.conns[0].got;
+    return got.includes(wire.PONG_FRAME) && got.includes(wire.PING_FRAME);
+  });
+  // The fake never answers: the client gives up after the timeout.
+  await waitFor('the ping timeout', () => downs.length === 1);
+  assert.match(downs[0].message, /ping timeout/);
+});

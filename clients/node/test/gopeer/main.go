@@ -1,0 +1,149 @@
+// Command gopeer is the Go side of the Node.js client's tests and
+// benchmark: a bus client driven by lines of JSON on its standard input,
+// reporting what it hears as lines of JSON on its standard output.
+//
+//	gopeer -socket PATH -channel A
+//
+// It prints {"ready": true, "id": ...} once connected, then one line per
+// event heard ({"event", "channel", "sender", "id", "data"}). It answers
+// every event whose name begins with "ask-" with {"echo": data, "from":
+// "go"}. Each input line is a command: {"op": "emit", "event", "data"},
+// {"op": "request", "event", "data"} (prints {"reply": data, "re": id})
+// or {"op": "bench-pub", "count", "size"} / {"op": "bench-sub", "count"}
+// (print {"bench": events per second}).
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/netcluster/netcluster/bus"
+)
+
+type command struct {
+	Op    string `json:"op"`
+	Event string `json:"event"`
+	Data  any    `json:"data"`
+	Count int    `json:"count"`
+	Size  int    `json:"size"`
+}
+
+type peer struct {
+	c   *bus.Client
+	mu  sync.Mutex
+	out *json.Encoder
+	// bench counts the events of a bench-sub run; nil otherwise.
+	bench chan struct{}
+}
+
+func (p *peer) print(v any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.out.Encode(v)
+}
+
+func main() {
+	socket := flag.String("socket", "", "the channel's socket")
+	channel := flag.String("channel", "A", "the channel")
+	flag.Parse()
+	if err := run(*socket, *channel); err != nil {
+		fmt.Fprintln(os.Stderr, "gopeer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(socket, channel string) error {
+	p := &peer{out: json.NewEncoder(os.Stdout)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := bus.Dial(ctx, channel, bus.Socket(socket), bus.Name("gopeer"))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	p.c = c
+	subs := make(chan chan struct{}, 1)
+	c.On("bench", func(bus.Message) {
+		select {
+		case ch := <-subs:
+			p.bench = ch
+		default:
+		}
+		if p.bench != nil {
+			p.bench <- struct{}{}
+		}
+	})
+	c.On(".*", func(m bus.Message) { p.heard(m) })
+	p.print(map[string]any{"ready": true, "id": c.ID().String()})
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var cmd command
+		if err := json.Unmarshal(in.Bytes(), &cmd); err != nil {
+			return fmt.Errorf("command %q: %w", in.Text(), err)
+		}
+		if err := p.do(cmd, subs); err != nil {
+			return err
+		}
+	}
+	return in.Err()
+}
+
+func (p *peer) heard(m bus.Message) {
+	if m.Event == "bench" {
+		return
+	}
+	var data any
+	if err := m.Decode(&data); err != nil {
+		data = err.Error()
+	}
+	p.print(map[string]any{"event": m.Event, "channel": m.Channel, "sender": m.Sender.String(), "id": m.ID.String(), "data": data})
+	if strings.HasPrefix(m.Event, "ask-") {
+		p.c.Reply(m, map[string]any{"echo": data, "from": "go"})
+	}
+}
+
+func (p *peer) do(cmd command, subs chan chan struct{}) error {
+	switch cmd.Op {
+	case "emit":
+		return p.c.Emit(cmd.Event, cmd.Data)
+	case "request":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := p.c.Request(ctx, cmd.Event, cmd.Data)
+		if err != nil {
+			return err
+		}
+		var data any
+		r.Decode(&data)
+		p.print(map[string]any{"reply": data, "re": r.InReplyTo.String(), "sender": r.Sender.String()})
+	case "bench-pub":
+		payload := strings.Repeat("x", cmd.Size)
+		start := time.Now()
+		for range cmd.Count {
+			if err := p.c.Emit("bench", payload); err != nil {
+				return err
+			}
+		}
+		p.print(map[string]any{"sent": cmd.Count, "seconds": time.Since(start).Seconds()})
+	case "bench-sub":
+		ch := make(chan struct{}, 1024)
+		subs <- ch
+		p.print(map[string]any{"subscribed": true})
+		<-ch
+		start := time.Now()
+		for range cmd.Count - 1 {
+			<-ch
+		}
+		p.print(map[string]any{"bench": float64(cmd.Count-1) / time.Since(start).Seconds()})
+	default:
+		return fmt.Errorf("unknown op %q", cmd.Op)
+	}
+	return nil
+}
