@@ -38,7 +38,10 @@ type subscriber struct {
 	counters  []seqCounter
 	delivered []atomic.Uint64 // per publisher: counters[i].ok, for flow control and progress
 	corrupt   atomic.Uint64
-	err       atomic.Pointer[error]
+	err       atomic.Pointer[error] // the first error reported
+	// disconnects counts connections that ended while the client
+	// reconnects, as clients on default options do.
+	disconnects atomic.Uint64
 }
 
 func (s *subscriber) total() uint64 {
@@ -130,7 +133,9 @@ func (r *streamRun) dialSubscribers(ctx context.Context) error {
 	sp := r.sp
 	for i := range r.subs {
 		s := &subscriber{counters: make([]seqCounter, sp.pubs), delivered: make([]atomic.Uint64, sp.pubs)}
-		c, err := r.e.dial(ctx, sp.subChannel, fmt.Sprintf("ncbench-sub-%d", i), func(err error) { s.err.CompareAndSwap(nil, &err) })
+		c, err := r.e.dial(ctx, sp.subChannel, fmt.Sprintf("ncbench-sub-%d", i),
+			bus.ErrorHandler(func(err error) { s.err.CompareAndSwap(nil, &err) }),
+			bus.OnDisconnect(func(error) { s.disconnects.Add(1) }))
 		if err != nil {
 			return err
 		}
@@ -156,7 +161,7 @@ func (r *streamRun) dialSubscribers(ctx context.Context) error {
 // dialPublishers connects the publishers.
 func (r *streamRun) dialPublishers(ctx context.Context) error {
 	for i := range r.pubs {
-		c, err := r.e.dial(ctx, r.sp.pubChannel, fmt.Sprintf("ncbench-pub-%d", i), nil)
+		c, err := r.e.dial(ctx, r.sp.pubChannel, fmt.Sprintf("ncbench-pub-%d", i))
 		if err != nil {
 			return err
 		}
@@ -265,8 +270,10 @@ func (r *streamRun) result(elapsed time.Duration, pubErrs []error) Result {
 			res.Delivered += sc.ok
 			res.Lost += sc.lost
 			res.Reordered += sc.reordered
+			res.Doubled += sc.doubled
 		}
 		res.Corrupt += s.corrupt.Load()
+		res.Disconnects += s.disconnects.Load()
 		if err := s.err.Load(); err != nil && !errors.Is(*err, bus.ErrClosed) {
 			res.Errors = append(res.Errors, (*err).Error())
 		}
