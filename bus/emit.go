@@ -68,7 +68,7 @@ func (c *Client) send(m *Message, data any, buffer bool) (*session, error) {
 	if (m.To == uuid.Nil || m.To == m.Sender) && c.listeners.matchAny(m.Event) {
 		local := *m
 		local.Data = append([]byte(nil), buf.frame[dataAt:dataEnd]...)
-		c.queue.push(local, nil)
+		c.queue.push(local)
 	}
 	return s, nil
 }
