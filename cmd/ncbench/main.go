@@ -271,7 +271,10 @@ func bench(ctx context.Context, f *flags) (*Report, error) {
 	switch {
 	case f.socket != "":
 		rep.Server = f.socket
+	case !needServer && bin != "":
+		rep.Server = "processes of " + bin // the mem run starts its own
 	case !needServer:
+		rep.Server = "none"
 	case f.inProcess:
 		template, cleanup, err := startInProcess(f)
 		if err != nil {
