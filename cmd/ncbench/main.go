@@ -73,6 +73,7 @@ type flags struct {
 	count         uint64
 	duration      time.Duration
 	window        uint64
+	work          time.Duration
 	pings         int
 	json          bool
 	progress      time.Duration
@@ -107,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.Uint64Var(&f.count, "count", 1_000_000, "events per publisher")
 	fs.DurationVar(&f.duration, "duration", 0, "emit for this long instead of -count events")
 	fs.Uint64Var(&f.window, "window", 0, "events a publisher may be ahead of its slowest subscriber, at most 4 MiB for all publishers together; 0: none, emit as fast as possible")
+	fs.DurationVar(&f.work, "work", 0, "time each subscriber's listener spends on each event of the pubsub and propagated runs (busy), as an application's own work would")
 	fs.IntVar(&f.pings, "pings", 20_000, "round trips per latency run")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fs.DurationVar(&f.progress, "progress", time.Second, "print progress on stderr this often during a run; 0: never")
@@ -132,6 +134,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if f.count == 0 && f.duration == 0 {
 		return nil, errors.New("-count 0 needs a -duration")
+	}
+	if f.work < 0 {
+		return nil, fmt.Errorf("-work %v: want 0 or more", f.work)
 	}
 	if f.pings < 1 {
 		return nil, fmt.Errorf("-pings %d: want at least 1", f.pings)
@@ -300,7 +305,7 @@ func bench(ctx context.Context, f *flags) (*Report, error) {
 			for _, s := range f.subs {
 				r, err := e.runStream(ctx, streamSpec{
 					name: name, pubChannel: f.channel, subChannel: to, pubs: f.pubs, subs: s,
-					size: f.size, count: f.count, duration: f.duration, window: f.window,
+					size: f.size, count: f.count, duration: f.duration, window: f.window, work: f.work,
 				})
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", name, err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/netcluster/netcluster/router/routertest"
 	"go.uber.org/goleak"
@@ -238,6 +239,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"fast"}, `unknown run "fast"`},
 		{[]string{"-nosuchflag"}, "not defined"},
 		{[]string{"-inprocess", "-socket", "/tmp/{channel}.sock"}, "exclude each other"},
+		{[]string{"-work", "-1s"}, "-work -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -270,6 +272,18 @@ func TestMemory(t *testing.T) {
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestWork(t *testing.T) {
+	// 2000 events at 200µs of listener work each take at least 0.4s,
+	// however fast everything else is. A window keeps the slow
+	// subscriber within the server's maxpending.
+	rep := runJSON(t, withNcserver(t, "-count", "2000", "-sub", "1", "-work", "200us", "-window", "8192", "pubsub")...)
+	checkCounts(t, rep, 2000)
+	r := rep.Runs[0]
+	if r.Work != 200*time.Microsecond || r.Seconds < 0.4 {
+		t.Errorf("work %v, %d events in %.3fs: the listener did not spend its time", r.Work, r.Delivered, r.Seconds)
 	}
 }
 

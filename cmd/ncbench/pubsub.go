@@ -21,6 +21,7 @@ type streamSpec struct {
 	count      uint64        // events per publisher, when duration is 0
 	duration   time.Duration // how long publishers emit, when not 0
 	window     uint64        // events a publisher may be ahead of its slowest subscriber; 0: no limit
+	work       time.Duration // what each subscriber's listener spends on each event
 	stop       <-chan struct{}
 }
 
@@ -147,6 +148,9 @@ func (r *streamRun) dialSubscribers(ctx context.Context) error {
 				s.corrupt.Add(1)
 				return
 			}
+			if sp.work > 0 {
+				spin(sp.work)
+			}
 			s.counters[pub].see(seq)
 			s.delivered[pub].Store(s.counters[pub].ok)
 			r.gates[pub].reached(s.counters[pub].ok)
@@ -156,6 +160,12 @@ func (r *streamRun) dialSubscribers(ctx context.Context) error {
 		r.subs[i] = s
 	}
 	return nil
+}
+
+// spin keeps the goroutine busy for d, as a listener doing work would.
+func spin(d time.Duration) {
+	for t0 := time.Now(); time.Since(t0) < d; {
+	}
 }
 
 // dialPublishers connects the publishers.
@@ -260,7 +270,7 @@ func (r *streamRun) result(elapsed time.Duration, pubErrs []error) Result {
 	sp := r.sp
 	res := Result{
 		Name: sp.name, Channel: sp.pubChannel, SubChannel: sp.subChannel,
-		Publishers: sp.pubs, Subscribers: sp.subs, Size: sp.size, Window: sp.window,
+		Publishers: sp.pubs, Subscribers: sp.subs, Size: sp.size, Window: sp.window, Work: sp.work,
 		Sent: r.totalSent(), Seconds: elapsed.Seconds(),
 	}
 	for _, s := range r.subs {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // Report is everything one ncbench invocation measured; --json prints it
@@ -36,27 +37,29 @@ type Machine struct {
 // Result is one run. Delivered counts only events that arrived intact
 // and in sequence; Lost, Reordered and Corrupt count the others.
 type Result struct {
-	Name         string   `json:"name"`
-	Channel      string   `json:"channel,omitempty"`
-	SubChannel   string   `json:"sub_channel,omitempty"`
-	Publishers   int      `json:"publishers"`
-	Subscribers  int      `json:"subscribers"`
-	Size         int      `json:"size"`
-	Window       uint64   `json:"window,omitempty"`
-	Sent         uint64   `json:"sent"`
-	Delivered    uint64   `json:"delivered"`
-	Lost         uint64   `json:"lost"`
-	Reordered    uint64   `json:"reordered"` // events from the past: late ones and duplicates
-	Doubled      uint64   `json:"doubled"`   // of Reordered, those that had already arrived
-	Corrupt      uint64   `json:"corrupt"`
-	Disconnects  uint64   `json:"disconnects"` // subscriber connections that ended during the run
-	Seconds      float64  `json:"seconds"`
-	EventsPerSec float64  `json:"events_per_s,omitempty"`
-	DeliveriesPS float64  `json:"deliveries_per_s,omitempty"`
-	MBPerSec     float64  `json:"mb_per_s,omitempty"`
-	RawRatio     float64  `json:"raw_ratio,omitempty"` // deliveries/s over the raw socket's frames/s, same invocation
-	Latency      *Latency `json:"latency,omitempty"`
-	Errors       []string `json:"errors,omitempty"`
+	Name        string `json:"name"`
+	Channel     string `json:"channel,omitempty"`
+	SubChannel  string `json:"sub_channel,omitempty"`
+	Publishers  int    `json:"publishers"`
+	Subscribers int    `json:"subscribers"`
+	Size        int    `json:"size"`
+	Window      uint64 `json:"window,omitempty"`
+	// Work is what each subscriber's listener spent on each event.
+	Work         time.Duration `json:"work_ns,omitempty"`
+	Sent         uint64        `json:"sent"`
+	Delivered    uint64        `json:"delivered"`
+	Lost         uint64        `json:"lost"`
+	Reordered    uint64        `json:"reordered"` // events from the past: late ones and duplicates
+	Doubled      uint64        `json:"doubled"`   // of Reordered, those that had already arrived
+	Corrupt      uint64        `json:"corrupt"`
+	Disconnects  uint64        `json:"disconnects"` // subscriber connections that ended during the run
+	Seconds      float64       `json:"seconds"`
+	EventsPerSec float64       `json:"events_per_s,omitempty"`
+	DeliveriesPS float64       `json:"deliveries_per_s,omitempty"`
+	MBPerSec     float64       `json:"mb_per_s,omitempty"`
+	RawRatio     float64       `json:"raw_ratio,omitempty"` // deliveries/s over the raw socket's frames/s, same invocation
+	Latency      *Latency      `json:"latency,omitempty"`
+	Errors       []string      `json:"errors,omitempty"`
 }
 
 // rates fills in the per-second figures. Events per second counts an
@@ -135,7 +138,7 @@ func (rep *Report) writeText(w io.Writer) {
 			ratio = fmt.Sprintf("%.1f%%", 100*r.RawRatio)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%.1f\t%s\t%d\t%d\t%d\t%d\t%d\t\n",
-			r.Name, r.Publishers, r.Subscribers, r.Size, r.Sent, r.Delivered,
+			r.label(), r.Publishers, r.Subscribers, r.Size, r.Sent, r.Delivered,
 			si(r.EventsPerSec), si(r.DeliveriesPS), r.MBPerSec, ratio, r.Lost, r.Reordered, r.Doubled, r.Corrupt, r.Disconnects)
 	}
 	tw.Flush()
@@ -162,6 +165,14 @@ func (rep *Report) writeText(w io.Writer) {
 			fmt.Fprintf(w, "%s: %s\n", r.Name, e)
 		}
 	}
+}
+
+// label names the run in the text report.
+func (r *Result) label() string {
+	if r.Work > 0 {
+		return fmt.Sprintf("%s (work %v)", r.Name, r.Work)
+	}
+	return r.Name
 }
 
 func si(v float64) string {
