@@ -32,7 +32,9 @@
 // behind is then as the server's flow control leaves it. With -window N
 // a publisher stays at most N events ahead of its slowest subscriber, as
 // an application with flow control of its own would (and all publishers
-// together at most 4 MiB, half the server's default maxpending).
+// together at most 4 MiB, half the server's default maxpending). With
+// -work D each subscriber's listener spends D on every event, as an
+// application's own work would.
 package main
 
 import (
