@@ -275,28 +275,11 @@ func bench(ctx context.Context, f *flags) (*Report, error) {
 			return nil, err
 		}
 	}
-	switch {
-	case f.socket != "":
-		rep.Server = f.socket
-	case !needServer && bin != "":
-		rep.Server = "processes of " + bin // the mem run starts its own
-	case !needServer:
-		rep.Server = "none"
-	case f.inProcess:
-		template, cleanup, err := startInProcess(f)
-		if err != nil {
-			return nil, err
-		}
-		defer cleanup()
-		e.template, rep.Server, rep.ServerPID = template, "in-process", os.Getpid()
-	default:
-		p, err := startServerProcess(ctx, f, bin)
-		if err != nil {
-			return nil, err
-		}
-		defer p.stop()
-		e.template, rep.Server, rep.ServerPID = p.template, "process "+bin, p.pid()
+	cleanup, err := e.startServer(ctx, rep, needServer, bin)
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	for _, name := range f.runs {
 		switch name {
 		case "pubsub", "propagated":
@@ -341,6 +324,37 @@ func bench(ctx context.Context, f *flags) (*Report, error) {
 	}
 	rep.setRatios()
 	return rep, nil
+}
+
+// startServer starts the server the runs use, as f says: none with
+// -socket (or when no run needs one), one inside this process with
+// -inprocess, else an ncserver process of binary bin. It sets e's
+// template and names the server in rep.
+func (e *env) startServer(ctx context.Context, rep *Report, needServer bool, bin string) (cleanup func(), err error) {
+	f := e.f
+	switch {
+	case f.socket != "":
+		rep.Server = f.socket
+	case !needServer && bin != "":
+		rep.Server = "processes of " + bin // the mem run starts its own
+	case !needServer:
+		rep.Server = "none"
+	case f.inProcess:
+		template, stop, err := startInProcess(f)
+		if err != nil {
+			return nil, err
+		}
+		e.template, rep.Server, rep.ServerPID = template, "in-process", os.Getpid()
+		return stop, nil
+	default:
+		p, err := startServerProcess(ctx, f, bin)
+		if err != nil {
+			return nil, err
+		}
+		e.template, rep.Server, rep.ServerPID = p.template, "process "+bin, p.pid()
+		return p.stop, nil
+	}
+	return func() {}, nil
 }
 
 // latencyBeside measures round trips while a 1->1 stream runs on
