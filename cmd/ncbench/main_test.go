@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -284,6 +285,35 @@ func TestWork(t *testing.T) {
 	r := rep.Runs[0]
 	if r.Work != 200*time.Microsecond || r.Seconds < 0.4 {
 		t.Errorf("work %v, %d events in %.3fs: the listener did not spend its time", r.Work, r.Delivered, r.Seconds)
+	}
+}
+
+func TestWindowAfterLoss(t *testing.T) {
+	// A server that holds 64 KiB for a subscriber (and frames up to as much) drops one whose
+	// listener is slow; it reconnects and has lost events. The window
+	// must then go by how far the subscriber got, not by what it
+	// received, or the publisher waits for events that will never come
+	// and gives up with "no subscriber progress".
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 65536, "channels": {"A": {}, "B": {}, "C": {}}`)
+	var stdout, stderr bytes.Buffer
+	args := []string{"-json", "-progress", "0", "-socket", ts.Template, "-count", "20000", "-sub", "1",
+		"-window", "8192", "-work", "20us", "pubsub"}
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 && code != 3 {
+		t.Fatalf("exit %d\n%s\n%s", code, &stdout, &stderr)
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, &stdout)
+	}
+	r := rep.Runs[0]
+	if r.Disconnects == 0 {
+		t.Fatalf("the subscriber was never dropped (lost %d): the test proves nothing", r.Lost)
+	}
+	if r.Sent != 20000 || slices.ContainsFunc(r.Errors, func(e string) bool { return strings.Contains(e, "no subscriber progress") }) {
+		t.Errorf("the publisher sent %d of 20000; errors %q", r.Sent, r.Errors)
+	}
+	if r.Delivered+r.Lost != r.Sent {
+		t.Errorf("delivered %d + lost %d != sent %d", r.Delivered, r.Lost, r.Sent)
 	}
 }
 
