@@ -310,53 +310,38 @@ func (c *Client) Err() error {
 	return c.err
 }
 
+// maxBatch bounds the events the read loop decodes before it hands them
+// to the dispatcher in one step.
+const maxBatch = 256
+
+// readLoop reads the connection's frames until it ends. A frame that
+// lies whole in the read buffer is decoded where it lies, and only its
+// data is copied (Message.Data is the listener's to keep); events go to
+// the dispatcher in batches, one batch per read from the socket at
+// most, and always before the loop waits for the socket again.
 func (c *Client) readLoop(s *session, br *bufio.Reader) {
 	defer s.io.Done()
+	r := reception{c: c, s: s, batch: make([]Message, 0, maxBatch)}
 	fr := wire.NewFrameReader(br, int(s.welcome.MaxFrame))
-	var names wire.NameCache
 	for {
-		frame, err := fr.ReadFrame()
-		if err != nil {
-			c.endSession(s, fmt.Errorf("bus: reading from channel %q: %w", c.channel, err))
-			return
+		frame := fr.Peek()
+		inBuffer := frame != nil
+		if !inBuffer {
+			if !r.handOff() {
+				return
+			}
+			var err error
+			if frame, err = fr.ReadFrame(); err != nil {
+				c.endSession(s, fmt.Errorf("bus: reading from channel %q: %w", c.channel, err))
+				return
+			}
 		}
 		s.heard.Add(1)
-		body := frame[wire.HeaderLen:]
-		switch t, _ := wire.TypeOf(body); {
-		case t == wire.FrameEvent:
-			wm, err := names.DecodeEvent(body)
-			m := Message(wm)
-			if err != nil {
-				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
-				return
-			}
-			if m.InReplyTo != uuid.Nil && c.pending.deliver(m) {
-				continue
-			}
-			if c.listeners.matchAny(m.Event) && !c.queue.push(m, &s.stalled) {
-				return
-			}
-		case t == wire.FrameError:
-			e, err := wire.DecodeError(body)
-			if err != nil {
-				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
-			} else {
-				c.endSession(s, &ServerError{Code: e.Code, Message: e.Message})
-			}
-			return
-		case t == wire.FramePing && s.welcome.Version >= wire.PingVersion:
-			if err := wire.DecodePing(body); err != nil {
-				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
-				return
-			}
-			c.queueControl(s, pongFrame)
-		case t == wire.FramePong && s.welcome.Version >= wire.PingVersion:
-			if err := wire.DecodePong(body); err != nil {
-				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
-				return
-			}
-		default:
-			c.endSession(s, fmt.Errorf("bus: from channel %q: unexpected %v frame", c.channel, t))
+		ok := r.frame(frame[wire.HeaderLen:], inBuffer)
+		if inBuffer {
+			fr.Skip(len(frame))
+		}
+		if !ok {
 			return
 		}
 	}

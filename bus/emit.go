@@ -68,7 +68,7 @@ func (c *Client) send(m *Message, data any, buffer bool) (*session, error) {
 	if (m.To == uuid.Nil || m.To == m.Sender) && c.listeners.matchAny(m.Event) {
 		local := *m
 		local.Data = append([]byte(nil), buf.frame[dataAt:dataEnd]...)
-		c.queue.push(local, nil)
+		c.queue.push(local)
 	}
 	return s, nil
 }
@@ -97,6 +97,7 @@ func (c *Client) enqueue(frame []byte, m *Message, buffer bool) (*session, error
 		return nil, ErrBufferFull
 	}
 	at := len(c.out)
+	c.out = growOut(c.out, len(frame), c.opts.sendBuffer)
 	c.out = append(c.out, frame...)
 	m.Origin, m.Sender = c.last.welcome.Node, c.last.id
 	wire.StampEvent(c.out[at:], m.Origin, m.Sender)
@@ -106,6 +107,21 @@ func (c *Client) enqueue(frame []byte, m *Message, buffer bool) (*session, error
 		c.poke()
 	}
 	return s, nil
+}
+
+// growOut makes room in out for n more bytes. It doubles the capacity
+// as append would, but never past the send buffer unless one frame needs
+// more: append's own growth overshoots it, and the writer keeps a batch
+// for reuse only up to the send buffer, so a publisher that keeps the
+// buffer full would otherwise grow a new one for every batch.
+func growOut(out []byte, n, sendBuffer int) []byte {
+	need := len(out) + n
+	if need <= cap(out) {
+		return out
+	}
+	grown := make([]byte, len(out), min(max(2*cap(out), need, 512), max(sendBuffer, need)))
+	copy(grown, out)
+	return grown
 }
 
 // Flush waits until every event emitted so far is written to the socket,

@@ -148,30 +148,45 @@ func (c *Client) OffPattern(pattern string) {
 }
 
 // dispatchLoop hands received events to listeners until the queue is
-// closed and drained, or discarded, or Close stops it.
+// closed and drained, or discarded, or Close stops it. It takes the
+// events from the queue in batches: one lock and at most one wake-up per
+// batch, not per event.
 func (c *Client) dispatchLoop() {
+	var batch []Message
 	for {
-		m, ok := c.queue.pop()
-		if !ok {
+		var ok bool
+		if batch, ok = c.queue.take(batch); !ok {
 			return
 		}
-		for _, l := range c.listeners.load() {
-			if l.removed.Load() || !l.matches(m.Event) {
-				continue
-			}
-			if l.once {
-				if !l.fired.CompareAndSwap(false, true) {
-					continue
-				}
-				c.Off(l)
-			}
-			if !c.listenerCalls.begin() {
+		for i := range batch {
+			if c.queue.discarded.Load() || !c.dispatch(batch[i]) {
 				return
 			}
-			c.call(l, m)
-			c.listenerCalls.end()
 		}
+		clear(batch) // keep no event's data alive
 	}
+}
+
+// dispatch hands m to every listener that matches it. It reports false
+// when Close has stopped the dispatcher's calls.
+func (c *Client) dispatch(m Message) bool {
+	for _, l := range c.listeners.load() {
+		if l.removed.Load() || !l.matches(m.Event) {
+			continue
+		}
+		if l.once {
+			if !l.fired.CompareAndSwap(false, true) {
+				continue
+			}
+			c.Off(l)
+		}
+		if !c.listenerCalls.begin() {
+			return false
+		}
+		c.call(l, m)
+		c.listenerCalls.end()
+	}
+	return true
 }
 
 func (c *Client) call(l *Listener, m Message) {
@@ -185,20 +200,25 @@ func (c *Client) call(l *Listener, m Message) {
 
 // queue holds received events until the dispatcher hands them to
 // listeners. Events from the socket wait for room; the client's own
-// events never wait, so a listener may Emit without deadlock.
+// events never wait, so a listener may Emit without deadlock. The
+// events the dispatcher has taken and not finished count against the
+// limit too, so that it bounds every event received and not yet handed
+// to listeners.
 //
 // When the connection ends the queue is closed: the dispatcher still
 // hands out what had arrived (a server that shuts down gracefully writes
 // everything before it closes, and none of it is lost here), unless Close
 // discards it.
 type queue struct {
-	mu        sync.Mutex
-	cond      *sync.Cond
-	items     []Message
-	head      int
-	limit     int
-	closed    bool // no more pushes; pop drains what is left
-	discarded bool // pop returns at once
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []Message
+	inHand int // events the dispatcher took last: it may still be handing them out
+	limit  int
+	closed bool // no more pushes; take drains what is left
+	// discarded: take returns at once, and the dispatcher hands out
+	// nothing more of what it has taken.
+	discarded atomic.Bool
 }
 
 func newQueue(limit int) *queue {
@@ -207,19 +227,14 @@ func newQueue(limit int) *queue {
 	return q
 }
 
-// push appends m. With stalled not nil it first waits for room, with
-// stalled set meanwhile; without, it never waits. It returns false once
-// the queue is closed.
-func (q *queue) push(m Message, stalled *atomic.Bool) bool {
+// room is how many more events from the socket fit; q.mu is held.
+func (q *queue) room() int { return q.limit - len(q.items) - q.inHand }
+
+// push appends m without waiting for room. It returns false once the
+// queue is closed.
+func (q *queue) push(m Message) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if stalled != nil && !q.closed && len(q.items)-q.head >= q.limit {
-		stalled.Store(true)
-		for !q.closed && len(q.items)-q.head >= q.limit {
-			q.cond.Wait()
-		}
-		stalled.Store(false)
-	}
 	if q.closed {
 		return false
 	}
@@ -228,32 +243,61 @@ func (q *queue) push(m Message, stalled *atomic.Bool) bool {
 	return true
 }
 
-// pop waits for the next message. It returns false when the queue is
-// closed and empty, or discarded.
-func (q *queue) pop() (Message, bool) {
+// pushBatch appends ms, as room allows, waiting for room with stalled
+// set meanwhile. It returns false once the queue is closed.
+func (q *queue) pushBatch(ms []Message, stalled *atomic.Bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for !q.closed && q.head == len(q.items) {
-		q.cond.Wait()
+	for len(ms) > 0 {
+		if !q.closed && q.room() <= 0 {
+			stalled.Store(true)
+			for !q.closed && q.room() <= 0 {
+				q.cond.Wait()
+			}
+			stalled.Store(false)
+		}
+		if q.closed {
+			return false
+		}
+		n := min(len(ms), q.room())
+		q.items = append(q.items, ms[:n]...)
+		ms = ms[n:]
+		q.cond.Broadcast()
 	}
-	if q.discarded || q.head == len(q.items) {
-		return Message{}, false
-	}
-	m := q.items[q.head]
-	q.items[q.head] = Message{}
-	q.head++
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
-	} else if q.head > 1024 && q.head*2 > len(q.items) {
-		n := copy(q.items, q.items[q.head:])
-		clear(q.items[n:])
-		q.items, q.head = q.items[:n], 0
-	}
-	q.cond.Broadcast()
-	return m, true
+	return true
 }
 
-// close stops pushes; pop drains what is left.
+// take is called by the dispatcher when it has handed out the events it
+// took before (spare holds them, cleared; its memory is reused). It
+// waits for events and returns up to half the limit of them, in order.
+// It returns false when the queue is closed and empty, or discarded.
+func (q *queue) take(spare []Message) ([]Message, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.inHand > 0 {
+		q.inHand = 0
+		q.cond.Broadcast() // room for the read loop
+	}
+	for !q.closed && len(q.items) == 0 {
+		q.cond.Wait()
+	}
+	if q.discarded.Load() || len(q.items) == 0 {
+		return nil, false
+	}
+	var batch []Message
+	if n := max(q.limit/2, 1); len(q.items) <= n {
+		batch, q.items = q.items, spare[:0]
+	} else {
+		batch = append(spare[:0], q.items[:n]...)
+		rest := copy(q.items, q.items[n:])
+		clear(q.items[rest:])
+		q.items = q.items[:rest]
+	}
+	q.inHand = len(batch)
+	return batch, true
+}
+
+// close stops pushes; take drains what is left.
 func (q *queue) close() {
 	q.mu.Lock()
 	q.closed = true
@@ -264,8 +308,9 @@ func (q *queue) close() {
 // discard closes the queue and drops what is left.
 func (q *queue) discard() {
 	q.mu.Lock()
-	q.closed, q.discarded = true, true
-	q.items, q.head = nil, 0
+	q.closed = true
+	q.discarded.Store(true)
+	q.items = nil
 	q.cond.Broadcast()
 	q.mu.Unlock()
 }

@@ -80,10 +80,10 @@ func (e *env) dialPingPong(ctx context.Context, channel string, size int) (_ *pi
 			pp.close()
 		}
 	}()
-	if pp.pinger, err = e.dial(ctx, channel, "ncbench-ping", nil); err != nil {
+	if pp.pinger, err = e.dial(ctx, channel, "ncbench-ping"); err != nil {
 		return nil, err
 	}
-	if pp.ponger, err = e.dial(ctx, channel, "ncbench-pong", nil); err != nil {
+	if pp.ponger, err = e.dial(ctx, channel, "ncbench-pong"); err != nil {
 		return nil, err
 	}
 	ponger := pp.ponger

@@ -12,23 +12,29 @@
 // The runs are pubsub, propagated, latency, raw and mem; the default is
 // "pubsub propagated latency raw". The raw run sends the publishers'
 // frames over a bare socket in the same invocation, so every throughput
-// figure is also given as a share of that limit. mem starts the ncserver
-// binary given by -ncserver and reads its resident memory from /proc.
+// figure is also given as a share of that limit. mem starts ncserver
+// processes of its own and reads their resident memory from /proc.
 //
-// Without -socket, ncbench starts a server in its own process, on
-// sockets in a temporary directory, with channels A (propagating to B),
-// B and C. With -socket it uses the running server whose socket template
-// that is; -channel, -to and -ping name the channels to use.
+// By default ncbench measures what a user runs: a separate ncserver
+// process, which it starts on a configuration of its own in a temporary
+// directory (channels A propagating to B, B and C) and stops at the end,
+// and clients on default options. The binary is -ncserver, or else one
+// that ncbench builds with go build from the netcluster tree it runs in.
+// With -inprocess the server runs inside ncbench's process instead; with
+// -socket ncbench uses the running server whose socket template that is,
+// and -channel, -to and -ping name the channels to use.
 //
 // Only events that arrive intact (the right size and contents) and in
-// sequence (per publisher) are counted as delivered; losses, reorders
-// and damaged events are counted and printed, never hidden. Publishers
-// stay at most -window events ahead of their slowest subscriber, as an
-// application with flow control would (and all publishers together at
-// most 4 MiB, half the server's default maxpending); -window 0 sends as fast as the
-// publisher can, and a subscriber that falls behind by more than the
-// server's maxpending is then disconnected, which the report shows as
-// lost events.
+// sequence (per publisher) are counted as delivered; losses, reorders,
+// duplicates and damaged events are counted and printed, never hidden,
+// and so are the subscribers' disconnections. By default publishers emit
+// as fast as they can, as an application does: a subscriber that falls
+// behind is then as the server's flow control leaves it. With -window N
+// a publisher stays at most N events ahead of its slowest subscriber, as
+// an application with flow control of its own would (and all publishers
+// together at most 4 MiB, half the server's default maxpending). With
+// -work D each subscriber's listener spends D on every event, as an
+// application's own work would.
 package main
 
 import (
@@ -37,7 +43,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -49,7 +54,6 @@ import (
 
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/internal/wire"
-	"github.com/netcluster/netcluster/router"
 )
 
 func main() {
@@ -71,10 +75,12 @@ type flags struct {
 	count         uint64
 	duration      time.Duration
 	window        uint64
+	work          time.Duration
 	pings         int
 	json          bool
 	progress      time.Duration
 	ncserver      string
+	inProcess     bool
 	clients       int
 	cpuProfile    string
 	memProfile    string
@@ -93,7 +99,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 			strings.Join(allRuns, ", "))
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&f.socket, "socket", "", "socket template of a running ncserver (\"{channel}\" stands for the channel); empty starts a server in process")
+	fs.StringVar(&f.socket, "socket", "", "socket template of a running ncserver (\"{channel}\" stands for the channel); empty: ncbench starts an ncserver process")
+	fs.BoolVar(&f.inProcess, "inprocess", false, "run the server inside ncbench's process instead of starting an ncserver process")
 	fs.StringVar(&f.channel, "channel", "A", "channel the publishers emit on")
 	fs.StringVar(&f.to, "to", "B", "channel the subscribers of the propagated run listen on; -channel must propagate to it")
 	fs.StringVar(&f.ping, "ping", "C", "channel of the latency run")
@@ -102,11 +109,12 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.IntVar(&f.size, "size", 128, "bytes of data per event")
 	fs.Uint64Var(&f.count, "count", 1_000_000, "events per publisher")
 	fs.DurationVar(&f.duration, "duration", 0, "emit for this long instead of -count events")
-	fs.Uint64Var(&f.window, "window", 8192, "events a publisher may be ahead of its slowest subscriber, at most 4 MiB for all publishers together; 0: no flow control")
+	fs.Uint64Var(&f.window, "window", 0, "events a publisher may be ahead of its slowest subscriber, at most 4 MiB for all publishers together; 0: none, emit as fast as possible")
+	fs.DurationVar(&f.work, "work", 0, "time each subscriber's listener spends on each event of the pubsub and propagated runs (busy), as an application's own work would")
 	fs.IntVar(&f.pings, "pings", 20_000, "round trips per latency run")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fs.DurationVar(&f.progress, "progress", time.Second, "print progress on stderr this often during a run; 0: never")
-	fs.StringVar(&f.ncserver, "ncserver", "ncserver", "the ncserver binary the mem run starts")
+	fs.StringVar(&f.ncserver, "ncserver", "", "the ncserver binary to start; empty: build it with go build from the netcluster tree ncbench runs in")
 	fs.IntVar(&f.clients, "clients", 10_000, "idle clients the mem run connects")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of ncbench (and its in-process server) to this file")
 	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile to this file at the end")
@@ -129,6 +137,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if f.count == 0 && f.duration == 0 {
 		return nil, errors.New("-count 0 needs a -duration")
 	}
+	if f.work < 0 {
+		return nil, fmt.Errorf("-work %v: want 0 or more", f.work)
+	}
 	if f.pings < 1 {
 		return nil, fmt.Errorf("-pings %d: want at least 1", f.pings)
 	}
@@ -136,6 +147,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		if !wire.ValidChannelName(c) {
 			return nil, fmt.Errorf("invalid channel name %q", c)
 		}
+	}
+	if f.socket != "" && f.inProcess {
+		return nil, errors.New("-socket and -inprocess exclude each other")
 	}
 	if f.socket != "" && !strings.Contains(f.socket, wire.ChannelPlaceholder) {
 		return nil, fmt.Errorf("-socket %q: the template must contain %s", f.socket, wire.ChannelPlaceholder)
@@ -210,14 +224,10 @@ type env struct {
 	template string
 }
 
-func (e *env) dial(ctx context.Context, channel, name string, onErr func(error)) (*bus.Client, error) {
-	// No reconnecting: a client whose connection ends is gone from the
-	// run, and says so.
-	opts := []bus.Option{bus.SocketTemplate(e.template), bus.Name(name), bus.Reconnect(false)}
-	if onErr != nil {
-		opts = append(opts, bus.ErrorHandler(onErr))
-	}
-	return bus.Dial(ctx, channel, opts...)
+// dial connects a client with default options (it reconnects when its
+// connection ends), plus opts.
+func (e *env) dial(ctx context.Context, channel, name string, opts ...bus.Option) (*bus.Client, error) {
+	return bus.Dial(ctx, channel, append([]bus.Option{bus.SocketTemplate(e.template), bus.Name(name)}, opts...)...)
 }
 
 // progress prints a line on stderr every interval until the returned
@@ -250,19 +260,26 @@ func (e *env) progress(name string, counts func() (sent, delivered uint64)) (sto
 
 // bench runs what f asks for.
 func bench(ctx context.Context, f *flags) (*Report, error) {
-	rep := &Report{Machine: machine(), Server: "in-process"}
+	rep := &Report{Machine: machine()}
 	e := &env{f: f, template: f.socket}
 	needServer := slices.ContainsFunc(f.runs, func(r string) bool { return r != "raw" && r != "mem" })
-	if f.socket != "" {
-		rep.Server = f.socket
-	} else if needServer {
-		template, cleanup, err := startServer(f)
+	separate := needServer && f.socket == "" && !f.inProcess
+	var bin string
+	if separate || slices.Contains(f.runs, "mem") {
+		buildDir, err := os.MkdirTemp("", "ncbench")
 		if err != nil {
 			return nil, err
 		}
-		defer cleanup()
-		e.template = template
+		defer os.RemoveAll(buildDir)
+		if bin, err = ncserverBinary(ctx, f, buildDir); err != nil {
+			return nil, err
+		}
 	}
+	cleanup, err := e.startServer(ctx, rep, needServer, bin)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
 	for _, name := range f.runs {
 		switch name {
 		case "pubsub", "propagated":
@@ -273,7 +290,7 @@ func bench(ctx context.Context, f *flags) (*Report, error) {
 			for _, s := range f.subs {
 				r, err := e.runStream(ctx, streamSpec{
 					name: name, pubChannel: f.channel, subChannel: to, pubs: f.pubs, subs: s,
-					size: f.size, count: f.count, duration: f.duration, window: f.window,
+					size: f.size, count: f.count, duration: f.duration, window: f.window, work: f.work,
 				})
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", name, err)
@@ -298,7 +315,7 @@ func bench(ctx context.Context, f *flags) (*Report, error) {
 			}
 			rep.Runs = append(rep.Runs, r)
 		case "mem":
-			m, err := measureMemory(ctx, f)
+			m, err := measureMemory(ctx, f, bin)
 			if err != nil {
 				return nil, fmt.Errorf("mem: %w", err)
 			}
@@ -307,6 +324,37 @@ func bench(ctx context.Context, f *flags) (*Report, error) {
 	}
 	rep.setRatios()
 	return rep, nil
+}
+
+// startServer starts the server the runs use, as f says: none with
+// -socket (or when no run needs one), one inside this process with
+// -inprocess, else an ncserver process of binary bin. It sets e's
+// template and names the server in rep.
+func (e *env) startServer(ctx context.Context, rep *Report, needServer bool, bin string) (cleanup func(), err error) {
+	f := e.f
+	switch {
+	case f.socket != "":
+		rep.Server = f.socket
+	case !needServer && bin != "":
+		rep.Server = "processes of " + bin // the mem run starts its own
+	case !needServer:
+		rep.Server = "none"
+	case f.inProcess:
+		template, stop, err := startInProcess(f)
+		if err != nil {
+			return nil, err
+		}
+		e.template, rep.Server, rep.ServerPID = template, "in-process", os.Getpid()
+		return stop, nil
+	default:
+		p, err := startServerProcess(ctx, f, bin)
+		if err != nil {
+			return nil, err
+		}
+		e.template, rep.Server, rep.ServerPID = p.template, "process "+bin, p.pid()
+		return p.stop, nil
+	}
+	return func() {}, nil
 }
 
 // latencyBeside measures round trips while a 1->1 stream runs on
@@ -337,44 +385,6 @@ func (e *env) latencyBeside(ctx context.Context) (lat, stream Result, err error)
 		err = o.err
 	}
 	return lat, o.r, err
-}
-
-// startServer starts a server in this process on sockets in a new
-// temporary directory.
-func startServer(f *flags) (template string, cleanup func(), err error) {
-	dir, err := os.MkdirTemp("", "ncbench")
-	if err != nil {
-		return "", nil, err
-	}
-	template = dir + "/{channel}.sock"
-	chans := map[string]string{f.channel: fmt.Sprintf(`{"propagatetochannels": %q}`, "^"+f.to+"$")}
-	for _, c := range []string{f.to, f.ping} {
-		if _, ok := chans[c]; !ok {
-			chans[c] = "{}"
-		}
-	}
-	var members []string
-	for name, rule := range chans {
-		members = append(members, fmt.Sprintf("%q: %s", name, rule))
-	}
-	text := fmt.Sprintf(`{"socket": %q, "channels": {%s}}`, template, strings.Join(members, ", "))
-	cfg, err := router.Parse("ncbench.json", []byte(text))
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", nil, err
-	}
-	log := slog.New(slog.NewTextHandler(f.serverLogging, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := router.Start(cfg, router.Options{Logger: log})
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", nil, err
-	}
-	return template, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		os.RemoveAll(dir)
-	}, nil
 }
 
 // lockedWriter serializes writes from several goroutines.

@@ -4,19 +4,64 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/netcluster/netcluster/router/routertest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	dir, err := os.MkdirTemp("", "ncbench-test")
+	if err != nil {
+		panic(err)
+	}
+	ncserverDir = dir
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+// ncserverDir holds the ncserver binary the tests build once.
+var (
+	ncserverDir   string
+	ncserverOnce  sync.Once
+	ncserverBuilt string
+	ncserverErr   error
+)
+
+// builtNcserver builds ncserver from this tree once for all tests and
+// returns its path.
+func builtNcserver(t testing.TB) string {
+	t.Helper()
+	ncserverOnce.Do(func() {
+		bin := filepath.Join(ncserverDir, "ncserver")
+		if out, err := exec.Command("go", "build", "-o", bin, "../ncserver").CombinedOutput(); err != nil {
+			ncserverErr = fmt.Errorf("building ncserver: %v\n%s", err, out)
+			return
+		}
+		ncserverBuilt = bin
+	})
+	if ncserverErr != nil {
+		t.Fatal(ncserverErr)
+	}
+	return ncserverBuilt
+}
+
+// withNcserver prepends -ncserver and the binary built for the tests to
+// args, so that a run against a separate process does not build one of
+// its own.
+func withNcserver(t testing.TB, args ...string) []string {
+	return append([]string{"-ncserver", builtNcserver(t)}, args...)
 }
 
 func TestSeqCounter(t *testing.T) {
@@ -25,13 +70,17 @@ func TestSeqCounter(t *testing.T) {
 		seqs                []uint64
 		sent                uint64
 		ok, lost, reordered uint64
+		doubled             uint64
 	}{
-		{"in order", []uint64{0, 1, 2, 3}, 4, 4, 0, 0},
-		{"gap", []uint64{0, 1, 4, 5}, 6, 4, 2, 0},
-		{"late one", []uint64{0, 2, 1, 3}, 4, 3, 1, 1},
-		{"duplicate", []uint64{0, 1, 1, 2}, 3, 3, 0, 1},
-		{"tail missing", []uint64{0, 1}, 5, 2, 3, 0},
-		{"nothing", nil, 3, 0, 3, 0},
+		{"in order", []uint64{0, 1, 2, 3}, 4, 4, 0, 0, 0},
+		{"gap", []uint64{0, 1, 4, 5}, 6, 4, 2, 0, 0},
+		{"late one", []uint64{0, 2, 1, 3}, 4, 3, 1, 1, 0},
+		{"duplicate", []uint64{0, 1, 1, 2}, 3, 3, 0, 1, 1},
+		{"tail missing", []uint64{0, 1}, 5, 2, 3, 0, 0},
+		{"nothing", nil, 3, 0, 3, 0, 0},
+		{"late ones inside a gap, one twice", []uint64{0, 6, 3, 1, 5, 3, 2, 7}, 8, 3, 5, 5, 1},
+		{"late ones of two gaps", []uint64{0, 3, 4, 7, 1, 5, 2, 6, 0}, 8, 4, 4, 5, 1},
+		{"replay after a gap", []uint64{0, 1, 2, 5, 6, 0, 1, 2, 3, 4}, 7, 5, 2, 5, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,8 +89,9 @@ func TestSeqCounter(t *testing.T) {
 				s.see(q)
 			}
 			s.finish(tt.sent)
-			if s.ok != tt.ok || s.lost != tt.lost || s.reordered != tt.reordered {
-				t.Errorf("ok, lost, reordered = %d, %d, %d; want %d, %d, %d", s.ok, s.lost, s.reordered, tt.ok, tt.lost, tt.reordered)
+			if s.ok != tt.ok || s.lost != tt.lost || s.reordered != tt.reordered || s.doubled != tt.doubled {
+				t.Errorf("ok, lost, reordered, doubled = %d, %d, %d, %d; want %d, %d, %d, %d",
+					s.ok, s.lost, s.reordered, s.doubled, tt.ok, tt.lost, tt.reordered, tt.doubled)
 			}
 		})
 	}
@@ -116,7 +166,7 @@ func checkCounts(t *testing.T, rep *Report, perPub uint64) {
 }
 
 func TestInProcess(t *testing.T) {
-	rep := runJSON(t, "-count", "3000", "-pings", "100", "-pub", "2", "-sub", "1,3", "-window", "500")
+	rep := runJSON(t, "-inprocess", "-count", "3000", "-pings", "100", "-pub", "2", "-sub", "1,3", "-window", "500")
 	names := map[string]int{}
 	for _, r := range rep.Runs {
 		names[r.Name]++
@@ -128,7 +178,7 @@ func TestInProcess(t *testing.T) {
 		}
 	}
 	checkCounts(t, rep, 3000)
-	if rep.Server != "in-process" || rep.Machine.CPUs < 1 {
+	if rep.Server != "in-process" || rep.ServerPID != os.Getpid() || rep.Machine.CPUs < 1 {
 		t.Errorf("server %q, machine %+v", rep.Server, rep.Machine)
 	}
 }
@@ -136,14 +186,16 @@ func TestInProcess(t *testing.T) {
 func TestNoFlowControl(t *testing.T) {
 	// Without a window nothing stops the publisher, but 2000 events fit
 	// every queue on the way, so all of them must arrive.
-	rep := runJSON(t, "-count", "2000", "-window", "0", "-sub", "2", "pubsub")
+	rep := runJSON(t, withNcserver(t, "-count", "2000", "-window", "0", "-sub", "2", "pubsub")...)
 	checkCounts(t, rep, 2000)
 }
 
 func TestRunningServer(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"X": {"propagatetochannels": "Y"}, "Y": {}}`)
+	// The window keeps the stream beside the latency run within the
+	// server's maxpending (see TestTextReport).
 	rep := runJSON(t, "-socket", ts.Template, "-channel", "X", "-to", "Y", "-ping", "Y",
-		"-count", "2000", "-pings", "50", "-sub", "2", "pubsub", "propagated", "latency")
+		"-count", "2000", "-pings", "50", "-sub", "2", "-window", "8192", "pubsub", "propagated", "latency")
 	if rep.Server != ts.Template {
 		t.Errorf("server %q, want %q", rep.Server, ts.Template)
 	}
@@ -157,7 +209,10 @@ func TestRunningServer(t *testing.T) {
 
 func TestTextReport(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-count", "1000", "-pings", "20", "-sub", "1", "-progress", "1ns"}, &stdout, &stderr)
+	// A window keeps the stream beside the latency run within the
+	// server's maxpending: without one, a full-speed stream may lose
+	// events to a subscriber dropped as a slow consumer.
+	code := run(context.Background(), withNcserver(t, "-count", "1000", "-pings", "20", "-sub", "1", "-window", "8192", "-progress", "1ns"), &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, &stdout, &stderr)
 	}
@@ -184,6 +239,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-channel", "a/b"}, "invalid channel name"},
 		{[]string{"fast"}, `unknown run "fast"`},
 		{[]string{"-nosuchflag"}, "not defined"},
+		{[]string{"-inprocess", "-socket", "/tmp/{channel}.sock"}, "exclude each other"},
+		{[]string{"-work", "-1s"}, "-work -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -202,11 +259,7 @@ func TestMemory(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the mem run reads /proc")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ncserver")
-	if out, err := exec.Command("go", "build", "-o", bin, "../ncserver").CombinedOutput(); err != nil {
-		t.Fatalf("building ncserver: %v\n%s", err, out)
-	}
+	bin := builtNcserver(t)
 	rep := runJSON(t, "-ncserver", bin, "-clients", "200", "mem")
 	m := rep.Memory
 	if m == nil {
@@ -220,6 +273,47 @@ func TestMemory(t *testing.T) {
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestWork(t *testing.T) {
+	// 2000 events at 200µs of listener work each take at least 0.4s,
+	// however fast everything else is. A window keeps the slow
+	// subscriber within the server's maxpending.
+	rep := runJSON(t, withNcserver(t, "-count", "2000", "-sub", "1", "-work", "200us", "-window", "8192", "pubsub")...)
+	checkCounts(t, rep, 2000)
+	r := rep.Runs[0]
+	if r.Work != 200*time.Microsecond || r.Seconds < 0.4 {
+		t.Errorf("work %v, %d events in %.3fs: the listener did not spend its time", r.Work, r.Delivered, r.Seconds)
+	}
+}
+
+func TestWindowAfterLoss(t *testing.T) {
+	// A server that holds 64 KiB for a subscriber (and frames up to as much) drops one whose
+	// listener is slow; it reconnects and has lost events. The window
+	// must then go by how far the subscriber got, not by what it
+	// received, or the publisher waits for events that will never come
+	// and gives up with "no subscriber progress".
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 65536, "channels": {"A": {}, "B": {}, "C": {}}`)
+	var stdout, stderr bytes.Buffer
+	args := []string{"-json", "-progress", "0", "-socket", ts.Template, "-count", "20000", "-sub", "1",
+		"-window", "8192", "-work", "20us", "pubsub"}
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 && code != 3 {
+		t.Fatalf("exit %d\n%s\n%s", code, &stdout, &stderr)
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, &stdout)
+	}
+	r := rep.Runs[0]
+	if r.Disconnects == 0 {
+		t.Fatalf("the subscriber was never dropped (lost %d): the test proves nothing", r.Lost)
+	}
+	if r.Sent != 20000 || slices.ContainsFunc(r.Errors, func(e string) bool { return strings.Contains(e, "no subscriber progress") }) {
+		t.Errorf("the publisher sent %d of 20000; errors %q", r.Sent, r.Errors)
+	}
+	if r.Delivered+r.Lost != r.Sent {
+		t.Errorf("delivered %d + lost %d != sent %d", r.Delivered, r.Lost, r.Sent)
 	}
 }
 
@@ -243,8 +337,8 @@ func TestEffectiveWindow(t *testing.T) {
 }
 
 func TestLargeEvents(t *testing.T) {
-	// 300 events of 40 KB with the default window: flow control must
-	// keep the subscribers within the server's maxpending.
-	rep := runJSON(t, "-size", "40000", "-count", "300", "-sub", "2", "pubsub", "raw")
+	// 300 events of 40 KB with a window: flow control must keep the
+	// subscribers within the server's maxpending.
+	rep := runJSON(t, withNcserver(t, "-size", "40000", "-count", "300", "-sub", "2", "-window", "8192", "pubsub", "raw")...)
 	checkCounts(t, rep, 300)
 }

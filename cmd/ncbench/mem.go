@@ -8,13 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,25 +54,21 @@ func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // maxPendingForMem is the maxpending of the servers the mem run starts.
 const maxPendingForMem = 8 << 20
 
-// measureMemory runs the ncserver binary twice: once to measure it idle
-// and with many idle clients, once to measure what a client that never
-// reads costs it.
-func measureMemory(ctx context.Context, f *flags) (*Memory, error) {
-	bin, err := exec.LookPath(f.ncserver)
-	if err != nil {
-		return nil, fmt.Errorf("the mem run starts ncserver: %w (build it with go build ./cmd/ncserver and pass -ncserver)", err)
-	}
+// measureMemory runs the ncserver binary bin twice: once to measure it
+// idle and with many idle clients, once to measure what a client that
+// never reads costs it.
+func measureMemory(ctx context.Context, f *flags, bin string) (*Memory, error) {
 	m := &Memory{Binary: bin, MaxPending: maxPendingForMem}
 	if err := raiseFileLimit(f.clients + 64); err != nil {
 		m.Errors = append(m.Errors, err.Error())
 	}
 
-	p, err := startProcess(ctx, bin)
+	p, err := startProcess(ctx, bin, memConfig, "A", "error", os.Stderr)
 	if err != nil {
 		return nil, err
 	}
 	time.Sleep(500 * time.Millisecond) // let it settle
-	m.IdleRSS, err = rss(p.cmd.Process.Pid)
+	m.IdleRSS, err = rss(p.pid())
 	if err != nil {
 		p.stop()
 		return nil, err
@@ -86,7 +79,7 @@ func measureMemory(ctx context.Context, f *flags) (*Memory, error) {
 		m.Errors = append(m.Errors, err.Error())
 	}
 	time.Sleep(500 * time.Millisecond)
-	m.ClientsRSS, _ = rss(p.cmd.Process.Pid)
+	m.ClientsRSS, _ = rss(p.pid())
 	if m.Clients > 0 && m.ClientsRSS > m.IdleRSS {
 		m.PerClient = (m.ClientsRSS - m.IdleRSS) / uint64(m.Clients)
 	}
@@ -101,64 +94,10 @@ func measureMemory(ctx context.Context, f *flags) (*Memory, error) {
 	return m, nil
 }
 
-type process struct {
-	cmd      *exec.Cmd
-	dir      string
-	template string
-	done     chan struct{}
-}
-
-func startProcess(ctx context.Context, bin string) (*process, error) {
-	dir, err := os.MkdirTemp("", "ncmem")
-	if err != nil {
-		return nil, err
-	}
-	template := dir + "/{channel}.sock"
-	cfg := fmt.Sprintf(`{"socket": %q, "maxpending": %d, "channels": {"A": {}}}`, template, maxPendingForMem)
-	path := filepath.Join(dir, "config.json")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	p := &process{cmd: exec.Command(bin, "-log-level", "error", path), dir: dir, template: template, done: make(chan struct{})}
-	p.cmd.Stderr = os.Stderr
-	if err := p.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	sock := wire.SocketPath(template, "A")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return p, nil
-		}
-		select {
-		case <-p.done:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("%s exited before it served its sockets", bin)
-		case <-ctx.Done():
-			p.stop()
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("%s did not serve %s within 10s", bin, sock)
-		}
-	}
-}
-
-func (p *process) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-	os.RemoveAll(p.dir)
+// memConfig is the configuration of the servers the mem run starts.
+func memConfig(dir string) (template, text string) {
+	template = dir + "/{channel}.sock"
+	return template, fmt.Sprintf(`{"socket": %q, "maxpending": %d, "channels": {"A": {}}}`, template, maxPendingForMem)
 }
 
 // rss reads a process's resident set size.
@@ -254,12 +193,12 @@ func idleClients(ctx context.Context, template, channel string, n int) ([]net.Co
 // a publisher that emits three times maxpending, sampling the server's
 // memory meanwhile.
 func slowConsumer(ctx context.Context, bin string, size int, m *Memory) error {
-	p, err := startProcess(ctx, bin)
+	p, err := startProcess(ctx, bin, memConfig, "A", "error", os.Stderr)
 	if err != nil {
 		return err
 	}
 	defer p.stop()
-	pid := p.cmd.Process.Pid
+	pid := p.pid()
 	lazy, br, err := handshake(wire.SocketPath(p.template, "A"))
 	if err != nil {
 		return err

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // An event's data in every run is one msgpack bin value of -size bytes:
@@ -78,12 +80,23 @@ func parsePayload(data []byte, size int) (pub uint32, seq uint64, ok bool) {
 // event whose sequence number is the next one expected counts as
 // delivered; a jump forward counts the skipped events as lost, and an
 // event from the past (a duplicate or a late one) counts as reordered.
+// Of those, an event that had arrived before counts as doubled too; the
+// counter tells them apart by the gaps it has seen (the most recent
+// maxGaps of them; an older gap's late events count as doubled).
 type seqCounter struct {
 	next      uint64
 	ok        uint64
 	lost      uint64
 	reordered uint64
+	doubled   uint64
+	gaps      []gap // the skipped ranges, in order
 }
+
+// gap is a range of sequence numbers skipped: [from, to).
+type gap struct{ from, to uint64 }
+
+// maxGaps bounds the gaps a seqCounter remembers.
+const maxGaps = 4096
 
 func (s *seqCounter) see(seq uint64) {
 	switch {
@@ -92,11 +105,39 @@ func (s *seqCounter) see(seq uint64) {
 		s.next++
 	case seq > s.next:
 		s.lost += seq - s.next
+		if len(s.gaps) == maxGaps {
+			s.gaps = append(s.gaps[:0], s.gaps[1:]...)
+		}
+		s.gaps = append(s.gaps, gap{s.next, seq})
 		s.ok++
 		s.next = seq + 1
 	default:
 		s.reordered++
+		if !s.fill(seq) {
+			s.doubled++
+		}
 	}
+}
+
+// fill takes a late seq out of the gap that holds it, and reports false
+// when no gap does: seq had arrived already.
+func (s *seqCounter) fill(seq uint64) bool {
+	i, _ := slices.BinarySearchFunc(s.gaps, seq, func(g gap, seq uint64) int { return cmp.Compare(g.to, seq+1) })
+	if i == len(s.gaps) || seq < s.gaps[i].from {
+		return false
+	}
+	switch g := s.gaps[i]; {
+	case g.from == seq && g.to == seq+1:
+		s.gaps = slices.Delete(s.gaps, i, i+1)
+	case g.from == seq:
+		s.gaps[i].from++
+	case g.to == seq+1:
+		s.gaps[i].to--
+	default:
+		s.gaps = slices.Insert(s.gaps, i+1, gap{seq + 1, g.to})
+		s.gaps[i].to = seq
+	}
+	return true
 }
 
 // finish counts as lost whatever of sent events never arrived after the

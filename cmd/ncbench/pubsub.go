@@ -21,6 +21,7 @@ type streamSpec struct {
 	count      uint64        // events per publisher, when duration is 0
 	duration   time.Duration // how long publishers emit, when not 0
 	window     uint64        // events a publisher may be ahead of its slowest subscriber; 0: no limit
+	work       time.Duration // what each subscriber's listener spends on each event
 	stop       <-chan struct{}
 }
 
@@ -36,9 +37,21 @@ type subscriber struct {
 	// counters are touched only by the client's dispatcher goroutine; they
 	// are read after Close, which waits for it.
 	counters  []seqCounter
-	delivered []atomic.Uint64 // per publisher: counters[i].ok, for flow control and progress
-	corrupt   atomic.Uint64
-	err       atomic.Pointer[error]
+	delivered []atomic.Uint64 // per publisher: counters[i].ok, for progress
+	// reached is, per publisher, counters[i].next: how far into the
+	// publisher's sequence the subscriber has got, events lost on the
+	// way included. Flow control goes by it, so that a subscriber that
+	// lost events (and reconnected) does not hold its publishers back.
+	reached []atomic.Uint64
+	// floor is, per publisher, what it had sent when the subscriber last
+	// reconnected: what the subscriber has not received of that is lost,
+	// and flow control waits for no more of it.
+	floor   []atomic.Uint64
+	corrupt atomic.Uint64
+	err     atomic.Pointer[error] // the first error reported
+	// disconnects counts connections that ended while the client
+	// reconnects, as clients on default options do.
+	disconnects atomic.Uint64
 }
 
 func (s *subscriber) total() uint64 {
@@ -129,8 +142,16 @@ func (e *env) runStream(ctx context.Context, sp streamSpec) (Result, error) {
 func (r *streamRun) dialSubscribers(ctx context.Context) error {
 	sp := r.sp
 	for i := range r.subs {
-		s := &subscriber{counters: make([]seqCounter, sp.pubs), delivered: make([]atomic.Uint64, sp.pubs)}
-		c, err := r.e.dial(ctx, sp.subChannel, fmt.Sprintf("ncbench-sub-%d", i), func(err error) { s.err.CompareAndSwap(nil, &err) })
+		s := &subscriber{counters: make([]seqCounter, sp.pubs), delivered: make([]atomic.Uint64, sp.pubs),
+			reached: make([]atomic.Uint64, sp.pubs), floor: make([]atomic.Uint64, sp.pubs)}
+		c, err := r.e.dial(ctx, sp.subChannel, fmt.Sprintf("ncbench-sub-%d", i),
+			bus.ErrorHandler(func(err error) { s.err.CompareAndSwap(nil, &err) }),
+			bus.OnDisconnect(func(error) { s.disconnects.Add(1) }),
+			bus.OnReconnect(func() {
+				for p := range r.sent {
+					s.floor[p].Store(r.sent[p].Load())
+				}
+			}))
 		if err != nil {
 			return err
 		}
@@ -142,9 +163,13 @@ func (r *streamRun) dialSubscribers(ctx context.Context) error {
 				s.corrupt.Add(1)
 				return
 			}
+			if sp.work > 0 {
+				spin(sp.work)
+			}
 			s.counters[pub].see(seq)
 			s.delivered[pub].Store(s.counters[pub].ok)
-			r.gates[pub].reached(s.counters[pub].ok)
+			s.reached[pub].Store(s.counters[pub].next)
+			r.gates[pub].reached(s.counters[pub].next)
 		}); err != nil {
 			return err
 		}
@@ -153,10 +178,16 @@ func (r *streamRun) dialSubscribers(ctx context.Context) error {
 	return nil
 }
 
+// spin keeps the goroutine busy for d, as a listener doing work would.
+func spin(d time.Duration) {
+	for t0 := time.Now(); time.Since(t0) < d; {
+	}
+}
+
 // dialPublishers connects the publishers.
 func (r *streamRun) dialPublishers(ctx context.Context) error {
 	for i := range r.pubs {
-		c, err := r.e.dial(ctx, r.sp.pubChannel, fmt.Sprintf("ncbench-pub-%d", i), nil)
+		c, err := r.e.dial(ctx, r.sp.pubChannel, fmt.Sprintf("ncbench-pub-%d", i))
 		if err != nil {
 			return err
 		}
@@ -174,15 +205,16 @@ func (r *streamRun) closeClients() {
 	r.closers = nil
 }
 
-// slowest returns how many events of publisher pub the slowest
-// subscriber still connected has delivered, and false if none is.
+// slowest returns how far into publisher pub's sequence the slowest
+// subscriber still there has got (events it lost included), and false
+// if none is.
 func (r *streamRun) slowest(pub int) (uint64, bool) {
 	m, any := uint64(0), false
 	for _, s := range r.subs {
 		if s.gone() {
 			continue
 		}
-		if d := s.delivered[pub].Load(); !any || d < m {
+		if d := max(s.reached[pub].Load(), s.floor[pub].Load()); !any || d < m {
 			m, any = d, true
 		}
 	}
@@ -255,7 +287,7 @@ func (r *streamRun) result(elapsed time.Duration, pubErrs []error) Result {
 	sp := r.sp
 	res := Result{
 		Name: sp.name, Channel: sp.pubChannel, SubChannel: sp.subChannel,
-		Publishers: sp.pubs, Subscribers: sp.subs, Size: sp.size, Window: sp.window,
+		Publishers: sp.pubs, Subscribers: sp.subs, Size: sp.size, Window: sp.window, Work: sp.work,
 		Sent: r.totalSent(), Seconds: elapsed.Seconds(),
 	}
 	for _, s := range r.subs {
@@ -265,8 +297,10 @@ func (r *streamRun) result(elapsed time.Duration, pubErrs []error) Result {
 			res.Delivered += sc.ok
 			res.Lost += sc.lost
 			res.Reordered += sc.reordered
+			res.Doubled += sc.doubled
 		}
 		res.Corrupt += s.corrupt.Load()
+		res.Disconnects += s.disconnects.Load()
 		if err := s.err.Load(); err != nil && !errors.Is(*err, bus.ErrClosed) {
 			res.Errors = append(res.Errors, (*err).Error())
 		}
@@ -323,8 +357,8 @@ func (r *streamRun) publish(ctx context.Context, p int) error {
 }
 
 // gate is where a publisher waits for its subscribers to catch up: the
-// publisher sets target, and each subscriber that has delivered target
-// events from it sends on wake.
+// publisher sets target, and each subscriber that has got to target in
+// its sequence sends on wake.
 type gate struct {
 	target atomic.Uint64 // 0: nobody waits
 	wake   chan struct{}

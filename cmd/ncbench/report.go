@@ -9,15 +9,19 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // Report is everything one ncbench invocation measured; --json prints it
 // as it is.
 type Report struct {
-	Machine Machine  `json:"machine"`
-	Server  string   `json:"server"` // "in-process", or the socket template of a running server
-	Runs    []Result `json:"runs"`
-	Memory  *Memory  `json:"memory,omitempty"`
+	Machine Machine `json:"machine"`
+	Server  string  `json:"server"` // "process" and its binary, "in-process", or the socket template of a running server
+	// ServerPID is the process the server ran in: ncbench's own when
+	// in process; zero for a running server.
+	ServerPID int      `json:"server_pid,omitempty"`
+	Runs      []Result `json:"runs"`
+	Memory    *Memory  `json:"memory,omitempty"`
 }
 
 // Machine says where the figures were measured.
@@ -33,25 +37,29 @@ type Machine struct {
 // Result is one run. Delivered counts only events that arrived intact
 // and in sequence; Lost, Reordered and Corrupt count the others.
 type Result struct {
-	Name         string   `json:"name"`
-	Channel      string   `json:"channel,omitempty"`
-	SubChannel   string   `json:"sub_channel,omitempty"`
-	Publishers   int      `json:"publishers"`
-	Subscribers  int      `json:"subscribers"`
-	Size         int      `json:"size"`
-	Window       uint64   `json:"window,omitempty"`
-	Sent         uint64   `json:"sent"`
-	Delivered    uint64   `json:"delivered"`
-	Lost         uint64   `json:"lost"`
-	Reordered    uint64   `json:"reordered"`
-	Corrupt      uint64   `json:"corrupt"`
-	Seconds      float64  `json:"seconds"`
-	EventsPerSec float64  `json:"events_per_s,omitempty"`
-	DeliveriesPS float64  `json:"deliveries_per_s,omitempty"`
-	MBPerSec     float64  `json:"mb_per_s,omitempty"`
-	RawRatio     float64  `json:"raw_ratio,omitempty"` // deliveries/s over the raw socket's frames/s, same invocation
-	Latency      *Latency `json:"latency,omitempty"`
-	Errors       []string `json:"errors,omitempty"`
+	Name        string `json:"name"`
+	Channel     string `json:"channel,omitempty"`
+	SubChannel  string `json:"sub_channel,omitempty"`
+	Publishers  int    `json:"publishers"`
+	Subscribers int    `json:"subscribers"`
+	Size        int    `json:"size"`
+	Window      uint64 `json:"window,omitempty"`
+	// Work is what each subscriber's listener spent on each event.
+	Work         time.Duration `json:"work_ns,omitempty"`
+	Sent         uint64        `json:"sent"`
+	Delivered    uint64        `json:"delivered"`
+	Lost         uint64        `json:"lost"`
+	Reordered    uint64        `json:"reordered"` // events from the past: late ones and duplicates
+	Doubled      uint64        `json:"doubled"`   // of Reordered, those that had already arrived
+	Corrupt      uint64        `json:"corrupt"`
+	Disconnects  uint64        `json:"disconnects"` // subscriber connections that ended during the run
+	Seconds      float64       `json:"seconds"`
+	EventsPerSec float64       `json:"events_per_s,omitempty"`
+	DeliveriesPS float64       `json:"deliveries_per_s,omitempty"`
+	MBPerSec     float64       `json:"mb_per_s,omitempty"`
+	RawRatio     float64       `json:"raw_ratio,omitempty"` // deliveries/s over the raw socket's frames/s, same invocation
+	Latency      *Latency      `json:"latency,omitempty"`
+	Errors       []string      `json:"errors,omitempty"`
 }
 
 // rates fills in the per-second figures. Events per second counts an
@@ -111,11 +119,15 @@ func (rep *Report) writeJSON(w io.Writer) error {
 
 func (rep *Report) writeText(w io.Writer) {
 	m := rep.Machine
-	fmt.Fprintf(w, "ncbench: %s server; %d CPUs (%s), %s %s/%s, GOMAXPROCS %d\n",
-		rep.Server, m.CPUs, m.CPU, m.GoVersion, m.OS, m.Arch, m.GOMAXPROCS)
+	server := rep.Server
+	if rep.ServerPID != 0 {
+		server += fmt.Sprintf(" (pid %d)", rep.ServerPID)
+	}
+	fmt.Fprintf(w, "ncbench: server %s; %d CPUs (%s), %s %s/%s, GOMAXPROCS %d\n",
+		server, m.CPUs, m.CPU, m.GoVersion, m.OS, m.Arch, m.GOMAXPROCS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if slices.ContainsFunc(rep.Runs, func(r Result) bool { return r.Latency == nil }) {
-		fmt.Fprintln(tw, "run\tpub\tsub\tsize\tsent\tdelivered\tevents/s\tdeliveries/s\tMB/s\tof raw\tlost\treordered\tcorrupt\t")
+		fmt.Fprintln(tw, "run\tpub\tsub\tsize\tsent\tdelivered\tevents/s\tdeliveries/s\tMB/s\tof raw\tlost\treordered\tdoubled\tcorrupt\tdisconnects\t")
 	}
 	for _, r := range rep.Runs {
 		if r.Latency != nil {
@@ -125,9 +137,9 @@ func (rep *Report) writeText(w io.Writer) {
 		if r.RawRatio > 0 {
 			ratio = fmt.Sprintf("%.1f%%", 100*r.RawRatio)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%.1f\t%s\t%d\t%d\t%d\t\n",
-			r.Name, r.Publishers, r.Subscribers, r.Size, r.Sent, r.Delivered,
-			si(r.EventsPerSec), si(r.DeliveriesPS), r.MBPerSec, ratio, r.Lost, r.Reordered, r.Corrupt)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%.1f\t%s\t%d\t%d\t%d\t%d\t%d\t\n",
+			r.label(), r.Publishers, r.Subscribers, r.Size, r.Sent, r.Delivered,
+			si(r.EventsPerSec), si(r.DeliveriesPS), r.MBPerSec, ratio, r.Lost, r.Reordered, r.Doubled, r.Corrupt, r.Disconnects)
 	}
 	tw.Flush()
 	lat := false
@@ -153,6 +165,14 @@ func (rep *Report) writeText(w io.Writer) {
 			fmt.Fprintf(w, "%s: %s\n", r.Name, e)
 		}
 	}
+}
+
+// label names the run in the text report.
+func (r *Result) label() string {
+	if r.Work > 0 {
+		return fmt.Sprintf("%s (work %v)", r.Name, r.Work)
+	}
+	return r.Name
 }
 
 func si(v float64) string {

@@ -102,6 +102,28 @@ func (fr *FrameReader) ReadFrameWith(get func(size int) []byte) ([]byte, error) 
 	return frame, nil
 }
 
+// Peek returns the next frame, length prefix included, when it lies
+// whole in the reader's buffer, without copying it or moving past it;
+// Skip(len(frame)) then does. It returns nil when the frame is not all
+// buffered, or its declared length is 0 or over the limit: ReadFrame then
+// reads it, or reports the error. The slice aliases the buffer and is
+// valid until the next call of any method of the reader but Skip.
+func (fr *FrameReader) Peek() []byte {
+	b := fr.r.Buffered()
+	if b < HeaderLen {
+		return nil
+	}
+	p, _ := fr.r.Peek(b)
+	n := binary.BigEndian.Uint32(p)
+	if size := HeaderLen + int(n); n != 0 && uint64(n) <= uint64(fr.max) && size <= b {
+		return p[:size:size]
+	}
+	return nil
+}
+
+// Skip moves past n bytes that Peek returned.
+func (fr *FrameReader) Skip(n int) { fr.r.Discard(n) }
+
 // frameBuffer returns a slice of length size for a frame of at most
 // eagerAlloc bytes of body: from get when it gives one, else a new one.
 func frameBuffer(get func(size int) []byte, size int) []byte {
