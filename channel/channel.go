@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,6 +131,7 @@ type Channel struct {
 	gone                atomic.Uint64 // frames dropped by clients that have left
 	undeliverable       atomic.Uint64
 	mode                atomic.Uint32 // the socket's current mode
+	group               atomic.Pointer[string]
 	jsonEncoded         atomic.Uint64
 	pingTimeouts        atomic.Uint64
 }
@@ -174,6 +174,7 @@ func Listen(cfg Config) (*Channel, error) {
 	ch.perUID = make(map[int]int)
 	ch.refusing = make(map[net.Conn]struct{})
 	ch.access.Store(&cfg.Access)
+	ch.group.Store(&cfg.Group)
 	gid := -1
 	if cfg.Group != "" {
 		g, err := LookupGroup(cfg.Group)
@@ -204,19 +205,6 @@ func (ch *Channel) Name() string { return ch.cfg.Name }
 
 // Path is the channel's socket path.
 func (ch *Channel) Path() string { return ch.cfg.Path }
-
-// Mode is the socket's file mode.
-func (ch *Channel) Mode() fs.FileMode { return fs.FileMode(ch.mode.Load()) }
-
-// SetMode changes the permissions of the channel's socket file in place;
-// connected clients are not affected.
-func (ch *Channel) SetMode(mode fs.FileMode) error {
-	if err := os.Chmod(ch.cfg.Path, mode.Perm()); err != nil {
-		return fmt.Errorf("channel %s: setting the socket's mode: %w", ch.cfg.Name, err)
-	}
-	ch.mode.Store(uint32(mode.Perm()))
-	return nil
-}
 
 // Client returns the connected client whose handshake gave this id, or
 // nil.

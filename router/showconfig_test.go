@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -24,6 +25,12 @@ var roundTripRule = map[string]string{
 	"propagatetonet":      "true",
 	"dumptoconsole":       "true",
 	"acceptfromnet":       "false",
+	"socketmode":          `"0640"`,
+	"socketgroup":         fmt.Sprintf("%q", strconv.Itoa(os.Getgid())),
+	"allow":               fmt.Sprintf(`[%d, "group:%d"]`, os.Getuid(), os.Getgid()),
+	"publish":             fmt.Sprintf(`["%d"]`, os.Getuid()),
+	"maxclients":          "100",
+	"maxclientsperuid":    "10",
 }
 
 // mustStayDefault are the keys the round trip leaves at their defaults,
