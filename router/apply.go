@@ -239,6 +239,7 @@ func (t *transaction) commit(applied func(ReloadReport)) {
 	s.table.Store(buildTable(cfg, next))
 	s.mu.Unlock()
 	t.commitNet()
+	s.applyMemoryLimit(t.old, cfg)
 	if t.plan.metrics != linkSame {
 		prev := s.metrics
 		s.metrics = t.newMetrics

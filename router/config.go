@@ -43,6 +43,7 @@ const (
 	minGapTimeout   = 10 * time.Millisecond
 	maxGapTimeout   = time.Hour
 	maxClients      = 1 << 20
+	maxMemoryLimit  = 1 << 50
 
 	// socketPlaceholder is replaced by the channel name in the socket
 	// template.
@@ -117,6 +118,12 @@ type Config struct {
 	// MaxPending ("maxpending") bounds each client's send queue in bytes,
 	// MaxFrame..1<<30. Default 8<<20.
 	MaxPending int
+	// MemoryLimit ("memorylimit") is the Go runtime's soft memory limit
+	// for the whole process, in bytes (debug.SetMemoryLimit): 0 (the
+	// default) leaves the runtime's (GOMEMLIMIT, or none), else at least
+	// 16 MiB. The server sets it at start and at each reload that
+	// changes it, and gives the runtime's back when it shuts down.
+	MemoryLimit int
 	// Metrics ("metrics") is the host:port address on which the server
 	// serves Prometheus metrics at /metrics (and profiles at
 	// /debug/pprof/); "" (the default) serves none.

@@ -253,6 +253,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if metrics != nil {
 			metrics.close()
 		}
+		releaseMemoryLimit(s)
 		s.log.Info("server stopped")
 		close(s.done)
 	})
