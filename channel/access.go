@@ -30,18 +30,17 @@ type Access struct {
 
 // Principals is a set of users and groups: an allow or publish list.
 type Principals struct {
-	entries []string
-	uids    []int
-	gids    []int
+	uids, gids []int
 }
 
 // ParsePrincipals reads the entries of an allow or publish list. Each is
 // a user, by name or number ("alice", "1000", or "user:alice",
 // "user:1000"), or a group, by name or number ("group:adm",
 // "group:4"). Names are looked up now, in the system's user database;
-// an unknown one is an error that names it.
+// an unknown one is an error that names it. No entries make a set that
+// admits nobody; a nil set admits everyone.
 func ParsePrincipals(entries []string) (*Principals, error) {
-	p := &Principals{entries: slices.Clone(entries)}
+	p := &Principals{}
 	for _, e := range entries {
 		kind, name := "user", e
 		if k, n, ok := strings.Cut(e, ":"); ok {
@@ -111,28 +110,6 @@ func (p *Principals) Admits(cr Cred) bool {
 		}
 	}
 	return false
-}
-
-// Entries returns the list as it was written.
-func (p *Principals) Entries() []string {
-	if p == nil {
-		return nil
-	}
-	return slices.Clone(p.entries)
-}
-
-// Equal reports whether two sets were written alike.
-func (p *Principals) Equal(q *Principals) bool {
-	if p == nil || q == nil {
-		return p == q
-	}
-	return slices.Equal(p.entries, q.entries)
-}
-
-// Equal reports whether two Access values say the same.
-func (a Access) Equal(b Access) bool {
-	return a.Allow.Equal(b.Allow) && a.Publish.Equal(b.Publish) &&
-		a.MaxClients == b.MaxClients && a.MaxClientsPerUID == b.MaxClientsPerUID
 }
 
 // LookupGroup returns the id of a group given by name or number.
