@@ -104,6 +104,9 @@ func (ch *Channel) logRefusal(cr Cred, known bool, code wire.ErrorCode, reason s
 	args := []any{"code", code.String(), "reason", reason}
 	if known {
 		args = append(args, "uid", cr.UID, "gid", cr.GID, "pid", cr.PID)
+		if prog := programName(cr.PID); prog != "" {
+			args = append(args, "program", prog)
+		}
 	}
 	if ch.unlogged > 0 {
 		args = append(args, "not_logged_since_last", ch.unlogged)
