@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,5 +148,18 @@ func TestListenAcrossRestart(t *testing.T) {
 	}
 	if n := strings.Count(l.stderrText(), "server gone"); n != 1 {
 		t.Errorf("stderr says %d times that the server is gone, want 1:\n%s", n, l.stderrText())
+	}
+}
+
+// TestServerUIDFlag: -server-uid lets through a server of that user and
+// refuses another, for control requests and channels alike.
+func TestServerUIDFlag(t *testing.T) {
+	ts := newServer(t)
+	must(t, ts.Template, "-server-uid", strconv.Itoa(os.Getuid()), "clientcount", "A")
+	for _, args := range [][]string{{"clientcount", "A"}, {"emit", "A", "e"}} {
+		r := ncclient(t, ts.Template, "", append([]string{"-server-uid", "4242"}, args...)...)
+		if r.code != exitFailed || !strings.Contains(r.stderr, "not of uid 4242") {
+			t.Errorf("ncclient -server-uid 4242 %v: exit status %d, stderr %q; want %d and the uids named", args, r.code, r.stderr, exitFailed)
+		}
 	}
 }
