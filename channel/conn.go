@@ -57,7 +57,7 @@ type Conn struct {
 
 	removed atomic.Bool // has left the channel; receiverList callers skip it
 	// publish says whether the client may send events (Access.Publish):
-	// mayPublish, listenOnly, or dropped once it sent one all the same.
+	// publishOK, publishDenied, or publishDropped once it sent one all the same.
 	publish atomic.Uint32
 
 	mu         sync.Mutex

@@ -38,9 +38,9 @@ const maxRefusing = 64
 
 // Publish states of a connection (Conn.publish).
 const (
-	mayPublish uint32 = iota
-	listenOnly        // Access.Publish does not admit it
-	dropped           // it sent an event all the same, and is being closed
+	publishOK      uint32 = iota
+	publishDenied         // Access.Publish does not admit it
+	publishDropped        // it sent an event all the same, and is being closed
 )
 
 // uidKey is the key of a connection in perUID.
@@ -182,7 +182,7 @@ func (ch *Channel) SetAccess(a Access) {
 		next := publishState(&a, c.cred, c.credKnown)
 		for {
 			cur := c.publish.Load()
-			if cur == dropped || c.publish.CompareAndSwap(cur, next) {
+			if cur == publishDropped || c.publish.CompareAndSwap(cur, next) {
 				break
 			}
 		}
@@ -192,18 +192,18 @@ func (ch *Channel) SetAccess(a Access) {
 // publishState is the publish state of a new connection.
 func publishState(a *Access, cr Cred, known bool) uint32 {
 	if a.Publish == nil || known && a.Publish.Admits(cr) {
-		return mayPublish
+		return publishOK
 	}
-	return listenOnly
+	return publishDenied
 }
 
 // mayHandle checks that the sender of an event may publish on the
 // channel; one that may not is closed, once, with wire.CodeForbidden.
 func (ch *Channel) mayHandle(from *Conn) bool {
-	if from.publish.Load() == mayPublish {
+	if from.publish.Load() == publishOK {
 		return true
 	}
-	if from.publish.CompareAndSwap(listenOnly, dropped) {
+	if from.publish.CompareAndSwap(publishDenied, publishDropped) {
 		ch.refusedPublish.Add(1)
 		from.finish(slog.LevelWarn, wire.CodeForbidden,
 			fmt.Sprintf("uid %d may listen on channel %s but not publish (publish)", from.cred.UID, ch.cfg.Name), errorGrace)
