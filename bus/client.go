@@ -160,6 +160,10 @@ func (c *Client) dialOnce(ctx context.Context) (*session, *bufio.Reader, error) 
 		}
 		return nil, nil, fmt.Errorf("bus: dialing channel %q: %w", c.channel, err)
 	}
+	if err := c.checkServer(conn); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
 	s := &session{nc: conn, id: uuid.New(), done: make(chan struct{})}
 	br := bufio.NewReaderSize(conn, 64<<10)
 	if err := c.handshake(ctx, s, br); err != nil {
@@ -167,6 +171,23 @@ func (c *Client) dialOnce(ctx context.Context) (*session, *bufio.Reader, error) 
 		return nil, nil, err
 	}
 	return s, br, nil
+}
+
+// checkServer checks the uid of the socket's server, if ServerUID
+// asks to.
+func (c *Client) checkServer(conn net.Conn) error {
+	want := c.opts.serverUID
+	if want < 0 {
+		return nil
+	}
+	got, err := peerUID(conn)
+	if err != nil {
+		return fmt.Errorf("bus: channel %q: checking the uid of the server (option ServerUID): %w", c.channel, err)
+	}
+	if got != want {
+		return &ServerUIDError{Path: c.path, Want: want, Got: got}
+	}
+	return nil
 }
 
 func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) error {

@@ -31,7 +31,30 @@ var (
 	// maxframe, and is why a connection ends when the server sends one
 	// over the client's.
 	ErrFrameTooBig = wire.ErrFrameTooBig
+	// ErrWrongServer means the socket is served by a process of another
+	// user than the one the ServerUID option names; the error is a
+	// *ServerUIDError. Dial returns it before it has sent anything.
+	ErrWrongServer = errors.New("bus: the socket is served by another user")
 )
+
+// errNoPeerCred is why ServerUID fails on a system that does not tell a
+// socket's peer credentials.
+var errNoPeerCred = errors.New("this system does not tell who serves a socket")
+
+// ServerUIDError is Dial's error when the process that serves the socket
+// runs as another user than the ServerUID option names. It matches
+// ErrWrongServer with errors.Is.
+type ServerUIDError struct {
+	Path      string // the socket
+	Want, Got int    // the uid ServerUID names, the server's
+}
+
+func (e *ServerUIDError) Error() string {
+	return fmt.Sprintf("bus: socket %s is served by a process of uid %d, not of uid %d (option ServerUID): not connecting", e.Path, e.Got, e.Want)
+}
+
+// Is makes errors.Is(err, ErrWrongServer) true.
+func (e *ServerUIDError) Is(target error) bool { return target == ErrWrongServer }
 
 type bufferFullError struct{}
 
@@ -68,4 +91,12 @@ const (
 	CodeChannelGone  = wire.CodeChannelGone  // the channel was removed from the configuration
 	CodeHandshake    = wire.CodeHandshake    // no hello within the handshake time
 	CodePingTimeout  = wire.CodePingTimeout  // nothing from the client for the server's ping timeout
+	// The channel's access rules refuse the client: its user may not
+	// connect (allow), or may not publish (publish). The client does not
+	// reconnect.
+	CodeForbidden = wire.CodeForbidden
+	// The channel or the client's user has as many clients as the
+	// server allows (maxclients, maxclientsperuid). The client keeps
+	// trying to reconnect, with its backoff.
+	CodeTooManyClients = wire.CodeTooManyClients
 )

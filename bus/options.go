@@ -27,6 +27,7 @@ type options struct {
 	onReconnect     func()
 	pingInterval    time.Duration
 	pingTimeout     time.Duration
+	serverUID       int
 }
 
 func defaultOptions() options {
@@ -43,6 +44,7 @@ func defaultOptions() options {
 		reconnectBuffer: 4 << 20,
 		pingInterval:    5 * time.Second,
 		pingTimeout:     15 * time.Second,
+		serverUID:       -1,
 	}
 }
 
@@ -89,8 +91,8 @@ func CloseTimeout(d time.Duration) Option { return func(o *options) { o.closeTim
 // grows from one attempt to the next (ReconnectBackoff); meanwhile Emit
 // keeps events in a buffer (ReconnectBuffer) and sends them, in order,
 // once connected again. It keeps trying until Close. Only a server that
-// refuses the client for a protocol error or an unsupported version
-// ends it for good. Off, the client ends when its connection does:
+// refuses the client for a protocol error, an unsupported version or
+// its access rules (CodeForbidden) ends it for good. Off, the client ends when its connection does:
 // Done is closed and Emit returns ErrDisconnected.
 //
 // Reconnecting starts only after Dial has succeeded once: Dial itself
@@ -154,3 +156,14 @@ func Ping(interval, timeout time.Duration) Option {
 		o.pingInterval, o.pingTimeout = max(interval, 0), max(timeout, 2*interval)
 	}
 }
+
+// ServerUID makes Dial, and every reconnection, check that the process
+// serving the channel's socket runs as this user id, from the socket's
+// peer credentials, before it sends anything: another local user who
+// got to the socket path first cannot pose as the server. Dial fails
+// with a *ServerUIDError (matching ErrWrongServer) otherwise; a
+// reconnection keeps trying, and reports it to the ErrorHandler. It
+// works where the system tells a socket's peer (Linux SO_PEERCRED, macOS
+// LOCAL_PEERCRED); elsewhere every Dial with it fails. A negative uid
+// (the default) checks nothing.
+func ServerUID(uid int) Option { return func(o *options) { o.serverUID = uid } }

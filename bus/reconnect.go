@@ -33,25 +33,36 @@ func (c *Client) supervise(s *session) {
 			c.finish(why)
 			return
 		}
-		if s = c.redial(); s == nil {
-			c.finish(ErrClosed)
+		var err error
+		if s, err = c.redial(); s == nil {
+			c.finish(cmpErr(err, ErrClosed))
 			return
 		}
 	}
 }
 
 // final reports whether a connection's end rules out reconnecting: the
-// server refused the client for what it sent, and would again.
+// server refused the client for what it sent, or for who it is, and
+// would again.
 func final(err error) bool {
 	var se *ServerError
-	return errors.As(err, &se) && (se.Code == wire.CodeProtocol || se.Code == wire.CodeVersion)
+	return errors.As(err, &se) && (se.Code == wire.CodeProtocol || se.Code == wire.CodeVersion || se.Code == wire.CodeForbidden)
+}
+
+// cmpErr is err, or def when err is nil.
+func cmpErr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
 }
 
 // redial connects again, waiting before each attempt as
-// ReconnectBackoff says, until it succeeds or Close cancels it (it then
-// returns nil). Each different reason an attempt failed goes to the
-// ErrorHandler once, not at every attempt.
-func (c *Client) redial() *session {
+// ReconnectBackoff says, until it succeeds, Close cancels it (it then
+// returns nil, nil) or the server refuses the client for good (final:
+// nil and the refusal). Each different reason an attempt failed goes to
+// the ErrorHandler once, not at every attempt.
+func (c *Client) redial() (*session, error) {
 	wait := c.opts.backoffMin
 	var said string
 	for {
@@ -59,23 +70,27 @@ func (c *Client) redial() *session {
 		select {
 		case <-c.ctx.Done():
 			t.Stop()
-			return nil
+			return nil, nil
 		case <-t.C:
 		}
 		s, br, err := c.dial(c.ctx)
 		if err == nil {
 			if !c.install(s) {
 				s.nc.Close()
-				return nil
+				return nil, nil
 			}
 			c.startSession(s, br)
 			if c.opts.onReconnect != nil {
 				c.notes.add(note{reconnect: true})
 			}
-			return s
+			return s, nil
 		}
 		if c.ctx.Err() != nil {
-			return nil
+			return nil, nil
+		}
+		if final(err) {
+			c.report(fmt.Errorf("bus: reconnecting to channel %q: %w", c.channel, err))
+			return nil, err
 		}
 		if msg := err.Error(); msg != said {
 			said = msg

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,11 +27,18 @@ type Handler func(from *Conn, ev *Event)
 
 // Config describes one channel. Zero values take the defaults shown.
 type Config struct {
-	Name       string      // the channel name (wire.ValidChannelName)
-	Path       string      // the socket path
-	Mode       fs.FileMode // socket file mode; 0 means 0660
-	MaxFrame   int         // largest frame body accepted; 0 means wire.DefaultMaxFrame
-	MaxPending int         // what one client's queue may hold, buffers and bookkeeping, before it is dropped as slow; 0 means 8 MiB
+	Name string      // the channel name (wire.ValidChannelName)
+	Path string      // the socket path
+	Mode fs.FileMode // socket file mode; 0 means 0660
+	// Group is the socket file's group, a name or a number; "" leaves
+	// the server's own. The server must be a member of it (or root).
+	Group string
+	// Access says who may connect and publish, and how many may connect;
+	// its zero value admits everyone the socket's mode lets in. SetAccess
+	// changes it.
+	Access     Access
+	MaxFrame   int // largest frame body accepted; 0 means wire.DefaultMaxFrame
+	MaxPending int // what one client's queue may hold, buffers and bookkeeping, before it is dropped as slow; 0 means 8 MiB
 	// HandshakeTimeout bounds how long a framed client may take, from
 	// its connect, to send its whole Hello; 0 means 5 s.
 	HandshakeTimeout time.Duration
@@ -83,6 +89,13 @@ type Stats struct {
 	// its JSON clients: once per event, however many of them hear it.
 	JSONEncoded  uint64 `json:"-" msgpack:"-"`
 	PingTimeouts uint64 `json:"ping_timeouts" msgpack:"ping_timeouts" metric:"netcluster_channel_ping_timeout_disconnects_total" help:"Clients disconnected for sending nothing, not even the answer to a ping, for pingtimeout."`
+	// The refusals of Access: connections the allow list refused,
+	// connections over maxclients or maxclientsperuid, and clients
+	// dropped for sending an event that the publish list does not let
+	// them send.
+	RefusedAllow   uint64 `json:"refused_allow" msgpack:"refused_allow" metric:"netcluster_channel_refused_allow_total" help:"Connections refused because the channel's allow list does not admit their user."`
+	RefusedLimit   uint64 `json:"refused_limit" msgpack:"refused_limit" metric:"netcluster_channel_refused_limit_total" help:"Connections refused for being over maxclients or maxclientsperuid."`
+	RefusedPublish uint64 `json:"refused_publish" msgpack:"refused_publish" metric:"netcluster_channel_refused_publish_total" help:"Clients dropped for sending an event that the channel's publish list does not let them send."`
 }
 
 // Channel serves one channel's socket and its clients.
@@ -90,6 +103,7 @@ type Channel struct {
 	cfg Config
 	log *slog.Logger
 	ln  net.Listener
+	admission
 
 	limits atomic.Pointer[limits]
 	ping   atomic.Pointer[pingConfig]
@@ -117,6 +131,7 @@ type Channel struct {
 	gone                atomic.Uint64 // frames dropped by clients that have left
 	undeliverable       atomic.Uint64
 	mode                atomic.Uint32 // the socket's current mode
+	group               atomic.Pointer[string]
 	jsonEncoded         atomic.Uint64
 	pingTimeouts        atomic.Uint64
 }
@@ -156,10 +171,22 @@ func Listen(cfg Config) (*Channel, error) {
 		acceptDone: make(chan struct{}),
 		liveStop:   make(chan struct{}),
 	}
+	ch.perUID = make(map[int]int)
+	ch.refusing = make(map[net.Conn]struct{})
+	ch.access.Store(&cfg.Access)
+	ch.group.Store(&cfg.Group)
+	gid := -1
+	if cfg.Group != "" {
+		g, err := LookupGroup(cfg.Group)
+		if err != nil {
+			return nil, fmt.Errorf("channel %s: socket group: %w", cfg.Name, err)
+		}
+		gid = g
+	}
 	ch.limits.Store(&limits{cfg.MaxFrame, cfg.MaxPending})
 	ch.SetPing(cfg.PingInterval, cfg.PingTimeout)
 	ch.mode.Store(uint32(cfg.Mode))
-	ln, stale, err := listenSocket(cfg.Path, cfg.Mode)
+	ln, stale, err := listenSocket(cfg.Path, cfg.Mode, gid)
 	if err != nil {
 		return nil, err
 	}
@@ -178,19 +205,6 @@ func (ch *Channel) Name() string { return ch.cfg.Name }
 
 // Path is the channel's socket path.
 func (ch *Channel) Path() string { return ch.cfg.Path }
-
-// Mode is the socket's file mode.
-func (ch *Channel) Mode() fs.FileMode { return fs.FileMode(ch.mode.Load()) }
-
-// SetMode changes the permissions of the channel's socket file in place;
-// connected clients are not affected.
-func (ch *Channel) SetMode(mode fs.FileMode) error {
-	if err := os.Chmod(ch.cfg.Path, mode.Perm()); err != nil {
-		return fmt.Errorf("channel %s: setting the socket's mode: %w", ch.cfg.Name, err)
-	}
-	ch.mode.Store(uint32(mode.Perm()))
-	return nil
-}
 
 // Client returns the connected client whose handshake gave this id, or
 // nil.
@@ -249,12 +263,18 @@ func (ch *Channel) acceptLoop() {
 }
 
 func (ch *Channel) accept(nc net.Conn) {
+	cred, known := peerCred(nc)
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.stopping.Load() {
 		nc.Close()
 		return
 	}
+	if code, reason := ch.admitLocked(cred, known); code != 0 {
+		ch.refuseLocked(nc, cred, known, code, reason)
+		return
+	}
+	ch.perUID[uidKey(cred, known)]++
 	ch.nextID++
 	c := &Conn{
 		ch:    ch,
@@ -265,7 +285,8 @@ func (ch *Channel) accept(nc net.Conn) {
 		dead:  make(chan struct{}),
 	}
 	c.log.Store(ch.log.With("conn", ch.nextID))
-	c.cred, c.credKnown = peerCred(nc)
+	c.cred, c.credKnown = cred, known
+	c.publish.Store(publishState(ch.access.Load(), cred, known))
 	ch.all[c] = struct{}{}
 	// A receiver from now on: what arrives before its protocol is known
 	// is held for it (see Conn.serve).
@@ -299,6 +320,11 @@ func (ch *Channel) remove(c *Conn) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	delete(ch.all, c)
+	if k := uidKey(c.cred, c.credKnown); ch.perUID[k] <= 1 {
+		delete(ch.perUID, k)
+	} else {
+		ch.perUID[k]--
+	}
 	if c.mode.Load() != modeUndecided && ch.byID[c.hello.ClientID] == c {
 		delete(ch.byID, c.hello.ClientID)
 	}
@@ -332,6 +358,9 @@ func (ch *Channel) receiverList() []*Conn {
 
 // handle counts an event a client sent and hands it to the Handler.
 func (ch *Channel) handle(from *Conn, ev *Event) {
+	if !ch.mayHandle(from) {
+		return
+	}
 	ch.eventsIn.Add(1)
 	ch.bytesIn.Add(uint64(len(ev.frame)))
 	if ch.cfg.Handler != nil {
@@ -382,6 +411,7 @@ func (ch *Channel) Stats() Stats {
 		SlowConsumers: ch.slow.Load(), TooBig: ch.tooBig.Load(),
 		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(), JSONEncoded: ch.jsonEncoded.Load(),
 		PingTimeouts: ch.pingTimeouts.Load(),
+		RefusedAllow: ch.refusedAllow.Load(), RefusedLimit: ch.refusedLimit.Load(), RefusedPublish: ch.refusedPublish.Load(),
 	}
 	for _, c := range ch.receiverList() {
 		if c.removed.Load() {
@@ -408,6 +438,9 @@ func (ch *Channel) Quiesce() {
 		conns := make([]*Conn, 0, len(ch.all))
 		for c := range ch.all {
 			conns = append(conns, c)
+		}
+		for nc := range ch.refusing {
+			nc.SetReadDeadline(time.Unix(1, 0))
 		}
 		ch.mu.Unlock()
 		ch.ln.Close()

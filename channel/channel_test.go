@@ -26,6 +26,7 @@ import (
 func TestMain(m *testing.M) {
 	// A test binary run again by routertest.StartChild is a client.
 	routertest.ChildMain()
+	dialAsMain()
 	goleak.VerifyTestMain(checkBuffers{m})
 }
 

@@ -19,8 +19,12 @@ import (
 const errorGrace = time.Second
 
 // Cred is what the kernel says about the process at the other end of a
-// connection.
-type Cred struct{ PID, UID, GID int }
+// connection: its pid, uid and gid, and where the system tells them, its
+// supplementary groups.
+type Cred struct {
+	PID, UID, GID int
+	Groups        []int
+}
 
 // Conn is one client connection of a channel. It reads the client's
 // frames on one goroutine and writes to it from a bounded queue on
@@ -52,6 +56,9 @@ type Conn struct {
 	readBuf *frameBuf
 
 	removed atomic.Bool // has left the channel; receiverList callers skip it
+	// publish says whether the client may send events (Access.Publish):
+	// publishOK, publishDenied, or publishDropped once it sent one all the same.
+	publish atomic.Uint32
 
 	mu         sync.Mutex
 	queue      sendQueue   // frames waiting for the writer

@@ -45,6 +45,19 @@
 // Listen refuses a socket that a live process answers on (naming it, from
 // the socket's peer credentials where the system has them), replaces one
 // that nobody answers on (left by a server that was killed), and never
-// replaces a file that is not a socket. The socket file is removed when
-// the channel closes.
+// replaces a file that is not a socket. It binds the socket in a private
+// directory and renames it into place, so that it never exists at its
+// path with a wider mode than Config.Mode, and refuses a socket directory
+// that another user owns or that others may write without the sticky
+// bit. The socket file is removed when the channel closes.
+//
+// # Access
+//
+// Each connection is checked when it is accepted, against the kernel's
+// peer credentials, by the channel's Access: who may connect (Allow),
+// how many (MaxClients, MaxClientsPerUID), and who of them may send
+// events (Publish). A refused connection never becomes a client: a
+// goroutine of its own reads its hello, so as to answer in its protocol,
+// sends the reason (wire.CodeForbidden or wire.CodeTooManyClients) and
+// closes it.
 package channel

@@ -74,16 +74,7 @@ func (c *Conn) errorMessage(code wire.ErrorCode, reason string) []byte {
 	if c.mode.Load() != modeJSON {
 		return frame
 	}
-	data := wire.ErrorEventData(code, reason)
-	node := c.ch.cfg.Node
-	ev := wire.AppendEvent(nil, &wire.Message{
-		ID: uuid.New(), Origin: node, Sender: node, Channel: c.ch.cfg.Name, Event: ErrorEvent, Data: data,
-	})
-	text, err := wire.AppendJSON(nil, ev[wire.HeaderLen:])
-	if err != nil { // cannot happen: the data is a map of a number and a string
-		return nil
-	}
-	return text
+	return c.ch.jsonError(code, reason)
 }
 
 // jsonReadLoop reads a JSON client's messages, each a JSON object ended by

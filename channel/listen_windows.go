@@ -21,7 +21,7 @@ import (
 // Administrators group. A pipe name that another process serves is
 // refused with *InUseError; pipes vanish with their process, so none is
 // ever stale.
-func listenSocket(path string, mode fs.FileMode) (_ net.Listener, stale bool, err error) {
+func listenSocket(path string, mode fs.FileMode, _ int) (_ net.Listener, stale bool, err error) {
 	if !strings.HasPrefix(strings.ToLower(filepath.ToSlash(path)), `//./pipe/`) &&
 		!strings.HasPrefix(strings.ToLower(filepath.ToSlash(path)), `//?/pipe/`) {
 		return nil, false, fmt.Errorf(`channel: %s is not a named pipe path (\\.\pipe\...); on Windows the socket template must name pipes`, path)

@@ -25,6 +25,9 @@ func peerCred(nc net.Conn) (Cred, bool) {
 	if xu.Ngroups > 0 {
 		cr.GID = int(xu.Groups[0])
 	}
+	for _, g := range xu.Groups[:min(int(xu.Ngroups), len(xu.Groups))] {
+		cr.Groups = append(cr.Groups, int(g))
+	}
 	return cr, true
 }
 

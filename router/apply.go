@@ -58,8 +58,9 @@ func changeOf(wasOn, isOn, differ bool) linkChange {
 
 // openChannel is what a plan needs to know of a channel that is open.
 type openChannel struct {
-	path string      // where its socket is
-	mode fs.FileMode // its socket's permissions
+	path  string      // where its socket is
+	mode  fs.FileMode // its socket's permissions
+	group string      // its socket's group as configured
 }
 
 // plan is what applying a configuration changes.
@@ -92,7 +93,7 @@ func makePlan(old, cfg *Config, open map[string]openChannel) plan {
 			rep.Reopened = append(rep.Reopened, name)
 		default:
 			p.keep = append(p.keep, name)
-			if ch.mode != socketMode(cfg, name) {
+			if ch.mode != socketMode(cfg, name) || ch.group != cfg.Channels[name].SocketGroup {
 				p.remode = append(p.remode, name)
 			}
 		}
@@ -143,7 +144,7 @@ func (s *Server) apply(cfg *Config, applied func(ReloadReport), start bool) (Rel
 	s.mu.Unlock()
 	open := make(map[string]openChannel, len(cur))
 	for name, ch := range cur {
-		open[name] = openChannel{path: ch.Path(), mode: ch.Mode()}
+		open[name] = openChannel{path: ch.Path(), mode: ch.Mode(), group: ch.Group()}
 	}
 	t := &transaction{s: s, old: s.cfg.Load(), cfg: cfg, start: start, cur: cur}
 	t.plan = makePlan(t.old, cfg, open)
@@ -179,6 +180,10 @@ func (t *transaction) prepare() error {
 		if err := t.cur[name].SetMode(socketMode(cfg, name)); err != nil {
 			return t.failed(err)
 		}
+		if err := t.cur[name].SetGroup(cfg.Channels[name].SocketGroup); err != nil {
+			t.cur[name].SetMode(socketMode(t.old, name))
+			return t.failed(err)
+		}
 		t.remoded = append(t.remoded, name)
 	}
 	commitNet, err := s.prepareNet(t.old, cfg, t.plan.net)
@@ -205,6 +210,7 @@ func (t *transaction) failed(err error) error {
 func (t *transaction) undo() {
 	for _, name := range t.remoded {
 		t.cur[name].SetMode(socketMode(t.old, name))
+		t.cur[name].SetGroup(t.old.Channels[name].SocketGroup)
 	}
 	for _, ch := range t.opened {
 		ch.Close()
@@ -224,6 +230,7 @@ func (t *transaction) commit(applied func(ReloadReport)) {
 		next[name] = t.cur[name]
 		t.cur[name].SetLimits(cfg.MaxFrame, cfg.MaxPending)
 		t.cur[name].SetPing(cfg.PingInterval, cfg.PingTimeout)
+		t.cur[name].SetAccess(channelAccess(cfg.Channels[name]))
 	}
 	maps.Copy(next, t.opened)
 	s.mu.Lock()
@@ -232,6 +239,7 @@ func (t *transaction) commit(applied func(ReloadReport)) {
 	s.table.Store(buildTable(cfg, next))
 	s.mu.Unlock()
 	t.commitNet()
+	s.applyMemoryLimit(t.old, cfg)
 	if t.plan.metrics != linkSame {
 		prev := s.metrics
 		s.metrics = t.newMetrics

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/internal/wire"
 )
 
@@ -41,6 +42,8 @@ const (
 	maxHistory      = 1 << 30
 	minGapTimeout   = 10 * time.Millisecond
 	maxGapTimeout   = time.Hour
+	maxClients      = 1 << 20
+	maxMemoryLimit  = 1 << 50
 
 	// socketPlaceholder is replaced by the channel name in the socket
 	// template.
@@ -115,6 +118,12 @@ type Config struct {
 	// MaxPending ("maxpending") bounds each client's send queue in bytes,
 	// MaxFrame..1<<30. Default 8<<20.
 	MaxPending int
+	// MemoryLimit ("memorylimit") is the Go runtime's soft memory limit
+	// for the whole process, in bytes (debug.SetMemoryLimit): 0 (the
+	// default) leaves the runtime's (GOMEMLIMIT, or none), else at least
+	// 16 MiB. The server sets it at start and at each reload that
+	// changes it, and gives the runtime's back when it shuts down.
+	MemoryLimit int
 	// Metrics ("metrics") is the host:port address on which the server
 	// serves Prometheus metrics at /metrics (and profiles at
 	// /debug/pprof/); "" (the default) serves none.
@@ -153,6 +162,26 @@ type ChannelConfig struct {
 	// the channel. Default true, except on the control channel, which never
 	// takes events from the network.
 	AcceptFromNet bool
+	// SocketMode ("socketmode") is the permission of the channel's
+	// socket: the top-level SocketMode unless the rule sets it; always
+	// 0600 for the control channel.
+	SocketMode fs.FileMode
+	// SocketGroup ("socketgroup") is the group of the channel's socket,
+	// a name or a number; "" (the default) leaves the server's.
+	SocketGroup string
+	// Allow ("allow") lists the users and groups that may connect, as
+	// written; empty (the default): everyone the socket's mode lets in.
+	// Publish ("publish") lists those of them that may send events;
+	// empty (the default): every client. Each entry is a user name or
+	// uid, "user:NAME", or "group:NAME" with a group name or gid.
+	Allow, Publish []string
+	// AllowSet and PublishSet are Allow and Publish looked up once, at
+	// load; nil when empty.
+	AllowSet, PublishSet *channel.Principals
+	// MaxClients ("maxclients") bounds the channel's clients, and
+	// MaxClientsPerUID ("maxclientsperuid") those of one user id; 0 (the
+	// default) is no limit.
+	MaxClients, MaxClientsPerUID int
 }
 
 // ConfigError lists every problem found in a configuration file.

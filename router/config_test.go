@@ -311,7 +311,20 @@ func configFiles(t testing.TB, dir string) []string {
 // chanRule is a channel rule in a wanted Config. Its Propagate is nil;
 // loadGood checks the compiled one.
 func chanRule(name, propagate string, toNet, dump, fromNet bool) ChannelConfig {
-	return ChannelConfig{Name: name, PropagateToChannels: propagate, PropagateToNet: toNet, DumpToConsole: dump, AcceptFromNet: fromNet}
+	mode := fs.FileMode(0o660) // the default socketmode, which a rule inherits
+	if name == ControlChannel {
+		mode = 0o600
+	}
+	return ChannelConfig{Name: name, PropagateToChannels: propagate, PropagateToNet: toNet, DumpToConsole: dump, AcceptFromNet: fromNet, SocketMode: mode}
+}
+
+// withMode is r with its socket mode inherited from a top-level
+// socketmode of mode.
+func withMode(r ChannelConfig, mode fs.FileMode) ChannelConfig {
+	if r.Name != ControlChannel {
+		r.SocketMode = mode
+	}
+	return r
 }
 
 // loadGood loads testdata/config/good/name, checks that each Propagate is
@@ -387,9 +400,9 @@ func TestParseValues(t *testing.T) {
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
-				"sensors.raw": chanRule("sensors.raw", `sensors\..*|logs`, true, false, false),
-				"sensors.avg": chanRule("sensors.avg", "", false, false, true),
-				"logs":        chanRule("logs", "", false, false, true),
+				"sensors.raw": withMode(chanRule("sensors.raw", `sensors\..*|logs`, true, false, false), 0o600),
+				"sensors.avg": withMode(chanRule("sensors.avg", "", false, false, true), 0o600),
+				"logs":        withMode(chanRule("logs", "", false, false, true), 0o600),
 			},
 		}},
 		{"byte order mark, comments, trailing commas", "hujson.json", with(func(c *Config) {
@@ -686,7 +699,7 @@ func TestSchemaCoversConfig(t *testing.T) {
 		checkCovered(t, settings, map[string]bool{"File": true, "Channels": true})
 	})
 	t.Run("ChannelConfig", func(t *testing.T) {
-		checkCovered(t, ruleKeys, map[string]bool{"Name": true, "Propagate": true})
+		checkCovered(t, ruleKeys, map[string]bool{"Name": true, "Propagate": true, "AllowSet": true, "PublishSet": true})
 	})
 }
 
@@ -721,6 +734,7 @@ func checkCovered[T any](t *testing.T, keys []key[T], notKeys map[string]bool) {
 // file type typ.
 func typeFits(typ fileType, goType string) bool {
 	want := map[fileType]string{tBool: "bool", tInt: "int", tString: "string", tRegexp: "string",
-		tDuration: "time.Duration", tMode: "fs.FileMode"}
+		tDuration: "time.Duration", tMode: "fs.FileMode",
+		tList: "string"} // a list's value is its entries joined, to compare
 	return want[typ] == goType
 }

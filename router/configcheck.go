@@ -170,6 +170,7 @@ func (c *checker) build(f map[string]any) *Config {
 	c.crossCheck(cfg)
 	rules, _ := f[channelsKey].(map[string]any)
 	cfg.Channels = c.channels(rules, cfg.StartControl)
+	c.inheritSocketMode(cfg)
 	return cfg
 }
 
@@ -208,6 +209,8 @@ func (c *checker) set(key string, typ fileType, dst, v any, lo, hi int64, off bo
 		*p = c.duration(key, v.(string), time.Duration(lo), time.Duration(hi), off)
 	case *fs.FileMode:
 		*p = c.socketMode(key, v.(string))
+	case *[]string:
+		*p = asStrings(v)
 	case *string:
 		if typ == tRegexp {
 			*p = c.expression(key, v)

@@ -127,6 +127,9 @@ func (c *checker) value(key string, v *hujson.Value, s slot) bool {
 	if s.typ == tObject {
 		return c.object(key, v, s.sub)
 	}
+	if s.typ == tList {
+		return c.list(key, v, s)
+	}
 	lit, _ := v.Value.(hujson.Literal)
 	switch fit := literalFits(lit, s.typ); {
 	case fit == nil:

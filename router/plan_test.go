@@ -109,7 +109,8 @@ func TestMakePlan(t *testing.T) {
 			name: "socket mode changed",
 			old:  twoChannels, new: `"socketmode": "0600", ` + twoChannels,
 			// The control channel's socket is 0600 whatever socketmode says.
-			want: plan{report: ReloadReport{Settings: []string{"socketmode"}},
+			// The others' rules inherit the mode: they change.
+			want: plan{report: ReloadReport{Settings: []string{"socketmode"}, Changed: []string{"A", "B"}},
 				keep: []string{"A", "B", "control"}, remode: []string{"A", "B"}},
 		},
 		{

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/netcluster/netcluster/multicast"
@@ -27,6 +28,7 @@ const (
 	tMode                     // an octal string such as "0660"; an fs.FileMode field
 	tRegexp                   // false or a regular expression string; a string field, "" for false
 	tObject                   // an object: "channels", or one channel's rule
+	tList                     // a list of strings and integers; a []string field
 )
 
 // reloadEffect says what a reload that changes a key does.
@@ -96,6 +98,8 @@ func (k *key[T]) want() string {
 		return "false or a regular expression string"
 	case tObject:
 		return "an object"
+	case tList:
+		return "a list of names and numbers"
 	}
 	return "a string"
 }
@@ -166,6 +170,9 @@ var settings = []key[Config]{
 	{name: "maxpending", typ: tInt, def: 8 << 20, lo: minMaxFrame, hi: maxMaxPending,
 		doc:   "bound of each client's send queue in bytes",
 		field: func(c *Config) any { return &c.MaxPending }},
+	{name: "memorylimit", typ: tInt, def: 0, lo: 0, hi: maxMemoryLimit, check: checkMemoryLimit,
+		doc:   "Go soft memory limit of the server in bytes; 0 leaves the runtime's",
+		field: func(c *Config) any { return &c.MemoryLimit }},
 	{name: "metrics", typ: tString, def: "", check: checkMetrics,
 		doc:   `host:port of the metrics endpoint; "" is off`,
 		field: func(c *Config) any { return &c.Metrics }},
@@ -191,6 +198,24 @@ var ruleKeys = []key[ChannelConfig]{
 	{name: "acceptfromnet", typ: tBool, def: true, check: checkAcceptFromNet,
 		doc:   "deliver the channel's events from the network (never on control)",
 		field: func(r *ChannelConfig) any { return &r.AcceptFromNet }},
+	{name: "socketmode", typ: tMode, def: defaultSocketMode, check: checkRuleSocketMode,
+		doc:   "permission of the channel's socket; unset: the top-level socketmode",
+		field: func(r *ChannelConfig) any { return &r.SocketMode }},
+	{name: "socketgroup", typ: tString, def: "", check: checkSocketGroup,
+		doc:   `group of the channel's socket, a name or number; "" is the server's`,
+		field: func(r *ChannelConfig) any { return &r.SocketGroup }},
+	{name: "allow", typ: tList, def: []string{}, check: checkAllow,
+		doc:   "users and groups that may connect; [] is everyone the socket lets in",
+		field: func(r *ChannelConfig) any { return &r.Allow }},
+	{name: "publish", typ: tList, def: []string{}, check: checkPublish,
+		doc:   "users and groups that may send events; [] is every client",
+		field: func(r *ChannelConfig) any { return &r.Publish }},
+	{name: "maxclients", typ: tInt, def: 0, lo: 0, hi: maxClients,
+		doc:   "most clients connected at once; 0 is no limit",
+		field: func(r *ChannelConfig) any { return &r.MaxClients }},
+	{name: "maxclientsperuid", typ: tInt, def: 0, lo: 0, hi: maxClients,
+		doc:   "most clients of one user connected at once; 0 is no limit",
+		field: func(r *ChannelConfig) any { return &r.MaxClientsPerUID }},
 }
 
 // value returns the key's field of t as a comparable value.
@@ -206,6 +231,8 @@ func (k *key[T]) value(t *T) any {
 		return *p
 	case *fs.FileMode:
 		return *p
+	case *[]string:
+		return strings.Join(*p, "\x00") // comparable
 	}
 	panic("router: key " + k.name + ": field of an unknown type")
 }
@@ -215,6 +242,9 @@ func (k *key[T]) value(t *T) any {
 func (k *key[T]) fileValue(t *T) any {
 	if k.show != nil {
 		return k.show(t)
+	}
+	if p, ok := k.field(t).(*[]string); ok {
+		return append([]string{}, *p...)
 	}
 	switch v := k.value(t).(type) {
 	case time.Duration:

@@ -145,6 +145,9 @@ func socketMode(cfg *Config, name string) fs.FileMode {
 	if name == ControlChannel {
 		return 0o600
 	}
+	if m := cfg.Channels[name].SocketMode; m != 0 {
+		return m
+	}
 	return cfg.SocketMode
 }
 
@@ -153,6 +156,8 @@ func (s *Server) channelConfig(cfg *Config, name string) channel.Config {
 		Name:             name,
 		Path:             cfg.SocketPath(name),
 		Mode:             socketMode(cfg, name),
+		Group:            cfg.Channels[name].SocketGroup,
+		Access:           channelAccess(cfg.Channels[name]),
 		MaxFrame:         cfg.MaxFrame,
 		MaxPending:       cfg.MaxPending,
 		HandshakeTimeout: s.opts.HandshakeTimeout,
@@ -248,6 +253,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if metrics != nil {
 			metrics.close()
 		}
+		releaseMemoryLimit(s)
 		s.log.Info("server stopped")
 		close(s.done)
 	})

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -24,6 +25,12 @@ var roundTripRule = map[string]string{
 	"propagatetonet":      "true",
 	"dumptoconsole":       "true",
 	"acceptfromnet":       "false",
+	"socketmode":          `"0640"`,
+	"socketgroup":         fmt.Sprintf("%q", strconv.Itoa(os.Getgid())),
+	"allow":               fmt.Sprintf(`[%d, "group:%d"]`, os.Getuid(), os.Getgid()),
+	"publish":             fmt.Sprintf(`["%d"]`, os.Getuid()),
+	"maxclients":          "100",
+	"maxclientsperuid":    "10",
 }
 
 // mustStayDefault are the keys the round trip leaves at their defaults,
@@ -53,7 +60,7 @@ func TestShowconfigRoundTrip(t *testing.T) {
 		"heartbeat": `"250ms"`, "peertimeout": `"2s"`, "history": "65536", "gaptimeout": `"500ms"`,
 		"keyfile": fmt.Sprintf("%q", keyFile), "socket": fmt.Sprintf("%q", template), "socketmode": `"0600"`,
 		"maxframe": "65536", "maxpending": "131072", "metrics": `"127.0.0.1:0"`,
-		"pinginterval": `"2s"`, "pingtimeout": `"7s"`,
+		"pinginterval": `"2s"`, "pingtimeout": `"7s"`, "memorylimit": "1073741824",
 	}
 	inNamespace := false
 	t.Run("private network namespace", func(t *testing.T) {

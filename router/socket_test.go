@@ -109,6 +109,8 @@ func TestSocketModes(t *testing.T) {
 		{"default", `"channels": {"A": {}}`, map[string]fs.FileMode{"A": 0o660, "control": 0o600}},
 		{"configured", `"socketmode": "0666", "channels": {"A": {}}`, map[string]fs.FileMode{"A": 0o666, "control": 0o600}},
 		{"owner only", `"socketmode": "0600", "channels": {"A": {}}`, map[string]fs.FileMode{"A": 0o600, "control": 0o600}},
+		{"per channel", `"socketmode": "0600", "channels": {"A": {"socketmode": "0640"}, "B": {}}`,
+			map[string]fs.FileMode{"A": 0o640, "B": 0o600, "control": 0o600}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

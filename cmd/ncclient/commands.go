@@ -120,7 +120,7 @@ var commands = []*command{
 		example: `emit A log {"x": 1}`},
 	{name: "listen",
 		params:  []param{{name: "channel", kind: argChannel}, {name: "pattern", optional: true}},
-		summary: "print the channel's events as they arrive, until Ctrl-C",
+		summary: "print the channel's events as they arrive, until Ctrl-C; reconnects when the server restarts",
 		example: `listen A 'log.*'`},
 	{name: "help",
 		params:  []param{{name: "command", kind: argCommand, optional: true}},

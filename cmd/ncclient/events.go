@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -83,19 +82,35 @@ func (s *session) emit(ctx context.Context, channel, event, text string) error {
 	return nil
 }
 
+// The backoff of listen's reconnecting: a restarted server is heard
+// again within about a second.
+const (
+	listenBackoffMin = 100 * time.Millisecond
+	listenBackoffMax = time.Second
+)
+
 // listen prints the channel's events whose names match pattern (every
 // event when it is empty), one line each, until ctx ends (Ctrl-C) or the
-// server closes the connection.
+// server refuses the client for good. When the connection breaks (the
+// server restarts, say) it says so on stderr and reconnects, and says
+// so again once it listens again.
 func (s *session) listen(ctx context.Context, channel, pattern string, interactive bool) error {
 	if pattern == "" {
 		pattern = ".*"
 	}
-	c, err := s.dial(ctx, channel)
+	var mu sync.Mutex // the listener and the messages share stdout and stderr
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(s.stderr, format, args...)
+	}
+	c, err := s.dial(ctx, channel, bus.Reconnect(true), bus.ReconnectBackoff(listenBackoffMin, listenBackoffMax),
+		bus.OnDisconnect(func(err error) { say("server gone; reconnecting… (%v)\n", err) }),
+		bus.OnReconnect(func() { say("listening again on %s for %s\n", channel, pattern) }))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	var mu sync.Mutex // the listener and the closing message share stdout
 	var buf bytes.Buffer
 	if _, err := c.On(pattern, func(m bus.Message) {
 		line := eventLine(m, time.Now(), s.set.json)
@@ -114,17 +129,13 @@ func (s *session) listen(ctx context.Context, channel, pattern string, interacti
 	if interactive {
 		stop = "Ctrl-C returns to the prompt"
 	}
-	fmt.Fprintf(s.stderr, "listening on %s for %s; %s\n", channel, pattern, stop)
+	say("listening on %s for %s; %s\n", channel, pattern, stop)
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-c.Done():
-		err := c.Err()
-		var se *bus.ServerError
-		if errors.As(err, &se) && se.Code == bus.CodeShutdown {
-			return fmt.Errorf("listen: the server shut down")
-		}
-		return fmt.Errorf("listen: connection to channel %s ended: %w", channel, err)
+		// Only a refusal for good ends it: reconnecting is on.
+		return fmt.Errorf("listen: connection to channel %s ended: %w", channel, c.Err())
 	}
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -120,10 +122,12 @@ func TestEmitToListen(t *testing.T) {
 	}
 }
 
-// TestListenServerGone: a listen whose server shuts down ends with a
-// message and status 1.
-func TestListenServerGone(t *testing.T) {
-	ts := newServer(t)
+// TestListenAcrossRestart: a listen whose server shuts down says so,
+// reconnects to the server started again on the same sockets, says so
+// too, and prints what is emitted there.
+func TestListenAcrossRestart(t *testing.T) {
+	dir := routertest.ShortTempDir(t)
+	ts := routertest.NewServerIn(t, dir, testChannels)
 	l := start(t, ts.Template, "listen", "A")
 	l.waitStderr(t, "listening on A")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -131,10 +135,31 @@ func TestListenServerGone(t *testing.T) {
 	if err := ts.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if code := l.exit(t); code != exitFailed {
-		t.Errorf("exit status %d, want %d", code, exitFailed)
+	l.waitStderr(t, "server gone; reconnecting…")
+	ts = routertest.NewServerIn(t, dir, testChannels)
+	l.waitStderr(t, "listening again")
+	must(t, ts.Template, "emit", "A", "back", `1`)
+	if got := l.line(t); !strings.Contains(got, " A back ") {
+		t.Errorf("after the restart, listen printed %q, want the event back", got)
 	}
-	if !strings.Contains(l.stderrText(), "the server shut down") {
-		t.Errorf("stderr %q does not say the server shut down", l.stderrText())
+	l.cmd.Process.Signal(syscall.SIGTERM)
+	if code := l.exit(t); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	if n := strings.Count(l.stderrText(), "server gone"); n != 1 {
+		t.Errorf("stderr says %d times that the server is gone, want 1:\n%s", n, l.stderrText())
+	}
+}
+
+// TestServerUIDFlag: -server-uid lets through a server of that user and
+// refuses another, for control requests and channels alike.
+func TestServerUIDFlag(t *testing.T) {
+	ts := newServer(t)
+	must(t, ts.Template, "-server-uid", strconv.Itoa(os.Getuid()), "clientcount", "A")
+	for _, args := range [][]string{{"clientcount", "A"}, {"emit", "A", "e"}} {
+		r := ncclient(t, ts.Template, "", append([]string{"-server-uid", "4242"}, args...)...)
+		if r.code != exitFailed || !strings.Contains(r.stderr, "not of uid 4242") {
+			t.Errorf("ncclient -server-uid 4242 %v: exit status %d, stderr %q; want %d and the uids named", args, r.code, r.stderr, exitFailed)
+		}
 	}
 }

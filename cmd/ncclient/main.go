@@ -49,6 +49,8 @@ type settings struct {
 	json    bool
 	timeout time.Duration
 	history string
+	// serverUID is the uid the server must run as; -1 checks nothing.
+	serverUID int
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -60,6 +62,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&s.json, "json", false, "print responses as JSON, and events as one JSON object a line")
 	fs.DurationVar(&s.timeout, "timeout", 5*time.Second, "how long to wait for the server: to connect, and for each answer")
 	fs.StringVar(&s.history, "history", defaultHistoryFile(), "file that keeps the prompt's history; empty keeps none")
+	fs.IntVar(&s.serverUID, "server-uid", -1, "refuse a server that does not run as this user id (from the socket's peer credentials); -1 checks nothing")
 	words, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -83,10 +83,13 @@ func (s *session) report(err error) int {
 // dial connects to a channel. When no server serves it, the error says
 // whether the server is not running (nothing answers on control either:
 // errNotRunning) or the channel does not exist.
-func (s *session) dial(ctx context.Context, channel string) (*bus.Client, error) {
-	// No reconnecting: a command reports a server that went away, and
-	// the next one dials again.
-	c, err := bus.Dial(ctx, channel, bus.SocketTemplate(s.set.socket), bus.Name("ncclient"), bus.Timeout(s.set.timeout), bus.Reconnect(false))
+// opts come after the defaults, and may change them.
+func (s *session) dial(ctx context.Context, channel string, opts ...bus.Option) (*bus.Client, error) {
+	// No reconnecting, unless opts say so (listen): a command reports a
+	// server that went away, and the next one dials again.
+	opts = append([]bus.Option{bus.SocketTemplate(s.set.socket), bus.Name("ncclient"), bus.Timeout(s.set.timeout), bus.Reconnect(false),
+		bus.ServerUID(s.set.serverUID)}, opts...)
+	c, err := bus.Dial(ctx, channel, opts...)
 	if err == nil || !errors.Is(err, bus.ErrNoServer) {
 		if err != nil {
 			err = fmt.Errorf("connecting to channel %s: %w", channel, err)
@@ -130,7 +133,8 @@ func (s *session) controlClient(ctx context.Context) (*bus.Client, error) {
 			return s.ctl, nil
 		}
 	}
-	c, err := bus.Dial(ctx, controlChannel, bus.SocketTemplate(s.set.socket), bus.Name("ncclient"), bus.Timeout(s.set.timeout), bus.Reconnect(false))
+	c, err := bus.Dial(ctx, controlChannel, bus.SocketTemplate(s.set.socket), bus.Name("ncclient"), bus.Timeout(s.set.timeout), bus.Reconnect(false),
+		bus.ServerUID(s.set.serverUID))
 	if errors.Is(err, bus.ErrNoServer) {
 		return nil, s.notRunning()
 	}

@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -39,6 +41,7 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("%s lacks the line %q", unitFile, want)
 		}
 	}
+	checkMemoryLines(t, string(text))
 	// The command line is one ncserver takes: check it on the shipped
 	// config.json instead of /etc's.
 	out, err := exec.Command(binary, "-check", "../../config.json").CombinedOutput()
@@ -56,5 +59,25 @@ func TestSystemdUnit(t *testing.T) {
 	broken := strings.Replace(string(text), "Restart=on-failure", "Restart=sometimes", 1)
 	if out, err := verifyUnit(t, broken); err == nil && out == "" {
 		t.Error("systemd-analyze verify passed a unit with Restart=sometimes; the check proves nothing")
+	}
+}
+
+// checkMemoryLines checks that the unit's Go memory limit sits under its
+// MemoryHigh, which sits under its MemoryMax.
+func checkMemoryLines(t *testing.T, text string) {
+	t.Helper()
+	mib := func(key, unit string) int {
+		t.Helper()
+		m := regexp.MustCompile(`(?m)^` + key + `=(\d+)` + unit + `$`).FindStringSubmatch(text)
+		if m == nil {
+			t.Errorf("%s lacks %s=<n>%s", unitFile, key, unit)
+			return 0
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	limit, high, most := mib("Environment=GOMEMLIMIT", "MiB"), mib("MemoryHigh", "M"), mib("MemoryMax", "M")
+	if !(0 < limit && limit < high && high < most) {
+		t.Errorf("%s: GOMEMLIMIT %d MiB, MemoryHigh %d M, MemoryMax %d M: want each under the next", unitFile, limit, high, most)
 	}
 }

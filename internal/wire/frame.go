@@ -101,19 +101,22 @@ type ErrorCode uint16
 
 // Error codes carried by FrameError frames.
 const (
-	CodeProtocol     ErrorCode = 1 // a malformed frame or an unexpected frame type
-	CodeFrameTooBig  ErrorCode = 2 // a frame over the server's maxframe
-	CodeVersion      ErrorCode = 3 // no protocol version in common
-	CodeSlowConsumer ErrorCode = 4 // the client's send queue overflowed
-	CodeShutdown     ErrorCode = 5 // the server is shutting down
-	CodeChannelGone  ErrorCode = 6 // the channel was removed from the configuration
-	CodeHandshake    ErrorCode = 7 // no hello within the handshake time
-	CodePingTimeout  ErrorCode = 8 // nothing from the client for the server's ping timeout
+	CodeProtocol       ErrorCode = 1  // a malformed frame or an unexpected frame type
+	CodeFrameTooBig    ErrorCode = 2  // a frame over the server's maxframe
+	CodeVersion        ErrorCode = 3  // no protocol version in common
+	CodeSlowConsumer   ErrorCode = 4  // the client's send queue overflowed
+	CodeShutdown       ErrorCode = 5  // the server is shutting down
+	CodeChannelGone    ErrorCode = 6  // the channel was removed from the configuration
+	CodeHandshake      ErrorCode = 7  // no hello within the handshake time
+	CodePingTimeout    ErrorCode = 8  // nothing from the client for the server's ping timeout
+	CodeForbidden      ErrorCode = 9  // the channel's access rules (allow, publish) refuse the client
+	CodeTooManyClients ErrorCode = 10 // a connection limit (maxclients, maxclientsperuid) is reached
 )
 
 var errorCodeNames = [...]string{CodeProtocol: "protocol error", CodeFrameTooBig: "frame too big",
 	CodeVersion: "unsupported version", CodeSlowConsumer: "slow consumer", CodeShutdown: "server shutting down",
-	CodeChannelGone: "channel removed", CodeHandshake: "handshake timeout", CodePingTimeout: "ping timeout"}
+	CodeChannelGone: "channel removed", CodeHandshake: "handshake timeout", CodePingTimeout: "ping timeout",
+	CodeForbidden: "forbidden", CodeTooManyClients: "too many clients"}
 
 func (c ErrorCode) String() string {
 	if int(c) < len(errorCodeNames) && errorCodeNames[c] != "" {

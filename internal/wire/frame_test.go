@@ -373,7 +373,7 @@ func valueOf(v vector) (any, error) {
 
 // The vectors the protocol page promises; a missing one fails.
 var requiredVectors = []string{
-	"hello", "hello-v2-extra-fields", "welcome", "error-version", "error-shutdown",
+	"hello", "hello-v2-extra-fields", "welcome", "error-version", "error-shutdown", "error-forbidden",
 	"event-map", "event-nil", "event-name-str16", "event-extra-fields", "event-scalars", "event-wide-encodings",
 	"invalid-truncated-stream", "invalid-truncated-body", "invalid-id-not-bin", "invalid-frame-type-mismatch",
 	"invalid-unknown-frame-type", "invalid-frame-type-259", "invalid-uuid-15-bytes", "invalid-bytes-after-array",
