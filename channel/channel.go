@@ -83,6 +83,9 @@ type Stats struct {
 	// its JSON clients: once per event, however many of them hear it.
 	JSONEncoded  uint64 `json:"-" msgpack:"-"`
 	PingTimeouts uint64 `json:"ping_timeouts" msgpack:"ping_timeouts" metric:"netcluster_channel_ping_timeout_disconnects_total" help:"Clients disconnected for sending nothing, not even the answer to a ping, for pingtimeout."`
+	// Pending is what is queued for the channel's clients now, in bytes:
+	// the sum of their pending (ClientInfo.Pending).
+	Pending int `json:"pending" msgpack:"pending" metric:"netcluster_channel_pending_bytes" help:"Bytes queued for the channel's clients now."`
 }
 
 // Channel serves one channel's socket and its clients.
@@ -393,6 +396,7 @@ func (ch *Channel) Stats() Stats {
 			st.Undecided++
 		}
 		st.Dropped += c.dropped.Load()
+		st.Pending += c.pendingNow()
 	}
 	return st
 }
