@@ -109,6 +109,9 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		words = append(words, rest[0])
 		args = rest[1:]
+		if c := lookup(rest[0]); len(words) == 1 && c != nil && c.ownFlags {
+			return append(words, args...), nil
+		}
 		for len(args) > 0 && isNegativeNumber(args[0]) {
 			words = append(words, args[0])
 			args = args[1:]
