@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -191,6 +192,50 @@ func TestTopUsage(t *testing.T) {
 	for _, want := range []string{"interval", "CHANNEL", "clients of A", "network: off"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("top -b -n 1 A: no %q in\n%s", want, out)
+		}
+	}
+}
+
+// TestTopDoc holds docs/top.md to what top prints: every key of a JSON
+// snapshot, every sort key, and every flag are named there.
+func TestTopDoc(t *testing.T) {
+	b, err := os.ReadFile("../../docs/top.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var walk func(reflect.Type)
+	walk = func(typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if f.Anonymous {
+				walk(f.Type)
+				continue
+			}
+			key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !strings.Contains(doc, "`"+key+"`") {
+				t.Errorf("docs/top.md does not name the JSON key `%s` (%s.%s)", key, typ.Name(), f.Name)
+			}
+			switch el := f.Type; {
+			case el.Kind() == reflect.Slice && el.Elem().Kind() == reflect.Struct:
+				walk(el.Elem())
+			}
+		}
+	}
+	walk(reflect.TypeFor[snapshot]())
+	for _, k := range netRateKeys {
+		if !strings.Contains(doc, "`"+k+"`") {
+			t.Errorf("docs/top.md does not name the network rate `%s`", k)
+		}
+	}
+	for _, k := range sortKeys {
+		if !strings.Contains(doc, "`"+k.name+"`") || !strings.Contains(doc, "`"+string(k.key)+"`") {
+			t.Errorf("docs/top.md does not name the sort key `%s` or its key `%c`", k.name, k.key)
+		}
+	}
+	for _, p := range lookup("top").params {
+		if !strings.Contains(doc, "| `"+p.name+"` |") {
+			t.Errorf("docs/top.md's table of flags has no row for `%s`", p.name)
 		}
 	}
 }

@@ -90,15 +90,19 @@ func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, next
 		}
 		m.err = nil
-		m.take(msg.smp)
+		if m.take(msg.smp) {
+			// A channel was selected for the first time: read its
+			// clients now rather than at the next refresh.
+			return m, tea.Batch(next, m.read(false))
+		}
 		return m, next
 	}
 	return m, nil
 }
 
 // take makes the snapshot of a new read, and selects the first channel
-// when none is.
-func (m *topModel) take(smp *sample) {
+// when none is (or the one selected is gone); it reports whether it did.
+func (m *topModel) take(smp *sample) (selected bool) {
 	if m.prev != nil {
 		m.snap = makeSnapshot(m.prev, smp)
 		m.snap.sort(m.sortKey, m.reverse)
@@ -111,7 +115,9 @@ func (m *topModel) take(smp *sample) {
 		}
 		slices.Sort(names)
 		m.channel = names[0]
+		return true
 	}
+	return false
 }
 
 // key handles a key: q quits, the arrows select a channel, the sort keys
