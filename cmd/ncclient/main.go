@@ -135,7 +135,12 @@ standard input not a terminal, commands are read from it, one a line.
 commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-34s %s\n", c.synopsis(), c.summary)
+		if syn := c.synopsis(); len(syn) > 34 {
+			// Too long for the column: the summary goes below.
+			fmt.Fprintf(w, "  %s\n  %-34s %s\n", syn, "", c.summary)
+		} else {
+			fmt.Fprintf(w, "  %-34s %s\n", syn, c.summary)
+		}
 	}
 	fmt.Fprint(w, `
 exit status:
