@@ -86,10 +86,12 @@ func TestTopView(t *testing.T) {
 
 	dir := routertest.ShortTempDir(t)
 	t.Cleanup(func() { exec.Command(tmux, "-S", filepath.Join(dir, "tmux.sock"), "kill-server").Run() })
-	s := newTmux(t, tmux, dir, "top", []string{"TERM=xterm-256color"}, "-socket", ts.Template, "-history", "", "top", "A")
+	s := newTmux(t, tmux, dir, "top", []string{"TERM=xterm-256color"}, "-socket", ts.Template, "-history", "", "top", "-d", "2", "A")
 
 	// Two reads of the clients make their rates: wait for them, then
-	// read the screen once and check what it shows.
+	// read the screen once and check what it shows. Two seconds
+	// between reads: a step of the pace delayed by a loaded machine
+	// weighs half as much as over one.
 	s.waitFor("the clients of A with their rates", func(scr string) bool {
 		row, _ := screenRow(scr, "pub")
 		return rateAt(row, 4) > 0
