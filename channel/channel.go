@@ -96,6 +96,9 @@ type Stats struct {
 	RefusedAllow   uint64 `json:"refused_allow" msgpack:"refused_allow" metric:"netcluster_channel_refused_allow_total" help:"Connections refused because the channel's allow list does not admit their user."`
 	RefusedLimit   uint64 `json:"refused_limit" msgpack:"refused_limit" metric:"netcluster_channel_refused_limit_total" help:"Connections refused for being over maxclients or maxclientsperuid."`
 	RefusedPublish uint64 `json:"refused_publish" msgpack:"refused_publish" metric:"netcluster_channel_refused_publish_total" help:"Clients dropped for sending an event that the channel's publish list does not let them send."`
+	// Pending is what is queued for the channel's clients now, in bytes:
+	// the sum of their pending (ClientInfo.Pending).
+	Pending int `json:"pending" msgpack:"pending" metric:"netcluster_channel_pending_bytes" help:"Bytes queued for the channel's clients now."`
 }
 
 // Channel serves one channel's socket and its clients.
@@ -423,6 +426,7 @@ func (ch *Channel) Stats() Stats {
 			st.Undecided++
 		}
 		st.Dropped += c.dropped.Load()
+		st.Pending += c.pendingNow()
 	}
 	return st
 }

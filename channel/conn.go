@@ -134,6 +134,13 @@ func (c *Conn) Info() ClientInfo {
 	return ci
 }
 
+// pendingNow is what is queued for the client now, in bytes.
+func (c *Conn) pendingNow() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending
+}
+
 // serve runs the connection: handshake, then the read loop, until the
 // client leaves or the channel stops reading; then it waits for the
 // writer.

@@ -34,6 +34,9 @@ type command struct {
 	// control commands are requests on the control channel: the event
 	// nc-control-<name>, answered by nc-control-<name>-response.
 	control bool
+	// ownFlags commands take flags of their own: their words are passed
+	// on as they are, and params only document them.
+	ownFlags bool
 }
 
 // synopsis is the command with its arguments, as help shows it.
@@ -122,6 +125,10 @@ var commands = []*command{
 		params:  []param{{name: "channel", kind: argChannel}, {name: "pattern", optional: true}},
 		summary: "print the channel's events as they arrive, until Ctrl-C; reconnects when the server restarts",
 		example: `listen A 'log.*'`},
+	{name: "top", ownFlags: true,
+		params:  []param{{name: "-b", optional: true}, {name: "-n count", optional: true}, {name: "-d delay", optional: true}, {name: "-sort key", optional: true}, {name: "channel", kind: argChannel, optional: true}},
+		summary: "watch rates live: channels, the clients of one, the network; -b prints snapshots",
+		example: "top A   or   top -b -n 3 -d 1 --json A"},
 	{name: "help",
 		params:  []param{{name: "command", kind: argCommand, optional: true}},
 		summary: "list the commands, or explain one",

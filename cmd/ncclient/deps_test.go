@@ -12,7 +12,8 @@ import (
 // that ncclient may depend on: the client package (and what it needs:
 // internal/wire, the codec both sides speak) and the terminal library,
 // never a package of the server. go-winio is
-// how bus dials the named pipes of Windows.
+// how bus dials the named pipes of Windows. bubbletea and lipgloss draw
+// top's live view; the modules after them are what they need.
 var allowedDeps = []string{
 	"github.com/netcluster/netcluster/bus",
 	"github.com/netcluster/netcluster/internal/wire",
@@ -23,6 +24,24 @@ var allowedDeps = []string{
 	"golang.org/x/term",
 	"golang.org/x/sys",
 	"github.com/Microsoft/go-winio",
+	"github.com/charmbracelet/bubbletea",
+	"github.com/charmbracelet/lipgloss",
+	"github.com/charmbracelet/colorprofile",
+	"github.com/charmbracelet/x/ansi",
+	"github.com/charmbracelet/x/cellbuf",
+	"github.com/charmbracelet/x/term",
+	"github.com/aymanbagabas/go-osc52/v2",
+	"github.com/erikgeiser/coninput",
+	"github.com/lucasb-eyer/go-colorful",
+	"github.com/mattn/go-isatty",
+	"github.com/mattn/go-localereader",
+	"github.com/mattn/go-runewidth",
+	"github.com/muesli/ansi",
+	"github.com/muesli/cancelreader",
+	"github.com/muesli/termenv",
+	"github.com/rivo/uniseg",
+	"github.com/xo/terminfo",
+	"golang.org/x/text",
 }
 
 // TestDeps keeps ncclient a thin client on bus, on the systems it is

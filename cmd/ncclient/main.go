@@ -112,6 +112,9 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		words = append(words, rest[0])
 		args = rest[1:]
+		if c := lookup(rest[0]); len(words) == 1 && c != nil && c.ownFlags {
+			return append(words, args...), nil
+		}
 		for len(args) > 0 && isNegativeNumber(args[0]) {
 			words = append(words, args[0])
 			args = args[1:]
@@ -135,7 +138,12 @@ standard input not a terminal, commands are read from it, one a line.
 commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-34s %s\n", c.synopsis(), c.summary)
+		if syn := c.synopsis(); len(syn) > 34 {
+			// Too long for the column: the summary goes below.
+			fmt.Fprintf(w, "  %s\n  %-34s %s\n", syn, "", c.summary)
+		} else {
+			fmt.Fprintf(w, "  %-34s %s\n", syn, c.summary)
+		}
 	}
 	fmt.Fprint(w, `
 exit status:

@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 		// A fuzzing worker runs FuzzParseLine only, in-process.
 		os.Exit(m.Run())
 	}
+	if inNetns() {
+		os.Exit(runInNetns(m))
+	}
 	dir, err := os.MkdirTemp("", "ncclient-test")
 	if err != nil {
 		panic(err)

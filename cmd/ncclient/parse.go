@@ -129,6 +129,13 @@ type callArg struct{ value, json string }
 // bind checks the number of arguments and picks, for each, its string or
 // its JSON text.
 func bind(cmd *command, args []callArg) (call, error) {
+	if cmd.ownFlags {
+		c := call{name: cmd.name, cmd: cmd}
+		for _, a := range args {
+			c.args = append(c.args, a.value)
+		}
+		return c, nil
+	}
 	if len(args) < cmd.required() || len(args) > len(cmd.params) {
 		return call{}, usagef("%s takes %s; usage: %s", cmd.name, countArgs(cmd), cmd.synopsis())
 	}

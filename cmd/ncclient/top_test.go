@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+// pacedRate is the events a second pace emits.
+const pacedRate = 200
+
+// pace emits "tick" events on pub at pacedRate a second, each time
+// catching up with the clock, until stop is called; stop returns how
+// many it emitted. The count emitted by any time is pacedRate times the
+// time since the start, give or take one step of 10ms.
+func pace(t *testing.T, pub *bus.Client, payload []byte) (stop func() int64) {
+	t.Helper()
+	var sent atomic.Int64
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		start := time.Now()
+		tk := time.NewTicker(10 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-tk.C:
+				for want := int64(now.Sub(start).Seconds() * pacedRate); sent.Load() < want; sent.Add(1) {
+					if err := pub.Emit("tick", payload); err != nil {
+						t.Errorf("emit: %v", err)
+						return
+					}
+				}
+				pub.Flush(context.Background())
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() int64 {
+		once.Do(func() { close(quit); <-done })
+		return sent.Load()
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// near reports whether got is within a share tol of want.
+func near(got, want, tol float64) bool { return math.Abs(got-want) <= tol*want }
+
+// TestTopBatchJSON runs top -b --json against a server where one client
+// emits at a known pace and one listens, and checks each snapshot: the
+// rates against the pace, each rate against the counters it comes from,
+// and the clients of the channel asked for.
+func TestTopBatchJSON(t *testing.T) {
+	ts := newServer(t)
+	sub := ts.Dial(t, "A", bus.Name("sub"))
+	heard := routertest.Record(t, sub, "tick")
+	pub := ts.Dial(t, "A", bus.Name("pub"))
+	stop := pace(t, pub, make([]byte, 100))
+	// Let the pace settle before the first read.
+	routertest.WaitFor(t, "the first events", func() bool { return heard.Count("tick") > pacedRate/4 })
+
+	// Two seconds between reads: a step of the pace delayed by a loaded
+	// machine weighs half as much as over one.
+	out := must(t, ts.Template, "top", "-b", "-n", "3", "-d", "2", "--json", "A")
+	sent := stop()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("top -b -n 3 printed %d lines, want 3:\n%s", len(lines), out)
+	}
+	var prev *snapshot
+	for i, l := range lines {
+		var snap snapshot
+		if err := json.Unmarshal([]byte(l), &snap); err != nil {
+			t.Fatalf("snapshot %d: %v\n%s", i, err, l)
+		}
+		checkSnapshot(t, i, &snap, prev)
+		prev = &snap
+	}
+	// What the server counted is what was sent: no more, no less.
+	c := channelOf(t, prev, "A")
+	if c.EventsIn > uint64(sent) {
+		t.Errorf("channel A counted %d events in, more than the %d sent", c.EventsIn, sent)
+	}
+}
+
+// channelOf finds a channel in a snapshot.
+func channelOf(t *testing.T, snap *snapshot, name string) topChannel {
+	t.Helper()
+	i := slices.IndexFunc(snap.Channels, func(c topChannel) bool { return c.Name == name })
+	if i < 0 {
+		t.Fatalf("snapshot has no channel %s: %+v", name, snap.Channels)
+	}
+	return snap.Channels[i]
+}
+
+// checkSnapshot checks snapshot i of TestTopBatchJSON, prev being the
+// one before it (nil for the first).
+func checkSnapshot(t *testing.T, i int, snap, prev *snapshot) {
+	t.Helper()
+	// -d 2: about two seconds between reads; under load, reads may wait.
+	if snap.Interval < 1.9 || snap.Interval > 6 {
+		t.Errorf("snapshot %d: interval %.3fs, want about 2s", i, snap.Interval)
+	}
+	a := channelOf(t, snap, "A")
+	if a.Clients != 2 {
+		t.Errorf("snapshot %d: channel A has %d clients, want 2 (pub, sub)", i, a.Clients)
+	}
+	// A known count over a known interval: the pace emits pacedRate a
+	// second; a loaded machine may delay a step, so the tolerance is
+	// wide. Each event is heard by sub alone: as many out as in.
+	for what, got := range map[string]float64{"events in": a.EventsInRate, "events out": a.EventsOutRate} {
+		if !near(got, pacedRate, 0.4) {
+			t.Errorf("snapshot %d: channel A %s %.1f/s, want about %d/s", i, what, got, pacedRate)
+		}
+	}
+	if prev != nil {
+		// The rates are the counters' growth over the interval.
+		p := channelOf(t, prev, "A")
+		if want := float64(a.EventsIn-p.EventsIn) / snap.Interval; !near(a.EventsInRate, want, 1e-9) {
+			t.Errorf("snapshot %d: events_in_rate %f, but events_in grew by %d in %.3fs", i, a.EventsInRate, a.EventsIn-p.EventsIn, snap.Interval)
+		}
+		if want := float64(a.BytesOut-p.BytesOut) / snap.Interval; !near(a.BytesOutRate, want, 1e-9) {
+			t.Errorf("snapshot %d: bytes_out_rate %f, but bytes_out grew by %d in %.3fs", i, a.BytesOutRate, a.BytesOut-p.BytesOut, snap.Interval)
+		}
+	}
+	// Every event is the same size: bytes in a second are events in a
+	// second times that size.
+	if a.EventsIn > 0 {
+		per := float64(a.BytesIn) / float64(a.EventsIn)
+		if !near(a.BytesInRate, a.EventsInRate*per, 0.05) {
+			t.Errorf("snapshot %d: bytes_in_rate %.0f, want %.0f events/s times %.0f bytes", i, a.BytesInRate, a.EventsInRate, per)
+		}
+	}
+	checkClients(t, i, snap)
+}
+
+// checkClients checks the clients of A in a snapshot: pub sends, sub
+// hears, both are this process.
+func checkClients(t *testing.T, i int, snap *snapshot) {
+	t.Helper()
+	if snap.Channel != "A" || len(snap.Clients) != 2 {
+		t.Fatalf("snapshot %d: clients of %q: %+v; want pub and sub of A", i, snap.Channel, snap.Clients)
+	}
+	for _, c := range snap.Clients {
+		if c.PID != os.Getpid() {
+			t.Errorf("snapshot %d: client %s has pid %d, want this process's, %d", i, c.Name, c.PID, os.Getpid())
+		}
+		in, out := c.EventsInRate, c.EventsOutRate
+		if c.Name == "sub" {
+			in, out = out, in
+		}
+		if c.Name != "pub" && c.Name != "sub" {
+			t.Errorf("snapshot %d: client %q, want pub or sub", i, c.Name)
+		}
+		// The first snapshot's client rates are over the time between
+		// the two answers to showchannel, like the others.
+		if !near(in, pacedRate, 0.4) || out > pacedRate*0.05 {
+			t.Errorf("snapshot %d: client %s: %.1f events/s in, %.1f out; want about %d one way, none the other", i, c.Name, c.EventsInRate, c.EventsOutRate, pacedRate)
+		}
+	}
+}
+
+// TestTopUsage: top's bad flags are usage errors, and the live view
+// wants a terminal.
+func TestTopUsage(t *testing.T) {
+	ts := newServer(t)
+	for _, args := range [][]string{
+		{"top", "-n", "-1", "-b"},
+		{"top", "-b", "-d", "soon"},
+		{"top", "-b", "-sort", "colour"},
+		{"top", "-b", "A", "B"},
+		{"top"}, // stdout is not a terminal
+	} {
+		if r := ncclient(t, ts.Template, "", args...); r.code != exitUsage || !strings.Contains(r.stderr, "top") {
+			t.Errorf("ncclient %q: exit %d, stderr %q; want a usage error (%d) about top", args, r.code, r.stderr, exitUsage)
+		}
+	}
+	// The plain batch mode: a summary and the tables, once.
+	out := must(t, ts.Template, "top", "-b", "-n", "1", "-d", "50ms", "A")
+	for _, want := range []string{"interval", "CHANNEL", "clients of A", "network: off"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("top -b -n 1 A: no %q in\n%s", want, out)
+		}
+	}
+}
+
+// TestTopDoc holds docs/top.md to what top prints: every key of a JSON
+// snapshot, every sort key, and every flag are named there.
+func TestTopDoc(t *testing.T) {
+	b, err := os.ReadFile("../../docs/top.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var walk func(reflect.Type)
+	walk = func(typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if f.Anonymous {
+				walk(f.Type)
+				continue
+			}
+			key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !strings.Contains(doc, "`"+key+"`") {
+				t.Errorf("docs/top.md does not name the JSON key `%s` (%s.%s)", key, typ.Name(), f.Name)
+			}
+			switch el := f.Type; {
+			case el.Kind() == reflect.Slice && el.Elem().Kind() == reflect.Struct:
+				walk(el.Elem())
+			}
+		}
+	}
+	walk(reflect.TypeFor[snapshot]())
+	for _, k := range netRateKeys {
+		if !strings.Contains(doc, "`"+k+"`") {
+			t.Errorf("docs/top.md does not name the network rate `%s`", k)
+		}
+	}
+	for _, k := range sortKeys {
+		if !strings.Contains(doc, "`"+k.name+"`") || !strings.Contains(doc, "`"+string(k.key)+"`") {
+			t.Errorf("docs/top.md does not name the sort key `%s` or its key `%c`", k.name, k.key)
+		}
+	}
+	for _, p := range lookup("top").params {
+		if !strings.Contains(doc, "| `"+p.name+"` |") {
+			t.Errorf("docs/top.md's table of flags has no row for `%s`", p.name)
+		}
+	}
+}
