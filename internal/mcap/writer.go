@@ -1,0 +1,170 @@
+package mcap
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"math"
+)
+
+// ErrTooManyChannels is returned by AddChannel past the 65,535 channels a
+// file can name.
+var ErrTooManyChannels = errors.New("mcap: too many channels")
+
+// errWriterClosed is returned by a Writer's methods after Close.
+var errWriterClosed = errors.New("mcap: writer closed")
+
+// Writer writes one unchunked MCAP file, streaming: each record goes to
+// a buffered writer as it comes. Only the channels and a message count
+// per channel stay in memory. Close writes the summary and the footer;
+// a file whose writer was never closed has neither, and readers refuse
+// it as truncated.
+type Writer struct {
+	w        *bufio.Writer
+	off      int64       // bytes written so far
+	crc      hash.Hash32 // of the data section, then of the summary
+	buf      []byte
+	channels []*Channel
+	stats    Statistics
+	err      error // the first write error; every later call returns it
+}
+
+// NewWriter writes the magic and the Header record to w and returns a
+// Writer that appends to it. library names the program that writes the
+// file (the Header's library field); the profile is empty.
+func NewWriter(w io.Writer, library string) (*Writer, error) {
+	mw := &Writer{
+		w:     bufio.NewWriterSize(w, 64<<10),
+		crc:   crc32.NewIEEE(),
+		stats: Statistics{ChannelCounts: map[uint16]uint64{}},
+	}
+	b := append(mw.buf[:0], Magic...)
+	at := len(b)
+	b = appendRecordHeader(b, opHeader, 0)
+	b = appendString(b, "") // profile
+	b = appendString(b, library)
+	binary.LittleEndian.PutUint64(b[at+1:], uint64(len(b)-at-recordHeaderSize))
+	mw.buf = b
+	if err := mw.write(b); err != nil {
+		return nil, err
+	}
+	return mw, nil
+}
+
+// write writes b, adding it to the offset and the running CRC.
+func (w *Writer) write(b []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	w.crc.Write(b)
+	n, err := w.w.Write(b)
+	w.off += int64(n)
+	if err != nil {
+		w.err = fmt.Errorf("mcap: writing: %w", err)
+	}
+	return w.err
+}
+
+// Size is the number of bytes written so far, buffered ones included.
+func (w *Writer) Size() int64 { return w.off }
+
+// MessageCount is the number of messages written so far.
+func (w *Writer) MessageCount() uint64 { return w.stats.MessageCount }
+
+// AddChannel writes a Channel record with no schema and returns its id.
+// Messages on it may follow.
+func (w *Writer) AddChannel(topic, encoding string, metadata map[string]string) (uint16, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if len(w.channels) >= math.MaxUint16 {
+		return 0, ErrTooManyChannels
+	}
+	c := &Channel{ID: uint16(len(w.channels) + 1), Topic: topic, MessageEncoding: encoding, Metadata: metadata}
+	w.buf = appendChannel(w.buf[:0], c)
+	if err := w.write(w.buf); err != nil {
+		return 0, err
+	}
+	w.channels = append(w.channels, c)
+	w.stats.ChannelCounts[c.ID] = 0
+	return c.ID, nil
+}
+
+// WriteMessage writes a Message record on a channel AddChannel returned.
+// Its data is written as it is; the Writer keeps no reference to it.
+func (w *Writer) WriteMessage(m *Message) error {
+	if w.err != nil {
+		return w.err
+	}
+	if m.ChannelID == 0 || int(m.ChannelID) > len(w.channels) {
+		return fmt.Errorf("mcap: message on channel %d, which was not added", m.ChannelID)
+	}
+	w.buf = appendMessageHeader(w.buf[:0], m)
+	if err := w.write(w.buf); err != nil {
+		return err
+	}
+	if err := w.write(m.Data); err != nil {
+		return err
+	}
+	s := &w.stats
+	if s.MessageCount == 0 || m.LogTime < s.MessageStartTime {
+		s.MessageStartTime = m.LogTime
+	}
+	if m.LogTime > s.MessageEndTime {
+		s.MessageEndTime = m.LogTime
+	}
+	s.MessageCount++
+	s.ChannelCounts[m.ChannelID]++
+	return nil
+}
+
+// Close ends the data section with a Data End record, writes the summary
+// (the channels again, the statistics), the summary offsets and the
+// footer, and flushes. It does not close the underlying writer. The
+// Writer cannot be used after.
+func (w *Writer) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	b := appendRecordHeader(w.buf[:0], opDataEnd, 4)
+	b = binary.LittleEndian.AppendUint32(b, w.crc.Sum32())
+	if err := w.write(b); err != nil {
+		return err
+	}
+	w.crc.Reset()
+	summaryStart := w.off
+	b = b[:0]
+	for _, c := range w.channels {
+		b = appendChannel(b, c)
+	}
+	channelsLen := len(b)
+	w.stats.ChannelCount = uint32(len(w.channels))
+	b = appendStatistics(b, &w.stats)
+	offsetsStart := summaryStart + int64(len(b))
+	if channelsLen > 0 {
+		b = appendSummaryOffset(b, opChannel, uint64(summaryStart), uint64(channelsLen))
+	}
+	b = appendSummaryOffset(b, opStatistics, uint64(summaryStart)+uint64(channelsLen), uint64(offsetsStart-summaryStart)-uint64(channelsLen))
+	b = appendRecordHeader(b, opFooter, 8+8+4)
+	b = binary.LittleEndian.AppendUint64(b, uint64(summaryStart))
+	b = binary.LittleEndian.AppendUint64(b, uint64(offsetsStart))
+	w.crc.Write(b)
+	b = binary.LittleEndian.AppendUint32(b, w.crc.Sum32())
+	b = append(b, Magic...)
+	w.buf = b
+	if _, err := w.w.Write(b); err != nil {
+		w.err = fmt.Errorf("mcap: writing: %w", err)
+		return w.err
+	}
+	w.off += int64(len(b))
+	if err := w.w.Flush(); err != nil {
+		w.err = fmt.Errorf("mcap: writing: %w", err)
+		return w.err
+	}
+	w.err = errWriterClosed
+	return nil
+}
