@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 )
@@ -34,10 +35,19 @@ type command struct {
 	// control commands are requests on the control channel: the event
 	// nc-control-<name>, answered by nc-control-<name>-response.
 	control bool
+	// usage, for a command that parses its own flags and arguments
+	// (record, replay), is what follows its name in the synopsis. Such a
+	// command has no params: run gets its words, as the shell split them,
+	// in the call's args.
+	usage string
+	run   func(s *session, ctx context.Context, c call, interactive bool) error
 }
 
 // synopsis is the command with its arguments, as help shows it.
 func (c *command) synopsis() string {
+	if c.usage != "" {
+		return c.name + " " + c.usage
+	}
 	var b strings.Builder
 	b.WriteString(c.name)
 	for _, p := range c.params {
@@ -122,6 +132,14 @@ var commands = []*command{
 		params:  []param{{name: "channel", kind: argChannel}, {name: "pattern", optional: true}},
 		summary: "print the channel's events as they arrive, until Ctrl-C",
 		example: `listen A 'log.*'`},
+	{name: "record", usage: "[-o file.mcap] [-event pattern] [-duration d] [-count n] <channel>...",
+		run:     (*session).record,
+		summary: "record channels' events to an MCAP file, until Ctrl-C, -duration or -count",
+		example: "record -o morning.mcap -event 'log.*' A B"},
+	{name: "replay", usage: "[-rate r] [-loop] [-map A=B] [-event pattern] <file.mcap>",
+		run:     (*session).replay,
+		summary: "emit a recording's events again, spaced as recorded, -rate times as fast (max: no waits)",
+		example: "replay -rate 2 -map A=C morning.mcap"},
 	{name: "help",
 		params:  []param{{name: "command", kind: argCommand, optional: true}},
 		summary: "list the commands, or explain one",

@@ -155,6 +155,8 @@ func (s *session) exec(ctx context.Context, c call, interactive bool) error {
 		return nil
 	case c.cmd.control:
 		return s.controlRequest(ctx, c)
+	case c.cmd.run != nil:
+		return c.cmd.run(s, ctx, c, interactive)
 	}
 	switch c.name {
 	case "emit":
