@@ -72,6 +72,23 @@ func (r *recorder) listener(channel string) func(bus.Message) {
 	}
 }
 
+// flushInterval is how often a recording's buffer is written out, so
+// that a recorder killed without a chance to finish loses little.
+const flushInterval = time.Second
+
+// flush writes out what is buffered.
+func (r *recorder) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	if err := r.w.Flush(); err != nil {
+		r.err, r.closed = err, true
+		close(r.full)
+	}
+}
+
 // write writes one event; r.mu is held.
 func (r *recorder) write(channel string, m *bus.Message, now uint64) error {
 	k := topicKey{channel: channel, emittedOn: m.Channel, event: m.Event, origin: m.Origin, sender: m.Sender}
@@ -206,12 +223,23 @@ func (s *session) runRecording(ctx context.Context, o recordOptions, r *recorder
 			}
 		})
 	}
+	flush := time.NewTicker(flushInterval)
+	defer flush.Stop()
 	var err error
-	select {
-	case <-ctx.Done():
-	case <-timeout:
-	case <-r.full:
-	case err = <-lost:
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-timeout:
+			break wait
+		case <-r.full:
+			break wait
+		case err = <-lost:
+			break wait
+		case <-flush.C:
+			r.flush()
+		}
 	}
 	close(quit)
 	wg.Wait()

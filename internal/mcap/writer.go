@@ -69,6 +69,18 @@ func (w *Writer) write(b []byte) error {
 	return w.err
 }
 
+// Flush writes what is buffered to the underlying writer, so that a
+// reader of the growing file sees every message written so far.
+func (w *Writer) Flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.w.Flush(); err != nil {
+		w.err = fmt.Errorf("mcap: writing: %w", err)
+	}
+	return w.err
+}
+
 // Size is the number of bytes written so far, buffered ones included.
 func (w *Writer) Size() int64 { return w.off }
 
