@@ -218,7 +218,7 @@ func (s *session) runRecording(ctx context.Context, o recordOptions, r *recorder
 		wg.Go(func() {
 			select {
 			case <-c.Done():
-				lost <- fmt.Errorf("record: connection to channel %s ended: %w", o.channels[i], c.Err())
+				lost <- fmt.Errorf("connection to channel %s ended: %w", o.channels[i], c.Err())
 			case <-quit:
 			}
 		})
