@@ -48,11 +48,14 @@ type recorder struct {
 	err     error // the first write error
 	full    chan struct{}
 	counter counter
+	base    time.Time // log times are base plus the monotonic time since
 }
 
 func (r *recorder) listener(channel string) func(bus.Message) {
 	return func(m bus.Message) {
-		now := uint64(time.Now().UnixNano())
+		// One read of the monotonic clock, which is cheaper than the
+		// wall clock and the monotonic one that time.Now reads.
+		now := uint64(r.base.UnixNano() + int64(time.Since(r.base)))
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if r.closed {
@@ -182,7 +185,7 @@ func (s *session) record(ctx context.Context, call call, interactive bool) error
 		closeOut()
 		return fmt.Errorf("record: %w", err)
 	}
-	r := &recorder{w: w, topics: map[topicKey]*topicState{}, limit: o.count, full: make(chan struct{})}
+	r := &recorder{w: w, topics: map[topicKey]*topicState{}, limit: o.count, full: make(chan struct{}), base: time.Now()}
 	for i, c := range clients {
 		if _, err := c.On(o.pattern, r.listener(o.channels[i])); err != nil {
 			closeOut()

@@ -25,10 +25,11 @@ var errWriterClosed = errors.New("mcap: writer closed")
 // it as truncated.
 type Writer struct {
 	w        *bufio.Writer
-	off      int64       // bytes written so far
-	crc      hash.Hash32 // of the data section, then of the summary
+	sink     crcWriter
+	off      int64 // bytes written so far
 	buf      []byte
 	channels []*Channel
+	counts   []uint64 // messages per channel, by id-1
 	stats    Statistics
 	err      error // the first write error; every later call returns it
 }
@@ -38,10 +39,10 @@ type Writer struct {
 // file (the Header's library field); the profile is empty.
 func NewWriter(w io.Writer, library string) (*Writer, error) {
 	mw := &Writer{
-		w:     bufio.NewWriterSize(w, 64<<10),
-		crc:   crc32.NewIEEE(),
+		sink:  crcWriter{w: w, crc: crc32.NewIEEE()},
 		stats: Statistics{ChannelCounts: map[uint16]uint64{}},
 	}
+	mw.w = bufio.NewWriterSize(&mw.sink, 64<<10)
 	b := append(mw.buf[:0], Magic...)
 	at := len(b)
 	b = appendRecordHeader(b, opHeader, 0)
@@ -55,12 +56,35 @@ func NewWriter(w io.Writer, library string) (*Writer, error) {
 	return mw, nil
 }
 
-// write writes b, adding it to the offset and the running CRC.
+// crcWriter computes the CRC of what goes through it: of the data
+// section, then of the summary. It sits under the buffer, so that the CRC
+// is computed over large blocks, not record by record.
+type crcWriter struct {
+	w   io.Writer
+	crc hash.Hash32
+}
+
+func (c *crcWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.crc.Write(p[:n])
+	return n, err
+}
+
+// sum flushes the buffer and returns the CRC of everything written since
+// the last reset.
+func (w *Writer) sum() (uint32, error) {
+	if err := w.w.Flush(); err != nil {
+		w.err = fmt.Errorf("mcap: writing: %w", err)
+		return 0, w.err
+	}
+	return w.sink.crc.Sum32(), nil
+}
+
+// write writes b, adding it to the offset.
 func (w *Writer) write(b []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	w.crc.Write(b)
 	n, err := w.w.Write(b)
 	w.off += int64(n)
 	if err != nil {
@@ -102,7 +126,7 @@ func (w *Writer) AddChannel(topic, encoding string, metadata map[string]string) 
 		return 0, err
 	}
 	w.channels = append(w.channels, c)
-	w.stats.ChannelCounts[c.ID] = 0
+	w.counts = append(w.counts, 0)
 	return c.ID, nil
 }
 
@@ -130,7 +154,7 @@ func (w *Writer) WriteMessage(m *Message) error {
 		s.MessageEndTime = m.LogTime
 	}
 	s.MessageCount++
-	s.ChannelCounts[m.ChannelID]++
+	w.counts[m.ChannelID-1]++
 	return nil
 }
 
@@ -142,12 +166,19 @@ func (w *Writer) Close() error {
 	if w.err != nil {
 		return w.err
 	}
+	crc, err := w.sum()
+	if err != nil {
+		return err
+	}
 	b := appendRecordHeader(w.buf[:0], opDataEnd, 4)
-	b = binary.LittleEndian.AppendUint32(b, w.crc.Sum32())
+	b = binary.LittleEndian.AppendUint32(b, crc)
 	if err := w.write(b); err != nil {
 		return err
 	}
-	w.crc.Reset()
+	if _, err := w.sum(); err != nil {
+		return err
+	}
+	w.sink.crc.Reset()
 	summaryStart := w.off
 	b = b[:0]
 	for _, c := range w.channels {
@@ -155,6 +186,9 @@ func (w *Writer) Close() error {
 	}
 	channelsLen := len(b)
 	w.stats.ChannelCount = uint32(len(w.channels))
+	for i, n := range w.counts {
+		w.stats.ChannelCounts[uint16(i+1)] = n
+	}
 	b = appendStatistics(b, &w.stats)
 	offsetsStart := summaryStart + int64(len(b))
 	if channelsLen > 0 {
@@ -164,18 +198,21 @@ func (w *Writer) Close() error {
 	b = appendRecordHeader(b, opFooter, 8+8+4)
 	b = binary.LittleEndian.AppendUint64(b, uint64(summaryStart))
 	b = binary.LittleEndian.AppendUint64(b, uint64(offsetsStart))
-	w.crc.Write(b)
-	b = binary.LittleEndian.AppendUint32(b, w.crc.Sum32())
-	b = append(b, Magic...)
 	w.buf = b
-	if _, err := w.w.Write(b); err != nil {
-		w.err = fmt.Errorf("mcap: writing: %w", err)
-		return w.err
+	if err := w.write(b); err != nil {
+		return err
 	}
-	w.off += int64(len(b))
-	if err := w.w.Flush(); err != nil {
-		w.err = fmt.Errorf("mcap: writing: %w", err)
-		return w.err
+	crc, err = w.sum()
+	if err != nil {
+		return err
+	}
+	b = binary.LittleEndian.AppendUint32(b[:0], crc)
+	b = append(b, Magic...)
+	if err := w.write(b); err != nil {
+		return err
+	}
+	if _, err := w.sum(); err != nil {
+		return err
 	}
 	w.err = errWriterClosed
 	return nil
