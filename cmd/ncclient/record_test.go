@@ -148,6 +148,11 @@ func TestRecordReplay(t *testing.T) {
 	if want := "recorded " + strconv.Itoa(len(stream)) + " events"; !strings.Contains(rec.stderrText(), want) {
 		t.Errorf("record said %q, want %q", rec.stderrText(), want)
 	}
+	// Piped, it says when it starts and when it ends, and draws no
+	// progress line.
+	if lines := strings.Split(strings.TrimSpace(rec.stderrText()), "\n"); len(lines) != 2 || strings.Contains(rec.stderrText(), "\r") {
+		t.Errorf("record's stderr through a pipe is %q, want two lines", rec.stderrText())
+	}
 	f, msgs := readRecording(t, path)
 	if len(msgs) != len(stream) {
 		t.Fatalf("the recording has %d messages, %d were emitted", len(msgs), len(stream))
