@@ -180,15 +180,22 @@ func (s *session) record(ctx context.Context, call call, interactive bool) error
 	if err != nil {
 		return err
 	}
+	// abandon removes the file of a recording that could not start.
+	abandon := func() {
+		closeOut()
+		if o.out != "-" {
+			os.Remove(o.out)
+		}
+	}
 	w, err := mcap.NewWriter(out, "ncclient")
 	if err != nil {
-		closeOut()
+		abandon()
 		return fmt.Errorf("record: %w", err)
 	}
 	r := &recorder{w: w, topics: map[topicKey]*topicState{}, limit: o.count, full: make(chan struct{}), base: time.Now()}
 	for i, c := range clients {
 		if _, err := c.On(o.pattern, r.listener(o.channels[i])); err != nil {
-			closeOut()
+			abandon()
 			return fmt.Errorf("record: %w", err)
 		}
 	}

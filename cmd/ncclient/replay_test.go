@@ -114,6 +114,15 @@ func TestRecordReplayUsage(t *testing.T) {
 	if r := ncclient(t, ts.Template, "", "record", "Z"); r.code != exitFailed || !strings.Contains(r.stderr, "channel Z does not exist") {
 		t.Errorf("record Z: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// A pattern that is not a regular expression fails the request, and
+	// leaves no file behind.
+	path := filepath.Join(t.TempDir(), "bad.mcap")
+	if r := ncclient(t, ts.Template, "", "record", "-o", path, "-event", "(", "A"); r.code != exitFailed || !strings.Contains(r.stderr, "event pattern") {
+		t.Errorf("record -event '(': exit %d, stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("a recording that could not start left %s behind (%v)", path, err)
+	}
 }
 
 // TestReplayDamaged: a file that is not MCAP, is cut short or has a bad
