@@ -132,7 +132,7 @@ var commands = []*command{
 		params:  []param{{name: "channel", kind: argChannel}, {name: "pattern", optional: true}},
 		summary: "print the channel's events as they arrive, until Ctrl-C",
 		example: `listen A 'log.*'`},
-	{name: "record", usage: "[-o file.mcap] [-event pattern] [-duration d] [-count n] <channel>...",
+	{name: "record", usage: "[-o file.mcap] [-event pattern] [-duration d] [-count n] [-compress lz4] <channel>...",
 		run:     (*session).record,
 		summary: "record channels' events to an MCAP file, until Ctrl-C, -duration or -count",
 		example: "record -o morning.mcap -event 'log.*' A B"},

@@ -122,8 +122,13 @@ type recordOptions struct {
 	pattern  string
 	duration time.Duration
 	count    int64
+	compress string
 	channels []string
 }
+
+// chunkSize is how many bytes of events a compressed recording gathers
+// into one chunk.
+const chunkSize = 1 << 20
 
 func (s *session) parseRecord(c call) (recordOptions, *session, func(), error) {
 	var o recordOptions
@@ -132,6 +137,7 @@ func (s *session) parseRecord(c call) (recordOptions, *session, func(), error) {
 	fs.StringVar(&o.pattern, "event", ".*", "record only the events whose name fully matches this regular expression")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	fs.Int64Var(&o.count, "count", 0, "stop after this many events (0: no limit)")
+	fs.StringVar(&o.compress, "compress", "none", "none writes events one by one; lz4 writes them in lz4-compressed, indexed chunks of 1 MiB")
 	rest, sub, done, err := s.parseCommand(fs, set, c.args)
 	if err != nil {
 		return o, nil, nil, err
@@ -143,6 +149,10 @@ func (s *session) parseRecord(c call) (recordOptions, *session, func(), error) {
 	if o.duration < 0 || o.count < 0 {
 		done()
 		return o, nil, nil, usagef("record: -duration and -count cannot be negative")
+	}
+	if o.compress != "none" && o.compress != mcap.CompressLZ4 {
+		done()
+		return o, nil, nil, usagef("record: -compress %q is neither none nor lz4", o.compress)
 	}
 	if o.out == "" {
 		o.out = "recording-" + time.Now().Format("20060102-150405") + ".mcap"
@@ -187,7 +197,11 @@ func (s *session) record(ctx context.Context, call call, interactive bool) error
 			os.Remove(o.out)
 		}
 	}
-	w, err := mcap.NewWriter(out, "ncclient")
+	var opts []mcap.Option
+	if o.compress == mcap.CompressLZ4 {
+		opts = append(opts, mcap.Chunked(mcap.CompressLZ4, chunkSize))
+	}
+	w, err := mcap.NewWriter(out, "ncclient", opts...)
 	if err != nil {
 		abandon()
 		return fmt.Errorf("record: %w", err)

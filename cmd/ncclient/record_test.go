@@ -133,12 +133,18 @@ func readRecording(t *testing.T, path string) (*mcap.File, []mcap.Message) {
 // TestRecordReplay records a known stream from a real server with
 // -count, checks the file, replays it onto another server's channel with
 // -map, and compares what arrives there byte for byte, with the spacing
-// kept.
+// kept; with events one by one, and in lz4 chunks.
 func TestRecordReplay(t *testing.T) {
+	for _, compress := range []string{"none", "lz4"} {
+		t.Run(compress, func(t *testing.T) { testRecordReplay(t, compress) })
+	}
+}
+
+func testRecordReplay(t *testing.T, compress string) {
 	stream := knownStream(t)
 	ts := newServer(t)
 	path := filepath.Join(t.TempDir(), "rec.mcap")
-	rec := start(t, ts.Template, "record", "-o", path, "-count", strconv.Itoa(len(stream)), "A")
+	rec := start(t, ts.Template, "record", "-o", path, "-compress", compress, "-count", strconv.Itoa(len(stream)), "A")
 	rec.waitStderr(t, "recording A")
 	a := ts.Dial(t, "A")
 	emitStream(t, a, stream)
@@ -173,8 +179,8 @@ func TestRecordReplay(t *testing.T) {
 			t.Errorf("message %d: log time %d, publish time %d, previous log time %d", i, m.LogTime, m.PublishTime, msgs[i-1].LogTime)
 		}
 	}
-	if st := f.Statistics; st == nil || st.MessageCount != uint64(len(stream)) {
-		t.Errorf("statistics %+v, want %d messages", f.Statistics, len(stream))
+	if st := f.Statistics; st == nil || st.MessageCount != uint64(len(stream)) || (st.ChunkCount > 0) != (compress == "lz4") {
+		t.Errorf("statistics %+v, want %d messages, chunks only with lz4", f.Statistics, len(stream))
 	}
 
 	other := newServer(t)

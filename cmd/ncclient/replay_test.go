@@ -15,10 +15,11 @@ import (
 
 // record records n events of the known stream's kinds on channel A of ts
 // and returns the file.
-func recordStream(t *testing.T, ts *routertest.Server, stream []streamEvent) string {
+func recordStream(t *testing.T, ts *routertest.Server, stream []streamEvent, flags ...string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "rec.mcap")
-	rec := start(t, ts.Template, "record", "-o", path, "-count", strconv.Itoa(len(stream)), "A")
+	args := append([]string{"record", "-o", path, "-count", strconv.Itoa(len(stream))}, flags...)
+	rec := start(t, ts.Template, append(args, "A")...)
 	rec.waitStderr(t, "recording A")
 	emitStream(t, ts.Dial(t, "A"), stream)
 	if code := rec.exit(t); code != 0 {
@@ -194,8 +195,8 @@ func TestReplayLoopEventRate(t *testing.T) {
 }
 
 // TestMcapCoreReadsRecording has @mcap/core, the MCAP project's reader,
-// read a recording. internal/mcap's tests install it; here it is used
-// when installed.
+// read recordings, plain and lz4-compressed. internal/mcap's tests
+// install it; here it is used when installed.
 func TestMcapCoreReadsRecording(t *testing.T) {
 	dir := "../../internal/mcap/testdata/mcapcheck"
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@mcap", "core")); err != nil {
@@ -206,17 +207,23 @@ func TestMcapCoreReadsRecording(t *testing.T) {
 	}
 	ts := newServer(t)
 	stream := knownStream(t)
-	path, err := filepath.Abs(recordStream(t, ts, stream))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", "check.mjs", "read", path)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("@mcap/core refuses the recording: %v\n%s", err, out)
-	}
-	if n := strings.Count(string(out), `"publishTime"`); n != len(stream) {
-		t.Errorf("@mcap/core read %d messages, want %d", n, len(stream))
+	for _, compress := range []string{"none", "lz4"} {
+		path, err := filepath.Abs(recordStream(t, ts, stream, "-compress", compress))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("node", "check.mjs", "read", path)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("@mcap/core refuses the recording (-compress %s): %v\n%s", compress, err, out)
+		}
+		want := len(stream) // read in order
+		if compress == "lz4" {
+			want *= 2 // and through the indexes
+		}
+		if n := strings.Count(string(out), `"publishTime"`); n != want {
+			t.Errorf("-compress %s: @mcap/core read %d messages, want %d", compress, n, want)
+		}
 	}
 }

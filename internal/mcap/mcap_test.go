@@ -16,6 +16,30 @@ import (
 type sample struct {
 	topics []string
 	msgs   []Message
+	opts   []Option
+}
+
+// layouts are the ways the Writer lays out a file: unchunked, chunks of
+// plain records (small, so that there are several), and lz4 chunks.
+var layouts = []struct {
+	name string
+	opts []Option
+}{
+	{"unchunked", nil},
+	{"chunked", []Option{Chunked(CompressNone, 200)}},
+	{"lz4", []Option{Chunked(CompressLZ4, 200)}},
+}
+
+// newSamples is newSample in every layout.
+func newSamples() map[string]sample {
+	m := map[string]sample{}
+	for _, l := range layouts {
+		s := newSample()
+		s.opts = l.opts
+		m[l.name] = s
+		m[l.name+"-empty"] = sample{opts: l.opts}
+	}
+	return m
 }
 
 func newSample() sample {
@@ -35,7 +59,7 @@ func newSample() sample {
 func (s sample) write(t testing.TB) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, "mcap test")
+	w, err := NewWriter(&buf, "mcap test", s.opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +103,16 @@ func readAll(b []byte) (*File, []Message, error) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	s := newSample()
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			s := newSample()
+			s.opts = l.opts
+			testRoundTrip(t, s)
+		})
+	}
+}
+
+func testRoundTrip(t *testing.T, s sample) {
 	f, got, err := readAll(s.write(t))
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +164,8 @@ func TestEmptyRecording(t *testing.T) {
 // TestMcapCoreReadsOurs has @mcap/core read what the Writer writes, and
 // compares what it read with what was written.
 func TestMcapCoreReadsOurs(t *testing.T) {
-	for _, s := range []sample{newSample(), {}} {
+	for name, s := range newSamples() {
+		t.Log(name)
 		path := filepath.Join(t.TempDir(), "ours.mcap")
 		if err := os.WriteFile(path, s.write(t), 0o644); err != nil {
 			t.Fatal(err)
@@ -159,6 +193,23 @@ func TestMcapCoreReadsOurs(t *testing.T) {
 		}
 		if c.Statistics == nil || c.Statistics.MessageCount != uint64(len(s.msgs)) || c.Statistics.ChannelCount != uint32(len(s.topics)) {
 			t.Errorf("@mcap/core read statistics %+v", c.Statistics)
+		}
+		if s.opts == nil {
+			continue
+		}
+		// A chunked file: @mcap/core finds every message again through
+		// the chunk indexes of the summary and the message indexes.
+		if c.ChunkIndexes < 2 && len(s.msgs) > 0 {
+			t.Errorf("%s: @mcap/core found %d chunk indexes, want several", name, c.ChunkIndexes)
+		}
+		if len(c.IndexedMessages) != len(s.msgs) {
+			t.Fatalf("%s: @mcap/core read %d messages through the indexes, we wrote %d", name, len(c.IndexedMessages), len(s.msgs))
+		}
+		for i, m := range c.IndexedMessages {
+			w := s.msgs[i]
+			if m.ChannelID != w.ChannelID || m.Sequence != w.Sequence || m.LogTime != w.LogTime || m.Data != hex.EncodeToString(w.Data) {
+				t.Errorf("%s: @mcap/core read message %d through the indexes as %+v, we wrote %+v", name, i, m, short(w))
+			}
 		}
 	}
 }
@@ -220,8 +271,15 @@ func TestNotMCAP(t *testing.T) {
 // TestTruncated cuts a file at every length: each piece is refused as
 // truncated, and Messages is never reached.
 func TestTruncated(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) { testTruncated(t, l.opts) })
+	}
+}
+
+func testTruncated(t *testing.T, opts []Option) {
 	s := newSample()
 	s.msgs[2].Data = s.msgs[2].Data[:300]
+	s.opts = opts
 	b := s.write(t)
 	for n := range len(b) {
 		_, _, err := readAll(b[:n])
@@ -245,8 +303,15 @@ func TestTruncated(t *testing.T) {
 // TestCorrupt flips each byte of a file in turn: every flip is refused
 // with a *FormatError, before Messages yields anything.
 func TestCorrupt(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) { testCorrupt(t, l.opts) })
+	}
+}
+
+func testCorrupt(t *testing.T, opts []Option) {
 	s := newSample()
 	s.msgs[2].Data = s.msgs[2].Data[:300]
+	s.opts = opts
 	b := s.write(t)
 	for i := range b {
 		c := bytes.Clone(b)
@@ -291,5 +356,25 @@ func TestErrorOffsets(t *testing.T) {
 	dataEnd := int64(bytes.LastIndex(b[:len(b)-100], []byte{opDataEnd, 4, 0, 0, 0, 0, 0, 0, 0}))
 	if !errors.As(err, &fe) || !errors.Is(err, ErrCRC) || fe.Offset != dataEnd {
 		t.Errorf("a flipped data byte: got %v, want ErrCRC at offset %d", err, dataEnd)
+	}
+}
+
+// TestZeroCRCs: a CRC of 0 means "not computed", and such a file is
+// read; the fuzz target starts from such files to get past the CRCs.
+func TestZeroCRCs(t *testing.T) {
+	for _, l := range layouts {
+		s := newSample()
+		s.opts = l.opts
+		z := zeroCRCs(s.write(t))
+		if z == nil {
+			t.Fatalf("%s: no summary to find the CRCs by", l.name)
+		}
+		if _, got, err := readAll(z); err != nil || len(got) != len(s.msgs) {
+			t.Errorf("%s with CRCs of 0: %d messages, %v", l.name, len(got), err)
+		}
+		z[len(Magic)+recordHeaderSize+8] ^= 1 // the library's name, unchecked now
+		if _, _, err := readAll(z); err != nil {
+			t.Errorf("%s: a changed byte is read without CRCs: %v", l.name, err)
+		}
 	}
 }

@@ -93,6 +93,13 @@ type checked struct {
 		ChannelCounts map[string]string `json:"channelMessageCounts"`
 	} `json:"statistics"`
 	SummaryChannels int `json:"summaryChannels"`
+	ChunkIndexes    int `json:"chunkIndexes"`
+	IndexedMessages []struct {
+		ChannelID uint16 `json:"channelId"`
+		Sequence  uint32 `json:"sequence"`
+		LogTime   uint64 `json:"logTime,string"`
+		Data      string `json:"data"`
+	} `json:"indexedMessages"`
 }
 
 // checkWithMcapCore has @mcap/core read the file at path.

@@ -246,17 +246,19 @@ func (f *File) chunkRecords(c *cursor, at int64, m *Message, fn func(*Channel, *
 	if c.err != nil {
 		return c.err
 	}
-	if k.compression != "" {
-		return formatErr(at, ErrUnsupported, "a chunk compressed with %q; only uncompressed chunks are read", k.compression)
+	records, err := decompressChunk(k, at)
+	if err != nil {
+		return err
 	}
-	if k.uncompressedSize != uint64(len(k.records)) {
-		return formatErr(at, ErrCorrupt, "a chunk of %d bytes of records says it has %d", len(k.records), k.uncompressedSize)
+	if k.crc != 0 && crc32.ChecksumIEEE(records) != k.crc {
+		return formatErr(at, ErrCRC, "the chunk's records have CRC %08x, the chunk says %08x", crc32.ChecksumIEEE(records), k.crc)
 	}
-	if k.crc != 0 && crc32.ChecksumIEEE(k.records) != k.crc {
-		return formatErr(at, ErrCRC, "the chunk's records have CRC %08x, the chunk says %08x", crc32.ChecksumIEEE(k.records), k.crc)
-	}
+	k.records = records
 	for i := 0; i < len(k.records); {
 		rat := k.recordsOff + int64(i)
+		if k.compression != CompressNone {
+			rat = at // a place in a compressed chunk names the chunk
+		}
 		if len(k.records)-i < recordHeaderSize {
 			return formatErr(rat, ErrCorrupt, "%d bytes left in the chunk, too few for a record", len(k.records)-i)
 		}

@@ -19,6 +19,8 @@ const (
 	opChannel        = 0x04
 	opMessage        = 0x05
 	opChunk          = 0x06
+	opMessageIndex   = 0x07
+	opChunkIndex     = 0x08
 	opStatistics     = 0x0b
 	opSummaryOffset  = 0x0e
 	opDataEnd        = 0x0f

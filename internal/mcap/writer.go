@@ -31,16 +31,23 @@ type Writer struct {
 	channels []*Channel
 	counts   []uint64 // messages per channel, by id-1
 	stats    Statistics
-	err      error // the first write error; every later call returns it
+	chunk    *chunkWriter // nil: messages go straight to the data section
+	err      error        // the first write error; every later call returns it
 }
 
 // NewWriter writes the magic and the Header record to w and returns a
 // Writer that appends to it. library names the program that writes the
-// file (the Header's library field); the profile is empty.
-func NewWriter(w io.Writer, library string) (*Writer, error) {
+// file (the Header's library field); the profile is empty. Without
+// options the file is unchunked; Chunked groups messages into chunks.
+func NewWriter(w io.Writer, library string, opts ...Option) (*Writer, error) {
 	mw := &Writer{
 		sink:  crcWriter{w: w, crc: crc32.NewIEEE()},
 		stats: Statistics{ChannelCounts: map[uint16]uint64{}},
+	}
+	for _, o := range opts {
+		if err := o(mw); err != nil {
+			return nil, err
+		}
 	}
 	mw.w = bufio.NewWriterSize(&mw.sink, 64<<10)
 	b := append(mw.buf[:0], Magic...)
@@ -93,11 +100,15 @@ func (w *Writer) write(b []byte) error {
 	return w.err
 }
 
-// Flush writes what is buffered to the underlying writer, so that a
-// reader of the growing file sees every message written so far.
+// Flush writes what is buffered to the underlying writer, the chunk
+// being filled included, so that a reader of the growing file sees every
+// message written so far.
 func (w *Writer) Flush() error {
 	if w.err != nil {
 		return w.err
+	}
+	if err := w.flushChunk(); err != nil {
+		return err
 	}
 	if err := w.w.Flush(); err != nil {
 		w.err = fmt.Errorf("mcap: writing: %w", err)
@@ -139,11 +150,7 @@ func (w *Writer) WriteMessage(m *Message) error {
 	if m.ChannelID == 0 || int(m.ChannelID) > len(w.channels) {
 		return fmt.Errorf("mcap: message on channel %d, which was not added", m.ChannelID)
 	}
-	w.buf = appendMessageHeader(w.buf[:0], m)
-	if err := w.write(w.buf); err != nil {
-		return err
-	}
-	if err := w.write(m.Data); err != nil {
+	if err := w.writeMessage(m); err != nil {
 		return err
 	}
 	s := &w.stats
@@ -158,6 +165,22 @@ func (w *Writer) WriteMessage(m *Message) error {
 	return nil
 }
 
+// writeMessage writes a message record, or adds it to the chunk.
+func (w *Writer) writeMessage(m *Message) error {
+	if c := w.chunk; c != nil {
+		c.add(m)
+		if len(c.records) >= c.size {
+			return w.flushChunk()
+		}
+		return nil
+	}
+	w.buf = appendMessageHeader(w.buf[:0], m)
+	if err := w.write(w.buf); err != nil {
+		return err
+	}
+	return w.write(m.Data)
+}
+
 // Close ends the data section with a Data End record, writes the summary
 // (the channels again, the statistics), the summary offsets and the
 // footer, and flushes. It does not close the underlying writer. The
@@ -165,6 +188,9 @@ func (w *Writer) WriteMessage(m *Message) error {
 func (w *Writer) Close() error {
 	if w.err != nil {
 		return w.err
+	}
+	if err := w.flushChunk(); err != nil {
+		return err
 	}
 	crc, err := w.sum()
 	if err != nil {
@@ -189,12 +215,22 @@ func (w *Writer) Close() error {
 	for i, n := range w.counts {
 		w.stats.ChannelCounts[uint16(i+1)] = n
 	}
+	var indexes []byte
+	if w.chunk != nil {
+		w.stats.ChunkCount = w.chunk.count
+		indexes = w.chunk.indexes
+	}
 	b = appendStatistics(b, &w.stats)
+	statsLen := len(b) - channelsLen
+	b = append(b, indexes...)
 	offsetsStart := summaryStart + int64(len(b))
 	if channelsLen > 0 {
 		b = appendSummaryOffset(b, opChannel, uint64(summaryStart), uint64(channelsLen))
 	}
-	b = appendSummaryOffset(b, opStatistics, uint64(summaryStart)+uint64(channelsLen), uint64(offsetsStart-summaryStart)-uint64(channelsLen))
+	b = appendSummaryOffset(b, opStatistics, uint64(summaryStart)+uint64(channelsLen), uint64(statsLen))
+	if len(indexes) > 0 {
+		b = appendSummaryOffset(b, opChunkIndex, uint64(summaryStart)+uint64(channelsLen+statsLen), uint64(len(indexes)))
+	}
 	b = appendRecordHeader(b, opFooter, 8+8+4)
 	b = binary.LittleEndian.AppendUint64(b, uint64(summaryStart))
 	b = binary.LittleEndian.AppendUint64(b, uint64(offsetsStart))

@@ -3,21 +3,25 @@
 // to an implementation other than their own.
 //
 //   node check.mjs read FILE    prints the file as JSON: header, channels,
-//                               statistics and every message (data in hex)
+//                               statistics and every message (data in hex),
+//                               read in order and, for a chunked file,
+//                               again through its indexes
 //   node check.mjs write FILE   writes a chunked file of known messages
 //                               and prints them as JSON
 //
 // It exits 1 with the reader's error on stderr when the file is refused.
 import { readFileSync, openSync, readSync, fstatSync, writeFileSync } from "node:fs";
 import { McapIndexedReader, McapStreamReader, McapWriter } from "@mcap/core";
+import { loadDecompressHandlers } from "@mcap/support";
 
 const bigints = (_, v) => (typeof v === "bigint" ? v.toString() : v);
 const hex = (u8) => Buffer.from(u8).toString("hex");
 
 async function read(path) {
+  const decompressHandlers = await loadDecompressHandlers();
   // The stream reader checks magic, record bounds and chunk CRCs while it
   // yields every record of the file in order.
-  const stream = new McapStreamReader({ validateCrcs: true });
+  const stream = new McapStreamReader({ validateCrcs: true, decompressHandlers });
   stream.append(readFileSync(path));
   const out = { channels: [], messages: [] };
   for (let rec; (rec = stream.nextRecord()); ) {
@@ -50,7 +54,7 @@ async function read(path) {
       return buf;
     },
   };
-  const indexed = await McapIndexedReader.Initialize({ readable });
+  const indexed = await McapIndexedReader.Initialize({ readable, decompressHandlers });
   const s = indexed.statistics;
   if (s) {
     out.statistics = { messageCount: s.messageCount, channelCount: s.channelCount,
@@ -58,6 +62,13 @@ async function read(path) {
       channelMessageCounts: Object.fromEntries(s.channelMessageCounts) };
   }
   out.summaryChannels = indexed.channelsById.size;
+  // Through the chunk and message indexes, for a chunked file.
+  out.chunkIndexes = indexed.chunkIndexes.length;
+  out.indexedMessages = [];
+  for await (const m of indexed.readMessages()) {
+    out.indexedMessages.push({ channelId: m.channelId, sequence: m.sequence, logTime: m.logTime,
+      publishTime: m.publishTime, data: hex(m.data) });
+  }
   return out;
 }
 
