@@ -192,9 +192,9 @@ func replayLine(cnt *counter, total int64, d time.Duration) string {
 	bar := ""
 	if total > 0 {
 		const width = 30
-		done := n % (total + 1)
+		done := n
 		if n > total {
-			done = n - (n-1)/total*total // a later pass, with -loop
+			done = (n-1)%total + 1 // a later pass, with -loop
 		}
 		fill := int(done * width / total)
 		bar = fmt.Sprintf("[%s%s] %3d%% ", strings.Repeat("#", fill), strings.Repeat(".", width-fill), done*100/total)
