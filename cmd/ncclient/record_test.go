@@ -195,11 +195,13 @@ func testRecordReplay(t *testing.T, compress string) {
 			t.Errorf("replayed event %d is %s %.20x (%d bytes), recorded %s %.20x (%d bytes)", i, g.event, g.data, len(g.data), stream[i].event, stream[i].data, len(stream[i].data))
 		}
 	}
-	// The spacing: the replay is never faster than the recording, and not
-	// slower by more than a loaded machine's scheduling explains.
+	// The spacing: the replay waits as the recording did (sent at once,
+	// the stream would take milliseconds, not half a second), and is not
+	// slower by more than a loaded machine's scheduling explains. The
+	// lower bound leaves room for a first event delivered late.
 	recorded := time.Duration(msgs[len(msgs)-1].LogTime - msgs[0].LogTime)
 	replayed := got[len(got)-1].at.Sub(got[0].at)
-	if replayed < recorded*9/10 || replayed > recorded+5*time.Second {
+	if replayed < recorded*6/10 || replayed > recorded+5*time.Second {
 		t.Errorf("the recording spans %v, its replay %v", recorded, replayed)
 	}
 }
