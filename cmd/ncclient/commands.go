@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 )
@@ -34,13 +35,19 @@ type command struct {
 	// control commands are requests on the control channel: the event
 	// nc-control-<name>, answered by nc-control-<name>-response.
 	control bool
-	// ownFlags commands take flags of their own: their words are passed
-	// on as they are, and params only document them.
-	ownFlags bool
+	// usage, for a command that parses its own flags and arguments
+	// (record, replay), is what follows its name in the synopsis. Such a
+	// command has no params: run gets its words, as the shell split them,
+	// in the call's args.
+	usage string
+	run   func(s *session, ctx context.Context, c call, interactive bool) error
 }
 
 // synopsis is the command with its arguments, as help shows it.
 func (c *command) synopsis() string {
+	if c.usage != "" {
+		return c.name + " " + c.usage
+	}
 	var b strings.Builder
 	b.WriteString(c.name)
 	for _, p := range c.params {
@@ -125,8 +132,16 @@ var commands = []*command{
 		params:  []param{{name: "channel", kind: argChannel}, {name: "pattern", optional: true}},
 		summary: "print the channel's events as they arrive, until Ctrl-C; reconnects when the server restarts",
 		example: `listen A 'log.*'`},
-	{name: "top", ownFlags: true,
-		params:  []param{{name: "-b", optional: true}, {name: "-n count", optional: true}, {name: "-d delay", optional: true}, {name: "-sort key", optional: true}, {name: "channel", kind: argChannel, optional: true}},
+	{name: "record", usage: "[-o file.mcap] [-event pattern] [-duration d] [-count n] [-compress lz4] <channel>...",
+		run:     (*session).record,
+		summary: "record channels' events to an MCAP file, until Ctrl-C, -duration or -count",
+		example: "record -o morning.mcap -event 'log.*' A B"},
+	{name: "replay", usage: "[-rate r] [-loop] [-map A=B] [-event pattern] <file.mcap>",
+		run:     (*session).replay,
+		summary: "emit a recording's events again, spaced as recorded, -rate times as fast (max: no waits)",
+		example: "replay -rate 2 -map A=C morning.mcap"},
+	{name: "top", usage: "[-b] [-n count] [-d delay] [-sort key] [channel]",
+		run:     (*session).runTop,
 		summary: "watch rates live: channels, the clients of one, the network; -b prints snapshots",
 		example: "top A   or   top -b -n 3 -d 1 --json A"},
 	{name: "help",

@@ -24,7 +24,7 @@ func TestComplete(t *testing.T) {
 		want       string
 		candidates []string
 	}{
-		{"", -1, "", []string{"channels", "clientcount", "emit", "exit", "help", "listen", "loglevel", "peers", "quit", "reloadconfig", "restart", "showchannel", "showclient", "showconfig", "shutdown", "stats", "top"}},
+		{"", -1, "", []string{"channels", "clientcount", "emit", "exit", "help", "listen", "loglevel", "peers", "quit", "record", "reloadconfig", "replay", "restart", "showchannel", "showclient", "showconfig", "shutdown", "stats", "top"}},
 		{"sta", -1, "stats ", nil},
 		{"show", -1, "showc", nil},
 		{"showc", -1, "showc", []string{"showchannel", "showclient", "showconfig"}},

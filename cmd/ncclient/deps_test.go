@@ -10,13 +10,17 @@ import (
 
 // allowedDeps are the packages and modules outside the standard library
 // that ncclient may depend on: the client package (and what it needs:
-// internal/wire, the codec both sides speak) and the terminal library,
+// internal/wire, the codec both sides speak), internal/mcap (the file
+// format of record and replay, and lz4 for its compressed chunks) and the
+// terminal library,
 // never a package of the server. go-winio is
 // how bus dials the named pipes of Windows. bubbletea and lipgloss draw
 // top's live view; the modules after them are what they need.
 var allowedDeps = []string{
 	"github.com/netcluster/netcluster/bus",
 	"github.com/netcluster/netcluster/internal/wire",
+	"github.com/netcluster/netcluster/internal/mcap",
+	"github.com/pierrec/lz4/v4",
 	"github.com/netcluster/netcluster/cmd/ncclient",
 	"github.com/google/uuid",
 	"github.com/vmihailenco/msgpack/v5",

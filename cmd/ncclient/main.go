@@ -54,15 +54,11 @@ type settings struct {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var s settings
+	s := settings{socket: wire.DefaultSocketTemplate(), timeout: 5 * time.Second, history: defaultHistoryFile(), serverUID: -1}
 	fs := flag.NewFlagSet("ncclient", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stderr, fs) }
-	fs.StringVar(&s.socket, "socket", wire.DefaultSocketTemplate(), "socket path template of the server; {channel} stands for the channel name")
-	fs.BoolVar(&s.json, "json", false, "print responses as JSON, and events as one JSON object a line")
-	fs.DurationVar(&s.timeout, "timeout", 5*time.Second, "how long to wait for the server: to connect, and for each answer")
-	fs.StringVar(&s.history, "history", defaultHistoryFile(), "file that keeps the prompt's history; empty keeps none")
-	fs.IntVar(&s.serverUID, "server-uid", -1, "refuse a server that does not run as this user id (from the socket's peer credentials); -1 checks nothing")
+	s.register(fs)
 	words, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -70,12 +66,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	if !strings.Contains(s.socket, wire.ChannelPlaceholder) {
-		fmt.Fprintf(stderr, "ncclient: -socket %q must contain %s\n", s.socket, wire.ChannelPlaceholder)
-		return exitUsage
-	}
-	if s.timeout <= 0 {
-		fmt.Fprintf(stderr, "ncclient: -timeout %v must be positive\n", s.timeout)
+	if err := s.check(); err != nil {
+		fmt.Fprintf(stderr, "ncclient: %v\n", err)
 		return exitUsage
 	}
 	sess := newSession(s, stdout, stderr)
@@ -93,11 +85,43 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return sess.report(sess.exec(ctx, cmd, false))
 }
 
+// register defines the flags on fs, each defaulting to its value in s.
+// Commands with flags of their own register these too, so that they are
+// accepted after the command as well.
+func (s *settings) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.socket, "socket", s.socket, "socket path template of the server; {channel} stands for the channel name")
+	fs.BoolVar(&s.json, "json", s.json, "print responses as JSON, and events as one JSON object a line")
+	fs.DurationVar(&s.timeout, "timeout", s.timeout, "how long to wait for the server: to connect, and for each answer")
+	fs.StringVar(&s.history, "history", s.history, "file that keeps the prompt's history; empty keeps none")
+	fs.IntVar(&s.serverUID, "server-uid", s.serverUID, "refuse a server that does not run as this user id (from the socket's peer credentials); -1 checks nothing")
+}
+
+// check says what is wrong with the flags' values.
+func (s *settings) check() error {
+	if !strings.Contains(s.socket, wire.ChannelPlaceholder) {
+		return fmt.Errorf("-socket %q must contain %s", s.socket, wire.ChannelPlaceholder)
+	}
+	if s.timeout <= 0 {
+		return fmt.Errorf("-timeout %v must be positive", s.timeout)
+	}
+	return nil
+}
+
 // parseInterspersed parses flags anywhere among the arguments, so that
 // `ncclient showconfig --json` works as `ncclient --json showconfig` does.
 // A word that starts with '-' and a digit is an argument (a negative
-// number for emit), and "--" ends the flags.
+// number for emit), and "--" ends the flags. The words after a command
+// that parses its own flags (record, replay) are left to it.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	return interspersed(fs, args, func(word string) bool {
+		c := lookup(strings.ToLower(word))
+		return c != nil && c.run != nil
+	})
+}
+
+// interspersed parses flags anywhere among args. When stop (if not nil)
+// holds for the first word, the words after it are left as they are.
+func interspersed(fs *flag.FlagSet, args []string, stop func(first string) bool) ([]string, error) {
 	var words []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -112,7 +136,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		words = append(words, rest[0])
 		args = rest[1:]
-		if c := lookup(rest[0]); len(words) == 1 && c != nil && c.ownFlags {
+		if stop != nil && len(words) == 1 && stop(rest[0]) {
 			return append(words, args...), nil
 		}
 		for len(args) > 0 && isNegativeNumber(args[0]) {

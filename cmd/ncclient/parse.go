@@ -61,6 +61,9 @@ func parseLine(line string) (call, error) {
 		return call{}, unknownCommand(line[:end])
 	}
 	rest := strings.TrimLeftFunc(line[end:], unicode.IsSpace)
+	if cmd.run != nil {
+		return ownArgs(cmd, rest)
+	}
 	if strings.HasPrefix(rest, "(") {
 		args, err := parseCallArgs(rest)
 		if err != nil {
@@ -105,6 +108,9 @@ func parseWords(words []string) (call, error) {
 	if cmd == nil {
 		return call{}, unknownCommand(words[0])
 	}
+	if cmd.run != nil {
+		return call{name: cmd.name, cmd: cmd, args: words[1:]}, nil
+	}
 	var args []callArg
 	data := cmd.dataParam()
 	for i, w := range words[1:] {
@@ -129,13 +135,6 @@ type callArg struct{ value, json string }
 // bind checks the number of arguments and picks, for each, its string or
 // its JSON text.
 func bind(cmd *command, args []callArg) (call, error) {
-	if cmd.ownFlags {
-		c := call{name: cmd.name, cmd: cmd}
-		for _, a := range args {
-			c.args = append(c.args, a.value)
-		}
-		return c, nil
-	}
 	if len(args) < cmd.required() || len(args) > len(cmd.params) {
 		return call{}, usagef("%s takes %s; usage: %s", cmd.name, countArgs(cmd), cmd.synopsis())
 	}
@@ -146,6 +145,21 @@ func bind(cmd *command, args []callArg) (call, error) {
 		} else {
 			c.args[i] = a.value
 		}
+	}
+	return c, nil
+}
+
+// ownArgs splits the rest of a line into words, as a shell does, for a
+// command that parses its own flags.
+func ownArgs(cmd *command, rest string) (call, error) {
+	c := call{name: cmd.name, cmd: cmd}
+	for i := skipSpace(rest, 0); i < len(rest); i = skipSpace(rest, i) {
+		w, next, err := shellWord(rest, i)
+		if err != nil {
+			return call{}, usagef("%s: %v", cmd.name, err)
+		}
+		c.args = append(c.args, w)
+		i = next
 	}
 	return c, nil
 }

@@ -159,14 +159,14 @@ func (s *session) exec(ctx context.Context, c call, interactive bool) error {
 		return nil
 	case c.cmd.control:
 		return s.controlRequest(ctx, c)
+	case c.cmd.run != nil:
+		return c.cmd.run(s, ctx, c, interactive)
 	}
 	switch c.name {
 	case "emit":
 		return s.emit(ctx, c.arg(0), c.arg(1), c.arg(2))
 	case "listen":
 		return s.listen(ctx, c.arg(0), c.arg(1), interactive)
-	case "top":
-		return s.top(ctx, c.args, interactive)
 	case "help":
 		return s.help(c.arg(0))
 	case "quit":

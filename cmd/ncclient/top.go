@@ -50,7 +50,7 @@ func (s seconds) Set(v string) error {
 
 // parseTopArgs reads top's flags and its channel. The flags of ncclient
 // itself are taken after top too.
-func (s *session) parseTopArgs(args []string) (topOptions, error) {
+func (s *session) parseTopArgs(c *command, args []string) (topOptions, error) {
 	o := topOptions{delay: time.Second, sortKey: "name"}
 	fs := flag.NewFlagSet("top", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -61,13 +61,13 @@ func (s *session) parseTopArgs(args []string) (topOptions, error) {
 	fs.BoolVar(&s.set.json, "json", s.set.json, "batch mode: print each snapshot as one JSON object a line")
 	fs.StringVar(&s.set.socket, "socket", s.set.socket, "socket path template of the server")
 	fs.DurationVar(&s.set.timeout, "timeout", s.set.timeout, "how long to wait for the server")
-	words, err := parseInterspersed(fs, args)
+	words, err := interspersed(fs, args, nil)
 	if err != nil {
-		return o, usagef("top: %v; usage: %s", err, lookup("top").synopsis())
+		return o, usagef("top: %v; usage: %s", err, c.synopsis())
 	}
 	switch {
 	case len(words) > 1:
-		return o, usagef("top takes at most one channel; usage: %s", lookup("top").synopsis())
+		return o, usagef("top takes at most one channel; usage: %s", c.synopsis())
 	case o.count < 0:
 		return o, usagef("top: -n %d: want 0 or more", o.count)
 	case o.delay < 10*time.Millisecond:
@@ -81,10 +81,14 @@ func (s *session) parseTopArgs(args []string) (topOptions, error) {
 	return o, nil
 }
 
-// top runs `ncclient top`: the live view on a terminal, or with -b the
+// runTop runs `ncclient top`: the live view on a terminal, or with -b the
 // batch mode.
-func (s *session) top(ctx context.Context, args []string, interactive bool) error {
-	o, err := s.parseTopArgs(args)
+func (s *session) runTop(ctx context.Context, c call, interactive bool) error {
+	return s.top(ctx, c.cmd, c.args, interactive)
+}
+
+func (s *session) top(ctx context.Context, cmd *command, args []string, interactive bool) error {
+	o, err := s.parseTopArgs(cmd, args)
 	if err != nil {
 		return err
 	}
