@@ -81,3 +81,6 @@ func (s *dropSocket) readBatch(ms []inDatagram) (int, error) {
 		}
 	}
 }
+
+// Seqs returns the node's last sequence numbers of streams 0 and 1.
+func (n *Node) Seqs() (uint64, uint64) { return n.seq.Load(), n.ctlSeq.Load() }

@@ -29,7 +29,6 @@ func fuzzLink() *Link {
 		ctlSeq:  new(atomic.Uint64),
 		stop:    make(chan struct{}),
 		ra:      newReassembler(16<<10, time.Second),
-		recent:  NewRecent(recentLen),
 		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
 		hist:    NewHistory(4 << 10),
 		kick:    make(chan struct{}, 1),

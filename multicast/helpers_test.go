@@ -91,12 +91,23 @@ func config(port int) multicast.Config {
 
 func openLink(t *testing.T, cfg multicast.Config) *testLink {
 	t.Helper()
+	return openWith(t, cfg, multicast.Open)
+}
+
+// openNodeLink opens a link of node n.
+func openNodeLink(t *testing.T, n *multicast.Node, cfg multicast.Config) *testLink {
+	t.Helper()
+	return openWith(t, cfg, n.Open)
+}
+
+func openWith(t *testing.T, cfg multicast.Config, open func(multicast.Config, func(uuid.UUID, []byte)) (*multicast.Link, error)) *testLink {
+	t.Helper()
 	tl := &testLink{in: &inbox{}, logs: &logBuffer{}}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(tl.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	tl.cfg = cfg
-	l, err := multicast.Open(cfg, tl.in.deliver)
+	l, err := open(cfg, tl.in.deliver)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

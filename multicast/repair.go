@@ -76,6 +76,16 @@ type repairBucket struct {
 	at     time.Time
 }
 
+// newRepairBucket returns the bucket for a repair rate of rate bytes per
+// second, within a share of maxRate when that is not 0.
+func newRepairBucket(rate, maxRate int) repairBucket {
+	if maxRate > 0 {
+		rate = max(1, min(rate, maxRate/repairShare))
+	}
+	// The burst stays within what the writer's queue takes at once.
+	return repairBucket{rate: float64(rate), burst: float64(max(2*MaxDatagram, min(rate/8, maxCtlQueue/2)))}
+}
+
 // take reports whether n bytes may be resent now, and takes them.
 func (b *repairBucket) take(n int, now time.Time) bool {
 	b.mu.Lock()
