@@ -417,6 +417,11 @@ func (l *Link) Peers() []Peer {
 	defer l.mu.Unlock()
 	peers := l.peers.list()
 	l.peerCounts(peers)
+	if l.flow != nil {
+		for i := range peers {
+			peers[i].Flow = l.flow.peer(peers[i].Node)
+		}
+	}
 	return peers
 }
 
