@@ -113,6 +113,8 @@ type Stats struct {
 	FlowExcluded uint64 `stats:"flow_excluded" metric:"netcluster_net_flow_total" label:"event=excluded"`
 	// receivers that hold this sender back now
 	FlowReceivers int `stats:"flow_receivers" metric:"netcluster_net_flow_receivers" help:"Receivers that flow control waits for now."`
+	// the window this node announces in its statuses, in datagrams
+	Window int `stats:"window"`
 	// datagrams freed from the history because every live receiver had them
 	HistoryReleased uint64 `stats:"history_released"`
 	// charged now for datagrams held out of order (bounded by Config.HoldTotal)
@@ -198,6 +200,7 @@ func (l *Link) Stats() Stats {
 		RepairsIn: c.repairsIn.Load(), CtlDropped: c.ctlDropped.Load(),
 		StatusSent: c.statusSent.Load(), StatusReceived: c.statusIn.Load(), FlowHeld: c.flowHeld.Load(),
 	}
+	s.Window = int(l.window)
 	if l.flow != nil {
 		held, excluded, live := l.flow.stats()
 		s.FlowHeldMs, s.FlowExcluded, s.FlowReceivers = uint64(held.Milliseconds()), excluded, live

@@ -85,6 +85,7 @@ var netCounters = []struct {
 	{[]string{"flow_held_ms"}, []string{`netcluster_net_flow_held_milliseconds_total`}},
 	{[]string{"flow_receivers"}, []string{`netcluster_net_flow_receivers`}},
 	{[]string{"history_released"}, nil},
+	{[]string{"window"}, nil},
 	{[]string{"heartbeats"}, nil},
 	{[]string{"queue_full"}, nil},
 	{[]string{"queue_peak"}, nil},
