@@ -96,26 +96,12 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 		l.counts.otherCluster.Add(1)
 		return recs
 	}
-	if h.Kind == KindStatus {
-		l.mu.Lock()
-		l.peers.seen(h.Node, len(b), now)
-		l.ord.touch(h.Node, now)
-		l.mu.Unlock()
-		l.takeStatus(h.Node, status, now)
+	switch h.Kind {
+	case KindStatus:
+		l.heardStatus(&h, len(b), status, now)
 		return recs
-	}
-	if h.Kind == KindNAK {
-		l.mu.Lock()
-		l.peers.seen(h.Node, len(b), now)
-		l.ord.touch(h.Node, now)
-		if target != l.cfg.Node {
-			l.ord.heard(target, ranges, now)
-		}
-		l.mu.Unlock()
-		if target == l.cfg.Node {
-			l.counts.naksIn.Add(1)
-			l.answerNAK(ranges, now)
-		}
+	case KindNAK:
+		l.heardNAK(&h, len(b), target, ranges, now)
 		return recs
 	}
 	l.mu.Lock()
@@ -152,6 +138,33 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 		poke(l.status.kick)
 	}
 	return recs
+}
+
+// heardStatus takes a status from a peer: it says the peer is alive,
+// and its entry for this node goes to flow control.
+func (l *Link) heardStatus(h *Header, size int, status []StatusEntry, now time.Time) {
+	l.mu.Lock()
+	l.peers.seen(h.Node, size, now)
+	l.ord.touch(h.Node, now)
+	l.mu.Unlock()
+	l.takeStatus(h.Node, status, now)
+}
+
+// heardNAK takes a NAK: addressed to this node, it is answered;
+// addressed to another, it holds back this node's own NAKs for the
+// ranges it names.
+func (l *Link) heardNAK(h *Header, size int, target uuid.UUID, ranges []SeqRange, now time.Time) {
+	l.mu.Lock()
+	l.peers.seen(h.Node, size, now)
+	l.ord.touch(h.Node, now)
+	if target != l.cfg.Node {
+		l.ord.heard(target, ranges, now)
+	}
+	l.mu.Unlock()
+	if target == l.cfg.Node {
+		l.counts.naksIn.Add(1)
+		l.answerNAK(ranges, now)
+	}
 }
 
 // putRepairedInOrder hands the orderer a datagram that came inside a

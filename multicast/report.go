@@ -2,6 +2,8 @@ package multicast
 
 import (
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Flow control, the receiver's side: each node multicasts statuses that
@@ -84,7 +86,7 @@ func (l *Link) sendStatus() {
 // takeStatus handles a status from node: the entry that names this node
 // goes to flow control, and the history is freed up to what every live
 // receiver has processed.
-func (l *Link) takeStatus(from [16]byte, entries []StatusEntry, now time.Time) {
+func (l *Link) takeStatus(from uuid.UUID, entries []StatusEntry, now time.Time) {
 	l.counts.statusIn.Add(1)
 	if l.flow == nil {
 		return
