@@ -45,6 +45,15 @@ type receiver struct {
 	heldBack time.Duration // time the writer waited for it
 }
 
+// end is the highest sequence number the receiver can take, at most
+// the largest there is.
+func (r *receiver) end() uint64 {
+	if r.pos > math.MaxUint64-uint64(r.win) {
+		return math.MaxUint64
+	}
+	return r.pos + uint64(r.win)
+}
+
 // flowLog is a line to log outside the lock: a receiver that joined or
 // left the calculation.
 type flowLog struct {
@@ -102,7 +111,7 @@ func (f *flow) report(from uuid.UUID, e StatusEntry, now time.Time) (low uint64,
 		f.rcv[from] = r
 	}
 	r.pos, r.win, r.last = e.Position, e.Window, now
-	if !r.live && e.Position+uint64(e.Window) >= f.sent {
+	if !r.live && r.end() >= f.sent {
 		r.live = true
 		f.logs = append(f.logs, flowLog{node: from, joined: true})
 	}
@@ -134,7 +143,7 @@ func (f *flow) limit(now time.Time) (lim uint64, by *receiver, expires time.Time
 		if !r.live || f.mode == FlowNone {
 			continue
 		}
-		if end := r.pos + uint64(r.win); end < lim {
+		if end := r.end(); end < lim {
 			lim, by = end, r
 		}
 		if at := r.last.Add(f.timeout); expires.IsZero() || at.Before(expires) {
