@@ -2,6 +2,7 @@ package multicast_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -143,11 +144,19 @@ func TestHistoryFreedByReports(t *testing.T) {
 		t.Errorf("alone, a freed %d datagrams and holds %d", s.HistoryReleased, s.HistoryCount)
 	}
 	b := openLink(t, config(port))
-	waitFor(t, "a to hear from b", func() bool { return a.Stats().FlowReceivers == 1 })
+	dumpCfg := config(port)
+	dumpCfg.Dump = true
+	dumper := openLink(t, dumpCfg)
+	waitFor(t, "a to hear from b and the dumper", func() bool { return a.Stats().FlowReceivers == 2 })
 	sendNumbered(t, a, 20, 40)
 	waitFor(t, "b to have them", func() bool { return len(b.in.all()) == 20 })
 	waitFor(t, "a to free what b reported", func() bool {
 		s := a.Stats()
 		return s.HistoryReleased > 5 && s.HistoryCount < 5
+	})
+	// dumpnet shows statuses with their entries.
+	want := fmt.Sprintf("kind=status node=%v", b.cfg.Node)
+	waitFor(t, "the dump of b's status", func() bool {
+		return strings.Contains(dumper.logs.String(), want) && strings.Contains(dumper.logs.String(), fmt.Sprintf("%v at ", a.cfg.Node))
 	})
 }
