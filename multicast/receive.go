@@ -131,10 +131,10 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 	if pending {
 		l.logAndDeliver()
 	}
-	switch {
-	case statusNow:
+	if statusNow {
 		l.sendStatus()
-	case statusSoon:
+	}
+	if statusSoon {
 		poke(l.status.kick)
 	}
 	return recs

@@ -10,15 +10,18 @@ import (
 // report its position in the stream 0 of every peer whose stream it
 // keeps (the last sequence number processed in order, skipped gaps
 // included) and its window. It reports a peer's progress at once when
-// it has passed a quarter of the window since the last report, else
-// statusDelay after it, and everything at every heartbeat: so a sender
-// that keeps a window in flight hears of progress before it has to
-// wait, and an idle one hears a status per heartbeat per receiver, which
-// also tells it the receiver is alive.
+// it has passed a quarter of the window since the last report, again
+// statusDelay later (and after smaller progress), and everything at
+// every heartbeat: so a sender that keeps a window in flight hears of
+// progress before it has to wait, and a lost status holds it back for
+// statusDelay, not a heartbeat; an idle one hears a status per heartbeat
+// per receiver, which also tells it the receiver is alive.
 
 // statusDelay is how long progress of less than a quarter window waits
-// before it is reported.
-const statusDelay = 2 * time.Millisecond
+// before it is reported, and how long after a status sent at once it
+// is sent again. A trickle of events costs at most one status per
+// receiver every statusDelay.
+const statusDelay = 20 * time.Millisecond
 
 // minWindow is the smallest window a node announces.
 const minWindow = 16
@@ -48,19 +51,19 @@ func receiveWindow(rcvbuf, payload, holdPeer int) uint32 {
 
 // progressed looks at node's window after a datagram of its stream 0
 // was placed: it reports whether a status is due now (a quarter window
-// passed since the last report) or soon (less). l.mu is held.
+// passed since the last report) and whether to ask for one soon, after
+// statusDelay: after smaller progress, and after a status sent at once
+// too, which is so repeated once in case it was lost while its sender
+// waits for it. l.mu is held.
 func (l *Link) progressed(w *window) (now, soon bool) {
 	if w == nil || w.next-1 <= w.reported {
 		return false, false
 	}
-	if w.next-1-w.reported >= uint64(max(1, l.window/4)) {
-		return true, false
+	now = w.next-1-w.reported >= uint64(max(1, l.window/4))
+	if !l.status.pending {
+		l.status.pending, soon = true, true
 	}
-	if l.status.pending {
-		return false, false
-	}
-	l.status.pending = true
-	return false, true
+	return now, soon
 }
 
 // sendStatus multicasts this node's position in every peer's stream 0,
