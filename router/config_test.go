@@ -245,6 +245,8 @@ var badFiles = map[string][]wantProblem{
 	"socketmode-too-wide.json":               {{2, "socketmode", `"01777" has bits beyond 0777`}},
 	"socketmode-no-owner-rw.json":            {{2, "socketmode", `"0440" must include 0600`}},
 	"cluster-too-long.json":                  {{2, "cluster", "65 bytes long, the limit is 64"}},
+	"flowcontrol-unknown.json":               {{2, "flowcontrol", `"max" is neither "min" nor "none"`}},
+	"maxrate-negative.json":                  {{2, "maxrate", "-1 is out of range"}},
 	"control-acceptfromnet.json":             {{3, "channels.control.acceptfromnet", "never accepts events from the network"}},
 	"many-problems.json": {
 		{3, "addr", "reserved for local network control"},
