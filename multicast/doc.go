@@ -42,12 +42,13 @@
 // position of the live receivers, its bound staying the hard limit.
 // Config.MaxRate paces the writer.
 //
-// A Node owns what outlives a link: both sequence counters, the history
-// and the flow-control state. Open makes a Node for its link alone; a
+// A Node owns what outlives a link: both sequence counters, the history,
+// the flow-control state and the receiving state (the peer table, each
+// peer's window, reassembly). Open makes a Node for its link alone; a
 // caller that replaces links on a reload opens them from one Node
-// (Node.Open). A link delivers each datagram of a peer once, by its
-// sequence number; it does not drop messages by id, which a caller that
-// runs several links side by side does across them.
+// (Node.Open), and each datagram of a peer is then processed once,
+// whichever of the node's links reads it. Messages are not dropped by
+// id: a caller that also takes events from elsewhere does that.
 //
 // The datagram format is described in PROTOCOL.md, section "Network
 // protocol"; this package's ParseHeader, ParseRecords and ParseHeartbeat
@@ -65,8 +66,10 @@
 // network or its receivers is slowed down, within a bound, and memory
 // stays bounded. The deliver function
 // given to Open is called one message at a time, each peer's messages in
-// the order sent: on the link's read goroutine, or on its housekeeping
-// goroutine when a skipped gap releases what was held behind it. It must
+// the order sent: on a read goroutine of one of the node's links, or on
+// a housekeeping goroutine when a skipped gap releases what was held
+// behind it; with several links, through the deliver of the last one
+// opened. It must
 // not block for long, since datagrams that arrive meanwhile queue in the
 // socket's buffer and are lost when it fills. Close writes what is still queued, for at most half a second,
 // and returns after the link's three goroutines (the writer, the reader

@@ -160,3 +160,46 @@ func TestHistoryFreedByReports(t *testing.T) {
 		return strings.Contains(dumper.logs.String(), want) && strings.Contains(dumper.logs.String(), fmt.Sprintf("%v at ", a.cfg.Node))
 	})
 }
+
+// TestNodeReceivesOnceAcrossLinks: a receiving node swaps its link for
+// another while a sender sends, as a reload does: the new link runs
+// beside the old one, then the old one closes. Every message is
+// delivered once, in order, by one link or the other, and none is lost.
+func TestNodeReceivesOnceAcrossLinks(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	a := openLink(t, config(port))
+	cfg := config(port)
+	node := multicast.NewNode(cfg.Node, 1<<20)
+	r1 := openNodeLink(t, node, cfg)
+	waitFor(t, "a to hear from the receiver", func() bool { return a.Stats().FlowReceivers == 1 })
+	const n = 3000
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			if err := a.Send(uuid.New(), numbered(i, 200)); err != nil {
+				t.Errorf("send: %v", err)
+				return
+			}
+			if i%100 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+	waitFor(t, "the first messages", func() bool { return r1.in.count() >= n/4 })
+	r2 := openNodeLink(t, node, cfg)
+	waitFor(t, "the second link to deliver", func() bool { return r2.in.count() > 0 })
+	r1.Close()
+	wg.Wait()
+	waitFor(t, "every message", func() bool { return r1.in.count()+r2.in.count() == n })
+	got := checkNumbered(t, append(r1.in.all(), r2.in.all()...))
+	if len(got) != n || got[0] != 0 {
+		t.Errorf("got %d messages from %d", len(got), got[0])
+	}
+	if s := r2.Stats(); s.Lost != 0 {
+		t.Errorf("lost %d datagrams across the swap", s.Lost)
+	}
+	if len(r2.Peers()) != 1 {
+		t.Errorf("the new link lists %d peers, want the old link's one", len(r2.Peers()))
+	}
+}

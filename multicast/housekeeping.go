@@ -41,7 +41,7 @@ func (l *Link) housekeeping() {
 				l.flow.age(now)
 			}
 			l.logFlow()
-			l.mu.Lock()
+			l.lockRx()
 			l.ra.expire(now)
 			gone := l.peers.age(now, l.cfg.PeerTimeout)
 			l.ord.age(now, l.cfg.PeerTimeout)

@@ -129,7 +129,6 @@ type Link struct {
 	sock    socket
 	dst     netip.AddrPort
 	cluster ClusterID
-	deliver func(from uuid.UUID, msg []byte)
 	host    string
 
 	q      sendQueue
@@ -151,19 +150,12 @@ type Link struct {
 	wg      sync.WaitGroup
 	closing sync.Once
 
-	mu      sync.Mutex // guards what the read loop and housekeeping share
-	ra      *reassembler
-	peers   peerTable
-	ord     *orderer
-	scratch []Record   // for decoding held datagrams again
-	outq    []delivery // messages to deliver, in order
-	spare   []delivery
-	joined  []Peer // peers new since the last log
-
-	// deliverMu is held while messages are handed to deliver: whoever
-	// takes it delivers everything queued, in order, so that the read
-	// loop and housekeeping never reorder what they release.
-	deliverMu sync.Mutex
+	// rx is the node's receiving state, which the links of a node share
+	// (rx.go); its fields read as the link's own.
+	*rx
+	// inTurn is handleInTurn, made once: the orderer calls the method of
+	// the link that holds rx.mu.
+	inTurn inTurnFunc
 
 	sealer  *Sealer   // nil without a key
 	payload int       // the room for headers and records in a datagram: Config.Payload less the tag when sealing
@@ -266,12 +258,9 @@ func newLink(cfg Config, node *Node, ifi *net.Interface, sealer *Sealer, deliver
 		ifi:     ifi,
 		dst:     netip.AddrPortFrom(cfg.Group, uint16(cfg.Port)),
 		cluster: ClusterIDOf(cfg.Cluster),
-		deliver: deliver,
 		host:    host,
 		stop:    make(chan struct{}),
 		written: make(chan struct{}),
-		ra:      newReassembler(cfg.MaxReassembly, cfg.ReassemblyTimeout),
-		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
 		sealer:  sealer,
 		payload: cfg.Payload,
 		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
@@ -288,8 +277,8 @@ func newLink(cfg Config, node *Node, ifi *net.Interface, sealer *Sealer, deliver
 	if sealer != nil {
 		l.payload -= TagLen
 	}
-	l.ord = newOrderer(l.handleInTurn, cfg.HoldPeer, cfg.HoldTotal, cfg.GapTimeout, defaultNAKDelay,
-		(l.payload-HeaderLen-nakTargetLen)/rangeLen)
+	l.inTurn = l.handleInTurn
+	l.rx = node.receiving(&cfg, (l.payload-HeaderLen-nakTargetLen)/rangeLen, l.inTurn, deliver)
 	l.q.room = make(chan struct{})
 	l.q.wake = make(chan struct{}, 1)
 	l.status.kick = make(chan struct{}, 1)

@@ -2,6 +2,7 @@ package multicast
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/google/uuid"
@@ -16,18 +17,23 @@ import (
 //     (stream, number) pair is used twice and no peer sees a rewind;
 //   - the history of sent datagrams: NAKs for what a replaced link sent
 //     are still answered;
-//   - the flow-control state: what each receiver reported, who is live.
+//   - the flow-control state: what each receiver reported, who is live;
+//   - the receiving state (rx.go): the peer table, each peer's place in
+//     its stream, what is held and reassembled. Each datagram of a peer
+//     is processed once, in order, whichever link reads it: a reload
+//     neither loses nor repeats what arrives while two links run.
 //
-// Receivers keep each sender's stream in order, and so deliver each of
-// its datagrams once; the ids of the messages delivered by any link are
-// the caller's to remember (router.Server does), since two links that
-// run side by side both receive everything. A Node is safe for
-// concurrent use.
+// A message is delivered through the deliver function of the link
+// opened last. The node drops nothing by message id: a caller that
+// takes the same events from another kind of link drops ids across
+// them. A Node is safe for concurrent use.
 type Node struct {
 	id          uuid.UUID
 	seq, ctlSeq atomic.Uint64
 	hist        *History
 	flow        *flow
+	mu          sync.Mutex // guards rx
+	rx          *rx        // made by the first link
 }
 
 // NewNode returns the state of node id, with a history of historyBytes

@@ -104,7 +104,7 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 		l.heardNAK(&h, len(b), target, ranges, now)
 		return recs
 	}
-	l.mu.Lock()
+	l.lockRx()
 	l.peers.seen(h.Node, len(b), now)
 	switch h.Kind {
 	case KindData, KindHeartbeat:
@@ -143,7 +143,7 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 // heardStatus takes a status from a peer: it says the peer is alive,
 // and its entry for this node goes to flow control.
 func (l *Link) heardStatus(h *Header, size int, status []StatusEntry, now time.Time) {
-	l.mu.Lock()
+	l.lockRx()
 	l.peers.seen(h.Node, size, now)
 	l.ord.touch(h.Node, now)
 	l.mu.Unlock()
@@ -154,7 +154,7 @@ func (l *Link) heardStatus(h *Header, size int, status []StatusEntry, now time.T
 // addressed to another, it holds back this node's own NAKs for the
 // ranges it names.
 func (l *Link) heardNAK(h *Header, size int, target uuid.UUID, ranges []SeqRange, now time.Time) {
-	l.mu.Lock()
+	l.lockRx()
 	l.peers.seen(h.Node, size, now)
 	l.ord.touch(h.Node, now)
 	if target != l.cfg.Node {

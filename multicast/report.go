@@ -33,8 +33,7 @@ const truesize = 1024
 
 // statusState is the receiver's reporting state.
 type statusState struct {
-	kick    chan struct{} // capacity 1: progress to report, arm the status timer
-	pending bool          // the timer is asked for and has not reported yet; guarded by l.mu
+	kick chan struct{} // capacity 1: progress to report, arm the status timer
 }
 
 // receiveWindow is how many datagrams of payload bytes a node says it
@@ -60,8 +59,8 @@ func (l *Link) progressed(w *window) (now, soon bool) {
 		return false, false
 	}
 	now = w.next-1-w.reported >= uint64(max(1, l.window/4))
-	if !l.status.pending {
-		l.status.pending, soon = true, true
+	if !l.statusPending {
+		l.statusPending, soon = true, true
 	}
 	return now, soon
 }
@@ -70,7 +69,7 @@ func (l *Link) progressed(w *window) (now, soon bool) {
 // in as many statuses as it takes; with no peer, one empty status.
 func (l *Link) sendStatus() {
 	l.mu.Lock()
-	l.status.pending = false
+	l.statusPending = false
 	entries := make([]StatusEntry, 0, len(l.ord.wins))
 	for _, w := range l.ord.wins {
 		entries = append(entries, StatusEntry{Node: w.node, Position: w.next - 1, Window: l.window})

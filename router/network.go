@@ -28,8 +28,9 @@ type network struct {
 	// applied, Start's, makes it.
 	node *multicast.Node
 	// recent are the ids of the events delivered from the network, by
-	// any link: while a reload runs a new link beside the old one, an
-	// event both of them complete is delivered once.
+	// any link: the multicast node delivers each datagram once across
+	// its links, and recent drops an event that arrives by two kinds of
+	// link, or that a peer sends twice.
 	recent *multicast.Recent
 	// secret is the key the link seals with, read at start and at each
 	// reload (Config.Secret); nil for none. Only Start and reloads,
@@ -79,10 +80,9 @@ type NetStats struct {
 // remembers, across links.
 const recentNet = 4096
 
-// openNet opens a multicast link for cfg, sealing with secret when it is
-// not nil, or returns nil when cfg does not connect to the network. The
-// link delivers only once it is the server's current link, so that a
-// link opened by a reload stays silent until the reload swaps it in.
+// openNet opens a multicast link of the server's node for cfg, sealing
+// with secret when it is not nil, or returns nil when cfg does not
+// connect to the network.
 func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 	if !cfg.ConnectToNet {
 		return nil, nil
@@ -96,11 +96,11 @@ func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 		l := self.Load()
 		return l != nil && s.net.link.Load() == l
 	}
-	deliver := func(from uuid.UUID, msg []byte) {
-		if current() {
-			s.fromNet(from, msg)
-		}
-	}
+	// The node delivers each datagram of a peer once, whichever of its
+	// links reads it: a link that a reload opens beside the current one
+	// may deliver what it reads first, and nothing is lost or repeated
+	// across the swap.
+	deliver := s.fromNet
 	// Heartbeats announce the channels of the configuration the link is
 	// opened for until it is current, then those of the server's: a link
 	// that Start opens announces the channels it is about to serve.
@@ -236,10 +236,10 @@ func (s *Server) toNet(ev *wire.EventHeader, frame []byte) {
 // fromNet delivers an event that came from the network: to the local
 // channel it names, when the server has it and its rule accepts events
 // from the network, and then to that channel's propagation targets. It
-// is never sent back to the network. The link delivers each datagram of
-// a peer once; the ids of events delivered by any link are dropped here,
-// so that an event that both links of a reload complete, or that
-// another link (such as a NATS bridge) brings too, is delivered once.
+// is never sent back to the network. The node delivers each datagram of
+// a peer once, across its links; the ids of events delivered are
+// dropped here, so that an event that another kind of link brings too,
+// or that a peer sends twice, is delivered once.
 func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	ev, err := wire.ParseEvent(msg)
 	if err != nil {
