@@ -121,10 +121,11 @@ func openWith(t *testing.T, cfg multicast.Config, open func(multicast.Config, fu
 	return tl
 }
 
-// waitFor polls cond until it holds or ten seconds pass.
+// waitFor polls cond until it holds or thirty seconds pass: generous,
+// for a loaded machine.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

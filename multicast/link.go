@@ -200,6 +200,7 @@ func open(cfg Config, node *Node, deliver func(from uuid.UUID, msg []byte)) (*Li
 		return nil, err
 	}
 	l := newLink(cfg, node, ifi, sealer, deliver)
+	l.forgetStale(time.Now())
 	l.window = receiveWindow(got, cfg.Payload, cfg.HoldPeer)
 	node.flow.configure(cfg.FlowControl, cfg.PeerTimeout)
 	l.sock = newSocket(conn, l.dst)

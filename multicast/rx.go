@@ -2,6 +2,7 @@ package multicast
 
 import (
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -65,4 +66,15 @@ func (n *Node) receiving(cfg *Config, maxRanges int, inTurn inTurnFunc, deliver 
 func (l *Link) lockRx() {
 	l.mu.Lock()
 	l.ord.inTurn = l.inTurn
+}
+
+// forgetStale drops what the node keeps of peers silent for longer than
+// the peer timeout, as housekeeping would have had a link been open: a
+// node that reconnects after a while starts afresh with them, as a late
+// joiner, instead of asking them for what they sent meanwhile.
+func (l *Link) forgetStale(now time.Time) {
+	l.lockRx()
+	defer l.mu.Unlock()
+	l.peers.age(now, l.cfg.PeerTimeout)
+	l.ord.age(now, l.cfg.PeerTimeout)
 }
