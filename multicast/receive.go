@@ -120,9 +120,17 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 			recs = l.putRepairedInOrder(&h, e.Datagram, recs[:0], now)
 		}
 	}
+	l.afterStream0(h.Node)
+	return recs
+}
+
+// afterStream0 follows up a datagram of node's stream 0, or a repair of
+// it, with l.mu held, which it releases: it arms the repair timer for a
+// new gap, delivers what is due, and reports progress.
+func (l *Link) afterStream0(node uuid.UUID) {
 	kick := l.ord.newGap
 	l.ord.newGap = false
-	statusNow, statusSoon := l.progressed(l.ord.wins[h.Node])
+	statusNow, statusSoon := l.progressed(l.ord.wins[node])
 	pending := len(l.outq) > 0 || len(l.ord.logs) > 0 || len(l.joined) > 0
 	l.mu.Unlock()
 	if kick {
@@ -137,7 +145,6 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 	if statusSoon {
 		poke(l.status.kick)
 	}
-	return recs
 }
 
 // heardStatus takes a status from a peer: it says the peer is alive,
