@@ -3,6 +3,7 @@ package router_test
 import (
 	"encoding/binary"
 	"fmt"
+	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,25 +15,69 @@ import (
 
 // BenchmarkNetFlow emits b.N events as fast as a publisher can on one
 // server, unpaced, to a subscriber on each of two other servers, across
-// the multicast link in the test's network namespace on lo: flow control
-// alone keeps the sender within what both receivers take. It reports the
+// the multicast link, in the test's network namespace on lo or (loss5)
+// on three test hosts, one of which drops 5 % of the datagrams it
+// receives (nftables): flow control alone keeps the sender within what
+// both receivers take. It reports the
 // rate at the slower subscriber, the events lost (never delivered to
 // one of them), the datagrams the receivers skipped, and how long the
 // sender waited for their windows.
 func BenchmarkNetFlow(b *testing.B) {
 	for _, size := range []int{128, 8 << 10} {
-		b.Run(fmt.Sprintf("%dB-2rcv", size), func(b *testing.B) { benchNetFlow(b, size) })
+		b.Run(fmt.Sprintf("%dB-2rcv", size), func(b *testing.B) { benchNetFlow(b, size, onLo) })
+	}
+	b.Run("8192B-2rcv-loss5", func(b *testing.B) { benchNetFlow(b, 8<<10, lossyHost) })
+}
+
+// flowSetup starts the sending server and the two receiving ones.
+type flowSetup func(b *testing.B) (pub *routertest.Server, rcv []*routertest.Server)
+
+// onLo runs the three servers in the benchmark's namespace, on lo.
+func onLo(b *testing.B) (*routertest.Server, []*routertest.Server) {
+	port := mcasttest.Port()
+	s1 := routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {"propagatetonet": true}}`))
+	return s1, []*routertest.Server{
+		routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {}}`)),
+		routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {}}`)),
 	}
 }
 
-func benchNetFlow(b *testing.B, size int) {
-	mcasttest.Need(b)
-	port := mcasttest.Port()
-	s1 := routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {"propagatetonet": true}}`))
-	rcv := []*routertest.Server{
-		routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {}}`)),
-		routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {}}`)),
+// lossyHost runs each server on a test host of its own, the first
+// receiver's host dropping 5 % of the group's datagrams it receives
+// (nftables), as newLossyNet does.
+func lossyHost(b *testing.B) (*routertest.Server, []*routertest.Server) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		b.Skip("skipping: nftables' nft is not installed")
 	}
+	hosts := mcasttest.Hosts(b, 3)
+	port := mcasttest.Port()
+	members := func(channels string) string {
+		return fmt.Sprintf(`"connecttonet": true, "interface": %q, "port": %d, "cluster": "bench",
+"heartbeat": "50ms", "peertimeout": "2s", "channels": %s`, mcasttest.HostInterface, port, channels)
+	}
+	var s [3]*routertest.Server
+	hosts[0].Do(func() { s[0] = routertest.NewServer(b, members(`{"A": {"propagatetonet": true}}`)) })
+	for i := 1; i < 3; i++ {
+		hosts[i].Do(func() { s[i] = routertest.NewServer(b, members(`{"A": {}}`)) })
+	}
+	if s[0] == nil || s[1] == nil || s[2] == nil {
+		b.FailNow()
+	}
+	for _, r := range [][]string{
+		{"add", "table", "inet", "lossy"},
+		{"add", "chain", "inet", "lossy", "in", "{ type filter hook input priority 0 ; }"},
+		{"add", "rule", "inet", "lossy", "in", "udp", "dport", fmt.Sprint(port), "numgen", "random", "mod", "100", "<", "5", "counter", "drop"},
+	} {
+		if err := hosts[1].Run("nft", r...); err != nil {
+			b.Skipf("skipping: nft cannot filter in the test host: %v", err)
+		}
+	}
+	return s[0], s[1:]
+}
+
+func benchNetFlow(b *testing.B, size int, setup flowSetup) {
+	mcasttest.Need(b)
+	s1, rcv := setup(b)
 	routertest.WaitFor(b, "the servers to see each other", func() bool {
 		return len(s1.Peers()) == 2 && s1.NetStats().Link.FlowReceivers == 2
 	})
