@@ -27,18 +27,24 @@ func BenchmarkNetFlow(b *testing.B) {
 		b.Run(fmt.Sprintf("%dB-2rcv", size), func(b *testing.B) { benchNetFlow(b, size, onLo) })
 	}
 	b.Run("8192B-2rcv-loss5", func(b *testing.B) { benchNetFlow(b, 8<<10, lossyHost) })
+	b.Run("8192B-2rcv-maxrate10M", func(b *testing.B) { benchNetFlow(b, 8<<10, onLoWith(`"maxrate": 10000000, `)) })
 }
 
 // flowSetup starts the sending server and the two receiving ones.
 type flowSetup func(b *testing.B) (pub *routertest.Server, rcv []*routertest.Server)
 
 // onLo runs the three servers in the benchmark's namespace, on lo.
-func onLo(b *testing.B) (*routertest.Server, []*routertest.Server) {
-	port := mcasttest.Port()
-	s1 := routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {"propagatetonet": true}}`))
-	return s1, []*routertest.Server{
-		routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {}}`)),
-		routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {}}`)),
+var onLo = onLoWith("")
+
+// onLoWith is onLo with more configuration members for the sender.
+func onLoWith(extra string) flowSetup {
+	return func(b *testing.B) (*routertest.Server, []*routertest.Server) {
+		port := mcasttest.Port()
+		s1 := routertest.NewServer(b, netMembers(port, "bench", extra+`"channels": {"A": {"propagatetonet": true}}`))
+		return s1, []*routertest.Server{
+			routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {}}`)),
+			routertest.NewServer(b, netMembers(port, "bench", `"channels": {"A": {}}`)),
+		}
 	}
 }
 
@@ -124,6 +130,7 @@ func benchNetFlow(b *testing.B, size int, setup flowSetup) {
 	b.ReportMetric(float64(2*int64(b.N)-got[0].Load()-got[1].Load()), "lost")
 	b.ReportMetric(float64(skipped), "skipped")
 	b.ReportMetric(float64(sent.Link.FlowHeldMs), "held-ms")
+	b.ReportMetric(float64(sent.Link.BytesSent)/elapsed.Seconds()/1e6, "MB/s-sent")
 	if n < int64(b.N) {
 		b.Logf("N %d: got %d and %d; skipped %d datagrams, %d slow clients dropped; the sender dropped %d events",
 			b.N, got[0].Load(), got[1].Load(), skipped, slow, sent.SendFailed)
