@@ -138,7 +138,7 @@ type Link struct {
 	flow   *flow      // the node's; nil in tests that build a link by hand
 	rate   rateBucket // the writer's pacing (Config.MaxRate)
 	// window is how many datagrams past its position in a peer's stream
-	// this node says it can take, in its statuses (window.go).
+	// this node says it can take, in its statuses (report.go).
 	window  uint32
 	status  statusState
 	ctl     ctlQueue
