@@ -53,7 +53,7 @@ func TestBadDatagramsAreDroppedAndCounted(t *testing.T) {
 		{"truncated record", good[:len(good)-1], func(s multicast.Stats) uint64 { return s.Truncated }},
 		{"wrong magic", set(0, 'x'), func(s multicast.Stats) uint64 { return s.BadMagic }},
 		{"wrong version", set(2, 9), func(s multicast.Stats) uint64 { return s.BadVersion }},
-		{"unknown kind", set(3, 5), func(s multicast.Stats) uint64 { return s.BadKind }},
+		{"unknown kind", set(3, 6), func(s multicast.Stats) uint64 { return s.BadKind }},
 		{"unknown flags", set(4, 0x80), func(s multicast.Stats) uint64 { return s.BadKind }},
 		{"fragment count 0", set(multicast.HeaderLen+19, 0), func(s multicast.Stats) uint64 { return s.BadFragment }},
 		{"absurd fragment count", set(multicast.HeaderLen+18, 0xff), func(s multicast.Stats) uint64 { return s.BadFragment }},

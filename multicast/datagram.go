@@ -52,20 +52,24 @@ const (
 	// they were sent, and ranges the sender no longer holds (nak.go).
 	// Numbered in stream 1.
 	KindRepair Kind = 4
+	// KindStatus reports a receiver's progress in the streams of the
+	// senders it hears, for flow control: its body holds an entry per
+	// sender (status.go), and it may hold none. Numbered in stream 1.
+	KindStatus Kind = 5
 )
 
 // Stream is the sequence series a kind is numbered in: 0 for data and
 // heartbeats, the series that receivers keep in order and repair; 1 for
-// NAKs and repairs, which are neither ordered nor repaired. A node never
+// NAKs, repairs and statuses, which are neither ordered nor repaired. A node never
 // uses a (stream, sequence number) pair twice.
 func (k Kind) Stream() uint32 {
-	if k == KindNAK || k == KindRepair {
+	if k == KindNAK || k == KindRepair || k == KindStatus {
 		return 1
 	}
 	return 0
 }
 
-var kindNames = [...]string{KindData: "data", KindHeartbeat: "heartbeat", KindNAK: "nak", KindRepair: "repair"}
+var kindNames = [...]string{KindData: "data", KindHeartbeat: "heartbeat", KindNAK: "nak", KindRepair: "repair", KindStatus: "status"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
@@ -124,7 +128,7 @@ func ClusterIDOf(name string) ClusterID {
 type Header struct {
 	Kind    Kind
 	Flags   uint8 // 0, or FlagSealed
-	Records int   // 1..MaxRecords: records, or a NAK's ranges, or a repair's entries
+	Records int   // 1..MaxRecords: records, or a NAK's ranges, or a repair's or status's entries (a status may have 0)
 	Cluster ClusterID
 	Node    uuid.UUID // the sender
 	Seq     uint64    // per sender and stream (Kind.Stream), +1 per datagram, from 1
@@ -185,11 +189,11 @@ func ParseHeader(b []byte) (Header, []byte, error) {
 	copy(h.Node[:], b[14:30])
 	h.Seq = seqOf(b)
 	switch {
-	case h.Kind < KindData || h.Kind > KindRepair:
+	case h.Kind < KindData || h.Kind > KindStatus:
 		return h, nil, decodeErr(ErrKind, 3, "unknown %v", h.Kind)
 	case h.Flags&^FlagSealed != 0:
 		return h, nil, decodeErr(ErrKind, 4, "unknown flags %#02x", h.Flags)
-	case h.Records == 0:
+	case h.Records == 0 && h.Kind != KindStatus:
 		return h, nil, decodeErr(ErrMalformed, 5, "no records")
 	}
 	return h, b[HeaderLen:], nil

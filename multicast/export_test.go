@@ -81,3 +81,61 @@ func (s *dropSocket) readBatch(ms []inDatagram) (int, error) {
 		}
 	}
 }
+
+// Seqs returns the node's last sequence numbers of streams 0 and 1.
+func (n *Node) Seqs() (uint64, uint64) { return n.seq.Load(), n.ctlSeq.Load() }
+
+// Freeze makes the link that cfg opens able to stop as a process does
+// under SIGSTOP: while frozen, it reads nothing (datagrams wait in the
+// socket's buffer, and what does not fit is lost) and what it writes
+// never leaves (its statuses and heartbeats stop). freeze and thaw may
+// be called in turn; the test must thaw before the link closes.
+func Freeze(cfg *Config) (freeze, thaw func()) {
+	f := &frozenSocket{}
+	f.cond = sync.NewCond(&f.mu)
+	cfg.wrap = func(s socket) socket { f.socket = s; return f }
+	freeze = func() {
+		f.mu.Lock()
+		f.frozen = true
+		f.mu.Unlock()
+	}
+	thaw = func() {
+		f.mu.Lock()
+		f.frozen = false
+		f.cond.Broadcast()
+		f.mu.Unlock()
+	}
+	return freeze, thaw
+}
+
+type frozenSocket struct {
+	socket
+	mu     sync.Mutex
+	cond   *sync.Cond
+	frozen bool
+}
+
+func (s *frozenSocket) wait() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.frozen
+	for s.frozen {
+		s.cond.Wait()
+	}
+	return was
+}
+
+func (s *frozenSocket) readBatch(ms []inDatagram) (int, error) {
+	s.wait()
+	return s.socket.readBatch(ms)
+}
+
+func (s *frozenSocket) writeBatch(dgs [][]byte) (int, error) {
+	s.mu.Lock()
+	frozen := s.frozen
+	s.mu.Unlock()
+	if frozen {
+		return len(dgs), nil
+	}
+	return s.socket.writeBatch(dgs)
+}

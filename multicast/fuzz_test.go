@@ -83,7 +83,7 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// fuzzControl checks a NAK or repair the way FuzzDecode checks data: what
+// fuzzControl checks a NAK, repair or status the way FuzzDecode checks data: what
 // decodes encodes back to the same bytes.
 func fuzzControl(t *testing.T, b []byte, h *Header, rest []byte) {
 	again := AppendHeader(nil, h)
@@ -111,6 +111,12 @@ func fuzzControl(t *testing.T, b []byte, h *Header, rest []byte) {
 				again = AppendRepairGone(again, e.Gone)
 			}
 		}
+	case KindStatus:
+		entries, err := ParseStatus(nil, h, rest)
+		if err != nil {
+			return
+		}
+		again = AppendStatus(again, entries)
 	}
 	if !bytes.Equal(again, b) {
 		t.Fatalf("decoded and encoded again:\n%x\nwant\n%x", again, b)

@@ -28,16 +28,18 @@ func fuzzLink() *Link {
 		seq:     new(atomic.Uint64),
 		ctlSeq:  new(atomic.Uint64),
 		stop:    make(chan struct{}),
-		ra:      newReassembler(16<<10, time.Second),
-		recent:  NewRecent(recentLen),
-		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
+		rx: &rx{
+			ra:    newReassembler(16<<10, time.Second),
+			peers: peerTable{peers: make(map[uuid.UUID]*Peer)},
+		},
 		hist:    NewHistory(4 << 10),
 		kick:    make(chan struct{}, 1),
 		bucket:  repairBucket{rate: 1 << 20, burst: 1 << 16},
 		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
 	}
 	l.q.wake = make(chan struct{}, 1)
-	l.ord = newOrderer(l.handleInTurn, holdPeer, holdTotal, time.Second, defaultNAKDelay, 8)
+	l.inTurn = l.handleInTurn
+	l.ord = newOrderer(l.inTurn, holdPeer, holdTotal, time.Second, defaultNAKDelay, 8)
 	l.deliver = func(uuid.UUID, []byte) {}
 	return l
 }

@@ -91,12 +91,23 @@ func config(port int) multicast.Config {
 
 func openLink(t *testing.T, cfg multicast.Config) *testLink {
 	t.Helper()
+	return openWith(t, cfg, multicast.Open)
+}
+
+// openNodeLink opens a link of node n.
+func openNodeLink(t *testing.T, n *multicast.Node, cfg multicast.Config) *testLink {
+	t.Helper()
+	return openWith(t, cfg, n.Open)
+}
+
+func openWith(t *testing.T, cfg multicast.Config, open func(multicast.Config, func(uuid.UUID, []byte)) (*multicast.Link, error)) *testLink {
+	t.Helper()
 	tl := &testLink{in: &inbox{}, logs: &logBuffer{}}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(tl.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	tl.cfg = cfg
-	l, err := multicast.Open(cfg, tl.in.deliver)
+	l, err := open(cfg, tl.in.deliver)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -110,10 +121,11 @@ func openLink(t *testing.T, cfg multicast.Config) *testLink {
 	return tl
 }
 
-// waitFor polls cond until it holds or ten seconds pass.
+// waitFor polls cond until it holds or thirty seconds pass: generous,
+// for a loaded machine.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -31,6 +31,9 @@ type History struct {
 	newest  uint64 // the highest sequence number ever offered
 	bytes   int    // bytes of the datagrams held
 	dropped uint64 // datagrams not kept: larger than the bound, or out of order
+	// released counts the datagrams dropped because every live receiver
+	// had them (Release).
+	released uint64
 }
 
 type histEntry struct {
@@ -199,15 +202,33 @@ type HistoryStats struct {
 	Datagrams int    // datagrams held
 	Oldest    uint64 // the oldest sequence number held; 0 when none
 	Newest    uint64 // the highest sequence number offered
+	Released  uint64 // datagrams freed because every live receiver had them
 }
 
 // Stats returns what the history holds.
 func (h *History) Stats() HistoryStats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := HistoryStats{Bytes: h.bytes, Datagrams: h.n, Newest: h.newest}
+	s := HistoryStats{Bytes: h.bytes, Datagrams: h.n, Newest: h.newest, Released: h.released}
 	if h.n > 0 {
 		s.Oldest = h.ents[h.head].seq
 	}
 	return s
+}
+
+// Release drops the datagrams numbered upTo and below: every live
+// receiver has reported them processed, so none will ask for them. It
+// returns how many it dropped.
+func (h *History) Release(upTo uint64) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for h.n > 0 && h.ents[h.head].seq <= upTo {
+		h.bytes -= h.ents[h.head].n
+		h.head = (h.head + 1) % len(h.ents)
+		h.n--
+		n++
+	}
+	h.released += uint64(n)
+	return n
 }

@@ -60,12 +60,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Dump logs every datagram received, in a readable form.
 	Dump bool
-	// Seq, when set, is the node's sequence counter, shared with the
-	// other links of the node: a link that replaces another (a reload)
-	// and runs beside it for a moment numbers its datagrams in the same
-	// series, so that peers see no number twice and no rewind. nil means
-	// a counter of the link's own, from 0.
-	Seq *atomic.Uint64
 	// SendQueue bounds the bytes of the messages that Send has queued and
 	// the writer has not written yet, each charged 64 bytes more; 0 means
 	// 1 MiB. A message is always taken into an empty queue, whatever its
@@ -73,8 +67,11 @@ type Config struct {
 	SendQueue int
 	// SendWait is how long Send waits for room in a full send queue
 	// before it drops the message with ErrQueueFull. The wait slows a
-	// publisher down to what the link can send, as a blocking socket
-	// would, without holding it for long. 0 means 100 ms; a negative
+	// publisher down to what the link can send, and to what its
+	// receivers can take (flow control), as a blocking socket would. 0
+	// means PeerTimeout plus one Heartbeat: longer than flow control
+	// waits for a stopped receiver before it leaves it out, so that a
+	// stopped host slows publishers but makes none drop. A negative
 	// value drops at once.
 	SendWait time.Duration
 	// Key, when not empty, is the cluster's shared secret: every datagram
@@ -85,21 +82,14 @@ type Config struct {
 	// sealed ones (Stats.Sealed). Sealing takes TagLen bytes of each
 	// datagram's Payload. Since a sealed datagram's nonce is made of its
 	// node id and sequence number, the node id must be new at every run,
-	// and the links of one node must share Seq. The link keeps a copy.
+	// and the links of one node must be opened from one Node. The link
+	// keeps a copy.
 	Key []byte
 
-	// CtlSeq, when set, is the node's counter of stream 1 (NAKs and
-	// repairs), shared with the other links of the node as Seq is. nil
-	// means a counter of the link's own, from 0.
-	CtlSeq *atomic.Uint64
-	// History, when set, is the node's history of sent datagrams, shared
-	// with the other links of the node as Seq is, so that NAKs for what
-	// a link replaced on a reload sent are still answered. nil means a
-	// history of the link's own, of HistoryBytes.
-	History *History
-	// HistoryBytes bounds a history of the link's own, in bytes; 0 means
-	// DefaultHistory, a negative value keeps none (every NAK is answered
-	// "gone", and receivers skip at once).
+	// HistoryBytes bounds the history of the node that Open makes, in
+	// bytes; 0 means DefaultHistory, a negative value keeps none (every
+	// NAK is answered "gone", and receivers skip at once). Node.Open
+	// ignores it: the Node's history serves.
 	HistoryBytes int
 	// GapTimeout is how long a receiver waits for a missing datagram of a
 	// peer, NAKing it, before it skips it and counts it as lost; 0 means
@@ -113,6 +103,14 @@ type Config struct {
 	// RepairRate bounds the bytes per second of datagrams resent in
 	// answer to NAKs; 0 means DefaultRepairRate.
 	RepairRate int
+	// FlowControl says which receivers hold the sender back (flow.go);
+	// "" means FlowMin.
+	FlowControl FlowControl
+	// MaxRate, when not 0, bounds the bytes per second of every datagram
+	// the link writes, data and repairs together; repairs get at most a
+	// quarter of it (RepairRate still bounds them too), so that they
+	// cannot starve new data.
+	MaxRate int
 
 	// wrap, when set, wraps the link's socket: the seam where tests
 	// shape what the network does.
@@ -121,9 +119,6 @@ type Config struct {
 
 // rcvBuf is the socket receive buffer a link asks for.
 const rcvBuf = 4 << 20
-
-// recentLen is how many message ids a link remembers to drop duplicates.
-const recentLen = 8192
 
 // Link is a node's membership of a multicast group: it sends messages to
 // the group and hands the messages it receives to its deliver function.
@@ -134,13 +129,18 @@ type Link struct {
 	sock    socket
 	dst     netip.AddrPort
 	cluster ClusterID
-	deliver func(from uuid.UUID, msg []byte)
 	host    string
 
-	q       sendQueue
-	seq     *atomic.Uint64 // numbers datagrams of stream 0; the writer goroutine adds to it
-	ctlSeq  *atomic.Uint64 // numbers datagrams of stream 1; the writer goroutine adds to it
-	hist    *History
+	q      sendQueue
+	seq    *atomic.Uint64 // numbers datagrams of stream 0; the writer goroutine adds to it
+	ctlSeq *atomic.Uint64 // numbers datagrams of stream 1; the writer goroutine adds to it
+	hist   *History
+	flow   *flow      // the node's; nil in tests that build a link by hand
+	rate   rateBucket // the writer's pacing (Config.MaxRate)
+	// window is how many datagrams past its position in a peer's stream
+	// this node says it can take, in its statuses (report.go).
+	window  uint32
+	status  statusState
 	ctl     ctlQueue
 	bucket  repairBucket
 	kick    chan struct{} // capacity 1: a gap was found, arm the repair timer
@@ -150,20 +150,12 @@ type Link struct {
 	wg      sync.WaitGroup
 	closing sync.Once
 
-	mu      sync.Mutex // guards what the read loop and housekeeping share
-	ra      *reassembler
-	recent  *Recent
-	peers   peerTable
-	ord     *orderer
-	scratch []Record   // for decoding held datagrams again
-	outq    []delivery // messages to deliver, in order
-	spare   []delivery
-	joined  []Peer // peers new since the last log
-
-	// deliverMu is held while messages are handed to deliver: whoever
-	// takes it delivers everything queued, in order, so that the read
-	// loop and housekeeping never reorder what they release.
-	deliverMu sync.Mutex
+	// rx is the node's receiving state, which the links of a node share
+	// (rx.go); its fields read as the link's own.
+	*rx
+	// inTurn is handleInTurn, made once: the orderer calls the method of
+	// the link that holds rx.mu.
+	inTurn inTurnFunc
 
 	sealer  *Sealer   // nil without a key
 	payload int       // the room for headers and records in a datagram: Config.Payload less the tag when sealing
@@ -176,7 +168,18 @@ type Link struct {
 // call at a time (on the read goroutine, or on the housekeeping one when
 // a skipped gap releases what was held); msg is valid only during the
 // call.
+//
+// The link is the only one of a node made for it (NewNode): a server
+// that swaps links on a reload opens them from one Node instead.
 func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
+	hb := cfg.HistoryBytes
+	if hb == 0 {
+		hb = DefaultHistory
+	}
+	return open(cfg, NewNode(cfg.Node, hb), deliver)
+}
+
+func open(cfg Config, node *Node, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -192,11 +195,14 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := listen(&cfg, ifi)
+	conn, got, err := listen(&cfg, ifi)
 	if err != nil {
 		return nil, err
 	}
-	l := newLink(cfg, ifi, sealer, deliver)
+	l := newLink(cfg, node, ifi, sealer, deliver)
+	l.forgetStale(time.Now())
+	l.window = receiveWindow(got, cfg.Payload, cfg.HoldPeer)
+	node.flow.configure(cfg.FlowControl, cfg.PeerTimeout)
 	l.sock = newSocket(conn, l.dst)
 	if cfg.wrap != nil {
 		l.sock = cfg.wrap(l.sock)
@@ -216,17 +222,17 @@ func Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {
 
 // listen binds the group's port, joins the group on ifi and sets the
 // socket's options.
-func listen(cfg *Config, ifi *net.Interface) (*net.UDPConn, error) {
+func listen(cfg *Config, ifi *net.Interface) (*net.UDPConn, int, error) {
 	group := net.IP(cfg.Group.AsSlice())
 	lc := net.ListenConfig{Control: reuse}
 	pc, err := lc.ListenPacket(context.Background(), "udp4", bindAddr(group, cfg.Port).String())
 	if err != nil {
-		return nil, fmt.Errorf("multicast: binding port %d: %w", cfg.Port, err)
+		return nil, 0, fmt.Errorf("multicast: binding port %d: %w", cfg.Port, err)
 	}
 	conn := pc.(*net.UDPConn)
 	if err := setup(ipv4.NewPacketConn(conn), ifi, group, cfg.TTL); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	if !cfg.Dump { // dumpnet shows the node's own datagrams too
 		if err := dropOwn(ipv4.NewPacketConn(conn), cfg.Node); err != nil {
@@ -234,17 +240,18 @@ func listen(cfg *Config, ifi *net.Interface) (*net.UDPConn, error) {
 			cfg.Logger.Debug("the multicast socket does not filter the node's own datagrams", "err", err)
 		}
 	}
-	if got, why := setReadBuffer(conn, rcvBuf); why != "" {
-		cfg.Logger.Warn("the multicast socket's receive buffer is smaller than asked: datagrams that arrive while the server is busy may be lost",
+	got, why := setReadBuffer(conn, rcvBuf)
+	if why != "" {
+		cfg.Logger.Warn("the multicast socket's receive buffer is smaller than asked: senders are held to less (flow control)",
 			"asked", rcvBuf, "got", got, "raise", why)
 	}
-	return conn, nil
+	return conn, got, nil
 }
 
 // newLink returns the link that cfg describes, with its state but
 // without its socket, and none of its goroutines started. cfg has its
 // defaults, and its key is in sealer.
-func newLink(cfg Config, ifi *net.Interface, sealer *Sealer, deliver func(from uuid.UUID, msg []byte)) *Link {
+func newLink(cfg Config, node *Node, ifi *net.Interface, sealer *Sealer, deliver func(from uuid.UUID, msg []byte)) *Link {
 	host, _ := os.Hostname()
 	l := &Link{
 		cfg:     cfg,
@@ -252,39 +259,30 @@ func newLink(cfg Config, ifi *net.Interface, sealer *Sealer, deliver func(from u
 		ifi:     ifi,
 		dst:     netip.AddrPortFrom(cfg.Group, uint16(cfg.Port)),
 		cluster: ClusterIDOf(cfg.Cluster),
-		deliver: deliver,
 		host:    host,
 		stop:    make(chan struct{}),
 		written: make(chan struct{}),
-		ra:      newReassembler(cfg.MaxReassembly, cfg.ReassemblyTimeout),
-		recent:  NewRecent(recentLen),
-		peers:   peerTable{peers: make(map[uuid.UUID]*Peer)},
 		sealer:  sealer,
 		payload: cfg.Payload,
 		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
 		kick:    make(chan struct{}, 1),
-		seq:     cfg.Seq,
-		ctlSeq:  cfg.CtlSeq,
-		hist:    cfg.History,
+		seq:     &node.seq,
+		ctlSeq:  &node.ctlSeq,
+		hist:    node.hist,
+		flow:    node.flow,
+		window:  receiveWindow(rcvBuf, cfg.Payload, cfg.HoldPeer),
 		// The burst stays within what the writer's queue takes at once.
-		bucket: repairBucket{rate: float64(cfg.RepairRate), burst: float64(max(2*MaxDatagram, min(cfg.RepairRate/8, maxCtlQueue/2)))},
+		bucket: newRepairBucket(cfg.RepairRate, cfg.MaxRate),
+		rate:   newRateBucket(cfg.MaxRate),
 	}
 	if sealer != nil {
 		l.payload -= TagLen
 	}
-	l.ord = newOrderer(l.handleInTurn, cfg.HoldPeer, cfg.HoldTotal, cfg.GapTimeout, defaultNAKDelay,
-		(l.payload-HeaderLen-nakTargetLen)/rangeLen)
+	l.inTurn = l.handleInTurn
+	l.rx = node.receiving(&cfg, (l.payload-HeaderLen-nakTargetLen)/rangeLen, l.inTurn, deliver)
 	l.q.room = make(chan struct{})
 	l.q.wake = make(chan struct{}, 1)
-	if l.seq == nil {
-		l.seq = new(atomic.Uint64)
-	}
-	if l.ctlSeq == nil {
-		l.ctlSeq = new(atomic.Uint64)
-	}
-	if l.hist == nil {
-		l.hist = NewHistory(cfg.HistoryBytes)
-	}
+	l.status.kick = make(chan struct{}, 1)
 	return l
 }
 
@@ -314,7 +312,10 @@ func (c *Config) defaults() error {
 		c.SendQueue = 1 << 20
 	}
 	if c.SendWait == 0 {
-		c.SendWait = 100 * time.Millisecond
+		c.SendWait = c.PeerTimeout + c.Heartbeat
+	}
+	if c.FlowControl == "" {
+		c.FlowControl = FlowMin
 	}
 	if c.Channels == nil {
 		c.Channels = func() []string { return nil }
@@ -347,6 +348,10 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("multicast: payload %d is out of range %d..%d", c.Payload, MinPayload, MaxDatagram)
 	case Fragments(c.MaxMessage, c.Payload-sealRoom(c.Key)) > MaxFragments:
 		return fmt.Errorf("multicast: messages of %d bytes would need more than %d fragments of %d bytes; raise the payload", c.MaxMessage, MaxFragments, c.Payload)
+	case c.FlowControl != FlowMin && c.FlowControl != FlowNone:
+		return fmt.Errorf("multicast: flow control %q is neither %q nor %q", c.FlowControl, FlowMin, FlowNone)
+	case c.MaxRate < 0:
+		return fmt.Errorf("multicast: max rate %d is negative", c.MaxRate)
 	case c.GapTimeout < 0 || c.HoldPeer < 0 || c.HoldTotal < 0 || c.RepairRate < 0:
 		return fmt.Errorf("multicast: gap timeout %v, hold bounds %d and %d, repair rate %d: none may be negative", c.GapTimeout, c.HoldPeer, c.HoldTotal, c.RepairRate)
 	case c.SendQueue < 0:
@@ -402,60 +407,10 @@ func (l *Link) Peers() []Peer {
 	defer l.mu.Unlock()
 	peers := l.peers.list()
 	l.peerCounts(peers)
+	if l.flow != nil {
+		for i := range peers {
+			peers[i].Flow = l.flow.peer(peers[i].Node)
+		}
+	}
 	return peers
-}
-
-// housekeeping sends heartbeats, expires incomplete messages, ages
-// peers out, and runs the receiver's repair timer (NAKs and gap
-// timeouts), until the link closes.
-func (l *Link) housekeeping() {
-	defer l.wg.Done()
-	tick := time.NewTicker(l.cfg.Heartbeat)
-	defer tick.Stop()
-	repair := time.NewTimer(time.Hour)
-	repair.Stop()
-	defer repair.Stop()
-	var armed time.Time // when the repair timer fires; zero when stopped
-	arm := func(at, now time.Time) {
-		if at.IsZero() || !armed.IsZero() && !at.Before(armed) {
-			return
-		}
-		armed = at
-		repair.Reset(max(at.Sub(now), minRepairTick))
-	}
-	l.sendHeartbeat()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case now := <-tick.C:
-			l.sendHeartbeat()
-			l.mu.Lock()
-			l.ra.expire(now)
-			gone := l.peers.age(now, l.cfg.PeerTimeout)
-			l.ord.age(now, l.cfg.PeerTimeout)
-			l.mu.Unlock()
-			for _, p := range gone {
-				l.log.Info("peer gone: no heartbeat", "peer", p.Node, "host", p.Host, "pid", p.PID, "silent", now.Sub(p.LastSeen).Round(time.Millisecond))
-			}
-			l.logAndDeliver()
-		case <-l.kick:
-			now := time.Now()
-			arm(now.Add(l.ord.nakDelay), now)
-		case now := <-repair.C:
-			armed = time.Time{}
-			arm(l.repairTick(now), now)
-		}
-	}
-}
-
-func (l *Link) sendHeartbeat() {
-	hb := Heartbeat{PID: os.Getpid(), LastSeq: l.seq.Load(), Host: l.host, Version: l.cfg.Version, Channels: l.cfg.Channels()}
-	msg := AppendHeartbeat(nil, &hb)
-	for len(msg) > l.cfg.MaxMessage && len(hb.Channels) > 0 {
-		// Too many channels to announce within MaxMessage: announce fewer.
-		hb.Channels = hb.Channels[:len(hb.Channels)/2]
-		msg = AppendHeartbeat(msg[:0], &hb)
-	}
-	l.enqueue(KindHeartbeat, uuid.New(), msg, false) // fails only once the link is closed
 }

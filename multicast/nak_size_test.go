@@ -34,7 +34,7 @@ func TestLargestNAKFitsPayload(t *testing.T) {
 				}
 				cfg.Key = nil // as Open does
 			}
-			l := newLink(cfg, nil, sealer, nil)
+			l := newLink(cfg, NewNode(cfg.Node, 0), nil, sealer, nil)
 			h := Header{Kind: KindNAK, Records: l.ord.maxRanges, Cluster: l.cluster, Node: cfg.Node, Seq: 1}
 			d := AppendNAK(AppendHeader(nil, &h), uuid.New(), make([]SeqRange, l.ord.maxRanges))
 			if sealer != nil {

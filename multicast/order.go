@@ -87,6 +87,7 @@ type gap struct {
 type window struct {
 	node       uuid.UUID
 	next, high uint64
+	reported   uint64 // the position last reported in a status (report.go)
 	held       map[uint64][]byte
 	heldBytes  int
 	gaps       []gap
@@ -457,6 +458,15 @@ func (o *orderer) age(now time.Time, timeout time.Duration) {
 			o.logs = append(o.logs, orderLog{node: node, lost: w.episodeLost})
 		}
 		delete(o.wins, node)
+	}
+}
+
+// touch notes that node was heard from, by a datagram of another
+// stream: a sender held back by flow control sends no data for a while,
+// but its statuses say it is alive.
+func (o *orderer) touch(node uuid.UUID, now time.Time) {
+	if w := o.wins[node]; w != nil {
+		w.lastSeen = now
 	}
 }
 

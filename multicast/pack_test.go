@@ -35,10 +35,12 @@ func packerLink(node uuid.UUID, lastSeq uint64) (*Link, *captureSocket) {
 		sock:    c,
 		seq:     new(atomic.Uint64),
 		stop:    make(chan struct{}),
-		ra:      newReassembler(1<<20, 0),
 		ctlSeq:  new(atomic.Uint64),
 		hist:    NewHistory(1 << 20),
-		ord:     newOrderer(nil, DefaultHoldPeer, DefaultHoldTotal, DefaultGapTimeout, defaultNAKDelay, 8),
+		rx: &rx{
+			ra:  newReassembler(1<<20, 0),
+			ord: newOrderer(nil, DefaultHoldPeer, DefaultHoldTotal, DefaultGapTimeout, defaultNAKDelay, 8),
+		},
 	}
 	l.seq.Store(lastSeq)
 	return l, c

@@ -28,6 +28,14 @@ type Peer struct {
 	Repaired  uint64    // datagrams of its stream 0 that arrived in a repair after they were found missing
 	Datagrams uint64    // datagrams received from it since it joined the table
 	Bytes     uint64    // their size
+	// Rate is the bytes per second received from it over the last
+	// heartbeat interval.
+	Rate float64
+	// Flow is what it reported, as a receiver of this node's stream 0.
+	Flow FlowPeer
+
+	rateBytes uint64    // Bytes when Rate was last measured
+	rateAt    time.Time // when
 }
 
 // peerTable holds the peers heard from. It is not safe for concurrent use.
@@ -71,10 +79,15 @@ func (t *peerTable) sequence(node uuid.UUID, seq uint64) {
 	}
 }
 
-// age removes the peers silent for longer than timeout and returns them.
+// age removes the peers silent for longer than timeout and returns them,
+// and measures the others' rates.
 func (t *peerTable) age(now time.Time, timeout time.Duration) []Peer {
 	var gone []Peer
 	for id, p := range t.peers {
+		if !p.rateAt.IsZero() && now.After(p.rateAt) {
+			p.Rate = float64(p.Bytes-p.rateBytes) / now.Sub(p.rateAt).Seconds()
+		}
+		p.rateBytes, p.rateAt = p.Bytes, now
 		if now.Sub(p.LastSeen) > timeout {
 			gone = append(gone, *p)
 			delete(t.peers, id)

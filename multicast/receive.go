@@ -67,6 +67,7 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 	var target uuid.UUID
 	var ranges []SeqRange
 	var entries []RepairEntry
+	var status []StatusEntry
 	if err == nil {
 		switch h.Kind {
 		case KindData, KindHeartbeat:
@@ -75,6 +76,8 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 			target, ranges, err = ParseNAK(nil, &h, rest)
 		case KindRepair:
 			entries, err = ParseRepair(nil, &h, rest)
+		case KindStatus:
+			status, err = ParseStatus(nil, &h, rest)
 		}
 	}
 	if l.cfg.Dump {
@@ -93,25 +96,21 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 		l.counts.otherCluster.Add(1)
 		return recs
 	}
-	if h.Kind == KindNAK {
-		l.mu.Lock()
-		l.peers.seen(h.Node, len(b), now)
-		if target != l.cfg.Node {
-			l.ord.heard(target, ranges, now)
-		}
-		l.mu.Unlock()
-		if target == l.cfg.Node {
-			l.counts.naksIn.Add(1)
-			l.answerNAK(ranges, now)
-		}
+	switch h.Kind {
+	case KindStatus:
+		l.heardStatus(&h, len(b), status, now)
+		return recs
+	case KindNAK:
+		l.heardNAK(&h, len(b), target, ranges, now)
 		return recs
 	}
-	l.mu.Lock()
+	l.lockRx()
 	l.peers.seen(h.Node, len(b), now)
 	switch h.Kind {
 	case KindData, KindHeartbeat:
 		l.putInOrder(&arrival{node: h.Node, seq: h.Seq, h: &h, d: b, recs: recs, from: from}, now)
 	case KindRepair:
+		l.ord.touch(h.Node, now)
 		l.counts.repairsIn.Add(1)
 		for _, e := range entries {
 			if e.Datagram == nil {
@@ -121,8 +120,17 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 			recs = l.putRepairedInOrder(&h, e.Datagram, recs[:0], now)
 		}
 	}
+	l.afterStream0(h.Node)
+	return recs
+}
+
+// afterStream0 follows up a datagram of node's stream 0, or a repair of
+// it, with l.mu held, which it releases: it arms the repair timer for a
+// new gap, delivers what is due, and reports progress.
+func (l *Link) afterStream0(node uuid.UUID) {
 	kick := l.ord.newGap
 	l.ord.newGap = false
+	statusNow, statusSoon := l.progressed(l.ord.wins[node])
 	pending := len(l.outq) > 0 || len(l.ord.logs) > 0 || len(l.joined) > 0
 	l.mu.Unlock()
 	if kick {
@@ -131,7 +139,39 @@ func (l *Link) handle(b []byte, from netip.AddrPort, now time.Time, recs []Recor
 	if pending {
 		l.logAndDeliver()
 	}
-	return recs
+	if statusNow {
+		l.sendStatus()
+	}
+	if statusSoon {
+		poke(l.status.kick)
+	}
+}
+
+// heardStatus takes a status from a peer: it says the peer is alive,
+// and its entry for this node goes to flow control.
+func (l *Link) heardStatus(h *Header, size int, status []StatusEntry, now time.Time) {
+	l.lockRx()
+	l.peers.seen(h.Node, size, now)
+	l.ord.touch(h.Node, now)
+	l.mu.Unlock()
+	l.takeStatus(h.Node, status, now)
+}
+
+// heardNAK takes a NAK: addressed to this node, it is answered;
+// addressed to another, it holds back this node's own NAKs for the
+// ranges it names.
+func (l *Link) heardNAK(h *Header, size int, target uuid.UUID, ranges []SeqRange, now time.Time) {
+	l.lockRx()
+	l.peers.seen(h.Node, size, now)
+	l.ord.touch(h.Node, now)
+	if target != l.cfg.Node {
+		l.ord.heard(target, ranges, now)
+	}
+	l.mu.Unlock()
+	if target == l.cfg.Node {
+		l.counts.naksIn.Add(1)
+		l.answerNAK(ranges, now)
+	}
 }
 
 // putRepairedInOrder hands the orderer a datagram that came inside a
@@ -163,13 +203,12 @@ func (l *Link) putInOrder(a *arrival, now time.Time) {
 	}
 	l.peers.sequence(a.node, a.seq)
 	if l.ord.arrive(a, now) == arrivalUnordered {
-		l.handleInTurn(a.node, a.h, a.d, a.recs)
+		l.counts.peersFull.Add(1) // more senders than windows: dropped
 	}
 }
 
 // handleInTurn reassembles the records of a datagram of stream 0 in its
-// turn (or out of order, when the orderer has no room for its peer);
-// l.mu is held. h and recs are nil when d must be decoded again (a
+// turn, once per sequence number (the orderer sees to it); l.mu is held. h and recs are nil when d must be decoded again (a
 // datagram held for its turn, which passed the checks when it arrived).
 // Complete data messages are queued for delivery, complete heartbeats
 // filed.
@@ -188,10 +227,6 @@ func (l *Link) handleInTurn(node uuid.UUID, h *Header, d []byte, recs []Record) 
 	now := time.Now()
 	for i := range recs {
 		r := &recs[i]
-		if h.Kind == KindData && l.recent.Has(r.ID) {
-			l.counts.duplicates.Add(1)
-			continue
-		}
 		msg, res := l.ra.add(node, r, now)
 		switch res {
 		case fragDuplicate:
@@ -203,7 +238,6 @@ func (l *Link) handleInTurn(node uuid.UUID, h *Header, d []byte, recs []Record) 
 		case fragComplete:
 			switch h.Kind {
 			case KindData:
-				l.recent.Add(r.ID)
 				l.outq = append(l.outq, delivery{node, msg})
 			case KindHeartbeat:
 				l.heartbeat(node, msg, now)
@@ -259,6 +293,13 @@ func (l *Link) dump(b []byte, from netip.AddrPort, h *Header, recs []Record, err
 	case KindNAK:
 		if target, ranges, err := ParseNAK(nil, h, b[HeaderLen:]); err == nil {
 			fmt.Fprintf(&rs, "nak to %v for %v", target, ranges)
+		}
+	case KindStatus:
+		if entries, err := ParseStatus(nil, h, b[HeaderLen:]); err == nil {
+			rs.WriteString("status")
+			for _, e := range entries {
+				fmt.Fprintf(&rs, "; %v at %d, window %d", e.Node, e.Position, e.Window)
+			}
 		}
 	case KindRepair:
 		if entries, err := ParseRepair(nil, h, b[HeaderLen:]); err == nil {

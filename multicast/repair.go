@@ -76,6 +76,16 @@ type repairBucket struct {
 	at     time.Time
 }
 
+// newRepairBucket returns the bucket for a repair rate of rate bytes per
+// second, within a share of maxRate when that is not 0.
+func newRepairBucket(rate, maxRate int) repairBucket {
+	if maxRate > 0 {
+		rate = max(1, min(rate, maxRate/repairShare))
+	}
+	// The burst stays within what the writer's queue takes at once.
+	return repairBucket{rate: float64(rate), burst: float64(max(2*MaxDatagram, min(rate/8, maxCtlQueue/2)))}
+}
+
 // take reports whether n bytes may be resent now, and takes them.
 func (b *repairBucket) take(n int, now time.Time) bool {
 	b.mu.Lock()
@@ -156,7 +166,7 @@ func (l *Link) sendNAKs(naks []nakReq) {
 // delivers what that releases, sends the NAKs due, and returns when it
 // has work next (zero: none).
 func (l *Link) repairTick(now time.Time) time.Time {
-	l.mu.Lock()
+	l.lockRx()
 	naks, due := l.ord.tick(now)
 	l.mu.Unlock()
 	l.logAndDeliver()
@@ -167,7 +177,7 @@ func (l *Link) repairTick(now time.Time) time.Time {
 // logAndDeliver logs the peers that joined and what the orderer has to
 // say, then delivers the messages queued. l.mu must not be held.
 func (l *Link) logAndDeliver() {
-	l.mu.Lock()
+	l.lockRx()
 	logs, joined := l.ord.logs, l.joined
 	l.ord.logs, l.joined = nil, nil
 	l.mu.Unlock()
@@ -193,7 +203,7 @@ func (l *Link) deliverQueued() {
 	l.deliverMu.Lock()
 	defer l.deliverMu.Unlock()
 	for {
-		l.mu.Lock()
+		l.lockRx()
 		out := l.outq
 		if len(out) == 0 {
 			l.mu.Unlock()
@@ -206,7 +216,7 @@ func (l *Link) deliverQueued() {
 			l.deliver(d.from, d.msg)
 		}
 		clear(out)
-		l.mu.Lock()
+		l.lockRx()
 		l.spare = out[:0]
 		l.mu.Unlock()
 	}

@@ -135,6 +135,7 @@ func TestRepairBounded(t *testing.T) {
 	const history, hold = 64 << 10, 32 << 10
 	cfgA := config(port)
 	cfgA.HistoryBytes = history
+	cfgA.FlowControl = multicast.FlowNone // b must fall behind
 	a := openLink(t, cfgA)
 	cfg := config(port)
 	cfg.HoldPeer = hold
@@ -161,8 +162,8 @@ func TestHistorySurvivesTheLink(t *testing.T) {
 	mcasttest.Need(t)
 	port := mcasttest.Port()
 	cfg := config(port)
-	cfg.Seq, cfg.CtlSeq, cfg.History = new(atomic.Uint64), new(atomic.Uint64), multicast.NewHistory(1<<20)
-	old := openLink(t, cfg)
+	node := multicast.NewNode(cfg.Node, 1<<20)
+	old := openNodeLink(t, node, cfg)
 	for i := range 3 {
 		if err := old.Send(uuid.New(), numbered(i, 100)); err != nil {
 			t.Fatal(err)
@@ -170,8 +171,8 @@ func TestHistorySurvivesTheLink(t *testing.T) {
 	}
 	waitFor(t, "the old link to send", func() bool { return old.Stats().MessagesSent == 3 })
 	old.Close()
-	sent := cfg.Seq.Load()
-	next := openLink(t, cfg)
+	sent, _ := node.Seqs()
+	next := openNodeLink(t, node, cfg)
 	dumpCfg := config(port)
 	dumpCfg.Dump = true
 	dumper := openLink(t, dumpCfg)
@@ -190,8 +191,8 @@ func TestHistorySurvivesTheLink(t *testing.T) {
 	if want := fmt.Sprintf("nak to %v for [{1 %d}]", cfg.Node, sent); !strings.Contains(dumper.logs.String(), want) {
 		t.Errorf("the dump lacks %q", want)
 	}
-	if cfg.CtlSeq.Load() == 0 || cfg.Seq.Load() <= sent {
-		t.Errorf("counters: stream 0 at %d (the old link stopped at %d), stream 1 at %d", cfg.Seq.Load(), sent, cfg.CtlSeq.Load())
+	if s0, s1 := node.Seqs(); s1 == 0 || s0 <= sent {
+		t.Errorf("counters: stream 0 at %d (the old link stopped at %d), stream 1 at %d", s0, sent, s1)
 	}
 }
 

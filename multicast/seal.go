@@ -110,12 +110,12 @@ func (s *Sealer) keep(node uuid.UUID, a cipher.AEAD) {
 }
 
 // streamOf returns the sequence stream of a datagram kind: 0 for data and
-// heartbeats, 1 for NAKs and repairs (kinds 3 and 4).
+// heartbeats, 1 for NAKs, repairs and statuses (kinds 3 to 5).
 func streamOf(k Kind) (uint32, bool) {
 	switch k {
 	case KindData, KindHeartbeat:
 		return 0, true
-	case KindNAK, KindRepair:
+	case KindNAK, KindRepair, KindStatus:
 		return 1, true
 	}
 	return 0, false

@@ -186,6 +186,11 @@ func (l *Link) writeLoop() {
 		if stopping {
 			return
 		}
+		if p.rewake {
+			// The wake was taken while flow control held the writer.
+			p.rewake = false
+			poke(l.q.wake)
+		}
 	}
 }
 
@@ -215,6 +220,14 @@ type packer struct {
 	// and count what is left as unsent.
 	deadline time.Time
 	unsent   bool // the deadline passed
+	// kept is the highest sequence number put in the history.
+	kept uint64
+	// ctl writes NAKs, repairs and statuses while flow control holds
+	// this packer's data back; made when first needed.
+	ctl *packer
+	// rewake: a wake of the writer was taken while held back, and must
+	// be given again once the writer is done.
+	rewake bool
 }
 
 func newPacker(l *Link) *packer {
@@ -316,13 +329,6 @@ func (p *packer) flush() {
 	l := p.l
 	dgs, ends := p.dgs, p.ends
 	p.dgs, p.ends, p.open = p.dgs[:0], p.ends[:0], false
-	for _, d := range dgs {
-		// The history keeps datagrams of stream 0 as they are now, before
-		// anything else touches them, to resend them on a NAK.
-		if Kind(d[3]).Stream() == 0 {
-			l.hist.Add(seqOf(d), d)
-		}
-	}
 	for len(dgs) > 0 {
 		if p.closing() {
 			for _, e := range ends {
@@ -330,12 +336,11 @@ func (p *packer) flush() {
 			}
 			return
 		}
-		n, err := l.sock.writeBatch(dgs)
-		for i, d := range dgs[:n] {
-			l.counts.datagramsSent.Add(1)
-			l.counts.bytesSent.Add(uint64(len(d)))
-			l.counts.messagesSent.Add(uint64(ends[i]))
-		}
+		k := p.allowed(dgs)
+		p.keep(dgs[:k])
+		l.pace(dgs[:k])
+		n, err := l.sock.writeBatch(dgs[:k])
+		p.sent(dgs[:n], ends[:n])
 		dgs, ends = dgs[n:], ends[n:]
 		if err == nil {
 			continue
@@ -350,6 +355,92 @@ func (p *packer) flush() {
 			l.log.Warn("sending a datagram failed", "to", l.dst, "failures", p.failures, "err", err)
 		}
 	}
+}
+
+// keep puts the datagrams of stream 0 of dgs in the history, as they are
+// now, before anything else touches them, to resend them on a NAK.
+func (p *packer) keep(dgs [][]byte) {
+	for _, d := range dgs {
+		if seq := seqOf(d); Kind(d[3]).Stream() == 0 && seq > p.kept {
+			p.l.hist.Add(seq, d)
+			p.kept = seq
+		}
+	}
+}
+
+// sent counts the datagrams written, and the data messages that end in
+// them, and tells flow control how far stream 0 has gone.
+func (p *packer) sent(dgs [][]byte, ends []int) {
+	l := p.l
+	var top uint64
+	for i, d := range dgs {
+		l.counts.datagramsSent.Add(1)
+		l.counts.bytesSent.Add(uint64(len(d)))
+		l.counts.messagesSent.Add(uint64(ends[i]))
+		if Kind(d[3]).Stream() == 0 {
+			top = seqOf(d)
+		}
+	}
+	if top > 0 && l.flow != nil {
+		l.flow.wrote(top)
+	}
+}
+
+// maxFlowWait bounds one wait of a writer held back by flow control,
+// after which it looks again.
+const maxFlowWait = 50 * time.Millisecond
+
+// allowed returns how many of the leading datagrams of dgs flow control
+// lets the writer write, at least one: it waits for receivers' windows
+// while it must, writing NAKs, repairs and statuses meanwhile. Once the
+// link is closing, it holds nothing back.
+func (p *packer) allowed(dgs [][]byte) int {
+	l := p.l
+	if l.flow == nil {
+		return len(dgs)
+	}
+	var timer *time.Timer
+	for waited := false; ; waited = true {
+		now := time.Now()
+		n, changed, recheck, by := l.flow.allowed(dgs, now)
+		if n > 0 {
+			return n
+		}
+		if l.stopped() {
+			return len(dgs)
+		}
+		if !waited {
+			l.counts.flowHeld.Add(1)
+		}
+		wait := maxFlowWait
+		if !recheck.IsZero() {
+			wait = max(time.Millisecond, min(wait, recheck.Sub(now)))
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-changed:
+		case <-l.q.wake:
+			p.rewake = true
+			p.serveControl()
+		case <-l.stop:
+		case <-timer.C:
+		}
+		l.flow.heldFor(by, time.Since(now))
+	}
+}
+
+// serveControl writes the NAKs, repairs and statuses queued while the
+// writer's data is held back.
+func (p *packer) serveControl() {
+	if p.ctl == nil {
+		p.ctl = newPacker(p.l)
+	}
+	p.ctl.control(p.l.ctl.take())
 }
 
 // closing reports whether the link has been closing for longer than

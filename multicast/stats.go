@@ -100,6 +100,23 @@ type Stats struct {
 	RepairsIn uint64 `stats:"repairs_received" metric:"netcluster_net_repair_total" label:"event=repair_received"`
 	// NAKs and repairs dropped because too many waited for the writer
 	CtlDropped uint64 `stats:"ctl_dropped" metric:"netcluster_net_repair_total" label:"event=ctl_dropped"`
+	// Flow control (flow.go, report.go).
+	// statuses multicast, reporting this node's progress in its peers' streams
+	StatusSent uint64 `stats:"status_sent" metric:"netcluster_net_flow_total" label:"event=status_sent" help:"Flow control: statuses sent (event=\"status_sent\") and received, times the sender waited for a receiver's window (\"held\"), receivers left out after peertimeout without a status (\"excluded\")."`
+	// statuses received from peers
+	StatusReceived uint64 `stats:"status_received" metric:"netcluster_net_flow_total" label:"event=status_received"`
+	// times the writer waited because a live receiver's window was full
+	FlowHeld uint64 `stats:"flow_held" metric:"netcluster_net_flow_total" label:"event=held"`
+	// milliseconds the writer spent waiting for receivers' windows
+	FlowHeldMs uint64 `stats:"flow_held_ms" metric:"netcluster_net_flow_held_milliseconds_total" help:"Time the sender waited for its receivers' windows, in milliseconds."`
+	// receivers left out of flow control after PeerTimeout without a status
+	FlowExcluded uint64 `stats:"flow_excluded" metric:"netcluster_net_flow_total" label:"event=excluded"`
+	// receivers that hold this sender back now
+	FlowReceivers int `stats:"flow_receivers" metric:"netcluster_net_flow_receivers" help:"Receivers that flow control waits for now."`
+	// the window this node announces in its statuses, in datagrams
+	Window int `stats:"window"`
+	// datagrams freed from the history because every live receiver had them
+	HistoryReleased uint64 `stats:"history_released"`
 	// charged now for datagrams held out of order (bounded by Config.HoldTotal)
 	HeldBytes int `stats:"held_bytes" metric:"netcluster_net_held_bytes" help:"Bytes held for datagrams that arrived ahead of a missing one."`
 	// the most ever charged
@@ -142,6 +159,7 @@ type counters struct {
 	unsealed, sealed, forged, replayed                 atomic.Uint64
 	naksSent, naksIn, repairsSent, resent, repairsIn   atomic.Uint64
 	unavailable, repairLimited, ctlDropped             atomic.Uint64
+	statusSent, statusIn, flowHeld                     atomic.Uint64
 }
 
 // bad counts a datagram the decoder refused.
@@ -180,9 +198,15 @@ func (l *Link) Stats() Stats {
 		NAKsSent: c.naksSent.Load(), NAKsReceived: c.naksIn.Load(), RepairsSent: c.repairsSent.Load(),
 		Resent: c.resent.Load(), Unavailable: c.unavailable.Load(), RepairLimited: c.repairLimited.Load(),
 		RepairsIn: c.repairsIn.Load(), CtlDropped: c.ctlDropped.Load(),
+		StatusSent: c.statusSent.Load(), StatusReceived: c.statusIn.Load(), FlowHeld: c.flowHeld.Load(),
+	}
+	s.Window = int(l.window)
+	if l.flow != nil {
+		held, excluded, live := l.flow.stats()
+		s.FlowHeldMs, s.FlowExcluded, s.FlowReceivers = uint64(held.Milliseconds()), excluded, live
 	}
 	hs := l.hist.Stats()
-	s.HistoryBytes, s.HistoryCount = hs.Bytes, hs.Datagrams
+	s.HistoryBytes, s.HistoryCount, s.HistoryReleased = hs.Bytes, hs.Datagrams, hs.Released
 	l.q.mu.Lock()
 	s.QueueBytes, s.QueuePeak = l.q.charged, l.q.peak
 	l.q.mu.Unlock()

@@ -51,6 +51,11 @@ type vector struct {
 		Datagram string     `json:"datagram_hex"`
 		Gone     *[2]uint64 `json:"gone"`
 	} `json:"repair"`
+	Status []struct {
+		Node     string `json:"node"`
+		Position uint64 `json:"position"`
+		Window   uint32 `json:"window"`
+	} `json:"status"`
 	Heartbeat *struct {
 		PID      int      `json:"pid"`
 		LastSeq  uint64   `json:"last_seq"`
@@ -129,12 +134,15 @@ func decode(b []byte, maxMessage int) (Header, []Record, error) {
 	case KindRepair:
 		_, err = ParseRepair(nil, &h, rest)
 		return h, nil, err
+	case KindStatus:
+		_, err = ParseStatus(nil, &h, rest)
+		return h, nil, err
 	}
 	recs, err := ParseRecords(nil, &h, rest, maxMessage)
 	return h, recs, err
 }
 
-// checkControlVector checks a valid NAK or repair vector's fields, and
+// checkControlVector checks a valid NAK, repair or status vector's fields, and
 // that encoding them gives back its bytes.
 func checkControlVector(t *testing.T, v *vector, h *Header) {
 	rest := v.Bytes[HeaderLen:]
@@ -178,6 +186,20 @@ func checkControlVector(t *testing.T, v *vector, h *Header) {
 				again = AppendRepairGone(again, e.Gone)
 			}
 		}
+	case KindStatus:
+		entries, err := ParseStatus(nil, h, rest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != len(v.Status) {
+			t.Fatalf("%d entries, want %d", len(entries), len(v.Status))
+		}
+		for i, e := range entries {
+			if w := v.Status[i]; e.Node.String() != w.Node || e.Position != w.Position || e.Window != w.Window {
+				t.Errorf("entry %d: %+v, want %+v", i, e, w)
+			}
+		}
+		again = AppendStatus(again, entries)
 	}
 	if string(again) != string(v.Bytes) {
 		t.Errorf("encoding the decoded datagram gives\n%x\nwant\n%x", again, v.Bytes)

@@ -40,6 +40,7 @@ const (
 	maxPingInterval = time.Hour
 	maxPingTimeout  = 24 * time.Hour
 	maxHistory      = 1 << 30
+	maxRate         = 1 << 40
 	minGapTimeout   = 10 * time.Millisecond
 	maxGapTimeout   = time.Hour
 	maxClients      = 1 << 20
@@ -96,6 +97,16 @@ type Config struct {
 	// and again, before it skips it and counts it as lost, 10ms..1h.
 	// Default 2 s.
 	GapTimeout time.Duration
+	// FlowControl ("flowcontrol") says which receivers hold a sender
+	// back: "min" (the default), the slowest that has reported within
+	// PeerTimeout, so that no receiver is outrun; "none", none, so that
+	// receivers that cannot keep up lose what their socket cannot hold
+	// and repair or skip it.
+	FlowControl string
+	// MaxRate ("maxrate") bounds the bytes per second of the datagrams
+	// the server sends, data, repairs and the rest together, repairs to
+	// a quarter of it; 0 (the default) is unbounded.
+	MaxRate int
 	// Key ("key") is the shared secret that seals datagrams. Never print
 	// it: use [Config.Redacted] or [Config.String].
 	Key string

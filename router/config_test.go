@@ -245,6 +245,8 @@ var badFiles = map[string][]wantProblem{
 	"socketmode-too-wide.json":               {{2, "socketmode", `"01777" has bits beyond 0777`}},
 	"socketmode-no-owner-rw.json":            {{2, "socketmode", `"0440" must include 0600`}},
 	"cluster-too-long.json":                  {{2, "cluster", "65 bytes long, the limit is 64"}},
+	"flowcontrol-unknown.json":               {{2, "flowcontrol", `"max" is neither "min" nor "none"`}},
+	"maxrate-negative.json":                  {{2, "maxrate", "-1 is out of range"}},
 	"control-acceptfromnet.json":             {{3, "channels.control.acceptfromnet", "never accepts events from the network"}},
 	"many-problems.json": {
 		{3, "addr", "reserved for local network control"},
@@ -396,7 +398,7 @@ func TestParseValues(t *testing.T) {
 			Interface: "eth1", TTL: 4, Cluster: "lab", KeyFile: "/etc/netcluster/key",
 			Payload: 9000, Heartbeat: 250 * time.Millisecond, PeerTimeout: 2 * time.Second,
 			PingInterval: 2 * time.Second, PingTimeout: 7 * time.Second,
-			History: 0, GapTimeout: 500 * time.Millisecond,
+			History: 0, GapTimeout: 500 * time.Millisecond, FlowControl: "none", MaxRate: 10_000_000,
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
@@ -431,7 +433,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Addr: "239.255.77.77", Port: 4454, StartControl: true, TTL: 1,
 		Payload: 1400, Heartbeat: time.Second, PeerTimeout: 5 * time.Second,
-		History: 4 << 20, GapTimeout: 2 * time.Second,
+		History: 4 << 20, GapTimeout: 2 * time.Second, FlowControl: "min",
 		SocketMode: 0o660, MaxFrame: 1 << 20, MaxPending: 8 << 20,
 		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second,
 		Channels: map[string]ChannelConfig{ControlChannel: chanRule(ControlChannel, "", false, false, false)},

@@ -259,6 +259,12 @@ func checkCluster(c *checker, key string, f *Config) {
 	}
 }
 
+func checkFlowControl(c *checker, key string, f *Config) {
+	if m := multicast.FlowControl(f.FlowControl); m != multicast.FlowMin && m != multicast.FlowNone {
+		c.addAt([]string{key}, "%q is neither %q nor %q", clipText(f.FlowControl, 60), multicast.FlowMin, multicast.FlowNone)
+	}
+}
+
 // checkKey refuses the placeholder that showconfig writes for a key: a
 // configuration saved from showconfig needs its secret supplied again.
 func checkKey(c *checker, key string, f *Config) {

@@ -162,6 +162,16 @@ type PeerAnswer struct {
 	Datagrams uint64 `json:"datagrams" msgpack:"datagrams" metric:"netcluster_peer_datagrams_total" help:"Datagrams received from the peer since it joined the peer table."`
 	Bytes     uint64 `json:"bytes" msgpack:"bytes" metric:"netcluster_peer_bytes_total" help:"Bytes of the datagrams received from the peer."`
 	Repaired  uint64 `json:"repaired" msgpack:"repaired" metric:"netcluster_peer_repaired_datagrams_total" help:"Datagrams of the peer found missing that then arrived in a repair."`
+	// Rate is the bytes per second received from the peer, over the
+	// last heartbeat interval.
+	// (Prometheus computes it from netcluster_peer_bytes_total.)
+	Rate float64 `json:"rate" msgpack:"rate"`
+	// Flow control: what the peer, as a receiver of this server's
+	// datagrams, last reported (multicast.FlowPeer).
+	FlowPosition uint64 `json:"flow_position" msgpack:"flow_position"`
+	FlowWindow   int64  `json:"flow_window" msgpack:"flow_window" metric:"netcluster_peer_flow_window" help:"Datagrams past its position that the peer last said it can take."`
+	FlowLive     bool   `json:"flow_live" msgpack:"flow_live"`
+	FlowHeldMs   uint64 `json:"flow_held_ms" msgpack:"flow_held_ms" metric:"netcluster_peer_flow_held_milliseconds_total" help:"Time this server waited for the peer's window, in milliseconds."`
 }
 
 func peerAnswer(p multicast.Peer) PeerAnswer {
@@ -170,6 +180,8 @@ func peerAnswer(p multicast.Peer) PeerAnswer {
 		Channels: list(p.Channels), Addr: p.Addr.String(),
 		FirstSeen: p.FirstSeen.UTC().Format(time.RFC3339Nano), LastSeen: p.LastSeen.UTC().Format(time.RFC3339Nano),
 		LastSeq: p.LastSeq, Lost: p.Lost, Datagrams: p.Datagrams, Bytes: p.Bytes, Repaired: p.Repaired,
+		Rate: p.Rate, FlowPosition: p.Flow.Position, FlowWindow: int64(p.Flow.Window), FlowLive: p.Flow.Live,
+		FlowHeldMs: uint64(p.Flow.HeldBack.Milliseconds()),
 	}
 }
 

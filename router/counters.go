@@ -289,9 +289,11 @@ func netAnswerOf(n *NetStats) any {
 }
 
 // peerCounter is one field of PeerAnswer with a metric tag: a peer's
-// counter, exported labelled with the peer's node and host.
+// counter (uint64) or gauge (int64, float64), exported labelled with the
+// peer's node and host.
 type peerCounter struct {
 	field int
+	vt    prometheus.ValueType
 	desc  *prometheus.Desc
 }
 
@@ -307,10 +309,15 @@ func readPeerCounters() []peerCounter {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if name := f.Tag.Get("metric"); name != "" {
-			if f.Type.Kind() != reflect.Uint64 {
-				panic(fmt.Sprintf("router: PeerAnswer.%s is a %s; the exported counters must be uint64", f.Name, f.Type))
+			vt := prometheus.CounterValue
+			switch f.Type.Kind() {
+			case reflect.Uint64:
+			case reflect.Int64, reflect.Float64:
+				vt = prometheus.GaugeValue
+			default:
+				panic(fmt.Sprintf("router: PeerAnswer.%s is a %s; the exported counters must be uint64, the gauges int64 or float64", f.Name, f.Type))
 			}
-			out = append(out, peerCounter{field: i, desc: prometheus.NewDesc(name, f.Tag.Get("help"), peerLabels, nil)})
+			out = append(out, peerCounter{field: i, vt: vt, desc: prometheus.NewDesc(name, f.Tag.Get("help"), peerLabels, nil)})
 		}
 	}
 	return out
@@ -320,6 +327,15 @@ func readPeerCounters() []peerCounter {
 func collectPeerCounters(ch chan<- prometheus.Metric, p *PeerAnswer) {
 	v := reflect.ValueOf(p).Elem()
 	for _, c := range peerCounters {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v.Field(c.field).Uint()), p.Node, p.Host)
+		var x float64
+		switch f := v.Field(c.field); f.Kind() {
+		case reflect.Uint64:
+			x = float64(f.Uint())
+		case reflect.Int64:
+			x = float64(f.Int())
+		default:
+			x = f.Float()
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, c.vt, x, p.Node, p.Host)
 	}
 }

@@ -18,11 +18,11 @@ import (
 // BenchmarkNetBridge measures events per second from a publisher on one
 // server to a subscriber on another, across the multicast link, both
 // servers in the test's network namespace on lo. It reports the events
-// lost: UDP does not wait for a slow reader, and loss repair resends only
-// what the sender's history still holds. Paced, the publisher keeps at most about 512 KiB of events ahead
-// of what the subscriber has received or the link has counted as lost, as
-// an application with flow control would; unpaced, it emits as fast as
-// it can, and the loss shows what a receiver that falls behind costs.
+// lost. Paced, the publisher keeps at most about 512 KiB of events ahead
+// of what the subscriber has received or the link has counted as lost,
+// as an application would without the link's flow control; unpaced, it
+// emits as fast as it can, and the link's flow control (flowcontrol
+// "min") holds it to what the receiver takes.
 // The -sealed runs give both servers a key, so that every datagram is
 // sealed and opened (AES-256-GCM).
 func BenchmarkNetBridge(b *testing.B) {

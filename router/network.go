@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"net/netip"
 	"runtime/debug"
 	"sync/atomic"
@@ -22,19 +21,16 @@ type network struct {
 	// link is nil when not connected. A reload that changes the network
 	// keys swaps in a new link; only the link stored here delivers.
 	link atomic.Pointer[multicast.Link]
-	// seq numbers the datagrams of every link the server opens, in one
-	// series.
-	seq atomic.Uint64
-	// ctlSeq numbers their NAKs and repairs, the second series.
-	ctlSeq atomic.Uint64
-	// history keeps what every link sent, to answer NAKs: a link that a
-	// reload swaps in answers for what the old one sent. A reload that
-	// changes the history key resizes it in place. The first
-	// configuration applied, Start's, makes it.
-	history *multicast.History
+	// node is what outlives every link the server opens: the sequence
+	// counters, the history (a link that a reload swaps in answers NAKs
+	// for what the old one sent; a new history bound resizes it in
+	// place) and the flow-control state. The first configuration
+	// applied, Start's, makes it.
+	node *multicast.Node
 	// recent are the ids of the events delivered from the network, by
-	// any link: while a reload runs a new link beside the old one, an
-	// event both of them complete is delivered once.
+	// any link: the multicast node delivers each datagram once across
+	// its links, and recent drops an event that arrives by two kinds of
+	// link, or that a peer sends twice.
 	recent *multicast.Recent
 	// secret is the key the link seals with, read at start and at each
 	// reload (Config.Secret); nil for none. Only Start and reloads,
@@ -42,6 +38,11 @@ type network struct {
 	secret []byte
 
 	delivered, noChannel, refused, malformed, sendFailed atomic.Uint64
+	// dropping is true from an event the link refused until one it
+	// takes: the episode is logged at its start and its end.
+	dropping atomic.Bool
+	// episodeDrops counts the events refused in the current episode.
+	episodeDrops atomic.Uint64
 }
 
 // NetStats are the counters of the server's network link: with Link
@@ -67,7 +68,7 @@ type NetStats struct {
 	Malformed uint64 `stats:"malformed" metric:"netcluster_net_dropped_total" label:"reason=malformed"`
 	// SendFailed counts events of propagatetonet channels that the link
 	// refused: too big, or dropped because its send queue stayed full
-	// (Link.QueueFull counts those). Datagrams the system then refuses
+	// for its bound (Link.QueueFull counts those). Datagrams the system then refuses
 	// to send are counted in Link.SendErrors.
 	SendFailed uint64 `stats:"send_failed" metric:"netcluster_net_dropped_total" label:"reason=send_failed"`
 	// Link are the link's own counters: datagrams, drops by reason,
@@ -79,10 +80,9 @@ type NetStats struct {
 // remembers, across links.
 const recentNet = 4096
 
-// openNet opens a multicast link for cfg, sealing with secret when it is
-// not nil, or returns nil when cfg does not connect to the network. The
-// link delivers only once it is the server's current link, so that a
-// link opened by a reload stays silent until the reload swaps it in.
+// openNet opens a multicast link of the server's node for cfg, sealing
+// with secret when it is not nil, or returns nil when cfg does not
+// connect to the network.
 func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 	if !cfg.ConnectToNet {
 		return nil, nil
@@ -96,11 +96,11 @@ func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 		l := self.Load()
 		return l != nil && s.net.link.Load() == l
 	}
-	deliver := func(from uuid.UUID, msg []byte) {
-		if current() {
-			s.fromNet(from, msg)
-		}
-	}
+	// The node delivers each datagram of a peer once, whichever of its
+	// links reads it: a link that a reload opens beside the current one
+	// may deliver what it reads first, and nothing is lost or repeated
+	// across the swap.
+	deliver := s.fromNet
 	// Heartbeats announce the channels of the configuration the link is
 	// opened for until it is current, then those of the server's: a link
 	// that Start opens announces the channels it is about to serve.
@@ -110,7 +110,7 @@ func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 		}
 		return cfg.ChannelNames()
 	}
-	link, err := multicast.Open(multicast.Config{
+	link, err := s.net.node.Open(multicast.Config{
 		Group:       group,
 		Port:        cfg.Port,
 		Interface:   cfg.Interface,
@@ -125,11 +125,10 @@ func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 		Version:     softwareVersion(),
 		Logger:      s.log,
 		Dump:        cfg.DumpNet,
-		Seq:         &s.net.seq,
 		Key:         secret,
-		CtlSeq:      &s.net.ctlSeq,
-		History:     s.net.history,
 		GapTimeout:  cfg.GapTimeout,
+		FlowControl: multicast.FlowControl(cfg.FlowControl),
+		MaxRate:     cfg.MaxRate,
 	}, deliver)
 	if err != nil {
 		return nil, fmt.Errorf("router: connecttonet: %w", err)
@@ -163,15 +162,16 @@ func netKeysDiffer(a, b *Config) bool {
 // datagram is missed, but delivers nothing until commit makes it
 // current; commit then closes the old link. If the new link cannot be
 // opened, nothing has changed and the error says why. A new history
-// bound is applied at commit, in place: the history and both sequence
-// counters outlive every link, so NAKs for what an old link sent are
-// answered. The first configuration applied (Start's) sizes the history.
+// bound is applied at commit, in place: the node (multicast.Node)
+// outlives every link, so NAKs for what an old link sent are answered
+// and receivers see one unbroken stream. The first configuration
+// applied (Start's) makes it.
 //
 // The key file is read again: when its contents changed, the link is
 // swapped as for any other network key.
 func (s *Server) prepareNet(old, cfg *Config, change linkChange) (commit func(), err error) {
-	if s.net.history == nil {
-		s.net.history = multicast.NewHistory(cfg.History)
+	if s.net.node == nil {
+		s.net.node = multicast.NewNode(s.node, cfg.History)
 	}
 	secret, err := cfg.Secret(s.log)
 	if err != nil {
@@ -179,7 +179,7 @@ func (s *Server) prepareNet(old, cfg *Config, change linkChange) (commit func(),
 	}
 	keep := func() {
 		s.net.secret = secret
-		s.net.history.SetLimit(cfg.History) // in place: no new link needed
+		s.net.node.History().SetLimit(cfg.History) // in place: no new link needed
 	}
 	newSecret := !bytes.Equal(secret, s.net.secret)
 	if change == linkSame && (!newSecret || !cfg.ConnectToNet) {
@@ -206,9 +206,14 @@ func (s *Server) prepareNet(old, cfg *Config, change linkChange) (commit func(),
 // toNet sends an event of a propagatetonet channel to the group. frame
 // is valid only while the Handler runs (channel.Handler); the link
 // copies the event into its send queue before Send returns, so it needs
-// no copy of its own. When the queue is full, toNet waits a moment
-// (multicast.Config.SendWait), which slows the publisher down to what
-// the network can take, and then drops the event.
+// no copy of its own. It runs on the publisher's read goroutine: when
+// the link's queue is full, because the network or the slowest live
+// receiver cannot take more (flow control), Send waits for room, and
+// the publisher is slowed down as a slow local subscriber slows it. The
+// wait is bounded (multicast.Config.SendWait: peertimeout plus one
+// heartbeat, longer than flow control waits for a stopped receiver);
+// an event still refused then is dropped, counted (send_failed) and
+// logged once per episode.
 func (s *Server) toNet(ev *wire.EventHeader, frame []byte) {
 	link := s.net.link.Load()
 	if link == nil {
@@ -216,20 +221,25 @@ func (s *Server) toNet(ev *wire.EventHeader, frame []byte) {
 	}
 	err := link.Send(uuid.UUID(ev.ID), frame[wire.HeaderLen:])
 	if err == nil || errors.Is(err, multicast.ErrClosed) {
+		if err == nil && s.net.dropping.Load() && s.net.dropping.CompareAndSwap(true, false) {
+			s.log.Info("events reach the network again", "dropped", s.net.episodeDrops.Swap(0))
+		}
 		return
 	}
-	// Log the 1st, 2nd, 4th, 8th... failure: a network that refuses
-	// every datagram must not flood the log.
-	if n := s.net.sendFailed.Add(1); bits.OnesCount64(n) == 1 {
-		s.log.Warn("sending an event to the network failed", "channel", string(ev.Channel), "id", uuid.UUID(ev.ID), "failures", n, "err", err)
+	s.net.sendFailed.Add(1)
+	s.net.episodeDrops.Add(1)
+	if s.net.dropping.CompareAndSwap(false, true) {
+		s.log.Warn("dropping events for the network until it takes them again", "channel", string(ev.Channel), "id", uuid.UUID(ev.ID), "err", err)
 	}
 }
 
 // fromNet delivers an event that came from the network: to the local
 // channel it names, when the server has it and its rule accepts events
 // from the network, and then to that channel's propagation targets. It
-// is never sent back to the network. The link has already dropped
-// duplicates.
+// is never sent back to the network. The node delivers each datagram of
+// a peer once, across its links; the ids of events delivered are
+// dropped here, so that an event that another kind of link brings too,
+// or that a peer sends twice, is delivered once.
 func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	ev, err := wire.ParseEvent(msg)
 	if err != nil {

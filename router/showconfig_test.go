@@ -57,7 +57,7 @@ func TestShowconfigRoundTrip(t *testing.T) {
 		"addr": `"239.255.12.34"`, "port": fmt.Sprint(mcasttest.Port()),
 		"connecttonet": "true", "dumpnet": "true", "interface": fmt.Sprintf("%q", mcasttest.Interface),
 		"ttl": "2", "cluster": `"round-trip"`, "payload": "1200",
-		"heartbeat": `"250ms"`, "peertimeout": `"2s"`, "history": "65536", "gaptimeout": `"500ms"`,
+		"heartbeat": `"250ms"`, "peertimeout": `"2s"`, "history": "65536", "gaptimeout": `"500ms"`, "flowcontrol": `"none"`, "maxrate": "1000000",
 		"keyfile": fmt.Sprintf("%q", keyFile), "socket": fmt.Sprintf("%q", template), "socketmode": `"0600"`,
 		"maxframe": "65536", "maxpending": "131072", "metrics": `"127.0.0.1:0"`,
 		"pinginterval": `"2s"`, "pingtimeout": `"7s"`, "memorylimit": "1073741824",

@@ -1,0 +1,208 @@
+package multicast_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/multicast"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
+)
+
+// sendAll sends messages 0..n-1 of size bytes from l on a goroutine of
+// its own, since Send waits while flow control holds the link back; the
+// function returned waits for it and reports Send's first error.
+func sendAll(t *testing.T, l *testLink, n, size int) (wait func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var err error
+	wg.Go(func() {
+		for i := range n {
+			if err = l.Send(uuid.New(), numbered(i, size)); err != nil {
+				return
+			}
+		}
+	})
+	return func() {
+		t.Helper()
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+}
+
+// hasAll reports whether in holds messages 0..n-1, the last one being
+// n-1.
+func hasAll(in *inbox, n int) bool {
+	all := in.all()
+	return len(all) == n && binary.BigEndian.Uint32(all[n-1]) == uint32(n-1)
+}
+
+// TestFlowControlWaitsForAStoppedReceiver: a receiver stopped for a
+// moment (shorter than peertimeout) holds the sender back to its window
+// instead of losing what its socket cannot hold; once it resumes, both
+// receivers have every message, in order, and none was lost or dropped.
+func TestFlowControlWaitsForAStoppedReceiver(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	slow := func(cfg multicast.Config) multicast.Config { cfg.PeerTimeout = 5 * time.Second; return cfg }
+	a := openLink(t, slow(config(port)))
+	cfgB := slow(config(port))
+	freeze, thaw := multicast.Freeze(&cfgB)
+	b := openLink(t, cfgB)
+	t.Cleanup(thaw)
+	c := openLink(t, slow(config(port)))
+	waitFor(t, "a to hear from both receivers", func() bool { return a.Stats().FlowReceivers == 2 })
+	n := 6 * b.Stats().Window // far more datagrams than b's window
+	freeze()
+	wait := sendAll(t, a, n, 1000)
+	waitFor(t, "a to be held back", func() bool { return a.Stats().FlowHeld > 0 })
+	time.Sleep(time.Second) // b stays stopped a while
+	held := a.Stats().MessagesSent
+	thaw()
+	wait()
+	waitFor(t, "b and c to have every message", func() bool { return hasAll(b.in, n) && hasAll(c.in, n) })
+	checkNumbered(t, b.in.all())
+	checkNumbered(t, c.in.all())
+	sa, sb, sc := a.Stats(), b.Stats(), c.Stats()
+	t.Logf("n %d, window %d, sent %d while b was stopped; held %d times, %d ms", n, sb.Window, held, sa.FlowHeld, sa.FlowHeldMs)
+	if held >= uint64(n) {
+		t.Errorf("a sent all %d messages while b was stopped", n)
+	}
+	if sb.Lost != 0 || sc.Lost != 0 || sa.QueueFull != 0 || sa.FlowExcluded != 0 {
+		t.Errorf("b lost %d, c lost %d, a refused %d and left out %d receivers", sb.Lost, sc.Lost, sa.QueueFull, sa.FlowExcluded)
+	}
+	if p := peerOf(a.Peers(), cfgB.Node); p.Flow.HeldBack == 0 || !p.Flow.Live || p.Flow.Window == 0 {
+		t.Errorf("a's view of b: %+v", p.Flow)
+	}
+}
+
+func peerOf(peers []multicast.Peer, node uuid.UUID) multicast.Peer {
+	for _, p := range peers {
+		if p.Node == node {
+			return p
+		}
+	}
+	return multicast.Peer{}
+}
+
+// TestFlowControlLeavesOutASilentReceiver: a receiver stopped for longer
+// than peertimeout leaves the calculation, counted and logged, and the
+// other receiver gets everything; once it resumes, it joins again and
+// hears what is sent from then on.
+func TestFlowControlLeavesOutASilentReceiver(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	// A peertimeout long enough that a busy machine does not stall c
+	// for as long, and short enough for the test.
+	cfg := func() multicast.Config { c := config(port); c.PeerTimeout = time.Second; return c }
+	a := openLink(t, cfg())
+	cfgB := cfg()
+	freeze, thaw := multicast.Freeze(&cfgB)
+	b := openLink(t, cfgB)
+	t.Cleanup(thaw)
+	c := openLink(t, cfg())
+	waitFor(t, "a to hear from both receivers", func() bool { return a.Stats().FlowReceivers == 2 })
+	n := 3 * b.Stats().Window
+	freeze()
+	wait := sendAll(t, a, n, 1000)
+	waitFor(t, "c to have every message", func() bool { return hasAll(c.in, n) })
+	wait()
+	sa := a.Stats()
+	if sa.FlowExcluded != 1 || sa.QueueFull != 0 || c.Stats().Lost != 0 {
+		t.Errorf("a left out %d receivers and refused %d messages; c lost %d", sa.FlowExcluded, sa.QueueFull, c.Stats().Lost)
+	}
+	if !strings.Contains(a.logs.String(), "left flow control") {
+		t.Errorf("a did not log that b left flow control:\n%s", a.logs)
+	}
+	thaw()
+	waitFor(t, "b to join flow control again", func() bool {
+		return strings.Count(a.logs.String(), `receiver joined flow control" peer=`+cfgB.Node.String()) == 2
+	})
+	if err := a.Send(uuid.New(), numbered(n, 10)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to hear the message sent after it resumed", func() bool {
+		all := b.in.all()
+		return len(all) > 0 && binary.BigEndian.Uint32(all[len(all)-1]) == uint32(n)
+	})
+	checkNumbered(t, b.in.all())
+}
+
+// TestHistoryFreedByReports: what every live receiver has reported
+// leaves the sender's history; with no receiver, the history keeps what
+// its bound allows.
+func TestHistoryFreedByReports(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	a := openLink(t, config(port))
+	sendNumbered(t, a, 0, 20)
+	waitFor(t, "a to send", func() bool { return a.Stats().MessagesSent == 20 })
+	if s := a.Stats(); s.HistoryReleased != 0 || s.HistoryCount < 5 {
+		t.Errorf("alone, a freed %d datagrams and holds %d", s.HistoryReleased, s.HistoryCount)
+	}
+	b := openLink(t, config(port))
+	dumpCfg := config(port)
+	dumpCfg.Dump = true
+	dumper := openLink(t, dumpCfg)
+	waitFor(t, "a to hear from b and the dumper", func() bool { return a.Stats().FlowReceivers == 2 })
+	sendNumbered(t, a, 20, 40)
+	waitFor(t, "b to have them", func() bool { return len(b.in.all()) == 20 })
+	waitFor(t, "a to free what b reported", func() bool {
+		s := a.Stats()
+		return s.HistoryReleased > 5 && s.HistoryCount < 5
+	})
+	// dumpnet shows statuses with their entries.
+	want := fmt.Sprintf("kind=status node=%v", b.cfg.Node)
+	waitFor(t, "the dump of b's status", func() bool {
+		return strings.Contains(dumper.logs.String(), want) && strings.Contains(dumper.logs.String(), fmt.Sprintf("%v at ", a.cfg.Node))
+	})
+}
+
+// TestNodeReceivesOnceAcrossLinks: a receiving node swaps its link for
+// another while a sender sends, as a reload does: the new link runs
+// beside the old one, then the old one closes. Every message is
+// delivered once, in order, by one link or the other, and none is lost.
+func TestNodeReceivesOnceAcrossLinks(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	a := openLink(t, config(port))
+	cfg := config(port)
+	node := multicast.NewNode(cfg.Node, 1<<20)
+	r1 := openNodeLink(t, node, cfg)
+	waitFor(t, "a to hear from the receiver", func() bool { return a.Stats().FlowReceivers == 1 })
+	const n = 3000
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			if err := a.Send(uuid.New(), numbered(i, 200)); err != nil {
+				t.Errorf("send: %v", err)
+				return
+			}
+			if i%100 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+	waitFor(t, "the first messages", func() bool { return r1.in.count() >= n/4 })
+	r2 := openNodeLink(t, node, cfg)
+	waitFor(t, "the second link to deliver", func() bool { return r2.in.count() > 0 })
+	r1.Close()
+	wg.Wait()
+	waitFor(t, "every message", func() bool { return r1.in.count()+r2.in.count() == n })
+	got := checkNumbered(t, append(r1.in.all(), r2.in.all()...))
+	if len(got) != n || got[0] != 0 {
+		t.Errorf("got %d messages from %d", len(got), got[0])
+	}
+	if s := r2.Stats(); s.Lost != 0 {
+		t.Errorf("lost %d datagrams across the swap", s.Lost)
+	}
+	if len(r2.Peers()) != 1 {
+		t.Errorf("the new link lists %d peers, want the old link's one", len(r2.Peers()))
+	}
+}
