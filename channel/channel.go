@@ -49,6 +49,14 @@ type Config struct {
 	// PingTimeout below twice PingInterval is raised to that.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
+	// Overflow is what happens when a client's queue fills: OverflowBlock
+	// (the zero value) holds back the publishers that feed it, and
+	// OverflowDrop drops the client at MaxPending (flow.go).
+	Overflow Overflow
+	// StallTimeout is how long a client past its high-water mark may take
+	// nothing, while a publisher is held for it, before it is dropped as
+	// a slow consumer; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 	Node         uuid.UUID    // the server's node id, sent in the welcome
 	Logger       *slog.Logger // nil means slog.Default()
 	// Handler routes events from this channel's clients. nil sends each
@@ -83,6 +91,14 @@ type Stats struct {
 	// its JSON clients: once per event, however many of them hear it.
 	JSONEncoded  uint64 `json:"-" msgpack:"-"`
 	PingTimeouts uint64 `json:"ping_timeouts" msgpack:"ping_timeouts" metric:"netcluster_channel_ping_timeout_disconnects_total" help:"Clients disconnected for sending nothing, not even the answer to a ping, for pingtimeout."`
+	// Stalls counts the times a publisher, or the network link, was held
+	// because a client of this channel was past its high-water mark
+	// (overflow "block"); StalledMicros is how long they were held in
+	// all, and StallTimeouts the clients dropped for taking nothing for
+	// stalltimeout meanwhile.
+	Stalls        uint64 `json:"stalls" msgpack:"stalls" metric:"netcluster_channel_stalls_total" help:"Times a publisher or the network link was held because a client of the channel was past its high-water mark."`
+	StalledMicros uint64 `json:"stalled_us" msgpack:"stalled_us" metric:"netcluster_channel_stalled_microseconds_total" help:"Total time publishers and the network link were held by the channel's clients, in microseconds."`
+	StallTimeouts uint64 `json:"stall_timeouts" msgpack:"stall_timeouts" metric:"netcluster_channel_stall_timeout_disconnects_total" help:"Clients disconnected as slow consumers for taking nothing for stalltimeout while a publisher was held for them."`
 }
 
 // Channel serves one channel's socket and its clients.
@@ -119,9 +135,18 @@ type Channel struct {
 	mode                atomic.Uint32 // the socket's current mode
 	jsonEncoded         atomic.Uint64
 	pingTimeouts        atomic.Uint64
+	stalls, stalledUS   atomic.Uint64
+	stallTimeouts       atomic.Uint64
 }
 
-type limits struct{ maxFrame, maxPending int }
+// limits are the bounds of the channel's clients, swapped as a whole
+// (SetLimits, SetFlow): each push reads them once.
+type limits struct {
+	maxFrame, maxPending int
+	high, low            int           // the queue's marks: marks(maxPending)
+	block                bool          // overflow block: a queue past high holds its publishers
+	stall                time.Duration // stalltimeout
+}
 
 // Listen creates the channel's socket and starts accepting clients. A
 // socket that another live server holds is refused with *InUseError; a
@@ -142,6 +167,9 @@ func Listen(cfg Config) (*Channel, error) {
 	if cfg.JSONGrace == 0 {
 		cfg.JSONGrace = DefaultJSONGrace
 	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -156,7 +184,7 @@ func Listen(cfg Config) (*Channel, error) {
 		acceptDone: make(chan struct{}),
 		liveStop:   make(chan struct{}),
 	}
-	ch.limits.Store(&limits{cfg.MaxFrame, cfg.MaxPending})
+	ch.limits.Store(newLimits(cfg.MaxFrame, cfg.MaxPending, cfg.Overflow, cfg.StallTimeout))
 	ch.SetPing(cfg.PingInterval, cfg.PingTimeout)
 	ch.mode.Store(uint32(cfg.Mode))
 	ln, stale, err := listenSocket(cfg.Path, cfg.Mode)
@@ -220,7 +248,23 @@ func (ch *Channel) CountUndeliverable() { ch.undeliverable.Add(1) }
 
 // SetLimits changes maxframe and maxpending for the frames that follow.
 func (ch *Channel) SetLimits(maxFrame, maxPending int) {
-	ch.limits.Store(&limits{maxFrame, maxPending})
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	l := ch.limits.Load()
+	ch.limits.Store(newLimits(maxFrame, maxPending, l.overflow(), l.stall))
+}
+
+// SetFlow changes the overflow policy and the stall timeout (0 means
+// DefaultStallTimeout) for the frames that follow. Publishers held when
+// the policy becomes OverflowDrop are let go within a few milliseconds.
+func (ch *Channel) SetFlow(overflow Overflow, stallTimeout time.Duration) {
+	if stallTimeout == 0 {
+		stallTimeout = DefaultStallTimeout
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	l := ch.limits.Load()
+	ch.limits.Store(newLimits(l.maxFrame, l.maxPending, overflow, stallTimeout))
 }
 
 func (ch *Channel) maxFrame() int   { return ch.limits.Load().maxFrame }
@@ -382,6 +426,7 @@ func (ch *Channel) Stats() Stats {
 		SlowConsumers: ch.slow.Load(), TooBig: ch.tooBig.Load(),
 		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(), JSONEncoded: ch.jsonEncoded.Load(),
 		PingTimeouts: ch.pingTimeouts.Load(),
+		Stalls:       ch.stalls.Load(), StalledMicros: ch.stalledUS.Load(), StallTimeouts: ch.stallTimeouts.Load(),
 	}
 	for _, c := range ch.receiverList() {
 		if c.removed.Load() {

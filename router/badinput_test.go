@@ -197,7 +197,7 @@ func TestHandshakeTimeout(t *testing.T) {
 // drop it once its queue passes maxpending, while a reading client gets
 // every event and the publisher never stalls.
 func TestSlowConsumer(t *testing.T) {
-	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {"overflow": "drop"}}`)
 	slow := dialRaw(t, ts, "A")
 	slow.hello() // and never read again
 	fast := ts.Dial(t, "A")
@@ -260,7 +260,7 @@ func TestEndInsideFrame(t *testing.T) {
 // the client learns why from the error frame that follows what it was
 // sent, not from a bare end of the connection.
 func TestSlowConsumerTold(t *testing.T) {
-	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {"overflow": "drop"}}`)
 	stall := make(chan struct{})
 	slow, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(ts.Template), bus.QueueLen(1), bus.Reconnect(false))
 	if err != nil {

@@ -311,7 +311,13 @@ func configFiles(t testing.TB, dir string) []string {
 // chanRule is a channel rule in a wanted Config. Its Propagate is nil;
 // loadGood checks the compiled one.
 func chanRule(name, propagate string, toNet, dump, fromNet bool) ChannelConfig {
-	return ChannelConfig{Name: name, PropagateToChannels: propagate, PropagateToNet: toNet, DumpToConsole: dump, AcceptFromNet: fromNet}
+	return ChannelConfig{Name: name, PropagateToChannels: propagate, PropagateToNet: toNet, DumpToConsole: dump, AcceptFromNet: fromNet, Overflow: overflowBlock}
+}
+
+// withOverflow is r with the overflow policy given.
+func withOverflow(r ChannelConfig, policy string) ChannelConfig {
+	r.Overflow = policy
+	return r
 }
 
 // loadGood loads testdata/config/good/name, checks that each Propagate is
@@ -382,12 +388,12 @@ func TestParseValues(t *testing.T) {
 			Addr: "239.1.2.3", Port: 5000, ConnectToNet: true, DumpNet: true, StartControl: true,
 			Interface: "eth1", TTL: 4, Cluster: "lab", KeyFile: "/etc/netcluster/key",
 			Payload: 9000, Heartbeat: 250 * time.Millisecond, PeerTimeout: 2 * time.Second,
-			PingInterval: 2 * time.Second, PingTimeout: 7 * time.Second,
+			PingInterval: 2 * time.Second, PingTimeout: 7 * time.Second, StallTimeout: 500 * time.Millisecond,
 			History: 0, GapTimeout: 500 * time.Millisecond,
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
-				"sensors.raw": chanRule("sensors.raw", `sensors\..*|logs`, true, false, false),
+				"sensors.raw": withOverflow(chanRule("sensors.raw", `sensors\..*|logs`, true, false, false), overflowDrop),
 				"sensors.avg": chanRule("sensors.avg", "", false, false, true),
 				"logs":        chanRule("logs", "", false, false, true),
 			},
@@ -420,7 +426,7 @@ func TestDefaults(t *testing.T) {
 		Payload: 1400, Heartbeat: time.Second, PeerTimeout: 5 * time.Second,
 		History: 4 << 20, GapTimeout: 2 * time.Second,
 		SocketMode: 0o660, MaxFrame: 1 << 20, MaxPending: 8 << 20,
-		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second,
+		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second, StallTimeout: 2 * time.Second,
 		Channels: map[string]ChannelConfig{ControlChannel: chanRule(ControlChannel, "", false, false, false)},
 	}
 	if d := fieldDiff(want, *Defaults()); d != "" {

@@ -24,6 +24,7 @@ var roundTripRule = map[string]string{
 	"propagatetonet":      "true",
 	"dumptoconsole":       "true",
 	"acceptfromnet":       "false",
+	"overflow":            `"drop"`,
 }
 
 // mustStayDefault are the keys the round trip leaves at their defaults,
@@ -53,7 +54,7 @@ func TestShowconfigRoundTrip(t *testing.T) {
 		"heartbeat": `"250ms"`, "peertimeout": `"2s"`, "history": "65536", "gaptimeout": `"500ms"`,
 		"keyfile": fmt.Sprintf("%q", keyFile), "socket": fmt.Sprintf("%q", template), "socketmode": `"0600"`,
 		"maxframe": "65536", "maxpending": "131072", "metrics": `"127.0.0.1:0"`,
-		"pinginterval": `"2s"`, "pingtimeout": `"7s"`,
+		"pinginterval": `"2s"`, "pingtimeout": `"7s"`, "stalltimeout": `"750ms"`,
 	}
 	inNamespace := false
 	t.Run("private network namespace", func(t *testing.T) {
