@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -115,13 +116,15 @@ func emitAll(t testing.TB, pub *bus.Client, event string, n int) {
 // emits as fast as Emit lets it: every event arrives, in order, and the
 // publisher was held back to the subscriber's pace instead.
 func TestSlowListenerLosesNothing(t *testing.T) {
-	n, members := 300_000, `"channels": {"A": {}}`
+	// Full size: default options. Short: smaller queues on both sides,
+	// so that the backlog still reaches the server's mark.
+	n, members, opts := 300_000, `"channels": {"A": {}}`, []bus.Option(nil)
 	if testing.Short() {
-		n, members = 30_000, `"maxpending": 1048576, "channels": {"A": {}}`
+		n, members, opts = 30_000, `"maxpending": 1048576, "channels": {"A": {}}`, []bus.Option{bus.QueueLen(256)}
 	}
 	ts := routertest.NewServer(t, members)
 	var sub, pubc counter
-	sub.listen(t, sub.dial(t, ts, "A"), "seq", 2*time.Microsecond)
+	sub.listen(t, sub.dial(t, ts, "A", opts...), "seq", 2*time.Microsecond)
 	pub := pubc.dial(t, ts, "A")
 	emitAll(t, pub, "seq", n)
 	sub.wait(t, "the subscriber", n)
@@ -284,7 +287,7 @@ func TestPropagationHeldBack(t *testing.T) {
 	}
 	ts := routertest.NewServer(t, `"maxpending": 1048576, "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
 	var sub, pubc counter
-	sub.listen(t, sub.dial(t, ts, "B"), "seq", 5*time.Microsecond)
+	sub.listen(t, sub.dial(t, ts, "B", bus.QueueLen(256)), "seq", 5*time.Microsecond)
 	pub := pubc.dial(t, ts, "A")
 	emitAll(t, pub, "seq", n)
 	sub.wait(t, "the subscriber on B", n)
@@ -303,9 +306,9 @@ func TestJSONHeldBack(t *testing.T) {
 	t.Run("JSON publisher", func(t *testing.T) {
 		ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
 		var sub counter
-		c := sub.dial(t, ts, "A")
+		c := sub.dial(t, ts, "A", bus.QueueLen(16)) // the backlog waits on the server
 		var got atomic.Int64
-		if _, err := c.On("j", func(bus.Message) { got.Add(1); spin(20 * time.Microsecond) }); err != nil {
+		if _, err := c.On("j", func(bus.Message) { got.Add(1); spin(100 * time.Microsecond) }); err != nil {
 			t.Fatal(err)
 		}
 		jc := dialJSON(t, ts.Path("A"))
@@ -339,7 +342,7 @@ func TestJSONHeldBack(t *testing.T) {
 					got++
 				}
 				if got%500 == 0 {
-					time.Sleep(5 * time.Millisecond) // reading in fits and starts
+					time.Sleep(20 * time.Millisecond) // reading in fits and starts
 				}
 			}
 			done <- got
@@ -397,5 +400,61 @@ func BenchmarkFlood(b *testing.B) {
 			}
 			b.ReportMetric(float64(sent-n), "lost")
 		})
+	}
+}
+
+// TestNetHoldBounded delivers a stream from the network to a channel
+// with a stopped subscriber beside a healthy one, and a stalltimeout far
+// longer than the test: the link waits for the stopped one only briefly
+// each time, so the healthy one gets every event well within the
+// stalltimeout, and the stopped one is dropped when its queue reaches
+// maxpending instead.
+func TestNetHoldBounded(t *testing.T) {
+	const n = 5000
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s2 := netServer(t, port, "t", `"maxframe": 65536, "maxpending": 262144, "stalltimeout": "1m", "channels": {"A": {}}`)
+	waitPeers(t, s1, s2)
+	stall := make(chan struct{})
+	stopped, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(s2.Template), bus.Name("stopped"),
+		bus.QueueLen(16), bus.Reconnect(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopped.Close()
+	if _, err := stopped.On("seq", func(bus.Message) { <-stall }); err != nil {
+		t.Fatal(err)
+	}
+	var healthy counter
+	healthy.listen(t, healthy.dial(t, s2, "A"), "seq", 0)
+	pub := s1.Dial(t, "A")
+	for i := range n {
+		if err := pub.Emit("seq", seqData(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 99 {
+			pub.Flush(context.Background()) // at a pace the link takes on a busy machine
+			time.Sleep(time.Millisecond)
+		}
+	}
+	routertest.WaitFor(t, "the healthy subscriber's events, long before stalltimeout", func() bool {
+		return healthy.got.Load() >= n
+	})
+	healthy.check(t, "the healthy subscriber", n)
+	routertest.WaitFor(t, "the stopped subscriber to be dropped at maxpending", func() bool {
+		return stats(t, s2, "A").SlowConsumers == 1
+	})
+	close(stall)
+	select {
+	case <-stopped.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stopped subscriber's connection did not end")
+	}
+	var se *bus.ServerError
+	if err := stopped.Err(); !errors.As(err, &se) || se.Code != bus.CodeSlowConsumer || !strings.Contains(se.Message, "maxpending") {
+		t.Errorf("the stopped subscriber ended with %v; want a ServerError with code %d naming maxpending", err, bus.CodeSlowConsumer)
+	}
+	if st := stats(t, s2, "A"); st.Stalls == 0 || st.StallTimeouts != 0 {
+		t.Errorf("%d stalls, %d stall timeouts; want the link held at least once and nobody dropped for stalltimeout", st.Stalls, st.StallTimeouts)
 	}
 }
