@@ -92,19 +92,6 @@ const (
 // marks returns a queue's high- and low-water marks for maxpending.
 func marks(maxPending int) (high, low int) { return maxPending / 2, maxPending / 4 }
 
-func newLimits(maxFrame, maxPending int, overflow Overflow, stall time.Duration) *limits {
-	high, low := marks(maxPending)
-	return &limits{maxFrame: maxFrame, maxPending: maxPending, high: high, low: low,
-		block: overflow == OverflowBlock, stall: stall}
-}
-
-func (l *limits) overflow() Overflow {
-	if l.block {
-		return OverflowBlock
-	}
-	return OverflowDrop
-}
-
 // epoch is the origin of monoNow.
 var epoch = time.Now()
 

@@ -461,3 +461,54 @@ func TestNetHoldBounded(t *testing.T) {
 		t.Errorf("%d stalls, %d stall timeouts; want the link held at least once and nobody dropped for stalltimeout", st.Stalls, st.StallTimeouts)
 	}
 }
+
+// TestReloadOverflow reloads a channel from "block" to "drop" while its
+// publisher is held for a stopped subscriber, with a stalltimeout longer
+// than the test: the publisher goes on at once, and the stopped one is
+// dropped at maxpending instead.
+func TestReloadOverflow(t *testing.T) {
+	const n = 20_000
+	ts := routertest.NewServer(t, `"maxpending": 1048576, "stalltimeout": "1m", "channels": {"A": {}}`)
+	stall := make(chan struct{})
+	defer close(stall)
+	stopped := ts.Dial(t, "A", bus.Name("stopped"), bus.QueueLen(16), bus.Reconnect(false))
+	if _, err := stopped.On("seq", func(bus.Message) { <-stall }); err != nil {
+		t.Fatal(err)
+	}
+	var pubc counter
+	pub := pubc.dial(t, ts, "A")
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		emitAll(t, pub, "seq", n)
+		pub.Flush(context.Background())
+	}()
+	routertest.WaitFor(t, "the publisher to be held", func() bool { return heldNow(ts, "A") })
+	if _, err := ts.Reload(ts.ParseConfig(t, `"maxpending": 1048576, "stalltimeout": "1m", "channels": {"A": {"overflow": "drop"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-emitted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the publisher was still held after the reload to overflow drop")
+	}
+	routertest.WaitFor(t, "the stopped subscriber to be dropped at maxpending", func() bool {
+		return stats(t, ts, "A").SlowConsumers == 1
+	})
+	pubc.check(t, "the publisher", 0)
+	if st := stats(t, ts, "A"); st.StallTimeouts != 0 {
+		t.Errorf("%d stall timeouts, want 0", st.StallTimeouts)
+	}
+}
+
+// heldNow reports whether a client of the channel has more queued than
+// its high-water mark, half of maxpending: its publishers are held.
+func heldNow(ts *routertest.Server, name string) bool {
+	clients, _ := ts.Clients(name)
+	for _, c := range clients {
+		if c.Pending > ts.Config().MaxPending/2 {
+			return true
+		}
+	}
+	return false
+}
