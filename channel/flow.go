@@ -126,6 +126,10 @@ func (r *Conn) awaitDrain(src *Conn, bound time.Duration) {
 			return
 		}
 	}
+	drained := r.drainSignal()
+	if drained == nil {
+		return // drained already
+	}
 	start := time.Now()
 	var stop, srcDead <-chan struct{}
 	if src != nil {
@@ -133,7 +137,8 @@ func (r *Conn) awaitDrain(src *Conn, bound time.Duration) {
 		stop, srcDead = src.ch.liveStop, src.dead
 	}
 	t := time.NewTimer(recheck)
-	for r.held(src, deadline, stop, srcDead, t) {
+	for drained != nil && r.held(src, drained, deadline, stop, srcDead, t) {
+		drained = r.drainSignal()
 	}
 	t.Stop()
 	if src != nil {
@@ -144,22 +149,32 @@ func (r *Conn) awaitDrain(src *Conn, bound time.Duration) {
 	r.ch.stalledUS.Add(uint64(time.Since(start).Microseconds()))
 }
 
-// held waits once: until r drains, is dropped or closes, the caller's
-// channel stops, or the timer fires. It reports whether to wait again.
-func (r *Conn) held(src *Conn, deadline int64, stop, srcDead <-chan struct{}, t *time.Timer) bool {
+// drainSignal returns the channel that is closed when r's queue goes
+// under its low-water mark, or nil when there is nothing to wait for: it
+// is there already, r is dropped or closing, or its channel no longer
+// blocks.
+func (r *Conn) drainSignal() <-chan struct{} {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	lim := r.ch.limits.Load()
 	if !lim.block || r.closeAfter || r.isDead() || r.pending <= lim.low {
-		r.mu.Unlock()
-		return false
+		return nil
 	}
 	if r.drained == nil {
 		r.drained = make(chan struct{})
 	}
-	drained := r.drained
-	r.mu.Unlock()
+	return r.drained
+}
+
+// held waits once: until r drains, is dropped or closes, the caller's
+// channel stops or the caller dies, or the timer fires, after which it
+// looks for a cycle, the bound and the stall timeout. It reports whether
+// to look at r's queue again and go on waiting.
+func (r *Conn) held(src *Conn, drained <-chan struct{}, deadline int64, stop, srcDead <-chan struct{}, t *time.Timer) bool {
 	select {
 	case <-drained:
+		// Let go: go on even if others have refilled the queue past
+		// low since, or one publisher could starve behind the rest.
 		return false
 	case <-r.dead:
 		return false
@@ -174,7 +189,7 @@ func (r *Conn) held(src *Conn, deadline int64, stop, srcDead <-chan struct{}, t 
 	if src != nil && r.waitsOn(src) || deadline != 0 && now >= deadline {
 		return false
 	}
-	r.checkStall(lim, now)
+	r.checkStall(r.ch.limits.Load(), now)
 	return true
 }
 
