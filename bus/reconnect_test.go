@@ -430,7 +430,9 @@ func shutdown(t *testing.T, ts *routertest.Server) {
 // long enough for the server to drop it as a slow consumer hears why,
 // connects again, and hears new events.
 func TestReconnectAfterSlowConsumerDrop(t *testing.T) {
-	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+	// Overflow "drop": the server drops the client at maxpending instead
+	// of holding the publisher for stalltimeout.
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {"overflow": "drop"}}`)
 	stall := make(chan struct{})
 	var cb callbacks
 	slow := ts.Dial(t, "A", append(cb.options(), bus.QueueLen(1), bus.ReconnectBackoff(10*time.Millisecond, 50*time.Millisecond))...)

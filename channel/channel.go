@@ -55,6 +55,14 @@ type Config struct {
 	// PingTimeout below twice PingInterval is raised to that.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
+	// Overflow is what happens when a client's queue fills: OverflowBlock
+	// (the zero value) holds back the publishers that feed it, and
+	// OverflowDrop drops the client at MaxPending (flow.go).
+	Overflow Overflow
+	// StallTimeout is how long a client past its high-water mark may take
+	// nothing, while a publisher is held for it, before it is dropped as
+	// a slow consumer; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 	Node         uuid.UUID    // the server's node id, sent in the welcome
 	Logger       *slog.Logger // nil means slog.Default()
 	// Handler routes events from this channel's clients. nil sends each
@@ -99,6 +107,14 @@ type Stats struct {
 	// Pending is what is queued for the channel's clients now, in bytes:
 	// the sum of their pending (ClientInfo.Pending).
 	Pending int `json:"pending" msgpack:"pending" metric:"netcluster_channel_pending_bytes" help:"Bytes queued for the channel's clients now."`
+	// Stalls counts the times a publisher, or the network link, was held
+	// because a client of this channel was past its high-water mark
+	// (overflow "block"); StalledMicros is how long they were held in
+	// all, and StallTimeouts the clients dropped for taking nothing for
+	// stalltimeout meanwhile.
+	Stalls        uint64 `json:"stalls" msgpack:"stalls" metric:"netcluster_channel_stalls_total" help:"Times a publisher or the network link was held because a client of the channel was past its high-water mark."`
+	StalledMicros uint64 `json:"stalled_us" msgpack:"stalled_us" metric:"netcluster_channel_stalled_microseconds_total" help:"Total time publishers and the network link were held by the channel's clients, in microseconds."`
+	StallTimeouts uint64 `json:"stall_timeouts" msgpack:"stall_timeouts" metric:"netcluster_channel_stall_timeout_disconnects_total" help:"Clients disconnected as slow consumers for taking nothing for stalltimeout while a publisher was held for them."`
 }
 
 // Channel serves one channel's socket and its clients.
@@ -137,9 +153,9 @@ type Channel struct {
 	group               atomic.Pointer[string]
 	jsonEncoded         atomic.Uint64
 	pingTimeouts        atomic.Uint64
+	stalls, stalledUS   atomic.Uint64
+	stallTimeouts       atomic.Uint64
 }
-
-type limits struct{ maxFrame, maxPending int }
 
 // Listen creates the channel's socket and starts accepting clients. A
 // socket that another live server holds is refused with *InUseError; a
@@ -159,6 +175,9 @@ func Listen(cfg Config) (*Channel, error) {
 	}
 	if cfg.JSONGrace == 0 {
 		cfg.JSONGrace = DefaultJSONGrace
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -186,7 +205,7 @@ func Listen(cfg Config) (*Channel, error) {
 		}
 		gid = g
 	}
-	ch.limits.Store(&limits{cfg.MaxFrame, cfg.MaxPending})
+	ch.limits.Store(newLimits(cfg.MaxFrame, cfg.MaxPending, cfg.Overflow, cfg.StallTimeout))
 	ch.SetPing(cfg.PingInterval, cfg.PingTimeout)
 	ch.mode.Store(uint32(cfg.Mode))
 	ln, stale, err := listenSocket(cfg.Path, cfg.Mode, gid)
@@ -234,14 +253,6 @@ func (ch *Channel) register(c *Conn, id uuid.UUID) bool {
 // CountUndeliverable counts an addressed event sent on this channel whose
 // addressee was not there; it shows in Stats.
 func (ch *Channel) CountUndeliverable() { ch.undeliverable.Add(1) }
-
-// SetLimits changes maxframe and maxpending for the frames that follow.
-func (ch *Channel) SetLimits(maxFrame, maxPending int) {
-	ch.limits.Store(&limits{maxFrame, maxPending})
-}
-
-func (ch *Channel) maxFrame() int   { return ch.limits.Load().maxFrame }
-func (ch *Channel) maxPending() int { return ch.limits.Load().maxPending }
 
 func (ch *Channel) acceptLoop() {
 	defer ch.wg.Done()
@@ -415,6 +426,7 @@ func (ch *Channel) Stats() Stats {
 		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(), JSONEncoded: ch.jsonEncoded.Load(),
 		PingTimeouts: ch.pingTimeouts.Load(),
 		RefusedAllow: ch.refusedAllow.Load(), RefusedLimit: ch.refusedLimit.Load(), RefusedPublish: ch.refusedPublish.Load(),
+		Stalls: ch.stalls.Load(), StalledMicros: ch.stalledUS.Load(), StallTimeouts: ch.stallTimeouts.Load(),
 	}
 	for _, c := range ch.receiverList() {
 		if c.removed.Load() {

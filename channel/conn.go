@@ -68,8 +68,13 @@ type Conn struct {
 	closeAfter bool        // close once the queue is written
 	graceTimer *time.Timer // closes a finishing client that does not read
 	wake       chan struct{}
-	dead       chan struct{} // closed when the socket is closed
-	killOnce   sync.Once
+	// drained is closed, and set to nil, when the queue goes under its
+	// low-water mark or the client is dropped: it lets go the readers
+	// held for this client (flow.go). Made by the first of them.
+	drained      chan struct{}
+	stallDropped bool          // dropped for stalltimeout already
+	dead         chan struct{} // closed when the socket is closed
+	killOnce     sync.Once
 
 	graceJSON bool // taken for JSON because it stayed silent; read loop only
 
@@ -79,6 +84,13 @@ type Conn struct {
 	version uint64
 	pings   atomic.Uint64 // pings and pongs received from the client
 	live    liveness      // the liveness check's; only its goroutine uses it
+
+	// Back-pressure (flow.go), in monoNow nanoseconds: when the queue
+	// last passed its high-water mark, when the writer last wrote a
+	// chunk, when this client's own reader was last let go. waitingOn is
+	// the client this client's reader is held for, nil when it is not.
+	overSince, tookAt, heldUntil atomic.Int64
+	waitingOn                    atomic.Pointer[Conn]
 
 	framesIn, bytesIn   atomic.Uint64
 	framesOut, bytesOut atomic.Uint64
@@ -236,6 +248,7 @@ func (c *Conn) finish(level slog.Level, code wire.ErrorCode, reason string, grac
 	c.queue.add(frame, nil, cost)
 	c.pending += cost
 	c.closeAfter = true
+	c.wakeHeldLocked()
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:

@@ -62,13 +62,20 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		// The read loop's reference is dropped once the frame has been
 		// handled; the queues that took it hold their own.
 		c.received.reset(frame, ref)
+		c.received.src = c
 		ok := c.handleFrame(&c.received)
 		if ref != nil {
 			ref.settle(c.received.taken)
 		}
+		hold := c.received.hold
 		c.received.reset(nil, nil)
 		if !ok {
 			return
+		}
+		if hold != nil {
+			// A receiver is past its high-water mark: read nothing
+			// more from this client until it drains (flow.go).
+			hold.awaitDrain(c, 0)
 		}
 	}
 }

@@ -47,10 +47,11 @@ func (c *Conn) push(e *Event) bool {
 		return false
 	}
 	cost := entryCost(frame, ref)
+	lim := c.ch.limits.Load()
 	// An empty queue takes any frame within the limit, so that the
 	// rounding of pooled buffers never refuses a lone large frame that
 	// maxpending allows.
-	if limit := c.ch.maxPending(); c.pending+cost > limit && (c.pending > 0 || len(frame) > limit) {
+	if limit := lim.maxPending; c.pending+cost > limit && (c.pending > 0 || len(frame) > limit) {
 		pending := c.pending
 		// What waits in the queue is dropped at once (the writer holds
 		// only the batch it is writing), so that the error frame comes
@@ -80,7 +81,17 @@ func (c *Conn) push(e *Event) bool {
 		e.taken++ // the reader adds the references up once the Handler returns (frameBuf.settle)
 	}
 	c.queue.add(frame, ref, cost)
+	before := c.pending
 	c.pending += cost
+	if lim.block && c.pending > lim.high {
+		// Past the high-water mark: the sender is to wait (flow.go).
+		if before <= lim.high {
+			c.overSince.Store(monoNow())
+		}
+		if e.src != c && e.hold == nil {
+			e.hold = c
+		}
+	}
 	c.mu.Unlock()
 	// Count before the writer can run, so that a client holding the
 	// frame sees it counted.
@@ -116,21 +127,8 @@ func (c *Conn) writeLoop() {
 			c.spare = sendQueue{}
 			c.mu.Unlock()
 
-			size := 0
-			for _, f := range batch.frames {
-				size += len(f)
-			}
-			c.wbufs = batch.frames
-			_, err := c.wbufs.WriteTo(c.nc)
-			c.wbufs = nil
-			c.framesOut.Add(uint64(len(batch.frames)))
-			c.bytesOut.Add(uint64(size))
-			// Written, or never to be: the buffers go back.
-			cost := batch.cost
-			batch.release()
-
+			err := c.writeBatch(&batch)
 			c.mu.Lock()
-			c.pending -= cost
 			if cap(batch.frames) <= 4096 {
 				c.spare = batch
 			}
@@ -153,4 +151,54 @@ func (c *Conn) writeLoop() {
 			}
 		}
 	}
+}
+
+// writeBatch writes a batch taken from the queue, in chunks
+// (writeChunkFrames, writeChunkBytes): after each, what it cost leaves
+// pending, its buffers go back, and the readers held for the client are
+// let go once the queue is under its low-water mark. The batch is
+// released on return, written or never to be.
+func (c *Conn) writeBatch(batch *sendQueue) error {
+	var err error
+	left := batch.cost // what the batch still counts in pending
+	frames, refs := batch.frames, batch.refs
+	for len(frames) > 0 && err == nil {
+		n, size, cost := 0, 0, 0
+		for n < len(frames) && n < writeChunkFrames && (n == 0 || size+len(frames[n]) <= writeChunkBytes) {
+			size += len(frames[n])
+			cost += entryCost(frames[n], refs[n])
+			n++
+		}
+		c.wbufs = frames[:n:n]
+		_, err = c.wbufs.WriteTo(c.nc)
+		c.wbufs = nil
+		c.framesOut.Add(uint64(n))
+		c.bytesOut.Add(uint64(size))
+		if err == nil {
+			c.tookAt.Store(monoNow())
+		}
+		for i, ref := range refs[:n] {
+			if ref != nil {
+				ref.release()
+				refs[i] = nil
+			}
+		}
+		frames, refs = frames[n:], refs[n:]
+		cost = min(cost, left)
+		left -= cost
+		c.mu.Lock()
+		c.pending -= cost
+		if c.pending <= c.ch.limits.Load().low {
+			c.wakeHeldLocked()
+		}
+		c.mu.Unlock()
+	}
+	batch.release() // what an error left unwritten
+	c.mu.Lock()
+	c.pending -= left
+	if err != nil || c.pending <= c.ch.limits.Load().low {
+		c.wakeHeldLocked()
+	}
+	c.mu.Unlock()
+	return err
 }

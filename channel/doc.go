@@ -13,11 +13,21 @@
 // Each client connection has a read goroutine, which checks every frame
 // and hands events to the channel's Handler, and a write goroutine, which
 // drains a bounded queue of shared, immutable frames with one writev per
-// batch. A frame is never copied per receiver. A client whose queue passes
-// maxpending is disconnected with a logged reason, so that a reader that
-// stalls never slows the sender or the other receivers. The queue counts
+// chunk of a batch. A frame is never copied per receiver. The queue counts
 // each frame's whole buffer and bookkeeping, so what a client holds stays
-// within maxpending.
+// within maxpending, and a client whose queue would pass it is
+// disconnected with a logged reason.
+//
+// # Back-pressure
+//
+// On a channel whose Overflow is OverflowBlock (the default), a client
+// whose queue passes half of maxpending holds back the publishers that
+// feed it: the read goroutine that queued the event waits, once the
+// Handler has returned, until the queue is under a quarter; the network
+// link waits briefly (Event.HoldBack). A client that takes nothing for
+// StallTimeout meanwhile is dropped as a slow consumer. A publisher is
+// never held for its own queue nor in a cycle of held readers. With
+// OverflowDrop nobody is held. flow.go says how and why.
 //
 // # Frame buffers
 //

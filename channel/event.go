@@ -22,9 +22,14 @@ type Event struct {
 	frame []byte
 	ref   *frameBuf // the pooled buffer of frame; nil when the GC owns frame
 	taken int       // references to ref that queues took, not yet added to its count
-	json  []byte
-	tried bool
-	ok    bool
+	// src is the client that sent the event, for the Event its read loop
+	// hands to the Handler; nil otherwise. hold is a client that the
+	// event took past its high-water mark, whose queue the sender is to
+	// wait for (flow.go); never src.
+	src, hold *Conn
+	json      []byte
+	tried     bool
+	ok        bool
 }
 
 // NewEvent wraps an event frame, length prefix included, for SendEvent.

@@ -126,7 +126,12 @@ func (c *Conn) jsonReadLoop(br *bufio.Reader) {
 		}
 		c.received.reset(frame, nil) // the frame is the garbage collector's
 		c.received.Header = hdr
+		c.received.src = c
 		c.ch.handle(c, &c.received)
+		hold := c.received.hold
 		c.received.reset(nil, nil)
+		if hold != nil {
+			hold.awaitDrain(c, 0) // as the framed read loop does
+		}
 	}
 }

@@ -66,7 +66,9 @@ func (ch *Channel) checkLiveness(p *pingConfig, now time.Time) {
 			continue
 		}
 		heard := c.framesIn.Load() + c.pings.Load()
-		if heard != c.live.heard || c.live.since.IsZero() {
+		// A client whose reader is held (flow.go) is not read: its
+		// silence is the server's doing.
+		if heard != c.live.heard || c.live.since.IsZero() || c.waitingOn.Load() != nil {
 			c.live.heard, c.live.since = heard, now
 			continue
 		}

@@ -40,7 +40,9 @@ func rawHello(t *testing.T, ch *channel.Channel) (net.Conn, uuid.UUID) {
 func TestNeverReadingClientHeap(t *testing.T) {
 	const maxPending = 8 << 20
 	node := uuid.New()
-	ch := listen(t, channel.Config{Name: "A", Node: node, MaxPending: maxPending})
+	// Overflow drop: under block the publisher would be held at the
+	// high-water mark, and the queue would never come near maxpending.
+	ch := listen(t, channel.Config{Name: "A", Node: node, MaxPending: maxPending, Overflow: channel.OverflowDrop})
 	slow, _ := rawHello(t, ch)
 	_ = slow // never read
 	pub, pubID := rawHello(t, ch)

@@ -231,6 +231,7 @@ func (t *transaction) commit(applied func(ReloadReport)) {
 		t.cur[name].SetLimits(cfg.MaxFrame, cfg.MaxPending)
 		t.cur[name].SetPing(cfg.PingInterval, cfg.PingTimeout)
 		t.cur[name].SetAccess(channelAccess(cfg.Channels[name]))
+		t.cur[name].SetFlow(overflowPolicy(cfg.Channels[name]), cfg.StallTimeout)
 	}
 	maps.Copy(next, t.opened)
 	s.mu.Lock()

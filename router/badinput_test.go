@@ -193,11 +193,12 @@ func TestHandshakeTimeout(t *testing.T) {
 	}
 }
 
-// TestSlowConsumer connects a client that never reads. The server must
-// drop it once its queue passes maxpending, while a reading client gets
-// every event and the publisher never stalls.
+// TestSlowConsumer connects a client that never reads to a channel with
+// overflow "drop". The server must drop it once its queue passes
+// maxpending, while a reading client gets every event and the publisher
+// is never held.
 func TestSlowConsumer(t *testing.T) {
-	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {"overflow": "drop"}}`)
 	slow := dialRaw(t, ts, "A")
 	slow.hello() // and never read again
 	fast := ts.Dial(t, "A")
@@ -222,6 +223,9 @@ func TestSlowConsumer(t *testing.T) {
 	})
 	if !strings.Contains(ts.Logs.String(), "slow consumer") {
 		t.Error("no slow-consumer reason in the log")
+	}
+	if st := ts.Channels()[0].Stats; st.Stalls != 0 || st.StallTimeouts != 0 {
+		t.Errorf("%d stalls, %d stall timeouts: overflow drop must never hold a publisher", st.Stalls, st.StallTimeouts)
 	}
 	// The slow client is told why (an error frame), and closed once that
 	// is written or, as this one never reads, after errorGrace.
@@ -260,7 +264,7 @@ func TestEndInsideFrame(t *testing.T) {
 // the client learns why from the error frame that follows what it was
 // sent, not from a bare end of the connection.
 func TestSlowConsumerTold(t *testing.T) {
-	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {"overflow": "drop"}}`)
 	stall := make(chan struct{})
 	slow, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(ts.Template), bus.QueueLen(1), bus.Reconnect(false))
 	if err != nil {

@@ -45,6 +45,8 @@ const (
 	maxGapTimeout   = time.Hour
 	maxClients      = 1 << 20
 	maxMemoryLimit  = 1 << 50
+	minStallTimeout = 10 * time.Millisecond
+	maxStallTimeout = time.Minute
 
 	// socketPlaceholder is replaced by the channel name in the socket
 	// template.
@@ -148,6 +150,11 @@ type Config struct {
 	// may send nothing, not even the answer to a ping, before the server
 	// drops it: at least twice PingInterval, at most 24 h. Default 30 s.
 	PingTimeout time.Duration
+	// StallTimeout ("stalltimeout", a duration) is how long a client
+	// whose queue holds its publishers back may take nothing before it
+	// is dropped as a slow consumer and they go on: 10ms..1m. Default
+	// 2 s (channel.DefaultStallTimeout says why).
+	StallTimeout time.Duration
 	// Channels ("channels") maps each channel name to its rule. It holds
 	// ControlChannel if and only if StartControl is true.
 	Channels map[string]ChannelConfig
@@ -193,6 +200,10 @@ type ChannelConfig struct {
 	// MaxClientsPerUID ("maxclientsperuid") those of one user id; 0 (the
 	// default) is no limit.
 	MaxClients, MaxClientsPerUID int
+	// Overflow ("overflow") is what happens when a client of the channel
+	// falls behind: "block" (the default) holds back the publishers that
+	// feed it, "drop" drops it at maxpending and never slows a publisher.
+	Overflow string
 }
 
 // ConfigError lists every problem found in a configuration file.

@@ -317,7 +317,7 @@ func chanRule(name, propagate string, toNet, dump, fromNet bool) ChannelConfig {
 	if name == ControlChannel {
 		mode = 0o600
 	}
-	return ChannelConfig{Name: name, PropagateToChannels: propagate, PropagateToNet: toNet, DumpToConsole: dump, AcceptFromNet: fromNet, SocketMode: mode}
+	return ChannelConfig{Name: name, PropagateToChannels: propagate, PropagateToNet: toNet, DumpToConsole: dump, AcceptFromNet: fromNet, SocketMode: mode, Overflow: overflowBlock}
 }
 
 // withMode is r with its socket mode inherited from a top-level
@@ -326,6 +326,12 @@ func withMode(r ChannelConfig, mode fs.FileMode) ChannelConfig {
 	if r.Name != ControlChannel {
 		r.SocketMode = mode
 	}
+	return r
+}
+
+// withOverflow is r with the overflow policy given.
+func withOverflow(r ChannelConfig, policy string) ChannelConfig {
+	r.Overflow = policy
 	return r
 }
 
@@ -397,12 +403,12 @@ func TestParseValues(t *testing.T) {
 			Addr: "239.1.2.3", Port: 5000, ConnectToNet: true, DumpNet: true, StartControl: true,
 			Interface: "eth1", TTL: 4, Cluster: "lab", KeyFile: "/etc/netcluster/key",
 			Payload: 9000, Heartbeat: 250 * time.Millisecond, PeerTimeout: 2 * time.Second,
-			PingInterval: 2 * time.Second, PingTimeout: 7 * time.Second,
+			PingInterval: 2 * time.Second, PingTimeout: 7 * time.Second, StallTimeout: 500 * time.Millisecond,
 			History: 0, GapTimeout: 500 * time.Millisecond, FlowControl: "none", MaxRate: 10_000_000,
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
-				"sensors.raw": withMode(chanRule("sensors.raw", `sensors\..*|logs`, true, false, false), 0o600),
+				"sensors.raw": withOverflow(withMode(chanRule("sensors.raw", `sensors\..*|logs`, true, false, false), 0o600), overflowDrop),
 				"sensors.avg": withMode(chanRule("sensors.avg", "", false, false, true), 0o600),
 				"logs":        withMode(chanRule("logs", "", false, false, true), 0o600),
 			},
@@ -435,7 +441,7 @@ func TestDefaults(t *testing.T) {
 		Payload: 1400, Heartbeat: time.Second, PeerTimeout: 5 * time.Second,
 		History: 4 << 20, GapTimeout: 2 * time.Second, FlowControl: "min",
 		SocketMode: 0o660, MaxFrame: 1 << 20, MaxPending: 8 << 20,
-		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second,
+		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second, StallTimeout: 2 * time.Second,
 		Channels: map[string]ChannelConfig{ControlChannel: chanRule(ControlChannel, "", false, false, false)},
 	}
 	if d := fieldDiff(want, *Defaults()); d != "" {

@@ -391,6 +391,18 @@ func checkAcceptFromNet(c *checker, key string, r *ChannelConfig) {
 	r.AcceptFromNet = false
 }
 
+// The values of a rule's overflow key.
+const (
+	overflowBlock = "block"
+	overflowDrop  = "drop"
+)
+
+func checkOverflow(c *checker, key string, r *ChannelConfig) {
+	if r.Overflow != overflowBlock && r.Overflow != overflowDrop {
+		c.addAt([]string{key}, "%q is not a policy: \"block\" or \"drop\"", r.Overflow)
+	}
+}
+
 // expression checks a propagatetochannels value, which the shape check
 // has made a bool or a string, and returns the expression ("" for false).
 func (c *checker) expression(key string, v any) string {

@@ -430,7 +430,7 @@ func TestJSONGraceMissed(t *testing.T) {
 func TestJSONHeldBounded(t *testing.T) {
 	dir := routertest.ShortTempDir(t)
 	ts := routertest.NewServerWith(t, dir, dir+"/{channel}.sock",
-		`"maxframe": 16384, "maxpending": 65536, "channels": {"A": {}}`,
+		`"maxframe": 16384, "maxpending": 65536, "channels": {"A": {"overflow": "drop"}}`,
 		func(o *router.Options) { o.JSONGrace = time.Minute })
 	rec := routertest.Record(t, ts.Dial(t, "A"), "blob")
 	silent := dialJSON(t, ts.Path("A"))

@@ -65,10 +65,12 @@ func runtimeMemory() uint64 {
 // never-reading client's queue keeps, and the translation leaves
 // garbage. What the runtime holds must stay within memorylimit until
 // the server drops the client as slow (maxpending being below the
-// limit), and after.
+// limit), and after. The channel's overflow is "drop", so that the
+// client's queue grows to maxpending: under "block" it would stop at
+// half of it, with the publisher held.
 func TestMemoryLimitHolds(t *testing.T) {
 	const limit, maxPending = 48 << 20, 24 << 20
-	ts := routertest.NewServer(t, fmt.Sprintf(`"memorylimit": %d, "maxpending": %d, "maxframe": 65536, "channels": {"A": {}}`, limit, maxPending))
+	ts := routertest.NewServer(t, fmt.Sprintf(`"memorylimit": %d, "maxpending": %d, "maxframe": 65536, "channels": {"A": {"overflow": "drop"}}`, limit, maxPending))
 	slow, err := net.Dial("unix", ts.Path("A"))
 	if err != nil {
 		t.Fatal(err)

@@ -279,6 +279,9 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	for _, d := range r.targets {
 		d.SendEvent(&out, nil)
 	}
+	// A client past its high-water mark holds the link back, briefly
+	// (Event.HoldBack): the link serves every channel.
+	out.HoldBack()
 	s.net.delivered.Add(1)
 }
 

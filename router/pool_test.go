@@ -114,7 +114,10 @@ func TestPooledFramesIntact(t *testing.T) {
 		events = 1500 // per publisher, before the shutdown
 		window = 48   // events a publisher stays ahead of the slowest receiver
 	)
-	ts := routertest.NewServer(t, `"maxpending": 1048576, "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
+	// A drops its slow clients at maxpending; B holds its publishers for
+	// them until stalltimeout: both ways release the queued buffers.
+	ts := routertest.NewServer(t, `"maxpending": 1048576, "stalltimeout": "200ms",
+		"channels": {"A": {"propagatetochannels": "B", "overflow": "drop"}, "B": {}}`)
 	ts.Level.Set(0) // info: the leavers would fill the log
 	var steady []*checker
 	for i, on := range []string{"A", "A", "A", "B", "B"} {
@@ -151,8 +154,9 @@ func TestPooledFramesIntact(t *testing.T) {
 			jcheck.check(s)
 		}
 	}()
-	// Clients that never read: dropped as slow once their queues pass
-	// maxpending, with their queued buffers.
+	// Clients that never read: dropped as slow, with their queued
+	// buffers, once their queues pass maxpending (on A) or they have
+	// taken nothing for stalltimeout (on B).
 	for range 2 {
 		dialRaw(t, ts, "A").hello()
 		dialRaw(t, ts, "B").hello()
@@ -245,7 +249,7 @@ func TestPooledFramesIntact(t *testing.T) {
 	routertest.WaitFor(t, "the clients that never read to be dropped", func() bool {
 		n := uint64(0)
 		for _, ci := range ts.Channels() {
-			n += ci.Stats.SlowConsumers
+			n += ci.Stats.SlowConsumers + ci.Stats.StallTimeouts
 		}
 		return n >= 4 // and maybe leavers caught while they closed
 	})

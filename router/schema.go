@@ -188,6 +188,9 @@ var settings = []key[Config]{
 	{name: "pingtimeout", typ: tDuration, def: "30s", lo: int64(2 * minPingInterval), hi: int64(maxPingTimeout),
 		doc:   "how long a client may be silent before it is dropped",
 		field: func(c *Config) any { return &c.PingTimeout }},
+	{name: "stalltimeout", typ: tDuration, def: "2s", lo: int64(minStallTimeout), hi: int64(maxStallTimeout),
+		doc:   "how long a client that holds its publishers back may take nothing before it is dropped",
+		field: func(c *Config) any { return &c.StallTimeout }},
 }
 
 // ruleKeys are the keys of one channel's rule.
@@ -222,6 +225,9 @@ var ruleKeys = []key[ChannelConfig]{
 	{name: "maxclientsperuid", typ: tInt, def: 0, lo: 0, hi: maxClients,
 		doc:   "most clients of one user connected at once; 0 is no limit",
 		field: func(r *ChannelConfig) any { return &r.MaxClientsPerUID }},
+	{name: "overflow", typ: tString, def: overflowBlock, check: checkOverflow,
+		doc:   `"block" holds publishers back for a slow client, "drop" drops it at maxpending`,
+		field: func(r *ChannelConfig) any { return &r.Overflow }},
 }
 
 // value returns the key's field of t as a comparable value.

@@ -164,10 +164,20 @@ func (s *Server) channelConfig(cfg *Config, name string) channel.Config {
 		JSONGrace:        s.opts.JSONGrace,
 		PingInterval:     cfg.PingInterval,
 		PingTimeout:      cfg.PingTimeout,
+		Overflow:         overflowPolicy(cfg.Channels[name]),
+		StallTimeout:     cfg.StallTimeout,
 		Node:             s.node,
 		Logger:           s.log,
 		Handler:          s.handler(name),
 	}
+}
+
+// overflowPolicy is the channel package's value of an overflow key.
+func overflowPolicy(r ChannelConfig) channel.Overflow {
+	if r.Overflow == overflowDrop {
+		return channel.OverflowDrop
+	}
+	return channel.OverflowBlock
 }
 
 // Node is the server's node id: the origin of every event that enters

@@ -31,6 +31,7 @@ var roundTripRule = map[string]string{
 	"publish":             fmt.Sprintf(`["%d"]`, os.Getuid()),
 	"maxclients":          "100",
 	"maxclientsperuid":    "10",
+	"overflow":            `"drop"`,
 }
 
 // mustStayDefault are the keys the round trip leaves at their defaults,
@@ -60,7 +61,7 @@ func TestShowconfigRoundTrip(t *testing.T) {
 		"heartbeat": `"250ms"`, "peertimeout": `"2s"`, "history": "65536", "gaptimeout": `"500ms"`, "flowcontrol": `"none"`, "maxrate": "1000000",
 		"keyfile": fmt.Sprintf("%q", keyFile), "socket": fmt.Sprintf("%q", template), "socketmode": `"0600"`,
 		"maxframe": "65536", "maxpending": "131072", "metrics": `"127.0.0.1:0"`,
-		"pinginterval": `"2s"`, "pingtimeout": `"7s"`, "memorylimit": "1073741824",
+		"pinginterval": `"2s"`, "pingtimeout": `"7s"`, "memorylimit": "1073741824", "stalltimeout": `"750ms"`,
 	}
 	inNamespace := false
 	t.Run("private network namespace", func(t *testing.T) {

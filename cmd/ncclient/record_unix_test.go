@@ -13,11 +13,12 @@ import (
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
-// TestRecordDropped: a recorder that falls maxpending behind is dropped
-// by the server like any slow consumer; it then finishes the file with
-// what it had, and exits 1 saying why.
+// TestRecordDropped: a recorder that falls maxpending behind on a
+// channel whose overflow is "drop" is dropped by the server like any
+// slow consumer; it then finishes the file with what it had, and exits
+// 1 saying why.
 func TestRecordDropped(t *testing.T) {
-	ts := routertest.NewServer(t, `"maxframe": 4096, "maxpending": 65536, `+testChannels)
+	ts := routertest.NewServer(t, `"maxframe": 4096, "maxpending": 65536, "channels": {"A": {"overflow": "drop"}}`)
 	path := filepath.Join(t.TempDir(), "rec.mcap")
 	rec := start(t, ts.Template, "record", "-o", path, "A")
 	rec.waitStderr(t, "recording A")
@@ -33,6 +34,16 @@ func TestRecordDropped(t *testing.T) {
 	for range 200 {
 		a.Emit("big", big)
 	}
+	// All of them routed before another client joins, which would
+	// otherwise be dropped too, for the same flood.
+	routertest.WaitFor(t, "the flood to be routed", func() bool {
+		for _, c := range ts.Channels() {
+			if c.Name == "A" {
+				return c.Stats.EventsIn == 201
+			}
+		}
+		return false
+	})
 	r := routertest.Record(t, ts.Dial(t, "A"), ".*")
 	routertest.Fence(t, ts, "A", r)
 	rec.cmd.Process.Signal(syscall.SIGCONT)

@@ -1,0 +1,516 @@
+package router_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+// Back-pressure (overflow "block", the default): a slow receiver holds
+// back the publishers that feed it, so that nothing is lost, and a
+// stopped one is dropped after stalltimeout. These tests run real
+// servers and real clients; where they need stalls to happen at -short
+// sizes, they lower maxpending, which lowers the marks with it.
+
+// seqData is the data of event seq: a msgpack bin of 132 bytes, the
+// sequence number first, so that an event is about 128 bytes of data.
+func seqData(seq int) bus.RawData {
+	b := make([]byte, 2+4+128)
+	b[0], b[1] = 0xc4, 132
+	binary.BigEndian.PutUint32(b[2:], uint32(seq))
+	return bus.RawData(b)
+}
+
+// seqOf reads the sequence number of seqData, -1 if it is not one.
+func seqOf(m bus.Message) int {
+	if len(m.Data) != 2+4+128 || m.Data[0] != 0xc4 {
+		return -1
+	}
+	return int(binary.BigEndian.Uint32(m.Data[2:]))
+}
+
+// spin keeps the goroutine busy for d, as a listener that works would.
+func spin(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+	}
+}
+
+// counter counts the events of one name a client hears, checks that they
+// come in order from 0, and counts the client's disconnects.
+type counter struct {
+	got, outOfOrder, disconnects atomic.Int64
+	lastErr                      atomic.Pointer[error]
+}
+
+// dial connects a client whose disconnects c counts.
+func (c *counter) dial(t testing.TB, ts *routertest.Server, ch string, opts ...bus.Option) *bus.Client {
+	t.Helper()
+	return ts.Dial(t, ch, append(opts, bus.OnDisconnect(func(err error) {
+		c.disconnects.Add(1)
+		c.lastErr.Store(&err)
+	}))...)
+}
+
+// listen counts event on cl, spending work on each.
+func (c *counter) listen(t testing.TB, cl *bus.Client, event string, work time.Duration) {
+	t.Helper()
+	if _, err := cl.On(event, func(m bus.Message) {
+		if seqOf(m) != int(c.got.Load()) {
+			c.outOfOrder.Add(1)
+		}
+		c.got.Add(1)
+		if work > 0 {
+			spin(work)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait waits until n events have arrived, and checks that they came in
+// order and the client was never dropped.
+func (c *counter) wait(t testing.TB, who string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for c.got.Load() < int64(n) && c.disconnects.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	c.check(t, who, n)
+}
+
+func (c *counter) check(t testing.TB, who string, n int) {
+	t.Helper()
+	if d := c.disconnects.Load(); d != 0 {
+		t.Errorf("%s was disconnected %d times, the last with %v", who, d, *c.lastErr.Load())
+	}
+	if got := c.got.Load(); got != int64(n) {
+		t.Errorf("%s got %d events of %d: %d lost", who, got, n, int64(n)-got)
+	}
+	if o := c.outOfOrder.Load(); o != 0 {
+		t.Errorf("%s got %d events out of order", who, o)
+	}
+}
+
+// emitAll emits n events of seqData from pub.
+func emitAll(t testing.TB, pub *bus.Client, event string, n int) {
+	t.Helper()
+	for i := range n {
+		if err := pub.Emit(event, seqData(i)); err != nil {
+			t.Fatalf("emit %d: %v", i, err)
+		}
+	}
+}
+
+// TestSlowListenerLosesNothing has a subscriber whose listener spends
+// about 2 µs per event take a stream of 128-byte events that a publisher
+// emits as fast as Emit lets it: every event arrives, in order, and the
+// publisher was held back to the subscriber's pace instead.
+func TestSlowListenerLosesNothing(t *testing.T) {
+	// Full size: default options. Short: smaller queues on both sides,
+	// so that the backlog still reaches the server's mark.
+	n, members, opts := 300_000, `"channels": {"A": {}}`, []bus.Option(nil)
+	if testing.Short() {
+		n, members, opts = 30_000, `"maxpending": 1048576, "channels": {"A": {}}`, []bus.Option{bus.QueueLen(256)}
+	}
+	ts := routertest.NewServer(t, members)
+	var sub, pubc counter
+	sub.listen(t, sub.dial(t, ts, "A", opts...), "seq", 2*time.Microsecond)
+	pub := pubc.dial(t, ts, "A")
+	emitAll(t, pub, "seq", n)
+	sub.wait(t, "the subscriber", n)
+	pubc.check(t, "the publisher", 0)
+	st := stats(t, ts, "A")
+	if st.SlowConsumers != 0 || st.StallTimeouts != 0 || st.Dropped != 0 {
+		t.Errorf("%d slow consumers, %d stall timeouts, %d frames dropped; want none", st.SlowConsumers, st.StallTimeouts, st.Dropped)
+	}
+	// With default queues, a publisher slowed by the race detector may
+	// not outrun the subscriber; the short size's small queues make sure
+	// it does.
+	if st.Stalls == 0 && testing.Short() {
+		t.Error("the publisher was never held: the subscriber kept up without back-pressure, so the test proves nothing")
+	}
+	t.Logf("%d events; the publisher was held %d times, %v in all", n, st.Stalls, time.Duration(st.StalledMicros)*time.Microsecond)
+}
+
+// TestStoppedSubscriberDropped has a subscriber whose listener blocks
+// beside a healthy one: the publisher is held until the stopped one has
+// taken nothing for stalltimeout, which then gets error code 4 (slow
+// consumer) with the reason, and the healthy one loses nothing.
+func TestStoppedSubscriberDropped(t *testing.T) {
+	const n = 20_000 // about 5 MiB queued: far past the stopped one's mark
+	ts := routertest.NewServer(t, `"maxpending": 1048576, "stalltimeout": "300ms", "channels": {"A": {}}`)
+	stall := make(chan struct{})
+	stopped, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(ts.Template), bus.Name("stopped"),
+		bus.QueueLen(16), bus.Reconnect(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopped.Close()
+	if _, err := stopped.On("seq", func(bus.Message) { <-stall }); err != nil {
+		t.Fatal(err)
+	}
+	var healthy, pubc counter
+	healthy.listen(t, healthy.dial(t, ts, "A"), "seq", 0)
+	pub := pubc.dial(t, ts, "A")
+	emitAll(t, pub, "seq", n)
+	healthy.wait(t, "the healthy subscriber", n)
+	routertest.WaitFor(t, "the stopped subscriber to be dropped", func() bool {
+		return stats(t, ts, "A").StallTimeouts == 1
+	})
+	close(stall) // read again, within the second the error frame waits
+	select {
+	case <-stopped.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stopped subscriber's connection did not end")
+	}
+	var se *bus.ServerError
+	if err := stopped.Err(); !errors.As(err, &se) || se.Code != bus.CodeSlowConsumer || !strings.Contains(se.Message, "stalltimeout") {
+		t.Errorf("the stopped subscriber ended with %v; want a ServerError with code %d (slow consumer) naming stalltimeout", err, bus.CodeSlowConsumer)
+	}
+	pubc.check(t, "the publisher", 0)
+	st := stats(t, ts, "A")
+	if st.SlowConsumers != 0 || st.Stalls == 0 {
+		t.Errorf("%d slow consumers at maxpending, %d stalls; want 0 and some: the publisher was held, not the queue overrun", st.SlowConsumers, st.Stalls)
+	}
+	if !strings.Contains(ts.Logs.String(), "took nothing for") {
+		t.Error("no reason in the log")
+	}
+}
+
+// TestEmitFromListenerNoDeadlock runs applications that emit from inside
+// their listeners under full-speed streams, with client buffers small
+// enough that each side's Emit waits for the other: the server must
+// neither deadlock nor drop anyone.
+func TestEmitFromListenerNoDeadlock(t *testing.T) {
+	n := 100_000
+	if testing.Short() {
+		n = 20_000
+	}
+	small := []bus.Option{bus.SendBuffer(32 << 10), bus.QueueLen(64)}
+	t.Run("echo", func(t *testing.T) {
+		ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+		var echoes, echoer counter
+		e := echoer.dial(t, ts, "A", small...)
+		if _, err := e.On("seq", func(m bus.Message) { e.Emit("echo", bus.RawData(m.Data)) }); err != nil {
+			t.Fatal(err)
+		}
+		pub := echoes.dial(t, ts, "A", small...)
+		echoes.listen(t, pub, "echo", 0)
+		emitAll(t, pub, "seq", n)
+		echoes.wait(t, "the publisher's echoes", n)
+		echoer.check(t, "the echoer", 0)
+	})
+	t.Run("two streams echoed both ways", func(t *testing.T) {
+		ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+		var xc, yc counter
+		x, y := xc.dial(t, ts, "A", small...), yc.dial(t, ts, "A", small...)
+		for _, p := range []struct {
+			c           *bus.Client
+			cnt         *counter
+			mine, other string
+		}{{x, &xc, "x", "y"}, {y, &yc, "y", "x"}} {
+			cl := p.c
+			if _, err := cl.On(p.other, func(m bus.Message) { cl.Emit(p.other+"-echo", bus.RawData(m.Data)) }); err != nil {
+				t.Fatal(err)
+			}
+			p.cnt.listen(t, cl, p.mine+"-echo", 0)
+		}
+		var wg sync.WaitGroup
+		for _, p := range []struct {
+			c    *bus.Client
+			name string
+		}{{x, "x"}, {y, "y"}} {
+			wg.Add(1)
+			go func() { defer wg.Done(); emitAll(t, p.c, p.name, n) }()
+		}
+		wg.Wait()
+		xc.wait(t, "x's echoes", n)
+		yc.wait(t, "y's echoes", n)
+	})
+	t.Run("requests answered beside a stream", func(t *testing.T) {
+		ts := routertest.NewServer(t, `"maxpending": 1048576, "channels": {"A": {}}`)
+		var replier, asker, streamer counter
+		q := replier.dial(t, ts, "A", small...)
+		replier.listen(t, q, "seq", time.Microsecond)
+		if _, err := q.On("ask", func(m bus.Message) { q.Reply(m, bus.RawData(m.Data)) }); err != nil {
+			t.Fatal(err)
+		}
+		r := asker.dial(t, ts, "A", small...)
+		s := streamer.dial(t, ts, "A")
+		const askers, asks = 4, 500
+		var wg sync.WaitGroup
+		var answered atomic.Int64
+		for a := range askers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range asks {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					reply, err := r.Request(ctx, "ask", seqData(a*asks+i))
+					cancel()
+					if err != nil {
+						t.Errorf("request %d of asker %d: %v", i, a, err)
+						return
+					}
+					if seqOf(reply) != a*asks+i {
+						t.Errorf("request %d of asker %d answered with %d", i, a, seqOf(reply))
+					}
+					answered.Add(1)
+				}
+			}()
+		}
+		emitAll(t, s, "seq", n)
+		wg.Wait()
+		replier.wait(t, "the replier", n)
+		asker.check(t, "the asker", 0)
+		streamer.check(t, "the streamer", 0)
+		if answered.Load() != askers*asks {
+			t.Errorf("%d requests answered, want %d", answered.Load(), askers*asks)
+		}
+	})
+}
+
+// TestPropagationHeldBack has a publisher on A and a slow subscriber on
+// B, which A's rule reaches: the publisher is held for it as for one of
+// its own channel, and nothing is lost.
+func TestPropagationHeldBack(t *testing.T) {
+	n := 100_000
+	if testing.Short() {
+		n = 20_000
+	}
+	ts := routertest.NewServer(t, `"maxpending": 1048576, "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
+	var sub, pubc counter
+	sub.listen(t, sub.dial(t, ts, "B", bus.QueueLen(256)), "seq", 5*time.Microsecond)
+	pub := pubc.dial(t, ts, "A")
+	emitAll(t, pub, "seq", n)
+	sub.wait(t, "the subscriber on B", n)
+	pubc.check(t, "the publisher on A", 0)
+	if st := stats(t, ts, "B"); st.Stalls == 0 || st.SlowConsumers != 0 || st.StallTimeouts != 0 {
+		t.Errorf("channel B: %d stalls, %d slow consumers, %d stall timeouts; want some, 0 and 0", st.Stalls, st.SlowConsumers, st.StallTimeouts)
+	}
+}
+
+// TestJSONHeldBack checks that clients of the JSON text protocol are held
+// and hold back as framed ones do: a JSON publisher is held for a slow
+// subscriber, and a JSON subscriber that reads in fits and starts holds
+// its publisher back without losing anything.
+func TestJSONHeldBack(t *testing.T) {
+	const n = 5000
+	t.Run("JSON publisher", func(t *testing.T) {
+		ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+		var sub counter
+		c := sub.dial(t, ts, "A", bus.QueueLen(16)) // the backlog waits on the server
+		var got atomic.Int64
+		if _, err := c.On("j", func(bus.Message) { got.Add(1); spin(100 * time.Microsecond) }); err != nil {
+			t.Fatal(err)
+		}
+		jc := dialJSON(t, ts.Path("A"))
+		jc.nc.SetDeadline(time.Now().Add(60 * time.Second))
+		blob := strings.Repeat("j", 128)
+		for i := range n {
+			jc.emit("A", "j", fmt.Sprintf("%d %s", i, blob))
+		}
+		routertest.WaitFor(t, "every event", func() bool { return got.Load() == n })
+		sub.check(t, "the subscriber", 0)
+		if st := stats(t, ts, "A"); st.Stalls == 0 || st.SlowConsumers != 0 {
+			t.Errorf("%d stalls, %d slow consumers; want some and 0", st.Stalls, st.SlowConsumers)
+		}
+	})
+	t.Run("JSON subscriber", func(t *testing.T) {
+		ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+		jc := dialJSON(t, ts.Path("A"))
+		jc.emit("A", "hello", nil) // says at once that it speaks JSON
+		jc.nc.SetDeadline(time.Now().Add(60 * time.Second))
+		var pubc counter
+		pub := pubc.dial(t, ts, "A")
+		done := make(chan int)
+		go func() {
+			got := 0
+			for got < n {
+				m, err := jc.next()
+				if err != nil {
+					break
+				}
+				if m["event"] == "seq" {
+					got++
+				}
+				if got%500 == 0 {
+					time.Sleep(20 * time.Millisecond) // reading in fits and starts
+				}
+			}
+			done <- got
+		}()
+		emitAll(t, pub, "seq", n)
+		if got := <-done; got != n {
+			t.Errorf("the JSON subscriber got %d events of %d", got, n)
+		}
+		pubc.check(t, "the publisher", 0)
+		if st := stats(t, ts, "A"); st.Stalls == 0 || st.SlowConsumers != 0 {
+			t.Errorf("%d stalls, %d slow consumers; want some and 0", st.Stalls, st.SlowConsumers)
+		}
+	})
+}
+
+// BenchmarkFlood is the flood a new user tries first: one publisher
+// emitting 128-byte events as fast as it can to one subscriber through a
+// real server with the default configuration, with no application
+// window. It reports events/s and the events lost.
+func BenchmarkFlood(b *testing.B) {
+	for _, policy := range []string{"block", "drop"} {
+		b.Run(policy, func(b *testing.B) {
+			ts := routertest.NewServer(b, fmt.Sprintf(`"channels": {"A": {"overflow": %q}}`, policy))
+			ts.Level.Set(0) // info: a dropped subscriber's reconnects would fill the log
+			var got atomic.Int64
+			var lastAt atomic.Int64
+			sub := ts.Dial(b, "A")
+			sub.On("seq", func(bus.Message) { got.Add(1); lastAt.Store(time.Now().UnixNano()) })
+			pub := ts.Dial(b, "A")
+			data := seqData(0)
+			b.SetBytes(128)
+			b.ReportAllocs()
+			start := time.Now()
+			sent := int64(0)
+			for b.Loop() {
+				if err := pub.Emit("seq", data); err != nil {
+					b.Fatal(err)
+				}
+				sent++
+			}
+			// Wait for the rest, until nothing more arrives for half a
+			// second: what has not arrived by then is lost.
+			for last, idle := got.Load(), time.Now(); got.Load() < sent; {
+				time.Sleep(time.Millisecond)
+				if n := got.Load(); n != last {
+					last, idle = n, time.Now()
+				} else if time.Since(idle) > 500*time.Millisecond {
+					break
+				}
+			}
+			b.StopTimer()
+			n := got.Load()
+			if n > 0 {
+				b.ReportMetric(float64(n)/time.Unix(0, lastAt.Load()).Sub(start).Seconds(), "events/s")
+			}
+			b.ReportMetric(float64(sent-n), "lost")
+		})
+	}
+}
+
+// TestNetHoldBounded delivers a stream from the network to a channel
+// with a stopped subscriber beside a healthy one, and a stalltimeout far
+// longer than the test: the link waits for the stopped one only briefly
+// each time, so the healthy one gets every event well within the
+// stalltimeout, and the stopped one is dropped when its queue reaches
+// maxpending instead.
+func TestNetHoldBounded(t *testing.T) {
+	const n = 5000
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s2 := netServer(t, port, "t", `"maxframe": 65536, "maxpending": 262144, "stalltimeout": "1m", "channels": {"A": {}}`)
+	waitPeers(t, s1, s2)
+	stall := make(chan struct{})
+	stopped, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(s2.Template), bus.Name("stopped"),
+		bus.QueueLen(16), bus.Reconnect(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopped.Close()
+	if _, err := stopped.On("seq", func(bus.Message) { <-stall }); err != nil {
+		t.Fatal(err)
+	}
+	var healthy counter
+	healthy.listen(t, healthy.dial(t, s2, "A"), "seq", 0)
+	pub := s1.Dial(t, "A")
+	for i := range n {
+		if err := pub.Emit("seq", seqData(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 99 {
+			pub.Flush(context.Background()) // at a pace the link takes on a busy machine
+			time.Sleep(time.Millisecond)
+		}
+	}
+	routertest.WaitFor(t, "the healthy subscriber's events, long before stalltimeout", func() bool {
+		return healthy.got.Load() >= n
+	})
+	healthy.check(t, "the healthy subscriber", n)
+	routertest.WaitFor(t, "the stopped subscriber to be dropped at maxpending", func() bool {
+		return stats(t, s2, "A").SlowConsumers == 1
+	})
+	close(stall)
+	select {
+	case <-stopped.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stopped subscriber's connection did not end")
+	}
+	// The reason reaches the client only if it reads within the second
+	// the server waits; on a loaded machine it may not, and the log says.
+	var se *bus.ServerError
+	if err := stopped.Err(); errors.As(err, &se) && (se.Code != bus.CodeSlowConsumer || !strings.Contains(se.Message, "maxpending")) {
+		t.Errorf("the stopped subscriber ended with %v; want a ServerError with code %d naming maxpending", err, bus.CodeSlowConsumer)
+	}
+	if st := stats(t, s2, "A"); st.Stalls == 0 || st.StallTimeouts != 0 {
+		t.Errorf("%d stalls, %d stall timeouts; want the link held at least once and nobody dropped for stalltimeout", st.Stalls, st.StallTimeouts)
+	}
+}
+
+// TestReloadOverflow reloads a channel from "block" to "drop" while its
+// publisher is held for a stopped subscriber, with a stalltimeout longer
+// than the test: the publisher goes on at once, and the stopped one is
+// dropped at maxpending instead.
+func TestReloadOverflow(t *testing.T) {
+	const n = 20_000
+	ts := routertest.NewServer(t, `"maxpending": 1048576, "stalltimeout": "1m", "channels": {"A": {}}`)
+	stall := make(chan struct{})
+	defer close(stall)
+	stopped := ts.Dial(t, "A", bus.Name("stopped"), bus.QueueLen(16), bus.Reconnect(false))
+	if _, err := stopped.On("seq", func(bus.Message) { <-stall }); err != nil {
+		t.Fatal(err)
+	}
+	var pubc counter
+	pub := pubc.dial(t, ts, "A")
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		emitAll(t, pub, "seq", n)
+		pub.Flush(context.Background())
+	}()
+	routertest.WaitFor(t, "the publisher to be held", func() bool { return heldNow(ts, "A") })
+	if _, err := ts.Reload(ts.ParseConfig(t, `"maxpending": 1048576, "stalltimeout": "1m", "channels": {"A": {"overflow": "drop"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-emitted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the publisher was still held after the reload to overflow drop")
+	}
+	routertest.WaitFor(t, "the stopped subscriber to be dropped at maxpending", func() bool {
+		return stats(t, ts, "A").SlowConsumers == 1
+	})
+	pubc.check(t, "the publisher", 0)
+	if st := stats(t, ts, "A"); st.StallTimeouts != 0 {
+		t.Errorf("%d stall timeouts, want 0", st.StallTimeouts)
+	}
+}
+
+// heldNow reports whether a client of the channel has more queued than
+// its high-water mark, half of maxpending: its publishers are held.
+func heldNow(ts *routertest.Server, name string) bool {
+	clients, _ := ts.Clients(name)
+	for _, c := range clients {
+		if c.Pending > ts.Config().MaxPending/2 {
+			return true
+		}
+	}
+	return false
+}
