@@ -63,6 +63,11 @@ type Client struct {
 	callbackCalls appCalls
 	running       atomic.Int32  // the supervisor, dispatcher and notifier, while they run
 	done          chan struct{} // closed when all three have returned
+
+	// Resuming (resume.go): the ids of the client's connections, under
+	// mu, and the events it missed for good.
+	own    [][16]byte
+	missed atomic.Uint64
 }
 
 // session is one connection to the server, from its handshake to its
@@ -78,6 +83,11 @@ type session struct {
 
 	heard   atomic.Uint64 // frames read: the pinger watches it move
 	stalled atomic.Bool   // the reader waits for room in the receive queue
+
+	// The id of the last event read, if any: where the next connection
+	// resumes (resume.go). Only the reader writes them.
+	after      [16]byte
+	heardEvent bool
 }
 
 // Dial connects to a channel of the ncserver on this machine and does the
@@ -176,6 +186,7 @@ func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) er
 	stop := context.AfterFunc(ctx, func() { s.nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	hello := wire.Hello{Version: wire.ProtocolVersion, ClientID: s.id, Name: c.opts.name, PID: uint64(os.Getpid())}
+	c.resumeHello(&hello)
 	if _, err := s.nc.Write(wire.AppendHello(nil, &hello)); err != nil {
 		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 	}
@@ -330,6 +341,7 @@ func (c *Client) readLoop(s *session, br *bufio.Reader) {
 				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 				return
 			}
+			s.after, s.heardEvent = m.ID, true
 			if m.InReplyTo != uuid.Nil && c.pending.deliver(m) {
 				continue
 			}
@@ -350,6 +362,10 @@ func (c *Client) readLoop(s *session, br *bufio.Reader) {
 				return
 			}
 			c.queueControl(s, pongFrame)
+		case t == wire.FrameDrain && s.welcome.Version >= wire.ResumeVersion:
+			if !c.drain(s, body) {
+				return
+			}
 		case t == wire.FramePong && s.welcome.Version >= wire.PingVersion:
 			if err := wire.DecodePong(body); err != nil {
 				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))

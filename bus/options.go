@@ -27,6 +27,8 @@ type options struct {
 	onReconnect     func()
 	pingInterval    time.Duration
 	pingTimeout     time.Duration
+	since           time.Duration // resume.go
+	onMissed        func(n uint64)
 }
 
 func defaultOptions() options {

@@ -72,6 +72,7 @@ func (c *Client) redial() *session {
 			if c.opts.onReconnect != nil {
 				c.notes.add(note{reconnect: true})
 			}
+			c.resumed(s)
 			return s
 		}
 		if c.ctx.Err() != nil {
@@ -96,6 +97,7 @@ func (c *Client) install(s *session) bool {
 		return false
 	}
 	c.sess, c.last = s, s
+	c.rememberOwn(s)
 	c.maxFrame.Store(int64(s.welcome.MaxFrame))
 	c.out = restamp(c.out, s.welcome.Node, s.id)
 	c.space.Broadcast()
@@ -196,6 +198,7 @@ type note struct {
 	err        error
 	disconnect error
 	reconnect  bool
+	missed     uint64 // OnMissed
 }
 
 // maxErrNotes bounds the errors waiting for a slow ErrorHandler; past
@@ -255,6 +258,8 @@ func (n *notifier) run(c *Client) {
 				c.opts.onDisconnect(x.disconnect)
 			case x.reconnect:
 				c.opts.onReconnect()
+			case x.missed > 0:
+				c.opts.onMissed(x.missed)
 			}
 			c.callbackCalls.end()
 		}

@@ -49,8 +49,11 @@ type Config struct {
 	// PingTimeout below twice PingInterval is raised to that.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
-	Node         uuid.UUID    // the server's node id, sent in the welcome
-	Logger       *slog.Logger // nil means slog.Default()
+	// Retain bounds the ring of recent events kept for clients that
+	// resume (retain.go); the zero value keeps none.
+	Retain Retain
+	Node   uuid.UUID    // the server's node id, sent in the welcome
+	Logger *slog.Logger // nil means slog.Default()
 	// Handler routes events from this channel's clients. nil sends each
 	// event to the channel's other clients only.
 	Handler Handler
@@ -83,6 +86,12 @@ type Stats struct {
 	// its JSON clients: once per event, however many of them hear it.
 	JSONEncoded  uint64 `json:"-" msgpack:"-"`
 	PingTimeouts uint64 `json:"ping_timeouts" msgpack:"ping_timeouts" metric:"netcluster_channel_ping_timeout_disconnects_total" help:"Clients disconnected for sending nothing, not even the answer to a ping, for pingtimeout."`
+	// The ring of retained events (retain.go).
+	Retained      int    `json:"retained" msgpack:"retained" metric:"netcluster_channel_retained_events" help:"Events retained for clients that resume."`
+	RetainedBytes int    `json:"retained_bytes" msgpack:"retained_bytes" metric:"netcluster_channel_retained_bytes" help:"Bytes the retained events take, frames and bookkeeping, which retainbytes bounds."`
+	Evicted       uint64 `json:"evicted" msgpack:"evicted" metric:"netcluster_channel_evicted_total" help:"Events that left the ring of retained events, for retainbytes or retainage."`
+	Replayed      uint64 `json:"replayed" msgpack:"replayed" metric:"netcluster_channel_replayed_total" help:"Retained events sent to clients that resumed or asked for history."`
+	Missed        uint64 `json:"missed" msgpack:"missed" metric:"netcluster_channel_missed_total" help:"Events that clients resuming had missed and that were no longer retained; each such client was told how many."`
 }
 
 // Channel serves one channel's socket and its clients.
@@ -106,6 +115,8 @@ type Channel struct {
 	wg        sync.WaitGroup // accept loop and whole connections
 
 	stopping    atomic.Bool
+	stopOnce    sync.Once // stopAccepting
+	drainOnce   sync.Once // Drain
 	stopAccept  sync.Once
 	acceptDone  chan struct{}
 	shutdownErr error
@@ -119,6 +130,8 @@ type Channel struct {
 	mode                atomic.Uint32 // the socket's current mode
 	jsonEncoded         atomic.Uint64
 	pingTimeouts        atomic.Uint64
+
+	ring ring // retained events, for clients that resume
 }
 
 type limits struct{ maxFrame, maxPending int }
@@ -157,6 +170,7 @@ func Listen(cfg Config) (*Channel, error) {
 		liveStop:   make(chan struct{}),
 	}
 	ch.limits.Store(&limits{cfg.MaxFrame, cfg.MaxPending})
+	ch.ring.init(cfg.Retain)
 	ch.SetPing(cfg.PingInterval, cfg.PingTimeout)
 	ch.mode.Store(uint32(cfg.Mode))
 	ln, stale, err := listenSocket(cfg.Path, cfg.Mode)
@@ -263,13 +277,15 @@ func (ch *Channel) accept(nc net.Conn) {
 		since: time.Now(),
 		wake:  make(chan struct{}, 1),
 		dead:  make(chan struct{}),
+
+		readDone: make(chan struct{}),
 	}
 	c.log.Store(ch.log.With("conn", ch.nextID))
 	c.cred, c.credKnown = peerCred(nc)
 	ch.all[c] = struct{}{}
 	// A receiver from now on: what arrives before its protocol is known
 	// is held for it (see Conn.serve).
-	ch.addLocked(c)
+	ch.addReceiver(c)
 	ch.wg.Add(1)
 	ch.readers.Add(1)
 	go c.serve()
@@ -354,10 +370,14 @@ func (ch *Channel) Send(frame []byte, except *Conn) {
 // client that hears it, on whichever channel. Each queue that takes a
 // pooled frame holds its own reference to the buffer.
 func (ch *Channel) SendEvent(e *Event, except *Conn) {
+	kept := ch.retain(e) // holds the ring's lock until the event is fanned out
 	for _, c := range ch.receiverList() {
 		if c != except && !c.removed.Load() {
 			c.push(e)
 		}
+	}
+	if kept {
+		ch.ring.mu.Unlock()
 	}
 }
 
@@ -394,25 +414,27 @@ func (ch *Channel) Stats() Stats {
 		}
 		st.Dropped += c.dropped.Load()
 	}
+	ch.retainStats(&st)
 	return st
 }
 
 // Quiesce stops accepting clients, removes the socket file and stops
 // reading from the clients, so that no new event enters through this
 // channel; it returns once every event already read has been handed to
-// the Handler. Clients still get what is queued for them until Shutdown.
+// the Handler. The clients that Drain asked to stop are read up to their
+// answer first (for at most drainTimeout). Clients still get what is
+// queued for them until Shutdown.
 func (ch *Channel) Quiesce() {
 	ch.stopAccept.Do(func() {
+		ch.stopAccepting()
+		ch.drainOnce.Do(func() {}) // a Drain from now on would be answered to nobody
 		ch.mu.Lock()
-		ch.stopping.Store(true)
 		conns := make([]*Conn, 0, len(ch.all))
 		for c := range ch.all {
 			conns = append(conns, c)
 		}
 		ch.mu.Unlock()
-		ch.ln.Close()
-		close(ch.liveStop)
-		<-ch.acceptDone
+		awaitDrained(conns)
 		past := time.Unix(1, 0)
 		for _, c := range conns {
 			c.nc.SetReadDeadline(past)
@@ -429,6 +451,9 @@ func (ch *Channel) Quiesce() {
 // frame (wire.CodeShutdown, wire.CodeChannelGone).
 func (ch *Channel) Shutdown(ctx context.Context, code wire.ErrorCode, reason string) error {
 	ch.shutOnce.Do(func() {
+		if ctx.Err() == nil {
+			ch.Drain()
+		}
 		ch.Quiesce()
 		ch.mu.Lock()
 		conns := make([]*Conn, 0, len(ch.all))
@@ -450,6 +475,7 @@ func (ch *Channel) Shutdown(ctx context.Context, code wire.ErrorCode, reason str
 			}
 			<-done
 		}
+		ch.releaseRing()
 	})
 	return ch.shutdownErr
 }

@@ -41,6 +41,10 @@ const (
 	maxHistory      = 1 << 30
 	minGapTimeout   = 10 * time.Millisecond
 	maxGapTimeout   = time.Hour
+	// The ring of retained events.
+	maxRetainBytes = 1 << 30
+	minRetainAge   = time.Millisecond
+	maxRetainAge   = 24 * time.Hour
 
 	// socketPlaceholder is replaced by the channel name in the socket
 	// template.
@@ -128,6 +132,15 @@ type Config struct {
 	// may send nothing, not even the answer to a ping, before the server
 	// drops it: at least twice PingInterval, at most 24 h. Default 30 s.
 	PingTimeout time.Duration
+	// RetainBytes ("retainbytes") bounds, in bytes, the recent events
+	// each channel keeps for clients that reconnect and resume, counted
+	// with their bookkeeping: 0..1<<30, 0 keeps none. Default 4<<20,
+	// what a client's reconnect buffer holds by default.
+	RetainBytes int
+	// RetainAge ("retainage", a duration) is how long each channel keeps
+	// a recent event for clients that resume: 1ms..24h, or 0 to keep
+	// none. Default 30 s.
+	RetainAge time.Duration
 	// Channels ("channels") maps each channel name to its rule. It holds
 	// ControlChannel if and only if StartControl is true.
 	Channels map[string]ChannelConfig

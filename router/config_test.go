@@ -383,6 +383,7 @@ func TestParseValues(t *testing.T) {
 			Interface: "eth1", TTL: 4, Cluster: "lab", KeyFile: "/etc/netcluster/key",
 			Payload: 9000, Heartbeat: 250 * time.Millisecond, PeerTimeout: 2 * time.Second,
 			PingInterval: 2 * time.Second, PingTimeout: 7 * time.Second,
+			RetainBytes: 65536, RetainAge: 5 * time.Second,
 			History: 0, GapTimeout: 500 * time.Millisecond,
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
 			Channels: map[string]ChannelConfig{
@@ -421,6 +422,7 @@ func TestDefaults(t *testing.T) {
 		History: 4 << 20, GapTimeout: 2 * time.Second,
 		SocketMode: 0o660, MaxFrame: 1 << 20, MaxPending: 8 << 20,
 		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second,
+		RetainBytes: 4 << 20, RetainAge: 30 * time.Second,
 		Channels: map[string]ChannelConfig{ControlChannel: chanRule(ControlChannel, "", false, false, false)},
 	}
 	if d := fieldDiff(want, *Defaults()); d != "" {

@@ -1,0 +1,83 @@
+package channel
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/netcluster/netcluster/internal/wire"
+)
+
+// drainTimeout bounds how long Quiesce waits for the clients that were
+// sent a Drain to answer it.
+const drainTimeout = 2 * time.Second
+
+// drainFrame is the Drain frame; never modified.
+var drainFrame = wire.AppendDrain(nil)
+
+// Drain stops accepting clients, removes the socket file, and asks each
+// client of protocol version 3 or later to stop sending (a Drain frame,
+// PROTOCOL.md § 4.6). Each one answers with a Drain after the last event
+// it wrote, and Quiesce reads up to that answer: so the events a client
+// wrote before it heard the server stop are all handled, none left
+// unread in the socket. Older clients are cut off by Quiesce, as
+// before. A server stopping several channels drains them all before it
+// quiesces any, so that their clients answer at the same time.
+func (ch *Channel) Drain() {
+	ch.stopAccepting()
+	ch.drainOnce.Do(func() {
+		ch.mu.Lock()
+		conns := make([]*Conn, 0, len(ch.all))
+		for c := range ch.all {
+			conns = append(conns, c)
+		}
+		ch.mu.Unlock()
+		for _, c := range conns {
+			if c.mode.Load() == modeBinary && c.version >= wire.ResumeVersion && c.Send(drainFrame) {
+				c.drainSent.Store(true)
+			}
+		}
+	})
+}
+
+// stopAccepting stops accepting clients and the liveness check, and
+// removes the socket file; once.
+func (ch *Channel) stopAccepting() {
+	ch.stopOnce.Do(func() {
+		ch.mu.Lock()
+		ch.stopping.Store(true)
+		ch.mu.Unlock()
+		ch.ln.Close()
+		close(ch.liveStop)
+		<-ch.acceptDone
+	})
+}
+
+// awaitDrained waits, at most drainTimeout, for the read loops of conns
+// that were sent a Drain to end: at the client's answer, or because it
+// left.
+func awaitDrained(conns []*Conn) {
+	timer := time.NewTimer(drainTimeout)
+	defer timer.Stop()
+	for _, c := range conns {
+		if !c.drainSent.Load() {
+			continue
+		}
+		select {
+		case <-c.readDone:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// drained handles a client's Drain: it checks the frame and reports
+// false, so that the read loop ends there. The writer goes on until the
+// server closes the connection.
+func (c *Conn) drained(body []byte) bool {
+	if err := wire.DecodeDrain(body); err != nil {
+		c.finish(slog.LevelWarn, wire.CodeProtocol, err.Error(), errorGrace)
+		return false
+	}
+	c.logger().Debug("client drained")
+	return false
+}
