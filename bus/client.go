@@ -68,6 +68,10 @@ type Client struct {
 	// mu, and the events it missed for good.
 	own    [][16]byte
 	missed atomic.Uint64
+	// listening is closed by the first On or Once when Since asked for
+	// history; nil otherwise.
+	listening     chan struct{}
+	listeningOnce sync.Once
 }
 
 // session is one connection to the server, from its handshake to its
@@ -122,6 +126,9 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 	c.callbackCalls.ended = make(chan struct{})
 	c.space = sync.NewCond(&c.mu)
 	c.queue = newQueue(o.queueLen)
+	if o.since > 0 {
+		c.listening = make(chan struct{})
+	}
 	c.notes.wake = make(chan struct{}, 1)
 	s, br, err := c.dial(ctx)
 	if err != nil {
@@ -268,7 +275,10 @@ func (c *Client) startSession(s *session, br *bufio.Reader) {
 		s.io.Add(1)
 		go c.pingLoop(s)
 	}
-	go c.readLoop(s, br)
+	go func() {
+		c.awaitListener(s) // resume.go: history waits for a listener
+		c.readLoop(s, br)
+	}()
 	go c.writeLoop(s)
 	c.poke()
 }

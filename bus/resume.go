@@ -39,10 +39,14 @@ func (e *MissedError) Is(target error) bool { return target == ErrMissed }
 
 // Since makes the first Dial ask the server for the channel's events of
 // the last d, which the listeners then get before anything live, as far
-// as the server still retains them (its retainbytes and retainage). By
-// default a first Dial receives only what is emitted after it, as an
-// EventEmitter would; reconnections always resume where the client
-// stood, whatever this option says.
+// as the server still retains them (its retainbytes and retainage). The
+// client reads nothing from the server until the first On or Once, so
+// that the history is not handed out before there is a listener for
+// it: register the listeners that want it first, with no other call in
+// between, and within the server's pingtimeout. By default a first Dial
+// receives only what is emitted after it, as an EventEmitter would;
+// reconnections always resume where the client stood, whatever this
+// option says.
 func Since(d time.Duration) Option { return func(o *options) { o.since = max(d, 0) } }
 
 // OnMissed sets a function called with the number of events the client
@@ -130,4 +134,28 @@ func (c *Client) drain(s *session, body []byte) bool {
 	s.nc.SetWriteDeadline(time.Now().Add(c.opts.timeout))
 	s.nc.Write(drainFrame)
 	return true
+}
+
+// awaitListener holds the first connection's reader, when Since asked
+// for history, until a listener is registered or the connection ends.
+// Meanwhile the reader counts as stalled, so that the pinger does not
+// take the quiet for a dead server.
+func (c *Client) awaitListener(s *session) {
+	if c.listening == nil {
+		return
+	}
+	s.stalled.Store(true)
+	defer s.stalled.Store(false)
+	select {
+	case <-c.listening:
+	case <-s.done:
+	}
+}
+
+// heard releases the reader that awaitListener holds: a listener is
+// registered.
+func (c *Client) heard() {
+	if c.listening != nil {
+		c.listeningOnce.Do(func() { close(c.listening) })
+	}
 }
