@@ -351,7 +351,9 @@ func (c *Client) readLoop(s *session, br *bufio.Reader) {
 				c.endSession(s, fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 				return
 			}
-			s.after, s.heardEvent = m.ID, true
+			if m.To == uuid.Nil { // replies are not retained: not a place to resume from
+				s.after, s.heardEvent = m.ID, true
+			}
 			if m.InReplyTo != uuid.Nil && c.pending.deliver(m) {
 				continue
 			}

@@ -249,3 +249,45 @@ func TestFirstDialAndSince(t *testing.T) {
 	routertest.WaitFor(t, "the publisher to hear 6", func() bool { return own.count() >= 7 })
 	checkExactly(t, own.values(), 7)
 }
+
+// TestRetainAge: events leave the ring after retainage, counted as
+// evicted; a client that was away longer is told it missed them; and
+// SetRetain with nothing to keep empties the ring.
+func TestRetainAge(t *testing.T) {
+	cfg := retaining(1 << 20)
+	cfg.Retain.Age = 200 * time.Millisecond
+	ch := listen(t, cfg)
+	var rec ints
+	sub := dialWith(t, ch, "sub", append(rec.options(), bus.ReconnectBackoff(time.Second, time.Second))...)
+	rec.listen(t, sub)
+	pub := dialWith(t, ch, "pub")
+	if err := pub.Emit("n", 0); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "the first event", func() bool { return rec.count() == 1 })
+	killClient(t, ch, sub.ID())
+	routertest.WaitFor(t, "the subscriber to notice", func() bool { return rec.disconnects.Load() == 1 })
+	for i := 1; i <= 5; i++ {
+		if err := pub.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "the events to age out of the ring", func() bool {
+		st := ch.Stats()
+		return st.EventsIn == 6 && st.Retained == 0 && st.Evicted == 6 && st.RetainedBytes == 0
+	})
+	routertest.WaitFor(t, "the subscriber to come back", func() bool { return sub.Connected() && rec.missed.Load() == 5 })
+	if got := rec.values(); !slices.Equal(got, []int{0}) {
+		t.Errorf("heard %v, want only 0", got)
+	}
+
+	ch.SetRetain(channel.Retain{Bytes: 1 << 20, Age: time.Minute})
+	if err := pub.Emit("n", 6); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "the event retained", func() bool { return ch.Stats().Retained == 1 })
+	ch.SetRetain(channel.Retain{})
+	if st := ch.Stats(); st.Retained != 0 || st.RetainedBytes != 0 {
+		t.Errorf("stats %+v after SetRetain(Retain{}), want an empty ring", st)
+	}
+}

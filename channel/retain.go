@@ -111,6 +111,12 @@ func (ch *Channel) retain(e *Event) bool {
 		}
 		e.Header = hdr
 	}
+	if e.Header.To != ([16]byte{}) {
+		// An addressed event (a reply) concerns one client, and is never
+		// replayed.
+		r.mu.Unlock()
+		return false
+	}
 	if e.ref != nil {
 		e.taken++ // the ring's reference, settled with the queues'
 	}
