@@ -36,10 +36,8 @@ type retained struct {
 	id, sender [16]byte
 	frame      []byte    // never modified
 	ref        *frameBuf // the pooled buffer of frame, of which the ring holds a reference; nil when the GC owns frame
+	cost       int       // what the entry counts against the ring's limit
 }
-
-// cost is what the entry counts against the ring's limit.
-func (e *retained) cost() int { return entryCost(e.frame, e.ref) + retainedCost }
 
 // ring is a channel's retained events, oldest first, numbered by seq
 // from 1 in the order they were fanned out. mu is held across each
@@ -102,8 +100,9 @@ func (ch *Channel) retain(e *Event) bool {
 		r.mu.Unlock()
 		return false
 	}
-	if e.Header.ID == ([16]byte{}) {
-		// A frame given to Send: its header is not parsed yet.
+	if e.Header.Event == nil {
+		// A frame given to Send: its header is not parsed yet (a parsed
+		// one has a name of at least one byte).
 		hdr, err := wire.ParseEvent(e.frame[wire.HeaderLen:])
 		if err != nil {
 			r.mu.Unlock()
@@ -121,9 +120,11 @@ func (ch *Channel) retain(e *Event) bool {
 		e.taken++ // the ring's reference, settled with the queues'
 	}
 	now := time.Since(r.base)
-	r.entries = append(r.entries, retained{seq: r.next, at: now, id: e.Header.ID, sender: e.Header.Sender, frame: e.frame, ref: e.ref})
+	cost := entryCost(e.frame, e.ref) + retainedCost
+	r.entries = append(r.entries, retained{seq: r.next, at: now, id: e.Header.ID, sender: e.Header.Sender,
+		frame: e.frame, ref: e.ref, cost: cost})
 	r.next++
-	r.size += r.entries[len(r.entries)-1].cost()
+	r.size += cost
 	r.trim(now)
 	return true
 }
@@ -135,7 +136,7 @@ func (r *ring) trim(now time.Duration) {
 		if r.limit.on() && r.size <= r.limit.Bytes && now-old.at <= r.limit.Age {
 			break
 		}
-		r.size -= old.cost()
+		r.size -= old.cost
 		r.bury(old.id)
 		if old.ref != nil {
 			old.ref.release()
