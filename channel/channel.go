@@ -89,7 +89,7 @@ type Stats struct {
 	// The ring of retained events (retain.go).
 	Retained      int    `json:"retained" msgpack:"retained" metric:"netcluster_channel_retained_events" help:"Events retained for clients that resume."`
 	RetainedBytes int    `json:"retained_bytes" msgpack:"retained_bytes" metric:"netcluster_channel_retained_bytes" help:"Bytes the retained events take, frames and bookkeeping, which retainbytes bounds."`
-	Evicted       uint64 `json:"evicted" msgpack:"evicted" metric:"netcluster_channel_evicted_total" help:"Events that left the ring of retained events, for retainbytes or retainage."`
+	Evicted       uint64 `json:"retain_evicted" msgpack:"retain_evicted" metric:"netcluster_channel_retain_evicted_total" help:"Events that left the ring of retained events, for retainbytes or retainage."`
 	Replayed      uint64 `json:"replayed" msgpack:"replayed" metric:"netcluster_channel_replayed_total" help:"Retained events sent to clients that resumed or asked for history."`
 	Missed        uint64 `json:"missed" msgpack:"missed" metric:"netcluster_channel_missed_total" help:"Events that clients resuming had missed and that were no longer retained; each such client was told how many."`
 }
