@@ -32,11 +32,32 @@ func (ch *Channel) Drain() {
 		}
 		ch.mu.Unlock()
 		for _, c := range conns {
-			if c.mode.Load() == modeBinary && c.version >= wire.ResumeVersion && c.Send(drainFrame) {
-				c.drainSent.Store(true)
+			if c.mode.Load() == modeBinary {
+				c.sendDrain()
 			}
 		}
 	})
+}
+
+// sendDrain sends the client a Drain, once, if it speaks version 3.
+func (c *Conn) sendDrain() {
+	if c.version >= wire.ResumeVersion && c.drainSent.CompareAndSwap(false, true) && !c.Send(drainFrame) {
+		c.drainSent.Store(false) // closing: its reader ends anyway
+	}
+}
+
+// drainIfStopping drains a client whose handshake ended while the
+// channel was stopping: Drain may have looked at it before it spoke.
+// Its reader, which the handshake has cut off, gets drainTimeout to
+// read up to the answer.
+func (c *Conn) drainIfStopping() {
+	if !c.ch.stopping.Load() {
+		return
+	}
+	c.sendDrain()
+	if c.drainSent.Load() {
+		c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+	}
 }
 
 // stopAccepting stops accepting clients and the liveness check, and
@@ -54,11 +75,17 @@ func (ch *Channel) stopAccepting() {
 
 // awaitDrained waits, at most drainTimeout, for the read loops of conns
 // that were sent a Drain to end: at the client's answer, or because it
-// left.
+// left. A connection still in its handshake may yet be sent one
+// (drainIfStopping): it is waited for until its protocol is known, which
+// the stopping channel cuts short (Conn.setReadDeadline).
 func awaitDrained(conns []*Conn) {
+	deadline := time.Now().Add(drainTimeout)
 	timer := time.NewTimer(drainTimeout)
 	defer timer.Stop()
 	for _, c := range conns {
+		for c.mode.Load() == modeUndecided && !c.isDead() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
 		if !c.drainSent.Load() {
 			continue
 		}

@@ -102,6 +102,7 @@ func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
 	c.queue.cost += held.cost
 	c.mode.Store(modeBinary)
 	c.mu.Unlock()
+	c.drainIfStopping()
 	c.poke()
 	c.logger().Debug("client connected", "id", uuid.UUID(h.ClientID))
 	return modeBinary
