@@ -1,8 +1,10 @@
 package channel_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -290,4 +293,48 @@ func TestRetainAge(t *testing.T) {
 	if st := ch.Stats(); st.Retained != 0 || st.RetainedBytes != 0 {
 		t.Errorf("stats %+v after SetRetain(Retain{}), want an empty ring", st)
 	}
+}
+
+// TestOlderClientUnaffected: a client of protocol version 2 gets a
+// Welcome of version 2 without the resume fields, and at a stop no
+// Drain, only the shutdown error frame, as before.
+func TestOlderClientUnaffected(t *testing.T) {
+	ch := listen(t, retaining(1<<20))
+	nc, err := net.Dial("unix", ch.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	hello := wire.Hello{Version: 2, ClientID: uuid.New(), Name: "v2"}
+	if _, err := nc.Write(wire.AppendHello(nil, &hello)); err != nil {
+		t.Fatal(err)
+	}
+	fr := wire.NewFrameReader(bufio.NewReader(nc), 1<<20)
+	frame, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if frame[wire.HeaderLen] != 0x96 {
+		t.Errorf("welcome body starts % x, want a fixarray of 6 elements (no resume fields)", frame[wire.HeaderLen:wire.HeaderLen+2])
+	}
+	w, err := wire.DecodeWelcome(frame[wire.HeaderLen:])
+	if err != nil || w.Version != 2 || w.Epoch != ([16]byte{}) {
+		t.Fatalf("welcome %+v, %v; want version 2 without an epoch", w, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ch.Shutdown(ctx, wire.CodeShutdown, "stopping")
+	}()
+	frame, err = fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ, _ := wire.TypeOf(frame[wire.HeaderLen:]); typ != wire.FrameError {
+		t.Errorf("a version 2 client got a %v frame at the stop, want the error frame", typ)
+	}
+	<-done
 }
