@@ -338,3 +338,50 @@ func TestOlderClientUnaffected(t *testing.T) {
 	}
 	<-done
 }
+
+// TestResumeAfterReply: a reply is not retained, so it is no place to
+// resume from: a client whose last event was a reply resumes after the
+// last event it heard before it, without doubles.
+func TestResumeAfterReply(t *testing.T) {
+	cfg := retaining(1 << 20)
+	var ch *channel.Channel
+	cfg.Handler = func(from *channel.Conn, ev *channel.Event) {
+		if to := uuid.UUID(ev.Header.To); to != uuid.Nil {
+			if c := ch.Client(to); c != nil {
+				c.SendEvent(ev)
+			}
+			return
+		}
+		ch.SendEvent(ev, from)
+	}
+	ch = listen(t, cfg)
+	var rec ints
+	asker := dialWith(t, ch, "asker", rec.options()...)
+	rec.listen(t, asker)
+	answerer := dialWith(t, ch, "answerer")
+	answerer.On("ask", func(m bus.Message) { answerer.Reply(m, "yes") })
+	for i := range 3 {
+		if err := answerer.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "the first events", func() bool { return rec.count() == 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := asker.Request(ctx, "ask", nil); err != nil {
+		t.Fatal(err)
+	}
+	id := asker.ID()
+	killClient(t, ch, id)
+	routertest.WaitFor(t, "the asker to reconnect", func() bool { return asker.Connected() && asker.ID() != id })
+	if err := answerer.Emit("n", 3); err != nil {
+		t.Fatal(err)
+	}
+	// A replay comes before anything live, so doubles would show among
+	// the first four.
+	routertest.WaitFor(t, "the event after the reconnect", func() bool { return rec.count() >= 4 })
+	checkExactly(t, rec.values(), 4)
+	if asker.Missed() != 0 {
+		t.Errorf("missed %d", asker.Missed())
+	}
+}
