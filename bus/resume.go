@@ -40,8 +40,8 @@ func (e *MissedError) Is(target error) bool { return target == ErrMissed }
 // Since makes the first Dial ask the server for the channel's events of
 // the last d, which the listeners then get before anything live, as far
 // as the server still retains them (its retainbytes and retainage). The
-// client reads nothing from the server until the first On or Once, so
-// that the history is not handed out before there is a listener for
+// client reads nothing from the server until the first On, Once or
+// Request, so that the history is not handed out before there is a listener for
 // it: register the listeners that want it first, with no other call in
 // between, and within the server's pingtimeout. By default a first Dial
 // receives only what is emitted after it, as an EventEmitter would;
@@ -153,7 +153,7 @@ func (c *Client) awaitListener(s *session) {
 }
 
 // heard releases the reader that awaitListener holds: a listener is
-// registered.
+// registered, or a Request waits for its reply.
 func (c *Client) heard() {
 	if c.listening != nil {
 		c.listeningOnce.Do(func() { close(c.listening) })
