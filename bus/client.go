@@ -68,8 +68,8 @@ type Client struct {
 	// mu, and the events it missed for good.
 	own    [][16]byte
 	missed atomic.Uint64
-	// listening is closed by the first On or Once when Since asked for
-	// history; nil otherwise.
+	// listening is closed by the first On, Once or Request when Since
+	// asked for history; nil otherwise.
 	listening     chan struct{}
 	listeningOnce sync.Once
 }

@@ -49,14 +49,14 @@ type Config struct {
 	// PingTimeout below twice PingInterval is raised to that.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
-	// Retain bounds the ring of recent events kept for clients that
-	// resume (retain.go); the zero value keeps none.
-	Retain Retain
-	Node   uuid.UUID    // the server's node id, sent in the welcome
-	Logger *slog.Logger // nil means slog.Default()
+	Node         uuid.UUID    // the server's node id, sent in the welcome
+	Logger       *slog.Logger // nil means slog.Default()
 	// Handler routes events from this channel's clients. nil sends each
 	// event to the channel's other clients only.
 	Handler Handler
+	// Retain bounds the ring of recent events kept for clients that
+	// resume (retain.go); the zero value keeps none.
+	Retain Retain
 }
 
 // DefaultJSONGrace is the JSONGrace used when a Config leaves it 0.
