@@ -2,6 +2,7 @@ package channel
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -46,6 +47,7 @@ type retained struct {
 // registers under mu (addReceiver) gets by its queue exactly the events
 // numbered from its start on, and from the ring the ones before.
 type ring struct {
+	on      atomic.Bool // limit.on(), read without the lock: a channel that retains nothing takes no lock per event
 	mu      sync.Mutex
 	limit   Retain
 	epoch   uuid.UUID // drawn when the channel opens
@@ -68,6 +70,7 @@ type ring struct {
 
 func (r *ring) init(limit Retain) {
 	r.limit, r.epoch, r.base, r.next = limit, uuid.New(), time.Now(), 1
+	r.on.Store(limit.on())
 }
 
 // SetRetain changes what the channel keeps, from the next event on;
@@ -77,6 +80,7 @@ func (ch *Channel) SetRetain(limit Retain) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.limit = limit
+	r.on.Store(limit.on())
 	r.trim(time.Since(r.base))
 }
 
@@ -95,6 +99,9 @@ func (ch *Channel) addReceiver(c *Conn) {
 // ring.mu.Unlock.
 func (ch *Channel) retain(e *Event) bool {
 	r := &ch.ring
+	if !r.on.Load() {
+		return false
+	}
 	r.mu.Lock()
 	if !r.limit.on() {
 		r.mu.Unlock()
