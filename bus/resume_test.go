@@ -23,7 +23,9 @@ import (
 // new server's ring gives each subscriber what it missed while away.
 func TestResumeAcrossRestarts(t *testing.T) {
 	dir := routertest.ShortTempDir(t)
-	const config = `"channels": {"A": {}}`
+	// The publisher runs at full speed, and the slow subscriber is away
+	// for up to half a second: a ring of 64 MiB holds what it misses.
+	const config = `"retainbytes": 67108864, "channels": {"A": {}}`
 	ts := routertest.NewServerIn(t, dir, config)
 	var fastCB, slowCB, pubCB callbacks
 	fast := ts.Dial(t, "A", append(fastCB.options(), bus.ReconnectBackoff(5*time.Millisecond, 10*time.Millisecond))...)
@@ -74,6 +76,9 @@ func TestResumeAcrossRestarts(t *testing.T) {
 	wg.Wait()
 	n := int(emitted.Load())
 	for name, rec := range map[string]*seqRecorder{"fast": fastRec, "slow": slowRec} {
+		if m := fast.Missed() + slow.Missed(); m > 0 {
+			t.Fatalf("the subscribers missed %d events: the ring was too small for the test", m)
+		}
 		routertest.WaitFor(t, name+" to hear every event", func() bool { return rec.count() >= n })
 		got := rec.values()
 		for i, v := range got {

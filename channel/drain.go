@@ -41,9 +41,36 @@ func (ch *Channel) Drain() {
 
 // sendDrain sends the client a Drain, once, if it speaks version 3.
 func (c *Conn) sendDrain() {
-	if c.version >= wire.ResumeVersion && c.drainSent.CompareAndSwap(false, true) && !c.Send(drainFrame) {
+	if c.version >= wire.ResumeVersion && c.drainSent.CompareAndSwap(false, true) && !c.sendFirst(drainFrame) {
 		c.drainSent.Store(false) // closing: its reader ends anyway
 	}
+}
+
+// sendFirst queues frame ahead of everything queued but a Welcome not
+// yet written, so that a client with a long queue hears it at once: a
+// Drain says nothing about the events, only that the client must stop
+// sending, and the sooner it does, the sooner the server stops reading.
+// It reports false when the connection is closing.
+func (c *Conn) sendFirst(frame []byte) bool {
+	cost := entryCost(frame, nil)
+	c.mu.Lock()
+	if c.closeAfter || c.isDead() {
+		c.mu.Unlock()
+		return false
+	}
+	at := 0
+	if old := c.queue.frames; len(old) > 0 && wire.FrameType(old[0][wire.HeaderLen+1]) == wire.FrameWelcome {
+		at = 1 // a Welcome is a fixarray: its type is the body's second byte
+	}
+	q := sendQueue{frames: make([][]byte, 0, len(c.queue.frames)+1), refs: make([]*frameBuf, 0, len(c.queue.refs)+1)}
+	q.frames = append(append(append(q.frames, c.queue.frames[:at]...), frame), c.queue.frames[at:]...)
+	q.refs = append(append(append(q.refs, c.queue.refs[:at]...), nil), c.queue.refs[at:]...)
+	q.cost = c.queue.cost + cost
+	c.queue = q
+	c.pending += cost
+	c.mu.Unlock()
+	c.poke()
+	return true
 }
 
 // drainIfStopping drains a client whose handshake ended while the
