@@ -63,6 +63,15 @@ type Client struct {
 	callbackCalls appCalls
 	running       atomic.Int32  // the supervisor, dispatcher and notifier, while they run
 	done          chan struct{} // closed when all three have returned
+
+	// Resuming (resume.go): the ids of the client's connections, under
+	// mu, and the events it missed for good.
+	own    [][16]byte
+	missed atomic.Uint64
+	// listening is closed by the first On, Once or Request when Since
+	// asked for history; nil otherwise.
+	listening     chan struct{}
+	listeningOnce sync.Once
 }
 
 // session is one connection to the server, from its handshake to its
@@ -78,6 +87,11 @@ type session struct {
 
 	heard   atomic.Uint64 // frames read: the pinger watches it move
 	stalled atomic.Bool   // the reader waits for room in the receive queue
+
+	// The id of the last event read, if any: where the next connection
+	// resumes (resume.go). Only the reader writes them.
+	after      [16]byte
+	heardEvent bool
 }
 
 // Dial connects to a channel of the ncserver on this machine and does the
@@ -112,6 +126,9 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 	c.callbackCalls.ended = make(chan struct{})
 	c.space = sync.NewCond(&c.mu)
 	c.queue = newQueue(o.queueLen)
+	if o.since > 0 {
+		c.listening = make(chan struct{})
+	}
 	c.notes.wake = make(chan struct{}, 1)
 	s, br, err := c.dial(ctx)
 	if err != nil {
@@ -197,6 +214,7 @@ func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) er
 	stop := context.AfterFunc(ctx, func() { s.nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	hello := wire.Hello{Version: wire.ProtocolVersion, ClientID: s.id, Name: c.opts.name, PID: uint64(os.Getpid())}
+	c.resumeHello(&hello)
 	if _, err := s.nc.Write(wire.AppendHello(nil, &hello)); err != nil {
 		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 	}
@@ -278,7 +296,10 @@ func (c *Client) startSession(s *session, br *bufio.Reader) {
 		s.io.Add(1)
 		go c.pingLoop(s)
 	}
-	go c.readLoop(s, br)
+	go func() {
+		c.awaitListener(s) // resume.go: history waits for a listener
+		c.readLoop(s, br)
+	}()
 	go c.writeLoop(s)
 	c.poke()
 }

@@ -45,10 +45,16 @@
 // between attempts, until Close (options Reconnect, ReconnectBackoff).
 // Meanwhile Emit keeps events in a bounded buffer and sends them first
 // once connected (ReconnectBuffer; ErrBufferFull past it); OnDisconnect
-// and OnReconnect tell the application. Events others emit while the
-// client is disconnected are not delivered to it, and nothing is ever
-// delivered twice or out of order. Listeners live in the client and need
-// no registering again. A supervisor goroutine does the reconnecting;
+// and OnReconnect tell the application. The new connection resumes
+// where the last one stood: the server sends what the client missed,
+// from its ring of retained events, before anything live, and nothing
+// is ever delivered twice or out of order. Events the server no longer
+// retains are reported, never dropped silently (OnMissed, the
+// ErrorHandler with a *MissedError, Missed). A first Dial replays
+// nothing unless Since asks for history. A server that stops gracefully
+// drains the client first: Emit then keeps events for the next
+// connection, and nothing the client wrote is left unread. Listeners
+// live in the client and need no registering again. A supervisor goroutine does the reconnecting;
 // each connection has its own reader, writer and pinger, which end with
 // it.
 //

@@ -123,3 +123,49 @@ func ExampleOnReconnect() {
 	// disconnected: server shutting down
 	// connected again
 }
+
+// A first Dial hears only what comes after it, as an EventEmitter would;
+// Since asks for the channel's recent history too, which the listeners
+// get first, in order, as far as the server retains it.
+func ExampleSince() {
+	dir, _ := os.MkdirTemp("", "nc")
+	defer os.RemoveAll(dir)
+	cfg, _ := router.Parse("example.json", []byte(`{"socket": "`+dir+`/{channel}.sock", "channels": {"A": {}}}`))
+	srv, _ := router.Start(cfg, router.Options{Logger: slog.New(slog.DiscardHandler)})
+	defer srv.Close()
+
+	pub, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(cfg.Socket))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pub.Close()
+	for i := 1; i <= 3; i++ {
+		pub.Emit("reading", i)
+	}
+	pub.Flush(context.Background())
+	for srv.Channels()[0].Stats.Retained < 3 { // channel A, the first by name
+		time.Sleep(time.Millisecond)
+	}
+
+	late, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(cfg.Socket), bus.Since(time.Minute))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer late.Close()
+	done := make(chan struct{})
+	late.On("reading", func(m bus.Message) {
+		var i int
+		m.Decode(&i)
+		fmt.Println("reading", i)
+		if i == 4 {
+			close(done)
+		}
+	})
+	pub.Emit("reading", 4)
+	<-done
+	// Output:
+	// reading 1
+	// reading 2
+	// reading 3
+	// reading 4
+}

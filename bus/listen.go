@@ -110,6 +110,7 @@ func (c *Client) listen(pattern string, fn func(Message), once bool) (*Listener,
 		l.re = re
 	}
 	c.listeners.add(l)
+	c.heard()
 	return l, nil
 }
 

@@ -28,6 +28,8 @@ type options struct {
 	pingInterval    time.Duration
 	pingTimeout     time.Duration
 	serverUID       int
+	since           time.Duration // resume.go
+	onMissed        func(n uint64)
 }
 
 func defaultOptions() options {

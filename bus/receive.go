@@ -51,6 +51,9 @@ func (r *reception) frame(body []byte, inBuffer bool) bool {
 		if inBuffer {
 			m.Data = bytes.Clone(m.Data)
 		}
+		if m.To == uuid.Nil { // replies are not retained: not a place to resume from
+			s.after, s.heardEvent = m.ID, true
+		}
 		if m.InReplyTo != uuid.Nil {
 			// Events that came before the reply go to the dispatcher first.
 			if !r.handOff() {
@@ -76,6 +79,9 @@ func (r *reception) frame(body []byte, inBuffer bool) bool {
 			return r.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 		}
 		c.queueControl(s, pongFrame)
+	case t == wire.FrameDrain && s.welcome.Version >= wire.ResumeVersion:
+		// What came before the drain goes to the dispatcher first.
+		return r.handOff() && c.drain(s, body)
 	case t == wire.FramePong && s.welcome.Version >= wire.PingVersion:
 		if err := wire.DecodePong(body); err != nil {
 			return r.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))

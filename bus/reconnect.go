@@ -83,6 +83,7 @@ func (c *Client) redial() (*session, error) {
 			if c.opts.onReconnect != nil {
 				c.notes.add(note{reconnect: true})
 			}
+			c.resumed(s)
 			return s, nil
 		}
 		if c.ctx.Err() != nil {
@@ -111,6 +112,7 @@ func (c *Client) install(s *session) bool {
 		return false
 	}
 	c.sess, c.last = s, s
+	c.rememberOwn(s)
 	c.maxFrame.Store(int64(s.welcome.MaxFrame))
 	c.out = restamp(c.out, s.welcome.Node, s.id)
 	c.space.Broadcast()
@@ -211,6 +213,7 @@ type note struct {
 	err        error
 	disconnect error
 	reconnect  bool
+	missed     uint64 // OnMissed
 }
 
 // maxErrNotes bounds the errors waiting for a slow ErrorHandler; past
@@ -270,6 +273,8 @@ func (n *notifier) run(c *Client) {
 				c.opts.onDisconnect(x.disconnect)
 			case x.reconnect:
 				c.opts.onReconnect()
+			case x.missed > 0:
+				c.opts.onMissed(x.missed)
 			}
 			c.callbackCalls.end()
 		}

@@ -78,9 +78,9 @@ func (r *seqRecorder) count() int {
 // sockets, under a publisher that emits numbered events without pause
 // and a subscriber, both reconnecting clients. Delivery resumes after
 // each restart; the subscriber gets every number at most once and in
-// increasing order (what was emitted while it was disconnected, or lost
-// in a broken write, is missing, never repeated or reordered); both
-// clients hear of each disconnect and reconnect.
+// increasing order, never repeated or reordered; both clients hear of
+// each disconnect and reconnect. (That none is missing either, within
+// the server's ring of retained events, is TestResumeAcrossRestarts.)
 func TestReconnectAcrossRestarts(t *testing.T) {
 	dir := routertest.ShortTempDir(t)
 	const config = `"channels": {"A": {}}`

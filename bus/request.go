@@ -65,6 +65,7 @@ func (c *Client) Request(ctx context.Context, event string, data any) (Message, 
 	m := Message{ID: c.ids.next(), Event: event}
 	wait := c.pending.add(m.ID)
 	defer c.pending.remove(m.ID)
+	c.heard() // the reply must be read, history or not (Since)
 	s, err := c.send(&m, data, false)
 	if err != nil {
 		return Message{}, err

@@ -68,6 +68,9 @@ type Config struct {
 	// Handler routes events from this channel's clients. nil sends each
 	// event to the channel's other clients only.
 	Handler Handler
+	// Retain bounds the ring of recent events kept for clients that
+	// resume (retain.go); the zero value keeps none.
+	Retain Retain
 }
 
 // DefaultJSONGrace is the JSONGrace used when a Config leaves it 0.
@@ -115,6 +118,12 @@ type Stats struct {
 	Stalls        uint64 `json:"stalls" msgpack:"stalls" metric:"netcluster_channel_stalls_total" help:"Times a publisher or the network link was held because a client of the channel was past its high-water mark."`
 	StalledMicros uint64 `json:"stalled_us" msgpack:"stalled_us" metric:"netcluster_channel_stalled_microseconds_total" help:"Total time publishers and the network link were held by the channel's clients, in microseconds."`
 	StallTimeouts uint64 `json:"stall_timeouts" msgpack:"stall_timeouts" metric:"netcluster_channel_stall_timeout_disconnects_total" help:"Clients disconnected as slow consumers for taking nothing for stalltimeout while a publisher was held for them."`
+	// The ring of retained events (retain.go).
+	Retained      int    `json:"retained" msgpack:"retained" metric:"netcluster_channel_retained_events" help:"Events retained for clients that resume."`
+	RetainedBytes int    `json:"retained_bytes" msgpack:"retained_bytes" metric:"netcluster_channel_retained_bytes" help:"Bytes the retained events take, frames and bookkeeping, which retainbytes bounds."`
+	Evicted       uint64 `json:"retain_evicted" msgpack:"retain_evicted" metric:"netcluster_channel_retain_evicted_total" help:"Events that left the ring of retained events, for retainbytes or retainage."`
+	Replayed      uint64 `json:"replayed" msgpack:"replayed" metric:"netcluster_channel_replayed_total" help:"Retained events sent to clients that resumed or asked for history."`
+	Missed        uint64 `json:"missed" msgpack:"missed" metric:"netcluster_channel_missed_total" help:"Events that clients resuming had missed and that were no longer retained; each such client was told how many."`
 }
 
 // Channel serves one channel's socket and its clients.
@@ -139,6 +148,8 @@ type Channel struct {
 	wg        sync.WaitGroup // accept loop and whole connections
 
 	stopping    atomic.Bool
+	stopOnce    sync.Once // stopAccepting
+	drainOnce   sync.Once // Drain
 	stopAccept  sync.Once
 	acceptDone  chan struct{}
 	shutdownErr error
@@ -155,6 +166,8 @@ type Channel struct {
 	pingTimeouts        atomic.Uint64
 	stalls, stalledUS   atomic.Uint64
 	stallTimeouts       atomic.Uint64
+
+	ring ring // retained events, for clients that resume
 }
 
 // Listen creates the channel's socket and starts accepting clients. A
@@ -206,6 +219,7 @@ func Listen(cfg Config) (*Channel, error) {
 		gid = g
 	}
 	ch.limits.Store(newLimits(cfg.MaxFrame, cfg.MaxPending, cfg.Overflow, cfg.StallTimeout))
+	ch.ring.init(cfg.Retain)
 	ch.SetPing(cfg.PingInterval, cfg.PingTimeout)
 	ch.mode.Store(uint32(cfg.Mode))
 	ln, stale, err := listenSocket(cfg.Path, cfg.Mode, gid)
@@ -297,6 +311,8 @@ func (ch *Channel) accept(nc net.Conn) {
 		since: time.Now(),
 		wake:  make(chan struct{}, 1),
 		dead:  make(chan struct{}),
+
+		readDone: make(chan struct{}),
 	}
 	c.log.Store(ch.log.With("conn", ch.nextID))
 	c.cred, c.credKnown = cred, known
@@ -304,7 +320,7 @@ func (ch *Channel) accept(nc net.Conn) {
 	ch.all[c] = struct{}{}
 	// A receiver from now on: what arrives before its protocol is known
 	// is held for it (see Conn.serve).
-	ch.addLocked(c)
+	ch.addReceiver(c)
 	ch.wg.Add(1)
 	ch.readers.Add(1)
 	go c.serve()
@@ -397,10 +413,14 @@ func (ch *Channel) Send(frame []byte, except *Conn) {
 // client that hears it, on whichever channel. Each queue that takes a
 // pooled frame holds its own reference to the buffer.
 func (ch *Channel) SendEvent(e *Event, except *Conn) {
+	kept := ch.retain(e) // holds the ring's lock until the event is fanned out
 	for _, c := range ch.receiverList() {
 		if c != except && !c.removed.Load() {
 			c.push(e)
 		}
+	}
+	if kept {
+		ch.ring.mu.Unlock()
 	}
 }
 
@@ -440,17 +460,21 @@ func (ch *Channel) Stats() Stats {
 		st.Dropped += c.dropped.Load()
 		st.Pending += c.pendingNow()
 	}
+	ch.retainStats(&st)
 	return st
 }
 
 // Quiesce stops accepting clients, removes the socket file and stops
 // reading from the clients, so that no new event enters through this
 // channel; it returns once every event already read has been handed to
-// the Handler. Clients still get what is queued for them until Shutdown.
+// the Handler. The clients that Drain asked to stop are read up to their
+// answer first (for at most drainTimeout). Clients still get what is
+// queued for them until Shutdown.
 func (ch *Channel) Quiesce() {
 	ch.stopAccept.Do(func() {
+		ch.stopAccepting()
+		ch.drainOnce.Do(func() {}) // a Drain from now on would be answered to nobody
 		ch.mu.Lock()
-		ch.stopping.Store(true)
 		conns := make([]*Conn, 0, len(ch.all))
 		for c := range ch.all {
 			conns = append(conns, c)
@@ -459,9 +483,7 @@ func (ch *Channel) Quiesce() {
 			nc.SetReadDeadline(time.Unix(1, 0))
 		}
 		ch.mu.Unlock()
-		ch.ln.Close()
-		close(ch.liveStop)
-		<-ch.acceptDone
+		awaitDrained(conns)
 		past := time.Unix(1, 0)
 		for _, c := range conns {
 			c.nc.SetReadDeadline(past)
@@ -478,6 +500,9 @@ func (ch *Channel) Quiesce() {
 // frame (wire.CodeShutdown, wire.CodeChannelGone).
 func (ch *Channel) Shutdown(ctx context.Context, code wire.ErrorCode, reason string) error {
 	ch.shutOnce.Do(func() {
+		if ctx.Err() == nil {
+			ch.Drain()
+		}
 		ch.Quiesce()
 		ch.mu.Lock()
 		conns := make([]*Conn, 0, len(ch.all))
@@ -499,6 +524,7 @@ func (ch *Channel) Shutdown(ctx context.Context, code wire.ErrorCode, reason str
 			}
 			<-done
 		}
+		ch.releaseRing()
 	})
 	return ch.shutdownErr
 }

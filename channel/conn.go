@@ -95,6 +95,13 @@ type Conn struct {
 	framesIn, bytesIn   atomic.Uint64
 	framesOut, bytesOut atomic.Uint64
 	dropped             atomic.Uint64
+
+	// retainFrom is the seq of the first event its queue got (retain.go).
+	retainFrom uint64
+	// readDone is closed when the read loop has ended; drainSent is set
+	// once the connection is sent a Drain (drain.go).
+	readDone  chan struct{}
+	drainSent atomic.Bool
 }
 
 // ClientInfo describes a connection for the control channel.
@@ -177,6 +184,7 @@ func (c *Conn) serve() {
 		close(writerDone)
 		c.kill(slog.LevelDebug, "")
 	}
+	close(c.readDone)
 	c.ch.readers.Done()
 	<-writerDone
 	c.kill(slog.LevelDebug, "")

@@ -90,6 +90,9 @@ func (c *Conn) handleFrame(e *Event) bool {
 	if err == nil && (t == wire.FramePing || t == wire.FramePong) && c.version >= wire.PingVersion {
 		return c.handlePing(t, body)
 	}
+	if err == nil && t == wire.FrameDrain && c.version >= wire.ResumeVersion {
+		return c.drainAnswered(body)
+	}
 	c.framesIn.Add(1)
 	c.bytesIn.Add(uint64(len(frame)))
 	if err != nil || t != wire.FrameEvent {

@@ -79,24 +79,30 @@ func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
 		MaxFrame: uint64(c.ch.maxFrame()),
 		PID:      uint64(os.Getpid()),
 	}
-	welcome := wire.AppendWelcome(nil, &w)
 	c.log.Store(c.logger().With("client", h.Name, "pid", h.PID))
 	if !c.ch.register(c, h.ClientID) {
 		c.sendFinal(wire.CodeHandshake, fmt.Sprintf("client id %v is in use by another client of this channel", uuid.UUID(h.ClientID)))
 		return modeUndecided
 	}
+	rp := c.resumeWelcome(&h, &w)
+	welcome := wire.AppendWelcome(nil, &w)
 	c.mu.Lock()
 	c.hello = h
 	c.version = w.Version
 	held := c.queue
 	c.queue = sendQueue{}
 	c.queue.add(welcome, nil, entryCost(welcome, nil))
+	c.pending += entryCost(welcome, nil)
+	for i, f := range rp.frames {
+		c.queue.add(f, rp.refs[i], entryCost(f, rp.refs[i]))
+		c.pending += entryCost(f, rp.refs[i])
+	}
 	c.queue.frames = append(c.queue.frames, held.frames...)
 	c.queue.refs = append(c.queue.refs, held.refs...)
 	c.queue.cost += held.cost
-	c.pending += entryCost(welcome, nil)
 	c.mode.Store(modeBinary)
 	c.mu.Unlock()
+	c.drainIfStopping()
 	c.poke()
 	c.logger().Debug("client connected", "id", uuid.UUID(h.ClientID))
 	return modeBinary

@@ -232,6 +232,7 @@ func (t *transaction) commit(applied func(ReloadReport)) {
 		t.cur[name].SetPing(cfg.PingInterval, cfg.PingTimeout)
 		t.cur[name].SetAccess(channelAccess(cfg.Channels[name]))
 		t.cur[name].SetFlow(overflowPolicy(cfg.Channels[name]), cfg.StallTimeout)
+		t.cur[name].SetRetain(retainOf(cfg, name))
 	}
 	maps.Copy(next, t.opened)
 	s.mu.Lock()
@@ -283,6 +284,9 @@ func (t *transaction) closeGone() {
 	}
 	for _, name := range t.report.Reopened {
 		gone = append(gone, closing{t.cur[name], fmt.Sprintf("channel %s moved to %s; connect there", name, t.cfg.SocketPath(name))})
+	}
+	for _, g := range gone {
+		g.ch.Drain() // all at once: see Channel.Drain
 	}
 	for _, g := range gone {
 		g.ch.Quiesce()

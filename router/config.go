@@ -47,6 +47,10 @@ const (
 	maxMemoryLimit  = 1 << 50
 	minStallTimeout = 10 * time.Millisecond
 	maxStallTimeout = time.Minute
+	// The ring of retained events.
+	maxRetainBytes = 1 << 30
+	minRetainAge   = time.Millisecond
+	maxRetainAge   = 24 * time.Hour
 
 	// socketPlaceholder is replaced by the channel name in the socket
 	// template.
@@ -155,6 +159,15 @@ type Config struct {
 	// is dropped as a slow consumer and they go on: 10ms..1m. Default
 	// 2 s (channel.DefaultStallTimeout says why).
 	StallTimeout time.Duration
+	// RetainBytes ("retainbytes") bounds, in bytes, the recent events
+	// each channel keeps for clients that reconnect and resume, counted
+	// with their bookkeeping: 0..1<<30, 0 keeps none. Default 4<<20,
+	// what a client's reconnect buffer holds by default.
+	RetainBytes int
+	// RetainAge ("retainage", a duration) is how long each channel keeps
+	// a recent event for clients that resume: 1ms..24h, or 0 to keep
+	// none. Default 30 s.
+	RetainAge time.Duration
 	// Channels ("channels") maps each channel name to its rule. It holds
 	// ControlChannel if and only if StartControl is true.
 	Channels map[string]ChannelConfig

@@ -405,6 +405,7 @@ func TestParseValues(t *testing.T) {
 			Payload: 9000, Heartbeat: 250 * time.Millisecond, PeerTimeout: 2 * time.Second,
 			PingInterval: 2 * time.Second, PingTimeout: 7 * time.Second, StallTimeout: 500 * time.Millisecond,
 			History: 0, GapTimeout: 500 * time.Millisecond, FlowControl: "none", MaxRate: 10_000_000,
+			RetainBytes: 65536, RetainAge: 5 * time.Second,
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
@@ -442,6 +443,7 @@ func TestDefaults(t *testing.T) {
 		History: 4 << 20, GapTimeout: 2 * time.Second, FlowControl: "min",
 		SocketMode: 0o660, MaxFrame: 1 << 20, MaxPending: 8 << 20,
 		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second, StallTimeout: 2 * time.Second,
+		RetainBytes: 4 << 20, RetainAge: 30 * time.Second,
 		Channels: map[string]ChannelConfig{ControlChannel: chanRule(ControlChannel, "", false, false, false)},
 	}
 	if d := fieldDiff(want, *Defaults()); d != "" {

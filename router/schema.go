@@ -191,6 +191,12 @@ var settings = []key[Config]{
 	{name: "stalltimeout", typ: tDuration, def: "2s", lo: int64(minStallTimeout), hi: int64(maxStallTimeout),
 		doc:   "how long a client that holds its publishers back may take nothing before it is dropped",
 		field: func(c *Config) any { return &c.StallTimeout }},
+	{name: "retainbytes", typ: tInt, def: 4 << 20, lo: 0, hi: maxRetainBytes,
+		doc:   "bytes of recent events each channel keeps for clients that resume; 0 keeps none",
+		field: func(c *Config) any { return &c.RetainBytes }},
+	{name: "retainage", typ: tDuration, def: "30s", lo: int64(minRetainAge), hi: int64(maxRetainAge), off: true,
+		doc:   "how long each channel keeps a recent event for clients that resume",
+		field: func(c *Config) any { return &c.RetainAge }},
 }
 
 // ruleKeys are the keys of one channel's rule.

@@ -166,6 +166,7 @@ func (s *Server) channelConfig(cfg *Config, name string) channel.Config {
 		PingTimeout:      cfg.PingTimeout,
 		Overflow:         overflowPolicy(cfg.Channels[name]),
 		StallTimeout:     cfg.StallTimeout,
+		Retain:           retainOf(cfg, name),
 		Node:             s.node,
 		Logger:           s.log,
 		Handler:          s.handler(name),
@@ -251,6 +252,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// so that no event is routed into a channel that is already
 		// flushing.
 		s.stopNet()
+		if ctx.Err() == nil {
+			for _, ch := range chans {
+				ch.Drain() // every channel's clients at once: see Channel.Drain
+			}
+		}
 		for _, ch := range chans {
 			ch.Quiesce()
 		}
@@ -292,4 +298,13 @@ func (s *Server) Close() error {
 	cancel()
 	s.Shutdown(ctx)
 	return nil
+}
+
+// retainOf is what channel name keeps of its recent events: nothing on
+// the control channel, whose events are requests and their answers.
+func retainOf(cfg *Config, name string) channel.Retain {
+	if name == ControlChannel {
+		return channel.Retain{}
+	}
+	return channel.Retain{Bytes: cfg.RetainBytes, Age: cfg.RetainAge}
 }

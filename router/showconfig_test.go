@@ -62,6 +62,7 @@ func TestShowconfigRoundTrip(t *testing.T) {
 		"keyfile": fmt.Sprintf("%q", keyFile), "socket": fmt.Sprintf("%q", template), "socketmode": `"0600"`,
 		"maxframe": "65536", "maxpending": "131072", "metrics": `"127.0.0.1:0"`,
 		"pinginterval": `"2s"`, "pingtimeout": `"7s"`, "memorylimit": "1073741824", "stalltimeout": `"750ms"`,
+		"retainbytes": "65536", "retainage": `"5s"`,
 	}
 	inNamespace := false
 	t.Run("private network namespace", func(t *testing.T) {

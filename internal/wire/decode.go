@@ -79,6 +79,9 @@ func DecodeHello(body []byte) (Hello, error) {
 	h.ClientID = r.uuid16("client id")
 	h.Name = string(r.str("name"))
 	h.PID = r.uint("pid")
+	if h.Version >= ResumeVersion {
+		extra = decodeHelloResume(r, &h, extra)
+	}
 	return h, closeFrame(r, extra)
 }
 
@@ -92,6 +95,9 @@ func DecodeWelcome(body []byte) (Welcome, error) {
 	w.Channel = string(r.str("channel"))
 	w.MaxFrame = r.uint("maxframe")
 	w.PID = r.uint("pid")
+	if w.Version >= ResumeVersion {
+		extra = decodeWelcomeResume(r, &w, extra)
+	}
 	return w, closeFrame(r, extra)
 }
 

@@ -23,22 +23,36 @@ func endFrame(dst []byte, start int) []byte {
 
 // AppendHello appends h as a complete frame, length prefix included.
 func AppendHello(dst []byte, h *Hello) []byte {
-	dst, start := beginFrame(dst, FrameHello, 4)
+	n := 4
+	if h.resumes() {
+		n += helloResumeFields
+	}
+	dst, start := beginFrame(dst, FrameHello, n)
 	dst = appendUint(dst, h.Version)
 	dst = appendBin(dst, h.ClientID[:])
 	dst = appendStr(dst, h.Name)
 	dst = appendUint(dst, h.PID)
+	if h.resumes() {
+		dst = appendHelloResume(dst, h)
+	}
 	return endFrame(dst, start)
 }
 
 // AppendWelcome appends w as a complete frame.
 func AppendWelcome(dst []byte, w *Welcome) []byte {
-	dst, start := beginFrame(dst, FrameWelcome, 5)
+	n := 5
+	if w.resumes() {
+		n += welcomeResumeFields
+	}
+	dst, start := beginFrame(dst, FrameWelcome, n)
 	dst = appendUint(dst, w.Version)
 	dst = appendBin(dst, w.Node[:])
 	dst = appendStr(dst, w.Channel)
 	dst = appendUint(dst, w.MaxFrame)
 	dst = appendUint(dst, w.PID)
+	if w.resumes() {
+		dst = appendWelcomeResume(dst, w)
+	}
 	return endFrame(dst, start)
 }
 

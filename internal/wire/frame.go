@@ -8,8 +8,9 @@ import (
 // ProtocolVersion is the highest version of the local wire protocol this
 // package speaks; PROTOCOL.md describes it. Version 2 adds the Ping and
 // Pong frames, with which each side finds out that the other has stopped
-// answering.
-const ProtocolVersion = 2
+// answering; version 3 adds resuming (the resume fields of Hello and
+// Welcome, and the Drain frame: see resume.go).
+const ProtocolVersion = 3
 
 // PingVersion is the first protocol version with Ping and Pong frames:
 // neither side sends them on a connection of an older version.
@@ -39,10 +40,11 @@ const (
 	FrameError   FrameType = 4 // server -> client, just before it closes
 	FramePing    FrameType = 5 // both ways, from version 2: are you there?
 	FramePong    FrameType = 6 // both ways, from version 2: the answer to a Ping
+	FrameDrain   FrameType = 7 // both ways, from version 3: the server stops; the client's answer ends what it sends
 )
 
 var frameTypeNames = [...]string{FrameHello: "hello", FrameWelcome: "welcome", FrameEvent: "event",
-	FrameError: "error", FramePing: "ping", FramePong: "pong"}
+	FrameError: "error", FramePing: "ping", FramePong: "pong", FrameDrain: "drain"}
 
 func (t FrameType) String() string {
 	if int(t) < len(frameTypeNames) && frameTypeNames[t] != "" {
@@ -79,6 +81,11 @@ type Hello struct {
 	ClientID [16]byte // the client's id, fresh for each connection
 	Name     string   // a human name for the client, shown by the control channel
 	PID      uint64   // the client's process id, as it says
+	// From version 3: where the client resumes, and what history it
+	// asks for (resume.go). Encoded only when one of them is set.
+	Resume Cursor     // the zero Cursor: not resuming
+	Since  uint64     // milliseconds of history asked for when not resuming; 0: none
+	Own    [][16]byte // the client ids of the client's earlier connections: their events are not replayed to it
 }
 
 // Welcome accepts a connection.
@@ -88,6 +95,12 @@ type Welcome struct {
 	Channel  string   // the channel this socket serves
 	MaxFrame uint64   // the largest frame body the server accepts
 	PID      uint64   // the server's process id
+	// From version 3, when the channel retains events (resume.go):
+	// where the client now stands, and how many events it missed that
+	// the server no longer holds. Encoded only when Epoch is set.
+	Epoch  [16]byte // the channel's ring of retained events; zero: none
+	From   [16]byte // the last event before those that follow the Welcome; zero: the ring's start
+	Missed uint64   // events after the client's cursor that are no longer retained
 }
 
 // ErrorFrame is what a server says before it closes a connection.

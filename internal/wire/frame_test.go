@@ -52,6 +52,8 @@ func appendFrame(dst []byte, v any) []byte {
 		return AppendPing(dst)
 	case pongValue:
 		return AppendPong(dst)
+	case drainValue:
+		return AppendDrain(dst)
 	}
 	panic(fmt.Sprintf("appendFrame: %T", v))
 }
@@ -71,6 +73,8 @@ func decodeAs(t FrameType, body []byte) (any, error) {
 		return pingValue{}, DecodePing(body)
 	case FramePong:
 		return pongValue{}, DecodePong(body)
+	case FrameDrain:
+		return drainValue{}, DecodeDrain(body)
 	}
 	return nil, fmt.Errorf("test has no decoder for %v", t)
 }
@@ -78,11 +82,12 @@ func decodeAs(t FrameType, body []byte) (any, error) {
 // pingValue and pongValue stand for a Ping and a Pong frame, which have
 // no fields, where the tests want a value.
 type (
-	pingValue struct{}
-	pongValue struct{}
+	pingValue  struct{}
+	pongValue  struct{}
+	drainValue struct{}
 )
 
-var frameTypes = []FrameType{FrameHello, FrameWelcome, FrameEvent, FrameError, FramePing, FramePong}
+var frameTypes = []FrameType{FrameHello, FrameWelcome, FrameEvent, FrameError, FramePing, FramePong, FrameDrain}
 
 // diffLines renders the difference of two texts line by line, as
 // (-want +got).
@@ -159,7 +164,7 @@ type vector struct {
 
 var typeNames = map[string]FrameType{
 	"hello": FrameHello, "welcome": FrameWelcome, "event": FrameEvent, "error": FrameError,
-	"ping": FramePing, "pong": FramePong,
+	"ping": FramePing, "pong": FramePong, "drain": FrameDrain,
 }
 
 // parseHex reads the text of a .hex vector: hex digits, with whitespace
@@ -267,12 +272,25 @@ func readVector(v vector) (frame []byte, val any, err error) {
 func fieldsOf(v any) (map[string]any, error) {
 	switch v := v.(type) {
 	case Hello:
-		return map[string]any{"version": v.Version, "client_id": uuid.UUID(v.ClientID).String(), "name": v.Name, "pid": v.PID}, nil
+		f := map[string]any{"version": v.Version, "client_id": uuid.UUID(v.ClientID).String(), "name": v.Name, "pid": v.PID}
+		if v.resumes() {
+			own := []string{}
+			for _, id := range v.Own {
+				own = append(own, uuid.UUID(id).String())
+			}
+			f["resume_epoch"], f["resume_after"] = optIDString(v.Resume.Epoch), optIDString(v.Resume.After)
+			f["since"], f["own"] = v.Since, own
+		}
+		return f, nil
 	case Welcome:
-		return map[string]any{"version": v.Version, "node": uuid.UUID(v.Node).String(), "channel": v.Channel, "maxframe": v.MaxFrame, "pid": v.PID}, nil
+		f := map[string]any{"version": v.Version, "node": uuid.UUID(v.Node).String(), "channel": v.Channel, "maxframe": v.MaxFrame, "pid": v.PID}
+		if v.resumes() {
+			f["epoch"], f["from"], f["missed"] = uuid.UUID(v.Epoch).String(), optIDString(v.From), v.Missed
+		}
+		return f, nil
 	case ErrorFrame:
 		return map[string]any{"code": uint16(v.Code), "message": v.Message}, nil
-	case pingValue, pongValue:
+	case pingValue, pongValue, drainValue:
 		return map[string]any{}, nil
 	case Message:
 		var data any
@@ -327,6 +345,30 @@ type vectorFields struct {
 	Data     json.RawMessage `json:"data"`
 	To       string          `json:"to"` // events: "" when not addressed
 	Re       string          `json:"re"` // events: "" when it answers nothing
+	// Version 3: a Hello's resume fields and a Welcome's; "" for nil.
+	ResumeEpoch string   `json:"resume_epoch"`
+	ResumeAfter string   `json:"resume_after"`
+	Since       uint64   `json:"since"`
+	Own         []string `json:"own"`
+	Epoch       string   `json:"epoch"`
+	From        string   `json:"from"`
+	Missed      uint64   `json:"missed"`
+}
+
+// optIDString renders an id that may be absent: "" for the zero id.
+func optIDString(id [16]byte) string {
+	if id == ([16]byte{}) {
+		return ""
+	}
+	return uuid.UUID(id).String()
+}
+
+// optID parses what optIDString renders.
+func optID(s string) ([16]byte, error) {
+	if s == "" {
+		return [16]byte{}, nil
+	}
+	return uuid.Parse(s)
 }
 
 // valueOf builds the Go value a valid vector describes, for encoding.
@@ -341,16 +383,33 @@ func valueOf(v vector) (any, error) {
 	switch typeNames[v.Type] {
 	case FrameHello:
 		c, err := id(f.ClientID)
-		return Hello{Version: f.Version, ClientID: c, Name: f.Name, PID: f.PID}, err
+		h := Hello{Version: f.Version, ClientID: c, Name: f.Name, PID: f.PID, Since: f.Since}
+		errs := []error{err}
+		h.Resume.Epoch, err = optID(f.ResumeEpoch)
+		errs = append(errs, err)
+		h.Resume.After, err = optID(f.ResumeAfter)
+		errs = append(errs, err)
+		for _, s := range f.Own {
+			o, err := id(s)
+			h.Own, errs = append(h.Own, o), append(errs, err)
+		}
+		return h, errors.Join(errs...)
 	case FrameWelcome:
 		n, err := id(f.Node)
-		return Welcome{Version: f.Version, Node: n, Channel: f.Channel, MaxFrame: f.MaxFrame, PID: f.PID}, err
+		w := Welcome{Version: f.Version, Node: n, Channel: f.Channel, MaxFrame: f.MaxFrame, PID: f.PID, Missed: f.Missed}
+		errs := []error{err}
+		w.Epoch, err = optID(f.Epoch)
+		errs = append(errs, err)
+		w.From, err = optID(f.From)
+		return w, errors.Join(append(errs, err)...)
 	case FrameError:
 		return ErrorFrame{Code: ErrorCode(f.Code), Message: f.Message}, nil
 	case FramePing:
 		return pingValue{}, nil
 	case FramePong:
 		return pongValue{}, nil
+	case FrameDrain:
+		return drainValue{}, nil
 	case FrameEvent:
 		data, err := hex.DecodeString(*v.DataHex)
 		if err != nil {
@@ -382,6 +441,7 @@ var requiredVectors = []string{
 	"invalid-missing-field", "invalid-error-code-too-big", "invalid-version-negative", "invalid-version-int8",
 	"invalid-str-length-past-end", "event-reply", "invalid-event-to-not-id",
 	"ping", "pong", "ping-extra-fields", "invalid-ping-bytes-after-array",
+	"hello-resume", "welcome-resume", "drain",
 }
 
 func TestVectorSet(t *testing.T) {
@@ -540,21 +600,44 @@ func TestVectorsEncode(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Cross-check with github.com/vmihailenco/msgpack.
 
+// genericID is what a generic decoder finds for an id that may be
+// absent: nil, or its bytes.
+func genericID(id [16]byte) any {
+	if id == ([16]byte{}) {
+		return nil
+	}
+	return id[:]
+}
+
 // genericOf is what a generic msgpack decoder must find in the body of
 // v's frame, normalized by normalMsgpack.
 func genericOf(tb testing.TB, v any) []any {
 	tb.Helper()
 	switch v := v.(type) {
 	case Hello:
-		return []any{uint64(FrameHello), v.Version, v.ClientID[:], v.Name, v.PID}
+		out := []any{uint64(FrameHello), v.Version, v.ClientID[:], v.Name, v.PID}
+		if v.resumes() {
+			own := []any{}
+			for _, id := range v.Own {
+				own = append(own, id[:])
+			}
+			out = append(out, genericID(v.Resume.Epoch), genericID(v.Resume.After), v.Since, own)
+		}
+		return out
 	case Welcome:
-		return []any{uint64(FrameWelcome), v.Version, v.Node[:], v.Channel, v.MaxFrame, v.PID}
+		out := []any{uint64(FrameWelcome), v.Version, v.Node[:], v.Channel, v.MaxFrame, v.PID}
+		if v.resumes() {
+			out = append(out, v.Epoch[:], genericID(v.From), v.Missed)
+		}
+		return out
 	case ErrorFrame:
 		return []any{uint64(FrameError), uint64(v.Code), v.Message}
 	case pingValue:
 		return []any{uint64(FramePing)}
 	case pongValue:
 		return []any{uint64(FramePong)}
+	case drainValue:
+		return []any{uint64(FrameDrain)}
 	case Message:
 		var data any
 		if len(v.Data) > 0 {
