@@ -1,0 +1,28 @@
+// Package natslink is the server's link to NATS: it publishes the events
+// of bridged channels on NATS subjects and hands what it receives on
+// them to its caller, bytes in and out, as package multicast does for
+// UDP multicast.
+//
+// # Subjects and messages
+//
+// An event of channel C in cluster K travels on the subject
+// "<prefix>.K.C" (K is "default" when the cluster name is empty). A reply
+// travels on "<prefix>.K.$node.<node id>", the subject of the server
+// that the request came from; heartbeats on "<prefix>.K.$hb". Channel
+// names never begin with '$', so these never clash with a channel.
+//
+// The message's body is the event's data, one msgpack value; its
+// headers carry the rest (HeaderEvent and the others below). A plain
+// nats.go program can so emit into a channel (HeaderEvent is the one
+// header it must set) and listen to one.
+//
+// # Concurrency
+//
+// A Link is safe for concurrent use. Publish never blocks on the
+// network: nats.go buffers what it cannot send yet, up to Config.Buffer
+// bytes while disconnected, and Publish returns ErrDropped past that.
+// The deliver function is called from nats.go's goroutines, one per
+// subscribed channel, so events of one sender on one channel arrive in
+// the order they were sent. Close returns once nothing more is
+// delivered.
+package natslink
