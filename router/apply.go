@@ -76,6 +76,8 @@ type plan struct {
 	net linkChange
 	// metrics is the metrics listener's change.
 	metrics linkChange
+	// nats is the NATS link's change.
+	nats linkChange
 }
 
 // makePlan works out what applying cfg changes on a server that runs old
@@ -107,6 +109,7 @@ func makePlan(old, cfg *Config, open map[string]openChannel) plan {
 	}
 	p.net = changeOf(old.ConnectToNet, cfg.ConnectToNet, netKeysDiffer(old, cfg))
 	p.metrics = changeOf(old.Metrics != "", cfg.Metrics != "", old.Metrics != cfg.Metrics)
+	p.nats = changeOf(old.NATS.On(), cfg.NATS.On(), natsKeysDiffer(old, cfg))
 	return p
 }
 
@@ -126,6 +129,8 @@ type transaction struct {
 	remoded    []string                    // kept channels whose mode is changed
 	newMetrics *metricsServer              // the new metrics listener
 	commitNet  func()                      // swaps the new multicast link in
+	commitNats func()                      // swaps the new NATS link in
+	undoNats   func()                      // closes it
 }
 
 // apply makes cfg the server's configuration, for Start (start true, the
@@ -181,6 +186,11 @@ func (t *transaction) prepare() error {
 		}
 		t.remoded = append(t.remoded, name)
 	}
+	commitNats, undoNats, err := s.prepareNats(cfg, t.plan.nats)
+	if err != nil {
+		return t.failed(err)
+	}
+	t.commitNats, t.undoNats = commitNats, undoNats
 	commitNet, err := s.prepareNet(t.old, cfg, t.plan.net)
 	if err != nil {
 		if t.start {
@@ -212,6 +222,9 @@ func (t *transaction) undo() {
 	if t.newMetrics != nil {
 		t.newMetrics.close()
 	}
+	if t.undoNats != nil {
+		t.undoNats()
+	}
 }
 
 // commit swaps in what prepare opened and the new routing table, applies
@@ -232,6 +245,7 @@ func (t *transaction) commit(applied func(ReloadReport)) {
 	s.table.Store(buildTable(cfg, next))
 	s.mu.Unlock()
 	t.commitNet()
+	t.commitNats()
 	if t.plan.metrics != linkSame {
 		prev := s.metrics
 		s.metrics = t.newMetrics

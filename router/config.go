@@ -128,6 +128,8 @@ type Config struct {
 	// may send nothing, not even the answer to a ping, before the server
 	// drops it: at least twice PingInterval, at most 24 h. Default 30 s.
 	PingTimeout time.Duration
+	// NATS ("nats") is the NATS link: off while its URL is "".
+	NATS NATSConfig
 	// Channels ("channels") maps each channel name to its rule. It holds
 	// ControlChannel if and only if StartControl is true.
 	Channels map[string]ChannelConfig
@@ -153,6 +155,12 @@ type ChannelConfig struct {
 	// the channel. Default true, except on the control channel, which never
 	// takes events from the network.
 	AcceptFromNet bool
+	// PropagateToNATS ("propagatetonats") sends the events that enter
+	// the bus on this channel to NATS. Default false.
+	PropagateToNATS bool
+	// AcceptFromNATS ("acceptfromnats") delivers the channel's events
+	// from NATS. Default false; never on the control channel.
+	AcceptFromNATS bool
 }
 
 // ConfigError lists every problem found in a configuration file.
@@ -274,6 +282,12 @@ func (c *Config) Redacted() *Config {
 	for i := range settings {
 		k := &settings[i]
 		if p, ok := k.field(&r).(*string); ok && k.secret && *p != "" {
+			*p = redactedSecret
+		}
+	}
+	for i := range natsKeys {
+		k := &natsKeys[i]
+		if p, ok := k.field(&r.NATS).(*string); ok && k.secret && *p != "" {
 			*p = redactedSecret
 		}
 	}

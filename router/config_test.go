@@ -385,6 +385,7 @@ func TestParseValues(t *testing.T) {
 			PingInterval: 2 * time.Second, PingTimeout: 7 * time.Second,
 			History: 0, GapTimeout: 500 * time.Millisecond,
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
+			NATS: natsDefaults,
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
 				"sensors.raw": chanRule("sensors.raw", `sensors\..*|logs`, true, false, false),
@@ -421,6 +422,7 @@ func TestDefaults(t *testing.T) {
 		History: 4 << 20, GapTimeout: 2 * time.Second,
 		SocketMode: 0o660, MaxFrame: 1 << 20, MaxPending: 8 << 20,
 		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second,
+		NATS:     natsDefaults,
 		Channels: map[string]ChannelConfig{ControlChannel: chanRule(ControlChannel, "", false, false, false)},
 	}
 	if d := fieldDiff(want, *Defaults()); d != "" {
@@ -463,6 +465,9 @@ func TestShippedConfig(t *testing.T) {
 		}
 		for i := range ruleKeys {
 			keys = append(keys, schemaKeyOf(&ruleKeys[i]))
+		}
+		for i := range natsKeys {
+			keys = append(keys, schemaKeyOf(&natsKeys[i]))
 		}
 		for _, k := range keys {
 			comment, ok := comments[k.name]
@@ -683,7 +688,10 @@ func TestRedacted(t *testing.T) {
 // know it.
 func TestSchemaCoversConfig(t *testing.T) {
 	t.Run("Config", func(t *testing.T) {
-		checkCovered(t, settings, map[string]bool{"File": true, "Channels": true})
+		checkCovered(t, settings, map[string]bool{"File": true, "Channels": true, "NATS": true})
+	})
+	t.Run("NATSConfig", func(t *testing.T) {
+		checkCovered(t, natsKeys, nil)
 	})
 	t.Run("ChannelConfig", func(t *testing.T) {
 		checkCovered(t, ruleKeys, map[string]bool{"Name": true, "Propagate": true})
@@ -721,6 +729,6 @@ func checkCovered[T any](t *testing.T, keys []key[T], notKeys map[string]bool) {
 // file type typ.
 func typeFits(typ fileType, goType string) bool {
 	want := map[fileType]string{tBool: "bool", tInt: "int", tString: "string", tRegexp: "string",
-		tDuration: "time.Duration", tMode: "fs.FileMode"}
+		tDuration: "time.Duration", tMode: "fs.FileMode", tStrings: "string"}
 	return want[typ] == goType
 }

@@ -27,6 +27,7 @@ const (
 	tMode                     // an octal string such as "0660"; an fs.FileMode field
 	tRegexp                   // false or a regular expression string; a string field, "" for false
 	tObject                   // an object: "channels", or one channel's rule
+	tStrings                  // a string or an array of strings; a string field, the strings joined by ","
 )
 
 // reloadEffect says what a reload that changes a key does.
@@ -96,6 +97,8 @@ func (k *key[T]) want() string {
 		return "false or a regular expression string"
 	case tObject:
 		return "an object"
+	case tStrings:
+		return "a string or an array of strings"
 	}
 	return "a string"
 }
@@ -191,6 +194,12 @@ var ruleKeys = []key[ChannelConfig]{
 	{name: "acceptfromnet", typ: tBool, def: true, check: checkAcceptFromNet,
 		doc:   "deliver the channel's events from the network (never on control)",
 		field: func(r *ChannelConfig) any { return &r.AcceptFromNet }},
+	{name: "propagatetonats", typ: tBool, def: false,
+		doc:   "send the channel's events to NATS",
+		field: func(r *ChannelConfig) any { return &r.PropagateToNATS }},
+	{name: "acceptfromnats", typ: tBool, def: false, check: checkAcceptFromNATS,
+		doc:   "deliver the channel's events from NATS (never on control)",
+		field: func(r *ChannelConfig) any { return &r.AcceptFromNATS }},
 }
 
 // value returns the key's field of t as a comparable value.
@@ -227,6 +236,8 @@ func (k *key[T]) fileValue(t *T) any {
 			return redactedSecret
 		case k.typ == tRegexp && v == "":
 			return false
+		case k.typ == tStrings:
+			return splitList(v)
 		}
 		return v
 	default:

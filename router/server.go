@@ -71,6 +71,7 @@ type Server struct {
 	mu       sync.Mutex
 	channels map[string]*channel.Channel
 	net      network
+	nats     natsState
 
 	started       time.Time
 	reloads       atomic.Uint64
@@ -236,6 +237,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// so that no event is routed into a channel that is already
 		// flushing.
 		s.stopNet()
+		s.stopNats()
 		for _, ch := range chans {
 			ch.Quiesce()
 		}
