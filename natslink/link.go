@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"os"
 	"strings"
 	"sync"
@@ -93,6 +94,7 @@ type Link struct {
 	// dropping is set from the first drop of a disconnected episode to
 	// the next reconnect: one log per episode.
 	dropping                                atomic.Bool
+	failures                                atomic.Uint64 // connection attempts failed in a row
 	eventsOut, eventsIn, dropped, malformed atomic.Uint64
 }
 
@@ -157,11 +159,23 @@ func (l *Link) options() ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(cfg.Name), nats.NoEcho(), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait), nats.ReconnectBufSize(buf),
-		nats.ConnectHandler(func(nc *nats.Conn) { l.log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted()) }),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			l.failures.Store(0)
+			l.dropping.Store(false)
+			l.log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			l.log.Warn("disconnected from NATS: reconnecting; events wait in the buffer", "err", err, "buffer", cfg.Buffer)
 		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			// The 1st, 2nd, 4th, 8th... failure: a NATS server that
+			// stays away must not flood the log.
+			if n := l.failures.Add(1); bits.OnesCount64(n) == 1 {
+				l.log.Warn("connecting to NATS failed; trying again", "url", redactURL(cfg.URL), "attempts", n, "err", err)
+			}
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			l.failures.Store(0)
 			l.dropping.Store(false)
 			l.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
