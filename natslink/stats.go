@@ -6,6 +6,9 @@ package natslink
 type Stats struct {
 	// Connected is true while the link is connected to a NATS server.
 	Connected bool `json:"connected" msgpack:"connected" metric:"netcluster_nats_connected" help:"1 while the server is connected to NATS."`
+	// Server is the URL of the NATS server connected to, without
+	// credentials; "" while disconnected.
+	Server string `json:"server" msgpack:"server"`
 	// EventsOut and EventsIn count the events sent and delivered.
 	EventsOut uint64 `json:"events_out" msgpack:"events_out" metric:"netcluster_nats_events_out_total" help:"Events sent to NATS."`
 	EventsIn  uint64 `json:"events_in" msgpack:"events_in" metric:"netcluster_nats_events_in_total" help:"Events received from NATS and delivered."`
@@ -31,7 +34,7 @@ func (l *Link) Stats() Stats {
 	ns := l.nc.Stats()
 	buffered, _ := l.nc.Buffered()
 	return Stats{
-		Connected: l.nc.IsConnected(),
+		Connected: l.nc.IsConnected(), Server: l.nc.ConnectedUrlRedacted(),
 		EventsOut: l.eventsOut.Load(), EventsIn: l.eventsIn.Load(),
 		MsgsOut: ns.OutMsgs, MsgsIn: ns.InMsgs, BytesOut: ns.OutBytes, BytesIn: ns.InBytes,
 		Reconnects: ns.Reconnects, Buffered: buffered,

@@ -56,7 +56,7 @@ func readNatsCounters(t reflect.Type, prefix []int) []natsCounter {
 		}
 		name := f.Tag.Get("metric")
 		if name == "" {
-			continue
+			continue // shown in stats alone
 		}
 		c := natsCounter{index: index, typ: prometheus.GaugeValue, desc: prometheus.NewDesc(name, f.Tag.Get("help"), nil, nil)}
 		switch f.Type.Kind() {
