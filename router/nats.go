@@ -169,6 +169,8 @@ func (s *Server) replyToNats(ev *wire.EventHeader) bool {
 // accepts events from NATS, and to the channel's propagation targets. It
 // is never sent on to NATS nor to the multicast group.
 func (s *Server) fromNats(ev *natslink.Event) {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
 	if !s.net.recent.Add(ev.ID) {
 		return // delivered already, by the other link or the old one
 	}

@@ -231,6 +231,8 @@ func (s *Server) toNet(ev *wire.EventHeader, frame []byte) {
 // is never sent back to the network. The link has already dropped
 // duplicates.
 func (s *Server) fromNet(from uuid.UUID, msg []byte) {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
 	ev, err := wire.ParseEvent(msg)
 	if err != nil {
 		s.net.malformed.Add(1)

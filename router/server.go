@@ -72,6 +72,10 @@ type Server struct {
 	channels map[string]*channel.Channel
 	net      network
 	nats     natsState
+	// linkMu makes the dedup of an event from a link and its delivery
+	// one step, so that with both links on, an event never overtakes
+	// one its sender sent before it.
+	linkMu sync.Mutex
 
 	started       time.Time
 	reloads       atomic.Uint64
