@@ -86,6 +86,8 @@ type Link struct {
 
 	pubMu  sync.Mutex
 	pubMsg nats.Msg // reused: PublishMsg copies it into nats.go's buffer
+	// subjects caches the subject of each channel published to.
+	subjects map[string]string
 
 	peers peerTable
 	stop  chan struct{}
@@ -126,6 +128,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	}
 	l.nc = nc
 	l.pubMsg.Header = nats.Header{}
+	l.subjects = make(map[string]string)
 	if _, err := nc.Subscribe(NodeSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.receive(true)); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("natslink: subscribing: %w", err)
@@ -266,23 +269,28 @@ func (l *Link) SetChannels(names []string) {
 // Publish sends an event on its channel's subject, or, when ev.To is
 // set, on the subject of node, the asker's server.
 func (l *Link) Publish(ev *Event, node uuid.UUID) error {
-	subject := Subject(l.cfg.Prefix, l.cfg.Cluster, ev.Channel)
-	if ev.To != uuid.Nil {
-		subject = NodeSubject(l.cfg.Prefix, l.cfg.Cluster, node)
-	}
 	l.pubMu.Lock()
 	m := &l.pubMsg
-	m.Subject, m.Data = subject, ev.Data
+	m.Subject, m.Data = l.subjects[ev.Channel], ev.Data
+	if m.Subject == "" {
+		m.Subject = Subject(l.cfg.Prefix, l.cfg.Cluster, ev.Channel)
+		if len(l.subjects) < maxSubjects {
+			l.subjects[ev.Channel] = m.Subject
+		}
+	}
 	h := m.Header
-	clear(h)
-	h[HeaderEvent] = []string{ev.Event}
-	h[HeaderID] = []string{ev.ID.String()}
-	h[HeaderOrigin] = []string{ev.Origin.String()}
-	h[HeaderSender] = []string{ev.Sender.String()}
+	for _, k := range [...]string{HeaderTo, HeaderRe, HeaderChannel} {
+		delete(h, k)
+	}
+	setHeader(h, HeaderEvent, ev.Event)
+	setHeader(h, HeaderID, ev.ID.String())
+	setHeader(h, HeaderOrigin, ev.Origin.String())
+	setHeader(h, HeaderSender, ev.Sender.String())
 	if ev.To != uuid.Nil {
-		h[HeaderTo] = []string{ev.To.String()}
-		h[HeaderRe] = []string{ev.Re.String()}
-		h[HeaderChannel] = []string{ev.Channel}
+		m.Subject = NodeSubject(l.cfg.Prefix, l.cfg.Cluster, node)
+		setHeader(h, HeaderTo, ev.To.String())
+		setHeader(h, HeaderRe, ev.Re.String())
+		setHeader(h, HeaderChannel, ev.Channel)
 	}
 	err := l.nc.PublishMsg(m)
 	m.Data = nil
@@ -302,6 +310,18 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 	}
 	l.dropped.Add(1)
 	return err
+}
+
+// maxSubjects bounds the cache of subjects.
+const maxSubjects = 4096
+
+// setHeader sets the one value of key in h, reusing its slice.
+func setHeader(h nats.Header, key, value string) {
+	if v := h[key]; len(v) == 1 {
+		v[0] = value
+		return
+	}
+	h[key] = []string{value}
 }
 
 // Close leaves NATS. Once it returns, nothing more is delivered; it is
