@@ -140,6 +140,11 @@ func checkNATSURL(c *checker, key string, n *NATSConfig) {
 			c.addAt([]string{key}, "%q: the scheme must be nats, tls, ws or wss", clipText(u, 60))
 			return
 		}
+		if p.User != nil {
+			// showconfig shows URLs: secrets go in the secret keys.
+			c.addAt([]string{key}, "a URL holds credentials; set them with user and password, or token, which are never shown")
+			return
+		}
 	}
 }
 

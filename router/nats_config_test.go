@@ -46,6 +46,7 @@ func TestNATSConfigErrors(t *testing.T) {
 		{"url list of numbers", `{"nats": {"url": ["a", 1]}}`, "nats.url", "a string or an array of strings"},
 		{"bad scheme", `{"nats": {"url": "http://a:80"}}`, "nats.url", "scheme"},
 		{"no host", `{"nats": {"url": "nats://"}}`, "nats.url", "not a NATS URL"},
+		{"credentials in the URL", `{"nats": {"url": ["nats://a", "nats://u:hunter2@b"]}}`, "nats.url", "user and password"},
 		{"user without password", `{"nats": {"url": "a", "user": "u"}}`, "nats.user", "no password"},
 		{"two ways", `{"nats": {"url": "a", "token": "t", "credsfile": "c"}}`, "nats.token", "exclusive"},
 		{"cert without key", `{"nats": {"url": "a", "tlscert": "c"}}`, "nats.tlscert", "together"},

@@ -2,10 +2,12 @@ package router_test
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/natslink"
@@ -283,4 +285,31 @@ func TestNATSPeersAndStats(t *testing.T) {
 		st, _ := ans["nats"].(map[string]any)
 		return fmt.Sprint(st["events_out"]) == "1" && st["connected"] == true
 	})
+}
+
+// TestNATSMetrics: the metrics endpoint exports the NATS counters while
+// there is a link, and the secrets never appear in stats or the log.
+func TestNATSMetrics(t *testing.T) {
+	ns := startNATS(t, 0, func(o *server.Options) { o.Username, o.Password = "nc", "hunter2" })
+	ts := routertest.NewServer(t, natsMembers(ns.ClientURL(), `"user": "nc", "password": "hunter2"`, bridged)+`, "metrics": "127.0.0.1:0"`)
+	waitNATS(t, ts)
+	if err := ts.Dial(t, "A").Emit("x", nil); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "the event to go out", func() bool { return natsStats(t, ts).EventsOut == 1 })
+	body := scrape(t, ts, "/metrics")
+	for _, want := range []string{"netcluster_nats_connected 1", "netcluster_nats_events_out_total 1", "netcluster_nats_dropped_total 0"} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	ctl := ts.Dial(t, "control")
+	for _, cmd := range []string{"stats", "showconfig", "peers"} {
+		if ans := fmt.Sprint(routertest.Control(t, ctl, cmd, nil)); strings.Contains(ans, "hunter2") {
+			t.Errorf("%s shows the password: %s", cmd, ans)
+		}
+	}
+	if strings.Contains(ts.Logs.String(), "hunter2") {
+		t.Error("the log shows the password")
+	}
 }
