@@ -47,6 +47,16 @@ type Config struct {
 	// Buffer bounds what is kept while disconnected, in bytes; 0 keeps
 	// nothing.
 	Buffer int
+	// JetStream takes the channels' events from a durable consumer
+	// (named Durable; "" is the host name) of a stream that keeps them
+	// for MaxAge, up to MaxBytes, instead of plain subscriptions.
+	JetStream bool
+	MaxAge    time.Duration
+	MaxBytes  int
+	Durable   string
+	// CatchUp delays the first delivery from the consumer, so that what
+	// was missed reaches clients that are reconnecting.
+	CatchUp time.Duration
 	// ReconnectWait is the pause between two rounds of connection
 	// attempts; 0 means 1 s.
 	ReconnectWait time.Duration
@@ -90,6 +100,7 @@ type Link struct {
 	subjects map[string]string
 
 	peers peerTable
+	js    jsState
 	stop  chan struct{}
 	wg    sync.WaitGroup
 
@@ -118,6 +129,9 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	l := &Link{cfg: cfg, log: cfg.Logger, deliver: deliver, closed: make(chan struct{}),
 		subs: make(map[string]*nats.Subscription), stop: make(chan struct{}),
 		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}}
+	// Before Connect: its handlers kick the consumer.
+	l.js.kick = make(chan struct{}, 1)
+	l.js.held = cfg.JetStream && cfg.CatchUp > 0
 	opts, err := l.options()
 	if err != nil {
 		return nil, err
@@ -142,6 +156,10 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	}
 	l.wg.Add(1)
 	go l.beat()
+	if cfg.JetStream {
+		l.wg.Add(1)
+		go l.jsLoop()
+	}
 	return l, nil
 }
 
@@ -163,6 +181,7 @@ func (l *Link) options() ([]nats.Option, error) {
 		nats.Name(cfg.Name), nats.NoEcho(), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait), nats.ReconnectBufSize(buf),
 		nats.ConnectHandler(func(nc *nats.Conn) {
+			l.jsKick()
 			l.failures.Store(0)
 			l.dropping.Store(false)
 			l.log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
@@ -178,6 +197,7 @@ func (l *Link) options() ([]nats.Option, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			l.jsKick()
 			l.failures.Store(0)
 			l.dropping.Store(false)
 			l.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
@@ -233,6 +253,10 @@ func redactURL(urls string) string {
 // SetChannels makes the link deliver the events of exactly the channels
 // named, subscribing and unsubscribing as needed.
 func (l *Link) SetChannels(names []string) {
+	if l.cfg.JetStream {
+		l.jsSetChannels(names)
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	want := make(map[string]bool, len(names))
@@ -336,6 +360,7 @@ func (l *Link) Close() {
 	l.deliverMu.Unlock()
 	close(l.stop)
 	l.wg.Wait()
+	l.jsStop()
 	l.nc.Close()
 	select {
 	case <-l.closed:

@@ -25,8 +25,17 @@ type Stats struct {
 	// Dropped counts the events dropped: the buffer was full while NATS
 	// was down.
 	Dropped uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_nats_dropped_total" help:"Events dropped because the buffer was full while NATS was down."`
+	// JetStreamLag is what the JetStream consumer has yet to deliver, as
+	// last asked (every heartbeat); 0 without JetStream.
+	JetStreamLag uint64 `json:"jetstream_lag" msgpack:"jetstream_lag" metric:"netcluster_nats_jetstream_lag" help:"Events the JetStream consumer has yet to deliver, as last asked."`
 	// Malformed counts the messages that were not events.
 	Malformed uint64 `json:"malformed" msgpack:"malformed" metric:"netcluster_nats_malformed_total" help:"Messages from NATS that were not events."`
+}
+
+func (l *Link) jsLagNow() uint64 {
+	l.js.mu.Lock()
+	defer l.js.mu.Unlock()
+	return l.js.lag
 }
 
 // Stats returns the link's counters.
@@ -39,5 +48,6 @@ func (l *Link) Stats() Stats {
 		MsgsOut: ns.OutMsgs, MsgsIn: ns.InMsgs, BytesOut: ns.OutBytes, BytesIn: ns.InBytes,
 		Reconnects: ns.Reconnects, Buffered: buffered,
 		Dropped: l.dropped.Load(), Malformed: l.malformed.Load(),
+		JetStreamLag: l.jsLagNow(),
 	}
 }

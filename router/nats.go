@@ -51,6 +51,10 @@ func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
 	if !n.On() {
 		return nil, nil
 	}
+	catchUp := n.CatchUp
+	if s.nats.link.Load() != nil {
+		catchUp = 0 // the link it replaces delivers until the swap: nothing to wait for
+	}
 	name := n.Name
 	if name == "" {
 		host, _ := os.Hostname()
@@ -61,6 +65,7 @@ func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
 		NKeyFile: cfg.natsPath(n.NKeyFile), CredsFile: cfg.natsPath(n.CredsFile),
 		CA: cfg.natsPath(n.CA), Cert: cfg.natsPath(n.Cert), Key: cfg.natsPath(n.Key),
 		Prefix: n.Prefix, Cluster: cfg.Cluster, Name: name, Node: s.node, Buffer: n.Buffer,
+		JetStream: n.JetStream, MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, Durable: n.Durable, CatchUp: catchUp,
 		Heartbeat: cfg.Heartbeat, PeerTimeout: cfg.PeerTimeout, Version: softwareVersion(),
 		Channels: func() []string { return s.Config().ChannelNames() }, Logger: s.log,
 	}, s.fromNats)

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/netcluster/netcluster/natslink"
 )
@@ -48,6 +49,19 @@ type NATSConfig struct {
 	// connection is down; past it events are dropped and counted. 0
 	// keeps nothing. Default 8 MiB.
 	Buffer int
+	// JetStream ("jetstream") takes the bridged channels' events through
+	// a JetStream stream that keeps them for MaxAge ("maxage") and up to
+	// MaxBytes ("maxbytes"), and a durable consumer named Durable
+	// ("durable"; "" is the host name): a server that was down gets what
+	// it missed. Default false, "1h", 64 MiB, "".
+	JetStream bool
+	MaxAge    time.Duration
+	MaxBytes  int
+	Durable   string
+	// CatchUp ("catchup") is how long a server that starts waits before
+	// it takes what it missed from the stream, so that its clients,
+	// which reconnect on their own, are back to hear it. Default "5s".
+	CatchUp time.Duration
 }
 
 // On reports whether the configuration connects to NATS.
@@ -91,6 +105,28 @@ var natsKeys = []key[NATSConfig]{
 	{name: "buffer", typ: tInt, def: 8 << 20, lo: 0, hi: maxNATSBuffer,
 		doc:   "bytes kept for NATS while disconnected; past them events are dropped",
 		field: func(n *NATSConfig) any { return &n.Buffer }},
+	{name: "jetstream", typ: tBool, def: false,
+		doc:   "keep the bridged events in a JetStream stream, for servers that were down",
+		field: func(n *NATSConfig) any { return &n.JetStream }},
+	{name: "maxage", typ: tDuration, def: "1h", lo: int64(time.Second), hi: int64(365 * 24 * time.Hour),
+		doc:   "how long the stream keeps an event",
+		field: func(n *NATSConfig) any { return &n.MaxAge }},
+	{name: "maxbytes", typ: tInt, def: 64 << 20, lo: 1 << 10, hi: 1 << 40,
+		doc:   "bytes the stream keeps at most",
+		field: func(n *NATSConfig) any { return &n.MaxBytes }},
+	{name: "catchup", typ: tDuration, def: "5s", lo: int64(time.Millisecond), hi: int64(time.Hour), off: true,
+		doc:   "how long a starting server waits for its clients before it delivers what it missed",
+		field: func(n *NATSConfig) any { return &n.CatchUp }},
+	{name: "durable", typ: tString, def: "", check: checkNATSDurable,
+		doc:   `name of this server's durable consumer; "" is the host name`,
+		field: func(n *NATSConfig) any { return &n.Durable }},
+}
+
+// checkNATSDurable: a consumer name is one subject token.
+func checkNATSDurable(c *checker, key string, n *NATSConfig) {
+	if n.Durable != "" && (strings.Contains(n.Durable, ".") || !natslink.ValidSubject(n.Durable)) {
+		c.addAt([]string{key}, "%q is not a consumer name: no '.', spaces, '*' nor '>'", clipText(n.Durable, 60))
+	}
 }
 
 // splitList is a tStrings value as the file lists it.

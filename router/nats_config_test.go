@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // natsDefaults is the nats object of a file that leaves it out.
-var natsDefaults = NATSConfig{Prefix: "netcluster", Buffer: 8 << 20}
+var natsDefaults = NATSConfig{Prefix: "netcluster", Buffer: 8 << 20, MaxAge: time.Hour, MaxBytes: 64 << 20, CatchUp: 5 * time.Second}
 
 func TestNATSConfig(t *testing.T) {
 	tests := []struct {
@@ -21,6 +22,8 @@ func TestNATSConfig(t *testing.T) {
 			NATSConfig{URL: "a:4222,nats://b:4222", Prefix: "x.y"}},
 		{"user and password", `{"nats": {"url": "nats://a", "user": "u", "password": "p"}}`,
 			NATSConfig{URL: "nats://a", User: "u", Password: "p", Prefix: "netcluster", Buffer: 8 << 20}},
+		{"jetstream", `{"nats": {"url": "a", "jetstream": true, "durable": "site-a_1"}}`,
+			NATSConfig{URL: "a", Prefix: "netcluster", Buffer: 8 << 20, JetStream: true, Durable: "site-a_1"}},
 		{"tls", `{"nats": {"url": "tls://a", "tlsca": "ca.pem", "tlscert": "c.pem", "tlskey": "k.pem"}}`,
 			NATSConfig{URL: "tls://a", CA: "ca.pem", Cert: "c.pem", Key: "k.pem", Prefix: "netcluster", Buffer: 8 << 20}},
 	}
@@ -30,6 +33,7 @@ func TestNATSConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			tt.want.MaxAge, tt.want.MaxBytes, tt.want.CatchUp = time.Hour, 64<<20, 5*time.Second // the defaults
 			if c.NATS != tt.want {
 				t.Errorf("NATS = %+v, want %+v", c.NATS, tt.want)
 			}
@@ -55,6 +59,8 @@ func TestNATSConfigErrors(t *testing.T) {
 		{"cluster with a dot", `{"cluster": "a.b", "nats": {"url": "a"}}`, "cluster", "token"},
 		{"secret placeholder", `{"nats": {"url": "a", "token": "(set)"}}`, "nats.token", "supply the secret"},
 		{"buffer out of range", `{"nats": {"url": "a", "buffer": -1}}`, "nats.buffer", "out of range"},
+		{"durable with a dot", `{"nats": {"url": "a", "jetstream": true, "durable": "a.b"}}`, "nats.durable", "consumer name"},
+		{"maxage too short", `{"nats": {"url": "a", "maxage": "1ms"}}`, "nats.maxage", "out of range"},
 		{"control from nats", `{"channels": {"control": {"acceptfromnats": true}}}`, "channels.control.acceptfromnats", "never"},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -311,5 +312,53 @@ func TestNATSMetrics(t *testing.T) {
 	}
 	if strings.Contains(ts.Logs.String(), "hunter2") {
 		t.Error("the log shows the password")
+	}
+}
+
+// TestNATSJetStreamCatchUp: with JetStream, a server that was down gets,
+// on start, what its channels missed, in order and once, and then the
+// live events; its clients, back by then, hear them.
+func TestNATSJetStreamCatchUp(t *testing.T) {
+	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	url := ns.ClientURL()
+	js := func(durable string) string {
+		return natsMembers(url, fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable), bridged)
+	}
+	s1 := routertest.NewServer(t, js("one"))
+	pub := s1.Dial(t, "A")
+	s2 := routertest.NewServer(t, js("two"))
+	r := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	probe(t, pub, r)
+	for i := range 5 {
+		if err := pub.Emit("before", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.WaitCount(t, "before", 5)
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 20
+	for i := range n {
+		if err := pub.Emit("missed", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "the stream to hold them", func() bool { return natsStats(t, s1).EventsOut >= n+6 })
+	s3 := routertest.NewServer(t, js("two")) // s2 again: a new node id, the same consumer
+	r3 := routertest.Record(t, s3.Dial(t, "A"), ".*")
+	r3.WaitCount(t, "missed", n)
+	if err := pub.Emit("after", 0); err != nil {
+		t.Fatal(err)
+	}
+	r3.WaitCount(t, "after", 1)
+	routertest.Fence(t, s3, "A", r3)
+	checkSeq(t, "caught up", dataOf(t, r3, "missed"), n)
+	if c := r3.Count("before") + r3.Count("probe"); c != 0 {
+		t.Errorf("the restarted server delivered %d events it had delivered before", c)
+	}
+	if c := r3.Count("after"); c != 1 {
+		t.Errorf("the live event after the catch-up came %d times", c)
 	}
 }
