@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/internal/wire"
+	"github.com/netcluster/netcluster/multicast"
 	"github.com/netcluster/netcluster/natslink"
 )
 
@@ -25,6 +26,10 @@ type natsState struct {
 	// askers remember the origin node of the events from NATS, by id:
 	// where the reply to one of them, a request, must go.
 	askers askerTable
+	// sent are the ids of the latest events sent to NATS: a reply from
+	// NATS is delivered only when it answers one of them, so that no one
+	// on NATS can address a local client out of the blue.
+	sent sentOnce
 
 	noChannel, refused, malformed, undeliverable, sendFailed atomic.Uint64
 }
@@ -37,7 +42,8 @@ type NATSStats struct {
 	// Refused those for a channel whose acceptfromnats is false.
 	NoChannel uint64 `json:"no_channel" msgpack:"no_channel" metric:"netcluster_nats_no_channel_total" help:"Events from NATS for a channel not served here."`
 	Refused   uint64 `json:"refused" msgpack:"refused" metric:"netcluster_nats_refused_total" help:"Events from NATS for a channel whose acceptfromnats is false."`
-	// Invalid counts events from NATS whose name or data is not valid.
+	// Invalid counts events from NATS whose name or data is not valid,
+	// and replies that answer no request sent from here.
 	Invalid uint64 `json:"invalid" msgpack:"invalid" metric:"netcluster_nats_invalid_total" help:"Events from NATS whose name or data is not valid."`
 	// Undeliverable counts replies from NATS whose asker is gone.
 	Undeliverable uint64 `json:"undeliverable" msgpack:"undeliverable" metric:"netcluster_nats_undeliverable_total" help:"Replies from NATS whose asker is not connected here."`
@@ -142,6 +148,7 @@ func (s *Server) toNats(r *route, ev *wire.EventHeader) {
 	if link == nil || !r.rule.PropagateToNATS {
 		return
 	}
+	s.nats.sent.add(ev.ID)
 	err := link.Publish(&natslink.Event{Channel: string(ev.Channel), Event: string(ev.Event),
 		ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, Data: ev.Data}, uuid.Nil)
 	if err == nil || errors.Is(err, natslink.ErrDropped) || errors.Is(err, natslink.ErrClosed) {
@@ -231,6 +238,11 @@ func (s *Server) natsFrame(ev *natslink.Event) (*channel.Event, *wire.EventHeade
 // replyFromNats delivers a reply from NATS to its asker, on whichever
 // channel it is connected to here.
 func (s *Server) replyFromNats(ev *natslink.Event) {
+	if !s.nats.sent.has(ev.Re) {
+		s.nats.malformed.Add(1)
+		s.log.Debug("dropped a reply from NATS to no request sent from here", "channel", ev.Channel, "to", ev.To)
+		return
+	}
 	for _, r := range s.table.Load().routes {
 		c := r.ch.Client(ev.To)
 		if c == nil {
@@ -299,6 +311,20 @@ func (t *askerTable) get(id uuid.UUID) (uuid.UUID, bool) {
 	n, ok := t.node[id]
 	return n, ok
 }
+
+// sentOnce is the set of the ids of the latest events sent to NATS.
+type sentOnce struct {
+	once   sync.Once
+	recent *multicast.Recent
+}
+
+func (s *sentOnce) ids() *multicast.Recent {
+	s.once.Do(func() { s.recent = multicast.NewRecent(maxAskers) })
+	return s.recent
+}
+
+func (s *sentOnce) add(id uuid.UUID)      { s.ids().Add(id) }
+func (s *sentOnce) has(id uuid.UUID) bool { return s.ids().Has(id) }
 
 // natsPeerAnswer shows a peer heard over NATS as peers and stats do;
 // its address is "nats".

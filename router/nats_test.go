@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/netcluster/netcluster/bus"
@@ -360,5 +361,34 @@ func TestNATSJetStreamCatchUp(t *testing.T) {
 	}
 	if c := r3.Count("after"); c != 1 {
 		t.Errorf("the live event after the catch-up came %d times", c)
+	}
+}
+
+// TestNATSForgedReply: a reply from NATS that answers no request sent
+// from this server reaches no one, even addressed to a real client.
+func TestNATSForgedReply(t *testing.T) {
+	ns := startNATS(t, 0)
+	ts := natsNode(t, ns.ClientURL())
+	victim := ts.Dial(t, "A")
+	r := routertest.Record(t, victim, ".*")
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	m := nats.NewMsg(natslink.NodeSubject("netcluster", "", ts.Node()))
+	m.Header.Set(natslink.HeaderEvent, "forged")
+	m.Header.Set(natslink.HeaderTo, victim.ID().String())
+	m.Header.Set(natslink.HeaderRe, uuid.NewString())
+	m.Header.Set(natslink.HeaderChannel, "A")
+	m.Data = []byte{0xc0}
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	routertest.WaitFor(t, "the reply to be dropped", func() bool { return natsStats(t, ts).Malformed+natsStats(t, ts).Invalid == 1 })
+	routertest.Fence(t, ts, "A", r)
+	if c := r.Count("forged"); c != 0 {
+		t.Errorf("the forged reply was delivered %d times", c)
 	}
 }
