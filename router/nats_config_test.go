@@ -3,6 +3,8 @@ package router
 import (
 	"errors"
 	"fmt"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -101,4 +103,25 @@ func TestNATSSecretsRedacted(t *testing.T) {
 			t.Errorf("the secret itself is lost: %+v", c.NATS)
 		}
 	}
+}
+
+// TestNATSMetricsDoc holds the metrics table of docs/operation.md to the
+// metric tags of NATSStats.
+func TestNATSMetricsDoc(t *testing.T) {
+	doc, err := os.ReadFile("../docs/operation.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(reflect.Type)
+	walk = func(typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if f.Anonymous {
+				walk(f.Type)
+			} else if name := f.Tag.Get("metric"); name != "" && !strings.Contains(string(doc), "`"+name+"`") {
+				t.Errorf("docs/operation.md does not list the metric %s (NATSStats.%s)", name, f.Name)
+			}
+		}
+	}
+	walk(reflect.TypeFor[NATSStats]())
 }
