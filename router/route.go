@@ -88,7 +88,7 @@ func (s *Server) sendTo(r *route, ev *channel.Event) {
 	for i := 0; c == nil && i < len(r.sources); i++ {
 		c = r.sources[i].Client(to)
 	}
-	if c == nil && s.replyToNats(&ev.Header) {
+	if c == nil && (s.replyToNats(&ev.Header) || s.replyToNet(ev)) {
 		return // the asker is on the server the request came from
 	}
 	if c == nil {
