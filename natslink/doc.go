@@ -16,13 +16,19 @@
 // nats.go program can so emit into a channel (HeaderEvent is the one
 // header it must set) and listen to one.
 //
+// With Config.JetStream, a stream keeps the cluster's subjects, and the
+// link takes its channels' events from a durable consumer of it instead
+// of plain subscriptions, so that a server that was down gets what it
+// missed.
+//
 // # Concurrency
 //
 // A Link is safe for concurrent use. Publish never blocks on the
 // network: nats.go buffers what it cannot send yet, up to Config.Buffer
 // bytes while disconnected, and Publish returns ErrDropped past that.
 // The deliver function is called from nats.go's goroutines, one per
-// subscribed channel, so events of one sender on one channel arrive in
-// the order they were sent. Close returns once nothing more is
-// delivered.
+// subscribed channel (or the JetStream consumer's), so events of one
+// sender on one channel arrive in the order they were sent. Close
+// returns once nothing more is delivered and the link's own goroutines
+// have ended.
 package natslink
