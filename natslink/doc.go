@@ -7,9 +7,11 @@
 //
 // An event of channel C in cluster K travels on the subject
 // "<prefix>.K.C" (K is "default" when the cluster name is empty). A reply
-// travels on "<prefix>.K.$node.<node id>", the subject of the server
-// that the request came from; heartbeats on "<prefix>.K.$hb". Channel
-// names never begin with '$', so these never clash with a channel.
+// travels on "<prefix>.$node.K.<node id>", the subject of the server
+// that the request came from; heartbeats on "<prefix>.$hb.K". The
+// server refuses a cluster name that begins with '$', so these never
+// clash with a channel's subject, and a JetStream stream on
+// "<prefix>.K.>" keeps events alone.
 //
 // The message's body is the event's data, one msgpack value; its
 // headers carry the rest (HeaderEvent and the others below). A plain

@@ -51,14 +51,17 @@ func Subject(prefix, cluster, channel string) string {
 	return prefix + "." + ClusterToken(cluster) + "." + channel
 }
 
-// NodeSubject is the subject of the replies for the asker on node.
+// NodeSubject is the subject of the replies for the asker on node. It
+// is outside <prefix>.<cluster>.>, the subjects of the channels, which a
+// JetStream stream keeps: replies are not kept.
 func NodeSubject(prefix, cluster string, node uuid.UUID) string {
-	return prefix + "." + ClusterToken(cluster) + "." + nodeToken + "." + node.String()
+	return prefix + "." + nodeToken + "." + ClusterToken(cluster) + "." + node.String()
 }
 
-// hbSubject is the subject of the heartbeats.
+// hbSubject is the subject of the heartbeats, outside the channels'
+// subjects too.
 func hbSubject(prefix, cluster string) string {
-	return prefix + "." + ClusterToken(cluster) + "." + hbToken
+	return prefix + "." + hbToken + "." + ClusterToken(cluster)
 }
 
 // ValidSubject reports whether s is a NATS subject without wildcards:

@@ -12,8 +12,8 @@ func TestSubjects(t *testing.T) {
 	tests := []struct{ name, got, want string }{
 		{"channel", Subject("netcluster", "plant", "A.b"), "netcluster.plant.A.b"},
 		{"cluster \"\"", Subject("p.q", "", "A"), "p.q.default.A"},
-		{"node", NodeSubject("netcluster", "", node), "netcluster.default.$node.6e6f6465-0000-4000-8000-000000000001"},
-		{"heartbeats", hbSubject("netcluster", "lab"), "netcluster.lab.$hb"},
+		{"node", NodeSubject("netcluster", "", node), "netcluster.$node.default.6e6f6465-0000-4000-8000-000000000001"},
+		{"heartbeats", hbSubject("netcluster", "lab"), "netcluster.$hb.lab"},
 		{"stream", StreamName("p.q", "lab"), "p_q_lab"},
 		{"redacted URL", redactURL("nats://u:p@a:4222,tls://b:1"), "nats://(redacted)@a:4222,tls://b:1"},
 	}
@@ -51,9 +51,9 @@ func TestDecode(t *testing.T) {
 		{"no event name", msg("p.K.A", nil), false, false},
 		{"bad id", msg("p.K.A", map[string]string{HeaderEvent: "e", HeaderID: "x"}), false, false},
 		{"addressed on a channel", msg("p.K.A", map[string]string{HeaderEvent: "e", HeaderTo: id.String()}), false, false},
-		{"reply on a node", msg("p.K.$node.x", map[string]string{HeaderEvent: "e", HeaderTo: id.String(), HeaderChannel: "A"}), true, true},
-		{"not a reply on a node", msg("p.K.$node.x", map[string]string{HeaderEvent: "e", HeaderChannel: "A"}), true, false},
-		{"reply without its channel", msg("p.K.$node.x", map[string]string{HeaderEvent: "e", HeaderTo: id.String()}), true, false},
+		{"reply on a node", msg("p.$node.K.x", map[string]string{HeaderEvent: "e", HeaderTo: id.String(), HeaderChannel: "A"}), true, true},
+		{"not a reply on a node", msg("p.$node.K.x", map[string]string{HeaderEvent: "e", HeaderChannel: "A"}), true, false},
+		{"reply without its channel", msg("p.$node.K.x", map[string]string{HeaderEvent: "e", HeaderTo: id.String()}), true, false},
 	}
 	for _, tt := range tests {
 		ev, ok := decode(tt.m, "p.K.", tt.node)

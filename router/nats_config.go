@@ -230,8 +230,8 @@ func checkNATSPrefix(c *checker, key string, n *NATSConfig) {
 
 // checkNATSCluster: the cluster name is a token of every subject.
 func (c *checker) checkNATSCluster(cfg *Config) {
-	if cfg.NATS.On() && cfg.Cluster != "" && (strings.Contains(cfg.Cluster, ".") || !natslink.ValidSubject(cfg.Cluster)) {
-		c.addAt([]string{"cluster"}, "%q is a token of the NATS subjects: no '.', spaces, '*' nor '>'", clipText(cfg.Cluster, 60))
+	if cfg.NATS.On() && cfg.Cluster != "" && (strings.Contains(cfg.Cluster, ".") || strings.HasPrefix(cfg.Cluster, "$") || !natslink.ValidSubject(cfg.Cluster)) {
+		c.addAt([]string{"cluster"}, "%q is a token of the NATS subjects: no '.', spaces, '*' nor '>', no '$' first", clipText(cfg.Cluster, 60))
 	}
 }
 

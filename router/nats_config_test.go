@@ -59,6 +59,7 @@ func TestNATSConfigErrors(t *testing.T) {
 		{"bad prefix", `{"nats": {"url": "a", "prefix": "a..b"}}`, "nats.prefix", "not a NATS subject"},
 		{"wildcard prefix", `{"nats": {"url": "a", "prefix": "a.>"}}`, "nats.prefix", "not a NATS subject"},
 		{"cluster with a dot", `{"cluster": "a.b", "nats": {"url": "a"}}`, "cluster", "token"},
+		{"cluster beginning with $", `{"cluster": "$node", "nats": {"url": "a"}}`, "cluster", "token"},
 		{"secret placeholder", `{"nats": {"url": "a", "token": "(set)"}}`, "nats.token", "supply the secret"},
 		{"buffer out of range", `{"nats": {"url": "a", "buffer": -1}}`, "nats.buffer", "out of range"},
 		{"durable with a dot", `{"nats": {"url": "a", "jetstream": true, "durable": "a.b"}}`, "nats.durable", "consumer name"},
