@@ -77,6 +77,8 @@ type plan struct {
 	net linkChange
 	// metrics is the metrics listener's change.
 	metrics linkChange
+	// nats is the NATS link's change.
+	nats linkChange
 }
 
 // makePlan works out what applying cfg changes on a server that runs old
@@ -108,6 +110,7 @@ func makePlan(old, cfg *Config, open map[string]openChannel) plan {
 	}
 	p.net = changeOf(old.ConnectToNet, cfg.ConnectToNet, netKeysDiffer(old, cfg))
 	p.metrics = changeOf(old.Metrics != "", cfg.Metrics != "", old.Metrics != cfg.Metrics)
+	p.nats = changeOf(old.NATS.On(), cfg.NATS.On(), natsKeysDiffer(old, cfg))
 	return p
 }
 
@@ -127,6 +130,8 @@ type transaction struct {
 	remoded    []string                    // kept channels whose mode is changed
 	newMetrics *metricsServer              // the new metrics listener
 	commitNet  func()                      // swaps the new multicast link in
+	commitNats func()                      // swaps the new NATS link in
+	undoNats   func()                      // closes it
 }
 
 // apply makes cfg the server's configuration, for Start (start true, the
@@ -186,6 +191,11 @@ func (t *transaction) prepare() error {
 		}
 		t.remoded = append(t.remoded, name)
 	}
+	commitNats, undoNats, err := s.prepareNats(cfg, t.plan.nats)
+	if err != nil {
+		return t.failed(err)
+	}
+	t.commitNats, t.undoNats = commitNats, undoNats
 	commitNet, err := s.prepareNet(t.old, cfg, t.plan.net)
 	if err != nil {
 		if t.start {
@@ -218,6 +228,9 @@ func (t *transaction) undo() {
 	if t.newMetrics != nil {
 		t.newMetrics.close()
 	}
+	if t.undoNats != nil {
+		t.undoNats()
+	}
 }
 
 // commit swaps in what prepare opened and the new routing table, applies
@@ -242,6 +255,7 @@ func (t *transaction) commit(applied func(ReloadReport)) {
 	s.mu.Unlock()
 	t.commitNet()
 	s.applyMemoryLimit(t.old, cfg)
+	t.commitNats()
 	if t.plan.metrics != linkSame {
 		prev := s.metrics
 		s.metrics = t.newMetrics

@@ -168,6 +168,8 @@ type Config struct {
 	// a recent event for clients that resume: 1ms..24h, or 0 to keep
 	// none. Default 30 s.
 	RetainAge time.Duration
+	// NATS ("nats") is the NATS link: off while its URL is "".
+	NATS NATSConfig
 	// Channels ("channels") maps each channel name to its rule. It holds
 	// ControlChannel if and only if StartControl is true.
 	Channels map[string]ChannelConfig
@@ -217,6 +219,12 @@ type ChannelConfig struct {
 	// falls behind: "block" (the default) holds back the publishers that
 	// feed it, "drop" drops it at maxpending and never slows a publisher.
 	Overflow string
+	// PropagateToNATS ("propagatetonats") sends the events that enter
+	// the bus on this channel to NATS. Default false.
+	PropagateToNATS bool
+	// AcceptFromNATS ("acceptfromnats") delivers the channel's events
+	// from NATS. Default false; never on the control channel.
+	AcceptFromNATS bool
 }
 
 // ConfigError lists every problem found in a configuration file.
@@ -338,6 +346,12 @@ func (c *Config) Redacted() *Config {
 	for i := range settings {
 		k := &settings[i]
 		if p, ok := k.field(&r).(*string); ok && k.secret && *p != "" {
+			*p = redactedSecret
+		}
+	}
+	for i := range natsKeys {
+		k := &natsKeys[i]
+		if p, ok := k.field(&r.NATS).(*string); ok && k.secret && *p != "" {
 			*p = redactedSecret
 		}
 	}

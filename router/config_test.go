@@ -407,6 +407,7 @@ func TestParseValues(t *testing.T) {
 			History: 0, GapTimeout: 500 * time.Millisecond, FlowControl: "none", MaxRate: 10_000_000,
 			RetainBytes: 65536, RetainAge: 5 * time.Second,
 			Socket: "/var/run/netcluster-{channel}", SocketMode: 0o600, MaxFrame: 65536, MaxPending: 65536, Metrics: "127.0.0.1:9464",
+			NATS: natsDefaults,
 			Channels: map[string]ChannelConfig{
 				"control":     chanRule("control", "logs", true, true, false),
 				"sensors.raw": withOverflow(withMode(chanRule("sensors.raw", `sensors\..*|logs`, true, false, false), 0o600), overflowDrop),
@@ -444,6 +445,7 @@ func TestDefaults(t *testing.T) {
 		SocketMode: 0o660, MaxFrame: 1 << 20, MaxPending: 8 << 20,
 		PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second, StallTimeout: 2 * time.Second,
 		RetainBytes: 4 << 20, RetainAge: 30 * time.Second,
+		NATS:     natsDefaults,
 		Channels: map[string]ChannelConfig{ControlChannel: chanRule(ControlChannel, "", false, false, false)},
 	}
 	if d := fieldDiff(want, *Defaults()); d != "" {
@@ -486,6 +488,9 @@ func TestShippedConfig(t *testing.T) {
 		}
 		for i := range ruleKeys {
 			keys = append(keys, schemaKeyOf(&ruleKeys[i]))
+		}
+		for i := range natsKeys {
+			keys = append(keys, schemaKeyOf(&natsKeys[i]))
 		}
 		for _, k := range keys {
 			comment, ok := comments[k.name]
@@ -706,7 +711,10 @@ func TestRedacted(t *testing.T) {
 // know it.
 func TestSchemaCoversConfig(t *testing.T) {
 	t.Run("Config", func(t *testing.T) {
-		checkCovered(t, settings, map[string]bool{"File": true, "Channels": true})
+		checkCovered(t, settings, map[string]bool{"File": true, "Channels": true, "NATS": true})
+	})
+	t.Run("NATSConfig", func(t *testing.T) {
+		checkCovered(t, natsKeys, nil)
 	})
 	t.Run("ChannelConfig", func(t *testing.T) {
 		checkCovered(t, ruleKeys, map[string]bool{"Name": true, "Propagate": true, "AllowSet": true, "PublishSet": true})
@@ -744,7 +752,7 @@ func checkCovered[T any](t *testing.T, keys []key[T], notKeys map[string]bool) {
 // file type typ.
 func typeFits(typ fileType, goType string) bool {
 	want := map[fileType]string{tBool: "bool", tInt: "int", tString: "string", tRegexp: "string",
-		tDuration: "time.Duration", tMode: "fs.FileMode",
+		tDuration: "time.Duration", tMode: "fs.FileMode", tStrings: "string",
 		tList: "string"} // a list's value is its entries joined, to compare
 	return want[typ] == goType
 }

@@ -167,7 +167,10 @@ func (c *checker) decode(v *hujson.Value, f *map[string]any) bool {
 func (c *checker) build(f map[string]any) *Config {
 	cfg := &Config{}
 	fill(c, "", settings, f, cfg)
+	nats, _ := f[natsKey].(map[string]any)
+	fill(c, natsKey+".", natsKeys, nats, &cfg.NATS)
 	c.crossCheck(cfg)
+	c.checkNATSCluster(cfg)
 	rules, _ := f[channelsKey].(map[string]any)
 	cfg.Channels = c.channels(rules, cfg.StartControl)
 	c.inheritSocketMode(cfg)
@@ -214,6 +217,10 @@ func (c *checker) set(key string, typ fileType, dst, v any, lo, hi int64, off bo
 	case *string:
 		if typ == tRegexp {
 			*p = c.expression(key, v)
+			return
+		}
+		if typ == tStrings {
+			*p = joinList(v)
 			return
 		}
 		*p, _ = v.(string)

@@ -20,6 +20,7 @@ const (
 	topShape      shape = iota // the settings and "channels"
 	channelsShape              // channel name -> rule
 	ruleShape                  // the keys of one rule
+	natsShape                  // the keys of the nats object
 )
 
 // slot is where a member's value goes: the type the file spells it with,
@@ -86,9 +87,16 @@ func (sh shape) slotOf(name string) (slot, string) {
 		if i := indexOf(ruleKeys, name); i >= 0 {
 			return slot{typ: ruleKeys[i].typ, want: ruleKeys[i].want()}, ""
 		}
+	case natsShape:
+		if i := indexOf(natsKeys, name); i >= 0 {
+			return slot{typ: natsKeys[i].typ, want: natsKeys[i].want()}, ""
+		}
 	default:
 		if name == channelsKey {
 			return slot{typ: tObject, sub: channelsShape}, ""
+		}
+		if name == natsKey {
+			return slot{typ: tObject, sub: natsShape}, ""
 		}
 		if i := indexOf(settings, name); i >= 0 {
 			return slot{typ: settings[i].typ, want: settings[i].want()}, ""
@@ -106,10 +114,16 @@ func (sh shape) keys() []string {
 		}
 		return keys
 	}
+	if sh == natsShape {
+		for i := range natsKeys {
+			keys = append(keys, natsKeys[i].name)
+		}
+		return keys
+	}
 	for i := range settings {
 		keys = append(keys, settings[i].name)
 	}
-	return append(keys, channelsKey)
+	return append(keys, natsKey, channelsKey)
 }
 
 // indexOf returns the index of the key called name, or -1.
@@ -129,6 +143,16 @@ func (c *checker) value(key string, v *hujson.Value, s slot) bool {
 	}
 	if s.typ == tList {
 		return c.list(key, v, s)
+	}
+	if arr, ok := v.Value.(*hujson.Array); ok && s.typ == tStrings {
+		for i := range arr.Elements {
+			if lit, _ := arr.Elements[i].Value.(hujson.Literal); literalFits(lit, tString) != nil {
+				c.add(arr.Elements[i].StartOffset, key, "want %s, got an array holding %s", s.want, describeValue(&arr.Elements[i]))
+				return false
+			}
+		}
+		c.at[key] = v.StartOffset
+		return true
 	}
 	lit, _ := v.Value.(hujson.Literal)
 	switch fit := literalFits(lit, s.typ); {
@@ -160,7 +184,7 @@ func literalFits(lit hujson.Literal, t fileType) error {
 			return nil
 		}
 	case '"':
-		if t == tString || t == tDuration || t == tMode || t == tRegexp {
+		if t == tString || t == tDuration || t == tMode || t == tRegexp || t == tStrings {
 			if !utf8.Valid(lit) {
 				return errBadUTF8 // encoding/json would make it U+FFFD
 			}

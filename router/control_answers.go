@@ -142,6 +142,7 @@ type ChannelSummary struct {
 // PeersAnswer answers peers.
 type PeersAnswer struct {
 	Network bool         `json:"network" msgpack:"network"` // whether the server has joined the multicast group
+	NATS    bool         `json:"nats" msgpack:"nats"`       // whether the server has a NATS link
 	Peers   []PeerAnswer `json:"peers" msgpack:"peers"`
 }
 
@@ -193,7 +194,8 @@ type StatsAnswer struct {
 	Channels      map[string]channel.Stats `json:"channels" msgpack:"channels"`
 	Total         channel.Stats            `json:"total" msgpack:"total"` // the channels' counters summed
 	Network       NetworkAnswer            `json:"network" msgpack:"network"`
-	Peers         map[string]PeerAnswer    `json:"peers" msgpack:"peers"` // by node id
+	NATS          *NATSStats               `json:"nats,omitempty" msgpack:"nats,omitempty"` // with a NATS link only
+	Peers         map[string]PeerAnswer    `json:"peers" msgpack:"peers"`                   // by node id
 }
 
 // LogLevelAnswer answers loglevel.

@@ -145,6 +145,7 @@ func (s *Server) ctlPeers(*controlReq, args) (*PeersAnswer, error) {
 	for _, p := range s.Peers() {
 		out.Peers = append(out.Peers, peerAnswer(p))
 	}
+	s.addNatsPeers(out)
 	return out, nil
 }
 
@@ -160,6 +161,7 @@ func (s *Server) ctlStats(*controlReq, args) (*StatsAnswer, error) {
 		out.Channels[ci.Name] = ci.Stats
 		addStats(&out.Total, ci.Stats)
 	}
+	s.addNatsStats(out)
 	return out, nil
 }
 

@@ -2,7 +2,8 @@
 // together: the configuration (HuJSON, validated strictly, with every
 // problem named by file, line and key), the routing table built from the
 // channels' propagation rules, and the embeddable Server that opens one
-// channel.Channel per configured channel and routes events between them.
+// channel.Channel per configured channel and routes events between them,
+// and bridges them to other servers over UDP multicast and NATS.
 //
 // # Routing
 //
@@ -16,7 +17,9 @@
 // An event addressed to one client (a reply: wire.Message.To is set) is
 // not fanned out. It goes to that client only, looked up on the sender's
 // channel and on the channels whose rules reach the sender's channel;
-// if it is not there, the event is dropped and counted.
+// if it is not there but the request came from another server, the
+// reply goes back to that server (netreply.go, nats.go); else the event
+// is dropped and counted.
 //
 // # Network
 //
@@ -27,6 +30,17 @@
 // propagation targets, and never back to the network. The link drops
 // duplicates, its own datagrams and those of other clusters. Peers and
 // NetStats describe the link.
+//
+// # NATS
+//
+// With nats.url, the Server also (or instead) bridges channels through
+// NATS with a natslink.Link: events that enter here on a channel with
+// propagatetonats are published on <prefix>.<cluster>.<channel>; events
+// from NATS are delivered to a channel with acceptfromnats and its
+// propagation targets, never sent on. Both links share one dedup by
+// event id, and Server.linkMu makes dedup and delivery one step, so an
+// event that arrives over both is delivered once and in order. NATSStats
+// and NATSPeers describe the link.
 //
 // # Control, reload and metrics
 //

@@ -33,6 +33,7 @@ func (s *Server) startMetrics(addr string) (*metricsServer, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		&statsCollector{s: s},
+		&natsCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -241,6 +241,8 @@ func (s *Server) toNet(ev *wire.EventHeader, frame []byte) {
 // dropped here, so that an event that another kind of link brings too,
 // or that a peer sends twice, is delivered once.
 func (s *Server) fromNet(from uuid.UUID, msg []byte) {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
 	ev, err := wire.ParseEvent(msg)
 	if err != nil {
 		s.net.malformed.Add(1)
@@ -251,10 +253,7 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 		return // delivered already, by the link a reload replaced
 	}
 	if ev.To != ([16]byte{}) {
-		// Replies are delivered to one local client and are never sent
-		// to the network: one arriving from there is forged or broken.
-		s.net.malformed.Add(1)
-		s.log.Debug("dropped an addressed event from the network", "peer", from, "channel", string(ev.Channel))
+		s.replyFromNet(from, &ev, msg) // netreply.go
 		return
 	}
 	r := s.table.Load().routes[string(ev.Channel)]

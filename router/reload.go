@@ -90,5 +90,5 @@ func sameRule(a, b ChannelConfig) bool {
 
 // changedSettings lists, sorted, the top-level keys whose values differ.
 func changedSettings(a, b *Config) []string {
-	return slices.Sorted(slices.Values(differ(settings, a, b, func(*key[Config]) bool { return true })))
+	return slices.Sorted(slices.Values(append(differ(settings, a, b, func(*key[Config]) bool { return true }), natsDiffer(a, b)...)))
 }

@@ -74,6 +74,7 @@ func (s *Server) handler(name string) channel.Handler {
 		if r.rule.PropagateToNet {
 			s.toNet(hdr, ev.Frame())
 		}
+		s.toNats(r, hdr)
 	}
 }
 
@@ -86,6 +87,9 @@ func (s *Server) sendTo(r *route, ev *channel.Event) {
 	c := r.ch.Client(to)
 	for i := 0; c == nil && i < len(r.sources); i++ {
 		c = r.sources[i].Client(to)
+	}
+	if c == nil && (s.replyToNats(&ev.Header) || s.replyToNet(ev)) {
+		return // the asker is on the server the request came from
 	}
 	if c == nil {
 		r.ch.CountUndeliverable()

@@ -29,6 +29,7 @@ const (
 	tRegexp                   // false or a regular expression string; a string field, "" for false
 	tObject                   // an object: "channels", or one channel's rule
 	tList                     // a list of strings and integers; a []string field
+	tStrings                  // a string or an array of strings; a string field, the strings joined by ","
 )
 
 // reloadEffect says what a reload that changes a key does.
@@ -100,6 +101,8 @@ func (k *key[T]) want() string {
 		return "an object"
 	case tList:
 		return "a list of names and numbers"
+	case tStrings:
+		return "a string or an array of strings"
 	}
 	return "a string"
 }
@@ -234,6 +237,12 @@ var ruleKeys = []key[ChannelConfig]{
 	{name: "overflow", typ: tString, def: overflowBlock, check: checkOverflow,
 		doc:   `"block" holds publishers back for a slow client, "drop" drops it at maxpending`,
 		field: func(r *ChannelConfig) any { return &r.Overflow }},
+	{name: "propagatetonats", typ: tBool, def: false,
+		doc:   "send the channel's events to NATS",
+		field: func(r *ChannelConfig) any { return &r.PropagateToNATS }},
+	{name: "acceptfromnats", typ: tBool, def: false, check: checkAcceptFromNATS,
+		doc:   "deliver the channel's events from NATS (never on control)",
+		field: func(r *ChannelConfig) any { return &r.AcceptFromNATS }},
 }
 
 // value returns the key's field of t as a comparable value.
@@ -275,6 +284,8 @@ func (k *key[T]) fileValue(t *T) any {
 			return redactedSecret
 		case k.typ == tRegexp && v == "":
 			return false
+		case k.typ == tStrings:
+			return splitList(v)
 		}
 		return v
 	default:

@@ -44,6 +44,9 @@ func TestConfigReferenceDoc(t *testing.T) {
 	for i := range ruleKeys {
 		check(ruleKeys[i].name, ruleKeys[i].def)
 	}
+	for i := range natsKeys {
+		check(natsKeys[i].name, natsKeys[i].def)
+	}
 }
 
 // TestRelinkKeysDoc holds the list of keys that reopen the multicast

@@ -71,6 +71,11 @@ type Server struct {
 	mu       sync.Mutex
 	channels map[string]*channel.Channel
 	net      network
+	nats     natsState
+	// linkMu makes the dedup of an event from a link and its delivery
+	// one step, so that with both links on, an event never overtakes
+	// one its sender sent before it.
+	linkMu sync.Mutex
 
 	started       time.Time
 	reloads       atomic.Uint64
@@ -252,6 +257,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// so that no event is routed into a channel that is already
 		// flushing.
 		s.stopNet()
+		s.stopNats()
 		if ctx.Err() == nil {
 			for _, ch := range chans {
 				ch.Drain() // every channel's clients at once: see Channel.Drain

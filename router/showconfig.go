@@ -18,6 +18,7 @@ func configMap(c *Config) map[string]any {
 	}
 	m := fileMap(settings, c)
 	m[channelsKey] = chans
+	m[natsKey] = natsShown(c)
 	return m
 }
 

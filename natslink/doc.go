@@ -1,0 +1,36 @@
+// Package natslink is the server's link to NATS: it publishes the events
+// of bridged channels on NATS subjects and hands what it receives on
+// them to its caller, bytes in and out, as package multicast does for
+// UDP multicast.
+//
+// # Subjects and messages
+//
+// An event of channel C in cluster K travels on the subject
+// "<prefix>.K.C" (K is "default" when the cluster name is empty). A reply
+// travels on "<prefix>.$node.K.<node id>", the subject of the server
+// that the request came from; heartbeats on "<prefix>.$hb.K". The
+// server refuses a cluster name that begins with '$', so these never
+// clash with a channel's subject, and a JetStream stream on
+// "<prefix>.K.>" keeps events alone.
+//
+// The message's body is the event's data, one msgpack value; its
+// headers carry the rest (HeaderEvent and the others below). A plain
+// nats.go program can so emit into a channel (HeaderEvent is the one
+// header it must set) and listen to one.
+//
+// With Config.JetStream, a stream keeps the cluster's subjects, and the
+// link takes its channels' events from a durable consumer of it instead
+// of plain subscriptions, so that a server that was down gets what it
+// missed.
+//
+// # Concurrency
+//
+// A Link is safe for concurrent use. Publish never blocks on the
+// network: nats.go buffers what it cannot send yet, up to Config.Buffer
+// bytes while disconnected, and Publish returns ErrDropped past that.
+// The deliver function is called from nats.go's goroutines, one per
+// subscribed channel (or the JetStream consumer's), so events of one
+// sender on one channel arrive in the order they were sent. Close
+// returns once nothing more is delivered and the link's own goroutines
+// have ended.
+package natslink

@@ -1,0 +1,165 @@
+package natslink
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// jsState is the link's JetStream consumer, with Config.JetStream: the
+// events of the accepted channels come from a durable consumer of a
+// stream that keeps them, instead of plain subscriptions, so that a
+// server that was down gets what it missed, in order.
+type jsState struct {
+	mu       sync.Mutex
+	subjects []string // the consumer's filter: the accepted channels' subjects
+	cons     jetstream.Consumer
+	cc       jetstream.ConsumeContext
+	kick     chan struct{} // (re)connected: apply again
+	lag      uint64        // what the consumer has yet to deliver, as last asked
+	held     bool          // until Config.CatchUp has passed: no consumer yet
+}
+
+// StreamName is the name of the stream of a prefix and a cluster.
+func StreamName(prefix, cluster string) string {
+	return strings.ReplaceAll(prefix+"_"+ClusterToken(cluster), ".", "_")
+}
+
+// durableName is the consumer's name: Config.Durable, or the host name.
+func (l *Link) durableName() string {
+	if l.cfg.Durable != "" {
+		return l.cfg.Durable
+	}
+	host, _ := os.Hostname()
+	return strings.NewReplacer(".", "_", " ", "_", "*", "_", ">", "_").Replace(host)
+}
+
+// jsLoop applies the consumer again after each (re)connection, and asks
+// how far behind it is every heartbeat, until Close.
+func (l *Link) jsLoop() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.cfg.Heartbeat)
+	defer t.Stop()
+	catchUp := time.NewTimer(l.cfg.CatchUp)
+	defer catchUp.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-catchUp.C:
+			l.js.mu.Lock()
+			l.js.held = false
+			l.js.mu.Unlock()
+			l.jsApply()
+		case <-l.js.kick:
+			l.jsApply()
+		case <-t.C:
+			l.jsLag()
+		}
+	}
+}
+
+// jsKick asks jsLoop to apply the consumer again.
+func (l *Link) jsKick() {
+	if l.cfg.JetStream {
+		select {
+		case l.js.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// jsApply makes the stream when it is missing, and the durable consumer
+// for the current filter, and starts consuming. While disconnected it
+// does nothing: the connection's handlers kick it again.
+func (l *Link) jsApply() {
+	l.js.mu.Lock()
+	defer l.js.mu.Unlock()
+	if !l.nc.IsConnected() || l.js.held {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	js, err := jetstream.New(l.nc)
+	if err != nil {
+		l.log.Warn("JetStream unavailable", "err", err)
+		return
+	}
+	name := StreamName(l.cfg.Prefix, l.cfg.Cluster)
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{Subject(l.cfg.Prefix, l.cfg.Cluster, ">")},
+		MaxAge: l.cfg.MaxAge, MaxBytes: int64(l.cfg.MaxBytes), Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage})
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		l.log.Warn("creating the JetStream stream failed", "stream", name, "err", err)
+		return
+	}
+	if len(l.js.subjects) == 0 {
+		if l.js.cc != nil {
+			l.js.cc.Stop()
+			l.js.cc = nil
+		}
+		return
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, name, jetstream.ConsumerConfig{Durable: l.durableName(),
+		FilterSubjects: l.js.subjects, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		l.log.Warn("creating the JetStream consumer failed", "stream", name, "consumer", l.durableName(), "err", err)
+		return
+	}
+	l.js.cons = cons
+	if l.js.cc == nil {
+		handle := l.receive(false)
+		l.js.cc, err = cons.Consume(func(m jetstream.Msg) {
+			handle(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+			m.Ack()
+		})
+		if err != nil {
+			l.log.Warn("consuming from JetStream failed", "consumer", l.durableName(), "err", err)
+			return
+		}
+		l.log.Info("consuming from JetStream", "stream", name, "consumer", l.durableName())
+	}
+}
+
+// jsLag asks the consumer how many events it has yet to deliver.
+func (l *Link) jsLag() {
+	l.js.mu.Lock()
+	cons := l.js.cons
+	l.js.mu.Unlock()
+	if cons == nil || !l.nc.IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if info, err := cons.Info(ctx); err == nil {
+		l.js.mu.Lock()
+		l.js.lag = info.NumPending + uint64(info.NumAckPending)
+		l.js.mu.Unlock()
+	}
+}
+
+// jsSetChannels sets the consumer's filter to the channels named.
+func (l *Link) jsSetChannels(names []string) {
+	l.js.mu.Lock()
+	l.js.subjects = l.js.subjects[:0]
+	for _, name := range names {
+		l.js.subjects = append(l.js.subjects, Subject(l.cfg.Prefix, l.cfg.Cluster, name))
+	}
+	l.js.mu.Unlock()
+	l.jsApply()
+}
+
+// jsStop stops consuming.
+func (l *Link) jsStop() {
+	l.js.mu.Lock()
+	defer l.js.mu.Unlock()
+	if l.js.cc != nil {
+		l.js.cc.Stop()
+		l.js.cc = nil
+	}
+}

@@ -1,0 +1,372 @@
+package natslink
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+)
+
+// Errors of Publish.
+var (
+	// ErrDropped: the connection is down and its buffer is full.
+	ErrDropped = errors.New("natslink: buffer full while disconnected: event dropped")
+	// ErrClosed: the link is closed.
+	ErrClosed = errors.New("natslink: link closed")
+)
+
+// Config sets up a link. URL is required; the zero value of every other
+// field is usable.
+type Config struct {
+	// URL lists the NATS servers, joined by ",".
+	URL string
+	// Authentication: at most one of User (with Password), Token,
+	// NKeyFile (an nkey seed file) and CredsFile.
+	User, Password, Token string
+	NKeyFile, CredsFile   string
+	// TLS: CA checks the servers' certificates; Cert and Key are the
+	// client's. Files.
+	CA, Cert, Key string
+	// Prefix begins every subject; "" means "netcluster".
+	Prefix string
+	// Cluster is the cluster name, a token of every subject.
+	Cluster string
+	// Name is the connection's name.
+	Name string
+	// Node is this server's node id: its subject for replies, and the
+	// origin of the messages the link ignores as its own.
+	Node uuid.UUID
+	// Buffer bounds what is kept while disconnected, in bytes; 0 keeps
+	// nothing.
+	Buffer int
+	// JetStream takes the channels' events from a durable consumer
+	// (named Durable; "" is the host name) of a stream that keeps them
+	// for MaxAge, up to MaxBytes, instead of plain subscriptions.
+	JetStream bool
+	MaxAge    time.Duration
+	MaxBytes  int
+	Durable   string
+	// CatchUp delays the first delivery from the consumer, so that what
+	// was missed reaches clients that are reconnecting.
+	CatchUp time.Duration
+	// ReconnectWait is the pause between two rounds of connection
+	// attempts; 0 means 1 s.
+	ReconnectWait time.Duration
+	// Heartbeat is how often the link announces the server; 0 means 1 s.
+	// PeerTimeout is how long a silent peer stays in Peers; 0 means 5 s.
+	Heartbeat, PeerTimeout time.Duration
+	// Version is what heartbeats announce as the server's software.
+	Version string
+	// Channels, when set, returns the channels the heartbeats announce.
+	Channels func() []string
+	// Logger receives the link's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Event is an event as it crosses NATS. Data is one msgpack value; in
+// what the link delivers it is valid only during the call.
+type Event struct {
+	Channel, Event             string
+	ID, Origin, Sender, To, Re uuid.UUID
+	Data                       []byte
+}
+
+// Link is a connection to NATS. Its methods are safe for concurrent use.
+type Link struct {
+	cfg     Config
+	log     *slog.Logger
+	nc      *nats.Conn
+	deliver func(*Event)
+	closed  chan struct{} // closed by nats.go's ClosedHandler
+
+	// mu guards subs; deliverMu lets Close wait for a delivery under
+	// way, and stops those that come after it.
+	mu        sync.Mutex
+	subs      map[string]*nats.Subscription // channel -> its subscription
+	deliverMu sync.RWMutex
+	done      bool
+
+	pubMu  sync.Mutex
+	pubMsg nats.Msg // reused: PublishMsg copies it into nats.go's buffer
+	// subjects caches the subject of each channel published to.
+	subjects map[string]string
+
+	peers peerTable
+	js    jsState
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	// dropping is set from the first drop of a disconnected episode to
+	// the next reconnect: one log per episode.
+	dropping                                atomic.Bool
+	failures                                atomic.Uint64 // connection attempts failed in a row
+	eventsOut, eventsIn, dropped, malformed atomic.Uint64
+}
+
+// Open connects to NATS, or starts connecting in the background when no
+// server answers yet: events published meanwhile wait in the buffer.
+// deliver receives every event from NATS of a channel that SetChannels
+// named, and every reply addressed to this node, but never an event
+// whose origin is this node.
+func Open(cfg Config, deliver func(*Event)) (*Link, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "netcluster"
+	}
+	cfg.Heartbeat = cmpOr(cfg.Heartbeat, time.Second)
+	cfg.PeerTimeout = cmpOr(cfg.PeerTimeout, 5*time.Second)
+	cfg.ReconnectWait = cmpOr(cfg.ReconnectWait, time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	l := &Link{cfg: cfg, log: cfg.Logger, deliver: deliver, closed: make(chan struct{}),
+		subs: make(map[string]*nats.Subscription), stop: make(chan struct{}),
+		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}}
+	// Before Connect: its handlers kick the consumer.
+	l.js.kick = make(chan struct{}, 1)
+	l.js.held = cfg.JetStream && cfg.CatchUp > 0
+	opts, err := l.options()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("natslink: connecting to %s: %w", cfg.URL, err)
+	}
+	l.nc = nc
+	l.pubMsg.Header = nats.Header{}
+	l.subjects = make(map[string]string)
+	if _, err := nc.Subscribe(NodeSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.receive(true)); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("natslink: subscribing: %w", err)
+	}
+	if _, err := nc.Subscribe(hbSubject(cfg.Prefix, cfg.Cluster), l.heard); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("natslink: subscribing: %w", err)
+	}
+	if !nc.IsConnected() {
+		l.log.Warn("NATS is not reachable yet: connecting in the background", "url", redactURL(cfg.URL))
+	}
+	l.wg.Add(1)
+	go l.beat()
+	if cfg.JetStream {
+		l.wg.Add(1)
+		go l.jsLoop()
+	}
+	return l, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// options are the nats.go options of cfg.
+func (l *Link) options() ([]nats.Option, error) {
+	cfg := l.cfg
+	buf := cfg.Buffer
+	if buf <= 0 {
+		buf = -1 // nats.go: no buffering
+	}
+	opts := []nats.Option{
+		nats.Name(cfg.Name), nats.NoEcho(), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
+		nats.ReconnectWait(cfg.ReconnectWait), nats.ReconnectBufSize(buf),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			l.jsKick()
+			l.failures.Store(0)
+			l.dropping.Store(false)
+			l.log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			l.log.Warn("disconnected from NATS: reconnecting; events wait in the buffer", "err", err, "buffer", cfg.Buffer)
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			// The 1st, 2nd, 4th, 8th... failure: a NATS server that
+			// stays away must not flood the log.
+			if n := l.failures.Add(1); bits.OnesCount64(n) == 1 {
+				l.log.Warn("connecting to NATS failed; trying again", "url", redactURL(cfg.URL), "attempts", n, "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			l.jsKick()
+			l.failures.Store(0)
+			l.dropping.Store(false)
+			l.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(l.closed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			l.log.Warn("NATS reported an error", "subject", subj, "err", err)
+		}),
+	}
+	switch {
+	case cfg.User != "":
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	case cfg.Token != "":
+		opts = append(opts, nats.Token(cfg.Token))
+	case cfg.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(cfg.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("natslink: nkeyfile: %w", err)
+		}
+		opts = append(opts, o)
+	case cfg.CredsFile != "":
+		if _, err := os.Stat(cfg.CredsFile); err != nil {
+			return nil, fmt.Errorf("natslink: credsfile: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.CA != "" {
+		opts = append(opts, nats.RootCAs(cfg.CA))
+	}
+	if cfg.Cert != "" {
+		opts = append(opts, nats.ClientCert(cfg.Cert, cfg.Key))
+	}
+	return opts, nil
+}
+
+// redactURL drops the user information from URLs for logs.
+func redactURL(urls string) string {
+	var out []string
+	for _, u := range strings.Split(urls, ",") {
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			scheme, _, _ := strings.Cut(u, "://")
+			u = scheme + "://(redacted)@" + u[at+1:]
+		}
+		out = append(out, u)
+	}
+	return strings.Join(out, ",")
+}
+
+// SetChannels makes the link deliver the events of exactly the channels
+// named, subscribing and unsubscribing as needed.
+func (l *Link) SetChannels(names []string) {
+	if l.cfg.JetStream {
+		l.jsSetChannels(names)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	want := make(map[string]bool, len(names))
+	for _, name := range names {
+		want[name] = true
+		if l.subs[name] != nil {
+			continue
+		}
+		sub, err := l.nc.Subscribe(Subject(l.cfg.Prefix, l.cfg.Cluster, name), l.receive(false))
+		if err != nil {
+			l.log.Warn("subscribing to a channel on NATS failed", "channel", name, "err", err)
+			continue
+		}
+		// What a slow delivery leaves waiting is bounded by nats.go's
+		// pending limits; past them NATS drops and ErrorHandler logs.
+		l.subs[name] = sub
+	}
+	for name, sub := range l.subs {
+		if !want[name] {
+			sub.Unsubscribe()
+			delete(l.subs, name)
+		}
+	}
+	// Once the server has the subscriptions, what is published after
+	// SetChannels returns is delivered. A link still connecting sends
+	// them when it connects.
+	if l.nc.IsConnected() {
+		if err := l.nc.FlushTimeout(5 * time.Second); err != nil {
+			l.log.Debug("NATS did not confirm the subscriptions", "err", err)
+		}
+	}
+}
+
+// Publish sends an event on its channel's subject, or, when ev.To is
+// set, on the subject of node, the asker's server.
+func (l *Link) Publish(ev *Event, node uuid.UUID) error {
+	l.pubMu.Lock()
+	m := &l.pubMsg
+	m.Subject, m.Data = l.subjects[ev.Channel], ev.Data
+	if m.Subject == "" {
+		m.Subject = Subject(l.cfg.Prefix, l.cfg.Cluster, ev.Channel)
+		if len(l.subjects) < maxSubjects {
+			l.subjects[ev.Channel] = m.Subject
+		}
+	}
+	h := m.Header
+	for _, k := range [...]string{HeaderTo, HeaderRe, HeaderChannel} {
+		delete(h, k)
+	}
+	setHeader(h, HeaderEvent, ev.Event)
+	setHeader(h, HeaderID, ev.ID.String())
+	setHeader(h, HeaderOrigin, ev.Origin.String())
+	setHeader(h, HeaderSender, ev.Sender.String())
+	if ev.To != uuid.Nil {
+		m.Subject = NodeSubject(l.cfg.Prefix, l.cfg.Cluster, node)
+		setHeader(h, HeaderTo, ev.To.String())
+		setHeader(h, HeaderRe, ev.Re.String())
+		setHeader(h, HeaderChannel, ev.Channel)
+	}
+	err := l.nc.PublishMsg(m)
+	m.Data = nil
+	l.pubMu.Unlock()
+	switch {
+	case err == nil:
+		l.eventsOut.Add(1)
+		return nil
+	case errors.Is(err, nats.ErrReconnectBufExceeded):
+		l.dropped.Add(1)
+		if !l.dropping.Swap(true) {
+			l.log.Warn("NATS is down and its buffer is full: events are dropped until it is back", "buffer", l.cfg.Buffer)
+		}
+		return ErrDropped
+	case errors.Is(err, nats.ErrConnectionClosed):
+		return ErrClosed
+	}
+	l.dropped.Add(1)
+	return err
+}
+
+// maxSubjects bounds the cache of subjects.
+const maxSubjects = 4096
+
+// setHeader sets the one value of key in h, reusing its slice.
+func setHeader(h nats.Header, key, value string) {
+	if v := h[key]; len(v) == 1 {
+		v[0] = value
+		return
+	}
+	h[key] = []string{value}
+}
+
+// Close leaves NATS. Once it returns, nothing more is delivered; it is
+// idempotent.
+func (l *Link) Close() {
+	l.deliverMu.Lock()
+	if l.done {
+		l.deliverMu.Unlock()
+		return
+	}
+	l.done = true
+	l.deliverMu.Unlock()
+	close(l.stop)
+	l.wg.Wait()
+	l.jsStop()
+	l.nc.Close()
+	select {
+	case <-l.closed:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// Connected reports whether the link is connected to a NATS server now.
+func (l *Link) Connected() bool { return l.nc.IsConnected() }

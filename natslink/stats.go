@@ -1,0 +1,53 @@
+package natslink
+
+// Stats are the link's counters. Each field's tags say where it is
+// shown: json and msgpack name it in the stats control answer, metric
+// (with help) in the Prometheus metrics.
+type Stats struct {
+	// Connected is true while the link is connected to a NATS server.
+	Connected bool `json:"connected" msgpack:"connected" metric:"netcluster_nats_connected" help:"1 while the server is connected to NATS."`
+	// Server is the URL of the NATS server connected to, without
+	// credentials; "" while disconnected.
+	Server string `json:"server" msgpack:"server"`
+	// EventsOut and EventsIn count the events sent and delivered.
+	EventsOut uint64 `json:"events_out" msgpack:"events_out" metric:"netcluster_nats_events_out_total" help:"Events sent to NATS."`
+	EventsIn  uint64 `json:"events_in" msgpack:"events_in" metric:"netcluster_nats_events_in_total" help:"Events received from NATS and delivered."`
+	// MsgsOut, MsgsIn, BytesOut and BytesIn are the connection's, as
+	// nats.go counts them: heartbeats included, headers not.
+	MsgsOut  uint64 `json:"msgs_out" msgpack:"msgs_out" metric:"netcluster_nats_messages_out_total" help:"NATS messages sent, heartbeats included."`
+	MsgsIn   uint64 `json:"msgs_in" msgpack:"msgs_in" metric:"netcluster_nats_messages_in_total" help:"NATS messages received, heartbeats included."`
+	BytesOut uint64 `json:"bytes_out" msgpack:"bytes_out" metric:"netcluster_nats_bytes_out_total" help:"Bytes of the NATS messages sent."`
+	BytesIn  uint64 `json:"bytes_in" msgpack:"bytes_in" metric:"netcluster_nats_bytes_in_total" help:"Bytes of the NATS messages received."`
+	// Reconnects counts the reconnections since the link opened.
+	Reconnects uint64 `json:"reconnects" msgpack:"reconnects" metric:"netcluster_nats_reconnects_total" help:"Reconnections to NATS."`
+	// Buffered is what waits in the buffer now, in bytes.
+	Buffered int `json:"buffered" msgpack:"buffered" metric:"netcluster_nats_buffered_bytes" help:"Bytes waiting for NATS in the buffer."`
+	// Dropped counts the events dropped: the buffer was full while NATS
+	// was down.
+	Dropped uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_nats_dropped_total" help:"Events dropped because the buffer was full while NATS was down."`
+	// JetStreamLag is what the JetStream consumer has yet to deliver, as
+	// last asked (every heartbeat); 0 without JetStream.
+	JetStreamLag uint64 `json:"jetstream_lag" msgpack:"jetstream_lag" metric:"netcluster_nats_jetstream_lag" help:"Events the JetStream consumer has yet to deliver, as last asked."`
+	// Malformed counts the messages that were not events.
+	Malformed uint64 `json:"malformed" msgpack:"malformed" metric:"netcluster_nats_malformed_total" help:"Messages from NATS that were not events."`
+}
+
+func (l *Link) jsLagNow() uint64 {
+	l.js.mu.Lock()
+	defer l.js.mu.Unlock()
+	return l.js.lag
+}
+
+// Stats returns the link's counters.
+func (l *Link) Stats() Stats {
+	ns := l.nc.Stats()
+	buffered, _ := l.nc.Buffered()
+	return Stats{
+		Connected: l.nc.IsConnected(), Server: l.nc.ConnectedUrlRedacted(),
+		EventsOut: l.eventsOut.Load(), EventsIn: l.eventsIn.Load(),
+		MsgsOut: ns.OutMsgs, MsgsIn: ns.InMsgs, BytesOut: ns.OutBytes, BytesIn: ns.InBytes,
+		Reconnects: ns.Reconnects, Buffered: buffered,
+		Dropped: l.dropped.Load(), Malformed: l.malformed.Load(),
+		JetStreamLag: l.jsLagNow(),
+	}
+}

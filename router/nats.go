@@ -1,0 +1,337 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
+	"github.com/netcluster/netcluster/multicast"
+	"github.com/netcluster/netcluster/natslink"
+)
+
+// natsState is the server's NATS link, when the configuration has a
+// nats.url, and the counters of what the router did with its events.
+type natsState struct {
+	// link is nil when not connected. A reload that changes the nats
+	// keys swaps in a new link; while both run, the network's dedup
+	// (network.recent) delivers an event once.
+	link atomic.Pointer[natslink.Link]
+	// askers remember the origin node of the events from NATS, by id:
+	// where the reply to one of them, a request, must go.
+	askers askerTable
+	// sent are the ids of the latest events sent to NATS: a reply from
+	// NATS is delivered only when it answers one of them, so that no one
+	// on NATS can address a local client out of the blue.
+	sent sentOnce
+
+	noChannel, refused, malformed, undeliverable, sendFailed atomic.Uint64
+}
+
+// NATSStats are the counters of the NATS link, as stats shows them
+// under "nats" and the metrics export them (netcluster_nats_*).
+type NATSStats struct {
+	natslink.Stats
+	// NoChannel counts events from NATS for a channel not served here;
+	// Refused those for a channel whose acceptfromnats is false.
+	NoChannel uint64 `json:"no_channel" msgpack:"no_channel" metric:"netcluster_nats_no_channel_total" help:"Events from NATS for a channel not served here."`
+	Refused   uint64 `json:"refused" msgpack:"refused" metric:"netcluster_nats_refused_total" help:"Events from NATS for a channel whose acceptfromnats is false."`
+	// Invalid counts events from NATS whose name or data is not valid,
+	// and replies that answer no request sent from here.
+	Invalid uint64 `json:"invalid" msgpack:"invalid" metric:"netcluster_nats_invalid_total" help:"Events from NATS whose name or data is not valid."`
+	// Undeliverable counts replies from NATS whose asker is gone.
+	Undeliverable uint64 `json:"undeliverable" msgpack:"undeliverable" metric:"netcluster_nats_undeliverable_total" help:"Replies from NATS whose asker is not connected here."`
+}
+
+// openNats opens the NATS link that cfg asks for, or returns nil when
+// cfg has no nats.url. The link connects in the background when NATS is
+// not reachable yet.
+func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
+	n := cfg.NATS
+	if !n.On() {
+		return nil, nil
+	}
+	catchUp := n.CatchUp
+	if s.nats.link.Load() != nil {
+		catchUp = 0 // the link it replaces delivers until the swap: nothing to wait for
+	}
+	name := n.Name
+	if name == "" {
+		host, _ := os.Hostname()
+		name = "ncserver " + host
+	}
+	link, err := natslink.Open(natslink.Config{
+		URL: n.URL, User: n.User, Password: n.Password, Token: n.Token,
+		NKeyFile: cfg.natsPath(n.NKeyFile), CredsFile: cfg.natsPath(n.CredsFile),
+		CA: cfg.natsPath(n.CA), Cert: cfg.natsPath(n.Cert), Key: cfg.natsPath(n.Key),
+		Prefix: n.Prefix, Cluster: cfg.Cluster, Name: name, Node: s.node, Buffer: n.Buffer,
+		JetStream: n.JetStream, MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, Durable: n.Durable, CatchUp: catchUp,
+		Heartbeat: cfg.Heartbeat, PeerTimeout: cfg.PeerTimeout, Version: softwareVersion(),
+		Channels: func() []string { return s.Config().ChannelNames() }, Logger: s.log,
+	}, s.fromNats)
+	if err != nil {
+		return nil, fmt.Errorf("router: nats: %w", err)
+	}
+	s.log.Info("NATS link opened", "subjects", natslink.Subject(n.Prefix, cfg.Cluster, ">"), "node", s.node)
+	return link, nil
+}
+
+// natsKeysDiffer reports whether the NATS link must be reopened: a key
+// of the nats object changed, or one of the top-level keys it uses.
+func natsKeysDiffer(a, b *Config) bool {
+	return len(natsDiffer(a, b)) > 0 || a.Cluster != b.Cluster || a.Heartbeat != b.Heartbeat || a.PeerTimeout != b.PeerTimeout
+}
+
+// natsChannels are the channels of cfg whose events are taken from NATS.
+func natsChannels(cfg *Config) []string {
+	var out []string
+	for _, name := range cfg.ChannelNames() {
+		if cfg.Channels[name].AcceptFromNATS {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// prepareNats opens the new NATS link when change says so, and returns
+// the step that swaps it in (commit) and the one that closes it when the
+// configuration is not applied after all (undo). The new link
+// subscribes to the channels at commit, before the old one closes, so
+// nothing is missed; the dedup drops what both deliver. A reload that
+// keeps the link only changes its subscriptions, at commit.
+func (s *Server) prepareNats(cfg *Config, change linkChange) (commit, undo func(), err error) {
+	next := s.nats.link.Load()
+	if change != linkSame {
+		if next, err = s.openNats(cfg); err != nil {
+			return nil, nil, err
+		}
+		undo = func() {
+			if next != nil {
+				next.Close()
+			}
+		}
+	}
+	commit = func() {
+		if next != nil {
+			next.SetChannels(natsChannels(cfg))
+		}
+		if change == linkSame {
+			return
+		}
+		if prev := s.nats.link.Swap(next); prev != nil {
+			prev.Close()
+		}
+		if next == nil {
+			s.log.Info("NATS link closed: the configuration has no nats.url now")
+		}
+	}
+	return commit, undo, nil
+}
+
+// stopNats closes the NATS link; nothing arrives from NATS after it.
+func (s *Server) stopNats() {
+	if l := s.nats.link.Swap(nil); l != nil {
+		l.Close()
+	}
+}
+
+// toNats sends an event that entered the bus here on a propagatetonats
+// channel to NATS. The link copies the data before Publish returns.
+func (s *Server) toNats(r *route, ev *wire.EventHeader) {
+	link := s.nats.link.Load()
+	if link == nil || !r.rule.PropagateToNATS {
+		return
+	}
+	s.nats.sent.add(ev.ID)
+	err := link.Publish(&natslink.Event{Channel: string(ev.Channel), Event: string(ev.Event),
+		ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, Data: ev.Data}, uuid.Nil)
+	if err == nil || errors.Is(err, natslink.ErrDropped) || errors.Is(err, natslink.ErrClosed) {
+		return // the link counts and logs its drops
+	}
+	if n := s.nats.sendFailed.Add(1); bits.OnesCount64(n) == 1 {
+		s.log.Warn("sending an event to NATS failed", "channel", string(ev.Channel), "failures", n, "err", err)
+	}
+}
+
+// replyToNats sends a reply whose asker is not connected here to the
+// server its request came from over NATS, if one did: it reports whether
+// it did.
+func (s *Server) replyToNats(ev *wire.EventHeader) bool {
+	link := s.nats.link.Load()
+	if link == nil {
+		return false
+	}
+	node, ok := s.nats.askers.get(ev.Re)
+	if !ok {
+		return false
+	}
+	err := link.Publish(&natslink.Event{Channel: string(ev.Channel), Event: string(ev.Event),
+		ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, To: ev.To, Re: ev.Re, Data: ev.Data}, node)
+	return err == nil || errors.Is(err, natslink.ErrDropped)
+}
+
+// fromNats delivers an event from NATS: a reply to its one local
+// client, anything else to the channel it names when that channel
+// accepts events from NATS, and to the channel's propagation targets. It
+// is never sent on to NATS nor to the multicast group.
+func (s *Server) fromNats(ev *natslink.Event) {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	if !s.net.recent.Add(ev.ID) {
+		return // delivered already, by the other link or the old one
+	}
+	if ev.To != uuid.Nil {
+		s.replyFromNats(ev)
+		return
+	}
+	r := s.table.Load().routes[ev.Channel]
+	switch {
+	case r == nil:
+		s.nats.noChannel.Add(1)
+		s.log.Debug("dropped an event from NATS for a channel not served here", "channel", ev.Channel)
+		return
+	case !r.rule.AcceptFromNATS:
+		s.nats.refused.Add(1)
+		return
+	}
+	out, hdr, ok := s.natsFrame(ev)
+	if !ok {
+		return
+	}
+	if ev.Origin != uuid.Nil {
+		s.nats.askers.put(ev.ID, ev.Origin)
+	}
+	if r.rule.DumpToConsole {
+		s.dump(hdr)
+	}
+	r.ch.SendEvent(out, nil)
+	for _, d := range r.targets {
+		d.SendEvent(out, nil)
+	}
+}
+
+// natsFrame makes the frame of an event from NATS, checking its name
+// and data.
+func (s *Server) natsFrame(ev *natslink.Event) (*channel.Event, *wire.EventHeader, bool) {
+	m := wire.Message{ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, Channel: ev.Channel, Event: ev.Event,
+		Data: ev.Data, To: ev.To, InReplyTo: ev.Re}
+	frame := wire.AppendEvent(make([]byte, 0, wire.HeaderLen+64+len(ev.Channel)+len(ev.Event)+len(ev.Data)), &m)
+	hdr, err := wire.ParseEvent(frame[wire.HeaderLen:])
+	if err == nil {
+		err = wire.CheckEventName(ev.Event)
+	}
+	if err != nil || len(frame) > s.Config().MaxFrame+wire.HeaderLen {
+		s.nats.malformed.Add(1)
+		s.log.Debug("dropped an invalid event from NATS", "channel", ev.Channel, "event", wire.Clip(ev.Event, 64), "err", err)
+		return nil, nil, false
+	}
+	out := channel.NewEvent(frame)
+	return &out, &hdr, true
+}
+
+// replyFromNats delivers a reply from NATS to its asker, on whichever
+// channel it is connected to here.
+func (s *Server) replyFromNats(ev *natslink.Event) {
+	if !s.nats.sent.has(ev.Re) {
+		s.nats.malformed.Add(1)
+		s.log.Debug("dropped a reply from NATS to no request sent from here", "channel", ev.Channel, "to", ev.To)
+		return
+	}
+	for _, r := range s.table.Load().routes {
+		c := r.ch.Client(ev.To)
+		if c == nil {
+			continue
+		}
+		if out, _, ok := s.natsFrame(ev); ok {
+			c.SendEvent(out)
+		}
+		return
+	}
+	s.nats.undeliverable.Add(1)
+	s.log.Debug("reply from NATS dropped: its asker is not connected", "channel", ev.Channel, "to", ev.To)
+}
+
+// NATSStats returns the counters of the NATS link; ok is false when the
+// server has none.
+func (s *Server) NATSStats() (st NATSStats, ok bool) {
+	link := s.nats.link.Load()
+	if link == nil {
+		return st, false
+	}
+	return NATSStats{Stats: link.Stats(), NoChannel: s.nats.noChannel.Load(), Refused: s.nats.refused.Load(),
+		Invalid: s.nats.malformed.Load(), Undeliverable: s.nats.undeliverable.Load()}, true
+}
+
+// NATSPeers returns the servers heard from over NATS lately; nil
+// without a NATS link.
+func (s *Server) NATSPeers() []natslink.Peer {
+	if link := s.nats.link.Load(); link != nil {
+		return link.Peers()
+	}
+	return nil
+}
+
+// askerTable maps the ids of the latest events from NATS to their
+// origin node. It is safe for concurrent use.
+type askerTable struct {
+	mu   sync.Mutex
+	ring []uuid.UUID
+	next int
+	node map[uuid.UUID]uuid.UUID
+}
+
+// maxAskers is how many events from NATS can be answered across
+// servers at once.
+const maxAskers = 16384
+
+func (t *askerTable) put(id, node uuid.UUID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.node == nil {
+		t.ring = make([]uuid.UUID, maxAskers)
+		t.node = make(map[uuid.UUID]uuid.UUID, maxAskers)
+	}
+	if old := t.ring[t.next]; old != uuid.Nil {
+		delete(t.node, old)
+	}
+	t.ring[t.next] = id
+	t.next = (t.next + 1) % maxAskers
+	t.node[id] = node
+}
+
+func (t *askerTable) get(id uuid.UUID) (uuid.UUID, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, ok := t.node[id]
+	return n, ok
+}
+
+// sentOnce is the set of the ids of the latest events sent to NATS.
+type sentOnce struct {
+	once   sync.Once
+	recent *multicast.Recent
+}
+
+func (s *sentOnce) ids() *multicast.Recent {
+	s.once.Do(func() { s.recent = multicast.NewRecent(maxAskers) })
+	return s.recent
+}
+
+func (s *sentOnce) add(id uuid.UUID)      { s.ids().Add(id) }
+func (s *sentOnce) has(id uuid.UUID) bool { return s.ids().Has(id) }
+
+// natsPeerAnswer shows a peer heard over NATS as peers and stats do;
+// its address is "nats".
+func natsPeerAnswer(p natslink.Peer) PeerAnswer {
+	return PeerAnswer{
+		Node: p.Node.String(), Host: p.Host, PID: p.PID, Version: p.Version, Channels: list(p.Channels), Addr: "nats",
+		FirstSeen: p.FirstSeen.UTC().Format(time.RFC3339Nano), LastSeen: p.LastSeen.UTC().Format(time.RFC3339Nano),
+		Datagrams: p.Msgs, Bytes: p.Bytes,
+	}
+}

@@ -1,0 +1,50 @@
+package router_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+// TestNATSAndMulticast: with both links on, every event reaches the
+// other server over both, and is delivered once, in the order sent.
+func TestNATSAndMulticast(t *testing.T) {
+	mcasttest.Need(t)
+	ns := startNATS(t, 0)
+	port := mcasttest.Port()
+	members := netMembers(port, "both", fmt.Sprintf(`"nats": {"url": %q},
+"channels": {"A": {"propagatetonet": true, "propagatetonats": true, "acceptfromnats": true}}`, ns.ClientURL()))
+	s1, s2 := routertest.NewServer(t, members), routertest.NewServer(t, members)
+	waitPeers(t, s1, s2)
+	waitNATS(t, s1, s2)
+	pub := s1.Dial(t, "A", bus.Name("pub"))
+	r := routertest.Record(t, s2.Dial(t, "A", bus.Name("sub")), ".*")
+	probe(t, pub, r)
+
+	const n = 500
+	for i := range n {
+		if err := pub.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.WaitCount(t, "n", n)
+	// Both links have delivered what they carry once the NATS link and
+	// the multicast link have each brought the fence's event.
+	routertest.WaitFor(t, "both links to carry every event", func() bool {
+		st, _ := s2.NATSStats()
+		return st.EventsIn >= n && s2.NetStats().Link.Delivered+s2.NetStats().Link.Duplicates >= n
+	})
+	routertest.Fence(t, s2, "A", r)
+	got := dataOf(t, r, "n")
+	sorted := slices.Sorted(slices.Values(got))
+	checkSeq(t, "events over both links", sorted, n)
+	if !slices.Equal(got, sorted) {
+		t.Errorf("the order differs from the order sent")
+	}
+	st, _ := s2.NATSStats()
+	t.Logf("over NATS %d events, over multicast %d; delivered %d", st.EventsIn, s2.NetStats().Link.Delivered, len(got))
+}

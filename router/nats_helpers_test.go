@@ -1,0 +1,149 @@
+package router_test
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/netcluster/netcluster/router"
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+// startNATS starts a NATS server in process on 127.0.0.1, on port (0:
+// any free one), with opts changed by each of mods; it is shut down when
+// the test ends.
+func startNATS(t testing.TB, port int, mods ...func(*server.Options)) *server.Server {
+	t.Helper()
+	if port == 0 {
+		port = -1 // nats-server: a random port
+	}
+	o := &server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true}
+	for _, f := range mods {
+		f(o)
+	}
+	ns, err := server.NewServer(o)
+	if err != nil {
+		t.Fatalf("nats-server: %v", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() { stopNATS(ns) })
+	return ns
+}
+
+// stopNATS shuts a NATS server down and waits until it is.
+func stopNATS(ns *server.Server) {
+	ns.Shutdown()
+	ns.WaitForShutdown()
+}
+
+// natsPort is the port a NATS server listens on.
+func natsPort(ns *server.Server) int { return ns.Addr().(*net.TCPAddr).Port }
+
+// freePort returns a loopback port that nothing listens on now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// bridged are the channels of a server bridged through NATS: A both
+// ways, propagating to B, which is local only.
+const bridged = `"channels": {"A": {"propagatetonats": true, "acceptfromnats": true, "propagatetochannels": "B"}, "B": {}}`
+
+// natsMembers is a configuration joined to NATS at url, whose nats
+// object holds extra members too, with channels.
+func natsMembers(url, extra, channels string) string {
+	if extra != "" {
+		extra = ", " + extra
+	}
+	return fmt.Sprintf(`"heartbeat": "100ms", "peertimeout": "2s", "nats": {"url": %q%s}, %s`, url, extra, channels)
+}
+
+// natsNode starts an ncserver joined to NATS at url, channels bridged.
+func natsNode(t testing.TB, url string) *routertest.Server {
+	t.Helper()
+	return routertest.NewServer(t, natsMembers(url, "", bridged))
+}
+
+// natsStats are the NATS counters of ts; it fails the test when ts has
+// no NATS link.
+func natsStats(t testing.TB, ts *routertest.Server) router.NATSStats {
+	t.Helper()
+	st, ok := ts.NATSStats()
+	if !ok {
+		t.Fatal("the server has no NATS link")
+	}
+	return st
+}
+
+// waitNATS waits until every server is connected to NATS.
+func waitNATS(t testing.TB, servers ...*routertest.Server) {
+	t.Helper()
+	for _, ts := range servers {
+		routertest.WaitFor(t, "the NATS link to connect", func() bool {
+			st, ok := ts.NATSStats()
+			return ok && st.Connected
+		})
+	}
+}
+
+// probe emits "probe" events from pub every 50 ms until r hears one:
+// proof that the bridge carries events now, after a (re)connection.
+func probe(t testing.TB, pub interface{ Emit(string, any) error }, r *routertest.Recorder) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for r.Count("probe") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no probe crossed the bridge in 20 s")
+		}
+		if err := pub.Emit("probe", nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// dataOf decodes the int data of the events named event that r heard,
+// in order.
+func dataOf(t testing.TB, r *routertest.Recorder, event string) []int {
+	t.Helper()
+	var out []int
+	for _, m := range r.Messages() {
+		if m.Event != event {
+			continue
+		}
+		var n int
+		if err := m.Decode(&n); err != nil {
+			t.Fatalf("decoding %s: %v", event, err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// checkSeq checks that got is 0..n-1, in order, each once.
+func checkSeq(t testing.TB, what string, got []int, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Errorf("%s: %d events, want %d", what, len(got), n)
+	}
+	for i, v := range got {
+		if v != i {
+			t.Errorf("%s: event %d has data %d: out of order or doubled", what, i, v)
+			return
+		}
+	}
+}
+
+// logCount is how many lines of ts's log hold s.
+func logCount(ts *routertest.Server, s string) int { return strings.Count(ts.Logs.String(), s) }

@@ -1,0 +1,60 @@
+package router_test
+
+import (
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+// TestNATSReload: a reload that changes the nats settings swaps the
+// connection, off and on again too, and the local clients stay
+// connected throughout.
+func TestNATSReload(t *testing.T) {
+	ns1, ns2 := startNATS(t, 0), startNATS(t, 0)
+	s1, s2 := natsNode(t, ns1.ClientURL()), natsNode(t, ns2.ClientURL())
+	var drops atomic.Int32
+	pub := s1.Dial(t, "A", bus.OnDisconnect(func(error) { drops.Add(1) }))
+	id := pub.ID()
+	local := routertest.Record(t, s1.Dial(t, "A", bus.OnDisconnect(func(error) { drops.Add(1) })), ".*")
+
+	reload := func(members string) []string {
+		t.Helper()
+		rep, err := s1.Reload(s1.ParseConfig(t, members))
+		if err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+		return rep.Settings
+	}
+	// To the NATS server of s2: the link is swapped, and bridges.
+	if got := reload(natsMembers(ns2.ClientURL(), "", bridged)); !slices.Contains(got, "nats.url") {
+		t.Errorf("the reload reports the settings %v, without nats.url", got)
+	}
+	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), ".*"))
+
+	// Off: no link, local delivery as before.
+	reload(bridged)
+	if _, ok := s1.NATSStats(); ok {
+		t.Error("a NATS link without nats.url")
+	}
+	if err := pub.Emit("while-off", nil); err != nil {
+		t.Fatal(err)
+	}
+	local.WaitCount(t, "while-off", 1)
+
+	// On again, with another prefix on both sides.
+	reload(natsMembers(ns2.ClientURL(), `"prefix": "other"`, bridged))
+	if _, err := s2.Reload(s2.ParseConfig(t, natsMembers(ns2.ClientURL(), `"prefix": "other"`, bridged))); err != nil {
+		t.Fatal(err)
+	}
+	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), ".*"))
+
+	if n := drops.Load(); n != 0 || pub.ID() != id {
+		t.Errorf("local clients were disconnected %d times (client id %v, was %v)", n, pub.ID(), id)
+	}
+	if c := logCount(s1, "NATS link opened"); c != 3 {
+		t.Errorf("the link was opened %d times, want 3", c)
+	}
+}

@@ -1,0 +1,394 @@
+package router_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/natslink"
+	"github.com/netcluster/netcluster/router/routertest"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// TestNATSBridge: three servers without multicast, joined through one
+// NATS server. What a client emits on a bridged channel reaches the
+// clients of that channel on every other server, and its propagation
+// targets there, each event once and in order, both ways; its own
+// server delivers it once; a server never sends on what came from NATS;
+// a channel that does not accept from NATS hears nothing.
+func TestNATSBridge(t *testing.T) {
+	ns := startNATS(t, 0)
+	url := ns.ClientURL()
+	s1, s2, s3 := natsNode(t, url), natsNode(t, url), natsNode(t, url)
+	deaf := routertest.NewServer(t, natsMembers(url, "", `"channels": {"A": {"propagatetonats": true}}`))
+	waitNATS(t, s1, s2, s3, deaf)
+
+	var rec [4]*routertest.Recorder
+	for i, ts := range []*routertest.Server{s1, s2, s3, deaf} {
+		rec[i] = routertest.Record(t, ts.Dial(t, "A", bus.Name("listener")), ".*")
+	}
+	onB := routertest.Record(t, s2.Dial(t, "B", bus.Name("on B")), ".*")
+	pub1, pub2 := s1.Dial(t, "A", bus.Name("pub1")), s2.Dial(t, "A", bus.Name("pub2"))
+
+	const n = 300
+	for i := range n {
+		if err := pub1.Emit("one", i); err != nil {
+			t.Fatal(err)
+		}
+		if err := pub2.Emit("two", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range rec[:3] {
+		r.WaitCount(t, "one", n)
+		r.WaitCount(t, "two", n)
+		routertest.Fence(t, []*routertest.Server{s1, s2, s3}[i], "A", r)
+		checkSeq(t, fmt.Sprintf("server %d, from server 1", i+1), dataOf(t, r, "one"), n)
+		checkSeq(t, fmt.Sprintf("server %d, from server 2", i+1), dataOf(t, r, "two"), n)
+	}
+	onB.WaitCount(t, "one", n)
+	routertest.Fence(t, s2, "B", onB)
+	checkSeq(t, "B of server 2, propagated from A", dataOf(t, onB, "one"), n)
+
+	// Each fence emitted on A went out too.
+	for i, ts := range []*routertest.Server{s1, s2} {
+		if st := natsStats(t, ts); st.EventsOut != n+1 {
+			t.Errorf("server %d sent %d events to NATS, want %d and its fence: only what entered there goes out", i+1, st.EventsOut, n)
+		}
+	}
+	routertest.Fence(t, deaf, "A", rec[3])
+	if got := len(rec[3].Events()); got != 1 {
+		t.Errorf("a channel without acceptfromnats heard %d events from NATS: %v", got-1, rec[3].Events())
+	}
+	routertest.WaitFor(t, "server 3 to receive the events and 3 fences", func() bool { return natsStats(t, s3).EventsIn >= 2*n+3 })
+	if st := natsStats(t, s3); st.EventsOut != 1 || st.EventsIn != 2*n+3 {
+		t.Errorf("server 3: %d events out, %d in; want its fence alone out (nothing from NATS goes back) and %d in", st.EventsOut, st.EventsIn, 2*n+3)
+	}
+}
+
+// TestNATSPlainClient: a plain nats.go program listens to a channel and
+// emits into one, with the documented subject, headers and msgpack body.
+func TestNATSPlainClient(t *testing.T) {
+	ns := startNATS(t, 0)
+	ts := natsNode(t, ns.ClientURL())
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("netcluster.default.A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+
+	t.Run("listen", func(t *testing.T) {
+		pub := ts.Dial(t, "A")
+		if err := pub.Emit("hello", map[string]any{"n": 7}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data map[string]int
+		if err := msgpack.Unmarshal(m.Data, &data); err != nil || data["n"] != 7 {
+			t.Errorf("body %x: %v, %v; want the msgpack of {n: 7}", m.Data, data, err)
+		}
+		h := m.Header
+		if h.Get(natslink.HeaderEvent) != "hello" || h.Get(natslink.HeaderOrigin) != ts.Node().String() ||
+			h.Get(natslink.HeaderSender) != pub.ID().String() || h.Get(natslink.HeaderID) == "" {
+			t.Errorf("headers %v", h)
+		}
+	})
+	t.Run("emit", func(t *testing.T) {
+		r := routertest.Record(t, ts.Dial(t, "A"), ".*")
+		send := func(event string, data []byte) {
+			m := nats.NewMsg("netcluster.default.A")
+			if event != "" {
+				m.Header.Set(natslink.HeaderEvent, event)
+			}
+			m.Data = data
+			if err := nc.PublishMsg(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		body, _ := msgpack.Marshal("from nats")
+		send("", body)            // no event name: dropped
+		send("bad", []byte{0xc1}) // not msgpack: dropped
+		send("greeting", body)    // fine
+		r.WaitCount(t, "greeting", 1)
+		var got string
+		if err := r.Messages()[0].Decode(&got); err != nil || got != "from nats" {
+			t.Errorf("data %q, %v", got, err)
+		}
+		routertest.Fence(t, ts, "A", r)
+		if evs := r.Events(); len(evs) != 2 {
+			t.Errorf("heard %v; want greeting and the fence alone", evs)
+		}
+		st := natsStats(t, ts)
+		if st.Malformed != 1 || st.Invalid != 1 {
+			t.Errorf("malformed %d, invalid %d; want 1 and 1", st.Malformed, st.Invalid)
+		}
+	})
+}
+
+// TestNATSRequestReply: a request answered on another server gets its
+// reply, over the asker's node subject: no other client hears it, and
+// no other server receives it.
+func TestNATSRequestReply(t *testing.T) {
+	ns := startNATS(t, 0)
+	url := ns.ClientURL()
+	s1, s2, s3 := natsNode(t, url), natsNode(t, url), natsNode(t, url)
+	waitNATS(t, s1, s2, s3)
+	responder(t, s2.Dial(t, "A", bus.Name("responder")))
+	asker := s1.Dial(t, "A", bus.Name("asker"))
+	var bystanders []*routertest.Recorder
+	for _, ts := range []*routertest.Server{s1, s2, s3} {
+		bystanders = append(bystanders, routertest.Record(t, ts.Dial(t, "A", bus.Name("bystander")), ".*"))
+	}
+	const n = 5
+	for i := range n {
+		m := request(t, asker, fmt.Sprint(i))
+		var got string
+		if err := m.Decode(&got); err != nil || got != fmt.Sprint("got ", i) || m.To != asker.ID() {
+			t.Errorf("reply %+v: %q, %v", m, got, err)
+		}
+	}
+	for i, r := range bystanders {
+		routertest.Fence(t, []*routertest.Server{s1, s2, s3}[i], "A", r)
+		if c := r.Count("get-response"); c != 0 {
+			t.Errorf("a bystander on server %d heard %d replies", i+1, c)
+		}
+		if c := r.Count("get"); c != n {
+			t.Errorf("a bystander on server %d heard %d requests, want %d", i+1, c, n)
+		}
+	}
+	// Server 3 received the requests and the fences of servers 1 and 2,
+	// server 1 the replies and the fences of servers 2 and 3.
+	for i, ts := range []*routertest.Server{s1, s3} {
+		routertest.WaitFor(t, "the fences", func() bool { return natsStats(t, ts).EventsIn >= n+2 })
+		if got := natsStats(t, ts).EventsIn; got != n+2 {
+			t.Errorf("server %d received %d events from NATS, want %d", 2*i+1, got, n+2)
+		}
+	}
+}
+
+// TestNATSAbsentAtStart: with no NATS server yet, ncservers start, say
+// so, serve their clients, and bridge once NATS appears.
+func TestNATSAbsentAtStart(t *testing.T) {
+	port := freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	s1, s2 := natsNode(t, url), natsNode(t, url)
+	if logCount(s1, "NATS is not reachable yet") != 1 {
+		t.Errorf("the server did not log that NATS is unreachable:\n%s", s1.Logs)
+	}
+	pub := s1.Dial(t, "A")
+	local := routertest.Record(t, s1.Dial(t, "A"), ".*")
+	if err := pub.Emit("local", nil); err != nil {
+		t.Fatal(err)
+	}
+	local.WaitCount(t, "local", 1)
+
+	startNATS(t, port)
+	r := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	waitNATS(t, s1, s2)
+	probe(t, pub, r)
+}
+
+// TestNATSRestart: NATS goes away and comes back; local clients stay
+// connected throughout, the links reconnect, and the bridge works again.
+func TestNATSRestart(t *testing.T) {
+	ns := startNATS(t, 0)
+	port := natsPort(ns)
+	s1, s2 := natsNode(t, ns.ClientURL()), natsNode(t, ns.ClientURL())
+	var drops atomic.Int32
+	pub := s1.Dial(t, "A", bus.OnDisconnect(func(error) { drops.Add(1) }))
+	r := routertest.Record(t, s2.Dial(t, "A", bus.OnDisconnect(func(error) { drops.Add(1) })), ".*")
+	probe(t, pub, r)
+
+	stopNATS(ns)
+	routertest.WaitFor(t, "the links to notice", func() bool {
+		return !natsStats(t, s1).Connected && !natsStats(t, s2).Connected
+	})
+	for i := range 10 {
+		if err := pub.Emit("while-down", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "the events to wait in the buffer", func() bool { return natsStats(t, s1).Buffered > 0 })
+
+	startNATS(t, port)
+	waitNATS(t, s1, s2)
+	r2 := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	probe(t, pub, r2)
+	if st := natsStats(t, s1); st.Reconnects < 1 || st.Dropped != 0 {
+		t.Errorf("reconnects %d, dropped %d; want at least 1 and 0", st.Reconnects, st.Dropped)
+	}
+	if n := drops.Load(); n != 0 {
+		t.Errorf("local clients were disconnected %d times", n)
+	}
+}
+
+// TestNATSBufferFull: while NATS is down, what does not fit the buffer
+// is dropped, counted, and logged once per outage.
+func TestNATSBufferFull(t *testing.T) {
+	ns := startNATS(t, 0)
+	ts := routertest.NewServer(t, natsMembers(ns.ClientURL(), `"buffer": 2048`, bridged))
+	waitNATS(t, ts)
+	stopNATS(ns)
+	routertest.WaitFor(t, "the link to notice", func() bool { return !natsStats(t, ts).Connected })
+	pub := ts.Dial(t, "A")
+	local := routertest.Record(t, ts.Dial(t, "A"), ".*")
+	blob := make([]byte, 200)
+	for i := range 100 {
+		if err := pub.Emit("blob", blob); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	local.WaitCount(t, "blob", 100) // local delivery goes on
+	st := natsStats(t, ts)
+	if st.Dropped < 100-2048/200 || st.EventsOut == 0 || st.EventsOut+st.Dropped != 100 {
+		t.Errorf("dropped %d, sent %d of 100 events of 200 bytes with a buffer of 2048 bytes", st.Dropped, st.EventsOut)
+	}
+	if c := logCount(ts, "buffer is full"); c != 1 {
+		t.Errorf("%d log lines about the full buffer, want 1", c)
+	}
+}
+
+// TestNATSPeersAndStats: servers heard over NATS are peers, and stats
+// shows the link's counters.
+func TestNATSPeersAndStats(t *testing.T) {
+	ns := startNATS(t, 0)
+	s1, s2 := natsNode(t, ns.ClientURL()), natsNode(t, ns.ClientURL())
+	ctl := s1.Dial(t, "control")
+	routertest.WaitFor(t, "server 2 among the peers of server 1", func() bool {
+		ans := routertest.Control(t, ctl, "peers", nil)
+		peers, _ := ans["peers"].([]any)
+		for _, p := range peers {
+			if p, _ := p.(map[string]any); p["node"] == s2.Node().String() && p["addr"] == "nats" {
+				return ans["nats"] == true
+			}
+		}
+		return false
+	})
+	if err := s1.Dial(t, "A").Emit("x", nil); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "stats to count the event", func() bool {
+		ans := routertest.Control(t, ctl, "stats", nil)
+		st, _ := ans["nats"].(map[string]any)
+		return fmt.Sprint(st["events_out"]) == "1" && st["connected"] == true
+	})
+}
+
+// TestNATSMetrics: the metrics endpoint exports the NATS counters while
+// there is a link, and the secrets never appear in stats or the log.
+func TestNATSMetrics(t *testing.T) {
+	ns := startNATS(t, 0, func(o *server.Options) { o.Username, o.Password = "nc", "hunter2" })
+	ts := routertest.NewServer(t, natsMembers(ns.ClientURL(), `"user": "nc", "password": "hunter2"`, bridged)+`, "metrics": "127.0.0.1:0"`)
+	waitNATS(t, ts)
+	if err := ts.Dial(t, "A").Emit("x", nil); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "the event to go out", func() bool { return natsStats(t, ts).EventsOut == 1 })
+	body := scrape(t, ts, "/metrics")
+	for _, want := range []string{"netcluster_nats_connected 1", "netcluster_nats_events_out_total 1", "netcluster_nats_dropped_total 0"} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	ctl := ts.Dial(t, "control")
+	for _, cmd := range []string{"stats", "showconfig", "peers"} {
+		if ans := fmt.Sprint(routertest.Control(t, ctl, cmd, nil)); strings.Contains(ans, "hunter2") {
+			t.Errorf("%s shows the password: %s", cmd, ans)
+		}
+	}
+	if strings.Contains(ts.Logs.String(), "hunter2") {
+		t.Error("the log shows the password")
+	}
+}
+
+// TestNATSJetStreamCatchUp: with JetStream, a server that was down gets,
+// on start, what its channels missed, in order and once, and then the
+// live events; its clients, back by then, hear them.
+func TestNATSJetStreamCatchUp(t *testing.T) {
+	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	url := ns.ClientURL()
+	js := func(durable string) string {
+		return natsMembers(url, fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable), bridged)
+	}
+	s1 := routertest.NewServer(t, js("one"))
+	pub := s1.Dial(t, "A")
+	s2 := routertest.NewServer(t, js("two"))
+	r := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	probe(t, pub, r)
+	for i := range 5 {
+		if err := pub.Emit("before", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.WaitCount(t, "before", 5)
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 20
+	for i := range n {
+		if err := pub.Emit("missed", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "the stream to hold them", func() bool { return natsStats(t, s1).EventsOut >= n+6 })
+	s3 := routertest.NewServer(t, js("two")) // s2 again: a new node id, the same consumer
+	r3 := routertest.Record(t, s3.Dial(t, "A"), ".*")
+	r3.WaitCount(t, "missed", n)
+	if err := pub.Emit("after", 0); err != nil {
+		t.Fatal(err)
+	}
+	r3.WaitCount(t, "after", 1)
+	routertest.Fence(t, s3, "A", r3)
+	checkSeq(t, "caught up", dataOf(t, r3, "missed"), n)
+	if c := r3.Count("before") + r3.Count("probe"); c != 0 {
+		t.Errorf("the restarted server delivered %d events it had delivered before", c)
+	}
+	if c := r3.Count("after"); c != 1 {
+		t.Errorf("the live event after the catch-up came %d times", c)
+	}
+}
+
+// TestNATSForgedReply: a reply from NATS that answers no request sent
+// from this server reaches no one, even addressed to a real client.
+func TestNATSForgedReply(t *testing.T) {
+	ns := startNATS(t, 0)
+	ts := natsNode(t, ns.ClientURL())
+	victim := ts.Dial(t, "A")
+	r := routertest.Record(t, victim, ".*")
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	m := nats.NewMsg(natslink.NodeSubject("netcluster", "", ts.Node()))
+	m.Header.Set(natslink.HeaderEvent, "forged")
+	m.Header.Set(natslink.HeaderTo, victim.ID().String())
+	m.Header.Set(natslink.HeaderRe, uuid.NewString())
+	m.Header.Set(natslink.HeaderChannel, "A")
+	m.Data = []byte{0xc0}
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	routertest.WaitFor(t, "the reply to be dropped", func() bool { return natsStats(t, ts).Malformed+natsStats(t, ts).Invalid == 1 })
+	routertest.Fence(t, ts, "A", r)
+	if c := r.Count("forged"); c != 0 {
+		t.Errorf("the forged reply was delivered %d times", c)
+	}
+}

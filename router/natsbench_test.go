@@ -1,0 +1,121 @@
+package router_test
+
+import (
+	"encoding/binary"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/natslink"
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+// natsWindow is how many events a publisher keeps ahead of what its
+// subscriber has received, as an application with flow control would:
+// the benchmarks lose nothing.
+const natsWindow = 8192
+
+// BenchmarkNATSBridge measures events per second of 128 bytes from a
+// publisher on one ncserver to a subscriber on another, across one NATS
+// server in process ("bridge"), and of nats.go pub/sub alone on the same
+// NATS server ("nats"), in one run. Both are paced by the same window.
+func BenchmarkNATSBridge(b *testing.B) {
+	const size = 128
+	ns := startNATS(b, 0)
+	url := ns.ClientURL()
+	b.Run("bridge-128B", func(b *testing.B) {
+		s1 := routertest.NewServer(b, natsMembers(url, "", `"channels": {"A": {"propagatetonats": true}}`))
+		s2 := routertest.NewServer(b, natsMembers(url, "", `"channels": {"A": {"acceptfromnats": true}}`))
+		var got, lastAt atomic.Int64
+		sub := s2.Dial(b, "A")
+		sub.On("bench", func(bus.Message) {
+			got.Add(1)
+			lastAt.Store(time.Now().UnixNano())
+		})
+		pub := s1.Dial(b, "A")
+		probe(b, pub, routertest.Record(b, sub, "probe"))
+		data := bus.RawData(append(binary.BigEndian.AppendUint32([]byte{0xc6}, uint32(size)), make([]byte, size)...))
+		benchPaced(b, size, &got, &lastAt, func() error { return pub.Emit("bench", data) })
+	})
+	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false) })
+	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true) })
+}
+
+// benchRawNATS measures nats.go pub/sub alone, with the headers the
+// bridge sends (withHeaders) or none.
+func benchRawNATS(b *testing.B, url string, size int, withHeaders bool) {
+	{
+		pc, err := nats.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pc.Close()
+		sc, err := nats.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer sc.Close()
+		var got, lastAt atomic.Int64
+		s, err := sc.Subscribe("bench", func(*nats.Msg) {
+			got.Add(1)
+			lastAt.Store(time.Now().UnixNano())
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.SetPendingLimits(-1, -1)
+		sc.Flush()
+		m := nats.NewMsg("bench")
+		m.Data = make([]byte, size)
+		if withHeaders {
+			id := uuid.New()
+			for _, k := range []string{natslink.HeaderID, natslink.HeaderOrigin, natslink.HeaderSender} {
+				m.Header.Set(k, id.String())
+			}
+			m.Header.Set(natslink.HeaderEvent, "bench")
+		}
+		benchPaced(b, size, &got, &lastAt, func() error { return pc.PublishMsg(m) })
+	}
+}
+
+// benchPaced emits b.N events with emit, keeping at most natsWindow of
+// them ahead of got, waits for them all, and reports events/s up to the
+// last arrival and the events lost.
+func benchPaced(b *testing.B, size int, got, lastAt *atomic.Int64, emit func() error) {
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		stalled := time.Now()
+		for spins := 0; int64(i)-got.Load() > natsWindow; spins++ {
+			if spins < 64 {
+				runtime.Gosched()
+			} else {
+				time.Sleep(20 * time.Microsecond)
+			}
+			if spins%1024 == 0 && time.Since(stalled) > 10*time.Second {
+				b.Fatalf("nothing arrived for 10 s: %d of %d emitted arrived", got.Load(), i)
+			}
+		}
+		if err := emit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for last, idle := got.Load(), time.Now(); got.Load() < int64(b.N); {
+		time.Sleep(time.Millisecond)
+		if n := got.Load(); n != last {
+			last, idle = n, time.Now()
+		} else if time.Since(idle) > 2*time.Second {
+			break
+		}
+	}
+	b.StopTimer()
+	n := got.Load()
+	b.ReportMetric(float64(n)/time.Unix(0, lastAt.Load()).Sub(start).Seconds(), "events/s")
+	b.ReportMetric(float64(int64(b.N)-n), "lost")
+}

@@ -1,0 +1,49 @@
+package router
+
+import (
+	"encoding/binary"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/channel"
+	"github.com/netcluster/netcluster/internal/wire"
+)
+
+// Replies across the multicast group. A reply whose asker is not a
+// local client, answering a request that came from the network, is
+// sent to the group; every server hears it, and only the one the asker
+// is connected to delivers it. (Over NATS a reply goes to the asker's
+// server alone: nats.go.)
+
+// replyToNet sends a reply to the group when its request came from the
+// network (it is among the ids lately delivered from there); it reports
+// whether it did.
+func (s *Server) replyToNet(ev *channel.Event) bool {
+	link := s.net.link.Load()
+	if link == nil || !s.net.recent.Has(uuid.UUID(ev.Header.Re)) {
+		return false
+	}
+	return link.Send(uuid.UUID(ev.Header.ID), ev.Frame()[wire.HeaderLen:]) == nil
+}
+
+// replyFromNet delivers a reply from the network to its addressee, when
+// the addressee is a client of this server; other servers' replies are
+// not for it, and are dropped without a word.
+func (s *Server) replyFromNet(from uuid.UUID, ev *wire.EventHeader, msg []byte) {
+	to := uuid.UUID(ev.To)
+	for _, r := range s.table.Load().routes {
+		if r.rule.Name == ControlChannel {
+			continue // the control channel never takes events from the network
+		}
+		c := r.ch.Client(to)
+		if c == nil {
+			continue
+		}
+		frame := make([]byte, wire.HeaderLen+len(msg))
+		binary.BigEndian.PutUint32(frame, uint32(len(msg)))
+		copy(frame[wire.HeaderLen:], msg)
+		out := channel.NewEvent(frame)
+		c.SendEvent(&out)
+		s.log.Debug("reply from the network delivered", "peer", from, "channel", r.ch.Name(), "to", to)
+		return
+	}
+}
