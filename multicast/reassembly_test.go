@@ -138,8 +138,8 @@ func TestRecentIDs(t *testing.T) {
 			t.Errorf("id %d: has = %v, want %v", i, got, want)
 		}
 	}
-	if len(r.set) != 3 {
-		t.Errorf("remembers %d ids, want 3", len(r.set))
+	if n := r.len(); n != 3 {
+		t.Errorf("remembers %d ids, want 3", n)
 	}
 }
 

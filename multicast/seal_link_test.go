@@ -123,6 +123,9 @@ func TestDifferentKeysDoNotHearEachOther(t *testing.T) {
 	if p := b.Peers(); len(p) != 0 {
 		t.Errorf("b lists peers %v", p)
 	}
+	// c lists a once it hears a heartbeat of a's, which may come after
+	// a's messages: a's first went out before c joined.
+	waitFor(t, "c to list a", func() bool { return len(c.Peers()) > 0 })
 	if p := c.Peers(); len(p) != 1 || p[0].Node != a.cfg.Node {
 		t.Errorf("c lists %v, want a only", p)
 	}

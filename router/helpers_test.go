@@ -27,6 +27,7 @@ type checkBuffers struct{ m *testing.M }
 
 func (c checkBuffers) Run() int {
 	code := c.m.Run()
+	removeNcserver()
 	if n := channel.LiveBuffers(); n != 0 && code == 0 {
 		fmt.Fprintf(os.Stderr, "%d pooled frame buffers still held after every test\n", n)
 		return 1

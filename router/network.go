@@ -32,6 +32,10 @@ type network struct {
 	// its links, and recent drops an event that arrives by two kinds of
 	// link, or that a peer sends twice.
 	recent *multicast.Recent
+	// spare is the frame of the last event from the network that was
+	// not handed on (a duplicate, or for no channel here), for the next
+	// one; under Server.linkMu.
+	spare []byte
 	// secret is the key the link seals with, read at start and at each
 	// reload (Config.Secret); nil for none. Only Start and reloads,
 	// which are serialized, use it.
@@ -243,6 +247,14 @@ func (s *Server) toNet(ev *wire.EventHeader, frame []byte) {
 func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
+	// The event is copied into its frame first and parsed there, once:
+	// the header goes on with the frame, so that the channel's ring of
+	// recent events need not parse it again. A frame not handed on is
+	// kept for the next event.
+	frame := s.net.frameFor(len(msg))
+	binary.BigEndian.PutUint32(frame, uint32(len(msg)))
+	copy(frame[wire.HeaderLen:], msg)
+	msg = frame[wire.HeaderLen:]
 	ev, err := wire.ParseEvent(msg)
 	if err != nil {
 		s.net.malformed.Add(1)
@@ -270,10 +282,9 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	if r.rule.DumpToConsole {
 		s.dump(&ev)
 	}
-	frame := make([]byte, wire.HeaderLen+len(msg))
-	binary.BigEndian.PutUint32(frame, uint32(len(msg)))
-	copy(frame[wire.HeaderLen:], msg)
+	s.net.spare = nil // handed on
 	out := channel.NewEvent(frame)
+	out.Header = ev // parsed from frame, which its slices alias
 	r.ch.SendEvent(&out, nil)
 	for _, d := range r.targets {
 		d.SendEvent(&out, nil)
@@ -282,6 +293,19 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	// (Event.HoldBack): the link serves every channel.
 	out.HoldBack()
 	s.net.delivered.Add(1)
+}
+
+// frameFor returns a frame of an event of size bytes from the network,
+// length prefix included: the spare one when it fits without wasting
+// more than a quarter of itself, else a new one, kept as the spare
+// until fromNet hands it on. Server.linkMu is held.
+func (n *network) frameFor(size int) []byte {
+	need := wire.HeaderLen + size
+	if f := n.spare; cap(f) >= need && cap(f)-need <= need/4 {
+		return f[:need]
+	}
+	n.spare = make([]byte, need)
+	return n.spare
 }
 
 // Peers returns the other servers of the cluster that this one has heard
