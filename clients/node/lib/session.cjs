@@ -198,7 +198,9 @@ class Session {
   close(timeout) {
     if (this.ended) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(() => { this.end(null); resolve(); }, timeout);
+      // After timeout, what the server has not taken is given up: the
+      // socket is destroyed, or it would keep the process alive.
+      const t = setTimeout(() => { this.sock.destroy(); resolve(); }, timeout);
       t.unref();
       this.ended = true;
       clearInterval(this.timer);

@@ -4,6 +4,10 @@
 // nothing and holds a bounded buffer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Server, GoPeer, waitFor } from './harness.mjs';
 import { connect, ClosedError } from '../index.mjs';
 
@@ -53,4 +57,34 @@ test('flush resolves at once when emit would send, and rejects on close', async 
   await c.close();
   await assert.rejects(waiting);
   await assert.rejects(c.flush(), ClosedError);
+});
+
+test('close gives up after closeTimeout when the server reads nothing', async (t) => {
+  // A fake server that answers the Hello, then never reads again.
+  const dir = mkdtempSync(join(tmpdir(), 'ncb'));
+  const path = join(dir, 'A.sock');
+  const socks = [];
+  const srv = net.createServer((sock) => {
+    socks.push(sock);
+    sock.once('data', () => {
+      sock.pause();
+      const body = Buffer.from('9602' + '03' + 'c410' + '7c'.repeat(16) + 'a141' + 'ce00100000' + '01', 'hex');
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(body.length);
+      sock.write(Buffer.concat([len, body]));
+    });
+  });
+  await new Promise((r) => srv.listen(path, r));
+  t.after(() => {
+    for (const s of socks) s.destroy();
+    srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const c = await connect('A', { socket: path, writeBuffer: 16 << 10, closeTimeout: 300 });
+  // More than the socket buffers of the kernel take, signal or not.
+  for (let i = 0; i < 4000; i++) c.emit('x', 'y'.repeat(1000));
+  const sock = c.session.sock;
+  assert.ok(sock.writableLength > 0, 'the socket holds what the server did not take');
+  await c.close();
+  assert.ok(sock.destroyed, 'the socket is destroyed, not left to keep the process alive');
 });
