@@ -179,3 +179,46 @@ test('the client answers a Drain after its last event, then keeps what it emits'
   assert.equal(c.kept.length, 1, 'the event after the drain waits for the next connection');
   assert.equal(drained, false);
 });
+
+// welcome3 is a Welcome of version 3 for channel A with the resume
+// fields: epoch, from (null: the ring's start) and missed.
+function welcome3(epoch, from, missed) {
+  return frame('99 02 03 c4 10' + node.toString('hex') + 'a1 41 cd 04 00 cd 04 d2 c4 10' + epoch.toString('hex') +
+    (from ? 'c4 10' + from.toString('hex') : 'c0') + missed.toString(16).padStart(2, '0'));
+}
+
+test('a reconnecting client sends its cursor and its earlier ids, and reports what it missed', async (t) => {
+  const epoch = wire.newID();
+  const from = wire.newID();
+  const event = (to) => wire.encodeEvent({ id: wire.newID(), origin: node, sender: wire.newID(), channel: 'A',
+    event: 'e', data: Buffer.from([0xc0]), to, re: to ? wire.newID() : null });
+  const heardID = [];
+  const fake = await fakeServer(t, (c) => {
+    if (fake.conns.length > 1) return [welcome3(epoch, null, 7)];
+    // The first connection: an event, then a reply (addressed: not a
+    // place to resume from), then the server goes away.
+    const ev = event(null);
+    heardID.push(wire.decodeEvent(wire.frameHead(ev.subarray(4)), ev.subarray(4)).id);
+    setTimeout(() => c.sock.end(), 100);
+    return [welcome3(epoch, from, 0), ev, event(wire.newID())];
+  });
+  const c = await connect('A', { socket: fake.path, backoffMin: 20, since: 5000 });
+  t.after(() => c.close());
+  const firstID = c.id;
+  const missed = [];
+  c.status.on('missed', (n) => missed.push(n));
+  await waitFor('the reconnection', () => fake.conns.length === 2 && c.connected);
+  const hello = (i) => wire.decodeHello(wire.frameHead(fake.conns[i].got.subarray(4, 4 + fake.conns[i].got.readUInt32BE(0))));
+  const first = hello(0);
+  assert.equal(first.version, 3);
+  assert.equal(first.since, 5000, 'the first connection asks for history');
+  assert.equal(first.resume_epoch, null);
+  const second = hello(1);
+  assert.equal(second.since, 0, 'a reconnection asks for no history: it resumes');
+  assert.deepEqual(second.resume_epoch, epoch);
+  assert.deepEqual(second.resume_after, heardID[0], 'the cursor is the last event, not the reply after it');
+  assert.deepEqual(second.own.map(wire.idString), [firstID], 'the earlier connection\'s id');
+  await waitFor('the missed report', () => missed.length === 1);
+  assert.deepEqual(missed, [7]);
+  assert.equal(c.missed, 7);
+});
