@@ -17,6 +17,8 @@ export const ErrorCode: Readonly<{
   CHANNEL_GONE: 6;
   HANDSHAKE: 7;
   PING_TIMEOUT: 8;
+  FORBIDDEN: 9;
+  TOO_MANY_CLIENTS: 10;
 }>;
 
 export interface ClientOptions {
@@ -46,12 +48,20 @@ export interface ClientOptions {
   closeTimeout?: number;
   /** Hand the client's own events to its own listeners, as an EventEmitter does. Default true. */
   echo?: boolean;
+  /** On the first connection, ask for the channel's retained events of the last this many ms. Default 0. */
+  since?: number;
+  /** The socket's write buffer, in bytes: past it emit returns false until 'drain'. Default 1 MiB. */
+  writeBuffer?: number;
   /** Called with the reason each time the connection breaks (the status 'disconnect' event). */
   onDisconnect?: (err: Error) => void;
   /** Called each time the client has connected again (the status 'reconnect' event). */
   onReconnect?: () => void;
   /** Called with errors no call can return (the status 'error' event). */
   onError?: (err: Error) => void;
+  /** Called with the number of events missed for good on a reconnect (the status 'missed' event). */
+  onMissed?: (n: number) => void;
+  /** Called when emit, having returned false, takes events again (the status 'drain' event). */
+  onDrain?: () => void;
 }
 
 /** One event as a listener receives it. Ids are canonical UUID strings. */
@@ -77,10 +87,12 @@ export interface Listener {
   off(): void;
 }
 
-/** The client's connection events: 'disconnect' (err), 'reconnect', 'error' (err), 'close'. */
+/** The client's connection events: 'disconnect' (err), 'reconnect', 'missed' (n), 'drain', 'error' (err), 'close'. */
 export interface ClientStatus extends EventEmitter {
   on(event: 'disconnect', fn: (err: Error) => void): this;
   on(event: 'reconnect', fn: () => void): this;
+  on(event: 'missed', fn: (n: number) => void): this;
+  on(event: 'drain', fn: () => void): this;
   on(event: 'error', fn: (err: Error) => void): this;
   on(event: 'close', fn: () => void): this;
 }
@@ -98,11 +110,19 @@ export class Client {
   readonly node: string | null;
   /** The largest frame body the server accepts. */
   readonly maxFrame: number;
+  /** False while reconnecting, and from the server's Drain (it is stopping) to the next connection. */
   readonly connected: boolean;
+  /** How many events the client missed for good on its reconnects: no longer retained by the server. */
+  readonly missed: number;
   /** Makes the first connection; rejects when it fails. */
   connect(): Promise<this>;
-  /** Emits an event; throws on a bad name, a frame over maxFrame, a full reconnect buffer or a closed client. */
-  emit(event: string, data?: unknown): void;
+  /**
+   * Emits an event; throws on a bad name, a frame over maxFrame, a full reconnect buffer or a closed client.
+   * Returns false, as stream.write does, when the caller should wait for 'drain' (or flush()) before emitting more.
+   */
+  emit(event: string, data?: unknown): boolean;
+  /** Resolves when emit would return true: at once, or at the next 'drain'. Rejects if the client ends first. */
+  flush(): Promise<void>;
   /** Registers fn for every event whose whole name matches pattern (a regular expression anchored at both ends). */
   on(pattern: string, fn: (msg: Message) => void): Listener;
   /** on for the first matching event only. */

@@ -3,7 +3,11 @@
 // gives it. It emits events and hands those it hears to listeners whose
 // anchored pattern matches the name; it asks and answers requests; and
 // it outlives its connection, connecting again with a growing, jittered
-// wait, keeping what is emitted meanwhile in a bounded buffer.
+// wait, keeping what is emitted meanwhile in a bounded buffer, and
+// resuming where it stood (resume.cjs). emit says, as stream.write does,
+// when the caller should wait for the 'drain' status event (or flush())
+// before it emits more: the server holds back a publisher whose
+// subscribers are behind, and a caller that waits keeps memory bounded.
 
 const os = require('node:os');
 const path = require('node:path');
@@ -12,6 +16,7 @@ const wire = require('./wire.cjs');
 const { openSession } = require('./session.cjs');
 const { Message } = require('./message.cjs');
 const { ListenerSet } = require('./listeners.cjs');
+const { Resume } = require('./resume.cjs');
 
 const REPLY_SUFFIX = '-response';
 
@@ -72,6 +77,8 @@ const defaults = {
   requestTimeout: 5000,
   closeTimeout: 5000,
   echo: true,
+  since: 0,
+  writeBuffer: 1 << 20,
 };
 
 class Client {
@@ -85,7 +92,8 @@ class Client {
     this.opts.pingTimeout = Math.max(this.opts.pingTimeout, 2 * this.opts.pingInterval);
     this.path = socketPath(this.opts, channel);
     this.status = new EventEmitter();
-    for (const [opt, name] of [['onDisconnect', 'disconnect'], ['onReconnect', 'reconnect'], ['onError', 'error']]) {
+    for (const [opt, name] of [['onDisconnect', 'disconnect'], ['onReconnect', 'reconnect'], ['onError', 'error'],
+      ['onMissed', 'missed'], ['onDrain', 'drain']]) {
       if (typeof this.opts[opt] === 'function') this.status.on(name, this.opts[opt]);
     }
     this.listeners = new ListenerSet();
@@ -95,6 +103,9 @@ class Client {
     this.keptBytes = 0;
     this.closed = false;
     this.retryTimer = null;
+    this.resume = new Resume(this.opts.since);
+    this.blocked = false; // emit has returned false, 'drain' is due
+    this.flushing = []; // flush() callers waiting for 'drain': {resolve, reject}
   }
 
   // connect makes the first connection; it rejects when it fails, as
@@ -106,7 +117,7 @@ class Client {
       await s.close(0);
       throw new ClosedError();
     }
-    this.session = s;
+    this.install(s);
     return this;
   }
 
@@ -114,11 +125,51 @@ class Client {
     const o = this.opts;
     return openSession({
       path: this.path, channel: this.channel, name: o.name, timeout: o.timeout,
-      pingInterval: o.pingInterval, pingTimeout: o.pingTimeout,
+      pingInterval: o.pingInterval, pingTimeout: o.pingTimeout, writeBuffer: o.writeBuffer,
+      resume: this.resume.hello(),
     }, {
       onFrame: (m) => this.received(m),
       onEnd: (err) => this.broken(err),
+      onDrain: () => { this.blocked = true; },
+      onWritable: () => this.writable(),
     });
+  }
+
+  // install makes s the client's connection, and reports the events the
+  // client missed for good while it reconnected, if any.
+  install(s) {
+    this.session = s;
+    const n = this.resume.installed(s);
+    if (n > 0) {
+      this.status.emit('missed', n);
+    }
+  }
+
+  // missed is how many events the client has missed for good since
+  // connect: emitted while it reconnected, and no longer retained by the
+  // server when it came back (PROTOCOL.md section 5.2).
+  get missed() {
+    return this.resume.missed;
+  }
+
+  // writable ends a wait for room: emit returns true again, 'drain' is
+  // emitted and flush() resolves, once the client is connected and its
+  // socket's buffer has room.
+  writable() {
+    if (!this.connected || this.session.sock.writableNeedDrain) return;
+    const was = this.blocked;
+    this.blocked = false;
+    for (const f of this.flushing.splice(0)) f.resolve();
+    if (was) this.status.emit('drain');
+  }
+
+  // flush resolves when emit would return true: at once if it would,
+  // else at the next 'drain' status event. It rejects when the client
+  // closes or ends for good first.
+  flush() {
+    if (this.closed) return Promise.reject(new ClosedError());
+    if (!this.blocked && this.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => this.flushing.push({ resolve, reject }));
   }
 
   // id is this connection's client id, the sender of what it emits.
@@ -135,15 +186,21 @@ class Client {
     return this.session ? this.session.welcome.maxFrame : wire.DEFAULT_MAX_FRAME;
   }
 
+  // connected is false while the client reconnects, and from the
+  // server's Drain (it is stopping) to the next connection.
   get connected() {
-    return Boolean(this.session) && !this.session.ended;
+    return Boolean(this.session) && !this.session.ended && !this.session.draining;
   }
 
   // emit sends an event to the channel's other clients (and through the
   // server's rules further); the client's own matching listeners get it
   // too. While disconnected the event is kept for the next connection.
+  // It returns false, as stream.write does, when the caller should wait
+  // for the 'drain' status event (or await flush()) before emitting
+  // more: the socket's buffer is over writeBuffer bytes, or the client
+  // is disconnected. The event itself is taken either way.
   emit(event, data) {
-    this.send({ id: wire.newID(), event, data: wire.encodeData(data), to: null, re: null }, true);
+    return this.send({ id: wire.newID(), event, data: wire.encodeData(data), to: null, re: null }, true);
   }
 
   // reply answers the request msg: msg.event + "-response", addressed to
@@ -177,6 +234,7 @@ class Client {
   }
 
   // send checks and sends m, or keeps it while disconnected when keep.
+  // It returns false when the caller should wait for 'drain'.
   send(m, keep) {
     if (this.closed) throw new ClosedError();
     checkEvent(m.event);
@@ -187,7 +245,7 @@ class Client {
       if (frame.length - wire.HEADER_LEN > this.maxFrame) {
         throw new RangeError(`netcluster: event ${m.event} is ${frame.length - wire.HEADER_LEN} bytes, the server takes at most ${this.maxFrame}`);
       }
-      this.session.write(frame);
+      if (!this.session.write(frame)) this.blocked = true;
     } else if (!keep) {
       throw new DisconnectedError();
     } else if (this.keptBytes + size > this.opts.reconnectBuffer) {
@@ -196,11 +254,13 @@ class Client {
       m.data = Buffer.from(m.data); // encodeData's bytes are its own
       this.kept.push(m);
       this.keptBytes += size;
+      this.blocked = true;
     }
     if (this.opts.echo && (!m.to || (this.session && m.to.equals(this.session.id)))) {
       const local = new Message(m);
       if (this.listeners.matchAny(m.event)) process.nextTick(() => this.dispatch(local));
     }
+    return !this.blocked;
   }
 
   // frame encodes m as sent on the current connection.
@@ -211,6 +271,7 @@ class Client {
   }
 
   received(m) {
+    this.resume.heard(m);
     if (m.re) {
       const key = m.re.toString('hex');
       const p = this.pending.get(key);
@@ -251,9 +312,9 @@ class Client {
     this.report(err);
     this.status.emit('disconnect', err);
     const final = err instanceof wire.ServerError &&
-      (err.code === wire.ErrorCode.PROTOCOL || err.code === wire.ErrorCode.VERSION);
+      [wire.ErrorCode.PROTOCOL, wire.ErrorCode.VERSION, wire.ErrorCode.FORBIDDEN].includes(err.code);
     if (!this.opts.reconnect || final) {
-      this.shut();
+      this.shut(err);
       this.status.emit('close');
       return;
     }
@@ -276,12 +337,13 @@ class Client {
         s.close(0);
         return;
       }
-      this.session = s;
+      this.install(s);
       const kept = this.kept;
       this.kept = [];
       this.keptBytes = 0;
       for (const m of kept) s.write(this.frame(m));
       this.status.emit('reconnect');
+      this.writable();
     }, jittered);
   }
 
@@ -310,9 +372,10 @@ class Client {
     this.status.emit('close');
   }
 
-  shut() {
+  shut(why) {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    for (const f of this.flushing.splice(0)) f.reject(why || new ClosedError());
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new ClosedError());

@@ -1,7 +1,8 @@
 'use strict';
 // One connection to one channel's socket: connect, handshake (PROTOCOL.md
-// section 5), frames in and out, pings (section 5.1). A Session ends once,
-// with the reason; the Client (client.cjs) decides what comes next.
+// section 5), frames in and out, pings (section 5.1), the server's Drain
+// (section 5.3). A Session ends once, with the reason; the Client
+// (client.cjs) decides what comes next.
 
 const net = require('node:net');
 const wire = require('./wire.cjs');
@@ -12,8 +13,11 @@ const JSON_RETRIES = 5;
 
 class Session {
   // opts: path, channel, name, timeout (ms), pingInterval, pingTimeout
-  // (ms, 0 interval: no pings); hooks: onFrame(type, h, body),
-  // onEnd(err).
+  // (ms, 0 interval: no pings), writeBuffer (the socket's high-water
+  // mark, bytes), resume (the Hello's version 3 fields, wire.encodeHello);
+  // hooks: onFrame(m), onEnd(err), onDrain() (the server asked the
+  // client to stop writing; the session has answered), onWritable() (the
+  // socket's buffer has emptied).
   constructor(opts, hooks) {
     this.opts = opts;
     this.hooks = hooks;
@@ -23,6 +27,7 @@ class Session {
     this.lastHeard = Date.now();
     this.lastPing = 0;
     this.timer = null;
+    this.draining = false; // the server sent a Drain: write nothing more
   }
 
   // open connects and handshakes; it resolves with the Welcome.
@@ -35,10 +40,11 @@ class Session {
       t.unref();
       this.handshakeTimer = t;
       this.reader = new wire.FrameReader(wire.HANDSHAKE_MAX);
-      const sock = net.createConnection(this.opts.path);
+      const sock = net.createConnection({ path: this.opts.path, writableHighWaterMark: this.opts.writeBuffer });
       this.sock = sock;
       sock.setNoDelay?.(true);
-      sock.on('connect', () => sock.write(wire.encodeHello(wire.PROTOCOL_VERSION, this.id, this.opts.name, process.pid)));
+      sock.on('connect', () => sock.write(wire.encodeHello(wire.PROTOCOL_VERSION, this.id, this.opts.name, process.pid, this.opts.resume)));
+      sock.on('drain', () => { if (!this.ended && !this.draining) this.hooks.onWritable(); });
       sock.on('data', (chunk) => this.data(chunk));
       sock.on('error', (err) => this.end(err));
       sock.on('close', () => this.end(null));
@@ -97,7 +103,14 @@ class Session {
       case wire.FrameType.PONG:
         if (this.welcome.version >= wire.PING_VERSION) {
           wire.decodeEmpty(h);
-          if (h.type === wire.FrameType.PING) this.sock.write(wire.PONG_FRAME);
+          if (h.type === wire.FrameType.PING && !this.draining) this.sock.write(wire.PONG_FRAME);
+          return;
+        }
+        break;
+      case wire.FrameType.DRAIN:
+        if (this.welcome.version >= wire.RESUME_VERSION) {
+          wire.decodeEmpty(h);
+          this.drain();
           return;
         }
     }
@@ -123,6 +136,18 @@ class Session {
     hs.resolve(w);
   }
 
+  // drain answers the server's Drain (section 4.6): the server is
+  // stopping. The answer follows every frame written so far, and nothing
+  // follows it: the client keeps what it emits from now on for its next
+  // connection. The session goes on reading what the server still sends,
+  // up to its Error frame.
+  drain() {
+    if (this.draining) return;
+    this.draining = true;
+    this.write(wire.DRAIN_FRAME);
+    this.hooks.onDrain();
+  }
+
   // check sends a Ping after pingInterval of silence, and ends the
   // session after pingTimeout (section 5.1).
   check() {
@@ -130,7 +155,7 @@ class Session {
     const silent = now - this.lastHeard;
     if (silent >= this.opts.pingTimeout) {
       this.end(new Error(`netcluster: the server sent nothing for ${silent} ms (ping timeout ${this.opts.pingTimeout} ms)`));
-    } else if (silent >= this.opts.pingInterval && now - this.lastPing >= this.opts.pingInterval) {
+    } else if (silent >= this.opts.pingInterval && now - this.lastPing >= this.opts.pingInterval && !this.draining) {
       this.lastPing = now;
       this.sock.write(wire.PING_FRAME);
     }
@@ -173,7 +198,9 @@ class Session {
   close(timeout) {
     if (this.ended) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(() => { this.end(null); resolve(); }, timeout);
+      // After timeout, what the server has not taken is given up: the
+      // socket is destroyed, or it would keep the process alive.
+      const t = setTimeout(() => { this.sock.destroy(); resolve(); }, timeout);
       t.unref();
       this.ended = true;
       clearInterval(this.timer);

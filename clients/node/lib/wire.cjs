@@ -1,5 +1,5 @@
 'use strict';
-// The framed wire protocol, version 2 (PROTOCOL.md sections 3 to 7): the
+// The framed wire protocol, version 3 (PROTOCOL.md sections 3 to 7): the
 // frames a client writes and reads, as a pure codec on Buffers. Event
 // data is encoded and decoded with @msgpack/msgpack; the envelope around
 // it is read here by hand, so that every rule of section 3.2 holds (uint
@@ -7,6 +7,7 @@
 // array).
 
 const { newID, idString, idBytes } = require('./ids.cjs');
+const { ErrorCode, ProtocolError, ServerError } = require('./errors.cjs');
 const { Encoder, Decoder } = require('@msgpack/msgpack');
 
 // One encoder and one decoder serve every call (they copy themselves
@@ -15,43 +16,17 @@ const encoder = new Encoder();
 const decoder = new Decoder();
 const decode = (bytes) => decoder.decode(bytes);
 
-const PROTOCOL_VERSION = 2; // the highest version this client speaks
+const PROTOCOL_VERSION = 3; // the highest version this client speaks
 const PING_VERSION = 2; // the first version with Ping and Pong
+const RESUME_VERSION = 3; // the first with the resume fields and Drain (section 5.2)
+const MAX_OWN = 16; // the most earlier client ids a Hello names in own
 const HEADER_LEN = 4; // the big-endian length prefix
 const HANDSHAKE_MAX = 65536; // the limit on the Welcome (section 3.1)
 const DEFAULT_MAX_FRAME = 1 << 20;
 
 // Frame types (section 4). The numbers are on the wire.
-const FrameType = Object.freeze({ HELLO: 1, WELCOME: 2, EVENT: 3, ERROR: 4, PING: 5, PONG: 6 });
-const frameNames = ['', 'hello', 'welcome', 'event', 'error', 'ping', 'pong'];
-
-// Error codes of Error frames (section 7.1). The numbers are on the wire.
-const ErrorCode = Object.freeze({
-  PROTOCOL: 1, FRAME_TOO_BIG: 2, VERSION: 3, SLOW_CONSUMER: 4,
-  SHUTDOWN: 5, CHANNEL_GONE: 6, HANDSHAKE: 7, PING_TIMEOUT: 8,
-});
-const codeNames = ['', 'protocol error', 'frame too big', 'unsupported version', 'slow consumer',
-  'server shutting down', 'channel removed', 'handshake timeout', 'ping timeout'];
-
-// ProtocolError: the server sent something the protocol does not allow
-// (a malformed frame, a length over the limit, an unexpected type).
-class ProtocolError extends Error {
-  constructor(message) {
-    super('netcluster: ' + message);
-    this.name = 'ProtocolError';
-  }
-}
-
-// ServerError: the Error frame the server sent before it closed.
-class ServerError extends Error {
-  constructor(code, serverMessage) {
-    const name = codeNames[code] || `error ${code}`;
-    super(`netcluster: server closed the connection: ${name} (code ${code}): ${serverMessage}`);
-    this.name = 'ServerError';
-    this.code = code;
-    this.serverMessage = serverMessage;
-  }
-}
+const FrameType = Object.freeze({ HELLO: 1, WELCOME: 2, EVENT: 3, ERROR: 4, PING: 5, PONG: 6, DRAIN: 7 });
+const frameNames = ['', 'hello', 'welcome', 'event', 'error', 'ping', 'pong', 'drain'];
 
 // --- encoding -------------------------------------------------------------
 
@@ -124,24 +99,50 @@ class Writer {
     this.p += id.copy(this.b, this.p);
   }
 
+  optUUID(id) {
+    if (id) this.uuid(id);
+    else this.b[this.p++] = 0xc0;
+  }
+
   raw(bytes) {
     this.b.set(bytes, this.p);
     this.p += bytes.length;
   }
 }
 
-// encodeHello is the whole Hello frame, length prefix included.
-function encodeHello(version, clientID, name, pid) {
+// encodeHello is the whole Hello frame, length prefix included. resume,
+// when given, holds the version 3 fields (section 4.1): epoch and after
+// (16-byte Buffers or null), since (ms) and own (Buffers); they are
+// written, all four, only when version is 3 or more and the client
+// resumes or asks for something.
+function encodeHello(version, clientID, name, pid, resume) {
   const n = Buffer.byteLength(name);
-  const body = 1 + 1 + uintLen(version) + 18 + strHeaderLen(n) + n + uintLen(pid);
+  const r = resume && version >= RESUME_VERSION &&
+    (resume.epoch || resume.since > 0 || (resume.own && resume.own.length > 0)) ? resume : null;
+  const own = r ? (r.own || []).slice(-MAX_OWN) : [];
+  const since = r ? Math.max(0, Math.floor(r.since || 0)) : 0;
+  const extra = r ? (r.epoch ? 18 : 1) + (r.epoch && r.after ? 18 : 1) + uintLen(since) + (own.length < 16 ? 1 : 3) + 18 * own.length : 0;
+  const body = 1 + 1 + uintLen(version) + 18 + strHeaderLen(n) + n + uintLen(pid) + extra;
   const w = new Writer(HEADER_LEN + body);
   w.p = w.b.writeUInt32BE(body, 0);
-  w.byte(0x95);
+  w.byte(r ? 0x99 : 0x95);
   w.byte(FrameType.HELLO);
   w.uint(version);
   w.uuid(clientID);
   w.str(name, n);
   w.uint(pid);
+  if (r) {
+    w.optUUID(r.epoch);
+    w.optUUID(r.epoch ? r.after : null); // after MUST be nil without an epoch
+    w.uint(since);
+    if (own.length < 16) {
+      w.byte(0x90 | own.length);
+    } else {
+      w.byte(0xdc);
+      w.p = w.b.writeUInt16BE(own.length, w.p);
+    }
+    for (const id of own) w.uuid(id);
+  }
   return w.b;
 }
 
@@ -182,6 +183,7 @@ function encodeEvent(m) {
 
 const PING_FRAME = Buffer.from([0, 0, 0, 2, 0x91, FrameType.PING]);
 const PONG_FRAME = Buffer.from([0, 0, 0, 2, 0x91, FrameType.PONG]);
+const DRAIN_FRAME = Buffer.from([0, 0, 0, 2, 0x91, FrameType.DRAIN]);
 
 // --- decoding -------------------------------------------------------------
 
@@ -363,7 +365,24 @@ function decodeHello(h) {
     name: r.str('name'),
     pid: r.uint(Number.MAX_SAFE_INTEGER, 'pid'),
   };
-  r.end(h.count, 5);
+  let known = 5;
+  if (hello.version >= RESUME_VERSION && h.count >= known + 4) {
+    // The version 3 fields: all four, or none (section 4.1).
+    hello.resume_epoch = r.uuid('resume epoch', true);
+    hello.resume_after = r.uuid('resume after', true);
+    hello.since = r.uint(Number.MAX_SAFE_INTEGER, 'since');
+    const at = r.p;
+    const n = r.arrayHeader();
+    if (n > MAX_OWN) {
+      r.p = at;
+      r.fail(`own: ${n} ids, at most ${MAX_OWN}`);
+    }
+    hello.own = [];
+    for (let i = 0; i < n; i++) hello.own.push(r.uuid('own id'));
+    if (!hello.resume_epoch && hello.resume_after) r.fail('resume after an event without a resume epoch');
+    known += 4;
+  }
+  r.end(h.count, known);
   return hello;
 }
 
@@ -378,7 +397,15 @@ function decodeWelcome(h) {
     maxFrame: r.uint(Number.MAX_SAFE_INTEGER, 'maxframe'),
     pid: r.uint(Number.MAX_SAFE_INTEGER, 'pid'),
   };
-  r.end(h.count, 6);
+  let known = 6;
+  if (w.version >= RESUME_VERSION && h.count >= known + 3) {
+    // The version 3 fields, when the channel retains events (section 4.2).
+    w.epoch = r.uuid('epoch');
+    w.from = r.uuid('from', true);
+    w.missed = r.uint(Number.MAX_SAFE_INTEGER, 'missed');
+    known += 3;
+  }
+  r.end(h.count, known);
   return w;
 }
 
@@ -408,7 +435,7 @@ function decodeEvent(h, body) {
   return m;
 }
 
-// decodeEmpty reads a Ping or Pong body.
+// decodeEmpty reads a Ping, Pong or Drain body.
 function decodeEmpty(h) {
   h.r.end(h.count, 1);
 }
@@ -446,9 +473,9 @@ class FrameReader {
 }
 
 module.exports = {
-  PROTOCOL_VERSION, PING_VERSION, HEADER_LEN, HANDSHAKE_MAX, DEFAULT_MAX_FRAME,
+  PROTOCOL_VERSION, PING_VERSION, RESUME_VERSION, MAX_OWN, HEADER_LEN, HANDSHAKE_MAX, DEFAULT_MAX_FRAME,
   FrameType, ErrorCode, ProtocolError, ServerError, frameNames,
-  encodeHello, encodeEvent, encodeData, decode, PING_FRAME, PONG_FRAME,
+  encodeHello, encodeEvent, encodeData, decode, PING_FRAME, PONG_FRAME, DRAIN_FRAME,
   frameHead, decodeHello, decodeWelcome, decodeError, decodeEvent, decodeEmpty, FrameReader,
   idString, idBytes, newID,
 };

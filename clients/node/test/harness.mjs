@@ -89,9 +89,9 @@ export class Server {
 // GoPeer is the gopeer program on a channel: send() writes a command,
 // next() reads the next line it printed that passes filter.
 export class GoPeer {
-  constructor(t, socket, channel) {
+  constructor(t, socket, channel, args = []) {
     const { gopeer } = build();
-    this.proc = spawn(gopeer, ['-socket', socket, '-channel', channel], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = spawn(gopeer, ['-socket', socket, '-channel', channel, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.stderr = '';
     this.proc.stderr.on('data', (b) => { this.stderr += b; });
     this.lines = [];

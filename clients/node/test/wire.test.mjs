@@ -26,8 +26,9 @@ const decoders = {
   error: (h) => wire.decodeError(h),
   ping: (h) => wire.decodeEmpty(h),
   pong: (h) => wire.decodeEmpty(h),
+  drain: (h) => wire.decodeEmpty(h),
 };
-const types = { hello: 1, welcome: 2, event: 3, error: 4, ping: 5, pong: 6 };
+const types = { hello: 1, welcome: 2, event: 3, error: 4, ping: 5, pong: 6, drain: 7 };
 
 // read decodes the one frame of stream as type (default: its own).
 function read(stream, maxframe, as) {
@@ -42,12 +43,15 @@ function read(stream, maxframe, as) {
   return { type, fields, rest: fr.pending };
 }
 
-// plain renders decoded fields as the vectors write them.
+// plain renders decoded fields as the vectors write them: ids as UUID
+// strings, a nil id as "".
 function plain(type, f) {
   if (!f) return {};
   const out = {};
   for (const [k, v] of Object.entries(f)) {
     if (Buffer.isBuffer(v) && v.length === 16) out[k] = wire.idString(v);
+    else if (v === null) out[k] = '';
+    else if (Array.isArray(v)) out[k] = v.map((id) => wire.idString(id));
     else if (k === 'data') out.data_hex = Buffer.from(v).toString('hex');
     else if (k === 'maxFrame') out.maxframe = v;
     else out[k] = v;
@@ -104,4 +108,28 @@ test('canonical vectors encode back to their bytes', () => {
   }
   assert.equal(wire.PING_FRAME.toString('hex'), hexOf('ping').toString('hex'));
   assert.equal(wire.PONG_FRAME.toString('hex'), hexOf('pong').toString('hex'));
+  assert.equal(wire.DRAIN_FRAME.toString('hex'), hexOf('drain').toString('hex'));
+  const hr = JSON.parse(readFileSync(join(dir, 'hello-resume.json'), 'utf8')).fields;
+  const resume = {
+    epoch: wire.idBytes(hr.resume_epoch), after: wire.idBytes(hr.resume_after),
+    since: hr.since, own: hr.own.map((id) => wire.idBytes(id)),
+  };
+  assert.equal(wire.encodeHello(hr.version, wire.idBytes(hr.client_id), hr.name, hr.pid, resume).toString('hex'),
+    hexOf('hello-resume').toString('hex'), 'hello-resume');
+});
+
+test('a hello writes the resume fields only when it asks for something', () => {
+  const id = wire.newID();
+  const decoded = (frame) => wire.decodeHello(wire.frameHead(frame.subarray(wire.HEADER_LEN)));
+  assert.deepEqual(Object.keys(decoded(wire.encodeHello(3, id, 'n', 1, { epoch: null, since: 0, own: [] }))),
+    ['version', 'client_id', 'name', 'pid'], 'nothing asked: no resume fields');
+  assert.equal(wire.encodeHello(2, id, 'n', 1, { since: 5000 }).length, wire.encodeHello(2, id, 'n', 1).length,
+    'version 2 has no resume fields');
+  const h = decoded(wire.encodeHello(3, id, 'n', 1, { since: 5000, after: wire.newID() }));
+  assert.equal(h.since, 5000);
+  assert.equal(h.resume_epoch, null);
+  assert.equal(h.resume_after, null, 'after is nil without an epoch');
+  const own = Array.from({ length: 20 }, () => wire.newID());
+  assert.deepEqual(decoded(wire.encodeHello(3, id, 'n', 1, { own })).own, own.slice(-wire.MAX_OWN),
+    'own keeps the latest ids, at most MAX_OWN');
 });

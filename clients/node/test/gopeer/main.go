@@ -2,7 +2,7 @@
 // benchmark: a bus client driven by lines of JSON on its standard input,
 // reporting what it hears as lines of JSON on its standard output.
 //
-//	gopeer -socket PATH -channel A
+//	gopeer -socket PATH -channel A [-slow DURATION] [-queue N]
 //
 // It prints {"ready": true, "id": ...} once connected, then one line per
 // event heard ({"event", "channel", "sender", "id", "data"}). It answers
@@ -10,7 +10,9 @@
 // "go"}. Each input line is a command: {"op": "emit", "event", "data"},
 // {"op": "request", "event", "data"} (prints {"reply": data, "re": id})
 // or {"op": "bench-pub", "count", "size"} / {"op": "bench-sub", "count"}
-// (print {"bench": events per second}).
+// (print {"bench": events per second}). With -slow, the listener takes
+// that long over each event, as a slow subscriber does; -queue sets the
+// client's QueueLen.
 package main
 
 import (
@@ -52,18 +54,24 @@ func (p *peer) print(v any) {
 func main() {
 	socket := flag.String("socket", "", "the channel's socket")
 	channel := flag.String("channel", "A", "the channel")
+	flag.DurationVar(&slow, "slow", 0, "how long the listener takes over each event")
+	queue := flag.Int("queue", 0, "the client's QueueLen (0: the default)")
 	flag.Parse()
-	if err := run(*socket, *channel); err != nil {
+	if err := run(*socket, *channel, *queue); err != nil {
 		fmt.Fprintln(os.Stderr, "gopeer:", err)
 		os.Exit(1)
 	}
 }
 
-func run(socket, channel string) error {
+func run(socket, channel string, queue int) error {
 	p := &peer{out: json.NewEncoder(os.Stdout)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := bus.Dial(ctx, channel, bus.Socket(socket), bus.Name("gopeer"))
+	opts := []bus.Option{bus.Socket(socket), bus.Name("gopeer")}
+	if queue > 0 {
+		opts = append(opts, bus.QueueLen(queue))
+	}
+	c, err := bus.Dial(ctx, channel, opts...)
 	if err != nil {
 		return err
 	}
@@ -95,9 +103,15 @@ func run(socket, channel string) error {
 	return in.Err()
 }
 
+// slow is how long the listener takes over each event (-slow).
+var slow time.Duration
+
 func (p *peer) heard(m bus.Message) {
 	if m.Event == "bench" {
 		return
+	}
+	if slow > 0 {
+		time.Sleep(slow)
 	}
 	var data any
 	if err := m.Decode(&data); err != nil {
