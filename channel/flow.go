@@ -39,7 +39,7 @@ import (
 // another) is broken by stalltimeout.
 //
 // A held reader looks every recheck at the client it waits on. One
-// that has taken nothing (no chunk written to it) for stalltimeout, and
+// that has taken nothing (no byte written to it) for stalltimeout, and
 // that is not itself held, is dropped as a slow consumer
 // (wire.CodeSlowConsumer, counted in StallTimeouts): its publishers go
 // on. maxpending stays the hard bound of every queue, whatever the

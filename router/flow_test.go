@@ -514,3 +514,41 @@ func heldNow(ts *routertest.Server, name string) bool {
 	}
 	return false
 }
+
+// TestSteadyReaderNotStalled has a subscriber that reads steadily but
+// slowly, 4 KiB events at 10 ms each, behind a publisher that outruns
+// it, with a stalltimeout shorter than the time the subscriber takes
+// to read one of the server's write chunks (256 KiB, about 640 ms
+// here), and longer than it takes to read its client's read buffer
+// (about 160 ms). The server must see it taking its events while a chunk is
+// being written, and never drop it for stalltimeout.
+func TestSteadyReaderNotStalled(t *testing.T) {
+	const n, size = 300, 4096
+	ts := routertest.NewServer(t, `"maxpending": 1048576, "stalltimeout": "400ms", "channels": {"A": {}}`)
+	var sub counter
+	cl := sub.dial(t, ts, "A", bus.QueueLen(4))
+	if _, err := cl.On("big", func(m bus.Message) {
+		if len(m.Data) != size+3 || int(binary.BigEndian.Uint32(m.Data[3:])) != int(sub.got.Load()) {
+			sub.outOfOrder.Add(1)
+		}
+		sub.got.Add(1)
+		time.Sleep(10 * time.Millisecond)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var pubc counter
+	pub := pubc.dial(t, ts, "A")
+	for i := range n {
+		data := make([]byte, 3+size) // a msgpack bin 16 of size bytes
+		data[0], data[1], data[2] = 0xc5, size>>8, size&0xff
+		binary.BigEndian.PutUint32(data[3:], uint32(i))
+		if err := pub.Emit("big", bus.RawData(data)); err != nil {
+			t.Fatalf("emit %d: %v", i, err)
+		}
+	}
+	sub.wait(t, "the steady subscriber", n)
+	pubc.check(t, "the publisher", 0)
+	if st := stats(t, ts, "A"); st.StallTimeouts != 0 || st.Stalls == 0 {
+		t.Errorf("%d stall timeouts, %d stalls; want the publisher held and the subscriber never dropped", st.StallTimeouts, st.Stalls)
+	}
+}
