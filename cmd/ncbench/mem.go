@@ -28,14 +28,17 @@ type Memory struct {
 	ClientsRSS uint64 `json:"clients_rss"` // with the idle clients connected
 	PerClient  uint64 `json:"per_client"`  // (ClientsRSS - IdleRSS) / Clients
 
-	MaxPending   int      `json:"maxpending"`
-	SlowBaseRSS  uint64   `json:"slow_base_rss"` // a fresh server with a publisher and a client that never reads
-	SlowPeakRSS  uint64   `json:"slow_peak_rss"` // the most RSS seen while the publisher filled that client's queue
-	SlowCost     uint64   `json:"slow_cost"`     // SlowPeakRSS - SlowBaseRSS
-	SlowDropped  bool     `json:"slow_dropped"`  // the server disconnected the client
-	SlowEmitted  uint64   `json:"slow_emitted"`  // bytes of events emitted meanwhile
-	SlowReceived uint64   `json:"slow_received"` // bytes the client found in its socket afterwards
-	Errors       []string `json:"errors,omitempty"`
+	MaxPending   int    `json:"maxpending"`
+	SlowBaseRSS  uint64 `json:"slow_base_rss"` // a fresh server with a publisher and a client that never reads
+	SlowPeakRSS  uint64 `json:"slow_peak_rss"` // the most RSS seen while the publisher filled that client's queue
+	SlowCost     uint64 `json:"slow_cost"`     // SlowPeakRSS - SlowBaseRSS
+	SlowDropped  bool   `json:"slow_dropped"`  // the server disconnected the client
+	SlowEmitted  uint64 `json:"slow_emitted"`  // bytes of events emitted meanwhile
+	SlowReceived uint64 `json:"slow_received"` // bytes the client found in its socket afterwards
+	// Retention is a channel's ring of retained events, filled past
+	// retainbytes, and what it costs the server.
+	Retention *Retention `json:"retention,omitempty"`
+	Errors    []string   `json:"errors,omitempty"`
 }
 
 func (m *Memory) writeText(w io.Writer) {
@@ -44,6 +47,9 @@ func (m *Memory) writeText(w io.Writer) {
 	fmt.Fprintf(w, "  with %d idle clients: %s, %.1f KiB per client\n", m.Clients, mib(m.ClientsRSS), float64(m.PerClient)/1024)
 	fmt.Fprintf(w, "  client that never reads: %s over %s (maxpending %s), dropped as slow: %v\n",
 		mib(m.SlowCost), mib(m.SlowBaseRSS), mib(uint64(m.MaxPending)), m.SlowDropped)
+	if m.Retention != nil {
+		m.Retention.writeText(w)
+	}
 	for _, e := range m.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
@@ -54,9 +60,10 @@ func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // maxPendingForMem is the maxpending of the servers the mem run starts.
 const maxPendingForMem = 8 << 20
 
-// measureMemory runs the ncserver binary bin twice: once to measure it
-// idle and with many idle clients, once to measure what a client that
-// never reads costs it.
+// measureMemory runs the ncserver binary bin three times: once to
+// measure it idle and with many idle clients, once to measure what a
+// client that never reads costs it, and once what the ring of retained
+// events costs it.
 func measureMemory(ctx context.Context, f *flags, bin string) (*Memory, error) {
 	m := &Memory{Binary: bin, MaxPending: maxPendingForMem}
 	if err := raiseFileLimit(f.clients + 64); err != nil {
@@ -90,6 +97,13 @@ func measureMemory(ctx context.Context, f *flags, bin string) (*Memory, error) {
 
 	if err := slowConsumer(ctx, bin, f.size, m); err != nil {
 		m.Errors = append(m.Errors, err.Error())
+	}
+	r, err := measureRetention(ctx, bin, f.size)
+	m.Retention = r
+	if err != nil {
+		m.Errors = append(m.Errors, "retained events: "+err.Error())
+	} else {
+		m.Errors = append(m.Errors, r.check()...)
 	}
 	return m, nil
 }
