@@ -265,7 +265,7 @@ func TestMemory(t *testing.T) {
 	if m == nil {
 		t.Fatal("no memory figures")
 	}
-	if m.IdleRSS == 0 || m.Clients != 200 || m.ClientsRSS == 0 || m.SlowBaseRSS == 0 || len(m.Errors) != 0 {
+	if m.IdleRSS == 0 || m.IdleAnon == 0 || m.IdleAnon > m.IdleRSS || m.Clients != 200 || m.ClientsRSS == 0 || m.SlowBaseRSS == 0 || len(m.Errors) != 0 {
 		t.Errorf("memory figures: %+v", m)
 	}
 	checkRetention(t, m.Retention)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +23,7 @@ import (
 type Memory struct {
 	Binary     string `json:"binary"`
 	IdleRSS    uint64 `json:"idle_rss"`
+	IdleAnon   uint64 `json:"idle_rss_anon"` // RssAnon: the rest is the executable's and libraries' pages
 	Clients    int    `json:"clients"`
 	ClientsRSS uint64 `json:"clients_rss"` // with the idle clients connected
 	PerClient  uint64 `json:"per_client"`  // (ClientsRSS - IdleRSS) / Clients
@@ -43,7 +43,7 @@ type Memory struct {
 
 func (m *Memory) writeText(w io.Writer) {
 	fmt.Fprintf(w, "memory of %s (VmRSS):\n", m.Binary)
-	fmt.Fprintf(w, "  idle server: %s\n", mib(m.IdleRSS))
+	fmt.Fprintf(w, "  idle server: %s, of which %s anonymous (the rest is the executable's and libraries' pages)\n", mib(m.IdleRSS), mib(m.IdleAnon))
 	fmt.Fprintf(w, "  with %d idle clients: %s, %.1f KiB per client\n", m.Clients, mib(m.ClientsRSS), float64(m.PerClient)/1024)
 	fmt.Fprintf(w, "  client that never reads: %s over %s (maxpending %s), dropped as slow: %v\n",
 		mib(m.SlowCost), mib(m.SlowBaseRSS), mib(uint64(m.MaxPending)), m.SlowDropped)
@@ -80,6 +80,7 @@ func measureMemory(ctx context.Context, f *flags, bin string) (*Memory, error) {
 		p.stop()
 		return nil, err
 	}
+	m.IdleAnon, _ = procStatus(p.pid(), "RssAnon")
 	conns, err := idleClients(ctx, p.template, "A", f.clients)
 	m.Clients = len(conns)
 	if err != nil {
@@ -115,13 +116,16 @@ func memConfig(dir string) (template, text string) {
 }
 
 // rss reads a process's resident set size.
-func rss(pid int) (uint64, error) {
+func rss(pid int) (uint64, error) { return procStatus(pid, "VmRSS") }
+
+// procStatus reads a size in kB from a process's /proc status.
+func procStatus(pid int, key string) (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, fmt.Errorf("reading resident memory (Linux /proc only): %w", err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
 			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
 				return 0, fmt.Errorf("VmRSS %q: %w", v, err)
@@ -129,7 +133,7 @@ func rss(pid int) (uint64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	return 0, fmt.Errorf("no %s in /proc status", key)
 }
 
 // handshake connects to a channel's socket as a client and says hello,
