@@ -15,7 +15,7 @@ import (
 // Read buffers. A connection starts with a small one, enough for a
 // hello and an event or two (a larger frame is read past it, straight
 // into its own buffer), and moves to a large one, which parses many
-// frames per read, once it has sent growAfter frames: ten thousand idle
+// frames per read, once it has sent growAfter events: ten thousand idle
 // clients then cost half a KiB of buffer each, not 32. A JSON client
 // reads through a buffer of jsonReadBuffer, as its messages are not
 // read past the buffer but copied out of it piece by piece.
@@ -37,9 +37,13 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		}
 		return c.readBuf.b
 	}
-	for n := 0; ; n++ {
-		if n >= growAfter && br.Size() < readBuffer && br.Buffered() == 0 {
-			br = bufio.NewReaderSize(c.nc, readBuffer)
+	for {
+		// framesIn counts events, not the pings and pongs of an idle
+		// client, which need no large buffer. The large buffer reads
+		// through the small one, which hands it what it holds, and
+		// then, empty, lets each read go to the socket directly.
+		if br.Size() < readBuffer && c.framesIn.Load() >= growAfter {
+			br = bufio.NewReaderSize(br, readBuffer)
 			fr = wire.NewFrameReader(br, c.ch.maxFrame())
 		}
 		fr.SetMax(c.ch.maxFrame())
