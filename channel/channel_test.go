@@ -2,6 +2,7 @@ package channel_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -259,5 +260,42 @@ func TestJSONReply(t *testing.T) {
 	if m["event"] != "nc-control-ping-response" || m["re"] != id.String() || m["to"] != infos[0].ID.String() ||
 		m["broadcast"] != false || m["emmiteruuid"] != node.String() || fmt.Sprint(m["data"]) != "map[ok:true]" {
 		t.Errorf("the asker got %v; want the response to it, re %v", m, id)
+	}
+}
+
+// TestReadBufferGrowth sends events smaller and larger than a
+// connection's first read buffer, across its move to the large one,
+// with a hello larger than the first buffer: each arrives whole, in
+// order.
+func TestReadBufferGrowth(t *testing.T) {
+	ch := listen(t, channel.Config{Name: "A"})
+	got := make(chan []byte, 64)
+	sub := dial(t, ch, "sub")
+	if _, err := sub.On("sized", func(m bus.Message) {
+		var b []byte
+		if err := m.Decode(&b); err != nil {
+			t.Error(err)
+		}
+		got <- b
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pub := dial(t, ch, strings.Repeat("p", 2000))
+	sizes := []int{10, 600, 3000, 40000, 300, 5000}
+	const n = 48
+	for i := range n {
+		if err := pub.Emit("sized", bytes.Repeat([]byte{byte(i)}, sizes[i%len(sizes)])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case b := <-got:
+			if want := bytes.Repeat([]byte{byte(i)}, sizes[i%len(sizes)]); !bytes.Equal(b, want) {
+				t.Fatalf("event %d: %d bytes starting %v, want %d bytes of %d", i, len(b), b[:min(len(b), 4)], len(want), i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d events arrived", i, n)
+		}
 	}
 }

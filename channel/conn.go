@@ -176,7 +176,9 @@ func (c *Conn) serve() {
 			c.writeLoop()
 		}()
 		if mode == modeJSON {
-			c.jsonReadLoop(br)
+			// Past the bytes the handshake peeked, the larger buffer
+			// reads from the socket directly.
+			c.jsonReadLoop(bufio.NewReaderSize(br, jsonReadBuffer))
 		} else {
 			c.readLoop(br)
 		}

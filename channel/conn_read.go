@@ -12,14 +12,18 @@ import (
 	"github.com/netcluster/netcluster/internal/wire"
 )
 
-// Read buffers. A connection starts with a small one, enough for the
-// handshake and a few events, and moves to a large one, which parses
-// many frames per read, once it has sent growAfter frames: ten thousand
-// idle clients then cost 4 KiB of buffer each, not 32.
+// Read buffers. A connection starts with a small one, enough for a
+// hello and an event or two (a larger frame is read past it, straight
+// into its own buffer), and moves to a large one, which parses many
+// frames per read, once it has sent growAfter events: ten thousand idle
+// clients then cost half a KiB of buffer each, not 32. A JSON client
+// reads through a buffer of jsonReadBuffer, as its messages are not
+// read past the buffer but copied out of it piece by piece.
 const (
-	firstReadBuffer = 4 << 10
+	firstReadBuffer = 512
 	readBuffer      = 32 << 10
 	growAfter       = 16
+	jsonReadBuffer  = 4 << 10
 )
 
 // readLoop reads the framed client's frames and hands each to
@@ -33,9 +37,13 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		}
 		return c.readBuf.b
 	}
-	for n := 0; ; n++ {
-		if n >= growAfter && br.Size() < readBuffer && br.Buffered() == 0 {
-			br = bufio.NewReaderSize(c.nc, readBuffer)
+	for {
+		// framesIn counts events, not the pings and pongs of an idle
+		// client, which need no large buffer. The large buffer reads
+		// through the small one, which hands it what it holds, and
+		// then, empty, lets each read go to the socket directly.
+		if br.Size() < readBuffer && c.framesIn.Load() >= growAfter {
+			br = bufio.NewReaderSize(br, readBuffer)
 			fr = wire.NewFrameReader(br, c.ch.maxFrame())
 		}
 		fr.SetMax(c.ch.maxFrame())

@@ -13,7 +13,10 @@
 // "pubsub propagated latency raw". The raw run sends the publishers'
 // frames over a bare socket in the same invocation, so every throughput
 // figure is also given as a share of that limit. mem starts ncserver
-// processes of its own and reads their resident memory from /proc.
+// processes of its own and reads their resident memory from /proc: idle,
+// with many idle clients, with a client that never reads, and with a
+// channel's ring of retained events filled past retainbytes, whose
+// counters it reads from the control channel's stats.
 //
 // By default ncbench measures what a user runs: a separate ncserver
 // process, which it starts on a configuration of its own in a temporary

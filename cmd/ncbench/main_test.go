@@ -265,14 +265,38 @@ func TestMemory(t *testing.T) {
 	if m == nil {
 		t.Fatal("no memory figures")
 	}
-	if m.IdleRSS == 0 || m.Clients != 200 || m.ClientsRSS == 0 || m.SlowBaseRSS == 0 || len(m.Errors) != 0 {
+	if m.IdleRSS == 0 || m.IdleAnon == 0 || m.IdleAnon > m.IdleRSS || m.Clients != 200 || m.ClientsRSS == 0 || m.SlowBaseRSS == 0 || len(m.Errors) != 0 {
 		t.Errorf("memory figures: %+v", m)
 	}
+	checkRetention(t, m.Retention)
 	if !m.SlowDropped {
 		t.Errorf("the client that never read was not dropped after %d bytes (maxpending %d)", m.SlowEmitted, m.MaxPending)
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkRetention checks what the mem run found of the ring of retained
+// events: filled past its bound, it holds some events, no more than
+// retainbytes, and every event emitted reached the subscriber.
+func checkRetention(t *testing.T, r *Retention) {
+	t.Helper()
+	switch {
+	case r == nil:
+		t.Fatal("no figures of the retained events")
+	case r.Retained <= 0 || r.Bytes <= 0:
+		t.Errorf("the server retained %d events, %d bytes: the ring kept nothing", r.Retained, r.Bytes)
+	case r.Bytes > r.RetainBytes:
+		t.Errorf("retained_bytes %d is over retainbytes %d", r.Bytes, r.RetainBytes)
+	case r.Evicted == 0 || uint64(r.Retained)+r.Evicted != r.Emitted:
+		t.Errorf("%d events emitted, %d retained, %d evicted: the ring was not filled past its bound, or lost count", r.Emitted, r.Retained, r.Evicted)
+	}
+	if r.Received != r.Emitted {
+		t.Errorf("the subscriber received %d of %d events", r.Received, r.Emitted)
+	}
+	if r.BaseRSS == 0 || r.RSS == 0 || r.Growth > rssBound*uint64(r.RetainBytes) {
+		t.Errorf("RSS %d before the events, %d after: over %d times retainbytes", r.BaseRSS, r.RSS, rssBound)
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,26 +23,33 @@ import (
 type Memory struct {
 	Binary     string `json:"binary"`
 	IdleRSS    uint64 `json:"idle_rss"`
+	IdleAnon   uint64 `json:"idle_rss_anon"` // RssAnon: the rest is the executable's and libraries' pages
 	Clients    int    `json:"clients"`
 	ClientsRSS uint64 `json:"clients_rss"` // with the idle clients connected
 	PerClient  uint64 `json:"per_client"`  // (ClientsRSS - IdleRSS) / Clients
 
-	MaxPending   int      `json:"maxpending"`
-	SlowBaseRSS  uint64   `json:"slow_base_rss"` // a fresh server with a publisher and a client that never reads
-	SlowPeakRSS  uint64   `json:"slow_peak_rss"` // the most RSS seen while the publisher filled that client's queue
-	SlowCost     uint64   `json:"slow_cost"`     // SlowPeakRSS - SlowBaseRSS
-	SlowDropped  bool     `json:"slow_dropped"`  // the server disconnected the client
-	SlowEmitted  uint64   `json:"slow_emitted"`  // bytes of events emitted meanwhile
-	SlowReceived uint64   `json:"slow_received"` // bytes the client found in its socket afterwards
-	Errors       []string `json:"errors,omitempty"`
+	MaxPending   int    `json:"maxpending"`
+	SlowBaseRSS  uint64 `json:"slow_base_rss"` // a fresh server with a publisher and a client that never reads
+	SlowPeakRSS  uint64 `json:"slow_peak_rss"` // the most RSS seen while the publisher filled that client's queue
+	SlowCost     uint64 `json:"slow_cost"`     // SlowPeakRSS - SlowBaseRSS
+	SlowDropped  bool   `json:"slow_dropped"`  // the server disconnected the client
+	SlowEmitted  uint64 `json:"slow_emitted"`  // bytes of events emitted meanwhile
+	SlowReceived uint64 `json:"slow_received"` // bytes the client found in its socket afterwards
+	// Retention is a channel's ring of retained events, filled past
+	// retainbytes, and what it costs the server.
+	Retention *Retention `json:"retention,omitempty"`
+	Errors    []string   `json:"errors,omitempty"`
 }
 
 func (m *Memory) writeText(w io.Writer) {
 	fmt.Fprintf(w, "memory of %s (VmRSS):\n", m.Binary)
-	fmt.Fprintf(w, "  idle server: %s\n", mib(m.IdleRSS))
+	fmt.Fprintf(w, "  idle server: %s, of which %s anonymous (the rest is the executable's and libraries' pages)\n", mib(m.IdleRSS), mib(m.IdleAnon))
 	fmt.Fprintf(w, "  with %d idle clients: %s, %.1f KiB per client\n", m.Clients, mib(m.ClientsRSS), float64(m.PerClient)/1024)
 	fmt.Fprintf(w, "  client that never reads: %s over %s (maxpending %s), dropped as slow: %v\n",
 		mib(m.SlowCost), mib(m.SlowBaseRSS), mib(uint64(m.MaxPending)), m.SlowDropped)
+	if m.Retention != nil {
+		m.Retention.writeText(w)
+	}
 	for _, e := range m.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
@@ -54,9 +60,10 @@ func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // maxPendingForMem is the maxpending of the servers the mem run starts.
 const maxPendingForMem = 8 << 20
 
-// measureMemory runs the ncserver binary bin twice: once to measure it
-// idle and with many idle clients, once to measure what a client that
-// never reads costs it.
+// measureMemory runs the ncserver binary bin three times: once to
+// measure it idle and with many idle clients, once to measure what a
+// client that never reads costs it, and once what the ring of retained
+// events costs it.
 func measureMemory(ctx context.Context, f *flags, bin string) (*Memory, error) {
 	m := &Memory{Binary: bin, MaxPending: maxPendingForMem}
 	if err := raiseFileLimit(f.clients + 64); err != nil {
@@ -73,6 +80,7 @@ func measureMemory(ctx context.Context, f *flags, bin string) (*Memory, error) {
 		p.stop()
 		return nil, err
 	}
+	m.IdleAnon, _ = procStatus(p.pid(), "RssAnon")
 	conns, err := idleClients(ctx, p.template, "A", f.clients)
 	m.Clients = len(conns)
 	if err != nil {
@@ -91,6 +99,13 @@ func measureMemory(ctx context.Context, f *flags, bin string) (*Memory, error) {
 	if err := slowConsumer(ctx, bin, f.size, m); err != nil {
 		m.Errors = append(m.Errors, err.Error())
 	}
+	r, err := measureRetention(ctx, bin, f.size)
+	m.Retention = r
+	if err != nil {
+		m.Errors = append(m.Errors, "retained events: "+err.Error())
+	} else {
+		m.Errors = append(m.Errors, r.check()...)
+	}
 	return m, nil
 }
 
@@ -101,13 +116,16 @@ func memConfig(dir string) (template, text string) {
 }
 
 // rss reads a process's resident set size.
-func rss(pid int) (uint64, error) {
+func rss(pid int) (uint64, error) { return procStatus(pid, "VmRSS") }
+
+// procStatus reads a size in kB from a process's /proc status.
+func procStatus(pid int, key string) (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, fmt.Errorf("reading resident memory (Linux /proc only): %w", err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
 			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
 				return 0, fmt.Errorf("VmRSS %q: %w", v, err)
@@ -115,7 +133,7 @@ func rss(pid int) (uint64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	return 0, fmt.Errorf("no %s in /proc status", key)
 }
 
 // handshake connects to a channel's socket as a client and says hello,
