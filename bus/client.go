@@ -28,6 +28,8 @@ type Client struct {
 	channel string
 	path    string
 	ids     *idSource // the ids of emitted events
+	// lastName is the last event name that send found valid.
+	lastName atomic.Pointer[string]
 
 	// ctx is cancelled by Close: it ends a reconnection under way.
 	ctx    context.Context

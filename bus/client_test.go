@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router/routertest"
 	"go.uber.org/goleak"
 )
@@ -281,6 +282,33 @@ func TestEmitErrors(t *testing.T) {
 	other := ts.Dial(t, "A")
 	other.Emit("ok", nil)
 	rec.WaitCount(t, "ok", 1)
+}
+
+// TestEmitNameRemembered: the client remembers the last event name it
+// found valid, so a name emitted again is not checked again; a different
+// one, right after it, still is, and non-ASCII UTF-8 names pass.
+func TestEmitNameRemembered(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	c := ts.Dial(t, "A")
+	rec := routertest.Record(t, ts.Dial(t, "A"), ".*")
+	for _, step := range []struct {
+		event string
+		ok    bool
+	}{
+		{"été", true}, {"été", true}, {"\xff", false}, {"été\xff", false}, {"été", true}, {"", false}, {"ok", true},
+	} {
+		err := c.Emit(step.event, nil)
+		if step.ok != (err == nil) {
+			t.Errorf("Emit(%q): %v, want ok %v", step.event, err, step.ok)
+		}
+		if err != nil && !errors.Is(err, wire.ErrEventName) {
+			t.Errorf("Emit(%q): %v, want %v", step.event, err, wire.ErrEventName)
+		}
+	}
+	rec.WaitCount(t, "ok", 1)
+	if n := rec.Count("été"); n != 3 {
+		t.Errorf("heard %d été events, want 3", n)
+	}
 }
 
 func TestDialErrors(t *testing.T) {

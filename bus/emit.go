@@ -17,6 +17,22 @@ func checkEvent(event string) error {
 	return nil
 }
 
+// checkName is checkEvent for an event the client emits, remembering the
+// last name that passed: a publisher mostly emits one name after
+// another, which is then compared, not checked again.
+func (c *Client) checkName(event string) error {
+	if last := c.lastName.Load(); last != nil && *last == event {
+		return nil
+	}
+	if err := checkEvent(event); err != nil {
+		return err
+	}
+	name := new(string)
+	*name = event
+	c.lastName.Store(name)
+	return nil
+}
+
 // Emit sends an event to the channel's other clients, and through the
 // channel's rules to other channels and the network. data is any value
 // msgpack can encode (RawData is sent as it is). The client's own
@@ -40,7 +56,7 @@ func (c *Client) Emit(event string, data any) error {
 // when buffer is set, and fails otherwise. It returns the connection the
 // frame was queued on, nil when it was kept for the next one.
 func (c *Client) send(m *Message, data any, buffer bool) (*session, error) {
-	if err := checkEvent(m.Event); err != nil {
+	if err := c.checkName(m.Event); err != nil {
 		return nil, err
 	}
 	m.Channel = c.channel

@@ -37,6 +37,7 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		}
 		return c.readBuf.b
 	}
+	var readAt int64 // monoNow after the read that brought the last frame; 0: read the clock
 	for {
 		// framesIn counts events, not the pings and pongs of an idle
 		// client, which need no large buffer. The large buffer reads
@@ -48,7 +49,11 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		}
 		fr.SetMax(c.ch.maxFrame())
 		c.readBuf = nil
+		buffered := br.Buffered()
 		frame, err := fr.ReadFrameWith(getBuf)
+		if len(frame) > buffered || readAt == 0 {
+			readAt = monoNow() // the frame was not all buffered: a read returned just now
+		}
 		ref := c.readBuf
 		c.readBuf = nil
 		if err == nil && ref != nil && &frame[0] != &ref.b[0] {
@@ -70,7 +75,7 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 		// The read loop's reference is dropped once the frame has been
 		// handled; the queues that took it hold their own.
 		c.received.reset(frame, ref)
-		c.received.src = c
+		c.received.src, c.received.at = c, readAt
 		ok := c.handleFrame(&c.received)
 		if ref != nil {
 			ref.settle(c.received.taken)
@@ -84,6 +89,7 @@ func (c *Conn) readLoop(br *bufio.Reader) {
 			// A receiver is past its high-water mark: read nothing
 			// more from this client until it drains (flow.go).
 			hold.awaitDrain(c, 0)
+			readAt = 0 // what is buffered enters the channel only now
 		}
 	}
 }

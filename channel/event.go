@@ -30,6 +30,11 @@ type Event struct {
 	json      []byte
 	tried     bool
 	ok        bool
+	// at is when the read that brought the frame returned, in monoNow
+	// nanoseconds; 0 for an event not read from a client. Frames parsed
+	// from one read share it, so the ring reads the clock once per read,
+	// not once per event.
+	at int64
 }
 
 // NewEvent wraps an event frame, length prefix included, for SendEvent.

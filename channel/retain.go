@@ -33,7 +33,7 @@ const maxTomb = 4096
 // retained is one event of the ring.
 type retained struct {
 	seq        uint64
-	at         time.Duration // when it entered, since the ring's base
+	at         time.Duration // when it entered, in monoNow nanoseconds; never before the entry ahead of it
 	id, sender [16]byte
 	frame      []byte    // never modified
 	ref        *frameBuf // the pooled buffer of frame, of which the ring holds a reference; nil when the GC owns frame
@@ -50,9 +50,9 @@ type ring struct {
 	on      atomic.Bool // limit.on(), read without the lock: a channel that retains nothing takes no lock per event
 	mu      sync.Mutex
 	limit   Retain
-	epoch   uuid.UUID // drawn when the channel opens
-	base    time.Time
-	entries []retained // entries[head:] are held
+	epoch   uuid.UUID     // drawn when the channel opens
+	last    time.Duration // the at of the newest entry
+	entries []retained    // entries[head:] are held
 	head    int
 	size    int    // the cost of the held entries, frames and retainedCost
 	next    uint64 // the seq of the next event
@@ -69,7 +69,7 @@ type ring struct {
 }
 
 func (r *ring) init(limit Retain) {
-	r.limit, r.epoch, r.base, r.next = limit, uuid.New(), time.Now(), 1
+	r.limit, r.epoch, r.next = limit, uuid.New(), 1
 	r.on.Store(limit.on())
 }
 
@@ -81,7 +81,7 @@ func (ch *Channel) SetRetain(limit Retain) {
 	defer r.mu.Unlock()
 	r.limit = limit
 	r.on.Store(limit.on())
-	r.trim(time.Since(r.base))
+	r.trim(r.now())
 }
 
 // addReceiver makes a new connection a receiver, and records from which
@@ -126,7 +126,13 @@ func (ch *Channel) retain(e *Event) bool {
 	if e.ref != nil {
 		e.taken++ // the ring's reference, settled with the queues'
 	}
-	now := time.Since(r.base)
+	now := r.last
+	if e.at > int64(now) {
+		now = time.Duration(e.at) // when it was read, at most one read's parsing ago
+	} else if e.at == 0 {
+		now = max(now, time.Duration(monoNow()))
+	}
+	r.last = now
 	cost := entryCost(e.frame, e.ref) + retainedCost
 	r.entries = append(r.entries, retained{seq: r.next, at: now, id: e.Header.ID, sender: e.Header.Sender,
 		frame: e.frame, ref: e.ref, cost: cost})
@@ -134,6 +140,12 @@ func (ch *Channel) retain(e *Event) bool {
 	r.size += cost
 	r.trim(now)
 	return true
+}
+
+// now is the ring's clock: monoNow, and never before its newest entry.
+func (r *ring) now() time.Duration {
+	r.last = max(r.last, time.Duration(monoNow()))
+	return r.last
 }
 
 // trim evicts what is past the limits at time now; r.mu is held.
@@ -227,7 +239,7 @@ func (ch *Channel) resume(h *wire.Hello, upTo uint64) (replay, bool) {
 	if !r.limit.on() {
 		return replay{}, false
 	}
-	now := time.Since(r.base)
+	now := r.now()
 	r.trim(now)
 	first := r.first()
 	start, counted := upTo, false // the first seq to send; whether a gap counts as missed
@@ -299,7 +311,7 @@ func (ch *Channel) retainStats(st *Stats) {
 	r := &ch.ring
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.trim(time.Since(r.base))
+	r.trim(r.now())
 	st.Retained = len(r.entries) - r.head
 	st.RetainedBytes = r.size
 	st.Evicted = r.evicted

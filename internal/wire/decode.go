@@ -53,6 +53,11 @@ func closeFrame(r *reader, extra int) error {
 
 // TypeOf returns the type of a frame body without decoding the rest.
 func TypeOf(body []byte) (FrameType, error) {
+	if len(body) >= 2 && body[0] > 0x90 && body[0] <= 0x9f && body[1] < 0x80 {
+		// Every frame of the protocol: a fixarray of 1 to 15 values whose
+		// first is a positive fixint.
+		return FrameType(body[1]), nil
+	}
 	r := reader{b: body}
 	if n := r.arrayLen("frame"); r.err == nil && n == 0 {
 		r.off = 0

@@ -843,6 +843,7 @@ func TestTypeOf(t *testing.T) {
 		{"event uint8 type", []byte{0x97, 0xcc, 0x03}, FrameEvent, false},
 		{"error", []byte{0x93, 0x04}, FrameError, false},
 		{"unknown type 200", []byte{0x91, 0xcc, 200}, 200, false},
+		{"fixarray of 15, fixint 127", []byte{0x9f, 0x7f}, 127, false},
 		{"empty body", []byte{}, 0, true},
 		{"not an array", []byte{0x03}, 0, true},
 		{"map", []byte{0x81, 0x01, 0x02}, 0, true},

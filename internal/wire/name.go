@@ -25,6 +25,13 @@ func CheckEventName[T string | []byte](name T) error {
 }
 
 func validUTF8[T string | []byte](s T) bool {
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(s) {
+		return true // ASCII, as most names are: no conversion to an interface
+	}
 	switch s := any(s).(type) {
 	case string:
 		return utf8.ValidString(s)
