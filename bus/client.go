@@ -42,6 +42,7 @@ type Client struct {
 	mu       sync.Mutex
 	space    *sync.Cond // signalled whenever out drains, a connection ends or the client ends
 	sess     *session   // the connection; nil while disconnected
+	drained  *session   // a connection the server drained: still read until the server closes it, ended by Close
 	last     *session   // the latest connection, ended or not: never nil after Dial
 	out      []byte
 	spare    []byte
@@ -404,6 +405,9 @@ func (c *Client) endSession(s *session, why error) {
 		if c.sess == s {
 			c.sess = nil
 		}
+		if c.drained == s {
+			c.drained = nil
+		}
 		c.space.Broadcast()
 		c.mu.Unlock()
 		s.nc.Close()
@@ -459,10 +463,15 @@ func (c *Client) Close() error {
 		}
 		c.cancel()
 		c.mu.Lock()
-		s := c.sess
+		s, drained := c.sess, c.drained
 		c.mu.Unlock()
 		if s != nil {
 			c.endSession(s, ErrClosed)
+		}
+		if drained != nil {
+			// Its server waits for it to read what is queued for it, or
+			// to leave: leave.
+			c.endSession(drained, ErrClosed)
 		}
 		c.queue.discard()
 	})

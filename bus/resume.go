@@ -123,6 +123,7 @@ func (c *Client) drain(s *session, body []byte) bool {
 	c.mu.Lock()
 	if c.sess == s {
 		c.sess = nil
+		c.drained = s
 		c.space.Broadcast()
 	}
 	for c.writing {
