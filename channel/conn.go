@@ -90,7 +90,10 @@ type Conn struct {
 	// chunk, when this client's own reader was last let go. waitingOn is
 	// the client this client's reader is held for, nil when it is not.
 	overSince, tookAt, heldUntil atomic.Int64
-	waitingOn                    atomic.Pointer[Conn]
+	// unread is what the client's socket held unread at the last stall
+	// check (socketUnread), 0 before the first.
+	unread    atomic.Int64
+	waitingOn atomic.Pointer[Conn]
 
 	framesIn, bytesIn   atomic.Uint64
 	framesOut, bytesOut atomic.Uint64

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"syscall"
-	"time"
 
 	"github.com/netcluster/netcluster/internal/wire"
 )
@@ -172,10 +170,13 @@ func (c *Conn) writeBatch(batch *sendQueue) error {
 			n++
 		}
 		c.wbufs = frames[:n:n]
-		err = c.writeChunk(size)
+		_, err = c.wbufs.WriteTo(c.nc)
 		c.wbufs = nil
 		c.framesOut.Add(uint64(n))
 		c.bytesOut.Add(uint64(size))
+		if err == nil {
+			c.tookAt.Store(monoNow())
+		}
 		for i, ref := range refs[:n] {
 			if ref != nil {
 				ref.release()
@@ -200,37 +201,4 @@ func (c *Conn) writeBatch(batch *sendQueue) error {
 	}
 	c.mu.Unlock()
 	return err
-}
-
-// progressBytes is the chunk size from which the writer notes, at least
-// every progressTick, that the client is taking what it writes: a
-// client that reads a large chunk slowly but steadily is not stalled,
-// however long the whole chunk takes. A smaller chunk is written in one
-// call, which returns once the socket's buffer has room for it.
-const (
-	progressBytes = 32 << 10
-	progressTick  = 50 * time.Millisecond
-)
-
-// writeChunk writes c.wbufs, size bytes, and stamps tookAt whenever the
-// client takes some of it.
-func (c *Conn) writeChunk(size int) error {
-	if size < progressBytes {
-		_, err := c.wbufs.WriteTo(c.nc)
-		if err == nil {
-			c.tookAt.Store(monoNow())
-		}
-		return err
-	}
-	defer c.nc.SetWriteDeadline(time.Time{})
-	for {
-		c.nc.SetWriteDeadline(time.Now().Add(progressTick))
-		n, err := c.wbufs.WriteTo(c.nc) // consumes what it wrote
-		if n > 0 {
-			c.tookAt.Store(monoNow())
-		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			return err
-		}
-	}
 }

@@ -218,7 +218,22 @@ func (r *Conn) checkStall(lim *limits, now int64) {
 		return
 	}
 	since := max(r.tookAt.Load(), r.overSince.Load(), r.heldUntil.Load())
-	if idle := time.Duration(now - since); idle >= lim.stall {
+	idle := time.Duration(now - since)
+	if idle < lim.stall/4 {
+		return
+	}
+	// The writer's progress comes in steps: a write into a full socket
+	// returns only once the client has read most of the socket's buffer,
+	// which a client reading slowly but steadily can take longer than
+	// stalltimeout to do. What the socket still holds, going down since
+	// the last look, says the client is reading.
+	if unread, ok := socketUnread(r.nc); ok {
+		if prev := r.unread.Swap(int64(unread)); int64(unread) < prev {
+			r.tookAt.Store(now)
+			return
+		}
+	}
+	if idle >= lim.stall {
 		r.dropStalled(idle, lim.stall)
 	}
 }
