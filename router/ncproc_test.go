@@ -1,3 +1,5 @@
+//go:build unix
+
 package router_test
 
 import (
@@ -85,8 +87,8 @@ func startNcserver(t testing.TB, members string) *ncproc {
 	}
 	p.cmd = exec.Command(bin, "-log-level", "info", conf)
 	p.cmd.Stderr = p.log
-	// Should the test binary die, its servers die with it.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Should the test binary die, its servers die with it (Linux).
+	p.cmd.SysProcAttr = dieWithParent()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting ncserver: %v", err)
 	}
