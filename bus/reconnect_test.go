@@ -95,28 +95,7 @@ func TestReconnectAcrossRestarts(t *testing.T) {
 	stop := make(chan struct{})
 	var emitted atomic.Int64
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; ; {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			switch err := pub.Emit("seq", i); {
-			case err == nil:
-				i++
-				emitted.Store(int64(i))
-				if i%16 == 0 {
-					time.Sleep(100 * time.Microsecond) // stay below what a slow consumer is
-				}
-			case errors.Is(err, bus.ErrBufferFull):
-				time.Sleep(time.Millisecond)
-			default:
-				t.Errorf("Emit: %v", err)
-				return
-			}
-		}
-	})
+	emitSeq(t, pub, stop, &emitted, &wg)
 
 	const restarts = 2
 	for round := 1; round <= restarts; round++ {
@@ -453,4 +432,32 @@ func TestReconnectAfterSlowConsumerDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	after.WaitCount(t, "after", 1)
+}
+
+// emitSeq emits the events "seq" 0, 1, 2... from pub on wg until stop is
+// closed, storing how many in emitted. It pauses now and then, as a
+// steady publisher would, and waits while the reconnect buffer is full.
+func emitSeq(t *testing.T, pub *bus.Client, stop <-chan struct{}, emitted *atomic.Int64, wg *sync.WaitGroup) {
+	wg.Go(func() {
+		for i := 0; ; {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			switch err := pub.Emit("seq", i); {
+			case err == nil:
+				i++
+				emitted.Store(int64(i))
+				if i%16 == 0 {
+					time.Sleep(100 * time.Microsecond) // stay below what a slow consumer is
+				}
+			case errors.Is(err, bus.ErrBufferFull):
+				time.Sleep(time.Millisecond)
+			default:
+				t.Errorf("Emit: %v", err)
+				return
+			}
+		}
+	})
 }

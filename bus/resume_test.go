@@ -1,7 +1,6 @@
 package bus_test
 
 import (
-	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,28 +35,7 @@ func TestResumeAcrossRestarts(t *testing.T) {
 	stop := make(chan struct{})
 	var emitted atomic.Int64
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; ; {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			switch err := pub.Emit("seq", i); {
-			case err == nil:
-				i++
-				emitted.Store(int64(i))
-				if i%16 == 0 {
-					time.Sleep(100 * time.Microsecond) // stay below what a slow consumer is
-				}
-			case errors.Is(err, bus.ErrBufferFull):
-				time.Sleep(time.Millisecond)
-			default:
-				t.Errorf("Emit: %v", err)
-				return
-			}
-		}
-	})
+	emitSeq(t, pub, stop, &emitted, &wg)
 
 	const restarts = 2
 	for round := 1; round <= restarts; round++ {
