@@ -148,25 +148,8 @@ func TestNATSRequestReply(t *testing.T) {
 	url := ns.ClientURL()
 	s1, s2, s3 := natsNode(t, url), natsNode(t, url), natsNode(t, url)
 	waitNATS(t, s1, s2, s3)
-	responder(t, s2.Dial(t, "A", bus.Name("responder")))
-	asker := s1.Dial(t, "A", bus.Name("asker"))
-	var bystanders []*routertest.Recorder
-	for _, ts := range []*routertest.Server{s1, s2, s3} {
-		bystanders = append(bystanders, routertest.Record(t, ts.Dial(t, "A", bus.Name("bystander")), ".*"))
-	}
 	const n = 5
-	for i := range n {
-		m := request(t, asker, fmt.Sprint(i))
-		var got string
-		if err := m.Decode(&got); err != nil || got != fmt.Sprint("got ", i) || m.To != asker.ID() {
-			t.Errorf("reply %+v: %q, %v", m, got, err)
-		}
-	}
-	for i, r := range bystanders {
-		routertest.Fence(t, []*routertest.Server{s1, s2, s3}[i], "A", r)
-		if c := r.Count("get-response"); c != 0 {
-			t.Errorf("a bystander on server %d heard %d replies", i+1, c)
-		}
+	for i, r := range askAcross(t, []*routertest.Server{s1, s2, s3}, n) {
 		if c := r.Count("get"); c != n {
 			t.Errorf("a bystander on server %d heard %d requests, want %d", i+1, c, n)
 		}

@@ -17,13 +17,24 @@ func TestNetRequestReply(t *testing.T) {
 	const chans = `"channels": {"A": {"propagatetonet": true}}`
 	s1, s2, s3 := netServer(t, port, "replies", chans), netServer(t, port, "replies", chans), netServer(t, port, "replies", chans)
 	waitPeers(t, s1, s2, s3)
-	responder(t, s2.Dial(t, "A", bus.Name("responder")))
-	asker := s1.Dial(t, "A", bus.Name("asker"))
+	askAcross(t, []*routertest.Server{s1, s2, s3}, 5)
+	if u := s2.Channels()[0].Stats.Undeliverable; u != 0 {
+		t.Errorf("the responder's server counted %d replies undeliverable", u)
+	}
+}
+
+// askAcross has an asker on servers[0] make n requests that a responder
+// on servers[1] answers, with a bystander listening to everything on
+// each server. It checks every reply, and that no bystander heard one,
+// and returns the bystanders, fenced, for more checks.
+func askAcross(t *testing.T, servers []*routertest.Server, n int) []*routertest.Recorder {
+	t.Helper()
+	responder(t, servers[1].Dial(t, "A", bus.Name("responder")))
+	asker := servers[0].Dial(t, "A", bus.Name("asker"))
 	var bystanders []*routertest.Recorder
-	for _, ts := range []*routertest.Server{s1, s2, s3} {
+	for _, ts := range servers {
 		bystanders = append(bystanders, routertest.Record(t, ts.Dial(t, "A", bus.Name("bystander")), ".*"))
 	}
-	const n = 5
 	for i := range n {
 		m := request(t, asker, fmt.Sprint(i))
 		var got string
@@ -32,12 +43,10 @@ func TestNetRequestReply(t *testing.T) {
 		}
 	}
 	for i, r := range bystanders {
-		routertest.Fence(t, []*routertest.Server{s1, s2, s3}[i], "A", r)
+		routertest.Fence(t, servers[i], "A", r)
 		if c := r.Count("get-response"); c != 0 {
 			t.Errorf("a bystander on server %d heard %d replies", i+1, c)
 		}
 	}
-	if u := s2.Channels()[0].Stats.Undeliverable; u != 0 {
-		t.Errorf("the responder's server counted %d replies undeliverable", u)
-	}
+	return bystanders
 }
