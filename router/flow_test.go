@@ -150,15 +150,7 @@ func TestStoppedSubscriberDropped(t *testing.T) {
 	const n = 20_000 // about 5 MiB queued: far past the stopped one's mark
 	ts := routertest.NewServer(t, `"maxpending": 1048576, "stalltimeout": "300ms", "channels": {"A": {}}`)
 	stall := make(chan struct{})
-	stopped, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(ts.Template), bus.Name("stopped"),
-		bus.QueueLen(16), bus.Reconnect(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopped.Close()
-	if _, err := stopped.On("seq", func(bus.Message) { <-stall }); err != nil {
-		t.Fatal(err)
-	}
+	stopped := dialStopped(t, ts, stall)
 	var healthy, pubc counter
 	healthy.listen(t, healthy.dial(t, ts, "A"), "seq", 0)
 	pub := pubc.dial(t, ts, "A")
@@ -419,15 +411,7 @@ func TestNetHoldBounded(t *testing.T) {
 	s2 := netServer(t, port, "t", `"maxframe": 65536, "maxpending": 262144, "stalltimeout": "1m", "channels": {"A": {}}`)
 	waitPeers(t, s1, s2)
 	stall := make(chan struct{})
-	stopped, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(s2.Template), bus.Name("stopped"),
-		bus.QueueLen(16), bus.Reconnect(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopped.Close()
-	if _, err := stopped.On("seq", func(bus.Message) { <-stall }); err != nil {
-		t.Fatal(err)
-	}
+	stopped := dialStopped(t, s2, stall)
 	var healthy counter
 	healthy.listen(t, healthy.dial(t, s2, "A"), "seq", 0)
 	pub := s1.Dial(t, "A")
@@ -551,4 +535,21 @@ func TestSteadyReaderNotStalled(t *testing.T) {
 	if st := stats(t, ts, "A"); st.StallTimeouts != 0 || st.Stalls == 0 {
 		t.Errorf("%d stall timeouts, %d stalls; want the publisher held and the subscriber never dropped", st.StallTimeouts, st.Stalls)
 	}
+}
+
+// dialStopped connects a client to channel A of ts whose listener of
+// "seq" blocks until stall is closed, with a small queue so that it
+// soon stops reading, and that does not reconnect once dropped.
+func dialStopped(t *testing.T, ts *routertest.Server, stall <-chan struct{}) *bus.Client {
+	t.Helper()
+	stopped, err := bus.Dial(context.Background(), "A", bus.SocketTemplate(ts.Template), bus.Name("stopped"),
+		bus.QueueLen(16), bus.Reconnect(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopped.Close() })
+	if _, err := stopped.On("seq", func(bus.Message) { <-stall }); err != nil {
+		t.Fatal(err)
+	}
+	return stopped
 }
