@@ -112,19 +112,21 @@ func emitAll(t testing.TB, pub *bus.Client, event string, n int) {
 }
 
 // TestSlowListenerLosesNothing has a subscriber whose listener spends
-// about 2 µs per event take a stream of 128-byte events that a publisher
-// emits as fast as Emit lets it: every event arrives, in order, and the
-// publisher was held back to the subscriber's pace instead.
+// about 2 µs per event (20 µs with -short) take a stream of 128-byte
+// events that a publisher emits as fast as Emit lets it: every event
+// arrives, in order, and the publisher was held back to the
+// subscriber's pace instead.
 func TestSlowListenerLosesNothing(t *testing.T) {
 	// Full size: default options. Short: smaller queues on both sides,
-	// so that the backlog still reaches the server's mark.
-	n, members, opts := 300_000, `"channels": {"A": {}}`, []bus.Option(nil)
+	// and a listener ten times slower, so that the backlog reaches the
+	// server's mark even when the race detector slows the publisher.
+	n, members, opts, work := 300_000, `"channels": {"A": {}}`, []bus.Option(nil), 2*time.Microsecond
 	if testing.Short() {
-		n, members, opts = 30_000, `"maxpending": 1048576, "channels": {"A": {}}`, []bus.Option{bus.QueueLen(256)}
+		n, members, opts, work = 30_000, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`, []bus.Option{bus.QueueLen(256)}, 20*time.Microsecond
 	}
 	ts := routertest.NewServer(t, members)
 	var sub, pubc counter
-	sub.listen(t, sub.dial(t, ts, "A", opts...), "seq", 2*time.Microsecond)
+	sub.listen(t, sub.dial(t, ts, "A", opts...), "seq", work)
 	pub := pubc.dial(t, ts, "A")
 	emitAll(t, pub, "seq", n)
 	sub.wait(t, "the subscriber", n)
