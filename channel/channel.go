@@ -71,6 +71,10 @@ type Config struct {
 	// Retain bounds the ring of recent events kept for clients that
 	// resume (retain.go); the zero value keeps none.
 	Retain Retain
+	// Paused leaves the socket's connections waiting in its backlog
+	// until Start is called: a server opens every channel first and
+	// serves them once its routes are in place.
+	Paused bool
 }
 
 // DefaultJSONGrace is the JSONGrace used when a Config leaves it 0.
@@ -102,6 +106,8 @@ type Channel struct {
 	drainOnce   sync.Once // Drain
 	stopAccept  sync.Once
 	acceptDone  chan struct{}
+	started     chan struct{} // closed by Start: the accept loop runs
+	startOnce   sync.Once
 	shutdownErr error
 	shutOnce    sync.Once
 
@@ -154,6 +160,7 @@ func Listen(cfg Config) (*Channel, error) {
 		all:        make(map[*Conn]struct{}),
 		byID:       make(map[uuid.UUID]*Conn),
 		acceptDone: make(chan struct{}),
+		started:    make(chan struct{}),
 		liveStop:   make(chan struct{}),
 	}
 	ch.perUID = make(map[int]int)
@@ -180,6 +187,9 @@ func Listen(cfg Config) (*Channel, error) {
 		ch.log.Info("replaced a stale socket left by a server that did not shut down", "socket", cfg.Path)
 	}
 	ch.ln = ln
+	if !cfg.Paused {
+		ch.Start()
+	}
 	ch.wg.Add(2)
 	go ch.acceptLoop()
 	go ch.livenessLoop()
@@ -218,9 +228,18 @@ func (ch *Channel) register(c *Conn, id uuid.UUID) bool {
 // addressee was not there; it shows in Stats.
 func (ch *Channel) CountUndeliverable() { ch.undeliverable.Add(1) }
 
+// Start starts accepting the clients of a channel opened Paused; those
+// that connected meanwhile are accepted first. Start is idempotent.
+func (ch *Channel) Start() { ch.startOnce.Do(func() { close(ch.started) }) }
+
 func (ch *Channel) acceptLoop() {
 	defer ch.wg.Done()
 	defer close(ch.acceptDone)
+	select {
+	case <-ch.started:
+	case <-ch.liveStop:
+		return // closed before it started
+	}
 	var backoff time.Duration
 	for {
 		nc, err := ch.ln.Accept()

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,5 +298,47 @@ func TestReadBufferGrowth(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%d of %d events arrived", i, n)
 		}
+	}
+}
+
+// TestPaused: a channel opened Paused holds the clients that connect in
+// its socket's backlog, serving none of them (no welcome, no event
+// routed) until Start; then it serves them. A server opens its channels
+// so, and starts them once their routes are in place.
+func TestPaused(t *testing.T) {
+	var handled atomic.Int64
+	ch := listen(t, channel.Config{Name: "A", Paused: true, Handler: func(*channel.Conn, *channel.Event) { handled.Add(1) }})
+	dialed := make(chan *bus.Client, 1)
+	go func() {
+		c, err := bus.Dial(context.Background(), "A", bus.Socket(ch.Path()), bus.Name("early"))
+		if err != nil {
+			t.Error(err)
+		}
+		dialed <- c
+	}()
+	select {
+	case <-dialed:
+		t.Fatal("a paused channel welcomed a client")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if n := len(ch.ClientInfos()); n != 0 {
+		t.Fatalf("a paused channel has %d clients", n)
+	}
+	ch.Start()
+	c := <-dialed
+	if c == nil {
+		t.FailNow()
+	}
+	defer c.Close()
+	if err := c.Emit("e", 1); err != nil {
+		t.Fatal(err)
+	}
+	c.Flush(context.Background())
+	deadline := time.Now().Add(10 * time.Second)
+	for handled.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if handled.Load() != 1 {
+		t.Errorf("after Start, %d events handled, want 1", handled.Load())
 	}
 }

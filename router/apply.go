@@ -175,7 +175,9 @@ func (t *transaction) prepare() error {
 	}
 	t.opened = make(map[string]*channel.Channel)
 	for _, name := range slices.Concat(t.report.Added, t.report.Reopened) {
-		ch, err := channel.Listen(s.channelConfig(cfg, name))
+		chcfg := s.channelConfig(cfg, name)
+		chcfg.Paused = true // until commit has put its route in place
+		ch, err := channel.Listen(chcfg)
 		if err != nil {
 			return t.failed(fmt.Errorf("channel %q: %w", name, err))
 		}
@@ -253,6 +255,11 @@ func (t *transaction) commit(applied func(ReloadReport)) {
 	s.cfg.Store(cfg)
 	s.table.Store(buildTable(cfg, next))
 	s.mu.Unlock()
+	// A channel serves its clients only now that its route is in place:
+	// an event routed before would find none and be lost.
+	for _, ch := range t.opened {
+		ch.Start()
+	}
 	t.commitNet()
 	s.applyMemoryLimit(t.old, cfg)
 	t.commitNats()
