@@ -28,13 +28,6 @@ func (c *cursor) take(n int, what string) []byte {
 	return p
 }
 
-func (c *cursor) u8(what string) byte {
-	if p := c.take(1, what); p != nil {
-		return p[0]
-	}
-	return 0
-}
-
 func (c *cursor) u16(what string) uint16 {
 	if p := c.take(2, what); p != nil {
 		return binary.LittleEndian.Uint16(p)
