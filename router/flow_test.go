@@ -274,19 +274,43 @@ func TestEmitFromListenerNoDeadlock(t *testing.T) {
 	})
 }
 
-// TestPropagationHeldBack has a publisher on A and a slow subscriber on
-// B, which A's rule reaches: the publisher is held for it as for one of
-// its own channel, and nothing is lost.
+// TestPropagationHeldBack has a publisher on A and a subscriber on B,
+// which A's rule reaches. The subscriber stops at its first event until
+// its queue passes the high-water mark, so the hold cannot be missed
+// however fast it reads: the publisher on A is held for it as for one of its own
+// channel, and nothing is lost.
 func TestPropagationHeldBack(t *testing.T) {
 	n := 100_000
 	if testing.Short() {
 		n = 20_000
 	}
-	ts := routertest.NewServer(t, `"maxpending": 1048576, "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
+	ts := routertest.NewServer(t, `"maxpending": 1048576, "stalltimeout": "60s", "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
 	var sub, pubc counter
-	sub.listen(t, sub.dial(t, ts, "B", bus.QueueLen(256)), "seq", 5*time.Microsecond)
+	gate := make(chan struct{})
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gate) }) }
+	defer open() // a failed wait must not leave the listener stopped
+	q := sub.dial(t, ts, "B", bus.QueueLen(256))
+	if _, err := q.Once("seq", func(bus.Message) { <-gate }); err != nil {
+		t.Fatal(err)
+	}
+	sub.listen(t, q, "seq", 0)
 	pub := pubc.dial(t, ts, "A")
-	emitAll(t, pub, "seq", n)
+	emitted := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := pub.Emit("seq", seqData(i)); err != nil {
+				emitted <- fmt.Errorf("emit %d: %w", i, err)
+				return
+			}
+		}
+		emitted <- nil
+	}()
+	routertest.WaitFor(t, "the subscriber on B to pass its high-water mark", func() bool { return heldNow(ts, "B") })
+	open()
+	if err := <-emitted; err != nil {
+		t.Fatal(err)
+	}
 	sub.wait(t, "the subscriber on B", n)
 	pubc.check(t, "the publisher on A", 0)
 	if st := stats(t, ts, "B"); st.Stalls == 0 || st.SlowConsumers != 0 || st.StallTimeouts != 0 {

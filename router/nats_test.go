@@ -310,6 +310,7 @@ func TestNATSJetStreamCatchUp(t *testing.T) {
 	}
 	s1 := routertest.NewServer(t, js("one"))
 	pub := s1.Dial(t, "A")
+	clients := ns.NumClients()
 	s2 := routertest.NewServer(t, js("two"))
 	r := routertest.Record(t, s2.Dial(t, "A"), ".*")
 	probe(t, pub, r)
@@ -322,6 +323,10 @@ func TestNATSJetStreamCatchUp(t *testing.T) {
 	if err := s2.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// Until nats-server has seen s2's connection close, it may hand the
+	// next events to s2's last pull request, where they would wait out
+	// the consumer's ack wait before coming to s3.
+	routertest.WaitFor(t, "nats-server to drop s2's connection", func() bool { return ns.NumClients() == clients })
 
 	const n = 20
 	for i := range n {
