@@ -87,6 +87,9 @@ func DecodeHello(body []byte) (Hello, error) {
 	if h.Version >= ResumeVersion {
 		extra = decodeHelloResume(r, &h, extra)
 	}
+	if h.Version >= InterestVersion {
+		extra = decodeHelloInterest(r, &h, extra)
+	}
 	return h, closeFrame(r, extra)
 }
 

@@ -27,6 +27,9 @@ func AppendHello(dst []byte, h *Hello) []byte {
 	if h.resumes() {
 		n += helloResumeFields
 	}
+	if h.declares() {
+		n += interestFields
+	}
 	dst, start := beginFrame(dst, FrameHello, n)
 	dst = appendUint(dst, h.Version)
 	dst = appendBin(dst, h.ClientID[:])
@@ -34,6 +37,9 @@ func AppendHello(dst []byte, h *Hello) []byte {
 	dst = appendUint(dst, h.PID)
 	if h.resumes() {
 		dst = appendHelloResume(dst, h)
+	}
+	if h.declares() {
+		dst = appendPatterns(dst, h.Interest)
 	}
 	return endFrame(dst, start)
 }

@@ -34,17 +34,20 @@ type FrameType uint8
 
 // Frame types. ONLY APPEND TO THIS LIST: the numbers are on the wire.
 const (
-	FrameHello   FrameType = 1 // client -> server, always the first frame
-	FrameWelcome FrameType = 2 // server -> client, the answer to Hello
-	FrameEvent   FrameType = 3 // both ways
-	FrameError   FrameType = 4 // server -> client, just before it closes
-	FramePing    FrameType = 5 // both ways, from version 2: are you there?
-	FramePong    FrameType = 6 // both ways, from version 2: the answer to a Ping
-	FrameDrain   FrameType = 7 // both ways, from version 3: the server stops; the client's answer ends what it sends
+	FrameHello    FrameType = 1 // client -> server, always the first frame
+	FrameWelcome  FrameType = 2 // server -> client, the answer to Hello
+	FrameEvent    FrameType = 3 // both ways
+	FrameError    FrameType = 4 // server -> client, just before it closes
+	FramePing     FrameType = 5 // both ways, from version 2: are you there?
+	FramePong     FrameType = 6 // both ways, from version 2: the answer to a Ping
+	FrameDrain    FrameType = 7 // both ways, from version 3: the server stops; the client's answer ends what it sends
+	FrameInterest FrameType = 8 // client -> server, from version 4: the event names the client listens to
+	FrameApplied  FrameType = 9 // server -> client, from version 4: an Interest frame is in force
 )
 
 var frameTypeNames = [...]string{FrameHello: "hello", FrameWelcome: "welcome", FrameEvent: "event",
-	FrameError: "error", FramePing: "ping", FramePong: "pong", FrameDrain: "drain"}
+	FrameError: "error", FramePing: "ping", FramePong: "pong", FrameDrain: "drain",
+	FrameInterest: "interest", FrameApplied: "applied"}
 
 func (t FrameType) String() string {
 	if int(t) < len(frameTypeNames) && frameTypeNames[t] != "" {
@@ -86,6 +89,10 @@ type Hello struct {
 	Resume Cursor     // the zero Cursor: not resuming
 	Since  uint64     // milliseconds of history asked for when not resuming; 0: none
 	Own    [][16]byte // the client ids of the client's earlier connections: their events are not replayed to it
+	// From version 4: what the client listens to (interest.go). nil:
+	// every event, as for a client of an older version. Encoded only
+	// when set, after the version 3 fields, zero ones if need be.
+	Interest *Interest
 }
 
 // Welcome accepts a connection.

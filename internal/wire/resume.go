@@ -37,7 +37,13 @@ const (
 // resumes reports whether h carries the version 3 fields: a client
 // writes them only when it asks for something.
 func (h *Hello) resumes() bool {
-	return h.Version >= ResumeVersion && (!h.Resume.IsZero() || h.Since > 0 || len(h.Own) > 0)
+	return h.Version >= ResumeVersion && (!h.Resume.IsZero() || h.Since > 0 || len(h.Own) > 0) || h.declares()
+}
+
+// declares reports whether h carries the version 4 field, which follows
+// the version 3 ones.
+func (h *Hello) declares() bool {
+	return h.Version >= InterestVersion && h.Interest != nil
 }
 
 // resumes reports whether w carries the version 3 fields: only when the
