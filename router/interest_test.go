@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -209,4 +210,70 @@ func TestInterestBadPatternClosesOnlyThatClient(t *testing.T) {
 		t.Errorf("the log does not name the bad pattern:\n%s", logs)
 	}
 	other.CheckKept(t, ts.Template)
+}
+
+// newFilteredFanout is newRawFanout with half of 2*subs receivers of
+// version 4 declaring the event the publisher sends ("bench") and the
+// other half another ("other"), so that each event is queued for subs
+// receivers and filtered for subs. skip is a frame of the other event.
+func newFilteredFanout(t testing.TB, subs int) (f *rawFanout, skipped []*rawConn, skip []byte) {
+	ts := routertest.NewServer(t, `"retainbytes": 65536, "pinginterval": "0s", "channels": {"A": {}}`)
+	f = &rawFanout{}
+	for i := range 2 * subs {
+		rc := dialRaw(t, ts, "A")
+		if i%2 == 0 {
+			rc.helloV4(&wire.Interest{Patterns: []string{"bench"}})
+			f.recv = append(f.recv, rc)
+		} else {
+			rc.helloV4(&wire.Interest{Patterns: []string{"other", "more.*"}})
+			skipped = append(skipped, rc)
+		}
+		rc.nc.SetDeadline(time.Time{})
+	}
+	f.pub = dialRaw(t, ts, "A")
+	f.pub.hello()
+	f.pub.nc.SetDeadline(time.Time{})
+	m := wire.Message{Origin: f.pub.w.Node, Sender: f.pub.id, Channel: "A", Event: "bench",
+		Data: append([]byte{0xc4, 128}, make([]byte, 128)...)}
+	f.frame = wire.AppendEvent(nil, &m)
+	m.Event = "other"
+	skip = wire.AppendEvent(nil, &m)
+	f.buf = make([]byte, len(f.frame))
+	return f, skipped, skip
+}
+
+// TestServerAllocsFiltered: with filtering on, the server still
+// allocates nothing per event once warm: each event goes to four clients
+// that listen to it and is filtered for four that do not.
+func TestServerAllocsFiltered(t *testing.T) {
+	if poisonBuild {
+		t.Skip("with -tags ncpoison, buffers are never reused")
+	}
+	f, skipped, skip := newFilteredFanout(t, 4)
+	// One event a round, as in TestServerAllocs, alternately one that
+	// half the receivers listen to and one the other half does.
+	n := 0
+	round := func() {
+		frame, to, want := f.frame, f.recv, "bench"
+		if n++; n%2 == 0 {
+			frame, to, want = skip, skipped, "other"
+		}
+		f.pub.write(frame)
+		for _, rc := range to {
+			if _, err := io.ReadFull(rc.nc, f.buf); err != nil {
+				t.Fatal(err)
+			}
+			// A client sent what it does not listen to would read that
+			// first.
+			if h, err := wire.ParseEvent(f.buf[wire.HeaderLen:]); err != nil || string(h.Event) != want {
+				t.Fatalf("a client that listens to %s read %q (%v)", want, h.Event, err)
+			}
+		}
+	}
+	for range 100 {
+		round()
+	}
+	if a := testing.AllocsPerRun(1000, round); a != 0 {
+		t.Errorf("%v allocations per event routed to 4 clients and filtered for 4, want 0", a)
+	}
 }
