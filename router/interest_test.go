@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"context"
+	"github.com/google/uuid"
 	"io"
 	"slices"
 	"strings"
@@ -276,4 +277,229 @@ func TestServerAllocsFiltered(t *testing.T) {
 	if a := testing.AllocsPerRun(1000, round); a != 0 {
 		t.Errorf("%v allocations per event routed to 4 clients and filtered for 4, want 0", a)
 	}
+}
+
+// helloV does the handshake as a client of the given protocol version,
+// declaring nothing.
+func (rc *rawConn) helloV(version uint64) {
+	rc.t.Helper()
+	rc.write(wire.AppendHello(nil, &wire.Hello{Version: version, ClientID: rc.id, Name: "raw"}))
+	frame, err := rc.fr.ReadFrame()
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	if rc.w, err = wire.DecodeWelcome(frame[wire.HeaderLen:]); err != nil {
+		rc.t.Fatal(err)
+	}
+	if rc.w.Version != version {
+		rc.t.Fatalf("welcome of version %d, want %d", rc.w.Version, version)
+	}
+}
+
+// TestInterestBesideOlderClients: beside a client of version 4 that
+// declares what it listens to, a client of version 3, one of version 4
+// that declares nothing, a Go client and a JSON client all get every
+// event, each in the order it was emitted; the filtered client gets its
+// share in that order too. A client of version 3 that sends an Interest
+// frame breaks the protocol.
+func TestInterestBesideOlderClients(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	pub := ts.Dial(t, "A", bus.Name("pub"))
+	goClient := routertest.Record(t, ts.Dial(t, "A", bus.Name("go")), ".*")
+	filtered := dialRaw(t, ts, "A")
+	filtered.helloV4(&wire.Interest{Patterns: []string{"a", "end"}})
+	v3 := dialRaw(t, ts, "A")
+	v3.helloV(wire.ResumeVersion)
+	undeclared := dialRaw(t, ts, "A")
+	undeclared.helloV4(nil)
+	jc := dialJSON(t, ts.Path("A")) // silent: a JSON client once the grace is over
+	routertest.WaitFor(t, "every client", func() bool { c, _ := ts.Clients("A"); return len(c) == 6 })
+
+	var names, mine []string
+	for i := range 100 {
+		n := []string{"a", "b", "c"}[i%3]
+		names = append(names, n)
+		if n == "a" {
+			mine = append(mine, n)
+		}
+	}
+	names, mine = append(names, "end"), append(mine, "end")
+	emitNames(t, pub, names...)
+	if got := filtered.eventsUntil("end"); !slices.Equal(got, mine) {
+		t.Errorf("the filtered client got %q, want %q", got, mine)
+	}
+	for what, rc := range map[string]*rawConn{"version 3": v3, "undeclared": undeclared} {
+		if got := rc.eventsUntil("end"); !slices.Equal(got, names) {
+			t.Errorf("the %s client got %q, want every event in order", what, got)
+		}
+	}
+	var heard []string
+	for len(heard) < len(names) {
+		heard = append(heard, jc.mustNext()["event"].(string))
+	}
+	if !slices.Equal(heard, names) {
+		t.Errorf("the JSON client got %q, want every event in order", heard)
+	}
+	routertest.WaitFor(t, "the Go client", func() bool { return len(goClient.Events()) == len(names) })
+	if got := goClient.Events(); !slices.Equal(got, names) {
+		t.Errorf("the Go client got %q, want every event in order", got)
+	}
+
+	v3.declare(1, []string{"a"})
+	if e := v3.closedWith(); e.Code != wire.CodeProtocol || !strings.Contains(e.Message, "interest") {
+		t.Errorf("a version 3 client's Interest frame: %v %q, want a protocol error", e.Code, e.Message)
+	}
+}
+
+// TestInterestAddressed: a client that listens to nothing still gets the
+// events addressed to it: an event sent to it, and the reply to its
+// request.
+func TestInterestAddressed(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	answerer := ts.Dial(t, "A", bus.Name("answerer"))
+	if _, err := answerer.On("whoami", func(m bus.Message) { answerer.Reply(m, "you") }); err != nil {
+		t.Fatal(err)
+	}
+	sender := dialRaw(t, ts, "A")
+	sender.hello()
+	rc := dialRaw(t, ts, "A")
+	rc.helloV4(&wire.Interest{Patterns: []string{}})
+	routertest.WaitFor(t, "every client", func() bool { c, _ := ts.Clients("A"); return len(c) == 3 })
+
+	sender.write(sender.event("broadcast"))
+	sender.write(sender.eventWith("direct", rc.id, uuid.Nil))
+	if f := rc.next(); string(f.event.Event) != "direct" || uuid.UUID(f.event.To) != rc.id {
+		t.Errorf("got %q to %v, want the event addressed to the client (the broadcast one filtered)", f.event.Event, uuid.UUID(f.event.To))
+	}
+	ask := rc.event("whoami")
+	rc.write(ask)
+	h, err := wire.ParseEvent(ask[wire.HeaderLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := rc.next()
+	if string(f.event.Event) != "whoami"+bus.ReplySuffix || f.event.Re != h.ID {
+		t.Errorf("got %q in reply to %v, want the reply to the request", f.event.Event, uuid.UUID(f.event.Re))
+	}
+}
+
+// TestInterestPropagated: events propagated from another channel are
+// filtered as the channel's own.
+func TestInterestPropagated(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
+	pub := ts.Dial(t, "A", bus.Name("pub"))
+	rc := dialRaw(t, ts, "B")
+	rc.helloV4(&wire.Interest{Patterns: []string{"keep[0-9]", "end"}})
+	all := dialRaw(t, ts, "B")
+	all.helloV4(&wire.Interest{All: true})
+	routertest.WaitFor(t, "both clients", func() bool { c, _ := ts.Clients("B"); return len(c) == 2 })
+
+	emitNames(t, pub, "drop1", "keep1", "drop2", "keep2", "end")
+	if got, want := rc.eventsUntil("end"), []string{"keep1", "keep2", "end"}; !slices.Equal(got, want) {
+		t.Errorf("on B got %q, want %q", got, want)
+	}
+	if got, want := all.eventsUntil("end"), []string{"drop1", "keep1", "drop2", "keep2", "end"}; !slices.Equal(got, want) {
+		t.Errorf("a client of B that declared All got %q, want %q", got, want)
+	}
+	if got := channelStats(t, ts, "B").Stats.Filtered; got != 2 {
+		t.Errorf("B filtered %d, want 2", got)
+	}
+}
+
+// TestInterestResumeReplay: the retained events a client asks for in
+// its Hello are filtered by the interest that Hello declares.
+func TestInterestResumeReplay(t *testing.T) {
+	ts := routertest.NewServer(t, `"retainbytes": 1048576, "retainage": "1m", "channels": {"A": {}}`)
+	pub := ts.Dial(t, "A", bus.Name("pub"))
+	emitNames(t, pub, "keep1", "drop1", "keep2", "drop2")
+	routertest.WaitFor(t, "the ring to hold the events", func() bool { return channelStats(t, ts, "A").Stats.Retained == 4 })
+
+	rc := dialRaw(t, ts, "A")
+	rc.helloWith(&wire.Hello{Version: wire.InterestVersion, ClientID: rc.id, Name: "raw4", Since: 60_000,
+		Interest: &wire.Interest{Patterns: []string{"keep.*", "end"}}})
+	emitNames(t, pub, "drop3", "end")
+	if got, want := rc.eventsUntil("end"), []string{"keep1", "keep2", "end"}; !slices.Equal(got, want) {
+		t.Errorf("history and live events: %q, want %q", got, want)
+	}
+	if st := channelStats(t, ts, "A").Stats; st.Filtered != 3 || st.Replayed != 2 {
+		t.Errorf("filtered %d, replayed %d; want 3 (two retained, one live) and 2", st.Filtered, st.Replayed)
+	}
+}
+
+// helloWith does the handshake with the Hello h.
+func (rc *rawConn) helloWith(h *wire.Hello) {
+	rc.t.Helper()
+	rc.write(wire.AppendHello(nil, h))
+	frame, err := rc.fr.ReadFrame()
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	if rc.w, err = wire.DecodeWelcome(frame[wire.HeaderLen:]); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// TestInterestFromNATS: events that come from NATS are filtered, on
+// their channel and on the channels it propagates to.
+func TestInterestFromNATS(t *testing.T) {
+	ns := startNATS(t, 0)
+	s1, s2 := natsNode(t, ns.ClientURL()), natsNode(t, ns.ClientURL())
+	waitNATS(t, s1, s2)
+	probes := routertest.Record(t, s2.Dial(t, "A", bus.Name("probes")), "probe")
+	onA, onB := dialRaw(t, s2, "A"), dialRaw(t, s2, "B")
+	for _, rc := range []*rawConn{onA, onB} {
+		rc.helloV4(&wire.Interest{Patterns: []string{"keep.*", "end"}})
+		rc.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	}
+	pub := s1.Dial(t, "A", bus.Name("pub"))
+	probe(t, pub, probes)
+
+	emitNames(t, pub, "drop1", "keep1", "drop2", "keep2", "end")
+	for what, rc := range map[string]*rawConn{"A": onA, "B (propagated)": onB} {
+		if got, want := rc.eventsUntil("end"), []string{"keep1", "keep2", "end"}; !slices.Equal(got, want) {
+			t.Errorf("on %s of the other server got %q, want %q", what, got, want)
+		}
+	}
+	if st := channelStats(t, s2, "B").Stats; st.Filtered < 2 {
+		t.Errorf("B of the other server filtered %d, want at least 2", st.Filtered)
+	}
+}
+
+// TestInterestShown: showchannel and showclient, in today's forms and
+// the original's, show a client's patterns as interest, and null for a
+// client that takes every event.
+func TestInterestShown(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	ctl := ts.Dial(t, router.ControlChannel)
+	plain := ts.Dial(t, "A")
+	rc := dialRaw(t, ts, "A")
+	rc.helloV4(&wire.Interest{Patterns: []string{"one", "two.*"}})
+	rc.declare(1, []string{"three", "four.*"})
+	rc.awaitApplied(1)
+
+	interestOf := func(a map[string]any) any { return a["interest"] }
+	got := routertest.Control(t, ctl, "showclient", map[string]any{"channel": "A", "client": rc.id.String()})
+	if want := []any{"three", "four.*"}; !slices.Equal(toSlice(interestOf(got)), want) {
+		t.Errorf("showclient interest: %v, want %v", interestOf(got), want)
+	}
+	got = routertest.Control(t, ctl, "showclient", map[string]any{"channel": "A", "client": plain.ID().String()})
+	if v, ok := got["interest"]; !ok || v != nil {
+		t.Errorf("showclient of a client that declared nothing: interest %v (present %v), want null", v, ok)
+	}
+	clients := routertest.Control(t, ctl, "showchannel", map[string]any{"channel": "A"})["clients"].([]any)
+	var shown int
+	for _, c := range clients {
+		m := c.(map[string]any)
+		if m["id"] == rc.id.String() && slices.Equal(toSlice(m["interest"]), []any{"three", "four.*"}) {
+			shown++
+		}
+	}
+	if shown != 1 {
+		t.Errorf("showchannel does not show the raw client's interest: %v", clients)
+	}
+}
+
+func toSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
 }
