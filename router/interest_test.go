@@ -503,3 +503,40 @@ func toSlice(v any) []any {
 	s, _ := v.([]any)
 	return s
 }
+
+// TestInterestFilteredHoldsNobody: a client that never reads, but does
+// not listen to what a publisher sends, is not sent it: the events cost
+// its queue nothing, never hold the publisher, and it is not dropped as
+// a slow consumer, however much more than maxpending flows past it.
+func TestInterestFilteredHoldsNobody(t *testing.T) {
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "stalltimeout": "300ms", "channels": {"A": {}}`)
+	pub := ts.Dial(t, "A", bus.Name("pub"))
+	deaf := dialRaw(t, ts, "A")
+	deaf.helloV4(&wire.Interest{Patterns: []string{"other"}})
+	routertest.WaitFor(t, "both clients", func() bool { c, _ := ts.Clients("A"); return len(c) == 2 })
+
+	const n = 20_000 // some 4 MB of frames, 16 times maxpending
+	payload := make([]byte, 128)
+	for range n {
+		if err := pub.Emit("flow", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "every event to be handled", func() bool { return channelStats(t, ts, "A").Stats.EventsIn == n })
+	st := channelStats(t, ts, "A").Stats
+	if st.Stalls != 0 || st.SlowConsumers != 0 || st.StallTimeouts != 0 {
+		t.Errorf("stalls %d, slow consumers %d, stall timeouts %d; want none for a client that does not listen", st.Stalls, st.SlowConsumers, st.StallTimeouts)
+	}
+	if st.Filtered != n {
+		t.Errorf("filtered %d, want %d", st.Filtered, n)
+	}
+	cs, _ := ts.Clients("A")
+	for _, c := range cs {
+		if c.ID == deaf.id && c.Pending != 0 {
+			t.Errorf("the deaf client has %d bytes pending, want 0", c.Pending)
+		}
+	}
+	if len(cs) != 2 {
+		t.Errorf("%d clients, want 2: the deaf one was dropped", len(cs))
+	}
+}
