@@ -477,26 +477,42 @@ func TestInterestShown(t *testing.T) {
 	rc.declare(1, []string{"three", "four.*"})
 	rc.awaitApplied(1)
 
-	interestOf := func(a map[string]any) any { return a["interest"] }
-	got := routertest.Control(t, ctl, "showclient", map[string]any{"channel": "A", "client": rc.id.String()})
-	if want := []any{"three", "four.*"}; !slices.Equal(toSlice(interestOf(got)), want) {
-		t.Errorf("showclient interest: %v, want %v", interestOf(got), want)
+	want := []any{"three", "four.*"}
+	for _, form := range []map[string]any{{"id": rc.id.String()}, {"channel": "A", "client": rc.id.String()}} {
+		got := routertest.Control(t, ctl, "showclient", form)
+		if !slices.Equal(toSlice(got["interest"]), want) {
+			t.Errorf("showclient %v: interest %v, want %v", form, got["interest"], want)
+		}
 	}
-	got = routertest.Control(t, ctl, "showclient", map[string]any{"channel": "A", "client": plain.ID().String()})
+	got := routertest.Control(t, ctl, "showclient", map[string]any{"id": plain.ID().String()})
 	if v, ok := got["interest"]; !ok || v != nil {
 		t.Errorf("showclient of a client that declared nothing: interest %v (present %v), want null", v, ok)
 	}
-	clients := routertest.Control(t, ctl, "showchannel", map[string]any{"channel": "A"})["clients"].([]any)
-	var shown int
-	for _, c := range clients {
-		m := c.(map[string]any)
-		if m["id"] == rc.id.String() && slices.Equal(toSlice(m["interest"]), []any{"three", "four.*"}) {
-			shown++
+	shown := func(what string, clients []any) {
+		t.Helper()
+		n := 0
+		for _, c := range clients {
+			m := c.(map[string]any)
+			if m["id"] == rc.id.String() && slices.Equal(toSlice(m["interest"]), want) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s does not show the raw client's interest: %v", what, clients)
 		}
 	}
-	if shown != 1 {
-		t.Errorf("showchannel does not show the raw client's interest: %v", clients)
+	shown("showchannel", routertest.Control(t, ctl, "showchannel", map[string]any{"channel": "A"})["clients"].([]any))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply, err := ctl.Request(ctx, router.ControlPrefix+"showchannel", "A") // the original's form
+	if err != nil {
+		t.Fatal(err)
 	}
+	var list []any
+	if err := reply.Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	shown("showchannel in the original's form", list)
 }
 
 func toSlice(v any) []any {
