@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"io"
 	"slices"
 	"strings"
@@ -554,5 +555,31 @@ func TestInterestFilteredHoldsNobody(t *testing.T) {
 	}
 	if len(cs) != 2 {
 		t.Errorf("%d clients, want 2: the deaf one was dropped", len(cs))
+	}
+}
+
+// TestInterestFromMulticast: events that come from the multicast group
+// are filtered, on their channel and on the channels it propagates to.
+func TestInterestFromMulticast(t *testing.T) {
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s2 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true, "propagatetochannels": "B"}, "B": {}}`)
+	waitPeers(t, s1, s2)
+	onA, onB := dialRaw(t, s2, "A"), dialRaw(t, s2, "B")
+	for _, rc := range []*rawConn{onA, onB} {
+		rc.helloV4(&wire.Interest{Patterns: []string{"keep.*", "end"}})
+		rc.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	}
+	pub := s1.Dial(t, "A", bus.Name("pub"))
+	emitNames(t, pub, "drop1", "keep1", "drop2", "keep2", "end")
+	for what, rc := range map[string]*rawConn{"A": onA, "B (propagated)": onB} {
+		if got, want := rc.eventsUntil("end"), []string{"keep1", "keep2", "end"}; !slices.Equal(got, want) {
+			t.Errorf("on %s of the other server got %q, want %q", what, got, want)
+		}
+	}
+	for _, name := range []string{"A", "B"} {
+		if st := channelStats(t, s2, name).Stats; st.Filtered != 2 {
+			t.Errorf("%s of the other server filtered %d, want 2", name, st.Filtered)
+		}
 	}
 }
