@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"context"
+	"fmt"
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"io"
@@ -581,5 +582,17 @@ func TestInterestFromMulticast(t *testing.T) {
 		if st := channelStats(t, s2, name).Stats; st.Filtered != 2 {
 			t.Errorf("%s of the other server filtered %d, want 2", name, st.Filtered)
 		}
+	}
+}
+
+// BenchmarkFanoutFiltered is BenchmarkFanoutRaw with filters: each
+// event goes to S receivers that listen to it and is filtered for S
+// others, of version 4 all.
+func BenchmarkFanoutFiltered(b *testing.B) {
+	for _, subs := range []int{1, 4} {
+		b.Run(fmt.Sprintf("1to%d+%d", subs, subs), func(b *testing.B) {
+			f, _, _ := newFilteredFanout(b, subs)
+			runFanout(b, f)
+		})
 	}
 }
