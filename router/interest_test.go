@@ -188,8 +188,8 @@ func TestInterestFilters(t *testing.T) {
 
 // TestInterestBadPatternClosesOnlyThatClient: a declaration whose
 // pattern does not compile closes the client that sent it with a
-// protocol error naming the pattern, in a Hello or an Interest frame;
-// other clients stay.
+// protocol error naming the pattern, in a Hello or an Interest frame,
+// and so does one past the limits; other clients stay.
 func TestInterestBadPatternClosesOnlyThatClient(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
 	other := ts.DialWatched(t, "A")
@@ -208,6 +208,13 @@ func TestInterestBadPatternClosesOnlyThatClient(t *testing.T) {
 	e = rc2.closedWith()
 	if e.Code != wire.CodeProtocol || !strings.Contains(e.Message, "[z-a]") {
 		t.Errorf("error frame %v %q, want a protocol error naming the pattern", e.Code, e.Message)
+	}
+	rc3 := dialRaw(t, ts, "A")
+	rc3.helloV4(nil)
+	rc3.declare(1, make([]string, wire.MaxPatterns+1))
+	e = rc3.closedWith()
+	if e.Code != wire.CodeProtocol || !strings.Contains(e.Message, "patterns") {
+		t.Errorf("error frame %v %q, want a protocol error for too many patterns", e.Code, e.Message)
 	}
 	if logs := ts.Logs.String(); !strings.Contains(logs, "bad(pattern") {
 		t.Errorf("the log does not name the bad pattern:\n%s", logs)
