@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
+	"github.com/vmihailenco/msgpack/v5"
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -601,5 +603,127 @@ func BenchmarkFanoutFiltered(b *testing.B) {
 			f, _, _ := newFilteredFanout(b, subs)
 			runFanout(b, f)
 		})
+	}
+}
+
+// TestInterestWidenedUnderTraffic: a client widens its interest one name
+// at a time while a publisher emits a stream cycling through the names.
+// No event of a name is sent before the declaration that adds it, and
+// every event of it emitted after that declaration's Applied has arrived
+// is received, in order.
+func TestInterestWidenedUnderTraffic(t *testing.T) {
+	// Small queues: the publisher is held back to the reader's pace
+	// with little in between.
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
+	// Events cycle through names+1 names; the last one is declared from
+	// the Hello on, so that events keep coming whatever is filtered.
+	const names = 16
+	name := func(i int64) string { return fmt.Sprintf("n%d", i%(names+1)) }
+	rc := dialRaw(t, ts, "A")
+	declared := []string{"end", name(names)}
+	rc.helloV4(&wire.Interest{Patterns: slices.Clone(declared)})
+	rc.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	pub := ts.Dial(t, "A", bus.Name("pub"))
+	routertest.WaitFor(t, "both clients", func() bool { c, _ := ts.Clients("A"); return len(c) == 2 })
+
+	// The publisher stays at most window events ahead of the reader's
+	// progress (the last index it read, or one an Applied certainly
+	// precedes): the events the client does not listen to hold it back
+	// in no way, and it would run away with them.
+	const window = 256
+	var next, progress atomic.Int64 // the index of the next event the publisher emits; the reader's progress
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				// Its last event, after all the others.
+				if err := pub.Emit("end", nil); err != nil {
+					t.Error(err)
+				}
+				return
+			default:
+			}
+			if next.Load()-progress.Load() > window {
+				time.Sleep(20 * time.Microsecond)
+				continue
+			}
+			i := next.Add(1) - 1
+			if err := pub.Emit(name(i), i); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+
+	since := map[string]int64{name(names): 0} // name -> the first index certainly emitted after its Applied
+	got := make(map[string][]int64)
+	read := func(f rawFrame) {
+		n := string(f.event.Event)
+		if _, ok := since[n]; !ok && n != "end" {
+			t.Fatalf("got %s before the declaration that adds it was sent", n)
+		}
+		var i int64
+		if err := msgpack.Unmarshal(f.event.Data, &i); err != nil {
+			t.Fatal(err)
+		}
+		got[n] = append(got[n], i)
+		progress.Store(i)
+	}
+	for k := range int64(names) {
+		declared = append(declared, name(k))
+		since[name(k)] = -1 // sent: from now on it may come
+		rc.declare(uint64(k+1), slices.Clone(declared))
+		for {
+			f := rc.next()
+			if f.typ == wire.FrameApplied {
+				since[name(k)] = next.Load()
+				progress.Store(since[name(k)])
+				break
+			}
+			read(f)
+		}
+		// Read on past a whole cycle of names emitted after the Applied:
+		// order per sender says what the client was owed by then.
+		for progress.Load() < since[name(k)]+names+1 {
+			read(rc.next())
+		}
+	}
+	close(stop) // the publisher emits "end", reading goes on meanwhile
+	for {
+		f := rc.next()
+		if string(f.event.Event) == "end" {
+			break
+		}
+		read(f)
+	}
+	<-stopped
+	last := next.Load()
+	for k := range int64(names + 1) {
+		n := name(k)
+		var want []int64
+		for i := since[n]; i < last; i++ {
+			if name(i) == n {
+				want = append(want, i)
+			}
+		}
+		have := got[n]
+		if len(want) == 0 {
+			t.Errorf("%s: nothing emitted after its Applied", n)
+			continue
+		}
+		var missing []int64
+		for _, i := range want {
+			if !slices.Contains(have, i) {
+				missing = append(missing, i)
+			}
+		}
+		if len(missing) > 0 {
+			t.Errorf("%s: %d of the %d events emitted after its Applied missing, the first of index %d", n, len(missing), len(want), missing[0])
+		}
+		if !slices.IsSorted(have) {
+			t.Errorf("%s: out of order: %v", n, have)
+		}
 	}
 }
