@@ -3,7 +3,9 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -176,5 +178,37 @@ func TestInterestEncoding(t *testing.T) {
 	}
 	if d := diffBytes([]byte{0x92, 0x09, 0xcd, 0x01, 0x00}, AppendApplied(nil, 256)[HeaderLen:]); d != "" {
 		t.Errorf("Applied (-want +got):\n%s", d)
+	}
+}
+
+// TestProtocolDocVersion holds PROTOCOL.md's title to ProtocolVersion,
+// and its table of frame types (§ 4) to the frame types the package
+// names: each with its number and name, none missing, none extra.
+func TestProtocolDocVersion(t *testing.T) {
+	b, err := os.ReadFile("../../PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	if title := fmt.Sprintf("# netcluster local wire protocol, version %d\n", ProtocolVersion); !strings.HasPrefix(doc, title) {
+		t.Errorf("PROTOCOL.md does not begin with %q", title)
+	}
+	_, sect, ok := strings.Cut(doc, "\n## 4. Frame types\n")
+	if !ok {
+		t.Fatal("PROTOCOL.md has no section 4")
+	}
+	sect, _, _ = strings.Cut(sect, "\n### ")
+	row := regexp.MustCompile(`(?m)^\| (\d+) \| (\w+) \|`)
+	var got, want []string
+	for _, m := range row.FindAllStringSubmatch(sect, -1) {
+		got = append(got, m[1]+" "+strings.ToLower(m[2]))
+	}
+	for ft, name := range frameTypeNames {
+		if name != "" {
+			want = append(want, fmt.Sprint(ft, " ", name))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("PROTOCOL.md § 4 lists the frame types %q; the package has %q", got, want)
 	}
 }
