@@ -68,3 +68,33 @@ func TestNameCacheDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestInterestAllocs checks that the interest frames cost nothing to
+// write into a buffer large enough, an Applied nothing to read, and an
+// Interest one allocation for the list and one per pattern to read,
+// nothing that grows with a declared count.
+func TestInterestAllocs(t *testing.T) {
+	in := Interest{Seq: 7, Patterns: []string{"log", "disk-.*", "cpu"}}
+	h := Hello{Version: InterestVersion, ClientID: testClient, Name: "n", PID: 1, Interest: &in}
+	buf := make([]byte, 0, 256)
+	applied := AppendApplied(nil, 7)[HeaderLen:]
+	interest := AppendInterest(nil, &in)[HeaderLen:]
+	all := AppendInterest(nil, &Interest{Seq: 8, All: true})[HeaderLen:]
+	tests := []struct {
+		name string
+		fn   func()
+		want float64
+	}{
+		{"AppendInterest", func() { buf = AppendInterest(buf[:0], &in) }, 0},
+		{"AppendApplied", func() { buf = AppendApplied(buf[:0], in.Seq) }, 0},
+		{"AppendHello with interest", func() { buf = AppendHello(buf[:0], &h) }, 0},
+		{"DecodeApplied", func() { DecodeApplied(applied) }, 0},
+		{"DecodeInterest All", func() { DecodeInterest(all) }, 0},
+		{"DecodeInterest", func() { DecodeInterest(interest) }, float64(1 + len(in.Patterns))},
+	}
+	for _, tt := range tests {
+		if n := testing.AllocsPerRun(100, tt.fn); n != tt.want {
+			t.Errorf("%s: %v allocations, want %v", tt.name, n, tt.want)
+		}
+	}
+}

@@ -84,11 +84,13 @@ func DecodeHello(body []byte) (Hello, error) {
 	h.ClientID = r.uuid16("client id")
 	h.Name = string(r.str("name"))
 	h.PID = r.uint("pid")
-	if h.Version >= ResumeVersion {
+	if h.Version >= ResumeVersion && extra >= helloResumeFields {
 		extra = decodeHelloResume(r, &h, extra)
-	}
-	if h.Version >= InterestVersion {
-		extra = decodeHelloInterest(r, &h, extra)
+		if h.Version >= InterestVersion {
+			// The interest follows the resume fields, never stands
+			// in their place.
+			extra = decodeHelloInterest(r, &h, extra)
+		}
 	}
 	return h, closeFrame(r, extra)
 }

@@ -9,8 +9,10 @@ import (
 // package speaks; PROTOCOL.md describes it. Version 2 adds the Ping and
 // Pong frames, with which each side finds out that the other has stopped
 // answering; version 3 adds resuming (the resume fields of Hello and
-// Welcome, and the Drain frame: see resume.go).
-const ProtocolVersion = 3
+// Welcome, and the Drain frame: see resume.go); version 4 adds interest
+// (the Hello's interest field, the Interest and Applied frames: see
+// interest.go).
+const ProtocolVersion = 4
 
 // PingVersion is the first protocol version with Ping and Pong frames:
 // neither side sends them on a connection of an older version.

@@ -54,6 +54,10 @@ func appendFrame(dst []byte, v any) []byte {
 		return AppendPong(dst)
 	case drainValue:
 		return AppendDrain(dst)
+	case Interest:
+		return AppendInterest(dst, &v)
+	case appliedValue:
+		return AppendApplied(dst, v.Seq)
 	}
 	panic(fmt.Sprintf("appendFrame: %T", v))
 }
@@ -75,6 +79,11 @@ func decodeAs(t FrameType, body []byte) (any, error) {
 		return pongValue{}, DecodePong(body)
 	case FrameDrain:
 		return drainValue{}, DecodeDrain(body)
+	case FrameInterest:
+		return DecodeInterest(body)
+	case FrameApplied:
+		seq, err := DecodeApplied(body)
+		return appliedValue{seq}, err
 	}
 	return nil, fmt.Errorf("test has no decoder for %v", t)
 }
@@ -87,7 +96,12 @@ type (
 	drainValue struct{}
 )
 
-var frameTypes = []FrameType{FrameHello, FrameWelcome, FrameEvent, FrameError, FramePing, FramePong, FrameDrain}
+// appliedValue stands for an Applied frame, whose decoder returns a
+// bare seq.
+type appliedValue struct{ Seq uint64 }
+
+var frameTypes = []FrameType{FrameHello, FrameWelcome, FrameEvent, FrameError, FramePing, FramePong, FrameDrain,
+	FrameInterest, FrameApplied}
 
 // diffLines renders the difference of two texts line by line, as
 // (-want +got).
@@ -154,7 +168,7 @@ type vector struct {
 
 	Description string          `json:"description"`
 	Canonical   *bool           `json:"canonical"` // valid vectors: encoding the fields gives Stream
-	Type        string          `json:"type"`      // valid vectors: hello, welcome, event, error
+	Type        string          `json:"type"`      // valid vectors: a key of typeNames
 	Fields      json.RawMessage `json:"fields"`
 	DataHex     *string         `json:"data_hex"`  // events: the data's exact encoding
 	Error       string          `json:"error"`     // invalid vectors: bad_frame, frame_too_big, unexpected_eof
@@ -165,6 +179,7 @@ type vector struct {
 var typeNames = map[string]FrameType{
 	"hello": FrameHello, "welcome": FrameWelcome, "event": FrameEvent, "error": FrameError,
 	"ping": FramePing, "pong": FramePong, "drain": FrameDrain,
+	"interest": FrameInterest, "applied": FrameApplied,
 }
 
 // parseHex reads the text of a .hex vector: hex digits, with whitespace
@@ -281,6 +296,9 @@ func fieldsOf(v any) (map[string]any, error) {
 			f["resume_epoch"], f["resume_after"] = optIDString(v.Resume.Epoch), optIDString(v.Resume.After)
 			f["since"], f["own"] = v.Since, own
 		}
+		if v.declares() {
+			f["interest"] = patternsOf(v.Interest)
+		}
 		return f, nil
 	case Welcome:
 		f := map[string]any{"version": v.Version, "node": uuid.UUID(v.Node).String(), "channel": v.Channel, "maxframe": v.MaxFrame, "pid": v.PID}
@@ -292,6 +310,10 @@ func fieldsOf(v any) (map[string]any, error) {
 		return map[string]any{"code": uint16(v.Code), "message": v.Message}, nil
 	case pingValue, pongValue, drainValue:
 		return map[string]any{}, nil
+	case Interest:
+		return map[string]any{"seq": v.Seq, "patterns": patternsOf(&v)}, nil
+	case appliedValue:
+		return map[string]any{"seq": v.Seq}, nil
 	case Message:
 		var data any
 		if err := msgpack.Unmarshal(v.Data, &data); err != nil {
@@ -353,6 +375,33 @@ type vectorFields struct {
 	Epoch       string   `json:"epoch"`
 	From        string   `json:"from"`
 	Missed      uint64   `json:"missed"`
+	// Version 4: a Hello's interest (absent: none declared) and an
+	// Interest frame's patterns, each null for All or a list of str;
+	// the seq of Interest and Applied.
+	Interest json.RawMessage `json:"interest"`
+	Patterns json.RawMessage `json:"patterns"`
+	Seq      uint64          `json:"seq"`
+}
+
+// patternsOf renders a declaration as the vectors write it: nil for All,
+// else the list of patterns, empty or not.
+func patternsOf(in *Interest) any {
+	if in.All {
+		return nil
+	}
+	return append([]string{}, in.Patterns...)
+}
+
+// interestOf parses what patternsOf renders.
+func interestOf(js json.RawMessage) (*Interest, error) {
+	if js == nil {
+		return nil, errors.New("no patterns")
+	}
+	if string(js) == "null" {
+		return &Interest{All: true}, nil
+	}
+	in := &Interest{Patterns: []string{}}
+	return in, json.Unmarshal(js, &in.Patterns)
 }
 
 // optIDString renders an id that may be absent: "" for the zero id.
@@ -393,6 +442,10 @@ func valueOf(v vector) (any, error) {
 			o, err := id(s)
 			h.Own, errs = append(h.Own, o), append(errs, err)
 		}
+		if f.Interest != nil {
+			h.Interest, err = interestOf(f.Interest)
+			errs = append(errs, err)
+		}
 		return h, errors.Join(errs...)
 	case FrameWelcome:
 		n, err := id(f.Node)
@@ -410,6 +463,15 @@ func valueOf(v vector) (any, error) {
 		return pongValue{}, nil
 	case FrameDrain:
 		return drainValue{}, nil
+	case FrameInterest:
+		in, err := interestOf(f.Patterns)
+		if err != nil {
+			return nil, err
+		}
+		in.Seq = f.Seq
+		return *in, nil
+	case FrameApplied:
+		return appliedValue{f.Seq}, nil
 	case FrameEvent:
 		data, err := hex.DecodeString(*v.DataHex)
 		if err != nil {
@@ -442,6 +504,27 @@ var requiredVectors = []string{
 	"invalid-str-length-past-end", "event-reply", "invalid-event-to-not-id",
 	"ping", "pong", "ping-extra-fields", "invalid-ping-bytes-after-array",
 	"hello-resume", "welcome-resume", "drain",
+	"hello-interest", "hello-interest-all", "interest", "interest-all", "interest-none", "interest-extra-fields",
+	"applied", "invalid-interest-too-many-patterns", "invalid-interest-pattern-too-long",
+	"invalid-interest-pattern-not-utf8", "invalid-interest-pattern-not-str", "invalid-interest-no-patterns",
+	"invalid-interest-patterns-not-array", "invalid-applied-no-seq", "invalid-hello-interest-not-array",
+}
+
+// invalidReasons says where and why the Go decoder refuses some invalid
+// vectors, so that each fails for the reason its name gives and not for
+// an accident of its bytes (a body cut short, say).
+var invalidReasons = map[string]struct {
+	offset int
+	reason string
+}{
+	"invalid-interest-too-many-patterns":  {3, "patterns: 1025, at most 1024"},
+	"invalid-interest-pattern-too-long":   {4, "pattern 0: 4097 bytes, at most 4096"},
+	"invalid-interest-pattern-not-utf8":   {8, "pattern 1: not UTF-8"},
+	"invalid-interest-pattern-not-str":    {8, "pattern: not a string"},
+	"invalid-interest-no-patterns":        {0, "interest frame has 1 fields, want at least 2"},
+	"invalid-interest-patterns-not-array": {3, "patterns: not an array"},
+	"invalid-applied-no-seq":              {0, "applied frame has 0 fields, want at least 1"},
+	"invalid-hello-interest-not-array":    {37, "patterns: not an array"},
 }
 
 func TestVectorSet(t *testing.T) {
@@ -550,6 +633,9 @@ func TestVectorsInvalid(t *testing.T) {
 				if max := max(len(frame)-HeaderLen, 0); me.Offset < 0 || me.Offset > max {
 					t.Errorf("offset %d is outside the %d-byte body", me.Offset, max)
 				}
+				if want, ok := invalidReasons[v.Name]; ok && (me.Offset != want.offset || !strings.Contains(me.Reason, want.reason)) {
+					t.Errorf("refused at byte %d for %q; want byte %d, %q", me.Offset, me.Reason, want.offset, want.reason)
+				}
 			case "frame_too_big":
 				if !errors.Is(err, ErrFrameTooBig) || errors.Is(err, ErrBadFrame) {
 					t.Fatalf("err = %v, want ErrFrameTooBig", err)
@@ -623,6 +709,9 @@ func genericOf(tb testing.TB, v any) []any {
 			}
 			out = append(out, genericID(v.Resume.Epoch), genericID(v.Resume.After), v.Since, own)
 		}
+		if v.declares() {
+			out = append(out, genericPatterns(v.Interest))
+		}
 		return out
 	case Welcome:
 		out := []any{uint64(FrameWelcome), v.Version, v.Node[:], v.Channel, v.MaxFrame, v.PID}
@@ -638,6 +727,10 @@ func genericOf(tb testing.TB, v any) []any {
 		return []any{uint64(FramePong)}
 	case drainValue:
 		return []any{uint64(FrameDrain)}
+	case Interest:
+		return []any{uint64(FrameInterest), v.Seq, genericPatterns(&v)}
+	case appliedValue:
+		return []any{uint64(FrameApplied), v.Seq}
 	case Message:
 		var data any
 		if len(v.Data) > 0 {
@@ -661,6 +754,19 @@ func genericOf(tb testing.TB, v any) []any {
 	}
 	tb.Fatalf("genericOf: %T", v)
 	return nil
+}
+
+// genericPatterns is what a generic decoder finds for a declaration:
+// nil for All, else an array of str.
+func genericPatterns(in *Interest) any {
+	if in.All {
+		return nil
+	}
+	out := []any{}
+	for _, p := range in.Patterns {
+		out = append(out, p)
+	}
+	return out
 }
 
 // normalMsgpack maps every integer to uint64 (or int64 when negative) so
@@ -756,6 +862,28 @@ func TestRoundTrip(t *testing.T) {
 		{name: "event deep data", in: with(func(m *Message) { m.Data = deep })},
 		{name: "event bin32 data", in: with(func(m *Message) { m.Data = bin70k })},
 		{name: "event zero ids", in: with(func(m *Message) { m.ID, m.Origin, m.Sender = uuid.UUID{}, uuid.UUID{}, uuid.UUID{} })},
+		{name: "hello v4 declaring patterns", in: hello4(&Interest{Patterns: []string{"log", "disk-.*"}})},
+		{name: "hello v4 declaring All", in: hello4(&Interest{All: true})},
+		{name: "hello v4 declaring no pattern", in: hello4(&Interest{}), want: hello4(&Interest{Patterns: []string{}})},
+		{name: "hello v4 declaring nothing", in: hello4(nil)},
+		{name: "hello v4 seq is not sent", in: hello4(&Interest{Seq: 9, All: true}), want: hello4(&Interest{All: true})},
+		{name: "hello v4 resuming and declaring", in: func() Hello {
+			h := hello4(&Interest{Patterns: []string{"a"}})
+			h.Resume, h.Since, h.Own = Cursor{Epoch: testNode, After: testID}, 0, [][16]byte{testClient}
+			return h
+		}()},
+		{name: "hello v4 asking history and declaring", in: func() Hello { h := hello4(&Interest{All: true}); h.Since = 5000; return h }()},
+		{name: "hello v3 has no interest", in: func() Hello { h := hello4(&Interest{All: true}); h.Version = 3; return h }(),
+			want: func() Hello { h := hello4(nil); h.Version = 3; return h }()},
+		{name: "interest", in: Interest{Seq: 1, Patterns: []string{"log", "disk-.*", "cpu"}}},
+		{name: "interest All", in: Interest{Seq: 2, All: true}},
+		{name: "interest All with patterns", in: Interest{Seq: 2, All: true, Patterns: []string{"x"}}, want: Interest{Seq: 2, All: true}},
+		{name: "interest none", in: Interest{Seq: 3}, want: Interest{Seq: 3, Patterns: []string{}}},
+		{name: "interest max seq", in: Interest{Seq: math.MaxUint64, Patterns: []string{""}}},
+		{name: "interest at the limits", in: Interest{Seq: 4, Patterns: atLimits}},
+		{name: "applied", in: appliedValue{1}},
+		{name: "applied 0", in: appliedValue{0}},
+		{name: "applied max seq", in: appliedValue{math.MaxUint64}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -809,6 +937,22 @@ func TestRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// hello4 is a Hello of version 4 with the interest given.
+func hello4(in *Interest) Hello {
+	return Hello{Version: 4, ClientID: testClient, Name: "ncclient", PID: 4242, Interest: in}
+}
+
+// atLimits is a declaration as large as the limits allow: MaxPatterns
+// patterns, one of MaxPatternLen bytes (str16), the others short.
+var atLimits = func() []string {
+	ps := make([]string, MaxPatterns)
+	for i := range ps {
+		ps[i] = fmt.Sprintf("event-%d", i)
+	}
+	ps[7] = strings.Repeat("é", MaxPatternLen/2)
+	return ps
+}()
 
 // TestEventAllocs checks the promise of ParseEvent and AppendEvent: no
 // copying, no allocation.

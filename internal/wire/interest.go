@@ -6,7 +6,7 @@ import (
 )
 
 // InterestVersion is the first protocol version in which a client may
-// declare its interest (PROTOCOL.md § 5.3): the event-name patterns it
+// declare its interest (PROTOCOL.md § 5.4): the event-name patterns it
 // listens to, in its Hello and then in Interest frames, so that the
 // server forwards it only the events it will use. The server answers
 // each Interest frame with an Applied frame once it filters by it.
@@ -61,11 +61,18 @@ func readPatterns(r *reader, in *Interest) {
 	}
 	at := r.off
 	n := r.arrayLen("patterns")
-	if r.err == nil && n > MaxPatterns {
+	switch {
+	case r.err != nil:
+		return
+	case n > MaxPatterns:
 		r.off = at
 		r.fail(fmt.Sprintf("patterns: %d, at most %d", n, MaxPatterns))
+		return
+	case n > len(r.b)-r.off: // each pattern takes a byte at least
+		r.fail("patterns: element count past end of frame")
+		return
 	}
-	in.Patterns = make([]string, 0, min(n, MaxPatterns))
+	in.Patterns = make([]string, 0, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		at := r.off
 		p := r.str("pattern")
