@@ -382,7 +382,7 @@ func (ch *Channel) Send(frame []byte, except *Conn) {
 // JSON text form that e keeps is made at most once, for the first JSON
 // client that hears it, on whichever channel. Each queue that takes a
 // pooled frame holds its own reference to the buffer. A client that
-// declared what it listens to gets e only if it wants it (Conn.wants);
+// declared what it listens to gets e only if it wants it (Conn.wantsBy);
 // the others are counted as filtered, and e neither costs their queue
 // nor holds its publisher for them.
 func (ch *Channel) SendEvent(e *Event, except *Conn) {
@@ -392,8 +392,8 @@ func (ch *Channel) SendEvent(e *Event, except *Conn) {
 		if c == except || c.removed.Load() {
 			continue
 		}
-		if c.wants(e) {
-			c.push(e)
+		if f := c.interest.Load(); c.wantsBy(f, e) {
+			c.pushFiltered(e, true, f)
 		} else {
 			filtered++
 		}

@@ -26,9 +26,20 @@ func (c *Conn) Send(frame []byte) bool {
 func (c *Conn) SendEvent(e *Event) bool { return c.push(e) }
 
 // push queues e for the client in the form its protocol needs.
-func (c *Conn) push(e *Event) bool {
+func (c *Conn) push(e *Event) bool { return c.pushFiltered(e, false, nil) }
+
+// pushFiltered is push for the fan-out, which, when filtered is set,
+// has let e through by the client's filter seen (nil: none). A filter
+// is swapped under c.mu: if it has changed since, e is decided again
+// here, so that an event queued behind an Applied frame went through
+// that declaration (interest.go).
+func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
 	frame, ref := e.frame, e.ref
 	c.mu.Lock()
+	if filtered && c.refiltered(e, seen) {
+		c.mu.Unlock()
+		return false
+	}
 	if c.mode.Load() == modeJSON {
 		// The mode never changes again once JSON, so the text can be
 		// made outside the lock.
@@ -52,29 +63,7 @@ func (c *Conn) push(e *Event) bool {
 	// rounding of pooled buffers never refuses a lone large frame that
 	// maxpending allows.
 	if limit := lim.maxPending; c.pending+cost > limit && (c.pending > 0 || len(frame) > limit) {
-		pending := c.pending
-		// What waits in the queue is dropped at once (the writer holds
-		// only the batch it is writing), so that the error frame comes
-		// right after what the client has been sent: it tells the
-		// client why, if it reads again within errorGrace.
-		decided := c.mode.Load() != modeUndecided
-		dropped := uint64(1)
-		if decided {
-			dropped += uint64(len(c.queue.frames))
-			c.pending -= c.queue.cost
-			c.queue.release()
-		}
-		c.mu.Unlock()
-		c.dropped.Add(dropped)
-		c.ch.slow.Add(1)
-		// The error frame's code says "slow consumer"; its message does
-		// not repeat it.
-		reason := fmt.Sprintf("%d bytes pending, limit (maxpending) %d", pending+cost, limit)
-		if decided {
-			c.finish(slog.LevelWarn, wire.CodeSlowConsumer, reason, errorGrace)
-		} else {
-			c.kill(slog.LevelWarn, wire.CodeSlowConsumer.String()+": "+reason) // no protocol to say it in yet
-		}
+		c.overflowLocked(cost, limit)
 		return false
 	}
 	if ref != nil {
@@ -102,6 +91,35 @@ func (c *Conn) push(e *Event) bool {
 	default:
 	}
 	return true
+}
+
+// overflowLocked drops the client, whose queue a frame of cost would
+// take past limit (maxpending), as a slow consumer; c.mu is held, and
+// released.
+func (c *Conn) overflowLocked(cost, limit int) {
+	pending := c.pending
+	// What waits in the queue is dropped at once (the writer holds
+	// only the batch it is writing), so that the error frame comes
+	// right after what the client has been sent: it tells the
+	// client why, if it reads again within errorGrace.
+	decided := c.mode.Load() != modeUndecided
+	dropped := uint64(1)
+	if decided {
+		dropped += uint64(len(c.queue.frames))
+		c.pending -= c.queue.cost
+		c.queue.release()
+	}
+	c.mu.Unlock()
+	c.dropped.Add(dropped)
+	c.ch.slow.Add(1)
+	// The error frame's code says "slow consumer"; its message does
+	// not repeat it.
+	reason := fmt.Sprintf("%d bytes pending, limit (maxpending) %d", pending+cost, limit)
+	if decided {
+		c.finish(slog.LevelWarn, wire.CodeSlowConsumer, reason, errorGrace)
+	} else {
+		c.kill(slog.LevelWarn, wire.CodeSlowConsumer.String()+": "+reason) // no protocol to say it in yet
+	}
 }
 
 func (c *Conn) writeLoop() {

@@ -21,9 +21,12 @@ import (
 // the JSON text protocol, gets every event of its channel.
 //
 // A declaration is compiled once, when it arrives, into a filter, which
-// replaces the client's with one atomic store; the Applied frame that
-// answers it is queued after that, so every event fanned out once the
-// client reads the Applied goes through the new filter. Each filter caches
+// replaces the client's with one atomic store under the connection's
+// lock; the Applied frame that answers it is queued after that. The
+// fan-out decides by the filter it loads, without a lock, and a push
+// that finds, under the lock, that the filter has been swapped since
+// decides again (Conn.refiltered): so every event queued behind an
+// Applied went through that declaration or a later one. Each filter caches
 // its decision per event name (nameCache): on the fan-out path, deciding
 // for one client costs an atomic load and one map lookup, and allocates
 // nothing.
@@ -151,11 +154,11 @@ func (f *filter) cached() int {
 	return n
 }
 
-// wants reports whether the client is to get e: it declared no filter,
-// or e is addressed to it, or e's name passes its filter. An event whose
-// header cannot be parsed goes to everyone, as it did before filters.
-func (c *Conn) wants(e *Event) bool {
-	f := c.interest.Load()
+// wantsBy reports whether the client, whose filter is f, is to get e:
+// f is nil (no filter), or e is addressed to the client, or e's name
+// passes f. An event whose header cannot be parsed goes to everyone, as
+// it did before filters.
+func (c *Conn) wantsBy(f *filter, e *Event) bool {
 	if f == nil {
 		return true
 	}
@@ -166,6 +169,19 @@ func (c *Conn) wants(e *Event) bool {
 		return true
 	}
 	return f.wants(e.Header.Event)
+}
+
+// refiltered reports whether e, which the fan-out let through by the
+// filter seen, is not to be queued after all: the client's filter has
+// been swapped since, and the new one does not take it. It counts e as
+// filtered then. c.mu is held: filters are swapped under it.
+func (c *Conn) refiltered(e *Event, seen *filter) bool {
+	f := c.interest.Load()
+	if f == seen || c.wantsBy(f, e) {
+		return false
+	}
+	c.ch.filtered.Add(1)
+	return true
 }
 
 // interestOf compiles the interest a Hello declares, when the version
@@ -195,7 +211,12 @@ func (c *Conn) interestChanged(body []byte) bool {
 			return false
 		}
 	}
+	// Swapped under c.mu, which the fan-out's push takes, and then
+	// Applied is queued: every event queued behind it went through f
+	// (pushFiltered).
+	c.mu.Lock()
 	c.interest.Store(f)
+	c.mu.Unlock()
 	c.Send(wire.AppendApplied(nil, in.Seq))
 	return true
 }
