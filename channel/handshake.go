@@ -67,11 +67,11 @@ func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
 		return modeUndecided
 	}
 	if h.Version < 1 {
-		c.sendFinal(wire.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, servedVersion))
+		c.sendFinal(wire.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, wire.ProtocolVersion))
 		return modeUndecided
 	}
 	h.Name = wire.Cut(h.Name, maxName)
-	version := min(h.Version, servedVersion)
+	version := min(h.Version, wire.ProtocolVersion)
 	f, err := interestOf(&h, version)
 	if err != nil {
 		c.sendFinal(wire.CodeProtocol, "hello: "+err.Error())
@@ -127,11 +127,6 @@ func (c *Conn) setReadDeadline(t time.Time) {
 		c.nc.SetReadDeadline(time.Unix(1, 0))
 	}
 }
-
-// servedVersion is the highest protocol version the server speaks:
-// interest (version 4) is served whatever version the client package of
-// this module speaks (wire.ProtocolVersion).
-const servedVersion = max(wire.ProtocolVersion, wire.InterestVersion)
 
 // maxName is how much of a client's name the server keeps: the name goes
 // on every log line of the connection.
