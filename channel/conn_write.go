@@ -84,8 +84,10 @@ func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
 	c.mu.Unlock()
 	// Count before the writer can run, so that a client holding the
 	// frame sees it counted.
-	c.ch.framesOut.Add(1)
-	c.ch.bytesOut.Add(uint64(len(frame)))
+	if !e.control {
+		c.ch.framesOut.Add(1)
+		c.ch.bytesOut.Add(uint64(len(frame)))
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:

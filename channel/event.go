@@ -32,6 +32,10 @@ type Event struct {
 	ok        bool
 	// unparsable is set once parsed has failed on the frame.
 	unparsable bool
+	// control marks a frame of the protocol's own (Applied) that the
+	// channel's counters leave out, as they leave out the Welcome:
+	// frames_out counts events (and pings).
+	control bool
 	// at is when the read that brought the frame returned, in monoNow
 	// nanoseconds; 0 for an event not read from a client. Frames parsed
 	// from one read share it, so the ring reads the clock once per read,

@@ -217,7 +217,9 @@ func (c *Conn) interestChanged(body []byte) bool {
 	c.mu.Lock()
 	c.interest.Store(f)
 	c.mu.Unlock()
-	c.Send(wire.AppendApplied(nil, in.Seq))
+	applied := NewEvent(wire.AppendApplied(nil, in.Seq))
+	applied.control = true
+	c.push(&applied)
 	return true
 }
 

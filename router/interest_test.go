@@ -482,7 +482,8 @@ func TestInterestFromNATS(t *testing.T) {
 func TestInterestShown(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
 	ctl := ts.Dial(t, router.ControlChannel)
-	plain := ts.Dial(t, "A")
+	plain := dialRaw(t, ts, "A")
+	plain.helloV4(nil) // declares nothing
 	rc := dialRaw(t, ts, "A")
 	rc.helloV4(&wire.Interest{Patterns: []string{"one", "two.*"}})
 	rc.declare(1, []string{"three", "four.*"})
@@ -495,7 +496,7 @@ func TestInterestShown(t *testing.T) {
 			t.Errorf("showclient %v: interest %v, want %v", form, got["interest"], want)
 		}
 	}
-	got := routertest.Control(t, ctl, "showclient", map[string]any{"id": plain.ID().String()})
+	got := routertest.Control(t, ctl, "showclient", map[string]any{"id": plain.id.String()})
 	if v, ok := got["interest"]; !ok || v != nil {
 		t.Errorf("showclient of a client that declared nothing: interest %v (present %v), want null", v, ok)
 	}

@@ -42,7 +42,7 @@ func scrape(t *testing.T, ts *routertest.Server, path string) string {
 func TestMetrics(t *testing.T) {
 	ts := routertest.NewServer(t, `"metrics": "127.0.0.1:0", "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
 	a := ts.Dial(t, "A")
-	ts.Dial(t, "B")
+	routertest.Record(t, ts.Dial(t, "B"), "e") // a listener: the server sends it what it listens to
 	for range 5 {
 		if err := a.Emit("e", "0123456789"); err != nil {
 			t.Fatal(err)
@@ -137,7 +137,7 @@ func TestMetricsAddressInUse(t *testing.T) {
 func TestChannelCountersAgree(t *testing.T) {
 	ts := routertest.NewServer(t, `"metrics": "127.0.0.1:0", "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
 	a := ts.Dial(t, "A")
-	ts.Dial(t, "B")
+	routertest.Record(t, ts.Dial(t, "B"), "e") // a listener: the server sends it what it listens to
 	ctl := ts.Dial(t, router.ControlChannel)
 	for range 7 {
 		if err := a.Emit("e", "0123456789"); err != nil {
