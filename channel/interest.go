@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -223,18 +224,18 @@ func (c *Conn) interestChanged(body []byte) bool {
 	return true
 }
 
-// Interest returns the patterns the client declared, nil when it takes
-// every event (it declared nothing, or All).
+// Interest returns a copy of the patterns the client declared, nil when
+// it takes every event (it declared nothing, or All).
 func (c *Conn) Interest() []string {
 	if f := c.interest.Load(); f != nil {
-		return f.patterns
+		return slices.Clone(f.patterns)
 	}
 	return nil
 }
 
-// filterHeld drops from frames, the events queued for a client before
-// its Hello said what it listens to, those its filter f does not pass;
-// it returns what is kept and how many were dropped.
+// filterHeld takes q, the events queued for a client before its Hello
+// said what it listens to, and drops those that its filter f does not
+// pass; it returns what is kept and how many were dropped.
 func filterHeld(q sendQueue, f *filter, to [16]byte) (sendQueue, uint64) {
 	if f == nil {
 		return q, 0
