@@ -46,7 +46,9 @@ func (s *listenerSet) load() []*Listener {
 	return nil
 }
 
-func (s *listenerSet) add(l *Listener) {
+// add adds l, and counts its pattern in w: it returns the generation of
+// w that added the pattern (interest.go).
+func (s *listenerSet) add(l *Listener, w *interest) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.load()
@@ -54,9 +56,12 @@ func (s *listenerSet) add(l *Listener) {
 	copy(next, old)
 	next = append(next, l)
 	s.all.Store(&next)
+	return w.add(l.pattern)
 }
 
-func (s *listenerSet) remove(drop func(*Listener) bool) {
+// remove removes the listeners drop picks, and uncounts their patterns
+// in w.
+func (s *listenerSet) remove(drop func(*Listener) bool, w *interest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.load()
@@ -64,6 +69,7 @@ func (s *listenerSet) remove(drop func(*Listener) bool) {
 	for _, l := range old {
 		if drop(l) {
 			l.removed.Store(true)
+			w.remove(l.pattern)
 		} else {
 			next = append(next, l)
 		}
@@ -109,8 +115,9 @@ func (c *Client) listen(pattern string, fn func(Message), once bool) (*Listener,
 		}
 		l.re = re
 	}
-	c.listeners.add(l)
-	c.heard()
+	gen := c.listeners.add(l, &c.want)
+	c.heard()        // before waiting: the reader must run to read the Applied frame
+	c.want.wait(gen) // the server forwards what l listens to
 	return l, nil
 }
 
@@ -139,13 +146,13 @@ func (c *Client) Off(ls ...*Listener) {
 			}
 		}
 		return false
-	})
+	}, &c.want)
 }
 
 // OffPattern removes every listener registered with exactly this pattern,
 // like an EventEmitter's removeAllListeners(event).
 func (c *Client) OffPattern(pattern string) {
-	c.listeners.remove(func(l *Listener) bool { return l.pattern == pattern })
+	c.listeners.remove(func(l *Listener) bool { return l.pattern == pattern }, &c.want)
 }
 
 // dispatchLoop hands received events to listeners until the queue is
@@ -153,6 +160,7 @@ func (c *Client) OffPattern(pattern string) {
 // events from the queue in batches: one lock and at most one wake-up per
 // batch, not per event.
 func (c *Client) dispatchLoop() {
+	c.want.dispatcher.Store(goid()) // On from a listener does not wait (interest.go)
 	var batch []Message
 	for {
 		var ok bool
