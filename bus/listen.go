@@ -91,6 +91,15 @@ func (s *listenerSet) matchAny(event string) bool {
 // "nc-.*" hears the whole family. Listeners run one at a time, in the
 // order events arrive, on a goroutine of the client's (never on the
 // socket's read loop); a slow listener delays the ones after it.
+//
+// The server forwards the client only the events its listeners match
+// (protocol version 4). When pattern is new to the client, On tells the
+// server and returns once the server filters by it, one round trip
+// later: every event emitted after On returns reaches fn. It does not
+// wait when called from a listener (the server's answer may sit behind
+// events not yet handed out), nor while the client is disconnected (the
+// next connection declares it), nor with ReceiveAll or a server older
+// than version 4.
 func (c *Client) On(pattern string, fn func(Message)) (*Listener, error) {
 	return c.listen(pattern, fn, false)
 }
@@ -137,7 +146,8 @@ func anchor(pattern string) (*regexp.Regexp, error) {
 }
 
 // Off removes listeners. After Off returns, they are not called again
-// (one already running finishes).
+// (one already running finishes). The server is told of the patterns no
+// listener is left for, without waiting.
 func (c *Client) Off(ls ...*Listener) {
 	c.listeners.remove(func(l *Listener) bool {
 		for _, x := range ls {
