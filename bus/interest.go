@@ -128,7 +128,8 @@ func (w *interest) helloInterest(s *session, h *wire.Hello) {
 	d, in := w.declaration(0)
 	h.Interest = in
 	if len(wire.AppendHello(nil, h))-wire.HeaderLen > w.c.helloLimit() {
-		d.all = true
+		// Generation 0: connected sends the patterns at once.
+		d = decl{all: true}
 		h.Interest = &wire.Interest{All: true}
 	}
 	s.declared = d

@@ -519,3 +519,37 @@ func TestInterestTooMany(t *testing.T) {
 	c.Off(long)
 	routertest.WaitFor(t, "the empty declaration", func() bool { return lastDecl(d) == "" })
 }
+
+// TestInterestBigHello reconnects a client whose patterns would make its
+// Hello bigger than a server reads (65536 bytes): the Hello declares
+// All, and an Interest frame lists the patterns right after.
+func TestInterestBigHello(t *testing.T) {
+	d := newDeclServer(t, wire.InterestVersion)
+	var reconnects atomic.Int32
+	c := dialDecl(t, d, bus.Reconnect(true), bus.ReconnectBackoff(time.Millisecond, 10*time.Millisecond),
+		bus.OnReconnect(func() { reconnects.Add(1) }))
+	var want []string
+	for i := range 20 {
+		p := fmt.Sprintf("%02d%s", i, strings.Repeat("x", 4000))
+		want = append(want, p)
+		onWithin(t, c, p, func(bus.Message) {})
+	}
+	if got := lastDecl(d); got != strings.Join(want, " ") {
+		t.Fatalf("before the reconnect, the server was told %.40q", got)
+	}
+	d.mu.Lock()
+	d.conn.Close()
+	d.mu.Unlock()
+	routertest.WaitFor(t, "the reconnect", func() bool { return reconnects.Load() == 1 })
+	routertest.WaitFor(t, "the patterns declared again", func() bool {
+		hellos, decls, _ := d.state()
+		return len(hellos) == 2 && len(decls) > 0 && decls[len(decls)-1].Seq == 1 && lastDecl(d) == strings.Join(want, " ")
+	})
+	hellos, _, _ := d.state()
+	if in := hellos[1].Interest; in == nil || !in.All {
+		t.Errorf("the second hello declares %+v, want All", in)
+	}
+	if n := len(hellos[1].Interest.Patterns); n != 0 {
+		t.Errorf("the second hello lists %d patterns", n)
+	}
+}
