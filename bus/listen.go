@@ -99,7 +99,9 @@ func (s *listenerSet) matchAny(event string) bool {
 // wait when called from a listener (the server's answer may sit behind
 // events not yet handed out), nor while the client is disconnected (the
 // next connection declares it), nor with ReceiveAll or a server older
-// than version 4.
+// than version 4. Since On may wait for the listeners to take the
+// events ahead of the server's answer, a listener must not wait for a
+// goroutine that is calling On (nor for a lock that goroutine holds).
 func (c *Client) On(pattern string, fn func(Message)) (*Listener, error) {
 	return c.listen(pattern, fn, false)
 }
