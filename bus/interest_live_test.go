@@ -430,3 +430,35 @@ func TestInterestFloodLive(t *testing.T) {
 		t.Errorf("%d disconnects", n)
 	}
 }
+
+// TestInterestSince asks for history on a filtering server: the first
+// Hello declares every event, so that the history reaches the listener
+// registered after Dial, and that listener narrows the interest to its
+// pattern.
+func TestInterestSince(t *testing.T) {
+	ts := routertest.NewServer(t, `"retainbytes": 1048576, "channels": {"A": {}}`)
+	pub := ts.Dial(t, "A")
+	fence := routertest.Record(t, ts.Dial(t, "A"), "a")
+	for _, e := range []string{"a", "b", "a"} {
+		if err := pub.Emit(e, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fence.WaitCount(t, "a", 2) // the server has had all three
+	sub := ts.Dial(t, "A", bus.Since(time.Minute))
+	a := routertest.Record(t, sub, "a")
+	a.WaitCount(t, "a", 2)
+	if got := clientInterest(t, ts, sub); got != "[a]" {
+		t.Errorf("after the first listener, the interest is %s, want [a]", got)
+	}
+	before := channelStat(t, ts, "A", "filtered")
+	for _, e := range []string{"b", "a"} {
+		if err := pub.Emit(e, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.WaitCount(t, "a", 3)
+	if got := channelStat(t, ts, "A", "filtered") - before; got < 1 {
+		t.Errorf("the live b was not filtered out (filtered %d)", got)
+	}
+}
