@@ -361,12 +361,16 @@ func TestInterestPropagated(t *testing.T) {
 // TestInterestReconnect restarts the server: the client declares its
 // listeners again in its Hello, a listener added while it is
 // disconnected is declared too, and the new server filters by them.
+// An event emitted after that listener's On returned, while the server
+// was down, reaches it: the publisher keeps it for the new server, and
+// the subscriber resumes through its new interest.
 func TestInterestReconnect(t *testing.T) {
 	dir := routertest.ShortTempDir(t)
 	ts := routertest.NewServerIn(t, dir, oneChannel)
-	var disconnects, reconnects atomic.Int32
+	var disconnects, reconnects, pubDrops atomic.Int32
 	sub := ts.Dial(t, "A", counted(&disconnects), bus.OnReconnect(func() { reconnects.Add(1) }),
 		bus.ReconnectBackoff(50*time.Millisecond, 200*time.Millisecond))
+	pub := ts.Dial(t, "A", counted(&pubDrops), bus.ReconnectBackoff(50*time.Millisecond, 200*time.Millisecond))
 	a := routertest.Record(t, sub, "a")
 	if got := clientInterest(t, ts, sub); got != "[a]" {
 		t.Fatalf("interest %s, want [a]", got)
@@ -376,12 +380,16 @@ func TestInterestReconnect(t *testing.T) {
 	if err := ts.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	routertest.WaitFor(t, "the disconnect", func() bool { return disconnects.Load() == 1 })
+	routertest.WaitFor(t, "the disconnects", func() bool { return disconnects.Load() == 1 && pubDrops.Load() == 1 })
 	d := routertest.Record(t, sub, "d") // no server: On does not wait for one
+	if err := pub.Emit("d", "while down"); err != nil {
+		t.Fatal(err)
+	}
 	ts = routertest.NewServerIn(t, dir, oneChannel)
 	routertest.WaitFor(t, "the reconnect", func() bool { return reconnects.Load() == 1 })
 	routertest.WaitFor(t, "the interest declared again", func() bool { return clientInterest(t, ts, sub) == "[a d]" })
-	pub := ts.Dial(t, "A")
+	d.WaitCount(t, "d", 1)
+	routertest.WaitFor(t, "the publisher back", pub.Connected)
 	before := channelStat(t, ts, "A", "filtered")
 	for _, e := range []string{"a", "c", "d"} {
 		if err := pub.Emit(e, nil); err != nil {
@@ -389,7 +397,7 @@ func TestInterestReconnect(t *testing.T) {
 		}
 	}
 	a.WaitCount(t, "a", 1)
-	d.WaitCount(t, "d", 1)
+	d.WaitCount(t, "d", 2)
 	routertest.WaitFor(t, "c filtered", func() bool { return channelStat(t, ts, "A", "filtered")-before >= 1 })
 	if n := disconnects.Load(); n != 1 {
 		t.Errorf("%d disconnects, want 1", n)
