@@ -53,6 +53,7 @@ type Client struct {
 	maxFrame atomic.Int64 // the current server's maxframe
 
 	listeners listenerSet
+	want      interest // what the listeners declare to the server (interest.go)
 	queue     *queue
 	pending   pendingRequests
 	notes     notifier
@@ -87,6 +88,8 @@ type session struct {
 	endOnce sync.Once
 	err     error          // why it ended; set before done is closed
 	io      sync.WaitGroup // its reader, writer and pinger
+
+	declared decl // what its Hello declared (interest.go)
 
 	heard   atomic.Uint64 // frames read: the pinger watches it move
 	stalled atomic.Bool   // the reader waits for room in the receive queue
@@ -133,6 +136,7 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 		c.listening = make(chan struct{})
 	}
 	c.notes.wake = make(chan struct{}, 1)
+	c.want.init(c)
 	s, br, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -142,6 +146,11 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 	c.start(s, br)
 	return c, nil
 }
+
+// protocolVersion is the highest protocol version the client speaks:
+// interest (version 4, interest.go) included, whichever version the
+// codec's server side has got to.
+const protocolVersion = max(wire.ProtocolVersion, wire.InterestVersion)
 
 // maxLateHello is how many connections Dial makes before it gives up on
 // a server that takes every one of them for a JSON client.
@@ -187,6 +196,7 @@ func (c *Client) dialOnce(ctx context.Context) (*session, *bufio.Reader, error) 
 	s := &session{nc: conn, id: uuid.New(), done: make(chan struct{})}
 	br := bufio.NewReaderSize(conn, 64<<10)
 	if err := c.handshake(ctx, s, br); err != nil {
+		c.want.handshakeFailed()
 		conn.Close()
 		return nil, nil, err
 	}
@@ -216,8 +226,9 @@ func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) er
 	}
 	stop := context.AfterFunc(ctx, func() { s.nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	hello := wire.Hello{Version: wire.ProtocolVersion, ClientID: s.id, Name: c.opts.name, PID: uint64(os.Getpid())}
+	hello := wire.Hello{Version: protocolVersion, ClientID: s.id, Name: c.opts.name, PID: uint64(os.Getpid())}
 	c.resumeHello(&hello)
+	c.want.helloInterest(s, &hello)
 	if _, err := s.nc.Write(wire.AppendHello(nil, &hello)); err != nil {
 		return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 	}
@@ -241,7 +252,7 @@ func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) er
 		if err != nil {
 			return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 		}
-		if w.Version < 1 || w.Version > wire.ProtocolVersion {
+		if w.Version < 1 || w.Version > protocolVersion {
 			return fmt.Errorf("bus: handshake on channel %q: server answered with protocol version %d", c.channel, w.Version)
 		}
 		if w.Channel != c.channel {
@@ -412,6 +423,7 @@ func (c *Client) endSession(s *session, why error) {
 		c.mu.Unlock()
 		s.nc.Close()
 		close(s.done)
+		c.want.lost(s)
 	})
 }
 
@@ -426,6 +438,7 @@ func (c *Client) finish(why error) {
 	c.err = why
 	c.space.Broadcast()
 	c.mu.Unlock()
+	c.want.shutdown()
 	c.queue.close()
 	close(c.ended)
 }
@@ -454,6 +467,7 @@ func (c *Client) Close() error {
 		connected := c.sess != nil
 		c.space.Broadcast()
 		c.mu.Unlock()
+		c.want.shutdown()
 		if connected {
 			ctx, cancel := context.WithTimeout(context.Background(), c.opts.closeTimeout)
 			if ferr := c.Flush(ctx); ferr != nil && !errors.Is(ferr, ErrDisconnected) {

@@ -35,7 +35,17 @@
 // blocks long enough, the receive queue fills, the client stops reading,
 // and the server drops it as a slow consumer (the ErrorHandler hears
 // why). A listener may call Emit, On, Off and Close, and Request: replies
-// are taken off the socket by the read loop, not the dispatcher.
+// are taken off the socket by the read loop, not the dispatcher. On
+// called from a listener does not wait for the server to apply its
+// pattern, as On does elsewhere (see On).
+//
+// # Interest
+//
+// The client tells a server of protocol version 4 which event names its
+// listeners match, in its Hello and whenever On, Once and Off change
+// them, and the server forwards it only those and the events addressed
+// to it. ReceiveAll turns it off: the client then takes every event of
+// its channel, as with older servers.
 //
 // # Reconnecting
 //

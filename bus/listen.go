@@ -46,7 +46,9 @@ func (s *listenerSet) load() []*Listener {
 	return nil
 }
 
-func (s *listenerSet) add(l *Listener) {
+// add adds l, and counts its pattern in w: it returns the generation of
+// w that added the pattern (interest.go).
+func (s *listenerSet) add(l *Listener, w *interest) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.load()
@@ -54,9 +56,12 @@ func (s *listenerSet) add(l *Listener) {
 	copy(next, old)
 	next = append(next, l)
 	s.all.Store(&next)
+	return w.add(l.pattern)
 }
 
-func (s *listenerSet) remove(drop func(*Listener) bool) {
+// remove removes the listeners drop picks, and uncounts their patterns
+// in w.
+func (s *listenerSet) remove(drop func(*Listener) bool, w *interest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.load()
@@ -64,6 +69,7 @@ func (s *listenerSet) remove(drop func(*Listener) bool) {
 	for _, l := range old {
 		if drop(l) {
 			l.removed.Store(true)
+			w.remove(l.pattern)
 		} else {
 			next = append(next, l)
 		}
@@ -85,6 +91,17 @@ func (s *listenerSet) matchAny(event string) bool {
 // "nc-.*" hears the whole family. Listeners run one at a time, in the
 // order events arrive, on a goroutine of the client's (never on the
 // socket's read loop); a slow listener delays the ones after it.
+//
+// The server forwards the client only the events its listeners match
+// (protocol version 4). When pattern is new to the client, On tells the
+// server and returns once the server filters by it, one round trip
+// later: every event emitted after On returns reaches fn. It does not
+// wait when called from a listener (the server's answer may sit behind
+// events not yet handed out), nor while the client is disconnected (the
+// next connection declares it), nor with ReceiveAll or a server older
+// than version 4. Since On may wait for the listeners to take the
+// events ahead of the server's answer, a listener must not wait for a
+// goroutine that is calling On (nor for a lock that goroutine holds).
 func (c *Client) On(pattern string, fn func(Message)) (*Listener, error) {
 	return c.listen(pattern, fn, false)
 }
@@ -109,8 +126,9 @@ func (c *Client) listen(pattern string, fn func(Message), once bool) (*Listener,
 		}
 		l.re = re
 	}
-	c.listeners.add(l)
-	c.heard()
+	gen := c.listeners.add(l, &c.want)
+	c.heard()        // before waiting: the reader must run to read the Applied frame
+	c.want.wait(gen) // the server forwards what l listens to
 	return l, nil
 }
 
@@ -130,7 +148,8 @@ func anchor(pattern string) (*regexp.Regexp, error) {
 }
 
 // Off removes listeners. After Off returns, they are not called again
-// (one already running finishes).
+// (one already running finishes). The server is told of the patterns no
+// listener is left for, without waiting.
 func (c *Client) Off(ls ...*Listener) {
 	c.listeners.remove(func(l *Listener) bool {
 		for _, x := range ls {
@@ -139,13 +158,13 @@ func (c *Client) Off(ls ...*Listener) {
 			}
 		}
 		return false
-	})
+	}, &c.want)
 }
 
 // OffPattern removes every listener registered with exactly this pattern,
 // like an EventEmitter's removeAllListeners(event).
 func (c *Client) OffPattern(pattern string) {
-	c.listeners.remove(func(l *Listener) bool { return l.pattern == pattern })
+	c.listeners.remove(func(l *Listener) bool { return l.pattern == pattern }, &c.want)
 }
 
 // dispatchLoop hands received events to listeners until the queue is
@@ -153,6 +172,7 @@ func (c *Client) OffPattern(pattern string) {
 // events from the queue in batches: one lock and at most one wake-up per
 // batch, not per event.
 func (c *Client) dispatchLoop() {
+	c.want.dispatcher.Store(goid()) // On from a listener does not wait (interest.go)
 	var batch []Message
 	for {
 		var ok bool

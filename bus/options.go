@@ -30,6 +30,7 @@ type options struct {
 	serverUID       int
 	since           time.Duration // resume.go
 	onMissed        func(n uint64)
+	receiveAll      bool // interest.go
 }
 
 func defaultOptions() options {
@@ -169,3 +170,12 @@ func Ping(interval, timeout time.Duration) Option {
 // LOCAL_PEERCRED); elsewhere every Dial with it fails. A negative uid
 // (the default) checks nothing.
 func ServerUID(uid int) Option { return func(o *options) { o.serverUID = uid } }
+
+// ReceiveAll makes the client declare no interest: the server forwards
+// it every event of its channel, as servers before protocol version 4
+// do, and the client drops locally those no listener matches. On then
+// never waits for the server. Tools that want everything (a recorder, a
+// benchmark's unfiltered baseline) use it; without it the server
+// forwards only the events the client's listeners match and those
+// addressed to it.
+func ReceiveAll() Option { return func(o *options) { o.receiveAll = true } }

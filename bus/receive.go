@@ -82,6 +82,16 @@ func (r *reception) frame(body []byte, inBuffer bool) bool {
 	case t == wire.FrameDrain && s.welcome.Version >= wire.ResumeVersion:
 		// What came before the drain goes to the dispatcher first.
 		return r.handOff() && c.drain(s, body)
+	case t == wire.FrameApplied && s.welcome.Version >= wire.InterestVersion:
+		seq, err := wire.DecodeApplied(body)
+		if err != nil {
+			err = fmt.Errorf("applied frame: %w", err)
+		} else {
+			err = c.want.appliedFrame(s, seq)
+		}
+		if err != nil {
+			return r.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))
+		}
 	case t == wire.FramePong && s.welcome.Version >= wire.PingVersion:
 		if err := wire.DecodePong(body); err != nil {
 			return r.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))

@@ -107,8 +107,9 @@ func (c *Client) redial() (*session, error) {
 // pongs meant for the last connection are dropped.
 func (c *Client) install(s *session) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing {
+		c.mu.Unlock()
+		c.want.handshakeFailed()
 		return false
 	}
 	c.sess, c.last = s, s
@@ -116,6 +117,10 @@ func (c *Client) install(s *session) bool {
 	c.maxFrame.Store(int64(s.welcome.MaxFrame))
 	c.out = restamp(c.out, s.welcome.Node, s.id)
 	c.space.Broadcast()
+	c.mu.Unlock()
+	// After restamp, which drops the Interest frames of the last
+	// connection: what changed since the Hello goes out on this one.
+	c.want.connected(s)
 	return true
 }
 

@@ -130,6 +130,7 @@ func (c *Client) drain(s *session, body []byte) bool {
 		c.space.Wait()
 	}
 	c.mu.Unlock()
+	c.want.lost(s) // the next Hello declares what changes from now on
 	// A failed write is not why the connection ends: the server has
 	// closed it, and the reader finds out why.
 	s.nc.SetWriteDeadline(time.Now().Add(c.opts.timeout))

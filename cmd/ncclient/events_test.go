@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"regexp"
 	"strconv"
@@ -71,6 +72,17 @@ func TestListen(t *testing.T) {
 	}
 	if got, want := l.line(t), " A log "+a.ID().String()[:8]+" null"; !strings.HasSuffix(got, want) {
 		t.Errorf("line %q, want it to end in %q", got, want)
+	}
+	// The listen declared its pattern: the server did not send it
+	// "other" at all.
+	clients, _ := ts.Clients("B")
+	if len(clients) != 1 || fmt.Sprint(clients[0].Interest) != "[log.*]" {
+		t.Errorf("B's clients %+v, want the listen alone, with interest [log.*]", clients)
+	}
+	for _, ch := range ts.Channels() {
+		if n := ch.Stats.Filtered; ch.Name == "B" && n != 1 {
+			t.Errorf("B filtered %d events, want 1 (other)", n)
+		}
 	}
 	l.cmd.Process.Signal(syscall.SIGINT)
 	if code := l.exit(t); code != 0 {
