@@ -10,6 +10,7 @@ import { repo } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const wire = require('../lib/wire.cjs');
+const { decodeInterest, decodeApplied } = require('../lib/interest.cjs');
 
 const dir = join(repo, 'testdata', 'frames');
 const names = readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
@@ -27,8 +28,10 @@ const decoders = {
   ping: (h) => wire.decodeEmpty(h),
   pong: (h) => wire.decodeEmpty(h),
   drain: (h) => wire.decodeEmpty(h),
+  interest: (h) => decodeInterest(h),
+  applied: (h) => decodeApplied(h),
 };
-const types = { hello: 1, welcome: 2, event: 3, error: 4, ping: 5, pong: 6, drain: 7 };
+const types = { hello: 1, welcome: 2, event: 3, error: 4, ping: 5, pong: 6, drain: 7, interest: 8, applied: 9 };
 
 // read decodes the one frame of stream as type (default: its own).
 function read(stream, maxframe, as) {
@@ -51,7 +54,7 @@ function plain(type, f) {
   for (const [k, v] of Object.entries(f)) {
     if (Buffer.isBuffer(v) && v.length === 16) out[k] = wire.idString(v);
     else if (v === null) out[k] = '';
-    else if (Array.isArray(v)) out[k] = v.map((id) => wire.idString(id));
+    else if (Array.isArray(v)) out[k] = v.map((x) => (Buffer.isBuffer(x) ? wire.idString(x) : x));
     else if (k === 'data') out.data_hex = Buffer.from(v).toString('hex');
     else if (k === 'maxFrame') out.maxframe = v;
     else out[k] = v;
@@ -132,4 +135,20 @@ test('a hello writes the resume fields only when it asks for something', () => {
   const own = Array.from({ length: 20 }, () => wire.newID());
   assert.deepEqual(decoded(wire.encodeHello(3, id, 'n', 1, { own })).own, own.slice(-wire.MAX_OWN),
     'own keeps the latest ids, at most MAX_OWN');
+});
+
+test('a hello of version 4 declares after the four resume fields', () => {
+  const id = wire.newID();
+  const decoded = (frame) => wire.decodeHello(wire.frameHead(frame.subarray(wire.HEADER_LEN)));
+  const h = decoded(wire.encodeHello(4, id, 'n', 1, { epoch: null, since: 0, own: [] }, { all: false, patterns: ['a', 'b\\.c'] }));
+  assert.deepEqual(h, {
+    version: 4, client_id: id, name: 'n', pid: 1, resume_epoch: null, resume_after: null, since: 0, own: [],
+    interest: { all: false, patterns: ['a', 'b\\.c'] },
+  });
+  assert.deepEqual(decoded(wire.encodeHello(4, id, 'n', 1, undefined, { all: true, patterns: [] })).interest, { all: true, patterns: [] });
+  assert.equal(decoded(wire.encodeHello(4, id, 'n', 1, undefined, null)).interest, undefined, 'null declares nothing');
+  assert.equal(decoded(wire.encodeHello(3, id, 'n', 1, undefined, { all: true, patterns: [] })).interest, undefined,
+    'version 3 has no interest');
+  const many = Array.from({ length: wire.MAX_PATTERNS + 1 }, (_, i) => `e${i}`);
+  assert.throws(() => decoded(wire.encodeHello(4, id, 'n', 1, undefined, { all: false, patterns: many })), /at most 1024/);
 });
