@@ -116,6 +116,7 @@ type Channel struct {
 	slow, tooBig        atomic.Uint64
 	gone                atomic.Uint64 // frames dropped by clients that have left
 	undeliverable       atomic.Uint64
+	filtered            atomic.Uint64 // (event, client) pairs not forwarded for the client's interest
 	mode                atomic.Uint32 // the socket's current mode
 	group               atomic.Pointer[string]
 	jsonEncoded         atomic.Uint64
@@ -380,16 +381,28 @@ func (ch *Channel) Send(frame []byte, except *Conn) {
 // SendEvent is Send for an event that may go to several channels: the
 // JSON text form that e keeps is made at most once, for the first JSON
 // client that hears it, on whichever channel. Each queue that takes a
-// pooled frame holds its own reference to the buffer.
+// pooled frame holds its own reference to the buffer. A client that
+// declared what it listens to gets e only if it wants it (Conn.wants);
+// the others are counted as filtered, and e neither costs their queue
+// nor holds its publisher for them.
 func (ch *Channel) SendEvent(e *Event, except *Conn) {
 	kept := ch.retain(e) // holds the ring's lock until the event is fanned out
+	var filtered uint64
 	for _, c := range ch.receiverList() {
-		if c != except && !c.removed.Load() {
+		if c == except || c.removed.Load() {
+			continue
+		}
+		if c.wants(e) {
 			c.push(e)
+		} else {
+			filtered++
 		}
 	}
 	if kept {
 		ch.ring.mu.Unlock()
+	}
+	if filtered > 0 {
+		ch.filtered.Add(filtered)
 	}
 }
 

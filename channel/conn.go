@@ -56,6 +56,10 @@ type Conn struct {
 	readBuf *frameBuf
 
 	removed atomic.Bool // has left the channel; receiverList callers skip it
+	// interest is what the client listens to (interest.go): nil when it
+	// takes every event. Set by the handshake before mode leaves
+	// modeUndecided, then by the read loop only.
+	interest atomic.Pointer[filter]
 	// publish says whether the client may send events (Access.Publish):
 	// publishOK, publishDenied, or publishDropped once it sent one all the same.
 	publish atomic.Uint32
@@ -125,6 +129,9 @@ type ClientInfo struct {
 	// Protocol is "binary" for the framed protocol, "json" for the JSON
 	// text protocol (PROTOCOL.md § 10).
 	Protocol string
+	// Interest is the patterns the client declared it listens to; nil
+	// when it takes every event of the channel.
+	Interest []string
 }
 
 // Channel is the channel the connection belongs to.
@@ -145,7 +152,7 @@ func (c *Conn) Info() ClientInfo {
 		FramesIn: c.framesIn.Load(), BytesIn: c.bytesIn.Load(),
 		FramesOut: c.framesOut.Load(), BytesOut: c.bytesOut.Load(), Pending: pending,
 		Dropped: c.dropped.Load(), HelloPID: c.hello.PID,
-		Protocol: "binary",
+		Protocol: "binary", Interest: c.Interest(),
 	}
 	if c.mode.Load() == modeJSON {
 		ci.Protocol = "json"

@@ -107,6 +107,9 @@ func (c *Conn) handleFrame(e *Event) bool {
 	if err == nil && t == wire.FrameDrain && c.version >= wire.ResumeVersion {
 		return c.drainAnswered(body)
 	}
+	if err == nil && t == wire.FrameInterest && c.version >= wire.InterestVersion {
+		return c.interestChanged(body)
+	}
 	c.framesIn.Add(1)
 	c.bytesIn.Add(uint64(len(frame)))
 	if err != nil || t != wire.FrameEvent {

@@ -30,6 +30,8 @@ type Event struct {
 	json      []byte
 	tried     bool
 	ok        bool
+	// unparsable is set once parsed has failed on the frame.
+	unparsable bool
 	// at is when the read that brought the frame returned, in monoNow
 	// nanoseconds; 0 for an event not read from a client. Frames parsed
 	// from one read share it, so the ring reads the clock once per read,
@@ -70,4 +72,23 @@ func (e *Event) text(ch *Channel) ([]byte, bool) {
 		}
 	}
 	return e.json, e.ok
+}
+
+// parsed makes sure e.Header is parsed from the frame, once, and reports
+// whether it is: an Event made by NewEvent has its header parsed only
+// when a client's filter needs its name.
+func (e *Event) parsed() bool {
+	if e.Header.Event != nil {
+		return true // a parsed name has at least one byte
+	}
+	if e.unparsable || len(e.frame) < wire.HeaderLen {
+		return false
+	}
+	h, err := wire.ParseEvent(e.frame[wire.HeaderLen:])
+	if err != nil {
+		e.unparsable = true
+		return false
+	}
+	e.Header = h
+	return true
 }

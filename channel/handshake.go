@@ -67,13 +67,19 @@ func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
 		return modeUndecided
 	}
 	if h.Version < 1 {
-		c.sendFinal(wire.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, wire.ProtocolVersion))
+		c.sendFinal(wire.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, servedVersion))
 		return modeUndecided
 	}
 	h.Name = wire.Cut(h.Name, maxName)
+	version := min(h.Version, servedVersion)
+	f, err := interestOf(&h, version)
+	if err != nil {
+		c.sendFinal(wire.CodeProtocol, "hello: "+err.Error())
+		return modeUndecided
+	}
 	c.setReadDeadline(time.Time{})
 	w := wire.Welcome{
-		Version:  min(h.Version, wire.ProtocolVersion),
+		Version:  version,
 		Node:     c.ch.cfg.Node,
 		Channel:  c.ch.cfg.Name,
 		MaxFrame: uint64(c.ch.maxFrame()),
@@ -84,12 +90,14 @@ func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
 		c.sendFinal(wire.CodeHandshake, fmt.Sprintf("client id %v is in use by another client of this channel", uuid.UUID(h.ClientID)))
 		return modeUndecided
 	}
-	rp := c.resumeWelcome(&h, &w)
+	rp := c.resumeWelcome(&h, &w, f)
 	welcome := wire.AppendWelcome(nil, &w)
 	c.mu.Lock()
 	c.hello = h
 	c.version = w.Version
-	held := c.queue
+	c.interest.Store(f) // after hello: wants reads the id
+	held, filtered := filterHeld(c.queue, f, h.ClientID)
+	c.pending -= c.queue.cost - held.cost
 	c.queue = sendQueue{}
 	c.queue.add(welcome, nil, entryCost(welcome, nil))
 	c.pending += entryCost(welcome, nil)
@@ -102,6 +110,7 @@ func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
 	c.queue.cost += held.cost
 	c.mode.Store(modeBinary)
 	c.mu.Unlock()
+	c.ch.filtered.Add(filtered)
 	c.drainIfStopping()
 	c.poke()
 	c.logger().Debug("client connected", "id", uuid.UUID(h.ClientID))
@@ -118,6 +127,11 @@ func (c *Conn) setReadDeadline(t time.Time) {
 		c.nc.SetReadDeadline(time.Unix(1, 0))
 	}
 }
+
+// servedVersion is the highest protocol version the server speaks:
+// interest (version 4) is served whatever version the client package of
+// this module speaks (wire.ProtocolVersion).
+const servedVersion = max(wire.ProtocolVersion, wire.InterestVersion)
 
 // maxName is how much of a client's name the server keeps: the name goes
 // on every log line of the connection.

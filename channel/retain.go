@@ -232,7 +232,7 @@ type replay struct {
 // event from seq upTo on, is sent from the ring, and where it then
 // stands. It reports false when the channel retains nothing: the
 // Welcome then has no resume fields.
-func (ch *Channel) resume(h *wire.Hello, upTo uint64) (replay, bool) {
+func (ch *Channel) resume(h *wire.Hello, upTo uint64, f *filter) (replay, bool) {
 	r := &ch.ring
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -287,7 +287,12 @@ func (ch *Channel) resume(h *wire.Hello, upTo uint64) (replay, bool) {
 		return false
 	}
 	for seq := start; seq < upTo; seq++ {
-		if e := &r.entries[r.head+int(seq-first)]; !own(e.sender) {
+		e := &r.entries[r.head+int(seq-first)]
+		switch {
+		case own(e.sender):
+		case !retainedWanted(f, e):
+			ch.filtered.Add(1)
+		default:
 			if e.ref != nil {
 				e.ref.refs.Add(1) // the ring holds one, so the buffer is live
 			}
@@ -300,13 +305,24 @@ func (ch *Channel) resume(h *wire.Hello, upTo uint64) (replay, bool) {
 	return out, true
 }
 
-// retainStats fills in the ring's part of st.
+// retainedWanted reports whether a retained event passes the filter f
+// of a client that resumes (nil: every event). Retained events are never
+// addressed (retain), so the name decides.
+func retainedWanted(f *filter, e *retained) bool {
+	if f == nil {
+		return true
+	}
+	h, err := wire.ParseEvent(e.frame[wire.HeaderLen:])
+	return err != nil || f.wants(h.Event)
+}
+
 // releaseRing empties the ring, giving its buffers back; the channel has
 // shut down.
 func (ch *Channel) releaseRing() {
 	ch.SetRetain(Retain{})
 }
 
+// retainStats fills in the ring's part of st.
 func (ch *Channel) retainStats(st *Stats) {
 	r := &ch.ring
 	r.mu.Lock()
@@ -323,11 +339,11 @@ func (ch *Channel) retainStats(st *Stats) {
 // client of hello h, when both speak version 3 and the channel retains
 // events, and returns what the client is sent between the Welcome and
 // its first live event.
-func (c *Conn) resumeWelcome(h *wire.Hello, w *wire.Welcome) replay {
+func (c *Conn) resumeWelcome(h *wire.Hello, w *wire.Welcome, f *filter) replay {
 	if w.Version < wire.ResumeVersion {
 		return replay{}
 	}
-	rp, ok := c.ch.resume(h, c.retainFrom)
+	rp, ok := c.ch.resume(h, c.retainFrom, f)
 	if !ok {
 		return replay{}
 	}

@@ -20,6 +20,10 @@ type Stats struct {
 	SlowConsumers uint64 `json:"slow_consumers" msgpack:"slow_consumers" metric:"netcluster_channel_slow_consumer_disconnects_total" help:"Clients disconnected for passing maxpending."`
 	TooBig        uint64 `json:"too_big" msgpack:"too_big" metric:"netcluster_channel_too_big_disconnects_total" help:"Clients disconnected for a frame over maxframe."`
 	Undeliverable uint64 `json:"undeliverable" msgpack:"undeliverable" metric:"netcluster_channel_undeliverable_total" help:"Addressed events (replies) sent on the channel whose client was not connected."`
+	// Filtered counts the events not forwarded to a client because it
+	// declared that it does not listen to them: once per event and
+	// client skipped.
+	Filtered uint64 `json:"filtered" msgpack:"filtered" metric:"netcluster_channel_filtered_total" help:"Events not forwarded to a client because it does not listen to them."`
 	// JSONEncoded counts events this channel put into JSON text form for
 	// its JSON clients: once per event, however many of them hear it.
 	JSONEncoded  uint64 `json:"-" msgpack:"-"`
@@ -56,7 +60,7 @@ func (ch *Channel) Stats() Stats {
 		EventsIn: ch.eventsIn.Load(), BytesIn: ch.bytesIn.Load(),
 		FramesOut: ch.framesOut.Load(), BytesOut: ch.bytesOut.Load(),
 		SlowConsumers: ch.slow.Load(), TooBig: ch.tooBig.Load(),
-		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(), JSONEncoded: ch.jsonEncoded.Load(),
+		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(), Filtered: ch.filtered.Load(), JSONEncoded: ch.jsonEncoded.Load(),
 		PingTimeouts: ch.pingTimeouts.Load(),
 		RefusedAllow: ch.refusedAllow.Load(), RefusedLimit: ch.refusedLimit.Load(), RefusedPublish: ch.refusedPublish.Load(),
 		Stalls: ch.stalls.Load(), StalledMicros: ch.stalledUS.Load(), StallTimeouts: ch.stallTimeouts.Load(),

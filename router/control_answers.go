@@ -102,6 +102,9 @@ type ClientAnswer struct {
 	BytesOut  uint64 `json:"bytes_out" msgpack:"bytes_out"`
 	Pending   int    `json:"pending" msgpack:"pending"`
 	Dropped   uint64 `json:"dropped" msgpack:"dropped"`
+	// Interest is the patterns the client declared it listens to; null
+	// when it takes every event of the channel.
+	Interest []string `json:"interest" msgpack:"interest"`
 }
 
 func clientAnswer(c channel.ClientInfo) ClientAnswer {
@@ -109,6 +112,7 @@ func clientAnswer(c channel.ClientInfo) ClientAnswer {
 		ID: c.ID.String(), Conn: c.Conn, Name: c.Name, PID: c.PID, UID: c.UID, HelloPID: c.HelloPID,
 		Since: c.Since.Format(time.RFC3339Nano), EventsIn: c.FramesIn, BytesIn: c.BytesIn,
 		FramesOut: c.FramesOut, BytesOut: c.BytesOut, Pending: c.Pending, Dropped: c.Dropped,
+		Interest: c.Interest,
 	}
 }
 

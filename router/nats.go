@@ -232,6 +232,7 @@ func (s *Server) natsFrame(ev *natslink.Event) (*channel.Event, *wire.EventHeade
 		return nil, nil, false
 	}
 	out := channel.NewEvent(frame)
+	out.Header = hdr // parsed from frame: filters and the ring need not parse it again
 	return &out, &hdr, true
 }
 
