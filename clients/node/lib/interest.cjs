@@ -1,5 +1,5 @@
 'use strict';
-// Interest (PROTOCOL.md section 5.3): from protocol version 4 a client
+// Interest (PROTOCOL.md section 5.4): from protocol version 4 a client
 // tells the server which event names it listens to, and the server
 // forwards it only those (and what is addressed to it). The Hello
 // carries the declaration; each change of the listeners afterwards is
@@ -35,7 +35,7 @@ function decodeInterest(h) {
   const seq = h.r.uint(Number.MAX_SAFE_INTEGER, 'seq');
   const decl = wire.readPatterns(h.r);
   h.r.end(h.count, 3);
-  return { seq, ...decl };
+  return { seq, patterns: decl.all ? null : decl.patterns };
 }
 
 // decodeApplied reads an Applied body: the seq it answers.

@@ -1,6 +1,6 @@
 'use strict';
 // What a listener's pattern declares to the server (PROTOCOL.md section
-// 5.3). The server matches the declared patterns with Go's RE2, the
+// 5.4). The server matches the declared patterns with Go's RE2, the
 // client its listeners with JavaScript's RegExp, and the two do not read
 // every pattern alike. A declared pattern must match at least every name
 // the listener matches: the server drops what matches none, while the

@@ -10,6 +10,7 @@ const { newID, idString, idBytes } = require('./ids.cjs');
 const { ErrorCode, ProtocolError, ServerError } = require('./errors.cjs');
 const { Encoder, Decoder } = require('@msgpack/msgpack');
 const { FrameReader } = require('./framereader.cjs');
+const { MAX_PATTERNS, MAX_PATTERN_LEN, encodePatterns, readPatterns } = require('./patternswire.cjs');
 
 // One encoder and one decoder serve every call (they copy themselves
 // when re-entered); making one per value cost more than the encoding.
@@ -22,8 +23,6 @@ const PING_VERSION = 2; // the first version with Ping and Pong
 const RESUME_VERSION = 3; // the first with the resume fields and Drain (section 5.2)
 const INTEREST_VERSION = 4; // the first with the Hello's interest, Interest and Applied (interest.cjs)
 const MAX_OWN = 16; // the most earlier client ids a Hello names in own
-const MAX_PATTERNS = 1024; // the most patterns in one declaration
-const MAX_PATTERN_LEN = 4096; // the most bytes in one pattern
 const HEADER_LEN = 4; // the big-endian length prefix
 const HANDSHAKE_MAX = 65536; // the limit on the Welcome (section 3.1)
 const DEFAULT_MAX_FRAME = 1 << 20;
@@ -112,12 +111,6 @@ class Writer {
     this.b.set(bytes, this.p);
     this.p += bytes.length;
   }
-}
-
-// encodePatterns is the msgpack of a declaration's patterns: nil for
-// All, else an array of str (interest.cjs).
-function encodePatterns(decl) {
-  return encoder.encode(decl.all ? null : decl.patterns);
 }
 
 // encodeHello is the whole Hello frame, length prefix included. resume,
@@ -396,31 +389,15 @@ function decodeHello(h) {
     for (let i = 0; i < n; i++) hello.own.push(r.uuid('own id'));
     if (!hello.resume_epoch && hello.resume_after) r.fail('resume after an event without a resume epoch');
     known += 4;
-  }
-  if (hello.version >= INTEREST_VERSION && h.count > known) {
-    hello.interest = readPatterns(r);
-    known++;
+    if (hello.version >= INTEREST_VERSION && h.count > known) {
+      // The interest follows the resume fields, never stands in their place.
+      const p = readPatterns(r);
+      hello.interest = p.all ? null : p.patterns;
+      known++;
+    }
   }
   r.end(h.count, known);
   return hello;
-}
-
-// readPatterns reads a declaration's patterns (interest.cjs): nil for
-// All, else an array of at most MAX_PATTERNS strings.
-function readPatterns(r) {
-  if (r.p < r.b.length && r.b[r.p] === 0xc0) {
-    r.p++;
-    return { all: true, patterns: [] };
-  }
-  const at = r.p;
-  const n = r.arrayHeader();
-  if (n > MAX_PATTERNS) {
-    r.p = at;
-    r.fail(`patterns: ${n}, at most ${MAX_PATTERNS}`);
-  }
-  const patterns = [];
-  for (let i = 0; i < n; i++) patterns.push(r.str('pattern'));
-  return { all: false, patterns };
 }
 
 // decodeWelcome reads a Welcome body (its type checked by frameHead).
