@@ -115,3 +115,18 @@ test('a pattern outside the portable subset declares All; NCAgent and receiveAll
   await sub.listening();
   assert.deepEqual((await ask('showclient', { id: sub.id, channel: 'A' })).interest, ['one']);
 });
+
+test('listening() awaited inside a listener resolves', async (t) => {
+  const { dial } = await setup(t);
+  const sub = await dial('A');
+  const pub = await dial('A');
+  const inner = recorder();
+  sub.on('start', async () => {
+    sub.on('inner', inner);
+    await sub.listening();
+    pub.emit('inner', 1);
+  });
+  await sub.listening();
+  pub.emit('start', null);
+  await waitFor('the event emitted once the inner listener was applied', () => inner.got.length === 1);
+});
