@@ -211,3 +211,27 @@ test('Interest frames encode as the protocol has them', () => {
     assert.equal(declared(all), null, all);
   }
 });
+
+test('a reconnection declares in its Hello what was in flight', async (t) => {
+  const fake = await fakeServer(t, 4);
+  const c = await connect('A', { socket: fake.path, backoffMin: 20, backoffMax: 50 });
+  t.after(() => c.close());
+  c.on('one', () => {});
+  const waiting = c.listening();
+  await waitFor('the Interest', () => interests(fake.conns[0]).length === 1);
+  fake.conns[0].sock.destroy(); // no Applied: the connection ends first
+  await waiting;
+  c.on('two', () => {});
+  await waitFor('the reconnection', () => fake.conns.length === 2 && c.connected);
+  const hello = fake.conns[1].frames[0];
+  assert.equal(hello.count, 10);
+  assert.equal(hello.own.length, 1, 'the resume fields, naming the earlier connection');
+  assert.ok(hello.interest.includes('one'), 'what was in flight is in the Hello');
+  // The Hello carries what the listeners were when it was made; a change
+  // made while connecting follows in an Interest frame.
+  const declaredNow = async () => {
+    const i = interests(fake.conns[1]);
+    return i.length ? i.at(-1).patterns : hello.interest;
+  };
+  await waitFor('both declared', async () => JSON.stringify(await declaredNow()) === '["one","two"]');
+});
