@@ -18,6 +18,16 @@
 // within maxpending, and a client whose queue would pass it is
 // disconnected with a logged reason.
 //
+// # Interest
+//
+// A framed client of protocol version 4 may declare the event names it
+// listens to, in its Hello and in Interest frames; SendEvent then queues
+// for it only the events addressed to it or whose name matches, and
+// counts the others as Filtered. Each declaration is compiled once, swapped
+// in atomically, and answered with an Applied frame queued after the
+// swap; decisions are cached per client and event name. interest.go says
+// more.
+//
 // # Back-pressure
 //
 // On a channel whose Overflow is OverflowBlock (the default), a client

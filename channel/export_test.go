@@ -5,3 +5,15 @@ import "log/slog"
 // Kill closes the connection at once, as a connection that breaks ends:
 // what is queued for it is dropped.
 func (c *Conn) Kill() { c.kill(slog.LevelInfo, "killed by a test") }
+
+// CachedNames is how many event names the client's filter has decided
+// and keeps; 0 when it has none.
+func (c *Conn) CachedNames() int {
+	if f := c.interest.Load(); f != nil {
+		return f.cached()
+	}
+	return 0
+}
+
+// MaxCachedNames bounds a filter's cache.
+const MaxCachedNames = maxCachedNames

@@ -13,7 +13,7 @@ import (
 // Interest.
 //
 // A client of protocol version 4 may declare the event names it listens
-// to (PROTOCOL.md § 5.3): in its Hello, and again in an Interest frame
+// to (PROTOCOL.md § 5.4): in its Hello, and again in an Interest frame
 // whenever its listeners change. The server then forwards it an event
 // only when the event is addressed to it (To is its id: a request to it,
 // a reply) or the event's name matches one of its patterns. A client that

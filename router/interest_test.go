@@ -2,6 +2,10 @@ package router_test
 
 import (
 	"context"
+	"fmt"
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -184,8 +188,8 @@ func TestInterestFilters(t *testing.T) {
 
 // TestInterestBadPatternClosesOnlyThatClient: a declaration whose
 // pattern does not compile closes the client that sent it with a
-// protocol error naming the pattern, in a Hello or an Interest frame;
-// other clients stay.
+// protocol error naming the pattern, in a Hello or an Interest frame,
+// and so does one past the limits; other clients stay.
 func TestInterestBadPatternClosesOnlyThatClient(t *testing.T) {
 	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
 	other := ts.DialWatched(t, "A")
@@ -205,8 +209,397 @@ func TestInterestBadPatternClosesOnlyThatClient(t *testing.T) {
 	if e.Code != wire.CodeProtocol || !strings.Contains(e.Message, "[z-a]") {
 		t.Errorf("error frame %v %q, want a protocol error naming the pattern", e.Code, e.Message)
 	}
+	rc3 := dialRaw(t, ts, "A")
+	rc3.helloV4(nil)
+	rc3.declare(1, make([]string, wire.MaxPatterns+1))
+	e = rc3.closedWith()
+	if e.Code != wire.CodeProtocol || !strings.Contains(e.Message, "patterns") {
+		t.Errorf("error frame %v %q, want a protocol error for too many patterns", e.Code, e.Message)
+	}
 	if logs := ts.Logs.String(); !strings.Contains(logs, "bad(pattern") {
 		t.Errorf("the log does not name the bad pattern:\n%s", logs)
 	}
 	other.CheckKept(t, ts.Template)
+}
+
+// newFilteredFanout is newRawFanout with half of 2*subs receivers of
+// version 4 declaring the event the publisher sends ("bench") and the
+// other half another ("other"), so that each event is queued for subs
+// receivers and filtered for subs. skip is a frame of the other event.
+func newFilteredFanout(t testing.TB, subs int) (f *rawFanout, skipped []*rawConn, skip []byte) {
+	ts := routertest.NewServer(t, `"retainbytes": 65536, "pinginterval": "0s", "channels": {"A": {}}`)
+	f = &rawFanout{}
+	for i := range 2 * subs {
+		rc := dialRaw(t, ts, "A")
+		if i%2 == 0 {
+			rc.helloV4(&wire.Interest{Patterns: []string{"bench"}})
+			f.recv = append(f.recv, rc)
+		} else {
+			rc.helloV4(&wire.Interest{Patterns: []string{"other", "more.*"}})
+			skipped = append(skipped, rc)
+		}
+		rc.nc.SetDeadline(time.Time{})
+	}
+	f.pub = dialRaw(t, ts, "A")
+	f.pub.hello()
+	f.pub.nc.SetDeadline(time.Time{})
+	m := wire.Message{Origin: f.pub.w.Node, Sender: f.pub.id, Channel: "A", Event: "bench",
+		Data: append([]byte{0xc4, 128}, make([]byte, 128)...)}
+	f.frame = wire.AppendEvent(nil, &m)
+	m.Event = "other"
+	skip = wire.AppendEvent(nil, &m)
+	f.buf = make([]byte, len(f.frame))
+	return f, skipped, skip
+}
+
+// TestServerAllocsFiltered: with filtering on, the server still
+// allocates nothing per event once warm: each event goes to four clients
+// that listen to it and is filtered for four that do not.
+func TestServerAllocsFiltered(t *testing.T) {
+	if poisonBuild {
+		t.Skip("with -tags ncpoison, buffers are never reused")
+	}
+	f, skipped, skip := newFilteredFanout(t, 4)
+	// One event a round, as in TestServerAllocs, alternately one that
+	// half the receivers listen to and one the other half does.
+	n := 0
+	round := func() {
+		frame, to, want := f.frame, f.recv, "bench"
+		if n++; n%2 == 0 {
+			frame, to, want = skip, skipped, "other"
+		}
+		f.pub.write(frame)
+		for _, rc := range to {
+			if _, err := io.ReadFull(rc.nc, f.buf); err != nil {
+				t.Fatal(err)
+			}
+			// A client sent what it does not listen to would read that
+			// first.
+			if h, err := wire.ParseEvent(f.buf[wire.HeaderLen:]); err != nil || string(h.Event) != want {
+				t.Fatalf("a client that listens to %s read %q (%v)", want, h.Event, err)
+			}
+		}
+	}
+	for range 100 {
+		round()
+	}
+	if a := testing.AllocsPerRun(1000, round); a != 0 {
+		t.Errorf("%v allocations per event routed to 4 clients and filtered for 4, want 0", a)
+	}
+}
+
+// helloV does the handshake as a client of the given protocol version,
+// declaring nothing.
+func (rc *rawConn) helloV(version uint64) {
+	rc.t.Helper()
+	rc.write(wire.AppendHello(nil, &wire.Hello{Version: version, ClientID: rc.id, Name: "raw"}))
+	frame, err := rc.fr.ReadFrame()
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	if rc.w, err = wire.DecodeWelcome(frame[wire.HeaderLen:]); err != nil {
+		rc.t.Fatal(err)
+	}
+	if rc.w.Version != version {
+		rc.t.Fatalf("welcome of version %d, want %d", rc.w.Version, version)
+	}
+}
+
+// TestInterestBesideOlderClients: beside a client of version 4 that
+// declares what it listens to, a client of version 3, one of version 4
+// that declares nothing, a Go client and a JSON client all get every
+// event, each in the order it was emitted; the filtered client gets its
+// share in that order too. A client of version 3 that sends an Interest
+// frame breaks the protocol.
+func TestInterestBesideOlderClients(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	pub := ts.Dial(t, "A", bus.Name("pub"))
+	goClient := routertest.Record(t, ts.Dial(t, "A", bus.Name("go")), ".*")
+	filtered := dialRaw(t, ts, "A")
+	filtered.helloV4(&wire.Interest{Patterns: []string{"a", "end"}})
+	v3 := dialRaw(t, ts, "A")
+	v3.helloV(wire.ResumeVersion)
+	undeclared := dialRaw(t, ts, "A")
+	undeclared.helloV4(nil)
+	jc := dialJSON(t, ts.Path("A")) // silent: a JSON client once the grace is over
+	routertest.WaitFor(t, "every client", func() bool { c, _ := ts.Clients("A"); return len(c) == 6 })
+
+	var names, mine []string
+	for i := range 100 {
+		n := []string{"a", "b", "c"}[i%3]
+		names = append(names, n)
+		if n == "a" {
+			mine = append(mine, n)
+		}
+	}
+	names, mine = append(names, "end"), append(mine, "end")
+	emitNames(t, pub, names...)
+	if got := filtered.eventsUntil("end"); !slices.Equal(got, mine) {
+		t.Errorf("the filtered client got %q, want %q", got, mine)
+	}
+	for what, rc := range map[string]*rawConn{"version 3": v3, "undeclared": undeclared} {
+		if got := rc.eventsUntil("end"); !slices.Equal(got, names) {
+			t.Errorf("the %s client got %q, want every event in order", what, got)
+		}
+	}
+	var heard []string
+	for len(heard) < len(names) {
+		heard = append(heard, jc.mustNext()["event"].(string))
+	}
+	if !slices.Equal(heard, names) {
+		t.Errorf("the JSON client got %q, want every event in order", heard)
+	}
+	routertest.WaitFor(t, "the Go client", func() bool { return len(goClient.Events()) == len(names) })
+	if got := goClient.Events(); !slices.Equal(got, names) {
+		t.Errorf("the Go client got %q, want every event in order", got)
+	}
+
+	v3.declare(1, []string{"a"})
+	if e := v3.closedWith(); e.Code != wire.CodeProtocol || !strings.Contains(e.Message, "interest") {
+		t.Errorf("a version 3 client's Interest frame: %v %q, want a protocol error", e.Code, e.Message)
+	}
+}
+
+// TestInterestAddressed: a client that listens to nothing still gets the
+// events addressed to it: an event sent to it, and the reply to its
+// request.
+func TestInterestAddressed(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	answerer := ts.Dial(t, "A", bus.Name("answerer"))
+	if _, err := answerer.On("whoami", func(m bus.Message) { answerer.Reply(m, "you") }); err != nil {
+		t.Fatal(err)
+	}
+	sender := dialRaw(t, ts, "A")
+	sender.hello()
+	rc := dialRaw(t, ts, "A")
+	rc.helloV4(&wire.Interest{Patterns: []string{}})
+	routertest.WaitFor(t, "every client", func() bool { c, _ := ts.Clients("A"); return len(c) == 3 })
+
+	sender.write(sender.event("broadcast"))
+	sender.write(sender.eventWith("direct", rc.id, uuid.Nil))
+	if f := rc.next(); string(f.event.Event) != "direct" || uuid.UUID(f.event.To) != rc.id {
+		t.Errorf("got %q to %v, want the event addressed to the client (the broadcast one filtered)", f.event.Event, uuid.UUID(f.event.To))
+	}
+	ask := rc.event("whoami")
+	rc.write(ask)
+	h, err := wire.ParseEvent(ask[wire.HeaderLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := rc.next()
+	if string(f.event.Event) != "whoami"+bus.ReplySuffix || f.event.Re != h.ID {
+		t.Errorf("got %q in reply to %v, want the reply to the request", f.event.Event, uuid.UUID(f.event.Re))
+	}
+}
+
+// TestInterestPropagated: events propagated from another channel are
+// filtered as the channel's own.
+func TestInterestPropagated(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
+	pub := ts.Dial(t, "A", bus.Name("pub"))
+	rc := dialRaw(t, ts, "B")
+	rc.helloV4(&wire.Interest{Patterns: []string{"keep[0-9]", "end"}})
+	all := dialRaw(t, ts, "B")
+	all.helloV4(&wire.Interest{All: true})
+	routertest.WaitFor(t, "both clients", func() bool { c, _ := ts.Clients("B"); return len(c) == 2 })
+
+	emitNames(t, pub, "drop1", "keep1", "drop2", "keep2", "end")
+	if got, want := rc.eventsUntil("end"), []string{"keep1", "keep2", "end"}; !slices.Equal(got, want) {
+		t.Errorf("on B got %q, want %q", got, want)
+	}
+	if got, want := all.eventsUntil("end"), []string{"drop1", "keep1", "drop2", "keep2", "end"}; !slices.Equal(got, want) {
+		t.Errorf("a client of B that declared All got %q, want %q", got, want)
+	}
+	if got := channelStats(t, ts, "B").Stats.Filtered; got != 2 {
+		t.Errorf("B filtered %d, want 2", got)
+	}
+}
+
+// TestInterestResumeReplay: the retained events a client asks for in
+// its Hello are filtered by the interest that Hello declares.
+func TestInterestResumeReplay(t *testing.T) {
+	ts := routertest.NewServer(t, `"retainbytes": 1048576, "retainage": "1m", "channels": {"A": {}}`)
+	pub := ts.Dial(t, "A", bus.Name("pub"))
+	emitNames(t, pub, "keep1", "drop1", "keep2", "drop2")
+	routertest.WaitFor(t, "the ring to hold the events", func() bool { return channelStats(t, ts, "A").Stats.Retained == 4 })
+
+	rc := dialRaw(t, ts, "A")
+	rc.helloWith(&wire.Hello{Version: wire.InterestVersion, ClientID: rc.id, Name: "raw4", Since: 60_000,
+		Interest: &wire.Interest{Patterns: []string{"keep.*", "end"}}})
+	emitNames(t, pub, "drop3", "end")
+	if got, want := rc.eventsUntil("end"), []string{"keep1", "keep2", "end"}; !slices.Equal(got, want) {
+		t.Errorf("history and live events: %q, want %q", got, want)
+	}
+	if st := channelStats(t, ts, "A").Stats; st.Filtered != 3 || st.Replayed != 2 {
+		t.Errorf("filtered %d, replayed %d; want 3 (two retained, one live) and 2", st.Filtered, st.Replayed)
+	}
+}
+
+// helloWith does the handshake with the Hello h.
+func (rc *rawConn) helloWith(h *wire.Hello) {
+	rc.t.Helper()
+	rc.write(wire.AppendHello(nil, h))
+	frame, err := rc.fr.ReadFrame()
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	if rc.w, err = wire.DecodeWelcome(frame[wire.HeaderLen:]); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// TestInterestFromNATS: events that come from NATS are filtered, on
+// their channel and on the channels it propagates to.
+func TestInterestFromNATS(t *testing.T) {
+	ns := startNATS(t, 0)
+	s1, s2 := natsNode(t, ns.ClientURL()), natsNode(t, ns.ClientURL())
+	waitNATS(t, s1, s2)
+	probes := routertest.Record(t, s2.Dial(t, "A", bus.Name("probes")), "probe")
+	onA, onB := dialRaw(t, s2, "A"), dialRaw(t, s2, "B")
+	for _, rc := range []*rawConn{onA, onB} {
+		rc.helloV4(&wire.Interest{Patterns: []string{"keep.*", "end"}})
+		rc.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	}
+	pub := s1.Dial(t, "A", bus.Name("pub"))
+	probe(t, pub, probes)
+
+	emitNames(t, pub, "drop1", "keep1", "drop2", "keep2", "end")
+	for what, rc := range map[string]*rawConn{"A": onA, "B (propagated)": onB} {
+		if got, want := rc.eventsUntil("end"), []string{"keep1", "keep2", "end"}; !slices.Equal(got, want) {
+			t.Errorf("on %s of the other server got %q, want %q", what, got, want)
+		}
+	}
+	if st := channelStats(t, s2, "B").Stats; st.Filtered < 2 {
+		t.Errorf("B of the other server filtered %d, want at least 2", st.Filtered)
+	}
+}
+
+// TestInterestShown: showchannel and showclient, in today's forms and
+// the original's, show a client's patterns as interest, and null for a
+// client that takes every event.
+func TestInterestShown(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	ctl := ts.Dial(t, router.ControlChannel)
+	plain := ts.Dial(t, "A")
+	rc := dialRaw(t, ts, "A")
+	rc.helloV4(&wire.Interest{Patterns: []string{"one", "two.*"}})
+	rc.declare(1, []string{"three", "four.*"})
+	rc.awaitApplied(1)
+
+	want := []any{"three", "four.*"}
+	for _, form := range []map[string]any{{"id": rc.id.String()}, {"channel": "A", "client": rc.id.String()}} {
+		got := routertest.Control(t, ctl, "showclient", form)
+		if !slices.Equal(toSlice(got["interest"]), want) {
+			t.Errorf("showclient %v: interest %v, want %v", form, got["interest"], want)
+		}
+	}
+	got := routertest.Control(t, ctl, "showclient", map[string]any{"id": plain.ID().String()})
+	if v, ok := got["interest"]; !ok || v != nil {
+		t.Errorf("showclient of a client that declared nothing: interest %v (present %v), want null", v, ok)
+	}
+	shown := func(what string, clients []any) {
+		t.Helper()
+		n := 0
+		for _, c := range clients {
+			m := c.(map[string]any)
+			if m["id"] == rc.id.String() && slices.Equal(toSlice(m["interest"]), want) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s does not show the raw client's interest: %v", what, clients)
+		}
+	}
+	shown("showchannel", routertest.Control(t, ctl, "showchannel", map[string]any{"channel": "A"})["clients"].([]any))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply, err := ctl.Request(ctx, router.ControlPrefix+"showchannel", "A") // the original's form
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []any
+	if err := reply.Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	shown("showchannel in the original's form", list)
+}
+
+func toSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+// TestInterestFilteredHoldsNobody: a client that never reads, but does
+// not listen to what a publisher sends, is not sent it: the events cost
+// its queue nothing, never hold the publisher, and it is not dropped as
+// a slow consumer, however much more than maxpending flows past it.
+func TestInterestFilteredHoldsNobody(t *testing.T) {
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "stalltimeout": "300ms", "channels": {"A": {}}`)
+	pub := ts.Dial(t, "A", bus.Name("pub"))
+	deaf := dialRaw(t, ts, "A")
+	deaf.helloV4(&wire.Interest{Patterns: []string{"other"}})
+	routertest.WaitFor(t, "both clients", func() bool { c, _ := ts.Clients("A"); return len(c) == 2 })
+
+	const n = 20_000 // some 4 MB of frames, 16 times maxpending
+	payload := make([]byte, 128)
+	for range n {
+		if err := pub.Emit("flow", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "every event to be handled", func() bool { return channelStats(t, ts, "A").Stats.EventsIn == n })
+	st := channelStats(t, ts, "A").Stats
+	if st.Stalls != 0 || st.SlowConsumers != 0 || st.StallTimeouts != 0 {
+		t.Errorf("stalls %d, slow consumers %d, stall timeouts %d; want none for a client that does not listen", st.Stalls, st.SlowConsumers, st.StallTimeouts)
+	}
+	if st.Filtered != n {
+		t.Errorf("filtered %d, want %d", st.Filtered, n)
+	}
+	cs, _ := ts.Clients("A")
+	for _, c := range cs {
+		if c.ID == deaf.id && c.Pending != 0 {
+			t.Errorf("the deaf client has %d bytes pending, want 0", c.Pending)
+		}
+	}
+	if len(cs) != 2 {
+		t.Errorf("%d clients, want 2: the deaf one was dropped", len(cs))
+	}
+}
+
+// TestInterestFromMulticast: events that come from the multicast group
+// are filtered, on their channel and on the channels it propagates to.
+func TestInterestFromMulticast(t *testing.T) {
+	port := mcasttest.Port()
+	s1 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true}}`)
+	s2 := netServer(t, port, "t", `"channels": {"A": {"propagatetonet": true, "propagatetochannels": "B"}, "B": {}}`)
+	waitPeers(t, s1, s2)
+	onA, onB := dialRaw(t, s2, "A"), dialRaw(t, s2, "B")
+	for _, rc := range []*rawConn{onA, onB} {
+		rc.helloV4(&wire.Interest{Patterns: []string{"keep.*", "end"}})
+		rc.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	}
+	pub := s1.Dial(t, "A", bus.Name("pub"))
+	emitNames(t, pub, "drop1", "keep1", "drop2", "keep2", "end")
+	for what, rc := range map[string]*rawConn{"A": onA, "B (propagated)": onB} {
+		if got, want := rc.eventsUntil("end"), []string{"keep1", "keep2", "end"}; !slices.Equal(got, want) {
+			t.Errorf("on %s of the other server got %q, want %q", what, got, want)
+		}
+	}
+	for _, name := range []string{"A", "B"} {
+		if st := channelStats(t, s2, name).Stats; st.Filtered != 2 {
+			t.Errorf("%s of the other server filtered %d, want 2", name, st.Filtered)
+		}
+	}
+}
+
+// BenchmarkFanoutFiltered is BenchmarkFanoutRaw with filters: each
+// event goes to S receivers that listen to it and is filtered for S
+// others, of version 4 all.
+func BenchmarkFanoutFiltered(b *testing.B) {
+	for _, subs := range []int{1, 4} {
+		b.Run(fmt.Sprintf("1to%d+%d", subs, subs), func(b *testing.B) {
+			f, _, _ := newFilteredFanout(b, subs)
+			runFanout(b, f)
+		})
+	}
 }
