@@ -52,6 +52,11 @@ export interface ClientOptions {
   since?: number;
   /** The socket's write buffer, in bytes: past it emit returns false until 'drain'. Default 1 MiB. */
   writeBuffer?: number;
+  /**
+   * Declare no interest: the server forwards the client every event of its channel, as before protocol
+   * version 4, and the client sends no Interest frame. Default false: the client declares its listeners.
+   */
+  receiveAll?: boolean;
   /** Called with the reason each time the connection breaks (the status 'disconnect' event). */
   onDisconnect?: (err: Error) => void;
   /** Called each time the client has connected again (the status 'reconnect' event). */
@@ -83,6 +88,8 @@ export class Message {
 
 export interface Listener {
   readonly pattern: string;
+  /** The RE2 pattern the listener declares to the server, or null when it declares All (README: Interest). */
+  readonly declared: string | null;
   /** Removes the listener. */
   off(): void;
 }
@@ -123,12 +130,21 @@ export class Client {
   emit(event: string, data?: unknown): boolean;
   /** Resolves when emit would return true: at once, or at the next 'drain'. Rejects if the client ends first. */
   flush(): Promise<void>;
-  /** Registers fn for every event whose whole name matches pattern (a regular expression anchored at both ends). */
+  /**
+   * Registers fn for every event whose whole name matches pattern (a regular expression anchored at both ends),
+   * and declares it to the server (protocol version 4). Await listening() to know the server forwards what it matches.
+   */
   on(pattern: string, fn: (msg: Message) => void): Listener;
   /** on for the first matching event only. */
   once(pattern: string, fn: (msg: Message) => void): Listener;
   /** Removes a listener, or the listeners of a pattern (and of fn). */
   off(what: Listener | string, fn?: (msg: Message) => void): this;
+  /**
+   * Resolves once the server forwards every event the listeners, as they are now, match: an event emitted by
+   * anyone after that reaches them. At once when nothing new is to be declared, with a server of protocol
+   * version 3 or older, with receiveAll, or when the connection ends first. Rejects on a closed client.
+   */
+  listening(): Promise<void>;
   /** Emits event and resolves with the first reply to it. */
   request(event: string, data?: unknown, options?: { timeout?: number }): Promise<Message>;
   /** Answers the request msg: msg.event + '-response', to its sender only. */

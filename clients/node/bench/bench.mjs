@@ -39,7 +39,7 @@ async function nodeSub(socket, count) {
       if (n === count) resolve(Number(count - 1) / (Number(process.hrtime.bigint() - start) / 1e9));
     });
   });
-  return { ready: Promise.resolve(), rate: done.finally(() => c.close()) };
+  return { ready: c.listening(), rate: done.finally(() => c.close()) };
 }
 
 async function goSub(t, socket, count) {

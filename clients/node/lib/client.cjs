@@ -17,6 +17,7 @@ const { openSession } = require('./session.cjs');
 const { Message } = require('./message.cjs');
 const { ListenerSet } = require('./listeners.cjs');
 const { Resume } = require('./resume.cjs');
+const { Interest } = require('./interest.cjs');
 
 const REPLY_SUFFIX = '-response';
 
@@ -79,6 +80,7 @@ const defaults = {
   echo: true,
   since: 0,
   writeBuffer: 1 << 20,
+  receiveAll: false,
 };
 
 class Client {
@@ -96,7 +98,8 @@ class Client {
       ['onMissed', 'missed'], ['onDrain', 'drain']]) {
       if (typeof this.opts[opt] === 'function') this.status.on(name, this.opts[opt]);
     }
-    this.listeners = new ListenerSet();
+    this.listeners = new ListenerSet(() => this.interest.changed());
+    this.interest = new Interest(() => this.listeners.all, Boolean(this.opts.receiveAll));
     this.pending = new Map(); // request id (hex) -> {resolve, reject, timer}
     this.session = null;
     this.kept = []; // events emitted while disconnected: {m, size}
@@ -112,7 +115,13 @@ class Client {
   // Go's Dial does. Later breaks are mended by reconnect.
   async connect() {
     if (this.closed) throw new ClosedError();
-    const s = await this.open();
+    let s;
+    try {
+      s = await this.open();
+    } catch (err) {
+      this.interest.ended(null);
+      throw err;
+    }
     if (this.closed) {
       await s.close(0);
       throw new ClosedError();
@@ -123,12 +132,14 @@ class Client {
 
   open() {
     const o = this.opts;
+    const resume = this.resume.hello();
     return openSession({
       path: this.path, channel: this.channel, name: o.name, timeout: o.timeout,
       pingInterval: o.pingInterval, pingTimeout: o.pingTimeout, writeBuffer: o.writeBuffer,
-      resume: this.resume.hello(),
+      resume, interest: this.interest.forHello(resume.since > 0),
     }, {
       onFrame: (m) => this.received(m),
+      onApplied: (seq, s) => this.interest.onApplied(s, seq),
       onEnd: (err) => this.broken(err),
       onDrain: () => { this.blocked = true; },
       onWritable: () => this.writable(),
@@ -139,6 +150,7 @@ class Client {
   // client missed for good while it reconnected, if any.
   install(s) {
     this.session = s;
+    this.interest.installed(s);
     const n = this.resume.installed(s);
     if (n > 0) {
       this.status.emit('missed', n);
@@ -303,6 +315,7 @@ class Client {
   // requests waiting fail, and the client connects again.
   broken(err) {
     this.session = null;
+    this.interest.ended(null);
     for (const [key, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new DisconnectedError(`netcluster: disconnected before the reply: ${err.message}`));
@@ -330,6 +343,7 @@ class Client {
       try {
         s = await this.open();
       } catch (err) {
+        this.interest.ended(null);
         if (!this.closed) this.retry(Math.min(wait * 2, this.opts.backoffMax));
         return;
       }
@@ -348,7 +362,9 @@ class Client {
   }
 
   // on registers fn for every event whose whole name matches pattern, a
-  // regular expression anchored at both ends.
+  // regular expression anchored at both ends. With a server of protocol
+  // version 4 it declares the pattern to the server (interest.cjs); await
+  // listening() to know that the server forwards what it matches.
   on(pattern, fn) {
     return this.listeners.add(this, pattern, fn, false);
   }
@@ -364,6 +380,17 @@ class Client {
     return this;
   }
 
+  // listening resolves once the server forwards the client every event
+  // its listeners, as they are now, match: an event emitted by anyone
+  // after that reaches them. It resolves at once when nothing new is to
+  // be declared, with a server older than protocol version 4, with
+  // receiveAll, or when the connection ends first (the next connection's
+  // Hello declares the listeners before the server forwards it anything).
+  listening() {
+    if (this.closed) return Promise.reject(new ClosedError());
+    return this.interest.wait();
+  }
+
   // close flushes what is queued and closes; it resolves once closed.
   async close() {
     if (this.closed) return;
@@ -374,6 +401,7 @@ class Client {
 
   shut(why) {
     this.closed = true;
+    this.interest.ended(null);
     clearTimeout(this.retryTimer);
     for (const f of this.flushing.splice(0)) f.reject(why || new ClosedError());
     for (const [, p] of this.pending) {

@@ -3,7 +3,10 @@
 // must match the whole event name, as in the Go client ("log" hears
 // "log" only, "nc-.*" the whole family). Patterns are JavaScript
 // regular expressions; those the Go client takes (RE2 syntax) mostly
-// read alike.
+// read alike. What each listener declares to the server is patterns.cjs's
+// business.
+
+const { declared } = require('./patterns.cjs');
 
 // meta are the characters that make a pattern more than a literal name.
 const meta = /[\\.+*?()|[\]{}^$]/;
@@ -23,6 +26,7 @@ class Listener {
         throw new SyntaxError(`netcluster: event pattern ${JSON.stringify(pattern)}: ${err.message}`);
       }
     }
+    this.declared = declared(pattern); // null: All
   }
 
   matches(event) {
@@ -36,8 +40,10 @@ class Listener {
 }
 
 class ListenerSet {
-  constructor() {
+  // changed() is called after each change of the set.
+  constructor(changed = () => {}) {
     this.all = [];
+    this.changed = changed;
   }
 
   add(client, pattern, fn, once) {
@@ -45,6 +51,7 @@ class ListenerSet {
     if (typeof fn !== 'function') throw new TypeError(`netcluster: the listener for ${JSON.stringify(pattern)} is not a function`);
     const l = new Listener(this, pattern, fn, once);
     this.all = [...this.all, l];
+    this.changed();
     return l;
   }
 
@@ -54,7 +61,9 @@ class ListenerSet {
     const drop = what instanceof Listener
       ? (l) => l === what
       : (l) => l.pattern === what && (fn === undefined || l.fn === fn);
+    const before = this.all.length;
     this.all = this.all.filter((l) => !drop(l));
+    if (this.all.length !== before) this.changed();
   }
 
   matchAny(event) {
@@ -65,7 +74,10 @@ class ListenerSet {
   // listeners out.
   matching(event) {
     const out = this.all.filter((l) => l.matches(event));
-    if (out.some((l) => l.once)) this.all = this.all.filter((l) => !(l.once && out.includes(l)));
+    if (out.some((l) => l.once)) {
+      this.all = this.all.filter((l) => !(l.once && out.includes(l)));
+      this.changed();
+    }
     return out;
   }
 }

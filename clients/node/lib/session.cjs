@@ -6,6 +6,7 @@
 
 const net = require('node:net');
 const wire = require('./wire.cjs');
+const { decodeApplied } = require('./interest.cjs');
 
 // JSON_RETRIES is how many connections a client tries when the server
 // took it for a JSON client (it read '{' where the Welcome was due).
@@ -14,8 +15,10 @@ const JSON_RETRIES = 5;
 class Session {
   // opts: path, channel, name, timeout (ms), pingInterval, pingTimeout
   // (ms, 0 interval: no pings), writeBuffer (the socket's high-water
-  // mark, bytes), resume (the Hello's version 3 fields, wire.encodeHello);
-  // hooks: onFrame(m), onEnd(err), onDrain() (the server asked the
+  // mark, bytes), resume (the Hello's version 3 fields, wire.encodeHello),
+  // interest (its version 4 declaration, interest.cjs; null: none);
+  // hooks: onFrame(m), onEnd(err), onApplied(seq) (the server filters by
+  // the Interest frame seq), onDrain() (the server asked the
   // client to stop writing; the session has answered), onWritable() (the
   // socket's buffer has emptied).
   constructor(opts, hooks) {
@@ -43,7 +46,8 @@ class Session {
       const sock = net.createConnection({ path: this.opts.path, writableHighWaterMark: this.opts.writeBuffer });
       this.sock = sock;
       sock.setNoDelay?.(true);
-      sock.on('connect', () => sock.write(wire.encodeHello(wire.PROTOCOL_VERSION, this.id, this.opts.name, process.pid, this.opts.resume)));
+      sock.on('connect', () => sock.write(wire.encodeHello(wire.PROTOCOL_VERSION, this.id, this.opts.name, process.pid,
+        this.opts.resume, this.opts.interest)));
       sock.on('drain', () => { if (!this.ended && !this.draining) this.hooks.onWritable(); });
       sock.on('data', (chunk) => this.data(chunk));
       sock.on('error', (err) => this.end(err));
@@ -111,6 +115,12 @@ class Session {
         if (this.welcome.version >= wire.RESUME_VERSION) {
           wire.decodeEmpty(h);
           this.drain();
+          return;
+        }
+        break;
+      case wire.FrameType.APPLIED:
+        if (this.welcome.version >= wire.INTEREST_VERSION) {
+          this.hooks.onApplied(decodeApplied(h).seq, this);
           return;
         }
     }

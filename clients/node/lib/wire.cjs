@@ -1,5 +1,5 @@
 'use strict';
-// The framed wire protocol, version 3 (PROTOCOL.md sections 3 to 7): the
+// The framed wire protocol, version 4 (PROTOCOL.md sections 3 to 7): the
 // frames a client writes and reads, as a pure codec on Buffers. Event
 // data is encoded and decoded with @msgpack/msgpack; the envelope around
 // it is read here by hand, so that every rule of section 3.2 holds (uint
@@ -9,6 +9,8 @@
 const { newID, idString, idBytes } = require('./ids.cjs');
 const { ErrorCode, ProtocolError, ServerError } = require('./errors.cjs');
 const { Encoder, Decoder } = require('@msgpack/msgpack');
+const { FrameReader } = require('./framereader.cjs');
+const { MAX_PATTERNS, MAX_PATTERN_LEN, encodePatterns, readPatterns } = require('./patternswire.cjs');
 
 // One encoder and one decoder serve every call (they copy themselves
 // when re-entered); making one per value cost more than the encoding.
@@ -16,17 +18,18 @@ const encoder = new Encoder();
 const decoder = new Decoder();
 const decode = (bytes) => decoder.decode(bytes);
 
-const PROTOCOL_VERSION = 3; // the highest version this client speaks
+const PROTOCOL_VERSION = 4; // the highest version this client speaks
 const PING_VERSION = 2; // the first version with Ping and Pong
 const RESUME_VERSION = 3; // the first with the resume fields and Drain (section 5.2)
+const INTEREST_VERSION = 4; // the first with the Hello's interest, Interest and Applied (interest.cjs)
 const MAX_OWN = 16; // the most earlier client ids a Hello names in own
 const HEADER_LEN = 4; // the big-endian length prefix
 const HANDSHAKE_MAX = 65536; // the limit on the Welcome (section 3.1)
 const DEFAULT_MAX_FRAME = 1 << 20;
 
 // Frame types (section 4). The numbers are on the wire.
-const FrameType = Object.freeze({ HELLO: 1, WELCOME: 2, EVENT: 3, ERROR: 4, PING: 5, PONG: 6, DRAIN: 7 });
-const frameNames = ['', 'hello', 'welcome', 'event', 'error', 'ping', 'pong', 'drain'];
+const FrameType = Object.freeze({ HELLO: 1, WELCOME: 2, EVENT: 3, ERROR: 4, PING: 5, PONG: 6, DRAIN: 7, INTEREST: 8, APPLIED: 9 });
+const frameNames = ['', 'hello', 'welcome', 'event', 'error', 'ping', 'pong', 'drain', 'interest', 'applied'];
 
 // --- encoding -------------------------------------------------------------
 
@@ -114,18 +117,22 @@ class Writer {
 // when given, holds the version 3 fields (section 4.1): epoch and after
 // (16-byte Buffers or null), since (ms) and own (Buffers); they are
 // written, all four, only when version is 3 or more and the client
-// resumes or asks for something.
-function encodeHello(version, clientID, name, pid, resume) {
+// resumes or asks for something, or declares. interest, when given and
+// version is 4 or more, is the declaration that follows them:
+// {all, patterns}; null declares nothing.
+function encodeHello(version, clientID, name, pid, resume, interest) {
   const n = Buffer.byteLength(name);
-  const r = resume && version >= RESUME_VERSION &&
-    (resume.epoch || resume.since > 0 || (resume.own && resume.own.length > 0)) ? resume : null;
+  const ip = interest && version >= INTEREST_VERSION ? encodePatterns(interest) : null;
+  const r = version >= RESUME_VERSION && (ip || (resume &&
+    (resume.epoch || resume.since > 0 || (resume.own && resume.own.length > 0)))) ? (resume || {}) : null;
   const own = r ? (r.own || []).slice(-MAX_OWN) : [];
   const since = r ? Math.max(0, Math.floor(r.since || 0)) : 0;
-  const extra = r ? (r.epoch ? 18 : 1) + (r.epoch && r.after ? 18 : 1) + uintLen(since) + (own.length < 16 ? 1 : 3) + 18 * own.length : 0;
+  const extra = (r ? (r.epoch ? 18 : 1) + (r.epoch && r.after ? 18 : 1) + uintLen(since) + (own.length < 16 ? 1 : 3) + 18 * own.length : 0) +
+    (ip ? ip.length : 0);
   const body = 1 + 1 + uintLen(version) + 18 + strHeaderLen(n) + n + uintLen(pid) + extra;
   const w = new Writer(HEADER_LEN + body);
   w.p = w.b.writeUInt32BE(body, 0);
-  w.byte(r ? 0x99 : 0x95);
+  w.byte(ip ? 0x9a : r ? 0x99 : 0x95);
   w.byte(FrameType.HELLO);
   w.uint(version);
   w.uuid(clientID);
@@ -143,6 +150,7 @@ function encodeHello(version, clientID, name, pid, resume) {
     }
     for (const id of own) w.uuid(id);
   }
+  if (ip) w.raw(ip);
   return w.b;
 }
 
@@ -381,6 +389,12 @@ function decodeHello(h) {
     for (let i = 0; i < n; i++) hello.own.push(r.uuid('own id'));
     if (!hello.resume_epoch && hello.resume_after) r.fail('resume after an event without a resume epoch');
     known += 4;
+    if (hello.version >= INTEREST_VERSION && h.count > known) {
+      // The interest follows the resume fields, never stands in their place.
+      const p = readPatterns(r);
+      hello.interest = p.all ? null : p.patterns;
+      known++;
+    }
   }
   r.end(h.count, known);
   return hello;
@@ -442,40 +456,10 @@ function decodeEmpty(h) {
 
 const ZERO_ID = Buffer.alloc(16);
 
-// FrameReader cuts a byte stream into frame bodies, refusing a length of
-// 0 or over limit from the prefix alone (section 3.1).
-class FrameReader {
-  constructor(limit) {
-    this.limit = limit;
-    this.buf = Buffer.alloc(0);
-  }
-
-  push(chunk) {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-  }
-
-  // next returns the next whole frame body, or null until more arrives.
-  next() {
-    if (this.buf.length < HEADER_LEN) return null;
-    const n = this.buf.readUInt32BE(0);
-    if (n === 0) throw new ProtocolError('malformed frame: length 0');
-    if (n > this.limit) throw new ProtocolError(`frame too big: a length of ${n} bytes, over the limit of ${this.limit}`);
-    if (this.buf.length < HEADER_LEN + n) return null;
-    const body = this.buf.subarray(HEADER_LEN, HEADER_LEN + n);
-    this.buf = this.buf.subarray(HEADER_LEN + n);
-    return body;
-  }
-
-  // pending is how many bytes are held without a whole frame.
-  get pending() {
-    return this.buf.length;
-  }
-}
-
 module.exports = {
-  PROTOCOL_VERSION, PING_VERSION, RESUME_VERSION, MAX_OWN, HEADER_LEN, HANDSHAKE_MAX, DEFAULT_MAX_FRAME,
+  PROTOCOL_VERSION, PING_VERSION, RESUME_VERSION, INTEREST_VERSION, MAX_OWN, MAX_PATTERNS, MAX_PATTERN_LEN, HEADER_LEN, HANDSHAKE_MAX, DEFAULT_MAX_FRAME,
   FrameType, ErrorCode, ProtocolError, ServerError, frameNames,
-  encodeHello, encodeEvent, encodeData, decode, PING_FRAME, PONG_FRAME, DRAIN_FRAME,
+  encodeHello, encodePatterns, readPatterns, encodeEvent, encodeData, decode, PING_FRAME, PONG_FRAME, DRAIN_FRAME,
   frameHead, decodeHello, decodeWelcome, decodeError, decodeEvent, decodeEmpty, FrameReader,
   idString, idBytes, newID,
 };

@@ -69,7 +69,8 @@ const cases = [
   ['a second Welcome', () => welcome(), /unexpected welcome/],
   ['a Hello', () => frame('95 01 01 c4 10' + '11'.repeat(16) + 'a0 00'), /unexpected hello/],
   ['bytes after the array', () => frame('91 05 00'), /after the frame's array/],
-  ['an unknown frame type', () => frame('91 09'), /frame of type 9/],
+  ['an unknown frame type', () => frame('91 0a'), /frame of type 10/],
+  ['an Applied on a version 2 connection', () => frame('92 09 01'), /unexpected applied/],
   ['a Drain on a version 2 connection', () => Buffer.from(wire.DRAIN_FRAME), /unexpected drain/],
 ];
 
@@ -108,7 +109,7 @@ test('an Error frame is reported with its code and message', async (t) => {
 test('the handshake refuses a wrong channel, a wrong version, an Error, and JSON', async (t) => {
   const answers = [
     [() => [welcome('B')], /serves channel "B"/],
-    [() => [welcome('A', 4)], /protocol version 4/],
+    [() => [welcome('A', 5)], /protocol version 5/],
     [() => [frame('93 04 03 a2 6e 6f')], /unsupported version \(code 3\): no/],
     [() => [Buffer.from('{"event":"x"}\0')], /JSON client/],
     [() => [frame('91 05')], /answered the hello with a ping/],
@@ -210,7 +211,7 @@ test('a reconnecting client sends its cursor and its earlier ids, and reports wh
   await waitFor('the reconnection', () => fake.conns.length === 2 && c.connected);
   const hello = (i) => wire.decodeHello(wire.frameHead(fake.conns[i].got.subarray(4, 4 + fake.conns[i].got.readUInt32BE(0))));
   const first = hello(0);
-  assert.equal(first.version, 3);
+  assert.equal(first.version, 4);
   assert.equal(first.since, 5000, 'the first connection asks for history');
   assert.equal(first.resume_epoch, null);
   const second = hello(1);

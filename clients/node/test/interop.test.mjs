@@ -25,6 +25,9 @@ test('events both ways between Node and Go, and propagation', async (t) => {
   node.on('from-go', heard);
   const propagated = recorder();
   inB.on('.*', propagated);
+  // From protocol version 4 the server forwards what a client listens
+  // to: listening() resolves once it does.
+  await Promise.all([node.listening(), inB.listening()]);
 
   const data = { lang: 'node', list: [1, 2.5, null, 'é'], nested: { ok: true }, bin: new Uint8Array([1, 2, 3]) };
   node.emit('from-node', data);
@@ -64,6 +67,7 @@ test('request and reply across languages', async (t) => {
 
   // Go asks, Node answers.
   node.on('get-.*', (m) => node.reply(m, { answer: m.data * 2, from: 'node' }));
+  await node.listening();
   go.send({ op: 'request', event: 'get-double', data: 21 });
   const reply = await go.next((l) => 'reply' in l);
   assert.deepEqual(reply.reply, { answer: 42, from: 'node' });
@@ -74,6 +78,7 @@ test('request and reply across languages', async (t) => {
   const third = await dial('A');
   const seen = recorder();
   third.on('.*', seen);
+  await third.listening();
   await node.request('ask-again', 'x');
   third.emit('fence', null);
   await go.next((l) => l.event === 'fence');
@@ -96,6 +101,7 @@ test('patterns are anchored; once and off', async (t) => {
   const l = b.on('.*', gone);
   l.off();
   assert.throws(() => b.on('a)|(b', () => {}), /event pattern/);
+  await b.listening();
   for (const e of ['log', 'log.x', 'xlog', 'logx', 'log.y']) a.emit(e, e);
   await waitFor('the events', () => family.got.length === 2);
   await waitFor('the last one', () => exact.got.length === 1 && one.got.length === 1);

@@ -82,6 +82,7 @@ test('resume across a server restart: nothing lost, nothing doubled, order kept'
   pub.on('fence', (m) => pub.reply(m, null));
   const got = [];
   sub.on('seq', (m) => got.push(m.data));
+  await sub.listening(); // the server forwards 'seq' to it from now on
   const p = counting(pub);
   const s = counting(sub);
   const n = 20000;
@@ -166,6 +167,7 @@ test('since asks for history on the first connection', async (t) => {
   plain.on('old|now', (m) => heardPlain.push(m.data));
   late.on('old|now', (m) => heardLate.push(m.data)); // before connect: nothing can slip past
   await late.connect();
+  await plain.listening();
   pub.emit('now', 'live');
   await waitFor('the live event', () => heardLate.includes('live') && heardPlain.includes('live'));
   assert.deepEqual(heardLate, [0, 1, 2, 3, 4, 'live'], 'the history, then what is live');

@@ -10,6 +10,7 @@ import { repo } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const wire = require('../lib/wire.cjs');
+const { decodeInterest, decodeApplied, encodeInterest } = require('../lib/interest.cjs');
 
 const dir = join(repo, 'testdata', 'frames');
 const names = readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
@@ -27,8 +28,10 @@ const decoders = {
   ping: (h) => wire.decodeEmpty(h),
   pong: (h) => wire.decodeEmpty(h),
   drain: (h) => wire.decodeEmpty(h),
+  interest: (h) => decodeInterest(h),
+  applied: (h) => decodeApplied(h),
 };
-const types = { hello: 1, welcome: 2, event: 3, error: 4, ping: 5, pong: 6, drain: 7 };
+const types = { hello: 1, welcome: 2, event: 3, error: 4, ping: 5, pong: 6, drain: 7, interest: 8, applied: 9 };
 
 // read decodes the one frame of stream as type (default: its own).
 function read(stream, maxframe, as) {
@@ -50,8 +53,8 @@ function plain(type, f) {
   const out = {};
   for (const [k, v] of Object.entries(f)) {
     if (Buffer.isBuffer(v) && v.length === 16) out[k] = wire.idString(v);
-    else if (v === null) out[k] = '';
-    else if (Array.isArray(v)) out[k] = v.map((id) => wire.idString(id));
+    else if (v === null) out[k] = k === 'interest' || k === 'patterns' ? null : '';
+    else if (Array.isArray(v)) out[k] = v.map((x) => (Buffer.isBuffer(x) ? wire.idString(x) : x));
     else if (k === 'data') out.data_hex = Buffer.from(v).toString('hex');
     else if (k === 'maxFrame') out.maxframe = v;
     else out[k] = v;
@@ -118,6 +121,26 @@ test('canonical vectors encode back to their bytes', () => {
     hexOf('hello-resume').toString('hex'), 'hello-resume');
 });
 
+test('canonical vectors of version 4 encode back to their bytes', () => {
+  const decl = (patterns) => (patterns === null ? { all: true, patterns: [] } : { all: false, patterns });
+  for (const name of names) {
+    const v = JSON.parse(readFileSync(join(dir, name + '.json'), 'utf8'));
+    if (!v.canonical) continue;
+    const f = v.fields;
+    let got;
+    if (v.type === 'hello' && 'interest' in f) {
+      got = wire.encodeHello(f.version, wire.idBytes(f.client_id), f.name, f.pid,
+        { epoch: f.resume_epoch ? wire.idBytes(f.resume_epoch) : null, after: f.resume_after ? wire.idBytes(f.resume_after) : null,
+          since: f.since, own: f.own.map((id) => wire.idBytes(id)) }, decl(f.interest));
+    } else if (v.type === 'interest') {
+      got = encodeInterest(f.seq, decl(f.patterns));
+    } else {
+      continue;
+    }
+    assert.equal(got.toString('hex'), hexOf(name).toString('hex'), name);
+  }
+});
+
 test('a hello writes the resume fields only when it asks for something', () => {
   const id = wire.newID();
   const decoded = (frame) => wire.decodeHello(wire.frameHead(frame.subarray(wire.HEADER_LEN)));
@@ -132,4 +155,20 @@ test('a hello writes the resume fields only when it asks for something', () => {
   const own = Array.from({ length: 20 }, () => wire.newID());
   assert.deepEqual(decoded(wire.encodeHello(3, id, 'n', 1, { own })).own, own.slice(-wire.MAX_OWN),
     'own keeps the latest ids, at most MAX_OWN');
+});
+
+test('a hello of version 4 declares after the four resume fields', () => {
+  const id = wire.newID();
+  const decoded = (frame) => wire.decodeHello(wire.frameHead(frame.subarray(wire.HEADER_LEN)));
+  const h = decoded(wire.encodeHello(4, id, 'n', 1, { epoch: null, since: 0, own: [] }, { all: false, patterns: ['a', 'b\\.c'] }));
+  assert.deepEqual(h, {
+    version: 4, client_id: id, name: 'n', pid: 1, resume_epoch: null, resume_after: null, since: 0, own: [],
+    interest: ['a', 'b\\.c'],
+  });
+  assert.equal(decoded(wire.encodeHello(4, id, 'n', 1, undefined, { all: true, patterns: [] })).interest, null, 'All');
+  assert.equal(decoded(wire.encodeHello(4, id, 'n', 1, undefined, null)).interest, undefined, 'null declares nothing');
+  assert.equal(decoded(wire.encodeHello(3, id, 'n', 1, undefined, { all: true, patterns: [] })).interest, undefined,
+    'version 3 has no interest');
+  const many = Array.from({ length: wire.MAX_PATTERNS + 1 }, (_, i) => `e${i}`);
+  assert.throws(() => decoded(wire.encodeHello(4, id, 'n', 1, undefined, { all: false, patterns: many })), /at most 1024/);
 });

@@ -3,6 +3,7 @@
 // reporting what it hears as lines of JSON on its standard output.
 //
 //	gopeer -socket PATH -channel A [-slow DURATION] [-queue N]
+//	gopeer -patterns
 //
 // It prints {"ready": true, "id": ...} once connected, then one line per
 // event heard ({"event", "channel", "sender", "id", "data"}). It answers
@@ -13,6 +14,12 @@
 // (print {"bench": events per second}). With -slow, the listener takes
 // that long over each event, as a slow subscriber does; -queue sets the
 // client's QueueLen.
+//
+// With -patterns it connects to nothing: it reads lines of JSON
+// {"pattern", "names"} and prints, for each, {"matches": [...]} (which
+// names the pattern, anchored as the server anchors a declared one,
+// matches) or {"error": ...}, so that the Node tests check what the
+// client declares against Go's regexp.
 package main
 
 import (
@@ -22,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +64,15 @@ func main() {
 	channel := flag.String("channel", "A", "the channel")
 	flag.DurationVar(&slow, "slow", 0, "how long the listener takes over each event")
 	queue := flag.Int("queue", 0, "the client's QueueLen (0: the default)")
+	patterns := flag.Bool("patterns", false, "match patterns against names, read from standard input")
 	flag.Parse()
+	if *patterns {
+		if err := matchPatterns(); err != nil {
+			fmt.Fprintln(os.Stderr, "gopeer:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*socket, *channel, *queue); err != nil {
 		fmt.Fprintln(os.Stderr, "gopeer:", err)
 		os.Exit(1)
@@ -160,4 +176,31 @@ func (p *peer) do(cmd command, subs chan chan struct{}) error {
 		return fmt.Errorf("unknown op %q", cmd.Op)
 	}
 	return nil
+}
+
+// matchPatterns is the -patterns mode.
+func matchPatterns() error {
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 1<<20), 1<<20)
+	out := json.NewEncoder(os.Stdout)
+	for in.Scan() {
+		var q struct {
+			Pattern string   `json:"pattern"`
+			Names   []string `json:"names"`
+		}
+		if err := json.Unmarshal(in.Bytes(), &q); err != nil {
+			return err
+		}
+		re, err := regexp.Compile("^(?:" + q.Pattern + ")$")
+		if err != nil {
+			out.Encode(map[string]any{"error": err.Error()})
+			continue
+		}
+		m := make([]bool, len(q.Names))
+		for i, n := range q.Names {
+			m[i] = re.MatchString(n)
+		}
+		out.Encode(map[string]any{"matches": m})
+	}
+	return in.Err()
 }
