@@ -9,8 +9,14 @@
 //
 //	ncbench [flags] [run ...]
 //
-// The runs are pubsub, propagated, latency, raw and mem; the default is
-// "pubsub propagated latency raw". The raw run sends the publishers'
+// The runs are pubsub, propagated, latency, raw, mem and interest; the
+// default is "pubsub propagated latency raw". interest has -names
+// subscribers each listen to an event name of its own while one
+// publisher cycles through the names, twice: with the subscribers
+// declaring their interest, so that the server forwards each only its
+// events, and with bus.ReceiveAll, so that it sends every event to all
+// of them; it compares deliveries per second and the server's bytes
+// written per event. The raw run sends the publishers'
 // frames over a bare socket in the same invocation, so every throughput
 // figure is also given as a share of that limit. mem starts ncserver
 // processes of its own and reads their resident memory from /proc: idle,
@@ -65,7 +71,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-var allRuns = []string{"pubsub", "propagated", "latency", "raw", "mem"}
+var allRuns = []string{"pubsub", "propagated", "latency", "raw", "mem", "interest"}
 
 // flags are ncbench's settings.
 type flags struct {
@@ -85,6 +91,7 @@ type flags struct {
 	ncserver      string
 	inProcess     bool
 	clients       int
+	names         int
 	cpuProfile    string
 	memProfile    string
 	runs          []string
@@ -119,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.progress, "progress", time.Second, "print progress on stderr this often during a run; 0: never")
 	fs.StringVar(&f.ncserver, "ncserver", "", "the ncserver binary to start; empty: build it with go build from the netcluster tree ncbench runs in")
 	fs.IntVar(&f.clients, "clients", 10_000, "idle clients the mem run connects")
+	fs.IntVar(&f.names, "names", 64, "event names of the interest run, one subscriber listening to each")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of ncbench (and its in-process server) to this file")
 	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile to this file at the end")
 	if err := fs.Parse(args); err != nil {
@@ -142,6 +150,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if f.work < 0 {
 		return nil, fmt.Errorf("-work %v: want 0 or more", f.work)
+	}
+	if f.names < 1 {
+		return nil, fmt.Errorf("-names %d: want at least 1", f.names)
 	}
 	if f.pings < 1 {
 		return nil, fmt.Errorf("-pings %d: want at least 1", f.pings)
@@ -311,6 +322,12 @@ func bench(ctx context.Context, f *flags) (*Report, error) {
 				return nil, fmt.Errorf("latency: %w", err)
 			}
 			rep.Runs = append(rep.Runs, busy, stream)
+		case "interest":
+			rs, err := e.runInterest(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("interest: %w", err)
+			}
+			rep.Runs = append(rep.Runs, rs...)
 		case "raw":
 			r, err := e.runRaw(ctx, f.count*uint64(f.pubs), f.duration, f.size)
 			if err != nil {

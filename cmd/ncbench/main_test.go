@@ -368,3 +368,31 @@ func TestLargeEvents(t *testing.T) {
 	rep := runJSON(t, withNcserver(t, "-size", "40000", "-count", "300", "-sub", "2", "-window", "8192", "pubsub", "raw")...)
 	checkCounts(t, rep, 300)
 }
+
+// TestInterestRun runs the interest run against an ncserver process:
+// every event reaches the one subscriber that listens to its name, in
+// both passes; with interest declared the server writes each event once
+// and counts the rest as filtered, and receiving all it writes each
+// event to every subscriber.
+func TestInterestRun(t *testing.T) {
+	const names, count = 8, 4000
+	rep := runJSON(t, withNcserver(t, "-count", fmt.Sprint(count), "-names", fmt.Sprint(names), "interest")...)
+	runs := map[string]Result{}
+	for _, r := range rep.Runs {
+		runs[r.Name] = r
+	}
+	on, all := runs["interest"], runs["interest-all"]
+	for _, r := range []Result{on, all} {
+		if r.Sent != count || r.Delivered != count || r.Lost+r.Reordered+r.Corrupt != 0 || len(r.Errors) != 0 {
+			t.Errorf("%s: %d of %d delivered, lost %d, reordered %d, corrupt %d, errors %q", r.Name, r.Delivered, r.Sent, r.Lost, r.Reordered, r.Corrupt, r.Errors)
+		}
+	}
+	if on.Filtered != count*(names-1) || all.Filtered != 0 {
+		t.Errorf("filtered: %d declared, %d receiving all; want %d and 0", on.Filtered, all.Filtered, count*(names-1))
+	}
+	// Receiving all, the server writes each event to all names
+	// subscribers; declared, to one.
+	if on.ServerBytesPerEvent == 0 || all.ServerBytesPerEvent < float64(names-1)*on.ServerBytesPerEvent {
+		t.Errorf("server bytes per event: %.0f declared, %.0f receiving all; want about %d times fewer declared", on.ServerBytesPerEvent, all.ServerBytesPerEvent, names)
+	}
+}

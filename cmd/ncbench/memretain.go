@@ -115,36 +115,44 @@ func waitReceived(ctx context.Context, pub *bus.Client, received *atomic.Uint64,
 	return nil
 }
 
-// readRetainStats asks the server's control channel for its stats and
-// fills in the ring's counters of channel.
+// readRetainStats fills in the ring's counters of channel, from the
+// server's stats.
 func readRetainStats(ctx context.Context, template, channel string, r *Retention) error {
+	st, err := readChannelStats[struct {
+		Retained      int    `msgpack:"retained"`
+		RetainedBytes int    `msgpack:"retained_bytes"`
+		Evicted       uint64 `msgpack:"retain_evicted"`
+	}](ctx, template, channel)
+	r.Retained, r.Bytes, r.Evicted = st.Retained, st.RetainedBytes, st.Evicted
+	return err
+}
+
+// readChannelStats asks the server's control channel for its stats and
+// decodes those of channel into a T.
+func readChannelStats[T any](ctx context.Context, template, channel string) (T, error) {
+	var none T
 	ctl, err := bus.Dial(ctx, router.ControlChannel, bus.SocketTemplate(template), bus.Name("ncbench-stats"), bus.Reconnect(false))
 	if err != nil {
-		return fmt.Errorf("control channel: %w", err)
+		return none, fmt.Errorf("control channel: %w", err)
 	}
 	defer ctl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	reply, err := ctl.Request(ctx, router.ControlPrefix+"stats", nil)
 	if err != nil {
-		return fmt.Errorf("stats: %w", err)
+		return none, fmt.Errorf("stats: %w", err)
 	}
 	var stats struct {
-		Channels map[string]struct {
-			Retained      int    `msgpack:"retained"`
-			RetainedBytes int    `msgpack:"retained_bytes"`
-			Evicted       uint64 `msgpack:"retain_evicted"`
-		} `msgpack:"channels"`
+		Channels map[string]T `msgpack:"channels"`
 	}
 	if err := wire.DecodeData(reply.Data, &stats); err != nil {
-		return fmt.Errorf("stats: %w", err)
+		return none, fmt.Errorf("stats: %w", err)
 	}
 	st, ok := stats.Channels[channel]
 	if !ok {
-		return fmt.Errorf("stats: no channel %s", channel)
+		return none, fmt.Errorf("stats: no channel %s", channel)
 	}
-	r.Retained, r.Bytes, r.Evicted = st.Retained, st.RetainedBytes, st.Evicted
-	return nil
+	return st, nil
 }
 
 // rssBound is how many times retainbytes the server's memory may grow

@@ -59,7 +59,15 @@ type Result struct {
 	MBPerSec     float64       `json:"mb_per_s,omitempty"`
 	RawRatio     float64       `json:"raw_ratio,omitempty"` // deliveries/s over the raw socket's frames/s, same invocation
 	Latency      *Latency      `json:"latency,omitempty"`
-	Errors       []string      `json:"errors,omitempty"`
+	// Of the interest runs: Names is how many distinct event names the
+	// publisher cycles through, one subscriber each, so each event is
+	// for one subscriber; ServerBytesPerEvent is what the server wrote
+	// to its clients per event emitted, and Filtered how many (event,
+	// client) pairs it did not write, from the channel's stats.
+	Names               int      `json:"names,omitempty"`
+	ServerBytesPerEvent float64  `json:"server_bytes_per_event,omitempty"`
+	Filtered            uint64   `json:"filtered,omitempty"`
+	Errors              []string `json:"errors,omitempty"`
 }
 
 // rates fills in the per-second figures. Events per second counts an
@@ -68,7 +76,7 @@ func (r *Result) rates() {
 	if r.Seconds <= 0 {
 		return
 	}
-	per := uint64(max(r.Subscribers, 1))
+	per := r.receivers()
 	r.EventsPerSec = float64(r.Delivered/per) / r.Seconds
 	r.DeliveriesPS = float64(r.Delivered) / r.Seconds
 	r.MBPerSec = float64(r.Delivered) * float64(r.Size) / r.Seconds / 1e6
@@ -77,7 +85,16 @@ func (r *Result) rates() {
 // Honest reports whether every event sent arrived intact and in order.
 func (r *Result) Honest() bool {
 	return r.Lost == 0 && r.Reordered == 0 && r.Corrupt == 0 && len(r.Errors) == 0 &&
-		r.Delivered == r.Sent*uint64(max(r.Subscribers, 1))
+		r.Delivered == r.Sent*r.receivers()
+}
+
+// receivers is how many subscribers each event is for: all of them, or
+// one in an interest run.
+func (r *Result) receivers() uint64 {
+	if r.Names > 0 {
+		return 1
+	}
+	return uint64(max(r.Subscribers, 1))
 }
 
 func machine() Machine {
@@ -156,6 +173,7 @@ func (rep *Report) writeText(w io.Writer) {
 			r.Name, r.Delivered, r.Size, usText(l.Min), usText(l.P50), usText(l.P90), usText(l.P99), usText(l.P999), usText(l.Max),
 			r.Lost, r.Reordered, r.Corrupt)
 	}
+	rep.writeInterest(w)
 	if mem := rep.Memory; mem != nil {
 		fmt.Fprintln(w)
 		mem.writeText(w)
@@ -190,4 +208,32 @@ func usText(v float64) string {
 		return fmt.Sprintf("%.2fms", v/1000)
 	}
 	return fmt.Sprintf("%.0fµs", v)
+}
+
+// writeInterest compares the two interest runs, when there are.
+func (rep *Report) writeInterest(w io.Writer) {
+	var on, all *Result
+	for i := range rep.Runs {
+		switch r := &rep.Runs[i]; r.Name {
+		case "interest":
+			on = r
+		case "interest-all":
+			all = r
+		}
+	}
+	if on == nil || all == nil {
+		return
+	}
+	fmt.Fprintf(w, "\ninterest, %d subscribers of one event name each: deliveries/s %s declared, %s receiving all (%.1fx); "+
+		"server bytes written per event %.0f and %.0f (%.1fx fewer); %d deliveries filtered out\n",
+		on.Names, si(on.DeliveriesPS), si(all.DeliveriesPS), ratio(on.DeliveriesPS, all.DeliveriesPS),
+		on.ServerBytesPerEvent, all.ServerBytesPerEvent, ratio(all.ServerBytesPerEvent, on.ServerBytesPerEvent), on.Filtered)
+}
+
+// ratio is a/b, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }

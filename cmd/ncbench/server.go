@@ -23,7 +23,8 @@ import (
 const modulePath = "github.com/netcluster/netcluster"
 
 // benchConfig is the configuration of the server the runs use: sockets
-// under dir, channel f.channel propagating to f.to, and f.to and f.ping.
+// under dir, channel f.channel propagating to f.to, f.to and f.ping, and
+// the control channel, whose stats the interest run reads.
 func benchConfig(f *flags, dir string) (template, text string) {
 	template = dir + "/{channel}.sock"
 	chans := map[string]string{f.channel: fmt.Sprintf(`{"propagatetochannels": %q}`, "^"+f.to+"$")}
@@ -36,7 +37,7 @@ func benchConfig(f *flags, dir string) (template, text string) {
 	for name, rule := range chans {
 		members = append(members, fmt.Sprintf("%q: %s", name, rule))
 	}
-	return template, fmt.Sprintf(`{"socket": %q, "startcontrol": false, "channels": {%s}}`, template, strings.Join(members, ", "))
+	return template, fmt.Sprintf(`{"socket": %q, "startcontrol": true, "channels": {%s}}`, template, strings.Join(members, ", "))
 }
 
 // startInProcess starts a server in this process on sockets in a new
