@@ -147,11 +147,6 @@ func Dial(ctx context.Context, channel string, opts ...Option) (*Client, error) 
 	return c, nil
 }
 
-// protocolVersion is the highest protocol version the client speaks:
-// interest (version 4, interest.go) included, whichever version the
-// codec's server side has got to.
-const protocolVersion = max(wire.ProtocolVersion, wire.InterestVersion)
-
 // maxLateHello is how many connections Dial makes before it gives up on
 // a server that takes every one of them for a JSON client.
 const maxLateHello = 5
@@ -226,7 +221,7 @@ func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) er
 	}
 	stop := context.AfterFunc(ctx, func() { s.nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	hello := wire.Hello{Version: protocolVersion, ClientID: s.id, Name: c.opts.name, PID: uint64(os.Getpid())}
+	hello := wire.Hello{Version: wire.ProtocolVersion, ClientID: s.id, Name: c.opts.name, PID: uint64(os.Getpid())}
 	c.resumeHello(&hello)
 	c.want.helloInterest(s, &hello)
 	if _, err := s.nc.Write(wire.AppendHello(nil, &hello)); err != nil {
@@ -252,7 +247,7 @@ func (c *Client) handshake(ctx context.Context, s *session, br *bufio.Reader) er
 		if err != nil {
 			return fmt.Errorf("bus: handshake on channel %q: %w", c.channel, err)
 		}
-		if w.Version < 1 || w.Version > protocolVersion {
+		if w.Version < 1 || w.Version > wire.ProtocolVersion {
 			return fmt.Errorf("bus: handshake on channel %q: server answered with protocol version %d", c.channel, w.Version)
 		}
 		if w.Channel != c.channel {
