@@ -94,9 +94,14 @@ type Channel struct {
 
 	mu        sync.Mutex
 	receivers atomic.Pointer[[]*Conn] // every connection, from its accept on, until it is dropped from the list: see addLocked
-	left      int                     // receivers entries whose client has left (marked removed); under mu
-	all       map[*Conn]struct{}      // every connection, handshaking or not
-	byID      map[uuid.UUID]*Conn     // clients whose protocol is known, by client id; under mu
+	// filterGen counts the filters its clients swapped, and audiences
+	// caches who takes each event name for one receiver list and one
+	// filterGen (audience.go).
+	filterGen atomic.Uint64
+	audiences atomic.Pointer[audiences]
+	left      int                 // receivers entries whose client has left (marked removed); under mu
+	all       map[*Conn]struct{}  // every connection, handshaking or not
+	byID      map[uuid.UUID]*Conn // clients whose protocol is known, by client id; under mu
 	nextID    uint64
 	readers   sync.WaitGroup // read loops
 	wg        sync.WaitGroup // accept loop and whole connections
@@ -388,6 +393,22 @@ func (ch *Channel) Send(frame []byte, except *Conn) {
 func (ch *Channel) SendEvent(e *Event, except *Conn) {
 	kept := ch.retain(e) // holds the ring's lock until the event is fanned out
 	var filtered uint64
+	if a := ch.audienceOf(e); a != nil {
+		filtered = a.sendTo(ch, e, except)
+	} else {
+		filtered = ch.sendEach(e, except)
+	}
+	if kept {
+		ch.ring.mu.Unlock()
+	}
+	if filtered > 0 {
+		ch.filtered.Add(filtered)
+	}
+}
+
+// sendEach queues e for each client that takes it, deciding client by
+// client, and returns how many it was filtered out for.
+func (ch *Channel) sendEach(e *Event, except *Conn) (filtered uint64) {
 	for _, c := range ch.receiverList() {
 		if c == except || c.removed.Load() {
 			continue
@@ -398,12 +419,7 @@ func (ch *Channel) SendEvent(e *Event, except *Conn) {
 			filtered++
 		}
 	}
-	if kept {
-		ch.ring.mu.Unlock()
-	}
-	if filtered > 0 {
-		ch.filtered.Add(filtered)
-	}
+	return filtered
 }
 
 // ClientInfos describes the channel's connected clients: those whose

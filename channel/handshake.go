@@ -95,7 +95,7 @@ func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
 	c.mu.Lock()
 	c.hello = h
 	c.version = w.Version
-	c.interest.Store(f) // after hello: wants reads the id
+	c.setInterest(f) // after hello: wants reads the id
 	held, filtered := filterHeld(c.queue, f, h.ClientID)
 	c.pending -= c.queue.cost - held.cost
 	c.queue = sendQueue{}

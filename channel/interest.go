@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
-	"sync"
-	"sync/atomic"
 
 	"github.com/netcluster/netcluster/internal/wire"
 )
@@ -32,31 +30,12 @@ import (
 // for one client costs an atomic load and one map lookup, and allocates
 // nothing.
 
-// maxCachedNames bounds a filter's cache of decisions: a channel whose
-// events have more distinct names than that starts the cache afresh once
-// it is full, so that it follows what is sent now.
-const maxCachedNames = 4096
-
 // filter is one declaration of a client, compiled. It is never changed
 // once made, but for its cache.
 type filter struct {
 	patterns []string         // as declared, for showclient
 	res      []*regexp.Regexp // patterns[i] anchored and compiled
-	cache    nameCache
-}
-
-// nameCache is a filter's decisions by event name. The map that lookups
-// read (cur) is copy-on-write behind an atomic pointer, read without a
-// lock. Names not in it are decided under mu and put in fresh, which is
-// merged into a new cur once the lookups that went past cur since the
-// last merge reach an eighth of cur's size: the cost of copying is then
-// spread over that many slow lookups, and a name is in cur after a
-// bounded number of events.
-type nameCache struct {
-	cur   atomic.Pointer[map[string]bool]
-	mu    sync.Mutex
-	fresh map[string]bool
-	slow  int // lookups past cur since it was last replaced
+	cache    nameCache[bool]
 }
 
 // compileInterest compiles a declaration's patterns, anchored at both
@@ -99,61 +78,14 @@ func (f *filter) match(name []byte) bool {
 
 // wants reports whether an event named name passes the filter.
 func (f *filter) wants(name []byte) bool {
-	if m := f.cache.cur.Load(); m != nil {
-		if ok, hit := (*m)[string(name)]; hit {
-			return ok
-		}
-	}
-	return f.decide(name)
-}
-
-// decide is wants for a name not in the cache's map.
-func (f *filter) decide(name []byte) bool {
-	c := &f.cache
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ok, hit := c.fresh[string(name)]
-	if !hit {
-		ok = f.match(name)
-		if c.fresh == nil {
-			c.fresh = make(map[string]bool)
-		}
-		c.fresh[string(name)] = ok
-	}
-	c.slow++
-	n := 0
-	cur := c.cur.Load()
-	if cur != nil {
-		n = len(*cur)
-	}
-	if c.slow <= n/8 {
+	if ok, hit := f.cache.get(name); hit {
 		return ok
 	}
-	next := c.fresh
-	if n+len(c.fresh) <= maxCachedNames && n > 0 {
-		next = make(map[string]bool, n+len(c.fresh))
-		for k, v := range *cur {
-			next[k] = v
-		}
-		for k, v := range c.fresh {
-			next[k] = v
-		}
-	}
-	c.cur.Store(&next)
-	c.fresh, c.slow = nil, 0
-	return ok
+	return f.cache.add(name, func() (bool, bool) { return f.match(name), true })
 }
 
 // cached is how many names the filter's cache holds.
-func (f *filter) cached() int {
-	f.cache.mu.Lock()
-	defer f.cache.mu.Unlock()
-	n := len(f.cache.fresh)
-	if m := f.cache.cur.Load(); m != nil {
-		n += len(*m)
-	}
-	return n
-}
+func (f *filter) cached() int { return f.cache.len() }
 
 // wantsBy reports whether the client, whose filter is f, is to get e:
 // f is nil (no filter), or e is addressed to the client, or e's name
@@ -216,12 +148,20 @@ func (c *Conn) interestChanged(body []byte) bool {
 	// Applied is queued: every event queued behind it went through f
 	// (pushFiltered).
 	c.mu.Lock()
-	c.interest.Store(f)
+	c.setInterest(f)
 	c.mu.Unlock()
 	applied := NewEvent(wire.AppendApplied(nil, in.Seq))
 	applied.control = true
 	c.push(&applied)
 	return true
+}
+
+// setInterest makes f the client's filter, and then bumps its channel's
+// generation of filters, so that no audience made before serves an
+// event read after (audience.go). c.mu is held.
+func (c *Conn) setInterest(f *filter) {
+	c.interest.Store(f)
+	c.ch.filterGen.Add(1)
 }
 
 // Interest returns a copy of the patterns the client declared, nil when

@@ -728,3 +728,44 @@ func TestInterestWidenedUnderTraffic(t *testing.T) {
 		}
 	}
 }
+
+// TestInterestClientsComeAndGo: once events of a name have flowed, a
+// client that comes afterwards and listens to the name gets the next
+// ones, and one that leaves takes nothing with it; the events filtered
+// out are counted per client that did not take them.
+func TestInterestClientsComeAndGo(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	pub := ts.Dial(t, "A")
+	first := dialRaw(t, ts, "A")
+	first.helloV4(&wire.Interest{Patterns: []string{"x.*"}})
+	other := dialRaw(t, ts, "A")
+	other.helloV4(&wire.Interest{Patterns: []string{"y"}})
+	routertest.WaitFor(t, "both raw clients to be listed", func() bool { cs, _ := ts.Clients("A"); return len(cs) == 3 })
+	emitNames(t, pub, "x1", "x2")
+	if got := first.eventsUntil("x2"); !slices.Equal(got, []string{"x1", "x2"}) {
+		t.Fatalf("first got %q", got)
+	}
+
+	second := dialRaw(t, ts, "A")
+	second.helloV4(&wire.Interest{Patterns: []string{"x2|x3"}})
+	routertest.WaitFor(t, "the second to be listed", func() bool { cs, _ := ts.Clients("A"); return len(cs) == 4 })
+	emitNames(t, pub, "x2", "x3", "y")
+	if got := second.eventsUntil("x3"); !slices.Equal(got, []string{"x2", "x3"}) {
+		t.Errorf("the client that came later got %q, want x2 and x3", got)
+	}
+	if got := first.eventsUntil("x3"); !slices.Equal(got, []string{"x2", "x3"}) {
+		t.Errorf("first got %q, want x2 and x3", got)
+	}
+	if f := other.next(); string(f.event.Event) != "y" {
+		t.Errorf("other got %q, want y", f.event.Event)
+	}
+
+	first.nc.Close()
+	routertest.WaitFor(t, "the first to leave", func() bool { cs, _ := ts.Clients("A"); return len(cs) == 3 })
+	emitNames(t, pub, "x3")
+	if f := second.next(); string(f.event.Event) != "x3" {
+		t.Errorf("after the first left, the second got %q, want x3", f.event.Event)
+	}
+	// x1, x2: other (2); x2, x3, y: other (2), second (1), first (1); x3: other (1).
+	routertest.WaitFor(t, "7 filtered out", func() bool { return channelStats(t, ts, "A").Stats.Filtered == 7 })
+}
