@@ -117,8 +117,9 @@ func ExampleOnReconnect() {
 		log.Fatal(err)
 	}
 	srv, _ = router.Start(cfg, quiet) // a new server on the same sockets
-	defer srv.Close()
 	<-back
+	c.Close() // before the server, whose stop it would hear otherwise
+	srv.Close()
 	// Output:
 	// disconnected: server shutting down
 	// connected again
