@@ -95,8 +95,17 @@ func (c *Client) send(m *Message, data any, buffer bool) (*session, error) {
 // m.
 func (c *Client) enqueue(frame []byte, m *Message, buffer bool) (*session, error) {
 	c.mu.Lock()
-	for c.sess != nil && !c.closing && len(c.out) > 0 && len(c.out)+len(frame) > c.opts.sendBuffer {
-		c.space.Wait()
+	if c.sess != nil && !c.closing && len(c.out) > 0 && len(c.out)+len(frame) > c.opts.sendBuffer {
+		lent := goid() == c.want.dispatcher.Load() // from a listener: read on meanwhile (queue.lend)
+		if lent {
+			c.queue.lend(maxOverdraft)
+		}
+		for c.sess != nil && !c.closing && len(c.out) > 0 && len(c.out)+len(frame) > c.opts.sendBuffer {
+			c.space.Wait()
+		}
+		if lent {
+			c.queue.lend(0)
+		}
 	}
 	switch {
 	case c.closing:

@@ -236,7 +236,10 @@ type queue struct {
 	items  []Message
 	inHand int // events the dispatcher took last: it may still be handing them out
 	limit  int
-	closed bool // no more pushes; take drains what is left
+	// overdraft is room lent past limit while the dispatcher waits in
+	// an Emit from a listener (lend).
+	overdraft int
+	closed    bool // no more pushes; take drains what is left
 	// discarded: take returns at once, and the dispatcher hands out
 	// nothing more of what it has taken.
 	discarded atomic.Bool
@@ -249,7 +252,28 @@ func newQueue(limit int) *queue {
 }
 
 // room is how many more events from the socket fit; q.mu is held.
-func (q *queue) room() int { return q.limit - len(q.items) - q.inHand }
+func (q *queue) room() int { return q.limit + q.overdraft - len(q.items) - q.inHand }
+
+// maxOverdraft is the most events the queue takes past its limit while
+// the dispatcher waits in an Emit from a listener.
+const maxOverdraft = 1 << 16
+
+// lend sets the room the queue takes past its limit: maxOverdraft while
+// the dispatcher waits in an Emit from a listener, 0 again after. The
+// dispatcher does not take events while it waits there, and a read loop
+// that stopped reading for it would stop the server's reading of what
+// the listener emits if that waits on this client's queue: two clients
+// that echo each other's streams from their listeners would hold each
+// other until the server dropped one (maxpending). With the room lent,
+// the client reads on, so its queue at the server drains.
+func (q *queue) lend(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.overdraft != n {
+		q.overdraft = n
+		q.cond.Broadcast()
+	}
+}
 
 // push appends m without waiting for room. It returns false once the
 // queue is closed.

@@ -81,7 +81,9 @@ func SendBuffer(n int) Option { return func(o *options) { o.sendBuffer = n } }
 // QueueLen bounds the events received and not yet handed to listeners;
 // past it the client stops reading from the socket until listeners catch
 // up (and a server may then drop it as a slow consumer). The default is
-// 8192 events.
+// 8192 events. While an Emit from a listener waits for room in the send
+// buffer, the client reads on, up to 65,536 events past the bound, so
+// that two clients echoing each other's streams do not hold each other.
 func QueueLen(n int) Option { return func(o *options) { o.queueLen = n } }
 
 // CloseTimeout bounds how long Close waits to write what Emit has queued.
