@@ -287,41 +287,6 @@ func (s *Server) NATSPeers() []natslink.Peer {
 	return nil
 }
 
-// askerTable maps the ids of the latest events from NATS to their
-// origin node. It is safe for concurrent use.
-type askerTable struct {
-	mu   sync.Mutex
-	ring []uuid.UUID
-	next int
-	node map[uuid.UUID]uuid.UUID
-}
-
-// maxAskers is how many events from NATS can be answered across
-// servers at once.
-const maxAskers = 16384
-
-func (t *askerTable) put(id, node uuid.UUID) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.node == nil {
-		t.ring = make([]uuid.UUID, maxAskers)
-		t.node = make(map[uuid.UUID]uuid.UUID, maxAskers)
-	}
-	if old := t.ring[t.next]; old != uuid.Nil {
-		delete(t.node, old)
-	}
-	t.ring[t.next] = id
-	t.next = (t.next + 1) % maxAskers
-	t.node[id] = node
-}
-
-func (t *askerTable) get(id uuid.UUID) (uuid.UUID, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n, ok := t.node[id]
-	return n, ok
-}
-
 // sentOnce is the set of the ids of the latest events sent to NATS.
 type sentOnce struct {
 	once   sync.Once
