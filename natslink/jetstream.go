@@ -113,9 +113,13 @@ func (l *Link) jsApply() {
 	}
 	l.js.cons = cons
 	if l.js.cc == nil {
-		handle := l.receive(false)
+		// The handler decodes into one Event: one message at a time,
+		// even while the consumer replaces its subscription.
+		handle, one := l.receive(false), new(sync.Mutex)
 		l.js.cc, err = cons.Consume(func(m jetstream.Msg) {
+			one.Lock()
 			handle(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+			one.Unlock()
 			m.Ack()
 		})
 		if err != nil {

@@ -71,8 +71,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Event is an event as it crosses NATS. Data is one msgpack value; in
-// what the link delivers it is valid only during the call.
+// Event is an event as it crosses NATS. Data is one msgpack value. The
+// Event the link delivers, Data included, is valid only during the call:
+// the link reuses it for the next message.
 type Event struct {
 	Channel, Event             string
 	ID, Origin, Sender, To, Re uuid.UUID
@@ -98,6 +99,12 @@ type Link struct {
 	pubMsg nats.Msg // reused: PublishMsg copies it into nats.go's buffer
 	// subjects caches the subject of each channel published to.
 	subjects map[string]string
+	// addressed is set while pubMsg holds the headers of a reply.
+	addressed bool
+	// origin and sender are the ids last published and their text: an
+	// event's origin and sender repeat from one event to the next, its
+	// id never does.
+	origin, sender uuidText
 
 	peers peerTable
 	js    jsState
@@ -303,18 +310,22 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 		}
 	}
 	h := m.Header
-	for _, k := range [...]string{HeaderTo, HeaderRe, HeaderChannel} {
-		delete(h, k)
+	if l.addressed {
+		for _, k := range [...]string{HeaderTo, HeaderRe, HeaderChannel} {
+			delete(h, k)
+		}
+		l.addressed = false
 	}
 	setHeader(h, HeaderEvent, ev.Event)
 	setHeader(h, HeaderID, ev.ID.String())
-	setHeader(h, HeaderOrigin, ev.Origin.String())
-	setHeader(h, HeaderSender, ev.Sender.String())
+	setHeader(h, HeaderOrigin, l.origin.of(ev.Origin))
+	setHeader(h, HeaderSender, l.sender.of(ev.Sender))
 	if ev.To != uuid.Nil {
 		m.Subject = NodeSubject(l.cfg.Prefix, l.cfg.Cluster, node)
 		setHeader(h, HeaderTo, ev.To.String())
 		setHeader(h, HeaderRe, ev.Re.String())
 		setHeader(h, HeaderChannel, ev.Channel)
+		l.addressed = true
 	}
 	err := l.nc.PublishMsg(m)
 	m.Data = nil
@@ -338,6 +349,21 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 
 // maxSubjects bounds the cache of subjects.
 const maxSubjects = 4096
+
+// uuidText is a uuid and its text, made once for a run of events that
+// carry the same uuid.
+type uuidText struct {
+	id   uuid.UUID
+	text string
+}
+
+// of returns the text of id, making it only when id is not the last one.
+func (t *uuidText) of(id uuid.UUID) string {
+	if t.text == "" || t.id != id {
+		t.id, t.text = id, id.String()
+	}
+	return t.text
+}
 
 // setHeader sets the one value of key in h, reusing its slice.
 func setHeader(h nats.Header, key, value string) {

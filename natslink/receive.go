@@ -7,11 +7,14 @@ import (
 
 // receive returns the handler of a channel's subscription (node false)
 // or of the node's (node true): it decodes the message and delivers it,
-// unless it is this node's own or the link is closed.
+// unless it is this node's own or the link is closed. nats.go calls a
+// subscription's handler for one message at a time, so the handler
+// decodes every message into the same Event.
 func (l *Link) receive(node bool) nats.MsgHandler {
 	prefix := Subject(l.cfg.Prefix, l.cfg.Cluster, "")
+	var ev Event
 	return func(m *nats.Msg) {
-		ev, ok := decode(m, prefix, node)
+		ok := decode(&ev, m, prefix, node)
 		if !ok {
 			l.malformed.Add(1)
 			l.log.Debug("dropped a malformed message from NATS", "subject", m.Subject)
@@ -33,16 +36,16 @@ func (l *Link) receive(node bool) nats.MsgHandler {
 
 // decode reads an event from a message of a channel's subject, whose
 // channel follows prefix, or of a node's subject (node true), which
-// names its channel in a header.
-func decode(m *nats.Msg, prefix string, node bool) (Event, bool) {
-	ev := Event{Event: m.Header.Get(HeaderEvent), Data: m.Data}
+// names its channel in a header, into ev.
+func decode(ev *Event, m *nats.Msg, prefix string, node bool) bool {
+	*ev = Event{Event: m.Header.Get(HeaderEvent), Data: m.Data}
 	if node {
 		ev.Channel = m.Header.Get(HeaderChannel)
 	} else if len(m.Subject) > len(prefix) {
 		ev.Channel = m.Subject[len(prefix):]
 	}
 	if ev.Event == "" || ev.Channel == "" {
-		return ev, false
+		return false
 	}
 	ok := true
 	id := func(name string, dst *uuid.UUID, made bool) {
@@ -63,5 +66,5 @@ func decode(m *nats.Msg, prefix string, node bool) (Event, bool) {
 	id(HeaderTo, &ev.To, false)
 	id(HeaderRe, &ev.Re, false)
 	// Replies only on a node's subject, and only replies there.
-	return ev, ok && node == (ev.To != uuid.Nil)
+	return ok && node == (ev.To != uuid.Nil)
 }

@@ -56,7 +56,8 @@ func TestDecode(t *testing.T) {
 		{"reply without its channel", msg("p.$node.K.x", map[string]string{HeaderEvent: "e", HeaderTo: id.String()}), true, false},
 	}
 	for _, tt := range tests {
-		ev, ok := decode(tt.m, "p.K.", tt.node)
+		var ev Event
+		ok := decode(&ev, tt.m, "p.K.", tt.node)
 		if ok != tt.ok {
 			t.Errorf("%s: ok %v, want %v (%+v)", tt.name, ok, tt.ok, ev)
 		}

@@ -200,7 +200,7 @@ func (s *Server) fromNats(ev *natslink.Event) {
 		s.nats.refused.Add(1)
 		return
 	}
-	out, hdr, ok := s.natsFrame(ev)
+	out, ok := s.natsFrame(ev)
 	if !ok {
 		return
 	}
@@ -208,20 +208,21 @@ func (s *Server) fromNats(ev *natslink.Event) {
 		s.nats.askers.put(ev.ID, ev.Origin)
 	}
 	if r.rule.DumpToConsole {
-		s.dump(hdr)
+		s.dump(&out.Header)
 	}
-	r.ch.SendEvent(out, nil)
+	r.ch.SendEvent(&out, nil)
 	for _, d := range r.targets {
-		d.SendEvent(out, nil)
+		d.SendEvent(&out, nil)
 	}
 }
 
 // natsFrame makes the frame of an event from NATS, checking its name
-// and data.
-func (s *Server) natsFrame(ev *natslink.Event) (*channel.Event, *wire.EventHeader, bool) {
+// and data. The Event is returned by value: the channels copy what they
+// keep, so it stays on the stack and the frame is the one allocation.
+func (s *Server) natsFrame(ev *natslink.Event) (channel.Event, bool) {
 	m := wire.Message{ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, Channel: ev.Channel, Event: ev.Event,
 		Data: ev.Data, To: ev.To, InReplyTo: ev.Re}
-	frame := wire.AppendEvent(make([]byte, 0, wire.HeaderLen+64+len(ev.Channel)+len(ev.Event)+len(ev.Data)), &m)
+	frame := wire.AppendEvent(make([]byte, 0, natsFrameSize(ev)), &m)
 	hdr, err := wire.ParseEvent(frame[wire.HeaderLen:])
 	if err == nil {
 		err = wire.CheckEventName(ev.Event)
@@ -229,11 +230,19 @@ func (s *Server) natsFrame(ev *natslink.Event) (*channel.Event, *wire.EventHeade
 	if err != nil || len(frame) > s.Config().MaxFrame+wire.HeaderLen {
 		s.nats.malformed.Add(1)
 		s.log.Debug("dropped an invalid event from NATS", "channel", ev.Channel, "event", wire.Clip(ev.Event, 64), "err", err)
-		return nil, nil, false
+		return channel.Event{}, false
 	}
 	out := channel.NewEvent(frame)
 	out.Header = hdr // parsed from frame: filters and the ring need not parse it again
-	return &out, &hdr, true
+	return out, true
+}
+
+// natsFrameSize bounds the size of the frame of ev, so that it is made
+// in one allocation: the length prefix, the array header and the frame
+// type, five ids of 18 bytes in msgpack, the two strings with headers of
+// at most 5 bytes, and the data (1 byte when empty).
+func natsFrameSize(ev *natslink.Event) int {
+	return wire.HeaderLen + 2 + 5*18 + 2*5 + len(ev.Channel) + len(ev.Event) + max(1, len(ev.Data))
 }
 
 // replyFromNats delivers a reply from NATS to its asker, on whichever
@@ -249,8 +258,8 @@ func (s *Server) replyFromNats(ev *natslink.Event) {
 		if c == nil {
 			continue
 		}
-		if out, _, ok := s.natsFrame(ev); ok {
-			c.SendEvent(out)
+		if out, ok := s.natsFrame(ev); ok {
+			c.SendEvent(&out)
 		}
 		return
 	}
@@ -276,41 +285,6 @@ func (s *Server) NATSPeers() []natslink.Peer {
 		return link.Peers()
 	}
 	return nil
-}
-
-// askerTable maps the ids of the latest events from NATS to their
-// origin node. It is safe for concurrent use.
-type askerTable struct {
-	mu   sync.Mutex
-	ring []uuid.UUID
-	next int
-	node map[uuid.UUID]uuid.UUID
-}
-
-// maxAskers is how many events from NATS can be answered across
-// servers at once.
-const maxAskers = 16384
-
-func (t *askerTable) put(id, node uuid.UUID) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.node == nil {
-		t.ring = make([]uuid.UUID, maxAskers)
-		t.node = make(map[uuid.UUID]uuid.UUID, maxAskers)
-	}
-	if old := t.ring[t.next]; old != uuid.Nil {
-		delete(t.node, old)
-	}
-	t.ring[t.next] = id
-	t.next = (t.next + 1) % maxAskers
-	t.node[id] = node
-}
-
-func (t *askerTable) get(id uuid.UUID) (uuid.UUID, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n, ok := t.node[id]
-	return n, ok
 }
 
 // sentOnce is the set of the ids of the latest events sent to NATS.
