@@ -23,16 +23,16 @@ import (
 // declares in (nil: nothing) in its Hello.
 func (rc *rawConn) helloV4(in *wire.Interest) {
 	rc.t.Helper()
-	rc.write(wire.AppendHello(nil, &wire.Hello{Version: wire.InterestVersion, ClientID: rc.id, Name: "raw4", Interest: in}))
-	frame, err := rc.fr.ReadFrame()
-	if err != nil {
-		rc.t.Fatal(err)
-	}
-	if rc.w, err = wire.DecodeWelcome(frame[wire.HeaderLen:]); err != nil {
-		rc.t.Fatal(err)
-	}
-	if rc.w.Version != wire.InterestVersion {
-		rc.t.Fatalf("welcome of version %d, want %d", rc.w.Version, wire.InterestVersion)
+	rc.helloAs(&wire.Hello{Version: wire.InterestVersion, ClientID: rc.id, Name: "raw4", Interest: in})
+}
+
+// helloAs does the handshake with the Hello h, and checks that the
+// Welcome agrees on h's version.
+func (rc *rawConn) helloAs(h *wire.Hello) {
+	rc.t.Helper()
+	rc.helloWith(h)
+	if rc.w.Version != h.Version {
+		rc.t.Fatalf("welcome of version %d, want %d", rc.w.Version, h.Version)
 	}
 }
 
@@ -294,17 +294,7 @@ func TestServerAllocsFiltered(t *testing.T) {
 // declaring nothing.
 func (rc *rawConn) helloV(version uint64) {
 	rc.t.Helper()
-	rc.write(wire.AppendHello(nil, &wire.Hello{Version: version, ClientID: rc.id, Name: "raw"}))
-	frame, err := rc.fr.ReadFrame()
-	if err != nil {
-		rc.t.Fatal(err)
-	}
-	if rc.w, err = wire.DecodeWelcome(frame[wire.HeaderLen:]); err != nil {
-		rc.t.Fatal(err)
-	}
-	if rc.w.Version != version {
-		rc.t.Fatalf("welcome of version %d, want %d", rc.w.Version, version)
-	}
+	rc.helloAs(&wire.Hello{Version: version, ClientID: rc.id, Name: "raw"})
 }
 
 // TestInterestBesideOlderClients: beside a client of version 4 that

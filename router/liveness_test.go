@@ -17,17 +17,7 @@ import (
 // the server pings.
 func (rc *rawConn) helloV2() {
 	rc.t.Helper()
-	rc.write(wire.AppendHello(nil, &wire.Hello{Version: wire.PingVersion, ClientID: rc.id, Name: "raw"}))
-	frame, err := rc.fr.ReadFrame()
-	if err != nil {
-		rc.t.Fatal(err)
-	}
-	if rc.w, err = wire.DecodeWelcome(frame[wire.HeaderLen:]); err != nil {
-		rc.t.Fatal(err)
-	}
-	if rc.w.Version != wire.PingVersion {
-		rc.t.Fatalf("welcome of version %d, want %d", rc.w.Version, wire.PingVersion)
-	}
+	rc.helloV(wire.PingVersion)
 }
 
 // nextType reads the next frame and returns its type.
