@@ -106,7 +106,7 @@ func (e *env) interestPass(ctx context.Context, all bool) (Result, error) {
 
 	start := time.Now()
 	pubErr := publishCycling(ctx, f, pub, names, &sent)
-	last, lastAt := awaitCount(ctx, delivered, sent.Load())
+	last, lastAt := awaitCount(ctx, delivered, sent.Load(), nil)
 	elapsed := time.Since(start)
 	if d := delivered(); d < sent.Load() && d == last {
 		elapsed = lastAt.Sub(start)
@@ -182,12 +182,13 @@ func publishCycling(ctx context.Context, f *flags, c *bus.Client, names int, sen
 }
 
 // awaitCount waits for count() to reach want, or to stop changing for
-// stallTimeout, and returns the count last seen to change and when.
-func awaitCount(ctx context.Context, count func() uint64, want uint64) (last uint64, lastAt time.Time) {
+// stallTimeout, or for gone() (nil: never) or ctx to end the wait, and
+// returns the count last seen to change and when.
+func awaitCount(ctx context.Context, count func() uint64, want uint64, gone func() bool) (last uint64, lastAt time.Time) {
 	last, lastAt = count(), time.Now()
 	for {
 		d := count()
-		if d >= want || ctx.Err() != nil {
+		if d >= want || ctx.Err() != nil || gone != nil && gone() {
 			return last, lastAt
 		}
 		if d != last {

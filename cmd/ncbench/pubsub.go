@@ -267,19 +267,7 @@ func (r *streamRun) publishAll(ctx context.Context) []error {
 // to stop making progress: all gone, ctx done, or nothing new for
 // stallTimeout. It returns the count last seen to change and when.
 func (r *streamRun) awaitDeliveries(ctx context.Context, want uint64) (last uint64, lastAt time.Time) {
-	last, lastAt = r.delivered(), time.Now()
-	for {
-		d := r.delivered()
-		if d >= want || allGone(r.subs) || ctx.Err() != nil {
-			return last, lastAt
-		}
-		if d != last {
-			last, lastAt = d, time.Now()
-		} else if time.Since(lastAt) > stallTimeout {
-			return last, lastAt
-		}
-		time.Sleep(50 * time.Microsecond)
-	}
+	return awaitCount(ctx, r.delivered, want, func() bool { return allGone(r.subs) })
 }
 
 // result counts what arrived, once the clients are closed.
