@@ -4,12 +4,8 @@
 // anything from a broken frame.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { waitFor } from './harness.mjs';
+import { fakeSocket, waitFor } from './harness.mjs';
 import { connect, ProtocolError, ServerError } from '../index.mjs';
 
 const require = createRequire(import.meta.url);
@@ -36,12 +32,8 @@ function welcome(channel = 'A', version = 2) {
 // frames answer(hello) returns once its Hello has arrived. It records
 // what each client sent.
 async function fakeServer(t, answer) {
-  const dir = mkdtempSync(join(tmpdir(), 'ncf'));
-  const path = join(dir, 'A.sock');
-  const conns = [];
-  const srv = net.createServer((sock) => {
+  return fakeSocket(t, (sock) => {
     const c = { sock, got: Buffer.alloc(0), closed: false };
-    conns.push(c);
     sock.on('data', (b) => {
       const first = c.got.length === 0;
       c.got = Buffer.concat([c.got, b]);
@@ -50,15 +42,8 @@ async function fakeServer(t, answer) {
       }
     });
     sock.on('close', () => { c.closed = true; });
-    sock.on('error', () => {});
+    return c;
   });
-  await new Promise((r) => srv.listen(path, r));
-  t.after(() => {
-    for (const c of conns) c.sock.destroy();
-    srv.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { path, conns };
 }
 
 const cases = [

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import net from 'node:net';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repo = join(here, '..', '..', '..');
@@ -138,4 +139,24 @@ export function recorder() {
   fn.got = got;
   fn.count = (event) => got.filter((m) => m.event === event).length;
   return fn;
+}
+
+// fakeSocket listens on a Unix socket of its own in a fresh directory,
+// for tests that play the server; accept(sock) makes the record of each
+// connection. The sockets and the directory go when the test ends.
+export async function fakeSocket(t, accept) {
+  const dir = mkdtempSync(join(tmpdir(), 'ncf'));
+  const path = join(dir, 'A.sock');
+  const conns = [];
+  const srv = net.createServer((sock) => {
+    conns.push(accept(sock));
+    sock.on('error', () => {});
+  });
+  await new Promise((r) => srv.listen(path, r));
+  t.after(() => {
+    for (const c of conns) c.sock.destroy();
+    srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { path, conns };
 }

@@ -4,12 +4,8 @@
 // the declarations is in filter.test.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { waitFor } from './harness.mjs';
+import { fakeSocket, waitFor } from './harness.mjs';
 import { Client, connect } from '../index.mjs';
 
 const require = createRequire(import.meta.url);
@@ -38,12 +34,8 @@ function applied(seq) {
 // fakeServer answers each Hello with a Welcome of version; each
 // connection records the frames its client sent, decoded.
 async function fakeServer(t, version) {
-  const dir = mkdtempSync(join(tmpdir(), 'ncf'));
-  const path = join(dir, 'A.sock');
-  const conns = [];
-  const srv = net.createServer((sock) => {
+  return fakeSocket(t, (sock) => {
     const c = { sock, frames: [], reader: new wire.FrameReader(1 << 20) };
-    conns.push(c);
     sock.on('data', (b) => {
       c.reader.push(b);
       let body;
@@ -62,15 +54,8 @@ async function fakeServer(t, version) {
         }
       }
     });
-    sock.on('error', () => {});
+    return c;
   });
-  await new Promise((r) => srv.listen(path, r));
-  t.after(() => {
-    for (const c of conns) c.sock.destroy();
-    srv.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { path, conns };
 }
 
 const interests = (c) => c.frames.filter((f) => f.type === 'interest');
