@@ -406,22 +406,6 @@ func (ch *Channel) SendEvent(e *Event, except *Conn) {
 	}
 }
 
-// sendEach queues e for each client that takes it, deciding client by
-// client, and returns how many it was filtered out for.
-func (ch *Channel) sendEach(e *Event, except *Conn) (filtered uint64) {
-	for _, c := range ch.receiverList() {
-		if c == except || c.removed.Load() {
-			continue
-		}
-		if f := c.interest.Load(); c.wantsBy(f, e) {
-			c.pushFiltered(e, true, f)
-		} else {
-			filtered++
-		}
-	}
-	return filtered
-}
-
 // ClientInfos describes the channel's connected clients: those whose
 // protocol is known.
 func (ch *Channel) ClientInfos() []ClientInfo {

@@ -104,6 +104,22 @@ func (c *Conn) wantsBy(f *filter, e *Event) bool {
 	return f.wants(e.Header.Event)
 }
 
+// sendEach queues e for each client that takes it, deciding client by
+// client, and returns how many it was filtered out for.
+func (ch *Channel) sendEach(e *Event, except *Conn) (filtered uint64) {
+	for _, c := range ch.receiverList() {
+		if c == except || c.removed.Load() {
+			continue
+		}
+		if f := c.interest.Load(); c.wantsBy(f, e) {
+			c.pushFiltered(e, true, f)
+		} else {
+			filtered++
+		}
+	}
+	return filtered
+}
+
 // refiltered reports whether e, which the fan-out let through by the
 // filter seen, is not to be queued after all: the client's filter has
 // been swapped since, and the new one does not take it. It counts e as

@@ -61,29 +61,14 @@ func (e *env) interestPass(ctx context.Context, all bool) (Result, error) {
 	if all {
 		res.Name = "interest-all"
 	}
-	subs := make([]*interestSub, names)
-	var closers []*bus.Client
+	subs, closers, err := e.dialInterestSubs(ctx, channel, res.Name, all)
 	defer func() {
 		for _, c := range closers {
 			c.Close()
 		}
 	}()
-	for k := range subs {
-		s := &interestSub{}
-		opts := []bus.Option{bus.ErrorHandler(func(err error) { s.err.CompareAndSwap(nil, &err) }),
-			bus.OnDisconnect(func(error) { s.discon.Add(1) })}
-		if all {
-			opts = append(opts, bus.ReceiveAll())
-		}
-		c, err := e.dial(ctx, channel, fmt.Sprintf("ncbench-%s-%d", res.Name, k), opts...)
-		if err != nil {
-			return res, err
-		}
-		closers = append(closers, c)
-		if _, err := c.On(interestName(k), func(m bus.Message) { s.see(m.Data, f.size, k, names) }); err != nil {
-			return res, err
-		}
-		subs[k] = s
+	if err != nil {
+		return res, err
 	}
 	pub, err := e.dial(ctx, channel, "ncbench-"+res.Name+"-pub")
 	if err != nil {
@@ -137,6 +122,33 @@ func (e *env) interestPass(ctx context.Context, all bool) (Result, error) {
 	}
 	res.rates()
 	return res, nil
+}
+
+// dialInterestSubs connects the interest run's subscribers, subscriber
+// k listening to interestName(k); with all, on bus.ReceiveAll. It
+// returns the clients dialed, to close, even with an error.
+func (e *env) dialInterestSubs(ctx context.Context, channel, run string, all bool) ([]*interestSub, []*bus.Client, error) {
+	f := e.f
+	subs := make([]*interestSub, f.names)
+	var closers []*bus.Client
+	for k := range subs {
+		s := &interestSub{}
+		opts := []bus.Option{bus.ErrorHandler(func(err error) { s.err.CompareAndSwap(nil, &err) }),
+			bus.OnDisconnect(func(error) { s.discon.Add(1) })}
+		if all {
+			opts = append(opts, bus.ReceiveAll())
+		}
+		c, err := e.dial(ctx, channel, fmt.Sprintf("ncbench-%s-%d", run, k), opts...)
+		if err != nil {
+			return nil, closers, err
+		}
+		closers = append(closers, c)
+		if _, err := c.On(interestName(k), func(m bus.Message) { s.see(m.Data, f.size, k, f.names) }); err != nil {
+			return nil, closers, err
+		}
+		subs[k] = s
+	}
+	return subs, closers, nil
 }
 
 // see counts one event that subscriber k's listener heard.
