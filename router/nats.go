@@ -180,29 +180,46 @@ func (s *Server) replyToNats(ev *wire.EventHeader) bool {
 // client, anything else to the channel it names when that channel
 // accepts events from NATS, and to the channel's propagation targets. It
 // is never sent on to NATS nor to the multicast group.
+//
+// A local client past its high-water mark then holds the link back,
+// briefly (Event.HoldBack), as it holds the multicast link: the wait
+// comes after Server.linkMu is released, so that it holds only the
+// subscription that delivered the event (nats.go calls each one's
+// handler on a goroutine of its own) and never the other link, the
+// other subscriptions or the replies. What NATS sends meanwhile waits
+// in nats.go's pending buffer of that subscription.
 func (s *Server) fromNats(ev *natslink.Event) {
+	if out, ok := s.deliverFromNats(ev); ok {
+		out.HoldBack()
+	}
+}
+
+// deliverFromNats is fromNats under Server.linkMu: dedup and delivery
+// are one step, so that order is kept per sender across links. It
+// returns the event delivered to a channel, for its HoldBack.
+func (s *Server) deliverFromNats(ev *natslink.Event) (channel.Event, bool) {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
 	if !s.net.recent.Add(ev.ID) {
-		return // delivered already, by the other link or the old one
+		return channel.Event{}, false // delivered already, by the other link or the old one
 	}
 	if ev.To != uuid.Nil {
 		s.replyFromNats(ev)
-		return
+		return channel.Event{}, false
 	}
 	r := s.table.Load().routes[ev.Channel]
 	switch {
 	case r == nil:
 		s.nats.noChannel.Add(1)
 		s.log.Debug("dropped an event from NATS for a channel not served here", "channel", ev.Channel)
-		return
+		return channel.Event{}, false
 	case !r.rule.AcceptFromNATS:
 		s.nats.refused.Add(1)
-		return
+		return channel.Event{}, false
 	}
 	out, ok := s.natsFrame(ev)
 	if !ok {
-		return
+		return channel.Event{}, false
 	}
 	if ev.Origin != uuid.Nil {
 		s.nats.askers.put(ev.ID, ev.Origin)
@@ -214,6 +231,7 @@ func (s *Server) fromNats(ev *natslink.Event) {
 	for _, d := range r.targets {
 		d.SendEvent(&out, nil)
 	}
+	return out, true
 }
 
 // natsFrame makes the frame of an event from NATS, checking its name
