@@ -67,6 +67,11 @@ type Config struct {
 	Version string
 	// Channels, when set, returns the channels the heartbeats announce.
 	Channels func() []string
+	// PendingMsgs and PendingBytes bound what nats.go keeps for each
+	// subscription of events (the channels' and the node's) while the
+	// server delivers an earlier one; past them it drops (counted in
+	// Stats.DroppedIn). 0 keeps nats.go's defaults.
+	PendingMsgs, PendingBytes int
 	// Logger receives the link's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -90,10 +95,14 @@ type Link struct {
 
 	// mu guards subs; deliverMu lets Close wait for a delivery under
 	// way, and stops those that come after it.
-	mu        sync.Mutex
-	subs      map[string]*nats.Subscription // channel -> its subscription
-	deliverMu sync.RWMutex
-	done      bool
+	mu      sync.Mutex
+	subs    map[string]*nats.Subscription // channel -> its subscription
+	nodeSub *nats.Subscription            // the node's subject: replies
+	// droppedGone is what the subscriptions unsubscribed since had
+	// dropped past their pending limits.
+	droppedGone uint64
+	deliverMu   sync.RWMutex
+	done        bool
 
 	pubMu  sync.Mutex
 	pubMsg nats.Msg // reused: PublishMsg copies it into nats.go's buffer
@@ -150,10 +159,15 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	l.nc = nc
 	l.pubMsg.Header = nats.Header{}
 	l.subjects = make(map[string]string)
-	if _, err := nc.Subscribe(NodeSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.receive(true)); err != nil {
+	sub, err := nc.Subscribe(NodeSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.receive(true))
+	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("natslink: subscribing: %w", err)
 	}
+	l.setPendingLimits(sub)
+	l.mu.Lock()
+	l.nodeSub = sub
+	l.mu.Unlock()
 	if _, err := nc.Subscribe(hbSubject(cfg.Prefix, cfg.Cluster), l.heard); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("natslink: subscribing: %w", err)
@@ -210,13 +224,7 @@ func (l *Link) options() ([]nats.Option, error) {
 			l.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(l.closed) }),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			subj := ""
-			if sub != nil {
-				subj = sub.Subject
-			}
-			l.log.Warn("NATS reported an error", "subject", subj, "err", err)
-		}),
+		nats.ErrorHandler(l.asyncError),
 	}
 	switch {
 	case cfg.User != "":
@@ -278,11 +286,16 @@ func (l *Link) SetChannels(names []string) {
 			continue
 		}
 		// What a slow delivery leaves waiting is bounded by nats.go's
-		// pending limits; past them NATS drops and ErrorHandler logs.
+		// pending limits; past them nats.go drops (Stats.DroppedIn) and
+		// asyncError logs.
+		l.setPendingLimits(sub)
 		l.subs[name] = sub
 	}
 	for name, sub := range l.subs {
 		if !want[name] {
+			if n, err := sub.Dropped(); err == nil {
+				l.droppedGone += uint64(n)
+			}
 			sub.Unsubscribe()
 			delete(l.subs, name)
 		}

@@ -1,6 +1,8 @@
 package natslink
 
 import (
+	"errors"
+
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 )
@@ -67,4 +69,60 @@ func decode(ev *Event, m *nats.Msg, prefix string, node bool) bool {
 	id(HeaderRe, &ev.Re, false)
 	// Replies only on a node's subject, and only replies there.
 	return ok && node == (ev.To != uuid.Nil)
+}
+
+// setPendingLimits applies Config.PendingMsgs and PendingBytes to a
+// subscription of events.
+func (l *Link) setPendingLimits(sub *nats.Subscription) {
+	msgs, bytes := l.cfg.PendingMsgs, l.cfg.PendingBytes
+	if msgs <= 0 && bytes <= 0 {
+		return
+	}
+	if msgs <= 0 {
+		msgs = nats.DefaultSubPendingMsgsLimit
+	}
+	if bytes <= 0 {
+		bytes = nats.DefaultSubPendingBytesLimit
+	}
+	if err := sub.SetPendingLimits(msgs, bytes); err != nil {
+		l.log.Warn("setting the pending limits of a NATS subscription failed", "subject", sub.Subject, "err", err)
+	}
+}
+
+// droppedIn is what the subscriptions of events dropped past their
+// pending limits: the server did not take them as fast as NATS sent.
+func (l *Link) droppedIn() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.droppedGone
+	add := func(sub *nats.Subscription) {
+		if d, err := sub.Dropped(); err == nil {
+			n += uint64(d)
+		}
+	}
+	if l.nodeSub != nil {
+		add(l.nodeSub)
+	}
+	for _, sub := range l.subs {
+		add(sub)
+	}
+	return n
+}
+
+// asyncError is nats.go's ErrorHandler. nats.go reports a subscription
+// that drops past its pending limits once per episode, at its first
+// drop: the log says so once per episode, Stats.DroppedIn counts them
+// all.
+func (l *Link) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	subj := ""
+	if sub != nil {
+		subj = sub.Subject
+	}
+	if errors.Is(err, nats.ErrSlowConsumer) && sub != nil {
+		msgs, bytes, _ := sub.PendingLimits()
+		l.log.Warn("NATS sends faster than the server delivers: events past the subscription's pending limits are dropped",
+			"subject", subj, "pending_msgs_limit", msgs, "pending_bytes_limit", bytes, "dropped_in", l.droppedIn())
+		return
+	}
+	l.log.Warn("NATS reported an error", "subject", subj, "err", err)
 }

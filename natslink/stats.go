@@ -25,6 +25,10 @@ type Stats struct {
 	// Dropped counts the events dropped: the buffer was full while NATS
 	// was down.
 	Dropped uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_nats_dropped_total" help:"Events dropped because the buffer was full while NATS was down."`
+	// DroppedIn counts the events from NATS that nats.go dropped: they
+	// came faster than the server delivered them, past a subscription's
+	// pending limits.
+	DroppedIn uint64 `json:"dropped_in" msgpack:"dropped_in" metric:"netcluster_nats_dropped_in_total" help:"Events from NATS dropped because they came faster than the server delivered them."`
 	// JetStreamLag is what the JetStream consumer has yet to deliver, as
 	// last asked (every heartbeat); 0 without JetStream.
 	JetStreamLag uint64 `json:"jetstream_lag" msgpack:"jetstream_lag" metric:"netcluster_nats_jetstream_lag" help:"Events the JetStream consumer has yet to deliver, as last asked."`
@@ -47,7 +51,7 @@ func (l *Link) Stats() Stats {
 		EventsOut: l.eventsOut.Load(), EventsIn: l.eventsIn.Load(),
 		MsgsOut: ns.OutMsgs, MsgsIn: ns.InMsgs, BytesOut: ns.OutBytes, BytesIn: ns.InBytes,
 		Reconnects: ns.Reconnects, Buffered: buffered,
-		Dropped: l.dropped.Load(), Malformed: l.malformed.Load(),
+		Dropped: l.dropped.Load(), DroppedIn: l.droppedIn(), Malformed: l.malformed.Load(),
 		JetStreamLag: l.jsLagNow(),
 	}
 }

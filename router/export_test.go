@@ -38,3 +38,10 @@ func NetworkAnswerType() reflect.Type { return netAnswerType }
 
 // NewNetworkAnswer is the network part of stats for n.
 func NewNetworkAnswer(n NetStats) NetworkAnswer { return newNetworkAnswer(n) }
+
+// SetNATSPendingLimits sets the pending limits of the subscriptions of
+// events of the NATS links opened until the test ends.
+func SetNATSPendingLimits(t interface{ Cleanup(func()) }, msgs, bytes int) {
+	natsPending.msgs, natsPending.bytes = msgs, bytes
+	t.Cleanup(func() { natsPending.msgs, natsPending.bytes = 0, 0 })
+}

@@ -49,6 +49,11 @@ type NATSStats struct {
 	Undeliverable uint64 `json:"undeliverable" msgpack:"undeliverable" metric:"netcluster_nats_undeliverable_total" help:"Replies from NATS whose asker is not connected here."`
 }
 
+// natsPending, when set, are the pending limits of the link's
+// subscriptions of events; the tests lower them (SetNATSPendingLimits).
+// Otherwise nats.go's defaults hold: 512 Ki messages or 64 MiB each.
+var natsPending struct{ msgs, bytes int }
+
 // openNats opens the NATS link that cfg asks for, or returns nil when
 // cfg has no nats.url. The link connects in the background when NATS is
 // not reachable yet.
@@ -74,6 +79,7 @@ func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
 		JetStream: n.JetStream, MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, Durable: n.Durable, CatchUp: catchUp,
 		Heartbeat: cfg.Heartbeat, PeerTimeout: cfg.PeerTimeout, Version: softwareVersion(),
 		Channels: func() []string { return s.Config().ChannelNames() }, Logger: s.log,
+		PendingMsgs: natsPending.msgs, PendingBytes: natsPending.bytes,
 	}, s.fromNats)
 	if err != nil {
 		return nil, fmt.Errorf("router: nats: %w", err)
