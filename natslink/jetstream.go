@@ -84,6 +84,11 @@ func (l *Link) jsApply() {
 	if !l.nc.IsConnected() || l.js.held {
 		return
 	}
+	select {
+	case <-l.stop:
+		return // closing: jsStop has drained the consumer, or will
+	default:
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	js, err := jetstream.New(l.nc)
@@ -106,7 +111,8 @@ func (l *Link) jsApply() {
 		return
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, name, jetstream.ConsumerConfig{Durable: l.durableName(),
-		FilterSubjects: l.js.subjects, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy})
+		FilterSubjects: l.js.subjects, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
+		AckWait: AckWait})
 	if err != nil {
 		l.log.Warn("creating the JetStream consumer failed", "stream", name, "consumer", l.durableName(), "err", err)
 		return
@@ -115,12 +121,19 @@ func (l *Link) jsApply() {
 	if l.js.cc == nil {
 		// The handler decodes into one Event: one message at a time,
 		// even while the consumer replaces its subscription.
-		handle, one := l.receive(false), new(sync.Mutex)
+		// A message the closed link did not deliver is given back
+		// (Nak), so that the next consumer of the durable gets it
+		// first, without waiting out AckWait.
+		handle, one := l.handler(false), new(sync.Mutex)
 		l.js.cc, err = cons.Consume(func(m jetstream.Msg) {
 			one.Lock()
-			handle(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+			ok := handle(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
 			one.Unlock()
-			m.Ack()
+			if ok {
+				m.Ack()
+			} else {
+				m.Nak()
+			}
 		})
 		if err != nil {
 			l.log.Warn("consuming from JetStream failed", "consumer", l.durableName(), "err", err)
@@ -158,12 +171,34 @@ func (l *Link) jsSetChannels(names []string) {
 	l.jsApply()
 }
 
-// jsStop stops consuming.
+// AckWait is how long NATS waits for the acknowledgement of an event it
+// handed to a server before it hands it again, to the next consumer of
+// the durable: the bound on the delay of the events a server took but
+// neither delivered nor gave back (it was killed, or its drain at Close
+// timed out and its connection closed first).
+const AckWait = 30 * time.Second
+
+// drainWait bounds how long Close waits for the events the consumer
+// has taken from NATS to be delivered.
+const drainWait = 2 * time.Second
+
+// jsStop stops consuming: it takes no more from NATS, and delivers and
+// acknowledges what it took already (for at most drainWait), so that
+// those events are neither lost nor held until AckWait for the next
+// consumer, behind newer ones. What comes after drainWait is given back
+// once the link is done (see handler).
 func (l *Link) jsStop() {
 	l.js.mu.Lock()
-	defer l.js.mu.Unlock()
-	if l.js.cc != nil {
-		l.js.cc.Stop()
-		l.js.cc = nil
+	cc := l.js.cc
+	l.js.cc = nil
+	l.js.mu.Unlock()
+	if cc == nil {
+		return
+	}
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(drainWait):
+		l.log.Warn("the JetStream consumer did not drain in time: what it holds goes to the next consumer", "wait", drainWait)
 	}
 }

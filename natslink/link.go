@@ -102,7 +102,8 @@ type Link struct {
 	// dropped past their pending limits.
 	droppedGone uint64
 	deliverMu   sync.RWMutex
-	done        bool
+	closing     bool // Close has begun
+	done        bool // nothing more is delivered
 
 	pubMu  sync.Mutex
 	pubMsg nats.Msg // reused: PublishMsg copies it into nats.go's buffer
@@ -388,18 +389,25 @@ func setHeader(h nats.Header, key, value string) {
 }
 
 // Close leaves NATS. Once it returns, nothing more is delivered; it is
-// idempotent.
+// idempotent. With JetStream it first delivers what the consumer took
+// already (jsStop), so deliver must still work when Close is called.
 func (l *Link) Close() {
 	l.deliverMu.Lock()
-	if l.done {
+	if l.closing {
 		l.deliverMu.Unlock()
 		return
 	}
-	l.done = true
+	l.closing = true
 	l.deliverMu.Unlock()
 	close(l.stop)
 	l.wg.Wait()
 	l.jsStop()
+	l.deliverMu.Lock()
+	l.done = true
+	l.deliverMu.Unlock()
+	if l.nc.IsConnected() {
+		l.nc.FlushTimeout(time.Second) // the acknowledgements and the Naks
+	}
 	l.nc.Close()
 	select {
 	case <-l.closed:

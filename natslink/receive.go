@@ -8,31 +8,40 @@ import (
 )
 
 // receive returns the handler of a channel's subscription (node false)
-// or of the node's (node true): it decodes the message and delivers it,
-// unless it is this node's own or the link is closed. nats.go calls a
+// or of the node's (node true): see handler.
+func (l *Link) receive(node bool) nats.MsgHandler {
+	h := l.handler(node)
+	return func(m *nats.Msg) { h(m) }
+}
+
+// handler returns a function that decodes a message and delivers it,
+// unless it is this node's own or the link is closed. It reports false
+// when the link is closed: the message was not delivered, and one that
+// can be had again (from JetStream) should be. nats.go calls a
 // subscription's handler for one message at a time, so the handler
 // decodes every message into the same Event.
-func (l *Link) receive(node bool) nats.MsgHandler {
+func (l *Link) handler(node bool) func(*nats.Msg) bool {
 	prefix := Subject(l.cfg.Prefix, l.cfg.Cluster, "")
 	var ev Event
-	return func(m *nats.Msg) {
+	return func(m *nats.Msg) bool {
 		ok := decode(&ev, m, prefix, node)
 		if !ok {
 			l.malformed.Add(1)
 			l.log.Debug("dropped a malformed message from NATS", "subject", m.Subject)
-			return
+			return true
 		}
 		if ev.Origin == l.cfg.Node {
-			return // ours, back through another connection of this server
+			return true // ours, back through another connection of this server
 		}
 		l.deliverMu.RLock()
 		defer l.deliverMu.RUnlock()
 		if l.done {
-			return
+			return false
 		}
 		l.eventsIn.Add(1)
 		l.peers.count(ev.Origin, len(m.Data))
 		l.deliver(&ev)
+		return true
 	}
 }
 

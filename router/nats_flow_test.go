@@ -1,9 +1,12 @@
 package router_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
@@ -82,5 +85,70 @@ func TestNATSDroppedIn(t *testing.T) {
 	}
 	if c := logCount(s2, "events past the subscription's pending limits are dropped"); c == 0 || uint64(c) > dropped {
 		t.Errorf("%d log lines about the drops; want one per episode", c)
+	}
+}
+
+// seqsOf are the sequence numbers of the seqData events r heard, in
+// order.
+func seqsOf(r *routertest.Recorder) []int {
+	var out []int
+	for _, m := range r.Messages() {
+		if m.Event == "seq" {
+			out = append(out, seqOf(m))
+		}
+	}
+	return out
+}
+
+// TestNATSJetStreamDrainAtShutdown: a server that shuts down while its
+// JetStream consumer holds events it took but has not delivered yet (a
+// slow subscriber holds the link back) delivers them first, and
+// acknowledges them: the next server of the same durable gets the rest,
+// at once and in order, and nothing is lost or doubled. Before, they
+// were dropped at shutdown and came to the next one only after the
+// consumer's ack wait (30 s), behind newer ones.
+func TestNATSJetStreamDrainAtShutdown(t *testing.T) {
+	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	url := ns.ClientURL()
+	js := func(durable, more string) string {
+		return natsMembers(url, fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable), more+bridged)
+	}
+	s1 := routertest.NewServer(t, js("one", ""))
+	pub := s1.Dial(t, "A")
+	clients := ns.NumClients()
+	s2 := routertest.NewServer(t, js("two", `"maxframe": 16384, "maxpending": 65536, `))
+	rec2 := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	var slow counter
+	slow.listen(t, slow.dial(t, s2, "A", bus.QueueLen(64)), "seq", 100*time.Microsecond)
+	probe(t, pub, rec2)
+
+	// Past what the slow subscriber's socket and queue take, s2's link
+	// is held back, with the events its consumer took waiting.
+	const n = 20_000
+	emitAll(t, pub, "seq", n)
+	rec2.WaitCount(t, "seq", 3000)
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "nats-server to drop s2's connection", func() bool { return ns.NumClients() == clients })
+	if c := logCount(s2, "did not drain in time"); c != 0 {
+		t.Error("server 2's consumer did not drain within its bound")
+	}
+	got2 := seqsOf(rec2)
+	if len(got2) >= n {
+		t.Fatalf("server 2 delivered all %d events before it shut down: the test proves nothing", len(got2))
+	}
+	s3 := routertest.NewServer(t, js("two", "")) // s2 again: the same consumer
+	rec3 := routertest.Record(t, s3.Dial(t, "A"), ".*")
+	rec3.WaitCount(t, "seq", n-len(got2))
+	routertest.Fence(t, s3, "A", rec3)
+	got3 := seqsOf(rec3)
+	for i, v := range append(got2, got3...) {
+		if v != i {
+			t.Fatalf("event %d of the two servers is %d: lost, doubled or out of order (server 2 delivered %d, server 3 %d)", i, v, len(got2), len(got3))
+		}
+	}
+	if len(got2)+len(got3) != n {
+		t.Errorf("server 2 delivered %d events, server 3 %d; want %d in all", len(got2), len(got3), n)
 	}
 }
