@@ -95,11 +95,16 @@ type Link struct {
 
 	// mu guards subs; deliverMu lets Close wait for a delivery under
 	// way, and stops those that come after it.
-	mu      sync.Mutex
-	subs    map[string]*nats.Subscription // channel -> its subscription
-	nodeSub *nats.Subscription            // the node's subject: replies
-	// droppedGone is what the subscriptions unsubscribed since had
-	// dropped past their pending limits.
+	mu   sync.Mutex
+	subs map[string]*nats.Subscription // channel -> its subscription
+	// dropMu guards what droppedIn sums, apart from mu so that Stats
+	// never waits for SetChannels: eventSubs are the subscriptions of
+	// events (nodeSub, the node's subject, and the channels'), and
+	// droppedGone is what the ones unsubscribed since had dropped past
+	// their pending limits.
+	dropMu      sync.Mutex
+	nodeSub     *nats.Subscription
+	eventSubs   []*nats.Subscription
 	droppedGone uint64
 	deliverMu   sync.RWMutex
 	closing     bool // Close has begun
@@ -166,9 +171,10 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 		return nil, fmt.Errorf("natslink: subscribing: %w", err)
 	}
 	l.setPendingLimits(sub)
-	l.mu.Lock()
+	l.dropMu.Lock()
 	l.nodeSub = sub
-	l.mu.Unlock()
+	l.eventSubs = append(l.eventSubs, sub)
+	l.dropMu.Unlock()
 	if _, err := nc.Subscribe(hbSubject(cfg.Prefix, cfg.Cluster), l.heard); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("natslink: subscribing: %w", err)
@@ -292,6 +298,7 @@ func (l *Link) SetChannels(names []string) {
 		l.setPendingLimits(sub)
 		l.subs[name] = sub
 	}
+	l.dropMu.Lock()
 	for name, sub := range l.subs {
 		if !want[name] {
 			if n, err := sub.Dropped(); err == nil {
@@ -301,6 +308,11 @@ func (l *Link) SetChannels(names []string) {
 			delete(l.subs, name)
 		}
 	}
+	l.eventSubs = append(l.eventSubs[:0], l.nodeSub)
+	for _, sub := range l.subs {
+		l.eventSubs = append(l.eventSubs, sub)
+	}
+	l.dropMu.Unlock()
 	// Once the server has the subscriptions, what is published after
 	// SetChannels returns is delivered. A link still connecting sends
 	// them when it connects.

@@ -101,19 +101,13 @@ func (l *Link) setPendingLimits(sub *nats.Subscription) {
 // droppedIn is what the subscriptions of events dropped past their
 // pending limits: the server did not take them as fast as NATS sent.
 func (l *Link) droppedIn() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.dropMu.Lock()
+	defer l.dropMu.Unlock()
 	n := l.droppedGone
-	add := func(sub *nats.Subscription) {
+	for _, sub := range l.eventSubs {
 		if d, err := sub.Dropped(); err == nil {
 			n += uint64(d)
 		}
-	}
-	if l.nodeSub != nil {
-		add(l.nodeSub)
-	}
-	for _, sub := range l.subs {
-		add(sub)
 	}
 	return n
 }
