@@ -343,9 +343,22 @@ func TestServerAllocs(t *testing.T) {
 	for range 100 {
 		round()
 	}
-	if n := testing.AllocsPerRun(1000, round); n != 0 {
+	if n := serverAllocs(round); n != 0 {
 		t.Errorf("%v allocations per event routed to 4 clients, want 0", n)
 	}
+}
+
+// serverAllocs is the fewest allocations per round of three measures of
+// 1000 rounds. The count is the whole process's: on a loaded machine a
+// writer descheduled between its write and its release of the frame's
+// buffer makes the next read take a fresh one, now and then. A cost per
+// event shows in every measure.
+func serverAllocs(round func()) float64 {
+	least := testing.AllocsPerRun(1000, round)
+	for i := 0; i < 2 && least > 0; i++ {
+		least = min(least, testing.AllocsPerRun(1000, round))
+	}
+	return least
 }
 
 // BenchmarkFanoutRaw measures the server alone routing 128-byte events
