@@ -167,10 +167,7 @@ func (ch *Channel) tellRefused(nc net.Conn, code wire.ErrorCode, reason string) 
 func (ch *Channel) SetAccess(a Access) {
 	ch.mu.Lock()
 	ch.access.Store(&a)
-	conns := make([]*Conn, 0, len(ch.all))
-	for c := range ch.all {
-		conns = append(conns, c)
-	}
+	conns := ch.connsLocked()
 	ch.mu.Unlock()
 	for _, c := range conns {
 		if a.Allow != nil && (!c.credKnown || !a.Allow.Admits(c.cred)) {

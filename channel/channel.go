@@ -430,10 +430,7 @@ func (ch *Channel) Quiesce() {
 		ch.stopAccepting()
 		ch.drainOnce.Do(func() {}) // a Drain from now on would be answered to nobody
 		ch.mu.Lock()
-		conns := make([]*Conn, 0, len(ch.all))
-		for c := range ch.all {
-			conns = append(conns, c)
-		}
+		conns := ch.connsLocked()
 		for nc := range ch.refusing {
 			nc.SetReadDeadline(time.Unix(1, 0))
 		}
@@ -460,10 +457,7 @@ func (ch *Channel) Shutdown(ctx context.Context, code wire.ErrorCode, reason str
 		}
 		ch.Quiesce()
 		ch.mu.Lock()
-		conns := make([]*Conn, 0, len(ch.all))
-		for c := range ch.all {
-			conns = append(conns, c)
-		}
+		conns := ch.connsLocked()
 		ch.mu.Unlock()
 		for _, c := range conns {
 			c.finish(slog.LevelDebug, code, reason, 0)

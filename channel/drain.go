@@ -26,10 +26,7 @@ func (ch *Channel) Drain() {
 	ch.stopAccepting()
 	ch.drainOnce.Do(func() {
 		ch.mu.Lock()
-		conns := make([]*Conn, 0, len(ch.all))
-		for c := range ch.all {
-			conns = append(conns, c)
-		}
+		conns := ch.connsLocked()
 		ch.mu.Unlock()
 		for _, c := range conns {
 			if c.mode.Load() == modeBinary {
@@ -134,4 +131,14 @@ func (c *Conn) drainAnswered(body []byte) bool {
 	}
 	c.logger().Debug("client drained")
 	return false
+}
+
+// connsLocked returns the channel's connections, in no order, for a
+// caller to go through once it has let go of ch.mu, which it holds now.
+func (ch *Channel) connsLocked() []*Conn {
+	conns := make([]*Conn, 0, len(ch.all))
+	for c := range ch.all {
+		conns = append(conns, c)
+	}
+	return conns
 }
