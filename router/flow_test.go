@@ -404,16 +404,8 @@ func BenchmarkFlood(b *testing.B) {
 				}
 				sent++
 			}
-			// Wait for the rest, until nothing more arrives for half a
-			// second: what has not arrived by then is lost.
-			for last, idle := got.Load(), time.Now(); got.Load() < sent; {
-				time.Sleep(time.Millisecond)
-				if n := got.Load(); n != last {
-					last, idle = n, time.Now()
-				} else if time.Since(idle) > 500*time.Millisecond {
-					break
-				}
-			}
+			// What has not arrived by then is lost.
+			awaitQuiet(&got, sent, 500*time.Millisecond)
 			b.StopTimer()
 			n := got.Load()
 			if n > 0 {

@@ -107,15 +107,7 @@ func benchNet(b *testing.B, size int, paced bool, extra string) {
 			b.Fatal(err)
 		}
 	}
-	// Wait for the rest, until nothing more arrives for half a second.
-	for last, idle := got.Load(), time.Now(); got.Load() < int64(b.N); {
-		time.Sleep(time.Millisecond)
-		if n := got.Load(); n != last {
-			last, idle = n, time.Now()
-		} else if time.Since(idle) > 500*time.Millisecond {
-			break
-		}
-	}
+	awaitQuiet(&got, int64(b.N), 500*time.Millisecond)
 	b.StopTimer()
 	elapsed := time.Unix(0, lastAt.Load()).Sub(start) // not the idle wait for lost events
 	n := got.Load()
@@ -130,5 +122,18 @@ func benchNet(b *testing.B, size int, paced bool, extra string) {
 		}
 		b.Logf("%d events lost: the receiver skipped %d datagrams (repaired %d, held at most %d bytes), dropped %d slow clients; the sender resent %d, answered %d as gone, %d answers cut by the rate",
 			int64(b.N)-n, got.Lost, got.Repaired, got.HeldPeak, slow, sent.Resent, sent.Unavailable, sent.RepairLimited)
+	}
+}
+
+// awaitQuiet waits for a count to reach want, or to stay still for
+// quiet: what has not arrived by then is taken as lost.
+func awaitQuiet(count *atomic.Int64, want int64, quiet time.Duration) {
+	for last, idle := count.Load(), time.Now(); count.Load() < want; {
+		time.Sleep(time.Millisecond)
+		if n := count.Load(); n != last {
+			last, idle = n, time.Now()
+		} else if time.Since(idle) > quiet {
+			return
+		}
 	}
 }

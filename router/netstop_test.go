@@ -142,16 +142,8 @@ func runStop(t testing.TB, plan stopPlan) stopResult {
 	stopPublisher()
 	res.emitted = emitted.Load()
 
-	// Wait for the rest, until nothing more arrives for 3 s.
 	for i := range recs {
-		for last, idle := recs[i].n.Load(), time.Now(); recs[i].n.Load() < res.emitted; {
-			time.Sleep(5 * time.Millisecond)
-			if n := recs[i].n.Load(); n != last {
-				last, idle = n, time.Now()
-			} else if time.Since(idle) > 3*time.Second {
-				break
-			}
-		}
+		awaitQuiet(&recs[i].n, res.emitted, 3*time.Second)
 	}
 	end := s1.stats(t)
 	res.heldMs = end.Network.FlowHeldMs - start.Network.FlowHeldMs
