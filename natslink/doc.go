@@ -18,6 +18,11 @@
 // nats.go program can so emit into a channel (HeaderEvent is the one
 // header it must set) and listen to one.
 //
+// With Config.Pack, the events of a channel go in packs instead
+// (HeaderPack): a body of length-prefixed event frames, as a channel's
+// socket carries them, several to a message. A link reads packs whether
+// or not it sends them.
+//
 // With Config.JetStream, a stream keeps the cluster's subjects, and the
 // link takes its channels' events from a durable consumer of it instead
 // of plain subscriptions, so that a server that was down gets what it
@@ -28,6 +33,8 @@
 // A Link is safe for concurrent use. Publish never blocks on the
 // network: nats.go buffers what it cannot send yet, up to Config.Buffer
 // bytes while disconnected, and Publish returns ErrDropped past that.
+// PublishFrame waits while maxPackedBytes of packs wait for a goroutine
+// of the link's to send them, and counts what NATS refuses when it sends.
 // The deliver function is called from nats.go's goroutines, one per
 // subscribed channel (or the JetStream consumer's), so events of one
 // sender on one channel arrive in the order they were sent. Close

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // Errors of Publish.
@@ -47,6 +48,10 @@ type Config struct {
 	// Buffer bounds what is kept while disconnected, in bytes; 0 keeps
 	// nothing.
 	Buffer int
+	// Pack sends the events of channels in packs (HeaderPack): the
+	// events that come while the previous pack is sent go together, in
+	// one message. Whether or not it is set, the link reads packs.
+	Pack bool
 	// JetStream takes the channels' events from a durable consumer
 	// (named Durable; "" is the host name) of a stream that keeps them
 	// for MaxAge, up to MaxBytes, instead of plain subscriptions.
@@ -83,6 +88,13 @@ type Event struct {
 	Channel, Event             string
 	ID, Origin, Sender, To, Re uuid.UUID
 	Data                       []byte
+	// Frame, set in an event the link delivers from a pack, is its Event
+	// frame, length prefix included, and Header is parsed from it; Event
+	// is then "" (Header.Event holds the name) and Data is Header.Data.
+	// Unlike the Event, Frame is the receiver's to keep: the link never
+	// writes to it again.
+	Frame  []byte
+	Header wire.EventHeader
 }
 
 // Link is a connection to NATS. Its methods are safe for concurrent use.
@@ -110,10 +122,13 @@ type Link struct {
 	closing     bool // Close has begun
 	done        bool // nothing more is delivered
 
+	pk packer // with Config.Pack
+
 	pubMu  sync.Mutex
 	pubMsg nats.Msg // reused: PublishMsg copies it into nats.go's buffer
 	// subjects caches the subject of each channel published to.
-	subjects map[string]string
+	subjectsMu sync.Mutex
+	subjects   map[string]string
 	// addressed is set while pubMsg holds the headers of a reply.
 	addressed bool
 	// origin and sender are the ids last published and their text: an
@@ -130,6 +145,7 @@ type Link struct {
 	// the next reconnect: one log per episode.
 	dropping                                atomic.Bool
 	failures                                atomic.Uint64 // connection attempts failed in a row
+	failed                                  atomic.Uint64 // publications failed, for the log
 	eventsOut, eventsIn, dropped, malformed atomic.Uint64
 }
 
@@ -187,6 +203,11 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	if cfg.JetStream {
 		l.wg.Add(1)
 		go l.jsLoop()
+	}
+	if cfg.Pack {
+		l.pk.init()
+		l.wg.Add(1)
+		go l.packLoop()
 	}
 	return l, nil
 }
@@ -328,13 +349,7 @@ func (l *Link) SetChannels(names []string) {
 func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 	l.pubMu.Lock()
 	m := &l.pubMsg
-	m.Subject, m.Data = l.subjects[ev.Channel], ev.Data
-	if m.Subject == "" {
-		m.Subject = Subject(l.cfg.Prefix, l.cfg.Cluster, ev.Channel)
-		if len(l.subjects) < maxSubjects {
-			l.subjects[ev.Channel] = m.Subject
-		}
-	}
+	m.Subject, m.Data = l.subjectOf(ev.Channel), ev.Data
 	h := m.Header
 	if l.addressed {
 		for _, k := range [...]string{HeaderTo, HeaderRe, HeaderChannel} {
@@ -356,21 +371,21 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 	err := l.nc.PublishMsg(m)
 	m.Data = nil
 	l.pubMu.Unlock()
-	switch {
-	case err == nil:
-		l.eventsOut.Add(1)
-		return nil
-	case errors.Is(err, nats.ErrReconnectBufExceeded):
-		l.dropped.Add(1)
-		if !l.dropping.Swap(true) {
-			l.log.Warn("NATS is down and its buffer is full: events are dropped until it is back", "buffer", l.cfg.Buffer)
+	return l.published(1, err)
+}
+
+// subjectOf returns the subject of a channel, from a cache.
+func (l *Link) subjectOf(channel string) string {
+	l.subjectsMu.Lock()
+	defer l.subjectsMu.Unlock()
+	s := l.subjects[channel]
+	if s == "" {
+		s = Subject(l.cfg.Prefix, l.cfg.Cluster, channel)
+		if len(l.subjects) < maxSubjects {
+			l.subjects[channel] = s
 		}
-		return ErrDropped
-	case errors.Is(err, nats.ErrConnectionClosed):
-		return ErrClosed
 	}
-	l.dropped.Add(1)
-	return err
+	return s
 }
 
 // maxSubjects bounds the cache of subjects.

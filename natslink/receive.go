@@ -2,9 +2,11 @@ package natslink
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // receive returns the handler of a channel's subscription (node false)
@@ -24,6 +26,9 @@ func (l *Link) handler(node bool) func(*nats.Msg) bool {
 	prefix := Subject(l.cfg.Prefix, l.cfg.Cluster, "")
 	var ev Event
 	return func(m *nats.Msg) bool {
+		if _, packed := m.Header[HeaderPack]; packed {
+			return l.unpack(&ev, m, prefix, node)
+		}
 		ok := decode(&ev, m, prefix, node)
 		if !ok {
 			l.malformed.Add(1)
@@ -43,6 +48,46 @@ func (l *Link) handler(node bool) func(*nats.Msg) bool {
 		l.deliver(&ev)
 		return true
 	}
+}
+
+// unpack delivers the events of a pack, as handler does: the pack's
+// subject is a channel's, and each of its frames an event of that
+// channel, addressed to nobody. It stops at the first malformed frame,
+// after which nothing can be read, counting the message malformed once;
+// the events before it are delivered.
+func (l *Link) unpack(ev *Event, m *nats.Msg, prefix string, node bool) bool {
+	if node || len(m.Subject) <= len(prefix) {
+		l.malformed.Add(1)
+		l.log.Debug("dropped a pack from NATS on a subject that is not a channel's", "subject", m.Subject)
+		return true
+	}
+	channel := m.Subject[len(prefix):]
+	l.deliverMu.RLock()
+	defer l.deliverMu.RUnlock()
+	if l.done {
+		return false
+	}
+	for body := m.Data; len(body) > 0; {
+		frame, hdr, rest, err := nextPacked(body)
+		if err == nil && (string(hdr.Channel) != channel || hdr.To != ([16]byte{})) {
+			err = fmt.Errorf("%w: an event of channel %q to %x in a pack of channel %q", errPack, wire.Clip(string(hdr.Channel), 64), hdr.To, channel)
+		}
+		if err != nil {
+			l.malformed.Add(1)
+			l.log.Debug("dropped the rest of a malformed pack from NATS", "subject", m.Subject, "err", err)
+			return true
+		}
+		body = rest
+		if hdr.Origin == l.cfg.Node {
+			continue // ours, back through another connection of this server
+		}
+		*ev = Event{Channel: channel, ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data,
+			Frame: frame, Header: hdr}
+		l.eventsIn.Add(1)
+		l.peers.count(ev.Origin, len(hdr.Data))
+		l.deliver(ev)
+	}
+	return true
 }
 
 // decode reads an event from a message of a channel's subject, whose

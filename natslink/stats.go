@@ -25,10 +25,10 @@ type Stats struct {
 	// Dropped counts the events dropped: the buffer was full while NATS
 	// was down.
 	Dropped uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_nats_dropped_total" help:"Events dropped because the buffer was full while NATS was down."`
-	// DroppedIn counts the events from NATS that nats.go dropped: they
+	// DroppedIn counts the messages from NATS that nats.go dropped: they
 	// came faster than the server delivered them, past a subscription's
-	// pending limits.
-	DroppedIn uint64 `json:"dropped_in" msgpack:"dropped_in" metric:"netcluster_nats_dropped_in_total" help:"Events from NATS dropped because they came faster than the server delivered them."`
+	// pending limits. A message is an event, or a pack of events.
+	DroppedIn uint64 `json:"dropped_in" msgpack:"dropped_in" metric:"netcluster_nats_dropped_in_total" help:"Messages from NATS (events, or packs of events) dropped because they came faster than the server delivered them."`
 	// JetStreamLag is what the JetStream consumer has yet to deliver, as
 	// last asked (every heartbeat); 0 without JetStream.
 	JetStreamLag uint64 `json:"jetstream_lag" msgpack:"jetstream_lag" metric:"netcluster_nats_jetstream_lag" help:"Events the JetStream consumer has yet to deliver, as last asked."`

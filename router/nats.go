@@ -75,7 +75,7 @@ func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
 		URL: n.URL, User: n.User, Password: n.Password, Token: n.Token,
 		NKeyFile: cfg.natsPath(n.NKeyFile), CredsFile: cfg.natsPath(n.CredsFile),
 		CA: cfg.natsPath(n.CA), Cert: cfg.natsPath(n.Cert), Key: cfg.natsPath(n.Key),
-		Prefix: n.Prefix, Cluster: cfg.Cluster, Name: name, Node: s.node, Buffer: n.Buffer,
+		Prefix: n.Prefix, Cluster: cfg.Cluster, Name: name, Node: s.node, Buffer: n.Buffer, Pack: n.Pack,
 		JetStream: n.JetStream, MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, Durable: n.Durable, CatchUp: catchUp,
 		Heartbeat: cfg.Heartbeat, PeerTimeout: cfg.PeerTimeout, Version: softwareVersion(),
 		Channels: func() []string { return s.Config().ChannelNames() }, Logger: s.log,
@@ -148,20 +148,27 @@ func (s *Server) stopNats() {
 }
 
 // toNats sends an event that entered the bus here on a propagatetonats
-// channel to NATS. The link copies the data before Publish returns.
-func (s *Server) toNats(r *route, ev *wire.EventHeader) {
+// channel to NATS: its frame, into a pack, when the link packs. The link
+// copies what it keeps before it returns.
+func (s *Server) toNats(r *route, ev *channel.Event) {
 	link := s.nats.link.Load()
 	if link == nil || !r.rule.PropagateToNATS {
 		return
 	}
-	s.nats.sent.add(ev.ID)
-	err := link.Publish(&natslink.Event{Channel: string(ev.Channel), Event: string(ev.Event),
-		ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, Data: ev.Data}, uuid.Nil)
+	hdr := &ev.Header
+	s.nats.sent.add(hdr.ID)
+	var err error
+	if link.Packing() {
+		err = link.PublishFrame(hdr.Channel, ev.Frame())
+	} else {
+		err = link.Publish(&natslink.Event{Channel: string(hdr.Channel), Event: string(hdr.Event),
+			ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data}, uuid.Nil)
+	}
 	if err == nil || errors.Is(err, natslink.ErrDropped) || errors.Is(err, natslink.ErrClosed) {
 		return // the link counts and logs its drops
 	}
 	if n := s.nats.sendFailed.Add(1); bits.OnesCount64(n) == 1 {
-		s.log.Warn("sending an event to NATS failed", "channel", string(ev.Channel), "failures", n, "err", err)
+		s.log.Warn("sending an event to NATS failed", "channel", string(hdr.Channel), "failures", n, "err", err)
 	}
 }
 
@@ -243,7 +250,21 @@ func (s *Server) deliverFromNats(ev *natslink.Event) (channel.Event, bool) {
 // natsFrame makes the frame of an event from NATS, checking its name
 // and data. The Event is returned by value: the channels copy what they
 // keep, so it stays on the stack and the frame is the one allocation.
+// An event from a pack comes with its frame, parsed and checked by the
+// link, which is the channels' to keep: no allocation at all.
 func (s *Server) natsFrame(ev *natslink.Event) (channel.Event, bool) {
+	if ev.Frame != nil {
+		err := wire.CheckEventName(ev.Header.Event)
+		if err != nil || len(ev.Frame) > s.Config().MaxFrame+wire.HeaderLen {
+			s.nats.malformed.Add(1)
+			s.log.Debug("dropped an invalid event from NATS", "channel", ev.Channel,
+				"event", wire.Clip(string(ev.Header.Event), 64), "bytes", len(ev.Frame), "err", err)
+			return channel.Event{}, false
+		}
+		out := channel.NewEvent(ev.Frame)
+		out.Header = ev.Header
+		return out, true
+	}
 	m := wire.Message{ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, Channel: ev.Channel, Event: ev.Event,
 		Data: ev.Data, To: ev.To, InReplyTo: ev.Re}
 	frame := wire.AppendEvent(make([]byte, 0, natsFrameSize(ev)), &m)

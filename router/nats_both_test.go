@@ -12,12 +12,17 @@ import (
 
 // TestNATSAndMulticast: with both links on, every event reaches the
 // other server over both, and is delivered once, in the order sent.
-func TestNATSAndMulticast(t *testing.T) {
+func TestNATSAndMulticast(t *testing.T) { bothFormats(t, testNATSAndMulticast) }
+
+func testNATSAndMulticast(t *testing.T, pack string) {
 	mcasttest.Need(t)
 	ns := startNATS(t, 0)
 	port := mcasttest.Port()
-	members := netMembers(port, "both", fmt.Sprintf(`"nats": {"url": %q},
-"channels": {"A": {"propagatetonet": true, "propagatetonats": true, "acceptfromnats": true}}`, ns.ClientURL()))
+	if pack != "" {
+		pack = ", " + pack
+	}
+	members := netMembers(port, "both", fmt.Sprintf(`"nats": {"url": %q%s},
+"channels": {"A": {"propagatetonet": true, "propagatetonats": true, "acceptfromnats": true}}`, ns.ClientURL(), pack))
 	s1, s2 := routertest.NewServer(t, members), routertest.NewServer(t, members)
 	waitPeers(t, s1, s2)
 	waitNATS(t, s1, s2)

@@ -49,6 +49,12 @@ type NATSConfig struct {
 	// connection is down; past it events are dropped and counted. 0
 	// keeps nothing. Default 8 MiB.
 	Buffer int
+	// Pack ("pack") sends the events of channels to NATS in packs: the
+	// events that come while the previous pack is sent go in one message
+	// (natslink.HeaderPack). Several times the throughput, but a plain
+	// NATS program listening gets packs, not one event per message.
+	// Servers read packs whether or not they send them. Default false.
+	Pack bool
 	// JetStream ("jetstream") takes the bridged channels' events through
 	// a JetStream stream that keeps them for MaxAge ("maxage") and up to
 	// MaxBytes ("maxbytes"), and a durable consumer named Durable
@@ -105,6 +111,9 @@ var natsKeys = []key[NATSConfig]{
 	{name: "buffer", typ: tInt, def: 8 << 20, lo: 0, hi: maxNATSBuffer,
 		doc:   "bytes kept for NATS while disconnected; past them events are dropped",
 		field: func(n *NATSConfig) any { return &n.Buffer }},
+	{name: "pack", typ: tBool, def: false,
+		doc:   "send the events waiting for NATS together, several to a message: faster, but plain NATS listeners see packs",
+		field: func(n *NATSConfig) any { return &n.Pack }},
 	{name: "jetstream", typ: tBool, def: false,
 		doc:   "keep the bridged events in a JetStream stream, for servers that were down",
 		field: func(n *NATSConfig) any { return &n.JetStream }},

@@ -19,13 +19,15 @@ import (
 // subscription back, and what NATS sends meanwhile waits in nats.go's
 // pending buffer, which the burst fits, instead of in the subscriber's
 // queue up to maxpending.
-func TestNATSSlowListenerLosesNothing(t *testing.T) {
+func TestNATSSlowListenerLosesNothing(t *testing.T) { bothFormats(t, testNATSSlowListenerLosesNothing) }
+
+func testNATSSlowListenerLosesNothing(t *testing.T, pack string) {
 	ns := startNATS(t, 0)
 	url := ns.ClientURL()
-	s1 := natsNode(t, url)
+	s1 := natsNode(t, url, pack)
 	// Small queues: the burst passes the marks even with the race
 	// detector slowing the publisher.
-	s2 := routertest.NewServer(t, natsMembers(url, "", `"maxframe": 16384, "maxpending": 65536, `+bridged))
+	s2 := routertest.NewServer(t, natsMembers(url, pack, `"maxframe": 16384, "maxpending": 65536, `+bridged))
 	waitNATS(t, s1, s2)
 	var sub, pubc counter
 	cl := sub.dial(t, s2, "A", bus.QueueLen(64))

@@ -69,10 +69,19 @@ func natsMembers(url, extra, channels string) string {
 	return fmt.Sprintf(`"heartbeat": "100ms", "peertimeout": "2s", "nats": {"url": %q%s}, %s`, url, extra, channels)
 }
 
-// natsNode starts an ncserver joined to NATS at url, channels bridged.
-func natsNode(t testing.TB, url string) *routertest.Server {
+// natsNode starts an ncserver joined to NATS at url, channels bridged;
+// extra, if any, are more members of its nats object.
+func natsNode(t testing.TB, url string, extra ...string) *routertest.Server {
 	t.Helper()
-	return routertest.NewServer(t, natsMembers(url, "", bridged))
+	return routertest.NewServer(t, natsMembers(url, strings.Join(extra, ", "), bridged))
+}
+
+// bothFormats runs f twice, once per way events cross NATS: one to a
+// message with headers (nats.pack off, the default), and in packs. pack
+// is the nats member that sets it, or "".
+func bothFormats(t *testing.T, f func(t *testing.T, pack string)) {
+	t.Run("headers", func(t *testing.T) { f(t, "") })
+	t.Run("packed", func(t *testing.T) { f(t, `"pack": true`) })
 }
 
 // natsStats are the NATS counters of ts; it fails the test when ts has

@@ -23,11 +23,13 @@ import (
 // targets there, each event once and in order, both ways; its own
 // server delivers it once; a server never sends on what came from NATS;
 // a channel that does not accept from NATS hears nothing.
-func TestNATSBridge(t *testing.T) {
+func TestNATSBridge(t *testing.T) { bothFormats(t, testNATSBridge) }
+
+func testNATSBridge(t *testing.T, pack string) {
 	ns := startNATS(t, 0)
 	url := ns.ClientURL()
-	s1, s2, s3 := natsNode(t, url), natsNode(t, url), natsNode(t, url)
-	deaf := routertest.NewServer(t, natsMembers(url, "", `"channels": {"A": {"propagatetonats": true}}`))
+	s1, s2, s3 := natsNode(t, url, pack), natsNode(t, url, pack), natsNode(t, url, pack)
+	deaf := routertest.NewServer(t, natsMembers(url, pack, `"channels": {"A": {"propagatetonats": true}}`))
 	waitNATS(t, s1, s2, s3, deaf)
 
 	var rec [4]*routertest.Recorder
@@ -143,10 +145,12 @@ func TestNATSPlainClient(t *testing.T) {
 // TestNATSRequestReply: a request answered on another server gets its
 // reply, over the asker's node subject: no other client hears it, and
 // no other server receives it.
-func TestNATSRequestReply(t *testing.T) {
+func TestNATSRequestReply(t *testing.T) { bothFormats(t, testNATSRequestReply) }
+
+func testNATSRequestReply(t *testing.T, pack string) {
 	ns := startNATS(t, 0)
 	url := ns.ClientURL()
-	s1, s2, s3 := natsNode(t, url), natsNode(t, url), natsNode(t, url)
+	s1, s2, s3 := natsNode(t, url, pack), natsNode(t, url, pack), natsNode(t, url, pack)
 	waitNATS(t, s1, s2, s3)
 	const n = 5
 	for i, r := range askAcross(t, []*routertest.Server{s1, s2, s3}, n) {
@@ -302,11 +306,17 @@ func TestNATSMetrics(t *testing.T) {
 // TestNATSJetStreamCatchUp: with JetStream, a server that was down gets,
 // on start, what its channels missed, in order and once, and then the
 // live events; its clients, back by then, hear them.
-func TestNATSJetStreamCatchUp(t *testing.T) {
+func TestNATSJetStreamCatchUp(t *testing.T) { bothFormats(t, testNATSJetStreamCatchUp) }
+
+func testNATSJetStreamCatchUp(t *testing.T, pack string) {
 	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
 	url := ns.ClientURL()
 	js := func(durable string) string {
-		return natsMembers(url, fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable), bridged)
+		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable)
+		if pack != "" {
+			extra += ", " + pack
+		}
+		return natsMembers(url, extra, bridged)
 	}
 	s1 := routertest.NewServer(t, js("one"))
 	pub := s1.Dial(t, "A")

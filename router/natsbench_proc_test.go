@@ -3,18 +3,15 @@
 package router_test
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -29,20 +26,15 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 	const size = 128
 	mcasttest.Need(b)
 	url := startNATSProc(b)
-	b.Run("bridge-128B", func(b *testing.B) {
-		s1 := startNcserver(b, natsMembers(url, "", `"channels": {"A": {"propagatetonats": true}}`))
-		s2 := startNcserver(b, natsMembers(url, "", `"channels": {"A": {"acceptfromnats": true}}`))
-		var got, lastAt atomic.Int64
-		sub := s2.dial(b, "A")
-		sub.On("bench", func(bus.Message) {
-			got.Add(1)
-			lastAt.Store(time.Now().UnixNano())
-		})
-		pub := s1.dial(b, "A")
-		probe(b, pub, routertest.Record(b, sub, "probe"))
-		data := bus.RawData(append(binary.BigEndian.AppendUint32([]byte{0xc6}, uint32(size)), make([]byte, size)...))
-		benchPaced(b, size, &got, &lastAt, func() error { return pub.Emit("bench", data) })
-	})
+	bridge := func(extra string) func(*testing.B) {
+		return func(b *testing.B) {
+			s1 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
+			s2 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
+			benchBridge(b, size, s1.dial(b, "A"), s2.dial(b, "A"))
+		}
+	}
+	b.Run("bridge-128B", bridge(""))
+	b.Run("bridge-packed-128B", bridge(`"pack": true`))
 	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false) })
 	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true) })
 }

@@ -27,22 +27,33 @@ func BenchmarkNATSBridge(b *testing.B) {
 	const size = 128
 	ns := startNATS(b, 0)
 	url := ns.ClientURL()
-	b.Run("bridge-128B", func(b *testing.B) {
-		s1 := routertest.NewServer(b, natsMembers(url, "", `"channels": {"A": {"propagatetonats": true}}`))
-		s2 := routertest.NewServer(b, natsMembers(url, "", `"channels": {"A": {"acceptfromnats": true}}`))
-		var got, lastAt atomic.Int64
-		sub := s2.Dial(b, "A")
-		sub.On("bench", func(bus.Message) {
-			got.Add(1)
-			lastAt.Store(time.Now().UnixNano())
-		})
-		pub := s1.Dial(b, "A")
-		probe(b, pub, routertest.Record(b, sub, "probe"))
-		data := bus.RawData(append(binary.BigEndian.AppendUint32([]byte{0xc6}, uint32(size)), make([]byte, size)...))
-		benchPaced(b, size, &got, &lastAt, func() error { return pub.Emit("bench", data) })
-	})
+	bridge := func(extra string) func(*testing.B) {
+		return func(b *testing.B) {
+			s1 := routertest.NewServer(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
+			s2 := routertest.NewServer(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
+			before := natsStats(b, s1)
+			benchBridge(b, size, s1.Dial(b, "A"), s2.Dial(b, "A"))
+			after := natsStats(b, s1)
+			b.ReportMetric(float64(after.EventsOut-before.EventsOut)/float64(max(1, after.MsgsOut-before.MsgsOut)), "events/msg")
+		}
+	}
+	b.Run("bridge-128B", bridge(""))
+	b.Run("bridge-packed-128B", bridge(`"pack": true`))
 	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false) })
 	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true) })
+}
+
+// benchBridge measures events from pub, a client of one ncserver, to
+// sub, a client of another.
+func benchBridge(b *testing.B, size int, pub, sub *bus.Client) {
+	var got, lastAt atomic.Int64
+	sub.On("bench", func(bus.Message) {
+		got.Add(1)
+		lastAt.Store(time.Now().UnixNano())
+	})
+	probe(b, pub, routertest.Record(b, sub, "probe"))
+	data := bus.RawData(append(binary.BigEndian.AppendUint32([]byte{0xc6}, uint32(size)), make([]byte, size)...))
+	benchPaced(b, size, &got, &lastAt, func() error { return pub.Emit("bench", data) })
 }
 
 // benchRawNATS measures nats.go pub/sub alone, with the headers the

@@ -85,7 +85,13 @@ func startNcserver(t testing.TB, members string) *ncproc {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(bin, "-log-level", "info", conf)
+	args := []string{"-log-level", "info"}
+	if d := os.Getenv("NCSERVER_CPUPROFILE_DIR"); d != "" {
+		// Profiling the servers of a test or benchmark: one file each,
+		// written when the server stops.
+		args = append(args, "-cpuprofile", filepath.Join(d, fmt.Sprintf("ncserver-%s.pprof", filepath.Base(dir))))
+	}
+	p.cmd = exec.Command(bin, append(args, conf)...)
 	p.cmd.Stderr = p.log
 	// Should the test binary die, its servers die with it (Linux).
 	p.cmd.SysProcAttr = dieWithParent()

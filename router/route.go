@@ -74,7 +74,7 @@ func (s *Server) handler(name string) channel.Handler {
 		if r.rule.PropagateToNet {
 			s.toNet(hdr, ev.Frame())
 		}
-		s.toNats(r, hdr)
+		s.toNats(r, ev)
 	}
 }
 

@@ -1,0 +1,222 @@
+package natslink
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"strconv"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/wire"
+)
+
+// HeaderPack marks a pack: a message that carries several events of one
+// channel, its value their number. Its body is their frames one after
+// another, each as a channel's socket carries it: a 4-byte big-endian
+// length, then the Event frame (PROTOCOL.md). A pack has no other
+// header: each frame holds its event's name, ids and data.
+const HeaderPack = "Nc-Pack"
+
+// Bounds of the packs: a pack is sent at maxPackBytes (or NATS's
+// max_payload, when lower), and Publish waits while maxPackedBytes wait
+// to be sent, so that a NATS server that takes events slowly holds the
+// publishers back, as a full multicast link does.
+const (
+	maxPackBytes   = 64 << 10
+	maxPackedBytes = 4 * maxPackBytes
+)
+
+// packer gathers, per subject, the events that Publish hands over while
+// packLoop is sending the previous packs: under load a pack holds what
+// came during one send, and a lone event goes alone, without waiting.
+type packer struct {
+	mu   sync.Mutex
+	room sync.Cond // signalled when packLoop has sent packs, or stopped
+	// filling is the pack of each channel that takes the next event;
+	// queued are the packs to send, in the order of their first event.
+	filling map[string]*pack
+	queued  []*pack
+	bytes   int // in the queued packs
+	stopped bool
+	free    []*pack
+	kick    chan struct{}
+	msg     nats.Msg // reused by packLoop alone
+}
+
+// pack is a message being filled: frames of one channel.
+type pack struct {
+	channel string
+	body    []byte
+	n       int
+}
+
+func (p *packer) init() {
+	p.room.L = &p.mu
+	p.filling = make(map[string]*pack)
+	p.kick = make(chan struct{}, 1)
+	p.msg.Header = nats.Header{}
+}
+
+// Packing reports whether the link sends the events of channels in
+// packs (Config.Pack): then PublishFrame sends them, and Publish only
+// replies.
+func (l *Link) Packing() bool { return l.cfg.Pack }
+
+// PublishFrame adds the frame of an event of channel (its length prefix
+// included) to the channel's pack, waiting while the packs already hold
+// maxPackedBytes. It copies frame before it returns. Errors: ErrClosed
+// once the link is closing; a pack that NATS did not take is counted
+// and logged (Stats.Dropped) when it is sent, not here.
+func (l *Link) PublishFrame(channel, frame []byte) error {
+	p := &l.pk
+	p.mu.Lock()
+	for p.bytes >= maxPackedBytes && !p.stopped {
+		p.room.Wait()
+	}
+	if p.stopped {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	pk := p.filling[string(channel)]
+	if pk == nil || (pk.n > 0 && len(pk.body)+len(frame) > l.packLimit()) {
+		pk = p.newPack(string(channel))
+		p.filling[pk.channel] = pk
+		p.queued = append(p.queued, pk)
+	}
+	pk.body = append(pk.body, frame...)
+	pk.n++
+	p.bytes += len(frame)
+	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// pendingBytes is what the packs hold, not yet sent.
+func (p *packer) pendingBytes() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bytes
+}
+
+// packLimit is the size a pack is sent at.
+func (l *Link) packLimit() int {
+	if mp := l.nc.MaxPayload(); mp > 0 && mp < maxPackBytes {
+		return int(mp)
+	}
+	return maxPackBytes
+}
+
+func (p *packer) newPack(channel string) *pack {
+	if n := len(p.free); n > 0 {
+		pk := p.free[n-1]
+		p.free = p.free[:n-1]
+		pk.channel = channel
+		return pk
+	}
+	return &pack{channel: channel}
+}
+
+// packLoop sends the packs as they fill, until Close: then it sends what
+// is left, and Publish returns ErrClosed from then on.
+func (l *Link) packLoop() {
+	defer l.wg.Done()
+	p := &l.pk
+	var sending []*pack
+	for {
+		stopping := false
+		select {
+		case <-p.kick:
+		case <-l.stop:
+			stopping = true
+		}
+		p.mu.Lock()
+		sending = append(sending[:0], p.queued...)
+		p.queued = p.queued[:0]
+		clear(p.filling)
+		if stopping {
+			p.stopped = true
+			p.room.Broadcast()
+		}
+		p.mu.Unlock()
+		sent := 0
+		for _, pk := range sending {
+			l.sendPack(pk)
+			sent += len(pk.body)
+		}
+		p.mu.Lock()
+		p.bytes -= sent
+		for _, pk := range sending {
+			if cap(pk.body) <= 2*maxPackBytes {
+				pk.body, pk.n = pk.body[:0], 0
+				p.free = append(p.free, pk)
+			}
+		}
+		p.room.Broadcast()
+		p.mu.Unlock()
+		clear(sending)
+		if stopping {
+			return
+		}
+	}
+}
+
+// sendPack publishes one pack; a pack of one event is a pack all the
+// same, so that a receiver reads every event of the link alike.
+func (l *Link) sendPack(pk *pack) {
+	m := &l.pk.msg
+	m.Subject, m.Data = l.subjectOf(pk.channel), pk.body
+	setHeader(m.Header, HeaderPack, strconv.Itoa(pk.n))
+	err := l.nc.PublishMsg(m)
+	m.Data = nil
+	l.published(pk.n, err)
+}
+
+// published counts n events that a publication of err sent or dropped.
+func (l *Link) published(n int, err error) error {
+	switch {
+	case err == nil:
+		l.eventsOut.Add(uint64(n))
+		return nil
+	case errors.Is(err, nats.ErrReconnectBufExceeded):
+		l.dropped.Add(uint64(n))
+		if !l.dropping.Swap(true) {
+			l.log.Warn("NATS is down and its buffer is full: events are dropped until it is back", "buffer", l.cfg.Buffer)
+		}
+		return ErrDropped
+	case errors.Is(err, nats.ErrConnectionClosed):
+		l.dropped.Add(uint64(n))
+		return ErrClosed
+	}
+	l.dropped.Add(uint64(n))
+	if f := l.failed.Add(1); bits.OnesCount64(f) == 1 {
+		l.log.Warn("sending events to NATS failed: they are dropped", "events", n, "failures", f, "err", err)
+	}
+	return err
+}
+
+// errPack is the error of a pack that is not frames of events.
+var errPack = errors.New("natslink: malformed pack")
+
+// nextPacked reads the first frame of a pack's body: the frame, length
+// prefix included, its header, and what follows it. The frame must be a
+// valid Event frame.
+func nextPacked(body []byte) (frame []byte, hdr wire.EventHeader, rest []byte, err error) {
+	if len(body) < wire.HeaderLen {
+		return nil, hdr, nil, fmt.Errorf("%w: %d bytes left, less than a length", errPack, len(body))
+	}
+	n := binary.BigEndian.Uint32(body)
+	if uint64(n) > uint64(len(body)-wire.HeaderLen) {
+		return nil, hdr, nil, fmt.Errorf("%w: a frame of %d bytes, with %d left", errPack, n, len(body)-wire.HeaderLen)
+	}
+	end := wire.HeaderLen + int(n)
+	hdr, err = wire.ParseEvent(body[wire.HeaderLen:end])
+	if err != nil {
+		return nil, hdr, nil, fmt.Errorf("%w: %w", errPack, err)
+	}
+	return body[:end:end], hdr, body[end:], nil
+}

@@ -1,0 +1,167 @@
+package router_test
+
+import (
+	"encoding/binary"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/wire"
+	"github.com/netcluster/netcluster/natslink"
+	"github.com/netcluster/netcluster/router/routertest"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// TestNATSPacks: with nats.pack, a server sends the events of a channel
+// in packs, several to a NATS message, which a plain nats.go program can
+// read as documented; a server that does not pack reads them all the
+// same, in order, and the packing server reads single events.
+func TestNATSPacks(t *testing.T) {
+	ns := startNATS(t, 0)
+	url := ns.ClientURL()
+	packing := natsNode(t, url, `"pack": true`)
+	single := natsNode(t, url)
+	waitNATS(t, packing, single)
+	nc := plainNATS(t, url)
+	sub, err := nc.SubscribeSync("netcluster.default.A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+
+	r := routertest.Record(t, single.Dial(t, "A"), ".*")
+	pub := packing.Dial(t, "A")
+	probe(t, pub, r)
+	const n = 3000
+	for i := range n {
+		if err := pub.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.WaitCount(t, "n", n)
+	checkSeq(t, "a server that does not pack, from one that does", dataOf(t, r, "n"), n)
+
+	// The plain program: every message is a pack of frames.
+	var got []int
+	msgs := 0
+	for len(got) < n {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v", len(got), n, err)
+		}
+		msgs++
+		count, err := strconv.Atoi(m.Header.Get(natslink.HeaderPack))
+		if err != nil || len(m.Header) != 1 {
+			t.Fatalf("a message with headers %v: want %s alone, a number", m.Header, natslink.HeaderPack)
+		}
+		frames := 0
+		for body := m.Data; len(body) > 0; frames++ {
+			size := int(binary.BigEndian.Uint32(body))
+			ev, err := wire.DecodeEvent(body[4 : 4+size])
+			if err != nil {
+				t.Fatalf("frame %d of a pack: %v", frames, err)
+			}
+			body = body[4+size:]
+			if ev.Channel != "A" || ev.Origin != packing.Node() || ev.Sender != pub.ID() {
+				t.Fatalf("an event of channel %q, origin %v, sender %v", ev.Channel, ev.Origin, ev.Sender)
+			}
+			if ev.Event == "n" {
+				var v int
+				if err := msgpack.Unmarshal(ev.Data, &v); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, v)
+			}
+		}
+		if frames != count {
+			t.Errorf("a pack says %d events and holds %d", count, frames)
+		}
+	}
+	checkSeq(t, "read by a plain NATS program", got, n)
+	if msgs >= n {
+		t.Errorf("%d events came in %d messages: no pack held more than one", n, msgs)
+	}
+	t.Logf("%d events in %d packs", n, msgs)
+	if st := natsStats(t, packing); st.EventsOut < n || st.Dropped != 0 {
+		t.Errorf("the packing server counts %d events out, %d dropped", st.EventsOut, st.Dropped)
+	}
+
+	// The other way: single events into the packing server.
+	back := routertest.Record(t, packing.Dial(t, "A"), "back")
+	pub2 := single.Dial(t, "A")
+	for i := range 10 {
+		if err := pub2.Emit("back", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back.WaitCount(t, "back", 10)
+	checkSeq(t, "a packing server, from one that does not pack", dataOf(t, back, "back"), 10)
+}
+
+// TestNATSBadPacks: a pack that is not frames of events of its subject's
+// channel, addressed to nobody, is dropped from its first bad frame on
+// and counted (the events before it are delivered); a frame of the
+// server's own is skipped; the server goes on.
+func TestNATSBadPacks(t *testing.T) {
+	ns := startNATS(t, 0)
+	ts := routertest.NewServer(t, `"maxframe": 4096, `+natsMembers(ns.ClientURL(), "", bridged))
+	nc := plainNATS(t, ns.ClientURL())
+	r := routertest.Record(t, ts.Dial(t, "A"), ".*")
+	waitNATS(t, ts)
+
+	frame := func(channel, event string, mod func(*wire.Message)) []byte {
+		data, _ := msgpack.Marshal(event)
+		m := wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), Channel: channel, Event: event, Data: data}
+		if mod != nil {
+			mod(&m)
+		}
+		return wire.AppendEvent(nil, &m)
+	}
+	send := func(subject string, frames ...[]byte) {
+		t.Helper()
+		m := nats.NewMsg(subject)
+		m.Header.Set(natslink.HeaderPack, strconv.Itoa(len(frames)))
+		for _, f := range frames {
+			m.Data = append(m.Data, f...)
+		}
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const subj = "netcluster.default.A"
+	good := frame("A", "good", nil)
+	send(subj, frame("A", "before", nil), frame("B", "other channel", nil), frame("A", "after", nil))
+	send(subj, frame("A", "addressed", func(m *wire.Message) { m.To, m.InReplyTo = uuid.New(), uuid.New() }))
+	send(subj, good[:len(good)-1])                              // cut short
+	send(subj, append([]byte{0xff, 0xff, 0xff, 0xff}, good...)) // a length past the end
+	send(subj, []byte{0, 0, 0, 2, 0x92, 0xc0})                  // not an event frame
+	send("netcluster.$node.default."+ts.Node().String(), frame("A", "on the node subject", nil))
+	send(subj, frame("A", "own", func(m *wire.Message) { m.Origin = ts.Node() }), frame("A", "theirs", nil))
+	send(subj, frame("A", "big", func(m *wire.Message) { m.Data, _ = msgpack.Marshal(strings.Repeat("x", 5000)) }))
+	send(subj, frame("A", "end", nil))
+	r.WaitCount(t, "end", 1)
+	routertest.WaitFor(t, "the node subject's pack", func() bool { return natsStats(t, ts).Malformed >= 6 })
+
+	if evs := strings.Join(r.Events(), " "); evs != "before theirs end" {
+		t.Errorf("delivered %q; want before theirs end", evs)
+	}
+	st := natsStats(t, ts)
+	if st.Malformed != 6 || st.Invalid != 1 {
+		t.Errorf("malformed %d, invalid %d; want 6 (five packs and the node subject's) and 1 (past maxframe)", st.Malformed, st.Invalid)
+	}
+}
+
+// plainNATS is a plain nats.go connection to url, closed when the test
+// ends.
+func plainNATS(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
