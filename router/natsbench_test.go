@@ -1,8 +1,10 @@
 package router_test
 
 import (
+	"context"
 	"encoding/binary"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -129,4 +131,41 @@ func benchPaced(b *testing.B, size int, got, lastAt *atomic.Int64, emit func() e
 	n := got.Load()
 	b.ReportMetric(float64(n)/time.Unix(0, lastAt.Load()).Sub(start).Seconds(), "events/s")
 	b.ReportMetric(float64(int64(b.N)-n), "lost")
+}
+
+// BenchmarkNATSRoundTrip measures a request from a client of one
+// ncserver answered by a client of another, through one NATS server in
+// process, one request at a time, in both of the bridge's formats: the
+// request crosses alone (in a pack of one, packed), the reply on the
+// asker's server's subject. It reports the median and 99th percentile.
+func BenchmarkNATSRoundTrip(b *testing.B) {
+	ns := startNATS(b, 0)
+	url := ns.ClientURL()
+	for _, f := range []struct{ name, extra string }{{"single", ""}, {"packed", `"pack": true`}} {
+		b.Run(f.name, func(b *testing.B) {
+			s1, s2 := natsNode(b, url, f.extra), natsNode(b, url, f.extra)
+			answer := s2.Dial(b, "A")
+			if _, err := answer.On("ask", func(m bus.Message) { answer.Reply(m, bus.RawData(m.Data)) }); err != nil {
+				b.Fatal(err)
+			}
+			ask := s1.Dial(b, "A")
+			probe(b, ask, routertest.Record(b, s2.Dial(b, "A"), "probe"))
+			rtts := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := ask.Request(ctx, "ask", bus.RawData{0xc0})
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				rtts = append(rtts, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(rtts)
+			b.ReportMetric(float64(rtts[len(rtts)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(rtts[len(rtts)*99/100].Microseconds()), "p99-µs")
+		})
+	}
 }
