@@ -205,6 +205,11 @@ func TestEmitFromListenerNoDeadlock(t *testing.T) {
 		echoer.check(t, "the echoer", 0)
 	})
 	t.Run("two streams echoed both ways", func(t *testing.T) {
+		// Within what a client reads on while its listener's Emit waits
+		// (65,536 events past QueueLen): longer streams, echoed at full
+		// speed both ways, fill it and one client is dropped, as
+		// docs/client.md says.
+		n := min(n, 40_000)
 		ts := routertest.NewServer(t, `"channels": {"A": {}}`)
 		var xc, yc counter
 		x, y := xc.dial(t, ts, "A", small...), yc.dial(t, ts, "A", small...)
