@@ -13,10 +13,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// TestLink: two links on one NATS server; what one publishes on a
-// channel the other delivers, never its own; a reply goes to its node;
-// each sees the other as a peer; Close leaves nothing running.
-func TestLink(t *testing.T) {
+// startNATS starts a NATS server in process on a free loopback port,
+// shut down when the test ends.
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +25,15 @@ func TestLink(t *testing.T) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server did not start")
 	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+// TestLink: two links on one NATS server; what one publishes on a
+// channel the other delivers, never its own; a reply goes to its node;
+// each sees the other as a peer; Close leaves nothing running.
+func TestLink(t *testing.T) {
+	ns := startNATS(t)
 
 	var mu sync.Mutex
 	got := map[uuid.UUID][]Event{}
