@@ -10,8 +10,8 @@ import (
 )
 
 // TestNATSReload: a reload that changes the nats settings swaps the
-// connection, off and on again too, and the local clients stay
-// connected throughout.
+// connection, off and on again too, and to packs, and the local clients
+// stay connected throughout.
 func TestNATSReload(t *testing.T) {
 	ns1, ns2 := startNATS(t, 0), startNATS(t, 0)
 	s1, s2 := natsNode(t, ns1.ClientURL()), natsNode(t, ns2.ClientURL())
@@ -51,10 +51,29 @@ func TestNATSReload(t *testing.T) {
 	}
 	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), ".*"))
 
+	// Packs on, on s1 alone: the link is swapped again, and s2, which
+	// does not pack, reads them.
+	far := routertest.Record(t, s2.Dial(t, "A"), "packed")
+	if got := reload(natsMembers(ns2.ClientURL(), `"prefix": "other", "pack": true`, bridged)); !slices.Contains(got, "nats.pack") {
+		t.Errorf("the reload reports the settings %v, without nats.pack", got)
+	}
+	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), "probe"))
+	const n = 2000
+	for i := range n {
+		if err := pub.Emit("packed", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	far.WaitCount(t, "packed", n)
+	checkSeq(t, "packed after the reload", dataOf(t, far, "packed"), n)
+	if st := natsStats(t, s1); st.MsgsOut >= st.EventsOut {
+		t.Errorf("%d events went out in %d messages: no packs", st.EventsOut, st.MsgsOut)
+	}
+
 	if n := drops.Load(); n != 0 || pub.ID() != id {
 		t.Errorf("local clients were disconnected %d times (client id %v, was %v)", n, pub.ID(), id)
 	}
-	if c := logCount(s1, "NATS link opened"); c != 3 {
-		t.Errorf("the link was opened %d times, want 3", c)
+	if c := logCount(s1, "NATS link opened"); c != 4 {
+		t.Errorf("the link was opened %d times, want 4", c)
 	}
 }
