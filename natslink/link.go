@@ -205,7 +205,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 		go l.jsLoop()
 	}
 	if cfg.Pack {
-		l.pk.init()
+		l.pk.init(l.packLimit())
 		l.wg.Add(1)
 		go l.packLoop()
 	}

@@ -14,10 +14,14 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startNATS starts a NATS server in process on a free loopback port,
-// shut down when the test ends.
-func startNATS(t *testing.T) *server.Server {
+// with its options changed by mods, shut down when the test ends.
+func startNATS(t *testing.T, mods ...func(*server.Options)) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	o := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
+	for _, f := range mods {
+		f(o)
+	}
+	ns, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,9 @@ type packer struct {
 	filling map[string]*pack
 	queued  []*pack
 	bytes   int // in the queued packs
+	// limit is the size a pack is sent at (packLimit), as packLoop last
+	// asked nats.go: not asked per event, as it takes nats.go's lock.
+	limit   int
 	stopped bool
 	free    []*pack
 	kick    chan struct{}
@@ -52,7 +55,8 @@ type pack struct {
 	n       int
 }
 
-func (p *packer) init() {
+func (p *packer) init(limit int) {
+	p.limit = limit
 	p.room.L = &p.mu
 	p.filling = make(map[string]*pack)
 	p.kick = make(chan struct{}, 1)
@@ -80,7 +84,7 @@ func (l *Link) PublishFrame(channel, frame []byte) error {
 		return ErrClosed
 	}
 	pk := p.filling[string(channel)]
-	if pk == nil || (pk.n > 0 && len(pk.body)+len(frame) > l.packLimit()) {
+	if pk == nil || (pk.n > 0 && len(pk.body)+len(frame) > p.limit) {
 		pk = p.newPack(string(channel))
 		p.filling[pk.channel] = pk
 		p.queued = append(p.queued, pk)
@@ -103,13 +107,19 @@ func (p *packer) pendingBytes() int {
 	return p.bytes
 }
 
-// packLimit is the size a pack is sent at.
+// packLimit is the size a pack's body is sent at: maxPackBytes, or the
+// NATS server's max_payload when lower, less room for the header, which
+// max_payload counts too.
 func (l *Link) packLimit() int {
-	if mp := l.nc.MaxPayload(); mp > 0 && mp < maxPackBytes {
+	if mp := l.nc.MaxPayload() - packHeaderRoom; mp > 0 && mp < maxPackBytes {
 		return int(mp)
 	}
 	return maxPackBytes
 }
+
+// packHeaderRoom bounds the header block of a pack:
+// "NATS/1.0\r\nNc-Pack: <count>\r\n\r\n".
+const packHeaderRoom = 64
 
 func (p *packer) newPack(channel string) *pack {
 	if n := len(p.free); n > 0 {
@@ -134,7 +144,9 @@ func (l *Link) packLoop() {
 		case <-l.stop:
 			stopping = true
 		}
+		limit := l.packLimit() // the server connected to may have changed
 		p.mu.Lock()
+		p.limit = limit
 		sending = append(sending[:0], p.queued...)
 		p.queued = p.queued[:0]
 		clear(p.filling)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/netcluster/netcluster/internal/wire"
 )
@@ -112,21 +114,37 @@ func FuzzNextPacked(f *testing.F) {
 }
 
 // TestPackDrainAtClose: the packs still waiting when Close is called are
-// sent before it returns; PublishFrame after Close says ErrClosed and
-// nothing is left running (TestMain's goleak).
+// sent before it returns, none larger than 64 KiB, or than the NATS
+// server's max_payload when lower; PublishFrame after Close says
+// ErrClosed and nothing is left running (TestMain's goleak).
 func TestPackDrainAtClose(t *testing.T) {
-	ns := startNATS(t)
+	for _, maxPayload := range []int32{0, 4096} {
+		t.Run(fmt.Sprintf("max_payload %d", maxPayload), func(t *testing.T) {
+			testPackDrainAtClose(t, maxPayload)
+		})
+	}
+}
+
+func testPackDrainAtClose(t *testing.T, maxPayload int32) {
+	ns := startNATS(t, func(o *server.Options) { o.MaxPayload = maxPayload })
+	limit := maxPackBytes
+	if maxPayload > 0 {
+		limit = int(maxPayload)
+	}
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	var events atomic.Int64
-	var packs []int
+	var events, biggest atomic.Int64
+	var packs int // nats.go calls one subscription's handler at a time
 	sub, err := nc.Subscribe(Subject("netcluster", "", "A"), func(m *nats.Msg) {
 		n, _ := strconv.Atoi(m.Header.Get(HeaderPack))
-		packs = append(packs, n) // nats.go calls one subscription's handler at a time
+		packs++
 		events.Add(int64(n))
+		if int64(len(m.Data)) > biggest.Load() {
+			biggest.Store(int64(len(m.Data)))
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -160,5 +178,8 @@ func TestPackDrainAtClose(t *testing.T) {
 	if got := events.Load(); got != n {
 		t.Errorf("a plain subscriber got %d events, want %d", got, n)
 	}
-	t.Logf("%d bytes of packs waited at Close; %d events came in %d packs", pending, n, len(packs))
+	if b := biggest.Load(); b > int64(limit) {
+		t.Errorf("a pack of %d bytes, past the limit of %d", b, limit)
+	}
+	t.Logf("%d bytes of packs waited at Close; %d events came in %d packs, the biggest %d bytes", pending, n, packs, biggest.Load())
 }
