@@ -20,17 +20,20 @@ import (
 const HeaderPack = "Nc-Pack"
 
 // Bounds of the packs: a pack is sent at maxPackBytes (or NATS's
-// max_payload, when lower), and Publish waits while maxPackedBytes wait
-// to be sent, so that a NATS server that takes events slowly holds the
-// publishers back, as a full multicast link does.
+// max_payload, when lower), and PublishFrame waits while maxPackedBytes
+// wait to be sent, so that a NATS server that takes events slowly holds
+// the publishers back, as a full multicast link does. At most
+// maxFreePacks sent packs are kept for reuse.
 const (
 	maxPackBytes   = 64 << 10
 	maxPackedBytes = 4 * maxPackBytes
+	maxFreePacks   = 16
 )
 
-// packer gathers, per subject, the events that Publish hands over while
-// packLoop is sending the previous packs: under load a pack holds what
-// came during one send, and a lone event goes alone, without waiting.
+// packer gathers, per channel, the events that PublishFrame hands over
+// while packLoop is sending the previous packs: under load a pack holds
+// what came during one send, and a lone event goes alone, without
+// waiting.
 type packer struct {
 	mu   sync.Mutex
 	room sync.Cond // signalled when packLoop has sent packs, or stopped
@@ -132,7 +135,7 @@ func (p *packer) newPack(channel string) *pack {
 }
 
 // packLoop sends the packs as they fill, until Close: then it sends what
-// is left, and Publish returns ErrClosed from then on.
+// is left, and PublishFrame returns ErrClosed from then on.
 func (l *Link) packLoop() {
 	defer l.wg.Done()
 	p := &l.pk
@@ -163,7 +166,7 @@ func (l *Link) packLoop() {
 		p.mu.Lock()
 		p.bytes -= sent
 		for _, pk := range sending {
-			if cap(pk.body) <= 2*maxPackBytes {
+			if cap(pk.body) <= 2*maxPackBytes && len(p.free) < maxFreePacks {
 				pk.body, pk.n = pk.body[:0], 0
 				p.free = append(p.free, pk)
 			}
