@@ -24,6 +24,7 @@ type jsState struct {
 	kick     chan struct{} // (re)connected: apply again
 	lag      uint64        // what the consumer has yet to deliver, as last asked
 	held     bool          // until Config.CatchUp has passed: no consumer yet
+	stopped  bool          // StopDelivering: no consumer again
 }
 
 // StreamName is the name of the stream of a prefix and a cluster.
@@ -81,7 +82,7 @@ func (l *Link) jsKick() {
 func (l *Link) jsApply() {
 	l.js.mu.Lock()
 	defer l.js.mu.Unlock()
-	if !l.nc.IsConnected() || l.js.held {
+	if !l.nc.IsConnected() || l.js.held || l.js.stopped {
 		return
 	}
 	select {

@@ -415,9 +415,25 @@ func setHeader(h nats.Header, key, value string) {
 	h[key] = []string{value}
 }
 
+// StopDelivering ends the link's deliveries and leaves it sending: a
+// server that stops calls it before it reads the last events its
+// clients wrote, which must still go out, and Close after them. With
+// JetStream it first delivers what the consumer took already (jsStop),
+// and makes no consumer again. It is idempotent.
+func (l *Link) StopDelivering() {
+	l.js.mu.Lock()
+	l.js.stopped = true
+	l.js.mu.Unlock()
+	l.jsStop()
+	l.deliverMu.Lock()
+	l.done = true
+	l.deliverMu.Unlock()
+}
+
 // Close leaves NATS. Once it returns, nothing more is delivered; it is
 // idempotent. With JetStream it first delivers what the consumer took
-// already (jsStop), so deliver must still work when Close is called.
+// already (jsStop), so deliver must still work when Close is called,
+// unless StopDelivering was.
 func (l *Link) Close() {
 	l.deliverMu.Lock()
 	if l.closing {

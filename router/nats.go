@@ -140,6 +140,16 @@ func (s *Server) prepareNats(cfg *Config, change linkChange) (commit, undo func(
 	return commit, undo, nil
 }
 
+// stopInbound ends what the links deliver, leaving them sending: a
+// server that stops reads its clients' last events after it, and they
+// still go out to the network and to NATS.
+func (s *Server) stopInbound() {
+	s.net.inboundOff.Store(true)
+	if l := s.nats.link.Load(); l != nil {
+		l.StopDelivering()
+	}
+}
+
 // stopNats closes the NATS link; nothing arrives from NATS after it.
 func (s *Server) stopNats() {
 	if l := s.nats.link.Swap(nil); l != nil {

@@ -41,6 +41,11 @@ type network struct {
 	// which are serialized, use it.
 	secret []byte
 
+	// inboundOff is set when the server stops: from then on fromNet
+	// delivers nothing, while the link still sends what the clients'
+	// last events bring (Server.stopInbound).
+	inboundOff atomic.Bool
+
 	delivered, noChannel, refused, malformed, sendFailed atomic.Uint64
 	// dropping is true from an event the link refused until one it
 	// takes: the episode is logged at its start and its end.
@@ -245,6 +250,9 @@ func (s *Server) toNet(ev *wire.EventHeader, frame []byte) {
 // dropped here, so that an event that another kind of link brings too,
 // or that a peer sends twice, is delivered once.
 func (s *Server) fromNet(from uuid.UUID, msg []byte) {
+	if s.net.inboundOff.Load() {
+		return // stopping: nothing more from the network
+	}
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
 	// The event is copied into its frame first and parsed there, once:

@@ -253,11 +253,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			chans = append(chans, ch)
 		}
 		s.mu.Unlock()
-		// Nothing more from the network, then stop every channel's input,
-		// so that no event is routed into a channel that is already
-		// flushing.
-		s.stopNet()
-		s.stopNats()
+		// Nothing more from the network and NATS, so that no event is
+		// routed into a channel that is already flushing; then stop
+		// every channel's input; then close the links, which send what
+		// the clients' last events brought them.
+		s.stopInbound()
 		if ctx.Err() == nil {
 			for _, ch := range chans {
 				ch.Drain() // every channel's clients at once: see Channel.Drain
@@ -266,6 +266,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for _, ch := range chans {
 			ch.Quiesce()
 		}
+		s.stopNet()
+		s.stopNats()
 		for _, ch := range chans {
 			if err := ch.Shutdown(ctx, wire.CodeShutdown, "server shutting down"); err != nil && s.shutErr == nil {
 				s.shutErr = err
