@@ -19,19 +19,19 @@ func TestNATSShutdownSendsLastEvents(t *testing.T) {
 		ns := startNATS(t, 0)
 		s1, s2 := natsNode(t, ns.ClientURL(), pack), natsNode(t, ns.ClientURL(), pack)
 		waitNATS(t, s1, s2)
-		local := routertest.Record(t, s1.Dial(t, "A"), "seq")
-		far := routertest.Record(t, s2.Dial(t, "A"), ".*")
-		pub := s1.Dial(t, "A", bus.Name("pub"))
-		probe(t, pub, far)
-		checkLastEventsOut(t, s1, pub, local, far)
+		checkLastEventsOut(t, s1, s2)
 	})
 }
 
-// checkLastEventsOut streams from pub, a client of stopping, shuts
-// stopping down mid-stream, and checks that every event its local
-// recorder heard reached far, on another server, too.
-func checkLastEventsOut(t *testing.T, stopping *routertest.Server, pub *bus.Client, local, far *routertest.Recorder) {
+// checkLastEventsOut streams on channel A from a client of stopping,
+// shuts stopping down mid-stream, and checks that every event a client
+// of stopping heard reached a client of other too.
+func checkLastEventsOut(t *testing.T, stopping, other *routertest.Server) {
 	t.Helper()
+	local := routertest.Record(t, stopping.Dial(t, "A"), "seq")
+	far := routertest.Record(t, other.Dial(t, "A"), ".*")
+	pub := stopping.Dial(t, "A", bus.Name("pub"))
+	probe(t, pub, far)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -95,9 +95,5 @@ func TestNetShutdownSendsLastEvents(t *testing.T) {
 	members := netMembers(mcasttest.Port(), "last", `"channels": {"A": {"propagatetonet": true}}`)
 	s1, s2 := routertest.NewServer(t, members), routertest.NewServer(t, members)
 	waitPeers(t, s1, s2)
-	local := routertest.Record(t, s1.Dial(t, "A"), "seq")
-	far := routertest.Record(t, s2.Dial(t, "A"), ".*")
-	pub := s1.Dial(t, "A", bus.Name("pub"))
-	probe(t, pub, far)
-	checkLastEventsOut(t, s1, pub, local, far)
+	checkLastEventsOut(t, s1, s2)
 }
