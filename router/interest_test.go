@@ -242,16 +242,9 @@ func newFilteredFanout(t testing.TB, subs int) (f *rawFanout, skipped []*rawConn
 		}
 		rc.nc.SetDeadline(time.Time{})
 	}
-	f.pub = dialRaw(t, ts, "A")
-	f.pub.hello()
-	f.pub.nc.SetDeadline(time.Time{})
-	m := wire.Message{Origin: f.pub.w.Node, Sender: f.pub.id, Channel: "A", Event: "bench",
-		Data: append([]byte{0xc4, 128}, make([]byte, 128)...)}
-	f.frame = wire.AppendEvent(nil, &m)
+	m := f.publisher(t, ts)
 	m.Event = "other"
-	skip = wire.AppendEvent(nil, &m)
-	f.buf = make([]byte, len(f.frame))
-	return f, skipped, skip
+	return f, skipped, wire.AppendEvent(nil, &m)
 }
 
 // TestServerAllocsFiltered: with filtering on, the server still

@@ -315,6 +315,14 @@ func newRawFanout(t testing.TB, subs int) *rawFanout {
 		rc.nc.SetDeadline(time.Time{})
 		f.recv = append(f.recv, rc)
 	}
+	f.publisher(t, ts)
+	return f
+}
+
+// publisher dials f's publisher on channel A of ts and makes the frame
+// it sends, event "bench" with 128 bytes of data; it returns the
+// message, for frames of other events.
+func (f *rawFanout) publisher(t testing.TB, ts *routertest.Server) wire.Message {
 	f.pub = dialRaw(t, ts, "A")
 	f.pub.hello()
 	f.pub.nc.SetDeadline(time.Time{})
@@ -322,7 +330,7 @@ func newRawFanout(t testing.TB, subs int) *rawFanout {
 		Data: append([]byte{0xc4, 128}, make([]byte, 128)...)}
 	f.frame = wire.AppendEvent(nil, &m)
 	f.buf = make([]byte, len(f.frame))
-	return f
+	return m
 }
 
 // TestServerAllocs checks that the server allocates nothing to route an
