@@ -126,9 +126,9 @@ type Link struct {
 
 	pubMu  sync.Mutex
 	pubMsg nats.Msg // reused: PublishMsg copies it into nats.go's buffer
-	// subjects caches the subject of each channel published to.
-	subjectsMu sync.Mutex
-	subjects   map[string]string
+	// subjects caches the subject of each channel published to, under
+	// pubMu.
+	subjects subjectCache
 	// addressed is set while pubMsg holds the headers of a reply.
 	addressed bool
 	// origin and sender are the ids last published and their text: an
@@ -180,7 +180,6 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	}
 	l.nc = nc
 	l.pubMsg.Header = nats.Header{}
-	l.subjects = make(map[string]string)
 	sub, err := nc.Subscribe(NodeSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.receive(true))
 	if err != nil {
 		l.Close()
@@ -349,7 +348,7 @@ func (l *Link) SetChannels(names []string) {
 func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 	l.pubMu.Lock()
 	m := &l.pubMsg
-	m.Subject, m.Data = l.subjectOf(ev.Channel), ev.Data
+	m.Subject, m.Data = l.subjects.of(&l.cfg, ev.Channel), ev.Data
 	h := m.Header
 	if l.addressed {
 		for _, k := range [...]string{HeaderTo, HeaderRe, HeaderChannel} {
@@ -374,15 +373,20 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 	return l.published(1, err)
 }
 
-// subjectOf returns the subject of a channel, from a cache.
-func (l *Link) subjectOf(channel string) string {
-	l.subjectsMu.Lock()
-	defer l.subjectsMu.Unlock()
-	s := l.subjects[channel]
+// subjectCache keeps the subjects of the channels published to, up to
+// maxSubjects; its owner serializes its use.
+type subjectCache struct{ m map[string]string }
+
+// of returns the subject of channel.
+func (c *subjectCache) of(cfg *Config, channel string) string {
+	s := c.m[channel]
 	if s == "" {
-		s = Subject(l.cfg.Prefix, l.cfg.Cluster, channel)
-		if len(l.subjects) < maxSubjects {
-			l.subjects[channel] = s
+		s = Subject(cfg.Prefix, cfg.Cluster, channel)
+		if c.m == nil {
+			c.m = make(map[string]string)
+		}
+		if len(c.m) < maxSubjects {
+			c.m[channel] = s
 		}
 	}
 	return s

@@ -48,7 +48,8 @@ type packer struct {
 	stopped bool
 	free    []*pack
 	kick    chan struct{}
-	msg     nats.Msg // reused by packLoop alone
+	msg      nats.Msg     // reused by packLoop alone
+	subjects subjectCache // packLoop's alone
 }
 
 // pack is a message being filled: frames of one channel.
@@ -184,7 +185,7 @@ func (l *Link) packLoop() {
 // same, so that a receiver reads every event of the link alike.
 func (l *Link) sendPack(pk *pack) {
 	m := &l.pk.msg
-	m.Subject, m.Data = l.subjectOf(pk.channel), pk.body
+	m.Subject, m.Data = l.pk.subjects.of(&l.cfg, pk.channel), pk.body
 	setHeader(m.Header, HeaderPack, strconv.Itoa(pk.n))
 	err := l.nc.PublishMsg(m)
 	m.Data = nil

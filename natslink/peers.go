@@ -34,12 +34,16 @@ type peerTable struct {
 	peers map[uuid.UUID]*Peer
 }
 
-// count adds an event of n bytes from node, if it is a known peer.
-func (t *peerTable) count(node uuid.UUID, n int) {
+// count adds events (msgs of them, bytes in all) from node, if it is a
+// known peer.
+func (t *peerTable) count(node uuid.UUID, msgs, bytes int) {
+	if msgs == 0 {
+		return
+	}
 	t.mu.Lock()
 	if p := t.peers[node]; p != nil {
-		p.Msgs++
-		p.Bytes += uint64(n)
+		p.Msgs += uint64(msgs)
+		p.Bytes += uint64(bytes)
 	}
 	t.mu.Unlock()
 }

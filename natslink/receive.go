@@ -44,7 +44,7 @@ func (l *Link) handler(node bool) func(*nats.Msg) bool {
 			return false
 		}
 		l.eventsIn.Add(1)
-		l.peers.count(ev.Origin, len(m.Data))
+		l.peers.count(ev.Origin, 1, len(m.Data))
 		l.deliver(&ev)
 		return true
 	}
@@ -67,6 +67,13 @@ func (l *Link) unpack(ev *Event, m *nats.Msg, prefix string, node bool) bool {
 	if l.done {
 		return false
 	}
+	// The peers are counted once per run of events of one origin (a
+	// pack's, as a rule), not once per event.
+	var run struct {
+		origin   uuid.UUID
+		n, bytes int
+	}
+	defer func() { l.peers.count(run.origin, run.n, run.bytes) }()
 	for body := m.Data; len(body) > 0; {
 		frame, hdr, rest, err := nextPacked(body)
 		if err == nil && (string(hdr.Channel) != channel || hdr.To != ([16]byte{})) {
@@ -81,10 +88,15 @@ func (l *Link) unpack(ev *Event, m *nats.Msg, prefix string, node bool) bool {
 		if hdr.Origin == l.cfg.Node {
 			continue // ours, back through another connection of this server
 		}
+		if run.origin != hdr.Origin {
+			l.peers.count(run.origin, run.n, run.bytes)
+			run.origin, run.n, run.bytes = hdr.Origin, 0, 0
+		}
+		run.n++
+		run.bytes += len(hdr.Data)
 		*ev = Event{Channel: channel, ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data,
 			Frame: frame, Header: hdr}
 		l.eventsIn.Add(1)
-		l.peers.count(ev.Origin, len(hdr.Data))
 		l.deliver(ev)
 	}
 	return true

@@ -32,6 +32,15 @@ func TestNATSPacks(t *testing.T) {
 	}
 	nc.Flush()
 
+	peer := func() (p natslink.Peer) {
+		for _, p := range single.NATSPeers() {
+			if p.Node == packing.Node() {
+				return p
+			}
+		}
+		return p
+	}
+	routertest.WaitFor(t, "the packing server among the peers", func() bool { return peer().Node == packing.Node() })
 	r := routertest.Record(t, single.Dial(t, "A"), ".*")
 	pub := packing.Dial(t, "A")
 	probe(t, pub, r)
@@ -43,6 +52,9 @@ func TestNATSPacks(t *testing.T) {
 	}
 	r.WaitCount(t, "n", n)
 	checkSeq(t, "a server that does not pack, from one that does", dataOf(t, r, "n"), n)
+	if p := peer(); p.Msgs < n || p.Bytes < n {
+		t.Errorf("the peer shows %d events, %d bytes; want each event of the packs counted, at least %d", p.Msgs, p.Bytes, n)
+	}
 
 	// The plain program: every message is a pack of frames.
 	var got []int
