@@ -44,10 +44,10 @@ type packer struct {
 	bytes   int // in the queued packs
 	// limit is the size a pack is sent at (packLimit), as packLoop last
 	// asked nats.go: not asked per event, as it takes nats.go's lock.
-	limit   int
-	stopped bool
-	free    []*pack
-	kick    chan struct{}
+	limit    int
+	stopped  bool
+	free     []*pack
+	kick     chan struct{}
 	msg      nats.Msg     // reused by packLoop alone
 	subjects subjectCache // packLoop's alone
 }
