@@ -79,6 +79,12 @@ type Config struct {
 	PendingMsgs, PendingBytes int
 	// Logger receives the link's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Held opens the link with its sending held: Publish and
+	// PublishFrame wait until Release or Close. A server that replaces
+	// its link opens the new one held, and releases it once the old one
+	// has sent all it took, so that no event overtakes an earlier one
+	// across the swap.
+	Held bool
 }
 
 // Event is an event as it crosses NATS. Data is one msgpack value. The
@@ -124,8 +130,15 @@ type Link struct {
 
 	pk packer // with Config.Pack
 
-	pubMu  sync.Mutex
-	pubMsg nats.Msg // reused: PublishMsg copies it into nats.go's buffer
+	// held is set while the link's sending is held (Config.Held);
+	// released is closed when Release lets it go.
+	held        atomic.Bool
+	released    chan struct{}
+	releaseOnce sync.Once
+
+	pubMu     sync.Mutex
+	pubClosed bool     // Close has begun: Publish returns ErrClosed
+	pubMsg    nats.Msg // reused: PublishMsg copies it into nats.go's buffer
 	// subjects caches the subject of each channel published to, under
 	// pubMu.
 	subjects subjectCache
@@ -143,7 +156,12 @@ type Link struct {
 
 	// dropping is set from the first drop of a disconnected episode to
 	// the next reconnect: one log per episode.
-	dropping                                atomic.Bool
+	dropping atomic.Bool
+	// down is set from a disconnection (or the start) to the next
+	// connection; unsent counts the events published meanwhile, which
+	// wait in nats.go's buffer and are lost if the link closes first.
+	down                                    atomic.Bool
+	unsent                                  atomic.Uint64
 	failures                                atomic.Uint64 // connection attempts failed in a row
 	failed                                  atomic.Uint64 // publications failed, for the log
 	eventsOut, eventsIn, dropped, malformed atomic.Uint64
@@ -167,6 +185,9 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	l := &Link{cfg: cfg, log: cfg.Logger, deliver: deliver, closed: make(chan struct{}),
 		subs: make(map[string]*nats.Subscription), stop: make(chan struct{}),
 		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}}
+	l.released = make(chan struct{})
+	l.held.Store(cfg.Held)
+	l.down.Store(true) // until ConnectHandler
 	// Before Connect: its handlers kick the consumer.
 	l.js.kick = make(chan struct{}, 1)
 	l.js.held = cfg.JetStream && cfg.CatchUp > 0
@@ -229,12 +250,14 @@ func (l *Link) options() ([]nats.Option, error) {
 		nats.Name(cfg.Name), nats.NoEcho(), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait), nats.ReconnectBufSize(buf),
 		nats.ConnectHandler(func(nc *nats.Conn) {
+			l.up()
 			l.jsKick()
 			l.failures.Store(0)
 			l.dropping.Store(false)
 			l.log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			l.down.Store(true)
 			l.log.Warn("disconnected from NATS: reconnecting; events wait in the buffer", "err", err, "buffer", cfg.Buffer)
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -245,6 +268,7 @@ func (l *Link) options() ([]nats.Option, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			l.up()
 			l.jsKick()
 			l.failures.Store(0)
 			l.dropping.Store(false)
@@ -277,6 +301,12 @@ func (l *Link) options() ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(cfg.Cert, cfg.Key))
 	}
 	return opts, nil
+}
+
+// up notes a connection: nats.go has sent what its buffer held.
+func (l *Link) up() {
+	l.down.Store(false)
+	l.unsent.Store(0)
 }
 
 // redactURL drops the user information from URLs for logs.
@@ -346,7 +376,12 @@ func (l *Link) SetChannels(names []string) {
 // Publish sends an event on its channel's subject, or, when ev.To is
 // set, on the subject of node, the asker's server.
 func (l *Link) Publish(ev *Event, node uuid.UUID) error {
+	l.awaitRelease()
 	l.pubMu.Lock()
+	if l.pubClosed {
+		l.pubMu.Unlock()
+		return ErrClosed
+	}
 	m := &l.pubMsg
 	m.Subject, m.Data = l.subjects.of(&l.cfg, ev.Channel), ev.Data
 	h := m.Header
@@ -419,6 +454,26 @@ func setHeader(h nats.Header, key, value string) {
 	h[key] = []string{value}
 }
 
+// Release lets a link opened with Config.Held send. It is idempotent.
+func (l *Link) Release() {
+	l.releaseOnce.Do(func() {
+		l.held.Store(false)
+		close(l.released)
+	})
+}
+
+// awaitRelease waits while the link's sending is held, or until it is
+// closed.
+func (l *Link) awaitRelease() {
+	if !l.held.Load() {
+		return
+	}
+	select {
+	case <-l.released:
+	case <-l.stop:
+	}
+}
+
 // StopDelivering ends the link's deliveries and leaves it sending: a
 // server that stops calls it before it reads the last events its
 // clients wrote, which must still go out, and Close after them. With
@@ -434,7 +489,11 @@ func (l *Link) StopDelivering() {
 	l.deliverMu.Unlock()
 }
 
-// Close leaves NATS. Once it returns, nothing more is delivered; it is
+// Close leaves NATS. From its start on, Publish and PublishFrame return
+// ErrClosed and send nothing; what they took before it is sent, and, when
+// connected, NATS has confirmed taking it by the time Close returns (a
+// link that takes over from this one sends after that, and keeps the
+// order). Once it returns, nothing more is delivered; it is
 // idempotent. With JetStream it first delivers what the consumer took
 // already (jsStop), so deliver must still work when Close is called,
 // unless StopDelivering was.
@@ -446,6 +505,9 @@ func (l *Link) Close() {
 	}
 	l.closing = true
 	l.deliverMu.Unlock()
+	l.pubMu.Lock()
+	l.pubClosed = true
+	l.pubMu.Unlock()
 	close(l.stop)
 	l.wg.Wait()
 	l.jsStop()
@@ -453,7 +515,10 @@ func (l *Link) Close() {
 	l.done = true
 	l.deliverMu.Unlock()
 	if l.nc.IsConnected() {
-		l.nc.FlushTimeout(time.Second) // the acknowledgements and the Naks
+		l.nc.FlushTimeout(time.Second) // the events, the acknowledgements and the Naks
+	} else if n := l.unsent.Swap(0); n > 0 {
+		l.dropped.Add(n)
+		l.log.Warn("the NATS link closes while disconnected: the events waiting in its buffer are dropped", "events", n)
 	}
 	l.nc.Close()
 	select {

@@ -78,6 +78,7 @@ func (l *Link) Packing() bool { return l.cfg.Pack }
 // once the link is closing; a pack that NATS did not take is counted
 // and logged (Stats.Dropped) when it is sent, not here.
 func (l *Link) PublishFrame(channel, frame []byte) error {
+	l.awaitRelease()
 	p := &l.pk
 	p.mu.Lock()
 	for p.bytes >= maxPackedBytes && !p.stopped {
@@ -197,6 +198,9 @@ func (l *Link) published(n int, err error) error {
 	switch {
 	case err == nil:
 		l.eventsOut.Add(uint64(n))
+		if l.down.Load() {
+			l.unsent.Add(uint64(n))
+		}
 		return nil
 	case errors.Is(err, nats.ErrReconnectBufExceeded):
 		l.dropped.Add(uint64(n))

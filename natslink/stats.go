@@ -23,8 +23,9 @@ type Stats struct {
 	// Buffered is what waits in the buffer now, in bytes.
 	Buffered int `json:"buffered" msgpack:"buffered" metric:"netcluster_nats_buffered_bytes" help:"Bytes waiting for NATS in the buffer."`
 	// Dropped counts the events dropped: the buffer was full while NATS
-	// was down.
-	Dropped uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_nats_dropped_total" help:"Events dropped because the buffer was full while NATS was down."`
+	// was down, or the link closed (a reload, a shutdown) while NATS was
+	// down, with events still in the buffer.
+	Dropped uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_nats_dropped_total" help:"Events dropped because NATS was down: the buffer was full, or the link closed with events in it."`
 	// DroppedIn counts the messages from NATS that nats.go dropped: they
 	// came faster than the server delivered them, past a subscription's
 	// pending limits. A message is an event, or a pack of events.
@@ -34,6 +35,23 @@ type Stats struct {
 	JetStreamLag uint64 `json:"jetstream_lag" msgpack:"jetstream_lag" metric:"netcluster_nats_jetstream_lag" help:"Events the JetStream consumer has yet to deliver, as last asked."`
 	// Malformed counts the messages that were not events.
 	Malformed uint64 `json:"malformed" msgpack:"malformed" metric:"netcluster_nats_malformed_total" help:"Messages from NATS that were not events."`
+}
+
+// Plus returns st with the counters of o, a link that st's link took
+// over from, added: the gauges (Connected, Server, Buffered,
+// JetStreamLag) stay st's.
+func (st Stats) Plus(o Stats) Stats {
+	st.EventsOut += o.EventsOut
+	st.EventsIn += o.EventsIn
+	st.MsgsOut += o.MsgsOut
+	st.MsgsIn += o.MsgsIn
+	st.BytesOut += o.BytesOut
+	st.BytesIn += o.BytesIn
+	st.Reconnects += o.Reconnects
+	st.Dropped += o.Dropped
+	st.DroppedIn += o.DroppedIn
+	st.Malformed += o.Malformed
+	return st
 }
 
 func (l *Link) jsLagNow() uint64 {
