@@ -32,6 +32,12 @@ type natsState struct {
 	sent sentOnce
 
 	noChannel, refused, malformed, undeliverable, sendFailed atomic.Uint64
+
+	// swapMu makes a swap of the link, with the close of the old one,
+	// one step for NATSStats; gone sums the counters of the links that
+	// were closed, so that the counters go on across a swap.
+	swapMu sync.Mutex
+	gone   natslink.Stats
 }
 
 // NATSStats are the counters of the NATS link, as stats shows them
@@ -47,6 +53,9 @@ type NATSStats struct {
 	Invalid uint64 `json:"invalid" msgpack:"invalid" metric:"netcluster_nats_invalid_total" help:"Events from NATS whose name or data is not valid."`
 	// Undeliverable counts replies from NATS whose asker is gone.
 	Undeliverable uint64 `json:"undeliverable" msgpack:"undeliverable" metric:"netcluster_nats_undeliverable_total" help:"Replies from NATS whose asker is not connected here."`
+	// SendFailed counts events for NATS that no link took: nats.go
+	// refused them, or the link closed with none to take over.
+	SendFailed uint64 `json:"send_failed" msgpack:"send_failed" metric:"netcluster_nats_send_failed_total" help:"Events for NATS that nats.go refused, or that no link took."`
 }
 
 // natsPending, when set, are the pending limits of the link's
@@ -80,6 +89,7 @@ func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
 		Heartbeat: cfg.Heartbeat, PeerTimeout: cfg.PeerTimeout, Version: softwareVersion(),
 		Channels: func() []string { return s.Config().ChannelNames() }, Logger: s.log,
 		PendingMsgs: natsPending.msgs, PendingBytes: natsPending.bytes,
+		Held: s.nats.link.Load() != nil, // released at the swap (prepareNats)
 	}, s.fromNats)
 	if err != nil {
 		return nil, fmt.Errorf("router: nats: %w", err)
@@ -130,8 +140,18 @@ func (s *Server) prepareNats(cfg *Config, change linkChange) (commit, undo func(
 		if change == linkSame {
 			return
 		}
+		// The new link sends once the old one has sent, and NATS has
+		// taken, all it took: what a sender emits keeps its order across
+		// the swap. Meanwhile the events for NATS wait, as they wait for
+		// a slow NATS.
+		s.nats.swapMu.Lock()
 		if prev := s.nats.link.Swap(next); prev != nil {
 			prev.Close()
+			s.nats.gone = prev.Stats().Plus(s.nats.gone)
+		}
+		s.nats.swapMu.Unlock()
+		if next != nil {
+			next.Release()
 		}
 		if next == nil {
 			s.log.Info("NATS link closed: the configuration has no nats.url now")
@@ -159,7 +179,9 @@ func (s *Server) stopNats() {
 
 // toNats sends an event that entered the bus here on a propagatetonats
 // channel to NATS: its frame, into a pack, when the link packs. The link
-// copies what it keeps before it returns.
+// copies what it keeps before it returns. A link that a reload closes
+// under it refuses the event (ErrClosed): it goes to the link that took
+// over, which sends once the old one has sent all it took (commit).
 func (s *Server) toNats(r *route, ev *channel.Event) {
 	link := s.nats.link.Load()
 	if link == nil || !r.rule.PropagateToNATS {
@@ -167,18 +189,27 @@ func (s *Server) toNats(r *route, ev *channel.Event) {
 	}
 	hdr := &ev.Header
 	s.nats.sent.add(hdr.ID)
-	var err error
-	if link.Packing() {
-		err = link.PublishFrame(hdr.Channel, ev.Frame())
-	} else {
-		err = link.Publish(&natslink.Event{Channel: string(hdr.Channel), Event: string(hdr.Event),
-			ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data}, uuid.Nil)
-	}
-	if err == nil || errors.Is(err, natslink.ErrDropped) || errors.Is(err, natslink.ErrClosed) {
-		return // the link counts and logs its drops
-	}
-	if n := s.nats.sendFailed.Add(1); bits.OnesCount64(n) == 1 {
-		s.log.Warn("sending an event to NATS failed", "channel", string(hdr.Channel), "failures", n, "err", err)
+	for {
+		var err error
+		if link.Packing() {
+			err = link.PublishFrame(hdr.Channel, ev.Frame())
+		} else {
+			err = link.Publish(&natslink.Event{Channel: string(hdr.Channel), Event: string(hdr.Event),
+				ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data}, uuid.Nil)
+		}
+		if errors.Is(err, natslink.ErrClosed) {
+			if next := s.nats.link.Load(); next != nil && next != link {
+				link = next
+				continue
+			}
+		}
+		if err == nil || errors.Is(err, natslink.ErrDropped) {
+			return // the link counts and logs its drops
+		}
+		if n := s.nats.sendFailed.Add(1); bits.OnesCount64(n) == 1 {
+			s.log.Warn("sending an event to NATS failed", "channel", string(hdr.Channel), "failures", n, "err", err)
+		}
+		return
 	}
 }
 
@@ -194,9 +225,17 @@ func (s *Server) replyToNats(ev *wire.EventHeader) bool {
 	if !ok {
 		return false
 	}
-	err := link.Publish(&natslink.Event{Channel: string(ev.Channel), Event: string(ev.Event),
-		ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, To: ev.To, Re: ev.Re, Data: ev.Data}, node)
-	return err == nil || errors.Is(err, natslink.ErrDropped)
+	for {
+		err := link.Publish(&natslink.Event{Channel: string(ev.Channel), Event: string(ev.Event),
+			ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, To: ev.To, Re: ev.Re, Data: ev.Data}, node)
+		if errors.Is(err, natslink.ErrClosed) {
+			if next := s.nats.link.Load(); next != nil && next != link {
+				link = next // swapped by a reload, as in toNats
+				continue
+			}
+		}
+		return err == nil || errors.Is(err, natslink.ErrDropped)
+	}
 }
 
 // fromNats delivers an event from NATS: a reply to its one local
@@ -325,12 +364,15 @@ func (s *Server) replyFromNats(ev *natslink.Event) {
 // NATSStats returns the counters of the NATS link; ok is false when the
 // server has none.
 func (s *Server) NATSStats() (st NATSStats, ok bool) {
+	s.nats.swapMu.Lock()
+	defer s.nats.swapMu.Unlock()
 	link := s.nats.link.Load()
 	if link == nil {
 		return st, false
 	}
-	return NATSStats{Stats: link.Stats(), NoChannel: s.nats.noChannel.Load(), Refused: s.nats.refused.Load(),
-		Invalid: s.nats.malformed.Load(), Undeliverable: s.nats.undeliverable.Load()}, true
+	return NATSStats{Stats: link.Stats().Plus(s.nats.gone), NoChannel: s.nats.noChannel.Load(),
+		Refused: s.nats.refused.Load(), Invalid: s.nats.malformed.Load(), Undeliverable: s.nats.undeliverable.Load(),
+		SendFailed: s.nats.sendFailed.Load()}, true
 }
 
 // NATSPeers returns the servers heard from over NATS lately; nil
