@@ -112,6 +112,13 @@ type Config struct {
 	// cannot starve new data.
 	MaxRate int
 
+	// Held opens the link with its sending held: Send waits until
+	// Release or Close. The writer numbers datagrams as it writes them,
+	// so a node that replaces a link opens the new one held and releases
+	// it once the old one has written its queue: no message then
+	// overtakes an earlier one in the node's stream.
+	Held bool
+
 	// wrap, when set, wraps the link's socket: the seam where tests
 	// shape what the network does.
 	wrap func(socket) socket
@@ -147,8 +154,13 @@ type Link struct {
 	counts  counters
 	stop    chan struct{}
 	written chan struct{} // closed when the writer has ended
-	wg      sync.WaitGroup
-	closing sync.Once
+	// held is set while Send waits (Config.Held); released is closed by
+	// Release.
+	held        atomic.Bool
+	released    chan struct{}
+	releaseOnce sync.Once
+	wg          sync.WaitGroup
+	closing     sync.Once
 
 	// rx is the node's receiving state, which the links of a node share
 	// (rx.go); its fields read as the link's own.
@@ -254,23 +266,24 @@ func listen(cfg *Config, ifi *net.Interface) (*net.UDPConn, int, error) {
 func newLink(cfg Config, node *Node, ifi *net.Interface, sealer *Sealer, deliver func(from uuid.UUID, msg []byte)) *Link {
 	host, _ := os.Hostname()
 	l := &Link{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		ifi:     ifi,
-		dst:     netip.AddrPortFrom(cfg.Group, uint16(cfg.Port)),
-		cluster: ClusterIDOf(cfg.Cluster),
-		host:    host,
-		stop:    make(chan struct{}),
-		written: make(chan struct{}),
-		sealer:  sealer,
-		payload: cfg.Payload,
-		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
-		kick:    make(chan struct{}, 1),
-		seq:     &node.seq,
-		ctlSeq:  &node.ctlSeq,
-		hist:    node.hist,
-		flow:    node.flow,
-		window:  receiveWindow(rcvBuf, cfg.Payload, cfg.HoldPeer),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		ifi:      ifi,
+		dst:      netip.AddrPortFrom(cfg.Group, uint16(cfg.Port)),
+		cluster:  ClusterIDOf(cfg.Cluster),
+		host:     host,
+		stop:     make(chan struct{}),
+		written:  make(chan struct{}),
+		released: make(chan struct{}),
+		sealer:   sealer,
+		payload:  cfg.Payload,
+		sealing:  sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
+		kick:     make(chan struct{}, 1),
+		seq:      &node.seq,
+		ctlSeq:   &node.ctlSeq,
+		hist:     node.hist,
+		flow:     node.flow,
+		window:   receiveWindow(rcvBuf, cfg.Payload, cfg.HoldPeer),
 		// The burst stays within what the writer's queue takes at once.
 		bucket: newRepairBucket(cfg.RepairRate, cfg.MaxRate),
 		rate:   newRateBucket(cfg.MaxRate),
@@ -278,6 +291,7 @@ func newLink(cfg Config, node *Node, ifi *net.Interface, sealer *Sealer, deliver
 	if sealer != nil {
 		l.payload -= TagLen
 	}
+	l.held.Store(cfg.Held)
 	l.inTurn = l.handleInTurn
 	l.rx = node.receiving(&cfg, (l.payload-HeaderLen-nakTargetLen)/rangeLen, l.inTurn, deliver)
 	l.q.room = make(chan struct{})
@@ -398,6 +412,14 @@ func (l *Link) Close() error {
 		l.wg.Wait()
 	})
 	return nil
+}
+
+// Release lets a link opened with Config.Held send. It is idempotent.
+func (l *Link) Release() {
+	l.releaseOnce.Do(func() {
+		l.held.Store(false)
+		close(l.released)
+	})
 }
 
 // Peers returns the other nodes of the cluster heard from lately, sorted

@@ -138,6 +138,9 @@ func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 		GapTimeout:  cfg.GapTimeout,
 		FlowControl: multicast.FlowControl(cfg.FlowControl),
 		MaxRate:     cfg.MaxRate,
+		// A link that replaces one sends once the old one has written
+		// its queue (prepareNet).
+		Held: s.net.link.Load() != nil,
 	}, deliver)
 	if err != nil {
 		return nil, fmt.Errorf("router: connecttonet: %w", err)
@@ -206,6 +209,9 @@ func (s *Server) prepareNet(old, cfg *Config, change linkChange) (commit func(),
 		if prev := s.net.link.Swap(next); prev != nil {
 			prev.Close()
 		}
+		if next != nil {
+			next.Release() // after the old queue: one stream, in order
+		}
 		if next == nil {
 			s.log.Info("left the multicast group: connecttonet is now false")
 		}
@@ -222,15 +228,26 @@ func (s *Server) prepareNet(old, cfg *Config, change linkChange) (commit func(),
 // wait is bounded (multicast.Config.SendWait: peertimeout plus one
 // heartbeat, longer than flow control waits for a stopped receiver);
 // an event still refused then is dropped, counted (send_failed) and
-// logged once per episode.
+// logged once per episode. An event that a link closed by a reload
+// refuses goes to the link that took over.
 func (s *Server) toNet(ev *wire.EventHeader, frame []byte) {
 	link := s.net.link.Load()
 	if link == nil {
 		return // a reload has just left the group
 	}
 	err := link.Send(uuid.UUID(ev.ID), frame[wire.HeaderLen:])
-	if err == nil || errors.Is(err, multicast.ErrClosed) {
-		if err == nil && s.net.dropping.Load() && s.net.dropping.CompareAndSwap(true, false) {
+	for errors.Is(err, multicast.ErrClosed) {
+		// A reload closed the link under this send: the link that took
+		// over sends it, in the node's one stream.
+		next := s.net.link.Load()
+		if next == nil || next == link {
+			return // the group was left
+		}
+		link = next
+		err = link.Send(uuid.UUID(ev.ID), frame[wire.HeaderLen:])
+	}
+	if err == nil {
+		if s.net.dropping.Load() && s.net.dropping.CompareAndSwap(true, false) {
 			s.log.Info("events reach the network again", "dropped", s.net.episodeDrops.Swap(0))
 		}
 		return
