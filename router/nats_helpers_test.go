@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,3 +157,53 @@ func checkSeq(t testing.TB, what string, got []int, n int) {
 
 // logCount is how many lines of ts's log hold s.
 func logCount(ts *routertest.Server, s string) int { return strings.Count(ts.Logs.String(), s) }
+
+// seqStream emits "seq" events numbered from 0 on a client, as fast as
+// it takes them, until stop.
+type seqStream struct {
+	sent atomic.Int64
+	stop chan struct{}
+	done chan error
+}
+
+// streamSeq starts emitting on pub.
+func streamSeq(pub interface{ Emit(string, any) error }) *seqStream {
+	s := &seqStream{stop: make(chan struct{}), done: make(chan error, 1)}
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-s.stop:
+				s.done <- nil
+				return
+			default:
+			}
+			if err := pub.Emit("seq", i); err != nil {
+				s.done <- err
+				return
+			}
+			s.sent.Store(int64(i + 1))
+		}
+	}()
+	return s
+}
+
+// flow waits until n more events have been emitted.
+func (s *seqStream) flow(t testing.TB, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for at := s.sent.Load(); s.sent.Load() < at+n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream emitted %d events in 30 s, want %d", s.sent.Load()-at, n)
+		}
+	}
+}
+
+// end stops the stream and returns how many events it emitted.
+func (s *seqStream) end(t testing.TB) int {
+	t.Helper()
+	close(s.stop)
+	if err := <-s.done; err != nil {
+		t.Fatal(err)
+	}
+	return int(s.sent.Load())
+}

@@ -2,9 +2,7 @@ package router_test
 
 import (
 	"fmt"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -21,28 +19,10 @@ func TestNATSReloadKeepsOrder(t *testing.T) {
 	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), "probe"))
 
 	const swaps = 8
-	var sent atomic.Int64
-	stop, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				done <- nil
-				return
-			default:
-			}
-			if err := pub.Emit("seq", i); err != nil {
-				done <- err
-				return
-			}
-			sent.Store(int64(i + 1))
-		}
-	}()
+	stream := streamSeq(pub)
 	for i := range swaps {
 		// Let events flow between two swaps, in both formats.
-		for at := sent.Load(); sent.Load() < at+500; {
-			time.Sleep(time.Millisecond)
-		}
+		stream.flow(t, 500)
 		extra := fmt.Sprintf(`"name": "swap %d"`, i)
 		if i%2 == 0 {
 			extra += `, "pack": true`
@@ -51,14 +31,8 @@ func TestNATSReloadKeepsOrder(t *testing.T) {
 			t.Fatalf("reload %d: %v", i, err)
 		}
 	}
-	for at := sent.Load(); sent.Load() < at+500; {
-		time.Sleep(time.Millisecond)
-	}
-	close(stop)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	n := int(sent.Load())
+	stream.flow(t, 500)
+	n := stream.end(t)
 	far.WaitCount(t, "seq", n)
 	checkSeq(t, fmt.Sprintf("%d events across %d swaps", n, swaps), dataOf(t, far, "seq"), n)
 	if c := logCount(s1, "NATS link opened"); c != swaps+1 {

@@ -2,9 +2,7 @@ package router_test
 
 import (
 	"fmt"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router/routertest"
@@ -26,42 +24,17 @@ func TestNetReloadKeepsEvents(t *testing.T) {
 	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), "probe"))
 
 	const swaps = 6
-	var sent atomic.Int64
-	stop, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				done <- nil
-				return
-			default:
-			}
-			if err := pub.Emit("seq", i); err != nil {
-				done <- err
-				return
-			}
-			sent.Store(int64(i + 1))
-		}
-	}()
-	flow := func() {
-		for at := sent.Load(); sent.Load() < at+500; {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	stream := streamSeq(pub)
 	for i := range swaps {
-		flow()
+		stream.flow(t, 500)
 		// gaptimeout is one of the keys that reopen the link.
 		members := fmt.Sprintf(`"gaptimeout": "%ds", %s`, 2+i%2, chans)
 		if _, err := s1.Reload(s1.ParseConfig(t, netMembers(port, "t", members))); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
 	}
-	flow()
-	close(stop)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	n := int(sent.Load())
+	stream.flow(t, 500)
+	n := stream.end(t)
 	far.WaitCount(t, "seq", n)
 	checkSeq(t, fmt.Sprintf("%d events across %d swaps", n, swaps), dataOf(t, far, "seq"), n)
 	if c := logCount(s1, "configuration reloaded"); c != swaps {
