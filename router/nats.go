@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/internal/wire"
-	"github.com/netcluster/netcluster/multicast"
 	"github.com/netcluster/netcluster/natslink"
 )
 
@@ -25,11 +24,11 @@ type natsState struct {
 	link atomic.Pointer[natslink.Link]
 	// askers remember the origin node of the events from NATS, by id:
 	// where the reply to one of them, a request, must go.
-	askers askerTable
+	askers idLog
 	// sent are the ids of the latest events sent to NATS: a reply from
 	// NATS is delivered only when it answers one of them, so that no one
 	// on NATS can address a local client out of the blue.
-	sent sentOnce
+	sent idLog
 
 	noChannel, refused, malformed, undeliverable, sendFailed atomic.Uint64
 
@@ -188,7 +187,7 @@ func (s *Server) toNats(r *route, ev *channel.Event) {
 		return
 	}
 	hdr := &ev.Header
-	s.nats.sent.add(hdr.ID)
+	s.nats.sent.add(hdr.ID, uuid.Nil)
 	for {
 		var err error
 		if link.Packing() {
@@ -284,7 +283,7 @@ func (s *Server) deliverFromNats(ev *natslink.Event) (channel.Event, bool) {
 		return channel.Event{}, false
 	}
 	if ev.Origin != uuid.Nil {
-		s.nats.askers.put(ev.ID, ev.Origin)
+		s.nats.askers.add(ev.ID, ev.Origin)
 	}
 	if r.rule.DumpToConsole {
 		s.dump(&out.Header)
@@ -383,20 +382,6 @@ func (s *Server) NATSPeers() []natslink.Peer {
 	}
 	return nil
 }
-
-// sentOnce is the set of the ids of the latest events sent to NATS.
-type sentOnce struct {
-	once   sync.Once
-	recent *multicast.Recent
-}
-
-func (s *sentOnce) ids() *multicast.Recent {
-	s.once.Do(func() { s.recent = multicast.NewRecent(maxAskers) })
-	return s.recent
-}
-
-func (s *sentOnce) add(id uuid.UUID)      { s.ids().Add(id) }
-func (s *sentOnce) has(id uuid.UUID) bool { return s.ids().Has(id) }
 
 // natsPeerAnswer shows a peer heard over NATS as peers and stats do;
 // its address is "nats".

@@ -1,72 +1,118 @@
 package router
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/google/uuid"
 )
 
-// TestAskerTable checks the asker table against a model: the latest
-// maxAskers ids are found with their node, evicted ones are not, an id
-// put again takes its new node, across several wraps of the ring.
-func TestAskerTable(t *testing.T) {
-	var tab askerTable
-	if _, ok := tab.get(uuid.New()); ok {
-		t.Fatal("an empty table found an id")
-	}
-	nodes := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
-	var order []uuid.UUID // the ids in the order the ring holds them
-	model := map[uuid.UUID]uuid.UUID{}
-	var gone []uuid.UUID // ids evicted
-	for i := range 3*maxAskers + 100 {
-		id := uuid.New()
-		if i%7 == 0 {
-			id = uuid.Nil // a message may name the nil id: it is an id like any other
+// TestIDLog checks the log against a model: the latest maxAskers ids
+// added are found, each with the node it was added with last, and none
+// older, across several wraps of the ring, whether reads come after
+// every add, now and then, or after a long silence (when the index has
+// most to catch up, or skips what the ring overwrote).
+func TestIDLog(t *testing.T) {
+	for _, every := range []int{1, 97, 5000, 3 * maxAskers} {
+		var log idLog
+		if _, ok := log.get(uuid.New()); ok {
+			t.Fatal("an empty log found an id")
 		}
-		node := nodes[i%len(nodes)]
-		if _, ok := model[id]; !ok {
-			if len(order) == maxAskers {
-				delete(model, order[0])
-				gone = append(gone, order[0])
-				order = order[1:]
+		nodes := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+		var added []uuid.UUID // every id, in the order added
+		latest := map[uuid.UUID]int{}
+		var reused []uuid.UUID // ids to add again
+		check := func(n int) {
+			t.Helper()
+			for i := max(0, len(added)-maxAskers); i < len(added); i++ {
+				id := added[i]
+				want := nodes[latest[id]%len(nodes)]
+				if got, ok := log.get(id); !ok || got != want {
+					t.Fatalf("every %d, after %d adds: id %d of them: got %v, %v; want %v", every, n, i, got, ok, want)
+				}
 			}
-			order = append(order, id)
-		}
-		model[id] = node
-		tab.put(id, node)
-		if i%1000 != 0 && i < 3*maxAskers {
-			continue
-		}
-		for _, id := range order {
-			if got, ok := tab.get(id); !ok || got != model[id] {
-				t.Fatalf("after %d puts: id %v: got %v, %v; want %v", i+1, id, got, ok, model[id])
+			for i := max(0, len(added)-maxAskers-200); i < len(added)-maxAskers; i++ {
+				if id := added[i]; latest[id] < len(added)-maxAskers {
+					if _, ok := log.get(id); ok {
+						t.Fatalf("every %d, after %d adds: id %d of them, added %d ago, still found", every, n, i, len(added)-i)
+					}
+				}
 			}
 		}
-	}
-	if _, ok := tab.get(uuid.New()); ok {
-		t.Error("an id never put was found")
-	}
-	for _, id := range gone {
-		if _, ok := model[id]; ok {
-			continue // put again since
+		for i := range 3*maxAskers + 100 {
+			id := uuid.New()
+			switch {
+			case i%7 == 0:
+				id = uuid.Nil // a message may name the nil id: it is an id like any other
+			case i%11 == 0 && len(reused) > 0:
+				id = reused[rand.IntN(len(reused))] // added again: it takes its new place and node
+			case i%13 == 0:
+				reused = append(reused, id)
+			}
+			added = append(added, id)
+			latest[id] = i
+			log.add(id, nodes[i%len(nodes)])
+			if i%every == 0 {
+				if _, ok := log.get(id); !ok {
+					t.Fatalf("every %d: the id just added is not found", every)
+				}
+			}
+			if i%max(4000, every) == 0 {
+				check(i + 1)
+			}
 		}
-		if node, ok := tab.get(id); ok {
-			t.Fatalf("evicted id %v still found, node %v", id, node)
+		check(len(added))
+		if _, ok := log.get(uuid.New()); ok {
+			t.Error("an id never added was found")
 		}
 	}
 }
 
-// BenchmarkAskerTable measures a put on a full table, as each event
-// from NATS makes one.
-func BenchmarkAskerTable(b *testing.B) {
-	var tab askerTable
+// TestIDLogWithoutNodes: a log given no node but uuid.Nil keeps ids
+// alone, and finds them.
+func TestIDLogWithoutNodes(t *testing.T) {
+	var log idLog
+	ids := make([]uuid.UUID, 100)
+	for i := range ids {
+		ids[i] = uuid.New()
+		log.add(ids[i], uuid.Nil)
+	}
+	if log.nodes != nil {
+		t.Error("a log of ids alone keeps nodes")
+	}
+	for _, id := range ids {
+		if !log.has(id) {
+			t.Fatalf("id %v not found", id)
+		}
+	}
+	if log.has(uuid.New()) {
+		t.Error("an id never added was found")
+	}
+}
+
+// BenchmarkIDLog measures an add, as each event sent to or from NATS
+// makes one, alone ("add") and with a read after every 100 ("add+read":
+// a reply for one event in a hundred).
+func BenchmarkIDLog(b *testing.B) {
 	ids := make([]uuid.UUID, 4*maxAskers)
 	for i := range ids {
 		ids[i] = uuid.New()
 	}
 	node := uuid.New()
-	b.ResetTimer()
-	for i := range b.N {
-		tab.put(ids[i%len(ids)], node)
-	}
+	b.Run("add", func(b *testing.B) {
+		var log idLog
+		for i := range b.N {
+			log.add(ids[i%len(ids)], node)
+		}
+	})
+	b.Run("add+read", func(b *testing.B) {
+		var log idLog
+		for i := range b.N {
+			id := ids[i%len(ids)]
+			log.add(id, node)
+			if i%100 == 0 {
+				log.get(id)
+			}
+		}
+	})
 }
