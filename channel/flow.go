@@ -99,6 +99,19 @@ var epoch = time.Now()
 // can hold.
 func monoNow() int64 { return int64(time.Since(epoch)) }
 
+// Clock reads the clock that Event.SetArrived takes, in nanoseconds.
+func Clock() int64 { return monoNow() }
+
+// SetArrived records when e arrived, read from Clock: events that came
+// together, in one message from a link, share one reading, so that the
+// ring reads the clock once for them rather than once per event. An
+// Event that is not given one is stamped when the ring takes it.
+func (e *Event) SetArrived(at int64) { e.at = at }
+
+// Holding reports whether e left a client past its high-water mark:
+// HoldBack then waits for it.
+func (e *Event) Holding() bool { return e.hold != nil }
+
 // HoldBack waits while a client that took e is past its high-water mark,
 // for at most min(its channel's stall timeout, 100 ms) since it passed
 // it. It is for events from outside any client's read loop, such as the

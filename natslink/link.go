@@ -79,6 +79,11 @@ type Config struct {
 	PendingMsgs, PendingBytes int
 	// Logger receives the link's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// DeliverRun, when set, receives the events of a pack together, in
+	// order, instead of one by one through Open's deliver: the events
+	// and the slice are valid only during the call, their Frames are
+	// the receiver's to keep (Event).
+	DeliverRun func([]Event)
 	// Held opens the link with its sending held: Publish and
 	// PublishFrame wait until Release or Close. A server that replaces
 	// its link opens the new one held, and releases it once the old one

@@ -21,13 +21,15 @@ func (l *Link) receive(node bool) nats.MsgHandler {
 // when the link is closed: the message was not delivered, and one that
 // can be had again (from JetStream) should be. nats.go calls a
 // subscription's handler for one message at a time, so the handler
-// decodes every message into the same Event.
+// decodes every message into the same Event, and every pack into the
+// same slice.
 func (l *Link) handler(node bool) func(*nats.Msg) bool {
 	prefix := Subject(l.cfg.Prefix, l.cfg.Cluster, "")
 	var ev Event
+	var run []Event
 	return func(m *nats.Msg) bool {
 		if _, packed := m.Header[HeaderPack]; packed {
-			return l.unpack(&ev, m, prefix, node)
+			return l.unpack(&run, m, prefix, node)
 		}
 		ok := decode(&ev, m, prefix, node)
 		if !ok {
@@ -52,52 +54,73 @@ func (l *Link) handler(node bool) func(*nats.Msg) bool {
 
 // unpack delivers the events of a pack, as handler does: the pack's
 // subject is a channel's, and each of its frames an event of that
-// channel, addressed to nobody. It stops at the first malformed frame,
-// after which nothing can be read, counting the message malformed once;
-// the events before it are delivered.
-func (l *Link) unpack(ev *Event, m *nats.Msg, prefix string, node bool) bool {
+// channel, addressed to nobody. It reads the frames into run, then hands
+// them over together (Config.DeliverRun), or one by one. It stops at the
+// first malformed frame, after which nothing can be read, counting the
+// message malformed once; the events before it are delivered.
+func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool) bool {
 	if node || len(m.Subject) <= len(prefix) {
 		l.malformed.Add(1)
 		l.log.Debug("dropped a pack from NATS on a subject that is not a channel's", "subject", m.Subject)
 		return true
 	}
 	channel := m.Subject[len(prefix):]
-	l.deliverMu.RLock()
-	defer l.deliverMu.RUnlock()
-	if l.done {
-		return false
-	}
+	evs := (*run)[:0]
 	// The peers are counted once per run of events of one origin (a
 	// pack's, as a rule), not once per event.
-	var run struct {
+	var from struct {
 		origin   uuid.UUID
 		n, bytes int
 	}
-	defer func() { l.peers.count(run.origin, run.n, run.bytes) }()
+	var bad error
 	for body := m.Data; len(body) > 0; {
 		frame, hdr, rest, err := nextPacked(body)
 		if err == nil && (string(hdr.Channel) != channel || hdr.To != ([16]byte{})) {
 			err = fmt.Errorf("%w: an event of channel %q to %x in a pack of channel %q", errPack, wire.Clip(string(hdr.Channel), 64), hdr.To, channel)
 		}
 		if err != nil {
-			l.malformed.Add(1)
-			l.log.Debug("dropped the rest of a malformed pack from NATS", "subject", m.Subject, "err", err)
-			return true
+			bad = err
+			break
 		}
 		body = rest
 		if hdr.Origin == l.cfg.Node {
 			continue // ours, back through another connection of this server
 		}
-		if run.origin != hdr.Origin {
-			l.peers.count(run.origin, run.n, run.bytes)
-			run.origin, run.n, run.bytes = hdr.Origin, 0, 0
+		evs = append(evs, Event{Channel: channel, ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data,
+			Frame: frame, Header: hdr})
+	}
+	defer func() {
+		clear(evs) // the frames are the receiver's: the slice keeps none
+		*run = evs[:0]
+	}()
+	l.deliverMu.RLock()
+	defer l.deliverMu.RUnlock()
+	if l.done {
+		return false
+	}
+	if bad != nil {
+		l.malformed.Add(1)
+		l.log.Debug("dropped the rest of a malformed pack from NATS", "subject", m.Subject, "err", bad)
+	}
+	for i := range evs {
+		ev := &evs[i]
+		if from.origin != ev.Origin {
+			l.peers.count(from.origin, from.n, from.bytes)
+			from.origin, from.n, from.bytes = ev.Origin, 0, 0
 		}
-		run.n++
-		run.bytes += len(hdr.Data)
-		*ev = Event{Channel: channel, ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data,
-			Frame: frame, Header: hdr}
-		l.eventsIn.Add(1)
-		l.deliver(ev)
+		from.n++
+		from.bytes += len(ev.Data)
+	}
+	l.peers.count(from.origin, from.n, from.bytes)
+	l.eventsIn.Add(uint64(len(evs)))
+	if l.cfg.DeliverRun != nil {
+		if len(evs) > 0 {
+			l.cfg.DeliverRun(evs)
+		}
+		return true
+	}
+	for i := range evs {
+		l.deliver(&evs[i])
 	}
 	return true
 }

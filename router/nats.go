@@ -88,7 +88,8 @@ func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
 		Heartbeat: cfg.Heartbeat, PeerTimeout: cfg.PeerTimeout, Version: softwareVersion(),
 		Channels: func() []string { return s.Config().ChannelNames() }, Logger: s.log,
 		PendingMsgs: natsPending.msgs, PendingBytes: natsPending.bytes,
-		Held: s.nats.link.Load() != nil, // released at the swap (prepareNats)
+		Held:       s.nats.link.Load() != nil, // released at the swap (prepareNats)
+		DeliverRun: s.fromNatsRun,
 	}, s.fromNats)
 	if err != nil {
 		return nil, fmt.Errorf("router: nats: %w", err)
@@ -255,12 +256,55 @@ func (s *Server) fromNats(ev *natslink.Event) {
 	}
 }
 
+// fromNatsRun delivers the events of a pack, in order, each as fromNats
+// does, but as one run: Server.linkMu is taken once, the route looked up
+// once per channel and the clock read once, unless an event leaves a
+// local client past its high-water mark: the run then holds back, out of
+// the lock, after that event, as fromNats does, and goes on.
+func (s *Server) fromNatsRun(evs []natslink.Event) {
+	for len(evs) > 0 {
+		out, n := s.deliverRun(evs)
+		evs = evs[n:]
+		out.HoldBack()
+	}
+}
+
+// deliverRun delivers events under Server.linkMu, up to the first one
+// that holds back (channel.Event.Holding), which it returns, and reports
+// how many it took.
+func (s *Server) deliverRun(evs []natslink.Event) (channel.Event, int) {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	run := natsRun{at: channel.Clock()}
+	for i := range evs {
+		if out, ok := s.deliverNats(&evs[i], &run); ok && out.Holding() {
+			return out, i + 1
+		}
+	}
+	return channel.Event{}, len(evs)
+}
+
+// natsRun is what the events of a run share: the route of their
+// channel, and when they arrived (channel.Clock), or 0 to read the clock
+// per event.
+type natsRun struct {
+	channel string
+	route   *route
+	at      int64
+}
+
 // deliverFromNats is fromNats under Server.linkMu: dedup and delivery
 // are one step, so that order is kept per sender across links. It
 // returns the event delivered to a channel, for its HoldBack.
 func (s *Server) deliverFromNats(ev *natslink.Event) (channel.Event, bool) {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
+	return s.deliverNats(ev, &natsRun{})
+}
+
+// deliverNats is deliverFromNats for an event of run, under
+// Server.linkMu.
+func (s *Server) deliverNats(ev *natslink.Event, run *natsRun) (channel.Event, bool) {
 	if !s.net.recent.Add(ev.ID) {
 		return channel.Event{}, false // delivered already, by the other link or the old one
 	}
@@ -268,7 +312,10 @@ func (s *Server) deliverFromNats(ev *natslink.Event) (channel.Event, bool) {
 		s.replyFromNats(ev)
 		return channel.Event{}, false
 	}
-	r := s.table.Load().routes[ev.Channel]
+	if run.route == nil || run.channel != ev.Channel {
+		run.channel, run.route = ev.Channel, s.table.Load().routes[ev.Channel]
+	}
+	r := run.route
 	switch {
 	case r == nil:
 		s.nats.noChannel.Add(1)
@@ -281,6 +328,9 @@ func (s *Server) deliverFromNats(ev *natslink.Event) (channel.Event, bool) {
 	out, ok := s.natsFrame(ev)
 	if !ok {
 		return channel.Event{}, false
+	}
+	if run.at != 0 {
+		out.SetArrived(run.at)
 	}
 	if ev.Origin != uuid.Nil {
 		s.nats.askers.add(ev.ID, ev.Origin)
