@@ -26,6 +26,7 @@ func fuzzLink() *Link {
 		cluster: ClusterIDOf("lab"),
 		sock:    &captureSocket{},
 		seq:     new(atomic.Uint64),
+		counts:  new(counters),
 		ctlSeq:  new(atomic.Uint64),
 		stop:    make(chan struct{}),
 		rx: &rx{

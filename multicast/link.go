@@ -151,7 +151,7 @@ type Link struct {
 	ctl     ctlQueue
 	bucket  repairBucket
 	kick    chan struct{} // capacity 1: a gap was found, arm the repair timer
-	counts  counters
+	counts  *counters     // the node's: they go on across the links of a node
 	stop    chan struct{}
 	written chan struct{} // closed when the writer has ended
 	// held is set while Send waits (Config.Held); released is closed by
@@ -279,6 +279,7 @@ func newLink(cfg Config, node *Node, ifi *net.Interface, sealer *Sealer, deliver
 		payload:  cfg.Payload,
 		sealing:  sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
 		kick:     make(chan struct{}, 1),
+		counts:   &node.counts,
 		seq:      &node.seq,
 		ctlSeq:   &node.ctlSeq,
 		hist:     node.hist,

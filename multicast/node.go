@@ -32,6 +32,7 @@ type Node struct {
 	seq, ctlSeq atomic.Uint64
 	hist        *History
 	flow        *flow
+	counts      counters   // the links' Stats
 	mu          sync.Mutex // guards rx
 	rx          *rx        // made by the first link
 }

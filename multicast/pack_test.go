@@ -34,6 +34,7 @@ func packerLink(node uuid.UUID, lastSeq uint64) (*Link, *captureSocket) {
 		cluster: ClusterIDOf("lab"),
 		sock:    c,
 		seq:     new(atomic.Uint64),
+		counts:  new(counters),
 		stop:    make(chan struct{}),
 		ctlSeq:  new(atomic.Uint64),
 		hist:    NewHistory(1 << 20),

@@ -5,7 +5,9 @@ import (
 	"sync/atomic"
 )
 
-// Stats are a link's counters since it opened. They are the one table
+// Stats are a link's counters: its node's, since the node's first link
+// opened, so that they go on across a reload that swaps the link. They
+// are the one table
 // of the network's counters, with the server's own (router.NetStats):
 // each field's tags say where it is shown. stats names it in the
 // network part of the server's control answer stats (no stats tag: not
@@ -13,7 +15,8 @@ import (
 // Prometheus metric, label the label (name=value) of its series (fields
 // of one series are exported summed), and help, on one field of each
 // metric, describes it (no metric tag: not exported). An int field is a
-// value now (a gauge), a uint64 field a count since the link opened.
+// value now (a gauge), a uint64 field a count since the node's first
+// link opened.
 type Stats struct {
 	// datagrams written, fragments and heartbeats included
 	DatagramsSent uint64 `stats:"datagrams_sent" metric:"netcluster_net_datagrams_total" label:"direction=out" help:"Datagrams sent (direction=\"out\") and received (direction=\"in\", good or bad)."`
@@ -180,9 +183,9 @@ func (c *counters) bad(err error) {
 	}
 }
 
-// Stats returns the link's counters.
+// Stats returns the link's counters, which are its node's.
 func (l *Link) Stats() Stats {
-	c := &l.counts
+	c := l.counts
 	s := Stats{
 		DatagramsSent: c.datagramsSent.Load(), BytesSent: c.bytesSent.Load(),
 		MessagesSent: c.messagesSent.Load(), SendErrors: c.sendErrors.Load(),
