@@ -52,9 +52,8 @@ type NATSStats struct {
 	Invalid uint64 `json:"invalid" msgpack:"invalid" metric:"netcluster_nats_invalid_total" help:"Events from NATS whose name or data is not valid."`
 	// Undeliverable counts replies from NATS whose asker is gone.
 	Undeliverable uint64 `json:"undeliverable" msgpack:"undeliverable" metric:"netcluster_nats_undeliverable_total" help:"Replies from NATS whose asker is not connected here."`
-	// SendFailed counts events for NATS that no link took: nats.go
-	// refused them, or the link closed with none to take over.
-	SendFailed uint64 `json:"send_failed" msgpack:"send_failed" metric:"netcluster_nats_send_failed_total" help:"Events for NATS that nats.go refused, or that no link took."`
+	// SendFailed counts events for NATS that nats.go refused.
+	SendFailed uint64 `json:"send_failed" msgpack:"send_failed" metric:"netcluster_nats_send_failed_total" help:"Events for NATS that nats.go refused."`
 }
 
 // natsPending, when set, are the pending limits of the link's
@@ -198,10 +197,12 @@ func (s *Server) toNats(r *route, ev *channel.Event) {
 				ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data}, uuid.Nil)
 		}
 		if errors.Is(err, natslink.ErrClosed) {
-			if next := s.nats.link.Load(); next != nil && next != link {
-				link = next
-				continue
+			next := s.nats.link.Load()
+			if next == nil || next == link {
+				return // a reload turned NATS off: nothing to send to
 			}
+			link = next
+			continue
 		}
 		if err == nil || errors.Is(err, natslink.ErrDropped) {
 			return // the link counts and logs its drops
