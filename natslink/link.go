@@ -162,6 +162,9 @@ type Link struct {
 	// dropping is set from the first drop of a disconnected episode to
 	// the next reconnect: one log per episode.
 	dropping atomic.Bool
+	// slowLogged is when drops past the pending limits were last logged
+	// (asyncError), in Unix nanoseconds; 0 before the first.
+	slowLogged atomic.Int64
 	// down is set from a disconnection (or the start) to the next
 	// connection; unsent counts the events published meanwhile, which
 	// wait in nats.go's buffer and are lost if the link closes first.

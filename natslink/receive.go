@@ -3,6 +3,7 @@ package natslink
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
@@ -193,15 +194,21 @@ func (l *Link) droppedIn() uint64 {
 }
 
 // asyncError is nats.go's ErrorHandler. nats.go reports a subscription
-// that drops past its pending limits once per episode, at its first
-// drop: the log says so once per episode, Stats.DroppedIn counts them
-// all.
+// that drops past its pending limits at its first drop, and again at the
+// first drop after it took a message: under a sustained overload, when
+// the subscription hovers at its limit, dozens of times a second. The
+// log says so at most once every slowLogEvery, with what was dropped so
+// far; Stats.DroppedIn counts every drop.
 func (l *Link) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	subj := ""
 	if sub != nil {
 		subj = sub.Subject
 	}
 	if errors.Is(err, nats.ErrSlowConsumer) && sub != nil {
+		now, last := time.Now().UnixNano(), l.slowLogged.Load()
+		if last != 0 && now-last < int64(slowLogEvery) || !l.slowLogged.CompareAndSwap(last, now) {
+			return
+		}
 		msgs, bytes, _ := sub.PendingLimits()
 		l.log.Warn("NATS sends faster than the server delivers: events past the subscription's pending limits are dropped",
 			"subject", subj, "pending_msgs_limit", msgs, "pending_bytes_limit", bytes, "dropped_in", l.droppedIn())
@@ -209,3 +216,7 @@ func (l *Link) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	}
 	l.log.Warn("NATS reported an error", "subject", subj, "err", err)
 }
+
+// slowLogEvery is the least time between two logs of drops past the
+// pending limits.
+const slowLogEvery = 10 * time.Second

@@ -58,7 +58,7 @@ type NATSStats struct {
 
 // natsPending, when set, are the pending limits of the link's
 // subscriptions of events; the tests lower them (SetNATSPendingLimits).
-// Otherwise nats.go's defaults hold: 512 Ki messages or 64 MiB each.
+// Otherwise nats.go's defaults hold: 500,000 messages or 64 MiB each.
 var natsPending struct{ msgs, bytes int }
 
 // openNats opens the NATS link that cfg asks for, or returns nil when

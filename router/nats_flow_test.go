@@ -52,7 +52,8 @@ func testNATSSlowListenerLosesNothing(t *testing.T, pack string) {
 // to 64 messages) nats.go drops what NATS sends while a stopped local
 // subscriber holds the link back; dropped_in counts each event lost, so
 // that what the server delivered and what it counted as dropped make
-// the whole burst, and the log says so once.
+// the whole burst, and the log says so once, though nats.go reports it
+// again and again.
 func TestNATSDroppedIn(t *testing.T) {
 	router.SetNATSPendingLimits(t, 64, 0)
 	ns := startNATS(t, 0)
@@ -85,8 +86,10 @@ func TestNATSDroppedIn(t *testing.T) {
 	if in := st.EventsIn - before.EventsIn; in != got { // the fence went out, not in
 		t.Errorf("the link delivered %d events, the subscriber heard %d", in, got)
 	}
-	if c := logCount(s2, "events past the subscription's pending limits are dropped"); c == 0 || uint64(c) > dropped {
-		t.Errorf("%d log lines about the drops; want one per episode", c)
+	// nats.go reports the drops dozens of times in a burst like this
+	// one; the log says so once (at most once every 10 s).
+	if c := logCount(s2, "events past the subscription's pending limits are dropped"); c != 1 {
+		t.Errorf("%d log lines about the drops of %d events; want 1", c, dropped)
 	}
 }
 
