@@ -20,7 +20,7 @@ import (
 // process of its own, as deployed: two ncservers and a nats-server
 // (built from the nats-server module this module requires). The clients,
 // the bridge's and nats.go's alike, run in the benchmark's process; the
-// three measures share one NATS server, in one run. It runs inside the
+// measures share one NATS server, in one run. It runs inside the
 // tests' private network namespace, as the other process tests do.
 func BenchmarkNATSBridgeProcs(b *testing.B) {
 	const size = 128
@@ -30,7 +30,11 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 		return func(b *testing.B) {
 			s1 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
 			s2 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
+			before := s2.stats(b).NATS.DroppedIn
 			benchBridge(b, size, s1.dial(b, "A"), s2.dial(b, "A"))
+			// Where the receiving server counted what it lost: NATS
+			// messages (events, or packs) past its pending limits.
+			b.ReportMetric(float64(s2.stats(b).NATS.DroppedIn-before), "dropped_in")
 		}
 	}
 	b.Run("bridge-128B", bridge(""))

@@ -178,6 +178,9 @@ type procStats struct {
 	Channels map[string]struct {
 		SlowConsumers uint64 `msgpack:"slow_consumers"`
 	} `msgpack:"channels"`
+	NATS struct {
+		DroppedIn uint64 `msgpack:"dropped_in"`
+	} `msgpack:"nats"`
 }
 
 // stats asks the server for its counters over its control channel.
