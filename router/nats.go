@@ -178,9 +178,7 @@ func (s *Server) stopNats() {
 
 // toNats sends an event that entered the bus here on a propagatetonats
 // channel to NATS: its frame, into a pack, when the link packs. The link
-// copies what it keeps before it returns. A link that a reload closes
-// under it refuses the event (ErrClosed): it goes to the link that took
-// over, which sends once the old one has sent all it took (commit).
+// copies what it keeps before it returns.
 func (s *Server) toNats(r *route, ev *channel.Event) {
 	link := s.nats.link.Load()
 	if link == nil || !r.rule.PropagateToNATS {
@@ -188,29 +186,37 @@ func (s *Server) toNats(r *route, ev *channel.Event) {
 	}
 	hdr := &ev.Header
 	s.nats.sent.add(hdr.ID, uuid.Nil)
+	err := s.publishNats(link, func(l *natslink.Link) error {
+		if l.Packing() {
+			return l.PublishFrame(hdr.Channel, ev.Frame())
+		}
+		return l.Publish(&natslink.Event{Channel: string(hdr.Channel), Event: string(hdr.Event),
+			ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data}, uuid.Nil)
+	})
+	if err == nil || errors.Is(err, natslink.ErrDropped) || errors.Is(err, natslink.ErrClosed) {
+		return // the link counts and logs its drops; closed: a reload turned NATS off
+	}
+	if n := s.nats.sendFailed.Add(1); bits.OnesCount64(n) == 1 {
+		s.log.Warn("sending an event to NATS failed", "channel", string(hdr.Channel), "failures", n, "err", err)
+	}
+}
+
+// publishNats hands an event to link with publish and, when a reload
+// closed that link under it (ErrClosed: nothing was sent), to the link
+// that took over, which sends once the old one has sent all it took
+// (prepareNats). It returns ErrClosed when no link took over: a reload
+// turned NATS off.
+func (s *Server) publishNats(link *natslink.Link, publish func(*natslink.Link) error) error {
 	for {
-		var err error
-		if link.Packing() {
-			err = link.PublishFrame(hdr.Channel, ev.Frame())
-		} else {
-			err = link.Publish(&natslink.Event{Channel: string(hdr.Channel), Event: string(hdr.Event),
-				ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data}, uuid.Nil)
+		err := publish(link)
+		if !errors.Is(err, natslink.ErrClosed) {
+			return err
 		}
-		if errors.Is(err, natslink.ErrClosed) {
-			next := s.nats.link.Load()
-			if next == nil || next == link {
-				return // a reload turned NATS off: nothing to send to
-			}
-			link = next
-			continue
+		next := s.nats.link.Load()
+		if next == nil || next == link {
+			return err
 		}
-		if err == nil || errors.Is(err, natslink.ErrDropped) {
-			return // the link counts and logs its drops
-		}
-		if n := s.nats.sendFailed.Add(1); bits.OnesCount64(n) == 1 {
-			s.log.Warn("sending an event to NATS failed", "channel", string(hdr.Channel), "failures", n, "err", err)
-		}
-		return
+		link = next
 	}
 }
 
@@ -226,17 +232,11 @@ func (s *Server) replyToNats(ev *wire.EventHeader) bool {
 	if !ok {
 		return false
 	}
-	for {
-		err := link.Publish(&natslink.Event{Channel: string(ev.Channel), Event: string(ev.Event),
+	err := s.publishNats(link, func(l *natslink.Link) error {
+		return l.Publish(&natslink.Event{Channel: string(ev.Channel), Event: string(ev.Event),
 			ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, To: ev.To, Re: ev.Re, Data: ev.Data}, node)
-		if errors.Is(err, natslink.ErrClosed) {
-			if next := s.nats.link.Load(); next != nil && next != link {
-				link = next // swapped by a reload, as in toNats
-				continue
-			}
-		}
-		return err == nil || errors.Is(err, natslink.ErrDropped)
-	}
+	})
+	return err == nil || errors.Is(err, natslink.ErrDropped)
 }
 
 // fromNats delivers an event from NATS: a reply to its one local
