@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/internal/gate"
 	"golang.org/x/net/ipv4"
 )
 
@@ -154,13 +155,9 @@ type Link struct {
 	counts  *counters     // the node's: they go on across the links of a node
 	stop    chan struct{}
 	written chan struct{} // closed when the writer has ended
-	// held is set while Send waits (Config.Held); released is closed by
-	// Release.
-	held        atomic.Bool
-	released    chan struct{}
-	releaseOnce sync.Once
-	wg          sync.WaitGroup
-	closing     sync.Once
+	held    gate.Gate     // shut while Send waits (Config.Held), until Release
+	wg      sync.WaitGroup
+	closing sync.Once
 
 	// rx is the node's receiving state, which the links of a node share
 	// (rx.go); its fields read as the link's own.
@@ -266,25 +263,24 @@ func listen(cfg *Config, ifi *net.Interface) (*net.UDPConn, int, error) {
 func newLink(cfg Config, node *Node, ifi *net.Interface, sealer *Sealer, deliver func(from uuid.UUID, msg []byte)) *Link {
 	host, _ := os.Hostname()
 	l := &Link{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		ifi:      ifi,
-		dst:      netip.AddrPortFrom(cfg.Group, uint16(cfg.Port)),
-		cluster:  ClusterIDOf(cfg.Cluster),
-		host:     host,
-		stop:     make(chan struct{}),
-		written:  make(chan struct{}),
-		released: make(chan struct{}),
-		sealer:   sealer,
-		payload:  cfg.Payload,
-		sealing:  sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
-		kick:     make(chan struct{}, 1),
-		counts:   &node.counts,
-		seq:      &node.seq,
-		ctlSeq:   &node.ctlSeq,
-		hist:     node.hist,
-		flow:     node.flow,
-		window:   receiveWindow(rcvBuf, cfg.Payload, cfg.HoldPeer),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		ifi:     ifi,
+		dst:     netip.AddrPortFrom(cfg.Group, uint16(cfg.Port)),
+		cluster: ClusterIDOf(cfg.Cluster),
+		host:    host,
+		stop:    make(chan struct{}),
+		written: make(chan struct{}),
+		sealer:  sealer,
+		payload: cfg.Payload,
+		sealing: sealState{replay: newReplayGuard(), logged: make(map[forgedFrom]struct{})},
+		kick:    make(chan struct{}, 1),
+		counts:  &node.counts,
+		seq:     &node.seq,
+		ctlSeq:  &node.ctlSeq,
+		hist:    node.hist,
+		flow:    node.flow,
+		window:  receiveWindow(rcvBuf, cfg.Payload, cfg.HoldPeer),
 		// The burst stays within what the writer's queue takes at once.
 		bucket: newRepairBucket(cfg.RepairRate, cfg.MaxRate),
 		rate:   newRateBucket(cfg.MaxRate),
@@ -292,7 +288,9 @@ func newLink(cfg Config, node *Node, ifi *net.Interface, sealer *Sealer, deliver
 	if sealer != nil {
 		l.payload -= TagLen
 	}
-	l.held.Store(cfg.Held)
+	if cfg.Held {
+		l.held.Shut()
+	}
 	l.inTurn = l.handleInTurn
 	l.rx = node.receiving(&cfg, (l.payload-HeaderLen-nakTargetLen)/rangeLen, l.inTurn, deliver)
 	l.q.room = make(chan struct{})
@@ -416,12 +414,7 @@ func (l *Link) Close() error {
 }
 
 // Release lets a link opened with Config.Held send. It is idempotent.
-func (l *Link) Release() {
-	l.releaseOnce.Do(func() {
-		l.held.Store(false)
-		close(l.released)
-	})
-}
+func (l *Link) Release() { l.held.Open() }
 
 // Peers returns the other nodes of the cluster heard from lately, sorted
 // by host name.

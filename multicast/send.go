@@ -81,12 +81,8 @@ func (l *Link) Send(id uuid.UUID, msg []byte) error {
 	if len(msg) == 0 {
 		return errors.New("multicast: empty message")
 	}
-	if l.held.Load() {
-		select {
-		case <-l.released:
-		case <-l.stop:
-			return ErrClosed
-		}
+	if !l.held.Wait(l.stop) {
+		return ErrClosed
 	}
 	return l.enqueue(KindData, id, msg, true)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/gate"
 	"github.com/netcluster/netcluster/internal/wire"
 )
 
@@ -135,11 +136,7 @@ type Link struct {
 
 	pk packer // with Config.Pack
 
-	// held is set while the link's sending is held (Config.Held);
-	// released is closed when Release lets it go.
-	held        atomic.Bool
-	released    chan struct{}
-	releaseOnce sync.Once
+	held gate.Gate // shut while the link's sending is held (Config.Held), until Release
 
 	pubMu     sync.Mutex
 	pubClosed bool     // Close has begun: Publish returns ErrClosed
@@ -193,8 +190,9 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	l := &Link{cfg: cfg, log: cfg.Logger, deliver: deliver, closed: make(chan struct{}),
 		subs: make(map[string]*nats.Subscription), stop: make(chan struct{}),
 		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}}
-	l.released = make(chan struct{})
-	l.held.Store(cfg.Held)
+	if cfg.Held {
+		l.held.Shut()
+	}
 	l.down.Store(true) // until ConnectHandler
 	// Before Connect: its handlers kick the consumer.
 	l.js.kick = make(chan struct{}, 1)
@@ -384,7 +382,7 @@ func (l *Link) SetChannels(names []string) {
 // Publish sends an event on its channel's subject, or, when ev.To is
 // set, on the subject of node, the asker's server.
 func (l *Link) Publish(ev *Event, node uuid.UUID) error {
-	l.awaitRelease()
+	l.held.Wait(l.stop) // a closing link refuses the event below
 	l.pubMu.Lock()
 	if l.pubClosed {
 		l.pubMu.Unlock()
@@ -463,24 +461,7 @@ func setHeader(h nats.Header, key, value string) {
 }
 
 // Release lets a link opened with Config.Held send. It is idempotent.
-func (l *Link) Release() {
-	l.releaseOnce.Do(func() {
-		l.held.Store(false)
-		close(l.released)
-	})
-}
-
-// awaitRelease waits while the link's sending is held, or until it is
-// closed.
-func (l *Link) awaitRelease() {
-	if !l.held.Load() {
-		return
-	}
-	select {
-	case <-l.released:
-	case <-l.stop:
-	}
-}
+func (l *Link) Release() { l.held.Open() }
 
 // StopDelivering ends the link's deliveries and leaves it sending: a
 // server that stops calls it before it reads the last events its

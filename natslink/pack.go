@@ -78,7 +78,7 @@ func (l *Link) Packing() bool { return l.cfg.Pack }
 // once the link is closing; a pack that NATS did not take is counted
 // and logged (Stats.Dropped) when it is sent, not here.
 func (l *Link) PublishFrame(channel, frame []byte) error {
-	l.awaitRelease()
+	l.held.Wait(l.stop) // a closing link refuses the frame below
 	p := &l.pk
 	p.mu.Lock()
 	for p.bytes >= maxPackedBytes && !p.stopped {
