@@ -132,8 +132,14 @@ func (l *Link) jsApply() {
 			one.Unlock()
 			if ok {
 				m.Ack()
-			} else {
-				m.Nak()
+				return
+			}
+			m.Nak()
+			if md, err := m.Metadata(); err == nil {
+				// Rare, and what the next consumer gets first: the
+				// sequence tells which event, should one come late.
+				l.log.Debug("gave an event back to JetStream: the link delivers no more",
+					"subject", m.Subject(), "stream_seq", md.Sequence.Stream)
 			}
 		})
 		if err != nil {

@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -150,7 +151,8 @@ func TestNATSJetStreamDrainAtShutdown(t *testing.T) {
 	got3 := seqsOf(rec3)
 	for i, v := range append(got2, got3...) {
 		if v != i {
-			t.Fatalf("event %d of the two servers is %d: lost, doubled or out of order (server 2 delivered %d, server 3 %d)", i, v, len(got2), len(got3))
+			t.Fatalf("event %d of the two servers is %d: lost, doubled or out of order (server 2 delivered %d, server 3 %d; %d is at %d of server 3's)",
+				i, v, len(got2), len(got3), i, slices.Index(got3, i))
 		}
 	}
 	if len(got2)+len(got3) != n {
