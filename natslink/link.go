@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -150,6 +152,11 @@ type Link struct {
 	// event's origin and sender repeat from one event to the next, its
 	// id never does.
 	origin, sender uuidText
+	// epoch tells this link's numbering (HeaderSeq) from that of the
+	// server's earlier links; seqBuf is where Publish writes a number
+	// (setSeq).
+	epoch  string
+	seqBuf []byte
 
 	peers peerTable
 	js    jsState
@@ -162,6 +169,9 @@ type Link struct {
 	// slowLogged is when drops past the pending limits were last logged
 	// (asyncError), in Unix nanoseconds; 0 before the first.
 	slowLogged atomic.Int64
+	// missedLogged is when events missing from the numbering were last
+	// logged (gap), as slowLogged.
+	missedLogged atomic.Int64
 	// down is set from a disconnection (or the start) to the next
 	// connection; unsent counts the events published meanwhile, which
 	// wait in nats.go's buffer and are lost if the link closes first.
@@ -170,6 +180,7 @@ type Link struct {
 	failures                                atomic.Uint64 // connection attempts failed in a row
 	failed                                  atomic.Uint64 // publications failed, for the log
 	eventsOut, eventsIn, dropped, malformed atomic.Uint64
+	missed                                  atomic.Uint64 // Stats.MissedIn
 }
 
 // Open connects to NATS, or starts connecting in the background when no
@@ -189,7 +200,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	}
 	l := &Link{cfg: cfg, log: cfg.Logger, deliver: deliver, closed: make(chan struct{}),
 		subs: make(map[string]*nats.Subscription), stop: make(chan struct{}),
-		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}}
+		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}, epoch: fmt.Sprintf("%016x", rand.Uint64())}
 	if cfg.Held {
 		l.held.Shut()
 	}
@@ -389,7 +400,8 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 		return ErrClosed
 	}
 	m := &l.pubMsg
-	m.Subject, m.Data = l.subjects.of(&l.cfg, ev.Channel), ev.Data
+	out := l.subjects.of(&l.cfg, ev.Channel)
+	m.Subject, m.Data = out.subject, ev.Data
 	h := m.Header
 	if l.addressed {
 		for _, k := range [...]string{HeaderTo, HeaderRe, HeaderChannel} {
@@ -407,30 +419,64 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 		setHeader(h, HeaderRe, ev.Re.String())
 		setHeader(h, HeaderChannel, ev.Channel)
 		l.addressed = true
+		out = nil // replies are not numbered
 	}
+	setSeq(h, &l.seqBuf, l.epoch, out)
 	err := l.nc.PublishMsg(m)
+	if err == nil && out != nil && !out.loose {
+		out.sent++
+	}
 	m.Data = nil
 	l.pubMu.Unlock()
 	return l.published(1, err)
 }
 
+// setSeq sets the HeaderSeq of a message of events on out's subject, in
+// buf, with the link's epoch; or removes it when the subject's events are
+// not numbered (out nil, or out.loose). The caller adds the message's
+// events to out.sent once NATS took it: an event that nats.go refused is
+// counted dropped by this server, not missed by the others.
+func setSeq(h nats.Header, buf *[]byte, epoch string, out *subjectOut) {
+	if out == nil || out.loose {
+		delete(h, HeaderSeq)
+		return
+	}
+	b := append((*buf)[:0], epoch...)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, out.sent+1, 10)
+	*buf = b
+	setHeader(h, HeaderSeq, string(b))
+}
+
 // subjectCache keeps the subjects of the channels published to, up to
-// maxSubjects; its owner serializes its use.
-type subjectCache struct{ m map[string]string }
+// maxSubjects, with the number of events sent on each; its owner
+// serializes its use.
+type subjectCache struct{ m map[string]*subjectOut }
+
+// subjectOut is a channel's subject and how many events the link sent
+// on it (HeaderSeq). A subject past maxSubjects is made for each
+// message (loose), and its events are not numbered.
+type subjectOut struct {
+	subject string
+	sent    uint64
+	loose   bool
+}
 
 // of returns the subject of channel.
-func (c *subjectCache) of(cfg *Config, channel string) string {
-	s := c.m[channel]
-	if s == "" {
-		s = Subject(cfg.Prefix, cfg.Cluster, channel)
+func (c *subjectCache) of(cfg *Config, channel string) *subjectOut {
+	out := c.m[channel]
+	if out == nil {
+		out = &subjectOut{subject: Subject(cfg.Prefix, cfg.Cluster, channel)}
 		if c.m == nil {
-			c.m = make(map[string]string)
+			c.m = make(map[string]*subjectOut)
 		}
 		if len(c.m) < maxSubjects {
-			c.m[channel] = s
+			c.m[channel] = out
+		} else {
+			out.loose = true
 		}
 	}
-	return s
+	return out
 }
 
 // maxSubjects bounds the cache of subjects.

@@ -50,6 +50,7 @@ type packer struct {
 	kick     chan struct{}
 	msg      nats.Msg     // reused by packLoop alone
 	subjects subjectCache // packLoop's alone
+	seqBuf   []byte       // packLoop's alone (setSeq)
 }
 
 // pack is a message being filled: frames of one channel.
@@ -186,9 +187,14 @@ func (l *Link) packLoop() {
 // same, so that a receiver reads every event of the link alike.
 func (l *Link) sendPack(pk *pack) {
 	m := &l.pk.msg
-	m.Subject, m.Data = l.pk.subjects.of(&l.cfg, pk.channel), pk.body
+	out := l.pk.subjects.of(&l.cfg, pk.channel)
+	m.Subject, m.Data = out.subject, pk.body
 	setHeader(m.Header, HeaderPack, strconv.Itoa(pk.n))
+	setSeq(m.Header, &l.pk.seqBuf, l.epoch, out)
 	err := l.nc.PublishMsg(m)
+	if err == nil && !out.loose {
+		out.sent += uint64(pk.n)
+	}
 	m.Data = nil
 	l.published(pk.n, err)
 }

@@ -3,6 +3,8 @@ package natslink
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,7 +15,7 @@ import (
 // receive returns the handler of a channel's subscription (node false)
 // or of the node's (node true): see handler.
 func (l *Link) receive(node bool) nats.MsgHandler {
-	h := l.handler(node)
+	h := l.handler(node, true)
 	return func(m *nats.Msg) { h(m) }
 }
 
@@ -23,14 +25,22 @@ func (l *Link) receive(node bool) nats.MsgHandler {
 // can be had again (from JetStream) should be. nats.go calls a
 // subscription's handler for one message at a time, so the handler
 // decodes every message into the same Event, and every pack into the
-// same slice.
-func (l *Link) handler(node bool) func(*nats.Msg) bool {
+// same slice. With numbered, it counts the events that the numbering of
+// the messages (HeaderSeq) shows missing: a subscription hears every
+// message published on its subject after it began, in order, unless one
+// is lost; JetStream's redeliveries come out of order, and are not
+// numbered so.
+func (l *Link) handler(node, numbered bool) func(*nats.Msg) bool {
 	prefix := Subject(l.cfg.Prefix, l.cfg.Cluster, "")
 	var ev Event
 	var run []Event
+	var seen seqSeen
+	if numbered {
+		seen = seqSeen{}
+	}
 	return func(m *nats.Msg) bool {
 		if _, packed := m.Header[HeaderPack]; packed {
-			return l.unpack(&run, m, prefix, node)
+			return l.unpack(&run, m, prefix, node, seen)
 		}
 		ok := decode(&ev, m, prefix, node)
 		if !ok {
@@ -46,6 +56,7 @@ func (l *Link) handler(node bool) func(*nats.Msg) bool {
 		if l.done {
 			return false
 		}
+		l.gap(seen, m, 1)
 		l.eventsIn.Add(1)
 		l.peers.count(ev.Origin, 1, len(m.Data))
 		l.deliver(&ev)
@@ -58,8 +69,9 @@ func (l *Link) handler(node bool) func(*nats.Msg) bool {
 // channel, addressed to nobody. It reads the frames into run, then hands
 // them over together (Config.DeliverRun), or one by one. It stops at the
 // first malformed frame, after which nothing can be read, counting the
-// message malformed once; the events before it are delivered.
-func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool) bool {
+// message malformed once; the events before it are delivered. seen
+// follows the numbering, as in handler.
+func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen seqSeen) bool {
 	if node || len(m.Subject) <= len(prefix) {
 		l.malformed.Add(1)
 		l.log.Debug("dropped a pack from NATS on a subject that is not a channel's", "subject", m.Subject)
@@ -74,6 +86,7 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool) bool 
 		n, bytes int
 	}
 	var bad error
+	ours := false
 	for body := m.Data; len(body) > 0; {
 		frame, hdr, rest, err := nextPacked(body)
 		if err == nil && (string(hdr.Channel) != channel || hdr.To != ([16]byte{})) {
@@ -85,6 +98,7 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool) bool 
 		}
 		body = rest
 		if hdr.Origin == l.cfg.Node {
+			ours = true
 			continue // ours, back through another connection of this server
 		}
 		evs = append(evs, Event{Channel: channel, ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data,
@@ -102,6 +116,11 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool) bool 
 	if bad != nil {
 		l.malformed.Add(1)
 		l.log.Debug("dropped the rest of a malformed pack from NATS", "subject", m.Subject, "err", bad)
+	}
+	if !ours {
+		if n, err := strconv.ParseUint(m.Header.Get(HeaderPack), 10, 32); err == nil {
+			l.gap(seen, m, n)
+		}
 	}
 	for i := range evs {
 		ev := &evs[i]
@@ -124,6 +143,65 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool) bool 
 		l.deliver(&evs[i])
 	}
 	return true
+}
+
+// gap notes a message of n events in seen (nil: not numbered), and
+// counts the events its number shows missing, with a log at most once
+// every slowLogEvery.
+func (l *Link) gap(seen seqSeen, m *nats.Msg, n uint64) {
+	if seen == nil {
+		return
+	}
+	v := m.Header[HeaderSeq]
+	if len(v) != 1 {
+		return // not numbered: a reply, a plain NATS program's event
+	}
+	missed := seen.see(v[0], n)
+	if missed == 0 {
+		return
+	}
+	total := l.missed.Add(missed)
+	now, last := time.Now().UnixNano(), l.missedLogged.Load()
+	if last != 0 && now-last < int64(slowLogEvery) || !l.missedLogged.CompareAndSwap(last, now) {
+		return
+	}
+	l.log.Warn("events from NATS never came: their sender's numbering skips them",
+		"subject", m.Subject, "missed", missed, "missed_in", total, "dropped_in", l.droppedIn())
+}
+
+// seqSeen follows the numbering (HeaderSeq) of the messages that one
+// subscription receives: per epoch, the number it expects next.
+type seqSeen map[string]uint64
+
+// maxEpochs bounds a seqSeen: past it, it starts over, and the next
+// message of each epoch only sets where it expects the next one.
+const maxEpochs = 1024
+
+// see notes a message of n events numbered v, and returns how many
+// events the numbering skipped since the last message of its epoch. The
+// first message of an epoch it hears of counts nothing missing, nor does
+// one that comes after a later one: it was not lost.
+func (s seqSeen) see(v string, n uint64) uint64 {
+	epoch, num, ok := strings.Cut(v, ".")
+	first, err := strconv.ParseUint(num, 10, 64)
+	end := first + n
+	if !ok || err != nil || first == 0 || n == 0 || end < first {
+		return 0
+	}
+	next, known := s[epoch]
+	switch {
+	case !known:
+		if len(s) >= maxEpochs {
+			clear(s)
+		}
+		s[epoch] = end
+	case first >= next:
+		s[epoch] = end
+		return first - next
+	case end > next:
+		s[epoch] = end
+	}
+	return 0
 }
 
 // decode reads an event from a message of a channel's subject, whose

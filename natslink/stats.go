@@ -30,6 +30,15 @@ type Stats struct {
 	// came faster than the server delivered them, past a subscription's
 	// pending limits. A message is an event, or a pack of events.
 	DroppedIn uint64 `json:"dropped_in" msgpack:"dropped_in" metric:"netcluster_nats_dropped_in_total" help:"Messages from NATS (events, or packs of events) dropped because they came faster than the server delivered them."`
+	// MissedIn counts the events of other servers that never reached
+	// this one: the numbering of their sender's messages (HeaderSeq)
+	// skips them. It counts the events of the messages in DroppedIn, and
+	// those lost in NATS: on a NATS server that died with them, or
+	// published while this server was disconnected. Events of plain NATS
+	// programs, replies, and what JetStream delivers are not numbered;
+	// nor is what a server sent before a subscription began, or from a
+	// link of its own that this one never heard from.
+	MissedIn uint64 `json:"missed_in" msgpack:"missed_in" metric:"netcluster_nats_missed_in_total" help:"Events of other servers that never came from NATS: their sender's numbering skips them."`
 	// JetStreamLag is what the JetStream consumer has yet to deliver, as
 	// last asked (every heartbeat); 0 without JetStream.
 	JetStreamLag uint64 `json:"jetstream_lag" msgpack:"jetstream_lag" metric:"netcluster_nats_jetstream_lag" help:"Events the JetStream consumer has yet to deliver, as last asked."`
@@ -50,6 +59,7 @@ func (st Stats) Plus(o Stats) Stats {
 	st.Reconnects += o.Reconnects
 	st.Dropped += o.Dropped
 	st.DroppedIn += o.DroppedIn
+	st.MissedIn += o.MissedIn
 	st.Malformed += o.Malformed
 	return st
 }
@@ -69,7 +79,7 @@ func (l *Link) Stats() Stats {
 		EventsOut: l.eventsOut.Load(), EventsIn: l.eventsIn.Load(),
 		MsgsOut: ns.OutMsgs, MsgsIn: ns.InMsgs, BytesOut: ns.OutBytes, BytesIn: ns.InBytes,
 		Reconnects: ns.Reconnects, Buffered: buffered,
-		Dropped: l.dropped.Load(), DroppedIn: l.droppedIn(), Malformed: l.malformed.Load(),
+		Dropped: l.dropped.Load(), DroppedIn: l.droppedIn(), MissedIn: l.missed.Load(), Malformed: l.malformed.Load(),
 		JetStreamLag: l.jsLagNow(),
 	}
 }

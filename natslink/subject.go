@@ -19,6 +19,13 @@ const (
 	// HeaderChannel names a reply's channel: its subject is the asker's
 	// node's, not a channel's.
 	HeaderChannel = "Nc-Channel"
+	// HeaderSeq numbers the events a link sends on a channel's subject:
+	// the link's epoch (16 hex digits, new each time a server opens its
+	// link), a dot, and the number of the message's first event among
+	// those of the epoch on the subject, from 1. A pack's events follow
+	// on from it. A receiver that finds numbers skipped counts those
+	// events as missed (Stats.MissedIn). Replies are not numbered.
+	HeaderSeq = "Nc-Seq"
 )
 
 // The headers of a heartbeat.

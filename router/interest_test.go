@@ -3,15 +3,16 @@ package router_test
 import (
 	"context"
 	"fmt"
-	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/multicast/mcasttest"
-	"github.com/vmihailenco/msgpack/v5"
 	"io"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/multicast/mcasttest"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/internal/wire"

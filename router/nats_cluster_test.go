@@ -41,7 +41,8 @@ func startNATSCluster(t *testing.T) []*server.Server {
 // three-node NATS cluster; the sender's node is killed mid-stream. The
 // sender's link fails over to another node, and the receiver hears the
 // rest of the stream in order, nothing twice; what was in flight to the
-// killed node at that moment may be lost (docs/sites.md says so).
+// killed node at that moment may be lost (docs/sites.md says so), and
+// the receiver counts each event lost so (missed_in).
 func TestNATSClusterNodeKilled(t *testing.T) {
 	nodes := startNATSCluster(t)
 	var all []string
@@ -95,5 +96,8 @@ func TestNATSClusterNodeKilled(t *testing.T) {
 	}
 	if n-len(got) > n/2 {
 		t.Errorf("%d of %d events lost: more than what was in flight", n-len(got), n)
+	}
+	if missed := natsStats(t, receiver).MissedIn; missed != uint64(n-len(got)) {
+		t.Errorf("%d events lost, %d counted missed by the receiver", n-len(got), missed)
 	}
 }

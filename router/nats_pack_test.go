@@ -58,7 +58,7 @@ func TestNATSPacks(t *testing.T) {
 
 	// The plain program: every message is a pack of frames.
 	var got []int
-	msgs := 0
+	msgs, firstSeq := 0, 0
 	for len(got) < n {
 		m, err := sub.NextMsg(10 * time.Second)
 		if err != nil {
@@ -66,8 +66,19 @@ func TestNATSPacks(t *testing.T) {
 		}
 		msgs++
 		count, err := strconv.Atoi(m.Header.Get(natslink.HeaderPack))
-		if err != nil || len(m.Header) != 1 {
-			t.Fatalf("a message with headers %v: want %s alone, a number", m.Header, natslink.HeaderPack)
+		if err != nil || len(m.Header) != 2 {
+			t.Fatalf("a message with headers %v: want %s, a number, and %s alone", m.Header, natslink.HeaderPack, natslink.HeaderSeq)
+		}
+		// The packs number their events on from one another (the
+		// probes came before the first).
+		seq := m.Header.Get(natslink.HeaderSeq)
+		_, num, _ := strings.Cut(seq, ".")
+		first, err := strconv.Atoi(num)
+		if err != nil || len(got) == 0 && first < 1 || len(got) > 0 && first != firstSeq+len(got) {
+			t.Fatalf("a pack after %d events is numbered %q; the first was %d", len(got), seq, firstSeq)
+		}
+		if len(got) == 0 {
+			firstSeq = first
 		}
 		frames := 0
 		for body := m.Data; len(body) > 0; frames++ {

@@ -1,0 +1,227 @@
+package natslink
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/wire"
+)
+
+// TestSeqSeen: the numbers skipped within an epoch are missed; the first
+// message of an epoch, one that comes after a later one, a repeat, and a
+// value that is not a number count nothing.
+func TestSeqSeen(t *testing.T) {
+	s := seqSeen{}
+	steps := []struct {
+		v      string
+		n      uint64
+		missed uint64
+	}{
+		{"e1.5", 1, 0},                    // the first heard of e1: nothing before it counts
+		{"e1.6", 1, 0},                    // the next
+		{"e1.7", 3, 0},                    // a pack of 7, 8, 9
+		{"e1.12", 1, 2},                   // 10 and 11 never came
+		{"e1.11", 1, 0},                   // late, after 12: not lost, not counted again
+		{"e1.12", 1, 0},                   // a repeat
+		{"e1.13", 2, 0},                   // 13, 14
+		{"e2.40", 1, 0},                   // another epoch: a link of its own
+		{"e2.41", 1, 0},                   //
+		{"e1.14", 2, 0},                   // overlaps what came: 15 is new, nothing skipped
+		{"e1.18", 1, 2},                   // 16 and 17
+		{"e2.45", 1, 3},                   // e2 went on apart: 42, 43, 44
+		{"e1", 1, 0},                      // not numbered
+		{"e1.x", 1, 0},                    //
+		{"e1.0", 1, 0},                    // numbers begin at 1
+		{"e1.19", 0, 0},                   // no events
+		{"e1.30", 1, 11},                  // e1 still expects 19: nothing above changed it
+		{".5", 1, 0},                      // an empty epoch is an epoch
+		{".9", 1, 3},                      //
+		{"e3.18446744073709551615", 2, 0}, // would wrap: ignored
+	}
+	for i, st := range steps {
+		if got := s.see(st.v, st.n); got != st.missed {
+			t.Errorf("step %d: %q of %d events: %d missed, want %d", i, st.v, st.n, got, st.missed)
+		}
+	}
+	// Past maxEpochs it starts over: the next message of an epoch it
+	// knew counts nothing.
+	for i := range maxEpochs {
+		s.see(fmt.Sprintf("x%d.1", i), 1)
+	}
+	if len(s) > maxEpochs {
+		t.Errorf("%d epochs kept, want at most %d", len(s), maxEpochs)
+	}
+	if got := s.see("e1.100", 1); got != 0 {
+		t.Errorf("after starting over, the next message of e1 counts %d missed, want 0", got)
+	}
+}
+
+// TestMissedIn: past a subscription's pending limits (8 messages) nats.go
+// drops what NATS sends while the receiving link's delivery is stuck;
+// the numbering shows each event lost, in either format, once a later
+// message comes: what the receiver delivered and what it counted missed
+// make every event sent. A plain NATS program's events are not numbered,
+// and count nothing.
+func TestMissedIn(t *testing.T) {
+	for _, pack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) { testMissedIn(t, pack) })
+	}
+}
+
+func testMissedIn(t *testing.T, pack bool) {
+	ns := startNATS(t)
+	log := &syncBuffer{}
+	var delivered atomic.Uint64
+	stuck := make(chan struct{})
+	var waiting atomic.Bool
+	recv, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), PendingMsgs: 8,
+		Logger: slog.New(slog.NewTextHandler(log, nil))}, func(ev *Event) {
+		if ev.Event == "stuck" || string(ev.Header.Event) == "stuck" { // a pack's event names itself in Header
+			waiting.Store(true)
+			<-stuck
+		}
+		delivered.Add(1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	recv.SetChannels([]string{"A"})
+	node := uuid.New()
+	send, err := Open(Config{URL: ns.ClientURL(), Node: node, Pack: pack, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer send.Close()
+	sent := uint64(0)
+	emit := func(name string) {
+		t.Helper()
+		if pack {
+			err = send.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node,
+				Sender: node, Channel: "A", Event: name, Data: []byte{0xc0}}))
+		} else {
+			err = send.Publish(&Event{Channel: "A", Event: name, ID: uuid.New(), Origin: node, Sender: node, Data: []byte{0xc0}}, uuid.Nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	emit("stuck")
+	waitFor("the delivery to get stuck", waiting.Load)
+	// Each event waits for the previous one to be sent: packs of one,
+	// or of a few, and many more messages than the pending limits take.
+	for range 2000 {
+		emit("e")
+		if sent%50 == 0 {
+			send.nc.Flush()
+		}
+	}
+	waitFor("nats.go to drop", func() bool { return recv.Stats().DroppedIn > 0 })
+	send.nc.Flush()
+	close(stuck)
+	// The last message shows what was skipped before it: it is sent
+	// until one arrives, and those dropped meanwhile are missed too.
+	waitFor("a last event", func() bool {
+		emit("e")
+		send.nc.Flush()
+		time.Sleep(5 * time.Millisecond)
+		return delivered.Load()+recv.Stats().MissedIn == sent
+	})
+	st := recv.Stats()
+	if st.MissedIn == 0 || st.DroppedIn == 0 {
+		t.Fatalf("%d missed, %d messages dropped: the test dropped nothing", st.MissedIn, st.DroppedIn)
+	}
+	if !pack && st.DroppedIn != st.MissedIn {
+		t.Errorf("%d messages of one event dropped, %d events missed; want as many", st.DroppedIn, st.MissedIn)
+	}
+	if pack && st.DroppedIn > st.MissedIn {
+		t.Errorf("%d packs dropped, %d events missed; want at least one event a pack", st.DroppedIn, st.MissedIn)
+	}
+	if c := strings.Count(log.String(), "their sender's numbering skips them"); c != 1 {
+		t.Errorf("%d log lines about the missed events; want 1", c)
+	}
+	t.Logf("%d of %d events delivered, %d missed, %d messages dropped", delivered.Load(), sent, st.MissedIn, st.DroppedIn)
+
+	// A plain NATS program's events carry no number: nothing is missed
+	// when some of them are lost.
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	before := delivered.Load()
+	for range 3 {
+		m := nats.NewMsg(Subject("netcluster", "", "A"))
+		m.Header.Set(HeaderEvent, "plain")
+		m.Data = []byte{0xc0}
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Flush()
+	waitFor("the plain events", func() bool { return delivered.Load() == before+3 })
+	if got := recv.Stats().MissedIn; got != st.MissedIn {
+		t.Errorf("missed_in went from %d to %d with a plain program's events", st.MissedIn, got)
+	}
+}
+
+// FuzzSeqSeen feeds seqSeen lines of "<Nc-Seq value> <events>", as
+// messages bring them (seeds in testdata/fuzz/seq): it never panics,
+// never counts missed more numbers than came before a message's first,
+// keeps at most maxEpochs epochs, and a message that follows on from
+// the last of its epoch counts nothing.
+func FuzzSeqSeen(f *testing.F) {
+	files, err := filepath.Glob("../testdata/fuzz/seq/*")
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no seed inputs in testdata/fuzz/seq: %v", err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		s := seqSeen{}
+		for _, line := range strings.Split(in, "\n") {
+			v, count, _ := strings.Cut(line, " ")
+			n, err := strconv.ParseUint(count, 10, 64)
+			if err != nil {
+				continue
+			}
+			missed := s.see(v, n)
+			epoch, num, _ := strings.Cut(v, ".")
+			first, err := strconv.ParseUint(num, 10, 64)
+			if missed > 0 && (err != nil || missed >= first) {
+				t.Fatalf("%q of %d events: %d missed", v, n, missed)
+			}
+			if len(s) > maxEpochs {
+				t.Fatalf("%d epochs kept", len(s))
+			}
+			if next, ok := s[epoch]; ok && next > 1 {
+				if got := s.see(fmt.Sprintf("%s.%d", epoch, next), 1); got != 0 {
+					t.Fatalf("the message that follows on from %q counted %d missed", v, got)
+				}
+			}
+		}
+	})
+}
