@@ -3,15 +3,22 @@
 package router_test
 
 import (
+	"bufio"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -41,6 +48,101 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 	b.Run("bridge-packed-128B", bridge(`"pack": true`))
 	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false) })
 	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true) })
+	b.Run(fmt.Sprintf("relay-floor-%dB", benchFrameLen(size)), func(b *testing.B) { benchRelayFloor(b, url, benchFrameLen(size)) })
+}
+
+// benchFrameLen is the length, prefix included, of the Event frame of
+// one of benchBridge's events of size bytes of data.
+func benchFrameLen(size int) int {
+	data := append(binary.BigEndian.AppendUint32([]byte{0xc6}, uint32(size)), make([]byte, size)...)
+	return len(wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(),
+		Channel: "A", Event: "bench", Data: data}))
+}
+
+// benchRelayFloor runs the bridge's path with two processes that only
+// move bytes (router/testdata/relay) in place of the ncservers: a
+// client writes b.N records of frame bytes to one, as fast as its
+// socket takes them, through 64 KiB of buffer, which publishes what it
+// reads to NATS in messages of up to 64 KiB; the other writes what NATS
+// brings to a reader in the benchmark's process. Nothing is parsed,
+// checked, kept or counted on the way: it is the floor of what two
+// bridge processes cost on the machine, not a bridge.
+func benchRelayFloor(b *testing.B, url string, frame int) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "relay")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/relay").CombinedOutput(); err != nil {
+		b.Fatalf("building the relay: %v\n%s", err, out)
+	}
+	subject := "floor." + uuid.NewString()
+	start := func(mode string) net.Conn {
+		sock := filepath.Join(dir, mode+".sock")
+		log := &routertest.LogBuffer{}
+		cmd := exec.Command(bin, mode, url, sock, subject)
+		cmd.Stderr, cmd.SysProcAttr = log, dieWithParent()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			c, err := net.Dial("unix", sock)
+			if err == nil {
+				b.Cleanup(func() { c.Close() })
+				return c
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("the relay (%s) never listened: %v\n%s", mode, err, log)
+			}
+		}
+	}
+	out := start("out")
+	if _, err := io.ReadFull(out, make([]byte, 1)); err != nil {
+		b.Fatalf("the relay (out) never subscribed: %v", err)
+	}
+	in := start("in")
+	want := int64(b.N) * int64(frame)
+	var got atomic.Int64
+	done := make(chan time.Time, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for got.Load() < want {
+			n, err := out.Read(buf)
+			got.Add(int64(n))
+			if err != nil {
+				break
+			}
+		}
+		done <- time.Now()
+	}()
+	b.ResetTimer()
+	began := time.Now()
+	w := bufio.NewWriterSize(in, 64<<10)
+	record := make([]byte, frame)
+	for range b.N {
+		if _, err := w.Write(record); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	var end time.Time
+	for last := int64(-1); end.IsZero(); {
+		select {
+		case end = <-done:
+		case <-time.After(2 * time.Second):
+			if n := got.Load(); n == last {
+				out.Close() // nothing for 2 s: the rest is lost
+			} else {
+				last = n
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(got.Load()/int64(frame))/end.Sub(began).Seconds(), "events/s")
+	b.ReportMetric(float64(want-got.Load())/float64(frame), "lost")
 }
 
 // natsServerBinary builds nats-server from the module's dependency into
