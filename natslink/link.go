@@ -48,8 +48,8 @@ type Config struct {
 	// Node is this server's node id: its subject for replies, and the
 	// origin of the messages the link ignores as its own.
 	Node uuid.UUID
-	// Buffer bounds what is kept while disconnected, in bytes; 0 keeps
-	// nothing.
+	// Buffer bounds what is kept while disconnected, and until the peers
+	// are heard again (outage), in bytes; 0 keeps nothing.
 	Buffer int
 	// Pack sends the events of channels in packs (HeaderPack): the
 	// events that come while the previous pack is sent go together, in
@@ -136,7 +136,8 @@ type Link struct {
 	closing     bool // Close has begun
 	done        bool // nothing more is delivered
 
-	pk packer // with Config.Pack
+	pk  packer // with Config.Pack
+	out outage // what waits while NATS is away
 
 	held gate.Gate // shut while the link's sending is held (Config.Held), until Release
 
@@ -171,12 +172,7 @@ type Link struct {
 	slowLogged atomic.Int64
 	// missedLogged is when events missing from the numbering were last
 	// logged (gap), as slowLogged.
-	missedLogged atomic.Int64
-	// down is set from a disconnection (or the start) to the next
-	// connection; unsent counts the events published meanwhile, which
-	// wait in nats.go's buffer and are lost if the link closes first.
-	down                                    atomic.Bool
-	unsent                                  atomic.Uint64
+	missedLogged                            atomic.Int64
 	failures                                atomic.Uint64 // connection attempts failed in a row
 	failed                                  atomic.Uint64 // publications failed, for the log
 	eventsOut, eventsIn, dropped, malformed atomic.Uint64
@@ -204,7 +200,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	if cfg.Held {
 		l.held.Shut()
 	}
-	l.down.Store(true) // until ConnectHandler
+	l.out.kick = make(chan struct{}, 1)
 	// Before Connect: its handlers kick the consumer.
 	l.js.kick = make(chan struct{}, 1)
 	l.js.held = cfg.JetStream && cfg.CatchUp > 0
@@ -235,8 +231,9 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	if !nc.IsConnected() {
 		l.log.Warn("NATS is not reachable yet: connecting in the background", "url", redactURL(cfg.URL))
 	}
-	l.wg.Add(1)
+	l.wg.Add(2)
 	go l.beat()
+	go l.outageLoop()
 	if cfg.JetStream {
 		l.wg.Add(1)
 		go l.jsLoop()
@@ -259,22 +256,16 @@ func cmpOr(d, def time.Duration) time.Duration {
 // options are the nats.go options of cfg.
 func (l *Link) options() ([]nats.Option, error) {
 	cfg := l.cfg
-	buf := cfg.Buffer
-	if buf <= 0 {
-		buf = -1 // nats.go: no buffering
-	}
 	opts := []nats.Option{
 		nats.Name(cfg.Name), nats.NoEcho(), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
-		nats.ReconnectWait(cfg.ReconnectWait), nats.ReconnectBufSize(buf),
+		nats.ReconnectWait(cfg.ReconnectWait), nats.ReconnectBufSize(natsPending),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			l.up()
 			l.jsKick()
 			l.failures.Store(0)
-			l.dropping.Store(false)
 			l.log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			l.down.Store(true)
 			l.log.Warn("disconnected from NATS: reconnecting; events wait in the buffer", "err", err, "buffer", cfg.Buffer)
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -288,7 +279,6 @@ func (l *Link) options() ([]nats.Option, error) {
 			l.up()
 			l.jsKick()
 			l.failures.Store(0)
-			l.dropping.Store(false)
 			l.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(l.closed) }),
@@ -320,10 +310,17 @@ func (l *Link) options() ([]nats.Option, error) {
 	return opts, nil
 }
 
-// up notes a connection: nats.go has sent what its buffer held.
+// up notes a connection: the outage buffer may be sent, once the peers
+// are heard again (outageLoop). Drops are logged again from the next
+// outage on; while the buffer is still held, this one goes on.
 func (l *Link) up() {
-	l.down.Store(false)
-	l.unsent.Store(0)
+	if !l.holding() {
+		l.dropping.Store(false)
+	}
+	select {
+	case l.out.kick <- struct{}{}:
+	default:
+	}
 }
 
 // redactURL drops the user information from URLs for logs.
@@ -422,13 +419,13 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 		out = nil // replies are not numbered
 	}
 	setSeq(h, &l.seqBuf, l.epoch, out)
-	err := l.nc.PublishMsg(m)
+	err := l.send(m, 1)
 	if err == nil && out != nil && !out.loose {
 		out.sent++
 	}
 	m.Data = nil
 	l.pubMu.Unlock()
-	return l.published(1, err)
+	return err
 }
 
 // setSeq sets the HeaderSeq of a message of events on out's subject, in
@@ -550,9 +547,13 @@ func (l *Link) Close() {
 	l.done = true
 	l.deliverMu.Unlock()
 	if l.nc.IsConnected() {
+		// What the outage buffer holds goes now, without waiting for
+		// the peers: a link that takes over sends after this one.
+		l.release()
 		l.nc.FlushTimeout(time.Second) // the events, the acknowledgements and the Naks
-	} else if n := l.unsent.Swap(0); n > 0 {
-		l.dropped.Add(n)
+	}
+	if n := l.dropKept(); n > 0 {
+		l.dropped.Add(uint64(n))
 		l.log.Warn("the NATS link closes while disconnected: the events waiting in its buffer are dropped", "events", n)
 	}
 	l.nc.Close()

@@ -191,12 +191,11 @@ func (l *Link) sendPack(pk *pack) {
 	m.Subject, m.Data = out.subject, pk.body
 	setHeader(m.Header, HeaderPack, strconv.Itoa(pk.n))
 	setSeq(m.Header, &l.pk.seqBuf, l.epoch, out)
-	err := l.nc.PublishMsg(m)
+	err := l.send(m, pk.n)
 	if err == nil && !out.loose {
 		out.sent += uint64(pk.n)
 	}
 	m.Data = nil
-	l.published(pk.n, err)
 }
 
 // published counts n events that a publication of err sent or dropped.
@@ -204,9 +203,6 @@ func (l *Link) published(n int, err error) error {
 	switch {
 	case err == nil:
 		l.eventsOut.Add(uint64(n))
-		if l.down.Load() {
-			l.unsent.Add(uint64(n))
-		}
 		return nil
 	case errors.Is(err, nats.ErrReconnectBufExceeded):
 		l.dropped.Add(uint64(n))

@@ -74,6 +74,7 @@ func (l *Link) jsLagNow() uint64 {
 func (l *Link) Stats() Stats {
 	ns := l.nc.Stats()
 	buffered, _ := l.nc.Buffered()
+	buffered += l.keptBytes()
 	return Stats{
 		Connected: l.nc.IsConnected(), Server: l.nc.ConnectedUrlRedacted(),
 		EventsOut: l.eventsOut.Load(), EventsIn: l.eventsIn.Load(),

@@ -110,14 +110,14 @@ func TestCloseWhileDisconnected(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for deadline := time.Now().Add(10 * time.Second); l.down.Load(); time.Sleep(time.Millisecond) {
+			for deadline := time.Now().Add(10 * time.Second); !l.Connected(); time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("the link never saw itself connected")
 				}
 			}
 			ns.Shutdown()
 			ns.WaitForShutdown()
-			for deadline := time.Now().Add(10 * time.Second); !l.down.Load(); time.Sleep(time.Millisecond) {
+			for deadline := time.Now().Add(10 * time.Second); l.Connected(); time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("the link never saw NATS go")
 				}

@@ -192,7 +192,7 @@ func TestNATSAbsentAtStart(t *testing.T) {
 
 // TestNATSRestart: NATS goes away and comes back; local clients stay
 // connected throughout, the links reconnect, the bridge works again, and
-// what was sent meanwhile arrives or is counted missed.
+// what was sent meanwhile arrives, in order.
 func TestNATSRestart(t *testing.T) {
 	ns := startNATS(t, 0)
 	port := natsPort(ns)
@@ -223,14 +223,13 @@ func TestNATSRestart(t *testing.T) {
 	if n := drops.Load(); n != 0 {
 		t.Errorf("local clients were disconnected %d times", n)
 	}
-	// The events of the outage reach s2, unless s1 sent them from its
-	// buffer before s2 had subscribed again: each of those is counted
-	// missed, as the probe after them shows.
-	got, missed := r.Count("while-down"), natsStats(t, s2).MissedIn
-	if uint64(got)+missed != 10 {
-		t.Errorf("%d of the 10 events sent during the outage delivered, %d counted missed", got, missed)
+	// The events of the outage reach s2, in order: s1 kept them until it
+	// heard s2 again, so after s2 had subscribed again. Sent at once,
+	// as nats.go does with its own buffer, they were lost in most runs.
+	checkSeq(t, "the events sent during the outage", dataOf(t, r, "while-down"), 10)
+	if missed := natsStats(t, s2).MissedIn; missed != 0 {
+		t.Errorf("server 2 counted %d events missed", missed)
 	}
-	t.Logf("%d of the 10 events sent during the outage delivered, %d counted missed", got, missed)
 }
 
 // TestNATSBufferFull: while NATS is down, what does not fit the buffer
@@ -250,9 +249,11 @@ func TestNATSBufferFull(t *testing.T) {
 		}
 	}
 	local.WaitCount(t, "blob", 100) // local delivery goes on
+	// What fits waits in the buffer, not yet sent; the rest is dropped.
 	st := natsStats(t, ts)
-	if st.Dropped < 100-2048/200 || st.EventsOut == 0 || st.EventsOut+st.Dropped != 100 {
-		t.Errorf("dropped %d, sent %d of 100 events of 200 bytes with a buffer of 2048 bytes", st.Dropped, st.EventsOut)
+	if st.Dropped < 100-2048/200 || st.Dropped == 100 || st.EventsOut != 0 || st.Buffered == 0 || st.Buffered > 2048 {
+		t.Errorf("dropped %d, sent %d, %d bytes buffered, of 100 events of 200 bytes with a buffer of 2048 bytes",
+			st.Dropped, st.EventsOut, st.Buffered)
 	}
 	if c := logCount(ts, "buffer is full"); c != 1 {
 		t.Errorf("%d log lines about the full buffer, want 1", c)

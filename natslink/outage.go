@@ -1,0 +1,224 @@
+package natslink
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+)
+
+// The outage buffer keeps the events published while the link is not
+// connected. nats.go would keep them itself and send them the moment it
+// is back: before the other servers, which reconnect on their own
+// schedule after a NATS server restarts, have subscribed again, so that
+// NATS gave them to nobody. The link sends them once it has heard again,
+// since the connection came back, every peer it heard before the
+// connection was lost (each peer's heartbeat follows its subscriptions
+// on its connection), or PeerTimeout has passed. Events published
+// meanwhile wait behind them, in order. nats.go keeps only what is
+// published in the instant before the link sees the connection gone,
+// and acknowledgements to JetStream (natsPending).
+type outage struct {
+	mu      sync.Mutex
+	holding bool // from the first event kept to the last one sent
+	queue   []keptMsg
+	bytes   int       // of the queue, bounded by Config.Buffer
+	events  int       // in the queue
+	since   time.Time // when holding began
+	// awaited are the peers heard within PeerTimeout when holding began.
+	awaited []uuid.UUID
+	kick    chan struct{}
+}
+
+// keptMsg is a message kept in the outage buffer: a copy, as the
+// publishers reuse theirs.
+type keptMsg struct {
+	m      *nats.Msg
+	events int
+	size   int
+}
+
+// natsPending is the buffer nats.go keeps while it reconnects: events
+// published before the link sees the connection gone, acknowledgements.
+const natsPending = 256 << 10
+
+// send hands a message of n events to nats.go, or keeps it while the link
+// holds (outage); m is copied if kept. nil: sent or kept. It counts as
+// published does.
+func (l *Link) send(m *nats.Msg, n int) error {
+	o := &l.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.holding {
+		if l.nc.IsConnected() {
+			err := l.nc.PublishMsg(m)
+			if !errors.Is(err, nats.ErrReconnectBufExceeded) {
+				return l.published(n, err)
+			}
+			// Lost since: nats.go's own buffer is full.
+		}
+		if l.cfg.Buffer <= 0 {
+			return l.published(n, nats.ErrReconnectBufExceeded) // nothing is kept
+		}
+		l.hold()
+	}
+	size := len(m.Subject) + len(m.Data)
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			size += len(k) + len(v) + 4 // "k: v\r\n"
+		}
+	}
+	if o.bytes+size > l.cfg.Buffer {
+		return l.published(n, nats.ErrReconnectBufExceeded)
+	}
+	h := make(nats.Header, len(m.Header))
+	for k, vs := range m.Header {
+		h[k] = slices.Clone(vs)
+	}
+	o.queue = append(o.queue, keptMsg{m: &nats.Msg{Subject: m.Subject, Header: h, Data: slices.Clone(m.Data)}, events: n, size: size})
+	o.bytes += size
+	o.events += n
+	return nil
+}
+
+// hold begins an outage, or, when the connection is lost again while
+// the buffer is being sent, a new one: o.mu is held.
+func (l *Link) hold() {
+	o := &l.out
+	o.holding, o.since, o.awaited = true, time.Now(), o.awaited[:0]
+	for _, p := range l.Peers() {
+		o.awaited = append(o.awaited, p.Node)
+	}
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// outageLoop sends what the outage buffer holds once the link is
+// connected and has heard again the peers it awaits, until Close.
+// Connections kick it, and it looks every Heartbeat as well.
+func (l *Link) outageLoop() {
+	defer l.wg.Done()
+	tick := time.NewTicker(l.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.out.kick:
+		case <-tick.C:
+		}
+		if !l.holding() || !l.nc.IsConnected() {
+			continue
+		}
+		if !l.awaitPeers() {
+			return // closing: Close sends the rest
+		}
+		l.out.mu.Lock()
+		n, since := l.out.events, l.out.since
+		l.out.mu.Unlock()
+		if n > 0 {
+			l.log.Info("sending the events kept while NATS was away", "events", n, "kept_for", time.Since(since).Round(time.Millisecond))
+		}
+		l.release()
+	}
+}
+
+func (l *Link) holding() bool {
+	l.out.mu.Lock()
+	defer l.out.mu.Unlock()
+	return l.out.holding
+}
+
+// awaitPeers waits until every awaited peer has been heard since the
+// outage began, or for PeerTimeout from now, or the connection is lost
+// again. It reports false if the link closes meanwhile.
+func (l *Link) awaitPeers() bool {
+	l.out.mu.Lock()
+	since, awaited := l.out.since, slices.Clone(l.out.awaited)
+	l.out.mu.Unlock()
+	deadline := time.Now().Add(l.cfg.PeerTimeout)
+	for {
+		awaited = slices.DeleteFunc(awaited, func(node uuid.UUID) bool { return l.peers.heardSince(node, since) })
+		if len(awaited) == 0 || time.Now().After(deadline) || !l.nc.IsConnected() {
+			if len(awaited) > 0 {
+				l.log.Info("sending the events kept while NATS was away, without having heard all the peers again",
+					"unheard", len(awaited))
+			}
+			return true
+		}
+		select {
+		case <-l.stop:
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// release hands the outage buffer to nats.go, in order, and what comes
+// to it meanwhile, until it is empty: then the link sends directly again.
+// A message nats.go refuses as the connection is lost again goes back,
+// with the rest, to the head of the buffer.
+func (l *Link) release() {
+	o := &l.out
+	for {
+		o.mu.Lock()
+		if len(o.queue) == 0 {
+			if o.holding {
+				o.holding = false
+				l.dropping.Store(false)
+			}
+			o.mu.Unlock()
+			return
+		}
+		batch := o.queue
+		o.queue, o.bytes, o.events = nil, 0, 0
+		o.mu.Unlock()
+		for i, k := range batch {
+			err := l.nc.PublishMsg(k.m)
+			if errors.Is(err, nats.ErrReconnectBufExceeded) {
+				o.mu.Lock()
+				l.hold()
+				rest := append(batch[i:], o.queue...)
+				o.queue = rest
+				o.bytes, o.events = 0, 0
+				for _, k := range rest {
+					o.bytes += k.size
+					o.events += k.events
+				}
+				o.mu.Unlock()
+				return
+			}
+			l.published(k.events, err)
+		}
+	}
+}
+
+// dropKept empties the outage buffer, and returns how many events it held.
+func (l *Link) dropKept() int {
+	o := &l.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := o.events
+	o.queue, o.bytes, o.events, o.holding = nil, 0, 0, false
+	return n
+}
+
+// keptBytes is what the outage buffer holds, in bytes.
+func (l *Link) keptBytes() int {
+	l.out.mu.Lock()
+	defer l.out.mu.Unlock()
+	return l.out.bytes
+}
+
+// heardSince reports whether node's heartbeat came after t.
+func (t *peerTable) heardSince(node uuid.UUID, since time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[node]
+	return p != nil && p.LastSeen.After(since)
+}

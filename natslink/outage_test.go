@@ -1,0 +1,129 @@
+package natslink
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/wire"
+)
+
+// TestOutageKept: what a link takes while NATS is away waits until NATS
+// is back and the link has heard again the peers it knew, or, for a
+// peer that never comes back, PeerTimeout has passed; then it goes, in
+// order, and nothing of it is lost, in either format. Sent the moment
+// the connection came back, it would reach no one who had not
+// subscribed yet (TestNATSRestart in the router shows that).
+func TestOutageKept(t *testing.T) {
+	for _, pack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) { testOutageKept(t, pack) })
+	}
+}
+
+func testOutageKept(t *testing.T, pack bool) {
+	ns := startNATS(t)
+	port := ns.Addr().(*net.TCPAddr).Port
+	log := &syncBuffer{}
+	node := uuid.New()
+	cfg := func(n uuid.UUID, logger *slog.Logger) Config {
+		return Config{URL: ns.ClientURL(), Node: n, Pack: pack, Buffer: 1 << 20, Heartbeat: 20 * time.Millisecond,
+			PeerTimeout: 500 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, Logger: logger}
+	}
+	sender, err := Open(cfg(node, slog.New(slog.NewTextHandler(log, nil))), func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+	// A peer that is gone when NATS comes back: the sender waits for it
+	// no longer than PeerTimeout.
+	peer, err := Open(cfg(uuid.New(), slog.New(slog.DiscardHandler)), func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("the peer", func() bool { return len(sender.Peers()) == 1 })
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	peer.Close()
+	waitFor("the sender to see NATS gone", func() bool { return !sender.Connected() })
+	const n = 50
+	for i := range n {
+		data := []byte{byte(i)} // a msgpack fixint
+		if pack {
+			err = sender.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node,
+				Sender: node, Channel: "A", Event: "e", Data: data}))
+		} else {
+			err = sender.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node, Data: data}, uuid.Nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor("the events to wait in the buffer", func() bool { return sender.Stats().Buffered > 0 })
+	if st := sender.Stats(); st.EventsOut != 0 || st.Dropped != 0 {
+		t.Fatalf("while NATS is away: %d events sent, %d dropped; want them all kept", st.EventsOut, st.Dropped)
+	}
+
+	startNATS(t, func(o *server.Options) { o.Port = port })
+	// A plain subscriber that comes after the sender reconnected still
+	// gets every event: the sender waits for the peer it knew.
+	waitFor("the sender to reconnect", sender.Connected)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(Subject("netcluster", "", "A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	var got []string
+	for len(got) < n {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v", len(got), n, err)
+		}
+		if !pack {
+			got = append(got, string(m.Data))
+			continue
+		}
+		for body := m.Data; len(body) > 0; {
+			_, hdr, rest, err := nextPacked(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, string(hdr.Data))
+			body = rest
+		}
+	}
+	for i, d := range got {
+		if d != string([]byte{byte(i)}) {
+			t.Fatalf("event %d is %q: out of order or doubled (%v)", i, d, got)
+		}
+	}
+	waitFor("the buffer to empty", func() bool { return sender.Stats().Buffered == 0 })
+	if st := sender.Stats(); st.EventsOut != n || st.Dropped != 0 {
+		t.Errorf("%d events sent, %d dropped; want %d and 0", st.EventsOut, st.Dropped, n)
+	}
+	for _, want := range []string{"without having heard all the peers again", "unheard=1", "sending the events kept while NATS was away", "events=" + strconv.Itoa(n)} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, log)
+		}
+	}
+}
