@@ -33,6 +33,16 @@ func startNATS(t *testing.T, mods ...func(*server.Options)) *server.Server {
 	return ns
 }
 
+// waitFor fails the test unless cond becomes true within 10 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 // TestLink: two links on one NATS server; what one publishes on a
 // channel the other delivers, never its own; a reply goes to its node;
 // each sees the other as a peer; Close leaves nothing running.
@@ -65,25 +75,17 @@ func TestLink(t *testing.T) {
 		defer mu.Unlock()
 		return len(got[node])
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
 
 	ev := &Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: n1, Sender: uuid.New(), Data: []byte{0x01}}
 	if err := l1.Publish(ev, uuid.Nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the event", func() bool { return count(n2) == 1 })
+	waitFor(t, "the event", func() bool { return count(n2) == 1 })
 	reply := &Event{Channel: "B", Event: "e-response", ID: uuid.New(), Origin: n2, Sender: uuid.New(), To: ev.Sender, Re: ev.ID, Data: []byte{0x02}}
 	if err := l2.Publish(reply, n1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the reply", func() bool { return count(n1) == 1 })
+	waitFor(t, "the reply", func() bool { return count(n1) == 1 })
 	mu.Lock()
 	if g := got[n2][0]; g.ID != ev.ID || g.Origin != n1 || g.Sender != ev.Sender || g.Event != "e" || g.Channel != "A" || g.Data[0] != 1 {
 		t.Errorf("delivered %+v, sent %+v", g, ev)
@@ -92,7 +94,7 @@ func TestLink(t *testing.T) {
 		t.Errorf("reply delivered %+v, sent %+v", g, reply)
 	}
 	mu.Unlock()
-	waitFor("the peers", func() bool {
+	waitFor(t, "the peers", func() bool {
 		p1, p2 := l1.Peers(), l2.Peers()
 		return len(p1) == 1 && p1[0].Node == n2 && len(p2) == 1 && p2[0].Node == n1
 	})

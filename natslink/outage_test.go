@@ -47,20 +47,12 @@ func testOutageKept(t *testing.T, pack bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
-	waitFor("the peer", func() bool { return len(sender.Peers()) == 1 })
+	waitFor(t, "the peer", func() bool { return len(sender.Peers()) == 1 })
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	peer.Close()
-	waitFor("the sender to see NATS gone", func() bool { return !sender.Connected() })
+	waitFor(t, "the sender to see NATS gone", func() bool { return !sender.Connected() })
 	const n = 50
 	for i := range n {
 		data := []byte{byte(i)} // a msgpack fixint
@@ -74,7 +66,7 @@ func testOutageKept(t *testing.T, pack bool) {
 			t.Fatal(err)
 		}
 	}
-	waitFor("the events to wait in the buffer", func() bool { return sender.Stats().Buffered > 0 })
+	waitFor(t, "the events to wait in the buffer", func() bool { return sender.Stats().Buffered > 0 })
 	if st := sender.Stats(); st.EventsOut != 0 || st.Dropped != 0 {
 		t.Fatalf("while NATS is away: %d events sent, %d dropped; want them all kept", st.EventsOut, st.Dropped)
 	}
@@ -82,7 +74,7 @@ func testOutageKept(t *testing.T, pack bool) {
 	startNATS(t, func(o *server.Options) { o.Port = port })
 	// A plain subscriber that comes after the sender reconnected still
 	// gets every event: the sender waits for the peer it knew.
-	waitFor("the sender to reconnect", sender.Connected)
+	waitFor(t, "the sender to reconnect", sender.Connected)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +109,7 @@ func testOutageKept(t *testing.T, pack bool) {
 			t.Fatalf("event %d is %q: out of order or doubled (%v)", i, d, got)
 		}
 	}
-	waitFor("the buffer to empty", func() bool { return sender.Stats().Buffered == 0 })
+	waitFor(t, "the buffer to empty", func() bool { return sender.Stats().Buffered == 0 })
 	if st := sender.Stats(); st.EventsOut != n || st.Dropped != 0 {
 		t.Errorf("%d events sent, %d dropped; want %d and 0", st.EventsOut, st.Dropped, n)
 	}

@@ -116,16 +116,8 @@ func testMissedIn(t *testing.T, pack bool) {
 		}
 		sent++
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
 	emit("stuck")
-	waitFor("the delivery to get stuck", waiting.Load)
+	waitFor(t, "the delivery to get stuck", waiting.Load)
 	// Each event waits for the previous one to be sent: packs of one,
 	// or of a few, and many more messages than the pending limits take.
 	for range 2000 {
@@ -134,12 +126,12 @@ func testMissedIn(t *testing.T, pack bool) {
 			send.nc.Flush()
 		}
 	}
-	waitFor("nats.go to drop", func() bool { return recv.Stats().DroppedIn > 0 })
+	waitFor(t, "nats.go to drop", func() bool { return recv.Stats().DroppedIn > 0 })
 	send.nc.Flush()
 	close(stuck)
 	// The last message shows what was skipped before it: it is sent
 	// until one arrives, and those dropped meanwhile are missed too.
-	waitFor("a last event", func() bool {
+	waitFor(t, "a last event", func() bool {
 		emit("e")
 		send.nc.Flush()
 		time.Sleep(5 * time.Millisecond)
@@ -177,7 +169,7 @@ func testMissedIn(t *testing.T, pack bool) {
 		}
 	}
 	nc.Flush()
-	waitFor("the plain events", func() bool { return delivered.Load() == before+3 })
+	waitFor(t, "the plain events", func() bool { return delivered.Load() == before+3 })
 	if got := recv.Stats().MissedIn; got != st.MissedIn {
 		t.Errorf("missed_in went from %d to %d with a plain program's events", st.MissedIn, got)
 	}

@@ -110,18 +110,10 @@ func TestCloseWhileDisconnected(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for deadline := time.Now().Add(10 * time.Second); !l.Connected(); time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the link never saw itself connected")
-				}
-			}
+			waitFor(t, "the link to connect", l.Connected)
 			ns.Shutdown()
 			ns.WaitForShutdown()
-			for deadline := time.Now().Add(10 * time.Second); l.Connected(); time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the link never saw NATS go")
-				}
-			}
+			waitFor(t, "the link to see NATS gone", func() bool { return !l.Connected() })
 			const n = 100
 			frame := wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node, Channel: "A", Event: "e", Data: []byte{0xc0}})
 			for range n {
