@@ -528,8 +528,18 @@ func (l *Link) StopDelivering() {
 // order). Once it returns, nothing more is delivered; it is
 // idempotent. With JetStream it first delivers what the consumer took
 // already (jsStop), so deliver must still work when Close is called,
-// unless StopDelivering was.
-func (l *Link) Close() {
+// unless StopDelivering was. The events it kept while disconnected
+// (outage) are dropped and counted; CloseInto hands them over instead.
+func (l *Link) Close() { l.CloseInto(nil) }
+
+// CloseInto closes l as Close does, but hands the events l kept while
+// disconnected, if it is, to next, the link that takes over from it (a
+// reload that swaps the link while NATS is away), when next sends on the
+// same subjects (Prefix and Cluster): next sends them first, once it is
+// connected and has heard the peers l was waiting for. What does not fit
+// next's buffer is dropped and counted in l's Stats.Dropped. next must be
+// held (Config.Held) until CloseInto returns. next nil is Close.
+func (l *Link) CloseInto(next *Link) {
 	l.deliverMu.Lock()
 	if l.closing {
 		l.deliverMu.Unlock()
@@ -551,6 +561,11 @@ func (l *Link) Close() {
 		// the peers: a link that takes over sends after this one.
 		l.release()
 		l.nc.FlushTimeout(time.Second) // the events, the acknowledgements and the Naks
+	}
+	if next != nil && next.cfg.Prefix == l.cfg.Prefix && next.cfg.Cluster == l.cfg.Cluster {
+		if n := l.handOver(next); n > 0 {
+			l.log.Info("the NATS link closes while disconnected: the events waiting in its buffer go to the link that takes over", "events", n)
+		}
 	}
 	if n := l.dropKept(); n > 0 {
 		l.dropped.Add(uint64(n))

@@ -198,6 +198,41 @@ func (l *Link) release() {
 	}
 }
 
+// handOver moves what l's outage buffer holds to next's, as far as
+// next's Buffer takes it, in order, with the peers l awaits: next, held,
+// has sent nothing yet. It returns the events moved; the rest stays in
+// l's buffer.
+func (l *Link) handOver(next *Link) int {
+	o, to := &l.out, &next.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queue) == 0 {
+		return 0
+	}
+	to.mu.Lock()
+	defer to.mu.Unlock()
+	if !to.holding {
+		to.holding, to.since = true, o.since
+		to.awaited = append(to.awaited[:0], o.awaited...)
+	}
+	moved, i := 0, 0
+	for ; i < len(o.queue) && to.bytes+o.queue[i].size <= next.cfg.Buffer; i++ {
+		k := o.queue[i]
+		to.queue = append(to.queue, k)
+		to.bytes += k.size
+		to.events += k.events
+		o.bytes -= k.size
+		o.events -= k.events
+		moved += k.events
+	}
+	o.queue = o.queue[i:]
+	select {
+	case to.kick <- struct{}{}:
+	default:
+	}
+	return moved
+}
+
 // dropKept empties the outage buffer, and returns how many events it held.
 func (l *Link) dropKept() int {
 	o := &l.out

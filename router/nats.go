@@ -142,10 +142,11 @@ func (s *Server) prepareNats(cfg *Config, change linkChange) (commit, undo func(
 		// The new link sends once the old one has sent, and NATS has
 		// taken, all it took: what a sender emits keeps its order across
 		// the swap. Meanwhile the events for NATS wait, as they wait for
-		// a slow NATS.
+		// a slow NATS. What the old one kept while NATS was away goes
+		// to the new one, first.
 		s.nats.swapMu.Lock()
 		if prev := s.nats.link.Swap(next); prev != nil {
-			prev.Close()
+			prev.CloseInto(next)
 			s.nats.gone = prev.Stats().Plus(s.nats.gone)
 		}
 		s.nats.swapMu.Unlock()

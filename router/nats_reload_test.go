@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -75,5 +76,54 @@ func TestNATSReload(t *testing.T) {
 	}
 	if c := logCount(s1, "NATS link opened"); c != 4 {
 		t.Errorf("the link was opened %d times, want 4", c)
+	}
+}
+
+// TestNATSReloadInOutage: while its NATS server is away, a server keeps
+// the events for NATS; a reload that moves it to another NATS server
+// hands them to the new link, which sends them there first, in order,
+// and nothing is dropped. A reload that turns NATS off drops what it
+// kept, and counts it.
+func TestNATSReloadInOutage(t *testing.T) {
+	ns1, ns2 := startNATS(t, 0), startNATS(t, 0)
+	s1, s2 := natsNode(t, ns1.ClientURL()), natsNode(t, ns2.ClientURL())
+	pub := s1.Dial(t, "A")
+	far := routertest.Record(t, s2.Dial(t, "A"), ".*")
+
+	stopNATS(ns1)
+	routertest.WaitFor(t, "the link to notice", func() bool { return !natsStats(t, s1).Connected })
+	const n = 20
+	for i := range n {
+		if err := pub.Emit("kept", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "the events to wait in the buffer", func() bool { return natsStats(t, s1).Buffered > 0 })
+	if _, err := s1.Reload(s1.ParseConfig(t, natsMembers(ns2.ClientURL(), "", bridged))); err != nil {
+		t.Fatal(err)
+	}
+	probe(t, pub, far) // after the kept events: they are all there by now
+	checkSeq(t, "the events kept across the reload", dataOf(t, far, "kept"), n)
+	if st := natsStats(t, s1); st.Dropped != 0 || st.EventsOut < n {
+		t.Errorf("dropped %d, events_out %d; want 0 and at least %d", st.Dropped, st.EventsOut, n)
+	}
+	if c := logCount(s1, "go to the link that takes over"); c != 1 {
+		t.Errorf("%d log lines about the hand-over, want 1", c)
+	}
+
+	// NATS away again, and then off: what was kept is dropped, counted.
+	stopNATS(ns2)
+	routertest.WaitFor(t, "the link to notice", func() bool { return !natsStats(t, s1).Connected })
+	for i := range n {
+		if err := pub.Emit("lost", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routertest.WaitFor(t, "the events to wait in the buffer", func() bool { return natsStats(t, s1).Buffered > 0 })
+	if _, err := s1.Reload(s1.ParseConfig(t, bridged)); err != nil {
+		t.Fatal(err)
+	}
+	if c := logCount(s1, fmt.Sprintf(`the events waiting in its buffer are dropped" events=%d`, n)); c != 1 {
+		t.Errorf("%d log lines about the %d events dropped with NATS turned off, want 1", c, n)
 	}
 }
