@@ -70,7 +70,7 @@ func measureMemory(ctx context.Context, f *flags, bin string) (*Memory, error) {
 		m.Errors = append(m.Errors, err.Error())
 	}
 
-	p, err := startProcess(ctx, bin, memConfig, "A", "error", os.Stderr)
+	p, err := startProcess(ctx, bin, memConfig, []string{"A"}, "error", os.Stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ func idleClients(ctx context.Context, template, channel string, n int) ([]net.Co
 // a publisher that emits three times maxpending, sampling the server's
 // memory meanwhile.
 func slowConsumer(ctx context.Context, bin string, size int, m *Memory) error {
-	p, err := startProcess(ctx, bin, memConfig, "A", "error", os.Stderr)
+	p, err := startProcess(ctx, bin, memConfig, []string{"A"}, "error", os.Stderr)
 	if err != nil {
 		return err
 	}

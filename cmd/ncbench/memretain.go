@@ -52,7 +52,7 @@ func retainConfig(dir string) (template, text string) {
 // counters from the control channel and the server's memory from /proc.
 func measureRetention(ctx context.Context, bin string, size int) (*Retention, error) {
 	r := &Retention{RetainBytes: retainForMem}
-	p, err := startProcess(ctx, bin, retainConfig, "A", "error", os.Stderr)
+	p, err := startProcess(ctx, bin, retainConfig, []string{"A"}, "error", os.Stderr)
 	if err != nil {
 		return r, err
 	}

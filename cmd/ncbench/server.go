@@ -130,8 +130,9 @@ func (p *process) pid() int { return p.cmd.Process.Pid }
 
 // startProcess writes the configuration that config makes for a new
 // temporary directory, starts bin on it with its log at level on logTo,
-// and waits until it serves channel.
-func startProcess(ctx context.Context, bin string, config func(dir string) (template, text string), channel, level string, logTo io.Writer) (*process, error) {
+// and waits until it serves every one of channels: the server opens its
+// channels' sockets one after another.
+func startProcess(ctx context.Context, bin string, config func(dir string) (template, text string), channels []string, level string, logTo io.Writer) (*process, error) {
 	dir, err := os.MkdirTemp("", "ncserver")
 	if err != nil {
 		return nil, err
@@ -149,13 +150,20 @@ func startProcess(ctx context.Context, bin string, config func(dir string) (temp
 		return nil, err
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()
-	sock := wire.SocketPath(template, channel)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if c, err := net.Dial("unix", sock); err == nil {
+		for len(channels) > 0 {
+			c, err := net.Dial("unix", wire.SocketPath(template, channels[0]))
+			if err != nil {
+				break
+			}
 			c.Close()
+			channels = channels[1:]
+		}
+		if len(channels) == 0 {
 			return p, nil
 		}
+		sock := wire.SocketPath(template, channels[0])
 		select {
 		case <-p.done:
 			os.RemoveAll(dir)
@@ -188,5 +196,5 @@ func (p *process) stop() {
 // startServerProcess starts ncserver bin on the runs' configuration.
 func startServerProcess(ctx context.Context, f *flags, bin string) (*process, error) {
 	config := func(dir string) (string, string) { return benchConfig(f, dir) }
-	return startProcess(ctx, bin, config, f.channel, "warn", f.serverLogging)
+	return startProcess(ctx, bin, config, []string{f.channel, f.to, f.ping}, "warn", f.serverLogging)
 }
