@@ -143,7 +143,7 @@ type Link struct {
 
 	pubMu     sync.Mutex
 	pubClosed bool     // Close has begun: Publish returns ErrClosed
-	pubMsg    nats.Msg // reused: PublishMsg copies it into nats.go's buffer
+	pubMsg    nats.Msg // reused: nats.go copies it into its buffer, send into the outage buffer
 	// subjects caches the subject of each channel published to, under
 	// pubMu.
 	subjects subjectCache
