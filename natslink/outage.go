@@ -2,6 +2,8 @@ package natslink
 
 import (
 	"errors"
+	"io"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -55,10 +57,9 @@ func (l *Link) send(m *nats.Msg, n int) error {
 	if !o.holding {
 		if l.nc.IsConnected() {
 			err := l.nc.PublishMsg(m)
-			if !errors.Is(err, nats.ErrReconnectBufExceeded) {
+			if !connectionLost(err) {
 				return l.published(n, err)
 			}
-			// Lost since: nats.go's own buffer is full.
 		}
 		if l.cfg.Buffer <= 0 {
 			return l.published(n, nats.ErrReconnectBufExceeded) // nothing is kept
@@ -82,6 +83,16 @@ func (l *Link) send(m *nats.Msg, n int) error {
 	o.bytes += size
 	o.events += n
 	return nil
+}
+
+// connectionLost reports whether nats.go refused a message because the
+// connection is gone: lost since the link looked (nats.go's own buffer
+// is full), or lost now (its write failed; nats.go then drops what it
+// held unsent, this message among them, which was not written whole).
+// Such a message is kept, not dropped.
+func connectionLost(err error) bool {
+	var ne net.Error
+	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.As(err, &ne) || errors.Is(err, io.EOF)
 }
 
 // hold begins an outage, or, when the connection is lost again while
@@ -180,7 +191,7 @@ func (l *Link) release() {
 		o.mu.Unlock()
 		for i, k := range batch {
 			err := l.nc.PublishMsg(k.m)
-			if errors.Is(err, nats.ErrReconnectBufExceeded) {
+			if connectionLost(err) {
 				o.mu.Lock()
 				l.hold()
 				rest := append(batch[i:], o.queue...)

@@ -451,4 +451,8 @@ func TestNATSRestartWhileStreaming(t *testing.T) {
 	if dropped == 0 {
 		t.Error("nothing was dropped: the buffer never filled, and the test proves less than it says")
 	}
+	// An event whose write failed as NATS went is kept, not failed.
+	if n := natsStats(t, s1).SendFailed; n != 0 {
+		t.Errorf("%d events failed to send", n)
+	}
 }
