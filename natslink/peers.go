@@ -23,6 +23,7 @@ type Peer struct {
 	LastSeen  time.Time // its last heartbeat
 	Msgs      uint64    // events received from it
 	Bytes     uint64    // their data's size
+	Missed    uint64    // its events that never came (Stats.MissedIn)
 }
 
 // maxPeers bounds the peer table.
@@ -44,6 +45,17 @@ func (t *peerTable) count(node uuid.UUID, msgs, bytes int) {
 	if p := t.peers[node]; p != nil {
 		p.Msgs += uint64(msgs)
 		p.Bytes += uint64(bytes)
+	}
+	t.mu.Unlock()
+}
+
+// missed adds n events of node that never came, if it is a known peer:
+// what a peer loses before its first heartbeat is heard counts in
+// Stats.MissedIn alone.
+func (t *peerTable) missed(node uuid.UUID, n uint64) {
+	t.mu.Lock()
+	if p := t.peers[node]; p != nil {
+		p.Missed += n
 	}
 	t.mu.Unlock()
 }

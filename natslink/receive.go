@@ -56,7 +56,7 @@ func (l *Link) handler(node, numbered bool) func(*nats.Msg) bool {
 		if l.done {
 			return false
 		}
-		l.gap(seen, m, 1)
+		l.gap(seen, m, 1, ev.Origin)
 		l.eventsIn.Add(1)
 		l.peers.count(ev.Origin, 1, len(m.Data))
 		l.deliver(&ev)
@@ -119,7 +119,11 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen 
 	}
 	if !ours {
 		if n, err := strconv.ParseUint(m.Header.Get(HeaderPack), 10, 32); err == nil {
-			l.gap(seen, m, n)
+			var origin uuid.UUID // a pack's events are its sender's
+			if len(evs) > 0 {
+				origin = evs[0].Origin
+			}
+			l.gap(seen, m, n, origin)
 		}
 	}
 	for i := range evs {
@@ -145,10 +149,11 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen 
 	return true
 }
 
-// gap notes a message of n events in seen (nil: not numbered), and
-// counts the events its number shows missing, with a log at most once
-// every slowLogEvery.
-func (l *Link) gap(seen seqSeen, m *nats.Msg, n uint64) {
+// gap notes a message of n events of origin in seen (nil: not
+// numbered), and counts the events its number shows missing, for the
+// link and for the peer origin, with a log at most once every
+// slowLogEvery.
+func (l *Link) gap(seen seqSeen, m *nats.Msg, n uint64, origin uuid.UUID) {
 	if seen == nil {
 		return
 	}
@@ -161,12 +166,13 @@ func (l *Link) gap(seen seqSeen, m *nats.Msg, n uint64) {
 		return
 	}
 	total := l.missed.Add(missed)
+	l.peers.missed(origin, missed)
 	now, last := time.Now().UnixNano(), l.missedLogged.Load()
 	if last != 0 && now-last < int64(slowLogEvery) || !l.missedLogged.CompareAndSwap(last, now) {
 		return
 	}
 	l.log.Warn("events from NATS never came: their sender's numbering skips them",
-		"subject", m.Subject, "missed", missed, "missed_in", total, "dropped_in", l.droppedIn())
+		"subject", m.Subject, "peer", origin, "missed", missed, "missed_in", total, "dropped_in", l.droppedIn())
 }
 
 // seqSeen follows the numbering (HeaderSeq) of the messages that one

@@ -102,6 +102,7 @@ func testMissedIn(t *testing.T, pack bool) {
 		t.Fatal(err)
 	}
 	defer send.Close()
+	waitFor(t, "the sender among the peers", func() bool { return len(recv.Peers()) == 1 })
 	sent := uint64(0)
 	emit := func(name string) {
 		t.Helper()
@@ -149,6 +150,9 @@ func testMissedIn(t *testing.T, pack bool) {
 	}
 	if c := strings.Count(log.String(), "their sender's numbering skips them"); c != 1 {
 		t.Errorf("%d log lines about the missed events; want 1", c)
+	}
+	if p := recv.Peers(); len(p) != 1 || p[0].Node != node || p[0].Missed != st.MissedIn {
+		t.Errorf("peers %+v; want the sender, with its %d events missed", p, st.MissedIn)
 	}
 	t.Logf("%d of %d events delivered, %d missed, %d messages dropped", delivered.Load(), sent, st.MissedIn, st.DroppedIn)
 

@@ -436,11 +436,12 @@ func (s *Server) NATSPeers() []natslink.Peer {
 }
 
 // natsPeerAnswer shows a peer heard over NATS as peers and stats do;
-// its address is "nats".
+// its address is "nats", its datagrams are its events, and lost are
+// those of its events that never came (natslink.Stats.MissedIn).
 func natsPeerAnswer(p natslink.Peer) PeerAnswer {
 	return PeerAnswer{
 		Node: p.Node.String(), Host: p.Host, PID: p.PID, Version: p.Version, Channels: list(p.Channels), Addr: "nats",
 		FirstSeen: p.FirstSeen.UTC().Format(time.RFC3339Nano), LastSeen: p.LastSeen.UTC().Format(time.RFC3339Nano),
-		Datagrams: p.Msgs, Bytes: p.Bytes,
+		Datagrams: p.Msgs, Bytes: p.Bytes, Lost: p.Missed,
 	}
 }

@@ -74,6 +74,18 @@ func testNATSDroppedIn(t *testing.T, pack string) {
 	t.Cleanup(func() { close(release) }) // before the client closes
 	pub := s1.Dial(t, "A")
 	probe(t, pub, all)
+	ctl := s2.Dial(t, "control")
+	lostOf := func() string { // what peers shows lost for s1
+		ans := routertest.Control(t, ctl, "peers", nil)
+		peers, _ := ans["peers"].([]any)
+		for _, p := range peers {
+			if p, _ := p.(map[string]any); p["node"] == s1.Node().String() && p["addr"] == "nats" {
+				return fmt.Sprint(p["lost"])
+			}
+		}
+		return "no such peer"
+	}
+	routertest.WaitFor(t, "server 1 among the peers of server 2", func() bool { return lostOf() == "0" })
 	before := natsStats(t, s2)
 
 	const n = 20_000
@@ -108,6 +120,10 @@ func testNATSDroppedIn(t *testing.T, pack string) {
 	}
 	if c := logCount(s2, "their sender's numbering skips them"); c != 1 {
 		t.Errorf("%d log lines about the %d events missed; want 1", c, missed)
+	}
+	// peers shows whose events they were.
+	if lost, want := lostOf(), fmt.Sprint(missed); lost != want {
+		t.Errorf("peers shows %s lost for server 1, want its %s events missed", lost, want)
 	}
 }
 
