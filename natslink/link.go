@@ -445,6 +445,31 @@ func setSeq(h nats.Header, buf *[]byte, epoch string, out *subjectOut) {
 	setHeader(h, HeaderSeq, string(b))
 }
 
+// passNumbering makes next, which takes over from l and sends nothing
+// yet, go on with l's numbering (HeaderSeq): the same epoch, and, on
+// each channel's subject, the numbers after l's last. The swap keeps the
+// order of the events, so a receiver sees one numbering across it, and
+// counts what goes missing in it; and does not learn a new epoch at
+// every reload.
+func (l *Link) passNumbering(next *Link) {
+	next.pubMu.Lock()
+	defer next.pubMu.Unlock()
+	next.epoch = l.epoch
+	to := &next.subjects
+	if next.cfg.Pack {
+		to = &next.pk.subjects // the pack loop's, which waits for Release
+	}
+	for _, from := range []*subjectCache{&l.subjects, &l.pk.subjects} {
+		for channel, out := range from.m {
+			if out.sent > 0 {
+				if o := to.of(&next.cfg, channel); !o.loose {
+					o.sent = out.sent
+				}
+			}
+		}
+	}
+}
+
 // subjectCache keeps the subjects of the channels published to, up to
 // maxSubjects, with the number of events sent on each; its owner
 // serializes its use.
@@ -532,11 +557,12 @@ func (l *Link) StopDelivering() {
 // (outage) are dropped and counted; CloseInto hands them over instead.
 func (l *Link) Close() { l.CloseInto(nil) }
 
-// CloseInto closes l as Close does, but hands the events l kept while
-// disconnected, if it is, to next, the link that takes over from it (a
-// reload that swaps the link while NATS is away), when next sends on the
-// same subjects (Prefix and Cluster): next sends them first, once it is
-// connected and has heard the peers l was waiting for. What does not fit
+// CloseInto closes l as Close does, but, when next, the link that takes
+// over from it, sends on the same subjects (Prefix and Cluster), next
+// goes on with l's numbering (passNumbering), and gets the events l kept
+// while disconnected, if it is (a reload that swaps the link while NATS
+// is away): next sends them first, once it is connected and has heard
+// the peers l was waiting for. What does not fit
 // next's buffer is dropped and counted in l's Stats.Dropped. next must be
 // held (Config.Held) until CloseInto returns. next nil is Close.
 func (l *Link) CloseInto(next *Link) {
@@ -563,6 +589,7 @@ func (l *Link) CloseInto(next *Link) {
 		l.nc.FlushTimeout(time.Second) // the events, the acknowledgements and the Naks
 	}
 	if next != nil && next.cfg.Prefix == l.cfg.Prefix && next.cfg.Cluster == l.cfg.Cluster {
+		l.passNumbering(next)
 		if n := l.handOver(next); n > 0 {
 			l.log.Info("the NATS link closes while disconnected: the events waiting in its buffer go to the link that takes over", "events", n)
 		}

@@ -221,3 +221,98 @@ func FuzzSeqSeen(f *testing.F) {
 		}
 	})
 }
+
+// TestNumberingAcrossSwap: a link that takes over from another on the
+// same subjects (CloseInto) goes on with its numbering, from one format
+// to the other: the same epoch, and the numbers after the last one. One
+// on other subjects starts its own.
+func TestNumberingAcrossSwap(t *testing.T) {
+	ns := startNATS(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("netcluster.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	node := uuid.New()
+	open := func(pack bool, cluster string) *Link {
+		l, err := Open(Config{URL: ns.ClientURL(), Node: node, Pack: pack, Cluster: cluster, Held: true,
+			Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	emit := func(l *Link, n int) {
+		for range n {
+			var err error
+			if l.Packing() {
+				err = l.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node,
+					Sender: node, Channel: "A", Event: "e", Data: []byte{0xc0}}))
+			} else {
+				err = l.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node, Data: []byte{0xc0}}, uuid.Nil)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// seqs reads the numbering of the events of n of them, as
+	// "<epoch>.<number>" per event.
+	seqs := func(n int) []string {
+		var out []string
+		for len(out) < n {
+			m, err := sub.NextMsg(10 * time.Second)
+			if err != nil {
+				t.Fatalf("after %d of %d events: %v", len(out), n, err)
+			}
+			if strings.Contains(m.Subject, ".$hb.") {
+				continue
+			}
+			epoch, num, _ := strings.Cut(m.Header.Get(HeaderSeq), ".")
+			first, err := strconv.Atoi(num)
+			if err != nil {
+				t.Fatalf("a message numbered %q", m.Header.Get(HeaderSeq))
+			}
+			events := 1
+			if v := m.Header.Get(HeaderPack); v != "" {
+				events, _ = strconv.Atoi(v)
+			}
+			for i := range events {
+				out = append(out, fmt.Sprintf("%s.%d", epoch, first+i))
+			}
+		}
+		return out
+	}
+	l1 := open(false, "")
+	l1.Release()
+	emit(l1, 3)
+	l2 := open(true, "")
+	l1.CloseInto(l2)
+	l2.Release()
+	emit(l2, 3)
+	l3 := open(false, "")
+	l2.CloseInto(l3)
+	l3.Release()
+	emit(l3, 2)
+	got := seqs(8)
+	epoch, _, _ := strings.Cut(got[0], ".")
+	for i, s := range got {
+		if want := fmt.Sprintf("%s.%d", epoch, i+1); s != want {
+			t.Errorf("event %d across two swaps is numbered %s, want %s (all: %v)", i, s, want, got)
+		}
+	}
+	// Another cluster: other subjects, a numbering of its own.
+	l4 := open(false, "other")
+	l3.CloseInto(l4)
+	l4.Release()
+	defer l4.Close()
+	emit(l4, 1)
+	if s := seqs(1)[0]; strings.HasPrefix(s, epoch+".") || !strings.HasSuffix(s, ".1") {
+		t.Errorf("the first event on another cluster's subjects is numbered %s; want a new epoch, from 1", s)
+	}
+}

@@ -21,7 +21,9 @@ const (
 	HeaderChannel = "Nc-Channel"
 	// HeaderSeq numbers the events a link sends on a channel's subject:
 	// the link's epoch (16 hex digits, new each time a server opens its
-	// link), a dot, and the number of the message's first event among
+	// link, but passed on to a link that takes over on the same
+	// subjects, CloseInto), a dot, and the number of the message's first
+	// event among
 	// those of the epoch on the subject, from 1. A pack's events follow
 	// on from it. A receiver that finds numbers skipped counts those
 	// events as missed (Stats.MissedIn). Replies are not numbered.
