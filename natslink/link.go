@@ -154,10 +154,9 @@ type Link struct {
 	// id never does.
 	origin, sender uuidText
 	// epoch tells this link's numbering (HeaderSeq) from that of the
-	// server's earlier links; seqBuf is where Publish writes a number
-	// (setSeq).
-	epoch  string
-	seqBuf []byte
+	// server's earlier links; passNumbering sets it before the link
+	// sends, send reads it.
+	epoch string
 
 	peers peerTable
 	js    jsState
@@ -418,11 +417,7 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 		l.addressed = true
 		out = nil // replies are not numbered
 	}
-	setSeq(h, &l.seqBuf, l.epoch, out)
-	err := l.send(m, 1)
-	if err == nil && out != nil && !out.loose {
-		out.sent++
-	}
+	err := l.send(m, 1, out)
 	m.Data = nil
 	l.pubMu.Unlock()
 	return err
@@ -430,9 +425,9 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 
 // setSeq sets the HeaderSeq of a message of events on out's subject, in
 // buf, with the link's epoch; or removes it when the subject's events are
-// not numbered (out nil, or out.loose). The caller adds the message's
-// events to out.sent once NATS took it: an event that nats.go refused is
-// counted dropped by this server, not missed by the others.
+// not numbered (out nil, or out.loose). send adds the message's events to
+// out.sent once NATS took it, or the link kept it: an event that nats.go
+// refused is counted dropped by this server, not missed by the others.
 func setSeq(h nats.Header, buf *[]byte, epoch string, out *subjectOut) {
 	if out == nil || out.loose {
 		delete(h, HeaderSeq)
@@ -454,6 +449,8 @@ func setSeq(h nats.Header, buf *[]byte, epoch string, out *subjectOut) {
 func (l *Link) passNumbering(next *Link) {
 	next.pubMu.Lock()
 	defer next.pubMu.Unlock()
+	next.out.mu.Lock()
+	defer next.out.mu.Unlock()
 	next.epoch = l.epoch
 	to := &next.subjects
 	if next.cfg.Pack {

@@ -33,6 +33,7 @@ type outage struct {
 	// awaited are the peers heard within PeerTimeout when holding began.
 	awaited []uuid.UUID
 	kick    chan struct{}
+	seqBuf  []byte // where send writes a number (setSeq)
 }
 
 // keptMsg is a message kept in the outage buffer: a copy, as the
@@ -47,13 +48,25 @@ type keptMsg struct {
 // published before the link sees the connection gone, acknowledgements.
 const natsPending = 256 << 10
 
-// send hands a message of n events to nats.go, or keeps it while the link
-// holds (outage); m is copied if kept. nil: sent or kept. It counts as
-// published does.
-func (l *Link) send(m *nats.Msg, n int) error {
+// send numbers a message of n events on out's subject (setSeq; out nil:
+// not numbered), and hands it to nats.go, or keeps it while the link
+// holds (outage); m is copied if kept. nil: sent or kept, and the
+// numbers are taken. It counts as published does.
+func (l *Link) send(m *nats.Msg, n int, out *subjectOut) error {
 	o := &l.out
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	setSeq(m.Header, &o.seqBuf, l.epoch, out)
+	err := l.sendLocked(m, n)
+	if err == nil && out != nil && !out.loose {
+		out.sent += uint64(n)
+	}
+	return err
+}
+
+// sendLocked is send's, with o.mu held.
+func (l *Link) sendLocked(m *nats.Msg, n int) error {
+	o := &l.out
 	if !o.holding {
 		if l.nc.IsConnected() {
 			err := l.nc.PublishMsg(m)

@@ -50,7 +50,6 @@ type packer struct {
 	kick     chan struct{}
 	msg      nats.Msg     // reused by packLoop alone
 	subjects subjectCache // packLoop's alone
-	seqBuf   []byte       // packLoop's alone (setSeq)
 }
 
 // pack is a message being filled: frames of one channel.
@@ -190,11 +189,7 @@ func (l *Link) sendPack(pk *pack) {
 	out := l.pk.subjects.of(&l.cfg, pk.channel)
 	m.Subject, m.Data = out.subject, pk.body
 	setHeader(m.Header, HeaderPack, strconv.Itoa(pk.n))
-	setSeq(m.Header, &l.pk.seqBuf, l.epoch, out)
-	err := l.send(m, pk.n)
-	if err == nil && !out.loose {
-		out.sent += uint64(pk.n)
-	}
+	l.send(m, pk.n, out) // counted there
 	m.Data = nil
 }
 
