@@ -76,7 +76,9 @@ func TestTooManyClientsRetries(t *testing.T) {
 		t.Fatalf("the client over maxclients: connected %v, ended %v", c.Connected(), c.Err())
 	}
 	holder.Close()
-	routertest.WaitFor(t, "the client to get in", func() bool { return c.Connected() })
+	// OnReconnect runs on the client's notifier goroutine, after
+	// Connected turns true: wait for both.
+	routertest.WaitFor(t, "the client to get in", func() bool { return c.Connected() && cb.reconnects.Load() >= 1 })
 	if r := cb.reconnects.Load(); r != 1 {
 		t.Errorf("%d reconnects, want 1", r)
 	}
