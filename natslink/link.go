@@ -87,6 +87,10 @@ type Config struct {
 	// and the slice are valid only during the call, their Frames are
 	// the receiver's to keep (Event).
 	DeliverRun func([]Event)
+	// FlowControl holds the link's sending back to the pace of the
+	// slowest server that reports taking its events (flow.go). Whether
+	// or not it is set, the link reports what it takes to the senders.
+	FlowControl bool
 	// Held opens the link with its sending held: Publish and
 	// PublishFrame wait until Release or Close. A server that replaces
 	// its link opens the new one held, and releases it once the old one
@@ -163,6 +167,14 @@ type Link struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 
+	fin  flowIn  // what this link takes, reported to the senders
+	fout flowOut // with Config.FlowControl: what the receivers take
+	// flowStop is closed as Close begins: publishers stop waiting for
+	// receivers (flowWait).
+	flowStop                           chan struct{}
+	flowHeld, flowHeldNs, flowExcluded atomic.Uint64
+	reportsOut, reportsIn              atomic.Uint64
+
 	// dropping is set from the first drop of a disconnected episode to
 	// the next reconnect: one log per episode.
 	dropping atomic.Bool
@@ -195,7 +207,10 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	}
 	l := &Link{cfg: cfg, log: cfg.Logger, deliver: deliver, closed: make(chan struct{}),
 		subs: make(map[string]*nats.Subscription), stop: make(chan struct{}),
-		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}, epoch: fmt.Sprintf("%016x", rand.Uint64())}
+		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}, epoch: fmt.Sprintf("%016x", rand.Uint64()),
+		flowStop: make(chan struct{})}
+	l.fin = flowIn{from: make(map[flowKey]*inbound), now: make(chan struct{}, 1), soon: make(chan struct{}, 1)}
+	l.fout = flowOut{epoch: l.epoch, subjects: make(map[string]*flowSubject)}
 	if cfg.Held {
 		l.held.Shut()
 	}
@@ -227,12 +242,19 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 		l.Close()
 		return nil, fmt.Errorf("natslink: subscribing: %w", err)
 	}
+	if cfg.FlowControl {
+		if _, err := nc.Subscribe(FlowSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.heardReport); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("natslink: subscribing: %w", err)
+		}
+	}
 	if !nc.IsConnected() {
 		l.log.Warn("NATS is not reachable yet: connecting in the background", "url", redactURL(cfg.URL))
 	}
-	l.wg.Add(2)
+	l.wg.Add(3)
 	go l.beat()
 	go l.outageLoop()
+	go l.reportLoop()
 	if cfg.JetStream {
 		l.wg.Add(1)
 		go l.jsLoop()
@@ -452,6 +474,9 @@ func (l *Link) passNumbering(next *Link) {
 	next.out.mu.Lock()
 	defer next.out.mu.Unlock()
 	next.epoch = l.epoch
+	next.fout.mu.Lock()
+	next.fout.epoch = l.epoch
+	next.fout.mu.Unlock()
 	to := &next.subjects
 	if next.cfg.Pack {
 		to = &next.pk.subjects // the pack loop's, which waits for Release
@@ -474,11 +499,13 @@ type subjectCache struct{ m map[string]*subjectOut }
 
 // subjectOut is a channel's subject and how many events the link sent
 // on it (HeaderSeq). A subject past maxSubjects is made for each
-// message (loose), and its events are not numbered.
+// message (loose), and its events are not numbered. flow is its flow
+// control (Config.FlowControl), set at its first message.
 type subjectOut struct {
 	subject string
 	sent    uint64
 	loose   bool
+	flow    *flowSubject
 }
 
 // of returns the subject of channel.
@@ -570,6 +597,7 @@ func (l *Link) CloseInto(next *Link) {
 	}
 	l.closing = true
 	l.deliverMu.Unlock()
+	close(l.flowStop) // a publisher waiting for a receiver holds pubMu
 	l.pubMu.Lock()
 	l.pubClosed = true
 	l.pubMu.Unlock()

@@ -53,13 +53,23 @@ const natsPending = 256 << 10
 // holds (outage); m is copied if kept. nil: sent or kept, and the
 // numbers are taken. It counts as published does.
 func (l *Link) send(m *nats.Msg, n int, out *subjectOut) error {
+	numbered := out != nil && !out.loose
+	if numbered && l.cfg.FlowControl {
+		if out.flow == nil {
+			out.flow = l.flowOf(out.subject)
+		}
+		l.flowWait(out, n)
+	}
 	o := &l.out
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	setSeq(m.Header, &o.seqBuf, l.epoch, out)
 	err := l.sendLocked(m, n)
-	if err == nil && out != nil && !out.loose {
+	if err == nil && numbered {
 		out.sent += uint64(n)
+		if out.flow != nil {
+			out.flow.sent.Store(out.sent)
+		}
 	}
 	return err
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,12 +34,13 @@ func (l *Link) handler(node, numbered bool) func(*nats.Msg) bool {
 	var ev Event
 	var run []Event
 	var seen seqSeen
+	var last *inbound // the sender's epoch last delivered (delivered)
 	if numbered {
 		seen = seqSeen{}
 	}
 	return func(m *nats.Msg) bool {
 		if _, packed := m.Header[HeaderPack]; packed {
-			return l.unpack(&run, m, prefix, node, seen)
+			return l.unpack(&run, m, prefix, node, seen, &last)
 		}
 		ok := decode(&ev, m, prefix, node)
 		if !ok {
@@ -56,10 +56,13 @@ func (l *Link) handler(node, numbered bool) func(*nats.Msg) bool {
 		if l.done {
 			return false
 		}
-		l.gap(seen, m, 1, ev.Origin)
+		seq := l.gap(seen, m, 1, ev.Origin)
 		l.eventsIn.Add(1)
 		l.peers.count(ev.Origin, 1, len(m.Data))
 		l.deliver(&ev)
+		if seq != "" && !node {
+			l.delivered(&last, seq, m.Subject, ev.Origin, 1, len(m.Data))
+		}
 		return true
 	}
 }
@@ -70,8 +73,10 @@ func (l *Link) handler(node, numbered bool) func(*nats.Msg) bool {
 // them over together (Config.DeliverRun), or one by one. It stops at the
 // first malformed frame, after which nothing can be read, counting the
 // message malformed once; the events before it are delivered. seen
-// follows the numbering, as in handler.
-func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen seqSeen) bool {
+// follows the numbering, as in handler, and the pack's events are
+// reported delivered (delivered, with last) once they are, malformed
+// ones included: they will not come again.
+func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen seqSeen, last **inbound) bool {
 	if node || len(m.Subject) <= len(prefix) {
 		l.malformed.Add(1)
 		l.log.Debug("dropped a pack from NATS on a subject that is not a channel's", "subject", m.Subject)
@@ -117,14 +122,19 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen 
 		l.malformed.Add(1)
 		l.log.Debug("dropped the rest of a malformed pack from NATS", "subject", m.Subject, "err", bad)
 	}
+	var seq string
+	var packed uint64
+	var origin uuid.UUID // a pack's events are its sender's
 	if !ours {
 		if n, err := strconv.ParseUint(m.Header.Get(HeaderPack), 10, 32); err == nil {
-			var origin uuid.UUID // a pack's events are its sender's
 			if len(evs) > 0 {
 				origin = evs[0].Origin
 			}
-			l.gap(seen, m, n, origin)
+			seq, packed = l.gap(seen, m, n, origin), n
 		}
+	}
+	if seq != "" && origin != uuid.Nil {
+		defer l.delivered(last, seq, m.Subject, origin, int(packed), len(m.Data))
 	}
 	for i := range evs {
 		ev := &evs[i]
@@ -152,27 +162,29 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen 
 // gap notes a message of n events of origin in seen (nil: not
 // numbered), and counts the events its number shows missing, for the
 // link and for the peer origin, with a log at most once every
-// slowLogEvery.
-func (l *Link) gap(seen seqSeen, m *nats.Msg, n uint64, origin uuid.UUID) {
+// slowLogEvery. It returns the message's number (HeaderSeq), or "" when
+// it is not numbered, or seen is nil.
+func (l *Link) gap(seen seqSeen, m *nats.Msg, n uint64, origin uuid.UUID) string {
 	if seen == nil {
-		return
+		return ""
 	}
 	v := m.Header[HeaderSeq]
 	if len(v) != 1 {
-		return // not numbered: a reply, a plain NATS program's event
+		return "" // not numbered: a reply, a plain NATS program's event
 	}
 	missed := seen.see(v[0], n)
 	if missed == 0 {
-		return
+		return v[0]
 	}
 	total := l.missed.Add(missed)
 	l.peers.missed(origin, missed)
 	now, last := time.Now().UnixNano(), l.missedLogged.Load()
 	if last != 0 && now-last < int64(slowLogEvery) || !l.missedLogged.CompareAndSwap(last, now) {
-		return
+		return v[0]
 	}
 	l.log.Warn("events from NATS never came: their sender's numbering skips them",
 		"subject", m.Subject, "peer", origin, "missed", missed, "missed_in", total, "dropped_in", l.droppedIn())
+	return v[0]
 }
 
 // seqSeen follows the numbering (HeaderSeq) of the messages that one
@@ -188,10 +200,9 @@ const maxEpochs = 1024
 // first message of an epoch it hears of counts nothing missing, nor does
 // one that comes after a later one: it was not lost.
 func (s seqSeen) see(v string, n uint64) uint64 {
-	epoch, num, ok := strings.Cut(v, ".")
-	first, err := strconv.ParseUint(num, 10, 64)
+	epoch, first, ok := seqOf(v)
 	end := first + n
-	if !ok || err != nil || first == 0 || n == 0 || end < first {
+	if !ok || n == 0 || end < first {
 		return 0
 	}
 	next, known := s[epoch]

@@ -1,5 +1,7 @@
 package natslink
 
+import "time"
+
 // Stats are the link's counters. Each field's tags say where it is
 // shown: json and msgpack name it in the stats control answer, metric
 // (with help) in the Prometheus metrics.
@@ -44,11 +46,25 @@ type Stats struct {
 	JetStreamLag uint64 `json:"jetstream_lag" msgpack:"jetstream_lag" metric:"netcluster_nats_jetstream_lag" help:"Events the JetStream consumer has yet to deliver, as last asked."`
 	// Malformed counts the messages that were not events.
 	Malformed uint64 `json:"malformed" msgpack:"malformed" metric:"netcluster_nats_malformed_total" help:"Messages from NATS that were not events."`
+	// FlowHeld counts the times a publisher waited for a receiver
+	// (Config.FlowControl), FlowHeldMs the time they waited in all.
+	FlowHeld   uint64 `json:"flow_held" msgpack:"flow_held" metric:"netcluster_nats_flow_held_total" help:"Times events for NATS waited for a receiving server (flow control)."`
+	FlowHeldMs uint64 `json:"flow_held_ms" msgpack:"flow_held_ms" metric:"netcluster_nats_flow_held_milliseconds_total" help:"Milliseconds events for NATS waited for a receiving server (flow control)."`
+	// FlowExcluded counts the receivers that left flow control: they
+	// held the sender back and took nothing for PeerTimeout.
+	FlowExcluded uint64 `json:"flow_excluded" msgpack:"flow_excluded" metric:"netcluster_nats_flow_excluded_total" help:"Receiving servers that left NATS flow control: they took nothing for peertimeout."`
+	// FlowReceivers is how many servers' reports hold the sending back
+	// now, on some subject.
+	FlowReceivers int `json:"flow_receivers" msgpack:"flow_receivers" metric:"netcluster_nats_flow_receivers" help:"Receiving servers whose reports bound what this server sends to NATS."`
+	// ReportsOut and ReportsIn count the flow reports sent to the
+	// senders and received from the receivers.
+	ReportsOut uint64 `json:"reports_out" msgpack:"reports_out" metric:"netcluster_nats_reports_out_total" help:"Flow reports sent to the servers whose events this one takes over NATS."`
+	ReportsIn  uint64 `json:"reports_in" msgpack:"reports_in" metric:"netcluster_nats_reports_in_total" help:"Flow reports received from the servers that take this one's events over NATS."`
 }
 
 // Plus returns st with the counters of o, a link that st's link took
 // over from, added: the gauges (Connected, Server, Buffered,
-// JetStreamLag) stay st's.
+// JetStreamLag, FlowReceivers) stay st's.
 func (st Stats) Plus(o Stats) Stats {
 	st.EventsOut += o.EventsOut
 	st.EventsIn += o.EventsIn
@@ -61,6 +77,11 @@ func (st Stats) Plus(o Stats) Stats {
 	st.DroppedIn += o.DroppedIn
 	st.MissedIn += o.MissedIn
 	st.Malformed += o.Malformed
+	st.FlowHeld += o.FlowHeld
+	st.FlowHeldMs += o.FlowHeldMs
+	st.FlowExcluded += o.FlowExcluded
+	st.ReportsOut += o.ReportsOut
+	st.ReportsIn += o.ReportsIn
 	return st
 }
 
@@ -82,5 +103,8 @@ func (l *Link) Stats() Stats {
 		Reconnects: ns.Reconnects, Buffered: buffered,
 		Dropped: l.dropped.Load(), DroppedIn: l.droppedIn(), MissedIn: l.missed.Load(), Malformed: l.malformed.Load(),
 		JetStreamLag: l.jsLagNow(),
+		FlowHeld:     l.flowHeld.Load(), FlowHeldMs: l.flowHeldNs.Load() / uint64(time.Millisecond),
+		FlowExcluded: l.flowExcluded.Load(), FlowReceivers: l.flowReceivers(),
+		ReportsOut: l.reportsOut.Load(), ReportsIn: l.reportsIn.Load(),
 	}
 }

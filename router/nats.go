@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/internal/wire"
+	"github.com/netcluster/netcluster/multicast"
 	"github.com/netcluster/netcluster/natslink"
 )
 
@@ -83,7 +84,8 @@ func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
 		NKeyFile: cfg.natsPath(n.NKeyFile), CredsFile: cfg.natsPath(n.CredsFile),
 		CA: cfg.natsPath(n.CA), Cert: cfg.natsPath(n.Cert), Key: cfg.natsPath(n.Key),
 		Prefix: n.Prefix, Cluster: cfg.Cluster, Name: name, Node: s.node, Buffer: n.Buffer, Pack: n.Pack,
-		JetStream: n.JetStream, MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, Durable: n.Durable, CatchUp: catchUp,
+		FlowControl: multicast.FlowControl(n.FlowControl) != multicast.FlowNone,
+		JetStream:   n.JetStream, MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, Durable: n.Durable, CatchUp: catchUp,
 		Heartbeat: cfg.Heartbeat, PeerTimeout: cfg.PeerTimeout, Version: softwareVersion(),
 		Channels: func() []string { return s.Config().ChannelNames() }, Logger: s.log,
 		PendingMsgs: natsPending.msgs, PendingBytes: natsPending.bytes,

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netcluster/netcluster/multicast"
 	"github.com/netcluster/netcluster/natslink"
 )
 
@@ -64,6 +65,12 @@ type NATSConfig struct {
 	MaxAge    time.Duration
 	MaxBytes  int
 	Durable   string
+	// FlowControl ("flowcontrol") says which receiving servers hold
+	// the sending back, as the top-level key of that name does for
+	// multicast: "min" (the default) sends no further ahead of the
+	// slowest server that reports taking this one's events than it says
+	// it can take; "none" sends as fast as NATS takes the events.
+	FlowControl string
 	// CatchUp ("catchup") is how long a server that starts waits before
 	// it takes what it missed from the stream, so that its clients,
 	// which reconnect on their own, are back to hear it. Default "5s".
@@ -114,6 +121,9 @@ var natsKeys = []key[NATSConfig]{
 	{name: "pack", typ: tBool, def: false,
 		doc:   "send the events waiting for NATS together, several to a message: faster, but plain NATS listeners see packs",
 		field: func(n *NATSConfig) any { return &n.Pack }},
+	{name: "flowcontrol", typ: tString, def: string(multicast.FlowMin), check: checkNATSFlowControl,
+		doc:   `"min": send no faster than the slowest server that takes these events can take them; "none": as fast as NATS takes them`,
+		field: func(n *NATSConfig) any { return &n.FlowControl }},
 	{name: "jetstream", typ: tBool, def: false,
 		doc:   "keep the bridged events in a JetStream stream, for servers that were down",
 		field: func(n *NATSConfig) any { return &n.JetStream }},
@@ -129,6 +139,12 @@ var natsKeys = []key[NATSConfig]{
 	{name: "durable", typ: tString, def: "", check: checkNATSDurable,
 		doc:   `name of this server's durable consumer; "" is the host name`,
 		field: func(n *NATSConfig) any { return &n.Durable }},
+}
+
+func checkNATSFlowControl(c *checker, key string, n *NATSConfig) {
+	if m := multicast.FlowControl(n.FlowControl); m != multicast.FlowMin && m != multicast.FlowNone {
+		c.addAt([]string{key}, "%q is neither %q nor %q", clipText(n.FlowControl, 60), multicast.FlowMin, multicast.FlowNone)
+	}
 }
 
 // checkNATSDurable: a consumer name is one subject token.

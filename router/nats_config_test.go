@@ -11,7 +11,7 @@ import (
 )
 
 // natsDefaults is the nats object of a file that leaves it out.
-var natsDefaults = NATSConfig{Prefix: "netcluster", Buffer: 8 << 20, MaxAge: time.Hour, MaxBytes: 64 << 20, CatchUp: 5 * time.Second}
+var natsDefaults = NATSConfig{Prefix: "netcluster", Buffer: 8 << 20, MaxAge: time.Hour, MaxBytes: 64 << 20, CatchUp: 5 * time.Second, FlowControl: "min"}
 
 func TestNATSConfig(t *testing.T) {
 	tests := []struct {
@@ -26,6 +26,8 @@ func TestNATSConfig(t *testing.T) {
 			NATSConfig{URL: "nats://a", User: "u", Password: "p", Prefix: "netcluster", Buffer: 8 << 20}},
 		{"jetstream", `{"nats": {"url": "a", "jetstream": true, "durable": "site-a_1"}}`,
 			NATSConfig{URL: "a", Prefix: "netcluster", Buffer: 8 << 20, JetStream: true, Durable: "site-a_1"}},
+		{"flowcontrol none", `{"nats": {"url": "a", "flowcontrol": "none"}}`,
+			NATSConfig{URL: "a", Prefix: "netcluster", Buffer: 8 << 20, FlowControl: "none"}},
 		{"tls", `{"nats": {"url": "tls://a", "tlsca": "ca.pem", "tlscert": "c.pem", "tlskey": "k.pem"}}`,
 			NATSConfig{URL: "tls://a", CA: "ca.pem", Cert: "c.pem", Key: "k.pem", Prefix: "netcluster", Buffer: 8 << 20}},
 	}
@@ -36,6 +38,9 @@ func TestNATSConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.want.MaxAge, tt.want.MaxBytes, tt.want.CatchUp = time.Hour, 64<<20, 5*time.Second // the defaults
+			if tt.want.FlowControl == "" {
+				tt.want.FlowControl = "min"
+			}
 			if c.NATS != tt.want {
 				t.Errorf("NATS = %+v, want %+v", c.NATS, tt.want)
 			}
@@ -62,6 +67,7 @@ func TestNATSConfigErrors(t *testing.T) {
 		{"cluster beginning with $", `{"cluster": "$node", "nats": {"url": "a"}}`, "cluster", "token"},
 		{"secret placeholder", `{"nats": {"url": "a", "token": "(set)"}}`, "nats.token", "supply the secret"},
 		{"buffer out of range", `{"nats": {"url": "a", "buffer": -1}}`, "nats.buffer", "out of range"},
+		{"bad flowcontrol", `{"nats": {"url": "a", "flowcontrol": "max"}}`, "nats.flowcontrol", "neither"},
 		{"durable with a dot", `{"nats": {"url": "a", "jetstream": true, "durable": "a.b"}}`, "nats.durable", "consumer name"},
 		{"maxage too short", `{"nats": {"url": "a", "maxage": "1ms"}}`, "nats.maxage", "out of range"},
 		{"control from nats", `{"channels": {"control": {"acceptfromnats": true}}}`, "channels.control.acceptfromnats", "never"},

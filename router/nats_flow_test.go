@@ -56,75 +56,139 @@ func testNATSSlowListenerLosesNothing(t *testing.T, pack string) {
 // what it counted missed make every event sent. dropped_in counts the
 // messages dropped: as many with one event a message, fewer with packs.
 // The log says so once, though nats.go reports it again and again.
+// The sender's flow control is off ("flowcontrol": "none"), as it
+// would hold the sender back instead (TestNATSFlowControl).
 func TestNATSDroppedIn(t *testing.T) { bothFormats(t, testNATSDroppedIn) }
 
 func testNATSDroppedIn(t *testing.T, pack string) {
-	router.SetNATSPendingLimits(t, 64, 128<<10)
-	ns := startNATS(t, 0)
-	url := ns.ClientURL()
-	s1 := natsNode(t, url, pack)
-	s2 := routertest.NewServer(t, natsMembers(url, "", `"maxframe": 16384, "maxpending": 65536, `+bridged))
-	waitNATS(t, s1, s2)
-	all := routertest.Record(t, s2.Dial(t, "A"), ".*")
-	stuck := s2.Dial(t, "A", bus.QueueLen(16))
-	release := make(chan struct{})
-	if _, err := stuck.On("seq", func(bus.Message) { <-release }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { close(release) }) // before the client closes
-	pub := s1.Dial(t, "A")
-	probe(t, pub, all)
-	ctl := s2.Dial(t, "control")
-	lostOf := func() string { // what peers shows lost for s1
-		ans := routertest.Control(t, ctl, "peers", nil)
-		peers, _ := ans["peers"].([]any)
-		for _, p := range peers {
-			if p, _ := p.(map[string]any); p["node"] == s1.Node().String() && p["addr"] == "nats" {
-				return fmt.Sprint(p["lost"])
-			}
-		}
-		return "no such peer"
-	}
-	routertest.WaitFor(t, "server 1 among the peers of server 2", func() bool { return lostOf() == "0" })
-	before := natsStats(t, s2)
-
-	const n = 20_000
-	emitAll(t, pub, "seq", n)
-	// What was skipped shows at the next event that comes: one is sent
-	// until one does, and those lost meanwhile are missed too.
-	sent := n
-	routertest.WaitFor(t, "every event delivered or counted missed", func() bool {
-		if err := pub.Emit("seq", sent); err != nil {
-			t.Fatal(err)
-		}
-		sent++
-		time.Sleep(5 * time.Millisecond)
-		return uint64(all.Count("seq"))+natsStats(t, s2).MissedIn-before.MissedIn >= uint64(sent)
-	})
-	routertest.Fence(t, s2, "A", all)
-	st := natsStats(t, s2)
-	got, missed, dropped := uint64(all.Count("seq")), st.MissedIn-before.MissedIn, st.DroppedIn-before.DroppedIn
+	b := stuckBridge(t, pack, `"flowcontrol": "none"`)
+	sent := b.stream(t)
+	st := natsStats(t, b.s2)
+	got, missed, dropped := uint64(b.all.Count("seq")), st.MissedIn-b.before.MissedIn, st.DroppedIn-b.before.DroppedIn
 	if missed == 0 || got+missed != uint64(sent) {
 		t.Errorf("%d events delivered and %d counted missed; want some missed and %d in all", got, missed, sent)
 	}
 	if pack == "" && dropped != missed || dropped == 0 || dropped > missed {
 		t.Errorf("%d messages dropped and %d events missed; want some, and as many without packs", dropped, missed)
 	}
-	if in := st.EventsIn - before.EventsIn; in != got { // the fence went out, not in
+	if in := st.EventsIn - b.before.EventsIn; in != got { // the fence went out, not in
 		t.Errorf("the link delivered %d events, the subscriber heard %d", in, got)
 	}
 	// nats.go reports the drops dozens of times in a burst like this
 	// one; the log says so once (at most once every 10 s).
-	if c := logCount(s2, "events past the subscription's pending limits are dropped"); c != 1 {
+	if c := logCount(b.s2, "events past the subscription's pending limits are dropped"); c != 1 {
 		t.Errorf("%d log lines about the drops of %d messages; want 1", c, dropped)
 	}
-	if c := logCount(s2, "their sender's numbering skips them"); c != 1 {
+	if c := logCount(b.s2, "their sender's numbering skips them"); c != 1 {
 		t.Errorf("%d log lines about the %d events missed; want 1", c, missed)
 	}
 	// peers shows whose events they were.
-	if lost, want := lostOf(), fmt.Sprint(missed); lost != want {
+	if lost, want := b.lostOf(t), fmt.Sprint(missed); lost != want {
 		t.Errorf("peers shows %s lost for server 1, want its %s events missed", lost, want)
 	}
+}
+
+// TestNATSFlowControl: TestNATSDroppedIn's bridge with the sender's
+// flow control on, the default: the receiving server reports what it
+// took, and the sender sends no further ahead than the window it
+// reports, half of its pending limits. So nothing is dropped nor
+// missed: every event arrives, in order, and the publisher was held
+// back instead (flow_held). Flow control off, the same stream loses
+// (TestNATSDroppedIn).
+func TestNATSFlowControl(t *testing.T) { bothFormats(t, testNATSFlowControl) }
+
+func testNATSFlowControl(t *testing.T, pack string) {
+	b := stuckBridge(t, pack)
+	// The second server reports within 20 ms of the probe; until then
+	// nothing holds the sender back.
+	routertest.WaitFor(t, "the second server's report", func() bool { return natsStats(t, b.s1).FlowReceivers == 1 })
+	sent := b.stream(t)
+	st := natsStats(t, b.s2)
+	if got, missed, dropped := b.all.Count("seq"), st.MissedIn-b.before.MissedIn, st.DroppedIn-b.before.DroppedIn; got != sent || missed != 0 || dropped != 0 {
+		t.Errorf("%d of %d events delivered, %d missed, %d messages dropped; want all, none", got, sent, missed, dropped)
+	}
+	if seqs := seqsOf(b.all); !slices.IsSorted(seqs) {
+		t.Error("the events came out of order")
+	}
+	sst := natsStats(t, b.s1)
+	if sst.FlowHeld == 0 || sst.ReportsIn == 0 || st.ReportsOut == 0 {
+		t.Errorf("flow_held %d and reports_in %d at the sender, reports_out %d at the receiver; want all above 0",
+			sst.FlowHeld, sst.ReportsIn, st.ReportsOut)
+	}
+	if sst.FlowReceivers != 1 || sst.FlowExcluded != 0 {
+		t.Errorf("flow_receivers %d, flow_excluded %d; want 1 and 0", sst.FlowReceivers, sst.FlowExcluded)
+	}
+	if lost := b.lostOf(t); lost != "0" {
+		t.Errorf("peers shows %s lost for server 1, want 0", lost)
+	}
+}
+
+// bridge is two servers joined through NATS, whose second one's
+// subscriptions of events hold 64 messages or 128 KiB at most (packs
+// reach the bytes first), and a client of it that stops at the first
+// "seq" event, and so holds the link back (HoldBack).
+type bridge struct {
+	s1, s2 *routertest.Server
+	pub    *bus.Client
+	all    *routertest.Recorder // every event the second server's channel A delivers
+	ctl    *bus.Client
+	before router.NATSStats // the second server's, before the stream
+}
+
+// stuckBridge starts a bridge; extra are more members of the sender's
+// nats object, with pack.
+func stuckBridge(t *testing.T, pack string, extra ...string) *bridge {
+	router.SetNATSPendingLimits(t, 64, 128<<10)
+	ns := startNATS(t, 0)
+	url := ns.ClientURL()
+	b := &bridge{s1: natsNode(t, url, append([]string{pack}, extra...)...)}
+	b.s2 = routertest.NewServer(t, natsMembers(url, "", `"maxframe": 16384, "maxpending": 65536, `+bridged))
+	waitNATS(t, b.s1, b.s2)
+	b.all = routertest.Record(t, b.s2.Dial(t, "A"), ".*")
+	stuck := b.s2.Dial(t, "A", bus.QueueLen(16))
+	release := make(chan struct{})
+	if _, err := stuck.On("seq", func(bus.Message) { <-release }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(release) }) // before the client closes
+	b.pub = b.s1.Dial(t, "A")
+	probe(t, b.pub, b.all)
+	b.ctl = b.s2.Dial(t, "control")
+	routertest.WaitFor(t, "server 1 among the peers of server 2", func() bool { return b.lostOf(t) == "0" })
+	b.before = natsStats(t, b.s2)
+	return b
+}
+
+// lostOf is what peers at the second server shows lost for the first.
+func (b *bridge) lostOf(t testing.TB) string {
+	ans := routertest.Control(t, b.ctl, "peers", nil)
+	peers, _ := ans["peers"].([]any)
+	for _, p := range peers {
+		if p, _ := p.(map[string]any); p["node"] == b.s1.Node().String() && p["addr"] == "nats" {
+			return fmt.Sprint(p["lost"])
+		}
+	}
+	return "no such peer"
+}
+
+// stream emits 20,000 "seq" events, and then one more at a time until
+// every one is delivered or counted missed: what was skipped shows at
+// the next event that comes. It returns how many it emitted, once the
+// second server delivered all it will.
+func (b *bridge) stream(t *testing.T) int {
+	const n = 20_000
+	emitAll(t, b.pub, "seq", n)
+	sent := n
+	routertest.WaitFor(t, "every event delivered or counted missed", func() bool {
+		if err := b.pub.Emit("seq", seqData(sent)); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		time.Sleep(5 * time.Millisecond)
+		return uint64(b.all.Count("seq"))+natsStats(t, b.s2).MissedIn-b.before.MissedIn >= uint64(sent)
+	})
+	routertest.Fence(t, b.s2, "A", b.all)
+	return sent
 }
 
 // seqsOf are the sequence numbers of the seqData events r heard, in

@@ -3,6 +3,7 @@ package router_test
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -74,6 +75,7 @@ func natsMembers(url, extra, channels string) string {
 // extra, if any, are more members of its nats object.
 func natsNode(t testing.TB, url string, extra ...string) *routertest.Server {
 	t.Helper()
+	extra = slices.DeleteFunc(extra, func(s string) bool { return s == "" })
 	return routertest.NewServer(t, natsMembers(url, strings.Join(extra, ", "), bridged))
 }
 

@@ -1,0 +1,491 @@
+package natslink
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+)
+
+// Flow control across NATS. Core NATS has no back-pressure from a
+// subscriber to a publisher: a server that takes a channel's events
+// slower than another sends them drops them past its pending limits
+// (Stats.DroppedIn, Stats.MissedIn). So the servers hold back
+// themselves, on the numbering of the events (HeaderSeq), as multicast's
+// flow control does on the numbering of its datagrams:
+//
+//   - A receiving server reports, per sender, epoch and subject, the
+//     number of the last event it delivered and how many more it can
+//     take (its window: half of what the subscription's pending limits
+//     hold of such events, shared among the epochs it hears on the
+//     subject), on the sender's flow subject (FlowSubject). It reports
+//     flowReportDelay after any progress, at once when it has moved a
+//     quarter of its window, and at every Heartbeat for each epoch that
+//     moved within PeerTimeout.
+//   - A sending server with Config.FlowControl sends a message on a
+//     subject only when what it sent there, with the message's events,
+//     is within last delivered + window of every receiver that
+//     reported (or every one has delivered all it sent: a message larger
+//     than a window goes alone): the publishers wait meanwhile
+//     (Stats.FlowHeld). A receiver whose reports have shown no
+//     progress for PeerTimeout while it holds the sender back leaves the
+//     calculation (logged, Stats.FlowExcluded), so that a stopped server
+//     holds the others for PeerTimeout at most; it comes back with its
+//     first report that does not hold the sender back.
+//
+// While the link is disconnected, or sends what it kept meanwhile, the
+// outage buffer bounds what waits instead (outage). Replies, plain NATS
+// programs and JetStream are outside flow control: they are not
+// numbered, or not delivered in order.
+
+// flowToken begins the flow subjects.
+const flowToken = "$flow"
+
+// FlowSubject is the subject where node's receivers report: the
+// sender's, outside the channels' subjects.
+func FlowSubject(prefix, cluster string, node uuid.UUID) string {
+	return prefix + "." + flowToken + "." + ClusterToken(cluster) + "." + node.String()
+}
+
+// flowReportDelay is how long after progress a receiver reports it,
+// unless it has moved a quarter window; minFlowWindow is the least
+// window a receiver reports.
+const (
+	flowReportDelay = 20 * time.Millisecond
+	minFlowWindow   = 1
+)
+
+// flowIn is the receiving side: what each sender's epoch delivered on
+// each subject, reported by reportLoop.
+type flowIn struct {
+	mu   sync.Mutex
+	from map[flowKey]*inbound
+	now  chan struct{} // a quarter window moved: report now
+	soon chan struct{} // progress: report within flowReportDelay
+}
+
+type flowKey struct{ epoch, subject string }
+
+// inbound is what one subscription delivered of a sender's epoch on a
+// subject. The handler of the subscription writes delivered, dirty and
+// the sizes; reportLoop the rest.
+type inbound struct {
+	key       flowKey
+	origin    uuid.UUID
+	delivered atomic.Uint64 // the number of the last event delivered
+	reported  atomic.Uint64 // the last number reported
+	quarter   atomic.Uint64 // a quarter of the window last reported
+	dirty     atomic.Bool   // delivered moved since the last report
+	gone      atomic.Bool   // forgotten by reportLoop: a handler that cached it gets another
+	// events, msgs and bytes received: the average sizes, for the
+	// window.
+	events, msgs, bytes atomic.Uint64
+	moved               time.Time // when reportLoop last saw delivered move
+}
+
+// seqOf parses a HeaderSeq value.
+func seqOf(v string) (epoch string, first uint64, ok bool) {
+	epoch, num, ok := strings.Cut(v, ".")
+	first, err := strconv.ParseUint(num, 10, 64)
+	return epoch, first, ok && err == nil && first != 0
+}
+
+// delivered notes that a subscription delivered the n events (bytes of
+// data in all) of a message numbered v, from origin, on subject. last
+// caches the subscription's last inbound, so that a run of messages of
+// one sender takes no lock.
+func (l *Link) delivered(last **inbound, v, subject string, origin uuid.UUID, n, bytes int) {
+	epoch, first, ok := seqOf(v)
+	if !ok || n == 0 {
+		return
+	}
+	in := *last
+	if in == nil || in.key.epoch != epoch || in.key.subject != subject || in.gone.Load() {
+		in = l.fin.get(flowKey{epoch, subject}, origin)
+		if in == nil {
+			return
+		}
+		*last = in
+	}
+	end := first + uint64(n) - 1
+	if end > in.delivered.Load() {
+		in.delivered.Store(end)
+	}
+	in.events.Add(uint64(n))
+	in.msgs.Add(1)
+	in.bytes.Add(uint64(bytes))
+	if !in.dirty.Load() {
+		in.dirty.Store(true)
+		kick(l.fin.soon)
+	}
+	if end-in.reported.Load() >= in.quarter.Load() {
+		kick(l.fin.now)
+	}
+}
+
+// maxInbound bounds the epochs and subjects a link reports on.
+const maxInbound = 4096
+
+// get returns the inbound of key, made when new; nil past maxInbound.
+func (f *flowIn) get(key flowKey, origin uuid.UUID) *inbound {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.from[key]
+	if in == nil {
+		if len(f.from) >= maxInbound {
+			return nil
+		}
+		// The strings are the message's: keep copies.
+		key = flowKey{strings.Clone(key.epoch), strings.Clone(key.subject)}
+		in = &inbound{key: key, origin: origin, moved: time.Now()}
+		in.quarter.Store(1)
+		f.from[key] = in
+	}
+	return in
+}
+
+func kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// reportLoop sends the reports, until Close.
+func (l *Link) reportLoop() {
+	defer l.wg.Done()
+	tick := time.NewTicker(l.cfg.Heartbeat)
+	defer tick.Stop()
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
+	waiting := false
+	for {
+		all := false
+		select {
+		case <-l.stop:
+			delay.Stop()
+			return
+		case <-tick.C:
+			all = true
+		case <-l.fin.now:
+		case <-l.fin.soon:
+			if !waiting {
+				waiting = true
+				delay.Reset(flowReportDelay)
+			}
+			continue
+		case <-delay.C:
+			waiting = false
+		}
+		l.report(all)
+	}
+}
+
+// report sends, to each sender, the progress of its epochs: what moved,
+// or everything that moved within PeerTimeout when all.
+func (l *Link) report(all bool) {
+	pendMsgs, pendBytes := l.pendingLimits()
+	now := time.Now()
+	f := &l.fin
+	f.mu.Lock()
+	senders := make(map[string]uint64) // epochs heard per subject
+	for key, in := range f.from {
+		if now.Sub(in.moved) > l.cfg.PeerTimeout && !in.dirty.Load() {
+			delete(f.from, key) // a sender gone, or idle: it reports again when it sends
+			in.gone.Store(true)
+			continue
+		}
+		senders[key.subject]++
+	}
+	lines := make(map[uuid.UUID]*bytes.Buffer)
+	for key, in := range f.from {
+		moved := in.dirty.Swap(false)
+		d := in.delivered.Load()
+		if moved {
+			in.moved = now
+		}
+		if !moved && !all || d == 0 {
+			continue
+		}
+		// The window: half of what the pending limits hold of this
+		// sender's messages, shared among the senders of the subject.
+		events, nmsgs, nbytes := in.events.Load(), in.msgs.Load(), in.bytes.Load()
+		win := uint64(pendMsgs) / 2 * max(1, events/max(1, nmsgs))
+		if nbytes > 0 {
+			win = min(win, uint64(pendBytes)/2/max(1, nbytes/max(1, events)))
+		}
+		win = max(minFlowWindow, win/senders[key.subject])
+		in.quarter.Store(max(1, win/4))
+		in.reported.Store(d)
+		b := lines[in.origin]
+		if b == nil {
+			b = new(bytes.Buffer)
+			lines[in.origin] = b
+		}
+		// "<epoch> <last delivered> <window> <subject>"
+		b.WriteString(key.epoch)
+		b.WriteByte(' ')
+		b.WriteString(strconv.FormatUint(d, 10))
+		b.WriteByte(' ')
+		b.WriteString(strconv.FormatUint(win, 10))
+		b.WriteByte(' ')
+		b.WriteString(key.subject)
+		b.WriteByte('\n')
+	}
+	f.mu.Unlock()
+	if !l.nc.IsConnected() {
+		return // a report is never buffered: the next one says more
+	}
+	for origin, b := range lines {
+		m := nats.NewMsg(FlowSubject(l.cfg.Prefix, l.cfg.Cluster, origin))
+		m.Header.Set(headerNode, l.cfg.Node.String())
+		m.Data = b.Bytes()
+		l.nc.PublishMsg(m)
+		l.reportsOut.Add(1)
+	}
+}
+
+// pendingLimits are the pending limits of the subscriptions of events.
+func (l *Link) pendingLimits() (msgs, bytes int) {
+	msgs, bytes = l.cfg.PendingMsgs, l.cfg.PendingBytes
+	if msgs <= 0 {
+		msgs = nats.DefaultSubPendingMsgsLimit
+	}
+	if bytes <= 0 {
+		bytes = nats.DefaultSubPendingBytesLimit
+	}
+	return msgs, bytes
+}
+
+// flowOut is the sending side (Config.FlowControl): the receivers of
+// each subject the link numbers events on, from their reports.
+type flowOut struct {
+	mu       sync.Mutex
+	epoch    string // the link's, as passNumbering leaves it
+	subjects map[string]*flowSubject
+}
+
+// flowSubject is the flow control of one subject.
+type flowSubject struct {
+	subject string
+	// limit: the link sends a message of n events when what it sent on
+	// the subject, plus n, is within it (the least of the live
+	// receivers' last delivered + window), or when every live receiver
+	// has delivered all it sent (floor, the least last delivered): a
+	// message larger than a window goes alone. limit is 0 while no
+	// receiver holds the link back.
+	limit, floor atomic.Uint64
+	// sent is what the link sent on the subject (subjectOut.sent), for
+	// the reports' handler.
+	sent atomic.Uint64
+	// Under flowOut.mu: wake is closed, and made again, when limit
+	// changes.
+	wake      chan struct{}
+	receivers map[uuid.UUID]*receiver
+}
+
+// receiver is what a receiving server reported of a subject.
+type receiver struct {
+	delivered, window uint64
+	moved             time.Time // when its reports last showed progress, or that it had everything
+	heard             time.Time // its last report
+	excluded          bool      // left the calculation (flowWait), until it catches up
+}
+
+// flowOf returns the flow control of subject, when the link has it.
+func (l *Link) flowOf(subject string) *flowSubject {
+	if !l.cfg.FlowControl {
+		return nil
+	}
+	f := &l.fout
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fs := f.subjects[subject]
+	if fs == nil {
+		fs = &flowSubject{subject: subject, wake: make(chan struct{}), receivers: make(map[uuid.UUID]*receiver)}
+		f.subjects[subject] = fs
+	}
+	return fs
+}
+
+// heardReport takes a receiver's report (reportLoop).
+func (l *Link) heardReport(m *nats.Msg) {
+	node, err := uuid.Parse(m.Header.Get(headerNode))
+	if err != nil {
+		l.malformed.Add(1)
+		return
+	}
+	if node == l.cfg.Node {
+		return
+	}
+	l.reportsIn.Add(1)
+	now := time.Now()
+	f := &l.fout
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for body := m.Data; len(body) > 0; {
+		var line []byte
+		line, body, _ = bytes.Cut(body, []byte{'\n'})
+		fields := strings.SplitN(string(line), " ", 4)
+		if len(fields) != 4 {
+			l.malformed.Add(1)
+			return
+		}
+		d, err1 := strconv.ParseUint(fields[1], 10, 64)
+		win, err2 := strconv.ParseUint(fields[2], 10, 64)
+		if err1 != nil || err2 != nil || win == 0 {
+			l.malformed.Add(1)
+			return
+		}
+		fs := f.subjects[fields[3]]
+		if fields[0] != f.epoch || fs == nil {
+			continue // another link's of this node, or a subject it never sent on
+		}
+		r := fs.receivers[node]
+		if r == nil {
+			if len(fs.receivers) >= maxPeers {
+				continue
+			}
+			r = &receiver{moved: now}
+			fs.receivers[node] = r
+		}
+		sent := fs.sent.Load()
+		if d > r.delivered || d >= sent {
+			r.moved = now
+		}
+		r.delivered, r.window, r.heard = max(r.delivered, d), win, now
+		if r.excluded && r.delivered+r.window > sent {
+			r.excluded = false
+			l.log.Info("a receiver rejoined flow control", "peer", node, "subject", fs.subject)
+		}
+		l.setLimit(fs, now, time.Time{}, 0)
+	}
+}
+
+// setLimit computes fs's limit from its receivers, with f.mu held,
+// forgetting those not heard for PeerTimeout that do not hold back a
+// message of n events, and the excluded ones whose server is gone. A
+// publisher that has waited since waiting (zero: none waits) to send n
+// excludes the receivers that hold it back and have shown no progress
+// for PeerTimeout, counted from when it began to wait at the earliest:
+// a receiver that was not sent anything for a while has not reported.
+func (l *Link) setLimit(fs *flowSubject, now, waiting time.Time, n uint64) {
+	sent := fs.sent.Load()
+	var limit, floor uint64
+	for node, r := range fs.receivers {
+		end := r.delivered + r.window
+		holds := sent+max(n, 1) > end && sent > r.delivered
+		exclude := !waiting.IsZero() && now.Sub(later(r.moved, waiting)) > l.cfg.PeerTimeout
+		switch {
+		case r.excluded:
+			// Kept while its server is heard: it rejoins when it
+			// reports again, as it does when it gets events again.
+			if now.Sub(r.heard) > l.cfg.PeerTimeout && !l.peers.heardSince(node, now.Add(-l.cfg.PeerTimeout)) {
+				delete(fs.receivers, node)
+			}
+			continue
+		case !holds && now.Sub(r.heard) > l.cfg.PeerTimeout:
+			delete(fs.receivers, node) // gone while it held nothing back
+			continue
+		case holds && exclude:
+			r.excluded = true
+			l.flowExcluded.Add(1)
+			l.log.Warn("a receiver left flow control: it has taken nothing for peertimeout", "peer", node,
+				"subject", fs.subject, "behind", sent-r.delivered, "peertimeout", l.cfg.PeerTimeout)
+			continue
+		}
+		if limit == 0 || end < limit {
+			limit = end
+		}
+		if floor == 0 || r.delivered < floor {
+			floor = r.delivered
+		}
+	}
+	fs.floor.Store(floor)
+	if fs.limit.Swap(limit) != limit {
+		close(fs.wake)
+		fs.wake = make(chan struct{})
+	}
+}
+
+// flowWait waits, before a message on out's subject is sent, while a
+// receiver holds the sender back, unless the link is disconnected or
+// sends what it kept (the outage buffer bounds what waits then), or
+// closes. Its caller serializes the use of out.
+func (l *Link) flowWait(out *subjectOut, n int) {
+	fs := out.flow
+	if fs.open(out.sent, n) {
+		return
+	}
+	start := time.Now()
+	l.flowHeld.Add(1)
+	defer func() { l.flowHeldNs.Add(uint64(time.Since(start))) }()
+	var poll *time.Timer
+	for {
+		if !l.nc.IsConnected() || l.holding() {
+			return
+		}
+		f := &l.fout
+		f.mu.Lock()
+		l.setLimit(fs, time.Now(), start, uint64(n))
+		wake := fs.wake
+		f.mu.Unlock()
+		if fs.open(out.sent, n) {
+			if poll != nil {
+				poll.Stop()
+			}
+			return
+		}
+		if poll == nil {
+			poll = time.NewTimer(flowPoll)
+		} else {
+			poll.Reset(flowPoll)
+		}
+		select {
+		case <-wake:
+		case <-poll.C:
+		case <-l.flowStop:
+			poll.Stop()
+			return
+		}
+	}
+}
+
+// open reports whether a message of n events may go, sent having gone.
+func (fs *flowSubject) open(sent uint64, n int) bool {
+	lim := fs.limit.Load()
+	return lim == 0 || sent+uint64(n) <= lim || sent <= fs.floor.Load()
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// flowPoll is how often a waiting publisher looks for receivers to
+// exclude, and for the connection.
+const flowPoll = 50 * time.Millisecond
+
+// flowReceivers counts the receivers that hold the link back now, on
+// any subject.
+func (l *Link) flowReceivers() int {
+	f := &l.fout
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	live := make(map[uuid.UUID]bool)
+	for _, fs := range f.subjects {
+		for node, r := range fs.receivers {
+			if !r.excluded {
+				live[node] = true
+			}
+		}
+	}
+	return len(live)
+}

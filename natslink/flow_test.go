@@ -1,0 +1,171 @@
+package natslink
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/internal/wire"
+)
+
+// flowPair is a sender with flow control and a receiver whose delivery
+// stops at the stopAt-th event until release is closed; the receiver's
+// subscriptions hold 64 messages or 128 KiB at most.
+type flowPair struct {
+	sender, receiver *Link
+	node             uuid.UUID // the sender's
+	log              *syncBuffer
+	got              atomic.Int64
+	release          chan struct{}
+	pack             bool
+}
+
+func newFlowPair(t *testing.T, pack bool, peerTimeout time.Duration, stopAt int64) *flowPair {
+	ns := startNATS(t)
+	p := &flowPair{node: uuid.New(), log: &syncBuffer{}, release: make(chan struct{}), pack: pack}
+	base := Config{URL: ns.ClientURL(), Pack: pack, Heartbeat: 50 * time.Millisecond, PeerTimeout: peerTimeout}
+	scfg := base
+	scfg.Node, scfg.FlowControl, scfg.Logger = p.node, true, slog.New(slog.NewTextHandler(p.log, nil))
+	var err error
+	if p.sender, err = Open(scfg, func(*Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.sender.Close)
+	rcfg := base
+	rcfg.Node, rcfg.PendingMsgs, rcfg.PendingBytes, rcfg.Logger = uuid.New(), 64, 128<<10, slog.New(slog.DiscardHandler)
+	deliver := func(*Event) {
+		if p.got.Add(1) == stopAt {
+			<-p.release
+		}
+	}
+	rcfg.DeliverRun = func(evs []Event) {
+		for range evs {
+			deliver(nil)
+		}
+	}
+	if p.receiver, err = Open(rcfg, deliver); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.receiver.Close)
+	t.Cleanup(func() {
+		select {
+		case <-p.release:
+		default:
+			close(p.release)
+		}
+	})
+	p.receiver.SetChannels([]string{"A"})
+	// Until the receiver has reported, nothing holds the sender back.
+	for i := 0; p.sender.Stats().FlowReceivers == 0; i++ {
+		if i == 10_000 {
+			t.Fatal("the receiver never reported")
+		}
+		if err := p.publish(i); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return p
+}
+
+// publish sends event i of channel A, in the link's format.
+func (p *flowPair) publish(i int) error {
+	data := []byte{0xcd, byte(i >> 8), byte(i)} // a msgpack uint16
+	if p.pack {
+		return p.sender.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: p.node,
+			Sender: p.node, Channel: "A", Event: "e", Data: data}))
+	}
+	return p.sender.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: p.node, Sender: p.node, Data: data}, uuid.Nil)
+}
+
+// TestFlowReceiverStops: a receiver that stops taking events holds its
+// sender back for PeerTimeout, counted from when the sender began to
+// wait; then it leaves flow control, logged and counted, and the sender
+// goes on. Once it takes events again and has caught up, it rejoins.
+// Without the exclusion the publisher would wait for good.
+func TestFlowReceiverStops(t *testing.T) {
+	for _, pack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) { testFlowReceiverStops(t, pack) })
+	}
+}
+
+func testFlowReceiverStops(t *testing.T, pack bool) {
+	const peerTimeout = 400 * time.Millisecond
+	p := newFlowPair(t, pack, peerTimeout, 20_000)
+	done := make(chan error, 1)
+	go func() {
+		for i := range 40_000 {
+			if err := p.publish(i); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the publisher is still held back after 60 s: %+v", p.sender.Stats())
+	}
+	st := p.sender.Stats()
+	if st.FlowExcluded != 1 || st.FlowHeld == 0 || st.FlowHeldMs < uint64(peerTimeout/time.Millisecond) {
+		t.Errorf("flow_excluded %d, flow_held %d, flow_held_ms %d; want 1, some, and at least %v",
+			st.FlowExcluded, st.FlowHeld, st.FlowHeldMs, peerTimeout)
+	}
+	if !strings.Contains(p.log.String(), "a receiver left flow control") {
+		t.Errorf("the log does not say the receiver left:\n%s", p.log)
+	}
+	// It has lost what came past its pending limits: it catches up
+	// with the next events.
+	close(p.release)
+	waitFor(t, "the receiver to rejoin", func() bool {
+		if err := p.publish(0); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		return strings.Contains(p.log.String(), "a receiver rejoined flow control")
+	})
+	if n := p.sender.Stats().FlowReceivers; n != 1 {
+		t.Errorf("flow_receivers %d after the rejoin, want 1", n)
+	}
+}
+
+// TestFlowCloseWhileHeld: Close does not wait for a receiver that holds
+// a publisher back; the publisher's next event is refused.
+func TestFlowCloseWhileHeld(t *testing.T) {
+	for _, pack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) {
+			p := newFlowPair(t, pack, time.Hour, 20_000)
+			done := make(chan error, 1)
+			go func() {
+				for i := 0; ; i++ {
+					if err := p.publish(i); err != nil {
+						done <- err
+						return
+					}
+				}
+			}()
+			waitFor(t, "the publisher to be held back", func() bool { return p.sender.Stats().FlowHeld > 0 })
+			closed := make(chan struct{})
+			go func() {
+				p.sender.Close()
+				close(closed)
+			}()
+			select {
+			case <-closed:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Close waits for the receiver")
+			}
+			if err := <-done; err != ErrClosed {
+				t.Errorf("the publisher's last error: %v, want ErrClosed", err)
+			}
+		})
+	}
+}
