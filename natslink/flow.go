@@ -83,9 +83,10 @@ type inbound struct {
 	dirty     atomic.Bool   // delivered moved since the last report
 	gone      atomic.Bool   // forgotten by reportLoop: a handler that cached it gets another
 	// events, msgs and bytes received: the average sizes, for the
-	// window.
-	events, msgs, bytes atomic.Uint64
-	moved               time.Time // when reportLoop last saw delivered move
+	// window. bytes counts as nats.go's pending limits do: data and
+	// headers, hdr the headers' size as last measured.
+	events, msgs, bytes, hdr atomic.Uint64
+	moved                    time.Time // when reportLoop last saw delivered move
 }
 
 // seqOf parses a HeaderSeq value.
@@ -95,18 +96,17 @@ func seqOf(v string) (epoch string, first uint64, ok bool) {
 	return epoch, first, ok && err == nil && first != 0
 }
 
-// delivered notes that a subscription delivered the n events (bytes of
-// data in all) of a message numbered v, from origin, on subject. last
-// caches the subscription's last inbound, so that a run of messages of
-// one sender takes no lock.
-func (l *Link) delivered(last **inbound, v, subject string, origin uuid.UUID, n, bytes int) {
+// delivered notes that a subscription delivered the n events of m,
+// numbered v, from origin. last caches the subscription's last inbound,
+// so that a run of messages of one sender takes no lock.
+func (l *Link) delivered(last **inbound, m *nats.Msg, v string, origin uuid.UUID, n int) {
 	epoch, first, ok := seqOf(v)
 	if !ok || n == 0 {
 		return
 	}
 	in := *last
-	if in == nil || in.key.epoch != epoch || in.key.subject != subject || in.gone.Load() {
-		in = l.fin.get(flowKey{epoch, subject}, origin)
+	if in == nil || in.key.epoch != epoch || in.key.subject != m.Subject || in.gone.Load() {
+		in = l.fin.get(flowKey{epoch, m.Subject}, origin)
 		if in == nil {
 			return
 		}
@@ -117,8 +117,14 @@ func (l *Link) delivered(last **inbound, v, subject string, origin uuid.UUID, n,
 		in.delivered.Store(end)
 	}
 	in.events.Add(uint64(n))
-	in.msgs.Add(1)
-	in.bytes.Add(uint64(bytes))
+	// The headers of a sender's messages hardly change in size:
+	// measured once every 64 messages.
+	hdr := in.hdr.Load()
+	if in.msgs.Add(1)%64 == 1 {
+		hdr = headerSize(m.Header)
+		in.hdr.Store(hdr)
+	}
+	in.bytes.Add(uint64(len(m.Data)) + hdr)
 	if !in.dirty.Load() {
 		in.dirty.Store(true)
 		kick(l.fin.soon)
@@ -126,6 +132,21 @@ func (l *Link) delivered(last **inbound, v, subject string, origin uuid.UUID, n,
 	if end-in.reported.Load() >= in.quarter.Load() {
 		kick(l.fin.now)
 	}
+}
+
+// headerSize is the size of h as NATS carries it, which nats.go's
+// pending limits count.
+func headerSize(h nats.Header) uint64 {
+	if len(h) == 0 {
+		return 0
+	}
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return uint64(n)
 }
 
 // maxInbound bounds the epochs and subjects a link reports on.

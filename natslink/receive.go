@@ -61,7 +61,7 @@ func (l *Link) handler(node, numbered bool) func(*nats.Msg) bool {
 		l.peers.count(ev.Origin, 1, len(m.Data))
 		l.deliver(&ev)
 		if seq != "" && !node {
-			l.delivered(&last, seq, m.Subject, ev.Origin, 1, len(m.Data))
+			l.delivered(&last, m, seq, ev.Origin, 1)
 		}
 		return true
 	}
@@ -134,7 +134,7 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen 
 		}
 	}
 	if seq != "" && origin != uuid.Nil {
-		defer l.delivered(last, seq, m.Subject, origin, int(packed), len(m.Data))
+		defer l.delivered(last, m, seq, origin, int(packed))
 	}
 	for i := range evs {
 		ev := &evs[i]

@@ -45,3 +45,7 @@ func SetNATSPendingLimits(t interface{ Cleanup(func()) }, msgs, bytes int) {
 	natsPending.msgs, natsPending.bytes = msgs, bytes
 	t.Cleanup(func() { natsPending.msgs, natsPending.bytes = 0, 0 })
 }
+
+// NATSPendingLimits are the limits SetNATSPendingLimits set; 0, 0 when
+// none is set.
+func NATSPendingLimits() (msgs, bytes int) { return natsPending.msgs, natsPending.bytes }
