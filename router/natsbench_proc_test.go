@@ -42,6 +42,8 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 			// Where the receiving server counted what it lost: NATS
 			// messages (events, or packs) past its pending limits.
 			b.ReportMetric(float64(s2.stats(b).NATS.DroppedIn-before), "dropped_in")
+			// How often flow control held the sending server back.
+			b.ReportMetric(float64(s1.stats(b).NATS.FlowHeld), "flow_held")
 		}
 	}
 	b.Run("bridge-128B", bridge(""))

@@ -180,6 +180,7 @@ type procStats struct {
 	} `msgpack:"channels"`
 	NATS struct {
 		DroppedIn uint64 `msgpack:"dropped_in"`
+		FlowHeld  uint64 `msgpack:"flow_held"`
 	} `msgpack:"nats"`
 }
 
