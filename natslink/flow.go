@@ -46,6 +46,11 @@ import (
 // flowToken begins the flow subjects.
 const flowToken = "$flow"
 
+// headerBye marks the report of a receiver that stops taking events (it
+// shuts down, or a reload replaces its link): its senders stop waiting
+// for it at once, not after PeerTimeout.
+const headerBye = "Nc-Bye"
+
 // FlowSubject is the subject where node's receivers report: the
 // sender's, outside the channels' subjects.
 func FlowSubject(prefix, cluster string, node uuid.UUID) string {
@@ -271,6 +276,28 @@ func (l *Link) report(all bool) {
 	}
 }
 
+// sayBye tells the senders this link took events from lately that it
+// takes no more (headerBye), when connected.
+func (l *Link) sayBye() {
+	if !l.nc.IsConnected() {
+		return
+	}
+	f := &l.fin
+	f.mu.Lock()
+	origins := make(map[uuid.UUID]bool)
+	for _, in := range f.from {
+		origins[in.origin] = true
+	}
+	f.mu.Unlock()
+	for origin := range origins {
+		m := nats.NewMsg(FlowSubject(l.cfg.Prefix, l.cfg.Cluster, origin))
+		m.Header.Set(headerNode, l.cfg.Node.String())
+		m.Header.Set(headerBye, "1")
+		l.nc.PublishMsg(m)
+		l.reportsOut.Add(1)
+	}
+}
+
 // pendingLimits are the pending limits of the subscriptions of events.
 func (l *Link) pendingLimits() (msgs, bytes int) {
 	msgs, bytes = l.cfg.PendingMsgs, l.cfg.PendingBytes
@@ -349,6 +376,15 @@ func (l *Link) heardReport(m *nats.Msg) {
 	f := &l.fout
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if m.Header.Get(headerBye) != "" {
+		for _, fs := range f.subjects {
+			if fs.receivers[node] != nil {
+				delete(fs.receivers, node)
+				l.setLimit(fs, now, time.Time{}, 0)
+			}
+		}
+		return
+	}
 	for body := m.Data; len(body) > 0; {
 		var line []byte
 		line, body, _ = bytes.Cut(body, []byte{'\n'})

@@ -25,6 +25,12 @@ type flowPair struct {
 }
 
 func newFlowPair(t *testing.T, pack bool, peerTimeout time.Duration, stopAt int64) *flowPair {
+	return newFlowPairDelay(t, pack, peerTimeout, stopAt, 0)
+}
+
+// newFlowPairDelay is newFlowPair with a receiver that spends delay on
+// each event.
+func newFlowPairDelay(t *testing.T, pack bool, peerTimeout time.Duration, stopAt int64, delay time.Duration) *flowPair {
 	ns := startNATS(t)
 	p := &flowPair{node: uuid.New(), log: &syncBuffer{}, release: make(chan struct{}), pack: pack}
 	base := Config{URL: ns.ClientURL(), Pack: pack, Heartbeat: 50 * time.Millisecond, PeerTimeout: peerTimeout}
@@ -41,6 +47,7 @@ func newFlowPair(t *testing.T, pack bool, peerTimeout time.Duration, stopAt int6
 		if p.got.Add(1) == stopAt {
 			<-p.release
 		}
+		time.Sleep(delay)
 	}
 	rcfg.DeliverRun = func(evs []Event) {
 		for range evs {
@@ -165,6 +172,40 @@ func TestFlowCloseWhileHeld(t *testing.T) {
 			}
 			if err := <-done; err != ErrClosed {
 				t.Errorf("the publisher's last error: %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+// TestFlowReceiverLeaves: a receiver that closes while it holds a sender
+// back says so, and the sender stops waiting for it at once: with a
+// PeerTimeout of an hour, it would otherwise wait that long.
+func TestFlowReceiverLeaves(t *testing.T) {
+	for _, pack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) {
+			p := newFlowPairDelay(t, pack, time.Hour, 0, 100*time.Microsecond)
+			done := make(chan error, 1)
+			go func() {
+				for i := range 20_000 {
+					if err := p.publish(i); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+			waitFor(t, "the publisher to be held back", func() bool { return p.sender.Stats().FlowHeld > 0 })
+			p.receiver.Close()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the publisher is still held back 30 s after the receiver left: %+v", p.sender.Stats())
+			}
+			if st := p.sender.Stats(); st.FlowExcluded != 0 || st.FlowReceivers != 0 {
+				t.Errorf("flow_excluded %d, flow_receivers %d; want 0 and 0", st.FlowExcluded, st.FlowReceivers)
 			}
 		})
 	}

@@ -559,7 +559,8 @@ func (l *Link) Release() { l.held.Open() }
 // server that stops calls it before it reads the last events its
 // clients wrote, which must still go out, and Close after them. With
 // JetStream it first delivers what the consumer took already (jsStop),
-// and makes no consumer again. It is idempotent.
+// and makes no consumer again. The senders it reports to stop waiting
+// for it (sayBye). It is idempotent.
 func (l *Link) StopDelivering() {
 	l.js.mu.Lock()
 	l.js.stopped = true
@@ -568,6 +569,7 @@ func (l *Link) StopDelivering() {
 	l.deliverMu.Lock()
 	l.done = true
 	l.deliverMu.Unlock()
+	l.sayBye()
 }
 
 // Close leaves NATS. From its start on, Publish and PublishFrame return
@@ -607,6 +609,7 @@ func (l *Link) CloseInto(next *Link) {
 	l.deliverMu.Lock()
 	l.done = true
 	l.deliverMu.Unlock()
+	l.sayBye()
 	if l.nc.IsConnected() {
 		// What the outage buffer holds goes now, without waiting for
 		// the peers: a link that takes over sends after this one.
