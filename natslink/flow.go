@@ -228,7 +228,7 @@ func (l *Link) report(all bool) {
 		}
 		senders[key.subject]++
 	}
-	lines := make(map[uuid.UUID]*bytes.Buffer)
+	lines := make(map[uuid.UUID][]byte)
 	for key, in := range f.from {
 		moved := in.dirty.Swap(false)
 		d := in.delivered.Load()
@@ -248,20 +248,7 @@ func (l *Link) report(all bool) {
 		win = max(minFlowWindow, win/senders[key.subject])
 		in.quarter.Store(max(1, win/4))
 		in.reported.Store(d)
-		b := lines[in.origin]
-		if b == nil {
-			b = new(bytes.Buffer)
-			lines[in.origin] = b
-		}
-		// "<epoch> <last delivered> <window> <subject>"
-		b.WriteString(key.epoch)
-		b.WriteByte(' ')
-		b.WriteString(strconv.FormatUint(d, 10))
-		b.WriteByte(' ')
-		b.WriteString(strconv.FormatUint(win, 10))
-		b.WriteByte(' ')
-		b.WriteString(key.subject)
-		b.WriteByte('\n')
+		lines[in.origin] = appendReport(lines[in.origin], reportLine{key.epoch, d, win, key.subject})
 	}
 	f.mu.Unlock()
 	if !l.nc.IsConnected() {
@@ -270,7 +257,7 @@ func (l *Link) report(all bool) {
 	for origin, b := range lines {
 		m := nats.NewMsg(FlowSubject(l.cfg.Prefix, l.cfg.Cluster, origin))
 		m.Header.Set(headerNode, l.cfg.Node.String())
-		m.Data = b.Bytes()
+		m.Data = b
 		l.nc.PublishMsg(m)
 		l.reportsOut.Add(1)
 	}
@@ -361,6 +348,45 @@ func (l *Link) flowOf(subject string) *flowSubject {
 	return fs
 }
 
+// reportLine is a line of a report: a sender's epoch, the last number
+// of it delivered on subject, and the window.
+type reportLine struct {
+	epoch             string
+	delivered, window uint64
+	subject           string
+}
+
+// appendReport appends r to a report's body: "<epoch> <last> <window>
+// <subject>\n".
+func appendReport(b []byte, r reportLine) []byte {
+	b = append(b, r.epoch...)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, r.delivered, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, r.window, 10)
+	b = append(b, ' ')
+	b = append(b, r.subject...)
+	return append(b, '\n')
+}
+
+// nextReport reads the first line of a report's body, and what follows
+// it; ok is false when the line is not a report line: four fields, the
+// epoch without spaces, two decimal numbers, the window not 0, and a
+// subject (ValidSubject).
+func nextReport(body []byte) (r reportLine, rest []byte, ok bool) {
+	line, rest, _ := bytes.Cut(body, []byte{'\n'})
+	fields := strings.SplitN(string(line), " ", 4)
+	if len(fields) != 4 || fields[0] == "" || !ValidSubject(fields[3]) {
+		return r, nil, false
+	}
+	d, err1 := strconv.ParseUint(fields[1], 10, 64)
+	win, err2 := strconv.ParseUint(fields[2], 10, 64)
+	if err1 != nil || err2 != nil || win == 0 {
+		return r, nil, false
+	}
+	return reportLine{fields[0], d, win, fields[3]}, rest, true
+}
+
 // heardReport takes a receiver's report (reportLoop).
 func (l *Link) heardReport(m *nats.Msg) {
 	node, err := uuid.Parse(m.Header.Get(headerNode))
@@ -386,21 +412,15 @@ func (l *Link) heardReport(m *nats.Msg) {
 		return
 	}
 	for body := m.Data; len(body) > 0; {
-		var line []byte
-		line, body, _ = bytes.Cut(body, []byte{'\n'})
-		fields := strings.SplitN(string(line), " ", 4)
-		if len(fields) != 4 {
+		line, rest, ok := nextReport(body)
+		if !ok {
 			l.malformed.Add(1)
 			return
 		}
-		d, err1 := strconv.ParseUint(fields[1], 10, 64)
-		win, err2 := strconv.ParseUint(fields[2], 10, 64)
-		if err1 != nil || err2 != nil || win == 0 {
-			l.malformed.Add(1)
-			return
-		}
-		fs := f.subjects[fields[3]]
-		if fields[0] != f.epoch || fs == nil {
+		body = rest
+		d, win := line.delivered, line.window
+		fs := f.subjects[line.subject]
+		if line.epoch != f.epoch || fs == nil {
 			continue // another link's of this node, or a subject it never sent on
 		}
 		r := fs.receivers[node]
