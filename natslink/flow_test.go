@@ -3,8 +3,6 @@ package natslink
 import (
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -91,6 +89,37 @@ func (p *flowPair) publish(i int) error {
 	return p.sender.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: p.node, Sender: p.node, Data: data}, uuid.Nil)
 }
 
+// publishAll publishes n events (n < 0: until an error) on a goroutine
+// of its own; the channel it returns gets the error it stopped at, or
+// nil.
+func (p *flowPair) publishAll(n int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; n < 0 || i < n; i++ {
+			if err := p.publish(i); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// waitPublished waits for publishAll to end, and fails unless it did
+// without error within a minute.
+func (p *flowPair) waitPublished(t *testing.T, done <-chan error, when string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("the publisher is still held back a minute%s: %+v", when, p.sender.Stats())
+	}
+}
+
 // TestFlowReceiverStops: a receiver that stops taking events holds its
 // sender back for PeerTimeout, counted from when the sender began to
 // wait; then it leaves flow control, logged and counted, and the sender
@@ -105,24 +134,7 @@ func TestFlowReceiverStops(t *testing.T) {
 func testFlowReceiverStops(t *testing.T, pack bool) {
 	const peerTimeout = 400 * time.Millisecond
 	p := newFlowPair(t, pack, peerTimeout, 20_000)
-	done := make(chan error, 1)
-	go func() {
-		for i := range 40_000 {
-			if err := p.publish(i); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the publisher is still held back after 60 s: %+v", p.sender.Stats())
-	}
+	p.waitPublished(t, p.publishAll(40_000), "")
 	st := p.sender.Stats()
 	if st.FlowExcluded != 1 || st.FlowHeld == 0 || st.FlowHeldMs < uint64(peerTimeout/time.Millisecond) {
 		t.Errorf("flow_excluded %d, flow_held %d, flow_held_ms %d; want 1, some, and at least %v",
@@ -152,15 +164,7 @@ func TestFlowCloseWhileHeld(t *testing.T) {
 	for _, pack := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) {
 			p := newFlowPair(t, pack, time.Hour, 20_000)
-			done := make(chan error, 1)
-			go func() {
-				for i := 0; ; i++ {
-					if err := p.publish(i); err != nil {
-						done <- err
-						return
-					}
-				}
-			}()
+			done := p.publishAll(-1)
 			waitFor(t, "the publisher to be held back", func() bool { return p.sender.Stats().FlowHeld > 0 })
 			closed := make(chan struct{})
 			go func() {
@@ -186,26 +190,10 @@ func TestFlowReceiverLeaves(t *testing.T) {
 	for _, pack := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) {
 			p := newFlowPairDelay(t, pack, time.Hour, 0, 100*time.Microsecond)
-			done := make(chan error, 1)
-			go func() {
-				for i := range 20_000 {
-					if err := p.publish(i); err != nil {
-						done <- err
-						return
-					}
-				}
-				done <- nil
-			}()
+			done := p.publishAll(20_000)
 			waitFor(t, "the publisher to be held back", func() bool { return p.sender.Stats().FlowHeld > 0 })
 			p.receiver.Close()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatalf("the publisher is still held back 30 s after the receiver left: %+v", p.sender.Stats())
-			}
+			p.waitPublished(t, done, " after the receiver left")
 			if st := p.sender.Stats(); st.FlowExcluded != 0 || st.FlowReceivers != 0 {
 				t.Errorf("flow_excluded %d, flow_receivers %d; want 0 and 0", st.FlowExcluded, st.FlowReceivers)
 			}
@@ -218,15 +206,7 @@ func TestFlowReceiverLeaves(t *testing.T) {
 // back by appendReport as a line it reads the same, so that what a
 // sender reads is what a receiver meant.
 func FuzzReport(f *testing.F) {
-	files, err := filepath.Glob("../testdata/fuzz/report/*")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seed inputs in testdata/fuzz/report: %v", err)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range seeds(f, "../testdata/fuzz/report") {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"sync/atomic"
@@ -79,15 +77,7 @@ func TestNextPacked(t *testing.T) {
 // bytes.
 func FuzzNextPacked(f *testing.F) {
 	for _, dir := range packCorpusDirs {
-		files, err := filepath.Glob(filepath.Join(dir, "*"))
-		if err != nil || len(files) == 0 {
-			f.Fatalf("no seed inputs in %s: %v", dir, err)
-		}
-		for _, name := range files {
-			b, err := os.ReadFile(name)
-			if err != nil {
-				f.Fatal(err)
-			}
+		for _, b := range seeds(f, dir) {
 			f.Add(b)
 		}
 	}

@@ -3,8 +3,6 @@ package natslink
 import (
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -185,15 +183,7 @@ func testMissedIn(t *testing.T, pack bool) {
 // keeps at most maxEpochs epochs, and a message that follows on from
 // the last of its epoch counts nothing.
 func FuzzSeqSeen(f *testing.F) {
-	files, err := filepath.Glob("../testdata/fuzz/seq/*")
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seed inputs in testdata/fuzz/seq: %v", err)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range seeds(f, "../testdata/fuzz/seq") {
 		f.Add(string(b))
 	}
 	f.Fuzz(func(t *testing.T, in string) {
