@@ -131,11 +131,67 @@ func testNATSFlowControl(t *testing.T, pack string, pendingMsgs, pendingBytes in
 	}
 }
 
+// TestNATSFlowControlSenders: three servers stream into one whose
+// pending limits are 64 messages, behind a stopped reader: the receiver
+// shares its window among the senders, so that together they keep no
+// more in flight than it can hold, and nothing is lost. Each given the
+// whole window (half the limits), the three would overrun it.
+func TestNATSFlowControlSenders(t *testing.T) {
+	b := stuckBridge(t, "")
+	pubs := []*bus.Client{b.pub}
+	for range 2 {
+		ts := natsNode(t, b.url)
+		waitNATS(t, ts)
+		pub := ts.Dial(t, "A")
+		probes := b.all.Count("probe")
+		routertest.WaitFor(t, "a probe from another sender", func() bool {
+			if err := pub.Emit("probe", nil); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			return b.all.Count("probe") > probes
+		})
+		routertest.WaitFor(t, "the receiver's report", func() bool { return natsStats(t, ts).FlowReceivers >= 1 })
+		pubs = append(pubs, pub)
+	}
+	// Three heartbeats: the receiver has reported every sender's epoch
+	// with its share of the window.
+	time.Sleep(3 * 100 * time.Millisecond)
+	const n = 10_000
+	errs := make(chan error, len(pubs))
+	for _, pub := range pubs {
+		go func() {
+			for i := range n {
+				if err := pub.Emit("seq", seqData(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range pubs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := len(pubs) * n
+	routertest.WaitFor(t, "every event delivered or counted missed", func() bool {
+		return uint64(b.all.Count("seq"))+natsStats(t, b.s2).MissedIn-b.before.MissedIn >= uint64(want)
+	})
+	routertest.Fence(t, b.s2, "A", b.all)
+	st := natsStats(t, b.s2)
+	if got, missed, dropped := b.all.Count("seq"), st.MissedIn-b.before.MissedIn, st.DroppedIn-b.before.DroppedIn; got != want || missed != 0 || dropped != 0 {
+		t.Errorf("%d of %d events delivered, %d missed, %d messages dropped; want all, none", got, want, missed, dropped)
+	}
+}
+
 // bridge is two servers joined through NATS, whose second one's
 // subscriptions of events hold 64 messages or 128 KiB at most (packs
 // reach the bytes first; unless the test set other limits), and a client of it that stops at the first
 // "seq" event, and so holds the link back (HoldBack).
 type bridge struct {
+	url    string // the NATS server's
 	s1, s2 *routertest.Server
 	pub    *bus.Client
 	all    *routertest.Recorder // every event the second server's channel A delivers
@@ -151,7 +207,7 @@ func stuckBridge(t *testing.T, pack string, extra ...string) *bridge {
 	}
 	ns := startNATS(t, 0)
 	url := ns.ClientURL()
-	b := &bridge{s1: natsNode(t, url, append([]string{pack}, extra...)...)}
+	b := &bridge{url: url, s1: natsNode(t, url, append([]string{pack}, extra...)...)}
 	b.s2 = routertest.NewServer(t, natsMembers(url, "", `"maxframe": 16384, "maxpending": 65536, `+bridged))
 	waitNATS(t, b.s1, b.s2)
 	b.all = routertest.Record(t, b.s2.Dial(t, "A"), ".*")
