@@ -125,6 +125,19 @@ func (e *Event) HoldBack() {
 	}
 }
 
+// HoldBackStall waits while a client that took e is past its high-water
+// mark as a local publisher waits: until it drains, or is dropped for
+// taking nothing for its channel's stall timeout. It is for a link that
+// a wait holds back alone and whose senders wait with it, as NATS's
+// subscriptions under flow control; HoldBack bounds the wait for a link
+// whose socket a wait would overrun.
+func (e *Event) HoldBackStall() {
+	if r := e.hold; r != nil {
+		e.hold = nil
+		r.awaitDrain(nil, 0)
+	}
+}
+
 // awaitDrain holds the read loop of src (nil for a caller outside any
 // read loop) while r's queue is past its low-water mark, after r passed
 // its high one. With bound > 0 it waits at most that long since r passed

@@ -247,16 +247,18 @@ func (s *Server) replyToNats(ev *wire.EventHeader) bool {
 // accepts events from NATS, and to the channel's propagation targets. It
 // is never sent on to NATS nor to the multicast group.
 //
-// A local client past its high-water mark then holds the link back,
-// briefly (Event.HoldBack), as it holds the multicast link: the wait
-// comes after Server.linkMu is released, so that it holds only the
-// subscription that delivered the event (nats.go calls each one's
-// handler on a goroutine of its own) and never the other link, the
-// other subscriptions or the replies. What NATS sends meanwhile waits
-// in nats.go's pending buffer of that subscription.
+// A local client past its high-water mark then holds the link back as
+// it holds a local publisher (Event.HoldBackStall): until it drains, or
+// is dropped for taking nothing for stalltimeout. The wait comes after
+// Server.linkMu is released, so that it holds only the subscription
+// that delivered the event (nats.go calls each one's handler on a
+// goroutine of its own) and never the other link, the other
+// subscriptions or the replies. What NATS sends meanwhile waits in
+// nats.go's pending buffer of that subscription, and the senders' flow
+// control holds them back (natslink/flow.go).
 func (s *Server) fromNats(ev *natslink.Event) {
 	if out, ok := s.deliverFromNats(ev); ok {
-		out.HoldBack()
+		out.HoldBackStall()
 	}
 }
 
@@ -269,7 +271,7 @@ func (s *Server) fromNatsRun(evs []natslink.Event) {
 	for len(evs) > 0 {
 		out, n := s.deliverRun(evs)
 		evs = evs[n:]
-		out.HoldBack()
+		out.HoldBackStall()
 	}
 }
 
@@ -299,7 +301,7 @@ type natsRun struct {
 
 // deliverFromNats is fromNats under Server.linkMu: dedup and delivery
 // are one step, so that order is kept per sender across links. It
-// returns the event delivered to a channel, for its HoldBack.
+// returns the event delivered to a channel, for its HoldBackStall.
 func (s *Server) deliverFromNats(ev *natslink.Event) (channel.Event, bool) {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()

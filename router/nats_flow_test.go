@@ -49,6 +49,52 @@ func testNATSSlowListenerLosesNothing(t *testing.T, pack string) {
 	}
 }
 
+// TestNATSPausingListenerLosesNothing: a subscriber across NATS that
+// stops for 300 ms now and then (longer than the 100 ms a wait for the
+// multicast link lasts at most, shorter than stalltimeout) holds the
+// NATS subscription that feeds it as it would hold a local publisher,
+// and flow control holds the sending server with it: every event
+// arrives, in order, and the subscriber is never dropped. With the wait
+// bounded at 100 ms, its queue passed maxpending at the first pause.
+func TestNATSPausingListenerLosesNothing(t *testing.T) {
+	bothFormats(t, testNATSPausingListenerLosesNothing)
+}
+
+func testNATSPausingListenerLosesNothing(t *testing.T, pack string) {
+	ns := startNATS(t, 0)
+	url := ns.ClientURL()
+	s1 := natsNode(t, url, pack)
+	s2 := routertest.NewServer(t, natsMembers(url, pack, `"maxframe": 16384, "maxpending": 65536, `+bridged))
+	waitNATS(t, s1, s2)
+	var sub, pubc counter
+	cl := sub.dial(t, s2, "A", bus.QueueLen(64))
+	probeRec := routertest.Record(t, cl, "probe")
+	if _, err := cl.On("seq", func(m bus.Message) {
+		if seqOf(m) != int(sub.got.Load()) {
+			sub.outOfOrder.Add(1)
+		}
+		if sub.got.Add(1)%2000 == 0 {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pub := pubc.dial(t, s1, "A")
+	probe(t, pub, probeRec)
+	routertest.WaitFor(t, "the second server's report", func() bool { return natsStats(t, s1).FlowReceivers == 1 })
+
+	const n = 10_000
+	emitAll(t, pub, "seq", n)
+	sub.wait(t, "the subscriber across NATS", n)
+	pubc.check(t, "the publisher", 0)
+	if st := stats(t, s2, "A"); st.SlowConsumers != 0 {
+		t.Errorf("server 2: %d slow consumers, want none", st.SlowConsumers)
+	}
+	if st := natsStats(t, s2); st.MissedIn != 0 || st.DroppedIn != 0 {
+		t.Errorf("server 2: %d events missed, %d messages dropped; want none", st.MissedIn, st.DroppedIn)
+	}
+}
+
 // TestNATSDroppedIn: past a subscription's pending limits (lowered here
 // to 64 messages or 128 KiB, which packs reach first) nats.go drops what NATS sends while a stopped local
 // subscriber holds the link back. missed_in counts each event lost, in
@@ -188,8 +234,10 @@ func TestNATSFlowControlSenders(t *testing.T) {
 
 // bridge is two servers joined through NATS, whose second one's
 // subscriptions of events hold 64 messages or 128 KiB at most (packs
-// reach the bytes first; unless the test set other limits), and a client of it that stops at the first
-// "seq" event, and so holds the link back (HoldBack).
+// reach the bytes first; unless the test set other limits), and a
+// client of it that stops at the first "seq" event, and so holds the
+// link back (HoldBackStall) until it is dropped for taking nothing for
+// stalltimeout.
 type bridge struct {
 	url    string // the NATS server's
 	s1, s2 *routertest.Server
@@ -208,7 +256,9 @@ func stuckBridge(t *testing.T, pack string, extra ...string) *bridge {
 	ns := startNATS(t, 0)
 	url := ns.ClientURL()
 	b := &bridge{url: url, s1: natsNode(t, url, append([]string{pack}, extra...)...)}
-	b.s2 = routertest.NewServer(t, natsMembers(url, "", `"maxframe": 16384, "maxpending": 65536, `+bridged))
+	// The stopped reader is dropped after stalltimeout, well within
+	// peertimeout (2 s): the sender never leaves it out meanwhile.
+	b.s2 = routertest.NewServer(t, natsMembers(url, "", `"maxframe": 16384, "maxpending": 65536, "stalltimeout": "500ms", `+bridged))
 	waitNATS(t, b.s1, b.s2)
 	b.all = routertest.Record(t, b.s2.Dial(t, "A"), ".*")
 	stuck := b.s2.Dial(t, "A", bus.QueueLen(16))

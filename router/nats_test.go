@@ -250,8 +250,10 @@ func TestNATSBufferFull(t *testing.T) {
 	}
 	local.WaitCount(t, "blob", 100) // local delivery goes on
 	// What fits waits in the buffer, not yet sent; the rest is dropped.
+	// Buffered counts nats.go's own buffer too, which may hold a
+	// heartbeat (under 512 bytes) written as NATS went.
 	st := natsStats(t, ts)
-	if st.Dropped < 100-2048/200 || st.Dropped == 100 || st.EventsOut != 0 || st.Buffered == 0 || st.Buffered > 2048 {
+	if st.Dropped < 100-2048/200 || st.Dropped == 100 || st.EventsOut != 0 || st.Buffered == 0 || st.Buffered > 2048+512 {
 		t.Errorf("dropped %d, sent %d, %d bytes buffered, of 100 events of 200 bytes with a buffer of 2048 bytes",
 			st.Dropped, st.EventsOut, st.Buffered)
 	}
