@@ -2,6 +2,7 @@ package natslink
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,8 +69,16 @@ const (
 // flowIn is the receiving side: what each sender's epoch delivered on
 // each subject, reported by reportLoop.
 type flowIn struct {
-	mu   sync.Mutex
-	from map[flowKey]*inbound
+	// sending makes each report, and each bye, one step from reading
+	// the progress to publishing it: a report read before a bye is never
+	// published after it.
+	sending sync.Mutex
+	mu      sync.Mutex
+	from    map[flowKey]*inbound
+	// left are the subjects unsubscribed from (sayBye): a message its
+	// handler still delivers is not reported, or the senders would wait
+	// for this server again.
+	left map[string]bool
 	now  chan struct{} // a quarter window moved: report now
 	soon chan struct{} // progress: report within flowReportDelay
 }
@@ -163,7 +172,7 @@ func (f *flowIn) get(key flowKey, origin uuid.UUID) *inbound {
 	defer f.mu.Unlock()
 	in := f.from[key]
 	if in == nil {
-		if len(f.from) >= maxInbound {
+		if len(f.from) >= maxInbound || f.left[key.subject] {
 			return nil
 		}
 		// The strings are the message's: keep copies.
@@ -218,6 +227,8 @@ func (l *Link) report(all bool) {
 	pendMsgs, pendBytes := l.pendingLimits()
 	now := time.Now()
 	f := &l.fin
+	f.sending.Lock()
+	defer f.sending.Unlock()
 	f.mu.Lock()
 	senders := make(map[string]uint64) // epochs heard per subject
 	for key, in := range f.from {
@@ -264,22 +275,37 @@ func (l *Link) report(all bool) {
 }
 
 // sayBye tells the senders this link took events from lately that it
-// takes no more (headerBye), when connected.
-func (l *Link) sayBye() {
+// takes no more (headerBye), when connected: on the subjects named, or,
+// with none, on any.
+func (l *Link) sayBye(subjects ...string) {
+	f := &l.fin
+	f.sending.Lock()
+	defer f.sending.Unlock()
+	f.mu.Lock()
+	bodies := make(map[uuid.UUID][]byte)
+	for key, in := range f.from {
+		if len(subjects) == 0 {
+			bodies[in.origin] = nil
+			continue
+		}
+		if slices.Contains(subjects, key.subject) {
+			bodies[in.origin] = append(append(bodies[in.origin], key.subject...), '\n')
+			delete(f.from, key)
+			in.gone.Store(true)
+		}
+	}
+	for _, subject := range subjects {
+		f.left[subject] = true
+	}
+	f.mu.Unlock()
 	if !l.nc.IsConnected() {
 		return
 	}
-	f := &l.fin
-	f.mu.Lock()
-	origins := make(map[uuid.UUID]bool)
-	for _, in := range f.from {
-		origins[in.origin] = true
-	}
-	f.mu.Unlock()
-	for origin := range origins {
+	for origin, body := range bodies {
 		m := nats.NewMsg(FlowSubject(l.cfg.Prefix, l.cfg.Cluster, origin))
 		m.Header.Set(headerNode, l.cfg.Node.String())
 		m.Header.Set(headerBye, "1")
+		m.Data = body
 		l.nc.PublishMsg(m)
 		l.reportsOut.Add(1)
 	}
@@ -403,8 +429,13 @@ func (l *Link) heardReport(m *nats.Msg) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if m.Header.Get(headerBye) != "" {
-		for _, fs := range f.subjects {
-			if fs.receivers[node] != nil {
+		// Its subjects, one a line; none: all of them.
+		var only []string
+		if len(m.Data) > 0 {
+			only = strings.Split(strings.TrimSuffix(string(m.Data), "\n"), "\n")
+		}
+		for subject, fs := range f.subjects {
+			if fs.receivers[node] != nil && (only == nil || slices.Contains(only, subject)) {
 				delete(fs.receivers, node)
 				l.setLimit(fs, now, time.Time{}, 0)
 			}

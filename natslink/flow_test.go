@@ -183,21 +183,28 @@ func TestFlowCloseWhileHeld(t *testing.T) {
 	}
 }
 
-// TestFlowReceiverLeaves: a receiver that closes while it holds a sender
-// back says so, and the sender stops waiting for it at once: with a
-// PeerTimeout of an hour, it would otherwise wait that long.
+// TestFlowReceiverLeaves: a receiver that closes, or stops taking the
+// channel, while it holds a sender back says so, and the sender stops
+// waiting for it at once: with a PeerTimeout of an hour, it would
+// otherwise wait that long.
 func TestFlowReceiverLeaves(t *testing.T) {
-	for _, pack := range []bool{false, true} {
-		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) {
-			p := newFlowPairDelay(t, pack, time.Hour, 0, 100*time.Microsecond)
-			done := p.publishAll(20_000)
-			waitFor(t, "the publisher to be held back", func() bool { return p.sender.Stats().FlowHeld > 0 })
-			p.receiver.Close()
-			p.waitPublished(t, done, " after the receiver left")
-			if st := p.sender.Stats(); st.FlowExcluded != 0 || st.FlowReceivers != 0 {
-				t.Errorf("flow_excluded %d, flow_receivers %d; want 0 and 0", st.FlowExcluded, st.FlowReceivers)
-			}
-		})
+	leave := map[string]func(*Link){
+		"close":       func(l *Link) { l.Close() },
+		"unsubscribe": func(l *Link) { l.SetChannels(nil) },
+	}
+	for how, f := range leave {
+		for _, pack := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, pack %v", how, pack), func(t *testing.T) {
+				p := newFlowPairDelay(t, pack, time.Hour, 0, 100*time.Microsecond)
+				done := p.publishAll(20_000)
+				waitFor(t, "the publisher to be held back", func() bool { return p.sender.Stats().FlowHeld > 0 })
+				f(p.receiver)
+				p.waitPublished(t, done, " after the receiver left")
+				if st := p.sender.Stats(); st.FlowExcluded != 0 || st.FlowReceivers != 0 {
+					t.Errorf("flow_excluded %d, flow_receivers %d; want 0 and 0", st.FlowExcluded, st.FlowReceivers)
+				}
+			})
+		}
 	}
 }
 

@@ -209,7 +209,8 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 		subs: make(map[string]*nats.Subscription), stop: make(chan struct{}),
 		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}, epoch: fmt.Sprintf("%016x", rand.Uint64()),
 		flowStop: make(chan struct{})}
-	l.fin = flowIn{from: make(map[flowKey]*inbound), now: make(chan struct{}, 1), soon: make(chan struct{}, 1)}
+	l.fin = flowIn{from: make(map[flowKey]*inbound), left: make(map[string]bool),
+		now: make(chan struct{}, 1), soon: make(chan struct{}, 1)}
 	l.fout = flowOut{epoch: l.epoch, subjects: make(map[string]*flowSubject)}
 	if cfg.Held {
 		l.held.Shut()
@@ -382,8 +383,12 @@ func (l *Link) SetChannels(names []string) {
 		// asyncError logs.
 		l.setPendingLimits(sub)
 		l.subs[name] = sub
+		l.fin.mu.Lock()
+		delete(l.fin.left, sub.Subject) // reported again
+		l.fin.mu.Unlock()
 	}
 	l.dropMu.Lock()
+	var gone []string
 	for name, sub := range l.subs {
 		if !want[name] {
 			if n, err := sub.Dropped(); err == nil {
@@ -391,6 +396,7 @@ func (l *Link) SetChannels(names []string) {
 			}
 			sub.Unsubscribe()
 			delete(l.subs, name)
+			gone = append(gone, sub.Subject)
 		}
 	}
 	l.eventSubs = append(l.eventSubs[:0], l.nodeSub)
@@ -398,6 +404,9 @@ func (l *Link) SetChannels(names []string) {
 		l.eventSubs = append(l.eventSubs, sub)
 	}
 	l.dropMu.Unlock()
+	if len(gone) > 0 {
+		l.sayBye(gone...) // their senders stop waiting for this server
+	}
 	// Once the server has the subscriptions, what is published after
 	// SetChannels returns is delivered. A link still connecting sends
 	// them when it connects.
