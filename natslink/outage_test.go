@@ -33,8 +33,11 @@ func testOutageKept(t *testing.T, pack bool) {
 	log := &syncBuffer{}
 	node := uuid.New()
 	cfg := func(n uuid.UUID, logger *slog.Logger) Config {
+		// The plain subscriber below must subscribe within PeerTimeout
+		// of the sender's reconnection: 2 s leaves room for a loaded
+		// machine under the race detector.
 		return Config{URL: ns.ClientURL(), Node: n, Pack: pack, Buffer: 1 << 20, Heartbeat: 20 * time.Millisecond,
-			PeerTimeout: 500 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, Logger: logger}
+			PeerTimeout: 2 * time.Second, ReconnectWait: 20 * time.Millisecond, Logger: logger}
 	}
 	sender, err := Open(cfg(node, slog.New(slog.NewTextHandler(log, nil))), func(*Event) {})
 	if err != nil {
