@@ -259,16 +259,10 @@ func decode(ev *Event, m *nats.Msg, prefix string, node bool) bool {
 // setPendingLimits applies Config.PendingMsgs and PendingBytes to a
 // subscription of events.
 func (l *Link) setPendingLimits(sub *nats.Subscription) {
-	msgs, bytes := l.cfg.PendingMsgs, l.cfg.PendingBytes
-	if msgs <= 0 && bytes <= 0 {
+	if l.cfg.PendingMsgs <= 0 && l.cfg.PendingBytes <= 0 {
 		return
 	}
-	if msgs <= 0 {
-		msgs = nats.DefaultSubPendingMsgsLimit
-	}
-	if bytes <= 0 {
-		bytes = nats.DefaultSubPendingBytesLimit
-	}
+	msgs, bytes := l.pendingLimits()
 	if err := sub.SetPendingLimits(msgs, bytes); err != nil {
 		l.log.Warn("setting the pending limits of a NATS subscription failed", "subject", sub.Subject, "err", err)
 	}
