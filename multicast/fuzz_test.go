@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/internal/seeds"
 )
 
 // fuzzCorpusDir holds raw inputs for the fuzz targets, one per file:
@@ -24,19 +26,11 @@ func corpus(f *testing.F) (datagrams, streams [][]byte) {
 	for _, v := range loadVectors(f) {
 		datagrams = append(datagrams, v.Bytes)
 	}
-	files, err := filepath.Glob(filepath.Join(fuzzCorpusDir, "*"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seed inputs in %s: %v", fuzzCorpusDir, err)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if bytes.HasPrefix([]byte(filepath.Base(name)), []byte("stream-")) {
-			streams = append(streams, b)
+	for _, s := range seeds.Load(f, fuzzCorpusDir) {
+		if strings.HasPrefix(s.Name, "stream-") {
+			streams = append(streams, s.Data)
 		} else {
-			datagrams = append(datagrams, b)
+			datagrams = append(datagrams, s.Data)
 		}
 	}
 	return datagrams, streams

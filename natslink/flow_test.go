@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/internal/seeds"
 	"github.com/netcluster/netcluster/internal/wire"
 )
 
@@ -213,8 +214,8 @@ func TestFlowReceiverLeaves(t *testing.T) {
 // back by appendReport as a line it reads the same, so that what a
 // sender reads is what a receiver meant.
 func FuzzReport(f *testing.F) {
-	for _, b := range seeds(f, "../testdata/fuzz/report") {
-		f.Add(b)
+	for _, b := range seeds.Load(f, "../testdata/fuzz/report") {
+		f.Add(b.Data)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for len(body) > 0 {

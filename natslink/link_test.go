@@ -2,8 +2,6 @@ package natslink
 
 import (
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -106,22 +104,4 @@ func TestLink(t *testing.T) {
 	if count(n1) != 1 || count(n2) != 1 {
 		t.Errorf("a link delivered its own event: %d, %d", count(n1), count(n2))
 	}
-}
-
-// seeds are the contents of the files in dir, a fuzz target's seed
-// inputs; it fails when there are none.
-func seeds(f *testing.F, dir string) [][]byte {
-	files, err := filepath.Glob(filepath.Join(dir, "*"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seed inputs in %s: %v", dir, err)
-	}
-	var out [][]byte
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		out = append(out, b)
-	}
-	return out
 }

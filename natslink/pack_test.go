@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/seeds"
 	"github.com/netcluster/netcluster/internal/wire"
 )
 
@@ -77,8 +78,8 @@ func TestNextPacked(t *testing.T) {
 // bytes.
 func FuzzNextPacked(f *testing.F) {
 	for _, dir := range packCorpusDirs {
-		for _, b := range seeds(f, dir) {
-			f.Add(b)
+		for _, b := range seeds.Load(f, dir) {
+			f.Add(b.Data)
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {

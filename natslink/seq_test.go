@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/seeds"
 	"github.com/netcluster/netcluster/internal/wire"
 )
 
@@ -183,8 +184,8 @@ func testMissedIn(t *testing.T, pack bool) {
 // keeps at most maxEpochs epochs, and a message that follows on from
 // the last of its epoch counts nothing.
 func FuzzSeqSeen(f *testing.F) {
-	for _, b := range seeds(f, "../testdata/fuzz/seq") {
-		f.Add(string(b))
+	for _, b := range seeds.Load(f, "../testdata/fuzz/seq") {
+		f.Add(string(b.Data))
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		s := seqSeen{}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/netcluster/netcluster/internal/seeds"
 )
 
 // fuzzCorpusDir holds MCAP files for FuzzRead to start from: files this
@@ -17,18 +19,8 @@ const fuzzCorpusDir = "../../testdata/fuzz/mcap"
 // File or a *FormatError, never panics; and a file Open accepts is read
 // by Messages without error, each message on a channel Open knows.
 func FuzzRead(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join(fuzzCorpusDir, "*"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	if len(files) == 0 {
-		f.Fatalf("no seed inputs in %s", fuzzCorpusDir)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, s := range seeds.Load(f, fuzzCorpusDir) {
+		b := s.Data
 		f.Add(b)
 		if z := zeroCRCs(b); z != nil {
 			f.Add(z)

@@ -6,11 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/netcluster/netcluster/internal/seeds"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -29,20 +28,9 @@ const fuzzMaxFrame = 4096
 // noticed.
 func corpus(f *testing.F, dir string) [][]byte {
 	f.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	if len(files) == 0 {
-		f.Fatalf("no seed inputs in %s", dir)
-	}
 	var out [][]byte
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		out = append(out, b)
+	for _, s := range seeds.Load(f, dir) {
+		out = append(out, s.Data)
 	}
 	return out
 }
