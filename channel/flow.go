@@ -118,12 +118,7 @@ func (e *Event) Holding() bool { return e.hold != nil }
 // network link's: call it after sending e. A client that the bound lets
 // down gets e all the same, and is dropped if its queue reaches
 // maxpending.
-func (e *Event) HoldBack() {
-	if r := e.hold; r != nil {
-		e.hold = nil
-		r.awaitDrain(nil, min(r.ch.limits.Load().stall, maxNetHold))
-	}
-}
+func (e *Event) HoldBack() { e.holdBack(true) }
 
 // HoldBackStall waits while a client that took e is past its high-water
 // mark as a local publisher waits: until it drains, or is dropped for
@@ -131,11 +126,21 @@ func (e *Event) HoldBack() {
 // a wait holds back alone and whose senders wait with it, as NATS's
 // subscriptions under flow control; HoldBack bounds the wait for a link
 // whose socket a wait would overrun.
-func (e *Event) HoldBackStall() {
-	if r := e.hold; r != nil {
-		e.hold = nil
-		r.awaitDrain(nil, 0)
+func (e *Event) HoldBackStall() { e.holdBack(false) }
+
+// holdBack waits for the client that e left past its mark, if any: at
+// most maxNetHold (or the stall timeout if shorter) when bounded.
+func (e *Event) holdBack(bounded bool) {
+	r := e.hold
+	if r == nil {
+		return
 	}
+	e.hold = nil
+	var bound time.Duration
+	if bounded {
+		bound = min(r.ch.limits.Load().stall, maxNetHold)
+	}
+	r.awaitDrain(nil, bound)
 }
 
 // awaitDrain holds the read loop of src (nil for a caller outside any

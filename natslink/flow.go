@@ -103,19 +103,29 @@ type inbound struct {
 	moved                    time.Time // when reportLoop last saw delivered move
 }
 
+// seqNum is a HeaderSeq value, parsed: first is 0 when the message is
+// not numbered.
+type seqNum struct {
+	epoch string
+	first uint64
+}
+
 // seqOf parses a HeaderSeq value.
-func seqOf(v string) (epoch string, first uint64, ok bool) {
+func seqOf(v string) (s seqNum, ok bool) {
 	epoch, num, ok := strings.Cut(v, ".")
 	first, err := strconv.ParseUint(num, 10, 64)
-	return epoch, first, ok && err == nil && first != 0
+	if !ok || err != nil || first == 0 {
+		return seqNum{}, false
+	}
+	return seqNum{epoch, first}, true
 }
 
 // delivered notes that a subscription delivered the n events of m,
-// numbered v, from origin. last caches the subscription's last inbound,
+// numbered s, from origin. last caches the subscription's last inbound,
 // so that a run of messages of one sender takes no lock.
-func (l *Link) delivered(last **inbound, m *nats.Msg, v string, origin uuid.UUID, n int) {
-	epoch, first, ok := seqOf(v)
-	if !ok || n == 0 {
+func (l *Link) delivered(last **inbound, m *nats.Msg, s seqNum, origin uuid.UUID, n int) {
+	epoch, first := s.epoch, s.first
+	if first == 0 || n == 0 {
 		return
 	}
 	in := *last
@@ -533,7 +543,8 @@ func (l *Link) flowWait(out *subjectOut, n int) {
 	start := time.Now()
 	l.flowHeld.Add(1)
 	defer func() { l.flowHeldNs.Add(uint64(time.Since(start))) }()
-	var poll *time.Timer
+	poll := time.NewTimer(flowPoll)
+	defer poll.Stop()
 	for {
 		if !l.nc.IsConnected() || l.holding() {
 			return
@@ -544,21 +555,13 @@ func (l *Link) flowWait(out *subjectOut, n int) {
 		wake := fs.wake
 		f.mu.Unlock()
 		if fs.open(out.sent, n) {
-			if poll != nil {
-				poll.Stop()
-			}
 			return
-		}
-		if poll == nil {
-			poll = time.NewTimer(flowPoll)
-		} else {
-			poll.Reset(flowPoll)
 		}
 		select {
 		case <-wake:
 		case <-poll.C:
+			poll.Reset(flowPoll)
 		case <-l.flowStop:
-			poll.Stop()
 			return
 		}
 	}

@@ -60,7 +60,7 @@ func (l *Link) handler(node, numbered bool) func(*nats.Msg) bool {
 		l.eventsIn.Add(1)
 		l.peers.count(ev.Origin, 1, len(m.Data))
 		l.deliver(&ev)
-		if seq != "" && !node {
+		if seq.first != 0 && !node {
 			l.delivered(&last, m, seq, ev.Origin, 1)
 		}
 		return true
@@ -122,7 +122,7 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen 
 		l.malformed.Add(1)
 		l.log.Debug("dropped the rest of a malformed pack from NATS", "subject", m.Subject, "err", bad)
 	}
-	var seq string
+	var seq seqNum
 	var packed uint64
 	var origin uuid.UUID // a pack's events are its sender's
 	if !ours {
@@ -133,7 +133,7 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen 
 			seq, packed = l.gap(seen, m, n, origin), n
 		}
 	}
-	if seq != "" && origin != uuid.Nil {
+	if seq.first != 0 && origin != uuid.Nil {
 		defer l.delivered(last, m, seq, origin, int(packed))
 	}
 	for i := range evs {
@@ -162,29 +162,33 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen 
 // gap notes a message of n events of origin in seen (nil: not
 // numbered), and counts the events its number shows missing, for the
 // link and for the peer origin, with a log at most once every
-// slowLogEvery. It returns the message's number (HeaderSeq), or "" when
+// slowLogEvery. It returns the message's number (HeaderSeq), zero when
 // it is not numbered, or seen is nil.
-func (l *Link) gap(seen seqSeen, m *nats.Msg, n uint64, origin uuid.UUID) string {
+func (l *Link) gap(seen seqSeen, m *nats.Msg, n uint64, origin uuid.UUID) seqNum {
 	if seen == nil {
-		return ""
+		return seqNum{}
 	}
 	v := m.Header[HeaderSeq]
 	if len(v) != 1 {
-		return "" // not numbered: a reply, a plain NATS program's event
+		return seqNum{} // not numbered: a reply, a plain NATS program's event
 	}
-	missed := seen.see(v[0], n)
+	s, ok := seqOf(v[0])
+	if !ok {
+		return seqNum{}
+	}
+	missed := seen.see(s, n)
 	if missed == 0 {
-		return v[0]
+		return s
 	}
 	total := l.missed.Add(missed)
 	l.peers.missed(origin, missed)
 	now, last := time.Now().UnixNano(), l.missedLogged.Load()
 	if last != 0 && now-last < int64(slowLogEvery) || !l.missedLogged.CompareAndSwap(last, now) {
-		return v[0]
+		return s
 	}
 	l.log.Warn("events from NATS never came: their sender's numbering skips them",
 		"subject", m.Subject, "peer", origin, "missed", missed, "missed_in", total, "dropped_in", l.droppedIn())
-	return v[0]
+	return s
 }
 
 // seqSeen follows the numbering (HeaderSeq) of the messages that one
@@ -199,10 +203,10 @@ const maxEpochs = 1024
 // events the numbering skipped since the last message of its epoch. The
 // first message of an epoch it hears of counts nothing missing, nor does
 // one that comes after a later one: it was not lost.
-func (s seqSeen) see(v string, n uint64) uint64 {
-	epoch, first, ok := seqOf(v)
+func (s seqSeen) see(v seqNum, n uint64) uint64 {
+	epoch, first := v.epoch, v.first
 	end := first + n
-	if !ok || n == 0 || end < first {
+	if first == 0 || n == 0 || end < first {
 		return 0
 	}
 	next, known := s[epoch]

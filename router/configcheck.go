@@ -266,9 +266,13 @@ func checkCluster(c *checker, key string, f *Config) {
 	}
 }
 
-func checkFlowControl(c *checker, key string, f *Config) {
-	if m := multicast.FlowControl(f.FlowControl); m != multicast.FlowMin && m != multicast.FlowNone {
-		c.addAt([]string{key}, "%q is neither %q nor %q", clipText(f.FlowControl, 60), multicast.FlowMin, multicast.FlowNone)
+func checkFlowControl(c *checker, key string, f *Config) { checkFlowMode(c, key, f.FlowControl) }
+
+// checkFlowMode checks a flowcontrol key's value: multicast's, and
+// nats.flowcontrol.
+func checkFlowMode(c *checker, key, v string) {
+	if m := multicast.FlowControl(v); m != multicast.FlowMin && m != multicast.FlowNone {
+		c.addAt([]string{key}, "%q is neither %q nor %q", clipText(v, 60), multicast.FlowMin, multicast.FlowNone)
 	}
 }
 

@@ -142,9 +142,7 @@ var natsKeys = []key[NATSConfig]{
 }
 
 func checkNATSFlowControl(c *checker, key string, n *NATSConfig) {
-	if m := multicast.FlowControl(n.FlowControl); m != multicast.FlowMin && m != multicast.FlowNone {
-		c.addAt([]string{key}, "%q is neither %q nor %q", clipText(n.FlowControl, 60), multicast.FlowMin, multicast.FlowNone)
-	}
+	checkFlowMode(c, key, n.FlowControl)
 }
 
 // checkNATSDurable: a consumer name is one subject token.
