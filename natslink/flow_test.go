@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/netcluster/netcluster/internal/seeds"
 	"github.com/netcluster/netcluster/internal/wire"
 )
@@ -257,5 +258,67 @@ func TestReport(t *testing.T) {
 		if r, _, ok := nextReport([]byte(bad)); ok {
 			t.Errorf("%q read as %+v", bad, r)
 		}
+	}
+}
+
+// TestFlowBadReports: reports from NATS that are not reports (no node,
+// a line that does not read) are counted malformed and change nothing;
+// one from another epoch, or on a subject the sender never sent on, is
+// ignored; a forged one with a window of 1 holds the sender back only
+// until the sender leaves it out after PeerTimeout.
+func TestFlowBadReports(t *testing.T) {
+	ns := startNATS(t)
+	node := uuid.New()
+	sender, err := Open(Config{URL: ns.ClientURL(), Node: node, FlowControl: true, Heartbeat: 50 * time.Millisecond,
+		PeerTimeout: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+	publish := func(i int) {
+		t.Helper()
+		if err := sender.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node, Data: []byte{0xc0}}, uuid.Nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(0) // the subject is known to flow control from now on
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	report := func(nodeID, body string) {
+		t.Helper()
+		m := nats.NewMsg(FlowSubject("netcluster", "", node))
+		if nodeID != "" {
+			m.Header.Set(headerNode, nodeID)
+		}
+		m.Data = []byte(body)
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subject := Subject("netcluster", "", "A")
+	forger := uuid.New().String()
+	report("", sender.epoch+" 1 1 "+subject+"\n")           // no node
+	report("not-a-uuid", sender.epoch+" 1 1 "+subject+"\n") // a bad node
+	report(forger, sender.epoch+" x 1 "+subject+"\n")       // a line that does not read
+	report(forger, "0000000000000000 1 1 "+subject+"\n")    // another epoch
+	report(forger, sender.epoch+" 1 1 netcluster.default.B\n")
+	waitFor(t, "the reports", func() bool { return sender.Stats().ReportsIn+sender.Stats().Malformed >= 5 })
+	if st := sender.Stats(); st.Malformed != 3 || st.ReportsIn != 3 || st.FlowReceivers != 0 {
+		t.Fatalf("malformed %d, reports_in %d, flow_receivers %d; want 3, 3 and 0", st.Malformed, st.ReportsIn, st.FlowReceivers)
+	}
+	// A forged report that holds the sender back: left out.
+	report(forger, fmt.Sprintf("%s 1 1 %s\n", sender.epoch, subject))
+	waitFor(t, "the forged receiver", func() bool { return sender.Stats().FlowReceivers == 1 })
+	for i := range 3 {
+		publish(i)
+	}
+	if st := sender.Stats(); st.FlowExcluded != 1 || st.FlowHeld == 0 {
+		t.Errorf("flow_excluded %d, flow_held %d; want 1 and some", st.FlowExcluded, st.FlowHeld)
 	}
 }
