@@ -308,7 +308,8 @@ func TestFlowBadReports(t *testing.T) {
 	report(forger, sender.epoch+" x 1 "+subject+"\n")       // a line that does not read
 	report(forger, "0000000000000000 1 1 "+subject+"\n")    // another epoch
 	report(forger, sender.epoch+" 1 1 netcluster.default.B\n")
-	waitFor(t, "the reports", func() bool { return sender.Stats().ReportsIn+sender.Stats().Malformed >= 5 })
+	// Five messages: two malformed, one read and malformed, two read.
+	waitFor(t, "the reports", func() bool { st := sender.Stats(); return st.ReportsIn+st.Malformed >= 6 })
 	if st := sender.Stats(); st.Malformed != 3 || st.ReportsIn != 3 || st.FlowReceivers != 0 {
 		t.Fatalf("malformed %d, reports_in %d, flow_receivers %d; want 3, 3 and 0", st.Malformed, st.ReportsIn, st.FlowReceivers)
 	}
