@@ -242,7 +242,7 @@ func (c *Conn) kill(level slog.Level, reason string) {
 func (c *Conn) peerClosed(err error) {
 	c.mu.Lock()
 	c.closeAfter = true // enqueue drops from now on
-	dropped := len(c.queue.frames)
+	dropped := c.queue.events()
 	c.pending -= c.queue.cost
 	c.queue.release()
 	t := time.AfterFunc(errorGrace, func() {

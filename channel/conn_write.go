@@ -34,13 +34,17 @@ func (c *Conn) push(e *Event) bool { return c.pushFiltered(e, false, nil) }
 // here, so that an event queued behind an Applied frame went through
 // that declaration (interest.go).
 func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
-	frame, ref := e.frame, e.ref
+	frame, ref, slab := e.frame, e.ref, e.slab
 	c.mu.Lock()
 	if filtered && c.refiltered(e, seen) {
 		c.mu.Unlock()
 		return false
 	}
-	if c.mode.Load() == modeJSON {
+	switch c.mode.Load() {
+	case modeBinary:
+	case modeUndecided:
+		slab = nil // filterHeld reads the queue's entries as one frame each
+	case modeJSON:
 		// The mode never changes again once JSON, so the text can be
 		// made outside the lock.
 		c.mu.Unlock()
@@ -49,7 +53,7 @@ func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
 			c.dropped.Add(1)
 			return false
 		}
-		frame, ref = text, nil
+		frame, ref, slab = text, nil, nil
 		c.mu.Lock()
 	}
 	if c.closeAfter || c.isDead() {
@@ -69,7 +73,7 @@ func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
 	if ref != nil {
 		e.taken++ // the reader adds the references up once the Handler returns (frameBuf.settle)
 	}
-	c.queue.add(frame, ref, cost)
+	c.queue.addIn(frame, slab, ref, cost)
 	before := c.pending
 	c.pending += cost
 	if lim.block && c.pending > lim.high {
@@ -107,7 +111,7 @@ func (c *Conn) overflowLocked(cost, limit int) {
 	decided := c.mode.Load() != modeUndecided
 	dropped := uint64(1)
 	if decided {
-		dropped += uint64(len(c.queue.frames))
+		dropped += uint64(c.queue.events())
 		c.pending -= c.queue.cost
 		c.queue.release()
 	}
@@ -204,6 +208,9 @@ func (c *Conn) writeBatch(batch *sendQueue) error {
 			}
 		}
 		frames, refs = frames[n:], refs[n:]
+		if len(frames) == 0 && err == nil {
+			c.framesOut.Add(uint64(batch.merged)) // the frames that joined an entry
+		}
 		cost = min(cost, left)
 		left -= cost
 		c.mu.Lock()

@@ -62,7 +62,7 @@ func (c *Conn) sendFirst(frame []byte) bool {
 	q := sendQueue{frames: make([][]byte, 0, len(c.queue.frames)+1), refs: make([]*frameBuf, 0, len(c.queue.refs)+1)}
 	q.frames = append(append(append(q.frames, c.queue.frames[:at]...), frame), c.queue.frames[at:]...)
 	q.refs = append(append(append(q.refs, c.queue.refs[:at]...), nil), c.queue.refs[at:]...)
-	q.cost = c.queue.cost + cost
+	q.cost, q.merged, q.slab = c.queue.cost+cost, c.queue.merged, c.queue.slab
 	c.queue = q
 	c.pending += cost
 	c.mu.Unlock()

@@ -1,6 +1,10 @@
 package channel
 
-import "github.com/netcluster/netcluster/internal/wire"
+import (
+	"unsafe"
+
+	"github.com/netcluster/netcluster/internal/wire"
+)
 
 // Event is one event on its way through a channel: its frame, length
 // prefix included, the header parsed from it, and the JSON text form
@@ -21,7 +25,10 @@ type Event struct {
 
 	frame []byte
 	ref   *frameBuf // the pooled buffer of frame; nil when the GC owns frame
-	taken int       // references to ref that queues took, not yet added to its count
+	// slab is the first byte of a buffer the GC owns that frame lies
+	// in, with other events' frames (NewEventIn); nil otherwise.
+	slab  *byte
+	taken int // references to ref that queues took, not yet added to its count
 	// src is the client that sent the event, for the Event its read loop
 	// hands to the Handler; nil otherwise. hold is a client that the
 	// event took past its high-water mark, whose queue the sender is to
@@ -47,6 +54,15 @@ type Event struct {
 // The frame is handed over: the queues share it until they have written
 // it, and nobody may modify it. The Event's Header is left zero.
 func NewEvent(frame []byte) Event { return Event{frame: frame} }
+
+// NewEventIn is NewEvent for a frame that lies in slab, a buffer that
+// holds other events' frames one after the other (a NATS pack's body),
+// which is handed over too: nobody may modify any of it. The frames of
+// consecutive events of one slab are then written to a client as one
+// slice of it.
+func NewEventIn(frame, slab []byte) Event {
+	return Event{frame: frame, slab: unsafe.SliceData(slab)}
+}
 
 // Frame returns the event frame, length prefix included. For the Event a
 // Handler receives, it is valid only until the Handler returns.

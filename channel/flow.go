@@ -283,7 +283,7 @@ func (r *Conn) dropStalled(idle, limit time.Duration) {
 	decided := r.mode.Load() != modeUndecided
 	dropped := uint64(0)
 	if decided {
-		dropped = uint64(len(r.queue.frames))
+		dropped = uint64(r.queue.events())
 		r.pending -= r.queue.cost
 		r.queue.release()
 	}

@@ -129,10 +129,19 @@ const poisonByte = 0xc1
 // in order, which the writer hands to writev as they are, and beside
 // each the pooled buffer it lives in, if any, of which the queue holds a
 // reference.
+//
+// Consecutive frames that lie one after the other in one buffer that
+// the GC owns (a NATS pack's body: NewEventIn) share an entry, so that a
+// pack's events cost the writer one slice, not one each; merged counts
+// the frames that joined an entry after its first.
 type sendQueue struct {
 	frames [][]byte
 	refs   []*frameBuf // refs[i] is the buffer of frames[i]; nil when the GC owns it
 	cost   int         // what the entries cost towards pending (entryCost)
+	merged int
+	// slab is the buffer that the last entry lies in, when it is one
+	// that frames may join (Event.slab); nil otherwise.
+	slab *byte
 }
 
 // entryOverhead is what a queue entry costs beside its bytes: its frame
@@ -152,11 +161,32 @@ func entryCost(b []byte, ref *frameBuf) int {
 
 // add appends a frame whose reference, if any, the caller has taken for
 // the queue.
-func (q *sendQueue) add(b []byte, ref *frameBuf, cost int) {
+func (q *sendQueue) add(b []byte, ref *frameBuf, cost int) { q.addIn(b, nil, ref, cost) }
+
+// addIn is add for a frame that lies in slab, a buffer that the GC owns
+// (nil: none): when the last entry lies in slab too and ends where b
+// starts, b joins it.
+func (q *sendQueue) addIn(b []byte, slab *byte, ref *frameBuf, cost int) {
+	q.cost += cost
+	if ref != nil {
+		slab = nil // a pooled buffer: never shared
+	}
+	if n := len(q.frames); n > 0 && slab != nil && slab == q.slab && len(b) > 0 {
+		last := q.frames[n-1]
+		if start := unsafe.SliceData(last); unsafe.Add(unsafe.Pointer(start), len(last)) == unsafe.Pointer(unsafe.SliceData(b)) {
+			// Both lie in slab, one after the other: one slice of it.
+			q.frames[n-1] = unsafe.Slice(start, len(last)+len(b))
+			q.merged++
+			return
+		}
+	}
 	q.frames = append(q.frames, b)
 	q.refs = append(q.refs, ref)
-	q.cost += cost
+	q.slab = slab
 }
+
+// events is how many frames the queue holds.
+func (q *sendQueue) events() int { return len(q.frames) + q.merged }
 
 // release drops the queue's references and empties it, keeping its
 // arrays.
@@ -168,7 +198,7 @@ func (q *sendQueue) release() {
 	}
 	clear(q.frames)
 	clear(q.refs)
-	q.frames, q.refs, q.cost = q.frames[:0], q.refs[:0], 0
+	q.frames, q.refs, q.cost, q.merged, q.slab = q.frames[:0], q.refs[:0], 0, 0, nil
 }
 
 // LiveBuffers reports how many pooled frame buffers are held by read

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"testing"
+	"unsafe"
 )
 
 func TestSizeClass(t *testing.T) {
@@ -75,5 +76,46 @@ func TestFrameBufRefs(t *testing.T) {
 	fb.refs.Store(0)
 	if getFrameBuf(maxPooled+1) != nil {
 		t.Error("a buffer for a frame over the largest class")
+	}
+}
+
+// TestQueueSlab checks which frames share a queue entry: consecutive
+// frames of one slab, and nothing else; and that the queue still counts
+// every frame.
+func TestQueueSlab(t *testing.T) {
+	slab := make([]byte, 40)
+	other := make([]byte, 40)
+	in := unsafe.SliceData(slab)
+	var q sendQueue
+	q.addIn(slab[0:10], in, nil, 1)
+	q.addIn(slab[10:20], in, nil, 1)                     // joins
+	q.addIn(slab[20:25], in, nil, 1)                     // joins
+	q.addIn(slab[30:35], in, nil, 1)                     // not adjacent
+	q.addIn(other[0:5], unsafe.SliceData(other), nil, 1) // another slab
+	q.addIn(other[5:10], nil, nil, 1)                    // says no slab
+	q.add(slab[35:40], nil, 1)                           // add never joins
+	fb := &frameBuf{b: make([]byte, 64)}
+	q.addIn(slab[40:40], in, fb, 1) // a pooled buffer never joins
+	if got, want := len(q.frames), 6; got != want {
+		t.Fatalf("%d entries, want %d", got, want)
+	}
+	if len(q.frames[0]) != 25 || unsafe.SliceData(q.frames[0]) != in {
+		t.Errorf("the first entry is %d bytes at %p, want 25 at %p", len(q.frames[0]), unsafe.SliceData(q.frames[0]), in)
+	}
+	if got := q.events(); got != 8 {
+		t.Errorf("the queue counts %d frames, want 8", got)
+	}
+	if q.cost != 8 {
+		t.Errorf("the queue costs %d, want 8", q.cost)
+	}
+	q.refs[len(q.refs)-1] = nil // not a real reference
+	q.release()
+	if q.events() != 0 || q.slab != nil {
+		t.Errorf("after release: %d frames, slab %p", q.events(), q.slab)
+	}
+	q.addIn(slab[25:30], in, nil, 1) // the released queue's last entry is gone
+	q.addIn(slab[30:35], in, nil, 1)
+	if len(q.frames) != 1 || q.events() != 2 {
+		t.Errorf("after release: %d entries of %d frames, want 1 of 2", len(q.frames), q.events())
 	}
 }

@@ -113,6 +113,10 @@ type Event struct {
 	// writes to it again.
 	Frame  []byte
 	Header wire.EventHeader
+	// Pack is the body of the pack that Frame lies in, with the frames
+	// of the pack's other events one after the other; the receiver's to
+	// keep, as Frame is.
+	Pack []byte
 }
 
 // Link is a connection to NATS. Its methods are safe for concurrent use.

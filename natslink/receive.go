@@ -107,7 +107,7 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen 
 			continue // ours, back through another connection of this server
 		}
 		evs = append(evs, Event{Channel: channel, ID: hdr.ID, Origin: hdr.Origin, Sender: hdr.Sender, Data: hdr.Data,
-			Frame: frame, Header: hdr})
+			Frame: frame, Header: hdr, Pack: m.Data})
 	}
 	defer func() {
 		clear(evs) // the frames are the receiver's: the slice keeps none

@@ -365,7 +365,7 @@ func (s *Server) natsFrame(ev *natslink.Event) (channel.Event, bool) {
 				"event", wire.Clip(string(ev.Header.Event), 64), "bytes", len(ev.Frame), "err", err)
 			return channel.Event{}, false
 		}
-		out := channel.NewEvent(ev.Frame)
+		out := channel.NewEventIn(ev.Frame, ev.Pack)
 		out.Header = ev.Header
 		return out, true
 	}
