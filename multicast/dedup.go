@@ -9,44 +9,46 @@ import (
 	"github.com/google/uuid"
 )
 
-// Recent remembers the last message ids it was shown, up to a fixed
-// number, to drop messages that arrive twice. It is safe for concurrent
-// use.
+// Recent remembers the last message ids it was shown, at least a fixed
+// number n of them and at most 2n, to drop messages that arrive twice.
+// It is safe for concurrent use.
 //
 // A server asks it once per event from the network, so it is built for
-// that: the ids in a ring, oldest first out, and an open-addressing
-// index of them (linear probing, at most half full, removal by shifting
-// back), both allocated once. A Go map cost three lookups per event and
-// missed the cache on each.
+// that: two generations of at most n ids, each the ids in the order they
+// came and an open-addressing index of them (linear probing, at most
+// half full), allocated once. New ids go into the current generation;
+// when it is full, the older one is emptied at once and takes the new
+// ids. So a new id costs a probe of each index and two stores, and
+// forgetting costs one clear per n ids. A Go map cost three lookups per
+// event and missed the cache on each; one ring that forgot exactly the
+// oldest id cost three probes and a removal per event.
 type Recent struct {
 	mu   sync.Mutex
-	ring []uuid.UUID // the ids remembered, in the order they came
-	next int         // where the next id goes once the ring is full
-	// slots index the ring: a slot holds the low bits of an id's hash
-	// and its place in ring plus one; 0 marks a free slot.
-	slots []recentSlot
-	mask  uint64
+	gens [2]recentGen
+	cur  int // the generation that takes new ids
+	mask uint64
 	// k0, k1 key the hash, so that ids made to collide elsewhere do not
 	// collide here.
 	k0, k1 uint64
 }
 
-type recentSlot struct {
-	hash uint32
-	at   int32 // index in ring, plus one; 0: free
+// recentGen is a generation of ids: ids in the order they came, and
+// slots indexing them, each the low 32 bits of an id's hash above its
+// place in ids plus one; 0 marks a free slot.
+type recentGen struct {
+	ids   []uuid.UUID
+	slots []uint64
 }
 
-// NewRecent returns a Recent that remembers n ids.
+// NewRecent returns a Recent that remembers at least n ids.
 func NewRecent(n int) *Recent {
 	n = max(1, n)
 	size := 1 << bits.Len(uint(2*n-1)) // a power of two, at least 2n
-	return &Recent{
-		ring:  make([]uuid.UUID, 0, n),
-		slots: make([]recentSlot, size),
-		mask:  uint64(size - 1),
-		k0:    rand.Uint64(),
-		k1:    rand.Uint64(),
+	r := &Recent{mask: uint64(size - 1), k0: rand.Uint64(), k1: rand.Uint64()}
+	for i := range r.gens {
+		r.gens[i] = recentGen{ids: make([]uuid.UUID, 0, n), slots: make([]uint64, size)}
 	}
+	return r
 }
 
 // hash mixes id with the Recent's keys (a multiply-fold, as wyhash does).
@@ -55,15 +57,16 @@ func (r *Recent) hash(id *uuid.UUID) uint64 {
 	return hi ^ lo
 }
 
-// find returns the slot that holds id, or the free slot where the probe
-// for it ended, and whether id was found.
-func (r *Recent) find(id *uuid.UUID, h uint64) (uint64, bool) {
-	for i := h & r.mask; ; i = (i + 1) & r.mask {
-		s := r.slots[i]
-		if s.at == 0 {
+// find returns the slot of g that holds id, or the free slot where the
+// probe for it ended, and whether id was found.
+func (g *recentGen) find(id *uuid.UUID, h, mask uint64) (uint64, bool) {
+	tag := h << 32
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := g.slots[i]
+		if s == 0 {
 			return i, false
 		}
-		if s.hash == uint32(h) && r.ring[s.at-1] == *id {
+		if s&^0xffffffff == tag && g.ids[uint32(s)-1] == *id {
 			return i, true
 		}
 	}
@@ -73,69 +76,43 @@ func (r *Recent) find(id *uuid.UUID, h uint64) (uint64, bool) {
 func (r *Recent) Has(id uuid.UUID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.find(&id, r.hash(&id))
-	return ok
+	h := r.hash(&id)
+	_, old := r.gens[0].find(&id, h, r.mask)
+	_, cur := r.gens[1].find(&id, h, r.mask)
+	return old || cur
 }
 
-// Add remembers id, forgetting the oldest id when full. It reports
-// whether id is new: false when it was remembered already.
+// Add remembers id. It reports whether id is new: false when it was
+// remembered already.
 func (r *Recent) Add(id uuid.UUID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.hash(&id)
-	i, ok := r.find(&id, h)
+	if _, ok := r.gens[r.cur^1].find(&id, h, r.mask); ok {
+		return false
+	}
+	g := &r.gens[r.cur]
+	i, ok := g.find(&id, h, r.mask)
 	if ok {
 		return false
 	}
-	at := len(r.ring)
-	if at < cap(r.ring) {
-		r.ring = append(r.ring, id)
-	} else {
-		at = r.next
-		r.remove(&r.ring[at])
-		r.ring[at] = id
-		r.next = (r.next + 1) % len(r.ring)
-		i, _ = r.find(&id, h) // the removal may have moved the free slot
+	if len(g.ids) == cap(g.ids) {
+		// Full: the older generation is forgotten, and takes the new
+		// ids from now on.
+		r.cur ^= 1
+		g = &r.gens[r.cur]
+		clear(g.slots)
+		g.ids = g.ids[:0]
+		i, _ = g.find(&id, h, r.mask)
 	}
-	r.slots[i] = recentSlot{hash: uint32(h), at: int32(at + 1)}
+	g.ids = append(g.ids, id)
+	g.slots[i] = h<<32 | uint64(len(g.ids))
 	return true
-}
-
-// remove takes the remembered id out of the index, shifting back the
-// slots after it that its own probe sequence passed over.
-func (r *Recent) remove(id *uuid.UUID) {
-	i, ok := r.find(id, r.hash(id))
-	if !ok {
-		return
-	}
-	for j := i; ; {
-		r.slots[i] = recentSlot{}
-		for {
-			j = (j + 1) & r.mask
-			if r.slots[j].at == 0 {
-				return
-			}
-			// The entry at j moves to i unless its home slot lies
-			// cyclically in (i, j].
-			home := uint64(r.slots[j].hash) & r.mask // the index has far fewer than 2^32 slots
-			if (j-home)&r.mask >= (j-i)&r.mask {
-				break
-			}
-		}
-		r.slots[i] = r.slots[j]
-		i = j
-	}
 }
 
 // len is how many ids are remembered.
 func (r *Recent) len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
-	for _, s := range r.slots {
-		if s.at != 0 {
-			n++
-		}
-	}
-	return n
+	return len(r.gens[0].ids) + len(r.gens[1].ids)
 }

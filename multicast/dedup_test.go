@@ -9,47 +9,50 @@ import (
 
 // TestRecentAgainstModel adds ids, many of them again while remembered
 // or after being forgotten, to Recents of several sizes, and checks each
-// answer against a plain ring and map: Add and Has say what the model
-// says, and the index holds exactly the ring's ids. Tiny sizes and a
-// small pool of ids make the probe sequences collide and wrap, so that
-// removal shifts slots back across the end of the index.
+// answer against a model that numbers the ids taken as new: an id among
+// the last n taken is remembered, one taken more than 2n ago (or never)
+// is not, and in between either answer is right, which the model then
+// follows. Tiny sizes and a small pool of ids make the probe sequences
+// collide and wrap.
 func TestRecentAgainstModel(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 5, 16, 100} {
 		r := NewRecent(n)
-		var ring []uuid.UUID
-		set := map[uuid.UUID]bool{}
+		taken := map[uuid.UUID]int{} // the id's number among the ids taken as new
+		k := 0                       // ids taken as new
+		// state says what the model allows for id: remembered for
+		// sure (must), or possibly (may).
+		state := func(id uuid.UUID) (must, may bool) {
+			at, ok := taken[id]
+			if !ok {
+				return false, false
+			}
+			return k-at < n, k-at < 2*n
+		}
 		pool := make([]uuid.UUID, 3*n+2)
 		for i := range pool {
 			pool[i] = uuid.New()
 		}
+		pool[0] = uuid.Nil // remembered like any other id
 		rng := rand.New(rand.NewPCG(1, uint64(n)))
 		for step := range 20000 {
 			id := pool[rng.IntN(len(pool))]
+			must, may := state(id)
 			if rng.IntN(4) == 0 {
-				if got, want := r.Has(id), set[id]; got != want {
-					t.Fatalf("n %d step %d: Has = %v, want %v", n, step, got, want)
+				if got := r.Has(id); (must && !got) || (!may && got) {
+					t.Fatalf("n %d step %d: Has = %v, want remembered %v, may be %v", n, step, got, must, may)
 				}
 				continue
 			}
-			want := !set[id]
-			if want {
-				if len(ring) == n {
-					delete(set, ring[0])
-					ring = ring[1:]
-				}
-				ring = append(ring, id)
-				set[id] = true
+			got := r.Add(id)
+			if (must && got) || (!may && !got) {
+				t.Fatalf("n %d step %d: Add = %v, want remembered %v, may be %v", n, step, got, must, may)
 			}
-			if got := r.Add(id); got != want {
-				t.Fatalf("n %d step %d: Add = %v, want %v", n, step, got, want)
+			if got {
+				k++
+				taken[id] = k
 			}
-			if got := r.len(); got != len(ring) {
-				t.Fatalf("n %d step %d: the index holds %d ids, want %d", n, step, got, len(ring))
-			}
-		}
-		for _, id := range pool {
-			if got, want := r.Has(id), set[id]; got != want {
-				t.Fatalf("n %d at the end: Has(%v) = %v, want %v", n, id, got, want)
+			if l := r.len(); l > 2*n || l < min(k, n) {
+				t.Fatalf("n %d step %d: remembers %d ids, want %d to %d", n, step, l, min(k, n), 2*n)
 			}
 		}
 	}

@@ -125,21 +125,26 @@ func TestReassemblyBoundAndExpiry(t *testing.T) {
 	}
 }
 
+// TestRecentIDs fills a Recent of 3 ids twice over: it remembers the
+// 3 to 6 last ids, and forgets the older ones a generation at a time.
 func TestRecentIDs(t *testing.T) {
 	r := NewRecent(3)
-	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
-	for i, id := range ids {
-		if !r.Add(id) || r.Add(id) {
+	ids := make([]uuid.UUID, 7)
+	for i := range ids {
+		ids[i] = uuid.New()
+		if !r.Add(ids[i]) || r.Add(ids[i]) {
 			t.Errorf("id %d: Add said new, then not new: want true, false", i)
 		}
 	}
+	// Ids 0 to 2 made the first generation, 3 to 5 the second; id 6
+	// emptied the first and took its place.
 	for i, id := range ids {
-		if got, want := r.Has(id), i > 0; got != want {
+		if got, want := r.Has(id), i >= 3; got != want {
 			t.Errorf("id %d: has = %v, want %v", i, got, want)
 		}
 	}
-	if n := r.len(); n != 3 {
-		t.Errorf("remembers %d ids, want 3", n)
+	if n := r.len(); n != 4 {
+		t.Errorf("remembers %d ids, want 4", n)
 	}
 }
 
