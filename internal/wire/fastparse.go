@@ -29,8 +29,9 @@ func parseEventFast(body []byte) (h EventHeader, ok bool) {
 	if p >= len(body) {
 		return h, false
 	}
-	if body[p] == 0xc4 { // bin8: what an event's data usually is
-		if p+2 <= len(body) && p+2+int(body[p+1]) == len(body) {
+	if hdr, n, ok := blobHead(body[p:]); ok {
+		// bin or str: what an event's data usually is
+		if uint64(hdr)+n == uint64(len(body)-p) {
 			h.Data = body[p:len(body):len(body)]
 			return h, true
 		}
@@ -62,4 +63,33 @@ func fastStr(b []byte, p int) ([]byte, int, bool) {
 		return nil, p, false
 	}
 	return b[p : p+n : p+n], p + n, true
+}
+
+// blobHead reads the head of a bin or str at the start of b: the head's
+// length and the length of what follows it. ok is false for any other
+// value, or a head cut short.
+func blobHead(b []byte) (hdr int, n uint64, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, false
+	}
+	c := b[0]
+	switch {
+	case c&0xe0 == 0xa0: // fixstr
+		return 1, uint64(c & 0x1f), true
+	case c == 0xc4 || c == 0xd9: // bin8, str8
+		hdr = 2
+	case c == 0xc5 || c == 0xda: // bin16, str16
+		hdr = 3
+	case c == 0xc6 || c == 0xdb: // bin32, str32
+		hdr = 5
+	default:
+		return 0, 0, false
+	}
+	if len(b) < hdr {
+		return 0, 0, false
+	}
+	for _, x := range b[1:hdr] {
+		n = n<<8 | uint64(x)
+	}
+	return hdr, n, true
 }

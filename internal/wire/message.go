@@ -54,6 +54,9 @@ func AppendData(dst []byte, v any) ([]byte, error) {
 	case nil:
 		return append(dst, 0xc0), nil
 	case RawData:
+		if hdr, n, ok := blobHead(v); ok && uint64(hdr)+n == uint64(len(v)) {
+			return append(dst, v...), nil // a bin or a str, read at a glance
+		}
 		r := reader{b: v}
 		if r.skipValue("data"); r.err != nil || r.off != len(v) {
 			return dst, fmt.Errorf("RawData is not exactly one msgpack value")
