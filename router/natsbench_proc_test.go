@@ -37,8 +37,12 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 		return func(b *testing.B) {
 			s1 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
 			s2 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
-			before := s2.stats(b).NATS.DroppedIn
+			before, sent := s2.stats(b).NATS.DroppedIn, s1.stats(b).NATS
 			benchBridge(b, size, s1.dial(b, "A"), s2.dial(b, "A"))
+			// How many events the sending server put in a NATS message.
+			if out := s1.stats(b).NATS; out.MsgsOut > sent.MsgsOut {
+				b.ReportMetric(float64(out.EventsOut-sent.EventsOut)/float64(out.MsgsOut-sent.MsgsOut), "events/msg")
+			}
 			// Where the receiving server counted what it lost: NATS
 			// messages (events, or packs) past its pending limits.
 			b.ReportMetric(float64(s2.stats(b).NATS.DroppedIn-before), "dropped_in")

@@ -181,6 +181,8 @@ type procStats struct {
 	NATS struct {
 		DroppedIn uint64 `msgpack:"dropped_in"`
 		FlowHeld  uint64 `msgpack:"flow_held"`
+		EventsOut uint64 `msgpack:"events_out"`
+		MsgsOut   uint64 `msgpack:"msgs_out"`
 	} `msgpack:"nats"`
 }
 
