@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -595,4 +596,49 @@ func allBytes(b []byte, v byte) bool {
 		}
 	}
 	return true
+}
+
+// TestKeptData keeps the data of many events of many sizes, small ones
+// sharing allocations (reception.keep), appending to each, and then
+// checks that each still holds its own event's value.
+func TestKeptData(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	pub := ts.Dial(t, "A")
+	sub := ts.Dial(t, "A")
+	const n = 3000
+	value := func(i int) []byte {
+		return bytes.Repeat([]byte{byte(i)}, i%1500) // past maxChunked too
+	}
+	var mu sync.Mutex
+	var kept [][]byte
+	done := make(chan struct{})
+	if _, err := sub.On("e", func(m bus.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = append(m.Data, 0xff, 0xff, 0xff) // must not write into another event's data
+		kept = append(kept, m.Data)
+		if len(kept) == n {
+			close(done)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := pub.Emit("e", value(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%d of %d events arrived", len(kept), n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, d := range kept {
+		var got []byte
+		if err := (bus.Message{Data: d}).Decode(&got); err != nil || !bytes.Equal(got, value(i)) {
+			t.Fatalf("event %d: data % x (%v), want %d bytes of %#x", i, wire.Clip(string(d), 16), err, i%1500, byte(i))
+		}
+	}
 }
