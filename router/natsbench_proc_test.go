@@ -4,13 +4,16 @@ package router_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -32,13 +35,13 @@ import (
 func BenchmarkNATSBridgeProcs(b *testing.B) {
 	const size = 128
 	mcasttest.Need(b)
-	url := startNATSProc(b)
+	url, natsPID := startNATSProc(b)
 	bridge := func(extra string) func(*testing.B) {
 		return func(b *testing.B) {
 			s1 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
 			s2 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
 			before, sent := s2.stats(b).NATS.DroppedIn, s1.stats(b).NATS
-			benchBridge(b, size, s1.dial(b, "A"), s2.dial(b, "A"))
+			benchBridge(b, size, s1.dial(b, "A"), s2.dial(b, "A"), cpuOf(natsPID, s1.cmd.Process.Pid, s2.cmd.Process.Pid))
 			// How many events the sending server put in a NATS message.
 			if out := s1.stats(b).NATS; out.MsgsOut > sent.MsgsOut {
 				b.ReportMetric(float64(out.EventsOut-sent.EventsOut)/float64(out.MsgsOut-sent.MsgsOut), "events/msg")
@@ -52,8 +55,8 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 	}
 	b.Run("bridge-128B", bridge(""))
 	b.Run("bridge-packed-128B", bridge(`"pack": true`))
-	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false) })
-	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true) })
+	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false, cpuOf(natsPID)) })
+	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true, cpuOf(natsPID)) })
 	b.Run(fmt.Sprintf("relay-floor-%dB", benchFrameLen(size)), func(b *testing.B) { benchRelayFloor(b, url, benchFrameLen(size)) })
 }
 
@@ -165,7 +168,7 @@ func natsServerBinary(t testing.TB) string {
 
 // startNATSProc runs nats-server as a process on a free loopback port,
 // stopped when the test ends, and returns its URL once it answers.
-func startNATSProc(t testing.TB) string {
+func startNATSProc(t testing.TB) (url string, pid int) {
 	t.Helper()
 	port := freePort(t)
 	log := &routertest.LogBuffer{}
@@ -189,12 +192,12 @@ func startNATSProc(t testing.TB) string {
 			<-done
 		}
 	})
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	url = fmt.Sprintf("nats://127.0.0.1:%d", port)
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		nc, err := nats.Connect(url)
 		if err == nil {
 			nc.Close()
-			return url
+			return url, cmd.Process.Pid
 		}
 		select {
 		case <-done:
@@ -206,4 +209,51 @@ func startNATSProc(t testing.TB) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// cpuOf measures the CPU time of the benchmark's own process and of the
+// processes pids: the clients, and the servers they go through. It
+// reads /proc, so it tells nothing where there is none.
+func cpuOf(pids ...int) cpuMeter {
+	return func() (time.Duration, bool) {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			return 0, false
+		}
+		used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		for _, pid := range pids {
+			d, ok := procCPU(pid)
+			if !ok {
+				return 0, false
+			}
+			used += d
+		}
+		return used, true
+	}
+}
+
+// procCPU returns the user and system time of process pid, all its
+// threads, from /proc/<pid>/stat (in clock ticks of 1/100 s, what Linux
+// gives user space).
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name, in parentheses, may hold spaces: the fields
+	// counted from 3 (the state) start after its last ')'.
+	at := bytes.LastIndexByte(b, ')')
+	if at < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[at+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * (time.Second / 100), true
 }

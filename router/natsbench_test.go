@@ -42,7 +42,7 @@ func BenchmarkNATSBridge(b *testing.B) {
 			s1 := routertest.NewServer(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
 			s2 := routertest.NewServer(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
 			before, droppedIn := natsStats(b, s1), natsStats(b, s2).DroppedIn
-			benchBridge(b, size, s1.Dial(b, "A"), s2.Dial(b, "A"))
+			benchBridge(b, size, s1.Dial(b, "A"), s2.Dial(b, "A"), nil)
 			after := natsStats(b, s1)
 			b.ReportMetric(float64(after.EventsOut-before.EventsOut)/float64(max(1, after.MsgsOut-before.MsgsOut)), "events/msg")
 			// Where the receiving server counted what it lost.
@@ -51,18 +51,18 @@ func BenchmarkNATSBridge(b *testing.B) {
 	}
 	b.Run("bridge-128B", bridge(""))
 	b.Run("bridge-packed-128B", bridge(`"pack": true`))
-	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false) })
-	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true) })
+	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false, nil) })
+	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true, nil) })
 }
 
 // benchBridge measures events from pub, a client of one ncserver, to
 // sub, a client of another.
-func benchBridge(b *testing.B, size int, pub, sub *bus.Client) {
+func benchBridge(b *testing.B, size int, pub, sub *bus.Client, cpu cpuMeter) {
 	a := &arrivals{want: int64(b.N)}
 	sub.On("bench", func(bus.Message) { a.add() })
 	probe(b, pub, routertest.Record(b, sub, "probe"))
 	data := bus.RawData(append(binary.BigEndian.AppendUint32([]byte{0xc6}, uint32(size)), make([]byte, size)...))
-	benchPaced(b, size, a, func() error { return pub.Emit("bench", data) })
+	benchPaced(b, size, a, cpu, func() error { return pub.Emit("bench", data) })
 }
 
 // arrivals counts what a benchmark's subscriber receives, and notes when
@@ -83,7 +83,7 @@ func (a *arrivals) add() {
 
 // benchRawNATS measures nats.go pub/sub alone, with the headers the
 // bridge sends (withHeaders) or none.
-func benchRawNATS(b *testing.B, url string, size int, withHeaders bool) {
+func benchRawNATS(b *testing.B, url string, size int, withHeaders bool, cpu cpuMeter) {
 	{
 		pc, err := nats.Connect(url)
 		if err != nil {
@@ -110,19 +110,30 @@ func benchRawNATS(b *testing.B, url string, size int, withHeaders bool) {
 			}
 			m.Header.Set(natslink.HeaderEvent, "bench")
 		}
-		benchPaced(b, size, a, func() error { return pc.PublishMsg(m) })
+		benchPaced(b, size, a, cpu, func() error { return pc.PublishMsg(m) })
 	}
 }
+
+// cpuMeter returns the CPU time that the processes of a benchmark have
+// used so far, all their threads, user and system; ok is false where it
+// cannot tell. nil: not measured.
+type cpuMeter func() (used time.Duration, ok bool)
 
 // benchPaced emits b.N events with emit, as fast as it takes them (or
 // at most natsWindow of them ahead of what arrived, when set), waits for
 // them all, and reports events/s up to the last arrival and the events
 // lost. When some are lost, the last arrival is when the count last
-// moved, to the millisecond.
-func benchPaced(b *testing.B, size int, a *arrivals, emit func() error) {
+// moved, to the millisecond. With cpu, it reports the CPU time the
+// processes used per event that arrived: on a shared machine, a steadier
+// measure of what a setup costs than its events/s.
+func benchPaced(b *testing.B, size int, a *arrivals, cpu cpuMeter, emit func() error) {
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
+	var cpu0 time.Duration
+	if cpu != nil {
+		cpu0, _ = cpu()
+	}
 	start := time.Now()
 	for i := range b.N {
 		var stalled time.Time
@@ -158,6 +169,11 @@ func benchPaced(b *testing.B, size int, a *arrivals, emit func() error) {
 	}
 	b.ReportMetric(float64(n)/end.Sub(start).Seconds(), "events/s")
 	b.ReportMetric(float64(int64(b.N)-n), "lost")
+	if cpu != nil && n > 0 {
+		if cpu1, ok := cpu(); ok {
+			b.ReportMetric(float64(cpu1-cpu0)/float64(n), "cpu-ns/event")
+		}
+	}
 }
 
 // BenchmarkNATSRoundTrip measures a request from a client of one
