@@ -26,7 +26,7 @@ type Event struct {
 	frame []byte
 	ref   *frameBuf // the pooled buffer of frame; nil when the GC owns frame
 	// slab is the first byte of a buffer the GC owns that frame lies
-	// in, with other events' frames (NewEventIn); nil otherwise.
+	// in, with other events' frames (SetFrame); nil otherwise.
 	slab  *byte
 	taken int // references to ref that queues took, not yet added to its count
 	// src is the client that sent the event, for the Event its read loop
@@ -55,13 +55,17 @@ type Event struct {
 // it, and nobody may modify it. The Event's Header is left zero.
 func NewEvent(frame []byte) Event { return Event{frame: frame} }
 
-// NewEventIn is NewEvent for a frame that lies in slab, a buffer that
-// holds other events' frames one after the other (a NATS pack's body),
-// which is handed over too: nobody may modify any of it. The frames of
-// consecutive events of one slab are then written to a client as one
-// slice of it.
-func NewEventIn(frame, slab []byte) Event {
-	return Event{frame: frame, slab: unsafe.SliceData(slab)}
+// SetFrame makes e what NewEvent(frame) makes, in place, with hdr as its
+// Header when not nil (then parsed from frame). slab, when not nil, is a
+// buffer that frame lies in with other events' frames, one after the
+// other (a NATS pack's body), which is handed over too: nobody may
+// modify any of it. The frames of consecutive events of one slab are
+// then written to a client as one slice of it.
+func (e *Event) SetFrame(frame, slab []byte, hdr *wire.EventHeader) {
+	*e = Event{frame: frame, slab: unsafe.SliceData(slab)}
+	if hdr != nil {
+		e.Header = *hdr
+	}
 }
 
 // Frame returns the event frame, length prefix included. For the Event a

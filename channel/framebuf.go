@@ -131,7 +131,7 @@ const poisonByte = 0xc1
 // reference.
 //
 // Consecutive frames that lie one after the other in one buffer that
-// the GC owns (a NATS pack's body: NewEventIn) share an entry, so that a
+// the GC owns (a NATS pack's body: Event.SetFrame) share an entry, so that a
 // pack's events cost the writer one slice, not one each; merged counts
 // the frames that joined an entry after its first.
 type sendQueue struct {

@@ -31,7 +31,8 @@ func TestSlabEvents(t *testing.T) {
 	}
 	start := 0
 	for _, end := range ends {
-		ev := channel.NewEventIn(slab[start:end:end], slab)
+		var ev channel.Event
+		ev.SetFrame(slab[start:end:end], slab, nil)
 		ch.SendEvent(&ev, nil)
 		start = end
 	}

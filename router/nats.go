@@ -257,7 +257,8 @@ func (s *Server) replyToNats(ev *wire.EventHeader) bool {
 // nats.go's pending buffer of that subscription, and the senders' flow
 // control holds them back (natslink/flow.go).
 func (s *Server) fromNats(ev *natslink.Event) {
-	if out, ok := s.deliverFromNats(ev); ok {
+	var out channel.Event
+	if s.deliverFromNats(ev, &out) {
 		out.HoldBackStall()
 	}
 }
@@ -268,26 +269,30 @@ func (s *Server) fromNats(ev *natslink.Event) {
 // local client past its high-water mark: the run then holds back, out of
 // the lock, after that event, as fromNats does, and goes on.
 func (s *Server) fromNatsRun(evs []natslink.Event) {
+	var out channel.Event
 	for len(evs) > 0 {
-		out, n := s.deliverRun(evs)
+		n, held := s.deliverRun(evs, &out)
 		evs = evs[n:]
-		out.HoldBackStall()
+		if held {
+			out.HoldBackStall()
+		}
 	}
 }
 
 // deliverRun delivers events under Server.linkMu, up to the first one
-// that holds back (channel.Event.Holding), which it returns, and reports
-// how many it took.
-func (s *Server) deliverRun(evs []natslink.Event) (channel.Event, int) {
+// that holds back (channel.Event.Holding), which it leaves in out, and
+// reports how many it took, and whether the last one holds back. out is
+// the Event each is delivered as, made once per run, not once per event.
+func (s *Server) deliverRun(evs []natslink.Event, out *channel.Event) (int, bool) {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
 	run := natsRun{at: channel.Clock()}
 	for i := range evs {
-		if out, ok := s.deliverNats(&evs[i], &run); ok && out.Holding() {
-			return out, i + 1
+		if s.deliverNats(&evs[i], &run, out) && out.Holding() {
+			return i + 1, true
 		}
 	}
-	return channel.Event{}, len(evs)
+	return len(evs), false
 }
 
 // natsRun is what the events of a run share: the route of their
@@ -301,22 +306,23 @@ type natsRun struct {
 
 // deliverFromNats is fromNats under Server.linkMu: dedup and delivery
 // are one step, so that order is kept per sender across links. It
-// returns the event delivered to a channel, for its HoldBackStall.
-func (s *Server) deliverFromNats(ev *natslink.Event) (channel.Event, bool) {
+// reports whether it delivered the event to a channel, as out, for its
+// HoldBackStall.
+func (s *Server) deliverFromNats(ev *natslink.Event, out *channel.Event) bool {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
-	return s.deliverNats(ev, &natsRun{})
+	return s.deliverNats(ev, &natsRun{}, out)
 }
 
 // deliverNats is deliverFromNats for an event of run, under
 // Server.linkMu.
-func (s *Server) deliverNats(ev *natslink.Event, run *natsRun) (channel.Event, bool) {
+func (s *Server) deliverNats(ev *natslink.Event, run *natsRun, out *channel.Event) bool {
 	if !s.net.recent.Add(ev.ID) {
-		return channel.Event{}, false // delivered already, by the other link or the old one
+		return false // delivered already, by the other link or the old one
 	}
 	if ev.To != uuid.Nil {
 		s.replyFromNats(ev)
-		return channel.Event{}, false
+		return false
 	}
 	if run.route == nil || run.channel != ev.Channel {
 		run.channel, run.route = ev.Channel, s.table.Load().routes[ev.Channel]
@@ -326,14 +332,13 @@ func (s *Server) deliverNats(ev *natslink.Event, run *natsRun) (channel.Event, b
 	case r == nil:
 		s.nats.noChannel.Add(1)
 		s.log.Debug("dropped an event from NATS for a channel not served here", "channel", ev.Channel)
-		return channel.Event{}, false
+		return false
 	case !r.rule.AcceptFromNATS:
 		s.nats.refused.Add(1)
-		return channel.Event{}, false
+		return false
 	}
-	out, ok := s.natsFrame(ev)
-	if !ok {
-		return channel.Event{}, false
+	if !s.natsFrame(ev, out) {
+		return false
 	}
 	if run.at != 0 {
 		out.SetArrived(run.at)
@@ -344,30 +349,29 @@ func (s *Server) deliverNats(ev *natslink.Event, run *natsRun) (channel.Event, b
 	if r.rule.DumpToConsole {
 		s.dump(&out.Header)
 	}
-	r.ch.SendEvent(&out, nil)
+	r.ch.SendEvent(out, nil)
 	for _, d := range r.targets {
-		d.SendEvent(&out, nil)
+		d.SendEvent(out, nil)
 	}
-	return out, true
+	return true
 }
 
-// natsFrame makes the frame of an event from NATS, checking its name
-// and data. The Event is returned by value: the channels copy what they
-// keep, so it stays on the stack and the frame is the one allocation.
-// An event from a pack comes with its frame, parsed and checked by the
-// link, which is the channels' to keep: no allocation at all.
-func (s *Server) natsFrame(ev *natslink.Event) (channel.Event, bool) {
+// natsFrame makes out the Event of an event from NATS, checking its name
+// and data. The channels copy what they keep of out, so the caller's
+// stays on its stack and the frame is the one allocation. An event from
+// a pack comes with its frame, parsed and checked by the link, which is
+// the channels' to keep: no allocation at all.
+func (s *Server) natsFrame(ev *natslink.Event, out *channel.Event) bool {
 	if ev.Frame != nil {
 		err := wire.CheckEventName(ev.Header.Event)
 		if err != nil || len(ev.Frame) > s.Config().MaxFrame+wire.HeaderLen {
 			s.nats.malformed.Add(1)
 			s.log.Debug("dropped an invalid event from NATS", "channel", ev.Channel,
 				"event", wire.Clip(string(ev.Header.Event), 64), "bytes", len(ev.Frame), "err", err)
-			return channel.Event{}, false
+			return false
 		}
-		out := channel.NewEventIn(ev.Frame, ev.Pack)
-		out.Header = ev.Header
-		return out, true
+		out.SetFrame(ev.Frame, ev.Pack, &ev.Header)
+		return true
 	}
 	m := wire.Message{ID: ev.ID, Origin: ev.Origin, Sender: ev.Sender, Channel: ev.Channel, Event: ev.Event,
 		Data: ev.Data, To: ev.To, InReplyTo: ev.Re}
@@ -379,11 +383,10 @@ func (s *Server) natsFrame(ev *natslink.Event) (channel.Event, bool) {
 	if err != nil || len(frame) > s.Config().MaxFrame+wire.HeaderLen {
 		s.nats.malformed.Add(1)
 		s.log.Debug("dropped an invalid event from NATS", "channel", ev.Channel, "event", wire.Clip(ev.Event, 64), "err", err)
-		return channel.Event{}, false
+		return false
 	}
-	out := channel.NewEvent(frame)
-	out.Header = hdr // parsed from frame: filters and the ring need not parse it again
-	return out, true
+	out.SetFrame(frame, nil, &hdr) // parsed from frame: filters and the ring need not parse it again
+	return true
 }
 
 // natsFrameSize bounds the size of the frame of ev, so that it is made
@@ -407,7 +410,8 @@ func (s *Server) replyFromNats(ev *natslink.Event) {
 		if c == nil {
 			continue
 		}
-		if out, ok := s.natsFrame(ev); ok {
+		var out channel.Event
+		if s.natsFrame(ev, &out) {
 			c.SendEvent(&out)
 		}
 		return
