@@ -2,6 +2,7 @@ package bus
 
 import (
 	crand "crypto/rand"
+	"encoding/binary"
 	"math/rand/v2"
 	"sync"
 
@@ -28,8 +29,12 @@ func newIDSource() *idSource {
 func (s *idSource) next() uuid.UUID {
 	var id uuid.UUID
 	s.mu.Lock()
-	s.rng.Read(id[:])
+	// Two words, not Read: Read buffers what a call leaves of a block,
+	// which cost twice as much per id.
+	hi, lo := s.rng.Uint64(), s.rng.Uint64()
 	s.mu.Unlock()
+	binary.LittleEndian.PutUint64(id[:8], hi)
+	binary.LittleEndian.PutUint64(id[8:], lo)
 	id[6] = id[6]&0x0f | 0x40 // version 4
 	id[8] = id[8]&0x3f | 0x80 // variant RFC 4122
 	return id

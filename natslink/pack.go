@@ -39,7 +39,10 @@ type packer struct {
 	room sync.Cond // signalled when packLoop has sent packs, or stopped
 	// filling is the pack of each channel that takes the next event;
 	// queued are the packs to send, in the order of their first event.
+	// last is the pack that took the last event, one of filling, so
+	// that a run of events of one channel looks the map up once.
 	filling map[string]*pack
+	last    *pack
 	queued  []*pack
 	bytes   int // in the queued packs
 	// limit is the size a pack is sent at (packLimit), as packLoop last
@@ -88,12 +91,16 @@ func (l *Link) PublishFrame(channel, frame []byte) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	pk := p.filling[string(channel)]
+	pk := p.last
+	if pk == nil || pk.channel != string(channel) {
+		pk = p.filling[string(channel)]
+	}
 	if pk == nil || (pk.n > 0 && len(pk.body)+len(frame) > p.limit) {
 		pk = p.newPack(string(channel))
 		p.filling[pk.channel] = pk
 		p.queued = append(p.queued, pk)
 	}
+	p.last = pk
 	pk.body = append(pk.body, frame...)
 	pk.n++
 	p.bytes += len(frame)
@@ -155,6 +162,7 @@ func (l *Link) packLoop() {
 		sending = append(sending[:0], p.queued...)
 		p.queued = p.queued[:0]
 		clear(p.filling)
+		p.last = nil
 		if stopping {
 			p.stopped = true
 			p.room.Broadcast()

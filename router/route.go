@@ -1,6 +1,8 @@
 package router
 
 import (
+	"sync/atomic"
+
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/internal/wire"
@@ -49,8 +51,21 @@ func buildTable(cfg *Config, chans map[string]*channel.Channel) *table {
 // during the call: the queues it goes to take their own references to
 // the frame, and toNet copies what the network link keeps.
 func (s *Server) handler(name string) channel.Handler {
+	// The route found in the last table, so that the map is looked up
+	// once per table, not once per event.
+	type found struct {
+		t *table
+		r *route
+	}
+	var last atomic.Pointer[found]
 	return func(from *channel.Conn, ev *channel.Event) {
-		r := s.table.Load().routes[name]
+		t := s.table.Load()
+		f := last.Load()
+		if f == nil || f.t != t {
+			f = &found{t, t.routes[name]}
+			last.Store(f)
+		}
+		r := f.r
 		if r == nil {
 			return // the channel is being removed
 		}
