@@ -41,7 +41,8 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 			s1 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
 			s2 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
 			before, sent := s2.stats(b).NATS.DroppedIn, s1.stats(b).NATS
-			benchBridge(b, size, s1.dial(b, "A"), s2.dial(b, "A"), cpuOf(natsPID, s1.cmd.Process.Pid, s2.cmd.Process.Pid))
+			benchBridge(b, size, s1.dial(b, "A"), s2.dial(b, "A"),
+				cpuOf(map[string]int{"nats-server": natsPID, "sender": s1.cmd.Process.Pid, "receiver": s2.cmd.Process.Pid}))
 			// How many events the sending server put in a NATS message.
 			if out := s1.stats(b).NATS; out.MsgsOut > sent.MsgsOut {
 				b.ReportMetric(float64(out.EventsOut-sent.EventsOut)/float64(out.MsgsOut-sent.MsgsOut), "events/msg")
@@ -55,8 +56,8 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 	}
 	b.Run("bridge-128B", bridge(""))
 	b.Run("bridge-packed-128B", bridge(`"pack": true`))
-	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false, cpuOf(natsPID)) })
-	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true, cpuOf(natsPID)) })
+	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false, cpuOf(map[string]int{"nats-server": natsPID})) })
+	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true, cpuOf(map[string]int{"nats-server": natsPID})) })
 	b.Run(fmt.Sprintf("relay-floor-%dB", benchFrameLen(size)), func(b *testing.B) { benchRelayFloor(b, url, benchFrameLen(size)) })
 }
 
@@ -211,22 +212,23 @@ func startNATSProc(t testing.TB) (url string, pid int) {
 	}
 }
 
-// cpuOf measures the CPU time of the benchmark's own process and of the
-// processes pids: the clients, and the servers they go through. It
-// reads /proc, so it tells nothing where there is none.
-func cpuOf(pids ...int) cpuMeter {
-	return func() (time.Duration, bool) {
+// cpuOf measures the CPU time of the benchmark's own process, where its
+// clients run ("clients"), and of the processes pids, by name: the
+// servers the clients go through. It reads /proc, so it tells nothing
+// where there is none.
+func cpuOf(pids map[string]int) cpuMeter {
+	return func() (map[string]time.Duration, bool) {
 		var ru syscall.Rusage
 		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			return 0, false
+			return nil, false
 		}
-		used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		for _, pid := range pids {
+		used := map[string]time.Duration{"clients": time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+		for name, pid := range pids {
 			d, ok := procCPU(pid)
 			if !ok {
-				return 0, false
+				return nil, false
 			}
-			used += d
+			used[name] = d
 		}
 		return used, true
 	}
