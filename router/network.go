@@ -86,7 +86,8 @@ type NetStats struct {
 }
 
 // recentNet is how many ids of events from the network the server
-// remembers, across links.
+// remembers at least, across links (multicast.Recent: up to twice as
+// many).
 const recentNet = 4096
 
 // openNet opens a multicast link of the server's node for cfg, sealing
