@@ -598,16 +598,16 @@ func allBytes(b []byte, v byte) bool {
 	return true
 }
 
-// TestKeptData keeps the data of many events of many sizes, small ones
-// sharing allocations (reception.keep), appending to each, and then
-// checks that each still holds its own event's value.
+// TestKeptData keeps the data of many events of many sizes, appending
+// to each, and then checks that each still holds its own event's value:
+// the data a listener gets is its own, not the read buffer's.
 func TestKeptData(t *testing.T) {
 	ts := routertest.NewServer(t, oneChannel)
 	pub := ts.Dial(t, "A")
 	sub := ts.Dial(t, "A")
 	const n = 3000
 	value := func(i int) []byte {
-		return bytes.Repeat([]byte{byte(i)}, i%1500) // past maxChunked too
+		return bytes.Repeat([]byte{byte(i)}, i%1500)
 	}
 	var mu sync.Mutex
 	var kept [][]byte

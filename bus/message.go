@@ -14,11 +14,7 @@ type Message struct {
 	Sender  uuid.UUID // id of the client connection that emitted it
 	Channel string    // the channel it was emitted on (propagation keeps it)
 	Event   string    // the event name
-	// Data is the event's value, one msgpack encoding, the listener's to
-	// keep and modify. Small data shares an allocation with other events'
-	// data, which it keeps alive while kept; its capacity ends with it,
-	// so appending to it copies it.
-	Data []byte
+	Data    []byte    // the event's value, one msgpack encoding
 	// To is the one client the event is addressed to: a reply goes to the
 	// client that asked, and nobody else. Zero for an ordinary event.
 	To uuid.UUID

@@ -15,31 +15,6 @@ type reception struct {
 	s     *session
 	names wire.NameCache
 	batch []Message // events decoded and not yet handed to the dispatcher
-	// chunk is where small data read from the buffer is copied to, one
-	// event's after another's, so that they cost one allocation per
-	// chunk, not one each.
-	chunk []byte
-}
-
-// Data of up to maxChunked bytes is copied into chunks of chunkSize.
-const (
-	chunkSize  = 16 << 10
-	maxChunked = 1 << 10
-)
-
-// keep returns a copy of b that the listeners may keep: a slice of the
-// chunk when b is small, whose capacity ends with it, so that appending
-// to one event's data never writes over another's.
-func (r *reception) keep(b []byte) []byte {
-	if len(b) > maxChunked {
-		return bytes.Clone(b)
-	}
-	if len(b) > cap(r.chunk)-len(r.chunk) {
-		r.chunk = make([]byte, 0, chunkSize)
-	}
-	at := len(r.chunk)
-	r.chunk = append(r.chunk, b...)
-	return r.chunk[at:len(r.chunk):len(r.chunk)]
 }
 
 // handOff queues the batch for the dispatcher, waiting for room. It
@@ -74,7 +49,7 @@ func (r *reception) frame(body []byte, inBuffer bool) bool {
 		}
 		m := Message(wm)
 		if inBuffer {
-			m.Data = r.keep(m.Data)
+			m.Data = bytes.Clone(m.Data)
 		}
 		if m.To == uuid.Nil { // replies are not retained: not a place to resume from
 			s.after, s.heardEvent = m.ID, true
