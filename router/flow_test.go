@@ -311,7 +311,7 @@ func TestPropagationHeldBack(t *testing.T) {
 		}
 		emitted <- nil
 	}()
-	routertest.WaitFor(t, "the subscriber on B to pass its high-water mark", func() bool { return heldNow(ts, "B") })
+	routertest.WaitFor(t, "the subscriber on B to pass its high-water mark", func() bool { return heldNow(t, ts, "B") })
 	open()
 	if err := <-emitted; err != nil {
 		t.Fatal(err)
@@ -492,7 +492,7 @@ func TestReloadOverflow(t *testing.T) {
 		emitAll(t, pub, "seq", n)
 		pub.Flush(context.Background())
 	}()
-	routertest.WaitFor(t, "the publisher to be held", func() bool { return heldNow(ts, "A") })
+	routertest.WaitFor(t, "the publisher to be held", func() bool { return heldNow(t, ts, "A") })
 	if _, err := ts.Reload(ts.ParseConfig(t, `"maxpending": 1048576, "stalltimeout": "1m", "channels": {"A": {"overflow": "drop"}}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -510,16 +510,29 @@ func TestReloadOverflow(t *testing.T) {
 	}
 }
 
-// heldNow reports whether a client of the channel has more queued than
-// its high-water mark, half of maxpending: its publishers are held.
-func heldNow(ts *routertest.Server, name string) bool {
-	clients, _ := ts.Clients(name)
-	for _, c := range clients {
-		if c.Pending > ts.Config().MaxPending/2 {
-			return true
+// heldNow reports whether the publishers of the channel's events are
+// held: a client of the channel has more queued than its low-water mark,
+// a quarter of maxpending, and nothing new was queued for 50 ms. A
+// publisher is held from when a queue passes its high-water mark (half
+// of maxpending) until it falls under the low one; in between, the
+// writer may well have moved the queue back under the high one before
+// anyone looked.
+func heldNow(t *testing.T, ts *routertest.Server, name string) bool {
+	pastLow := func() bool {
+		clients, _ := ts.Clients(name)
+		for _, c := range clients {
+			if c.Pending > ts.Config().MaxPending/4 {
+				return true
+			}
 		}
+		return false
 	}
-	return false
+	if !pastLow() {
+		return false
+	}
+	before := stats(t, ts, name).FramesOut
+	time.Sleep(50 * time.Millisecond)
+	return stats(t, ts, name).FramesOut == before && pastLow()
 }
 
 // TestSteadyReaderNotStalled has a subscriber that reads steadily but
