@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/router/routertest"
@@ -114,12 +115,22 @@ func TestNATSReloadInOutage(t *testing.T) {
 	// NATS away again, and then off: what was kept is dropped, counted.
 	stopNATS(ns2)
 	routertest.WaitFor(t, "the link to notice", func() bool { return !natsStats(t, s1).Connected })
+	in := stats(t, s1, "A").EventsIn
 	for i := range n {
 		if err := pub.Emit("lost", i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	routertest.WaitFor(t, "the events to wait in the buffer", func() bool { return natsStats(t, s1).Buffered > 0 })
+	// All n read, and the buffer still for 50 ms: the handler that
+	// read the last one has put it in the buffer.
+	routertest.WaitFor(t, "the events to wait in the buffer", func() bool {
+		before := natsStats(t, s1).Buffered
+		if stats(t, s1, "A").EventsIn < in+n || before == 0 {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+		return natsStats(t, s1).Buffered == before
+	})
 	if _, err := s1.Reload(s1.ParseConfig(t, bridged)); err != nil {
 		t.Fatal(err)
 	}
