@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -333,15 +334,34 @@ func TestJSONHeldBack(t *testing.T) {
 		ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "channels": {"A": {}}`)
 		var sub counter
 		c := sub.dial(t, ts, "A", bus.QueueLen(16)) // the backlog waits on the server
+		// The subscriber takes nothing until the publisher is held, so
+		// that it is held however fast either side runs.
+		gate := make(chan struct{})
+		var opened sync.Once
+		open := func() { opened.Do(func() { close(gate) }) }
+		defer open() // a failed wait must not leave the listener stopped
 		var got atomic.Int64
-		if _, err := c.On("j", func(bus.Message) { got.Add(1); spin(100 * time.Microsecond) }); err != nil {
+		if _, err := c.On("j", func(bus.Message) { <-gate; got.Add(1) }); err != nil {
 			t.Fatal(err)
 		}
 		jc := dialJSON(t, ts.Path("A"))
 		jc.nc.SetDeadline(time.Now().Add(60 * time.Second))
 		blob := strings.Repeat("j", 128)
-		for i := range n {
-			jc.emit("A", "j", fmt.Sprintf("%d %s", i, blob))
+		emitted := make(chan error, 1)
+		go func() {
+			for i := range n {
+				b, _ := json.Marshal(map[string]any{"channel": "A", "broadcast": false, "event": "j", "data": fmt.Sprintf("%d %s", i, blob)})
+				if _, err := jc.nc.Write(append(b, 0)); err != nil {
+					emitted <- fmt.Errorf("emit %d: %w", i, err)
+					return
+				}
+			}
+			emitted <- nil
+		}()
+		routertest.WaitFor(t, "the JSON publisher to be held", func() bool { return heldNow(t, ts, "A") })
+		open()
+		if err := <-emitted; err != nil {
+			t.Fatal(err)
 		}
 		routertest.WaitFor(t, "every event", func() bool { return got.Load() == n })
 		sub.check(t, "the subscriber", 0)
