@@ -191,6 +191,12 @@ func TestHistorySurvivesTheLink(t *testing.T) {
 	if want := fmt.Sprintf("nak to %v for [{1 %d}]", cfg.Node, sent); !strings.Contains(dumper.logs.String(), want) {
 		t.Errorf("the dump lacks %q", want)
 	}
+	// The new link's first message goes on from the old one's numbers.
+	before := next.Stats().MessagesSent
+	if err := next.Send(uuid.New(), numbered(3, 100)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new link to send", func() bool { return next.Stats().MessagesSent > before })
 	if s0, s1 := node.Seqs(); s1 == 0 || s0 <= sent {
 		t.Errorf("counters: stream 0 at %d (the old link stopped at %d), stream 1 at %d", s0, sent, s1)
 	}
