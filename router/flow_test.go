@@ -292,26 +292,14 @@ func TestPropagationHeldBack(t *testing.T) {
 	}
 	ts := routertest.NewServer(t, `"maxpending": 1048576, "stalltimeout": "60s", "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)
 	var sub, pubc counter
-	gate := make(chan struct{})
-	var opened sync.Once
-	open := func() { opened.Do(func() { close(gate) }) }
-	defer open() // a failed wait must not leave the listener stopped
 	q := sub.dial(t, ts, "B", bus.QueueLen(256))
+	gate, open := closedGate(t) // after the dial: opened before the client closes
 	if _, err := q.Once("seq", func(bus.Message) { <-gate }); err != nil {
 		t.Fatal(err)
 	}
 	sub.listen(t, q, "seq", 0)
 	pub := pubc.dial(t, ts, "A")
-	emitted := make(chan error, 1)
-	go func() {
-		for i := range n {
-			if err := pub.Emit("seq", seqData(i)); err != nil {
-				emitted <- fmt.Errorf("emit %d: %w", i, err)
-				return
-			}
-		}
-		emitted <- nil
-	}()
+	emitted := emitting(n, func(i int) error { return pub.Emit("seq", seqData(i)) })
 	routertest.WaitFor(t, "the subscriber on B to pass its high-water mark", func() bool { return heldNow(t, ts, "B") })
 	open()
 	if err := <-emitted; err != nil {
@@ -336,10 +324,7 @@ func TestJSONHeldBack(t *testing.T) {
 		c := sub.dial(t, ts, "A", bus.QueueLen(16)) // the backlog waits on the server
 		// The subscriber takes nothing until the publisher is held, so
 		// that it is held however fast either side runs.
-		gate := make(chan struct{})
-		var opened sync.Once
-		open := func() { opened.Do(func() { close(gate) }) }
-		defer open() // a failed wait must not leave the listener stopped
+		gate, open := closedGate(t)
 		var got atomic.Int64
 		if _, err := c.On("j", func(bus.Message) { <-gate; got.Add(1) }); err != nil {
 			t.Fatal(err)
@@ -347,17 +332,11 @@ func TestJSONHeldBack(t *testing.T) {
 		jc := dialJSON(t, ts.Path("A"))
 		jc.nc.SetDeadline(time.Now().Add(60 * time.Second))
 		blob := strings.Repeat("j", 128)
-		emitted := make(chan error, 1)
-		go func() {
-			for i := range n {
-				b, _ := json.Marshal(map[string]any{"channel": "A", "broadcast": false, "event": "j", "data": fmt.Sprintf("%d %s", i, blob)})
-				if _, err := jc.nc.Write(append(b, 0)); err != nil {
-					emitted <- fmt.Errorf("emit %d: %w", i, err)
-					return
-				}
-			}
-			emitted <- nil
-		}()
+		emitted := emitting(n, func(i int) error {
+			b, _ := json.Marshal(map[string]any{"channel": "A", "broadcast": false, "event": "j", "data": fmt.Sprintf("%d %s", i, blob)})
+			_, err := jc.nc.Write(append(b, 0))
+			return err
+		})
 		routertest.WaitFor(t, "the JSON publisher to be held", func() bool { return heldNow(t, ts, "A") })
 		open()
 		if err := <-emitted; err != nil {
@@ -528,6 +507,35 @@ func TestReloadOverflow(t *testing.T) {
 	if st := stats(t, ts, "A"); st.StallTimeouts != 0 {
 		t.Errorf("%d stall timeouts, want 0", st.StallTimeouts)
 	}
+}
+
+// closedGate returns a channel that a stopped listener waits on, and
+// the function that opens it; it is opened at the end of the test at
+// the latest, so that a failed wait never leaves a listener stopped.
+// Cleanups run last first: call it after dialling the listener's
+// client, whose Close waits for its listeners.
+func closedGate(t *testing.T) (<-chan struct{}, func()) {
+	gate := make(chan struct{})
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	return gate, open
+}
+
+// emitting calls emit for 0 to n-1 on a goroutine of its own, and sends
+// on the channel it returns the first error, or nil once all are done.
+func emitting(n int, emit func(i int) error) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := emit(i); err != nil {
+				done <- fmt.Errorf("emit %d: %w", i, err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
 }
 
 // heldNow reports whether the publishers of the channel's events are
