@@ -95,19 +95,26 @@ func (l *Link) PublishFrame(channel, frame []byte) error {
 	if pk == nil || pk.channel != string(channel) {
 		pk = p.filling[string(channel)]
 	}
+	queued := false
 	if pk == nil || (pk.n > 0 && len(pk.body)+len(frame) > p.limit) {
 		pk = p.newPack(string(channel))
 		p.filling[pk.channel] = pk
 		p.queued = append(p.queued, pk)
+		queued = true
 	}
 	p.last = pk
 	pk.body = append(pk.body, frame...)
 	pk.n++
 	p.bytes += len(frame)
 	p.mu.Unlock()
-	select {
-	case p.kick <- struct{}{}:
-	default:
+	if queued {
+		// Only a new pack needs packLoop woken: one that is filling is
+		// queued already, and packLoop takes it with the pack whose
+		// kick it has, or has yet to take.
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
