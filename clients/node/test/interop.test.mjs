@@ -80,6 +80,9 @@ test('request and reply across languages', async (t) => {
   third.on('.*', seen);
   await third.listening();
   await node.request('ask-again', 'x');
+  // The request reaches the third client by the server; its own fence it
+  // hears at once, so it waits for the request first.
+  await waitFor('the third client to hear the request', () => seen.count('ask-again') === 1);
   third.emit('fence', null);
   await go.next((l) => l.event === 'fence');
   node.emit('fence2', null);
