@@ -73,7 +73,7 @@ func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
 	if ref != nil {
 		e.taken++ // the reader adds the references up once the Handler returns (frameBuf.settle)
 	}
-	c.queue.addIn(frame, slab, ref, cost)
+	c.queue.addIn(frame, slab, e.slabCap, ref, cost)
 	before := c.pending
 	c.pending += cost
 	if lim.block && c.pending > lim.high {
@@ -148,6 +148,7 @@ func (c *Conn) writeLoop() {
 			}
 			batch := c.queue
 			c.queue = c.spare
+			c.queue.follow(&batch)
 			c.spare = sendQueue{}
 			c.mu.Unlock()
 

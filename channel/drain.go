@@ -59,10 +59,12 @@ func (c *Conn) sendFirst(frame []byte) bool {
 	if old := c.queue.frames; len(old) > 0 && wire.FrameType(old[0][wire.HeaderLen+1]) == wire.FrameWelcome {
 		at = 1 // a Welcome is a fixarray: its type is the body's second byte
 	}
-	q := sendQueue{frames: make([][]byte, 0, len(c.queue.frames)+1), refs: make([]*frameBuf, 0, len(c.queue.refs)+1)}
+	q := c.queue // the slab it follows too: frame goes in ahead of its run
+	q.frames = make([][]byte, 0, len(c.queue.frames)+1)
+	q.refs = make([]*frameBuf, 0, len(c.queue.refs)+1)
 	q.frames = append(append(append(q.frames, c.queue.frames[:at]...), frame), c.queue.frames[at:]...)
 	q.refs = append(append(append(q.refs, c.queue.refs[:at]...), nil), c.queue.refs[at:]...)
-	q.cost, q.merged, q.slab = c.queue.cost+cost, c.queue.merged, c.queue.slab
+	q.cost += cost
 	c.queue = q
 	c.pending += cost
 	c.mu.Unlock()

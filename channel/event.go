@@ -26,9 +26,11 @@ type Event struct {
 	frame []byte
 	ref   *frameBuf // the pooled buffer of frame; nil when the GC owns frame
 	// slab is the first byte of a buffer the GC owns that frame lies
-	// in, with other events' frames (SetFrame); nil otherwise.
-	slab  *byte
-	taken int // references to ref that queues took, not yet added to its count
+	// in, with other events' frames (SetFrame), and slabCap its size;
+	// nil otherwise.
+	slab    *byte
+	slabCap int
+	taken   int // references to ref that queues took, not yet added to its count
 	// src is the client that sent the event, for the Event its read loop
 	// hands to the Handler; nil otherwise. hold is a client that the
 	// event took past its high-water mark, whose queue the sender is to
@@ -62,7 +64,7 @@ func NewEvent(frame []byte) Event { return Event{frame: frame} }
 // modify any of it. The frames of consecutive events of one slab are
 // then written to a client as one slice of it.
 func (e *Event) SetFrame(frame, slab []byte, hdr *wire.EventHeader) {
-	*e = Event{frame: frame, slab: unsafe.SliceData(slab)}
+	*e = Event{frame: frame, slab: unsafe.SliceData(slab), slabCap: cap(slab)}
 	if hdr != nil {
 		e.Header = *hdr
 	}

@@ -134,14 +134,25 @@ const poisonByte = 0xc1
 // the GC owns (a NATS pack's body: Event.SetFrame) share an entry, so that a
 // pack's events cost the writer one slice, not one each; merged counts
 // the frames that joined an entry after its first.
+//
+// A frame keeps the whole of such a slab alive, but counts only its own
+// bytes. So that what a client holds stays within maxpending all the
+// same, a queue that takes less than half of a slab's bytes (a client
+// that listens to few of the pack's events) gets copies of them instead,
+// in pooled buffers, once the next slab starts (endRun).
 type sendQueue struct {
 	frames [][]byte
 	refs   []*frameBuf // refs[i] is the buffer of frames[i]; nil when the GC owns it
 	cost   int         // what the entries cost towards pending (entryCost)
 	merged int
-	// slab is the buffer that the last entry lies in, when it is one
-	// that frames may join (Event.slab); nil otherwise.
-	slab *byte
+	// slab is the slab of the last frame queued, when it is one (nil
+	// otherwise), and slabCap its size; slabBytes are the bytes of its
+	// frames queued, those of the batches the writer has taken included
+	// (follow); the last runLen entries hold those still in the queue.
+	slab      *byte
+	slabCap   int
+	slabBytes int
+	runLen    int
 }
 
 // entryOverhead is what a queue entry costs beside its bytes: its frame
@@ -161,17 +172,27 @@ func entryCost(b []byte, ref *frameBuf) int {
 
 // add appends a frame whose reference, if any, the caller has taken for
 // the queue.
-func (q *sendQueue) add(b []byte, ref *frameBuf, cost int) { q.addIn(b, nil, ref, cost) }
+func (q *sendQueue) add(b []byte, ref *frameBuf, cost int) { q.addIn(b, nil, 0, ref, cost) }
 
-// addIn is add for a frame that lies in slab, a buffer that the GC owns
-// (nil: none): when the last entry lies in slab too and ends where b
-// starts, b joins it.
-func (q *sendQueue) addIn(b []byte, slab *byte, ref *frameBuf, cost int) {
+// addIn is add for a frame that lies in slab, a buffer of slabCap bytes
+// that the GC owns (nil: none): when the last entry lies in slab too and
+// ends where b starts, b joins it.
+func (q *sendQueue) addIn(b []byte, slab *byte, slabCap int, ref *frameBuf, cost int) {
 	q.cost += cost
 	if ref != nil {
 		slab = nil // a pooled buffer: never shared
 	}
-	if n := len(q.frames); n > 0 && slab != nil && slab == q.slab && len(b) > 0 {
+	if slab != q.slab {
+		q.endRun()
+	}
+	if slab == nil {
+		q.frames = append(q.frames, b)
+		q.refs = append(q.refs, ref)
+		return
+	}
+	q.slab, q.slabCap = slab, slabCap
+	q.slabBytes += len(b)
+	if n := len(q.frames); n > 0 && q.runLen > 0 && len(b) > 0 {
 		last := q.frames[n-1]
 		if start := unsafe.SliceData(last); unsafe.Add(unsafe.Pointer(start), len(last)) == unsafe.Pointer(unsafe.SliceData(b)) {
 			// Both lie in slab, one after the other: one slice of it.
@@ -181,8 +202,41 @@ func (q *sendQueue) addIn(b []byte, slab *byte, ref *frameBuf, cost int) {
 		}
 	}
 	q.frames = append(q.frames, b)
-	q.refs = append(q.refs, ref)
-	q.slab = slab
+	q.refs = append(q.refs, nil)
+	q.runLen++
+}
+
+// endRun ends the queue's run of frames of q.slab, as the next frame
+// lies elsewhere: when the queue took less than half of the slab's
+// bytes, the entries of the run still queued become copies in pooled
+// buffers, so that they keep no more than their bytes alive. Their cost
+// stays what it was when they were queued.
+func (q *sendQueue) endRun() {
+	if q.slab != nil && 2*q.slabBytes < q.slabCap {
+		for i := len(q.frames) - q.runLen; i < len(q.frames); i++ {
+			q.frames[i], q.refs[i] = queuedCopy(q.frames[i])
+		}
+	}
+	q.slab, q.slabCap, q.slabBytes, q.runLen = nil, 0, 0, 0
+}
+
+// follow makes an empty queue go on from batch, which the writer has
+// just taken from the connection: frames of batch's last slab that come
+// next count with those of the batch towards the slab's share (endRun),
+// though they never join its entries.
+func (q *sendQueue) follow(batch *sendQueue) {
+	q.slab, q.slabCap, q.slabBytes, q.runLen = batch.slab, batch.slabCap, batch.slabBytes, 0
+}
+
+// queuedCopy copies b into a pooled buffer of which the caller holds the
+// one reference, or, when b is too large to pool, into one the GC owns.
+func queuedCopy(b []byte) ([]byte, *frameBuf) {
+	fb := getFrameBuf(len(b))
+	if fb == nil {
+		return slices.Clone(b), nil
+	}
+	fb.refs.Store(1)
+	return fb.b[:copy(fb.b, b)], fb
 }
 
 // events is how many frames the queue holds.
@@ -198,7 +252,7 @@ func (q *sendQueue) release() {
 	}
 	clear(q.frames)
 	clear(q.refs)
-	q.frames, q.refs, q.cost, q.merged, q.slab = q.frames[:0], q.refs[:0], 0, 0, nil
+	*q = sendQueue{frames: q.frames[:0], refs: q.refs[:0]}
 }
 
 // LiveBuffers reports how many pooled frame buffers are held by read

@@ -87,15 +87,15 @@ func TestQueueSlab(t *testing.T) {
 	other := make([]byte, 40)
 	in := unsafe.SliceData(slab)
 	var q sendQueue
-	q.addIn(slab[0:10], in, nil, 1)
-	q.addIn(slab[10:20], in, nil, 1)                     // joins
-	q.addIn(slab[20:25], in, nil, 1)                     // joins
-	q.addIn(slab[30:35], in, nil, 1)                     // not adjacent
-	q.addIn(other[0:5], unsafe.SliceData(other), nil, 1) // another slab
-	q.addIn(other[5:10], nil, nil, 1)                    // says no slab
-	q.add(slab[35:40], nil, 1)                           // add never joins
+	q.addIn(slab[0:10], in, 40, nil, 1)
+	q.addIn(slab[10:20], in, 40, nil, 1)                     // joins
+	q.addIn(slab[20:25], in, 40, nil, 1)                     // joins
+	q.addIn(slab[30:35], in, 40, nil, 1)                     // not adjacent
+	q.addIn(other[0:5], unsafe.SliceData(other), 40, nil, 1) // another slab
+	q.addIn(other[5:10], nil, 0, nil, 1)                     // says no slab
+	q.add(slab[35:40], nil, 1)                               // add never joins
 	fb := &frameBuf{b: make([]byte, 64)}
-	q.addIn(slab[40:40], in, fb, 1) // a pooled buffer never joins
+	q.addIn(slab[40:40], in, 40, fb, 1) // a pooled buffer never joins
 	if got, want := len(q.frames), 6; got != want {
 		t.Fatalf("%d entries, want %d", got, want)
 	}
@@ -108,14 +108,76 @@ func TestQueueSlab(t *testing.T) {
 	if q.cost != 8 {
 		t.Errorf("the queue costs %d, want 8", q.cost)
 	}
+	if q.refs[2] == nil || unsafe.SliceData(q.frames[2]) == unsafe.SliceData(other) || string(q.frames[2]) != string(other[0:5]) {
+		t.Error("the one frame queued of another slab was not copied out of it")
+	}
 	q.refs[len(q.refs)-1] = nil // not a real reference
 	q.release()
 	if q.events() != 0 || q.slab != nil {
 		t.Errorf("after release: %d frames, slab %p", q.events(), q.slab)
 	}
-	q.addIn(slab[25:30], in, nil, 1) // the released queue's last entry is gone
-	q.addIn(slab[30:35], in, nil, 1)
+	q.addIn(slab[25:30], in, 40, nil, 1) // the released queue's last entry is gone
+	q.addIn(slab[30:35], in, 40, nil, 1)
 	if len(q.frames) != 1 || q.events() != 2 {
 		t.Errorf("after release: %d entries of %d frames, want 1 of 2", len(q.frames), q.events())
 	}
+}
+
+// TestQueueSparseSlab checks that a queue keeps no slab alive for a few
+// of its frames: the entries of a slab of which the queue took less than
+// half become copies once a frame of another slab comes, and keep their
+// bytes; the others stay in their slab. A batch the writer has taken
+// counts towards the slab's share (follow).
+func TestQueueSparseSlab(t *testing.T) {
+	fill := func(b []byte) []byte {
+		for i := range b {
+			b[i] = byte(i * 7)
+		}
+		return b
+	}
+	sparse, dense, next := fill(make([]byte, 1000)), fill(make([]byte, 100)), make([]byte, 100)
+	var q sendQueue
+	q.addIn(sparse[0:10], unsafe.SliceData(sparse), len(sparse), nil, 1)
+	q.addIn(sparse[500:520], unsafe.SliceData(sparse), len(sparse), nil, 1)
+	q.addIn(sparse[520:530], unsafe.SliceData(sparse), len(sparse), nil, 1) // joins: 30 bytes
+	q.addIn(dense[0:60], unsafe.SliceData(dense), len(dense), nil, 1)       // the sparse run ends
+	q.addIn(next[0:10], unsafe.SliceData(next), len(next), nil, 1)          // the dense run ends
+	if len(q.frames) != 4 {
+		t.Fatalf("%d entries, want 4", len(q.frames))
+	}
+	for i, want := range [][]byte{sparse[0:10], sparse[500:530]} {
+		got := q.frames[i]
+		if q.refs[i] == nil || unsafe.SliceData(got) == unsafe.SliceData(want) || string(got) != string(want) {
+			t.Errorf("entry %d: pooled %v, in the slab %v, same bytes %v; want a pooled copy of the same bytes",
+				i, q.refs[i] != nil, unsafe.SliceData(got) == unsafe.SliceData(want), string(got) == string(want))
+		}
+	}
+	if q.refs[2] != nil || unsafe.SliceData(q.frames[2]) != unsafe.SliceData(dense) {
+		t.Error("60 bytes of a slab of 100 were copied out of it")
+	}
+	if q.events() != 5 || q.cost != 5 {
+		t.Errorf("%d frames costing %d, want 5 and 5", q.events(), q.cost)
+	}
+	q.release()
+
+	// 40 bytes of the slab went with a batch; 20 more come after it:
+	// 60 of 100, which stay in the slab.
+	var batch, after sendQueue
+	batch.addIn(dense[0:40], unsafe.SliceData(dense), len(dense), nil, 1)
+	after.follow(&batch)
+	after.addIn(dense[40:60], unsafe.SliceData(dense), len(dense), nil, 1)
+	after.addIn(next[0:10], unsafe.SliceData(next), len(next), nil, 1)
+	if after.refs[0] != nil {
+		t.Error("the rest of a slab whose start went with a batch was copied out of it")
+	}
+	// Without the batch, 20 of 100 are copied.
+	var alone sendQueue
+	alone.addIn(dense[40:60], unsafe.SliceData(dense), len(dense), nil, 1)
+	alone.addIn(next[0:10], unsafe.SliceData(next), len(next), nil, 1)
+	if alone.refs[0] == nil || string(alone.frames[0]) != string(dense[40:60]) {
+		t.Error("20 bytes of a slab of 100 stayed in it")
+	}
+	alone.release()
+	after.release()
+	batch.release()
 }

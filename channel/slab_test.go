@@ -2,6 +2,8 @@ package channel_test
 
 import (
 	"bufio"
+	"encoding/binary"
+	"runtime"
 	"testing"
 	"time"
 
@@ -66,5 +68,75 @@ func TestSlabEvents(t *testing.T) {
 	})
 	if ci := info(); ci.BytesOut < uint64(len(slab)) || ci.Dropped != 0 {
 		t.Errorf("%d bytes out, %d dropped; want at least %d bytes, none dropped", ci.BytesOut, ci.Dropped, len(slab))
+	}
+}
+
+// TestSparseSlabMemory sends a client that reads nothing one event out
+// of each of 400 slabs of 64 KiB (as a client that listens to one event
+// in a few hundred gets from NATS packs): the queue keeps copies of the
+// few bytes it holds, not the slabs, and the client still gets each
+// event intact.
+func TestSparseSlabMemory(t *testing.T) {
+	const slabs, perSlab = 400, 300
+	ch := listen(t, channel.Config{Name: "A", Node: uuid.New(), MaxPending: 64 << 20, Overflow: channel.OverflowDrop})
+	nc, _ := rawHello(t, ch)
+	data := append([]byte{0xc4, 200}, make([]byte, 200)...)
+	// A full slab first, of more than the socket takes, so that what
+	// follows waits in the queue.
+	var full []byte
+	for range 3000 {
+		full = wire.AppendEvent(full, &wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), Channel: "A", Event: "e", Data: data})
+	}
+	send := func(slab []byte, from, to int) {
+		var ev channel.Event
+		ev.SetFrame(slab[from:to:to], slab, nil)
+		ch.SendEvent(&ev, nil)
+	}
+	for at := 0; at < len(full); {
+		end := at + wire.HeaderLen + int(binary.BigEndian.Uint32(full[at:]))
+		send(full, at, end)
+		at = end
+	}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	ids := make([]uuid.UUID, slabs)
+	for i := range ids {
+		var slab []byte
+		from, to := 0, 0
+		for j := range perSlab {
+			m := &wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), Channel: "A", Event: "e", Data: data}
+			if j == perSlab/2 {
+				ids[i], from = m.ID, len(slab)
+			}
+			slab = wire.AppendEvent(slab, m)
+			if j == perSlab/2 {
+				to = len(slab)
+			}
+		}
+		send(slab, from, to)
+	}
+	grew := int64(heap()) - int64(before)
+	if grew > 4<<20 {
+		t.Errorf("the heap grew by %d KiB for %d queued events of %d bytes: the queue keeps their slabs of 64 KiB alive", grew>>10, slabs, 206)
+	}
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	fr := wire.NewFrameReader(bufio.NewReader(nc), 0)
+	for i := 0; i < 3000+slabs; i++ {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		h, err := wire.ParseEvent(f[wire.HeaderLen:])
+		if err != nil || len(h.Data) != len(data) {
+			t.Fatalf("frame %d: %d bytes of data, err %v", i, len(h.Data), err)
+		}
+		if i >= 3000 && uuid.UUID(h.ID) != ids[i-3000] {
+			t.Fatalf("event %d of the slabs: id %v, want %v", i-3000, uuid.UUID(h.ID), ids[i-3000])
+		}
 	}
 }
