@@ -52,6 +52,12 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 			b.ReportMetric(float64(s2.stats(b).NATS.DroppedIn-before), "dropped_in")
 			// How often flow control held the sending server back.
 			b.ReportMetric(float64(s1.stats(b).NATS.FlowHeld), "flow_held")
+			// The most memory each server held at once.
+			for name, pid := range map[string]int{"sender": s1.cmd.Process.Pid, "receiver": s2.cmd.Process.Pid} {
+				if peak, ok := peakRSS(pid); ok {
+					b.ReportMetric(float64(peak)/(1<<20), name+"-peak-MiB")
+				}
+			}
 		}
 	}
 	b.Run("bridge-128B", bridge(""))
@@ -258,4 +264,20 @@ func procCPU(pid int) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(utime+stime) * (time.Second / 100), true
+}
+
+// peakRSS returns the most resident memory process pid has held, in
+// bytes (VmHWM in /proc/<pid>/status).
+func peakRSS(pid int) (int64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
 }

@@ -93,6 +93,11 @@ func startNcserver(t testing.TB, members string) *ncproc {
 	}
 	p.cmd = exec.Command(bin, append(args, conf)...)
 	p.cmd.Stderr = p.log
+	if g := os.Getenv("NCSERVER_GOGC"); g != "" {
+		// The servers' garbage collector alone, for measuring its part
+		// (docs/benchmarks.md); the test's own process keeps its GOGC.
+		p.cmd.Env = append(os.Environ(), "GOGC="+g)
+	}
 	// Should the test binary die, its servers die with it (Linux).
 	p.cmd.SysProcAttr = dieWithParent()
 	if err := p.cmd.Start(); err != nil {
