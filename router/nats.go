@@ -58,8 +58,9 @@ type NATSStats struct {
 }
 
 // natsPending, when set, are the pending limits of the link's
-// subscriptions of events; the tests lower them (SetNATSPendingLimits).
-// Otherwise nats.go's defaults hold: 500,000 messages or 64 MiB each.
+// subscriptions of events, in place of the configuration's
+// (NATSConfig.PendingMsgs, PendingBytes); the tests lower them
+// (SetNATSPendingLimits).
 var natsPending struct{ msgs, bytes int }
 
 // openNats opens the NATS link that cfg asks for, or returns nil when
@@ -79,6 +80,10 @@ func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
 		host, _ := os.Hostname()
 		name = "ncserver " + host
 	}
+	pendingMsgs, pendingBytes := n.PendingMsgs, n.PendingBytes
+	if natsPending.msgs != 0 {
+		pendingMsgs, pendingBytes = natsPending.msgs, natsPending.bytes
+	}
 	link, err := natslink.Open(natslink.Config{
 		URL: n.URL, User: n.User, Password: n.Password, Token: n.Token,
 		NKeyFile: cfg.natsPath(n.NKeyFile), CredsFile: cfg.natsPath(n.CredsFile),
@@ -88,7 +93,7 @@ func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
 		JetStream:   n.JetStream, MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, Durable: n.Durable, CatchUp: catchUp,
 		Heartbeat: cfg.Heartbeat, PeerTimeout: cfg.PeerTimeout, Version: softwareVersion(),
 		Channels: func() []string { return s.Config().ChannelNames() }, Logger: s.log,
-		PendingMsgs: natsPending.msgs, PendingBytes: natsPending.bytes,
+		PendingMsgs: pendingMsgs, PendingBytes: pendingBytes,
 		Held:       s.nats.link.Load() != nil, // released at the swap (prepareNats)
 		DeliverRun: s.fromNatsRun,
 	}, s.fromNats)

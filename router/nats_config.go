@@ -19,6 +19,10 @@ const natsKey = "nats"
 const (
 	defaultNATSPrefix = "netcluster"
 	maxNATSBuffer     = 1 << 30
+	// defaultNATSPendingMsgs is nats.go's default of 500,000 lowered:
+	// one event a message, it held up to about 260 MiB per channel of
+	// a server that delivered slower than NATS brought (benchmarks.md).
+	defaultNATSPendingMsgs = 65536
 )
 
 // NATSConfig is the NATS link's part of the configuration ("nats"). The
@@ -50,6 +54,12 @@ type NATSConfig struct {
 	// connection is down; past it events are dropped and counted. 0
 	// keeps nothing. Default 8 MiB.
 	Buffer int
+	// PendingMsgs and PendingBytes ("pendingmsgs", "pendingbytes")
+	// bound what nats.go keeps of each subscription's messages that the
+	// server has not delivered yet; past either one nats.go drops them
+	// (counted in dropped_in). Flow control keeps senders within half of
+	// them. Default 65,536 messages and 64 MiB.
+	PendingMsgs, PendingBytes int
 	// Pack ("pack") sends the events of channels to NATS in packs: the
 	// events that come while the previous pack is sent go in one message
 	// (natslink.HeaderPack). Several times the throughput, but a plain
@@ -118,6 +128,12 @@ var natsKeys = []key[NATSConfig]{
 	{name: "buffer", typ: tInt, def: 8 << 20, lo: 0, hi: maxNATSBuffer,
 		doc:   "bytes kept for NATS while disconnected; past them events are dropped",
 		field: func(n *NATSConfig) any { return &n.Buffer }},
+	{name: "pendingmsgs", typ: tInt, def: defaultNATSPendingMsgs, lo: 64, hi: 1 << 24,
+		doc:   "messages of a channel from NATS held for delivery at most; past them nats.go drops",
+		field: func(n *NATSConfig) any { return &n.PendingMsgs }},
+	{name: "pendingbytes", typ: tInt, def: 64 << 20, lo: 128 << 10, hi: 1 << 30,
+		doc:   "bytes of a channel's messages from NATS held for delivery at most; past them nats.go drops",
+		field: func(n *NATSConfig) any { return &n.PendingBytes }},
 	{name: "pack", typ: tBool, def: false,
 		doc:   "send the events waiting for NATS together, several to a message: faster, but plain NATS listeners see packs",
 		field: func(n *NATSConfig) any { return &n.Pack }},

@@ -238,15 +238,18 @@ type bridge struct {
 // stuckBridge starts a bridge; extra are more members of the sender's
 // nats object, with pack.
 func stuckBridge(t *testing.T, pack string, extra ...string) *bridge {
+	limits := "" // as the test set them (SetNATSPendingLimits)
 	if m, _ := router.NATSPendingLimits(); m == 0 {
-		router.SetNATSPendingLimits(t, 64, 128<<10)
+		// The receiving server's, as a user sets them: the lowest the
+		// configuration takes.
+		limits = `"pendingmsgs": 64, "pendingbytes": 131072`
 	}
 	ns := startNATS(t, 0)
 	url := ns.ClientURL()
 	b := &bridge{url: url, s1: natsNode(t, url, append([]string{pack}, extra...)...)}
 	// The stopped reader is dropped after stalltimeout, well within
 	// peertimeout (2 s): the sender never leaves it out meanwhile.
-	b.s2 = routertest.NewServer(t, natsMembers(url, "", `"maxframe": 16384, "maxpending": 65536, "stalltimeout": "500ms", `+bridged))
+	b.s2 = routertest.NewServer(t, natsMembers(url, limits, `"maxframe": 16384, "maxpending": 65536, "stalltimeout": "500ms", `+bridged))
 	waitNATS(t, b.s1, b.s2)
 	b.all = routertest.Record(t, b.s2.Dial(t, "A"), ".*")
 	stuck := b.s2.Dial(t, "A", bus.QueueLen(16))
