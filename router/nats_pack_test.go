@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/natslink"
 	"github.com/netcluster/netcluster/router/routertest"
@@ -187,4 +189,74 @@ func plainNATS(t testing.TB, url string) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// TestNATSFewOfEachPack: a client across a packing bridge that listens to
+// one event in 100, and takes nothing until the stream has come, gets
+// each of those events intact and in order. Its queue holds them as
+// copies, not as slices of the packs (channel.TestSparseSlabMemory), so
+// this is the path where a copy gone wrong, or a buffer given back too
+// soon, would show.
+func TestNATSFewOfEachPack(t *testing.T) {
+	const n, every = 30_000, 100
+	ns := startNATS(t, 0)
+	url := ns.ClientURL()
+	s1 := natsNode(t, url, `"pack": true`)
+	s2 := natsNode(t, url)
+	waitNATS(t, s1, s2)
+	var sub counter
+	cl := sub.dial(t, s2, "A", bus.QueueLen(16))
+	probeRec := routertest.Record(t, cl, "probe")
+	gate, open := closedGate(t)
+	var got []int
+	var mu sync.Mutex
+	// A rare event is large, so that what the listener has not taken
+	// fills the socket and waits in the server's queue for the packs
+	// after its own.
+	type rare struct {
+		N   int
+		Pad []byte
+	}
+	if _, err := cl.On("rare", func(m bus.Message) {
+		<-gate
+		var v rare
+		if err := m.Decode(&v); err != nil || len(v.Pad) != 4096 || v.Pad[4095] != byte(v.N) {
+			t.Errorf("event %d: %d bytes of padding, err %v", len(got), len(v.Pad), err)
+		}
+		mu.Lock()
+		got = append(got, v.N)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pub := s1.Dial(t, "A")
+	probe(t, pub, probeRec)
+	common := make([]byte, 128)
+	done := emitting(n, func(i int) error {
+		if i%every == every-1 {
+			pad := make([]byte, 4096)
+			pad[4095] = byte(i / every)
+			return pub.Emit("rare", rare{N: i / every, Pad: pad})
+		}
+		return pub.Emit("common", common)
+	})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "the server to take every event", func() bool { return natsStats(t, s2).EventsIn >= n })
+	open()
+	routertest.WaitFor(t, "every rare event", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == n/every
+	})
+	mu.Lock()
+	checkSeq(t, "the listener of one event in 100", got, n/every)
+	mu.Unlock()
+	if d := sub.disconnects.Load(); d != 0 {
+		t.Errorf("the listener was disconnected %d times", d)
+	}
+	if st := natsStats(t, s1); st.MsgsOut >= n/2 {
+		t.Errorf("%d NATS messages for %d events: the test needs packs", st.MsgsOut, n)
+	}
 }
