@@ -265,8 +265,7 @@ func (c *Conn) finish(level slog.Level, code wire.ErrorCode, reason string, grac
 		return
 	}
 	cost := entryCost(frame, nil)
-	c.queue.add(frame, nil, cost)
-	c.pending += cost
+	c.pending += cost + c.queue.add(frame, nil, cost)
 	c.closeAfter = true
 	c.wakeHeldLocked()
 	c.mu.Unlock()

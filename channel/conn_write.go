@@ -73,9 +73,9 @@ func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
 	if ref != nil {
 		e.taken++ // the reader adds the references up once the Handler returns (frameBuf.settle)
 	}
-	c.queue.addIn(frame, slab, e.slabCap, ref, cost)
+	extra := c.queue.addIn(frame, slab, e.slabCap, ref, cost)
 	before := c.pending
-	c.pending += cost
+	c.pending += cost + extra
 	if lim.block && c.pending > lim.high {
 		// Past the high-water mark: the sender is to wait (flow.go).
 		if before <= lim.high {

@@ -171,24 +171,27 @@ func entryCost(b []byte, ref *frameBuf) int {
 }
 
 // add appends a frame whose reference, if any, the caller has taken for
-// the queue.
-func (q *sendQueue) add(b []byte, ref *frameBuf, cost int) { q.addIn(b, nil, 0, ref, cost) }
+// the queue, and which costs cost. It returns what the queue's cost grew
+// by beside cost, which the caller adds to its pending bytes too: what
+// copies of an earlier slab's frames cost more than the frames (endRun).
+func (q *sendQueue) add(b []byte, ref *frameBuf, cost int) int { return q.addIn(b, nil, 0, ref, cost) }
 
 // addIn is add for a frame that lies in slab, a buffer of slabCap bytes
 // that the GC owns (nil: none): when the last entry lies in slab too and
 // ends where b starts, b joins it.
-func (q *sendQueue) addIn(b []byte, slab *byte, slabCap int, ref *frameBuf, cost int) {
+func (q *sendQueue) addIn(b []byte, slab *byte, slabCap int, ref *frameBuf, cost int) (extra int) {
 	q.cost += cost
 	if ref != nil {
 		slab = nil // a pooled buffer: never shared
 	}
 	if slab != q.slab {
-		q.endRun()
+		extra = q.endRun()
+		q.cost += extra
 	}
 	if slab == nil {
 		q.frames = append(q.frames, b)
 		q.refs = append(q.refs, ref)
-		return
+		return extra
 	}
 	q.slab, q.slabCap = slab, slabCap
 	q.slabBytes += len(b)
@@ -198,26 +201,32 @@ func (q *sendQueue) addIn(b []byte, slab *byte, slabCap int, ref *frameBuf, cost
 			// Both lie in slab, one after the other: one slice of it.
 			q.frames[n-1] = unsafe.Slice(start, len(last)+len(b))
 			q.merged++
-			return
+			return extra
 		}
 	}
 	q.frames = append(q.frames, b)
 	q.refs = append(q.refs, nil)
 	q.runLen++
+	return extra
 }
 
 // endRun ends the queue's run of frames of q.slab, as the next frame
 // lies elsewhere: when the queue took less than half of the slab's
 // bytes, the entries of the run still queued become copies in pooled
-// buffers, so that they keep no more than their bytes alive. Their cost
-// stays what it was when they were queued.
-func (q *sendQueue) endRun() {
+// buffers, so that they keep no more than their bytes alive. It returns
+// what the copies cost more than the entries' bytes did (entryCost):
+// what a pooled buffer adds, or, for an entry that frames joined, that
+// less the slots of the frames that joined it.
+func (q *sendQueue) endRun() (extra int) {
 	if q.slab != nil && 2*q.slabBytes < q.slabCap {
 		for i := len(q.frames) - q.runLen; i < len(q.frames); i++ {
-			q.frames[i], q.refs[i] = queuedCopy(q.frames[i])
+			old := q.frames[i]
+			q.frames[i], q.refs[i] = queuedCopy(old)
+			extra += entryCost(q.frames[i], q.refs[i]) - (len(old) + entryOverhead)
 		}
 	}
 	q.slab, q.slabCap, q.slabBytes, q.runLen = nil, 0, 0, 0
+	return extra
 }
 
 // follow makes an empty queue go on from batch, which the writer has

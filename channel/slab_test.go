@@ -139,4 +139,13 @@ func TestSparseSlabMemory(t *testing.T) {
 			t.Fatalf("event %d of the slabs: id %v, want %v", i-3000, uuid.UUID(h.ID), ids[i-3000])
 		}
 	}
+	// What the copies added to the queue's cost left it with them.
+	routertest.WaitFor(t, "every frame counted and nothing pending", func() bool {
+		for _, ci := range ch.ClientInfos() {
+			if ci.Name == "raw" {
+				return ci.FramesOut == 3000+slabs+1 && ci.Pending == 0
+			}
+		}
+		return false
+	})
 }
