@@ -20,8 +20,8 @@ const (
 	defaultNATSPrefix = "netcluster"
 	maxNATSBuffer     = 1 << 30
 	// defaultNATSPendingMsgs is nats.go's default of 500,000 lowered:
-	// one event a message, it held up to about 260 MiB per channel of
-	// a server that delivered slower than NATS brought (benchmarks.md).
+	// one event a message, that let a server that delivered slower than
+	// NATS brought hold up to about 260 MiB per channel (benchmarks.md).
 	defaultNATSPendingMsgs = 65536
 )
 
