@@ -139,7 +139,10 @@ const poisonByte = 0xc1
 // bytes. So that what a client holds stays within maxpending all the
 // same, a queue that takes less than half of a slab's bytes (a client
 // that listens to few of the pack's events) gets copies of them instead,
-// in pooled buffers, once the next slab starts (endRun).
+// in pooled buffers, once the next slab starts (endRun). The queue's
+// own note of the last slab keeps that one alive until another frame
+// comes: one slab a connection at most, and one the channel's ring
+// holds for retainage anyway.
 type sendQueue struct {
 	frames [][]byte
 	refs   []*frameBuf // refs[i] is the buffer of frames[i]; nil when the GC owns it
