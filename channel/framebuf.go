@@ -136,26 +136,66 @@ const poisonByte = 0xc1
 // the frames that joined an entry after its first.
 //
 // A frame keeps the whole of such a slab alive, but counts only its own
-// bytes. So that what a client holds stays within maxpending all the
-// same, a queue that takes less than half of a slab's bytes (a client
-// that listens to few of the pack's events) gets copies of them instead,
-// in pooled buffers, once the next slab starts (endRun). The queue's
-// own note of the last slab keeps that one alive until another frame
-// comes: one slab a connection at most, and one the channel's ring
-// holds for retainage anyway.
+// bytes; run follows the queue's frames of the last slab (slabRun).
 type sendQueue struct {
 	frames [][]byte
 	refs   []*frameBuf // refs[i] is the buffer of frames[i]; nil when the GC owns it
 	cost   int         // what the entries cost towards pending (entryCost)
 	merged int
-	// slab is the slab of the last frame queued, when it is one (nil
-	// otherwise), and slabCap its size; slabBytes are the bytes of its
-	// frames queued, those of the batches the writer has taken included
-	// (follow); the last runLen entries hold those still in the queue.
-	slab      *byte
-	slabCap   int
-	slabBytes int
-	runLen    int
+	run    slabRun
+}
+
+// slabRun follows the frames of one slab (Event.SetFrame) that a list
+// of entries takes: a client's queue, or a channel's ring. Each keeps
+// the whole slab alive and counts only its own bytes, so when a frame of
+// another slab comes and the list took less than half of the last one's
+// bytes (a client that listens to few of a pack's events; a ring that
+// got only some of them, the rest having come by multicast first), the
+// entries of the last slab still in the list are copied out of it, into
+// pooled buffers: what the list holds then stays within what it counts.
+//
+// The note of the slab keeps that one alive until another slab's frame
+// comes: one slab a list at most, and one the channel's ring holds for
+// retainage anyway.
+type slabRun struct {
+	slab  *byte // nil: no run
+	cap   int
+	bytes int  // of the slab's frames the list took, those it has let go of included
+	span  int  // the last span entries of the list came since the run began
+	last  bool // the list's last entry lies in the slab
+}
+
+// next notes that the list takes a frame of n bytes that lies in slab,
+// of slabCap bytes (nil: none), as an entry of its own (joined: as part
+// of its last one), and reports whether its last span entries, before
+// this one, are to be copied out of the run's slab, which the frame
+// ends (contains tells which of them lie in it).
+func (r *slabRun) next(slab *byte, slabCap, n int, joined bool) (ended slabRun, sparse bool) {
+	if slab != nil && slab != r.slab {
+		ended, sparse = *r, r.slab != nil && 2*r.bytes < r.cap
+		*r = slabRun{slab: slab, cap: slabCap}
+	}
+	if slab != nil {
+		r.bytes += n
+	}
+	if !joined && r.slab != nil {
+		r.span++
+	}
+	r.last = slab != nil
+	return ended, sparse
+}
+
+// joins reports whether a frame that starts at b, in slab, continues the
+// list's last entry, last.
+func (r *slabRun) joins(slab *byte, last, b []byte) bool {
+	return slab != nil && slab == r.slab && r.last && len(b) > 0 && len(last) > 0 &&
+		unsafe.Add(unsafe.Pointer(unsafe.SliceData(last)), len(last)) == unsafe.Pointer(unsafe.SliceData(b))
+}
+
+// contains reports whether b lies in the run's slab.
+func (r *slabRun) contains(b []byte) bool {
+	p, start := uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(unsafe.Pointer(r.slab))
+	return len(b) > 0 && p >= start && p < start+uintptr(r.cap)
 }
 
 // entryOverhead is what a queue entry costs beside its bytes: its frame
@@ -176,7 +216,8 @@ func entryCost(b []byte, ref *frameBuf) int {
 // add appends a frame whose reference, if any, the caller has taken for
 // the queue, and which costs cost. It returns what the queue's cost grew
 // by beside cost, which the caller adds to its pending bytes too: what
-// copies of an earlier slab's frames cost more than the frames (endRun).
+// copies of an earlier slab's frames cost more than the frames did
+// (slabRun).
 func (q *sendQueue) add(b []byte, ref *frameBuf, cost int) int { return q.addIn(b, nil, 0, ref, cost) }
 
 // addIn is add for a frame that lies in slab, a buffer of slabCap bytes
@@ -187,57 +228,35 @@ func (q *sendQueue) addIn(b []byte, slab *byte, slabCap int, ref *frameBuf, cost
 	if ref != nil {
 		slab = nil // a pooled buffer: never shared
 	}
-	if slab != q.slab {
-		extra = q.endRun()
+	n := len(q.frames)
+	joined := n > 0 && q.run.joins(slab, q.frames[n-1], b)
+	if ended, sparse := q.run.next(slab, slabCap, len(b), joined); sparse {
+		for i := max(0, n-ended.span); i < n; i++ {
+			if q.refs[i] == nil && ended.contains(q.frames[i]) {
+				old := q.frames[i]
+				q.frames[i], q.refs[i] = queuedCopy(old)
+				extra += entryCost(q.frames[i], q.refs[i]) - (len(old) + entryOverhead)
+			}
+		}
 		q.cost += extra
 	}
-	if slab == nil {
-		q.frames = append(q.frames, b)
-		q.refs = append(q.refs, ref)
+	if joined {
+		// Both lie in slab, one after the other: one slice of it.
+		q.frames[n-1] = unsafe.Slice(unsafe.SliceData(q.frames[n-1]), len(q.frames[n-1])+len(b))
+		q.merged++
 		return extra
 	}
-	q.slab, q.slabCap = slab, slabCap
-	q.slabBytes += len(b)
-	if n := len(q.frames); n > 0 && q.runLen > 0 && len(b) > 0 {
-		last := q.frames[n-1]
-		if start := unsafe.SliceData(last); unsafe.Add(unsafe.Pointer(start), len(last)) == unsafe.Pointer(unsafe.SliceData(b)) {
-			// Both lie in slab, one after the other: one slice of it.
-			q.frames[n-1] = unsafe.Slice(start, len(last)+len(b))
-			q.merged++
-			return extra
-		}
-	}
 	q.frames = append(q.frames, b)
-	q.refs = append(q.refs, nil)
-	q.runLen++
-	return extra
-}
-
-// endRun ends the queue's run of frames of q.slab, as the next frame
-// lies elsewhere: when the queue took less than half of the slab's
-// bytes, the entries of the run still queued become copies in pooled
-// buffers, so that they keep no more than their bytes alive. It returns
-// what the copies cost more than the entries' bytes did (entryCost):
-// what a pooled buffer adds, or, for an entry that frames joined, that
-// less the slots of the frames that joined it.
-func (q *sendQueue) endRun() (extra int) {
-	if q.slab != nil && 2*q.slabBytes < q.slabCap {
-		for i := len(q.frames) - q.runLen; i < len(q.frames); i++ {
-			old := q.frames[i]
-			q.frames[i], q.refs[i] = queuedCopy(old)
-			extra += entryCost(q.frames[i], q.refs[i]) - (len(old) + entryOverhead)
-		}
-	}
-	q.slab, q.slabCap, q.slabBytes, q.runLen = nil, 0, 0, 0
+	q.refs = append(q.refs, ref)
 	return extra
 }
 
 // follow makes an empty queue go on from batch, which the writer has
 // just taken from the connection: frames of batch's last slab that come
-// next count with those of the batch towards the slab's share (endRun),
-// though they never join its entries.
+// next count with those of the batch towards the slab's share, though
+// they never join its entries.
 func (q *sendQueue) follow(batch *sendQueue) {
-	q.slab, q.slabCap, q.slabBytes, q.runLen = batch.slab, batch.slabCap, batch.slabBytes, 0
+	q.run = slabRun{slab: batch.run.slab, cap: batch.run.cap, bytes: batch.run.bytes}
 }
 
 // queuedCopy copies b into a pooled buffer of which the caller holds the

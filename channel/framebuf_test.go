@@ -105,17 +105,16 @@ func TestQueueSlab(t *testing.T) {
 	if got := q.events(); got != 8 {
 		t.Errorf("the queue counts %d frames, want 8", got)
 	}
-	// The copy of other[0:5] costs its pooled buffer instead of 5 bytes.
-	if want := 8 + entryCost(q.frames[2], q.refs[2]) - (5 + entryOverhead); q.cost != want {
-		t.Errorf("the queue costs %d, want %d", q.cost, want)
+	if q.cost != 8 {
+		t.Errorf("the queue costs %d, want 8", q.cost)
 	}
-	if q.refs[2] == nil || unsafe.SliceData(q.frames[2]) == unsafe.SliceData(other) || string(q.frames[2]) != string(other[0:5]) {
-		t.Error("the one frame queued of another slab was not copied out of it")
+	if q.refs[1] != nil || q.refs[2] != nil {
+		t.Error("a frame was copied out of its slab though no run was sparse") // slab's was 30 of 40 bytes; other's has not ended
 	}
 	q.refs[len(q.refs)-1] = nil // not a real reference
 	q.release()
-	if q.events() != 0 || q.slab != nil {
-		t.Errorf("after release: %d frames, slab %p", q.events(), q.slab)
+	if q.events() != 0 || q.run.slab != nil {
+		t.Errorf("after release: %d frames, slab %p", q.events(), q.run.slab)
 	}
 	q.addIn(slab[25:30], in, 40, nil, 1) // the released queue's last entry is gone
 	q.addIn(slab[30:35], in, 40, nil, 1)
@@ -185,4 +184,26 @@ func TestQueueSparseSlab(t *testing.T) {
 	alone.release()
 	after.release()
 	batch.release()
+
+	// Frames of no slab (a local client's) in between end no run: the
+	// run's share counts across them, and only its own entries are
+	// copied.
+	var mixed sendQueue
+	local := []byte("local")
+	mixed.addIn(sparse[0:10], unsafe.SliceData(sparse), len(sparse), nil, 1)
+	mixed.add(local, nil, 1)
+	mixed.addIn(sparse[10:20], unsafe.SliceData(sparse), len(sparse), nil, 1) // after local: an entry of its own
+	mixed.addIn(dense[0:30], unsafe.SliceData(dense), len(dense), nil, 1)     // sparse's run ends
+	mixed.add(local, nil, 1)
+	mixed.addIn(dense[30:60], unsafe.SliceData(dense), len(dense), nil, 1)
+	mixed.addIn(next[0:10], unsafe.SliceData(next), len(next), nil, 1) // dense's run ends: 60 of 100
+	for i, want := range []bool{true, false, true, false, false, false, false} {
+		if copied := mixed.refs[i] != nil; copied != want {
+			t.Errorf("mixed entry %d: copied %v, want %v", i, copied, want)
+		}
+	}
+	if string(mixed.frames[0]) != string(sparse[0:10]) || string(mixed.frames[2]) != string(sparse[10:20]) || string(mixed.frames[1]) != "local" {
+		t.Error("the mixed queue's entries changed")
+	}
+	mixed.release()
 }

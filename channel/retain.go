@@ -54,9 +54,10 @@ type ring struct {
 	last    time.Duration // the at of the newest entry
 	entries []retained    // entries[head:] are held
 	head    int
-	size    int    // the cost of the held entries, frames and retainedCost
-	next    uint64 // the seq of the next event
-	evicted uint64 // events evicted since the channel opened
+	run     slabRun // of the entries that lie in a NATS pack's body
+	size    int     // the cost of the held entries, frames and retainedCost
+	next    uint64  // the seq of the next event
+	evicted uint64  // events evicted since the channel opened
 	// tomb holds the ids of the last evicted events, a circle of
 	// tombN entries whose oldest is at tombAt-tombN (mod maxTomb):
 	// their seqs are first-tombN to first-1.
@@ -133,6 +134,13 @@ func (ch *Channel) retain(e *Event) bool {
 		now = max(now, time.Duration(monoNow()))
 	}
 	r.last = now
+	slab := e.slab
+	if e.ref != nil {
+		slab = nil
+	}
+	if ended, sparse := r.run.next(slab, e.slabCap, len(e.frame), false); sparse {
+		r.unpin(&ended)
+	}
 	cost := entryCost(e.frame, e.ref) + retainedCost
 	r.entries = append(r.entries, retained{seq: r.next, at: now, id: e.Header.ID, sender: e.Header.Sender,
 		frame: e.frame, ref: e.ref, cost: cost})
@@ -140,6 +148,23 @@ func (ch *Channel) retain(e *Event) bool {
 	r.size += cost
 	r.trim(now)
 	return true
+}
+
+// unpin copies the entries of run's slab that the ring still holds out
+// of it, run having taken less than half of the slab (slabRun); r.mu is
+// held.
+func (r *ring) unpin(run *slabRun) {
+	for i := max(r.head, len(r.entries)-run.span); i < len(r.entries); i++ {
+		en := &r.entries[i]
+		if en.ref != nil || !run.contains(en.frame) {
+			continue
+		}
+		old := en.frame
+		en.frame, en.ref = queuedCopy(old)
+		extra := entryCost(en.frame, en.ref) - (len(old) + entryOverhead)
+		en.cost += extra
+		r.size += extra
+	}
 }
 
 // now is the ring's clock: monoNow, and never before its newest entry.
@@ -169,8 +194,11 @@ func (r *ring) trim(now time.Duration) {
 		clear(r.entries[n:])
 		r.entries, r.head = r.entries[:n], 0
 	}
-	if r.head == len(r.entries) && cap(r.entries) > 1024 {
-		r.entries, r.head = nil, 0 // an idle channel gives its memory back
+	if r.head == len(r.entries) {
+		r.run = slabRun{} // nor a slab
+		if cap(r.entries) > 1024 {
+			r.entries, r.head = nil, 0 // an idle channel gives its memory back
+		}
 	}
 }
 

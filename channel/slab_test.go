@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router/routertest"
@@ -148,4 +149,49 @@ func TestSparseSlabMemory(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestSparseSlabRing retains one event out of each of 400 slabs of
+// 64 KiB (as a ring gets from NATS packs whose other events came by
+// multicast first): the ring keeps copies of them, not the slabs, and a
+// client that asks for history gets each intact and in order.
+func TestSparseSlabRing(t *testing.T) {
+	const slabs, perSlab = 400, 300
+	ch := listen(t, retaining(64<<20))
+	pad := append([]byte{0xc4, 200}, make([]byte, 200)...)
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	for i := range slabs {
+		var slab []byte
+		from, to := 0, 0
+		for j := range perSlab {
+			m := &wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), Channel: "A", Event: "pad", Data: pad}
+			if j == perSlab/2 {
+				m.Event, m.Data, from = "n", []byte{0xcd, byte(i >> 8), byte(i)}, len(slab)
+			}
+			slab = wire.AppendEvent(slab, m)
+			if j == perSlab/2 {
+				to = len(slab)
+			}
+		}
+		var ev channel.Event
+		ev.SetFrame(slab[from:to:to], slab, nil)
+		ch.SendEvent(&ev, nil)
+	}
+	if got := ch.Stats().Retained; got != slabs {
+		t.Fatalf("%d events retained, want %d", got, slabs)
+	}
+	if grew := int64(heap()) - int64(before); grew > 4<<20 {
+		t.Errorf("the heap grew by %d KiB for %d retained events: the ring keeps their slabs of 64 KiB alive", grew>>10, slabs)
+	}
+	var history ints
+	c := dialWith(t, ch, "history", bus.Since(time.Minute))
+	history.listen(t, c)
+	routertest.WaitFor(t, "the retained events", func() bool { return history.count() == slabs })
+	checkExactly(t, history.values(), slabs)
 }
