@@ -113,10 +113,11 @@ func TestMemoryLimitHolds(t *testing.T) {
 	t.Logf("%d events of %d bytes sent; the runtime held at most %d MiB, memorylimit %d MiB, maxpending %d MiB",
 		sent, len(msg), peak>>20, limit>>20, maxPending>>20)
 	// The Go memory limit is soft: the runtime may pass it by a little
-	// between two collections (once by 10 KiB in a full-length run).
-	// 1 % allows that and no more; without memorylimit the runtime
-	// holds 55 to 57 MiB here.
-	if peak > limit+limit/100 {
-		t.Errorf("the runtime held %d bytes, over memorylimit %d by more than 1 %%", peak, limit)
+	// between two collections (by 10 KiB in a full-length run, by 1.9 %
+	// once with other test suites keeping both cores busy). 4 % allows
+	// that; without memorylimit the runtime holds 55 to 57 MiB here,
+	// 15 % and more over it.
+	if peak > limit+limit/25 {
+		t.Errorf("the runtime held %d bytes, over memorylimit %d by more than 4 %%", peak, limit)
 	}
 }
