@@ -88,40 +88,18 @@ func TestSparseSlabMemory(t *testing.T) {
 	for range 3000 {
 		full = wire.AppendEvent(full, &wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), Channel: "A", Event: "e", Data: data})
 	}
-	send := func(slab []byte, from, to int) {
-		var ev channel.Event
-		ev.SetFrame(slab[from:to:to], slab, nil)
-		ch.SendEvent(&ev, nil)
-	}
 	for at := 0; at < len(full); {
 		end := at + wire.HeaderLen + int(binary.BigEndian.Uint32(full[at:]))
-		send(full, at, end)
+		sendSlabFrame(ch, full, at, end)
 		at = end
 	}
-	heap := func() uint64 {
-		var ms runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
+	before := heapAfterGC()
 	ids := make([]uuid.UUID, slabs)
 	for i := range ids {
-		var slab []byte
-		from, to := 0, 0
-		for j := range perSlab {
-			m := &wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), Channel: "A", Event: "e", Data: data}
-			if j == perSlab/2 {
-				ids[i], from = m.ID, len(slab)
-			}
-			slab = wire.AppendEvent(slab, m)
-			if j == perSlab/2 {
-				to = len(slab)
-			}
-		}
-		send(slab, from, to)
+		slab, from, to := sparseSlab(perSlab, func(m *wire.Message) { m.Data = data }, func(m *wire.Message) { m.Data, ids[i] = data, m.ID })
+		sendSlabFrame(ch, slab, from, to)
 	}
-	grew := int64(heap()) - int64(before)
+	grew := int64(heapAfterGC()) - int64(before)
 	if grew > 4<<20 {
 		t.Errorf("the heap grew by %d KiB for %d queued events of %d bytes: the queue keeps their slabs of 64 KiB alive", grew>>10, slabs, 206)
 	}
@@ -159,34 +137,16 @@ func TestSparseSlabRing(t *testing.T) {
 	const slabs, perSlab = 400, 300
 	ch := listen(t, retaining(64<<20))
 	pad := append([]byte{0xc4, 200}, make([]byte, 200)...)
-	heap := func() uint64 {
-		var ms runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
+	before := heapAfterGC()
 	for i := range slabs {
-		var slab []byte
-		from, to := 0, 0
-		for j := range perSlab {
-			m := &wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), Channel: "A", Event: "pad", Data: pad}
-			if j == perSlab/2 {
-				m.Event, m.Data, from = "n", []byte{0xcd, byte(i >> 8), byte(i)}, len(slab)
-			}
-			slab = wire.AppendEvent(slab, m)
-			if j == perSlab/2 {
-				to = len(slab)
-			}
-		}
-		var ev channel.Event
-		ev.SetFrame(slab[from:to:to], slab, nil)
-		ch.SendEvent(&ev, nil)
+		slab, from, to := sparseSlab(perSlab, func(m *wire.Message) { m.Event, m.Data = "pad", pad },
+			func(m *wire.Message) { m.Event, m.Data = "n", []byte{0xcd, byte(i >> 8), byte(i)} })
+		sendSlabFrame(ch, slab, from, to)
 	}
 	if got := ch.Stats().Retained; got != slabs {
 		t.Fatalf("%d events retained, want %d", got, slabs)
 	}
-	if grew := int64(heap()) - int64(before); grew > 4<<20 {
+	if grew := int64(heapAfterGC()) - int64(before); grew > 4<<20 {
 		t.Errorf("the heap grew by %d KiB for %d retained events: the ring keeps their slabs of 64 KiB alive", grew>>10, slabs)
 	}
 	var history ints
@@ -194,4 +154,40 @@ func TestSparseSlabRing(t *testing.T) {
 	history.listen(t, c)
 	routertest.WaitFor(t, "the retained events", func() bool { return history.count() == slabs })
 	checkExactly(t, history.values(), slabs)
+}
+
+// sparseSlab makes a slab of n events of channel A, one after the other
+// as in a NATS pack: other sets each one's name and data, but for the
+// middle one, which middle sets. It returns where that one's frame lies.
+func sparseSlab(n int, other, middle func(*wire.Message)) (slab []byte, from, to int) {
+	for j := range n {
+		m := &wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), Channel: "A", Event: "e"}
+		if j == n/2 {
+			middle(m)
+			from = len(slab)
+		} else {
+			other(m)
+		}
+		slab = wire.AppendEvent(slab, m)
+		if j == n/2 {
+			to = len(slab)
+		}
+	}
+	return slab, from, to
+}
+
+// sendSlabFrame sends the event whose frame is slab[from:to] to ch's
+// clients, as one that lies in slab.
+func sendSlabFrame(ch *channel.Channel, slab []byte, from, to int) {
+	var ev channel.Event
+	ev.SetFrame(slab[from:to:to], slab, nil)
+	ch.SendEvent(&ev, nil)
+}
+
+// heapAfterGC is what the heap holds once collected.
+func heapAfterGC() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
