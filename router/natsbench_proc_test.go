@@ -37,6 +37,11 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 	mcasttest.Need(b)
 	url, natsPID := startNATSProc(b)
 	bridge := func(extra string) func(*testing.B) {
+		if n := os.Getenv("NCBENCH_NATS_PENDINGMSGS"); n != "" {
+			// Both servers' nats.pendingmsgs, for measuring what it
+			// costs and saves (docs/benchmarks.md).
+			extra = strings.TrimPrefix(extra+`, "pendingmsgs": `+n, ", ")
+		}
 		return func(b *testing.B) {
 			s1 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
 			s2 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
