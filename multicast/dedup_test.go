@@ -3,6 +3,7 @@ package multicast
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -58,6 +59,89 @@ func TestRecentAgainstModel(t *testing.T) {
 	}
 }
 
+// TestRecentWindow: with a window, every id is remembered for at least
+// the window, the generations growing to the rate of new ids and no
+// further than needed; a burst past the bound is remembered for the
+// bound's ids, and what it forgets early is counted; without the window
+// again, the generations shrink back.
+func TestRecentWindow(t *testing.T) {
+	const least, most, window = 4, 256, 100 * time.Millisecond
+	var clock time.Duration
+	r := NewRecent(least)
+	r.now = func() time.Duration { return clock }
+	r.SetWindow(window, most)
+	var ids []uuid.UUID
+	var at []time.Duration
+	add := func() {
+		id := uuid.New()
+		if !r.Add(id) {
+			t.Fatalf("a new id at %v was taken as remembered", clock)
+		}
+		ids, at = append(ids, id), append(at, clock)
+	}
+	// checkWindow checks that every id of the last window is remembered
+	// and Add drops it, and that ids older than two windows are not.
+	checkWindow := func(phase string) {
+		t.Helper()
+		for i := len(ids) - 1; i >= 0; i-- {
+			age := clock - at[i]
+			if age > 2*window+window/2 {
+				if r.Has(ids[i]) && age > 4*window {
+					t.Fatalf("%s: id %d of age %v is still remembered", phase, i, age)
+				}
+				continue
+			}
+			if age <= window && (!r.Has(ids[i]) || r.Add(ids[i])) {
+				t.Fatalf("%s: id %d of age %v (window %v) is forgotten", phase, i, age, window)
+			}
+		}
+	}
+	// A steady 20 ids a window: the generations grow to hold about a
+	// window's ids, far from the bound, and nothing is cut.
+	for step := range 2000 {
+		add()
+		clock += window / 20
+		if step%97 == 0 {
+			checkWindow("steady")
+		}
+	}
+	if c := max(cap(r.gens[0].ids), cap(r.gens[1].ids)); c < 20 || c > 64 {
+		t.Errorf("steady: generations of %d ids for 20 ids a window; want 20 to 64", c)
+	}
+	if r.Cut() != 0 {
+		t.Errorf("steady: %d ids cut, want 0", r.Cut())
+	}
+	// A burst: 2000 ids at once. The generations stop at the bound: the
+	// last most ids are remembered, and the early forgetting is counted.
+	ids, at = ids[:0], at[:0]
+	for range 2000 {
+		add()
+	}
+	if c := max(cap(r.gens[0].ids), cap(r.gens[1].ids)); c != most {
+		t.Errorf("burst: generations of %d ids, want the bound, %d", c, most)
+	}
+	for i, id := range ids[len(ids)-most:] {
+		if !r.Has(id) {
+			t.Fatalf("burst: id %d of the last %d is forgotten", i, most)
+		}
+	}
+	if r.Cut() == 0 || r.Cut() > uint64(len(ids)) {
+		t.Errorf("burst: %d ids counted as cut, want 1 to %d", r.Cut(), len(ids))
+	}
+	// No window: the generations go back to about n ids.
+	r.SetWindow(0, 0)
+	for range 4 * most {
+		add()
+		clock += window / 20
+	}
+	if c := max(cap(r.gens[0].ids), cap(r.gens[1].ids)); c > 2*least {
+		t.Errorf("no window: generations of %d ids, want at most %d", c, 2*least)
+	}
+	if l := r.len(); l < least || l > 2*least {
+		t.Errorf("no window: %d ids remembered, want %d to %d", l, least, 2*least)
+	}
+}
+
 // BenchmarkRecentAdd adds fresh ids to a full Recent of the size a
 // server keeps for events from the network, as each such event does.
 func BenchmarkRecentAdd(b *testing.B) {
@@ -72,5 +156,24 @@ func BenchmarkRecentAdd(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		r.Add(ids[i&(len(ids)-1)])
+	}
+}
+
+// BenchmarkRecentAddWindow adds fresh ids to a Recent with a window that
+// its rate fills at the bound a server with both links uses: generations
+// of 524,288 ids, where each probe misses the cache.
+func BenchmarkRecentAddWindow(b *testing.B) {
+	r := NewRecent(4096)
+	r.SetWindow(time.Hour, 1<<19)
+	ids := make([]uuid.UUID, 1<<21)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	for _, id := range ids[:1<<20] {
+		r.Add(id)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		r.Add(ids[(i+1<<20)&(len(ids)-1)])
 	}
 }
