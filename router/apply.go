@@ -263,6 +263,7 @@ func (t *transaction) commit(applied func(ReloadReport)) {
 	t.commitNet()
 	s.applyMemoryLimit(t.old, cfg)
 	t.commitNats()
+	s.setDedupWindow(cfg)
 	if t.plan.metrics != linkSame {
 		prev := s.metrics
 		s.metrics = t.newMetrics

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/channel"
@@ -80,6 +81,11 @@ type NetStats struct {
 	// for its bound (Link.QueueFull counts those). Datagrams the system then refuses
 	// to send are counted in Link.SendErrors.
 	SendFailed uint64 `stats:"send_failed" metric:"netcluster_net_dropped_total" label:"reason=send_failed"`
+	// DedupCut counts ids of events from the network that the dedup
+	// forgot before dedupWindow had passed, because it remembered
+	// dedupMost ids already: with both links on, a copy of one of them
+	// that the slower link brings after that is delivered again.
+	DedupCut uint64 `stats:"dedup_cut" metric:"netcluster_net_dedup_cut_total" help:"Ids of events from the network forgotten by the dedup before its window had passed (both links on): a later copy of one of them is delivered again."`
 	// Link are the link's own counters: datagrams, drops by reason,
 	// duplicates, reassembly memory.
 	Link multicast.Stats
@@ -89,6 +95,28 @@ type NetStats struct {
 // remembers at least, across links (multicast.Recent: up to twice as
 // many).
 const recentNet = 4096
+
+// With both links on, an event comes twice, and its second copy may
+// come long after the first: as late as NATS lags behind multicast,
+// which flow control bounds to half the receiver's pending limits per
+// sender (hundreds of thousands of small events in packs). So the dedup
+// then remembers each id for at least dedupWindow, growing up to
+// dedupMost ids per generation (32 MiB at most) to do so, and counts
+// what it forgets earlier (NetStats.DedupCut).
+const (
+	dedupWindow = 10 * time.Second
+	dedupMost   = 1 << 19
+)
+
+// setDedupWindow sizes the dedup for cfg: remembering ids for
+// dedupWindow when both links are on, else recentNet ids.
+func (s *Server) setDedupWindow(cfg *Config) {
+	if cfg.ConnectToNet && cfg.NATS.On() {
+		s.net.recent.SetWindow(dedupWindow, dedupMost)
+	} else {
+		s.net.recent.SetWindow(0, 0)
+	}
+}
 
 // openNet opens a multicast link of the server's node for cfg, sealing
 // with secret when it is not nil, or returns nil when cfg does not
@@ -355,6 +383,7 @@ func (s *Server) NetStats() NetStats {
 		Refused:    s.net.refused.Load(),
 		Malformed:  s.net.malformed.Load(),
 		SendFailed: s.net.sendFailed.Load(),
+		DedupCut:   s.net.recent.Cut(),
 	}
 	if link != nil {
 		st.Link = link.Stats()
