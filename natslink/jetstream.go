@@ -125,7 +125,7 @@ func (l *Link) jsApply() {
 		// A message the closed link did not deliver is given back
 		// (Nak), so that the next consumer of the durable gets it
 		// first, without waiting out AckWait.
-		handle, one := l.handler(false, false), new(sync.Mutex)
+		handle, one := l.handler(false, nil), new(sync.Mutex)
 		l.js.cc, err = cons.Consume(func(m jetstream.Msg) {
 			one.Lock()
 			ok := handle(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/bits"
 	"math/rand/v2"
 	"os"
@@ -91,11 +92,13 @@ type Config struct {
 	// slowest server that reports taking its events (flow.go). Whether
 	// or not it is set, the link reports what it takes to the senders.
 	FlowControl bool
-	// Held opens the link with its sending held: Publish and
-	// PublishFrame wait until Release or Close. A server that replaces
-	// its link opens the new one held, and releases it once the old one
-	// has sent all it took, so that no event overtakes an earlier one
-	// across the swap.
+	// Held opens the link with its sending and its deliveries held:
+	// Publish and PublishFrame wait until Release or Close, and what
+	// its subscriptions take waits in nats.go's pending buffers. A
+	// server that replaces its link opens the new one held, and
+	// releases it once the old one has sent all it took and delivered
+	// all its subscriptions took (CloseInto), so that no event overtakes
+	// an earlier one across the swap, either way.
 	Held bool
 }
 
@@ -148,6 +151,16 @@ type Link struct {
 	out outage // what waits while NATS is away
 
 	held gate.Gate // shut while the link's sending is held (Config.Held), until Release
+	// inHeld holds the deliveries of a link opened held, as held holds
+	// its sending: until the link it takes over from has delivered
+	// what it took (CloseInto), and Release.
+	inHeld gate.Gate
+	// inStates are the states of the numbered subscriptions' handlers,
+	// read when the link hands over to another; handed is, per subject
+	// and epoch, the first number that the link this one took over from
+	// did not deliver (handedFloors). Both under mu.
+	inStates map[string]*inState // by subject
+	handed   map[string]map[string]uint64
 
 	pubMu     sync.Mutex
 	pubClosed bool     // Close has begun: Publish returns ErrClosed
@@ -210,7 +223,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 		cfg.Logger = slog.Default()
 	}
 	l := &Link{cfg: cfg, log: cfg.Logger, deliver: deliver, closed: make(chan struct{}),
-		subs: make(map[string]*nats.Subscription), stop: make(chan struct{}),
+		subs: make(map[string]*nats.Subscription), stop: make(chan struct{}), inStates: make(map[string]*inState),
 		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}, epoch: fmt.Sprintf("%016x", rand.Uint64()),
 		flowStop: make(chan struct{})}
 	l.fin = flowIn{from: make(map[flowKey]*inbound), left: make(map[string]bool),
@@ -218,6 +231,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	l.fout = flowOut{epoch: l.epoch, subjects: make(map[string]*flowSubject)}
 	if cfg.Held {
 		l.held.Shut()
+		l.inHeld.Shut()
 	}
 	l.out.kick = make(chan struct{}, 1)
 	// Before Connect: its handlers kick the consumer.
@@ -233,7 +247,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	}
 	l.nc = nc
 	l.pubMsg.Header = nats.Header{}
-	sub, err := nc.Subscribe(NodeSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.receive(true))
+	sub, err := nc.Subscribe(NodeSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.receive(true, &inState{seen: seqSeen{}}))
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("natslink: subscribing: %w", err)
@@ -377,7 +391,9 @@ func (l *Link) SetChannels(names []string) {
 		if l.subs[name] != nil {
 			continue
 		}
-		sub, err := l.nc.Subscribe(Subject(l.cfg.Prefix, l.cfg.Cluster, name), l.receive(false))
+		subject := Subject(l.cfg.Prefix, l.cfg.Cluster, name)
+		st := &inState{seen: seqSeen{}}
+		sub, err := l.nc.Subscribe(subject, l.receive(false, st))
 		if err != nil {
 			l.log.Warn("subscribing to a channel on NATS failed", "channel", name, "err", err)
 			continue
@@ -387,6 +403,7 @@ func (l *Link) SetChannels(names []string) {
 		// asyncError logs.
 		l.setPendingLimits(sub)
 		l.subs[name] = sub
+		l.inStates[subject] = st // read when the link hands over (drainInto)
 		l.fin.mu.Lock()
 		delete(l.fin.left, sub.Subject) // reported again
 		l.fin.mu.Unlock()
@@ -400,6 +417,7 @@ func (l *Link) SetChannels(names []string) {
 			}
 			sub.Unsubscribe()
 			delete(l.subs, name)
+			delete(l.inStates, sub.Subject)
 			gone = append(gone, sub.Subject)
 		}
 	}
@@ -565,8 +583,12 @@ func setHeader(h nats.Header, key, value string) {
 	h[key] = []string{value}
 }
 
-// Release lets a link opened with Config.Held send. It is idempotent.
-func (l *Link) Release() { l.held.Open() }
+// Release lets a link opened with Config.Held send and deliver. It is
+// idempotent.
+func (l *Link) Release() {
+	l.inHeld.Open()
+	l.held.Open()
+}
 
 // StopDelivering ends the link's deliveries and leaves it sending: a
 // server that stops calls it before it reads the last events its
@@ -596,7 +618,9 @@ func (l *Link) StopDelivering() {
 // (outage) are dropped and counted; CloseInto hands them over instead.
 func (l *Link) Close() { l.CloseInto(nil) }
 
-// CloseInto closes l as Close does, but, when next, the link that takes
+// CloseInto closes l as Close does, but first, when next is not nil
+// (and l has no JetStream), lets l's subscriptions deliver what they
+// took (drainInto). When next, the link that takes
 // over from it, sends on the same subjects (Prefix and Cluster), next
 // goes on with l's numbering (passNumbering), and gets the events l kept
 // while disconnected, if it is (a reload that swaps the link while NATS
@@ -612,6 +636,9 @@ func (l *Link) CloseInto(next *Link) {
 	}
 	l.closing = true
 	l.deliverMu.Unlock()
+	if next != nil && !l.cfg.JetStream {
+		l.drainInto(next)
+	}
 	close(l.flowStop) // a publisher waiting for a receiver holds pubMu
 	l.pubMu.Lock()
 	l.pubClosed = true
@@ -644,6 +671,86 @@ func (l *Link) CloseInto(next *Link) {
 	case <-l.closed:
 	case <-time.After(5 * time.Second):
 	}
+}
+
+// swapDrainWait bounds how long CloseInto waits for the subscriptions
+// to deliver what they took before a swap.
+const swapDrainWait = 5 * time.Second
+
+// drainInto ends l's subscriptions, the node's and the channels', and
+// waits (for at most swapDrainWait) until they have delivered what they
+// took: next subscribed before, so nothing is missed, and the messages
+// both took are those after next subscribed. Then, when next hears the
+// same subjects, it tells next up to which number of each sender's
+// epoch l delivered, so that next drops the messages l delivered
+// already and delivers the rest, in order: next is held (Config.Held)
+// until then. What is not delivered by then is dropped, counted in
+// Stats.DroppedIn and logged.
+func (l *Link) drainInto(next *Link) {
+	l.mu.Lock()
+	subs := make([]*nats.Subscription, 0, len(l.subs)+1)
+	for _, sub := range l.subs {
+		subs = append(subs, sub)
+	}
+	l.mu.Unlock()
+	l.dropMu.Lock()
+	if l.nodeSub != nil {
+		subs = append(subs, l.nodeSub)
+	}
+	l.dropMu.Unlock()
+	for _, sub := range subs {
+		sub.Drain() // an error leaves the subscription as it is: counted below
+	}
+	for deadline := time.Now().Add(swapDrainWait); ; time.Sleep(time.Millisecond) {
+		left := 0
+		for _, sub := range subs {
+			if sub.IsValid() {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var lost uint64
+			for _, sub := range subs {
+				if n, _, err := sub.Pending(); err == nil && n > 0 {
+					lost += uint64(n)
+				}
+			}
+			l.dropMu.Lock()
+			l.droppedGone += lost
+			l.dropMu.Unlock()
+			l.log.Warn("the NATS link that a reload replaces did not deliver all it had taken in time: the rest is dropped",
+				"messages", lost, "waited", swapDrainWait)
+			break
+		}
+	}
+	if next.cfg.Prefix != l.cfg.Prefix || next.cfg.Cluster != l.cfg.Cluster {
+		return
+	}
+	handed := make(map[string]map[string]uint64)
+	l.mu.Lock()
+	states := maps.Clone(l.inStates)
+	l.mu.Unlock()
+	for subject, st := range states {
+		st.mu.Lock()
+		if len(st.seen) > 0 {
+			handed[subject] = maps.Clone(map[string]uint64(st.seen))
+		}
+		st.mu.Unlock()
+	}
+	next.mu.Lock()
+	next.handed = handed
+	next.mu.Unlock()
+}
+
+// handedFloors returns, for the handler of subject, the first number of
+// each epoch that the link this one took over from did not deliver.
+func (l *Link) handedFloors(subject string) map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.handed[subject])
 }
 
 // Connected reports whether the link is connected to a NATS server now.

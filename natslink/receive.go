@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,9 +14,44 @@ import (
 
 // receive returns the handler of a channel's subscription (node false)
 // or of the node's (node true): see handler.
-func (l *Link) receive(node bool) nats.MsgHandler {
-	h := l.handler(node, true)
+func (l *Link) receive(node bool, st *inState) nats.MsgHandler {
+	h := l.handler(node, st)
 	return func(m *nats.Msg) { h(m) }
+}
+
+// inState is what the handler of a numbered subscription keeps between
+// messages: the numbering it follows, and, on a link that took over
+// from another (CloseInto), the numbers up to which the other delivered.
+// Its handler holds mu for each message, so that the link it hands over
+// to reads seen whole.
+type inState struct {
+	mu   sync.Mutex
+	seen seqSeen
+	// floor is, per epoch, the first number the link taken over from
+	// did not deliver: messages below it were, and are dropped here.
+	// looked is set once floor is taken from the link (handedFloors).
+	floor  map[string]uint64
+	looked bool
+}
+
+// handedDup reports whether the n events numbered from s.first on were
+// delivered already, by the link this one took over from.
+func (st *inState) handedDup(l *Link, subject string, s seqNum, n uint64) bool {
+	if s.first == 0 {
+		return false
+	}
+	if !st.looked {
+		st.floor, st.looked = l.handedFloors(subject), true
+	}
+	f, ok := st.floor[s.epoch]
+	if !ok {
+		return false
+	}
+	if s.first+n <= f {
+		return true
+	}
+	delete(st.floor, s.epoch) // past it: the numbering goes on as usual
+	return false
 }
 
 // handler returns a function that decodes a message and delivers it,
@@ -29,18 +65,27 @@ func (l *Link) receive(node bool) nats.MsgHandler {
 // message published on its subject after it began, in order, unless one
 // is lost; JetStream's redeliveries come out of order, and are not
 // numbered so.
-func (l *Link) handler(node, numbered bool) func(*nats.Msg) bool {
+func (l *Link) handler(node bool, st *inState) func(*nats.Msg) bool {
 	prefix := Subject(l.cfg.Prefix, l.cfg.Cluster, "")
 	var ev Event
 	var run []Event
 	var seen seqSeen
 	var last *inbound // the sender's epoch last delivered (delivered)
-	if numbered {
-		seen = seqSeen{}
+	if st != nil {
+		seen = st.seen
 	}
 	return func(m *nats.Msg) bool {
+		// A link that takes over from another delivers once the other
+		// has delivered all it took (Config.Held, CloseInto).
+		if !l.inHeld.Wait(l.stop) {
+			return false
+		}
+		if st != nil {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+		}
 		if _, packed := m.Header[HeaderPack]; packed {
-			return l.unpack(&run, m, prefix, node, seen, &last)
+			return l.unpack(&run, m, prefix, node, st, &last)
 		}
 		ok := decode(&ev, m, prefix, node)
 		if !ok {
@@ -57,6 +102,9 @@ func (l *Link) handler(node, numbered bool) func(*nats.Msg) bool {
 			return false
 		}
 		seq := l.gap(seen, m, 1, ev.Origin)
+		if st != nil && st.handedDup(l, m.Subject, seq, 1) {
+			return true
+		}
 		l.eventsIn.Add(1)
 		l.peers.count(ev.Origin, 1, len(m.Data))
 		l.deliver(&ev)
@@ -76,7 +124,7 @@ func (l *Link) handler(node, numbered bool) func(*nats.Msg) bool {
 // follows the numbering, as in handler, and the pack's events are
 // reported delivered (delivered, with last) once they are, malformed
 // ones included: they will not come again.
-func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen seqSeen, last **inbound) bool {
+func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, st *inState, last **inbound) bool {
 	if node || len(m.Subject) <= len(prefix) {
 		l.malformed.Add(1)
 		l.log.Debug("dropped a pack from NATS on a subject that is not a channel's", "subject", m.Subject)
@@ -130,7 +178,14 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, seen 
 			if len(evs) > 0 {
 				origin = evs[0].Origin
 			}
+			var seen seqSeen
+			if st != nil {
+				seen = st.seen
+			}
 			seq, packed = l.gap(seen, m, n, origin), n
+			if st != nil && st.handedDup(l, m.Subject, seq, n) {
+				return true
+			}
 		}
 	}
 	if seq.first != 0 && origin != uuid.Nil {

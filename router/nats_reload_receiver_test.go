@@ -1,0 +1,50 @@
+package router_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/netcluster/netcluster/router/routertest"
+)
+
+// TestNATSReceiverReloadLosesNothing streams events from one server to
+// another through NATS while reloads swap the receiving server's link
+// again and again: what the old link had taken and not yet delivered is
+// delivered before the new link delivers, and the messages both took
+// once, so every event arrives once, in the order sent, and none is
+// counted lost or dropped.
+func TestNATSReceiverReloadLosesNothing(t *testing.T) {
+	bothFormats(t, testNATSReceiverReload)
+}
+
+func testNATSReceiverReload(t *testing.T, pack string) {
+	ns := startNATS(t, 0)
+	s1, s2 := natsNode(t, ns.ClientURL(), pack), natsNode(t, ns.ClientURL(), pack)
+	pub := s1.Dial(t, "A")
+	far := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), "probe"))
+
+	const swaps = 4
+	stream := streamSeq(pub)
+	for i := range swaps {
+		stream.flow(t, 5000)
+		extra := fmt.Sprintf(`"name": "swap %d"`, i)
+		if pack != "" {
+			extra += ", " + pack
+		}
+		if _, err := s2.Reload(s2.ParseConfig(t, natsMembers(ns.ClientURL(), extra, bridged))); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+	}
+	stream.flow(t, 5000)
+	n := stream.end(t)
+	far.WaitCount(t, "seq", n)
+	routertest.Fence(t, s2, "A", far)
+	checkSeq(t, fmt.Sprintf("%d events across %d swaps of the receiver's link", n, swaps), dataOf(t, far, "seq"), n)
+	if c := logCount(s2, "NATS link opened"); c != swaps+1 {
+		t.Errorf("the receiver's link was opened %d times, want %d", c, swaps+1)
+	}
+	if st := natsStats(t, s2); st.MissedIn != 0 || st.DroppedIn != 0 {
+		t.Errorf("server 2 counted %d events missed and %d messages dropped", st.MissedIn, st.DroppedIn)
+	}
+}
