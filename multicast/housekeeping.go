@@ -29,6 +29,21 @@ func (l *Link) housekeeping() {
 		armed = at
 		repair.Reset(max(at.Sub(now), minRepairTick))
 	}
+	// The links of a node share its orderer, but each runs its own
+	// repair timer, armed when it sees a new gap: gaps that another link
+	// saw, one a reload has closed since, would wait for good, holding
+	// what follows them, and flow control the senders. So the timer is
+	// armed at the start and at each heartbeat when the orderer has work
+	// and the timer is stopped.
+	orphans := func(now time.Time) {
+		l.lockRx()
+		work := l.ord.pending()
+		l.mu.Unlock()
+		if work && armed.IsZero() {
+			arm(now, now)
+		}
+	}
+	orphans(time.Now())
 	l.sendHeartbeat()
 	for {
 		select {
@@ -50,6 +65,7 @@ func (l *Link) housekeeping() {
 				l.log.Info("peer gone: no heartbeat", "peer", p.Node, "host", p.Host, "pid", p.PID, "silent", now.Sub(p.LastSeen).Round(time.Millisecond))
 			}
 			l.logAndDeliver()
+			orphans(now)
 		case <-l.kick:
 			now := time.Now()
 			arm(now.Add(l.ord.nakDelay), now)

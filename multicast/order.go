@@ -396,6 +396,17 @@ func latest(a, b time.Time) time.Time {
 	return b
 }
 
+// pending reports whether tick has work: a gap, or a loss episode to
+// end.
+func (o *orderer) pending() bool {
+	for _, w := range o.wins {
+		if len(w.gaps) > 0 || w.episode {
+			return true
+		}
+	}
+	return false
+}
+
 // tick skips the gaps older than the gap timeout, ends quiet loss
 // episodes, and returns the NAKs due now (at most maxRanges ranges per
 // peer) and when tick has work next (zero: none).

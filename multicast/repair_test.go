@@ -218,3 +218,56 @@ func blackout(t *testing.T, a, b *testLink, drop *atomic.Uint64, perMille uint64
 		return len(all) > 0 && binary.BigEndian.Uint32(all[len(all)-1]) == uint32(end-1)
 	})
 }
+
+// TestGapOutlivesItsLink: a gap that one link of a node saw is still
+// waited for, then skipped, by the link a reload opens in its place.
+// The links share the node's orderer but each runs its own repair
+// timer, armed when it sees a new gap: a gap the closed link saw held
+// what followed it for good (and, through flow control, its sender).
+func TestGapOutlivesItsLink(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	cfg := config(port)
+	cfg.GapTimeout = 300 * time.Millisecond
+	node := multicast.NewNode(cfg.Node, 0)
+	old := openNodeLink(t, node, cfg)
+	// A sender that never answers NAKs: the gap can end only by its
+	// timeout.
+	send, from := rawSender(t, port), uuid.New()
+	msg := func(seq uint64) []byte {
+		m := numbered(int(seq), 10)
+		return datagram(from, seq, multicast.Record{ID: uuid.New(), Count: 1, Total: len(m), Payload: m})
+	}
+	send(msg(1))
+	waitFor(t, "the old link to deliver message 1", func() bool { return old.in.count() == 1 })
+	send(msg(3))
+	waitFor(t, "the old link to see the gap", func() bool { return old.Stats().Gaps == 1 })
+	old.Close()
+	next := openNodeLink(t, node, cfg)
+	if g := next.Stats().Gaps; g != 1 {
+		t.Fatalf("the new link sees %d gaps, want the old link's one", g)
+	}
+	// The sender goes on, so that its window stays alive: a peer that
+	// falls silent has its gaps skipped whatever the timer.
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for seq := uint64(4); ; seq++ {
+			send(msg(seq))
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	waitFor(t, "the new link to skip the gap and deliver 3 and 4", func() bool { return next.in.count() >= 2 })
+	close(stop)
+	<-done
+	if got := checkNumbered(t, next.in.all()); got[0] != 3 || got[1] != 4 {
+		t.Errorf("the new link delivered %v first, want 3 and 4", got)
+	}
+	if s := next.Stats(); s.Lost != 1 {
+		t.Errorf("lost %d, want 1", s.Lost)
+	}
+}
