@@ -23,13 +23,14 @@ type natsState struct {
 	// keys swaps in a new link; while both run, the network's dedup
 	// (network.recent) delivers an event once.
 	link atomic.Pointer[natslink.Link]
-	// askers remember the origin node of the events from NATS, by id:
-	// where the reply to one of them, a request, must go.
-	askers idLog
-	// sent are the ids of the latest events sent to NATS: a reply from
-	// NATS is delivered only when it answers one of them, so that no one
-	// on NATS can address a local client out of the blue.
-	sent idLog
+	// askers remember the clients that sent events from other servers
+	// over NATS, each with its server (the events' origin node): where
+	// a reply to one of them, the asker of a request, must go.
+	askers clientLog
+	// sent are the local clients that sent events to NATS lately: a
+	// reply from NATS is delivered only to one of them, so that no one
+	// on NATS can address a local client that never sent anything there.
+	sent clientLog
 
 	noChannel, refused, malformed, undeliverable, sendFailed atomic.Uint64
 
@@ -193,7 +194,7 @@ func (s *Server) toNats(r *route, ev *channel.Event) {
 		return
 	}
 	hdr := &ev.Header
-	s.nats.sent.add(hdr.ID, uuid.Nil)
+	s.nats.sent.add(uuid.UUID(hdr.Sender), uuid.Nil)
 	err := s.publishNats(link, func(l *natslink.Link) error {
 		if l.Packing() {
 			return l.PublishFrame(hdr.Channel, ev.Frame())
@@ -229,14 +230,14 @@ func (s *Server) publishNats(link *natslink.Link, publish func(*natslink.Link) e
 }
 
 // replyToNats sends a reply whose asker is not connected here to the
-// server its request came from over NATS, if one did: it reports whether
-// it did.
+// server the asker sent events from over NATS, if it did: it reports
+// whether it did.
 func (s *Server) replyToNats(ev *wire.EventHeader) bool {
 	link := s.nats.link.Load()
 	if link == nil {
 		return false
 	}
-	node, ok := s.nats.askers.get(ev.Re)
+	node, ok := s.nats.askers.get(uuid.UUID(ev.To))
 	if !ok {
 		return false
 	}
@@ -349,7 +350,7 @@ func (s *Server) deliverNats(ev *natslink.Event, run *natsRun, out *channel.Even
 		out.SetArrived(run.at)
 	}
 	if ev.Origin != uuid.Nil {
-		s.nats.askers.add(ev.ID, ev.Origin)
+		s.nats.askers.add(ev.Sender, ev.Origin)
 	}
 	if r.rule.DumpToConsole {
 		s.dump(&out.Header)
@@ -405,9 +406,9 @@ func natsFrameSize(ev *natslink.Event) int {
 // replyFromNats delivers a reply from NATS to its asker, on whichever
 // channel it is connected to here.
 func (s *Server) replyFromNats(ev *natslink.Event) {
-	if !s.nats.sent.has(ev.Re) {
+	if !s.nats.sent.has(ev.To) {
 		s.nats.malformed.Add(1)
-		s.log.Debug("dropped a reply from NATS to no request sent from here", "channel", ev.Channel, "to", ev.To)
+		s.log.Debug("dropped a reply from NATS to a client that sent nothing to NATS from here", "channel", ev.Channel, "to", ev.To)
 		return
 	}
 	for _, r := range s.table.Load().routes {

@@ -458,3 +458,14 @@ func TestNATSRestartWhileStreaming(t *testing.T) {
 		t.Errorf("%d events failed to send", n)
 	}
 }
+
+// TestNATSReplyUnderLoad: through NATS, a reply reaches its asker however
+// many events the servers exchanged between the request and the reply.
+func TestNATSReplyUnderLoad(t *testing.T) { bothFormats(t, testNATSReplyUnderLoad) }
+
+func testNATSReplyUnderLoad(t *testing.T, pack string) {
+	ns := startNATS(t, 0)
+	s1, s2 := natsNode(t, ns.ClientURL(), pack), natsNode(t, ns.ClientURL(), pack)
+	waitNATS(t, s1, s2)
+	replyUnderLoad(t, s1, s2, func() uint64 { return natsStats(t, s2).EventsIn })
+}

@@ -9,17 +9,17 @@ import (
 )
 
 // Replies across the multicast group. A reply whose asker is not a
-// local client, answering a request that came from the network, is
-// sent to the group; every server hears it, and only the one the asker
+// local client, but one heard from over the network, is sent to the
+// group; every server hears it, and only the one the asker
 // is connected to delivers it. (Over NATS a reply goes to the asker's
 // server alone: nats.go.)
 
-// replyToNet sends a reply to the group when its request came from the
-// network (it is among the ids lately delivered from there); it reports
-// whether it did.
+// replyToNet sends a reply to the group when its asker is a client heard
+// from over the network lately (Server.net.senders); it reports whether
+// it did.
 func (s *Server) replyToNet(ev *channel.Event) bool {
 	link := s.net.link.Load()
-	if link == nil || !s.net.recent.Has(uuid.UUID(ev.Header.Re)) {
+	if link == nil || !s.net.senders.has(uuid.UUID(ev.Header.To)) {
 		return false
 	}
 	return link.Send(uuid.UUID(ev.Header.ID), ev.Frame()[wire.HeaderLen:]) == nil

@@ -33,6 +33,10 @@ type network struct {
 	// its links, and recent drops an event that arrives by two kinds of
 	// link, or that a peer sends twice.
 	recent *multicast.Recent
+	// senders are the clients of other servers heard from over the
+	// multicast group: a reply to one of them goes to the group
+	// (replyToNet).
+	senders clientLog
 	// spare is the frame of the last event from the network that was
 	// not handed on (a duplicate, or for no channel here), for the next
 	// one; under Server.linkMu.
@@ -322,6 +326,7 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 		s.replyFromNet(from, &ev, msg) // netreply.go
 		return
 	}
+	s.net.senders.add(uuid.UUID(ev.Sender), uuid.Nil)
 	r := s.table.Load().routes[string(ev.Channel)]
 	switch {
 	case r == nil:
