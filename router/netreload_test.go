@@ -14,29 +14,8 @@ import (
 // reload is closing goes to the one that took over, so every event
 // arrives, once, in order, none is counted lost, and the counters go on.
 func TestNetReloadKeepsEvents(t *testing.T) {
-	port := mcasttest.Port()
-	chans := `"channels": {"A": {"propagatetonet": true}}`
-	s1 := netServer(t, port, "t", chans)
-	s2 := netServer(t, port, "t", chans)
-	waitPeers(t, s1, s2)
-	pub := s1.Dial(t, "A")
-	far := routertest.Record(t, s2.Dial(t, "A"), "seq")
-	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), "probe"))
-
 	const swaps = 6
-	stream := streamSeq(pub)
-	for i := range swaps {
-		stream.flow(t, 500)
-		// gaptimeout is one of the keys that reopen the link.
-		members := fmt.Sprintf(`"gaptimeout": "%ds", %s`, 2+i%2, chans)
-		if _, err := s1.Reload(s1.ParseConfig(t, netMembers(port, "t", members))); err != nil {
-			t.Fatalf("reload %d: %v", i, err)
-		}
-	}
-	stream.flow(t, 500)
-	n := stream.end(t)
-	far.WaitCount(t, "seq", n)
-	checkSeq(t, fmt.Sprintf("%d events across %d swaps", n, swaps), dataOf(t, far, "seq"), n)
+	s1, _, n := streamThroughNetSwaps(t, swaps, 500, false)
 	if c := logCount(s1, "configuration reloaded"); c != swaps {
 		t.Errorf("%d reloads, want %d", c, swaps)
 	}
@@ -51,29 +30,42 @@ func TestNetReloadKeepsEvents(t *testing.T) {
 // datagrams; a gap that the old link saw is still repaired, or skipped
 // and counted, by the new one, so the stream never stalls behind it.
 func TestNetReceiverReloadKeepsEvents(t *testing.T) {
+	_, s2, _ := streamThroughNetSwaps(t, 4, 5000, true)
+	if st := s2.NetStats(); st.Link.Lost != 0 || st.Link.Gaps != 0 {
+		t.Errorf("the receiver lost %d datagrams, %d gaps open", st.Link.Lost, st.Link.Gaps)
+	}
+}
+
+// streamThroughNetSwaps streams events from a server s1 to a server s2
+// over multicast while swaps reloads, one each time every more events
+// have been emitted, swap the link of s1, or of s2 with receiver; it
+// checks that every event of the n emitted reached s2 once, in order.
+func streamThroughNetSwaps(t *testing.T, swaps int, every int64, receiver bool) (s1, s2 *routertest.Server, n int) {
+	t.Helper()
 	port := mcasttest.Port()
 	chans := `"channels": {"A": {"propagatetonet": true}}`
-	s1 := netServer(t, port, "t", chans)
-	s2 := netServer(t, port, "t", chans)
+	s1 = netServer(t, port, "t", chans)
+	s2 = netServer(t, port, "t", chans)
 	waitPeers(t, s1, s2)
 	pub := s1.Dial(t, "A")
 	far := routertest.Record(t, s2.Dial(t, "A"), "seq")
 	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), "probe"))
-
-	const swaps = 4
+	reloaded := s1
+	if receiver {
+		reloaded = s2
+	}
 	stream := streamSeq(pub)
 	for i := range swaps {
-		stream.flow(t, 5000)
+		stream.flow(t, every)
+		// gaptimeout is one of the keys that reopen the link.
 		members := fmt.Sprintf(`"gaptimeout": "%ds", %s`, 2+i%2, chans)
-		if _, err := s2.Reload(s2.ParseConfig(t, netMembers(port, "t", members))); err != nil {
+		if _, err := reloaded.Reload(reloaded.ParseConfig(t, netMembers(port, "t", members))); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
 	}
-	stream.flow(t, 5000)
-	n := stream.end(t)
+	stream.flow(t, every)
+	n = stream.end(t)
 	far.WaitCount(t, "seq", n)
-	checkSeq(t, fmt.Sprintf("%d events across %d swaps of the receiver's link", n, swaps), dataOf(t, far, "seq"), n)
-	if st := s2.NetStats(); st.Link.Lost != 0 || st.Link.Gaps != 0 {
-		t.Errorf("the receiver lost %d datagrams, %d gaps open", st.Link.Lost, st.Link.Gaps)
-	}
+	checkSeq(t, fmt.Sprintf("%d events across %d swaps", n, swaps), dataOf(t, far, "seq"), n)
+	return s1, s2, n
 }
