@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -125,9 +127,10 @@ func (l *Link) jsApply() {
 		// A message the closed link did not deliver is given back
 		// (Nak), so that the next consumer of the durable gets it
 		// first, without waiting out AckWait.
-		handle, one := l.handler(false, nil), new(sync.Mutex)
+		handle, one, counter := l.handler(false, nil), new(sync.Mutex), jsCounter{}
 		l.js.cc, err = cons.Consume(func(m jetstream.Msg) {
 			one.Lock()
+			l.jsCount(counter, m)
 			ok := handle(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
 			one.Unlock()
 			if ok {
@@ -148,6 +151,54 @@ func (l *Link) jsApply() {
 		}
 		l.log.Info("consuming from JetStream", "stream", name, "consumer", l.durableName())
 	}
+}
+
+// jsCounter follows, per subject, the numbering (HeaderSeq) of the
+// events a JetStream consumer delivers for the first time. Events are
+// published to the stream without acknowledgement: a NATS server whose
+// JetStream cannot take them as fast drops them, and the stream drops
+// its oldest events past maxbytes or maxage, whether consumers have
+// them or not; the sender knows of neither. Their numbers show them
+// missing, and jsCount counts them (Stats.MissedIn). Redeliveries come
+// out of order and are not followed.
+type jsCounter map[string]seqSeen
+
+// jsCount notes m, a message from the consumer, in c, and counts the
+// events its number shows missing (gap).
+func (l *Link) jsCount(c jsCounter, m jetstream.Msg) {
+	h := m.Headers()
+	if len(h[HeaderSeq]) != 1 {
+		return // not numbered
+	}
+	if md, err := m.Metadata(); err != nil || md.NumDelivered != 1 {
+		return
+	}
+	n := uint64(1)
+	var origin uuid.UUID
+	if v := h.Get(HeaderPack); v != "" {
+		k, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return
+		}
+		n = k
+		if _, hdr, _, err := nextPacked(m.Data()); err == nil {
+			origin = hdr.Origin
+		}
+	} else if o, err := uuid.Parse(h.Get(HeaderOrigin)); err == nil {
+		origin = o
+	}
+	if origin == l.cfg.Node {
+		return // ours: the handler skips it too
+	}
+	seen := c[m.Subject()]
+	if seen == nil {
+		if len(c) >= maxSubjects {
+			clear(c)
+		}
+		seen = seqSeen{}
+		c[m.Subject()] = seen
+	}
+	l.gap(seen, &nats.Msg{Subject: m.Subject(), Header: h}, n, origin)
 }
 
 // jsLag asks the consumer how many events it has yet to deliver.

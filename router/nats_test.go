@@ -469,3 +469,57 @@ func testNATSReplyUnderLoad(t *testing.T, pack string) {
 	waitNATS(t, s1, s2)
 	replyUnderLoad(t, s1, s2, func() uint64 { return natsStats(t, s2).EventsIn })
 }
+
+// TestNATSJetStreamCountsLoss: events go to the stream without
+// acknowledgement, and a stream too small for a burst drops its oldest
+// before the receiving server's consumer takes them. The receiver counts
+// each event lost so (missed_in), from the numbering of the events it
+// is delivered for the first time: every event is delivered, in order,
+// or counted.
+func TestNATSJetStreamCountsLoss(t *testing.T) { bothFormats(t, testNATSJetStreamCountsLoss) }
+
+func testNATSJetStreamCountsLoss(t *testing.T, pack string) {
+	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	// A few messages: events, or packs of up to 64 KiB.
+	maxBytes := 4096
+	if pack != "" {
+		maxBytes = 128 << 10
+	}
+	js := func(durable string) string {
+		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms", "maxbytes": %d`, durable, maxBytes)
+		if pack != "" {
+			extra += ", " + pack
+		}
+		return natsMembers(ns.ClientURL(), extra, bridged)
+	}
+	s1 := routertest.NewServer(t, js("one"))
+	s2 := routertest.NewServer(t, js("two"))
+	pub := s1.Dial(t, "A")
+	r := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	probe(t, pub, r)
+	const n = 50000
+	for i := range n {
+		if err := pub.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last events stay in the stream: the consumer gets them.
+	routertest.WaitFor(t, "the last event", func() bool {
+		got := dataOf(t, r, "n")
+		return len(got) > 0 && got[len(got)-1] == n-1
+	})
+	got := dataOf(t, r, "n")
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("event %d after %d: out of order or doubled", got[i], got[i-1])
+		}
+	}
+	missed := natsStats(t, s2).MissedIn
+	t.Logf("%d of %d events delivered, %d counted missed", len(got), n, missed)
+	if len(got) == n {
+		t.Fatalf("the stream of %d bytes held every event of the burst: nothing was lost to count", maxBytes)
+	}
+	if uint64(n-len(got)) != missed {
+		t.Errorf("%d events lost, %d counted missed", n-len(got), missed)
+	}
+}
