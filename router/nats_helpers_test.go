@@ -209,3 +209,22 @@ func (s *seqStream) end(t testing.TB) int {
 	}
 	return int(s.sent.Load())
 }
+
+// increasingUpTo waits until r has an event named event whose data is
+// last, and returns the data of r's events of that name, checking that
+// each is above the one before: none out of order, none twice, some
+// possibly missing.
+func increasingUpTo(t testing.TB, r *routertest.Recorder, event string, last int) []int {
+	t.Helper()
+	routertest.WaitFor(t, "the last event", func() bool {
+		got := dataOf(t, r, event)
+		return len(got) > 0 && got[len(got)-1] == last
+	})
+	got := dataOf(t, r, event)
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("event %d after %d: out of order or doubled", got[i], got[i-1])
+		}
+	}
+	return got
+}
