@@ -247,7 +247,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	}
 	l.nc = nc
 	l.pubMsg.Header = nats.Header{}
-	sub, err := nc.Subscribe(NodeSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.receive(true, &inState{seen: seqSeen{}}))
+	sub, err := nc.Subscribe(NodeSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.receive(true, nil)) // replies are not numbered
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("natslink: subscribing: %w", err)

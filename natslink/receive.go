@@ -34,10 +34,18 @@ type inState struct {
 	looked bool
 }
 
+// numbering is the numbering st follows; nil, none, when st is.
+func (st *inState) numbering() seqSeen {
+	if st == nil {
+		return nil
+	}
+	return st.seen
+}
+
 // handedDup reports whether the n events numbered from s.first on were
 // delivered already, by the link this one took over from.
 func (st *inState) handedDup(l *Link, subject string, s seqNum, n uint64) bool {
-	if s.first == 0 {
+	if st == nil || s.first == 0 {
 		return false
 	}
 	if !st.looked {
@@ -60,7 +68,7 @@ func (st *inState) handedDup(l *Link, subject string, s seqNum, n uint64) bool {
 // can be had again (from JetStream) should be. nats.go calls a
 // subscription's handler for one message at a time, so the handler
 // decodes every message into the same Event, and every pack into the
-// same slice. With numbered, it counts the events that the numbering of
+// same slice. With st, it counts the events that the numbering of
 // the messages (HeaderSeq) shows missing: a subscription hears every
 // message published on its subject after it began, in order, unless one
 // is lost; JetStream's redeliveries come out of order, and are not
@@ -69,11 +77,8 @@ func (l *Link) handler(node bool, st *inState) func(*nats.Msg) bool {
 	prefix := Subject(l.cfg.Prefix, l.cfg.Cluster, "")
 	var ev Event
 	var run []Event
-	var seen seqSeen
+	seen := st.numbering()
 	var last *inbound // the sender's epoch last delivered (delivered)
-	if st != nil {
-		seen = st.seen
-	}
 	return func(m *nats.Msg) bool {
 		// A link that takes over from another delivers once the other
 		// has delivered all it took (Config.Held, CloseInto).
@@ -102,7 +107,7 @@ func (l *Link) handler(node bool, st *inState) func(*nats.Msg) bool {
 			return false
 		}
 		seq := l.gap(seen, m, 1, ev.Origin)
-		if st != nil && st.handedDup(l, m.Subject, seq, 1) {
+		if st.handedDup(l, m.Subject, seq, 1) {
 			return true
 		}
 		l.eventsIn.Add(1)
@@ -178,12 +183,8 @@ func (l *Link) unpack(run *[]Event, m *nats.Msg, prefix string, node bool, st *i
 			if len(evs) > 0 {
 				origin = evs[0].Origin
 			}
-			var seen seqSeen
-			if st != nil {
-				seen = st.seen
-			}
-			seq, packed = l.gap(seen, m, n, origin), n
-			if st != nil && st.handedDup(l, m.Subject, seq, n) {
+			seq, packed = l.gap(st.numbering(), m, n, origin), n
+			if st.handedDup(l, m.Subject, seq, n) {
 				return true
 			}
 		}

@@ -26,8 +26,9 @@ type clientLog struct {
 	mu   sync.Mutex
 	gens [2]map[uuid.UUID]uuid.UUID
 	cur  int
-	// last and lastNode are the client and node last put in gens[cur];
-	// lastSet is false until one is, and again after a rotation.
+	// last and lastNode are the client and node last added, which are
+	// in gens[cur] (a rotation happens only for a client new to it);
+	// lastSet is false until one is.
 	last, lastNode uuid.UUID
 	lastSet        bool
 }
