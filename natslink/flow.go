@@ -41,8 +41,9 @@ import (
 //
 // While the link is disconnected, or sends what it kept meanwhile, the
 // outage buffer bounds what waits instead (outage). Replies, plain NATS
-// programs and JetStream are outside flow control: they are not
-// numbered, or not delivered in order.
+// programs and JetStream consumers are outside flow control: they are
+// not numbered, or not delivered in order. With JetStream the stream's
+// acknowledgements hold the publishers instead (jsRoom).
 
 // flowToken begins the flow subjects.
 const flowToken = "$flow"

@@ -3,10 +3,14 @@ package natslink
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/bits"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -78,13 +82,14 @@ func (l *Link) jsKick() {
 	}
 }
 
-// jsApply makes the stream when it is missing, and the durable consumer
-// for the current filter, and starts consuming. While disconnected it
-// does nothing: the connection's handlers kick it again.
+// jsApply makes the stream when it is missing, and, once Config.CatchUp
+// has passed, the durable consumer for the current filter, and starts
+// consuming. While disconnected it does nothing: the connection's
+// handlers kick it again.
 func (l *Link) jsApply() {
 	l.js.mu.Lock()
 	defer l.js.mu.Unlock()
-	if !l.nc.IsConnected() || l.js.held || l.js.stopped {
+	if !l.nc.IsConnected() || l.js.stopped {
 		return
 	}
 	select {
@@ -105,6 +110,9 @@ func (l *Link) jsApply() {
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		l.log.Warn("creating the JetStream stream failed", "stream", name, "err", err)
 		return
+	}
+	if l.js.held {
+		return // the consumer waits for Config.CatchUp; the stream, for the events sent, does not
 	}
 	if len(l.js.subjects) == 0 {
 		if l.js.cc != nil {
@@ -154,13 +162,12 @@ func (l *Link) jsApply() {
 }
 
 // jsCounter follows, per subject, the numbering (HeaderSeq) of the
-// events a JetStream consumer delivers for the first time. Events are
-// published to the stream without acknowledgement: a NATS server whose
-// JetStream cannot take them as fast drops them, and the stream drops
-// its oldest events past maxbytes or maxage, whether consumers have
-// them or not; the sender knows of neither. Their numbers show them
-// missing, and jsCount counts them (Stats.MissedIn). Redeliveries come
-// out of order and are not followed.
+// events a JetStream consumer delivers for the first time. The stream
+// refuses events (jsNotAcked), a NATS server may die before storing
+// them, and the stream drops its oldest events past maxbytes or maxage,
+// whether consumers have them or not. Their numbers show them missing,
+// and jsCount counts them (Stats.MissedIn). Redeliveries come out of
+// order and are not followed.
 type jsCounter map[string]seqSeen
 
 // jsCount notes m, a message from the consumer, in c, and counts the
@@ -258,5 +265,141 @@ func (l *Link) jsStop() {
 	case <-cc.Closed():
 	case <-time.After(drainWait):
 		l.log.Warn("the JetStream consumer did not drain in time: what it holds goes to the next consumer", "wait", drainWait)
+	}
+}
+
+// Publishing to the stream. A NATS server takes a stream's messages
+// into a queue of bounded length (its stream ingest limits) and drops
+// those past it: a burst published as core NATS messages, as fast as
+// the publishers go, loses events there before they are stored. So, with
+// JetStream, the events of channels are published asking for the
+// stream's acknowledgement (nats.go's asynchronous publication), and at
+// most jsMaxPending messages go unacknowledged: past that, the
+// publishers wait (jsRoom), as they wait for a receiving server under
+// flow control, and counted alike (Stats.FlowHeld). A message the
+// stream refused (its ingest queue full nonetheless, no stream, a limit
+// that discards new messages) is counted dropped (Stats.Dropped) and
+// logged; one whose acknowledgement never came (the connection was lost
+// first, or jsAckTimeout passed) may or may not be stored, and is only
+// logged: the receivers count what the stream lacks (Stats.MissedIn,
+// from the numbering).
+type jsOut struct {
+	js      jetstream.JetStream
+	pending atomic.Int64  // published, not yet acknowledged
+	room    chan struct{} // kicked when pending falls
+	// refused and unknown count the events refused, and those whose
+	// acknowledgement never came, for the logs.
+	refused, unknown atomic.Uint64
+}
+
+// jsMaxPending bounds the messages sent to the stream that it has yet
+// to acknowledge: packs of up to maxPackBytes, or single events.
+const jsMaxPending = 256
+
+// jsAckTimeout is how long the link waits for the stream's
+// acknowledgement of a message.
+const jsAckTimeout = 5 * time.Second
+
+// jsOpenPublisher sets up the publications to the stream.
+func (l *Link) jsOpenPublisher() error {
+	l.jsOut.room = make(chan struct{}, 1)
+	js, err := jetstream.New(l.nc, jetstream.WithPublishAsyncTimeout(jsAckTimeout),
+		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { l.jsResolved() }),
+		jetstream.WithPublishAsyncErrHandler(l.jsNotAcked))
+	if err != nil {
+		return fmt.Errorf("natslink: JetStream: %w", err)
+	}
+	l.jsOut.js = js
+	return nil
+}
+
+// jsRoom waits while jsMaxPending messages wait for the stream's
+// acknowledgement, unless the link closes. Every one of them ends, in
+// jsAckTimeout at most: acknowledged, refused, timed out, or failed
+// with the connection.
+func (l *Link) jsRoom() {
+	o := &l.jsOut
+	if o.pending.Load() < jsMaxPending {
+		return
+	}
+	start := time.Now()
+	l.flowHeld.Add(1)
+	defer func() { l.flowHeldNs.Add(uint64(time.Since(start))) }()
+	for o.pending.Load() >= jsMaxPending {
+		select {
+		case <-o.room:
+		case <-l.flowStop:
+			return
+		}
+	}
+}
+
+// jsPublish publishes m, a message of n events on a channel's subject,
+// to the stream, asking for its acknowledgement. The stream copies m
+// into nats.go's buffer before it returns; the message it keeps until
+// the acknowledgement comes, for jsNotAcked, has a header of its own.
+func (l *Link) jsPublish(m *nats.Msg) error {
+	h := make(nats.Header, len(m.Header))
+	for k, vs := range m.Header {
+		h[k] = slices.Clone(vs)
+	}
+	o := &l.jsOut
+	o.pending.Add(1)
+	_, err := o.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}, jetstream.WithRetryAttempts(0))
+	if err != nil {
+		l.jsResolved()
+	}
+	return err
+}
+
+// jsResolved notes the end of a message's wait for its acknowledgement.
+func (l *Link) jsResolved() {
+	o := &l.jsOut
+	o.pending.Add(-1)
+	select {
+	case o.room <- struct{}{}:
+	default:
+	}
+}
+
+// jsNotAcked is told of each message the stream did not acknowledge.
+func (l *Link) jsNotAcked(_ jetstream.JetStream, m *nats.Msg, err error) {
+	defer l.jsResolved()
+	n := uint64(1)
+	if v := m.Header.Get(HeaderPack); v != "" {
+		if k, perr := strconv.ParseUint(v, 10, 32); perr == nil {
+			n = k
+		}
+	}
+	o := &l.jsOut
+	switch {
+	case errors.Is(err, nats.ErrDisconnected), errors.Is(err, jetstream.ErrAsyncPublishTimeout),
+		errors.Is(err, jetstream.ErrJetStreamPublisherClosed):
+		if u := o.unknown.Add(n); bits.OnesCount64(u) == 1 {
+			l.log.Warn("JetStream did not acknowledge events: they may be missing from the stream, and receiving servers count those that are (missed_in)",
+				"subject", m.Subject, "events", u, "err", err)
+		}
+	default:
+		l.dropped.Add(n)
+		if r := o.refused.Add(n); bits.OnesCount64(r) == 1 {
+			l.log.Warn("JetStream refused events: they are dropped", "subject", m.Subject, "events", r, "err", err)
+		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			l.jsKick() // no stream: make it again
+		}
+	}
+}
+
+// jsAllAcked waits, for at most drainWait, until the stream has
+// acknowledged every message the link sent it: a link that takes over
+// sends after them, in order.
+func (l *Link) jsAllAcked() {
+	if l.jsOut.js == nil {
+		return
+	}
+	select {
+	case <-l.jsOut.js.PublishAsyncComplete():
+	case <-time.After(drainWait):
+		l.log.Warn("JetStream did not acknowledge every event in time", "waiting", l.jsOut.pending.Load(), "wait", drainWait)
 	}
 }

@@ -181,6 +181,7 @@ type Link struct {
 
 	peers peerTable
 	js    jsState
+	jsOut jsOut // with Config.JetStream: what the stream has yet to acknowledge
 	stop  chan struct{}
 	wg    sync.WaitGroup
 
@@ -247,6 +248,12 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	}
 	l.nc = nc
 	l.pubMsg.Header = nats.Header{}
+	if cfg.JetStream {
+		if err := l.jsOpenPublisher(); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
 	sub, err := nc.Subscribe(NodeSubject(cfg.Prefix, cfg.Cluster, cfg.Node), l.receive(true, nil)) // replies are not numbered
 	if err != nil {
 		l.Close()
@@ -655,6 +662,7 @@ func (l *Link) CloseInto(next *Link) {
 		// the peers: a link that takes over sends after this one.
 		l.release()
 		l.nc.FlushTimeout(time.Second) // the events, the acknowledgements and the Naks
+		l.jsAllAcked()
 	}
 	if next != nil && next.cfg.Prefix == l.cfg.Prefix && next.cfg.Cluster == l.cfg.Cluster {
 		l.passNumbering(next)

@@ -42,6 +42,7 @@ type keptMsg struct {
 	m      *nats.Msg
 	events int
 	size   int
+	stored bool // for the JetStream stream (publishMsg)
 }
 
 // natsPending is the buffer nats.go keeps while it reconnects: events
@@ -60,11 +61,15 @@ func (l *Link) send(m *nats.Msg, n int, out *subjectOut) error {
 		}
 		l.flowWait(out, n)
 	}
+	stored := out != nil && l.jsOut.js != nil // a channel's: the stream keeps it
+	if stored {
+		l.jsRoom()
+	}
 	o := &l.out
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	setSeq(m.Header, &o.seqBuf, l.epoch, out)
-	err := l.sendLocked(m, n)
+	err := l.sendLocked(m, n, stored)
 	if err == nil && numbered {
 		out.sent += uint64(n)
 		if out.flow != nil {
@@ -75,11 +80,11 @@ func (l *Link) send(m *nats.Msg, n int, out *subjectOut) error {
 }
 
 // sendLocked is send's, with o.mu held.
-func (l *Link) sendLocked(m *nats.Msg, n int) error {
+func (l *Link) sendLocked(m *nats.Msg, n int, stored bool) error {
 	o := &l.out
 	if !o.holding {
 		if l.nc.IsConnected() {
-			err := l.nc.PublishMsg(m)
+			err := l.publishMsg(m, stored)
 			if !connectionLost(err) {
 				return l.published(n, err)
 			}
@@ -102,7 +107,7 @@ func (l *Link) sendLocked(m *nats.Msg, n int) error {
 	for k, vs := range m.Header {
 		h[k] = slices.Clone(vs)
 	}
-	o.queue = append(o.queue, keptMsg{m: &nats.Msg{Subject: m.Subject, Header: h, Data: slices.Clone(m.Data)}, events: n, size: size})
+	o.queue = append(o.queue, keptMsg{m: &nats.Msg{Subject: m.Subject, Header: h, Data: slices.Clone(m.Data)}, events: n, size: size, stored: stored})
 	o.bytes += size
 	o.events += n
 	return nil
@@ -213,7 +218,10 @@ func (l *Link) release() {
 		o.queue, o.bytes, o.events = nil, 0, 0
 		o.mu.Unlock()
 		for i, k := range batch {
-			err := l.nc.PublishMsg(k.m)
+			if k.stored {
+				l.jsRoom()
+			}
+			err := l.publishMsg(k.m, k.stored)
 			if connectionLost(err) {
 				o.mu.Lock()
 				l.hold()
@@ -290,4 +298,13 @@ func (t *peerTable) heardSince(node uuid.UUID, since time.Time) bool {
 	defer t.mu.Unlock()
 	p := t.peers[node]
 	return p != nil && p.LastSeen.After(since)
+}
+
+// publishMsg hands m to nats.go: to the stream, asking for its
+// acknowledgement, when stored (jsPublish).
+func (l *Link) publishMsg(m *nats.Msg, stored bool) error {
+	if stored {
+		return l.jsPublish(m)
+	}
+	return l.nc.PublishMsg(m)
 }

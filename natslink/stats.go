@@ -26,8 +26,9 @@ type Stats struct {
 	Buffered int `json:"buffered" msgpack:"buffered" metric:"netcluster_nats_buffered_bytes" help:"Bytes waiting for NATS in the buffer."`
 	// Dropped counts the events dropped: the buffer was full while NATS
 	// was down, or the link closed (a reload, a shutdown) while NATS was
-	// down, with events still in the buffer.
-	Dropped uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_nats_dropped_total" help:"Events dropped because NATS was down: the buffer was full, or the link closed with events in it."`
+	// down, with events still in the buffer; with JetStream, also those
+	// the stream refused.
+	Dropped uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_nats_dropped_total" help:"Events dropped because NATS was down (the buffer was full, or the link closed with events in it), or refused by the JetStream stream."`
 	// DroppedIn counts the messages from NATS that nats.go dropped: they
 	// came faster than the server delivered them, past a subscription's
 	// pending limits. A message is an event, or a pack of events.
@@ -36,10 +37,11 @@ type Stats struct {
 	// this one: the numbering of their sender's messages (HeaderSeq)
 	// skips them. It counts the events of the messages in DroppedIn, and
 	// those lost in NATS: on a NATS server that died with them, or
-	// published while this server was disconnected. Events of plain NATS
-	// programs, replies, and what JetStream delivers are not numbered;
-	// nor is what a server sent before a subscription began, or from a
-	// link of its own that this one never heard from.
+	// published while this server was disconnected; with JetStream,
+	// those the stream refused or dropped. Events of plain NATS programs
+	// and replies are not numbered; nor is what a server sent before a
+	// subscription began, or from a link of its own that this one never
+	// heard from.
 	MissedIn uint64 `json:"missed_in" msgpack:"missed_in" metric:"netcluster_nats_missed_in_total" help:"Events of other servers that never came from NATS: their sender's numbering skips them."`
 	// JetStreamLag is what the JetStream consumer has yet to deliver, as
 	// last asked (every heartbeat); 0 without JetStream.
@@ -47,9 +49,10 @@ type Stats struct {
 	// Malformed counts the messages that were not events.
 	Malformed uint64 `json:"malformed" msgpack:"malformed" metric:"netcluster_nats_malformed_total" help:"Messages from NATS that were not events."`
 	// FlowHeld counts the times a publisher waited for a receiver
-	// (Config.FlowControl), FlowHeldMs the time they waited in all.
-	FlowHeld   uint64 `json:"flow_held" msgpack:"flow_held" metric:"netcluster_nats_flow_held_total" help:"Times events for NATS waited for a receiving server (flow control)."`
-	FlowHeldMs uint64 `json:"flow_held_ms" msgpack:"flow_held_ms" metric:"netcluster_nats_flow_held_milliseconds_total" help:"Milliseconds events for NATS waited for a receiving server (flow control)."`
+	// (Config.FlowControl), or, with JetStream, for the stream's
+	// acknowledgements (jsRoom); FlowHeldMs the time they waited in all.
+	FlowHeld   uint64 `json:"flow_held" msgpack:"flow_held" metric:"netcluster_nats_flow_held_total" help:"Times events for NATS waited for a receiving server (flow control), or for the JetStream stream."`
+	FlowHeldMs uint64 `json:"flow_held_ms" msgpack:"flow_held_ms" metric:"netcluster_nats_flow_held_milliseconds_total" help:"Milliseconds events for NATS waited for a receiving server (flow control), or for the JetStream stream."`
 	// FlowExcluded counts the receivers that left flow control: they
 	// held the sender back and took nothing for PeerTimeout.
 	FlowExcluded uint64 `json:"flow_excluded" msgpack:"flow_excluded" metric:"netcluster_nats_flow_excluded_total" help:"Receiving servers that left NATS flow control: they took nothing for peertimeout."`

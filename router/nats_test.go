@@ -470,12 +470,11 @@ func testNATSReplyUnderLoad(t *testing.T, pack string) {
 	replyUnderLoad(t, s1, s2, func() uint64 { return natsStats(t, s2).EventsIn })
 }
 
-// TestNATSJetStreamCountsLoss: events go to the stream without
-// acknowledgement, and a stream too small for a burst drops its oldest
-// before the receiving server's consumer takes them. The receiver counts
-// each event lost so (missed_in), from the numbering of the events it
-// is delivered for the first time: every event is delivered, in order,
-// or counted.
+// TestNATSJetStreamCountsLoss: a stream too small for a burst drops its
+// oldest events before the receiving server's consumer takes them. The
+// receiver counts each event lost so (missed_in), from the numbering of
+// the events it is delivered for the first time: every event is
+// delivered, in order, or counted.
 func TestNATSJetStreamCountsLoss(t *testing.T) { bothFormats(t, testNATSJetStreamCountsLoss) }
 
 func testNATSJetStreamCountsLoss(t *testing.T, pack string) {
@@ -513,4 +512,82 @@ func testNATSJetStreamCountsLoss(t *testing.T, pack string) {
 	if uint64(n-len(got)) != missed {
 		t.Errorf("%d events lost, %d counted missed", n-len(got), missed)
 	}
+}
+
+// TestNATSJetStreamBurst: a NATS server takes a stream's messages into
+// a queue of bounded length and drops those past it. An unpaced burst of
+// single events, published without acknowledgement, lost most of them
+// there; published with it, at most a window of them unacknowledged, the
+// publisher waits for the stream instead, and every event is delivered,
+// in order.
+func TestNATSJetStreamBurst(t *testing.T) {
+	s1, s2, pub, r := jetStreamIngest(t, 1000) // above the window
+	const n = 20000
+	for i := range n {
+		if err := pub.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := increasingUpTo(t, r, "n", n-1)
+	st1, st2 := natsStats(t, s1), natsStats(t, s2)
+	if len(got) != n || st1.Dropped != 0 || st2.MissedIn != 0 {
+		t.Errorf("%d of %d events delivered; %d dropped by the sender, %d missed by the receiver", len(got), n, st1.Dropped, st2.MissedIn)
+	}
+	if st1.FlowHeld == 0 {
+		t.Error("the publisher never waited for the stream: the test proves less than it says")
+	}
+}
+
+// TestNATSJetStreamRefused: a stream whose ingest queue is shorter than
+// the window refuses what overflows it. The sender counts each event
+// refused (dropped) and logs it; the receivers count them missed: every
+// event is delivered, in order, or counted, on both sides.
+func TestNATSJetStreamRefused(t *testing.T) {
+	s1, s2, pub, r := jetStreamIngest(t, 64) // below the window
+	const n = 20000
+	for i := range n {
+		if err := pub.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Once the burst is over, one more event shows the receiver what
+	// went missing before it.
+	routertest.WaitFor(t, "each event of the burst delivered or refused", func() bool {
+		return uint64(r.Count("n"))+natsStats(t, s1).Dropped >= n
+	})
+	if err := pub.Emit("n", n); err != nil {
+		t.Fatal(err)
+	}
+	got := increasingUpTo(t, r, "n", n)
+	dropped, missed := natsStats(t, s1).Dropped, natsStats(t, s2).MissedIn
+	t.Logf("%d of %d events delivered; %d dropped by the sender, %d missed by the receiver", len(got), n+1, dropped, missed)
+	if dropped == 0 {
+		t.Fatal("the stream refused nothing: the test proves less than it says")
+	}
+	if uint64(len(got))+dropped != n+1 || missed != dropped {
+		t.Errorf("%d of %d events delivered; %d dropped by the sender, %d missed by the receiver: they do not add up", len(got), n+1, dropped, missed)
+	}
+	if logCount(s1, "JetStream refused events") == 0 {
+		t.Error("the sender did not log the refusals")
+	}
+}
+
+// jetStreamIngest starts a NATS server whose streams queue at most
+// queue messages on their way in, and two servers that bridge channel A
+// through its stream in the single format; it returns them, a client of
+// the first and a recorder of the second's channel A.
+func jetStreamIngest(t *testing.T, queue int) (s1, s2 *routertest.Server, pub *bus.Client, r *routertest.Recorder) {
+	ns := startNATS(t, 0, func(o *server.Options) {
+		o.JetStream, o.StoreDir = true, t.TempDir()
+		o.StreamMaxBufferedMsgs = queue
+	})
+	js := func(durable string) string {
+		return natsMembers(ns.ClientURL(), fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable), bridged)
+	}
+	s1 = routertest.NewServer(t, js("one"))
+	s2 = routertest.NewServer(t, js("two"))
+	pub = s1.Dial(t, "A")
+	r = routertest.Record(t, s2.Dial(t, "A"), ".*")
+	probe(t, pub, r)
+	return s1, s2, pub, r
 }
