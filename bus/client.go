@@ -93,6 +93,9 @@ type session struct {
 
 	heard   atomic.Uint64 // frames read: the pinger watches it move
 	stalled atomic.Bool   // the reader waits for room in the receive queue
+	// wrote counts the bytes written: a server that reads a writeChunk
+	// of them is alive, however long a ping waits behind them.
+	wrote atomic.Uint64
 
 	// The id of the last event read, if any: where the next connection
 	// resumes (resume.go). Only the reader writes them.

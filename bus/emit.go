@@ -196,7 +196,7 @@ func (c *Client) writeLoop(s *session) {
 			c.out, c.spare, c.writing = c.spare[:0], nil, true
 			c.mu.Unlock()
 
-			_, err := s.nc.Write(batch)
+			err := s.writeChunks(batch)
 
 			c.mu.Lock()
 			// Keep the written batch for the next swap unless a frame
@@ -222,6 +222,24 @@ func (c *Client) writeLoop(s *session) {
 			}
 		}
 	}
+}
+
+// writeChunk bounds one write of the send queue to the socket; the
+// pinger takes each writeChunk written as a sign of a live server.
+const writeChunk = 64 << 10
+
+// writeChunks writes b to the connection a chunk at a time, counting
+// the bytes (session.wrote) for the pinger.
+func (s *session) writeChunks(b []byte) error {
+	for len(b) > 0 {
+		n, err := s.nc.Write(b[:min(len(b), writeChunk)])
+		s.wrote.Add(uint64(n))
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // sendBuf holds the scratch space of one Emit.

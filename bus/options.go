@@ -149,7 +149,10 @@ func OnReconnect(f func()) Option { return func(o *options) { o.onReconnect = f 
 // takes the connection for dead, closes it and, with Reconnect on,
 // connects again. The check runs every interval/4, so a dead server is
 // noticed between timeout and timeout+interval/4 after the last frame
-// from it. The defaults are 5 s and 15 s; an interval of 0 turns pinging
+// from it. A server that reads what the client writes, however slowly
+// (it holds the publisher back, and the ping waits behind the events),
+// counts as heard from: 64 KiB written is a sign of life. The defaults
+// are 5 s and 15 s; an interval of 0 turns pinging
 // off. timeout is raised to twice interval when it is smaller. Pings
 // need a server of protocol version 2 or later (PROTOCOL.md § 4.5);
 // with an older one the client does not ping. The client also answers

@@ -174,13 +174,16 @@ func (c *Client) poke() {
 // for the ping interval it sends a ping, and when nothing has come for
 // the ping timeout it ends the connection. A reader waiting for room in
 // the receive queue is not reading, through no fault of the server's,
-// and counts as hearing from it.
+// and counts as hearing from it. So does each writeChunk of the send
+// queue written: the server is reading, and a server that holds its
+// publisher back (flow control) reads slowly, with the ping queued
+// behind the events. The pings alone are far less.
 func (c *Client) pingLoop(s *session) {
 	defer s.io.Done()
 	interval, timeout := c.opts.pingInterval, c.opts.pingTimeout
 	tick := time.NewTicker(max(interval/4, time.Millisecond))
 	defer tick.Stop()
-	heard, since := s.heard.Load(), time.Now()
+	heard, wrote, since := s.heard.Load(), s.wrote.Load(), time.Now()
 	var pinged time.Time
 	for {
 		select {
@@ -189,8 +192,8 @@ func (c *Client) pingLoop(s *session) {
 		case <-tick.C:
 		}
 		now := time.Now()
-		if h := s.heard.Load(); h != heard || s.stalled.Load() {
-			heard, since = h, now
+		if h, w := s.heard.Load(), s.wrote.Load(); h != heard || w-wrote >= writeChunk || s.stalled.Load() {
+			heard, wrote, since = h, w, now
 			continue
 		}
 		switch idle := now.Sub(since); {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"slices"
@@ -460,4 +461,89 @@ func emitSeq(t *testing.T, pub *bus.Client, stop <-chan struct{}, emitted *atomi
 			}
 		}
 	})
+}
+
+// TestPingSlowReader: a server that reads the client's events slowly,
+// as one that holds its publisher back does, and answers nothing while
+// the ping waits behind them, is alive: the client keeps its connection
+// as long as its writes go through, and every event reaches the
+// server. Without counting the writes, the ping timeout (less than half
+// the time the server takes to read the queue) ended the connection,
+// and the batch being written was lost.
+func TestPingSlowReader(t *testing.T) {
+	path := filepath.Join(routertest.ShortTempDir(t), "A.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events atomic.Int64
+	var wg sync.WaitGroup
+	conns := make(chan net.Conn, 1)
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conns <- c
+		fr := wire.NewFrameReader(bufio.NewReaderSize(slowReader{c}, 4096), 1<<20)
+		if _, err := fr.ReadFrame(); err != nil { // the hello
+			return
+		}
+		if _, err := c.Write(wire.AppendWelcome(nil, &wire.Welcome{Version: wire.PingVersion, Channel: "A", MaxFrame: 1 << 20})); err != nil {
+			return
+		}
+		for {
+			frame, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if typ, _ := wire.TypeOf(frame[wire.HeaderLen:]); typ == wire.FrameEvent {
+				events.Add(1)
+			}
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		select {
+		case c := <-conns:
+			c.Close()
+		default:
+		}
+		wg.Wait()
+	})
+
+	// 1 MiB of events, read at about 400 KiB/s: 2.5 s, more than twice
+	// the ping timeout.
+	const interval, timeout = 200 * time.Millisecond, time.Second
+	c, err := bus.Dial(context.Background(), "A", bus.Socket(path), bus.Ping(interval, timeout), bus.Reconnect(false),
+		bus.SendBuffer(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	data := make([]byte, 200)
+	const n = 4500
+	for i := range n {
+		if err := c.Emit("e", data); err != nil {
+			t.Fatalf("emit %d: %v", i, err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); events.Load() < n; time.Sleep(10 * time.Millisecond) {
+		select {
+		case <-c.Done():
+			t.Fatalf("the client gave up on a server that was reading (%d of %d events read): %v", events.Load(), n, c.Err())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server read %d of %d events in 30 s", events.Load(), n)
+		}
+	}
+}
+
+// slowReader reads at most 4 KiB every 10 ms.
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(10 * time.Millisecond)
+	return s.r.Read(p[:min(len(p), 4096)])
 }
