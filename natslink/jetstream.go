@@ -30,7 +30,14 @@ type jsState struct {
 	kick     chan struct{} // (re)connected: apply again
 	lag      uint64        // what the consumer has yet to deliver, as last asked
 	held     bool          // until Config.CatchUp has passed: no consumer yet
-	stopped  bool          // StopDelivering: no consumer again
+	// swapping holds the consumer of a link opened held (Config.Held)
+	// until Release: the link it takes over from consumes the same
+	// durable until CloseInto has drained it, and two links pulling
+	// from it at once would each get part of its events, delivered in
+	// two orders.
+	swapping bool
+	order    jsOrder // puts the consumer's deliveries in order
+	stopped  bool    // StopDelivering: no consumer again
 }
 
 // StreamName is the name of the stream of a prefix and a cluster.
@@ -111,8 +118,8 @@ func (l *Link) jsApply() {
 		l.log.Warn("creating the JetStream stream failed", "stream", name, "err", err)
 		return
 	}
-	if l.js.held {
-		return // the consumer waits for Config.CatchUp; the stream, for the events sent, does not
+	if l.js.held || l.js.swapping {
+		return // the consumer waits; the stream, for the events sent, does not
 	}
 	if len(l.js.subjects) == 0 {
 		if l.js.cc != nil {
@@ -130,28 +137,16 @@ func (l *Link) jsApply() {
 	}
 	l.js.cons = cons
 	if l.js.cc == nil {
-		// The handler decodes into one Event: one message at a time,
-		// even while the consumer replaces its subscription.
-		// A message the closed link did not deliver is given back
-		// (Nak), so that the next consumer of the durable gets it
-		// first, without waiting out AckWait.
-		handle, one, counter := l.handler(false, nil), new(sync.Mutex), jsCounter{}
+		// The handler decodes into one Event: jsOrder hands it one
+		// message at a time, even while the consumer replaces its
+		// subscription.
+		counter := jsCounter{}
+		l.js.order.init(l.handler(false, nil), func(m jetstream.Msg) { l.jsCount(counter, m) }, l.log)
 		l.js.cc, err = cons.Consume(func(m jetstream.Msg) {
-			one.Lock()
-			l.jsCount(counter, m)
-			ok := handle(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-			one.Unlock()
-			if ok {
-				m.Ack()
-				return
-			}
-			m.Nak()
-			if md, err := m.Metadata(); err == nil {
-				// Rare, and what the next consumer gets first: the
-				// sequence tells which event, should one come late.
-				l.log.Debug("gave an event back to JetStream: the link delivers no more",
-					"subject", m.Subject(), "stream_seq", md.Sequence.Stream)
-			}
+			o := &l.js.order
+			o.mu.Lock()
+			o.take(m)
+			o.mu.Unlock()
 		})
 		if err != nil {
 			l.log.Warn("consuming from JetStream failed", "consumer", l.durableName(), "err", err)
@@ -266,6 +261,7 @@ func (l *Link) jsStop() {
 	case <-time.After(drainWait):
 		l.log.Warn("the JetStream consumer did not drain in time: what it holds goes to the next consumer", "wait", drainWait)
 	}
+	l.js.order.stop()
 }
 
 // Publishing to the stream. A NATS server takes a stream's messages

@@ -238,6 +238,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	// Before Connect: its handlers kick the consumer.
 	l.js.kick = make(chan struct{}, 1)
 	l.js.held = cfg.JetStream && cfg.CatchUp > 0
+	l.js.swapping = cfg.JetStream && cfg.Held
 	opts, err := l.options()
 	if err != nil {
 		return nil, err
@@ -595,6 +596,13 @@ func setHeader(h nats.Header, key, value string) {
 func (l *Link) Release() {
 	l.inHeld.Open()
 	l.held.Open()
+	l.js.mu.Lock()
+	swapping := l.js.swapping
+	l.js.swapping = false
+	l.js.mu.Unlock()
+	if swapping {
+		l.jsKick()
+	}
 }
 
 // StopDelivering ends the link's deliveries and leaves it sending: a
@@ -653,6 +661,12 @@ func (l *Link) CloseInto(next *Link) {
 	close(l.stop)
 	l.wg.Wait()
 	l.jsStop()
+	if next != nil && l.cfg.JetStream && next.cfg.JetStream && next.durableName() == l.durableName() &&
+		next.cfg.Prefix == l.cfg.Prefix && next.cfg.Cluster == l.cfg.Cluster {
+		// next consumes the same durable once released: it waits for
+		// what this link's pull requests lost, as this link would have.
+		next.js.order.handOver(l.js.order.numbers())
+	}
 	l.deliverMu.Lock()
 	l.done = true
 	l.deliverMu.Unlock()

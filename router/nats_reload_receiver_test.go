@@ -3,7 +3,9 @@ package router_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -44,6 +46,56 @@ func testNATSReceiverReload(t *testing.T, pack string) {
 	if c := logCount(s2, "NATS link opened"); c != swaps+1 {
 		t.Errorf("the receiver's link was opened %d times, want %d", c, swaps+1)
 	}
+	if st := natsStats(t, s2); st.MissedIn != 0 || st.DroppedIn != 0 {
+		t.Errorf("server 2 counted %d events missed and %d messages dropped", st.MissedIn, st.DroppedIn)
+	}
+}
+
+// TestNATSJetStreamReceiverReload is TestNATSReceiverReloadLosesNothing
+// with the events taken from a JetStream consumer: the new link consumes
+// the durable only once the old one has stopped, and puts in order what
+// the old one's pull requests lost as it stopped, which NATS sends
+// again, mixed with the next events.
+func TestNATSJetStreamReceiverReload(t *testing.T) {
+	bothFormats(t, testNATSJetStreamReceiverReload)
+}
+
+func testNATSJetStreamReceiverReload(t *testing.T, pack string) {
+	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	js := func(durable, name string) string {
+		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms", "name": %q`, durable, name)
+		if pack != "" {
+			extra += ", " + pack
+		}
+		return natsMembers(ns.ClientURL(), extra, bridged)
+	}
+	s1 := routertest.NewServer(t, js("one", "s1"))
+	s2 := routertest.NewServer(t, js("two", "s2"))
+	pub := s1.Dial(t, "A")
+	far := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), "probe"))
+
+	const swaps = 6
+	stream := streamSeq(pub)
+	for i := range swaps {
+		stream.flow(t, 5000)
+		if _, err := s2.Reload(s2.ParseConfig(t, js("two", fmt.Sprintf("swap %d", i)))); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+	}
+	stream.flow(t, 5000)
+	n := stream.end(t)
+	// The consumer may be behind the stream by many events (the race
+	// detector slows it most): wait while it moves.
+	for last, deadline := -1, time.Now(); far.Count("seq") < n; time.Sleep(10 * time.Millisecond) {
+		if c := far.Count("seq"); c != last {
+			last, deadline = c, time.Now().Add(10*time.Second)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered, and none for 10 s", c, n)
+		}
+	}
+	routertest.Fence(t, s2, "A", far)
+	checkSeq(t, fmt.Sprintf("%d events across %d swaps of the receiver's link", n, swaps), dataOf(t, far, "seq"), n)
 	if st := natsStats(t, s2); st.MissedIn != 0 || st.DroppedIn != 0 {
 		t.Errorf("server 2 counted %d events missed and %d messages dropped", st.MissedIn, st.DroppedIn)
 	}

@@ -1,0 +1,241 @@
+package natslink
+
+import (
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// jsOrder hands the messages of a JetStream consumer to the link's
+// handler in the order of their senders' numbering (HeaderSeq), per
+// subject and epoch. NATS redelivers a message whose delivery failed,
+// and the redeliveries can come after later messages, and out of order
+// among themselves: when a reload swaps the link, the server sends some
+// messages to the old link's pull requests as it stops consuming; they
+// come again to the new link, mixed with the next ones. So a message
+// numbered past the next one expected of its sender waits, for at most
+// jsReorderWait, for those before it; then it goes, and jsCount, told of
+// the messages in the order they go, counts the events that never came. The link that takes over gets the
+// numbers expected next (handOver), so that its first messages wait for
+// the redeliveries too.
+//
+// Messages numbered below the next one expected (delivered already,
+// or given up on) and messages not numbered (plain NATS programs) go at
+// once. A message the handler does not take (the link is done) is given
+// back (Nak), so that the next consumer of the durable gets it first,
+// without waiting out AckWait.
+type jsOrder struct {
+	mu     sync.Mutex // one message at a time
+	handle func(*nats.Msg) bool
+	count  func(jetstream.Msg) // jsCount, in the order delivered
+	log    *slog.Logger
+	next   map[jsKey]uint64 // the number expected next
+	held   map[jsKey][]heldJS
+	nHeld  int
+	timer  *time.Timer
+	ended  bool // stop: nothing is held from then on
+}
+
+// jsKey is a sender's numbering: its epoch on a subject.
+type jsKey struct{ subject, epoch string }
+
+// heldJS is a message that waits for those numbered before it.
+type heldJS struct {
+	m          jetstream.Msg
+	first, end uint64 // its events' numbers: [first, end)
+	since      time.Time
+}
+
+// jsReorderWait bounds how long a message waits for the messages
+// numbered before it; jsMaxHeld bounds how many wait.
+const (
+	jsReorderWait = 250 * time.Millisecond
+	jsMaxHeld     = 4096
+)
+
+// init sets the handler, and count, which is told of each message
+// before it is handled; numbers handed over (handOver) stay.
+func (o *jsOrder) init(handle func(*nats.Msg) bool, count func(jetstream.Msg), log *slog.Logger) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.handle, o.count, o.log = handle, count, log
+	if o.next == nil {
+		o.next = make(map[jsKey]uint64)
+	}
+	o.held = make(map[jsKey][]heldJS)
+}
+
+// take hands m to the handler, or holds it until the messages numbered
+// before it have come, or jsReorderWait has passed. o.mu is held.
+func (o *jsOrder) take(m jetstream.Msg) {
+	key, first, end, ok := jsNumbering(m)
+	if !ok || o.ended {
+		o.deliver(m)
+		return
+	}
+	next, known := o.next[key]
+	if known && first > next {
+		o.hold(key, heldJS{m: m, first: first, end: end, since: time.Now()})
+		return
+	}
+	o.deliver(m)
+	if !known || end > next {
+		if len(o.next) >= maxEpochs && !known {
+			clear(o.next)
+		}
+		o.next[key] = end
+	}
+	o.release(key, false)
+}
+
+// hold keeps h, in the order of the numbering, and arms the timer.
+func (o *jsOrder) hold(key jsKey, h heldJS) {
+	hs := o.held[key]
+	i, _ := slices.BinarySearchFunc(hs, h.first, func(a heldJS, first uint64) int {
+		switch {
+		case a.first < first:
+			return -1
+		case a.first > first:
+			return 1
+		}
+		return 0
+	})
+	o.held[key] = slices.Insert(hs, i, h)
+	o.nHeld++
+	if o.nHeld > jsMaxHeld {
+		o.releaseAll() // a long gap: what came goes, in order
+		return
+	}
+	if o.timer == nil {
+		o.timer = time.AfterFunc(jsReorderWait, o.expire)
+	} else if o.nHeld == 1 {
+		o.timer.Reset(jsReorderWait)
+	}
+}
+
+// release delivers key's held messages that are next in line; with
+// skip, also those past a gap, once the first of them has waited
+// jsReorderWait. o.mu is held.
+func (o *jsOrder) release(key jsKey, skip bool) {
+	hs := o.held[key]
+	k := 0
+	for ; k < len(hs); k++ {
+		h := hs[k]
+		next := o.next[key]
+		if h.first > next && !(skip && time.Since(hs[0].since) >= jsReorderWait) {
+			break
+		}
+		o.deliver(h.m)
+		if h.end > next {
+			o.next[key] = h.end
+		}
+	}
+	if k == 0 {
+		return
+	}
+	o.nHeld -= k
+	if k == len(hs) {
+		delete(o.held, key)
+		return
+	}
+	o.held[key] = slices.Delete(hs, 0, k)
+}
+
+// releaseAll delivers every held message, in order per sender.
+func (o *jsOrder) releaseAll() {
+	for key, hs := range o.held {
+		for _, h := range hs {
+			o.deliver(h.m)
+			if h.end > o.next[key] {
+				o.next[key] = h.end
+			}
+		}
+		delete(o.held, key)
+	}
+	o.nHeld = 0
+}
+
+// expire releases, past their gaps, the messages that have waited
+// jsReorderWait, and arms the timer again for those still waiting.
+func (o *jsOrder) expire() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for key := range o.held {
+		o.release(key, true)
+	}
+	if o.nHeld > 0 && !o.ended {
+		o.timer.Reset(jsReorderWait / 4)
+	}
+}
+
+// stop delivers what is held, in order, and holds nothing from then on:
+// the consumer has stopped, and no redelivery will come to this link.
+func (o *jsOrder) stop() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ended = true
+	o.releaseAll()
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+}
+
+// numbers returns a copy of the numbers expected next.
+func (o *jsOrder) numbers() map[jsKey]uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.next)
+}
+
+// handOver makes o, whose consumer has not started, expect next the
+// numbers the link it takes over from expected.
+func (o *jsOrder) handOver(next map[jsKey]uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.next = next
+}
+
+// deliver hands m to the handler, and acknowledges it, or gives it back.
+func (o *jsOrder) deliver(m jetstream.Msg) {
+	o.count(m)
+	if o.handle(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}) {
+		m.Ack()
+		return
+	}
+	m.Nak()
+	if md, err := m.Metadata(); err == nil {
+		// Rare, and what the next consumer gets first: the sequence
+		// tells which event, should one come late.
+		o.log.Debug("gave an event back to JetStream: the link delivers no more",
+			"subject", m.Subject(), "stream_seq", md.Sequence.Stream)
+	}
+}
+
+// jsNumbering reads a message's numbering: its sender's key, and the
+// numbers of its events, [first, end).
+func jsNumbering(m jetstream.Msg) (key jsKey, first, end uint64, ok bool) {
+	h := m.Headers()
+	v := h[HeaderSeq]
+	if len(v) != 1 {
+		return jsKey{}, 0, 0, false
+	}
+	s, ok := seqOf(v[0])
+	if !ok {
+		return jsKey{}, 0, 0, false
+	}
+	n := uint64(1)
+	if p := h.Get(HeaderPack); p != "" {
+		k, err := strconv.ParseUint(p, 10, 32)
+		if err != nil || k == 0 {
+			return jsKey{}, 0, 0, false
+		}
+		n = k
+	}
+	return jsKey{m.Subject(), s.epoch}, s.first, s.first + n, true
+}
