@@ -75,15 +75,18 @@ func testNATSJetStreamReceiverReload(t *testing.T, pack string) {
 	far := routertest.Record(t, s2.Dial(t, "A"), ".*")
 	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), "probe"))
 
-	const swaps = 6
+	swaps, each := 6, int64(5000)
+	if testing.Short() {
+		swaps, each = 4, 3000
+	}
 	stream := streamSeq(pub)
 	for i := range swaps {
-		stream.flow(t, 5000)
+		stream.flow(t, each)
 		if _, err := s2.Reload(s2.ParseConfig(t, js("two", fmt.Sprintf("swap %d", i)))); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
 	}
-	stream.flow(t, 5000)
+	stream.flow(t, each)
 	n := stream.end(t)
 	// The consumer may be behind the stream by many events (the race
 	// detector slows it most): wait while it moves.
