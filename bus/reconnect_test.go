@@ -268,22 +268,36 @@ func TestCloseWhileReconnecting(t *testing.T) {
 // that hangs after the handshake.
 func fakeServer(t *testing.T, version uint64) (path string, frames <-chan wire.FrameType) {
 	t.Helper()
-	path = filepath.Join(routertest.ShortTempDir(t), "A.sock")
+	out := make(chan wire.FrameType, 64)
+	path = serveFake(t, version, func(c net.Conn) io.Reader { return c }, func(typ wire.FrameType) {
+		select {
+		case out <- typ:
+		default:
+		}
+	}, func() { close(out) })
+	return path, out
+}
+
+// serveFake is fakeServer's: it reads the client through read(conn),
+// tells frame of each frame's type, and calls done when the client is
+// gone.
+func serveFake(t *testing.T, version uint64, read func(net.Conn) io.Reader, frame func(wire.FrameType), done func()) string {
+	t.Helper()
+	path := filepath.Join(routertest.ShortTempDir(t), "A.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make(chan wire.FrameType, 64)
 	var wg sync.WaitGroup
 	conns := make(chan net.Conn, 1)
 	wg.Go(func() {
-		defer close(out)
+		defer done()
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		conns <- c
-		fr := wire.NewFrameReader(bufio.NewReader(c), 1<<20)
+		fr := wire.NewFrameReader(bufio.NewReader(read(c)), 1<<20)
 		if _, err := fr.ReadFrame(); err != nil { // the hello
 			return
 		}
@@ -291,15 +305,12 @@ func fakeServer(t *testing.T, version uint64) (path string, frames <-chan wire.F
 			return
 		}
 		for {
-			frame, err := fr.ReadFrame()
+			f, err := fr.ReadFrame()
 			if err != nil {
 				return
 			}
-			typ, _ := wire.TypeOf(frame[wire.HeaderLen:])
-			select {
-			case out <- typ:
-			default:
-			}
+			typ, _ := wire.TypeOf(f[wire.HeaderLen:])
+			frame(typ)
 		}
 	})
 	t.Cleanup(func() {
@@ -311,7 +322,7 @@ func fakeServer(t *testing.T, version uint64) (path string, frames <-chan wire.F
 		}
 		wg.Wait()
 	})
-	return path, out
+	return path
 }
 
 // TestPingTimeout connects to a server that stops answering after the
@@ -471,46 +482,12 @@ func emitSeq(t *testing.T, pub *bus.Client, stop <-chan struct{}, emitted *atomi
 // the time the server takes to read the queue) ended the connection,
 // and the batch being written was lost.
 func TestPingSlowReader(t *testing.T) {
-	path := filepath.Join(routertest.ShortTempDir(t), "A.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var events atomic.Int64
-	var wg sync.WaitGroup
-	conns := make(chan net.Conn, 1)
-	wg.Go(func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
+	path := serveFake(t, wire.PingVersion, func(c net.Conn) io.Reader { return slowReader{c} }, func(typ wire.FrameType) {
+		if typ == wire.FrameEvent {
+			events.Add(1)
 		}
-		conns <- c
-		fr := wire.NewFrameReader(bufio.NewReaderSize(slowReader{c}, 4096), 1<<20)
-		if _, err := fr.ReadFrame(); err != nil { // the hello
-			return
-		}
-		if _, err := c.Write(wire.AppendWelcome(nil, &wire.Welcome{Version: wire.PingVersion, Channel: "A", MaxFrame: 1 << 20})); err != nil {
-			return
-		}
-		for {
-			frame, err := fr.ReadFrame()
-			if err != nil {
-				return
-			}
-			if typ, _ := wire.TypeOf(frame[wire.HeaderLen:]); typ == wire.FrameEvent {
-				events.Add(1)
-			}
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		select {
-		case c := <-conns:
-			c.Close()
-		default:
-		}
-		wg.Wait()
-	})
+	}, func() {})
 
 	// 1 MiB of events, read at about 400 KiB/s: 2.5 s, more than twice
 	// the ping timeout.

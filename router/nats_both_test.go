@@ -40,11 +40,7 @@ func testNATSAndMulticast(t *testing.T, pack string, n int) {
 	r := routertest.Record(t, s2.Dial(t, "A", bus.Name("sub")), ".*")
 	probe(t, pub, r)
 
-	for i := range n {
-		if err := pub.Emit("n", i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	burst(t, pub, n)
 	r.WaitCount(t, "n", n)
 	// Both links have delivered what they carry once the NATS link and
 	// the multicast link have each brought the fence's event.

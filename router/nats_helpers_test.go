@@ -228,3 +228,14 @@ func increasingUpTo(t testing.TB, r *routertest.Recorder, event string, last int
 	}
 	return got
 }
+
+// burst emits events "n" with the data 0 to n-1 from pub, as fast as it
+// takes them.
+func burst(t testing.TB, pub interface{ Emit(string, any) error }, n int) {
+	t.Helper()
+	for i := range n {
+		if err := pub.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -47,11 +47,7 @@ func TestNATSPacks(t *testing.T) {
 	pub := packing.Dial(t, "A")
 	probe(t, pub, r)
 	const n = 3000
-	for i := range n {
-		if err := pub.Emit("n", i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	burst(t, pub, n)
 	r.WaitCount(t, "n", n)
 	checkSeq(t, "a server that does not pack, from one that does", dataOf(t, r, "n"), n)
 	if p := peer(); p.Msgs < n || p.Bytes < n {

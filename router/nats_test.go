@@ -497,11 +497,7 @@ func testNATSJetStreamCountsLoss(t *testing.T, pack string) {
 	r := routertest.Record(t, s2.Dial(t, "A"), ".*")
 	probe(t, pub, r)
 	const n = 50000
-	for i := range n {
-		if err := pub.Emit("n", i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	burst(t, pub, n)
 	// The last events stay in the stream: the consumer gets them.
 	got := increasingUpTo(t, r, "n", n-1)
 	missed := natsStats(t, s2).MissedIn
@@ -523,11 +519,7 @@ func testNATSJetStreamCountsLoss(t *testing.T, pack string) {
 func TestNATSJetStreamBurst(t *testing.T) {
 	s1, s2, pub, r := jetStreamIngest(t, 1000) // above the window
 	const n = 20000
-	for i := range n {
-		if err := pub.Emit("n", i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	burst(t, pub, n)
 	got := increasingUpTo(t, r, "n", n-1)
 	st1, st2 := natsStats(t, s1), natsStats(t, s2)
 	if len(got) != n || st1.Dropped != 0 || st2.MissedIn != 0 {
@@ -545,11 +537,7 @@ func TestNATSJetStreamBurst(t *testing.T) {
 func TestNATSJetStreamRefused(t *testing.T) {
 	s1, s2, pub, r := jetStreamIngest(t, 64) // below the window
 	const n = 20000
-	for i := range n {
-		if err := pub.Emit("n", i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	burst(t, pub, n)
 	// Once the burst is over, one more event shows the receiver what
 	// went missing before it.
 	routertest.WaitFor(t, "each event of the burst delivered or refused", func() bool {
