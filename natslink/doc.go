@@ -26,13 +26,19 @@
 // With Config.JetStream, a stream keeps the cluster's subjects, and the
 // link takes its channels' events from a durable consumer of it instead
 // of plain subscriptions, so that a server that was down gets what it
-// missed.
+// missed. It publishes to the stream with acknowledgements, at most
+// jsMaxPending messages waiting, sends again what a lost connection
+// left unacknowledged, and delivers what the consumer hands it in each
+// sender's order (jsOrder).
 //
 // # Concurrency
 //
-// A Link is safe for concurrent use. Publish never blocks on the
-// network: nats.go buffers what it cannot send yet, up to Config.Buffer
-// bytes while disconnected, and Publish returns ErrDropped past that.
+// A Link is safe for concurrent use. Publish waits while a receiving
+// server holds it back (Config.FlowControl) or, with JetStream, while
+// the stream has yet to acknowledge jsMaxPending messages; it never
+// waits on a socket: nats.go buffers what it cannot send yet, the link
+// up to Config.Buffer bytes while disconnected, and Publish returns
+// ErrDropped past that.
 // PublishFrame waits while maxPackedBytes of packs wait for a goroutine
 // of the link's to send them, and counts what NATS refuses when it sends.
 // The deliver function is called from nats.go's goroutines, one per

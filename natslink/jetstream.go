@@ -54,8 +54,10 @@ func (l *Link) durableName() string {
 	return strings.NewReplacer(".", "_", " ", "_", "*", "_", ">", "_").Replace(host)
 }
 
-// jsLoop applies the consumer again after each (re)connection, and asks
-// how far behind it is every heartbeat, until Close.
+// jsLoop applies the consumer again after each (re)connection, and
+// every heartbeat while it has none that it should have (making it
+// failed: NATS was slow to answer, say), and asks how far behind it is
+// every heartbeat, until Close.
 func (l *Link) jsLoop() {
 	defer l.wg.Done()
 	t := time.NewTicker(l.cfg.Heartbeat)
@@ -74,6 +76,12 @@ func (l *Link) jsLoop() {
 		case <-l.js.kick:
 			l.jsApply()
 		case <-t.C:
+			l.js.mu.Lock()
+			missing := l.js.cc == nil && !l.js.held && !l.js.swapping && !l.js.stopped && len(l.js.subjects) > 0
+			l.js.mu.Unlock()
+			if missing {
+				l.jsApply()
+			}
 			l.jsLag()
 		}
 	}
@@ -275,10 +283,14 @@ func (l *Link) jsStop() {
 // flow control, and counted alike (Stats.FlowHeld). A message the
 // stream refused (its ingest queue full nonetheless, no stream, a limit
 // that discards new messages) is counted dropped (Stats.Dropped) and
-// logged; one whose acknowledgement never came (the connection was lost
-// first, or jsAckTimeout passed) may or may not be stored, and is only
-// logged: the receivers count what the stream lacks (Stats.MissedIn,
-// from the numbering).
+// logged. The messages not yet acknowledged when the connection is lost
+// (the NATS server died with them, or with their acknowledgements) go
+// back, in order, to the head of the outage buffer, and are sent again
+// once NATS is back (jsSendAgain): those the stream had stored come
+// twice, and the receivers drop the second by its number (jsOrder). One
+// whose acknowledgement did not come in jsAckTimeout, the connection
+// up, may or may not be stored, and is only logged: the receivers count
+// what the stream lacks (Stats.MissedIn, from the numbering).
 type jsOut struct {
 	js      jetstream.JetStream
 	pending atomic.Int64  // published, not yet acknowledged
@@ -286,6 +298,19 @@ type jsOut struct {
 	// refused and unknown count the events refused, and those whose
 	// acknowledgement never came, for the logs.
 	refused, unknown atomic.Uint64
+
+	mu       sync.Mutex
+	inflight []*jsFlight // in the order published, until done
+	byMsg    map[*nats.Msg]*jsFlight
+}
+
+// jsFlight is a message published to the stream: a copy, kept until
+// the stream acknowledges it, to be sent again should the connection be
+// lost first.
+type jsFlight struct {
+	m      *nats.Msg
+	events int
+	done   bool // acknowledged, refused, or handed to the outage buffer
 }
 
 // jsMaxPending bounds the messages sent to the stream that it has yet
@@ -299,8 +324,12 @@ const jsAckTimeout = 5 * time.Second
 // jsOpenPublisher sets up the publications to the stream.
 func (l *Link) jsOpenPublisher() error {
 	l.jsOut.room = make(chan struct{}, 1)
+	l.jsOut.byMsg = make(map[*nats.Msg]*jsFlight)
 	js, err := jetstream.New(l.nc, jetstream.WithPublishAsyncTimeout(jsAckTimeout),
-		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { l.jsResolved() }),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+			l.jsLanded(m)
+			l.jsResolved()
+		}),
 		jetstream.WithPublishAsyncErrHandler(l.jsNotAcked))
 	if err != nil {
 		return fmt.Errorf("natslink: JetStream: %w", err)
@@ -331,21 +360,84 @@ func (l *Link) jsRoom() {
 }
 
 // jsPublish publishes m, a message of n events on a channel's subject,
-// to the stream, asking for its acknowledgement. The stream copies m
-// into nats.go's buffer before it returns; the message it keeps until
-// the acknowledgement comes, for jsNotAcked, has a header of its own.
-func (l *Link) jsPublish(m *nats.Msg) error {
+// to the stream, asking for its acknowledgement, and keeps a copy of it
+// until the acknowledgement comes (jsFlight).
+func (l *Link) jsPublish(m *nats.Msg, n int) error {
 	h := make(nats.Header, len(m.Header))
 	for k, vs := range m.Header {
 		h[k] = slices.Clone(vs)
 	}
+	f := &jsFlight{m: &nats.Msg{Subject: m.Subject, Header: h, Data: slices.Clone(m.Data)}, events: n}
 	o := &l.jsOut
+	o.mu.Lock()
+	o.inflight = append(o.inflight, f)
+	o.byMsg[f.m] = f
+	o.mu.Unlock()
 	o.pending.Add(1)
-	_, err := o.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}, jetstream.WithRetryAttempts(0))
+	_, err := o.js.PublishMsgAsync(f.m, jetstream.WithRetryAttempts(0))
 	if err != nil {
+		l.jsLanded(f.m)
 		l.jsResolved()
 	}
 	return err
+}
+
+// jsLanded notes that m, published to the stream, needs no keeping: it
+// was acknowledged, refused, or not sent.
+func (l *Link) jsLanded(m *nats.Msg) {
+	o := &l.jsOut
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if f := o.byMsg[m]; f != nil {
+		f.done = true
+		delete(o.byMsg, m)
+	}
+	k := 0
+	for k < len(o.inflight) && o.inflight[k].done {
+		o.inflight[k] = nil
+		k++
+	}
+	o.inflight = o.inflight[k:]
+}
+
+// jsSendAgain moves the messages the stream has yet to acknowledge, in
+// the order published, to the head of the outage buffer: the connection
+// was lost, and with it the messages in flight or their
+// acknowledgements. The link sends them again once NATS is back, before
+// what was published since.
+func (l *Link) jsSendAgain() {
+	o := &l.jsOut
+	o.mu.Lock()
+	var again []keptMsg
+	events := 0
+	for _, f := range o.inflight {
+		if !f.done {
+			f.done = true
+			again = append(again, keptMsg{m: f.m, events: f.events, size: msgSize(f.m), stored: true})
+			events += f.events
+		}
+	}
+	clear(o.inflight)
+	o.inflight = o.inflight[:0]
+	clear(o.byMsg)
+	o.mu.Unlock()
+	if len(again) == 0 {
+		return
+	}
+	// Counted again when sent again.
+	l.eventsOut.Add(^uint64(events - 1))
+	out := &l.out
+	out.mu.Lock()
+	if !out.holding {
+		l.hold()
+	}
+	out.queue = append(again, out.queue...)
+	for _, k := range again {
+		out.bytes += k.size
+		out.events += k.events
+	}
+	out.mu.Unlock()
+	l.log.Info("NATS went away before JetStream acknowledged events: they are sent again once it is back", "events", events)
 }
 
 // jsResolved notes the end of a message's wait for its acknowledgement.
@@ -369,13 +461,16 @@ func (l *Link) jsNotAcked(_ jetstream.JetStream, m *nats.Msg, err error) {
 	}
 	o := &l.jsOut
 	switch {
-	case errors.Is(err, nats.ErrDisconnected), errors.Is(err, jetstream.ErrAsyncPublishTimeout),
-		errors.Is(err, jetstream.ErrJetStreamPublisherClosed):
+	case errors.Is(err, nats.ErrDisconnected):
+		l.jsSendAgain() // every message in flight, m among them, at the first
+	case errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, jetstream.ErrJetStreamPublisherClosed):
+		l.jsLanded(m)
 		if u := o.unknown.Add(n); bits.OnesCount64(u) == 1 {
 			l.log.Warn("JetStream did not acknowledge events: they may be missing from the stream, and receiving servers count those that are (missed_in)",
 				"subject", m.Subject, "events", u, "err", err)
 		}
 	default:
+		l.jsLanded(m)
 		l.dropped.Add(n)
 		if r := o.refused.Add(n); bits.OnesCount64(r) == 1 {
 			l.log.Warn("JetStream refused events: they are dropped", "subject", m.Subject, "events", r, "err", err)

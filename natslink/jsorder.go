@@ -25,9 +25,14 @@ import (
 // numbers expected next (handOver), so that its first messages wait for
 // the redeliveries too.
 //
-// Messages numbered below the next one expected (delivered already,
-// or given up on) and messages not numbered (plain NATS programs) go at
-// once. A message the handler does not take (the link is done) is given
+// A message numbered below the next one expected, from the first one
+// delivered on, and not in a gap given up on, was delivered already: it
+// is a copy (the sender sent it again after a lost connection, or NATS
+// delivered it again), acknowledged and dropped. One in a gap given up
+// on (NATS redelivers what a connection lost after AckWait), one
+// numbered below the first one delivered (a server that started after
+// it was sent gets it late from NATS), and messages not numbered (plain
+// NATS programs) go at once. A message the handler does not take (the link is done) is given
 // back (Nak), so that the next consumer of the durable gets it first,
 // without waiting out AckWait.
 type jsOrder struct {
@@ -36,11 +41,24 @@ type jsOrder struct {
 	count  func(jetstream.Msg) // jsCount, in the order delivered
 	log    *slog.Logger
 	next   map[jsKey]uint64 // the number expected next
-	held   map[jsKey][]heldJS
-	nHeld  int
-	timer  *time.Timer
-	ended  bool // stop: nothing is held from then on
+	// base is the first number delivered of each key, by this link or
+	// the ones it took over from: below next and from base on, every
+	// number was delivered, or given up on.
+	base map[jsKey]uint64
+	// gaps are, per key, the numbers given up on: a message of them that
+	// comes after all (NATS redelivers it after AckWait) goes, late.
+	gaps  map[jsKey][]span
+	held  map[jsKey][]heldJS
+	nHeld int
+	timer *time.Timer
+	ended bool // stop: nothing is held from then on
 }
+
+// span is the numbers [start, end).
+type span struct{ start, end uint64 }
+
+// maxGaps bounds the gaps remembered per key.
+const maxGaps = 64
 
 // jsKey is a sender's numbering: its epoch on a subject.
 type jsKey struct{ subject, epoch string }
@@ -66,9 +84,10 @@ func (o *jsOrder) init(handle func(*nats.Msg) bool, count func(jetstream.Msg), l
 	defer o.mu.Unlock()
 	o.handle, o.count, o.log = handle, count, log
 	if o.next == nil {
-		o.next = make(map[jsKey]uint64)
+		o.next, o.base = make(map[jsKey]uint64), make(map[jsKey]uint64)
 	}
 	o.held = make(map[jsKey][]heldJS)
+	o.gaps = make(map[jsKey][]span)
 }
 
 // take hands m to the handler, or holds it until the messages numbered
@@ -80,15 +99,26 @@ func (o *jsOrder) take(m jetstream.Msg) {
 		return
 	}
 	next, known := o.next[key]
-	if known && first > next {
+	switch {
+	case known && first > next:
 		o.hold(key, heldJS{m: m, first: first, end: end, since: time.Now()})
+		return
+	case known && end <= next && first >= o.base[key] && !o.late(key, first, end):
+		// Delivered already: a copy that the sender sent again
+		// (jsSendAgain), or that NATS delivered again.
+		o.count(m)
+		m.Ack()
 		return
 	}
 	o.deliver(m)
-	if !known || end > next {
-		if len(o.next) >= maxEpochs && !known {
+	if !known {
+		if len(o.next) >= maxEpochs {
 			clear(o.next)
+			clear(o.base)
 		}
+		o.base[key] = first
+	}
+	if !known || end > next {
 		o.next[key] = end
 	}
 	o.release(key, false)
@@ -131,10 +161,7 @@ func (o *jsOrder) release(key jsKey, skip bool) {
 		if h.first > next && !(skip && time.Since(hs[0].since) >= jsReorderWait) {
 			break
 		}
-		o.deliver(h.m)
-		if h.end > next {
-			o.next[key] = h.end
-		}
+		o.advance(key, h)
 	}
 	if k == 0 {
 		return
@@ -147,14 +174,49 @@ func (o *jsOrder) release(key jsKey, skip bool) {
 	o.held[key] = slices.Delete(hs, 0, k)
 }
 
+// advance delivers h, a held message of key, giving up on the numbers
+// between the next one expected and h's, if any.
+func (o *jsOrder) advance(key jsKey, h heldJS) {
+	next := o.next[key]
+	if h.first > next {
+		gs := append(o.gaps[key], span{next, h.first})
+		if len(gs) > maxGaps {
+			gs = gs[1:]
+		}
+		o.gaps[key] = gs
+	}
+	o.deliver(h.m)
+	if h.end > next {
+		o.next[key] = h.end
+	}
+}
+
+// late reports whether [first, end) lies in a gap given up on, and
+// takes it out of the gap.
+func (o *jsOrder) late(key jsKey, first, end uint64) bool {
+	gs := o.gaps[key]
+	for i, g := range gs {
+		if first >= g.end || end <= g.start {
+			continue
+		}
+		switch {
+		case first <= g.start && end >= g.end:
+			o.gaps[key] = slices.Delete(gs, i, i+1)
+		case first <= g.start:
+			gs[i].start = end
+		case end >= g.end:
+			gs[i].end = first
+		}
+		return true
+	}
+	return false
+}
+
 // releaseAll delivers every held message, in order per sender.
 func (o *jsOrder) releaseAll() {
 	for key, hs := range o.held {
 		for _, h := range hs {
-			o.deliver(h.m)
-			if h.end > o.next[key] {
-				o.next[key] = h.end
-			}
+			o.advance(key, h)
 		}
 		delete(o.held, key)
 	}
@@ -186,19 +248,20 @@ func (o *jsOrder) stop() {
 	}
 }
 
-// numbers returns a copy of the numbers expected next.
-func (o *jsOrder) numbers() map[jsKey]uint64 {
+// numbers returns copies of the numbers expected next, and of the
+// first ones delivered.
+func (o *jsOrder) numbers() (next, base map[jsKey]uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return maps.Clone(o.next)
+	return maps.Clone(o.next), maps.Clone(o.base)
 }
 
-// handOver makes o, whose consumer has not started, expect next the
-// numbers the link it takes over from expected.
-func (o *jsOrder) handOver(next map[jsKey]uint64) {
+// handOver makes o, whose consumer has not started, go on from the
+// numbers of the link it takes over from.
+func (o *jsOrder) handOver(next, base map[jsKey]uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.next = next
+	o.next, o.base = next, base
 }
 
 // deliver hands m to the handler, and acknowledges it, or gives it back.

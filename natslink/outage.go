@@ -84,7 +84,7 @@ func (l *Link) sendLocked(m *nats.Msg, n int, stored bool) error {
 	o := &l.out
 	if !o.holding {
 		if l.nc.IsConnected() {
-			err := l.publishMsg(m, stored)
+			err := l.publishMsg(m, n, stored)
 			if !connectionLost(err) {
 				return l.published(n, err)
 			}
@@ -94,12 +94,7 @@ func (l *Link) sendLocked(m *nats.Msg, n int, stored bool) error {
 		}
 		l.hold()
 	}
-	size := len(m.Subject) + len(m.Data)
-	for k, vs := range m.Header {
-		for _, v := range vs {
-			size += len(k) + len(v) + 4 // "k: v\r\n"
-		}
-	}
+	size := msgSize(m)
 	if o.bytes+size > l.cfg.Buffer {
 		return l.published(n, nats.ErrReconnectBufExceeded)
 	}
@@ -154,7 +149,11 @@ func (l *Link) outageLoop() {
 		if !l.holding() || !l.nc.IsConnected() {
 			continue
 		}
-		if !l.awaitPeers() {
+		// With JetStream the stream keeps the events whether the peers
+		// are back or not, and what was in flight when the connection
+		// went (jsSendAgain) must follow at once what nats.go kept and
+		// sent on reconnecting, for the receivers to put it in order.
+		if !l.cfg.JetStream && !l.awaitPeers() {
 			return // closing: Close sends the rest
 		}
 		l.out.mu.Lock()
@@ -221,7 +220,7 @@ func (l *Link) release() {
 			if k.stored {
 				l.jsRoom()
 			}
-			err := l.publishMsg(k.m, k.stored)
+			err := l.publishMsg(k.m, k.events, k.stored)
 			if connectionLost(err) {
 				o.mu.Lock()
 				l.hold()
@@ -300,11 +299,22 @@ func (t *peerTable) heardSince(node uuid.UUID, since time.Time) bool {
 	return p != nil && p.LastSeen.After(since)
 }
 
-// publishMsg hands m to nats.go: to the stream, asking for its
-// acknowledgement, when stored (jsPublish).
-func (l *Link) publishMsg(m *nats.Msg, stored bool) error {
+// publishMsg hands m, a message of n events, to nats.go: to the stream,
+// asking for its acknowledgement, when stored (jsPublish).
+func (l *Link) publishMsg(m *nats.Msg, n int, stored bool) error {
 	if stored {
-		return l.jsPublish(m)
+		return l.jsPublish(m, n)
 	}
 	return l.nc.PublishMsg(m)
+}
+
+// msgSize is what m takes in the outage buffer: subject, data, headers.
+func msgSize(m *nats.Msg) int {
+	size := len(m.Subject) + len(m.Data)
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			size += len(k) + len(v) + 4 // "k: v\r\n"
+		}
+	}
+	return size
 }

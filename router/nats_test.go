@@ -579,3 +579,72 @@ func jetStreamIngest(t *testing.T, queue int) (s1, s2 *routertest.Server, pub *b
 	probe(t, pub, r)
 	return s1, s2, pub, r
 }
+
+// TestNATSJetStreamRestart: a client streams as fast as it can while
+// the NATS server goes away and comes back with its store. The messages
+// the stream had not acknowledged when the connection went (up to the
+// window) are sent again once it is back, and the receiver drops the
+// copies of those the stream had stored: the stream holds every event
+// once, in order, unless the sender dropped it (its buffer full while
+// NATS was away), and a server that catches up from it afterwards
+// misses none. (The receiving server is stopped meanwhile: one
+// connected loses what NATS was sending it as it went, which NATS sends
+// again after AckWait, late.)
+func TestNATSJetStreamRestart(t *testing.T) { bothFormats(t, testNATSJetStreamRestart) }
+
+func testNATSJetStreamRestart(t *testing.T, pack string) {
+	dir := t.TempDir()
+	store := func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
+	ns := startNATS(t, 0, store)
+	port := natsPort(ns)
+	js := func(durable string) string {
+		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable)
+		if pack != "" {
+			extra += ", " + pack
+		}
+		return natsMembers(ns.ClientURL(), extra, bridged)
+	}
+	s1 := routertest.NewServer(t, js("one"))
+	s2 := routertest.NewServer(t, js("two")) // makes the durable consumer "two"
+	pub := s1.Dial(t, "A")
+	probe(t, pub, routertest.Record(t, s2.Dial(t, "A"), "probe"))
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	stream := streamSeq(pub)
+	stream.flow(t, 5000)
+	stopNATS(ns)
+	stream.flow(t, 2000)
+	startNATS(t, port, store)
+	waitNATS(t, s1)
+	stream.flow(t, 5000)
+	n := stream.end(t)
+	routertest.WaitFor(t, "the buffer to be sent", func() bool { return natsStats(t, s1).Buffered == 0 })
+	if err := pub.Emit("last", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	s3 := routertest.NewServer(t, js("two"))
+	far := routertest.Record(t, s3.Dial(t, "A"), "seq|last")
+	for last, deadline := -1, time.Now(); far.Count("last") == 0; time.Sleep(10 * time.Millisecond) {
+		if c := far.Count("seq"); c != last {
+			last, deadline = c, time.Now().Add(10*time.Second)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d events caught up, and none for 10 s", c)
+		}
+	}
+	got := dataOf(t, far, "seq")
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("event %d after %d: out of order or doubled", got[i], got[i-1])
+		}
+	}
+	dropped, missed := natsStats(t, s1).Dropped, natsStats(t, s3).MissedIn
+	t.Logf("%d events sent: %d delivered, %d dropped by the sender, %d missed by the receiver; %d times sent again",
+		n, len(got), dropped, missed, logCount(s1, "they are sent again"))
+	if uint64(len(got))+dropped != uint64(n) || missed != 0 {
+		t.Errorf("%d events sent: %d delivered, %d dropped by the sender, %d missed by the receiver",
+			n, len(got), dropped, missed)
+	}
+}
