@@ -48,6 +48,9 @@ func TestLinkExchangesMessagesBothWays(t *testing.T) {
 	} else {
 		waitFor(t, "a to ignore its own datagrams", func() bool { return a.Stats().Own > 0 })
 	}
+	// The sender counts a datagram once its write has returned, which
+	// may be after b has read it.
+	waitFor(t, "a to count its message sent", func() bool { return a.Stats().MessagesSent == 1 })
 	if s := a.Stats(); s.MessagesSent != 1 || s.Delivered != 1 || s.Dropped() != 0 {
 		t.Errorf("a's stats: %+v", s)
 	}
