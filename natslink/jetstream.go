@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -363,11 +362,7 @@ func (l *Link) jsRoom() {
 // to the stream, asking for its acknowledgement, and keeps a copy of it
 // until the acknowledgement comes (jsFlight).
 func (l *Link) jsPublish(m *nats.Msg, n int) error {
-	h := make(nats.Header, len(m.Header))
-	for k, vs := range m.Header {
-		h[k] = slices.Clone(vs)
-	}
-	f := &jsFlight{m: &nats.Msg{Subject: m.Subject, Header: h, Data: slices.Clone(m.Data)}, events: n}
+	f := &jsFlight{m: copyMsg(m), events: n}
 	o := &l.jsOut
 	o.mu.Lock()
 	o.inflight = append(o.inflight, f)
@@ -383,13 +378,15 @@ func (l *Link) jsPublish(m *nats.Msg, n int) error {
 }
 
 // jsLanded notes that m, published to the stream, needs no keeping: it
-// was acknowledged, refused, or not sent.
-func (l *Link) jsLanded(m *nats.Msg) {
+// was acknowledged, refused, or not sent. It returns m's events, or 0
+// when m was not kept (any more: jsSendAgain took it).
+func (l *Link) jsLanded(m *nats.Msg) (events int) {
 	o := &l.jsOut
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if f := o.byMsg[m]; f != nil {
 		f.done = true
+		events = f.events
 		delete(o.byMsg, m)
 	}
 	k := 0
@@ -398,6 +395,7 @@ func (l *Link) jsLanded(m *nats.Msg) {
 		k++
 	}
 	o.inflight = o.inflight[k:]
+	return events
 }
 
 // jsSendAgain moves the messages the stream has yet to acknowledge, in
@@ -453,24 +451,22 @@ func (l *Link) jsResolved() {
 // jsNotAcked is told of each message the stream did not acknowledge.
 func (l *Link) jsNotAcked(_ jetstream.JetStream, m *nats.Msg, err error) {
 	defer l.jsResolved()
-	n := uint64(1)
-	if v := m.Header.Get(HeaderPack); v != "" {
-		if k, perr := strconv.ParseUint(v, 10, 32); perr == nil {
-			n = k
-		}
+	if errors.Is(err, nats.ErrDisconnected) {
+		l.jsSendAgain() // every message in flight, m among them, at the first
+		return
+	}
+	n := uint64(l.jsLanded(m))
+	if n == 0 {
+		return
 	}
 	o := &l.jsOut
 	switch {
-	case errors.Is(err, nats.ErrDisconnected):
-		l.jsSendAgain() // every message in flight, m among them, at the first
 	case errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, jetstream.ErrJetStreamPublisherClosed):
-		l.jsLanded(m)
 		if u := o.unknown.Add(n); bits.OnesCount64(u) == 1 {
 			l.log.Warn("JetStream did not acknowledge events: they may be missing from the stream, and receiving servers count those that are (missed_in)",
 				"subject", m.Subject, "events", u, "err", err)
 		}
 	default:
-		l.jsLanded(m)
 		l.dropped.Add(n)
 		if r := o.refused.Add(n); bits.OnesCount64(r) == 1 {
 			l.log.Warn("JetStream refused events: they are dropped", "subject", m.Subject, "events", r, "err", err)

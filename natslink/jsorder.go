@@ -1,6 +1,7 @@
 package natslink
 
 import (
+	"cmp"
 	"log/slog"
 	"maps"
 	"slices"
@@ -20,10 +21,10 @@ import (
 // messages to the old link's pull requests as it stops consuming; they
 // come again to the new link, mixed with the next ones. So a message
 // numbered past the next one expected of its sender waits, for at most
-// jsReorderWait, for those before it; then it goes, and jsCount, told of
-// the messages in the order they go, counts the events that never came. The link that takes over gets the
-// numbers expected next (handOver), so that its first messages wait for
-// the redeliveries too.
+// jsReorderWait, for those before it; then it goes, and jsCount, told
+// of the messages in the order they go, counts the events that never
+// came. The link that takes over gets the senders' state (handOver), so
+// that its first messages wait for the redeliveries too.
 //
 // A message numbered below the next one expected, from the first one
 // delivered on, and not in a gap given up on, was delivered already: it
@@ -32,36 +33,36 @@ import (
 // on (NATS redelivers what a connection lost after AckWait), one
 // numbered below the first one delivered (a server that started after
 // it was sent gets it late from NATS), and messages not numbered (plain
-// NATS programs) go at once. A message the handler does not take (the link is done) is given
-// back (Nak), so that the next consumer of the durable gets it first,
-// without waiting out AckWait.
+// NATS programs) go at once. A message the handler does not take (the
+// link is done) is given back (Nak), so that the next consumer of the
+// durable gets it first, without waiting out AckWait.
 type jsOrder struct {
-	mu     sync.Mutex // one message at a time
-	handle func(*nats.Msg) bool
-	count  func(jetstream.Msg) // jsCount, in the order delivered
-	log    *slog.Logger
-	next   map[jsKey]uint64 // the number expected next
-	// base is the first number delivered of each key, by this link or
-	// the ones it took over from: below next and from base on, every
-	// number was delivered, or given up on.
-	base map[jsKey]uint64
-	// gaps are, per key, the numbers given up on: a message of them that
-	// comes after all (NATS redelivers it after AckWait) goes, late.
-	gaps  map[jsKey][]span
-	held  map[jsKey][]heldJS
-	nHeld int
-	timer *time.Timer
-	ended bool // stop: nothing is held from then on
+	mu      sync.Mutex // one message at a time
+	handle  func(*nats.Msg) bool
+	count   func(jetstream.Msg) // jsCount, in the order delivered
+	log     *slog.Logger
+	senders map[jsKey]*jsSender
+	nHeld   int // in all senders
+	timer   *time.Timer
+	ended   bool // stop: nothing is held from then on
+}
+
+// jsKey is a sender's numbering: its epoch on a subject.
+type jsKey struct{ subject, epoch string }
+
+// jsSender is what jsOrder knows of one sender's numbering. From base
+// to next, every number was delivered, or given up on (gaps).
+type jsSender struct {
+	next, base uint64
+	gaps       []span   // given up on: a message of them that comes after all goes, late
+	held       []heldJS // waiting for those before them, in the order of their numbers
 }
 
 // span is the numbers [start, end).
 type span struct{ start, end uint64 }
 
-// maxGaps bounds the gaps remembered per key.
+// maxGaps bounds the gaps remembered per sender.
 const maxGaps = 64
-
-// jsKey is a sender's numbering: its epoch on a subject.
-type jsKey struct{ subject, epoch string }
 
 // heldJS is a message that waits for those numbered before it.
 type heldJS struct {
@@ -78,16 +79,14 @@ const (
 )
 
 // init sets the handler, and count, which is told of each message
-// before it is handled; numbers handed over (handOver) stay.
+// before it is handled; the senders handed over (handOver) stay.
 func (o *jsOrder) init(handle func(*nats.Msg) bool, count func(jetstream.Msg), log *slog.Logger) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.handle, o.count, o.log = handle, count, log
-	if o.next == nil {
-		o.next, o.base = make(map[jsKey]uint64), make(map[jsKey]uint64)
+	if o.senders == nil {
+		o.senders = make(map[jsKey]*jsSender)
 	}
-	o.held = make(map[jsKey][]heldJS)
-	o.gaps = make(map[jsKey][]span)
 }
 
 // take hands m to the handler, or holds it until the messages numbered
@@ -98,12 +97,18 @@ func (o *jsOrder) take(m jetstream.Msg) {
 		o.deliver(m)
 		return
 	}
-	next, known := o.next[key]
+	sd := o.senders[key]
 	switch {
-	case known && first > next:
-		o.hold(key, heldJS{m: m, first: first, end: end, since: time.Now()})
+	case sd == nil:
+		if len(o.senders) >= maxEpochs {
+			maps.DeleteFunc(o.senders, func(_ jsKey, sd *jsSender) bool { return len(sd.held) == 0 })
+		}
+		sd = &jsSender{next: first, base: first}
+		o.senders[key] = sd
+	case first > sd.next:
+		o.hold(sd, heldJS{m: m, first: first, end: end, since: time.Now()})
 		return
-	case known && end <= next && first >= o.base[key] && !o.late(key, first, end):
+	case end <= sd.next && first >= sd.base && !sd.late(first, end):
 		// Delivered already: a copy that the sender sent again
 		// (jsSendAgain), or that NATS delivered again.
 		o.count(m)
@@ -111,32 +116,14 @@ func (o *jsOrder) take(m jetstream.Msg) {
 		return
 	}
 	o.deliver(m)
-	if !known {
-		if len(o.next) >= maxEpochs {
-			clear(o.next)
-			clear(o.base)
-		}
-		o.base[key] = first
-	}
-	if !known || end > next {
-		o.next[key] = end
-	}
-	o.release(key, false)
+	sd.next = max(sd.next, end)
+	o.release(sd, false)
 }
 
 // hold keeps h, in the order of the numbering, and arms the timer.
-func (o *jsOrder) hold(key jsKey, h heldJS) {
-	hs := o.held[key]
-	i, _ := slices.BinarySearchFunc(hs, h.first, func(a heldJS, first uint64) int {
-		switch {
-		case a.first < first:
-			return -1
-		case a.first > first:
-			return 1
-		}
-		return 0
-	})
-	o.held[key] = slices.Insert(hs, i, h)
+func (o *jsOrder) hold(sd *jsSender, h heldJS) {
+	i, _ := slices.BinarySearchFunc(sd.held, h.first, func(a heldJS, first uint64) int { return cmp.Compare(a.first, first) })
+	sd.held = slices.Insert(sd.held, i, h)
 	o.nHeld++
 	if o.nHeld > jsMaxHeld {
 		o.releaseAll() // a long gap: what came goes, in order
@@ -149,63 +136,49 @@ func (o *jsOrder) hold(key jsKey, h heldJS) {
 	}
 }
 
-// release delivers key's held messages that are next in line; with
+// release delivers sd's held messages that are next in line; with
 // skip, also those past a gap, once the first of them has waited
 // jsReorderWait. o.mu is held.
-func (o *jsOrder) release(key jsKey, skip bool) {
-	hs := o.held[key]
+func (o *jsOrder) release(sd *jsSender, skip bool) {
 	k := 0
-	for ; k < len(hs); k++ {
-		h := hs[k]
-		next := o.next[key]
-		if h.first > next && !(skip && time.Since(hs[0].since) >= jsReorderWait) {
+	for ; k < len(sd.held); k++ {
+		h := sd.held[k]
+		if h.first > sd.next && !(skip && time.Since(sd.held[0].since) >= jsReorderWait) {
 			break
 		}
-		o.advance(key, h)
-	}
-	if k == 0 {
-		return
+		o.advance(sd, h)
 	}
 	o.nHeld -= k
-	if k == len(hs) {
-		delete(o.held, key)
-		return
-	}
-	o.held[key] = slices.Delete(hs, 0, k)
+	sd.held = slices.Delete(sd.held, 0, k)
 }
 
-// advance delivers h, a held message of key, giving up on the numbers
+// advance delivers h, a held message of sd, giving up on the numbers
 // between the next one expected and h's, if any.
-func (o *jsOrder) advance(key jsKey, h heldJS) {
-	next := o.next[key]
-	if h.first > next {
-		gs := append(o.gaps[key], span{next, h.first})
-		if len(gs) > maxGaps {
-			gs = gs[1:]
+func (o *jsOrder) advance(sd *jsSender, h heldJS) {
+	if h.first > sd.next {
+		sd.gaps = append(sd.gaps, span{sd.next, h.first})
+		if len(sd.gaps) > maxGaps {
+			sd.gaps = slices.Delete(sd.gaps, 0, 1)
 		}
-		o.gaps[key] = gs
 	}
 	o.deliver(h.m)
-	if h.end > next {
-		o.next[key] = h.end
-	}
+	sd.next = max(sd.next, h.end)
 }
 
 // late reports whether [first, end) lies in a gap given up on, and
 // takes it out of the gap.
-func (o *jsOrder) late(key jsKey, first, end uint64) bool {
-	gs := o.gaps[key]
-	for i, g := range gs {
+func (sd *jsSender) late(first, end uint64) bool {
+	for i, g := range sd.gaps {
 		if first >= g.end || end <= g.start {
 			continue
 		}
 		switch {
 		case first <= g.start && end >= g.end:
-			o.gaps[key] = slices.Delete(gs, i, i+1)
+			sd.gaps = slices.Delete(sd.gaps, i, i+1)
 		case first <= g.start:
-			gs[i].start = end
+			sd.gaps[i].start = end
 		case end >= g.end:
-			gs[i].end = first
+			sd.gaps[i].end = first
 		}
 		return true
 	}
@@ -214,11 +187,11 @@ func (o *jsOrder) late(key jsKey, first, end uint64) bool {
 
 // releaseAll delivers every held message, in order per sender.
 func (o *jsOrder) releaseAll() {
-	for key, hs := range o.held {
-		for _, h := range hs {
-			o.advance(key, h)
+	for _, sd := range o.senders {
+		for _, h := range sd.held {
+			o.advance(sd, h)
 		}
-		delete(o.held, key)
+		sd.held = nil
 	}
 	o.nHeld = 0
 }
@@ -228,8 +201,10 @@ func (o *jsOrder) releaseAll() {
 func (o *jsOrder) expire() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for key := range o.held {
-		o.release(key, true)
+	for _, sd := range o.senders {
+		if len(sd.held) > 0 {
+			o.release(sd, true)
+		}
 	}
 	if o.nHeld > 0 && !o.ended {
 		o.timer.Reset(jsReorderWait / 4)
@@ -248,20 +223,18 @@ func (o *jsOrder) stop() {
 	}
 }
 
-// numbers returns copies of the numbers expected next, and of the
-// first ones delivered.
-func (o *jsOrder) numbers() (next, base map[jsKey]uint64) {
+// handOver makes to, whose consumer has not started, go on from the
+// senders' state of o, which has stopped: nothing is held.
+func (o *jsOrder) handOver(to *jsOrder) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	return maps.Clone(o.next), maps.Clone(o.base)
-}
-
-// handOver makes o, whose consumer has not started, go on from the
-// numbers of the link it takes over from.
-func (o *jsOrder) handOver(next, base map[jsKey]uint64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.next, o.base = next, base
+	senders := make(map[jsKey]*jsSender, len(o.senders))
+	for key, sd := range o.senders {
+		senders[key] = &jsSender{next: sd.next, base: sd.base, gaps: slices.Clone(sd.gaps)}
+	}
+	o.mu.Unlock()
+	to.mu.Lock()
+	to.senders = senders
+	to.mu.Unlock()
 }
 
 // deliver hands m to the handler, and acknowledges it, or gives it back.

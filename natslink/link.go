@@ -665,7 +665,7 @@ func (l *Link) CloseInto(next *Link) {
 		next.cfg.Prefix == l.cfg.Prefix && next.cfg.Cluster == l.cfg.Cluster {
 		// next consumes the same durable once released: it waits for
 		// what this link's pull requests lost, as this link would have.
-		next.js.order.handOver(l.js.order.numbers())
+		l.js.order.handOver(&next.js.order)
 	}
 	l.deliverMu.Lock()
 	l.done = true

@@ -98,11 +98,7 @@ func (l *Link) sendLocked(m *nats.Msg, n int, stored bool) error {
 	if o.bytes+size > l.cfg.Buffer {
 		return l.published(n, nats.ErrReconnectBufExceeded)
 	}
-	h := make(nats.Header, len(m.Header))
-	for k, vs := range m.Header {
-		h[k] = slices.Clone(vs)
-	}
-	o.queue = append(o.queue, keptMsg{m: &nats.Msg{Subject: m.Subject, Header: h, Data: slices.Clone(m.Data)}, events: n, size: size, stored: stored})
+	o.queue = append(o.queue, keptMsg{m: copyMsg(m), events: n, size: size, stored: stored})
 	o.bytes += size
 	o.events += n
 	return nil
@@ -306,6 +302,15 @@ func (l *Link) publishMsg(m *nats.Msg, n int, stored bool) error {
 		return l.jsPublish(m, n)
 	}
 	return l.nc.PublishMsg(m)
+}
+
+// copyMsg copies m, headers and data: the publishers reuse theirs.
+func copyMsg(m *nats.Msg) *nats.Msg {
+	h := make(nats.Header, len(m.Header))
+	for k, vs := range m.Header {
+		h[k] = slices.Clone(vs)
+	}
+	return &nats.Msg{Subject: m.Subject, Header: h, Data: slices.Clone(m.Data)}
 }
 
 // msgSize is what m takes in the outage buffer: subject, data, headers.
