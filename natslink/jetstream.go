@@ -37,6 +37,11 @@ type jsState struct {
 	swapping bool
 	order    jsOrder // puts the consumer's deliveries in order
 	stopped  bool    // StopDelivering: no consumer again
+	// reset: the consumer is to be reset to its first unacknowledged
+	// event before it consumes (jsApply), when this link starts and
+	// after each lost connection; noReset: NATS cannot (logged once).
+	reset, noReset bool
+	counter        jsCounter // jsCount's, kept across subscriptions
 }
 
 // StreamName is the name of the stream of a prefix and a cluster.
@@ -96,6 +101,21 @@ func (l *Link) jsKick() {
 	}
 }
 
+// jsLost notes a lost connection: the consumer is reset once it is
+// back (jsApply), and until then jsOrder holds nothing past a gap.
+func (l *Link) jsLost() {
+	if !l.cfg.JetStream {
+		return
+	}
+	l.js.mu.Lock()
+	l.js.reset = true
+	pause := !l.js.noReset
+	l.js.mu.Unlock()
+	if pause {
+		l.js.order.pause()
+	}
+}
+
 // jsApply makes the stream when it is missing, and, once Config.CatchUp
 // has passed, the durable consumer for the current filter, and starts
 // consuming. While disconnected it does nothing: the connection's
@@ -106,6 +126,8 @@ func (l *Link) jsApply() {
 	if !l.nc.IsConnected() || l.js.stopped {
 		return
 	}
+	// The consumer is reset, or cannot be.
+	defer l.js.order.resume()
 	select {
 	case <-l.stop:
 		return // closing: jsStop has drained the consumer, or will
@@ -143,11 +165,18 @@ func (l *Link) jsApply() {
 		return
 	}
 	l.js.cons = cons
+	if l.js.reset {
+		l.js.reset = false
+		l.jsReset(js, name)
+	}
 	if l.js.cc == nil {
 		// The handler decodes into one Event: jsOrder hands it one
 		// message at a time, even while the consumer replaces its
 		// subscription.
-		counter := jsCounter{}
+		if l.js.counter == nil {
+			l.js.counter = jsCounter{}
+		}
+		counter := l.js.counter
 		l.js.order.init(l.handler(false, nil), func(m jetstream.Msg) { l.jsCount(counter, m) }, l.log)
 		l.js.cc, err = cons.Consume(func(m jetstream.Msg) {
 			o := &l.js.order
@@ -160,6 +189,54 @@ func (l *Link) jsApply() {
 			return
 		}
 		l.log.Info("consuming from JetStream", "stream", name, "consumer", l.durableName())
+	}
+}
+
+// jsReset resets the consumer to its first unacknowledged event (a
+// NATS 2.14 API), so that everything it holds unacknowledged comes again
+// at once, in the order of the stream. Otherwise NATS, which counts as
+// delivered what it was sending as a connection went and what a killed
+// server had taken, would send those again only after AckWait, behind
+// newer events. What was delivered already comes twice, and jsOrder
+// drops the copies. l.js.mu is held.
+//
+// What the consumer delivers after the reset must not mix with what
+// the old subscription still brings: from the reset on, a gap in a
+// sender's numbering is for good, and messages from before it would
+// look like gaps, given up before the copies ahead of the events they
+// lack had come. So the subscription stops first, dropping what it
+// holds (unacknowledged: it comes again), and jsApply starts a new one
+// after the reset.
+func (l *Link) jsReset(js jetstream.JetStream, stream string) {
+	if l.js.noReset {
+		return
+	}
+	if cc := l.js.cc; cc != nil {
+		l.js.cc = nil
+		cc.Stop()
+		select {
+		case <-cc.Closed():
+		case <-time.After(time.Second):
+		}
+		// NATS has heard the old subscription go before the reset: it
+		// sends no event of the reset to a pull request of the old.
+		l.nc.FlushTimeout(time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r, err := js.ResetConsumer(ctx, stream, l.durableName())
+	switch {
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		// No answer: a NATS server older than 2.14, which has no
+		// consumer reset. Not asked again by this link.
+		l.js.noReset = true
+		l.log.Warn("the NATS server does not answer a consumer reset (2.14 and later do): what a lost connection or a killed server leaves unacknowledged comes again only after the ack wait",
+			"consumer", l.durableName(), "ack_wait", AckWait, "err", err)
+	case err != nil:
+		l.log.Warn("resetting the JetStream consumer failed: events in flight when the connection went come again only after the ack wait",
+			"consumer", l.durableName(), "ack_wait", AckWait, "err", err)
+	default:
+		l.log.Debug("reset the JetStream consumer to its first unacknowledged event", "consumer", l.durableName(), "stream_seq", r.ResetSeq)
 	}
 }
 

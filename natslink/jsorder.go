@@ -30,12 +30,18 @@ import (
 // delivered on, and not in a gap given up on, was delivered already: it
 // is a copy (the sender sent it again after a lost connection, or NATS
 // delivered it again), acknowledged and dropped. One in a gap given up
-// on (NATS redelivers what a connection lost after AckWait), one
+// on (a NATS server without consumer reset redelivers what a connection
+// lost after AckWait), one
 // numbered below the first one delivered (a server that started after
 // it was sent gets it late from NATS), and messages not numbered (plain
 // NATS programs) go at once. A message the handler does not take (the
 // link is done) is given back (Nak), so that the next consumer of the
 // durable gets it first, without waiting out AckWait.
+//
+// From a lost connection until the link has reset its consumer
+// (jsReset), nothing is held: a message past a gap is dropped
+// unacknowledged, since the reset brings it again, after the events
+// the gap lacks, in the order of the stream.
 type jsOrder struct {
 	mu      sync.Mutex // one message at a time
 	handle  func(*nats.Msg) bool
@@ -45,6 +51,11 @@ type jsOrder struct {
 	nHeld   int // in all senders
 	timer   *time.Timer
 	ended   bool // stop: nothing is held from then on
+	// paused, from a lost connection until the consumer has been reset
+	// (resume), holds nothing past a gap: what NATS was sending as the
+	// connection went comes again only after the reset, in the order
+	// of the stream, and so does what is past the gap (unacknowledged).
+	paused bool
 }
 
 // jsKey is a sender's numbering: its epoch on a subject.
@@ -105,6 +116,8 @@ func (o *jsOrder) take(m jetstream.Msg) {
 		}
 		sd = &jsSender{next: first, base: first}
 		o.senders[key] = sd
+	case first > sd.next && o.paused:
+		return // unacknowledged: the reset brings it again
 	case first > sd.next:
 		o.hold(sd, heldJS{m: m, first: first, end: end, since: time.Now()})
 		return
@@ -209,6 +222,27 @@ func (o *jsOrder) expire() {
 	if o.nHeld > 0 && !o.ended {
 		o.timer.Reset(jsReorderWait / 4)
 	}
+}
+
+// pause holds nothing past a gap until resume, and drops what is held:
+// the connection is lost, and the consumer is reset once it is back,
+// so that everything unacknowledged comes again, in the order of the
+// stream.
+func (o *jsOrder) pause() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.paused = true
+	for _, sd := range o.senders {
+		sd.held = nil
+	}
+	o.nHeld = 0
+}
+
+// resume undoes pause.
+func (o *jsOrder) resume() {
+	o.mu.Lock()
+	o.paused = false
+	o.mu.Unlock()
 }
 
 // stop delivers what is held, in order, and holds nothing from then on:

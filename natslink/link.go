@@ -237,6 +237,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	l.out.kick = make(chan struct{}, 1)
 	// Before Connect: its handlers kick the consumer.
 	l.js.kick = make(chan struct{}, 1)
+	l.js.reset = true
 	l.js.held = cfg.JetStream && cfg.CatchUp > 0
 	l.js.swapping = cfg.JetStream && cfg.Held
 	opts, err := l.options()
@@ -314,6 +315,7 @@ func (l *Link) options() ([]nats.Option, error) {
 			l.log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			l.jsLost()
 			l.log.Warn("disconnected from NATS: reconnecting; events wait in the buffer", "err", err, "buffer", cfg.Buffer)
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {

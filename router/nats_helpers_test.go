@@ -210,6 +210,19 @@ func (s *seqStream) end(t testing.TB) int {
 	return int(s.sent.Load())
 }
 
+// waitLast waits until r has heard the event "last", failing the test
+// when r hears no "seq" event for 10 s before that.
+func waitLast(t testing.TB, r *routertest.Recorder) {
+	t.Helper()
+	for last, deadline := -1, time.Now(); r.Count("last") == 0; time.Sleep(10 * time.Millisecond) {
+		if c := r.Count("seq"); c != last {
+			last, deadline = c, time.Now().Add(10*time.Second)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d events delivered, and none for 10 s", c)
+		}
+	}
+}
+
 // increasingUpTo waits until r has an event named event whose data is
 // last, and returns the data of r's events of that name, checking that
 // each is above the one before: none out of order, none twice, some

@@ -627,13 +627,7 @@ func testNATSJetStreamRestart(t *testing.T, pack string) {
 
 	s3 := routertest.NewServer(t, js("two"))
 	far := routertest.Record(t, s3.Dial(t, "A"), "seq|last")
-	for last, deadline := -1, time.Now(); far.Count("last") == 0; time.Sleep(10 * time.Millisecond) {
-		if c := far.Count("seq"); c != last {
-			last, deadline = c, time.Now().Add(10*time.Second)
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%d events caught up, and none for 10 s", c)
-		}
-	}
+	waitLast(t, far)
 	got := dataOf(t, far, "seq")
 	for i := 1; i < len(got); i++ {
 		if got[i] <= got[i-1] {

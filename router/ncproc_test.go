@@ -188,6 +188,8 @@ type procStats struct {
 		FlowHeld  uint64 `msgpack:"flow_held"`
 		EventsOut uint64 `msgpack:"events_out"`
 		MsgsOut   uint64 `msgpack:"msgs_out"`
+		MissedIn  uint64 `msgpack:"missed_in"`
+		Connected bool   `msgpack:"connected"`
 	} `msgpack:"nats"`
 }
 
