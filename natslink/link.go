@@ -676,7 +676,7 @@ func (l *Link) CloseInto(next *Link) {
 	if l.nc.IsConnected() {
 		// What the outage buffer holds goes now, without waiting for
 		// the peers: a link that takes over sends after this one.
-		l.release()
+		l.release(false)
 		l.nc.FlushTimeout(time.Second) // the events, the acknowledgements and the Naks
 		l.jsAllAcked()
 	}

@@ -145,11 +145,18 @@ func (l *Link) outageLoop() {
 		if !l.holding() || !l.nc.IsConnected() {
 			continue
 		}
-		// With JetStream the stream keeps the events whether the peers
-		// are back or not, and what was in flight when the connection
-		// went (jsSendAgain) must follow at once what nats.go kept and
-		// sent on reconnecting, for the receivers to put it in order.
-		if !l.cfg.JetStream && !l.awaitPeers() {
+		// With JetStream the stream keeps the channels' events whether
+		// the peers are back or not, and what was in flight when the
+		// connection went (jsSendAgain) must follow at once what
+		// nats.go kept and sent on reconnecting, for the receivers to
+		// put it in order: the messages for the stream at the head of
+		// the buffer go at once. A reply, which NATS gives only to a
+		// server subscribed already, waits for the peers, and what
+		// follows it waits behind it.
+		if l.cfg.JetStream && l.release(true) {
+			continue
+		}
+		if !l.awaitPeers() {
 			return // closing: Close sends the rest
 		}
 		l.out.mu.Lock()
@@ -158,7 +165,7 @@ func (l *Link) outageLoop() {
 		if n > 0 {
 			l.log.Info("sending the events kept while NATS was away", "events", n, "kept_for", time.Since(since).Round(time.Millisecond))
 		}
-		l.release()
+		l.release(false)
 	}
 }
 
@@ -194,10 +201,12 @@ func (l *Link) awaitPeers() bool {
 }
 
 // release hands the outage buffer to nats.go, in order, and what comes
-// to it meanwhile, until it is empty: then the link sends directly again.
-// A message nats.go refuses as the connection is lost again goes back,
-// with the rest, to the head of the buffer.
-func (l *Link) release() {
+// to it meanwhile, until it is empty: then the link sends directly again,
+// and release reports true. A message nats.go refuses as the connection
+// is lost again goes back, with the rest, to the head of the buffer;
+// with storedOnly, so does the first message that is not for the
+// JetStream stream.
+func (l *Link) release(storedOnly bool) bool {
 	o := &l.out
 	for {
 		o.mu.Lock()
@@ -207,31 +216,43 @@ func (l *Link) release() {
 				l.dropping.Store(false)
 			}
 			o.mu.Unlock()
-			return
+			return true
 		}
 		batch := o.queue
 		o.queue, o.bytes, o.events = nil, 0, 0
 		o.mu.Unlock()
 		for i, k := range batch {
+			if storedOnly && !k.stored {
+				l.keepAgain(batch[i:], false)
+				return false
+			}
 			if k.stored {
 				l.jsRoom()
 			}
 			err := l.publishMsg(k.m, k.events, k.stored)
 			if connectionLost(err) {
-				o.mu.Lock()
-				l.hold()
-				rest := append(batch[i:], o.queue...)
-				o.queue = rest
-				o.bytes, o.events = 0, 0
-				for _, k := range rest {
-					o.bytes += k.size
-					o.events += k.events
-				}
-				o.mu.Unlock()
-				return
+				l.keepAgain(batch[i:], true)
+				return false
 			}
 			l.published(k.events, err)
 		}
+	}
+}
+
+// keepAgain puts rest back at the head of the outage buffer, before
+// what came to it meanwhile; lost: the connection was lost again.
+func (l *Link) keepAgain(rest []keptMsg, lost bool) {
+	o := &l.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if lost {
+		l.hold()
+	}
+	o.queue = append(rest, o.queue...)
+	o.bytes, o.events = 0, 0
+	for _, k := range o.queue {
+		o.bytes += k.size
+		o.events += k.events
 	}
 }
 

@@ -127,3 +127,65 @@ func testOutageKept(t *testing.T, pack bool) {
 		}
 	}
 }
+
+// TestOutageReplyWaitsWithJetStream: with JetStream, what the outage
+// buffer holds for the stream goes the moment NATS is back, but a reply
+// waits, as without JetStream, until the link has heard its peers
+// again: NATS gives a reply only to a server subscribed already, and
+// the asker's server, slower to reconnect, would have missed it.
+func TestOutageReplyWaitsWithJetStream(t *testing.T) {
+	dir := t.TempDir()
+	store := func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
+	ns := startNATS(t, store)
+	port := ns.Addr().(*net.TCPAddr).Port
+	cfg := func(n uuid.UUID, durable string, reconnect time.Duration) Config {
+		return Config{URL: ns.ClientURL(), Node: n, JetStream: true, Durable: durable, Buffer: 1 << 20,
+			Heartbeat: 20 * time.Millisecond, PeerTimeout: 10 * time.Second, ReconnectWait: reconnect,
+			Logger: slog.New(slog.DiscardHandler)}
+	}
+	replier, err := Open(cfg(uuid.New(), "replier", 20*time.Millisecond), func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replier.Close()
+	asker := uuid.New()
+	replies := make(chan *Event, 1)
+	// The asker reconnects a second after NATS is back at the latest.
+	a, err := Open(cfg(asker, "asker", time.Second), func(ev *Event) {
+		if ev.To != uuid.Nil {
+			e := *ev
+			replies <- &e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	waitFor(t, "the peers", func() bool { return len(replier.Peers()) == 1 && len(a.Peers()) == 1 })
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitFor(t, "both links to see NATS gone", func() bool { return !replier.Connected() && !a.Connected() })
+	client := uuid.New()
+	reply := &Event{Channel: "A", Event: "answer", ID: uuid.New(), Origin: uuid.New(), Sender: uuid.New(), To: client, Re: uuid.New(),
+		Data: []byte{0xc0}}
+	if err := replier.Publish(reply, asker); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reply to wait in the buffer", func() bool { return replier.Stats().Buffered > 0 })
+
+	startNATS(t, store, func(o *server.Options) { o.Port = port })
+	waitFor(t, "the replier to reconnect", replier.Connected)
+	if a.Connected() {
+		t.Log("the asker reconnected as soon as the replier: the test proves less than it says")
+	}
+	select {
+	case ev := <-replies:
+		if ev.To != client || ev.Event != "answer" {
+			t.Errorf("got %+v, want the reply to %v", ev, client)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the reply never came (the asker is connected: %v; the replier sent %d, dropped %d)",
+			a.Connected(), replier.Stats().EventsOut, replier.Stats().Dropped)
+	}
+}
