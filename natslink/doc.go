@@ -27,8 +27,9 @@
 // link takes its channels' events from a durable consumer of it instead
 // of plain subscriptions, so that a server that was down gets what it
 // missed. It publishes to the stream with acknowledgements, at most
-// jsMaxPending messages waiting, sends again what a lost connection
-// left unacknowledged, and delivers what the consumer hands it in each
+// jsMaxPending messages waiting (fewer while the stream's ingest queue
+// overflows, jsretry.go), sends again what a full queue refused and
+// what a lost connection left unacknowledged, and delivers what the consumer hands it in each
 // sender's order (jsOrder).
 //
 // # Concurrency

@@ -357,9 +357,9 @@ func (l *Link) jsStop() {
 // most jsMaxPending messages go unacknowledged: past that, the
 // publishers wait (jsRoom), as they wait for a receiving server under
 // flow control, and counted alike (Stats.FlowHeld). A message the
-// stream refused (its ingest queue full nonetheless, no stream, a limit
-// that discards new messages) is counted dropped (Stats.Dropped) and
-// logged. The messages not yet acknowledged when the connection is lost
+// stream refused for a full ingest queue is sent again (jsQueueFull);
+// one refused otherwise (no stream, a limit that discards new
+// messages) is counted dropped (Stats.Dropped) and logged. The messages not yet acknowledged when the connection is lost
 // (the NATS server died with them, or with their acknowledgements) go
 // back, in order, to the head of the outage buffer, and are sent again
 // once NATS is back (jsSendAgain): those the stream had stored come
@@ -375,18 +375,31 @@ type jsOut struct {
 	// acknowledgement never came, for the logs.
 	refused, unknown atomic.Uint64
 
+	// window is how many messages may wait for an acknowledgement:
+	// jsMaxPending, less while the stream's ingest queue overflows
+	// (jsQueueFull).
+	window atomic.Int64
+	full   atomic.Uint64 // rounds of refusals for a full queue, for the logs
+	// waiting counts the messages in retry: until they are sent again,
+	// nothing newer is, so that they land at most a window behind.
+	waiting atomic.Int64
+
 	mu       sync.Mutex
 	inflight []*jsFlight // in the order published, until done
 	byMsg    map[*nats.Msg]*jsFlight
+	retry    []*jsFlight // refused for a full queue: sent again, in order
+	timer    *time.Timer // sends retry, when armed
+	closing  bool        // retry no more
 }
 
 // jsFlight is a message published to the stream: a copy, kept until
 // the stream acknowledges it, to be sent again should the connection be
 // lost first.
 type jsFlight struct {
-	m      *nats.Msg
-	events int
-	done   bool // acknowledged, refused, or handed to the outage buffer
+	m        *nats.Msg
+	events   int
+	done     bool // acknowledged, refused, or handed to the outage buffer
+	retrying bool // in jsOut.retry
 }
 
 // jsMaxPending bounds the messages sent to the stream that it has yet
@@ -401,9 +414,11 @@ const jsAckTimeout = 5 * time.Second
 func (l *Link) jsOpenPublisher() error {
 	l.jsOut.room = make(chan struct{}, 1)
 	l.jsOut.byMsg = make(map[*nats.Msg]*jsFlight)
+	l.jsOut.window.Store(jsMaxPending)
 	js, err := jetstream.New(l.nc, jetstream.WithPublishAsyncTimeout(jsAckTimeout),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 			l.jsLanded(m)
+			l.jsWiden()
 			l.jsResolved()
 		}),
 		jetstream.WithPublishAsyncErrHandler(l.jsNotAcked))
@@ -414,19 +429,21 @@ func (l *Link) jsOpenPublisher() error {
 	return nil
 }
 
-// jsRoom waits while jsMaxPending messages wait for the stream's
+// jsRoom waits while the window's messages (jsMaxPending, or fewer
+// while the stream's ingest queue overflows) wait for the stream's
 // acknowledgement, unless the link closes. Every one of them ends, in
 // jsAckTimeout at most: acknowledged, refused, timed out, or failed
-// with the connection.
+// with the connection; one refused for a full queue is sent again.
 func (l *Link) jsRoom() {
 	o := &l.jsOut
-	if o.pending.Load() < jsMaxPending {
+	full := func() bool { return o.pending.Load() >= o.window.Load() || o.waiting.Load() > 0 }
+	if !full() {
 		return
 	}
 	start := time.Now()
 	l.flowHeld.Add(1)
 	defer func() { l.flowHeldNs.Add(uint64(time.Since(start))) }()
-	for o.pending.Load() >= jsMaxPending {
+	for full() {
 		select {
 		case <-o.room:
 		case <-l.flowStop:
@@ -484,18 +501,27 @@ func (l *Link) jsSendAgain() {
 	o := &l.jsOut
 	o.mu.Lock()
 	var again []keptMsg
-	events := 0
+	events, retrying := 0, 0
 	for _, f := range o.inflight {
 		if !f.done {
 			f.done = true
 			again = append(again, keptMsg{m: f.m, events: f.events, size: msgSize(f.m), stored: true})
 			events += f.events
 		}
+		if f.retrying {
+			// Not in nats.go's hands: no failure will resolve it.
+			f.retrying = false
+			o.waiting.Add(-1)
+			retrying++
+		}
 	}
 	clear(o.inflight)
 	o.inflight = o.inflight[:0]
 	clear(o.byMsg)
 	o.mu.Unlock()
+	for range retrying {
+		l.jsResolved()
+	}
 	if len(again) == 0 {
 		return
 	}
@@ -527,6 +553,9 @@ func (l *Link) jsResolved() {
 
 // jsNotAcked is told of each message the stream did not acknowledge.
 func (l *Link) jsNotAcked(_ jetstream.JetStream, m *nats.Msg, err error) {
+	if queueFull(err) && l.jsQueueFull(m) {
+		return // still waiting: it is sent again
+	}
 	defer l.jsResolved()
 	if errors.Is(err, nats.ErrDisconnected) {
 		l.jsSendAgain() // every message in flight, m among them, at the first

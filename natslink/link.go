@@ -673,6 +673,9 @@ func (l *Link) CloseInto(next *Link) {
 	l.done = true
 	l.deliverMu.Unlock()
 	l.sayBye()
+	if l.jsOut.js != nil {
+		l.jsStopRetrying()
+	}
 	if l.nc.IsConnected() {
 		// What the outage buffer holds goes now, without waiting for
 		// the peers: a link that takes over sends after this one.

@@ -1,0 +1,114 @@
+package natslink
+
+import (
+	"errors"
+	"math/bits"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A NATS server takes a stream's messages into a queue of bounded
+// length (its stream ingest limits: max_buffered_msgs and
+// max_buffered_size, 100,000 messages and 128 MiB by default) and
+// refuses what overflows it with a 429. One server's publishers keep
+// at most its window of messages unacknowledged, but servers publishing
+// at once can overflow the queue all the same: eight windows of packs
+// fill 128 MiB. A message refused so is not dropped. The window halves
+// (down to jsMinWindow), at most once per jsRetryWait, and the refused
+// messages are sent again after jsRetryWait, in the order refused,
+// before anything newer: so they land at most a window behind the
+// messages after them, and the receivers put them back in their
+// senders' order (jsOrder). The window grows back by a message per
+// acknowledgement (jsWiden).
+
+const (
+	jsMinWindow = 4
+	jsRetryWait = 20 * time.Millisecond
+)
+
+// queueFull reports whether err is the stream's refusal for a full
+// ingest queue.
+func queueFull(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.Code == 429
+}
+
+// jsQueueFull keeps m, refused for a full ingest queue, to send it
+// again: it stays in flight, counted against the window. It reports
+// false when m is not kept (the link closes, or m was sent again
+// already, after a lost connection).
+func (l *Link) jsQueueFull(m *nats.Msg) bool {
+	o := &l.jsOut
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f := o.byMsg[m]
+	if f == nil || f.done || o.closing {
+		return false
+	}
+	f.retrying = true
+	o.waiting.Add(1)
+	o.retry = append(o.retry, f)
+	if o.timer != nil {
+		return true // armed: this round has halved the window already
+	}
+	o.window.Store(max(jsMinWindow, o.window.Load()/2))
+	o.timer = time.AfterFunc(jsRetryWait, l.jsRetry)
+	if n := o.full.Add(1); bits.OnesCount64(n) == 1 {
+		l.log.Info("JetStream's ingest queue is full: this server publishes less at once, and sends the refused events again",
+			"subject", m.Subject, "window", o.window.Load(), "rounds", n)
+	}
+	return true
+}
+
+// jsRetry sends again, in order, the messages refused for a full
+// queue, and then lets the publishers go on.
+func (l *Link) jsRetry() {
+	o := &l.jsOut
+	o.mu.Lock()
+	batch := o.retry
+	o.retry, o.timer = nil, nil
+	o.mu.Unlock()
+	for _, f := range batch {
+		o.mu.Lock()
+		live := f.retrying && !f.done
+		if live {
+			f.retrying = false
+			o.waiting.Add(-1)
+		}
+		o.mu.Unlock()
+		if !live {
+			continue // sent again after a lost connection
+		}
+		if _, err := o.js.PublishMsgAsync(f.m, jetstream.WithRetryAttempts(0)); err != nil {
+			l.jsNotAcked(nil, f.m, err)
+		}
+	}
+	select {
+	case o.room <- struct{}{}:
+	default:
+	}
+}
+
+// jsWiden grows the window by a message, up to jsMaxPending: the stream
+// acknowledged one.
+func (l *Link) jsWiden() {
+	o := &l.jsOut
+	if w := o.window.Load(); w < jsMaxPending {
+		o.window.CompareAndSwap(w, w+1)
+	}
+}
+
+// jsStopRetrying sends now what waits to be sent again, and keeps
+// nothing more to send again: the link closes.
+func (l *Link) jsStopRetrying() {
+	o := &l.jsOut
+	o.mu.Lock()
+	o.closing = true
+	armed := o.timer != nil && o.timer.Stop()
+	o.mu.Unlock()
+	if armed {
+		l.jsRetry()
+	}
+}
