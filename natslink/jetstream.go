@@ -400,6 +400,7 @@ type jsFlight struct {
 	events   int
 	done     bool // acknowledged, refused, or handed to the outage buffer
 	retrying bool // in jsOut.retry
+	tries    int  // times refused for a full queue
 }
 
 // jsMaxPending bounds the messages sent to the stream that it has yet

@@ -23,9 +23,13 @@ import (
 // senders' order (jsOrder). The window grows back by a message per
 // acknowledgement (jsWiden).
 
+// A message refused jsMaxTries times in a row (a queue that never has
+// room for it: max_buffered_size below a pack) is dropped and counted
+// as other refusals are, so that the publishers do not wait forever.
 const (
 	jsMinWindow = 4
 	jsRetryWait = 20 * time.Millisecond
+	jsMaxTries  = 250
 )
 
 // queueFull reports whether err is the stream's refusal for a full
@@ -37,16 +41,17 @@ func queueFull(err error) bool {
 
 // jsQueueFull keeps m, refused for a full ingest queue, to send it
 // again: it stays in flight, counted against the window. It reports
-// false when m is not kept (the link closes, or m was sent again
-// already, after a lost connection).
+// false when m is not kept (the link closes, m was sent again already
+// after a lost connection, or it was refused jsMaxTries times).
 func (l *Link) jsQueueFull(m *nats.Msg) bool {
 	o := &l.jsOut
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	f := o.byMsg[m]
-	if f == nil || f.done || o.closing {
+	if f == nil || f.done || o.closing || f.tries >= jsMaxTries {
 		return false
 	}
+	f.tries++
 	f.retrying = true
 	o.waiting.Add(1)
 	o.retry = append(o.retry, f)
