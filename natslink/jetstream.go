@@ -569,13 +569,13 @@ func (l *Link) jsNotAcked(_ jetstream.JetStream, m *nats.Msg, err error) {
 	o := &l.jsOut
 	switch {
 	case errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, jetstream.ErrJetStreamPublisherClosed):
-		if u := o.unknown.Add(n); bits.OnesCount64(u) == 1 {
+		if u := o.unknown.Add(n); logAgain(u, n) {
 			l.log.Warn("JetStream did not acknowledge events: they may be missing from the stream, and receiving servers count those that are (missed_in)",
 				"subject", m.Subject, "events", u, "err", err)
 		}
 	default:
 		l.dropped.Add(n)
-		if r := o.refused.Add(n); bits.OnesCount64(r) == 1 {
+		if r := o.refused.Add(n); logAgain(r, n) {
 			l.log.Warn("JetStream refused events: they are dropped", "subject", m.Subject, "events", r, "err", err)
 		}
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
@@ -583,6 +583,11 @@ func (l *Link) jsNotAcked(_ jetstream.JetStream, m *nats.Msg, err error) {
 		}
 	}
 }
+
+// logAgain reports whether a count that grew by n to total has reached
+// a new power of two: logged at the 1st, 2nd, 4th, 8th... event, however
+// many come at once (a pack's).
+func logAgain(total, n uint64) bool { return bits.Len64(total) > bits.Len64(total-n) }
 
 // jsAllAcked waits, for at most drainWait, until the stream has
 // acknowledged every message the link sent it: a link that takes over

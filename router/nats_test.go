@@ -517,7 +517,7 @@ func testNATSJetStreamCountsLoss(t *testing.T, pack string) {
 // publisher waits for the stream instead, and every event is delivered,
 // in order.
 func TestNATSJetStreamBurst(t *testing.T) {
-	s1, s2, pub, r := jetStreamIngest(t, 1000, "") // above the window
+	s1, s2, pub, r := jetStreamIngest(t, queueOf(1000), "") // above the window
 	const n = 20000
 	burst(t, pub, n)
 	got := increasingUpTo(t, r, "n", n-1)
@@ -542,7 +542,7 @@ func testNATSJetStreamQueueFull(t *testing.T, pack string) {
 	if pack != "" {
 		queue = 8 // fewer messages, as packs carry many events each
 	}
-	s1, s2, pub, r := jetStreamIngest(t, queue, pack)
+	s1, s2, pub, r := jetStreamIngest(t, queueOf(queue), pack)
 	const n = 20000
 	burst(t, pub, n)
 	got := increasingUpTo(t, r, "n", n-1)
@@ -556,15 +556,53 @@ func testNATSJetStreamQueueFull(t *testing.T, pack string) {
 	}
 }
 
-// jetStreamIngest starts a NATS server whose streams queue at most
-// queue messages on their way in, and two servers that bridge channel A
+// TestNATSJetStreamNeverRoom: a stream whose ingest queue never has
+// room for a pack (max_buffered_size below it) refuses it each time it
+// is sent again. After 250 refusals (5 s) the sender drops it, counts
+// and logs it, and its publishers go on; the receiver counts the
+// events missed. Every event is delivered, in order, or counted, alike
+// on both sides.
+func TestNATSJetStreamNeverRoom(t *testing.T) {
+	s1, s2, pub, r := jetStreamIngest(t, func(o *server.Options) { o.StreamMaxBufferedSize = 2048 }, `"pack": true`)
+	const n = 200
+	burst(t, pub, n)
+	deadline := time.Now().Add(60 * time.Second)
+	for uint64(r.Count("n"))+natsStats(t, s1).Dropped < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered, %d dropped, after 60 s", r.Count("n"), n, natsStats(t, s1).Dropped)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// One more event, alone in its pack, shows the receiver what went
+	// missing before it.
+	if err := pub.Emit("n", n); err != nil {
+		t.Fatal(err)
+	}
+	got := increasingUpTo(t, r, "n", n)
+	dropped, missed := natsStats(t, s1).Dropped, natsStats(t, s2).MissedIn
+	t.Logf("%d of %d events delivered; %d dropped by the sender, %d missed by the receiver", len(got), n+1, dropped, missed)
+	if dropped == 0 {
+		t.Fatal("the stream refused nothing for good: the test proves less than it says")
+	}
+	if uint64(len(got))+dropped != n+1 || missed != dropped {
+		t.Errorf("%d of %d events delivered; %d dropped by the sender, %d missed by the receiver: they do not add up", len(got), n+1, dropped, missed)
+	}
+	if logCount(s1, "JetStream refused events") == 0 {
+		t.Error("the sender did not log the events it dropped")
+	}
+}
+
+// queueOf limits the streams' ingest queues to n messages.
+func queueOf(n int) func(*server.Options) {
+	return func(o *server.Options) { o.StreamMaxBufferedMsgs = n }
+}
+
+// jetStreamIngest starts a NATS server whose streams' ingest queues
+// limit sets, and two servers that bridge channel A
 // through its stream, in the single format or with pack; it returns
 // them, a client of the first and a recorder of the second's channel A.
-func jetStreamIngest(t *testing.T, queue int, pack string) (s1, s2 *routertest.Server, pub *bus.Client, r *routertest.Recorder) {
-	ns := startNATS(t, 0, func(o *server.Options) {
-		o.JetStream, o.StoreDir = true, t.TempDir()
-		o.StreamMaxBufferedMsgs = queue
-	})
+func jetStreamIngest(t *testing.T, limit func(*server.Options), pack string) (s1, s2 *routertest.Server, pub *bus.Client, r *routertest.Recorder) {
+	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() }, limit)
 	js := func(durable string) string {
 		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable)
 		if pack != "" {
