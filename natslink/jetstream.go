@@ -359,9 +359,10 @@ func (l *Link) jsStop() {
 // flow control, and counted alike (Stats.FlowHeld). A message the
 // stream refused for a full ingest queue is sent again (jsQueueFull);
 // one refused otherwise (no stream, a limit that discards new
-// messages) is counted dropped (Stats.Dropped) and logged. The messages not yet acknowledged when the connection is lost
-// (the NATS server died with them, or with their acknowledgements) go
-// back, in order, to the head of the outage buffer, and are sent again
+// messages) is counted dropped (Stats.Dropped) and logged. The
+// messages not yet acknowledged when the connection is lost (the NATS
+// server died with them, or with their acknowledgements) go back, in
+// order, to the head of the outage buffer, and are sent again
 // once NATS is back (jsSendAgain): those the stream had stored come
 // twice, and the receivers drop the second by its number (jsOrder). One
 // whose acknowledgement did not come in jsAckTimeout, the connection
