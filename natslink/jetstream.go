@@ -59,9 +59,10 @@ func (l *Link) durableName() string {
 }
 
 // jsLoop applies the consumer again after each (re)connection, and
-// every heartbeat while it has none that it should have (making it
-// failed: NATS was slow to answer, say), and asks how far behind it is
-// every heartbeat, until Close.
+// every heartbeat while it has none that it should have or has one
+// still to reset (making or resetting it failed: NATS was slow to
+// answer, say), and asks how far behind it is every heartbeat, until
+// Close.
 func (l *Link) jsLoop() {
 	defer l.wg.Done()
 	t := time.NewTicker(l.cfg.Heartbeat)
@@ -81,7 +82,7 @@ func (l *Link) jsLoop() {
 			l.jsApply()
 		case <-t.C:
 			l.js.mu.Lock()
-			missing := l.js.cc == nil && !l.js.held && !l.js.swapping && !l.js.stopped && len(l.js.subjects) > 0
+			missing := (l.js.cc == nil || l.js.reset) && !l.js.held && !l.js.swapping && !l.js.stopped && len(l.js.subjects) > 0
 			l.js.mu.Unlock()
 			if missing {
 				l.jsApply()
@@ -126,8 +127,14 @@ func (l *Link) jsApply() {
 	if !l.nc.IsConnected() || l.js.stopped {
 		return
 	}
-	// The consumer is reset, or cannot be.
-	defer l.js.order.resume()
+	// jsOrder holds events past a gap again once the consumer is reset,
+	// or cannot be. A reset that did not happen (NATS was slow to make
+	// the stream, say) is tried again the next heartbeat.
+	defer func() {
+		if !l.js.reset {
+			l.js.order.resume()
+		}
+	}()
 	select {
 	case <-l.stop:
 		return // closing: jsStop has drained the consumer, or will

@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
@@ -101,4 +103,51 @@ func TestJetStreamOrder(t *testing.T) {
 		return len(got) >= len(want)
 	})
 	check(want)
+}
+
+// TestJetStreamResetTriedAgain: a consumer reset that did not happen
+// after a lost connection (the apply before it failed: NATS was slow to
+// make the stream, say) is tried again at the next heartbeat, although
+// the old subscription still runs; until then jsOrder holds nothing past
+// a gap.
+func TestJetStreamResetTriedAgain(t *testing.T) {
+	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	var log syncBuffer
+	l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "again",
+		Heartbeat: 20 * time.Millisecond,
+		Logger:    slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))}, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.SetChannels([]string{"A"})
+	state := func() (consuming, reset, paused bool) {
+		l.js.mu.Lock()
+		defer l.js.mu.Unlock()
+		l.js.order.mu.Lock()
+		defer l.js.order.mu.Unlock()
+		return l.js.cc != nil, l.js.reset, l.js.order.paused
+	}
+	waitFor(t, "the consumer, reset at start", func() bool {
+		consuming, reset, paused := state()
+		return consuming && !reset && !paused
+	})
+	// The connection's kick may still wait for jsLoop: it would apply
+	// the consumer, and reset it, whatever the heartbeat does.
+	waitFor(t, "jsLoop to take the connection's kick", func() bool { return len(l.js.kick) == 0 })
+	time.Sleep(5 * l.cfg.Heartbeat)
+	resets := strings.Count(log.String(), "reset the JetStream consumer")
+
+	// What a lost connection leaves when the apply after it fails.
+	l.jsLost()
+	if _, reset, paused := state(); !reset || !paused {
+		t.Fatalf("after jsLost: reset %v, paused %v; want both", reset, paused)
+	}
+	waitFor(t, "the reset, tried again", func() bool {
+		consuming, reset, paused := state()
+		return consuming && !reset && !paused
+	})
+	if n := strings.Count(log.String(), "reset the JetStream consumer"); n != resets+1 {
+		t.Errorf("%d resets logged after the retry, want %d:\n%s", n, resets+1, log.String())
+	}
 }
