@@ -387,9 +387,12 @@ type jsOut struct {
 	// jsMaxPending, less while the stream's ingest queue overflows
 	// (jsQueueFull).
 	window atomic.Int64
+	acked  atomic.Int64  // acknowledgements since the window last grew
 	full   atomic.Uint64 // rounds of refusals for a full queue, for the logs
-	// waiting counts the messages in retry: until they are sent again,
-	// nothing newer is, so that they land at most a window behind.
+	// waiting counts the messages refused for a full queue that have
+	// yet to land: until they do, nothing newer is sent, so that they
+	// land soon after the messages sent with them, for the receivers to
+	// put back in order within jsReorderWait.
 	waiting atomic.Int64
 
 	mu       sync.Mutex
@@ -398,6 +401,9 @@ type jsOut struct {
 	retry    []*jsFlight // refused for a full queue: sent again, in order
 	timer    *time.Timer // sends retry, when armed
 	closing  bool        // retry no more
+	// sending counts the timer armed or firing, for jsStopRetrying to
+	// wait for.
+	sending sync.WaitGroup
 }
 
 // jsFlight is a message published to the stream: a copy, kept until
@@ -408,7 +414,17 @@ type jsFlight struct {
 	events   int
 	done     bool // acknowledged, refused, or handed to the outage buffer
 	retrying bool // in jsOut.retry
+	again    bool // refused for a full queue, counted in jsOut.waiting
 	tries    int  // times refused for a full queue
+}
+
+// unwait ends f's count in o.waiting, if it is counted: it landed, or
+// goes to the outage buffer. o.mu is held.
+func (f *jsFlight) unwait(o *jsOut) {
+	if f.again {
+		f.again = false
+		o.waiting.Add(-1)
+	}
 }
 
 // jsMaxPending bounds the messages sent to the stream that it has yet
@@ -491,6 +507,7 @@ func (l *Link) jsLanded(m *nats.Msg) (events int) {
 		f.done = true
 		events = f.events
 		delete(o.byMsg, m)
+		f.unwait(o)
 	}
 	k := 0
 	for k < len(o.inflight) && o.inflight[k].done {
@@ -520,9 +537,9 @@ func (l *Link) jsSendAgain() {
 		if f.retrying {
 			// Not in nats.go's hands: no failure will resolve it.
 			f.retrying = false
-			o.waiting.Add(-1)
 			retrying++
 		}
+		f.unwait(o)
 	}
 	clear(o.inflight)
 	o.inflight = o.inflight[:0]

@@ -17,11 +17,13 @@ import (
 // at once can overflow the queue all the same: eight windows of packs
 // fill 128 MiB. A message refused so is not dropped. The window halves
 // (down to jsMinWindow), at most once per jsRetryWait, and the refused
-// messages are sent again after jsRetryWait, in the order refused,
-// before anything newer: so they land at most a window behind the
-// messages after them, and the receivers put them back in their
-// senders' order (jsOrder). The window grows back by a message per
-// acknowledgement (jsWiden).
+// messages are sent again after jsRetryWait, in the order refused;
+// nothing newer is sent until they have landed, so they land soon after
+// the messages sent with them, and the receivers put them back in
+// their senders' order (jsOrder) within jsReorderWait. The window grows back by a message per
+// window of acknowledgements (jsWiden), as TCP's congestion window
+// does: grown back faster, it fills the queue again at once and the
+// sender spends its time waiting jsRetryWait.
 
 // A message refused jsMaxTries times in a row (a queue that never has
 // room for it: max_buffered_size below a pack) is dropped and counted
@@ -53,12 +55,16 @@ func (l *Link) jsQueueFull(m *nats.Msg) bool {
 	}
 	f.tries++
 	f.retrying = true
-	o.waiting.Add(1)
+	if !f.again {
+		f.again = true
+		o.waiting.Add(1)
+	}
 	o.retry = append(o.retry, f)
 	if o.timer != nil {
 		return true // armed: this round has halved the window already
 	}
 	o.window.Store(max(jsMinWindow, o.window.Load()/2))
+	o.sending.Add(1)
 	o.timer = time.AfterFunc(jsRetryWait, l.jsRetry)
 	if n := o.full.Add(1); bits.OnesCount64(n) == 1 {
 		l.log.Info("JetStream's ingest queue is full: this server publishes less at once, and sends the refused events again",
@@ -68,9 +74,10 @@ func (l *Link) jsQueueFull(m *nats.Msg) bool {
 }
 
 // jsRetry sends again, in order, the messages refused for a full
-// queue, and then lets the publishers go on.
+// queue. The publishers go on once they have landed (jsLanded).
 func (l *Link) jsRetry() {
 	o := &l.jsOut
+	defer o.sending.Done()
 	o.mu.Lock()
 	batch := o.retry
 	o.retry, o.timer = nil, nil
@@ -78,10 +85,7 @@ func (l *Link) jsRetry() {
 	for _, f := range batch {
 		o.mu.Lock()
 		live := f.retrying && !f.done
-		if live {
-			f.retrying = false
-			o.waiting.Add(-1)
-		}
+		f.retrying = false
 		o.mu.Unlock()
 		if !live {
 			continue // sent again after a lost connection
@@ -90,23 +94,25 @@ func (l *Link) jsRetry() {
 			l.jsNotAcked(nil, f.m, err)
 		}
 	}
-	select {
-	case o.room <- struct{}{}:
-	default:
-	}
 }
 
-// jsWiden grows the window by a message, up to jsMaxPending: the stream
-// acknowledged one.
+// jsWiden counts an acknowledgement of the stream, and grows the
+// window by a message, up to jsMaxPending, once a window of them has
+// come.
 func (l *Link) jsWiden() {
 	o := &l.jsOut
-	if w := o.window.Load(); w < jsMaxPending {
+	w := o.window.Load()
+	if w >= jsMaxPending {
+		return
+	}
+	if n := o.acked.Add(1); n >= w && o.acked.CompareAndSwap(n, 0) {
 		o.window.CompareAndSwap(w, w+1)
 	}
 }
 
 // jsStopRetrying sends now what waits to be sent again, and keeps
-// nothing more to send again: the link closes.
+// nothing more to send again: the link closes. It returns once the
+// timer's jsRetry, if it fired, has ended.
 func (l *Link) jsStopRetrying() {
 	o := &l.jsOut
 	o.mu.Lock()
@@ -116,4 +122,5 @@ func (l *Link) jsStopRetrying() {
 	if armed {
 		l.jsRetry()
 	}
+	o.sending.Wait()
 }
