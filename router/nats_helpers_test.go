@@ -224,15 +224,29 @@ func waitLast(t testing.TB, r *routertest.Recorder) {
 }
 
 // increasingUpTo waits until r has an event named event whose data is
-// last, and returns the data of r's events of that name, checking that
+// last, for as long as events keep coming (none for 10 s fails the
+// test), and returns the data of r's events of that name, checking that
 // each is above the one before: none out of order, none twice, some
 // possibly missing.
 func increasingUpTo(t testing.TB, r *routertest.Recorder, event string, last int) []int {
 	t.Helper()
-	routertest.WaitFor(t, "the last event", func() bool {
-		got := dataOf(t, r, event)
-		return len(got) > 0 && got[len(got)-1] == last
-	})
+	done := func() bool {
+		msgs := r.Messages()
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if msgs[i].Event == event {
+				var n int
+				return msgs[i].Decode(&n) == nil && n == last
+			}
+		}
+		return false
+	}
+	for seen, deadline := -1, time.Now(); !done(); time.Sleep(10 * time.Millisecond) {
+		if c := r.Count(event); c != seen {
+			seen, deadline = c, time.Now().Add(10*time.Second)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d events %q delivered, the last not among them, and none for 10 s", c, event)
+		}
+	}
 	got := dataOf(t, r, event)
 	for i := 1; i < len(got); i++ {
 		if got[i] <= got[i-1] {
