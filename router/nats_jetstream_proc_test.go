@@ -163,7 +163,7 @@ func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 	}
 }
 
-// firstUnacknowledged returns the first event of the stream's first
+// firstUnacked returns the first event of the stream's first
 // message that consumer durable has not acknowledged, and how many
 // messages it has taken without acknowledging them.
 func firstUnacked(t testing.TB, url, durable string) (first int, pending int) {
