@@ -39,7 +39,8 @@ type jsState struct {
 	stopped  bool    // StopDelivering: no consumer again
 	// reset: the consumer is to be reset to its first unacknowledged
 	// event before it consumes (jsApply), when this link starts and
-	// after each lost connection; noReset: NATS cannot (logged once).
+	// after each lost connection; noReset: the NATS server connected to
+	// is older than 2.14 and has no consumer reset (serverHasReset).
 	reset, noReset bool
 	counter        jsCounter // jsCount's, kept across subscriptions
 }
@@ -215,6 +216,14 @@ func (l *Link) jsApply() {
 // holds (unacknowledged: it comes again), and jsApply starts a new one
 // after the reset.
 func (l *Link) jsReset(js jetstream.JetStream, stream string) {
+	v := l.nc.ConnectedServerVersion()
+	if old := !serverHasReset(v); old != l.js.noReset {
+		l.js.noReset = old
+		if old {
+			l.log.Warn("the NATS server has no consumer reset (2.14 and later have): what a lost connection or a killed server leaves unacknowledged comes again only after the ack wait",
+				"server_version", v, "consumer", l.durableName(), "ack_wait", AckWait)
+		}
+	}
 	if l.js.noReset {
 		return
 	}
@@ -232,19 +241,32 @@ func (l *Link) jsReset(js jetstream.JetStream, stream string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r, err := js.ResetConsumer(ctx, stream, l.durableName())
-	switch {
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		// No answer: a NATS server older than 2.14, which has no
-		// consumer reset. Not asked again by this link.
-		l.js.noReset = true
-		l.log.Warn("the NATS server does not answer a consumer reset (2.14 and later do): what a lost connection or a killed server leaves unacknowledged comes again only after the ack wait",
-			"consumer", l.durableName(), "ack_wait", AckWait, "err", err)
-	case err != nil:
+	if err != nil {
+		// NATS too slow to answer, or the reset not allowed: asked
+		// again after the next lost connection.
 		l.log.Warn("resetting the JetStream consumer failed: events in flight when the connection went come again only after the ack wait",
 			"consumer", l.durableName(), "ack_wait", AckWait, "err", err)
-	default:
-		l.log.Debug("reset the JetStream consumer to its first unacknowledged event", "consumer", l.durableName(), "stream_seq", r.ResetSeq)
+		return
 	}
+	l.log.Debug("reset the JetStream consumer to its first unacknowledged event", "consumer", l.durableName(), "stream_seq", r.ResetSeq)
+}
+
+// serverHasReset reports whether a NATS server of version v (as its
+// INFO gives it: "2.15.3", "2.14.0-beta.1") has the consumer reset of
+// 2.14. A version it cannot read is taken to have it: a reset that
+// fails is logged.
+func serverHasReset(v string) bool {
+	major, rest, ok := strings.Cut(strings.TrimPrefix(v, "v"), ".")
+	if !ok {
+		return true
+	}
+	minor, _, _ := strings.Cut(rest, ".")
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(minor)
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return ma > 2 || ma == 2 && mi >= 14
 }
 
 // jsCounter follows, per subject, the numbering (HeaderSeq) of the

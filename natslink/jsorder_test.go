@@ -151,3 +151,49 @@ func TestJetStreamResetTriedAgain(t *testing.T) {
 		t.Errorf("%d resets logged after the retry, want %d:\n%s", n, resets+1, log.String())
 	}
 }
+
+// TestJetStreamResetRefused: a NATS server that does not answer a
+// consumer reset (here its permissions forbid it; the same as a server
+// too slow to answer) leaves the link logging the failure and asking
+// again after the next lost connection, not giving resets up for good.
+func TestJetStreamResetRefused(t *testing.T) {
+	ns := startNATS(t, func(o *server.Options) {
+		o.JetStream, o.StoreDir = true, t.TempDir()
+		o.Users = []*server.User{{Username: "nc", Password: "pw", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.CONSUMER.RESET.>"}}}}}
+	})
+	var log syncBuffer
+	l, err := Open(Config{URL: ns.ClientURL(), User: "nc", Password: "pw", Node: uuid.New(), JetStream: true, Durable: "refused",
+		Heartbeat: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&log, nil))}, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.SetChannels([]string{"A"})
+	const failed = "resetting the JetStream consumer failed"
+	waitFor(t, "the reset at start to fail", func() bool { return strings.Count(log.String(), failed) == 1 })
+	waitFor(t, "the consumer", func() bool {
+		l.js.mu.Lock()
+		defer l.js.mu.Unlock()
+		return l.js.cc != nil
+	})
+
+	l.jsLost() // as a lost connection does
+	waitFor(t, "the reset to be asked again", func() bool { return strings.Count(log.String(), failed) == 2 })
+	if strings.Contains(log.String(), "has no consumer reset") {
+		t.Errorf("a NATS server %s taken for one without consumer reset:\n%s", ns.ClientURL(), log.String())
+	}
+}
+
+// TestServerHasReset: the NATS versions with a consumer reset.
+func TestServerHasReset(t *testing.T) {
+	for v, want := range map[string]bool{
+		"2.15.3": true, "2.14.0": true, "2.14.0-beta.1": true, "v2.14.1": true, "3.0.0": true,
+		"2.13.9": false, "2.10.22": false, "1.4.1": false,
+		"": true, "dev": true, // unreadable: asked, and a failure logged
+	} {
+		if got := serverHasReset(v); got != want {
+			t.Errorf("serverHasReset(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
