@@ -197,3 +197,87 @@ func TestServerHasReset(t *testing.T) {
 		}
 	}
 }
+
+// TestPermissions: the NATS permissions docs/sites.md gives a server's
+// user are enough for everything the link does, with JetStream and
+// without: events both ways, a reply to a node, peers, flow reports,
+// and with JetStream the stream, its acknowledgements and the consumer
+// reset; NATS reports no violation (the link logs those as warnings).
+func TestPermissions(t *testing.T) {
+	t.Run("core", func(t *testing.T) { testPermissions(t, false) })
+	t.Run("jetstream", func(t *testing.T) { testPermissions(t, true) })
+}
+
+func testPermissions(t *testing.T, jetStream bool) {
+	ns := startNATS(t, func(o *server.Options) {
+		o.JetStream, o.StoreDir = true, t.TempDir()
+		site := []string{"netcluster.site.>", "netcluster.$hb.site", "netcluster.$node.site.>", "netcluster.$flow.site.>"}
+		pub, sub := site, site
+		if jetStream {
+			pub = append([]string{"$JS.API.>", "$JS.ACK.>"}, site...)
+			sub = append([]string{"_INBOX.>"}, site...)
+		}
+		o.Users = []*server.User{{Username: "nc", Password: "pw", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: pub}, Subscribe: &server.SubjectPermission{Allow: sub}}}}
+	})
+	var log syncBuffer
+	var mu sync.Mutex
+	got := map[uuid.UUID][]string{}
+	open := func(node uuid.UUID, durable string) *Link {
+		l, err := Open(Config{URL: ns.ClientURL(), User: "nc", Password: "pw", Node: node, Cluster: "site",
+			JetStream: jetStream, Durable: durable, FlowControl: true, Heartbeat: 20 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))}, func(ev *Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			got[node] = append(got[node], ev.Event)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.SetChannels([]string{"A"})
+		return l
+	}
+	n1, n2 := uuid.New(), uuid.New()
+	l1, l2 := open(n1, "one"), open(n2, "two")
+	defer l1.Close()
+	defer l2.Close()
+	defer func() {
+		if t.Failed() {
+			t.Log(log.String())
+		}
+	}()
+	resets := 0
+	if jetStream {
+		resets = 2
+	}
+	waitFor(t, "the peers, and with JetStream both consumers reset", func() bool {
+		return len(l1.Peers()) == 1 && len(l2.Peers()) == 1 &&
+			strings.Count(log.String(), "reset the JetStream consumer") == resets
+	})
+	asker := uuid.New()
+	for _, p := range []struct {
+		l    *Link
+		ev   *Event
+		node uuid.UUID
+	}{
+		{l1, &Event{Channel: "A", Event: "to-two", ID: uuid.New(), Origin: n1, Sender: asker, Data: []byte{0xc0}}, uuid.Nil},
+		{l2, &Event{Channel: "A", Event: "to-one", ID: uuid.New(), Origin: n2, Sender: uuid.New(), Data: []byte{0xc0}}, uuid.Nil},
+		{l2, &Event{Channel: "A", Event: "reply", ID: uuid.New(), Origin: n2, Sender: uuid.New(), To: asker, Re: uuid.New(), Data: []byte{0xc0}}, n1},
+	} {
+		if err := p.l.Publish(p.ev, p.node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the events and the reply", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Equal(got[n2], []string{"to-two"}) && len(got[n1]) == 2 &&
+			slices.Contains(got[n1], "to-one") && slices.Contains(got[n1], "reply")
+	})
+	if !jetStream {
+		waitFor(t, "flow reports both ways", func() bool { return l1.Stats().ReportsIn > 0 && l2.Stats().ReportsIn > 0 })
+	}
+	if strings.Contains(log.String(), "level=WARN") {
+		t.Errorf("the link warned with the documented permissions:\n%s", log.String())
+	}
+}
