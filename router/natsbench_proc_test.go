@@ -36,6 +36,11 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 	const size = 128
 	mcasttest.Need(b)
 	url, natsPID := startNATSProc(b)
+	// The "jetstream" runs bridge the channel through a stream, on a
+	// nats-server of their own with JetStream (file storage in a
+	// temporary directory), started for the first of them; each run
+	// has a durable consumer of its own.
+	jsURL, jsPID, durables, parent := "", 0, 0, b
 	bridge := func(extra string) func(*testing.B) {
 		if n := os.Getenv("NCBENCH_NATS_PENDINGMSGS"); n != "" {
 			// Both servers' nats.pendingmsgs, for measuring what it
@@ -43,6 +48,15 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 			extra = strings.TrimPrefix(extra+`, "pendingmsgs": `+n, ", ")
 		}
 		return func(b *testing.B) {
+			url, natsPID, extra := url, natsPID, extra
+			if strings.Contains(extra, "jetstream") {
+				if jsURL == "" {
+					jsURL, jsPID = startNATSProc(parent, "-js", "-sd", parent.TempDir())
+				}
+				url, natsPID = jsURL, jsPID
+				durables++
+				extra += fmt.Sprintf(`, "durable": "bench%d"`, durables)
+			}
 			s1 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
 			s2 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
 			before, sent := s2.stats(b).NATS.DroppedIn, s1.stats(b).NATS
@@ -67,6 +81,8 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 	}
 	b.Run("bridge-128B", bridge(""))
 	b.Run("bridge-packed-128B", bridge(`"pack": true`))
+	b.Run("bridge-jetstream-128B", bridge(`"jetstream": true, "catchup": "0s"`))
+	b.Run("bridge-jetstream-packed-128B", bridge(`"jetstream": true, "catchup": "0s", "pack": true`))
 	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false, cpuOf(map[string]int{"nats-server": natsPID})) })
 	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true, cpuOf(map[string]int{"nats-server": natsPID})) })
 	b.Run(fmt.Sprintf("relay-floor-%dB", benchFrameLen(size)), func(b *testing.B) { benchRelayFloor(b, url, benchFrameLen(size)) })
@@ -180,11 +196,11 @@ func natsServerBinary(t testing.TB) string {
 
 // startNATSProc runs nats-server as a process on a free loopback port,
 // stopped when the test ends, and returns its URL once it answers.
-func startNATSProc(t testing.TB) (url string, pid int) {
+func startNATSProc(t testing.TB, args ...string) (url string, pid int) {
 	t.Helper()
 	port := freePort(t)
 	log := &routertest.LogBuffer{}
-	cmd := exec.Command(natsServerBinary(t), "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd := exec.Command(natsServerBinary(t), append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}, args...)...)
 	cmd.Stderr = log
 	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {

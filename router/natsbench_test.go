@@ -3,15 +3,18 @@ package router_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/natslink"
@@ -32,13 +35,28 @@ var natsWindow = func() int64 {
 // BenchmarkNATSBridge measures events per second of 128 bytes from a
 // publisher on one ncserver to a subscriber on another, across one NATS
 // server in process ("bridge"), and of nats.go pub/sub alone on the same
-// NATS server ("nats"), in one run, with the events lost.
+// NATS server ("nats"), in one run, with the events lost. The
+// "jetstream" runs bridge the channel through a stream, on a NATS
+// server of their own with JetStream (file storage in a temporary
+// directory), each run with a durable consumer of its own.
 func BenchmarkNATSBridge(b *testing.B) {
 	const size = 128
 	ns := startNATS(b, 0)
 	url := ns.ClientURL()
+	jsURL := "" // started on the first jetstream run, for them all
+	durables := 0
+	parent := b
 	bridge := func(extra string) func(*testing.B) {
 		return func(b *testing.B) {
+			url, extra := url, extra
+			if strings.Contains(extra, "jetstream") {
+				if jsURL == "" {
+					jsURL = startNATS(parent, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, parent.TempDir() }).ClientURL()
+				}
+				url = jsURL
+				durables++
+				extra += fmt.Sprintf(`, "durable": "bench%d"`, durables)
+			}
 			s1 := routertest.NewServer(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
 			s2 := routertest.NewServer(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
 			before, droppedIn := natsStats(b, s1), natsStats(b, s2).DroppedIn
@@ -51,6 +69,8 @@ func BenchmarkNATSBridge(b *testing.B) {
 	}
 	b.Run("bridge-128B", bridge(""))
 	b.Run("bridge-packed-128B", bridge(`"pack": true`))
+	b.Run("bridge-jetstream-128B", bridge(`"jetstream": true, "catchup": "0s"`))
+	b.Run("bridge-jetstream-packed-128B", bridge(`"jetstream": true, "catchup": "0s", "pack": true`))
 	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false, nil) })
 	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true, nil) })
 }
