@@ -18,12 +18,12 @@ import (
 // fill 128 MiB. A message refused so is not dropped. The window halves
 // (down to jsMinWindow), at most once per jsRetryWait, and the refused
 // messages are sent again after jsRetryWait, in the order refused;
-// nothing newer is sent until they have landed, so they land soon after
-// the messages sent with them, and the receivers put them back in
-// their senders' order (jsOrder) within jsReorderWait. The window grows back by a message per
-// window of acknowledgements (jsWiden), as TCP's congestion window
-// does: grown back faster, it fills the queue again at once and the
-// sender spends its time waiting jsRetryWait.
+// nothing newer is sent until they have landed, so they land soon
+// after the messages sent with them, and the receivers put them back
+// in their senders' order (jsOrder) within jsReorderWait. The window
+// grows back by a message per window of acknowledgements (jsWiden), as
+// TCP's congestion window does: grown back faster, it fills the queue
+// again at once and the sender spends its time waiting jsRetryWait.
 
 // A message refused jsMaxTries times in a row (a queue that never has
 // room for it: max_buffered_size below a pack) is dropped and counted
