@@ -41,7 +41,7 @@ func testNATSJetStreamKilledReceiver(t *testing.T, pack string) {
 	s1 := routertest.NewServer(t, js("one"))
 	pub := s1.Dial(t, "A")
 	clients := ns.NumClients()
-	s2 := startNcserver(t, js("two"))
+	s2 := startNcserver(t, js("two"), debugLog...)
 	before := routertest.Record(t, s2.dial(t, "A"), "seq")
 	probe(t, pub, routertest.Record(t, s2.dial(t, "A"), "probe"))
 
@@ -70,7 +70,7 @@ func testNATSJetStreamKilledReceiver(t *testing.T, pack string) {
 		t.Fatal("the killed server left no event unacknowledged: the test proves less than it says")
 	}
 
-	s3 := startNcserver(t, js("two")) // s2 again: the same consumer
+	s3 := startNcserver(t, js("two"), debugLog...) // s2 again: the same consumer
 	after := routertest.Record(t, s3.dial(t, "A"), "seq|last")
 	waitLast(t, after)
 	got := dataOf(t, after, "seq")
@@ -106,6 +106,10 @@ func TestNATSJetStreamRestartReceiving(t *testing.T) {
 	bothFormats(t, testNATSJetStreamRestartReceiving)
 }
 
+// debugLog are the flags of a child ncserver whose log, shown should
+// the test fail, tells when its consumer was reset.
+var debugLog = []string{"-log-level", "debug"}
+
 func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 	dir := t.TempDir()
 	store := func(o *server.Options) {
@@ -123,10 +127,16 @@ func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 		return natsMembers(ns.ClientURL(), extra, bridged)
 	}
 	s1 := routertest.NewServer(t, js("one"))
-	s2 := startNcserver(t, js("two"))
+	s2 := startNcserver(t, js("two"), debugLog...)
 	pub := s1.Dial(t, "A")
 	far := routertest.Record(t, s2.dial(t, "A"), "seq|last")
 	probe(t, pub, routertest.Record(t, s2.dial(t, "A"), "probe"))
+	defer func() {
+		if t.Failed() {
+			t.Logf("the sender's NATS counters: %+v", natsStats(t, s1))
+			t.Logf("the receiver's NATS counters: %+v", s2.stats(t).NATS)
+		}
+	}()
 
 	each := int64(5000)
 	if testing.Short() {

@@ -73,8 +73,9 @@ type ncproc struct {
 // startNcserver runs ncserver on a configuration of the given HuJSON
 // object members, its sockets in a fresh directory, and waits until its
 // control channel answers. The process is stopped (SIGTERM, then
-// SIGKILL) when the test ends, resumed first if it was stopped.
-func startNcserver(t testing.TB, members string) *ncproc {
+// SIGKILL) when the test ends, resumed first if it was stopped. flags
+// go to ncserver after its default ones ("-log-level info").
+func startNcserver(t testing.TB, members string, flags ...string) *ncproc {
 	t.Helper()
 	mcasttest.Need(t)
 	bin := ncserverBinary(t)
@@ -85,7 +86,7 @@ func startNcserver(t testing.TB, members string) *ncproc {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-log-level", "info"}
+	args := append([]string{"-log-level", "info"}, flags...)
 	if d := os.Getenv("NCSERVER_CPUPROFILE_DIR"); d != "" {
 		// Profiling the servers of a test or benchmark: one file each,
 		// written when the server stops.
