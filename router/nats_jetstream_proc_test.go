@@ -129,12 +129,14 @@ func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 	s1 := routertest.NewServer(t, js("one"))
 	s2 := startNcserver(t, js("two"), debugLog...)
 	pub := s1.Dial(t, "A")
+	ns2URL := ns.ClientURL() // the NATS server that comes back
 	far := routertest.Record(t, s2.dial(t, "A"), "seq|last")
 	probe(t, pub, routertest.Record(t, s2.dial(t, "A"), "probe"))
 	defer func() {
 		if t.Failed() {
 			t.Logf("the sender's NATS counters: %+v", natsStats(t, s1))
 			t.Logf("the receiver's NATS counters: %+v", s2.stats(t).NATS)
+			t.Logf("the receiver's consumer: %s", consumerState(t, ns2URL, "two"))
 		}
 	}()
 
@@ -149,7 +151,7 @@ func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 	stopNATS(ns)
 	s2.signal(t, syscall.SIGCONT)
 	stream.flow(t, each/2)
-	startNATS(t, port, store)
+	ns2URL = startNATS(t, port, store).ClientURL()
 	waitNATS(t, s1)
 	routertest.WaitFor(t, "the receiver to reconnect", func() bool { return s2.stats(t).NATS.Connected })
 	stream.flow(t, each)
@@ -171,6 +173,30 @@ func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 		t.Errorf("%d events sent: %d delivered, %d dropped by the sender, %d missed by the receiver",
 			n, len(got), dropped, missed)
 	}
+}
+
+// consumerState is what NATS at url tells of consumer durable: how far
+// it delivered and was acknowledged, what it has yet to deliver, and
+// what waits for an acknowledgement.
+func consumerState(t testing.TB, url, durable string) string {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, natslink.StreamName("netcluster", ""), durable)
+	if err != nil {
+		return err.Error()
+	}
+	i := c.CachedInfo()
+	return fmt.Sprintf("delivered %d, ack floor %d, pending %d, ack pending %d, redelivered %d, waiting pulls %d",
+		i.Delivered.Stream, i.AckFloor.Stream, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting)
 }
 
 // firstUnacked returns the first event of the stream's first
