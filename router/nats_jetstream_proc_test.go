@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/natslink"
+	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -132,8 +133,24 @@ func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 	ns2URL := ns.ClientURL() // the NATS server that comes back
 	far := routertest.Record(t, s2.dial(t, "A"), "seq|last")
 	probe(t, pub, routertest.Record(t, s2.dial(t, "A"), "probe"))
+	sent := -1 // the stream's events, once ended
 	defer func() {
 		if t.Failed() {
+			msgs := far.Messages()
+			tail := []string{}
+			for _, m := range msgs[max(0, len(msgs)-3):] {
+				var n int
+				m.Decode(&n)
+				tail = append(tail, fmt.Sprintf("%s %d", m.Event, n))
+			}
+			t.Logf("%d events of the stream sent; the receiver's client heard %d messages, the last %v", sent, len(msgs), tail)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if reply, err := s2.ctl.Request(ctx, router.ControlPrefix+"stats", nil); err == nil {
+				var st map[string]any
+				reply.Decode(&st)
+				t.Logf("the receiver's stats: %v", st)
+			}
 			t.Logf("the sender's NATS counters: %+v", natsStats(t, s1))
 			t.Logf("the receiver's NATS counters: %+v", s2.stats(t).NATS)
 			t.Logf("the receiver's consumer: %s", consumerState(t, ns2URL, "two"))
@@ -156,6 +173,7 @@ func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 	routertest.WaitFor(t, "the receiver to reconnect", func() bool { return s2.stats(t).NATS.Connected })
 	stream.flow(t, each)
 	n := stream.end(t)
+	sent = n
 	routertest.WaitFor(t, "the buffer to be sent", func() bool { return natsStats(t, s1).Buffered == 0 })
 	if err := pub.Emit("last", nil); err != nil {
 		t.Fatal(err)
