@@ -153,7 +153,7 @@ func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 			}
 			t.Logf("the sender's NATS counters: %+v", natsStats(t, s1))
 			t.Logf("the receiver's NATS counters: %+v", s2.stats(t).NATS)
-			t.Logf("the receiver's consumer: %s", consumerState(t, ns2URL, "two"))
+			t.Logf("the receiver's consumer: %s", consumerState(ns2URL, "two"))
 		}
 	}()
 
@@ -193,22 +193,36 @@ func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 	}
 }
 
+// clusterStream is the default cluster's stream on the NATS server at
+// url, through a connection of its own that done closes.
+func clusterStream(ctx context.Context, url string) (s jetstream.Stream, done func(), err error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		s, err = js.Stream(ctx, natslink.StreamName("netcluster", ""))
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return s, nc.Close, nil
+}
+
 // consumerState is what NATS at url tells of consumer durable: how far
 // it delivered and was acknowledged, what it has yet to deliver, and
 // what waits for an acknowledgement.
-func consumerState(t testing.TB, url, durable string) string {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		return err.Error()
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err.Error()
-	}
+func consumerState(url, durable string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := js.Consumer(ctx, natslink.StreamName("netcluster", ""), durable)
+	s, done, err := clusterStream(ctx, url)
+	if err != nil {
+		return err.Error()
+	}
+	defer done()
+	c, err := s.Consumer(ctx, durable)
 	if err != nil {
 		return err.Error()
 	}
@@ -222,21 +236,13 @@ func consumerState(t testing.TB, url, durable string) string {
 // messages it has taken without acknowledging them.
 func firstUnacked(t testing.TB, url, durable string) (first int, pending int) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, natslink.StreamName("netcluster", ""))
+	s, done, err := clusterStream(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer done()
 	c, err := s.Consumer(ctx, durable)
 	if err != nil {
 		t.Fatal(err)
