@@ -35,11 +35,13 @@
 // # Concurrency
 //
 // A Link is safe for concurrent use. Publish waits while a receiving
-// server holds it back (Config.FlowControl) or, with JetStream, while
-// the stream has yet to acknowledge jsMaxPending messages; it never
-// waits on a socket: nats.go buffers what it cannot send yet, the link
-// up to Config.Buffer bytes while disconnected, and Publish returns
-// ErrDropped past that.
+// server holds it back (Config.FlowControl), with JetStream while the
+// stream has yet to acknowledge jsMaxPending messages, and, once NATS
+// is back after an outage, while the buffer kept meanwhile is full and
+// being sent (for PeerTimeout and Heartbeat at most without progress);
+// it never waits on a socket: nats.go buffers what it cannot send yet,
+// the link up to Config.Buffer bytes while disconnected, and Publish
+// returns ErrDropped past that.
 // PublishFrame waits while maxPackedBytes of packs wait for a goroutine
 // of the link's to send them, and counts what NATS refuses when it sends.
 // The deliver function is called from nats.go's goroutines, one per

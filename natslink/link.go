@@ -22,8 +22,9 @@ import (
 
 // Errors of Publish.
 var (
-	// ErrDropped: the connection is down and its buffer is full.
-	ErrDropped = errors.New("natslink: buffer full while disconnected: event dropped")
+	// ErrDropped: the connection is down and its buffer is full (or,
+	// the connection back, the buffer has not drained for a while).
+	ErrDropped = errors.New("natslink: the buffer for NATS is full: event dropped")
 	// ErrClosed: the link is closed.
 	ErrClosed = errors.New("natslink: link closed")
 )
@@ -361,12 +362,15 @@ func (l *Link) options() ([]nats.Option, error) {
 }
 
 // up notes a connection: the outage buffer may be sent, once the peers
-// are heard again (outageLoop). Drops are logged again from the next
+// are heard again (outageLoop), and publishers wait for room in it. Drops are logged again from the next
 // outage on; while the buffer is still held, this one goes on.
 func (l *Link) up() {
-	if !l.holding() {
+	l.out.mu.Lock()
+	if !l.out.holding {
 		l.dropping.Store(false)
 	}
+	l.out.drained() // the buffer goes soon: its publishers wait for it
+	l.out.mu.Unlock()
 	select {
 	case l.out.kick <- struct{}{}:
 	default:

@@ -27,9 +27,18 @@ type outage struct {
 	mu      sync.Mutex
 	holding bool // from the first event kept to the last one sent
 	queue   []keptMsg
-	bytes   int       // of the queue, bounded by Config.Buffer
+	bytes   int       // of the queue
 	events  int       // in the queue
 	since   time.Time // when holding began
+	// releasing is what release took from the queue and has yet to hand
+	// to nats.go, in bytes: bytes and releasing are bounded by
+	// Config.Buffer together.
+	releasing int
+	// progress is when the buffer last drained (release handed nats.go
+	// a message) or the connection came back; room, made by a publisher
+	// waiting for room (awaitRoom), is closed then.
+	progress time.Time
+	room     chan struct{}
 	// awaited are the peers heard within PeerTimeout when holding began.
 	awaited []uuid.UUID
 	kick    chan struct{}
@@ -68,6 +77,7 @@ func (l *Link) send(m *nats.Msg, n int, out *subjectOut) error {
 	o := &l.out
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	l.awaitRoom(m)
 	setSeq(m.Header, &o.seqBuf, l.epoch, out)
 	err := l.sendLocked(m, n, stored)
 	if err == nil && numbered {
@@ -95,13 +105,88 @@ func (l *Link) sendLocked(m *nats.Msg, n int, stored bool) error {
 		l.hold()
 	}
 	size := msgSize(m)
-	if o.bytes+size > l.cfg.Buffer {
+	if o.bytes+o.releasing+size > l.cfg.Buffer {
 		return l.published(n, nats.ErrReconnectBufExceeded)
 	}
 	o.queue = append(o.queue, keptMsg{m: copyMsg(m), events: n, size: size, stored: stored})
 	o.bytes += size
 	o.events += n
 	return nil
+}
+
+// awaitRoom waits, o.mu held (and released while waiting), while the
+// link, connected, is sending the outage buffer and the buffer has no
+// room for m: the publisher goes at the pace at which NATS takes the
+// buffer, as it does while connected, instead of its events being
+// dropped. Only while NATS is away, or once the buffer has not drained
+// for drainStall, or the link closes, does sendLocked drop what does not
+// fit. The caller has not numbered m yet: whoever sends on m's subject
+// waits with it.
+func (l *Link) awaitRoom(m *nats.Msg) {
+	o := &l.out
+	if !o.holding {
+		return
+	}
+	size := msgSize(m)
+	full := func() bool { return o.holding && o.bytes+o.releasing+size > l.cfg.Buffer && size <= l.cfg.Buffer }
+	if !full() {
+		return
+	}
+	start := time.Now()
+	var timer *time.Timer
+	for full() && l.nc.IsConnected() {
+		left := l.drainStall() - time.Since(o.progress)
+		if left <= 0 {
+			break
+		}
+		if o.room == nil {
+			o.room = make(chan struct{})
+		}
+		room := o.room
+		o.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(left)
+			l.flowHeld.Add(1)
+		} else {
+			timer.Reset(left)
+		}
+		closing := false
+		select {
+		case <-room:
+		case <-timer.C:
+		case <-l.flowStop:
+			closing = true
+		}
+		o.mu.Lock()
+		if closing {
+			break
+		}
+	}
+	if timer != nil {
+		timer.Stop()
+		l.flowHeldNs.Add(uint64(time.Since(start)))
+	}
+}
+
+// drainStall is how long a publisher waits for room in the outage
+// buffer, connected, with nothing of it sent meanwhile: the buffer waits
+// for the peers for PeerTimeout at most, and outageLoop looks every
+// Heartbeat.
+func (l *Link) drainStall() time.Duration { return l.cfg.PeerTimeout + l.cfg.Heartbeat }
+
+// drained notes that the outage buffer drained, or may (the connection
+// is back), and wakes the publishers that wait for room: o.mu is held.
+func (o *outage) drained() {
+	o.progress = time.Now()
+	o.wake()
+}
+
+// wake wakes the publishers that wait for room: o.mu is held.
+func (o *outage) wake() {
+	if o.room != nil {
+		close(o.room)
+		o.room = nil
+	}
 }
 
 // connectionLost reports whether nats.go refused a message because the
@@ -119,6 +204,7 @@ func connectionLost(err error) bool {
 func (l *Link) hold() {
 	o := &l.out
 	o.holding, o.since, o.awaited = true, time.Now(), o.awaited[:0]
+	o.wake() // connection lost: they wait no more
 	for _, p := range l.Peers() {
 		o.awaited = append(o.awaited, p.Node)
 	}
@@ -214,12 +300,13 @@ func (l *Link) release(storedOnly bool) bool {
 			if o.holding {
 				o.holding = false
 				l.dropping.Store(false)
+				o.drained()
 			}
 			o.mu.Unlock()
 			return true
 		}
 		batch := o.queue
-		o.queue, o.bytes, o.events = nil, 0, 0
+		o.queue, o.releasing, o.bytes, o.events = nil, o.bytes, 0, 0
 		o.mu.Unlock()
 		for i, k := range batch {
 			if storedOnly && !k.stored {
@@ -235,6 +322,10 @@ func (l *Link) release(storedOnly bool) bool {
 				return false
 			}
 			l.published(k.events, err)
+			o.mu.Lock()
+			o.releasing -= k.size
+			o.drained()
+			o.mu.Unlock()
 		}
 	}
 }
@@ -249,7 +340,7 @@ func (l *Link) keepAgain(rest []keptMsg, lost bool) {
 		l.hold()
 	}
 	o.queue = append(rest, o.queue...)
-	o.bytes, o.events = 0, 0
+	o.bytes, o.events, o.releasing = 0, 0, 0
 	for _, k := range o.queue {
 		o.bytes += k.size
 		o.events += k.events
@@ -301,11 +392,12 @@ func (l *Link) dropKept() int {
 	return n
 }
 
-// keptBytes is what the outage buffer holds, in bytes.
+// keptBytes is what the outage buffer holds, in bytes, with what
+// release has yet to hand to nats.go.
 func (l *Link) keptBytes() int {
 	l.out.mu.Lock()
 	defer l.out.mu.Unlock()
-	return l.out.bytes
+	return l.out.bytes + l.out.releasing
 }
 
 // heardSince reports whether node's heartbeat came after t.

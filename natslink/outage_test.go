@@ -189,3 +189,122 @@ func TestOutageReplyWaitsWithJetStream(t *testing.T) {
 			a.Connected(), replier.Stats().EventsOut, replier.Stats().Dropped)
 	}
 }
+
+// TestOutageDrainWaits: once NATS is back, a publisher whose event does
+// not fit the buffer, still waiting to be sent, waits for room instead
+// of the event being dropped, in either format: the buffer is sent at
+// NATS's pace, and the publisher goes at that pace, as it does while
+// connected. (The sender here waits PeerTimeout for a peer that does
+// not come back before it sends the buffer; with JetStream the buffer
+// goes at the pace of the stream's acknowledgements.) Every event
+// arrives, in order, none dropped, and the waits are counted.
+func TestOutageDrainWaits(t *testing.T) {
+	for _, pack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) { testOutageDrainWaits(t, pack) })
+	}
+}
+
+func testOutageDrainWaits(t *testing.T, pack bool) {
+	ns := startNATS(t)
+	port := ns.Addr().(*net.TCPAddr).Port
+	node := uuid.New()
+	const buffer = 256 << 10 // above a pack's largest (maxPackBytes)
+	cfg := func(n uuid.UUID) Config {
+		return Config{URL: ns.ClientURL(), Node: n, Pack: pack, Buffer: buffer, Heartbeat: 20 * time.Millisecond,
+			PeerTimeout: time.Second, ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	}
+	sender, err := Open(cfg(node), func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+	peer, err := Open(cfg(uuid.New()), func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the peer", func() bool { return len(sender.Peers()) == 1 })
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	peer.Close()
+	waitFor(t, "the sender to see NATS gone", func() bool { return !sender.Connected() })
+
+	blob := make([]byte, 100)
+	emit := func(i int) {
+		t.Helper()
+		data := append([]byte{0xc4, byte(len(blob))}, blob...) // msgpack bin 8
+		data[2] = byte(i)
+		if pack {
+			err = sender.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node,
+				Sender: node, Channel: "A", Event: "e", Data: data}))
+		} else {
+			err = sender.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node, Data: data}, uuid.Nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A few events wait out the outage, far from filling the buffer.
+	const kept = 5
+	for i := range kept {
+		emit(i)
+	}
+	waitFor(t, "the events to wait in the buffer", func() bool { return sender.Stats().Buffered > 0 })
+
+	startNATS(t, func(o *server.Options) { o.Port = port })
+	waitFor(t, "the sender to reconnect", sender.Connected)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(Subject("netcluster", "", "A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	// Connected, and for up to PeerTimeout the buffer waits for the
+	// peer: four times what the buffer holds comes meanwhile.
+	if st := sender.Stats(); !st.Connected || st.Buffered == 0 || st.EventsOut != 0 {
+		t.Fatalf("connected %v, %d bytes buffered, %d events sent: want the buffer still waiting for the peer",
+			st.Connected, st.Buffered, st.EventsOut)
+	}
+	const n = kept + 4*buffer/100
+	for i := kept; i < n; i++ {
+		emit(i)
+	}
+	var got []byte
+	for len(got) < n {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v; the sender: %+v", len(got), n, err, sender.Stats())
+		}
+		if !pack {
+			got = append(got, m.Data[2])
+			continue
+		}
+		for body := m.Data; len(body) > 0; {
+			_, hdr, rest, err := nextPacked(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, hdr.Data[2])
+			body = rest
+		}
+	}
+	for i, d := range got {
+		if d != byte(i) {
+			t.Fatalf("event %d is %d: out of order or doubled (%v)", i, d, got)
+		}
+	}
+	waitFor(t, "every event counted sent", func() bool {
+		st := sender.Stats()
+		return st.Buffered == 0 && st.EventsOut >= n
+	})
+	st := sender.Stats()
+	if st.EventsOut != n || st.Dropped != 0 {
+		t.Errorf("%d events sent, %d dropped; want %d and 0", st.EventsOut, st.Dropped, n)
+	}
+	if st.FlowHeld == 0 {
+		t.Error("no publisher waited for room in the buffer")
+	}
+}

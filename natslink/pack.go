@@ -217,7 +217,8 @@ func (l *Link) published(n int, err error) error {
 	case errors.Is(err, nats.ErrReconnectBufExceeded):
 		l.dropped.Add(uint64(n))
 		if !l.dropping.Swap(true) {
-			l.log.Warn("NATS is down and its buffer is full: events are dropped until it is back", "buffer", l.cfg.Buffer)
+			l.log.Warn("the buffer for NATS is full: events are dropped until it has been sent (NATS is down, or has taken none of it for a while)",
+				"buffer", l.cfg.Buffer, "connected", l.nc.IsConnected())
 		}
 		return ErrDropped
 	case errors.Is(err, nats.ErrConnectionClosed):

@@ -22,10 +22,12 @@ type Stats struct {
 	BytesIn  uint64 `json:"bytes_in" msgpack:"bytes_in" metric:"netcluster_nats_bytes_in_total" help:"Bytes of the NATS messages received."`
 	// Reconnects counts the reconnections since the link opened.
 	Reconnects uint64 `json:"reconnects" msgpack:"reconnects" metric:"netcluster_nats_reconnects_total" help:"Reconnections to NATS."`
-	// Buffered is what waits in the buffer now, in bytes.
+	// Buffered is what waits in the buffer now, in bytes: kept while NATS
+	// was away and not yet handed to nats.go, and nats.go's own.
 	Buffered int `json:"buffered" msgpack:"buffered" metric:"netcluster_nats_buffered_bytes" help:"Bytes waiting for NATS in the buffer."`
 	// Dropped counts the events dropped: the buffer was full while NATS
-	// was down, or the link closed (a reload, a shutdown) while NATS was
+	// was down (or, NATS back, nothing of it had gone for PeerTimeout
+	// and Heartbeat), or the link closed (a reload, a shutdown) while NATS was
 	// down, with events still in the buffer; with JetStream, also those
 	// the stream refused.
 	Dropped uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_nats_dropped_total" help:"Events dropped because NATS was down (the buffer was full, or the link closed with events in it), or refused by the JetStream stream."`
@@ -49,10 +51,12 @@ type Stats struct {
 	// Malformed counts the messages that were not events.
 	Malformed uint64 `json:"malformed" msgpack:"malformed" metric:"netcluster_nats_malformed_total" help:"Messages from NATS that were not events."`
 	// FlowHeld counts the times a publisher waited for a receiver
-	// (Config.FlowControl), or, with JetStream, for the stream's
-	// acknowledgements (jsRoom); FlowHeldMs the time they waited in all.
-	FlowHeld   uint64 `json:"flow_held" msgpack:"flow_held" metric:"netcluster_nats_flow_held_total" help:"Times events for NATS waited for a receiving server (flow control), or for the JetStream stream."`
-	FlowHeldMs uint64 `json:"flow_held_ms" msgpack:"flow_held_ms" metric:"netcluster_nats_flow_held_milliseconds_total" help:"Milliseconds events for NATS waited for a receiving server (flow control), or for the JetStream stream."`
+	// (Config.FlowControl), with JetStream for the stream's
+	// acknowledgements (jsRoom), or, NATS back, for room in the buffer
+	// kept while it was away (awaitRoom); FlowHeldMs the time they
+	// waited in all.
+	FlowHeld   uint64 `json:"flow_held" msgpack:"flow_held" metric:"netcluster_nats_flow_held_total" help:"Times events for NATS waited for a receiving server (flow control), for the JetStream stream, or for room in the buffer sent after an outage."`
+	FlowHeldMs uint64 `json:"flow_held_ms" msgpack:"flow_held_ms" metric:"netcluster_nats_flow_held_milliseconds_total" help:"Milliseconds events for NATS waited for a receiving server (flow control), for the JetStream stream, or for room in the buffer sent after an outage."`
 	// FlowExcluded counts the receivers that left flow control: they
 	// held the sender back and took nothing for PeerTimeout.
 	FlowExcluded uint64 `json:"flow_excluded" msgpack:"flow_excluded" metric:"netcluster_nats_flow_excluded_total" help:"Receiving servers that left NATS flow control: they took nothing for peertimeout."`

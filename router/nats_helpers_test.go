@@ -98,6 +98,26 @@ func natsStats(t testing.TB, ts *routertest.Server) router.NATSStats {
 	return st
 }
 
+// waitSent waits until ts's NATS buffer is empty: the events kept in
+// an outage have been sent, and the publishers that waited for room in
+// it have sent theirs. The buffer drains at NATS's pace (with JetStream,
+// the stream's acknowledgements'), which a loaded machine slows: it
+// fails when no event has gone out for 10 s.
+func waitSent(t testing.TB, ts *routertest.Server) {
+	t.Helper()
+	for out, deadline := uint64(0), time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		st := natsStats(t, ts)
+		switch {
+		case st.Buffered == 0:
+			return
+		case st.EventsOut != out:
+			out, deadline = st.EventsOut, time.Now().Add(10*time.Second)
+		case time.Now().After(deadline):
+			t.Fatalf("%d bytes still in the buffer for NATS, and no event sent for 10 s", st.Buffered)
+		}
+	}
+}
+
 // waitNATS waits until every server is connected to NATS.
 func waitNATS(t testing.TB, servers ...*routertest.Server) {
 	t.Helper()

@@ -174,7 +174,7 @@ func testNATSJetStreamRestartReceiving(t *testing.T, pack string) {
 	stream.flow(t, each)
 	n := stream.end(t)
 	sent = n
-	routertest.WaitFor(t, "the buffer to be sent", func() bool { return natsStats(t, s1).Buffered == 0 })
+	waitSent(t, s1)
 	if err := pub.Emit("last", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -257,7 +257,7 @@ func TestNATSBufferFull(t *testing.T) {
 		t.Errorf("dropped %d, sent %d, %d bytes buffered, of 100 events of 200 bytes with a buffer of 2048 bytes",
 			st.Dropped, st.EventsOut, st.Buffered)
 	}
-	if c := logCount(ts, "buffer is full"); c != 1 {
+	if c := logCount(ts, "the buffer for NATS is full"); c != 1 {
 		t.Errorf("%d log lines about the full buffer, want 1", c)
 	}
 }
@@ -433,7 +433,7 @@ func TestNATSRestartWhileStreaming(t *testing.T) {
 	// dropped, and counted, while s1 still waits to hear s2): it shows
 	// what went missing before it, and far has all the rest when it
 	// has it.
-	routertest.WaitFor(t, "the buffer to be sent", func() bool { return natsStats(t, s1).Buffered == 0 })
+	waitSent(t, s1)
 	if err := pub.Emit("last", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -660,7 +660,7 @@ func testNATSJetStreamRestart(t *testing.T, pack string) {
 	waitNATS(t, s1)
 	stream.flow(t, 5000)
 	n := stream.end(t)
-	routertest.WaitFor(t, "the buffer to be sent", func() bool { return natsStats(t, s1).Buffered == 0 })
+	waitSent(t, s1)
 	if err := pub.Emit("last", nil); err != nil {
 		t.Fatal(err)
 	}
