@@ -208,7 +208,7 @@ func testOutageDrainWaits(t *testing.T, pack bool) {
 	ns := startNATS(t)
 	port := ns.Addr().(*net.TCPAddr).Port
 	node := uuid.New()
-	const buffer = 256 << 10 // above a pack's largest (maxPackBytes)
+	const buffer = 4096 // far below maxPackBytes: packs are made to fit it
 	cfg := func(n uuid.UUID) Config {
 		return Config{URL: ns.ClientURL(), Node: n, Pack: pack, Buffer: buffer, Heartbeat: 20 * time.Millisecond,
 			PeerTimeout: time.Second, ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}

@@ -128,13 +128,22 @@ func (p *packer) pendingBytes() int {
 
 // packLimit is the size a pack's body is sent at: maxPackBytes, or the
 // NATS server's max_payload when lower, less room for the header, which
-// max_payload counts too.
+// max_payload counts too; or less, so that a pack fits the outage
+// buffer (Config.Buffer), which would drop a larger one whole.
 func (l *Link) packLimit() int {
-	if mp := l.nc.MaxPayload() - packHeaderRoom; mp > 0 && mp < maxPackBytes {
-		return int(mp)
+	limit := maxPackBytes
+	if mp := l.nc.MaxPayload() - packHeaderRoom; mp > 0 && mp < int64(limit) {
+		limit = int(mp)
 	}
-	return maxPackBytes
+	if b := l.cfg.Buffer - packKeptRoom; l.cfg.Buffer > 0 && b < limit {
+		limit = max(b, 1) // a pack holds one event at least
+	}
+	return limit
 }
+
+// packKeptRoom bounds what a pack takes in the outage buffer besides its
+// body: subject and headers (msgSize).
+const packKeptRoom = 1024
 
 // packHeaderRoom bounds the header block of a pack:
 // "NATS/1.0\r\nNc-Pack: <count>\r\n\r\n".
