@@ -40,23 +40,15 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 	// nats-server of their own with JetStream (file storage in a
 	// temporary directory), started for the first of them; each run
 	// has a durable consumer of its own.
-	jsURL, jsPID, durables, parent := "", 0, 0, b
-	bridge := func(extra string) func(*testing.B) {
+	js := jsRuns{start: func() (string, int) { return startNATSProc(b, "-js", "-sd", b.TempDir()) }}
+	bridge := func(extra string, jetstream bool) func(*testing.B) {
 		if n := os.Getenv("NCBENCH_NATS_PENDINGMSGS"); n != "" {
 			// Both servers' nats.pendingmsgs, for measuring what it
 			// costs and saves (docs/benchmarks.md).
 			extra = strings.TrimPrefix(extra+`, "pendingmsgs": `+n, ", ")
 		}
 		return func(b *testing.B) {
-			url, natsPID, extra := url, natsPID, extra
-			if strings.Contains(extra, "jetstream") {
-				if jsURL == "" {
-					jsURL, jsPID = startNATSProc(parent, "-js", "-sd", parent.TempDir())
-				}
-				url, natsPID = jsURL, jsPID
-				durables++
-				extra += fmt.Sprintf(`, "durable": "bench%d"`, durables)
-			}
+			url, natsPID, extra := js.pick(url, natsPID, extra, jetstream)
 			s1 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
 			s2 := startNcserver(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
 			before, sent := s2.stats(b).NATS.DroppedIn, s1.stats(b).NATS
@@ -79,10 +71,10 @@ func BenchmarkNATSBridgeProcs(b *testing.B) {
 			}
 		}
 	}
-	b.Run("bridge-128B", bridge(""))
-	b.Run("bridge-packed-128B", bridge(`"pack": true`))
-	b.Run("bridge-jetstream-128B", bridge(`"jetstream": true, "catchup": "0s"`))
-	b.Run("bridge-jetstream-packed-128B", bridge(`"jetstream": true, "catchup": "0s", "pack": true`))
+	b.Run("bridge-128B", bridge("", false))
+	b.Run("bridge-packed-128B", bridge(`"pack": true`, false))
+	b.Run("bridge-jetstream-128B", bridge("", true))
+	b.Run("bridge-jetstream-packed-128B", bridge(`"pack": true`, true))
 	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false, cpuOf(map[string]int{"nats-server": natsPID})) })
 	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true, cpuOf(map[string]int{"nats-server": natsPID})) })
 	b.Run(fmt.Sprintf("relay-floor-%dB", benchFrameLen(size)), func(b *testing.B) { benchRelayFloor(b, url, benchFrameLen(size)) })

@@ -43,20 +43,12 @@ func BenchmarkNATSBridge(b *testing.B) {
 	const size = 128
 	ns := startNATS(b, 0)
 	url := ns.ClientURL()
-	jsURL := "" // started on the first jetstream run, for them all
-	durables := 0
-	parent := b
-	bridge := func(extra string) func(*testing.B) {
+	js := jsRuns{start: func() (string, int) {
+		return startNATS(b, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, b.TempDir() }).ClientURL(), 0
+	}}
+	bridge := func(extra string, jetstream bool) func(*testing.B) {
 		return func(b *testing.B) {
-			url, extra := url, extra
-			if strings.Contains(extra, "jetstream") {
-				if jsURL == "" {
-					jsURL = startNATS(parent, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, parent.TempDir() }).ClientURL()
-				}
-				url = jsURL
-				durables++
-				extra += fmt.Sprintf(`, "durable": "bench%d"`, durables)
-			}
+			url, _, extra := js.pick(url, 0, extra, jetstream)
 			s1 := routertest.NewServer(b, natsMembers(url, extra, `"channels": {"A": {"propagatetonats": true}}`))
 			s2 := routertest.NewServer(b, natsMembers(url, extra, `"channels": {"A": {"acceptfromnats": true}}`))
 			before, droppedIn := natsStats(b, s1), natsStats(b, s2).DroppedIn
@@ -67,12 +59,39 @@ func BenchmarkNATSBridge(b *testing.B) {
 			b.ReportMetric(float64(natsStats(b, s2).DroppedIn-droppedIn), "dropped_in")
 		}
 	}
-	b.Run("bridge-128B", bridge(""))
-	b.Run("bridge-packed-128B", bridge(`"pack": true`))
-	b.Run("bridge-jetstream-128B", bridge(`"jetstream": true, "catchup": "0s"`))
-	b.Run("bridge-jetstream-packed-128B", bridge(`"jetstream": true, "catchup": "0s", "pack": true`))
+	b.Run("bridge-128B", bridge("", false))
+	b.Run("bridge-packed-128B", bridge(`"pack": true`, false))
+	b.Run("bridge-jetstream-128B", bridge("", true))
+	b.Run("bridge-jetstream-packed-128B", bridge(`"pack": true`, true))
 	b.Run("nats-128B", func(b *testing.B) { benchRawNATS(b, url, size, false, nil) })
 	b.Run("nats-headers-128B", func(b *testing.B) { benchRawNATS(b, url, size, true, nil) })
+}
+
+// jsRuns gives the NATS bridge benchmarks' JetStream runs a NATS
+// server of their own with JetStream, which start makes (its URL and
+// pid) for the first of them, and each run a durable consumer of its
+// own.
+type jsRuns struct {
+	start    func() (url string, pid int)
+	url      string
+	pid      int
+	durables int
+}
+
+// pick returns the NATS server (URL and pid) and the configuration's
+// extra keys of a run: url, pid and extra for a plain one; for a
+// JetStream one, the JetStream server, and extra with JetStream on, no
+// catch-up delay and a durable of the run's own.
+func (j *jsRuns) pick(url string, pid int, extra string, jetstream bool) (string, int, string) {
+	if !jetstream {
+		return url, pid, extra
+	}
+	if j.url == "" {
+		j.url, j.pid = j.start()
+	}
+	j.durables++
+	js := fmt.Sprintf(`"jetstream": true, "catchup": "0s", "durable": "bench%d"`, j.durables)
+	return j.url, j.pid, strings.TrimPrefix(extra+", "+js, ", ")
 }
 
 // benchBridge measures events from pub, a client of one ncserver, to
