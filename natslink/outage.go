@@ -39,6 +39,10 @@ type outage struct {
 	// waiting for room (awaitRoom), is closed then.
 	progress time.Time
 	room     chan struct{}
+	// awaiting is true while outageLoop waits for the peers before it
+	// sends the buffer (awaitPeers, bounded by PeerTimeout): publishers
+	// wait for room meanwhile however long it takes.
+	awaiting bool
 	// awaited are the peers heard within PeerTimeout when holding began.
 	awaited []uuid.UUID
 	kick    chan struct{}
@@ -136,6 +140,9 @@ func (l *Link) awaitRoom(m *nats.Msg) {
 	var timer *time.Timer
 	for full() && l.nc.IsConnected() {
 		left := l.drainStall() - time.Since(o.progress)
+		if o.awaiting {
+			left = l.drainStall() // awaitPeers wakes them as it ends
+		}
 		if left <= 0 {
 			break
 		}
@@ -169,9 +176,9 @@ func (l *Link) awaitRoom(m *nats.Msg) {
 }
 
 // drainStall is how long a publisher waits for room in the outage
-// buffer, connected, with nothing of it sent meanwhile: the buffer waits
-// for the peers for PeerTimeout at most, and outageLoop looks every
-// Heartbeat.
+// buffer, connected, with nothing of it sent meanwhile, once the peers
+// have been awaited: as long as a silent peer is awaited, and one
+// Heartbeat, the period at which outageLoop looks.
 func (l *Link) drainStall() time.Duration { return l.cfg.PeerTimeout + l.cfg.Heartbeat }
 
 // drained notes that the outage buffer drained, or may (the connection
@@ -267,7 +274,14 @@ func (l *Link) holding() bool {
 func (l *Link) awaitPeers() bool {
 	l.out.mu.Lock()
 	since, awaited := l.out.since, slices.Clone(l.out.awaited)
+	l.out.awaiting = true
 	l.out.mu.Unlock()
+	defer func() {
+		l.out.mu.Lock()
+		l.out.awaiting = false
+		l.out.drained() // the buffer goes now: its publishers' wait begins again
+		l.out.mu.Unlock()
+	}()
 	deadline := time.Now().Add(l.cfg.PeerTimeout)
 	for {
 		awaited = slices.DeleteFunc(awaited, func(node uuid.UUID) bool { return l.peers.heardSince(node, since) })

@@ -210,8 +210,10 @@ func testOutageDrainWaits(t *testing.T, pack bool) {
 	node := uuid.New()
 	const buffer = 4096 // far below maxPackBytes: packs are made to fit it
 	cfg := func(n uuid.UUID) Config {
+		// The plain subscriber below must subscribe within PeerTimeout
+		// of the sender's reconnection, as in TestOutageKept.
 		return Config{URL: ns.ClientURL(), Node: n, Pack: pack, Buffer: buffer, Heartbeat: 20 * time.Millisecond,
-			PeerTimeout: time.Second, ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+			PeerTimeout: 2 * time.Second, ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 	}
 	sender, err := Open(cfg(node), func(*Event) {})
 	if err != nil {
