@@ -2,6 +2,7 @@ package natslink
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -28,46 +29,11 @@ func TestOutageKept(t *testing.T) {
 }
 
 func testOutageKept(t *testing.T, pack bool) {
-	ns := startNATS(t)
-	port := ns.Addr().(*net.TCPAddr).Port
 	log := &syncBuffer{}
-	node := uuid.New()
-	cfg := func(n uuid.UUID, logger *slog.Logger) Config {
-		// The plain subscriber below must subscribe within PeerTimeout
-		// of the sender's reconnection: 2 s leaves room for a loaded
-		// machine under the race detector.
-		return Config{URL: ns.ClientURL(), Node: n, Pack: pack, Buffer: 1 << 20, Heartbeat: 20 * time.Millisecond,
-			PeerTimeout: 2 * time.Second, ReconnectWait: 20 * time.Millisecond, Logger: logger}
-	}
-	sender, err := Open(cfg(node, slog.New(slog.NewTextHandler(log, nil))), func(*Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close()
-	// A peer that is gone when NATS comes back: the sender waits for it
-	// no longer than PeerTimeout.
-	peer, err := Open(cfg(uuid.New(), slog.New(slog.DiscardHandler)), func(*Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the peer", func() bool { return len(sender.Peers()) == 1 })
-
-	ns.Shutdown()
-	ns.WaitForShutdown()
-	peer.Close()
-	waitFor(t, "the sender to see NATS gone", func() bool { return !sender.Connected() })
+	ns, port, sender, node := inOutage(t, pack, 1<<20, log)
 	const n = 50
 	for i := range n {
-		data := []byte{byte(i)} // a msgpack fixint
-		if pack {
-			err = sender.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node,
-				Sender: node, Channel: "A", Event: "e", Data: data}))
-		} else {
-			err = sender.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node, Data: data}, uuid.Nil)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		publishA(t, sender, pack, node, []byte{byte(i)}) // a msgpack fixint
 	}
 	waitFor(t, "the events to wait in the buffer", func() bool { return sender.Stats().Buffered > 0 })
 	if st := sender.Stats(); st.EventsOut != 0 || st.Dropped != 0 {
@@ -78,38 +44,10 @@ func testOutageKept(t *testing.T, pack bool) {
 	// A plain subscriber that comes after the sender reconnected still
 	// gets every event: the sender waits for the peer it knew.
 	waitFor(t, "the sender to reconnect", sender.Connected)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	sub, err := nc.SubscribeSync(Subject("netcluster", "", "A"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.Flush()
-	var got []string
-	for len(got) < n {
-		m, err := sub.NextMsg(10 * time.Second)
-		if err != nil {
-			t.Fatalf("after %d of %d events: %v", len(got), n, err)
-		}
-		if !pack {
-			got = append(got, string(m.Data))
-			continue
-		}
-		for body := m.Data; len(body) > 0; {
-			_, hdr, rest, err := nextPacked(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, string(hdr.Data))
-			body = rest
-		}
-	}
-	for i, d := range got {
-		if d != string([]byte{byte(i)}) {
-			t.Fatalf("event %d is %q: out of order or doubled (%v)", i, d, got)
+	sub := subscribeA(t, ns.ClientURL())
+	for i, d := range eventsOf(t, sub, pack, n, sender) {
+		if d[0] != byte(i) {
+			t.Fatalf("event %d is %d: out of order or doubled", i, d[0])
 		}
 	}
 	// release counts an event sent once nats.go has taken it, which may
@@ -205,45 +143,14 @@ func TestOutageDrainWaits(t *testing.T) {
 }
 
 func testOutageDrainWaits(t *testing.T, pack bool) {
-	ns := startNATS(t)
-	port := ns.Addr().(*net.TCPAddr).Port
-	node := uuid.New()
 	const buffer = 4096 // far below maxPackBytes: packs are made to fit it
-	cfg := func(n uuid.UUID) Config {
-		// The plain subscriber below must subscribe within PeerTimeout
-		// of the sender's reconnection, as in TestOutageKept.
-		return Config{URL: ns.ClientURL(), Node: n, Pack: pack, Buffer: buffer, Heartbeat: 20 * time.Millisecond,
-			PeerTimeout: 2 * time.Second, ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
-	}
-	sender, err := Open(cfg(node), func(*Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close()
-	peer, err := Open(cfg(uuid.New()), func(*Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the peer", func() bool { return len(sender.Peers()) == 1 })
-	ns.Shutdown()
-	ns.WaitForShutdown()
-	peer.Close()
-	waitFor(t, "the sender to see NATS gone", func() bool { return !sender.Connected() })
+	ns, port, sender, node := inOutage(t, pack, buffer, nil)
 
-	blob := make([]byte, 100)
 	emit := func(i int) {
 		t.Helper()
-		data := append([]byte{0xc4, byte(len(blob))}, blob...) // msgpack bin 8
-		data[2] = byte(i)
-		if pack {
-			err = sender.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node,
-				Sender: node, Channel: "A", Event: "e", Data: data}))
-		} else {
-			err = sender.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node, Data: data}, uuid.Nil)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := make([]byte, 102) // a msgpack bin 8 of 100 bytes, the first i
+		data[0], data[1], data[2] = 0xc4, 100, byte(i)
+		publishA(t, sender, pack, node, data)
 	}
 	// A few events wait out the outage, far from filling the buffer.
 	const kept = 5
@@ -254,16 +161,7 @@ func testOutageDrainWaits(t *testing.T, pack bool) {
 
 	startNATS(t, func(o *server.Options) { o.Port = port })
 	waitFor(t, "the sender to reconnect", sender.Connected)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	sub, err := nc.SubscribeSync(Subject("netcluster", "", "A"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.Flush()
+	sub := subscribeA(t, ns.ClientURL())
 	// Connected, and for up to PeerTimeout the buffer waits for the
 	// peer: four times what the buffer holds comes meanwhile.
 	if st := sender.Stats(); !st.Connected || st.Buffered == 0 || st.EventsOut != 0 {
@@ -274,28 +172,9 @@ func testOutageDrainWaits(t *testing.T, pack bool) {
 	for i := kept; i < n; i++ {
 		emit(i)
 	}
-	var got []byte
-	for len(got) < n {
-		m, err := sub.NextMsg(10 * time.Second)
-		if err != nil {
-			t.Fatalf("after %d of %d events: %v; the sender: %+v", len(got), n, err, sender.Stats())
-		}
-		if !pack {
-			got = append(got, m.Data[2])
-			continue
-		}
-		for body := m.Data; len(body) > 0; {
-			_, hdr, rest, err := nextPacked(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, hdr.Data[2])
-			body = rest
-		}
-	}
-	for i, d := range got {
-		if d != byte(i) {
-			t.Fatalf("event %d is %d: out of order or doubled (%v)", i, d, got)
+	for i, d := range eventsOf(t, sub, pack, n, sender) {
+		if d[2] != byte(i) {
+			t.Fatalf("event %d is %d: out of order or doubled", i, d[2])
 		}
 	}
 	waitFor(t, "every event counted sent", func() bool {
@@ -309,4 +188,105 @@ func testOutageDrainWaits(t *testing.T, pack bool) {
 	if st.FlowHeld == 0 {
 		t.Error("no publisher waited for room in the buffer")
 	}
+}
+
+// publishA publishes an event of data on channel A, from node, in the
+// link's format: an event, or a frame for a pack.
+func publishA(t *testing.T, l *Link, pack bool, node uuid.UUID, data []byte) {
+	t.Helper()
+	var err error
+	if pack {
+		err = l.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node,
+			Sender: node, Channel: "A", Event: "e", Data: data}))
+	} else {
+		err = l.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node, Data: data}, uuid.Nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// subscribeA is a plain NATS subscriber to channel A, on a connection
+// of its own to url, subscribed when it returns.
+func subscribeA(t *testing.T, url string) *nats.Subscription {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	sub, err := nc.SubscribeSync(Subject("netcluster", "", "A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+// eventsOf returns the data of the first n events sub gets, from
+// messages of one event or packs, failing the test, with sender's
+// stats, when 10 s pass without one.
+func eventsOf(t *testing.T, sub *nats.Subscription, pack bool, n int, sender *Link) [][]byte {
+	t.Helper()
+	var got [][]byte
+	for len(got) < n {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v; the sender: %+v", len(got), n, err, sender.Stats())
+		}
+		if !pack {
+			got = append(got, m.Data)
+			continue
+		}
+		for body := m.Data; len(body) > 0; {
+			_, hdr, rest, err := nextPacked(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, hdr.Data)
+			body = rest
+		}
+	}
+	return got
+}
+
+// inOutage starts a NATS server and a sending link (with pack, a
+// buffer of buffer bytes, and logging to log unless nil) that knows a
+// peer, then stops the server, and the peer, which will not come back
+// (the sender waits for it no longer than PeerTimeout once NATS is
+// back). It returns the stopped server, its port, the sender, closed
+// when the test ends, and the sender's node.
+func inOutage(t *testing.T, pack bool, buffer int, log io.Writer) (ns *server.Server, port int, sender *Link, node uuid.UUID) {
+	t.Helper()
+	ns = startNATS(t)
+	port = ns.Addr().(*net.TCPAddr).Port
+	cfg := func(n uuid.UUID, log io.Writer) Config {
+		logger := slog.New(slog.DiscardHandler)
+		if log != nil {
+			logger = slog.New(slog.NewTextHandler(log, nil))
+		}
+		// A plain subscriber must subscribe within PeerTimeout of the
+		// sender's reconnection to get the buffer: 2 s leaves room for
+		// a loaded machine under the race detector.
+		return Config{URL: ns.ClientURL(), Node: n, Pack: pack, Buffer: buffer, Heartbeat: 20 * time.Millisecond,
+			PeerTimeout: 2 * time.Second, ReconnectWait: 20 * time.Millisecond, Logger: logger}
+	}
+	node = uuid.New()
+	sender, err := Open(cfg(node, log), func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sender.Close)
+	peer, err := Open(cfg(uuid.New(), nil), func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the peer", func() bool { return len(sender.Peers()) == 1 })
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	peer.Close()
+	waitFor(t, "the sender to see NATS gone", func() bool { return !sender.Connected() })
+	return ns, port, sender, node
 }
