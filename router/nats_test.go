@@ -425,6 +425,10 @@ func TestNATSRestartWhileStreaming(t *testing.T) {
 		return !natsStats(t, s1).Connected && !natsStats(t, s2).Connected
 	})
 	stream.flow(t, 2000)
+	// Until NATS is back, s1 drops what does not fit its buffer; once
+	// it is back, the publisher waits for room instead. So the buffer
+	// must overflow before then, or nothing is dropped.
+	routertest.WaitFor(t, "s1's buffer to overflow", func() bool { return natsStats(t, s1).Dropped > 0 })
 	startNATS(t, port)
 	waitNATS(t, s1, s2)
 	stream.flow(t, 2000)
