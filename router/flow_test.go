@@ -211,7 +211,13 @@ func TestEmitFromListenerNoDeadlock(t *testing.T) {
 		// speed both ways, fill it and one client is dropped, as
 		// docs/client.md says.
 		n := min(n, 40_000)
-		ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+		// Each client holds the other back in turns, and the server waits
+		// for the slower one to read, up to stalltimeout, before it drops
+		// it. On a machine starved by other tests under the race detector
+		// that took more than the default 2 s once: the client, whose
+		// reading had stopped for its full room, was dropped, and its
+		// echoes lost. A deadlock would still exceed 10 s.
+		ts := routertest.NewServer(t, `"stalltimeout": "10s", "channels": {"A": {}}`)
 		var xc, yc counter
 		x, y := xc.dial(t, ts, "A", small...), yc.dial(t, ts, "A", small...)
 		for _, p := range []struct {
