@@ -84,7 +84,7 @@ func TestMemoryLimitHolds(t *testing.T) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryLimitHolds$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), memAloneEnv+"=1")
 		out, err := cmd.CombinedOutput()
-		if err != nil {
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestMemoryLimitHolds") {
 			t.Fatalf("the test alone in a process of its own: %v\n%s", err, out)
 		}
 		t.Logf("the test alone in a process of its own:\n%s", out)
