@@ -362,8 +362,9 @@ func (l *Link) options() ([]nats.Option, error) {
 }
 
 // up notes a connection: the outage buffer may be sent, once the peers
-// are heard again (outageLoop), and publishers wait for room in it. Drops are logged again from the next
-// outage on; while the buffer is still held, this one goes on.
+// are heard again (outageLoop), and publishers wait for room in it.
+// Drops are logged again from the next outage on; while the buffer is
+// still held, this one goes on.
 func (l *Link) up() {
 	l.out.mu.Lock()
 	if !l.out.holding {

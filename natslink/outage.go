@@ -109,7 +109,7 @@ func (l *Link) sendLocked(m *nats.Msg, n int, stored bool) error {
 		l.hold()
 	}
 	size := msgSize(m)
-	if o.bytes+o.releasing+size > l.cfg.Buffer {
+	if !o.fits(size, l.cfg.Buffer) {
 		return l.published(n, nats.ErrReconnectBufExceeded)
 	}
 	o.queue = append(o.queue, keptMsg{m: copyMsg(m), events: n, size: size, stored: stored})
@@ -132,7 +132,7 @@ func (l *Link) awaitRoom(m *nats.Msg) {
 		return
 	}
 	size := msgSize(m)
-	full := func() bool { return o.holding && o.bytes+o.releasing+size > l.cfg.Buffer && size <= l.cfg.Buffer }
+	full := func() bool { return o.holding && !o.fits(size, l.cfg.Buffer) && size <= l.cfg.Buffer }
 	if !full() {
 		return
 	}
@@ -174,6 +174,10 @@ func (l *Link) awaitRoom(m *nats.Msg) {
 		l.flowHeldNs.Add(uint64(time.Since(start)))
 	}
 }
+
+// fits reports whether size more bytes fit the buffer of buffer bytes,
+// with what release has yet to send: o.mu is held.
+func (o *outage) fits(size, buffer int) bool { return o.bytes+o.releasing+size <= buffer }
 
 // drainStall is how long a publisher waits for room in the outage
 // buffer, connected, with nothing of it sent meanwhile, once the peers

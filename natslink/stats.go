@@ -27,9 +27,9 @@ type Stats struct {
 	Buffered int `json:"buffered" msgpack:"buffered" metric:"netcluster_nats_buffered_bytes" help:"Bytes waiting for NATS in the buffer."`
 	// Dropped counts the events dropped: the buffer was full while NATS
 	// was down (or, NATS back, nothing of it had gone for PeerTimeout
-	// and Heartbeat), or the link closed (a reload, a shutdown) while NATS was
-	// down, with events still in the buffer; with JetStream, also those
-	// the stream refused.
+	// and Heartbeat), or the link closed (a reload, a shutdown) while
+	// NATS was down, with events still in the buffer; with JetStream,
+	// also those the stream refused.
 	Dropped uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_nats_dropped_total" help:"Events dropped because NATS was down (the buffer was full, or the link closed with events in it), or refused by the JetStream stream."`
 	// DroppedIn counts the messages from NATS that nats.go dropped: they
 	// came faster than the server delivered them, past a subscription's
