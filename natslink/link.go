@@ -70,6 +70,14 @@ type Config struct {
 	// ReconnectWait is the pause between two rounds of connection
 	// attempts; 0 means 1 s.
 	ReconnectWait time.Duration
+	// WriteTimeout bounds a write to the connection; 0 means 10 s. A
+	// NATS server, or a path to it, that takes nothing for that long
+	// (the kernel's buffers full) fails the write: nats.go drops the
+	// connection and reconnects, and what it had not written yet is
+	// lost (receivers count it in Stats.MissedIn), while what comes
+	// after waits in the buffer (Buffer). Until then, publishers wait
+	// for the write, and so does Close.
+	WriteTimeout time.Duration
 	// Heartbeat is how often the link announces the server; 0 means 1 s.
 	// PeerTimeout is how long a silent peer stays in Peers; 0 means 5 s.
 	Heartbeat, PeerTimeout time.Duration
@@ -102,6 +110,11 @@ type Config struct {
 	// an earlier one across the swap, either way.
 	Held bool
 }
+
+// DefaultWriteTimeout is Config.WriteTimeout's default: a sixth of
+// nats.go's own (a minute), as long as nats-server gives a client that
+// takes nothing (its write_deadline).
+const DefaultWriteTimeout = 10 * time.Second
 
 // Event is an event as it crosses NATS. Data is one msgpack value. The
 // Event the link delivers, Data included, is valid only during the call:
@@ -221,6 +234,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	cfg.Heartbeat = cmpOr(cfg.Heartbeat, time.Second)
 	cfg.PeerTimeout = cmpOr(cfg.PeerTimeout, 5*time.Second)
 	cfg.ReconnectWait = cmpOr(cfg.ReconnectWait, time.Second)
+	cfg.WriteTimeout = cmpOr(cfg.WriteTimeout, DefaultWriteTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -308,7 +322,7 @@ func (l *Link) options() ([]nats.Option, error) {
 	cfg := l.cfg
 	opts := []nats.Option{
 		nats.Name(cfg.Name), nats.NoEcho(), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
-		nats.ReconnectWait(cfg.ReconnectWait), nats.ReconnectBufSize(natsPending),
+		nats.ReconnectWait(cfg.ReconnectWait), nats.ReconnectBufSize(natsPending), nats.FlusherTimeout(cfg.WriteTimeout),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			l.up()
 			l.jsKick()

@@ -94,7 +94,7 @@ func (s *Server) openNats(cfg *Config) (*natslink.Link, error) {
 		JetStream:   n.JetStream, MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, Durable: n.Durable, CatchUp: catchUp,
 		Heartbeat: cfg.Heartbeat, PeerTimeout: cfg.PeerTimeout, Version: softwareVersion(),
 		Channels: func() []string { return s.Config().ChannelNames() }, Logger: s.log,
-		PendingMsgs: pendingMsgs, PendingBytes: pendingBytes,
+		PendingMsgs: pendingMsgs, PendingBytes: pendingBytes, WriteTimeout: n.WriteTimeout,
 		Held:       s.nats.link.Load() != nil, // released at the swap (prepareNats)
 		DeliverRun: s.fromNatsRun,
 	}, s.fromNats)

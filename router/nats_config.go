@@ -81,6 +81,11 @@ type NATSConfig struct {
 	// slowest server that reports taking this one's events than it says
 	// it can take; "none" sends as fast as NATS takes the events.
 	FlowControl string
+	// WriteTimeout ("writetimeout") bounds a write to the NATS
+	// connection: a NATS server, or a path to it, that takes nothing
+	// for that long loses the connection, and the link reconnects.
+	// Default "10s".
+	WriteTimeout time.Duration
 	// CatchUp ("catchup") is how long a server that starts waits before
 	// it takes what it missed from the stream, so that its clients,
 	// which reconnect on their own, are back to hear it. Default "5s".
@@ -140,6 +145,9 @@ var natsKeys = []key[NATSConfig]{
 	{name: "flowcontrol", typ: tString, def: string(multicast.FlowMin), check: checkNATSFlowControl,
 		doc:   `"min": send no faster than the slowest server that takes these events can take them; "none": as fast as NATS takes them`,
 		field: func(n *NATSConfig) any { return &n.FlowControl }},
+	{name: "writetimeout", typ: tDuration, def: "10s", lo: int64(100 * time.Millisecond), hi: int64(time.Hour),
+		doc:   "how long a write to NATS may wait; past it the connection is dropped and made again",
+		field: func(n *NATSConfig) any { return &n.WriteTimeout }},
 	{name: "jetstream", typ: tBool, def: false,
 		doc:   "keep the bridged events in a JetStream stream, for servers that were down",
 		field: func(n *NATSConfig) any { return &n.JetStream }},

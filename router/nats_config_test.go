@@ -11,7 +11,7 @@ import (
 )
 
 // natsDefaults is the nats object of a file that leaves it out.
-var natsDefaults = NATSConfig{Prefix: "netcluster", Buffer: 8 << 20, PendingMsgs: 65536, PendingBytes: 64 << 20, MaxAge: time.Hour, MaxBytes: 64 << 20, CatchUp: 5 * time.Second, FlowControl: "min"}
+var natsDefaults = NATSConfig{Prefix: "netcluster", Buffer: 8 << 20, PendingMsgs: 65536, PendingBytes: 64 << 20, MaxAge: time.Hour, MaxBytes: 64 << 20, CatchUp: 5 * time.Second, FlowControl: "min", WriteTimeout: 10 * time.Second}
 
 func TestNATSConfig(t *testing.T) {
 	tests := []struct {
@@ -32,6 +32,8 @@ func TestNATSConfig(t *testing.T) {
 			NATSConfig{URL: "tls://a", CA: "ca.pem", Cert: "c.pem", Key: "k.pem", Prefix: "netcluster", Buffer: 8 << 20}},
 		{"pending limits", `{"nats": {"url": "a", "pendingmsgs": 1000, "pendingbytes": 1048576}}`,
 			NATSConfig{URL: "a", Prefix: "netcluster", Buffer: 8 << 20, PendingMsgs: 1000, PendingBytes: 1 << 20}},
+		{"write timeout", `{"nats": {"url": "a", "writetimeout": "2s"}}`,
+			NATSConfig{URL: "a", Prefix: "netcluster", Buffer: 8 << 20, WriteTimeout: 2 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,6 +42,9 @@ func TestNATSConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.want.MaxAge, tt.want.MaxBytes, tt.want.CatchUp = time.Hour, 64<<20, 5*time.Second // the defaults
+			if tt.want.WriteTimeout == 0 {
+				tt.want.WriteTimeout = 10 * time.Second
+			}
 			if tt.want.FlowControl == "" {
 				tt.want.FlowControl = "min"
 			}
@@ -60,6 +65,7 @@ func TestNATSConfigErrors(t *testing.T) {
 		{"not an object", `{"nats": "nats://a"}`, "nats", "want an object"},
 		{"pendingmsgs too low", `{"nats": {"url": "a", "pendingmsgs": 10}}`, "nats.pendingmsgs", "out of range"},
 		{"pendingbytes too low", `{"nats": {"url": "a", "pendingbytes": 1024}}`, "nats.pendingbytes", "out of range"},
+		{"writetimeout too short", `{"nats": {"url": "a", "writetimeout": "10ms"}}`, "nats.writetimeout", "out of range"},
 		{"url not a string", `{"nats": {"url": 4222}}`, "nats.url", "a string or an array of strings"},
 		{"url list of numbers", `{"nats": {"url": ["a", 1]}}`, "nats.url", "a string or an array of strings"},
 		{"bad scheme", `{"nats": {"url": "http://a:80"}}`, "nats.url", "scheme"},

@@ -1,0 +1,205 @@
+package natslink
+
+import (
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// TestStalledNATS: a NATS server that takes nothing (here, the path to
+// it stops carrying the link's bytes) holds a publisher no longer than
+// WriteTimeout: the write fails, nats.go drops the connection, and what
+// comes next waits in the buffer. Once the path is back, the link
+// reconnects and sends it; every event arrives, in order, or is counted
+// lost by the receiver (what nats.go had not written when the write
+// failed), none is dropped. With nats.go's own write timeout, a
+// publisher waited a minute.
+func TestStalledNATS(t *testing.T) {
+	ns := startNATS(t)
+	p := newStallProxy(t, ns.Addr().String())
+	log := &syncBuffer{}
+	base := Config{Heartbeat: 20 * time.Millisecond, PeerTimeout: 2 * time.Second, ReconnectWait: 20 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)}
+	node := uuid.New()
+	scfg := base
+	scfg.URL, scfg.Node, scfg.WriteTimeout, scfg.Buffer = p.url(), node, 500*time.Millisecond, 64<<20
+	scfg.Logger = slog.New(slog.NewTextHandler(log, nil))
+	sender, err := Open(scfg, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sender.Close)
+	var got, disorder atomic.Int64
+	var last atomic.Int64
+	last.Store(-1)
+	rcfg := base
+	rcfg.URL, rcfg.Node = ns.ClientURL(), uuid.New()
+	receiver, err := Open(rcfg, func(ev *Event) {
+		i := int64(ev.Data[3])<<8 | int64(ev.Data[4])
+		if i <= last.Load() {
+			disorder.Add(1)
+		}
+		last.Store(i)
+		got.Add(1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(receiver.Close)
+	receiver.SetChannels([]string{"A"})
+
+	publish := func(i int) time.Duration {
+		data := make([]byte, 16<<10) // a msgpack bin 16, i in its first bytes
+		data[0], data[1], data[2], data[3], data[4] = 0xc5, byte((len(data)-3)>>8), byte(len(data)-3), byte(i>>8), byte(i)
+		start := time.Now()
+		if err := sender.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node, Data: data}, uuid.Nil); err != nil {
+			t.Errorf("event %d: %v", i, err)
+		}
+		return time.Since(start)
+	}
+	waitFor(t, "the two links to hear each other", func() bool {
+		return len(sender.Peers()) == 1 && len(receiver.Peers()) == 1
+	})
+	publish(0)
+	waitFor(t, "the first event", func() bool { return got.Load() == 1 })
+
+	// The path stops: the kernel's buffers fill, then a write waits.
+	// The publisher goes on until one Publish has waited for it.
+	p.pause()
+	sent := make(chan int, 1)
+	go func() {
+		i := 1
+		for ; i < 60000 && publish(i) < 250*time.Millisecond; i++ {
+		}
+		sent <- i + 1
+	}()
+	var n int
+	select {
+	case n = <-sent:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("a publisher still waits 20 s after NATS stopped taking its bytes (WriteTimeout 500 ms): %+v", sender.Stats())
+	}
+	if n > 60000 {
+		t.Fatalf("%d events of 16 KiB went, and no write waited: the path never stopped", n)
+	}
+	waitFor(t, "the sender to see the connection gone", func() bool { return !sender.Connected() })
+
+	p.resume()
+	waitFor(t, "the sender to reconnect", sender.Connected)
+	publish(n) // the last: the receiver counts what it missed before it
+	n++
+	waitFor(t, "every event delivered or counted missed", func() bool {
+		return got.Load()+int64(receiver.Stats().MissedIn) >= int64(n) && last.Load() == int64(n-1)
+	})
+	st, rst := sender.Stats(), receiver.Stats()
+	t.Logf("%d events: %d delivered, %d missed; the sender: %d reconnects, %d dropped", n, got.Load(), rst.MissedIn, st.Reconnects, st.Dropped)
+	if got.Load()+int64(rst.MissedIn) != int64(n) || disorder.Load() != 0 || st.Dropped != 0 || st.Reconnects == 0 {
+		t.Errorf("%d events: %d delivered (%d out of order), %d missed; the sender: %d dropped, %d reconnects",
+			n, got.Load(), disorder.Load(), rst.MissedIn, st.Dropped, st.Reconnects)
+	}
+}
+
+// stallProxy forwards TCP connections from a loopback port to a NATS
+// server. Paused, it stops reading from its clients, as a NATS server
+// that takes nothing, or a path that loses every packet, would.
+type stallProxy struct {
+	ln       net.Listener
+	upstream string
+	wg       sync.WaitGroup
+
+	mu      sync.Mutex
+	resumed chan struct{} // closed while not paused
+	conns   []net.Conn
+}
+
+// newStallProxy starts a proxy to upstream, closed when the test ends.
+func newStallProxy(t *testing.T, upstream string) *stallProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{ln: ln, upstream: upstream, resumed: make(chan struct{})}
+	close(p.resumed)
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *stallProxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *stallProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		u, err := net.Dial("tcp", p.upstream)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, u)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(u, c, true)
+		go p.pipe(c, u, false)
+	}
+}
+
+// pipe copies from src to dst; gated, it reads only while not paused.
+func (p *stallProxy) pipe(dst, src net.Conn, gated bool) {
+	defer p.wg.Done()
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		if gated {
+			p.mu.Lock()
+			resumed := p.resumed
+			p.mu.Unlock()
+			<-resumed
+		}
+		n, err := src.Read(buf)
+		if _, werr := dst.Write(buf[:n]); werr != nil || err != nil {
+			return
+		}
+	}
+}
+
+func (p *stallProxy) pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.resumed = make(chan struct{})
+}
+
+// resume ends the pause. The connections of the pause are cut, and
+// what their clients wrote meanwhile is lost, as on a path that lost
+// it: a connection opened after it carries bytes again.
+func (p *stallProxy) resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	select {
+	case <-p.resumed:
+	default:
+		close(p.resumed)
+	}
+}
+
+func (p *stallProxy) close() {
+	p.ln.Close()
+	p.resume()
+	p.wg.Wait()
+}
