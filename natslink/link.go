@@ -163,6 +163,8 @@ type Link struct {
 
 	pk  packer // with Config.Pack
 	out outage // what waits while NATS is away
+	// statsRead reads the connection's figures for Stats.
+	statsRead statsReader
 
 	held gate.Gate // shut while the link's sending is held (Config.Held), until Release
 	// inHeld holds the deliveries of a link opened held, as held holds
@@ -713,6 +715,7 @@ func (l *Link) CloseInto(next *Link) {
 		l.log.Warn("the NATS link closes while disconnected: the events waiting in its buffer are dropped", "events", n)
 	}
 	l.nc.Close()
+	l.closeStats()
 	select {
 	case <-l.closed:
 	case <-time.After(5 * time.Second):

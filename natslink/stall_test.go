@@ -17,17 +17,21 @@ import (
 // comes next waits in the buffer. Once the path is back, the link
 // reconnects and sends it; every event arrives, in order, or is counted
 // lost by the receiver (what nats.go had not written when the write
-// failed), none is dropped. With nats.go's own write timeout, a
-// publisher waited a minute.
+// failed), none is dropped. Meanwhile Stats answers, and says the link
+// is stalled. With nats.go's own write timeout, a publisher waited a
+// minute, and Stats with it.
 func TestStalledNATS(t *testing.T) {
 	ns := startNATS(t)
 	p := newStallProxy(t, ns.Addr().String())
 	log := &syncBuffer{}
+	// Longer than Stats waits for the connection (statsWait), so that
+	// Stats comes while a write waits.
+	const writeTimeout = 3 * time.Second
 	base := Config{Heartbeat: 20 * time.Millisecond, PeerTimeout: 2 * time.Second, ReconnectWait: 20 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)}
 	node := uuid.New()
 	scfg := base
-	scfg.URL, scfg.Node, scfg.WriteTimeout, scfg.Buffer = p.url(), node, 500*time.Millisecond, 64<<20
+	scfg.URL, scfg.Node, scfg.WriteTimeout, scfg.Buffer = p.url(), node, writeTimeout, 64<<20
 	scfg.Logger = slog.New(slog.NewTextHandler(log, nil))
 	sender, err := Open(scfg, func(*Event) {})
 	if err != nil {
@@ -53,10 +57,13 @@ func TestStalledNATS(t *testing.T) {
 	t.Cleanup(receiver.Close)
 	receiver.SetChannels([]string{"A"})
 
+	var blockedSince atomic.Int64 // the start of the Publish under way, in Unix ns; 0: none
 	publish := func(i int) time.Duration {
 		data := make([]byte, 16<<10) // a msgpack bin 16, i in its first bytes
 		data[0], data[1], data[2], data[3], data[4] = 0xc5, byte((len(data)-3)>>8), byte(len(data)-3), byte(i>>8), byte(i)
 		start := time.Now()
+		blockedSince.Store(start.UnixNano())
+		defer blockedSince.Store(0)
 		if err := sender.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node, Data: data}, uuid.Nil); err != nil {
 			t.Errorf("event %d: %v", i, err)
 		}
@@ -67,6 +74,9 @@ func TestStalledNATS(t *testing.T) {
 	})
 	publish(0)
 	waitFor(t, "the first event", func() bool { return got.Load() == 1 })
+	if st := sender.Stats(); !st.Connected || st.Stalled {
+		t.Fatalf("before the stall: connected %v, stalled %v", st.Connected, st.Stalled)
+	}
 
 	// The path stops: the kernel's buffers fill, then a write waits.
 	// The publisher goes on until one Publish has waited for it.
@@ -74,15 +84,26 @@ func TestStalledNATS(t *testing.T) {
 	sent := make(chan int, 1)
 	go func() {
 		i := 1
-		for ; i < 60000 && publish(i) < 250*time.Millisecond; i++ {
+		for ; i < 60000 && publish(i) < writeTimeout/2; i++ {
 		}
 		sent <- i + 1
 	}()
+	waitFor(t, "a Publish to wait for its write", func() bool {
+		since := blockedSince.Load()
+		return since != 0 && time.Since(time.Unix(0, since)) > 300*time.Millisecond
+	})
+	st := sender.Stats()
+	if !st.Stalled || !st.Connected {
+		t.Errorf("while a write waits: stalled %v, connected %v; want both", st.Stalled, st.Connected)
+	}
+	if blockedSince.Load() == 0 {
+		t.Error("Stats returned only once the write had failed")
+	}
 	var n int
 	select {
 	case n = <-sent:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("a publisher still waits 20 s after NATS stopped taking its bytes (WriteTimeout 500 ms): %+v", sender.Stats())
+		t.Fatalf("a publisher still waits 20 s after NATS stopped taking its bytes (WriteTimeout %v): %+v", writeTimeout, sender.Stats())
 	}
 	if n > 60000 {
 		t.Fatalf("%d events of 16 KiB went, and no write waited: the path never stopped", n)
@@ -97,6 +118,9 @@ func TestStalledNATS(t *testing.T) {
 		return got.Load()+int64(receiver.Stats().MissedIn) >= int64(n) && last.Load() == int64(n-1)
 	})
 	st, rst := sender.Stats(), receiver.Stats()
+	if st.Stalled {
+		t.Error("the link is back, and Stats still says it is stalled")
+	}
 	t.Logf("%d events: %d delivered, %d missed; the sender: %d reconnects, %d dropped", n, got.Load(), rst.MissedIn, st.Reconnects, st.Dropped)
 	if got.Load()+int64(rst.MissedIn) != int64(n) || disorder.Load() != 0 || st.Dropped != 0 || st.Reconnects == 0 {
 		t.Errorf("%d events: %d delivered (%d out of order), %d missed; the sender: %d dropped, %d reconnects",

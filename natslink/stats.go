@@ -1,6 +1,11 @@
 package natslink
 
-import "time"
+import (
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
 
 // Stats are the link's counters. Each field's tags say where it is
 // shown: json and msgpack name it in the stats control answer, metric
@@ -11,6 +16,12 @@ type Stats struct {
 	// Server is the URL of the NATS server connected to, without
 	// credentials; "" while disconnected.
 	Server string `json:"server" msgpack:"server"`
+	// Stalled is true when the connection's figures (Connected,
+	// Server, MsgsOut to BytesIn, Reconnects, Buffered) did not come
+	// within a second, because a write to NATS held them: NATS, or the
+	// path to it, takes nothing. They are then those last read. A write
+	// waits Config.WriteTimeout at most.
+	Stalled bool `json:"stalled" msgpack:"stalled" metric:"netcluster_nats_stalled" help:"1 while a write to NATS has waited more than a second: NATS, or the path to it, takes nothing."`
 	// EventsOut and EventsIn count the events sent and delivered.
 	EventsOut uint64 `json:"events_out" msgpack:"events_out" metric:"netcluster_nats_events_out_total" help:"Events sent to NATS."`
 	EventsIn  uint64 `json:"events_in" msgpack:"events_in" metric:"netcluster_nats_events_in_total" help:"Events received from NATS and delivered."`
@@ -70,7 +81,7 @@ type Stats struct {
 }
 
 // Plus returns st with the counters of o, a link that st's link took
-// over from, added: the gauges (Connected, Server, Buffered,
+// over from, added: the gauges (Connected, Server, Stalled, Buffered,
 // JetStreamLag, FlowReceivers) stay st's.
 func (st Stats) Plus(o Stats) Stats {
 	st.EventsOut += o.EventsOut
@@ -98,20 +109,113 @@ func (l *Link) jsLagNow() uint64 {
 	return l.js.lag
 }
 
-// Stats returns the link's counters.
+// Stats returns the link's counters. It waits for the connection's
+// figures (Connected, Server, MsgsOut to BytesIn, Reconnects, Buffered)
+// for statsWait at most: past it, they are those last read, and Stalled
+// is set.
 func (l *Link) Stats() Stats {
-	ns := l.nc.Stats()
-	buffered, _ := l.nc.Buffered()
-	buffered += l.keptBytes()
+	c, fresh := l.connStats()
 	return Stats{
-		Connected: l.nc.IsConnected(), Server: l.nc.ConnectedUrlRedacted(),
+		Connected: c.connected, Server: c.server, Stalled: !fresh,
 		EventsOut: l.eventsOut.Load(), EventsIn: l.eventsIn.Load(),
-		MsgsOut: ns.OutMsgs, MsgsIn: ns.InMsgs, BytesOut: ns.OutBytes, BytesIn: ns.InBytes,
-		Reconnects: ns.Reconnects, Buffered: buffered,
+		MsgsOut: c.nats.OutMsgs, MsgsIn: c.nats.InMsgs, BytesOut: c.nats.OutBytes, BytesIn: c.nats.InBytes,
+		Reconnects: c.nats.Reconnects, Buffered: c.buffered,
 		Dropped: l.dropped.Load(), DroppedIn: l.droppedIn(), MissedIn: l.missed.Load(), Malformed: l.malformed.Load(),
 		JetStreamLag: l.jsLagNow(),
 		FlowHeld:     l.flowHeld.Load(), FlowHeldMs: l.flowHeldNs.Load() / uint64(time.Millisecond),
 		FlowExcluded: l.flowExcluded.Load(), FlowReceivers: l.flowReceivers(),
 		ReportsOut: l.reportsOut.Load(), ReportsIn: l.reportsIn.Load(),
 	}
+}
+
+// statsWait is how long Stats waits for the connection's figures.
+const statsWait = time.Second
+
+// connFigures are the figures of Stats that nats.go keeps under its
+// connection's lock, and the outage buffer's size, under out.mu. A
+// publisher whose write waits on a NATS server that takes nothing
+// holds both, until WriteTimeout.
+type connFigures struct {
+	connected bool
+	server    string
+	nats      nats.Statistics
+	buffered  int
+}
+
+// statsReader reads the connection's figures for Stats, each time on a
+// goroutine of its own, so that Stats need not wait for them.
+type statsReader struct {
+	mu      sync.Mutex
+	last    connFigures // what the latest read to end found
+	lastSeq uint64      // the number of that read
+	seq     uint64      // the number of the last read begun
+	// late is set when a read did not end within statsWait: the
+	// connection is held, and Stats gives last at once, until a read
+	// ends.
+	late   bool
+	closed bool // the link is closed: Stats reads the figures itself
+	wg     sync.WaitGroup
+}
+
+// connStats returns the connection's figures, read since the call
+// began, and true; or, when they do not come within statsWait, or an
+// earlier read is late already, those the latest read found, and false.
+func (l *Link) connStats() (connFigures, bool) {
+	r := &l.statsRead
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return l.readConn(), true // nothing holds a closed connection
+	}
+	if r.late {
+		defer r.mu.Unlock()
+		return r.last, false
+	}
+	r.seq++
+	seq, read := r.seq, make(chan connFigures, 1)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		c := l.readConn()
+		r.mu.Lock()
+		if seq > r.lastSeq {
+			r.last, r.lastSeq = c, seq
+		}
+		r.late = false
+		r.mu.Unlock()
+		read <- c
+	}()
+	r.mu.Unlock()
+	timer := time.NewTimer(statsWait)
+	defer timer.Stop()
+	select {
+	case c := <-read:
+		return c, true
+	case <-timer.C:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.lastSeq >= seq {
+			return r.last, true // it ended as the timer fired
+		}
+		r.late = true // until this read, still under way, ends
+		return r.last, false
+	}
+}
+
+// readConn reads the connection's figures; it waits while a write to
+// NATS holds the connection.
+func (l *Link) readConn() connFigures {
+	buffered, _ := l.nc.Buffered()
+	return connFigures{connected: l.nc.IsConnected(), server: l.nc.ConnectedUrlRedacted(),
+		nats: l.nc.Stats(), buffered: buffered + l.keptBytes()}
+}
+
+// closeStats waits for the reads under way, once the connection is
+// closed: from then on Stats reads the figures itself.
+func (l *Link) closeStats() {
+	r := &l.statsRead
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.wg.Wait()
 }
