@@ -80,6 +80,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Heartbeat is how often the link announces the server; 0 means 1 s.
 	// PeerTimeout is how long a silent peer stays in Peers; 0 means 5 s.
+	// It is also how often the link pings the NATS server, within 5 s
+	// and 2 min: one that has not answered two pings when the third is
+	// due is left, and the link reconnects.
 	Heartbeat, PeerTimeout time.Duration
 	// Version is what heartbeats announce as the server's software.
 	Version string
@@ -110,6 +113,22 @@ type Config struct {
 	// an earlier one across the swap, either way.
 	Held bool
 }
+
+// pingInterval is how often the link pings the NATS server: PeerTimeout,
+// within pingFloor and nats.go's default, 2 min. A server that stops
+// answering is left after two to three of them without an answer,
+// where nats.go's default leaves it after four to six minutes, while
+// everything published meanwhile is lost.
+func (c *Config) pingInterval() time.Duration {
+	return min(max(c.PeerTimeout, pingFloor), 2*time.Minute)
+}
+
+// pingFloor is the shortest pingInterval. A NATS server answers a ping
+// once it has read what came before it: a busy server, or a long path,
+// answers late, and leaving it for that would drop a healthy
+// connection. While the link writes, WriteTimeout notices a server that
+// takes nothing; pings are for the quiet times. The tests lower it.
+var pingFloor = 5 * time.Second
 
 // DefaultWriteTimeout is Config.WriteTimeout's default: a sixth of
 // nats.go's own (a minute), as long as nats-server gives a client that
@@ -325,6 +344,7 @@ func (l *Link) options() ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(cfg.Name), nats.NoEcho(), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait), nats.ReconnectBufSize(natsPending), nats.FlusherTimeout(cfg.WriteTimeout),
+		nats.PingInterval(cfg.pingInterval()), nats.MaxPingsOutstanding(2),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			l.up()
 			l.jsKick()

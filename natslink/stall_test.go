@@ -128,6 +128,63 @@ func TestStalledNATS(t *testing.T) {
 	}
 }
 
+// TestSilentNATS: a NATS server that stops answering, with nothing to
+// write to it but heartbeats, is left after two to three pings without
+// an answer (pingInterval: 1 s apart here, 5 s at least outside the
+// tests), not nats.go's minutes: the events that come next wait in the
+// buffer, and reach the receiver once the link has reconnected.
+func TestSilentNATS(t *testing.T) {
+	floor := pingFloor
+	pingFloor = time.Second
+	t.Cleanup(func() { pingFloor = floor })
+	ns := startNATS(t)
+	p := newStallProxy(t, ns.Addr().String())
+	base := Config{Heartbeat: 20 * time.Millisecond, PeerTimeout: 500 * time.Millisecond, ReconnectWait: 20 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)}
+	node := uuid.New()
+	scfg := base
+	scfg.URL, scfg.Node, scfg.Buffer = p.url(), node, 1<<20
+	sender, err := Open(scfg, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sender.Close)
+	got := make(chan byte, 16)
+	rcfg := base
+	rcfg.URL, rcfg.Node = ns.ClientURL(), uuid.New()
+	receiver, err := Open(rcfg, func(ev *Event) { got <- ev.Data[0] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(receiver.Close)
+	receiver.SetChannels([]string{"A"})
+	waitFor(t, "the sender to hear the receiver", func() bool { return len(sender.Peers()) == 1 })
+
+	p.pause()
+	start := time.Now()
+	waitFor(t, "the sender to leave the silent NATS server", func() bool { return !sender.Connected() })
+	t.Logf("left after %v", time.Since(start).Round(time.Millisecond))
+	publishA(t, sender, false, node, []byte{7}) // a msgpack fixint
+	// nats.go holds the connection's figures while it tries to connect
+	// (Stats.Stalled): the test waits for figures read since.
+	waitFor(t, "the event to wait in the buffer", func() bool {
+		st := sender.Stats()
+		return !st.Stalled && st.Buffered > 0
+	})
+	if st := sender.Stats(); st.EventsOut != 0 {
+		t.Fatalf("disconnected: %d events sent; want the event kept", st.EventsOut)
+	}
+	p.resume()
+	select {
+	case d := <-got:
+		if d != 7 {
+			t.Fatalf("got event %d, want 7", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the kept event did not come: %+v", sender.Stats())
+	}
+}
+
 // stallProxy forwards TCP connections from a loopback port to a NATS
 // server. Paused, it stops reading from its clients, as a NATS server
 // that takes nothing, or a path that loses every packet, would.
