@@ -128,9 +128,7 @@ func (p *flowPair) waitPublished(t *testing.T, done <-chan error, when string) {
 // goes on. Once it takes events again and has caught up, it rejoins.
 // Without the exclusion the publisher would wait for good.
 func TestFlowReceiverStops(t *testing.T) {
-	for _, pack := range []bool{false, true} {
-		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) { testFlowReceiverStops(t, pack) })
-	}
+	bothFormats(t, func(t *testing.T, pack bool) { testFlowReceiverStops(t, pack) })
 }
 
 func testFlowReceiverStops(t *testing.T, pack bool) {
@@ -163,26 +161,24 @@ func testFlowReceiverStops(t *testing.T, pack bool) {
 // TestFlowCloseWhileHeld: Close does not wait for a receiver that holds
 // a publisher back; the publisher's next event is refused.
 func TestFlowCloseWhileHeld(t *testing.T) {
-	for _, pack := range []bool{false, true} {
-		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) {
-			p := newFlowPair(t, pack, time.Hour, 20_000)
-			done := p.publishAll(-1)
-			waitFor(t, "the publisher to be held back", func() bool { return p.sender.Stats().FlowHeld > 0 })
-			closed := make(chan struct{})
-			go func() {
-				p.sender.Close()
-				close(closed)
-			}()
-			select {
-			case <-closed:
-			case <-time.After(30 * time.Second):
-				t.Fatal("Close waits for the receiver")
-			}
-			if err := <-done; err != ErrClosed {
-				t.Errorf("the publisher's last error: %v, want ErrClosed", err)
-			}
-		})
-	}
+	bothFormats(t, func(t *testing.T, pack bool) {
+		p := newFlowPair(t, pack, time.Hour, 20_000)
+		done := p.publishAll(-1)
+		waitFor(t, "the publisher to be held back", func() bool { return p.sender.Stats().FlowHeld > 0 })
+		closed := make(chan struct{})
+		go func() {
+			p.sender.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("Close waits for the receiver")
+		}
+		if err := <-done; err != ErrClosed {
+			t.Errorf("the publisher's last error: %v, want ErrClosed", err)
+		}
+	})
 }
 
 // TestFlowReceiverLeaves: a receiver that closes, or stops taking the

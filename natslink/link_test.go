@@ -33,6 +33,13 @@ func startNATS(t *testing.T, mods ...func(*server.Options)) *server.Server {
 	return ns
 }
 
+// bothFormats runs f as two subtests, for the link's two formats: one
+// event a message (pack false), and packs (pack true).
+func bothFormats(t *testing.T, f func(t *testing.T, pack bool)) {
+	t.Run("pack false", func(t *testing.T) { f(t, false) })
+	t.Run("pack true", func(t *testing.T) { f(t, true) })
+}
+
 // waitFor fails the test unless cond becomes true within 10 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()

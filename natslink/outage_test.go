@@ -1,7 +1,6 @@
 package natslink
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -23,9 +22,7 @@ import (
 // the connection came back, it would reach no one who had not
 // subscribed yet (TestNATSRestart in the router shows that).
 func TestOutageKept(t *testing.T) {
-	for _, pack := range []bool{false, true} {
-		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) { testOutageKept(t, pack) })
-	}
+	bothFormats(t, func(t *testing.T, pack bool) { testOutageKept(t, pack) })
 }
 
 func testOutageKept(t *testing.T, pack bool) {
@@ -137,9 +134,7 @@ func TestOutageReplyWaitsWithJetStream(t *testing.T) {
 // goes at the pace of the stream's acknowledgements.) Every event
 // arrives, in order, none dropped, and the waits are counted.
 func TestOutageDrainWaits(t *testing.T) {
-	for _, pack := range []bool{false, true} {
-		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) { testOutageDrainWaits(t, pack) })
-	}
+	bothFormats(t, func(t *testing.T, pack bool) { testOutageDrainWaits(t, pack) })
 }
 
 func testOutageDrainWaits(t *testing.T, pack bool) {

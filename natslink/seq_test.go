@@ -72,9 +72,7 @@ func TestSeqSeen(t *testing.T) {
 // make every event sent. A plain NATS program's events are not numbered,
 // and count nothing.
 func TestMissedIn(t *testing.T) {
-	for _, pack := range []bool{false, true} {
-		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) { testMissedIn(t, pack) })
-	}
+	bothFormats(t, func(t *testing.T, pack bool) { testMissedIn(t, pack) })
 }
 
 func testMissedIn(t *testing.T, pack bool) {

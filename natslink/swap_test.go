@@ -3,7 +3,6 @@ package natslink
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -45,43 +44,41 @@ func TestHeldUntilRelease(t *testing.T) {
 	defer recv.Close()
 	recv.SetChannels([]string{"A"})
 	node := uuid.New()
-	for _, pack := range []bool{false, true} {
-		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) {
-			l, err := Open(Config{URL: ns.ClientURL(), Node: node, Pack: pack, Held: true, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
-			if err != nil {
-				t.Fatal(err)
+	bothFormats(t, func(t *testing.T, pack bool) {
+		l, err := Open(Config{URL: ns.ClientURL(), Node: node, Pack: pack, Held: true, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		id := uuid.New()
+		sent := make(chan error, 1)
+		go func() {
+			if pack {
+				sent <- l.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: id, Origin: node, Channel: "A", Event: "e", Data: []byte{0xc0}}))
+			} else {
+				sent <- l.Publish(&Event{Channel: "A", Event: "e", ID: id, Origin: node, Data: []byte{0xc0}}, uuid.Nil)
 			}
-			defer l.Close()
-			id := uuid.New()
-			sent := make(chan error, 1)
-			go func() {
-				if pack {
-					sent <- l.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: id, Origin: node, Channel: "A", Event: "e", Data: []byte{0xc0}}))
-				} else {
-					sent <- l.Publish(&Event{Channel: "A", Event: "e", ID: id, Origin: node, Data: []byte{0xc0}}, uuid.Nil)
-				}
-			}()
-			select {
-			case err := <-sent:
-				t.Fatalf("a held link took an event (%v) before Release", err)
-			case ev := <-got:
-				t.Fatalf("a held link sent %v before Release", ev.ID)
-			case <-time.After(100 * time.Millisecond):
+		}()
+		select {
+		case err := <-sent:
+			t.Fatalf("a held link took an event (%v) before Release", err)
+		case ev := <-got:
+			t.Fatalf("a held link sent %v before Release", ev.ID)
+		case <-time.After(100 * time.Millisecond):
+		}
+		l.Release()
+		if err := <-sent; err != nil {
+			t.Fatalf("publishing after Release: %v", err)
+		}
+		select {
+		case ev := <-got:
+			if ev.ID != id {
+				t.Errorf("delivered %v, sent %v", ev.ID, id)
 			}
-			l.Release()
-			if err := <-sent; err != nil {
-				t.Fatalf("publishing after Release: %v", err)
-			}
-			select {
-			case ev := <-got:
-				if ev.ID != id {
-					t.Errorf("delivered %v, sent %v", ev.ID, id)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the event published after Release never arrived")
-			}
-		})
-	}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the event published after Release never arrived")
+		}
+	})
 
 	l, err := Open(Config{URL: ns.ClientURL(), Node: node, Held: true, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
 	if err != nil {
@@ -100,39 +97,37 @@ func TestHeldUntilRelease(t *testing.T) {
 // is down are lost when the link closes before NATS is back: Close
 // counts them dropped and says so, in either format.
 func TestCloseWhileDisconnected(t *testing.T) {
-	for _, pack := range []bool{false, true} {
-		t.Run(fmt.Sprintf("pack %v", pack), func(t *testing.T) {
-			ns := startNATS(t)
-			log := &syncBuffer{}
-			node := uuid.New()
-			l, err := Open(Config{URL: ns.ClientURL(), Node: node, Pack: pack, Buffer: 1 << 20,
-				Logger: slog.New(slog.NewTextHandler(log, nil))}, func(*Event) {})
+	bothFormats(t, func(t *testing.T, pack bool) {
+		ns := startNATS(t)
+		log := &syncBuffer{}
+		node := uuid.New()
+		l, err := Open(Config{URL: ns.ClientURL(), Node: node, Pack: pack, Buffer: 1 << 20,
+			Logger: slog.New(slog.NewTextHandler(log, nil))}, func(*Event) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the link to connect", l.Connected)
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		waitFor(t, "the link to see NATS gone", func() bool { return !l.Connected() })
+		const n = 100
+		frame := wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node, Channel: "A", Event: "e", Data: []byte{0xc0}})
+		for range n {
+			if pack {
+				err = l.PublishFrame([]byte("A"), frame)
+			} else {
+				err = l.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Data: []byte{0xc0}}, uuid.Nil)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the link to connect", l.Connected)
-			ns.Shutdown()
-			ns.WaitForShutdown()
-			waitFor(t, "the link to see NATS gone", func() bool { return !l.Connected() })
-			const n = 100
-			frame := wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node, Channel: "A", Event: "e", Data: []byte{0xc0}})
-			for range n {
-				if pack {
-					err = l.PublishFrame([]byte("A"), frame)
-				} else {
-					err = l.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Data: []byte{0xc0}}, uuid.Nil)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			l.Close()
-			if st := l.Stats(); st.Dropped != n {
-				t.Errorf("dropped %d, want the %d events that waited in the buffer", st.Dropped, n)
-			}
-			if want := "closes while disconnected"; !bytes.Contains([]byte(log.String()), []byte(want)) {
-				t.Errorf("the log does not say %q:\n%s", want, log)
-			}
-		})
-	}
+		}
+		l.Close()
+		if st := l.Stats(); st.Dropped != n {
+			t.Errorf("dropped %d, want the %d events that waited in the buffer", st.Dropped, n)
+		}
+		if want := "closes while disconnected"; !bytes.Contains([]byte(log.String()), []byte(want)) {
+			t.Errorf("the log does not say %q:\n%s", want, log)
+		}
+	})
 }
