@@ -500,17 +500,34 @@ func testNATSJetStreamCountsLoss(t *testing.T, pack string) {
 	pub := s1.Dial(t, "A")
 	r := routertest.Record(t, s2.Dial(t, "A"), ".*")
 	probe(t, pub, r)
-	const n = 50000
-	burst(t, pub, n)
-	// The last events stay in the stream: the consumer gets them.
-	got := increasingUpTo(t, r, "n", n-1)
-	missed := natsStats(t, s2).MissedIn
-	t.Logf("%d of %d events delivered, %d counted missed", len(got), n, missed)
-	if len(got) == n {
-		t.Fatalf("the stream of %d bytes held every event of the burst: nothing was lost to count", maxBytes)
+	// The burst loses events only while the consumer lags more than the
+	// stream holds behind the publisher. On a loaded machine a packed
+	// burst can go at the consumer's pace and lose nothing: up to five
+	// bursts, numbered on from one to the next.
+	const n, rounds = 50000, 5
+	var got []int
+	sent := 0
+	for round := 1; ; round++ {
+		for i := range n {
+			if err := pub.Emit("n", sent+i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sent += n
+		// The last events stay in the stream: the consumer gets them.
+		got = increasingUpTo(t, r, "n", sent-1)
+		if len(got) < sent {
+			break
+		}
+		if round == rounds {
+			t.Fatalf("the stream of %d bytes held every event of %d bursts: nothing was lost to count", maxBytes, rounds)
+		}
+		t.Logf("burst %d: the stream held every event; again", round)
 	}
-	if uint64(n-len(got)) != missed {
-		t.Errorf("%d events lost, %d counted missed", n-len(got), missed)
+	missed := natsStats(t, s2).MissedIn
+	t.Logf("%d of %d events delivered, %d counted missed", len(got), sent, missed)
+	if uint64(sent-len(got)) != missed {
+		t.Errorf("%d events lost, %d counted missed", sent-len(got), missed)
 	}
 }
 
