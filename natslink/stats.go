@@ -18,10 +18,11 @@ type Stats struct {
 	Server string `json:"server" msgpack:"server"`
 	// Stalled is true when the connection's figures (Connected,
 	// Server, MsgsOut to BytesIn, Reconnects, Buffered) did not come
-	// within a second, because a write to NATS held them: NATS, or the
-	// path to it, takes nothing. They are then those last read. A write
-	// waits Config.WriteTimeout at most.
-	Stalled bool `json:"stalled" msgpack:"stalled" metric:"netcluster_nats_stalled" help:"1 while a write to NATS has waited more than a second: NATS, or the path to it, takes nothing."`
+	// within a second, because nats.go held its connection: a write
+	// waits for a NATS server, or a path to it, that takes nothing
+	// (Config.WriteTimeout at most), or an attempt to connect waits for
+	// one that does not answer. They are then those last read.
+	Stalled bool `json:"stalled" msgpack:"stalled" metric:"netcluster_nats_stalled" help:"1 while the NATS connection has been held for more than a second: a write waits for a NATS server that takes nothing, or a connection attempt for one that does not answer."`
 	// EventsOut and EventsIn count the events sent and delivered.
 	EventsOut uint64 `json:"events_out" msgpack:"events_out" metric:"netcluster_nats_events_out_total" help:"Events sent to NATS."`
 	EventsIn  uint64 `json:"events_in" msgpack:"events_in" metric:"netcluster_nats_events_in_total" help:"Events received from NATS and delivered."`
