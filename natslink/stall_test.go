@@ -3,6 +3,7 @@ package natslink
 import (
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,6 +110,9 @@ func TestStalledNATS(t *testing.T) {
 		t.Fatalf("%d events of 16 KiB went, and no write waited: the path never stopped", n)
 	}
 	waitFor(t, "the sender to see the connection gone", func() bool { return !sender.Connected() })
+	waitFor(t, "the log to say the connection went", func() bool {
+		return strings.Contains(log.String(), "disconnected from NATS")
+	})
 
 	p.resume()
 	waitFor(t, "the sender to reconnect", sender.Connected)
