@@ -41,7 +41,9 @@ func TestRecordDropped(t *testing.T) {
 		if sent > 8192 {
 			t.Fatal("8 MiB emitted and the stopped recorder was not dropped")
 		}
-		a.Emit("big", big)
+		if err := a.Emit("big", big); err != nil {
+			t.Fatal(err)
+		}
 		a.Flush(context.Background())
 		sent++
 	}
@@ -60,8 +62,11 @@ func TestRecordDropped(t *testing.T) {
 		t.Errorf("record did not say why it ended: %q", rec.stderrText())
 	}
 	_, msgs := readRecording(t, path)
-	if len(msgs) == 0 || len(msgs) >= sent || string(msgs[0].Data[1:]) != "before the stall" {
-		t.Errorf("the finished file has %d messages, the first %q", len(msgs), msgs[0].Data)
+	if len(msgs) == 0 || len(msgs) >= sent {
+		t.Fatalf("the finished file has %d messages of the %d sent; want some, not all", len(msgs), sent)
+	}
+	if string(msgs[0].Data[1:]) != "before the stall" {
+		t.Errorf("the finished file begins with %q", msgs[0].Data)
 	}
 }
 
