@@ -145,7 +145,7 @@ var natsKeys = []key[NATSConfig]{
 	{name: "flowcontrol", typ: tString, def: string(multicast.FlowMin), check: checkNATSFlowControl,
 		doc:   `"min": send no faster than the slowest server that takes these events can take them; "none": as fast as NATS takes them`,
 		field: func(n *NATSConfig) any { return &n.FlowControl }},
-	{name: "writetimeout", typ: tDuration, def: "10s", lo: int64(100 * time.Millisecond), hi: int64(time.Hour),
+	{name: "writetimeout", typ: tDuration, def: natslink.DefaultWriteTimeout.String(), lo: int64(100 * time.Millisecond), hi: int64(time.Hour),
 		doc:   "how long a write to NATS may wait; past it the connection is dropped and made again",
 		field: func(n *NATSConfig) any { return &n.WriteTimeout }},
 	{name: "jetstream", typ: tBool, def: false,
