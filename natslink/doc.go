@@ -38,10 +38,11 @@
 // server holds it back (Config.FlowControl), with JetStream while the
 // stream has yet to acknowledge jsMaxPending messages, and, once NATS
 // is back after an outage, while the buffer kept meanwhile is full and
-// being sent (for PeerTimeout and Heartbeat at most without progress);
-// it never waits on a socket: nats.go buffers what it cannot send yet,
-// the link up to Config.Buffer bytes while disconnected, and Publish
-// returns ErrDropped past that.
+// being sent (for PeerTimeout and Heartbeat at most without progress).
+// nats.go buffers what it cannot send yet (32 KiB), the link up to
+// Config.Buffer bytes while disconnected, and Publish returns ErrDropped
+// past that. Past nats.go's buffer, Publish waits on the socket: for
+// Config.WriteTimeout at most, should NATS take nothing.
 // PublishFrame waits while maxPackedBytes of packs wait for a goroutine
 // of the link's to send them, and counts what NATS refuses when it sends.
 // The deliver function is called from nats.go's goroutines, one per
