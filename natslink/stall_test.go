@@ -200,6 +200,7 @@ type stallProxy struct {
 	mu      sync.Mutex
 	resumed chan struct{} // closed while not paused
 	conns   []net.Conn
+	closed  bool // close has begun: a connection accepted now is closed at once
 }
 
 // newStallProxy starts a proxy to upstream, closed when the test ends.
@@ -232,6 +233,12 @@ func (p *stallProxy) accept() {
 			continue
 		}
 		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			c.Close()
+			u.Close()
+			return
+		}
 		p.conns = append(p.conns, c, u)
 		p.mu.Unlock()
 		p.wg.Add(2)
@@ -284,6 +291,9 @@ func (p *stallProxy) resume() {
 }
 
 func (p *stallProxy) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	p.ln.Close()
 	p.resume()
 	p.wg.Wait()
