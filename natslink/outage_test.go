@@ -42,20 +42,7 @@ func testOutageKept(t *testing.T, pack bool) {
 	// gets every event: the sender waits for the peer it knew.
 	waitFor(t, "the sender to reconnect", sender.Connected)
 	sub := subscribeA(t, ns.ClientURL())
-	for i, d := range eventsOf(t, sub, pack, n, sender) {
-		if d[0] != byte(i) {
-			t.Fatalf("event %d is %d: out of order or doubled", i, d[0])
-		}
-	}
-	// release counts an event sent once nats.go has taken it, which may
-	// be after the subscriber got it.
-	waitFor(t, "the buffer to empty and every event counted sent", func() bool {
-		st := sender.Stats()
-		return st.Buffered == 0 && st.EventsOut >= n
-	})
-	if st := sender.Stats(); st.EventsOut != n || st.Dropped != 0 {
-		t.Errorf("%d events sent, %d dropped; want %d and 0", st.EventsOut, st.Dropped, n)
-	}
+	allSentInOrder(t, sub, pack, n, sender, 0)
 	for _, want := range []string{"without having heard all the peers again", "unheard=1", "sending the events kept while NATS was away", "events=" + strconv.Itoa(n)} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("the log does not say %q:\n%s", want, log)
@@ -167,21 +154,30 @@ func testOutageDrainWaits(t *testing.T, pack bool) {
 	for i := kept; i < n; i++ {
 		emit(i)
 	}
+	allSentInOrder(t, sub, pack, n, sender, 2)
+	if sender.Stats().FlowHeld == 0 {
+		t.Error("no publisher waited for room in the buffer")
+	}
+}
+
+// allSentInOrder checks that sub gets n events, in order (event i
+// carries i in its data's byte at), and that sender counts them all
+// sent and none dropped, its buffer empty.
+func allSentInOrder(t *testing.T, sub *nats.Subscription, pack bool, n int, sender *Link, at int) {
+	t.Helper()
 	for i, d := range eventsOf(t, sub, pack, n, sender) {
-		if d[2] != byte(i) {
-			t.Fatalf("event %d is %d: out of order or doubled", i, d[2])
+		if d[at] != byte(i) {
+			t.Fatalf("event %d is %d: out of order or doubled", i, d[at])
 		}
 	}
-	waitFor(t, "every event counted sent", func() bool {
+	// release counts an event sent once nats.go has taken it, which may
+	// be after the subscriber got it.
+	waitFor(t, "the buffer to empty and every event counted sent", func() bool {
 		st := sender.Stats()
-		return st.Buffered == 0 && st.EventsOut >= n
+		return st.Buffered == 0 && st.EventsOut >= uint64(n)
 	})
-	st := sender.Stats()
-	if st.EventsOut != n || st.Dropped != 0 {
+	if st := sender.Stats(); st.EventsOut != uint64(n) || st.Dropped != 0 {
 		t.Errorf("%d events sent, %d dropped; want %d and 0", st.EventsOut, st.Dropped, n)
-	}
-	if st.FlowHeld == 0 {
-		t.Error("no publisher waited for room in the buffer")
 	}
 }
 
