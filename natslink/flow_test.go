@@ -136,12 +136,17 @@ func testFlowReceiverStops(t *testing.T, pack bool) {
 	p := newFlowPair(t, pack, peerTimeout, 20_000)
 	p.waitPublished(t, p.publishAll(40_000), "")
 	st := p.sender.Stats()
-	if st.FlowExcluded != 1 || st.FlowHeld == 0 || st.FlowHeldMs < uint64(peerTimeout/time.Millisecond) {
-		t.Errorf("flow_excluded %d, flow_held %d, flow_held_ms %d; want 1, some, and at least %v",
+	if st.FlowExcluded == 0 || st.FlowHeld == 0 || st.FlowHeldMs < uint64(peerTimeout/time.Millisecond) {
+		t.Errorf("flow_excluded %d, flow_held %d, flow_held_ms %d; want some, some, and at least %v",
 			st.FlowExcluded, st.FlowHeld, st.FlowHeldMs, peerTimeout)
 	}
-	if !strings.Contains(p.log.String(), "a receiver left flow control") {
-		t.Errorf("the log does not say the receiver left:\n%s", p.log)
+	// A receiver starved of CPU for peertimeout before it stopped may
+	// have left and rejoined already; the stopped one stays out.
+	log := p.log.String()
+	left, rejoined := strings.Count(log, "a receiver left flow control"), strings.Count(log, "a receiver rejoined flow control")
+	if uint64(left) != st.FlowExcluded || left != rejoined+1 {
+		t.Errorf("the log says the receiver left %d times and rejoined %d times, flow_excluded %d; want it out once more than back, as counted:\n%s",
+			left, rejoined, st.FlowExcluded, log)
 	}
 	// It has lost what came past its pending limits: it catches up
 	// with the next events.
