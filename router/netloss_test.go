@@ -25,7 +25,8 @@ type lossyNet struct {
 }
 
 // newLossyNet starts a lossyNet that drops percent of the datagrams;
-// extra are more configuration members of both servers. Where nft is
+// extra are more configuration members of both servers (peertimeout
+// among them: 2s unless extra sets it). Where nft is
 // missing or refused, the test skips; the multicast package's
 // TestRepairUnderLoss covers the same with a drop filter on the
 // receiving socket.
@@ -36,9 +37,12 @@ func newLossyNet(t *testing.T, percent int, extra string) *lossyNet {
 	}
 	n := &lossyNet{hosts: mcasttest.Hosts(t, 2)}
 	port := mcasttest.Port()
+	if !strings.Contains(extra, `"peertimeout"`) {
+		extra = `"peertimeout": "2s", ` + extra
+	}
 	n.members = func(channels string) string {
 		return fmt.Sprintf(`"connecttonet": true, "interface": %q, "port": %d, "cluster": "lossy",
-"heartbeat": "50ms", "peertimeout": "2s", %s "channels": %s`, mcasttest.HostInterface, port, extra, channels)
+"heartbeat": "50ms", %s "channels": %s`, mcasttest.HostInterface, port, extra, channels)
 	}
 	n.hosts[0].Do(func() { n.pub = routertest.NewServer(t, n.members(`{"A": {"propagatetonet": true}}`)) })
 	n.hosts[1].Do(func() { n.sub = routertest.NewServer(t, n.members(`{"A": {}}`)) })
