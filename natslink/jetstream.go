@@ -395,14 +395,15 @@ func (l *Link) jsStop() {
 // once NATS is back (jsSendAgain): those the stream had stored come
 // twice, and the receivers drop the second by its number (jsOrder). One
 // whose acknowledgement did not come in jsAckTimeout, the connection
-// up, may or may not be stored, and is only logged: the receivers count
-// what the stream lacks (Stats.MissedIn, from the numbering).
+// up, may or may not be stored: it is logged and counted
+// (Stats.JetStreamUnacked), and the receivers count what the stream
+// lacks (Stats.MissedIn, from the numbering).
 type jsOut struct {
 	js      jetstream.JetStream
 	pending atomic.Int64  // published, not yet acknowledged
 	room    chan struct{} // kicked when pending falls
-	// refused and unknown count the events refused, and those whose
-	// acknowledgement never came, for the logs.
+	// refused and unknown count the events refused, for the logs, and
+	// those whose acknowledgement never came (Stats.JetStreamUnacked).
 	refused, unknown atomic.Uint64
 
 	// window is how many messages may wait for an acknowledgement:

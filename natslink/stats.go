@@ -60,6 +60,12 @@ type Stats struct {
 	// JetStreamLag is what the JetStream consumer has yet to deliver, as
 	// last asked (every heartbeat); 0 without JetStream.
 	JetStreamLag uint64 `json:"jetstream_lag" msgpack:"jetstream_lag" metric:"netcluster_nats_jetstream_lag" help:"Events the JetStream consumer has yet to deliver, as last asked."`
+	// JetStreamUnacked counts the events sent to the JetStream stream
+	// whose acknowledgement did not come within 5 s (jsAckTimeout), the
+	// connection up: the stream may or may not have stored them, and
+	// the receiving servers count those it lacks (MissedIn). 0 without
+	// JetStream.
+	JetStreamUnacked uint64 `json:"jetstream_unacked" msgpack:"jetstream_unacked" metric:"netcluster_nats_jetstream_unacked_total" help:"Events sent to the JetStream stream whose acknowledgement never came: the stream may not have stored them."`
 	// Malformed counts the messages that were not events.
 	Malformed uint64 `json:"malformed" msgpack:"malformed" metric:"netcluster_nats_malformed_total" help:"Messages from NATS that were not events."`
 	// FlowHeld counts the times a publisher waited for a receiver
@@ -95,6 +101,7 @@ func (st Stats) Plus(o Stats) Stats {
 	st.Dropped += o.Dropped
 	st.DroppedIn += o.DroppedIn
 	st.MissedIn += o.MissedIn
+	st.JetStreamUnacked += o.JetStreamUnacked
 	st.Malformed += o.Malformed
 	st.FlowHeld += o.FlowHeld
 	st.FlowHeldMs += o.FlowHeldMs
@@ -122,8 +129,8 @@ func (l *Link) Stats() Stats {
 		MsgsOut: c.nats.OutMsgs, MsgsIn: c.nats.InMsgs, BytesOut: c.nats.OutBytes, BytesIn: c.nats.InBytes,
 		Reconnects: c.nats.Reconnects, Buffered: c.buffered,
 		Dropped: l.dropped.Load(), DroppedIn: l.droppedIn(), MissedIn: l.missed.Load(), Malformed: l.malformed.Load(),
-		JetStreamLag: l.jsLagNow(),
-		FlowHeld:     l.flowHeld.Load(), FlowHeldMs: l.flowHeldNs.Load() / uint64(time.Millisecond),
+		JetStreamLag: l.jsLagNow(), JetStreamUnacked: l.jsOut.unknown.Load(),
+		FlowHeld: l.flowHeld.Load(), FlowHeldMs: l.flowHeldNs.Load() / uint64(time.Millisecond),
 		FlowExcluded: l.flowExcluded.Load(), FlowReceivers: l.flowReceivers(),
 		ReportsOut: l.reportsOut.Load(), ReportsIn: l.reportsIn.Load(),
 	}

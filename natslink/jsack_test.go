@@ -1,0 +1,126 @@
+package natslink
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestJetStreamSilentStream: a stream that stops acknowledging while
+// the connection stays up holds the publisher back for the
+// acknowledgement timeout at most: then the publisher goes on, and the
+// events whose acknowledgement never came are counted
+// (jetstream_unacked) and logged. Here the stream is deleted and a
+// program that never answers listens on its subjects, as a stream
+// without its quorum is there and never answers. Once that program
+// leaves, the stream is refused (no stream: counted dropped), made
+// again, and stores the events that follow.
+func TestJetStreamSilentStream(t *testing.T) {
+	dir := t.TempDir()
+	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, dir })
+	log := &syncBuffer{}
+	node := uuid.New()
+	l, err := Open(Config{URL: ns.ClientURL(), Node: node, JetStream: true, Durable: "silent",
+		Heartbeat: 50 * time.Millisecond, PeerTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(log, nil))},
+		func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := StreamName(l.cfg.Prefix, l.cfg.Cluster)
+	stored := func() uint64 {
+		s, err := js.Stream(context.Background(), name)
+		if err != nil {
+			return 0
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			return 0
+		}
+		return info.State.Msgs
+	}
+	waitFor(t, "the link to make the stream", func() bool {
+		_, err := js.Stream(context.Background(), name)
+		return err == nil
+	})
+	publishA(t, l, false, node, []byte{0})
+	waitFor(t, "the first event to be stored", func() bool { return stored() == 1 })
+
+	var heard atomic.Int64
+	silent, err := nc.Subscribe(Subject(l.cfg.Prefix, l.cfg.Cluster, ">"), func(*nats.Msg) { heard.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	// The window's messages go at once; the next waits for room, which
+	// only the acknowledgement timeout of the first ones makes.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range jsMaxPending + 1 {
+			publishA(t, l, false, node, []byte{byte(i % 128)})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(6 * jsAckTimeout):
+		t.Fatalf("the publisher is still held back after %v: %+v", 6*jsAckTimeout, l.Stats())
+	}
+	// Nothing is acknowledged: the room came from a timeout.
+	if st := l.Stats(); st.JetStreamUnacked == 0 || st.FlowHeld == 0 || st.Dropped != 0 {
+		t.Errorf("jetstream_unacked %d, flow_held %d, dropped %d; want some, some, and 0",
+			st.JetStreamUnacked, st.FlowHeld, st.Dropped)
+	}
+	if !strings.Contains(log.String(), "JetStream did not acknowledge events") {
+		t.Errorf("the log does not say the stream did not acknowledge:\n%s", log)
+	}
+
+	// The last event may still be on its way to NATS: the silent
+	// program hears it before it leaves.
+	waitFor(t, "the silent program to hear every event", func() bool { return heard.Load() == jsMaxPending+1 })
+	if err := silent.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stream to store events again", func() bool {
+		publishA(t, l, false, node, []byte{1})
+		time.Sleep(10 * time.Millisecond)
+		return stored() > 0
+	})
+	if st := l.Stats(); st.Dropped == 0 || !strings.Contains(log.String(), "JetStream refused events") {
+		t.Errorf("dropped %d; want the events refused while there was no stream counted and logged:\n%s", st.Dropped, log)
+	}
+	for deadline := time.Now().Add(10 * time.Second); l.Stats().JetStreamUnacked < jsMaxPending+1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("jetstream_unacked %d, want %d: %+v", l.Stats().JetStreamUnacked, jsMaxPending+1, l.Stats())
+		}
+	}
+	if n := l.Stats().JetStreamUnacked; n != jsMaxPending+1 {
+		t.Errorf("jetstream_unacked %d, want %d", n, jsMaxPending+1)
+	}
+}
