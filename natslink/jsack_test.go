@@ -36,15 +36,8 @@ func TestJetStreamSilentStream(t *testing.T) {
 	}
 	defer l.Close()
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamClient(t, ns.ClientURL())
+	nc := js.Conn()
 	name := StreamName(l.cfg.Prefix, l.cfg.Cluster)
 	stored := func() uint64 {
 		s, err := js.Stream(context.Background(), name)
@@ -123,4 +116,20 @@ func TestJetStreamSilentStream(t *testing.T) {
 	if n := l.Stats().JetStreamUnacked; n != jsMaxPending+1 {
 		t.Errorf("jetstream_unacked %d, want %d", n, jsMaxPending+1)
 	}
+}
+
+// jetStreamClient connects a JetStream client to url, closed when the
+// test ends.
+func jetStreamClient(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

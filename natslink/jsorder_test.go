@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestJetStreamOrder: what a JetStream consumer delivers out of its
@@ -40,15 +39,7 @@ func TestJetStreamOrder(t *testing.T) {
 	defer l.Close()
 	l.SetChannels([]string{"A"})
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamClient(t, ns.ClientURL())
 	waitFor(t, "the link's consumer", func() bool {
 		_, err := js.Consumer(context.Background(), StreamName("netcluster", ""), "order")
 		return err == nil
