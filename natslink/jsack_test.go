@@ -3,6 +3,7 @@ package natslink
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -132,4 +133,64 @@ func jetStreamClient(t *testing.T, url string) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
+}
+
+// TestSendAgainKeepsOrder: when the connection is lost while the
+// outage buffer is being sent to the stream, what was in flight goes
+// back to the buffer (jsSendAgain), and so does the rest of what was
+// being sent (keepAgain), in either order: the messages in flight were
+// sent first, and stay ahead of the rest, and of what came to the
+// buffer meanwhile. Receivers would put them back in order, if they
+// came within 250 ms of each other.
+func TestSendAgainKeepsOrder(t *testing.T) {
+	for _, first := range []string{"jsSendAgain", "keepAgain"} {
+		t.Run(first+" first", func(t *testing.T) {
+			ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+			l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "again",
+				Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			// NATS away: nothing sends the buffer while the test fills it.
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			waitFor(t, "the link to see NATS gone", func() bool { return !l.Connected() })
+
+			msg := func(name string) keptMsg {
+				m := nats.NewMsg(Subject("netcluster", "", "A"))
+				m.Header.Set(HeaderEvent, name)
+				return keptMsg{m: m, events: 1, size: msgSize(m), stored: true}
+			}
+			o := &l.jsOut
+			o.mu.Lock()
+			for _, name := range []string{"a1", "a2"} {
+				f := &jsFlight{m: msg(name).m, events: 1}
+				o.inflight = append(o.inflight, f)
+				o.byMsg[f.m] = f
+			}
+			o.mu.Unlock()
+			l.out.mu.Lock()
+			l.out.queue = append(l.out.queue, msg("c1")) // came while the batch was sent
+			l.out.mu.Unlock()
+			rest := []keptMsg{msg("b1"), msg("b2")}
+			if first == "jsSendAgain" {
+				l.jsSendAgain()
+				l.keepAgain(rest, true)
+			} else {
+				l.keepAgain(rest, true)
+				l.jsSendAgain()
+			}
+			l.out.mu.Lock()
+			var got []string
+			for _, k := range l.out.queue {
+				got = append(got, k.m.Header.Get(HeaderEvent))
+			}
+			events := l.out.events
+			l.out.mu.Unlock()
+			if want := []string{"a1", "a2", "b1", "b2", "c1"}; !slices.Equal(got, want) || events != len(want) {
+				t.Errorf("the buffer holds %v (%d events), want %v", got, events, want)
+			}
+		})
+	}
 }

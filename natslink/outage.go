@@ -56,6 +56,9 @@ type keptMsg struct {
 	events int
 	size   int
 	stored bool // for the JetStream stream (publishMsg)
+	// again: in flight when the connection was lost, put back by
+	// jsSendAgain ahead of everything the buffer held
+	again bool
 }
 
 // natsPending is the buffer nats.go keeps while it reconnects: events
@@ -349,7 +352,9 @@ func (l *Link) release(storedOnly bool) bool {
 }
 
 // keepAgain puts rest back at the head of the outage buffer, before
-// what came to it meanwhile; lost: the connection was lost again.
+// what came to it meanwhile; lost: the connection was lost again. What
+// jsSendAgain put back meanwhile, at the head, was in flight before
+// rest was taken (release took the whole buffer), and stays ahead.
 func (l *Link) keepAgain(rest []keptMsg, lost bool) {
 	o := &l.out
 	o.mu.Lock()
@@ -357,7 +362,11 @@ func (l *Link) keepAgain(rest []keptMsg, lost bool) {
 	if lost {
 		l.hold()
 	}
-	o.queue = append(rest, o.queue...)
+	n := 0
+	for n < len(o.queue) && o.queue[n].again {
+		n++
+	}
+	o.queue = slices.Concat(o.queue[:n], rest, o.queue[n:])
 	o.bytes, o.events, o.releasing = 0, 0, 0
 	for _, k := range o.queue {
 		o.bytes += k.size
