@@ -141,7 +141,7 @@ func (l *Link) jsApply() {
 		return // closing: jsStop has drained the consumer, or will
 	default:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(l.stopCtx, 5*time.Second)
 	defer cancel()
 	js, err := jetstream.New(l.nc)
 	if err != nil {
@@ -152,7 +152,9 @@ func (l *Link) jsApply() {
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{Subject(l.cfg.Prefix, l.cfg.Cluster, ">")},
 		MaxAge: l.cfg.MaxAge, MaxBytes: int64(l.cfg.MaxBytes), Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		l.log.Warn("creating the JetStream stream failed", "stream", name, "err", err)
+		if l.stopCtx.Err() == nil { // not cut short by Close
+			l.log.Warn("creating the JetStream stream failed", "stream", name, "err", err)
+		}
 		return
 	}
 	if l.js.held || l.js.swapping {
@@ -169,7 +171,9 @@ func (l *Link) jsApply() {
 		FilterSubjects: l.js.subjects, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckWait: AckWait})
 	if err != nil {
-		l.log.Warn("creating the JetStream consumer failed", "stream", name, "consumer", l.durableName(), "err", err)
+		if l.stopCtx.Err() == nil {
+			l.log.Warn("creating the JetStream consumer failed", "stream", name, "consumer", l.durableName(), "err", err)
+		}
 		return
 	}
 	l.js.cons = cons
@@ -238,9 +242,12 @@ func (l *Link) jsReset(js jetstream.JetStream, stream string) {
 		// sends no event of the reset to a pull request of the old.
 		l.nc.FlushTimeout(time.Second)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(l.stopCtx, 2*time.Second)
 	defer cancel()
 	r, err := js.ResetConsumer(ctx, stream, l.durableName())
+	if err != nil && l.stopCtx.Err() != nil {
+		return // Close cut it short
+	}
 	if err != nil {
 		// NATS too slow to answer, or the reset not allowed: asked
 		// again after the next lost connection.
@@ -324,7 +331,7 @@ func (l *Link) jsLag() {
 	if cons == nil || !l.nc.IsConnected() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(l.stopCtx, time.Second)
 	defer cancel()
 	if info, err := cons.Info(ctx); err == nil {
 		l.js.mu.Lock()

@@ -194,3 +194,54 @@ func TestSendAgainKeepsOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseCutsJetStreamRequest: Close does not wait out a request to
+// JetStream that NATS will never answer (here the connection it went
+// on was cut): the request ends as the link closes. Before, a server's
+// shutdown or reload waited for the request's timeout, 5 s.
+func TestCloseCutsJetStreamRequest(t *testing.T) {
+	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	p := newStallProxy(t, ns.Addr().String())
+	l, err := Open(Config{URL: p.url(), Node: uuid.New(), JetStream: true, Durable: "cut",
+		ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := jetStreamClient(t, ns.ClientURL())
+	waitFor(t, "the link to make the stream", func() bool {
+		_, err := js.Stream(context.Background(), StreamName("netcluster", ""))
+		return err == nil
+	})
+	p.pause()
+	// The proxy's read under way when it paused still goes through: a
+	// ping takes it, if a heartbeat has not already (then the ping
+	// waits, and the flush fails).
+	l.nc.FlushTimeout(500 * time.Millisecond)
+	// SetChannels asks JetStream for the stream and the consumer,
+	// holding the JetStream state's lock: still under way a moment
+	// later, it waits for an answer that will not come.
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		l.SetChannels([]string{"A"})
+	}()
+	waitFor(t, "the request to JetStream", func() bool {
+		if l.js.mu.TryLock() {
+			l.js.mu.Unlock()
+			return false
+		}
+		return true
+	})
+	select {
+	case <-applied:
+		t.Fatal("SetChannels did not wait for JetStream: the test proves nothing")
+	case <-time.After(100 * time.Millisecond):
+	}
+	p.resume() // cuts the connection the request went on
+	start := time.Now()
+	l.Close()
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Errorf("Close took %v: it waited for the request", d)
+	}
+	<-applied
+}

@@ -1,6 +1,7 @@
 package natslink
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -218,7 +219,12 @@ type Link struct {
 	js    jsState
 	jsOut jsOut // with Config.JetStream: what the stream has yet to acknowledge
 	stop  chan struct{}
-	wg    sync.WaitGroup
+	// stopCtx is cancelled as stop is closed: the requests to JetStream
+	// (jsApply, jsReset, jsLag) end with it, rather than hold Close for
+	// their timeouts when NATS went away as they were asked.
+	stopCtx    context.Context
+	cancelStop context.CancelFunc
+	wg         sync.WaitGroup
 
 	fin  flowIn  // what this link takes, reported to the senders
 	fout flowOut // with Config.FlowControl: what the receivers take
@@ -263,6 +269,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 		subs: make(map[string]*nats.Subscription), stop: make(chan struct{}), inStates: make(map[string]*inState),
 		peers: peerTable{peers: make(map[uuid.UUID]*Peer)}, epoch: fmt.Sprintf("%016x", rand.Uint64()),
 		flowStop: make(chan struct{})}
+	l.stopCtx, l.cancelStop = context.WithCancel(context.Background())
 	l.fin = flowIn{from: make(map[flowKey]*inbound), left: make(map[string]bool),
 		now: make(chan struct{}, 1), soon: make(chan struct{}, 1)}
 	l.fout = flowOut{epoch: l.epoch, subjects: make(map[string]*flowSubject)}
@@ -702,6 +709,7 @@ func (l *Link) CloseInto(next *Link) {
 	l.pubClosed = true
 	l.pubMu.Unlock()
 	close(l.stop)
+	l.cancelStop()
 	l.wg.Wait()
 	l.jsStop()
 	if next != nil && l.cfg.JetStream && next.cfg.JetStream && next.durableName() == l.durableName() &&
