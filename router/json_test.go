@@ -279,7 +279,7 @@ func TestJSONBadInput(t *testing.T) {
 			})
 			pub.Emit("ok", nil)
 			rec.WaitCount(t, "ok", 1)
-			*rec = routertest.Recorder{}
+			rec.Reset()
 		})
 	}
 	// The others were not dropped and reconnected meanwhile.

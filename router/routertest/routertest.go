@@ -175,17 +175,19 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 
 // Recorder keeps every message its listener hears.
 type Recorder struct {
-	mu   sync.Mutex
-	msgs []bus.Message
+	mu     sync.Mutex
+	msgs   []bus.Message
+	counts map[string]int // by event name
 }
 
 // Record registers a listener for pattern on c that keeps what it hears.
 func Record(t testing.TB, c *bus.Client, pattern string) *Recorder {
 	t.Helper()
-	r := &Recorder{}
+	r := &Recorder{counts: make(map[string]int)}
 	if _, err := c.On(pattern, func(m bus.Message) {
 		r.mu.Lock()
 		r.msgs = append(r.msgs, m)
+		r.counts[m.Event]++
 		r.mu.Unlock()
 	}); err != nil {
 		t.Fatal(err)
@@ -206,7 +208,9 @@ func (r *Recorder) Events() []string {
 
 // Count is how many events of this name were heard.
 func (r *Recorder) Count(event string) int {
-	return len(slices.DeleteFunc(r.Events(), func(e string) bool { return e != event }))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts[event]
 }
 
 // Messages are the messages heard so far, in order.
@@ -216,10 +220,29 @@ func (r *Recorder) Messages() []bus.Message {
 	return slices.Clone(r.msgs)
 }
 
-// WaitCount waits until n events of this name were heard.
+// Reset forgets what was heard.
+func (r *Recorder) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs, r.counts = nil, make(map[string]int)
+}
+
+// WaitCount waits until n events of this name were heard, for as long
+// as they keep coming: it fails once 10 s pass without one more (a
+// long stream under the race detector takes longer than 10 s in all).
 func (r *Recorder) WaitCount(t testing.TB, event string, n int) {
 	t.Helper()
-	WaitFor(t, fmt.Sprintf("%d %q events", n, event), func() bool { return r.Count(event) >= n })
+	for last, deadline := -1, time.Now(); ; time.Sleep(2 * time.Millisecond) {
+		c := r.Count(event)
+		switch {
+		case c >= n:
+			return
+		case c != last:
+			last, deadline = c, time.Now().Add(10*time.Second)
+		case time.Now().After(deadline):
+			t.Fatalf("timed out waiting for %d %q events: %d heard, none more for 10 s", n, event, c)
+		}
+	}
 }
 
 // Fence proves that everything routed to a receiver before now has
