@@ -27,7 +27,7 @@ type jsState struct {
 	cons     jetstream.Consumer
 	cc       jetstream.ConsumeContext
 	kick     chan struct{} // (re)connected: apply again
-	lag      uint64        // what the consumer has yet to deliver, as last asked
+	lag      atomic.Uint64 // what the consumer has yet to deliver, as last asked
 	held     bool          // until Config.CatchUp has passed: no consumer yet
 	// swapping holds the consumer of a link opened held (Config.Held)
 	// until Release: the link it takes over from consumes the same
@@ -41,6 +41,12 @@ type jsState struct {
 	// event before it consumes (jsApply), when this link starts and
 	// after each lost connection; noReset: the NATS server connected to
 	// is older than 2.14 and has no consumer reset (serverHasReset).
+	// resetMu guards them, and the order's pause and resume that go
+	// with them. jsLost takes it alone: it runs on nats.go's callback
+	// goroutine, and must not wait, and hold up the other callbacks,
+	// while jsApply holds mu through its requests to JetStream.
+	// Elsewhere it is taken inside mu.
+	resetMu        sync.Mutex
 	reset, noReset bool
 	counter        jsCounter // jsCount's, kept across subscriptions
 }
@@ -83,7 +89,10 @@ func (l *Link) jsLoop() {
 			l.jsApply()
 		case <-t.C:
 			l.js.mu.Lock()
-			missing := (l.js.cc == nil || l.js.reset) && !l.js.held && !l.js.swapping && !l.js.stopped && len(l.js.subjects) > 0
+			l.js.resetMu.Lock()
+			reset := l.js.reset
+			l.js.resetMu.Unlock()
+			missing := (l.js.cc == nil || reset) && !l.js.held && !l.js.swapping && !l.js.stopped && len(l.js.subjects) > 0
 			l.js.mu.Unlock()
 			if missing {
 				l.jsApply()
@@ -109,11 +118,10 @@ func (l *Link) jsLost() {
 	if !l.cfg.JetStream {
 		return
 	}
-	l.js.mu.Lock()
+	l.js.resetMu.Lock()
+	defer l.js.resetMu.Unlock()
 	l.js.reset = true
-	pause := !l.js.noReset
-	l.js.mu.Unlock()
-	if pause {
+	if !l.js.noReset {
 		l.js.order.pause()
 	}
 }
@@ -132,6 +140,8 @@ func (l *Link) jsApply() {
 	// or cannot be. A reset that did not happen (NATS was slow to make
 	// the stream, say) is tried again the next heartbeat.
 	defer func() {
+		l.js.resetMu.Lock()
+		defer l.js.resetMu.Unlock()
 		if !l.js.reset {
 			l.js.order.resume()
 		}
@@ -177,8 +187,11 @@ func (l *Link) jsApply() {
 		return
 	}
 	l.js.cons = cons
-	if l.js.reset {
-		l.js.reset = false
+	l.js.resetMu.Lock()
+	reset := l.js.reset
+	l.js.reset = false
+	l.js.resetMu.Unlock()
+	if reset {
 		l.jsReset(js, name)
 	}
 	if l.js.cc == nil {
@@ -221,14 +234,16 @@ func (l *Link) jsApply() {
 // after the reset.
 func (l *Link) jsReset(js jetstream.JetStream, stream string) {
 	v := l.nc.ConnectedServerVersion()
-	if old := !serverHasReset(v); old != l.js.noReset {
-		l.js.noReset = old
-		if old {
-			l.log.Warn("the NATS server has no consumer reset (2.14 and later have): what a lost connection or a killed server leaves unacknowledged comes again only after the ack wait",
-				"server_version", v, "consumer", l.durableName(), "ack_wait", AckWait)
-		}
+	old := !serverHasReset(v)
+	l.js.resetMu.Lock()
+	changed := old != l.js.noReset
+	l.js.noReset = old
+	l.js.resetMu.Unlock()
+	if changed && old {
+		l.log.Warn("the NATS server has no consumer reset (2.14 and later have): what a lost connection or a killed server leaves unacknowledged comes again only after the ack wait",
+			"server_version", v, "consumer", l.durableName(), "ack_wait", AckWait)
 	}
-	if l.js.noReset {
+	if old {
 		return
 	}
 	if cc := l.js.cc; cc != nil {
@@ -334,9 +349,7 @@ func (l *Link) jsLag() {
 	ctx, cancel := context.WithTimeout(l.stopCtx, time.Second)
 	defer cancel()
 	if info, err := cons.Info(ctx); err == nil {
-		l.js.mu.Lock()
-		l.js.lag = info.NumPending + uint64(info.NumAckPending)
-		l.js.mu.Unlock()
+		l.js.lag.Store(info.NumPending + uint64(info.NumAckPending))
 	}
 }
 

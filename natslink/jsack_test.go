@@ -195,15 +195,18 @@ func TestSendAgainKeepsOrder(t *testing.T) {
 	}
 }
 
-// TestCloseCutsJetStreamRequest: Close does not wait out a request to
-// JetStream that NATS will never answer (here the connection it went
-// on was cut): the request ends as the link closes. Before, a server's
-// shutdown or reload waited for the request's timeout, 5 s.
-func TestCloseCutsJetStreamRequest(t *testing.T) {
+// TestStuckJetStreamRequest: a request to JetStream that NATS will
+// never answer (here the connection it went on stalls, and is then cut)
+// holds up neither Stats, nor the link's handling of the lost
+// connection, nor Close: the request ends as the link closes. Before,
+// each waited for the request's timeout, 5 s, and nats.go's callbacks
+// (the lost connection, the reconnection) behind them.
+func TestStuckJetStreamRequest(t *testing.T) {
 	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
 	p := newStallProxy(t, ns.Addr().String())
+	log := &syncBuffer{}
 	l, err := Open(Config{URL: p.url(), Node: uuid.New(), JetStream: true, Durable: "cut",
-		ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+		ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(log, nil))}, func(*Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,10 +240,24 @@ func TestCloseCutsJetStreamRequest(t *testing.T) {
 		t.Fatal("SetChannels did not wait for JetStream: the test proves nothing")
 	case <-time.After(100 * time.Millisecond):
 	}
-	p.resume() // cuts the connection the request went on
+	const bound = 2500 * time.Millisecond // half the request's timeout
 	start := time.Now()
+	l.Stats()
+	if d := time.Since(start); d > bound {
+		t.Errorf("Stats took %v: it waited for the request", d)
+	}
+
+	p.resume() // cuts the connection the request went on
+	start = time.Now()
+	for !strings.Contains(log.String(), "reconnected to NATS") {
+		if time.Since(start) > bound {
+			t.Fatalf("the link has not seen the reconnection after %v: its callbacks wait for the request\n%s", bound, log)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	start = time.Now()
 	l.Close()
-	if d := time.Since(start); d > 2500*time.Millisecond {
+	if d := time.Since(start); d > bound {
 		t.Errorf("Close took %v: it waited for the request", d)
 	}
 	<-applied

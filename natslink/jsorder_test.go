@@ -115,6 +115,8 @@ func TestJetStreamResetTriedAgain(t *testing.T) {
 	state := func() (consuming, reset, paused bool) {
 		l.js.mu.Lock()
 		defer l.js.mu.Unlock()
+		l.js.resetMu.Lock()
+		defer l.js.resetMu.Unlock()
 		l.js.order.mu.Lock()
 		defer l.js.order.mu.Unlock()
 		return l.js.cc != nil, l.js.reset, l.js.order.paused

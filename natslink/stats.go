@@ -111,12 +111,6 @@ func (st Stats) Plus(o Stats) Stats {
 	return st
 }
 
-func (l *Link) jsLagNow() uint64 {
-	l.js.mu.Lock()
-	defer l.js.mu.Unlock()
-	return l.js.lag
-}
-
 // Stats returns the link's counters. It waits for the connection's
 // figures (Connected, Server, MsgsOut to BytesIn, Reconnects, Buffered)
 // for statsWait at most: past it, they are those last read, and Stalled
@@ -129,7 +123,7 @@ func (l *Link) Stats() Stats {
 		MsgsOut: c.nats.OutMsgs, MsgsIn: c.nats.InMsgs, BytesOut: c.nats.OutBytes, BytesIn: c.nats.InBytes,
 		Reconnects: c.nats.Reconnects, Buffered: c.buffered,
 		Dropped: l.dropped.Load(), DroppedIn: l.droppedIn(), MissedIn: l.missed.Load(), Malformed: l.malformed.Load(),
-		JetStreamLag: l.jsLagNow(), JetStreamUnacked: l.jsOut.unknown.Load(),
+		JetStreamLag: l.js.lag.Load(), JetStreamUnacked: l.jsOut.unknown.Load(),
 		FlowHeld: l.flowHeld.Load(), FlowHeldMs: l.flowHeldNs.Load() / uint64(time.Millisecond),
 		FlowExcluded: l.flowExcluded.Load(), FlowReceivers: l.flowReceivers(),
 		ReportsOut: l.reportsOut.Load(), ReportsIn: l.reportsIn.Load(),
