@@ -271,3 +271,38 @@ func TestGapOutlivesItsLink(t *testing.T) {
 		t.Errorf("lost %d, want 1", s.Lost)
 	}
 }
+
+// TestUnsentKeptForTheNextLink: a link that closes before it has
+// written what it numbered (its writes outlast the half second Close
+// gives them) keeps those datagrams in the node's history, so that the
+// link a reload opens in its place answers the NAKs for them: the
+// receivers repair them instead of skipping them as gone.
+func TestUnsentKeptForTheNextLink(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	cfg := config(port)
+	node := multicast.NewNode(cfg.Node, 4<<20)
+	slow := cfg
+	slow.SendQueue = 4 << 20
+	multicast.SlowWrites(&slow, 20*time.Millisecond) // a datagram a write
+	old := openNodeLink(t, node, slow)
+	// One datagram a message, more than a write batch holds: Close
+	// numbers them all, and writes about 25 in its half second.
+	for i := range 1000 {
+		if err := old.Send(uuid.New(), numbered(i, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	if s := old.Stats(); s.Unsent == 0 {
+		t.Fatalf("nothing was left unsent: %+v", s)
+	}
+	last, _ := node.Seqs() // the last number given
+	next := openNodeLink(t, node, cfg)
+	h := multicast.Header{Kind: multicast.KindNAK, Records: 1, Cluster: multicast.ClusterIDOf("test"), Node: uuid.New(), Seq: 1}
+	rawSender(t, port)(multicast.AppendNAK(multicast.AppendHeader(nil, &h), cfg.Node, []multicast.SeqRange{{First: last, Last: last}}))
+	waitFor(t, "the answer to the NAK", func() bool { s := next.Stats(); return s.Resent+s.Unavailable > 0 })
+	if s := next.Stats(); s.Resent != 1 || s.Unavailable != 0 {
+		t.Errorf("the next link resent %d and said %d gone of the last datagram the old one numbered; want 1 and 0", s.Resent, s.Unavailable)
+	}
+}

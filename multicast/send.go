@@ -334,6 +334,11 @@ func (p *packer) flush() {
 	p.dgs, p.ends, p.open = p.dgs[:0], p.ends[:0], false
 	for len(dgs) > 0 {
 		if p.closing() {
+			// Numbered already: in the node's history, the link that a
+			// reload opens in this one's place answers the NAKs for
+			// them, and the receivers repair them instead of skipping
+			// them as gone.
+			p.keep(dgs)
 			for _, e := range ends {
 				l.counts.unsent.Add(uint64(e))
 			}
