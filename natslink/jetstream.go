@@ -33,8 +33,9 @@ type jsState struct {
 	// until Release: the link it takes over from consumes the same
 	// durable until CloseInto has drained it, and two links pulling
 	// from it at once would each get part of its events, delivered in
-	// two orders.
-	swapping bool
+	// two orders. It is atomic so that Release need not wait for mu,
+	// which jsApply holds through its requests to JetStream.
+	swapping atomic.Bool
 	order    jsOrder // puts the consumer's deliveries in order
 	stopped  bool    // StopDelivering: no consumer again
 	// reset: the consumer is to be reset to its first unacknowledged
@@ -92,7 +93,7 @@ func (l *Link) jsLoop() {
 			l.js.resetMu.Lock()
 			reset := l.js.reset
 			l.js.resetMu.Unlock()
-			missing := (l.js.cc == nil || reset) && !l.js.held && !l.js.swapping && !l.js.stopped && len(l.js.subjects) > 0
+			missing := (l.js.cc == nil || reset) && !l.js.held && !l.js.swapping.Load() && !l.js.stopped && len(l.js.subjects) > 0
 			l.js.mu.Unlock()
 			if missing {
 				l.jsApply()
@@ -167,7 +168,7 @@ func (l *Link) jsApply() {
 		}
 		return
 	}
-	if l.js.held || l.js.swapping {
+	if l.js.held || l.js.swapping.Load() {
 		return // the consumer waits; the stream, for the events sent, does not
 	}
 	if len(l.js.subjects) == 0 {

@@ -197,15 +197,16 @@ func TestSendAgainKeepsOrder(t *testing.T) {
 
 // TestStuckJetStreamRequest: a request to JetStream that NATS will
 // never answer (here the connection it went on stalls, and is then cut)
-// holds up neither Stats, nor the link's handling of the lost
-// connection, nor Close: the request ends as the link closes. Before,
-// each waited for the request's timeout, 5 s, and nats.go's callbacks
-// (the lost connection, the reconnection) behind them.
+// holds up neither Stats, nor Release (a reload's swap, on a link
+// opened held), nor the link's handling of the lost connection, nor
+// Close: the request ends as the link closes. Before, each waited for
+// the request's timeout, 5 s, and nats.go's callbacks (the lost
+// connection, the reconnection) behind them.
 func TestStuckJetStreamRequest(t *testing.T) {
 	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
 	p := newStallProxy(t, ns.Addr().String())
 	log := &syncBuffer{}
-	l, err := Open(Config{URL: p.url(), Node: uuid.New(), JetStream: true, Durable: "cut",
+	l, err := Open(Config{URL: p.url(), Node: uuid.New(), JetStream: true, Durable: "cut", Held: true,
 		ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(log, nil))}, func(*Event) {})
 	if err != nil {
 		t.Fatal(err)
@@ -245,6 +246,11 @@ func TestStuckJetStreamRequest(t *testing.T) {
 	l.Stats()
 	if d := time.Since(start); d > bound {
 		t.Errorf("Stats took %v: it waited for the request", d)
+	}
+	start = time.Now()
+	l.Release()
+	if d := time.Since(start); d > bound {
+		t.Errorf("Release took %v: it waited for the request", d)
 	}
 
 	p.resume() // cuts the connection the request went on

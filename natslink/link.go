@@ -282,7 +282,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	l.js.kick = make(chan struct{}, 1)
 	l.js.reset = true
 	l.js.held = cfg.JetStream && cfg.CatchUp > 0
-	l.js.swapping = cfg.JetStream && cfg.Held
+	l.js.swapping.Store(cfg.JetStream && cfg.Held)
 	opts, err := l.options()
 	if err != nil {
 		return nil, err
@@ -646,11 +646,7 @@ func setHeader(h nats.Header, key, value string) {
 func (l *Link) Release() {
 	l.inHeld.Open()
 	l.held.Open()
-	l.js.mu.Lock()
-	swapping := l.js.swapping
-	l.js.swapping = false
-	l.js.mu.Unlock()
-	if swapping {
+	if l.js.swapping.Swap(false) {
 		l.jsKick()
 	}
 }
