@@ -51,10 +51,7 @@ func TestJetStreamSilentStream(t *testing.T) {
 		}
 		return info.State.Msgs
 	}
-	waitFor(t, "the link to make the stream", func() bool {
-		_, err := js.Stream(context.Background(), name)
-		return err == nil
-	})
+	waitForStream(t, ns)
 	publishA(t, l, false, node, []byte{0})
 	waitFor(t, "the first event to be stored", func() bool { return stored() == 1 })
 
@@ -135,6 +132,14 @@ func jetStreamClient(t *testing.T, url string) jetstream.JetStream {
 	return js
 }
 
+// waitForStream waits until ns holds a stream: the link made it. A
+// test that stops ns must wait for that first, or nats-server may make
+// the stream as it shuts down, and leave its store's goroutines running.
+func waitForStream(t *testing.T, ns *server.Server) {
+	t.Helper()
+	waitFor(t, "the link to make the stream", func() bool { return ns.GlobalAccount().JetStreamUsage().Streams > 0 })
+}
+
 // TestSendAgainKeepsOrder: when the connection is lost while the
 // outage buffer is being sent to the stream, what was in flight goes
 // back to the buffer (jsSendAgain), and so does the rest of what was
@@ -152,6 +157,7 @@ func TestSendAgainKeepsOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
+			waitForStream(t, ns)
 			// NATS away: nothing sends the buffer while the test fills it.
 			ns.Shutdown()
 			ns.WaitForShutdown()
@@ -211,11 +217,7 @@ func TestStuckJetStreamRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js := jetStreamClient(t, ns.ClientURL())
-	waitFor(t, "the link to make the stream", func() bool {
-		_, err := js.Stream(context.Background(), StreamName("netcluster", ""))
-		return err == nil
-	})
+	waitForStream(t, ns)
 	p.pause()
 	// The proxy's read under way when it paused still goes through: a
 	// ping takes it, if a heartbeat has not already (then the ping

@@ -84,6 +84,7 @@ func TestOutageReplyWaitsWithJetStream(t *testing.T) {
 	}
 	defer a.Close()
 	waitFor(t, "the peers", func() bool { return len(replier.Peers()) == 1 && len(a.Peers()) == 1 })
+	waitForStream(t, ns)
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
