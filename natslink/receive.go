@@ -296,12 +296,14 @@ func decode(ev *Event, m *nats.Msg, prefix string, node bool) bool {
 	}
 	ok := true
 	id := func(name string, dst *uuid.UUID, made bool) {
-		s := m.Header.Get(name)
-		switch {
-		case s != "":
+		if s := m.Header.Get(name); s != "" {
 			u, err := uuid.Parse(s)
 			*dst, ok = u, ok && err == nil
-		case made:
+		}
+		// The zero id is a missing one: the dedup would drop every
+		// event after the first with the same id, and a reply to the
+		// zero sender would be an event for everyone.
+		if made && *dst == uuid.Nil {
 			*dst = uuid.New()
 		}
 	}
@@ -311,7 +313,9 @@ func decode(ev *Event, m *nats.Msg, prefix string, node bool) bool {
 	// to it is addressed to nobody here rather than to everyone.
 	id(HeaderSender, &ev.Sender, true)
 	id(HeaderTo, &ev.To, false)
-	id(HeaderRe, &ev.Re, false)
+	if id(HeaderRe, &ev.Re, false); ev.To == uuid.Nil {
+		ev.Re = uuid.Nil // only a reply answers a request, as Publish sends it
+	}
 	// Replies only on a node's subject, and only replies there.
 	return ok && node == (ev.To != uuid.Nil)
 }

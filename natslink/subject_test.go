@@ -1,10 +1,13 @@
 package natslink
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/netcluster/netcluster/internal/seeds"
 )
 
 func TestSubjects(t *testing.T) {
@@ -50,6 +53,7 @@ func TestDecode(t *testing.T) {
 		{"event name alone", msg("p.K.A", map[string]string{HeaderEvent: "e"}), false, true},
 		{"no event name", msg("p.K.A", nil), false, false},
 		{"bad id", msg("p.K.A", map[string]string{HeaderEvent: "e", HeaderID: "x"}), false, false},
+		{"zero id and sender", msg("p.K.A", map[string]string{HeaderEvent: "e", HeaderID: uuid.Nil.String(), HeaderSender: uuid.Nil.String()}), false, true},
 		{"addressed on a channel", msg("p.K.A", map[string]string{HeaderEvent: "e", HeaderTo: id.String()}), false, false},
 		{"reply on a node", msg("p.$node.K.x", map[string]string{HeaderEvent: "e", HeaderTo: id.String(), HeaderChannel: "A"}), true, true},
 		{"not a reply on a node", msg("p.$node.K.x", map[string]string{HeaderEvent: "e", HeaderChannel: "A"}), true, false},
@@ -65,4 +69,64 @@ func TestDecode(t *testing.T) {
 			t.Errorf("%s: %+v: want an id and a sender made up, channel A", tt.name, ev)
 		}
 	}
+}
+
+// FuzzDecode reads messages as a plain NATS program may send them:
+// a subject, then a header block (seeds in testdata/fuzz/natsmsg). It
+// never panics; an event it accepts has a name, a channel, an id and a
+// sender (never the zero one), is a reply exactly on a node's subject,
+// carries the ids its headers give (but the zero id and sender, made up
+// as missing ones are, and the request answered by an event that is
+// not a reply), and reads back the same from the headers the link
+// writes for it (Publish).
+func FuzzDecode(f *testing.F) {
+	for _, b := range seeds.Load(f, "../testdata/fuzz/natsmsg") {
+		f.Add(b.Data)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		subject, block, _ := bytes.Cut(in, []byte("\n"))
+		h, err := nats.DecodeHeadersMsg(block)
+		if err != nil {
+			return
+		}
+		m := &nats.Msg{Subject: string(subject), Header: h, Data: []byte{0xc0}}
+		node := strings.HasPrefix(m.Subject, "p.$node.")
+		var ev Event
+		if !decode(&ev, m, "p.K.", node) {
+			return
+		}
+		if ev.Event == "" || ev.Channel == "" || ev.ID == uuid.Nil || ev.Sender == uuid.Nil || node != (ev.To != uuid.Nil) {
+			t.Fatalf("accepted %+v (node subject %v)", ev, node)
+		}
+		for name, id := range map[string]uuid.UUID{HeaderID: ev.ID, HeaderOrigin: ev.Origin, HeaderSender: ev.Sender, HeaderTo: ev.To, HeaderRe: ev.Re} {
+			s := h.Get(name)
+			if s == "" {
+				continue
+			}
+			made := name == HeaderID || name == HeaderSender
+			want := uuid.MustParse(s)
+			if name == HeaderRe && ev.To == uuid.Nil {
+				want = uuid.Nil // not a reply: it answers nothing
+			}
+			if want != id && !(made && want == uuid.Nil) {
+				t.Fatalf("%s %q read as %v", name, s, id)
+			}
+		}
+		back := nats.NewMsg(m.Subject)
+		back.Data = m.Data
+		for name, v := range map[string]string{HeaderEvent: ev.Event, HeaderID: ev.ID.String(),
+			HeaderOrigin: ev.Origin.String(), HeaderSender: ev.Sender.String()} {
+			setHeader(back.Header, name, v)
+		}
+		if node {
+			setHeader(back.Header, HeaderTo, ev.To.String())
+			setHeader(back.Header, HeaderRe, ev.Re.String())
+			setHeader(back.Header, HeaderChannel, ev.Channel)
+		}
+		var again Event
+		if !decode(&again, back, "p.K.", node) || again.Event != ev.Event || again.Channel != ev.Channel ||
+			again.ID != ev.ID || again.Origin != ev.Origin || again.Sender != ev.Sender || again.To != ev.To || again.Re != ev.Re {
+			t.Fatalf("%+v read back as %+v", ev, again)
+		}
+	})
 }

@@ -127,6 +127,10 @@ func TestBadInput(t *testing.T) {
 			m := wire.Message{ID: uuid.New(), Origin: uuid.New(), Sender: rc.id, Channel: "A", Event: "x"}
 			return wire.AppendEvent(nil, &m)
 		}, bus.CodeProtocol, "origin"},
+		{"event with the zero id", true, func(rc *rawConn) []byte {
+			m := wire.Message{Origin: rc.w.Node, Sender: rc.id, Channel: "A", Event: "x"}
+			return wire.AppendEvent(nil, &m)
+		}, bus.CodeProtocol, "id is zero"},
 		{"event name not UTF-8", true, func(rc *rawConn) []byte { return rc.event("\xff\xfe") }, bus.CodeProtocol, "UTF-8"},
 		{"frame type unreadable", true, func(*rawConn) []byte { return frameOf(0x91, 0xc1) }, bus.CodeProtocol, "frame type"},
 		{"event with trailing garbage", true, func(rc *rawConn) []byte {

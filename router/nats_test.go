@@ -112,10 +112,13 @@ func TestNATSPlainClient(t *testing.T) {
 	})
 	t.Run("emit", func(t *testing.T) {
 		r := routertest.Record(t, ts.Dial(t, "A"), ".*")
-		send := func(event string, data []byte) {
+		send := func(event string, data []byte, h ...string) {
 			m := nats.NewMsg("netcluster.default.A")
 			if event != "" {
 				m.Header.Set(natslink.HeaderEvent, event)
+			}
+			for i := 0; i+1 < len(h); i += 2 {
+				m.Header.Set(h[i], h[i+1])
 			}
 			m.Data = data
 			if err := nc.PublishMsg(m); err != nil {
@@ -126,14 +129,26 @@ func TestNATSPlainClient(t *testing.T) {
 		send("", body)            // no event name: dropped
 		send("bad", []byte{0xc1}) // not msgpack: dropped
 		send("greeting", body)    // fine
+		// The zero id and sender are missing ones, made up: the second
+		// event is not a copy of the first.
+		zero := uuid.Nil.String()
+		for range 2 {
+			send("zeroed", body, natslink.HeaderID, zero, natslink.HeaderSender, zero)
+		}
 		r.WaitCount(t, "greeting", 1)
+		r.WaitCount(t, "zeroed", 2)
 		var got string
 		if err := r.Messages()[0].Decode(&got); err != nil || got != "from nats" {
 			t.Errorf("data %q, %v", got, err)
 		}
+		for _, m := range r.Messages() {
+			if m.ID == uuid.Nil || m.Sender == uuid.Nil {
+				t.Errorf("%s: id %v, sender %v; want ids made up", m.Event, m.ID, m.Sender)
+			}
+		}
 		routertest.Fence(t, ts, "A", r)
-		if evs := r.Events(); len(evs) != 2 {
-			t.Errorf("heard %v; want greeting and the fence alone", evs)
+		if evs := r.Events(); len(evs) != 4 {
+			t.Errorf("heard %v; want greeting, zeroed twice and the fence alone", evs)
 		}
 		st := natsStats(t, ts)
 		if st.Malformed != 1 || st.Invalid != 1 {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/internal/wire"
@@ -326,7 +327,7 @@ func (f *rawFanout) publisher(t testing.TB, ts *routertest.Server) wire.Message 
 	f.pub = dialRaw(t, ts, "A")
 	f.pub.hello()
 	f.pub.nc.SetDeadline(time.Time{})
-	m := wire.Message{Origin: f.pub.w.Node, Sender: f.pub.id, Channel: "A", Event: "bench",
+	m := wire.Message{ID: uuid.New(), Origin: f.pub.w.Node, Sender: f.pub.id, Channel: "A", Event: "bench",
 		Data: append([]byte{0xc4, 128}, make([]byte, 128)...)}
 	f.frame = wire.AppendEvent(nil, &m)
 	f.buf = make([]byte, len(f.frame))
