@@ -29,7 +29,10 @@ func TestJetStreamSilentStream(t *testing.T) {
 	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, dir })
 	log := &syncBuffer{}
 	node := uuid.New()
-	l, err := Open(Config{URL: ns.ClientURL(), Node: node, JetStream: true, Durable: "silent",
+	// CatchUp holds the consumer, which the test does not need: the
+	// link then makes the stream once, as it connects, and not a second
+	// time (the end of CatchUp) after the test deleted it.
+	l, err := Open(Config{URL: ns.ClientURL(), Node: node, JetStream: true, Durable: "silent", CatchUp: time.Hour,
 		Heartbeat: 50 * time.Millisecond, PeerTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(log, nil))},
 		func(*Event) {})
 	if err != nil {
@@ -151,7 +154,9 @@ func TestSendAgainKeepsOrder(t *testing.T) {
 	for _, first := range []string{"jsSendAgain", "keepAgain"} {
 		t.Run(first+" first", func(t *testing.T) {
 			ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
-			l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "again",
+			// CatchUp: the link makes the stream once (see
+			// TestJetStreamSilentStream), and not as NATS shuts down.
+			l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "again", CatchUp: time.Hour,
 				Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
 			if err != nil {
 				t.Fatal(err)
