@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,7 +175,7 @@ func TestNATSFlowControlSenders(t *testing.T) {
 	b := stuckBridge(t, "")
 	pubs := []*bus.Client{b.pub}
 	for range 2 {
-		ts := natsNode(t, b.url)
+		ts := patientSender(t, b.url)
 		waitNATS(t, ts)
 		pub := ts.Dial(t, "A")
 		probes := b.all.Count("probe")
@@ -246,9 +247,9 @@ func stuckBridge(t *testing.T, pack string, extra ...string) *bridge {
 	}
 	ns := startNATS(t, 0)
 	url := ns.ClientURL()
-	b := &bridge{url: url, s1: natsNode(t, url, append([]string{pack}, extra...)...)}
-	// The stopped reader is dropped after stalltimeout, well within
-	// peertimeout (2 s): the sender never leaves it out meanwhile.
+	b := &bridge{url: url, s1: patientSender(t, url, append([]string{pack}, extra...)...)}
+	// The stopped reader is dropped after stalltimeout, well within the
+	// sender's peertimeout (5 s): the sender never leaves it out meanwhile.
 	b.s2 = routertest.NewServer(t, natsMembers(url, limits, `"maxframe": 16384, "maxpending": 65536, "stalltimeout": "500ms", `+bridged))
 	waitNATS(t, b.s1, b.s2)
 	b.all = routertest.Record(t, b.s2.Dial(t, "A"), ".*")
@@ -264,6 +265,22 @@ func stuckBridge(t *testing.T, pack string, extra ...string) *bridge {
 	routertest.WaitFor(t, "server 1 among the peers of server 2", func() bool { return b.lostOf(t) == "0" })
 	b.before = natsStats(t, b.s2)
 	return b
+}
+
+// patientSender is natsNode with peertimeout 5 s instead of 2: the time
+// without progress after which it leaves a receiving server out of flow
+// control. A loaded machine, under the race detector, once took more
+// than 2 s to drop the stopped reader (stalltimeout 500 ms) and deliver
+// again; the sender then left the receiver out, and events were lost.
+func patientSender(t testing.TB, url string, extra ...string) *routertest.Server {
+	t.Helper()
+	extra = slices.DeleteFunc(extra, func(s string) bool { return s == "" })
+	cfg := natsMembers(url, strings.Join(extra, ", "), bridged)
+	patient := strings.Replace(cfg, `"peertimeout": "2s"`, `"peertimeout": "5s"`, 1)
+	if patient == cfg {
+		t.Fatal("natsMembers sets no peertimeout of 2 s to replace")
+	}
+	return routertest.NewServer(t, patient)
 }
 
 // lostOf is what peers at the second server shows lost for the first.
