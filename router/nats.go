@@ -32,7 +32,7 @@ type natsState struct {
 	// on NATS can address a local client that never sent anything there.
 	sent clientLog
 
-	noChannel, refused, malformed, undeliverable, sendFailed atomic.Uint64
+	noChannel, refused, malformed, undeliverable, sendFailed, already atomic.Uint64
 
 	// swapMu makes a swap of the link, with the close of the old one,
 	// one step for NATSStats; gone sums the counters of the links that
@@ -49,6 +49,10 @@ type NATSStats struct {
 	// Refused those for a channel whose acceptfromnats is false.
 	NoChannel uint64 `json:"no_channel" msgpack:"no_channel" metric:"netcluster_nats_no_channel_total" help:"Events from NATS for a channel not served here."`
 	Refused   uint64 `json:"refused" msgpack:"refused" metric:"netcluster_nats_refused_total" help:"Events from NATS for a channel whose acceptfromnats is false."`
+	// DeliveredAlready counts events from NATS that the dedup dropped:
+	// the multicast link, or the connection a reload replaced, had
+	// delivered them.
+	DeliveredAlready uint64 `json:"delivered_already" msgpack:"delivered_already" metric:"netcluster_nats_delivered_already_total" help:"Events from NATS delivered already, by the multicast link or the connection a reload replaced."`
 	// Invalid counts events from NATS whose name or data is not valid,
 	// and replies that answer no request sent from here.
 	Invalid uint64 `json:"invalid" msgpack:"invalid" metric:"netcluster_nats_invalid_total" help:"Events from NATS whose name or data is not valid."`
@@ -324,6 +328,7 @@ func (s *Server) deliverFromNats(ev *natslink.Event, out *channel.Event) bool {
 // Server.linkMu.
 func (s *Server) deliverNats(ev *natslink.Event, run *natsRun, out *channel.Event) bool {
 	if !s.net.recent.Add(ev.ID) {
+		s.nats.already.Add(1)
 		return false // delivered already, by the other link or the old one
 	}
 	if ev.To != uuid.Nil {
@@ -437,7 +442,7 @@ func (s *Server) NATSStats() (st NATSStats, ok bool) {
 	}
 	return NATSStats{Stats: link.Stats().Plus(s.nats.gone), NoChannel: s.nats.noChannel.Load(),
 		Refused: s.nats.refused.Load(), Invalid: s.nats.malformed.Load(), Undeliverable: s.nats.undeliverable.Load(),
-		SendFailed: s.nats.sendFailed.Load()}, true
+		SendFailed: s.nats.sendFailed.Load(), DeliveredAlready: s.nats.already.Load()}, true
 }
 
 // NATSPeers returns the servers heard from over NATS lately; nil

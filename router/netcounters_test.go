@@ -40,6 +40,7 @@ var netCounters = []struct {
 	{[]string{"duplicates"}, []string{`netcluster_net_ignored_total{reason="duplicate"}`}},
 	{[]string{"no_channel"}, []string{`netcluster_net_ignored_total{reason="no_channel"}`}},
 	{[]string{"refused"}, []string{`netcluster_net_ignored_total{reason="refused"}`}},
+	{[]string{"delivered_already"}, []string{`netcluster_net_ignored_total{reason="delivered_already"}`}},
 	// stats sums the link's drops of bad datagrams as dropped, and shows
 	// the router's malformed events apart; /metrics has them by reason,
 	// both kinds of malformed as one.

@@ -51,7 +51,7 @@ type network struct {
 	// last events bring (Server.stopInbound).
 	inboundOff atomic.Bool
 
-	delivered, noChannel, refused, malformed, sendFailed atomic.Uint64
+	delivered, noChannel, refused, malformed, sendFailed, already atomic.Uint64
 	// dropping is true from an event the link refused until one it
 	// takes: the episode is logged at its start and its end.
 	dropping atomic.Bool
@@ -77,6 +77,10 @@ type NetStats struct {
 	// Refused counts events from the network for a channel whose
 	// acceptfromnet is false.
 	Refused uint64 `stats:"refused" metric:"netcluster_net_ignored_total" label:"reason=refused"`
+	// DeliveredAlready counts events from the network that the dedup
+	// dropped: the NATS link, or the link a reload replaced, had
+	// delivered them.
+	DeliveredAlready uint64 `stats:"delivered_already" metric:"netcluster_net_ignored_total" label:"reason=delivered_already"`
 	// Malformed counts messages from the network that are not well-formed
 	// Event frame bodies.
 	Malformed uint64 `stats:"malformed" metric:"netcluster_net_dropped_total" label:"reason=malformed"`
@@ -320,7 +324,8 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 		return
 	}
 	if !s.net.recent.Add(uuid.UUID(ev.ID)) {
-		return // delivered already, by the link a reload replaced
+		s.net.already.Add(1)
+		return // delivered already, by NATS or by the link a reload replaced
 	}
 	if ev.To != ([16]byte{}) {
 		s.replyFromNet(from, &ev, msg) // netreply.go
@@ -382,13 +387,14 @@ func (s *Server) Peers() []multicast.Peer {
 func (s *Server) NetStats() NetStats {
 	link := s.net.link.Load()
 	st := NetStats{
-		Connected:  link != nil,
-		Delivered:  s.net.delivered.Load(),
-		NoChannel:  s.net.noChannel.Load(),
-		Refused:    s.net.refused.Load(),
-		Malformed:  s.net.malformed.Load(),
-		SendFailed: s.net.sendFailed.Load(),
-		DedupCut:   s.net.recent.Cut(),
+		Connected:        link != nil,
+		Delivered:        s.net.delivered.Load(),
+		NoChannel:        s.net.noChannel.Load(),
+		Refused:          s.net.refused.Load(),
+		Malformed:        s.net.malformed.Load(),
+		SendFailed:       s.net.sendFailed.Load(),
+		DedupCut:         s.net.recent.Cut(),
+		DeliveredAlready: s.net.already.Load(),
 	}
 	if link != nil {
 		st.Link = link.Stats()
