@@ -516,15 +516,8 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 		}
 		l.addressed = false
 	}
-	setHeader(h, HeaderEvent, ev.Event)
-	setHeader(h, HeaderID, ev.ID.String())
-	setHeader(h, HeaderOrigin, l.origin.of(ev.Origin))
-	setHeader(h, HeaderSender, l.sender.of(ev.Sender))
-	if ev.To != uuid.Nil {
+	if setHeaders(h, ev, l.origin.of(ev.Origin), l.sender.of(ev.Sender)) {
 		m.Subject = NodeSubject(l.cfg.Prefix, l.cfg.Cluster, node)
-		setHeader(h, HeaderTo, ev.To.String())
-		setHeader(h, HeaderRe, ev.Re.String())
-		setHeader(h, HeaderChannel, ev.Channel)
 		l.addressed = true
 		out = nil // replies are not numbered
 	}
@@ -532,6 +525,24 @@ func (l *Link) Publish(ev *Event, node uuid.UUID) error {
 	m.Data = nil
 	l.pubMu.Unlock()
 	return err
+}
+
+// setHeaders writes ev's headers on h, as decode reads them; origin and
+// sender are ev's ids as text. A reply (ev.To set) also gets its
+// addressee, the request it answers and its channel, and setHeaders
+// reports true: it goes on the asker's node subject.
+func setHeaders(h nats.Header, ev *Event, origin, sender string) (reply bool) {
+	setHeader(h, HeaderEvent, ev.Event)
+	setHeader(h, HeaderID, ev.ID.String())
+	setHeader(h, HeaderOrigin, origin)
+	setHeader(h, HeaderSender, sender)
+	if ev.To == uuid.Nil {
+		return false
+	}
+	setHeader(h, HeaderTo, ev.To.String())
+	setHeader(h, HeaderRe, ev.Re.String())
+	setHeader(h, HeaderChannel, ev.Channel)
+	return true
 }
 
 // setSeq sets the HeaderSeq of a message of events on out's subject, in

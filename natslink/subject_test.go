@@ -78,7 +78,7 @@ func TestDecode(t *testing.T) {
 // carries the ids its headers give (but the zero id and sender, made up
 // as missing ones are, and the request answered by an event that is
 // not a reply), and reads back the same from the headers the link
-// writes for it (Publish).
+// writes for it (setHeaders, as Publish does).
 func FuzzDecode(f *testing.F) {
 	for _, b := range seeds.Load(f, "../testdata/fuzz/natsmsg") {
 		f.Add(b.Data)
@@ -114,14 +114,8 @@ func FuzzDecode(f *testing.F) {
 		}
 		back := nats.NewMsg(m.Subject)
 		back.Data = m.Data
-		for name, v := range map[string]string{HeaderEvent: ev.Event, HeaderID: ev.ID.String(),
-			HeaderOrigin: ev.Origin.String(), HeaderSender: ev.Sender.String()} {
-			setHeader(back.Header, name, v)
-		}
-		if node {
-			setHeader(back.Header, HeaderTo, ev.To.String())
-			setHeader(back.Header, HeaderRe, ev.Re.String())
-			setHeader(back.Header, HeaderChannel, ev.Channel)
+		if setHeaders(back.Header, &ev, ev.Origin.String(), ev.Sender.String()) != node {
+			t.Fatalf("%+v: written as a reply %v, on a node subject %v", ev, !node, node)
 		}
 		var again Event
 		if !decode(&again, back, "p.K.", node) || again.Event != ev.Event || again.Channel != ev.Channel ||
