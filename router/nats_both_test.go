@@ -56,11 +56,21 @@ func testNATSAndMulticast(t *testing.T, pack string, n int) {
 		t.Errorf("the order differs from the order sent")
 	}
 	// Every event came twice: the dedup dropped one copy of each, and
-	// counted it on the link that brought it second.
+	// counted it on the link that brought it second; each link
+	// delivered the events it brought first, and nothing else.
+	crossed := uint64(r.Count("n") + r.Count("probe"))
+	var already, delivered uint64
 	routertest.WaitFor(t, "a copy of every event counted delivered_already", func() bool {
 		st, _ := s2.NATSStats()
-		return st.DeliveredAlready+s2.NetStats().DeliveredAlready >= uint64(n)
+		net := s2.NetStats()
+		already = st.DeliveredAlready + net.DeliveredAlready
+		delivered = net.Delivered + st.EventsIn - st.DeliveredAlready
+		return already >= crossed && delivered >= crossed
 	})
+	if already != crossed || delivered != crossed {
+		t.Errorf("%d copies counted delivered_already and %d events delivered by the links; want %d and %d",
+			already, delivered, crossed, crossed)
+	}
 	st, _ := s2.NATSStats()
 	if cut := s2.NetStats().DedupCut; cut != 0 {
 		t.Errorf("the dedup forgot %d ids early", cut)
