@@ -256,6 +256,7 @@ func TestServerAllocsFiltered(t *testing.T) {
 		t.Skip("with -tags ncpoison, buffers are never reused")
 	}
 	f, skipped, skip := newFilteredFanout(t, 4)
+	f.deadline(skipped...)
 	// One event a round, as in TestServerAllocs, alternately one that
 	// half the receivers listen to and one the other half does.
 	n := 0

@@ -334,6 +334,18 @@ func (f *rawFanout) publisher(t testing.TB, ts *routertest.Server) wire.Message 
 	return m
 }
 
+// deadline sets one deadline, a minute away, on all of f's connections
+// and on those of more, so that a test whose server stops answering
+// fails then instead of hanging until the test binary's timeout. It is
+// set once: a deadline set before each read would allocate, and count
+// in the measure.
+func (f *rawFanout) deadline(more ...*rawConn) {
+	at := time.Now().Add(time.Minute)
+	for _, rc := range append(append([]*rawConn{f.pub}, f.recv...), more...) {
+		rc.nc.SetDeadline(at)
+	}
+}
+
 // TestServerAllocs checks that the server allocates nothing to route an
 // event from one client to four, once its pools are warm.
 func TestServerAllocs(t *testing.T) {
@@ -341,6 +353,7 @@ func TestServerAllocs(t *testing.T) {
 		t.Skip("with -tags ncpoison, buffers are never reused")
 	}
 	f := newRawFanout(t, 4)
+	f.deadline()
 	round := func() {
 		f.pub.write(f.frame)
 		for _, rc := range f.recv {
