@@ -75,13 +75,20 @@ func (l *Link) jsLoop() {
 	defer l.wg.Done()
 	t := time.NewTicker(l.cfg.Heartbeat)
 	defer t.Stop()
-	catchUp := time.NewTimer(l.cfg.CatchUp)
-	defer catchUp.Stop()
+	// With no Config.CatchUp the consumer is not held, and the kick of
+	// the first connection applies it: a timer firing at once would
+	// apply it a second time.
+	var catchUp <-chan time.Time
+	if l.cfg.CatchUp > 0 {
+		t := time.NewTimer(l.cfg.CatchUp)
+		defer t.Stop()
+		catchUp = t.C
+	}
 	for {
 		select {
 		case <-l.stop:
 			return
-		case <-catchUp.C:
+		case <-catchUp:
 			l.js.mu.Lock()
 			l.js.held = false
 			l.js.mu.Unlock()

@@ -275,3 +275,35 @@ func TestStuckJetStreamRequest(t *testing.T) {
 	}
 	<-applied
 }
+
+// TestJetStreamAppliedOnce: a link with no CatchUp asks JetStream for
+// its stream once as it connects. Before, the catch-up timer, set to 0,
+// fired at once and applied the stream and the consumer a second time.
+func TestJetStreamAppliedOnce(t *testing.T) {
+	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	nc := jetStreamClient(t, ns.ClientURL()).Conn()
+	var creates atomic.Int64
+	if _, err := nc.Subscribe("$JS.API.STREAM.CREATE.>", func(*nats.Msg) { creates.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	hb := 20 * time.Millisecond
+	l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "once",
+		Heartbeat: hb, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	waitForStream(t, ns)
+	// A second request would follow the first at once; ten heartbeats
+	// leave it time to come, and to be heard.
+	time.Sleep(10 * hb)
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := creates.Load(); n != 1 {
+		t.Errorf("the link asked JetStream for its stream %d times, want once", n)
+	}
+}
