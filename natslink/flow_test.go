@@ -149,18 +149,18 @@ func testFlowReceiverStops(t *testing.T, pack bool) {
 			left, rejoined, st.FlowExcluded, log)
 	}
 	// It has lost what came past its pending limits: it catches up
-	// with the next events.
+	// with the next events, rejoins, logged once more, and counts as a
+	// receiver again. (An earlier rejoin is in the log already; under
+	// load the receiver may leave and rejoin again before the sender's
+	// counters are read, so the two are awaited together.)
 	close(p.release)
-	waitFor(t, "the receiver to rejoin", func() bool {
+	waitFor(t, "the receiver to rejoin, logged and counted in flow_receivers", func() bool {
 		if err := p.publish(0); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond)
-		return strings.Contains(p.log.String(), "a receiver rejoined flow control")
+		return strings.Count(p.log.String(), "a receiver rejoined flow control") > rejoined && p.sender.Stats().FlowReceivers == 1
 	})
-	if n := p.sender.Stats().FlowReceivers; n != 1 {
-		t.Errorf("flow_receivers %d after the rejoin, want 1", n)
-	}
 }
 
 // TestFlowCloseWhileHeld: Close does not wait for a receiver that holds
