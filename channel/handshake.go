@@ -66,6 +66,13 @@ func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
 		c.sendFinal(wire.CodeProtocol, "bad hello: "+err.Error())
 		return modeUndecided
 	}
+	if h.ClientID == [16]byte{} {
+		// Replies are addressed by client id, and a zero to is no
+		// address; the events the client emitted would carry the zero
+		// sender, which other servers refuse (wire.CheckEventIDs).
+		c.sendFinal(wire.CodeProtocol, "bad hello: the client id is zero: each connection needs an id of its own")
+		return modeUndecided
+	}
 	if h.Version < 1 {
 		c.sendFinal(wire.CodeVersion, fmt.Sprintf("protocol version %d is not served; this server speaks 1 to %d", h.Version, wire.ProtocolVersion))
 		return modeUndecided

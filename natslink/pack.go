@@ -246,7 +246,7 @@ var errPack = errors.New("natslink: malformed pack")
 
 // nextPacked reads the first frame of a pack's body: the frame, length
 // prefix included, its header, and what follows it. The frame must be a
-// valid Event frame.
+// valid Event frame, with an id and a sender (wire.CheckEventIDs).
 func nextPacked(body []byte) (frame []byte, hdr wire.EventHeader, rest []byte, err error) {
 	if len(body) < wire.HeaderLen {
 		return nil, hdr, nil, fmt.Errorf("%w: %d bytes left, less than a length", errPack, len(body))
@@ -257,6 +257,9 @@ func nextPacked(body []byte) (frame []byte, hdr wire.EventHeader, rest []byte, e
 	}
 	end := wire.HeaderLen + int(n)
 	hdr, err = wire.ParseEvent(body[wire.HeaderLen:end])
+	if err == nil {
+		err = wire.CheckEventIDs(&hdr)
+	}
 	if err != nil {
 		return nil, hdr, nil, fmt.Errorf("%w: %w", errPack, err)
 	}

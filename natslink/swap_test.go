@@ -54,9 +54,9 @@ func TestHeldUntilRelease(t *testing.T) {
 		sent := make(chan error, 1)
 		go func() {
 			if pack {
-				sent <- l.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: id, Origin: node, Channel: "A", Event: "e", Data: []byte{0xc0}}))
+				sent <- l.PublishFrame([]byte("A"), wire.AppendEvent(nil, &wire.Message{ID: id, Origin: node, Sender: node, Channel: "A", Event: "e", Data: []byte{0xc0}}))
 			} else {
-				sent <- l.Publish(&Event{Channel: "A", Event: "e", ID: id, Origin: node, Data: []byte{0xc0}}, uuid.Nil)
+				sent <- l.Publish(&Event{Channel: "A", Event: "e", ID: id, Origin: node, Sender: node, Data: []byte{0xc0}}, uuid.Nil)
 			}
 		}()
 		select {
@@ -85,7 +85,9 @@ func TestHeldUntilRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := make(chan error, 1)
-	go func() { sent <- l.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node}, uuid.Nil) }()
+	go func() {
+		sent <- l.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node}, uuid.Nil)
+	}()
 	time.Sleep(20 * time.Millisecond) // most likely waiting by now; ErrClosed either way
 	l.Close()
 	if err := <-sent; !errors.Is(err, ErrClosed) {
@@ -111,12 +113,12 @@ func TestCloseWhileDisconnected(t *testing.T) {
 		ns.WaitForShutdown()
 		waitFor(t, "the link to see NATS gone", func() bool { return !l.Connected() })
 		const n = 100
-		frame := wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node, Channel: "A", Event: "e", Data: []byte{0xc0}})
+		frame := wire.AppendEvent(nil, &wire.Message{ID: uuid.New(), Origin: node, Sender: node, Channel: "A", Event: "e", Data: []byte{0xc0}})
 		for range n {
 			if pack {
 				err = l.PublishFrame([]byte("A"), frame)
 			} else {
-				err = l.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Data: []byte{0xc0}}, uuid.Nil)
+				err = l.Publish(&Event{Channel: "A", Event: "e", ID: uuid.New(), Origin: node, Sender: node, Data: []byte{0xc0}}, uuid.Nil)
 			}
 			if err != nil {
 				t.Fatal(err)

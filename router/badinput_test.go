@@ -108,6 +108,9 @@ func TestBadInput(t *testing.T) {
 		{"hello of version 0", false, func(rc *rawConn) []byte {
 			return wire.AppendHello(nil, &wire.Hello{Version: 0, ClientID: rc.id})
 		}, bus.CodeVersion, "version 0"},
+		{"hello with the zero client id", false, func(*rawConn) []byte {
+			return wire.AppendHello(nil, &wire.Hello{Version: 1})
+		}, bus.CodeProtocol, "client id is zero"},
 		{"oversized hello", false, func(*rawConn) []byte { return []byte{0, 0x10, 0, 0} }, bus.CodeFrameTooBig, "frame too big"},
 		{"malformed frame", true, func(*rawConn) []byte { return frameOf(0x93, 0x03, 0xc1, 0xc1) }, bus.CodeProtocol, "malformed frame"},
 		{"empty frame", true, func(*rawConn) []byte { return frameOf() }, bus.CodeProtocol, "empty frame"},

@@ -123,7 +123,8 @@ func TestNATSPacks(t *testing.T) {
 }
 
 // TestNATSBadPacks: a pack that is not frames of events of its subject's
-// channel, addressed to nobody, is dropped from its first bad frame on
+// channel, addressed to nobody, with ids and senders that are not the
+// zero uuid, is dropped from its first bad frame on
 // and counted (the events before it are delivered); a frame of the
 // server's own is skipped; the server goes on.
 func TestNATSBadPacks(t *testing.T) {
@@ -162,16 +163,18 @@ func TestNATSBadPacks(t *testing.T) {
 	send("netcluster.$node.default."+ts.Node().String(), frame("A", "on the node subject", nil))
 	send(subj, frame("A", "own", func(m *wire.Message) { m.Origin = ts.Node() }), frame("A", "theirs", nil))
 	send(subj, frame("A", "big", func(m *wire.Message) { m.Data, _ = msgpack.Marshal(strings.Repeat("x", 5000)) }))
+	send(subj, frame("A", "zero id", func(m *wire.Message) { m.ID = uuid.Nil }))
+	send(subj, frame("A", "zero sender", func(m *wire.Message) { m.Sender = uuid.Nil }))
 	send(subj, frame("A", "end", nil))
 	r.WaitCount(t, "end", 1)
-	routertest.WaitFor(t, "the node subject's pack", func() bool { return natsStats(t, ts).Malformed >= 6 })
+	routertest.WaitFor(t, "the node subject's pack", func() bool { return natsStats(t, ts).Malformed >= 8 })
 
 	if evs := strings.Join(r.Events(), " "); evs != "before theirs end" {
 		t.Errorf("delivered %q; want before theirs end", evs)
 	}
 	st := natsStats(t, ts)
-	if st.Malformed != 6 || st.Invalid != 1 {
-		t.Errorf("malformed %d, invalid %d; want 6 (five packs and the node subject's) and 1 (past maxframe)", st.Malformed, st.Invalid)
+	if st.Malformed != 8 || st.Invalid != 1 {
+		t.Errorf("malformed %d, invalid %d; want 8 (seven packs and the node subject's) and 1 (past maxframe)", st.Malformed, st.Invalid)
 	}
 }
 

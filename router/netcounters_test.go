@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/multicast"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
 	"github.com/netcluster/netcluster/router"
@@ -175,8 +176,8 @@ func parseMetrics(t *testing.T, body, prefix string) exposition {
 // netCountersServers starts two servers on one group and sends the
 // first one traffic of every kind that is easy to make: events both
 // ways, an event it delivers, one for a channel it lacks, one for a
-// channel that refuses them, garbage and a message that is not an
-// event. It returns the first one and the second one's node.
+// channel that refuses them, garbage, a message that is not an event and
+// events of the zero id or sender (malformed, all three). It returns the first one and the second one's node.
 func netCountersServers(t *testing.T) (*routertest.Server, uuid.UUID) {
 	mcasttest.Need(t)
 	port := mcasttest.Port()
@@ -208,18 +209,29 @@ func netCountersServers(t *testing.T) (*routertest.Server, uuid.UUID) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	h := multicast.Header{Kind: multicast.KindData, Records: 1, Cluster: multicast.ClusterIDOf("t"), Node: uuid.New(), Seq: 1}
-	notEvent := []byte{0x93, 0x01, 0x02, 0x03}
-	d := multicast.AppendRecord(multicast.AppendHeader(nil, &h), &multicast.Record{ID: uuid.New(), Count: 1, Total: len(notEvent), Payload: notEvent})
-	for _, b := range [][]byte{[]byte("garbage"), d} {
+	h := multicast.Header{Kind: multicast.KindData, Records: 1, Cluster: multicast.ClusterIDOf("t"), Node: uuid.New()}
+	datagram := func(msg []byte) []byte {
+		h.Seq++
+		return multicast.AppendRecord(multicast.AppendHeader(nil, &h), &multicast.Record{ID: uuid.New(), Count: 1, Total: len(msg), Payload: msg})
+	}
+	zero := func(mod func(*wire.Message)) []byte {
+		m := wire.Message{ID: uuid.New(), Origin: h.Node, Sender: uuid.New(), Channel: "A", Event: "zero"}
+		mod(&m)
+		return wire.AppendEvent(nil, &m)[wire.HeaderLen:]
+	}
+	for _, b := range [][]byte{[]byte("garbage"), datagram([]byte{0x93, 0x01, 0x02, 0x03}),
+		datagram(zero(func(m *wire.Message) { m.ID = uuid.Nil })), datagram(zero(func(m *wire.Message) { m.Sender = uuid.Nil }))} {
 		if _, err := conn.Write(b); err != nil {
 			t.Fatal(err)
 		}
 	}
 	routertest.WaitFor(t, "every kind of traffic to be counted", func() bool {
 		st := s1.NetStats()
-		return st.Delivered >= 1 && st.NoChannel == 1 && st.Refused == 1 && st.Malformed == 1 && st.Link.BadMagic == 1
+		return st.Delivered >= 1 && st.NoChannel == 1 && st.Refused == 1 && st.Malformed == 3 && st.Link.BadMagic == 1
 	})
+	if n := rec1.Count("zero"); n != 0 {
+		t.Errorf("%d events of the zero id or sender delivered", n)
+	}
 	return s1, s2.Node()
 }
 

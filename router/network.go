@@ -318,6 +318,9 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	copy(frame[wire.HeaderLen:], msg)
 	msg = frame[wire.HeaderLen:]
 	ev, err := wire.ParseEvent(msg)
+	if err == nil {
+		err = wire.CheckEventIDs(&ev)
+	}
 	if err != nil {
 		s.net.malformed.Add(1)
 		s.log.Debug("dropped a malformed event from the network", "peer", from, "err", err)

@@ -14,6 +14,23 @@ const MaxEventName = 1024
 // MaxEventName or not UTF-8.
 var ErrEventName = errors.New("invalid event name")
 
+// ErrZeroID reports an event whose id or sender is the zero uuid. The
+// servers drop an event whose id they delivered already, so that after
+// the first, events of the zero id would be lost; and a reply to the zero
+// sender would reach nobody.
+var ErrZeroID = errors.New("the event's id or sender is the zero uuid")
+
+// CheckEventIDs checks that an event from another server has an id and a
+// sender: neither is the zero uuid. Its error matches ErrZeroID. (A
+// client's events are checked when they come in, with a message of
+// their own.)
+func CheckEventIDs(h *EventHeader) error {
+	if h.ID == [16]byte{} || h.Sender == [16]byte{} {
+		return ErrZeroID
+	}
+	return nil
+}
+
 // CheckEventName checks the event-name rule, the one both sides hold an
 // event to: 1 to MaxEventName bytes of UTF-8. Its error matches
 // ErrEventName and quotes at most the name's first 32 bytes.
