@@ -34,11 +34,16 @@ type natsState struct {
 
 	noChannel, refused, malformed, undeliverable, sendFailed, already atomic.Uint64
 
-	// swapMu makes a swap of the link, with the close of the old one,
-	// one step for NATSStats; gone sums the counters of the links that
-	// were closed, so that the counters go on across a swap.
-	swapMu sync.Mutex
-	gone   natslink.Stats
+	// gone sums the counters of the links that were closed, so that the
+	// counters go on across a swap; closing is the link a swap replaced
+	// while it closes, whose counters NATSStats adds to the new link's
+	// meanwhile. swapMu guards both, and the swap of link, so that
+	// NATSStats counts each link once: the old one is in closing until
+	// its counters are in gone. It is never held while a link closes:
+	// stats and the metrics answer during a swap.
+	swapMu  sync.Mutex
+	closing *natslink.Link
+	gone    natslink.Stats
 }
 
 // NATSStats are the counters of the NATS link, as stats shows them
@@ -157,11 +162,17 @@ func (s *Server) prepareNats(cfg *Config, change linkChange) (commit, undo func(
 		// a slow NATS. What the old one kept while NATS was away goes
 		// to the new one, first.
 		s.nats.swapMu.Lock()
-		if prev := s.nats.link.Swap(next); prev != nil {
-			prev.CloseInto(next)
-			s.nats.gone = prev.Stats().Plus(s.nats.gone)
-		}
+		prev := s.nats.link.Swap(next)
+		s.nats.closing = prev
 		s.nats.swapMu.Unlock()
+		if prev != nil {
+			prev.CloseInto(next)
+			st := prev.Stats()
+			s.nats.swapMu.Lock()
+			s.nats.gone = st.Plus(s.nats.gone)
+			s.nats.closing = nil
+			s.nats.swapMu.Unlock()
+		}
 		if next != nil {
 			next.Release()
 		}
@@ -435,12 +446,18 @@ func (s *Server) replyFromNats(ev *natslink.Event) {
 // server has none.
 func (s *Server) NATSStats() (st NATSStats, ok bool) {
 	s.nats.swapMu.Lock()
-	defer s.nats.swapMu.Unlock()
-	link := s.nats.link.Load()
+	link, closing, gone := s.nats.link.Load(), s.nats.closing, s.nats.gone
+	s.nats.swapMu.Unlock()
 	if link == nil {
 		return st, false
 	}
-	return NATSStats{Stats: link.Stats().Plus(s.nats.gone), NoChannel: s.nats.noChannel.Load(),
+	// The counters of a link closed after the lock was let go are in
+	// closing, and not yet in gone, as read: each link counts once.
+	all := link.Stats().Plus(gone)
+	if closing != nil {
+		all = all.Plus(closing.Stats())
+	}
+	return NATSStats{Stats: all, NoChannel: s.nats.noChannel.Load(),
 		Refused: s.nats.refused.Load(), Invalid: s.nats.malformed.Load(), Undeliverable: s.nats.undeliverable.Load(),
 		SendFailed: s.nats.sendFailed.Load(), DeliveredAlready: s.nats.already.Load()}, true
 }
