@@ -242,7 +242,10 @@ type Link struct {
 	slowLogged atomic.Int64
 	// missedLogged is when events missing from the numbering were last
 	// logged (gap), as slowLogged.
-	missedLogged                            atomic.Int64
+	missedLogged atomic.Int64
+	// downSince is when the connection was lost, or the link opened, in
+	// Unix nanoseconds; 0 once it is connected (DownSince).
+	downSince                               atomic.Int64
 	failures                                atomic.Uint64 // connection attempts failed in a row
 	failed                                  atomic.Uint64 // publications failed, for the log
 	eventsOut, eventsIn, dropped, malformed atomic.Uint64
@@ -287,6 +290,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.down() // until the connect handler (up)
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("natslink: connecting to %s: %w", cfg.URL, err)
@@ -359,6 +363,7 @@ func (l *Link) options() ([]nats.Option, error) {
 			l.log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			l.down()
 			l.jsLost()
 			l.log.Warn("disconnected from NATS: reconnecting; events wait in the buffer", "err", err, "buffer", cfg.Buffer)
 		}),
@@ -409,6 +414,7 @@ func (l *Link) options() ([]nats.Option, error) {
 // Drops are logged again from the next outage on; while the buffer is
 // still held, this one goes on.
 func (l *Link) up() {
+	l.downSince.Store(0)
 	l.out.mu.Lock()
 	if !l.out.holding {
 		l.dropping.Store(false)
@@ -420,6 +426,23 @@ func (l *Link) up() {
 	default:
 	}
 }
+
+// down notes that the connection is lost, unless it was already.
+func (l *Link) down() { l.downSince.CompareAndSwap(0, time.Now().UnixNano()) }
+
+// DownSince is when the link lost its connection to NATS, or opened
+// without one; zero while it is connected.
+func (l *Link) DownSince() time.Time {
+	if ns := l.downSince.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// JetStreamLag is what the JetStream consumer has yet to deliver, as
+// last asked (Stats.JetStreamLag), without asking for the connection's
+// figures as Stats does.
+func (l *Link) JetStreamLag() uint64 { return l.js.lag.Load() }
 
 // redactURL drops the user information from URLs for logs.
 func redactURL(urls string) string {

@@ -1,6 +1,9 @@
 package router
 
-import "reflect"
+import (
+	"reflect"
+	"time"
+)
 
 // What the external tests need of the schema (schema.go).
 
@@ -49,3 +52,11 @@ func SetNATSPendingLimits(t interface{ Cleanup(func()) }, msgs, bytes int) {
 // NATSPendingLimits are the limits SetNATSPendingLimits set; 0, 0 when
 // none is set.
 func NATSPendingLimits() (msgs, bytes int) { return natsPending.msgs, natsPending.bytes }
+
+// SetDedupWindow sets how long the dedup remembers ids with both links
+// on, for the servers started until the test ends.
+func SetDedupWindow(t interface{ Cleanup(func()) }, d time.Duration) {
+	was := dedupWindow
+	dedupWindow = d
+	t.Cleanup(func() { dedupWindow = was })
+}

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/multicast/mcasttest"
+	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -77,4 +80,102 @@ func testNATSAndMulticast(t *testing.T, pack string, n int) {
 	}
 	t.Logf("over NATS %d events (%d delivered already), over multicast %d (%d delivered already); delivered %d",
 		st.EventsIn, st.DeliveredAlready, s2.NetStats().Link.Delivered, s2.NetStats().DeliveredAlready, len(got))
+}
+
+// TestNATSAndMulticastOutage: with both links on, the events sent while
+// NATS was away reach the other server over multicast at once, and over
+// NATS once it is back, from the sender's buffer: long after the dedup's
+// window, and after many more ids than it remembers at least. They are
+// still delivered once: the dedup remembers them for as long as NATS is
+// behind, whether NATS went away for both servers (the receiver's link
+// is down) or only the sender lost it (the receiver no longer hears the
+// sender over NATS, while it hears it over multicast).
+func TestNATSAndMulticastOutage(t *testing.T) {
+	t.Run("NATS down", func(t *testing.T) {
+		testNATSAndMulticastOutage(t, func(o *outage) func() {
+			port := natsPort(o.ns)
+			stopNATS(o.ns)
+			return func() { startNATS(t, port) }
+		})
+	})
+	t.Run("sender cut off", func(t *testing.T) {
+		testNATSAndMulticastOutage(t, func(o *outage) func() {
+			// A reload points the sender at a port where nothing
+			// listens: its new link keeps what it sends. The receiver
+			// stays connected, and stops hearing the sender over NATS.
+			o.reload(fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)))
+			return func() { o.reload(o.ns.ClientURL()) }
+		})
+	})
+}
+
+// outage is a sender and a receiver with both links on, joined to NATS
+// at ns.
+type outage struct {
+	t       *testing.T
+	ns      *server.Server
+	s1, s2  *routertest.Server
+	members func(url string) string
+}
+
+// reload points the sender at the NATS server at url.
+func (o *outage) reload(url string) {
+	o.t.Helper()
+	if _, err := o.s1.Reload(o.s1.ParseConfig(o.t, o.members(url))); err != nil {
+		o.t.Fatal(err)
+	}
+}
+
+// testNATSAndMulticastOutage runs an outage of NATS for the sender that
+// cut makes, and that the function it returns ends.
+func testNATSAndMulticastOutage(t *testing.T, cut func(*outage) func()) {
+	mcasttest.Need(t)
+	const window = time.Second
+	router.SetDedupWindow(t, window)
+	port := mcasttest.Port()
+	o := &outage{t: t, ns: startNATS(t, 0), members: func(url string) string {
+		return netMembers(port, "both", fmt.Sprintf(`"nats": {"url": %q},
+"channels": {"A": {"propagatetonet": true, "propagatetonats": true, "acceptfromnats": true}}`, url))
+	}}
+	o.s1 = routertest.NewServer(t, o.members(o.ns.ClientURL()))
+	o.s2 = routertest.NewServer(t, o.members(o.ns.ClientURL()))
+	s1, s2 := o.s1, o.s2
+	waitPeers(t, s1, s2)
+	waitNATS(t, s1, s2)
+	pub := s1.Dial(t, "A")
+	r := routertest.Record(t, s2.Dial(t, "A"), ".*")
+	probe(t, pub, r)
+
+	restore := cut(o)
+	routertest.WaitFor(t, "the sender to notice", func() bool { return !natsStats(t, s1).Connected })
+	before := natsStats(t, s2)
+	// Over multicast, in three rounds a window and a half apart.
+	const rounds, each = 3, 5000
+	for round := range rounds {
+		for i := range each {
+			if err := pub.Emit("while-down", round*each+i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.WaitCount(t, "while-down", (round+1)*each)
+		time.Sleep(3 * window / 2)
+	}
+	const n = rounds * each
+
+	restore()
+	waitNATS(t, s1, s2)
+	routertest.WaitFor(t, "the buffer's events to come over NATS too", func() bool {
+		return natsStats(t, s2).EventsIn-before.EventsIn >= n
+	})
+	routertest.Fence(t, s2, "A", r)
+	if got := r.Count("while-down"); got != n {
+		t.Errorf("%d of the %d events sent during the outage delivered; want each once", got, n)
+	}
+	if st := natsStats(t, s2); st.DeliveredAlready-before.DeliveredAlready != n || st.MissedIn != 0 {
+		t.Errorf("delivered_already %d over NATS, missed_in %d; want %d and 0",
+			st.DeliveredAlready-before.DeliveredAlready, st.MissedIn, n)
+	}
+	if cut := s2.NetStats().DedupCut; cut != 0 {
+		t.Errorf("dedup_cut %d, want 0", cut)
+	}
 }

@@ -33,6 +33,10 @@ type network struct {
 	// its links, and recent drops an event that arrives by two kinds of
 	// link, or that a peer sends twice.
 	recent *multicast.Recent
+	// watch stretches recent's window while NATS is behind (dedup.go);
+	// nil unless both links are on. Only Start, reloads and Shutdown,
+	// which are serialized, use it.
+	watch *dedupWatch
 	// senders are the clients of other servers heard from over the
 	// multicast group: a reply to one of them goes to the group
 	// (replyToNet).
@@ -111,17 +115,21 @@ const recentNet = 4096
 // then remembers each id for at least dedupWindow, growing up to
 // dedupMost ids per generation (32 MiB at most) to do so, and counts
 // what it forgets earlier (NetStats.DedupCut).
-const (
-	dedupWindow = 10 * time.Second
-	dedupMost   = 1 << 19
-)
+const dedupMost = 1 << 19
+
+// dedupWindow is a variable for the tests (SetDedupWindow), which cannot
+// wait out 10 s outages.
+var dedupWindow = 10 * time.Second
 
 // setDedupWindow sizes the dedup for cfg: remembering ids for
-// dedupWindow when both links are on, else recentNet ids.
+// dedupWindow when both links are on, longer while NATS is behind
+// (dedupWatch), else recentNet ids.
 func (s *Server) setDedupWindow(cfg *Config) {
 	if cfg.ConnectToNet && cfg.NATS.On() {
 		s.net.recent.SetWindow(dedupWindow, dedupMost)
+		s.startDedupWatch()
 	} else {
+		s.stopDedupWatch()
 		s.net.recent.SetWindow(0, 0)
 	}
 }

@@ -266,6 +266,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for _, ch := range chans {
 			ch.Quiesce()
 		}
+		s.stopDedupWatch()
 		s.stopNet()
 		s.stopNats()
 		for _, ch := range chans {
