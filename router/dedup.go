@@ -37,7 +37,7 @@ const (
 // dedupWatch stretches the dedup's window while NATS is behind; it runs
 // while both links are on (setDedupWindow).
 type dedupWatch struct {
-	stop chan struct{}
+	stop, done chan struct{}
 	// heard are the servers heard over NATS, and when last, while they
 	// are heard over multicast too.
 	heard map[uuid.UUID]time.Time
@@ -52,21 +52,24 @@ func (s *Server) startDedupWatch() {
 	if s.net.watch != nil {
 		return
 	}
-	w := &dedupWatch{stop: make(chan struct{}), heard: make(map[uuid.UUID]time.Time)}
+	w := &dedupWatch{stop: make(chan struct{}), done: make(chan struct{}), heard: make(map[uuid.UUID]time.Time)}
 	if s.goBackground(func() { s.dedupWatch(w) }) {
 		s.net.watch = w
 	}
 }
 
-// stopDedupWatch ends dedupWatch if it runs; Shutdown waits for it.
+// stopDedupWatch ends dedupWatch if it runs, and waits for it: it sets
+// the window no more once this returns.
 func (s *Server) stopDedupWatch() {
-	if s.net.watch != nil {
-		close(s.net.watch.stop)
+	if w := s.net.watch; w != nil {
+		close(w.stop)
+		<-w.done
 		s.net.watch = nil
 	}
 }
 
 func (s *Server) dedupWatch(w *dedupWatch) {
+	defer close(w.done)
 	t := time.NewTicker(dedupTick)
 	defer t.Stop()
 	for {
