@@ -38,6 +38,10 @@ type jsState struct {
 	swapping atomic.Bool
 	order    jsOrder // puts the consumer's deliveries in order
 	stopped  bool    // StopDelivering: no consumer again
+	// startSeq is the stream's next sequence number when the link first
+	// found the stream: where a durable consumer that does not exist yet
+	// starts (jsConsumerConfig); 0 until then.
+	startSeq uint64
 	// reset: the consumer is to be reset to its first unacknowledged
 	// event before it consumes (jsApply), when this link starts and
 	// after each lost connection; noReset: the NATS server connected to
@@ -167,13 +171,19 @@ func (l *Link) jsApply() {
 		return
 	}
 	name := StreamName(l.cfg.Prefix, l.cfg.Cluster)
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{Subject(l.cfg.Prefix, l.cfg.Cluster, ">")},
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{Subject(l.cfg.Prefix, l.cfg.Cluster, ">")},
 		MaxAge: l.cfg.MaxAge, MaxBytes: int64(l.cfg.MaxBytes), Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage})
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		stream, err = js.Stream(ctx, name) // made with other limits
+	}
+	if err != nil {
 		if l.stopCtx.Err() == nil { // not cut short by Close
 			l.log.Warn("creating the JetStream stream failed", "stream", name, "err", err)
 		}
 		return
+	}
+	if l.js.startSeq == 0 {
+		l.js.startSeq = stream.CachedInfo().State.LastSeq + 1
 	}
 	if l.js.held || l.js.swapping.Load() {
 		return // the consumer waits; the stream, for the events sent, does not
@@ -185,9 +195,14 @@ func (l *Link) jsApply() {
 		}
 		return
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, name, jetstream.ConsumerConfig{Durable: l.durableName(),
-		FilterSubjects: l.js.subjects, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
-		AckWait: AckWait})
+	ccfg, err := l.jsConsumerConfig(ctx, js, name)
+	if err != nil {
+		if l.stopCtx.Err() == nil {
+			l.log.Warn("looking up the JetStream consumer failed", "stream", name, "consumer", l.durableName(), "err", err)
+		}
+		return
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, name, ccfg)
 	if err != nil {
 		if l.stopCtx.Err() == nil {
 			l.log.Warn("creating the JetStream consumer failed", "stream", name, "consumer", l.durableName(), "err", err)
@@ -359,6 +374,31 @@ func (l *Link) jsLag() {
 	if info, err := cons.Info(ctx); err == nil {
 		l.js.lag.Store(info.NumPending + uint64(info.NumAckPending))
 	}
+}
+
+// jsConsumerConfig is the configuration of the durable consumer, with
+// the current filter. Where it starts is set once, as it is made (NATS
+// refuses to change it): a consumer that exists keeps its own. One this
+// link makes starts with the events stored since the link first found
+// the stream (jsState.startSeq): a server that starts for the first
+// time has its catch-up wait (Config.CatchUp) before it makes its
+// consumer, and the events stored meanwhile are for it. One made again
+// after it went (an operator deleted it) starts with new events. Under
+// jsState.mu.
+func (l *Link) jsConsumerConfig(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.ConsumerConfig, error) {
+	cfg := jetstream.ConsumerConfig{Durable: l.durableName(), FilterSubjects: l.js.subjects,
+		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy, AckWait: AckWait}
+	cons, err := js.Consumer(ctx, stream, cfg.Durable)
+	switch {
+	case err == nil:
+		was := cons.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = was.DeliverPolicy, was.OptStartSeq, was.OptStartTime
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return cfg, err
+	case l.js.cons == nil && l.js.startSeq > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, l.js.startSeq
+	}
+	return cfg, nil
 }
 
 // jsSetChannels sets the consumer's filter to the channels named.
