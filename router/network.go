@@ -126,7 +126,9 @@ var dedupWindow = 10 * time.Second
 // (dedupWatch), else recentNet ids.
 func (s *Server) setDedupWindow(cfg *Config) {
 	if cfg.ConnectToNet && cfg.NATS.On() {
-		s.net.recent.SetWindow(dedupWindow, dedupMost)
+		if s.net.watch == nil { // else it may have stretched the window
+			s.net.recent.SetWindow(dedupWindow, dedupMost)
+		}
 		s.startDedupWatch()
 	} else {
 		s.stopDedupWatch()
