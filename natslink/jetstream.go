@@ -40,8 +40,11 @@ type jsState struct {
 	stopped  bool    // StopDelivering: no consumer again
 	// startSeq is the stream's next sequence number when the link first
 	// found the stream: where a durable consumer that does not exist yet
-	// starts (jsConsumerConfig); 0 until then.
-	startSeq uint64
+	// starts (jsConsumerConfig); 0 until then. streamMade is when that
+	// stream was made: one made again since (its store was lost) starts
+	// with its first event.
+	startSeq   uint64
+	streamMade time.Time
 	// reset: the consumer is to be reset to its first unacknowledged
 	// event before it consumes (jsApply), when this link starts and
 	// after each lost connection; noReset: the NATS server connected to
@@ -182,8 +185,11 @@ func (l *Link) jsApply() {
 		}
 		return
 	}
-	if l.js.startSeq == 0 {
-		l.js.startSeq = stream.CachedInfo().State.LastSeq + 1
+	switch info := stream.CachedInfo(); {
+	case l.js.startSeq == 0:
+		l.js.startSeq, l.js.streamMade = info.State.LastSeq+1, info.Created
+	case !info.Created.Equal(l.js.streamMade):
+		l.js.startSeq, l.js.streamMade = 1, info.Created
 	}
 	if l.js.held || l.js.swapping.Load() {
 		return // the consumer waits; the stream, for the events sent, does not

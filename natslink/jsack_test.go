@@ -307,3 +307,62 @@ func TestJetStreamAppliedOnce(t *testing.T) {
 		t.Errorf("the link asked JetStream for its stream %d times, want once", n)
 	}
 }
+
+// TestJetStreamStreamMadeAgain: a link that starts for the first time
+// takes the events stored since it found the stream, once its catch-up
+// wait is over; if the stream is made again meanwhile (its store was
+// lost), from the new stream's first event, and not from where the old
+// one had got to, which the new one has not reached.
+func TestJetStreamStreamMadeAgain(t *testing.T) {
+	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	js := jetStreamClient(t, ns.ClientURL())
+	name := StreamName("netcluster", "")
+	subjects := []string{Subject("netcluster", "", ">")}
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: subjects}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(event string) {
+		t.Helper()
+		m := nats.NewMsg(Subject("netcluster", "", "A"))
+		m.Header.Set(HeaderEvent, event)
+		m.Data = []byte{0xc0}
+		if _, err := js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 {
+		publish("old")
+	}
+	got := make(chan string, 16)
+	l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "again", CatchUp: time.Second,
+		Logger: slog.New(slog.DiscardHandler)}, func(ev *Event) { got <- ev.Event })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.SetChannels([]string{"A"})
+	waitFor(t, "the link to find the stream", func() bool {
+		l.js.mu.Lock()
+		defer l.js.mu.Unlock()
+		return l.js.startSeq == 6
+	})
+	if err := js.DeleteStream(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: subjects}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		publish("new")
+	}
+	for i := range 3 {
+		select {
+		case ev := <-got:
+			if ev != "new" {
+				t.Fatalf("event %d is %q, want new", i, ev)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of the 3 events of the new stream delivered", i)
+		}
+	}
+}
