@@ -74,8 +74,8 @@ func TestNextPacked(t *testing.T) {
 
 // FuzzNextPacked reads packs as the link does: it never panics, every
 // frame it returns is the next length-prefixed frame of the body, whole,
-// and a valid event whose header it returns, and each step consumes
-// bytes.
+// and a valid event whose header it returns, with an id and a sender,
+// and each step consumes bytes.
 func FuzzNextPacked(f *testing.F) {
 	for _, dir := range packCorpusDirs {
 		for _, b := range seeds.Load(f, dir) {
@@ -98,6 +98,9 @@ func FuzzNextPacked(f *testing.F) {
 			again, err := wire.ParseEvent(frame[wire.HeaderLen:])
 			if err != nil || !reflect.DeepEqual(again, hdr) {
 				t.Fatalf("the frame parses again to %+v, %v; nextPacked said %+v", again, err, hdr)
+			}
+			if err := wire.CheckEventIDs(&hdr); err != nil {
+				t.Fatalf("nextPacked returned a frame whose %v", err)
 			}
 			body = rest
 		}
