@@ -77,7 +77,15 @@ func (s *Server) dedupWatch(w *dedupWatch) {
 		case <-w.stop:
 			return
 		case now := <-t.C:
+			was := w.since
 			s.net.recent.SetWindow(w.window(now, s.natsBehind(w, now)), dedupMost)
+			switch {
+			case was.IsZero() && !w.since.IsZero():
+				s.log.Info("NATS is behind multicast: the dedup keeps event ids until NATS has brought what it kept", "since", w.since)
+			case !was.IsZero() && w.since.IsZero():
+				s.log.Info("NATS has caught up with multicast: the dedup keeps event ids for its usual window again",
+					"window", dedupWindow, "behind_for", now.Sub(was).Round(time.Millisecond))
+			}
 		}
 	}
 }

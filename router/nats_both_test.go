@@ -3,6 +3,7 @@ package router_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,4 +200,12 @@ func testNATSAndMulticastOutage(t *testing.T, js bool, cut func(*outage) func())
 	if cut := s2.NetStats().DedupCut; cut != 0 {
 		t.Errorf("dedup_cut %d, want 0", cut)
 	}
+	// The episode is logged as it begins, and as it ends once NATS has
+	// caught up, a window later.
+	if !strings.Contains(s2.Logs.String(), "NATS is behind multicast") {
+		t.Errorf("the receiver's log does not say NATS was behind:\n%s", s2.Logs)
+	}
+	routertest.WaitFor(t, "the receiver to log that NATS has caught up", func() bool {
+		return strings.Contains(s2.Logs.String(), "NATS has caught up with multicast")
+	})
 }
