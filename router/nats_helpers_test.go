@@ -71,6 +71,17 @@ func natsMembers(url, extra, channels string) string {
 	return fmt.Sprintf(`"heartbeat": "100ms", "peertimeout": "2s", "nats": {"url": %q%s}, %s`, url, extra, channels)
 }
 
+// jsMembers is natsMembers for a server bridged through NATS at url with
+// JetStream: its durable consumer durable, its catch-up wait catchup,
+// and pack, "" or a member of the nats object.
+func jsMembers(url, durable, catchup, pack string) string {
+	extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": %q`, durable, catchup)
+	if pack != "" {
+		extra += ", " + pack
+	}
+	return natsMembers(url, extra, bridged)
+}
+
 // natsNode starts an ncserver joined to NATS at url, channels bridged;
 // extra, if any, are more members of its nats object.
 func natsNode(t testing.TB, url string, extra ...string) *routertest.Server {

@@ -1,7 +1,6 @@
 package router_test
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -17,17 +16,10 @@ func TestNATSJetStreamFirstStart(t *testing.T) { bothFormats(t, testNATSJetStrea
 
 func testNATSJetStreamFirstStart(t *testing.T, pack string) {
 	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
-	js := func(durable, catchup string) string {
-		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": %q`, durable, catchup)
-		if pack != "" {
-			extra += ", " + pack
-		}
-		return natsMembers(ns.ClientURL(), extra, bridged)
-	}
-	s1 := routertest.NewServer(t, js("one", "300ms"))
+	s1 := routertest.NewServer(t, jsMembers(ns.ClientURL(), "one", "300ms", pack))
 	pub := s1.Dial(t, "A")
 	waitNATS(t, s1)
-	s2 := routertest.NewServer(t, js("two", "2s"))
+	s2 := routertest.NewServer(t, jsMembers(ns.ClientURL(), "two", "2s", pack))
 	r := routertest.Record(t, s2.Dial(t, "A"), ".*")
 	waitNATS(t, s2)
 	const n = 10

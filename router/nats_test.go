@@ -338,13 +338,7 @@ func TestNATSJetStreamCatchUp(t *testing.T) { bothFormats(t, testNATSJetStreamCa
 func testNATSJetStreamCatchUp(t *testing.T, pack string) {
 	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
 	url := ns.ClientURL()
-	js := func(durable string) string {
-		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable)
-		if pack != "" {
-			extra += ", " + pack
-		}
-		return natsMembers(url, extra, bridged)
-	}
+	js := func(durable string) string { return jsMembers(url, durable, "300ms", pack) }
 	s1 := routertest.NewServer(t, js("one"))
 	pub := s1.Dial(t, "A")
 	clients := ns.NumClients()
@@ -641,13 +635,7 @@ func queueOf(n int) func(*server.Options) {
 // them, a client of the first and a recorder of the second's channel A.
 func jetStreamIngest(t *testing.T, limit func(*server.Options), pack string) (s1, s2 *routertest.Server, pub *bus.Client, r *routertest.Recorder) {
 	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() }, limit)
-	js := func(durable string) string {
-		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable)
-		if pack != "" {
-			extra += ", " + pack
-		}
-		return natsMembers(ns.ClientURL(), extra, bridged)
-	}
+	js := func(durable string) string { return jsMembers(ns.ClientURL(), durable, "300ms", pack) }
 	s1 = routertest.NewServer(t, js("one"))
 	s2 = routertest.NewServer(t, js("two"))
 	pub = s1.Dial(t, "A")
@@ -673,13 +661,7 @@ func testNATSJetStreamRestart(t *testing.T, pack string) {
 	store := func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
 	ns := startNATS(t, 0, store)
 	port := natsPort(ns)
-	js := func(durable string) string {
-		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable)
-		if pack != "" {
-			extra += ", " + pack
-		}
-		return natsMembers(ns.ClientURL(), extra, bridged)
-	}
+	js := func(durable string) string { return jsMembers(ns.ClientURL(), durable, "300ms", pack) }
 	s1 := routertest.NewServer(t, js("one"))
 	s2 := routertest.NewServer(t, js("two")) // makes the durable consumer "two"
 	pub := s1.Dial(t, "A")
