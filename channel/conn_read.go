@@ -142,10 +142,11 @@ func (c *Conn) checkEvent(ev *wire.EventHeader) string {
 		return "event's sender is not the id the client gave in its hello"
 	case ev.Origin != c.ch.cfg.Node:
 		return "event's origin is not this server's node id"
-	case ev.ID == [16]byte{}:
-		// The servers drop an event whose id they delivered already:
-		// after the first, events of the zero id would be lost across
-		// the network.
+	case wire.CheckEventIDs(ev) != nil:
+		// The sender is the client's id, never zero (the handshake
+		// refuses it): the id is. The servers drop an event whose id
+		// they delivered already: after the first, events of the zero
+		// id would be lost across the network.
 		return "event's id is zero: each event needs an id of its own"
 	}
 	if err := wire.CheckEventName(ev.Event); err != nil {

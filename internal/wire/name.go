@@ -20,10 +20,10 @@ var ErrEventName = errors.New("invalid event name")
 // sender would reach nobody.
 var ErrZeroID = errors.New("the event's id or sender is the zero uuid")
 
-// CheckEventIDs checks that an event from another server has an id and a
-// sender: neither is the zero uuid. Its error matches ErrZeroID. (A
-// client's events are checked when they come in, with a message of
-// their own.)
+// CheckEventIDs checks that an event has an id and a sender: neither is
+// the zero uuid. Its error matches ErrZeroID. The servers check every
+// event from a client, from another server over multicast and in a NATS
+// pack.
 func CheckEventIDs(h *EventHeader) error {
 	if h.ID == [16]byte{} || h.Sender == [16]byte{} {
 		return ErrZeroID
