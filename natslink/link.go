@@ -752,6 +752,9 @@ func (l *Link) CloseInto(next *Link) {
 	l.done = true
 	l.deliverMu.Unlock()
 	l.sayBye()
+	if next == nil || next.cfg.Prefix != l.cfg.Prefix || next.cfg.Cluster != l.cfg.Cluster {
+		l.sayLeaving()
+	}
 	if l.jsOut.js != nil {
 		l.jsStopRetrying()
 	}

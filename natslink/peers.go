@@ -1,6 +1,7 @@
 package natslink
 
 import (
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -33,6 +34,9 @@ const maxPeers = 1024
 type peerTable struct {
 	mu    sync.Mutex
 	peers map[uuid.UUID]*Peer
+	// left are the peers that said they leave NATS (sayLeaving), and
+	// when, until they are heard again; at most maxPeers of them.
+	left map[uuid.UUID]time.Time
 }
 
 // count adds events (msgs of them, bytes in all) from node, if it is a
@@ -87,6 +91,21 @@ func (l *Link) beat() {
 	}
 }
 
+// sayLeaving publishes, when connected, a last heartbeat that says this
+// server leaves NATS (headerBye): its link closes with none on the same
+// subjects to take over, as when the server shuts down or a reload turns
+// NATS off. The peers forget it at once rather than after PeerTimeout,
+// and know that it left rather than lost NATS (Left).
+func (l *Link) sayLeaving() {
+	if !l.nc.IsConnected() {
+		return
+	}
+	m := nats.NewMsg(hbSubject(l.cfg.Prefix, l.cfg.Cluster))
+	m.Header.Set(headerNode, l.cfg.Node.String())
+	m.Header.Set(headerBye, "1")
+	l.nc.PublishMsg(m)
+}
+
 // heard records a heartbeat.
 func (l *Link) heard(m *nats.Msg) {
 	node, err := uuid.Parse(m.Header.Get(headerNode))
@@ -94,6 +113,10 @@ func (l *Link) heard(m *nats.Msg) {
 		return
 	}
 	now := time.Now()
+	if m.Header.Get(headerBye) != "" {
+		l.peers.leaves(node, now, l.log)
+		return
+	}
 	pid, _ := strconv.Atoi(m.Header.Get(headerPID))
 	var chans []string
 	if len(m.Data) > 0 {
@@ -102,6 +125,7 @@ func (l *Link) heard(m *nats.Msg) {
 	t := &l.peers
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	delete(t.left, node)
 	p := t.peers[node]
 	if p == nil {
 		if len(t.peers) >= maxPeers {
@@ -112,6 +136,41 @@ func (l *Link) heard(m *nats.Msg) {
 		l.log.Info("a peer joined over NATS", "peer", node, "host", m.Header.Get(headerHost))
 	}
 	p.Host, p.PID, p.Version, p.Channels, p.LastSeen = m.Header.Get(headerHost), pid, m.Header.Get(headerVersion), chans, now
+}
+
+// leaves forgets node, which said at now that it leaves NATS.
+func (t *peerTable) leaves(node uuid.UUID, now time.Time, log *slog.Logger) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.peers[node]; p != nil {
+		delete(t.peers, node)
+		log.Info("a peer left NATS", "peer", node, "host", p.Host)
+	}
+	if t.left == nil {
+		t.left = make(map[uuid.UUID]time.Time)
+	}
+	if len(t.left) >= maxPeers {
+		var oldest uuid.UUID
+		for n, at := range t.left {
+			if oldest == uuid.Nil || at.Before(t.left[oldest]) {
+				oldest = n
+			}
+		}
+		delete(t.left, oldest)
+	}
+	t.left[node] = now
+}
+
+// Left reports whether the server node said it leaves NATS (it shut down,
+// or a reload turned its NATS link off or moved it to other subjects), and
+// has not been heard over NATS since. A peer that goes silent without
+// saying so has lost NATS: it keeps its events for NATS until it is back.
+func (l *Link) Left(node uuid.UUID) bool {
+	t := &l.peers
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.left[node]
+	return ok
 }
 
 // Peers returns the servers heard from within PeerTimeout, sorted by

@@ -19,8 +19,8 @@ import (
 //
 // NATS is behind while this server's connection to it is down, or while
 // a server heard over multicast is no longer heard over NATS, although
-// it was (its connection is down: it keeps its events for NATS until it
-// is back); and, once it was behind, for as long as the JetStream
+// it was and did not say it left NATS (its connection is down: it keeps
+// its events for NATS until it is back); and, once it was behind, for as long as the JetStream
 // consumer lags by more than jsLagBehind events, delivering what this
 // server missed. A consumer always lags by the events in flight, so
 // that lag alone never starts an episode.
@@ -113,8 +113,8 @@ func (s *Server) natsBehind(w *dedupWatch, now time.Time) time.Time {
 	timeout := s.Config().PeerTimeout
 	for node, last := range w.heard {
 		switch {
-		case !onNet[node]:
-			delete(w.heard, node) // gone from both links, or never on multicast
+		case !onNet[node] || link.Left(node):
+			delete(w.heard, node) // gone from both links, never on multicast, or off NATS
 		case now.Sub(last) > timeout:
 			earlier(last)
 		}

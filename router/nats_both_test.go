@@ -209,3 +209,54 @@ func testNATSAndMulticastOutage(t *testing.T, js bool, cut func(*outage) func())
 		return strings.Contains(s2.Logs.String(), "NATS has caught up with multicast")
 	})
 }
+
+// TestNATSTurnedOff: a server that a reload takes off NATS, while it
+// stays on multicast, says so as its link closes. The other server
+// forgets it as a NATS peer at once, and does not take its silence on
+// NATS for an outage of its link: NATS is not behind multicast, and the
+// dedup's window is not stretched for it.
+func TestNATSTurnedOff(t *testing.T) {
+	mcasttest.Need(t)
+	ns := startNATS(t, 0)
+	port := mcasttest.Port()
+	both := netMembers(port, "both", fmt.Sprintf(`"nats": {"url": %q},
+"channels": {"A": {"propagatetonet": true, "propagatetonats": true, "acceptfromnats": true}}`, ns.ClientURL()))
+	s1, s2 := routertest.NewServer(t, both), routertest.NewServer(t, both)
+	waitPeers(t, s1, s2)
+	waitNATS(t, s1, s2)
+	pub := s1.Dial(t, "A")
+	r := routertest.Record(t, s2.Dial(t, "A"), "n")
+	routertest.WaitFor(t, "the servers to hear each other over NATS", func() bool {
+		return len(s1.NATSPeers()) == 1 && len(s2.NATSPeers()) == 1
+	})
+	// The receiver's watch of the links looks every 250 ms: it has
+	// heard the sender over NATS after two looks.
+	time.Sleep(600 * time.Millisecond)
+
+	if _, err := s1.Reload(s1.ParseConfig(t, netMembers(port, "both",
+		`"channels": {"A": {"propagatetonet": true}}`))); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s1.NATSStats(); ok {
+		t.Fatal("the reload left the sender a NATS link")
+	}
+	routertest.WaitFor(t, "the receiver to forget the sender as a NATS peer", func() bool { return len(s2.NATSPeers()) == 0 })
+	if n := logCount(s2, "a peer left NATS"); n != 1 {
+		t.Errorf("the receiver's log says %d times that a peer left NATS, want 1", n)
+	}
+	// Over multicast alone, for several peertimeouts (300 ms) and looks.
+	const n = 200
+	for i := range n {
+		if err := pub.Emit("n", i); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.WaitCount(t, "n", n)
+	if logCount(s2, "NATS is behind multicast") != 0 {
+		t.Errorf("the receiver took the sender's leaving NATS for an outage:\n%s", s2.Logs)
+	}
+	if len(s2.Peers()) != 1 {
+		t.Errorf("the receiver lists %d multicast peers, want the sender", len(s2.Peers()))
+	}
+}
