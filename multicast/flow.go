@@ -57,9 +57,10 @@ func (r *receiver) end() uint64 {
 // flowLog is a line to log outside the lock: a receiver that joined or
 // left the calculation.
 type flowLog struct {
-	node   uuid.UUID
-	joined bool
-	silent time.Duration
+	node    uuid.UUID
+	joined  bool
+	leaving bool // it left the cluster (leave), not silent for the timeout
+	silent  time.Duration
 }
 
 // flow is a node's flow-control state: it outlives the node's links. It
@@ -69,6 +70,10 @@ type flow struct {
 	mode    FlowControl
 	timeout time.Duration
 	rcv     map[uuid.UUID]*receiver
+	// gone are the receivers that left the cluster (leave), and when:
+	// a status of theirs that comes after, sent before they left, is
+	// ignored for the timeout, or until they are heard again (back).
+	gone map[uuid.UUID]time.Time
 	// changed is closed, and replaced, when a report arrives: a writer
 	// held back waits on it.
 	changed  chan struct{}
@@ -79,7 +84,8 @@ type flow struct {
 }
 
 func newFlow() *flow {
-	return &flow{mode: FlowMin, timeout: 5 * time.Second, rcv: make(map[uuid.UUID]*receiver), changed: make(chan struct{})}
+	return &flow{mode: FlowMin, timeout: 5 * time.Second, rcv: make(map[uuid.UUID]*receiver),
+		gone: make(map[uuid.UUID]time.Time), changed: make(chan struct{})}
 }
 
 // configure sets the mode and the silence after which a receiver leaves
@@ -102,6 +108,9 @@ func (f *flow) wake() {
 func (f *flow) report(from uuid.UUID, e StatusEntry, now time.Time) (low uint64, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.gone[from]; ok {
+		return 0, false
+	}
 	r := f.rcv[from]
 	if r == nil {
 		if len(f.rcv) >= maxPeers {
@@ -153,11 +162,44 @@ func (f *flow) limit(now time.Time) (lim uint64, by *receiver, expires time.Time
 	return lim, by, expires
 }
 
-// age drops the receivers silent for longer than the timeout.
+// leave drops node, which left the cluster (Heartbeat.Leaving): the
+// writer no longer waits for it. It is not counted excluded.
+func (f *flow) leave(node uuid.UUID, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.gone) < maxPeers {
+		f.gone[node] = now
+	}
+	r := f.rcv[node]
+	if r == nil {
+		return
+	}
+	delete(f.rcv, node)
+	if r.live {
+		f.logs = append(f.logs, flowLog{node: node, leaving: true})
+	}
+	f.wake()
+}
+
+// back takes node, heard again (a heartbeat that does not say it
+// leaves), as a receiver again from its next status.
+func (f *flow) back(node uuid.UUID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.gone, node)
+}
+
+// age drops the receivers silent for longer than the timeout, and
+// forgets the receivers gone for longer.
 func (f *flow) age(now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.limit(now)
+	for node, at := range f.gone {
+		if now.Sub(at) > f.timeout {
+			delete(f.gone, node)
+		}
+	}
 }
 
 // wrote records that datagrams of stream 0 up to seq were written.
@@ -238,6 +280,9 @@ func (f *flow) stats() (held time.Duration, excluded uint64, live int) {
 func (g flowLog) String() string {
 	if g.joined {
 		return fmt.Sprintf("receiver %v joined flow control", g.node)
+	}
+	if g.leaving {
+		return fmt.Sprintf("receiver %v left flow control: it left the cluster", g.node)
 	}
 	return fmt.Sprintf("receiver %v left flow control: no status for %v", g.node, g.silent.Round(time.Millisecond))
 }

@@ -208,3 +208,48 @@ func TestNodeReceivesOnceAcrossLinks(t *testing.T) {
 		t.Errorf("the new link lists %d peers, want the old link's one", len(r2.Peers()))
 	}
 }
+
+// TestFlowControlReceiverLeaves: a receiver whose link leaves the
+// cluster (Leave: it shuts down) says so in its last heartbeat. The
+// sender forgets it at once, as a peer and as a receiver, rather than
+// after peertimeout (a minute here), so nothing waits for it: a burst
+// of many of its windows goes out at once to the receiver that stays.
+// It is not counted as left out (flow_excluded).
+func TestFlowControlReceiverLeaves(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	cfg := func() multicast.Config { c := config(port); c.PeerTimeout = time.Minute; return c }
+	a := openLink(t, cfg())
+	b := openLink(t, cfg())
+	c := openLink(t, cfg())
+	waitFor(t, "a to hear from both receivers", func() bool { return a.Stats().FlowReceivers == 2 })
+	waitFor(t, "a to list both peers", func() bool { return len(a.Peers()) == 2 })
+	n := 6 * b.Stats().Window
+
+	if err := b.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to forget b as a receiver", func() bool { return a.Stats().FlowReceivers == 1 })
+	if p := peerOf(a.Peers(), b.cfg.Node); p.Node == b.cfg.Node {
+		t.Errorf("a still lists b as a peer: %+v", p)
+	}
+	wait := sendAll(t, a, n, 1000)
+	waitFor(t, "c to have every message", func() bool { return hasAll(c.in, n) })
+	wait()
+	checkNumbered(t, c.in.all())
+	sa := a.Stats()
+	if sa.FlowExcluded != 0 || sa.QueueFull != 0 || c.Stats().Lost != 0 {
+		t.Errorf("a left out %d receivers and refused %d messages; c lost %d", sa.FlowExcluded, sa.QueueFull, c.Stats().Lost)
+	}
+	for _, line := range []string{
+		`"peer left the cluster" peer=` + b.cfg.Node.String(),
+		`"receiver left flow control: it left the cluster" peer=` + b.cfg.Node.String(),
+	} {
+		if !strings.Contains(a.logs.String(), line) {
+			t.Errorf("a's log lacks %s", line)
+		}
+	}
+	if strings.Contains(c.logs.String(), "peer gone") || strings.Contains(a.logs.String(), "peer gone") {
+		t.Error("a peer that left was taken as gone silent")
+	}
+}

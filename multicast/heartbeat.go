@@ -13,15 +13,22 @@ import (
 //	host      uint8 length, bytes
 //	version   uint8 length, bytes
 //	channels  uint16 count, then per channel uint8 length, bytes
+//	flags     uint8, only when not 0: bit 0 set, the node leaves
 //
-// Bytes after the channels are for later versions and are ignored.
+// Bytes after the flags are for later versions and are ignored.
 type Heartbeat struct {
 	PID      int
 	LastSeq  uint64
 	Host     string
 	Version  string
 	Channels []string
+	// Leaving says that the node leaves the cluster: this is its link's
+	// last datagram, and no link of the node takes over (Link.Leave).
+	Leaving bool
 }
+
+// hbLeaving is the flag of a heartbeat whose node leaves.
+const hbLeaving = 1
 
 // maxHeartbeatChannels bounds the channels one heartbeat may list.
 const maxHeartbeatChannels = 4096
@@ -40,6 +47,9 @@ func AppendHeartbeat(dst []byte, hb *Heartbeat) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(chans)))
 	for _, c := range chans {
 		dst = appendShort(dst, c)
+	}
+	if hb.Leaving {
+		dst = append(dst, hbLeaving)
 	}
 	return dst
 }
@@ -67,6 +77,9 @@ func ParseHeartbeat(b []byte) (Heartbeat, error) {
 		if c := d.short("channel"); d.err == nil {
 			hb.Channels = append(hb.Channels, c)
 		}
+	}
+	if d.err == nil && d.off < len(b) {
+		hb.Leaving = b[d.off]&hbLeaving != 0
 	}
 	return hb, d.err
 }

@@ -86,12 +86,18 @@ func (l *Link) housekeeping() {
 }
 
 func (l *Link) sendHeartbeat() {
-	hb := Heartbeat{PID: os.Getpid(), LastSeq: l.seq.Load(), Host: l.host, Version: l.cfg.Version, Channels: l.cfg.Channels()}
+	l.enqueue(KindHeartbeat, uuid.New(), l.heartbeatMsg(false), false) // fails only once the link is closed
+}
+
+// heartbeatMsg is the message of a heartbeat of this link now, saying that
+// the node leaves if leaving.
+func (l *Link) heartbeatMsg(leaving bool) []byte {
+	hb := Heartbeat{PID: os.Getpid(), LastSeq: l.seq.Load(), Host: l.host, Version: l.cfg.Version, Channels: l.cfg.Channels(), Leaving: leaving}
 	msg := AppendHeartbeat(nil, &hb)
 	for len(msg) > l.cfg.MaxMessage && len(hb.Channels) > 0 {
 		// Too many channels to announce within MaxMessage: announce fewer.
 		hb.Channels = hb.Channels[:len(hb.Channels)/2]
 		msg = AppendHeartbeat(msg[:0], &hb)
 	}
-	l.enqueue(KindHeartbeat, uuid.New(), msg, false) // fails only once the link is closed
+	return msg
 }

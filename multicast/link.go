@@ -415,6 +415,27 @@ func (l *Link) Close() error {
 	return nil
 }
 
+// Leave closes the link as Close does, after a last heartbeat that says
+// the node leaves the cluster (Heartbeat.Leaving): queued after every
+// message sent before, and with nothing after it. Its peers forget the
+// node at once rather than after PeerTimeout, and, as senders, no longer
+// wait for it in flow control. A link that another link of the node
+// takes over from, in the same group and cluster (a reload), closes with
+// Close: its peers see one unbroken node. It is idempotent, and does
+// what Close does once the link is closed.
+func (l *Link) Leave() error {
+	msg := l.heartbeatMsg(true)
+	q := &l.q
+	q.mu.Lock()
+	if !q.closed {
+		q.push(KindHeartbeat, uuid.New(), msg)
+		q.closed = true
+	}
+	q.mu.Unlock()
+	poke(q.wake)
+	return l.Close()
+}
+
 // Release lets a link opened with Config.Held send. It is idempotent.
 func (l *Link) Release() { l.held.Open() }
 

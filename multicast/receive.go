@@ -131,7 +131,7 @@ func (l *Link) afterStream0(node uuid.UUID) {
 	kick := l.ord.newGap
 	l.ord.newGap = false
 	statusNow, statusSoon := l.progressed(l.ord.wins[node])
-	pending := len(l.outq) > 0 || len(l.ord.logs) > 0 || len(l.joined) > 0
+	pending := len(l.outq) > 0 || len(l.ord.logs) > 0 || len(l.joined) > 0 || len(l.left) > 0
 	l.mu.Unlock()
 	if kick {
 		poke(l.kick)
@@ -247,7 +247,8 @@ func (l *Link) handleInTurn(node uuid.UUID, h *Header, d []byte, recs []Record) 
 }
 
 // heartbeat files a heartbeat; l.mu is held. A new peer is queued in
-// l.joined, to be logged once the lock is released.
+// l.joined, and one that leaves in l.left, to be logged once the lock
+// is released.
 func (l *Link) heartbeat(node uuid.UUID, msg []byte, now time.Time) {
 	hb, err := ParseHeartbeat(msg)
 	if err != nil {
@@ -255,6 +256,22 @@ func (l *Link) heartbeat(node uuid.UUID, msg []byte, now time.Time) {
 		return
 	}
 	l.counts.heartbeats.Add(1)
+	if hb.Leaving {
+		// Its last datagram, taken in turn: everything it sent before
+		// has been processed. Its place in its stream ages out as a
+		// silent peer's does.
+		if p := l.peers.peers[node]; p != nil {
+			l.left = append(l.left, *p)
+			delete(l.peers.peers, node)
+		}
+		if l.flow != nil {
+			l.flow.leave(node, now)
+		}
+		return
+	}
+	if l.flow != nil {
+		l.flow.back(node)
+	}
 	var from netip.AddrPort
 	if w := l.ord.wins[node]; w != nil {
 		from = w.from

@@ -174,15 +174,21 @@ func (l *Link) repairTick(now time.Time) time.Time {
 	return due
 }
 
-// logAndDeliver logs the peers that joined and what the orderer has to
-// say, then delivers the messages queued. l.mu must not be held.
+// logAndDeliver logs the peers that joined or left and what the orderer
+// has to say, then delivers the messages queued. l.mu must not be held.
 func (l *Link) logAndDeliver() {
 	l.lockRx()
-	logs, joined := l.ord.logs, l.joined
-	l.ord.logs, l.joined = nil, nil
+	logs, joined, left := l.ord.logs, l.joined, l.left
+	l.ord.logs, l.joined, l.left = nil, nil, nil
 	l.mu.Unlock()
 	for _, p := range joined {
 		l.log.Info("peer joined", "peer", p.Node, "host", p.Host, "pid", p.PID, "version", p.Version, "from", p.Addr, "channels", strings.Join(p.Channels, ","))
+	}
+	for _, p := range left {
+		l.log.Info("peer left the cluster", "peer", p.Node, "host", p.Host, "pid", p.PID)
+	}
+	if len(left) > 0 {
+		l.logFlow() // as it left flow control, rather than at the next heartbeat
 	}
 	for _, g := range logs {
 		if g.start {

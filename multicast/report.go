@@ -109,9 +109,12 @@ func (l *Link) logFlow() {
 		return
 	}
 	for _, g := range l.flow.takeLogs() {
-		if g.joined {
+		switch {
+		case g.joined:
 			l.log.Info("receiver joined flow control", "peer", g.node)
-		} else {
+		case g.leaving:
+			l.log.Info("receiver left flow control: it left the cluster", "peer", g.node)
+		default:
 			l.log.Warn("receiver left flow control: no status for peertimeout; the sender no longer waits for it", "peer", g.node, "silent", g.silent.Round(time.Millisecond))
 		}
 	}

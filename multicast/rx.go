@@ -24,6 +24,7 @@ type rx struct {
 	outq    []delivery // messages to deliver, in order
 	spare   []delivery
 	joined  []Peer // peers new since the last log
+	left    []Peer // peers that left (Heartbeat.Leaving) since the last log
 	// statusPending: a status is asked for soon (report.go).
 	statusPending bool
 

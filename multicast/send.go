@@ -124,13 +124,18 @@ func (l *Link) enqueue(kind Kind, id uuid.UUID, msg []byte, bounded bool) error 
 		}
 		q.heartbeat = true
 	}
-	q.msgs = append(q.msgs, queued{kind: kind, id: id, off: len(q.buf), n: len(msg)})
-	q.buf = append(q.buf, msg...)
-	q.charged += cost
-	q.peak = max(q.peak, q.charged)
+	q.push(kind, id, msg)
 	q.mu.Unlock()
 	poke(q.wake)
 	return nil
+}
+
+// push appends a message to the queue; q.mu is held.
+func (q *sendQueue) push(kind Kind, id uuid.UUID, msg []byte) {
+	q.msgs = append(q.msgs, queued{kind: kind, id: id, off: len(q.buf), n: len(msg)})
+	q.buf = append(q.buf, msg...)
+	q.charged += len(msg) + queuedOverhead
+	q.peak = max(q.peak, q.charged)
 }
 
 func (l *Link) queueFull() error {

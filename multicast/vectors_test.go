@@ -62,6 +62,7 @@ type vector struct {
 		Host     string   `json:"host"`
 		Version  string   `json:"version"`
 		Channels []string `json:"channels"`
+		Leaving  bool     `json:"leaving"`
 	} `json:"heartbeat"`
 }
 
@@ -275,8 +276,11 @@ func TestVectors(t *testing.T) {
 					t.Fatal(err)
 				}
 				w := v.Heartbeat
-				if hb.PID != w.PID || hb.LastSeq != w.LastSeq || hb.Host != w.Host || hb.Version != w.Version || strings.Join(hb.Channels, ",") != strings.Join(w.Channels, ",") {
+				if hb.PID != w.PID || hb.LastSeq != w.LastSeq || hb.Host != w.Host || hb.Version != w.Version || strings.Join(hb.Channels, ",") != strings.Join(w.Channels, ",") || hb.Leaving != w.Leaving {
 					t.Errorf("heartbeat %+v, want %+v", hb, *w)
+				}
+				if again := AppendHeartbeat(nil, &hb); string(again) != string(recs[0].Payload) {
+					t.Errorf("encoding the decoded heartbeat gives %x, want %x", again, recs[0].Payload)
 				}
 			}
 		})
@@ -331,8 +335,18 @@ func TestParseHeartbeatErrors(t *testing.T) {
 			t.Errorf("heartbeat cut at %d bytes: %v, want ErrMalformed", n, err)
 		}
 	}
-	if _, err := ParseHeartbeat(append(good, 1, 2, 3)); err != nil {
-		t.Errorf("a heartbeat with fields of a later version: %v", err)
+	if hb, err := ParseHeartbeat(good); err != nil || hb.Leaving {
+		t.Errorf("a heartbeat with no flags: leaving %v, %v", hb.Leaving, err)
+	}
+	if hb, err := ParseHeartbeat(append(good, 1, 2, 3)); err != nil || !hb.Leaving {
+		t.Errorf("a heartbeat with flags 1 and fields of a later version: leaving %v, %v", hb.Leaving, err)
+	}
+	if hb, err := ParseHeartbeat(append(good, 2)); err != nil || hb.Leaving {
+		t.Errorf("a heartbeat with flags 2, a later version's: leaving %v, %v", hb.Leaving, err)
+	}
+	leaving := AppendHeartbeat(nil, &Heartbeat{PID: 1, Host: "h", Version: "v", Channels: []string{"A"}, Leaving: true})
+	if string(leaving) != string(append(good, 1)) {
+		t.Errorf("a leaving heartbeat encodes as %x, want %x", leaving, append(good, 1))
 	}
 	tooMany := append(good[:len(good)-4:len(good)-4], 0xff, 0xff)
 	if _, err := ParseHeartbeat(tooMany); err == nil || !strings.Contains(err.Error(), "65535 channels") {

@@ -198,11 +198,12 @@ func (s *Server) openNet(cfg *Config, secret []byte) (*multicast.Link, error) {
 	return link, nil
 }
 
-// stopNet leaves the multicast group; it returns once the link's
+// stopNet leaves the multicast group, telling the peers that this
+// server leaves (multicast.Link.Leave); it returns once the link's
 // goroutines have ended, so nothing arrives from the network after it.
 func (s *Server) stopNet() {
 	if l := s.net.link.Swap(nil); l != nil {
-		l.Close()
+		l.Leave()
 	}
 }
 
@@ -253,8 +254,12 @@ func (s *Server) prepareNet(old, cfg *Config, change linkChange) (commit func(),
 	}
 	return func() {
 		keep()
-		if prev := s.net.link.Swap(next); prev != nil {
-			prev.Close()
+		switch prev := s.net.link.Swap(next); {
+		case prev == nil:
+		case next == nil || old.Cluster != cfg.Cluster || old.Addr != cfg.Addr || old.Port != cfg.Port:
+			prev.Leave() // its peers hear this server no more
+		default:
+			prev.Close() // its peers hear the same node go on
 		}
 		if next != nil {
 			next.Release() // after the old queue: one stream, in order

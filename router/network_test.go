@@ -441,3 +441,56 @@ func TestNetReload(t *testing.T) {
 		}
 	}
 }
+
+// TestNetLeaving: a server that leaves the group says so, and the other
+// forgets it at once, as a peer and as a receiver in flow control,
+// although peertimeout is a minute: when a reload sets connecttonet
+// false, and when it shuts down. A reload that swaps its link in the
+// same group and cluster (another ttl) does not: the other sees one
+// unbroken peer.
+func TestNetLeaving(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	members := func(ttl int, net bool) string {
+		return fmt.Sprintf(`"connecttonet": %t, "interface": %q, "port": %d, "cluster": "leaving", "ttl": %d,
+"heartbeat": "50ms", "peertimeout": "1m", "channels": {"A": {"propagatetonet": true}}`, net, mcasttest.Interface, port, ttl)
+	}
+	s1, s2 := routertest.NewServer(t, members(1, true)), routertest.NewServer(t, members(1, true))
+	waitPeers(t, s1, s2)
+	receivers := func() int { return s1.NetStats().Link.FlowReceivers }
+	routertest.WaitFor(t, "s1 to take s2 as a receiver", func() bool { return receivers() == 1 })
+	reload := func(cfg string) {
+		t.Helper()
+		if _, err := s2.Reload(s2.ParseConfig(t, cfg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() int { return logCount(s1, "peer left the cluster") }
+
+	first := s1.Peers()[0].FirstSeen
+	reload(members(2, true))
+	time.Sleep(300 * time.Millisecond) // heartbeats of s2's new link
+	if left() != 0 || len(s1.Peers()) != 1 || s1.Peers()[0].FirstSeen.After(first) {
+		t.Fatalf("a reload in the same group took s2 out of s1's peers:\n%s", s1.Logs)
+	}
+
+	reload(members(2, false))
+	routertest.WaitFor(t, "s1 to forget s2, whose reload left the group", func() bool { return len(s1.Peers()) == 0 })
+	if left() != 1 || receivers() != 0 {
+		t.Errorf("%d times logged that a peer left, %d receivers; want 1 and 0", left(), receivers())
+	}
+
+	reload(members(2, true))
+	waitPeers(t, s1, s2)
+	routertest.WaitFor(t, "s1 to take s2 as a receiver again", func() bool { return receivers() == 1 })
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "s1 to forget s2, shut down", func() bool { return len(s1.Peers()) == 0 })
+	if left() != 2 || receivers() != 0 {
+		t.Errorf("%d times logged that a peer left, %d receivers; want 2 and 0", left(), receivers())
+	}
+	if st := s1.NetStats().Link; st.FlowExcluded != 0 {
+		t.Errorf("flow_excluded %d: a server that left was taken as silent", st.FlowExcluded)
+	}
+}
