@@ -210,7 +210,11 @@ func TestNetNothingHeard(t *testing.T) {
 	}
 }
 
-func TestNetPeerAgedOut(t *testing.T) {
+// TestNetPeerListed: a server lists the other with its channels and
+// version; once the other shuts down, it lists it no more (it left:
+// TestNetLeaving; a peer that falls silent ages out: multicast's
+// TestPeersAppearAndAgeOut).
+func TestNetPeerListed(t *testing.T) {
 	port := mcasttest.Port()
 	s1 := netServer(t, port, "t", `"channels": {"A": {}}`)
 	s2 := netServer(t, port, "t", `"channels": {"A": {}, "B": {}}`)
@@ -222,9 +226,9 @@ func TestNetPeerAgedOut(t *testing.T) {
 	if err := s2.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	routertest.WaitFor(t, "s2 to age out", func() bool { return len(s1.Peers()) == 0 })
+	routertest.WaitFor(t, "s1 to forget s2", func() bool { return len(s1.Peers()) == 0 })
 	// The log line follows the table's change.
-	routertest.WaitFor(t, "a log of the peer leaving", func() bool { return strings.Contains(s1.Logs.String(), "peer gone") })
+	routertest.WaitFor(t, "a log of the peer leaving", func() bool { return strings.Contains(s1.Logs.String(), "peer left the cluster") })
 }
 
 func TestNetDump(t *testing.T) {
