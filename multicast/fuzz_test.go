@@ -65,8 +65,17 @@ func FuzzDecode(f *testing.F) {
 			again = AppendRecord(again, &r)
 			if h.Kind == KindHeartbeat && r.Count == 1 {
 				if hb, err := ParseHeartbeat(r.Payload); err == nil {
-					if enc := AppendHeartbeat(nil, &hb); !bytes.HasPrefix(r.Payload, enc) {
+					// Up to the channels, its encoding is a prefix of the
+					// payload; the byte after them, if any, is the flags,
+					// of which it keeps bit 0 alone.
+					fields := hb
+					fields.Leaving = false
+					enc := AppendHeartbeat(nil, &fields)
+					if !bytes.HasPrefix(r.Payload, enc) {
 						t.Fatalf("heartbeat %+v encodes to %x, not a prefix of %x", hb, enc, r.Payload)
+					}
+					if leaving := len(r.Payload) > len(enc) && r.Payload[len(enc)]&1 != 0; hb.Leaving != leaving {
+						t.Fatalf("heartbeat %x decodes as leaving %v", r.Payload, hb.Leaving)
 					}
 				}
 			}
