@@ -20,9 +20,9 @@ import (
 // NATS is behind while this server's connection to it is down, or while
 // a server heard over multicast is no longer heard over NATS, although
 // it was and did not say it left NATS (its connection is down: it keeps
-// its events for NATS until it is back); and, once it was behind, for as long as the JetStream
-// consumer lags by more than jsLagBehind events, delivering what this
-// server missed. A consumer always lags by the events in flight, so
+// its events for NATS until it is back); and, once it was behind, for
+// as long as the JetStream consumer lags by more than jsLagBehind
+// events, delivering what this server missed. A consumer always lags by the events in flight, so
 // that lag alone never starts an episode.
 
 const (
