@@ -181,6 +181,14 @@ func (f *flow) leave(node uuid.UUID, now time.Time) {
 	f.wake()
 }
 
+// forget drops every receiver, not counted excluded (Node.Moved).
+func (f *flow) forget() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.rcv)
+	f.wake()
+}
+
 // back takes node, heard again (a heartbeat that does not say it
 // leaves), as a receiver again from its next status.
 func (f *flow) back(node uuid.UUID) {

@@ -50,6 +50,13 @@ func (n *Node) ID() uuid.UUID { return n.id }
 // in place.
 func (n *Node) History() *History { return n.hist }
 
+// Moved forgets every receiver of the node's flow control: its links
+// now send to another cluster, group or port (a reload), where the
+// receivers that reported so far hear them no more. Those there join as
+// late joiners do, from their first report; without this, the ones left
+// behind would hold the sender back until PeerTimeout.
+func (n *Node) Moved() { n.flow.forget() }
+
 // Open opens a link of this node: cfg.Node must be the node's id, or
 // zero for it. Its HistoryBytes is ignored: the node's history serves.
 func (n *Node) Open(cfg Config, deliver func(from uuid.UUID, msg []byte)) (*Link, error) {

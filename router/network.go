@@ -256,8 +256,13 @@ func (s *Server) prepareNet(old, cfg *Config, change linkChange) (commit func(),
 		keep()
 		switch prev := s.net.link.Swap(next); {
 		case prev == nil:
-		case next == nil || old.Cluster != cfg.Cluster || old.Addr != cfg.Addr || old.Port != cfg.Port:
+		case next == nil:
 			prev.Leave() // its peers hear this server no more
+		case old.Cluster != cfg.Cluster || old.Addr != cfg.Addr || old.Port != cfg.Port:
+			prev.Leave()
+			// Its receivers so far no longer hear it: those where it
+			// goes join as late joiners do.
+			s.net.node.Moved()
 		default:
 			prev.Close() // its peers hear the same node go on
 		}

@@ -498,3 +498,40 @@ func TestNetLeaving(t *testing.T) {
 		t.Errorf("flow_excluded %d: a server that left was taken as silent", st.FlowExcluded)
 	}
 }
+
+// TestNetMovedNotHeldBack: a server that a reload moves to another
+// cluster leaves the old one, and its flow control forgets the
+// receivers there, which hear it no more: a burst of several of their
+// windows goes out at once, although peertimeout is a minute.
+func TestNetMovedNotHeldBack(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	members := func(cluster string) string {
+		return fmt.Sprintf(`"connecttonet": true, "interface": %q, "port": %d, "cluster": %q,
+"heartbeat": "50ms", "peertimeout": "1m", "channels": {"A": {"propagatetonet": true}}`, mcasttest.Interface, port, cluster)
+	}
+	s1, s2 := routertest.NewServer(t, members("x")), routertest.NewServer(t, members("x"))
+	waitPeers(t, s1, s2)
+	routertest.WaitFor(t, "s1 to take s2 as a receiver", func() bool { return s1.NetStats().Link.FlowReceivers == 1 })
+	if _, err := s1.Reload(s1.ParseConfig(t, members("y"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := s1.NetStats().Link.FlowReceivers; n != 0 {
+		t.Errorf("s1 moved to another cluster still waits for %d receivers", n)
+	}
+	routertest.WaitFor(t, "s2 to forget s1, which left its cluster", func() bool { return len(s2.Peers()) == 0 })
+
+	pub := s1.Dial(t, "A")
+	r := routertest.Record(t, s1.Dial(t, "A"), "n")
+	n := 4 * s2.NetStats().Link.Window
+	data := strings.Repeat("x", 1000) // a datagram each
+	for range n {
+		if err := pub.Emit("n", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.WaitCount(t, "n", n)
+	if st := s1.NetStats(); st.Link.FlowExcluded != 0 || st.SendFailed != 0 {
+		t.Errorf("flow_excluded %d, send_failed %d; want 0 and 0", st.Link.FlowExcluded, st.SendFailed)
+	}
+}
