@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
@@ -335,7 +334,7 @@ func seqsOf(r *routertest.Recorder) []int {
 // were dropped at shutdown and came to the next one only after the
 // consumer's ack wait (30 s), behind newer ones.
 func TestNATSJetStreamDrainAtShutdown(t *testing.T) {
-	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	ns := startJetStream(t)
 	url := ns.ClientURL()
 	js := func(durable, more string) string {
 		return natsMembers(url, fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms"`, durable), more+bridged)

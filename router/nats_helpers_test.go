@@ -14,6 +14,16 @@ import (
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
+// startJetStream starts a NATS server as startNATS does, on a free port,
+// with JetStream and its store in a directory of the test's, its
+// options changed by mods too.
+func startJetStream(t testing.TB, mods ...func(*server.Options)) *server.Server {
+	t.Helper()
+	dir := t.TempDir()
+	store := func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
+	return startNATS(t, 0, append([]func(*server.Options){store}, mods...)...)
+}
+
 // startNATS starts a NATS server in process on 127.0.0.1, on port (0:
 // any free one), with opts changed by each of mods; it is shut down when
 // the test ends.

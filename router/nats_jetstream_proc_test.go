@@ -30,7 +30,7 @@ import (
 func TestNATSJetStreamKilledReceiver(t *testing.T) { bothFormats(t, testNATSJetStreamKilledReceiver) }
 
 func testNATSJetStreamKilledReceiver(t *testing.T, pack string) {
-	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	ns := startJetStream(t)
 	js := func(durable string) string {
 		// Room for every event: none is dropped from the stream.
 		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "2s", "maxbytes": %d`, durable, 1<<30)

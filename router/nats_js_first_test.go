@@ -3,7 +3,6 @@ package router_test
 import (
 	"testing"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -15,7 +14,7 @@ import (
 func TestNATSJetStreamFirstStart(t *testing.T) { bothFormats(t, testNATSJetStreamFirstStart) }
 
 func testNATSJetStreamFirstStart(t *testing.T, pack string) {
-	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	ns := startJetStream(t)
 	s1 := routertest.NewServer(t, jsMembers(ns.ClientURL(), "one", "300ms", pack))
 	pub := s1.Dial(t, "A")
 	waitNATS(t, s1)

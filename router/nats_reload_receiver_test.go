@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/netcluster/netcluster/router/routertest"
 )
 
@@ -61,7 +60,7 @@ func TestNATSJetStreamReceiverReload(t *testing.T) {
 }
 
 func testNATSJetStreamReceiverReload(t *testing.T, pack string) {
-	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	ns := startJetStream(t)
 	js := func(durable, name string) string {
 		extra := fmt.Sprintf(`"jetstream": true, "durable": %q, "catchup": "300ms", "name": %q`, durable, name)
 		if pack != "" {

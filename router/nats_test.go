@@ -336,7 +336,7 @@ func TestNATSMetrics(t *testing.T) {
 func TestNATSJetStreamCatchUp(t *testing.T) { bothFormats(t, testNATSJetStreamCatchUp) }
 
 func testNATSJetStreamCatchUp(t *testing.T, pack string) {
-	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	ns := startJetStream(t)
 	url := ns.ClientURL()
 	js := func(durable string) string { return jsMembers(url, durable, "300ms", pack) }
 	s1 := routertest.NewServer(t, js("one"))
@@ -491,7 +491,7 @@ func testNATSReplyUnderLoad(t *testing.T, pack string) {
 func TestNATSJetStreamCountsLoss(t *testing.T) { bothFormats(t, testNATSJetStreamCountsLoss) }
 
 func testNATSJetStreamCountsLoss(t *testing.T, pack string) {
-	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	ns := startJetStream(t)
 	// A few messages: events, or packs of up to 64 KiB.
 	maxBytes := 4096
 	if pack != "" {
@@ -634,7 +634,7 @@ func queueOf(n int) func(*server.Options) {
 // through its stream, in the single format or with pack; it returns
 // them, a client of the first and a recorder of the second's channel A.
 func jetStreamIngest(t *testing.T, limit func(*server.Options), pack string) (s1, s2 *routertest.Server, pub *bus.Client, r *routertest.Recorder) {
-	ns := startNATS(t, 0, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() }, limit)
+	ns := startJetStream(t, limit)
 	js := func(durable string) string { return jsMembers(ns.ClientURL(), durable, "300ms", pack) }
 	s1 = routertest.NewServer(t, js("one"))
 	s2 = routertest.NewServer(t, js("two"))
