@@ -82,9 +82,10 @@ func (h *History) SetLimit(limit int) {
 }
 
 // Add keeps a copy of datagram d, numbered seq in stream 0, dropping the
-// oldest datagrams to make room. A datagram numbered below the newest one
-// kept (two links sending at once during a reload) is not kept: a NAK for
-// it is answered "gone".
+// oldest datagrams to make room. The links of a node take turns
+// (Config.Held), so datagrams come in increasing numbers; one numbered
+// below the newest kept would not be kept, and a NAK for it would be
+// answered "gone".
 func (h *History) Add(seq uint64, d []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

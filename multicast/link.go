@@ -114,10 +114,14 @@ type Config struct {
 	MaxRate int
 
 	// Held opens the link with its sending held: Send waits until
-	// Release or Close. The writer numbers datagrams as it writes them,
-	// so a node that replaces a link opens the new one held and releases
-	// it once the old one has written its queue: no message then
-	// overtakes an earlier one in the node's stream.
+	// Release or Close, and the writer leaves what is queued (the link's
+	// first heartbeat) until Release; NAKs, repairs and statuses go out
+	// meanwhile. The writer numbers datagrams as it writes them, so a
+	// node that replaces a link opens the new one held and releases it
+	// once the old one has written its queue: no message then overtakes
+	// an earlier one in the node's stream, and every number the new
+	// link gives follows all those of the old one, which the node's
+	// history keeps only in increasing order (History.Add).
 	Held bool
 
 	// wrap, when set, wraps the link's socket: the seam where tests
@@ -155,7 +159,7 @@ type Link struct {
 	counts  *counters     // the node's: they go on across the links of a node
 	stop    chan struct{}
 	written chan struct{} // closed when the writer has ended
-	held    gate.Gate     // shut while Send waits (Config.Held), until Release
+	held    gate.Gate     // shut until Release (Config.Held): Send waits, the writer sends stream 1 only
 	wg      sync.WaitGroup
 	closing sync.Once
 
@@ -437,7 +441,10 @@ func (l *Link) Leave() error {
 }
 
 // Release lets a link opened with Config.Held send. It is idempotent.
-func (l *Link) Release() { l.held.Open() }
+func (l *Link) Release() {
+	l.held.Open()
+	poke(l.q.wake) // for what was queued while held
+}
 
 // Peers returns the other nodes of the cluster heard from lately, sorted
 // by host name.

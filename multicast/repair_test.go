@@ -202,6 +202,46 @@ func TestHistorySurvivesTheLink(t *testing.T) {
 	}
 }
 
+// TestHeldLinkNumbersAfterTheOld: a link opened held in place of
+// another (a reload) numbers nothing of the node's stream 0 until
+// Release, not even its first heartbeat, so every number it gives
+// follows all those of the link it replaces. The node's history keeps
+// datagrams in increasing numbers only: when the new link's first
+// heartbeat went out while the old link still wrote, the old link's
+// datagrams numbered before it and written after it were not kept, and
+// a NAK for any of them was answered "gone".
+func TestHeldLinkNumbersAfterTheOld(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	cfg := config(port)
+	cfg.Heartbeat = time.Hour // the old link's one heartbeat is its first
+	node := multicast.NewNode(cfg.Node, 4<<20)
+	old := openNodeLink(t, node, cfg)
+	waitFor(t, "the old link's first heartbeat", func() bool { s0, _ := node.Seqs(); return s0 == 1 })
+	held := config(port)
+	held.Node, held.Held = cfg.Node, true
+	next := openNodeLink(t, node, held)
+	// Its heartbeats fall due every 50 ms, and are left queued.
+	time.Sleep(300 * time.Millisecond)
+	if s0, _ := node.Seqs(); s0 != 1 {
+		t.Fatalf("the held link numbered %d datagrams of stream 0", s0-1)
+	}
+	const n = 1000
+	sendNumbered(t, old, 0, n)
+	waitFor(t, "the old link to send", func() bool { return old.Stats().MessagesSent == n })
+	old.Close()
+	last, _ := node.Seqs()
+	next.Release()
+	waitFor(t, "the released link's heartbeat", func() bool { s0, _ := node.Seqs(); return s0 > last })
+	// Every datagram of the node's stream is in its history.
+	h := multicast.Header{Kind: multicast.KindNAK, Records: 1, Cluster: multicast.ClusterIDOf("test"), Node: uuid.New(), Seq: 1}
+	rawSender(t, port)(multicast.AppendNAK(multicast.AppendHeader(nil, &h), cfg.Node, []multicast.SeqRange{{First: 1, Last: last + 1}}))
+	waitFor(t, "the answer to the NAK", func() bool { s := next.Stats(); return s.Resent+s.Unavailable >= last+1 })
+	if s := next.Stats(); s.Resent != last+1 || s.Unavailable != 0 {
+		t.Errorf("of datagrams 1 to %d, the released link resent %d and said %d gone", last+1, s.Resent, s.Unavailable)
+	}
+}
+
 // blackout has b's socket drop perMille of the datagrams while a sends
 // messages 0 to n-1, then nothing while a sends n to end-1, and waits
 // until b has message end-1.

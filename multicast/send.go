@@ -187,6 +187,17 @@ func (l *Link) writeLoop() {
 			// this round.
 			stopping = true
 		}
+		if !l.held.Opened() {
+			// Held (Config.Held): the link this one replaces may still
+			// be numbering stream 0. Only stream 1 goes; a link closed
+			// before Release never took over, and sends nothing of its
+			// queue.
+			p.control(l.ctl.take())
+			if stopping {
+				return
+			}
+			continue
+		}
 		msgs, buf := l.q.take()
 		p.pack(msgs, buf)
 		p.control(l.ctl.take())

@@ -35,6 +35,9 @@ func (g *Gate) Open() {
 	})
 }
 
+// Opened reports whether g is open.
+func (g *Gate) Opened() bool { return !g.shut.Load() }
+
 // Wait returns true once g is open, or false if stop is closed first.
 func (g *Gate) Wait(stop <-chan struct{}) bool {
 	if !g.shut.Load() {

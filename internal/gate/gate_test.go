@@ -16,6 +16,9 @@ func TestGate(t *testing.T) {
 
 	var g Gate
 	g.Shut()
+	if g.Opened() {
+		t.Fatal("a shut gate reports itself open")
+	}
 	done := make(chan bool, 1)
 	go func() { done <- g.Wait(nil) }()
 	select {
@@ -28,8 +31,8 @@ func TestGate(t *testing.T) {
 	if !<-done {
 		t.Fatal("Wait on a gate opened reported a stop")
 	}
-	if !g.Wait(nil) {
-		t.Fatal("an opened gate held Wait")
+	if !g.Wait(nil) || !g.Opened() {
+		t.Fatal("an opened gate held Wait, or reports itself shut")
 	}
 
 	var h Gate
