@@ -402,10 +402,10 @@ func (l *Link) Interface() string { return l.ifi.Name }
 
 // Close leaves the group and returns after every goroutine of the link
 // has ended. Messages still queued are written first, for at most half a
-// second; what is left then is dropped and counted in Stats.Unsent. The
-// datagrams already numbered among them stay in the node's history: a
-// link of the node that takes over (a reload) repairs them for the
-// receivers that ask. It is idempotent.
+// second; what is left then is dropped, counted in Stats.Unsent and
+// logged. The datagrams already numbered among them stay in the node's
+// history: a link of the node that takes over (a reload) repairs them
+// for the receivers that ask. It is idempotent.
 func (l *Link) Close() error {
 	l.closing.Do(func() {
 		l.q.mu.Lock()

@@ -334,8 +334,13 @@ func TestUnsentKeptForTheNextLink(t *testing.T) {
 		}
 	}
 	old.Close()
-	if s := old.Stats(); s.Unsent == 0 {
+	s := old.Stats()
+	if s.Unsent == 0 {
 		t.Fatalf("nothing was left unsent: %+v", s)
+	}
+	// Told as well as counted.
+	if want := fmt.Sprintf("messages left unsent\" messages=%d", s.Unsent); !strings.Contains(old.logs.String(), want) {
+		t.Errorf("the log lacks %q:\n%s", want, old.logs)
 	}
 	last, _ := node.Seqs() // the last number given
 	next := openNodeLink(t, node, cfg)

@@ -203,6 +203,7 @@ func (l *Link) writeLoop() {
 		p.control(l.ctl.take())
 		l.q.give(msgs, buf)
 		if stopping {
+			p.tellDropped()
 			return
 		}
 		if p.rewake {
@@ -239,6 +240,9 @@ type packer struct {
 	// and count what is left as unsent.
 	deadline time.Time
 	unsent   bool // the deadline passed
+	// dropped counts the data messages left unsent, and numbered those
+	// of them in datagrams already numbered (kept in the history).
+	dropped, numbered uint64
 	// kept is the highest sequence number put in the history.
 	kept uint64
 	// ctl writes NAKs, repairs and statuses while flow control holds
@@ -270,6 +274,7 @@ func (p *packer) pack(msgs []queued, buf []byte) {
 		if p.unsent {
 			if m.kind == KindData {
 				l.counts.unsent.Add(1)
+				p.dropped++
 			}
 			continue
 		}
@@ -357,6 +362,8 @@ func (p *packer) flush() {
 			p.keep(dgs)
 			for _, e := range ends {
 				l.counts.unsent.Add(uint64(e))
+				p.dropped += uint64(e)
+				p.numbered += uint64(e)
 			}
 			return
 		}
@@ -465,6 +472,19 @@ func (p *packer) serveControl() {
 		p.ctl = newPacker(p.l)
 	}
 	p.ctl.control(p.l.ctl.take())
+}
+
+// tellDropped logs, as the writer ends, the data messages it left
+// unsent (Stats.Unsent) because closing took longer than closeFlush.
+func (p *packer) tellDropped() {
+	if p.dropped == 0 {
+		return
+	}
+	p.l.log.Warn("the multicast link closed before it wrote all it was given: messages left unsent",
+		"messages", p.dropped, "wait", closeFlush,
+		// A link of the node that takes over (a reload) resends these
+		// when asked: they may still arrive.
+		"numbered", p.numbered)
 }
 
 // closing reports whether the link has been closing for longer than
