@@ -2,7 +2,9 @@ package multicast_test
 
 import (
 	"bytes"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +129,9 @@ func TestFragmentFloodStaysBounded(t *testing.T) {
 	if s := b.Stats(); s.ReassemblyPeak > cfg.MaxReassembly {
 		t.Errorf("peak %d over the bound %d", s.ReassemblyPeak, cfg.MaxReassembly)
 	}
+	// Told as well as counted, by the heartbeat after each.
+	waitFor(t, "the log of the messages dropped", func() bool {
+		s, logs := b.Stats(), b.logs.String()
+		return strings.Contains(logs, fmt.Sprintf("expired_total=%d evicted_total=%d", s.Expired, s.Evicted))
+	})
 }

@@ -58,11 +58,17 @@ func (l *Link) housekeeping() {
 			l.logFlow()
 			l.lockRx()
 			l.ra.expire(now)
+			expired, evicted, expiredTotal, evictedTotal := l.ra.untold()
 			gone := l.peers.age(now, l.cfg.PeerTimeout)
 			l.ord.age(now, l.cfg.PeerTimeout)
 			l.mu.Unlock()
 			for _, p := range gone {
 				l.log.Info("peer gone: no heartbeat", "peer", p.Node, "host", p.Host, "pid", p.PID, "silent", now.Sub(p.LastSeen).Round(time.Millisecond))
+			}
+			if expired+evicted > 0 {
+				// At most once a heartbeat, for what the last one did not say.
+				l.log.Warn("incomplete messages dropped: their other fragments did not come within the reassembly timeout (expired), or the reassembly bound was full (evicted)",
+					"expired", expired, "evicted", evicted, "expired_total", expiredTotal, "evicted_total", evictedTotal)
 			}
 			l.logAndDeliver()
 			orphans(now)

@@ -70,6 +70,16 @@ type reassembler struct {
 	peak  int       // most ever charged
 
 	expired, evicted uint64
+	// told is what untold last returned the totals of.
+	toldExpired, toldEvicted uint64
+}
+
+// untold returns the incomplete messages expired and evicted since it
+// last returned, and the totals.
+func (ra *reassembler) untold() (expired, evicted, expiredTotal, evictedTotal uint64) {
+	expired, evicted = ra.expired-ra.toldExpired, ra.evicted-ra.toldEvicted
+	ra.toldExpired, ra.toldEvicted = ra.expired, ra.evicted
+	return expired, evicted, ra.expired, ra.evicted
 }
 
 func newReassembler(budget int, timeout time.Duration) *reassembler {
