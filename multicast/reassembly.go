@@ -70,7 +70,7 @@ type reassembler struct {
 	peak  int       // most ever charged
 
 	expired, evicted uint64
-	// told is what untold last returned the totals of.
+	// toldExpired and toldEvicted are the totals untold last returned.
 	toldExpired, toldEvicted uint64
 }
 

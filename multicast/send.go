@@ -240,8 +240,8 @@ type packer struct {
 	// and count what is left as unsent.
 	deadline time.Time
 	unsent   bool // the deadline passed
-	// dropped counts the data messages left unsent, and numbered those
-	// of them in datagrams already numbered (kept in the history).
+	// dropped counts the data messages left unsent; numbered, those of
+	// them in datagrams already numbered (kept in the history).
 	dropped, numbered uint64
 	// kept is the highest sequence number put in the history.
 	kept uint64
