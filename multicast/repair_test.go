@@ -242,6 +242,30 @@ func TestHeldLinkNumbersAfterTheOld(t *testing.T) {
 	}
 }
 
+// TestHeldLinkClosedSendsNothing: a link opened held and closed without
+// Release (a reload that failed after opening it) never took over, and
+// sends nothing of stream 0, not even the leaving heartbeat of Leave:
+// the link it would have replaced goes on alone.
+func TestHeldLinkClosedSendsNothing(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	cfg := config(port)
+	cfg.Heartbeat = time.Hour
+	node := multicast.NewNode(cfg.Node, 4<<20)
+	openNodeLink(t, node, cfg)
+	waitFor(t, "the old link's first heartbeat", func() bool { s0, _ := node.Seqs(); return s0 == 1 })
+	for _, end := range []func(*multicast.Link) error{(*multicast.Link).Close, (*multicast.Link).Leave} {
+		held := config(port)
+		held.Node, held.Held = cfg.Node, true
+		next := openNodeLink(t, node, held)
+		time.Sleep(100 * time.Millisecond) // its first heartbeats fall due
+		end(next.Link)
+		if s0, _ := node.Seqs(); s0 != 1 {
+			t.Fatalf("a held link that closed numbered %d datagrams of stream 0", s0-1)
+		}
+	}
+}
+
 // blackout has b's socket drop perMille of the datagrams while a sends
 // messages 0 to n-1, then nothing while a sends n to end-1, and waits
 // until b has message end-1.
