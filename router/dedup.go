@@ -22,8 +22,8 @@ import (
 // it was and did not say it left NATS (its connection is down: it keeps
 // its events for NATS until it is back); and, once it was behind, for
 // as long as the JetStream consumer lags by more than jsLagBehind
-// events, delivering what this server missed. A consumer always lags by the events in flight, so
-// that lag alone never starts an episode.
+// events, delivering what this server missed. A consumer always lags
+// by the events in flight, so that lag alone never starts an episode.
 
 const (
 	// dedupTick is how often dedupWatch looks at the links.
