@@ -112,6 +112,7 @@ type statsAnswer struct {
 	Uptime   float64                    `json:"uptime"`
 	Channels map[string]channelCounters `json:"channels"`
 	Network  map[string]any             `json:"network"`
+	NATS     map[string]any             `json:"nats"` // nil without a NATS link
 	Peers    map[string]peerCounters    `json:"peers"`
 }
 
@@ -129,6 +130,7 @@ type channelCounters struct {
 type peerCounters struct {
 	Node      string `json:"node"`
 	Host      string `json:"host"`
+	Addr      string `json:"addr"` // "nats" for a peer heard over NATS
 	Datagrams uint64 `json:"datagrams"`
 	Bytes     uint64 `json:"bytes"`
 	Lost      uint64 `json:"lost"`

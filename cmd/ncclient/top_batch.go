@@ -51,6 +51,9 @@ func writePlain(w io.Writer, snap *snapshot) error {
 	tables := snapshotTables(snap)
 	for i, t := range tables {
 		b.WriteString("\n" + t.title + "\n")
+		for _, l := range t.more {
+			b.WriteString(l + "\n")
+		}
 		if i == len(tables)-1 && len(t.rows) == 0 {
 			break // no peers: no header either
 		}
@@ -79,6 +82,7 @@ func summaryLine(snap *snapshot) string {
 // column but the first aligned right.
 type table struct {
 	title  string
+	more   []string // lines under the title, before the header
 	header []string
 	rows   [][]string
 	left   int // how many columns from the first are aligned left
@@ -164,13 +168,46 @@ func peerTable(snap *snapshot) *table {
 			count(n["datagrams_received"]), count(n["datagrams_sent"]), count(n["delivered"]), count(n["messages_sent"]),
 			count(n["repaired"]), count(n["lost"]))
 	}
-	t := &table{title: title, left: 2,
-		header: []string{"PEER", "HOST", "DGRAMS/s", "BYTES/s", "LOSS", "REPAIRED/s", "REPAIRED", "SKIPPED"}}
+	t := &table{title: title, left: 3,
+		header: []string{"PEER", "HOST", "ADDR", "DGRAMS/s", "BYTES/s", "LOSS", "REPAIRED/s", "REPAIRED", "SKIPPED"}}
+	if l := natsLine(snap); l != "" {
+		t.more = []string{l}
+	}
 	for _, p := range snap.Peers {
-		t.rows = append(t.rows, []string{shortID(p.Node), p.Host, count(p.DatagramsRate), size(p.BytesRate),
+		t.rows = append(t.rows, []string{shortID(p.Node), p.Host, p.Addr, count(p.DatagramsRate), size(p.BytesRate),
 			fmt.Sprintf("%.1f%%", 100*p.Loss), count(p.RepairedRate), fmt.Sprint(p.Repaired), fmt.Sprint(p.Lost)})
 	}
 	return t
+}
+
+// natsLine is the NATS link's state and rates, "" without a link:
+// whether it is connected, and to which NATS server; events, messages
+// and bytes a second each way; events dropped on their way out and
+// missed on their way in, a second; what waits in its buffer; and the
+// JetStream consumer's lag when it has one.
+func natsLine(snap *snapshot) string {
+	if snap.NATS == nil {
+		return ""
+	}
+	state := "nats: disconnected"
+	if on, _ := snap.NATS["connected"].(bool); on {
+		state = "nats: connected"
+		if srv, _ := snap.NATS["server"].(string); srv != "" {
+			state += " to " + srv
+		}
+	}
+	if stalled, _ := snap.NATS["stalled"].(bool); stalled {
+		state += " (stalled)"
+	}
+	r := snap.NATSRates
+	l := fmt.Sprintf("%s  events/s in %s out %s  messages/s in %s out %s  bytes/s in %s out %s  dropped/s %s  missed/s %s  buffered %s",
+		state, count(r["events_in"]), count(r["events_out"]), count(r["msgs_in"]), count(r["msgs_out"]),
+		size(r["bytes_in"]), size(r["bytes_out"]), count(r["dropped"]), count(r["missed_in"]),
+		size(float64(counterOf(snap.NATS, "buffered"))))
+	if lag := counterOf(snap.NATS, "jetstream_lag"); lag > 0 {
+		l += fmt.Sprintf("  jetstream lag %d", lag)
+	}
+	return l
 }
 
 // shortID is the first 8 characters of an id, as showclient takes them.

@@ -25,6 +25,11 @@ type snapshot struct {
 	// Net are the rates of the network as a whole (datagrams and events
 	// in and out); empty while the server is off the network.
 	Net map[string]float64 `json:"net_rates,omitempty"`
+	// NATS is stats' nats part, as the server gave it, and NATSRates the
+	// rates of its counters natsRateKeys: both only while the server has
+	// a NATS link, connected or not.
+	NATS      map[string]any     `json:"nats,omitempty"`
+	NATSRates map[string]float64 `json:"nats_rates,omitempty"`
 }
 
 // topChannel is one channel: its counters and their rates.
@@ -49,7 +54,7 @@ type topClient struct {
 	BytesOutRate  float64 `json:"bytes_out_rate"`
 }
 
-// topPeer is one peer of the network.
+// topPeer is one peer, heard over multicast or over NATS.
 type topPeer struct {
 	peerCounters
 	DatagramsRate float64 `json:"datagrams_rate"`
@@ -75,6 +80,9 @@ func rate(prev, cur uint64, secs float64) float64 {
 
 // netRateKeys are the network counters whose rates top shows.
 var netRateKeys = []string{"datagrams_received", "datagrams_sent", "delivered", "messages_sent", "bytes_received", "bytes_sent", "lost", "repaired"}
+
+// natsRateKeys are the NATS link's counters whose rates top shows.
+var natsRateKeys = []string{"events_in", "events_out", "msgs_in", "msgs_out", "bytes_in", "bytes_out", "dropped", "dropped_in", "missed_in"}
 
 // makeSnapshot computes the rates between prev (nil for none) and cur.
 func makeSnapshot(prev, cur *sample) *snapshot {
@@ -105,7 +113,13 @@ func makeSnapshot(prev, cur *sample) *snapshot {
 	if on, _ := cur.stats.Network["connected"].(bool); on {
 		snap.Net = map[string]float64{}
 		for _, k := range netRateKeys {
-			snap.Net[k] = rate(netCounter(prev.stats.Network, k), netCounter(cur.stats.Network, k), secs)
+			snap.Net[k] = rate(counterOf(prev.stats.Network, k), counterOf(cur.stats.Network, k), secs)
+		}
+	}
+	if cur.stats.NATS != nil {
+		snap.NATS, snap.NATSRates = cur.stats.NATS, map[string]float64{}
+		for _, k := range natsRateKeys {
+			snap.NATSRates[k] = rate(counterOf(prev.stats.NATS, k), counterOf(cur.stats.NATS, k), secs)
 		}
 	}
 	if cur.channel != "" {
@@ -114,8 +128,9 @@ func makeSnapshot(prev, cur *sample) *snapshot {
 	return snap
 }
 
-// netCounter reads a counter of stats' network part.
-func netCounter(m map[string]any, key string) uint64 {
+// counterOf reads a counter of stats' network or nats part; 0 from a
+// nil map.
+func counterOf(m map[string]any, key string) uint64 {
 	if f, ok := m[key].(float64); ok && f > 0 {
 		return uint64(f)
 	}

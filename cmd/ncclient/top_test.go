@@ -145,6 +145,9 @@ func checkSnapshot(t *testing.T, i int, snap, prev *snapshot) {
 			t.Errorf("snapshot %d: bytes_in_rate %.0f, want %.0f events/s times %.0f bytes", i, a.BytesInRate, a.EventsInRate, per)
 		}
 	}
+	if snap.NATS != nil || snap.NATSRates != nil {
+		t.Errorf("snapshot %d: a server without a NATS link shows one: %v, %v", i, snap.NATS, snap.NATSRates)
+	}
 	checkClients(t, i, snap)
 }
 
@@ -196,6 +199,9 @@ func TestTopUsage(t *testing.T) {
 			t.Errorf("top -b -n 1 A: no %q in\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "nats:") {
+		t.Errorf("top -b -n 1 A, on a server without a NATS link, shows one:\n%s", out)
+	}
 }
 
 // TestTopDoc holds docs/top.md to what top prints: every key of a JSON
@@ -228,6 +234,11 @@ func TestTopDoc(t *testing.T) {
 	for _, k := range netRateKeys {
 		if !strings.Contains(doc, "`"+k+"`") {
 			t.Errorf("docs/top.md does not name the network rate `%s`", k)
+		}
+	}
+	for _, k := range natsRateKeys {
+		if !strings.Contains(doc, "`"+k+"`") {
+			t.Errorf("docs/top.md does not name the NATS rate `%s`", k)
 		}
 	}
 	for _, k := range sortKeys {

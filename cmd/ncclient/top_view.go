@@ -206,6 +206,9 @@ func (m *topModel) tableLines() []string {
 	var peers []string
 	peerT := tables[len(tables)-1]
 	peers = append(peers, "", titleStyle.Render(peerT.title))
+	for _, l := range peerT.more {
+		peers = append(peers, titleStyle.Render(l))
+	}
 	if len(peerT.rows) > 0 {
 		pl := peerT.lines()
 		peers = append(peers, headerStyle.Render(pl[0]))
