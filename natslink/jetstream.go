@@ -628,7 +628,7 @@ func (l *Link) jsSendAgain() {
 	for _, f := range o.inflight {
 		if !f.done {
 			f.done = true
-			again = append(again, keptMsg{m: f.m, events: f.events, size: msgSize(f.m), stored: true, again: true})
+			again = append(again, keptMsg{m: f.m, events: f.events, size: msgSize(f.m), channel: true, stored: true, again: true})
 			events += f.events
 		}
 		if f.retrying {

@@ -751,9 +751,15 @@ func (l *Link) CloseInto(next *Link) {
 	l.deliverMu.Lock()
 	l.done = true
 	l.deliverMu.Unlock()
-	l.sayBye()
-	if next == nil || next.cfg.Prefix != l.cfg.Prefix || next.cfg.Cluster != l.cfg.Cluster {
-		l.sayLeaving()
+	// A link opened held and closed before Release (a reload that was
+	// not applied after all) never took over: the link of the same
+	// node that goes on is the one the others hear, and must not be
+	// told gone.
+	if l.held.Opened() {
+		l.sayBye()
+		if next == nil || next.cfg.Prefix != l.cfg.Prefix || next.cfg.Cluster != l.cfg.Cluster {
+			l.sayLeaving()
+		}
 	}
 	if l.jsOut.js != nil {
 		l.jsStopRetrying()
@@ -795,7 +801,10 @@ const swapDrainWait = 5 * time.Second
 // epoch l delivered, so that next drops the messages l delivered
 // already and delivers the rest, in order: next is held (Config.Held)
 // until then. What is not delivered by then is dropped, counted in
-// Stats.DroppedIn and logged.
+// Stats.DroppedIn and logged. While l is disconnected its subscriptions
+// cannot end (nats.go's drain waits for NATS to confirm it), and nothing
+// more comes to them: the wait ends once they have delivered what they
+// hold.
 func (l *Link) drainInto(next *Link) {
 	l.mu.Lock()
 	subs := make([]*nats.Subscription, 0, len(l.subs)+1)
@@ -812,13 +821,18 @@ func (l *Link) drainInto(next *Link) {
 		sub.Drain() // an error leaves the subscription as it is: counted below
 	}
 	for deadline := time.Now().Add(swapDrainWait); ; time.Sleep(time.Millisecond) {
-		left := 0
+		left, held := 0, 0
 		for _, sub := range subs {
 			if sub.IsValid() {
 				left++
+				// nats.go counts a message pending until its
+				// handler has returned.
+				if n, _, err := sub.Pending(); err == nil {
+					held += n
+				}
 			}
 		}
-		if left == 0 {
+		if left == 0 || held == 0 && !l.nc.IsConnected() {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -55,7 +55,10 @@ type keptMsg struct {
 	m      *nats.Msg
 	events int
 	size   int
-	stored bool // for the JetStream stream (publishMsg)
+	// channel: a channel's events (not a reply), which a link with
+	// JetStream sends to the stream; stored: for the JetStream stream
+	// (publishMsg), as the link that keeps it sends them.
+	channel, stored bool
 	// again: in flight when the connection was lost, put back by
 	// jsSendAgain ahead of everything the buffer held
 	again bool
@@ -77,8 +80,7 @@ func (l *Link) send(m *nats.Msg, n int, out *subjectOut) error {
 		}
 		l.flowWait(out, n)
 	}
-	stored := out != nil && l.jsOut.js != nil // a channel's: the stream keeps it
-	if stored {
+	if out != nil && l.jsOut.js != nil { // a channel's: the stream keeps it
 		l.jsRoom()
 	}
 	o := &l.out
@@ -86,7 +88,7 @@ func (l *Link) send(m *nats.Msg, n int, out *subjectOut) error {
 	defer o.mu.Unlock()
 	l.awaitRoom(m)
 	setSeq(m.Header, &o.seqBuf, l.epoch, out)
-	err := l.sendLocked(m, n, stored)
+	err := l.sendLocked(m, n, out != nil)
 	if err == nil && numbered {
 		out.sent += uint64(n)
 		if out.flow != nil {
@@ -96,9 +98,11 @@ func (l *Link) send(m *nats.Msg, n int, out *subjectOut) error {
 	return err
 }
 
-// sendLocked is send's, with o.mu held.
-func (l *Link) sendLocked(m *nats.Msg, n int, stored bool) error {
+// sendLocked is send's, with o.mu held; channel: m is a channel's
+// events, not a reply.
+func (l *Link) sendLocked(m *nats.Msg, n int, channel bool) error {
 	o := &l.out
+	stored := channel && l.jsOut.js != nil
 	if !o.holding {
 		if l.nc.IsConnected() {
 			err := l.publishMsg(m, n, stored)
@@ -112,10 +116,15 @@ func (l *Link) sendLocked(m *nats.Msg, n int, stored bool) error {
 		l.hold()
 	}
 	size := msgSize(m)
-	if !o.fits(size, l.cfg.Buffer) {
+	if !o.fits(size, l.cfg.Buffer) && !l.stopping() {
 		return l.published(n, nats.ErrReconnectBufExceeded)
 	}
-	o.queue = append(o.queue, keptMsg{m: copyMsg(m), events: n, size: size, stored: stored})
+	// Once Close has begun, what publishers bring (those that waited
+	// for room, the pack loop's last packs) is kept past the bound
+	// rather than dropped: Close sends the buffer at once when
+	// connected, or hands it to the link that takes over, and drops
+	// and counts only what neither can take.
+	o.queue = append(o.queue, keptMsg{m: copyMsg(m), events: n, size: size, channel: channel, stored: stored})
 	o.bytes += size
 	o.events += n
 	return nil
@@ -175,6 +184,16 @@ func (l *Link) awaitRoom(m *nats.Msg) {
 	if timer != nil {
 		timer.Stop()
 		l.flowHeldNs.Add(uint64(time.Since(start)))
+	}
+}
+
+// stopping reports whether Close has begun.
+func (l *Link) stopping() bool {
+	select {
+	case <-l.flowStop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -377,13 +396,14 @@ func (l *Link) keepAgain(rest []keptMsg, lost bool) {
 // handOver moves what l's outage buffer holds to next's, as far as
 // next's Buffer takes it, in order, with the peers l awaits: next, held,
 // has sent nothing yet. It returns the events moved; the rest stays in
-// l's buffer.
+// l's buffer. A channel's events go to the stream if next has
+// JetStream, whether l had or not.
 func (l *Link) handOver(next *Link) int {
 	o, to := &l.out, &next.out
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.queue) == 0 {
-		return 0
+	if len(o.queue) == 0 || o.queue[0].size > next.cfg.Buffer {
+		return 0 // nothing fits: next sends directly, and l drops it all
 	}
 	to.mu.Lock()
 	defer to.mu.Unlock()
@@ -394,6 +414,7 @@ func (l *Link) handOver(next *Link) int {
 	moved, i := 0, 0
 	for ; i < len(o.queue) && to.bytes+o.queue[i].size <= next.cfg.Buffer; i++ {
 		k := o.queue[i]
+		k.stored = k.channel && next.jsOut.js != nil
 		to.queue = append(to.queue, k)
 		to.bytes += k.size
 		to.events += k.events
