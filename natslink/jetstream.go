@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/bits"
 	"os"
 	"strconv"
@@ -154,13 +155,7 @@ func (l *Link) jsApply() {
 	// jsOrder holds events past a gap again once the consumer is reset,
 	// or cannot be. A reset that did not happen (NATS was slow to make
 	// the stream, say) is tried again the next heartbeat.
-	defer func() {
-		l.js.resetMu.Lock()
-		defer l.js.resetMu.Unlock()
-		if !l.js.reset {
-			l.js.order.resume()
-		}
-	}()
+	defer l.jsResumeUnlessReset()
 	select {
 	case <-l.stop:
 		return // closing: jsStop has drained the consumer, or will
@@ -232,6 +227,10 @@ func (l *Link) jsApply() {
 		}
 		counter := l.js.counter
 		l.js.order.init(l.handler(false, nil), func(m jetstream.Msg) { l.jsCount(counter, m) }, l.log)
+		// Past the reset, what the new subscription brings past a gap
+		// waits for the gap (the defer would resume only after the
+		// first messages may have come, and dropped them).
+		l.jsResumeUnlessReset()
 		l.js.cc, err = cons.Consume(func(m jetstream.Msg) {
 			o := &l.js.order
 			o.mu.Lock()
@@ -243,6 +242,16 @@ func (l *Link) jsApply() {
 			return
 		}
 		l.log.Info("consuming from JetStream", "stream", name, "consumer", l.durableName())
+	}
+}
+
+// jsResumeUnlessReset lets jsOrder hold messages past a gap again,
+// unless the consumer is still to be reset.
+func (l *Link) jsResumeUnlessReset() {
+	l.js.resetMu.Lock()
+	defer l.js.resetMu.Unlock()
+	if !l.js.reset {
+		l.js.order.resume()
 	}
 }
 
@@ -367,6 +376,22 @@ func (l *Link) jsCount(c jsCounter, m jetstream.Msg) {
 	l.gap(seen, &nats.Msg{Subject: m.Subject(), Header: h}, n, origin)
 }
 
+// jsHandCounter gives next, which takes over the same durable, a copy
+// of what jsCount knows of the numbering, so that it counts the events
+// that never come after the swap as this link would have.
+func (l *Link) jsHandCounter(next *Link) {
+	o := &l.js.order
+	o.mu.Lock() // jsCount runs under it
+	c := make(jsCounter, len(l.js.counter))
+	for subject, seen := range l.js.counter {
+		c[subject] = maps.Clone(seen)
+	}
+	o.mu.Unlock()
+	next.js.mu.Lock()
+	next.js.counter = c
+	next.js.mu.Unlock()
+}
+
 // jsLag asks the consumer how many events it has yet to deliver.
 func (l *Link) jsLag() {
 	l.js.mu.Lock()
@@ -433,8 +458,9 @@ const drainWait = 2 * time.Second
 // acknowledges what it took already (for at most drainWait), so that
 // those events are neither lost nor held until AckWait for the next
 // consumer, behind newer ones. What comes after drainWait is given back
-// once the link is done (see handler).
-func (l *Link) jsStop() {
+// once the link is done (see handler). With giveBack, what waits for
+// messages that have not come is given back too (jsOrder.stop).
+func (l *Link) jsStop(giveBack bool) {
 	l.js.mu.Lock()
 	cc := l.js.cc
 	l.js.cc = nil
@@ -448,7 +474,7 @@ func (l *Link) jsStop() {
 	case <-time.After(drainWait):
 		l.log.Warn("the JetStream consumer did not drain in time: what it holds goes to the next consumer", "wait", drainWait)
 	}
-	l.js.order.stop()
+	l.js.order.stop(giveBack)
 }
 
 // Publishing to the stream. A NATS server takes a stream's messages

@@ -133,9 +133,15 @@ func (o *jsOrder) take(m jetstream.Msg) {
 	o.release(sd, false)
 }
 
-// hold keeps h, in the order of the numbering, and arms the timer.
+// hold keeps h, in the order of the numbering, and arms the timer; a
+// copy of a message held already is acknowledged and dropped.
 func (o *jsOrder) hold(sd *jsSender, h heldJS) {
-	i, _ := slices.BinarySearchFunc(sd.held, h.first, func(a heldJS, first uint64) int { return cmp.Compare(a.first, first) })
+	i, found := slices.BinarySearchFunc(sd.held, h.first, func(a heldJS, first uint64) int { return cmp.Compare(a.first, first) })
+	if found {
+		o.count(h.m)
+		h.m.Ack()
+		return
+	}
 	sd.held = slices.Insert(sd.held, i, h)
 	o.nHeld++
 	if o.nHeld > jsMaxHeld {
@@ -179,7 +185,9 @@ func (o *jsOrder) advance(sd *jsSender, h heldJS) {
 }
 
 // late reports whether [first, end) lies in a gap given up on, and
-// takes it out of the gap.
+// takes it out of the gap: what is left of the gap on either side
+// stays, so that a copy of a late message is known as one, whatever
+// the order in which the gap's messages come.
 func (sd *jsSender) late(first, end uint64) bool {
 	for i, g := range sd.gaps {
 		if first >= g.end || end <= g.start {
@@ -192,6 +200,12 @@ func (sd *jsSender) late(first, end uint64) bool {
 			sd.gaps[i].start = end
 		case end >= g.end:
 			sd.gaps[i].end = first
+		default: // inside: the gap splits in two
+			sd.gaps[i].end = first
+			sd.gaps = slices.Insert(sd.gaps, i+1, span{end, g.end})
+			if len(sd.gaps) > maxGaps {
+				sd.gaps = slices.Delete(sd.gaps, 0, 1)
+			}
 		}
 		return true
 	}
@@ -247,11 +261,25 @@ func (o *jsOrder) resume() {
 
 // stop delivers what is held, in order, and holds nothing from then on:
 // the consumer has stopped, and no redelivery will come to this link.
-func (o *jsOrder) stop() {
+// With giveBack (a link that takes over consumes the same durable), what
+// is held waits for messages that have not come: it is given back
+// instead (Nak), undelivered, and comes again to that link after them,
+// in the order of the stream.
+func (o *jsOrder) stop(giveBack bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ended = true
-	o.releaseAll()
+	if giveBack {
+		for _, sd := range o.senders {
+			for _, h := range sd.held {
+				h.m.Nak()
+			}
+			sd.held = nil
+		}
+		o.nHeld = 0
+	} else {
+		o.releaseAll()
+	}
 	if o.timer != nil {
 		o.timer.Stop()
 	}

@@ -695,7 +695,7 @@ func (l *Link) StopDelivering() {
 	l.js.mu.Lock()
 	l.js.stopped = true
 	l.js.mu.Unlock()
-	l.jsStop()
+	l.jsStop(false)
 	l.deliverMu.Lock()
 	l.done = true
 	l.deliverMu.Unlock()
@@ -741,12 +741,15 @@ func (l *Link) CloseInto(next *Link) {
 	close(l.stop)
 	l.cancelStop()
 	l.wg.Wait()
-	l.jsStop()
-	if next != nil && l.cfg.JetStream && next.cfg.JetStream && next.durableName() == l.durableName() &&
-		next.cfg.Prefix == l.cfg.Prefix && next.cfg.Cluster == l.cfg.Cluster {
-		// next consumes the same durable once released: it waits for
-		// what this link's pull requests lost, as this link would have.
+	// next consumes the same durable once released: it waits for what
+	// this link's pull requests lost, as this link would have, and what
+	// this link holds past a gap comes to it again, after the gap.
+	sameDurable := next != nil && l.cfg.JetStream && next.cfg.JetStream && next.durableName() == l.durableName() &&
+		next.cfg.Prefix == l.cfg.Prefix && next.cfg.Cluster == l.cfg.Cluster
+	l.jsStop(sameDurable)
+	if sameDurable {
 		l.js.order.handOver(&next.js.order)
+		l.jsHandCounter(next)
 	}
 	l.deliverMu.Lock()
 	l.done = true

@@ -1,0 +1,232 @@
+package natslink
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The tests here publish numbered events of one sender straight to the
+// stream, out of order and with copies, as a sender's retries and
+// NATS's redeliveries bring them, and check what a link with JetStream
+// delivers: each event once, in order where it can wait, and the events
+// that never come counted.
+
+// names collects the event names a link delivers.
+type names struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *names) deliver(ev *Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, ev.Event)
+}
+
+func (r *names) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
+}
+
+// has reports whether name was delivered.
+func (r *names) has(name string) bool { return slices.Contains(r.list(), name) }
+
+// jsTest is a NATS server with JetStream, a link consuming channel A
+// through the durable consumer durable (mods change its Config), and a
+// publisher of numbered events of one sender (epoch "e") on A, straight
+// to the stream.
+type jsTest struct {
+	ns      *server.Server
+	js      jetstream.JetStream
+	link    *Link
+	got     *names
+	origin  uuid.UUID
+	durable string
+}
+
+func newJSTest(t *testing.T, durable string, mods ...func(*Config)) *jsTest {
+	t.Helper()
+	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	j := &jsTest{ns: ns, js: jetStreamClient(t, ns.ClientURL()), got: &names{}, origin: uuid.New(), durable: durable}
+	j.link = j.open(t, mods...)
+	j.link.SetChannels([]string{"A"})
+	waitFor(t, "the link's consumer", func() bool {
+		_, err := j.js.Consumer(context.Background(), StreamName("netcluster", ""), durable)
+		return err == nil
+	})
+	return j
+}
+
+// open opens a link on the test's durable, delivering to the test's
+// names, closed when the test ends.
+func (j *jsTest) open(t *testing.T, mods ...func(*Config)) *Link {
+	t.Helper()
+	cfg := Config{URL: j.ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: j.durable, Logger: slog.New(slog.DiscardHandler)}
+	for _, f := range mods {
+		f(&cfg)
+	}
+	l, err := Open(cfg, j.got.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// publish stores the event name, numbered n, in the stream.
+func (j *jsTest) publish(t *testing.T, name string, n int) {
+	t.Helper()
+	m := nats.NewMsg(Subject("netcluster", "", "A"))
+	m.Header.Set(HeaderEvent, name)
+	m.Header.Set(HeaderOrigin, j.origin.String())
+	m.Header.Set(HeaderSeq, "e."+strconv.Itoa(n))
+	m.Data = []byte{0xc0}
+	if _, err := j.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJetStreamLateCopies: the events of a gap given up on come late,
+// out of order, each with a copy: each is delivered once, whether it
+// lies at an end of what is left of the gap or inside it.
+func TestJetStreamLateCopies(t *testing.T) {
+	j := newJSTest(t, "late")
+	j.publish(t, "e1", 1)
+	j.publish(t, "e2", 2)
+	j.publish(t, "e7", 7) // 3 to 6 are given up on after jsReorderWait
+	waitFor(t, "e7", func() bool { return j.got.has("e7") })
+	for _, n := range []int{4, 3, 6, 5} {
+		j.publish(t, "e"+strconv.Itoa(n), n)
+		j.publish(t, "e"+strconv.Itoa(n)+" copy", n)
+	}
+	j.publish(t, "e8", 8)
+	waitFor(t, "e8", func() bool { return j.got.has("e8") })
+	want := []string{"e1", "e2", "e7", "e4", "e3", "e6", "e5", "e8"}
+	if got := j.got.list(); !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v: each late event once", got, want)
+	}
+}
+
+// TestJetStreamHeldCopy: a copy of a message held for a gap is dropped.
+func TestJetStreamHeldCopy(t *testing.T) {
+	j := newJSTest(t, "heldcopy")
+	j.publish(t, "e1", 1)
+	j.publish(t, "e3", 3)
+	j.publish(t, "e3 copy", 3)
+	j.publish(t, "e2", 2)
+	j.publish(t, "e4", 4)
+	waitFor(t, "e4", func() bool { return j.got.has("e4") })
+	if got, want := j.got.list(), []string{"e1", "e2", "e3", "e4"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+}
+
+// TestJetStreamSwapGivesBackHeld: a link that a reload replaces (the
+// next one consumes the same durable) while it holds a message for a
+// gap gives that message back, undelivered, instead of delivering it
+// past the gap: the next link gets it again after the missing one,
+// which comes meanwhile, and nothing is counted missed.
+func TestJetStreamSwapGivesBackHeld(t *testing.T) {
+	j := newJSTest(t, "swapheld")
+	j.publish(t, "e1", 1)
+	waitFor(t, "e1", func() bool { return j.got.has("e1") })
+	j.publish(t, "e3", 3) // held, waiting for e2
+	waitFor(t, "e3 held", func() bool {
+		o := &j.link.js.order
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.nHeld == 1
+	})
+	next := j.open(t, func(c *Config) { c.Held = true })
+	next.SetChannels([]string{"A"})
+	j.link.CloseInto(next)
+	j.publish(t, "e2", 2)
+	next.Release()
+	waitFor(t, "e2 and e3", func() bool { return len(j.got.list()) >= 3 })
+	time.Sleep(2 * jsReorderWait) // a copy, or a late count, would show by now
+	if got, want := j.got.list(), []string{"e1", "e2", "e3"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+	if missed := j.link.Stats().MissedIn + next.Stats().MissedIn; missed != 0 {
+		t.Errorf("missed_in %d across the swap, want 0", missed)
+	}
+}
+
+// TestJetStreamSwapCountsLoss: an event that never comes, numbered just
+// after a reload swapped the link, is counted missed once, by the link
+// that took over.
+func TestJetStreamSwapCountsLoss(t *testing.T) {
+	j := newJSTest(t, "swaploss")
+	j.publish(t, "e1", 1)
+	j.publish(t, "e2", 2)
+	waitFor(t, "e1 and e2", func() bool { return len(j.got.list()) == 2 })
+	next := j.open(t, func(c *Config) { c.Held = true })
+	next.SetChannels([]string{"A"})
+	j.link.CloseInto(next)
+	next.Release()
+	j.publish(t, "e4", 4) // e3 never reaches the stream
+	waitFor(t, "e4", func() bool { return j.got.has("e4") })
+	waitFor(t, "e3 counted missed", func() bool { return next.Stats().MissedIn == 1 })
+	if old := j.link.Stats().MissedIn; old != 0 {
+		t.Errorf("the replaced link counted %d missed, want 0", old)
+	}
+}
+
+// slowLine is a log handler that takes delay over the line msg: the
+// link goes on only once it is written.
+type slowLine struct {
+	msg   string
+	delay time.Duration
+}
+
+func (h slowLine) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		time.Sleep(h.delay)
+	}
+	return nil
+}
+func (h slowLine) Enabled(context.Context, slog.Level) bool { return true }
+func (h slowLine) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h slowLine) WithGroup(string) slog.Handler            { return h }
+
+// TestJetStreamHoldsAfterReset: after a lost connection the consumer is
+// reset and consumes again; from its first message on, a message past a
+// gap waits for the gap, even while the link is still busy starting to
+// consume (here, a log line that takes 300 ms): e3, stored before e2,
+// comes after it at once, not 30 s later (AckWait).
+func TestJetStreamHoldsAfterReset(t *testing.T) {
+	j := newJSTest(t, "reset", func(c *Config) {
+		c.ReconnectWait = 500 * time.Millisecond
+		c.Logger = slog.New(slowLine{msg: "consuming from JetStream", delay: 300 * time.Millisecond})
+	})
+	l := j.link
+	j.publish(t, "e1", 1)
+	waitFor(t, "e1", func() bool { return j.got.has("e1") })
+	cid, err := l.nc.GetClientID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.ns.DisconnectClientByID(cid); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the link to see the connection lost", func() bool { return !l.Connected() })
+	j.publish(t, "e3", 3) // stored before e2, as a sender's retry stores them
+	waitFor(t, "the link back", l.Connected)
+	time.Sleep(100 * time.Millisecond) // within the slow line
+	j.publish(t, "e2", 2)
+	waitFor(t, "e2 and e3", func() bool { return len(j.got.list()) >= 3 })
+	if got, want := j.got.list(), []string{"e1", "e2", "e3"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+}
