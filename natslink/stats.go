@@ -207,9 +207,12 @@ func (l *Link) connStats() (connFigures, bool) {
 // readConn reads the connection's figures; it waits while a write to
 // NATS holds the connection.
 func (l *Link) readConn() connFigures {
-	buffered, _ := l.nc.Buffered()
+	buffered, err := l.nc.Buffered() // -1 and an error once closed
+	if err != nil {
+		buffered = 0
+	}
 	return connFigures{connected: l.nc.IsConnected(), server: l.nc.ConnectedUrlRedacted(),
-		nats: l.nc.Stats(), buffered: buffered + l.keptBytes()}
+		nats: l.nc.Stats(), buffered: max(buffered, 0) + l.keptBytes()}
 }
 
 // closeStats waits for the reads under way, once the connection is

@@ -97,7 +97,9 @@ func TestHeldUntilRelease(t *testing.T) {
 
 // TestCloseWhileDisconnected: events that wait in the buffer while NATS
 // is down are lost when the link closes before NATS is back: Close
-// counts them dropped and says so, in either format.
+// counts them dropped and says so, in either format, and the closed
+// link shows nothing buffered (nats.go's figure for a closed
+// connection is -1).
 func TestCloseWhileDisconnected(t *testing.T) {
 	bothFormats(t, func(t *testing.T, pack bool) {
 		ns := startNATS(t)
@@ -125,8 +127,8 @@ func TestCloseWhileDisconnected(t *testing.T) {
 			}
 		}
 		l.Close()
-		if st := l.Stats(); st.Dropped != n {
-			t.Errorf("dropped %d, want the %d events that waited in the buffer", st.Dropped, n)
+		if st := l.Stats(); st.Dropped != n || st.Buffered != 0 {
+			t.Errorf("dropped %d, %d bytes buffered; want the %d events that waited in the buffer, and none left", st.Dropped, st.Buffered, n)
 		}
 		if want := "closes while disconnected"; !bytes.Contains([]byte(log.String()), []byte(want)) {
 			t.Errorf("the log does not say %q:\n%s", want, log)
