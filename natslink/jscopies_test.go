@@ -230,3 +230,41 @@ func TestJetStreamHoldsAfterReset(t *testing.T) {
 		t.Errorf("delivered %v, want %v", got, want)
 	}
 }
+
+// TestJetStreamManySenders: past the bound of the table of senders
+// (maxEpochs), the link forgets those heard from least lately, not the
+// live ones: a sender that goes on speaking among maxEpochs others that
+// each spoke once (old epochs, say) still has its message past a gap
+// wait for the gap, right after the table was full. (It forgot every
+// sender with nothing held: the live one's next message started its
+// numbering afresh and went at once, ahead of the one before it.)
+func TestJetStreamManySenders(t *testing.T) {
+	j := newJSTest(t, "many")
+	other := func(epoch int) {
+		m := nats.NewMsg(Subject("netcluster", "", "A"))
+		m.Header.Set(HeaderEvent, "other")
+		m.Header.Set(HeaderOrigin, uuid.NewString())
+		m.Header.Set(HeaderSeq, "o"+strconv.Itoa(epoch)+".1")
+		m.Data = []byte{0xc0}
+		if _, err := j.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 1
+	const others = maxEpochs + 10 // the table fills at the last tens
+	for epoch := range others {
+		if epoch%100 == 0 {
+			j.publish(t, "e"+strconv.Itoa(n), n)
+			n++
+		}
+		other(epoch)
+	}
+	waitFor(t, "the others", func() bool { return len(j.got.list()) == n-1+others })
+	j.publish(t, "last", n+1)
+	j.publish(t, "before last", n)
+	waitFor(t, "the last two", func() bool { return j.got.has("last") })
+	got := j.got.list()
+	if tail := got[len(got)-2:]; !slices.Equal(tail, []string{"before last", "last"}) {
+		t.Errorf("the live sender's last two events came as %v: its numbering was forgotten", tail)
+	}
+}

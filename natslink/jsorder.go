@@ -48,7 +48,8 @@ type jsOrder struct {
 	count   func(jetstream.Msg) // jsCount, in the order delivered
 	log     *slog.Logger
 	senders map[jsKey]*jsSender
-	nHeld   int // in all senders
+	takes   uint64 // messages taken: jsSender.used's clock
+	nHeld   int    // in all senders
 	timer   *time.Timer
 	ended   bool // stop: nothing is held from then on
 	// paused, from a lost connection until the consumer has been reset
@@ -65,6 +66,7 @@ type jsKey struct{ subject, epoch string }
 // to next, every number was delivered, or given up on (gaps).
 type jsSender struct {
 	next, base uint64
+	used       uint64   // jsOrder.takes at its last message
 	gaps       []span   // given up on: a message of them that comes after all goes, late
 	held       []heldJS // waiting for those before them, in the order of their numbers
 }
@@ -108,13 +110,17 @@ func (o *jsOrder) take(m jetstream.Msg) {
 		o.deliver(m)
 		return
 	}
+	o.takes++
 	sd := o.senders[key]
+	if sd != nil {
+		sd.used = o.takes
+	}
 	switch {
 	case sd == nil:
 		if len(o.senders) >= maxEpochs {
-			maps.DeleteFunc(o.senders, func(_ jsKey, sd *jsSender) bool { return len(sd.held) == 0 })
+			o.forget()
 		}
-		sd = &jsSender{next: first, base: first}
+		sd = &jsSender{next: first, base: first, used: o.takes}
 		o.senders[key] = sd
 	case first > sd.next && o.paused:
 		return // unacknowledged: the reset brings it again
@@ -131,6 +137,25 @@ func (o *jsOrder) take(m jetstream.Msg) {
 	o.deliver(m)
 	sd.next = max(sd.next, end)
 	o.release(sd, false)
+}
+
+// forget makes room in the table of senders: it forgets the half of
+// those with nothing held that were heard from least lately (old
+// epochs of servers that restarted, channels gone quiet), keeping the
+// live ones' numbering.
+func (o *jsOrder) forget() {
+	var idle []uint64
+	for _, sd := range o.senders {
+		if len(sd.held) == 0 {
+			idle = append(idle, sd.used)
+		}
+	}
+	if len(idle) == 0 {
+		return
+	}
+	slices.Sort(idle)
+	before := idle[len(idle)/2]
+	maps.DeleteFunc(o.senders, func(_ jsKey, sd *jsSender) bool { return len(sd.held) == 0 && sd.used <= before })
 }
 
 // hold keeps h, in the order of the numbering, and arms the timer; a
@@ -291,11 +316,12 @@ func (o *jsOrder) handOver(to *jsOrder) {
 	o.mu.Lock()
 	senders := make(map[jsKey]*jsSender, len(o.senders))
 	for key, sd := range o.senders {
-		senders[key] = &jsSender{next: sd.next, base: sd.base, gaps: slices.Clone(sd.gaps)}
+		senders[key] = &jsSender{next: sd.next, base: sd.base, used: sd.used, gaps: slices.Clone(sd.gaps)}
 	}
+	takes := o.takes
 	o.mu.Unlock()
 	to.mu.Lock()
-	to.senders = senders
+	to.senders, to.takes = senders, takes
 	to.mu.Unlock()
 }
 
