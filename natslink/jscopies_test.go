@@ -268,3 +268,21 @@ func TestJetStreamManySenders(t *testing.T) {
 		t.Errorf("the live sender's last two events came as %v: its numbering was forgotten", tail)
 	}
 }
+
+// TestJetStreamCopiesBelowFirst: events numbered below the first one a
+// link heard of their sender (sent before it started, and come late)
+// are delivered, each once: their copies are dropped too.
+func TestJetStreamCopiesBelowFirst(t *testing.T) {
+	j := newJSTest(t, "below")
+	j.publish(t, "e5", 5)
+	waitFor(t, "e5", func() bool { return j.got.has("e5") })
+	for _, n := range []int{3, 4, 1} {
+		j.publish(t, "e"+strconv.Itoa(n), n)
+		j.publish(t, "e"+strconv.Itoa(n)+" copy", n)
+	}
+	j.publish(t, "e6", 6)
+	waitFor(t, "e6", func() bool { return j.got.has("e6") })
+	if got, want := j.got.list(), []string{"e5", "e3", "e4", "e1", "e6"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+}

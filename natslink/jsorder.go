@@ -34,7 +34,8 @@ import (
 // lost after AckWait), one
 // numbered below the first one delivered (a server that started after
 // it was sent gets it late from NATS), and messages not numbered (plain
-// NATS programs) go at once. A message the handler does not take (the
+// NATS programs) go at once; the copies of the first two kinds are
+// known as copies too. A message the handler does not take (the
 // link is done) is given back (Nak), so that the next consumer of the
 // durable gets it first, without waiting out AckWait.
 //
@@ -69,6 +70,11 @@ type jsSender struct {
 	used       uint64   // jsOrder.takes at its last message
 	gaps       []span   // given up on: a message of them that comes after all goes, late
 	held       []heldJS // waiting for those before them, in the order of their numbers
+	// below are the numbers under base delivered since: the messages a
+	// server gets late from NATS after it first heard their sender, so
+	// that their copies are known as copies (at most maxGaps spans; a
+	// copy of one forgotten goes, and the router's dedup drops it).
+	below []span
 }
 
 // span is the numbers [start, end).
@@ -127,7 +133,8 @@ func (o *jsOrder) take(m jetstream.Msg) {
 	case first > sd.next:
 		o.hold(sd, heldJS{m: m, first: first, end: end, since: time.Now()})
 		return
-	case end <= sd.next && first >= sd.base && !sd.late(first, end):
+	case end <= sd.next && first >= sd.base && !sd.late(first, end),
+		end <= sd.base && sd.seenBelow(first, end):
 		// Delivered already: a copy that the sender sent again
 		// (jsSendAgain), or that NATS delivered again.
 		o.count(m)
@@ -207,6 +214,25 @@ func (o *jsOrder) advance(sd *jsSender, h heldJS) {
 	}
 	o.deliver(h.m)
 	sd.next = max(sd.next, h.end)
+}
+
+// seenBelow reports whether [first, end), below base, was delivered
+// already, and notes it as delivered if not.
+func (sd *jsSender) seenBelow(first, end uint64) bool {
+	for _, s := range sd.below {
+		if first >= s.start && end <= s.end {
+			return true
+		}
+	}
+	if n := len(sd.below); n > 0 && sd.below[n-1].end == first {
+		sd.below[n-1].end = end // the next one of a run that comes in order
+		return false
+	}
+	sd.below = append(sd.below, span{first, end})
+	if len(sd.below) > maxGaps {
+		sd.below = slices.Delete(sd.below, 0, 1)
+	}
+	return false
 }
 
 // late reports whether [first, end) lies in a gap given up on, and
@@ -316,7 +342,7 @@ func (o *jsOrder) handOver(to *jsOrder) {
 	o.mu.Lock()
 	senders := make(map[jsKey]*jsSender, len(o.senders))
 	for key, sd := range o.senders {
-		senders[key] = &jsSender{next: sd.next, base: sd.base, used: sd.used, gaps: slices.Clone(sd.gaps)}
+		senders[key] = &jsSender{next: sd.next, base: sd.base, used: sd.used, gaps: slices.Clone(sd.gaps), below: slices.Clone(sd.below)}
 	}
 	takes := o.takes
 	o.mu.Unlock()
