@@ -43,6 +43,7 @@ func TestHandOverToPlainLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(a.Close) // CloseInto closed it, unless the test stopped before
 	const n = 10
 	for i := range n {
 		publishA(t, a, false, node, []byte{0x91, byte(i)})
@@ -53,6 +54,7 @@ func TestHandOverToPlainLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // closed below, unless the test stopped before
 	waitFor(t, "the new link to connect", b.Connected)
 	sub := subscribeA(t, ns.ClientURL())
 	a.CloseInto(b)
@@ -216,8 +218,7 @@ func TestUnreleasedLinkSaysNothing(t *testing.T) {
 // swap does not wait swapDrainWait for them, nor logs anything dropped.
 func TestSwapWhileDisconnected(t *testing.T) {
 	log := &syncBuffer{}
-	ns, _, a, node := inOutage(t, false, 1<<20, log)
-	_ = ns
+	_, _, a, node := inOutage(t, false, 1<<20, log)
 	a.SetChannels([]string{"A"})
 	ns2 := startNATS(t)
 	b, err := Open(Config{URL: ns2.ClientURL(), Node: node, Held: true, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})

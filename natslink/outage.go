@@ -187,7 +187,8 @@ func (l *Link) awaitRoom(m *nats.Msg) {
 	}
 }
 
-// stopping reports whether Close has begun.
+// stopping reports whether Close has ended the publishers' waits
+// (flowStop): from then on nothing waits for room.
 func (l *Link) stopping() bool {
 	select {
 	case <-l.flowStop:
