@@ -724,6 +724,7 @@ func (l *Link) Close() { l.CloseInto(nil) }
 // next's buffer is dropped and counted in l's Stats.Dropped. next must be
 // held (Config.Held) until CloseInto returns. next nil is Close.
 func (l *Link) CloseInto(next *Link) {
+	start := time.Now()
 	l.deliverMu.Lock()
 	if l.closing {
 		l.deliverMu.Unlock()
@@ -771,7 +772,21 @@ func (l *Link) CloseInto(next *Link) {
 		// What the outage buffer holds goes now, without waiting for
 		// the peers: a link that takes over sends after this one.
 		l.release(false)
-		l.nc.FlushTimeout(time.Second) // the events, the acknowledgements and the Naks
+		// The events, the acknowledgements and the Naks. At a swap, what
+		// the publishers sent while drainInto waited is confirmed only
+		// here: the link that takes over sends after it, and may
+		// overtake what is still on its way once the wait is over.
+		wait := closeFlushWait
+		if left := time.Until(start.Add(swapDrainWait)); next != nil && left > wait {
+			wait = left
+		}
+		if err := l.nc.FlushTimeout(wait); err != nil {
+			msg := "NATS did not confirm the last messages of the closing NATS link in time: they may still arrive, or be lost"
+			if next != nil {
+				msg = "NATS did not confirm the last messages of the NATS link a reload replaces in time: the new link's may overtake them"
+			}
+			l.log.Warn(msg, "waited", wait, "error", err)
+		}
 		l.jsAllAcked()
 	}
 	if next != nil && next.cfg.Prefix == l.cfg.Prefix && next.cfg.Cluster == l.cfg.Cluster {
@@ -791,6 +806,11 @@ func (l *Link) CloseInto(next *Link) {
 	case <-time.After(5 * time.Second):
 	}
 }
+
+// closeFlushWait bounds how long Close waits for NATS to confirm the
+// link's last messages; CloseInto, at a swap, waits for it until
+// swapDrainWait from its start, and at least closeFlushWait.
+const closeFlushWait = time.Second
 
 // swapDrainWait bounds how long CloseInto waits for the subscriptions
 // to deliver what they took before a swap.
