@@ -92,9 +92,12 @@ type Server struct {
 	bgClosed bool
 	bg       sync.WaitGroup
 
-	done     chan struct{}
-	shutOnce sync.Once
-	shutErr  error
+	done    chan struct{}
+	shutErr error // set before done is closed
+	// shutMu guards shutCancel, set by the first Shutdown: it cuts that
+	// Shutdown short for a later caller whose ctx ends first.
+	shutMu     sync.Mutex
+	shutCancel context.CancelFunc
 }
 
 // Start opens every channel of cfg and starts serving them. It opens all
@@ -237,51 +240,68 @@ func (s *Server) Clients(name string) (clients []channel.ClientInfo, ok bool) {
 // every client what is already queued for it, and closes the clients.
 // If ctx ends before the queues are written, the rest are dropped and
 // Shutdown returns ctx's error. It returns after every goroutine of the
-// server has ended, and is idempotent.
+// server has ended, and is idempotent: a call while a shutdown is under
+// way waits for it, and when its own ctx ends first, cuts it short as if
+// the first call's ctx had ended (a Close during a graceful stop drops
+// what is queued at once).
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.shutOnce.Do(func() {
-		s.bgMu.Lock()
-		s.bgClosed = true
-		s.bgMu.Unlock()
-		s.reloadMu.Lock() // wait for a reload under way
-		s.closed = true
-		metrics := s.metrics
-		s.reloadMu.Unlock()
-		s.mu.Lock()
-		chans := make([]*channel.Channel, 0, len(s.channels))
-		for _, ch := range s.channels {
-			chans = append(chans, ch)
+	s.shutMu.Lock()
+	if cancel := s.shutCancel; cancel != nil {
+		s.shutMu.Unlock()
+		select {
+		case <-s.done:
+			return s.shutErr
+		case <-ctx.Done():
+			cancel()
+			<-s.done
+			return ctx.Err()
 		}
-		s.mu.Unlock()
-		// Nothing more from the network and NATS, so that no event is
-		// routed into a channel that is already flushing; then stop
-		// every channel's input; then close the links, which send what
-		// the clients' last events brought them.
-		s.stopInbound()
-		if ctx.Err() == nil {
-			for _, ch := range chans {
-				ch.Drain() // every channel's clients at once: see Channel.Drain
-			}
-		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.shutCancel = cancel
+	s.shutMu.Unlock()
+	s.bgMu.Lock()
+	s.bgClosed = true
+	s.bgMu.Unlock()
+	s.reloadMu.Lock() // wait for a reload under way
+	s.closed = true
+	metrics := s.metrics
+	s.reloadMu.Unlock()
+	s.mu.Lock()
+	chans := make([]*channel.Channel, 0, len(s.channels))
+	for _, ch := range s.channels {
+		chans = append(chans, ch)
+	}
+	s.mu.Unlock()
+	// Nothing more from the network and NATS, so that no event is
+	// routed into a channel that is already flushing; then stop
+	// every channel's input; then close the links, which send what
+	// the clients' last events brought them.
+	s.stopInbound()
+	if ctx.Err() == nil {
 		for _, ch := range chans {
-			ch.Quiesce()
+			ch.Drain() // every channel's clients at once: see Channel.Drain
 		}
-		s.stopDedupWatch()
-		s.stopNet()
-		s.stopNats()
-		for _, ch := range chans {
-			if err := ch.Shutdown(ctx, wire.CodeShutdown, "server shutting down"); err != nil && s.shutErr == nil {
-				s.shutErr = err
-			}
+	}
+	for _, ch := range chans {
+		ch.Quiesce()
+	}
+	s.stopDedupWatch()
+	s.stopNet()
+	s.stopNats()
+	for _, ch := range chans {
+		if err := ch.Shutdown(ctx, wire.CodeShutdown, "server shutting down"); err != nil && s.shutErr == nil {
+			s.shutErr = err
 		}
-		s.bg.Wait()
-		if metrics != nil {
-			metrics.close()
-		}
-		releaseMemoryLimit(s)
-		s.log.Info("server stopped")
-		close(s.done)
-	})
+	}
+	s.bg.Wait()
+	if metrics != nil {
+		metrics.close()
+	}
+	releaseMemoryLimit(s)
+	s.log.Info("server stopped")
+	close(s.done)
 	return s.shutErr
 }
 

@@ -326,3 +326,64 @@ func TestEventsBeforeCloseArrive(t *testing.T) {
 		rec.WaitCount(t, "last-words", (round+1)*k)
 	}
 }
+
+// TestCloseCutsGracefulShutdownShort: a graceful stop (begun by the
+// control request shutdown) waits for a client that reads nothing; a
+// Close, or a Shutdown whose own ctx ends, during it drops what is
+// queued and returns at once, not when the graceful stop's 30 s end.
+// (Before, the later call waited for the first, whose deadline was the
+// only one that counted.)
+func TestCloseCutsGracefulShutdownShort(t *testing.T) {
+	for _, how := range []string{"Close", "Shutdown"} {
+		t.Run(how, func(t *testing.T) {
+			const grace = 30 * time.Second
+			// A server of its own: routertest's would fail the test for
+			// the queue this one drops.
+			dir := routertest.ShortTempDir(t)
+			ts := &routertest.Server{Dir: dir, Template: dir + "/{channel}.sock"}
+			srv, err := router.Start(ts.ParseConfig(t, `"maxpending": 33554432, "channels": {"A": {}}`),
+				router.Options{Logger: slog.New(slog.DiscardHandler), ShutdownTimeout: grace})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts.Server = srv
+			t.Cleanup(func() { srv.Close() })
+			lazy := dialRaw(t, ts, "A")
+			lazy.hello()
+			pub := ts.Dial(t, "A", bus.Reconnect(false))
+			blob := make([]byte, 32<<10)
+			for range 256 { // 8 MiB, far more than the socket holds
+				if err := pub.Emit("blob", blob); err != nil {
+					t.Fatal(err)
+				}
+			}
+			routertest.WaitFor(t, "frames queued for the client that reads nothing", func() bool {
+				return ts.Channels()[0].Stats.Pending > 1<<20
+			})
+			ctl := ts.Dial(t, router.ControlChannel, bus.Reconnect(false))
+			routertest.Control(t, ctl, "shutdown", nil)
+			routertest.WaitFor(t, "the graceful stop to begin", func() bool {
+				_, err := os.Stat(ts.Path("A"))
+				return errors.Is(err, fs.ErrNotExist)
+			})
+			start := time.Now()
+			if how == "Close" {
+				ts.Close()
+			} else {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+				defer cancel()
+				if err := ts.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Shutdown: %v, want its ctx's error", err)
+				}
+			}
+			if took := time.Since(start); took > grace/3 {
+				t.Errorf("%s during a graceful stop returned after %v: it waited for the graceful stop", how, took)
+			}
+			select {
+			case <-ts.Done():
+			default:
+				t.Errorf("%s returned before the server stopped", how)
+			}
+		})
+	}
+}

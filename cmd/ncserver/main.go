@@ -208,11 +208,18 @@ wait:
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	go func() {
-		select {
-		case <-sigs:
-			log.Warn("second signal: stopping at once")
-			cancel()
-		case <-ctx.Done():
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					log.Warn("SIGHUP: configuration not reloaded; the server is stopping")
+					continue
+				}
+				log.Warn("second signal: stopping at once", "signal", sig.String())
+				cancel()
+			case <-ctx.Done():
+			}
+			return
 		}
 	}()
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
