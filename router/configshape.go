@@ -26,9 +26,10 @@ const (
 // slot is where a member's value goes: the type the file spells it with,
 // how to say so in a message, and for an object, its shape.
 type slot struct {
-	typ  fileType
-	want string
-	sub  shape
+	typ    fileType
+	want   string
+	sub    shape
+	secret bool // a problem with the value never quotes it: describeKind
 }
 
 // object checks that v is an object whose members fit sh. It reports
@@ -89,7 +90,7 @@ func (sh shape) slotOf(name string) (slot, string) {
 		}
 	case natsShape:
 		if i := indexOf(natsKeys, name); i >= 0 {
-			return slot{typ: natsKeys[i].typ, want: natsKeys[i].want()}, ""
+			return slot{typ: natsKeys[i].typ, want: natsKeys[i].want(), secret: natsKeys[i].secret}, ""
 		}
 	default:
 		if name == channelsKey {
@@ -99,7 +100,7 @@ func (sh shape) slotOf(name string) (slot, string) {
 			return slot{typ: tObject, sub: natsShape}, ""
 		}
 		if i := indexOf(settings, name); i >= 0 {
-			return slot{typ: settings[i].typ, want: settings[i].want()}, ""
+			return slot{typ: settings[i].typ, want: settings[i].want(), secret: settings[i].secret}, ""
 		}
 	}
 	return slot{}, unknownKey(sh.keys(), name)
@@ -164,7 +165,11 @@ func (c *checker) value(key string, v *hujson.Value, s slot) bool {
 	case errors.Is(fit, errBadUTF8):
 		c.add(v.StartOffset, key, "invalid UTF-8 in the string")
 	default:
-		c.add(v.StartOffset, key, "want %s, got %s", s.want, describeValue(v))
+		got := describeValue(v)
+		if s.secret {
+			got = describeKind(v)
+		}
+		c.add(v.StartOffset, key, "want %s, got %s", s.want, got)
 	}
 	return false
 }
@@ -212,6 +217,24 @@ func describeValue(v *hujson.Value) string {
 		return clipText(string(x), 40)
 	}
 	return "nothing"
+}
+
+// describeKind says what kind of value v is, without quoting it: for
+// the values of secret keys.
+func describeKind(v *hujson.Value) string {
+	lit, ok := v.Value.(hujson.Literal)
+	if !ok {
+		return describeValue(v)
+	}
+	switch lit.Kind() {
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	case '0':
+		return "a number"
+	}
+	return "a value that is not shown"
 }
 
 // clipText shortens s to about n bytes, at a rune boundary.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -206,6 +207,15 @@ func joinList(v any) string {
 	return strings.Join(out, ",")
 }
 
+// shownURL is u as a problem quotes it, unless it may hold credentials
+// (an "@"): those are never printed.
+func shownURL(u string) string {
+	if strings.Contains(u, "@") {
+		return "a URL with an \"@\" (not shown: it may hold credentials)"
+	}
+	return strconv.Quote(clipText(u, 60))
+}
+
 func checkNATSURL(c *checker, key string, n *NATSConfig) {
 	for _, u := range splitList(n.URL) {
 		s := u
@@ -214,13 +224,13 @@ func checkNATSURL(c *checker, key string, n *NATSConfig) {
 		}
 		p, err := url.Parse(s)
 		if err != nil || p.Host == "" {
-			c.addAt([]string{key}, "%q is not a NATS URL such as \"nats://127.0.0.1:4222\"", clipText(u, 60))
+			c.addAt([]string{key}, "%s is not a NATS URL such as \"nats://127.0.0.1:4222\"", shownURL(u))
 			return
 		}
 		switch p.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			c.addAt([]string{key}, "%q: the scheme must be nats, tls, ws or wss", clipText(u, 60))
+			c.addAt([]string{key}, "%s: the scheme must be nats, tls, ws or wss", shownURL(u))
 			return
 		}
 		if p.User != nil {

@@ -100,6 +100,37 @@ func TestNATSConfigErrors(t *testing.T) {
 	}
 }
 
+// TestSecretsNotQuotedInProblems: a secret key's value that does not fit,
+// and a URL that may hold credentials, are described, never quoted, in
+// the problems that a failed start or reload logs and answers.
+func TestSecretsNotQuotedInProblems(t *testing.T) {
+	tests := []struct{ name, file, key, msg string }{
+		{"key a number", `{"key": 80417266319977}`, "key", "want a string, got a number"},
+		{"password a number", `{"nats": {"url": "a", "user": "u", "password": 80417266319977}}`, "nats.password", "got a number"},
+		{"token a boolean", `{"nats": {"url": "a", "token": true}}`, "nats.token", "got a boolean"},
+		{"bad URL with credentials", `{"nats": {"url": "nats://u:80417266319977@[::1"}}`, "nats.url", "not shown: it may hold credentials"},
+		{"bad scheme with credentials", `{"nats": {"url": "http://u:80417266319977@a"}}`, "nats.url", "not shown: it may hold credentials"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.json", []byte(tt.file))
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("Parse: %v, want a ConfigError", err)
+			}
+			if strings.Contains(err.Error(), "80417266319977") {
+				t.Errorf("the problem quotes the secret: %v", err)
+			}
+			for _, p := range ce.Problems {
+				if p.Key == tt.key && strings.Contains(p.Msg, tt.msg) {
+					return
+				}
+			}
+			t.Errorf("problems %v; want one on %q saying %q", ce.Problems, tt.key, tt.msg)
+		})
+	}
+}
+
 // TestNATSSecretsRedacted: the password and the token are never printed.
 func TestNATSSecretsRedacted(t *testing.T) {
 	for _, file := range []string{
