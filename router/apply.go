@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/netcluster/netcluster/internal/wire"
@@ -81,6 +83,23 @@ type plan struct {
 	nats linkChange
 }
 
+// samePath reports whether open, the path a channel's socket is open
+// at, and next, the path a new configuration gives it, name the same
+// socket: the same path once cleaned ("dir/./A.sock"), or the same file
+// reached another way (through a symlinked directory). The channel
+// keeps its socket then, and its clients.
+func samePath(open, next string) bool {
+	if filepath.Clean(open) == filepath.Clean(next) {
+		return true
+	}
+	a, err := os.Stat(open)
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(next)
+	return err == nil && os.SameFile(a, b)
+}
+
 // makePlan works out what applying cfg changes on a server that runs old
 // and has the channels open. It touches nothing.
 func makePlan(old, cfg *Config, open map[string]openChannel) plan {
@@ -91,7 +110,7 @@ func makePlan(old, cfg *Config, open map[string]openChannel) plan {
 		switch {
 		case !ok:
 			rep.Added = append(rep.Added, name)
-		case ch.path != cfg.SocketPath(name):
+		case !samePath(ch.path, cfg.SocketPath(name)):
 			rep.Reopened = append(rep.Reopened, name)
 		default:
 			p.keep = append(p.keep, name)

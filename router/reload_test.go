@@ -188,6 +188,34 @@ func TestReloadSockets(t *testing.T) {
 	c.Close()
 }
 
+// TestReloadSameSocketSpelledOtherwise: a socket template that names the
+// same files another way (a "./" in the path, a symlink to the
+// directory) keeps the channels and their clients; before, the reload
+// took it for a move and failed, finding the socket in use by the
+// server itself.
+func TestReloadSameSocketSpelledOtherwise(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	keep := ts.DialWatched(t, "A")
+	link := filepath.Join(routertest.ShortTempDir(t), "d")
+	if err := os.Symlink(ts.Dir, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, template := range []string{ts.Dir + "/./{channel}.sock", link + "/{channel}.sock"} {
+		cfg, err := router.Parse("same.json", []byte(`{"socket": "`+template+`", "channels": {"A": {}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := ts.Reload(cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", template, err)
+		}
+		if len(rep.Reopened) != 0 {
+			t.Errorf("%s: reopened %v, want none", template, rep.Reopened)
+		}
+	}
+	ts.CheckKept(t, keep)
+}
+
 // TestReloadThroughControl: reloadconfig answers with what changed, or
 // with the problems of an invalid file; a reload that removes the control
 // channel still answers before it closes.
