@@ -167,7 +167,16 @@ func (s *session) runReplay(ctx context.Context, file *mcap.File, targets map[ui
 	p := startProgress(s.stderr, func(d time.Duration) string { return replayLine(&cnt, total, d) })
 	var err error
 	for pass := 0; err == nil && (pass == 0 || o.loop); pass++ {
-		err = replayOnce(ctx, file, targets, o.rate, &cnt)
+		before, _ := cnt.get()
+		if err = replayOnce(ctx, file, targets, o.rate, &cnt); err == nil {
+			err = ctx.Err()
+		}
+		if n, _ := cnt.get(); err == nil && n == before {
+			if o.loop {
+				fmt.Fprintf(s.stderr, "replay: %s holds nothing to replay: not looping\n", o.file)
+			}
+			break
+		}
 	}
 	for _, c := range clients {
 		fctx, cancel := context.WithTimeout(context.Background(), s.set.timeout)

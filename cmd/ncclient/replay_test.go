@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -225,5 +226,32 @@ func TestMcapCoreReadsRecording(t *testing.T) {
 		if n := strings.Count(string(out), `"publishTime"`); n != want {
 			t.Errorf("-compress %s: @mcap/core read %d messages, want %d", compress, n, want)
 		}
+	}
+}
+
+// TestReplayLoopNothingToReplay: -loop over a file of which nothing is
+// replayed (-event matches none) ends at once and says why; before, it
+// went round the file without end, deaf to Ctrl-C and SIGTERM.
+func TestReplayLoopNothingToReplay(t *testing.T) {
+	ts := newServer(t)
+	path := recordStream(t, ts, knownStream(t))
+	rp := start(t, ts.Template, "replay", "-loop", "-event", "nomatch", path)
+	select {
+	case <-rp.done:
+	case <-time.After(10 * time.Second):
+		rp.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-rp.done:
+			t.Fatal("replay -loop with nothing to replay went on until Ctrl-C")
+		case <-time.After(5 * time.Second):
+			rp.cmd.Process.Kill()
+			t.Fatal("replay -loop with nothing to replay did not end, even on Ctrl-C")
+		}
+	}
+	if code := rp.exit(t); code != 0 {
+		t.Errorf("exit %d: %s", code, rp.stderrText())
+	}
+	if !strings.Contains(rp.stderrText(), "holds nothing to replay") {
+		t.Errorf("replay did not say why it stopped: %q", rp.stderrText())
 	}
 }
