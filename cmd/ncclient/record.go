@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -186,14 +187,16 @@ func (s *session) record(ctx context.Context, call call, interactive bool) error
 		}
 		clients = append(clients, c)
 	}
-	out, closeOut, err := createOutput(o.out, s.stdout)
+	out, closeOut, created, err := createOutput(o.out, s.stdout)
 	if err != nil {
 		return err
 	}
-	// abandon removes the file of a recording that could not start.
+	// abandon removes the file of a recording that could not start, if
+	// the recording made it: never one that was there before (run as
+	// root, record -o /dev/null removed the device).
 	abandon := func() {
 		closeOut()
-		if o.out != "-" {
+		if created {
 			os.Remove(o.out)
 		}
 	}
@@ -282,15 +285,21 @@ wait:
 	return nil
 }
 
-// createOutput opens the file a recording goes to: a new file, or
-// standard output for "-".
-func createOutput(path string, stdout io.Writer) (io.Writer, func() error, error) {
+// createOutput opens the file a recording goes to, or standard output
+// for "-". created says whether it made the file: one that existed (an
+// older recording, /dev/null, a FIFO) is truncated, and never removed.
+func createOutput(path string, stdout io.Writer) (w io.Writer, closeOut func() error, created bool, err error) {
 	if path == "-" {
-		return stdout, func() error { return nil }, nil
+		return stdout, func() error { return nil }, false, nil
 	}
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if errors.Is(err, fs.ErrExist) {
+		f, err = os.Create(path) // an older recording, /dev/null, a FIFO
+	} else {
+		created = err == nil
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("record: %w", err)
+		return nil, nil, false, fmt.Errorf("record: %w", err)
 	}
-	return f, f.Close, nil
+	return f, f.Close, created, nil
 }

@@ -125,6 +125,18 @@ func TestRecordReplayUsage(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("a recording that could not start left %s behind (%v)", path, err)
 	}
+	// Nor does it remove a file that was there before it: run as root,
+	// record -o /dev/null removed the device.
+	old := filepath.Join(t.TempDir(), "old.mcap")
+	if err := os.WriteFile(old, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := ncclient(t, ts.Template, "", "record", "-o", old, "-event", "(", "A"); r.code != exitFailed {
+		t.Errorf("record -event '(': exit %d, stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Errorf("a recording that could not start removed %s, which it had not made: %v", old, err)
+	}
 }
 
 // TestReplayDamaged: a file that is not MCAP, is cut short or has a bad
