@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -49,36 +47,37 @@ func (s seconds) Set(v string) error {
 }
 
 // parseTopArgs reads top's flags and its channel. The flags of ncclient
-// itself are taken after top too.
-func (s *session) parseTopArgs(c *command, args []string) (topOptions, error) {
-	o := topOptions{delay: time.Second, sortKey: "name"}
-	fs := flag.NewFlagSet("top", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+// itself are taken after top too, for this command only: it returns the
+// session to run on, s or a new one, which done closes (parseCommand).
+func (s *session) parseTopArgs(c *command, args []string) (o topOptions, sub *session, done func(), err error) {
+	o = topOptions{delay: time.Second, sortKey: "name"}
+	fs, set := s.commandFlags(c)
 	fs.BoolVar(&o.batch, "b", false, "batch mode: print a snapshot every delay, plain or with -json as JSON")
 	fs.IntVar(&o.count, "n", 0, "batch mode: print count snapshots, then exit; 0 prints until interrupted")
 	fs.Var(seconds{&o.delay}, "d", "time between snapshots, in seconds or as a duration")
 	fs.StringVar(&o.sortKey, "sort", o.sortKey, "sort the tables by: "+strings.Join(sortKeyNames(), ", "))
-	fs.BoolVar(&s.set.json, "json", s.set.json, "batch mode: print each snapshot as one JSON object a line")
-	fs.StringVar(&s.set.socket, "socket", s.set.socket, "socket path template of the server")
-	fs.DurationVar(&s.set.timeout, "timeout", s.set.timeout, "how long to wait for the server")
-	words, err := interspersed(fs, args, nil)
+	words, sub, done, err := s.parseCommand(fs, set, args)
 	if err != nil {
-		return o, usagef("top: %v; usage: %s", err, c.synopsis())
+		return o, nil, nil, err
 	}
 	switch {
 	case len(words) > 1:
-		return o, usagef("top takes at most one channel; usage: %s", c.synopsis())
+		err = usagef("top takes at most one channel; usage: %s", c.synopsis())
 	case o.count < 0:
-		return o, usagef("top: -n %d: want 0 or more", o.count)
+		err = usagef("top: -n %d: want 0 or more", o.count)
 	case o.delay < 10*time.Millisecond:
-		return o, usagef("top: -d %v: want 10ms or more", o.delay)
+		err = usagef("top: -d %v: want 10ms or more", o.delay)
 	case sortKeyOf(o.sortKey) < 0:
-		return o, usagef("top: -sort %q: want one of %s", o.sortKey, strings.Join(sortKeyNames(), ", "))
+		err = usagef("top: -sort %q: want one of %s", o.sortKey, strings.Join(sortKeyNames(), ", "))
+	}
+	if err != nil {
+		done()
+		return o, nil, nil, err
 	}
 	if len(words) == 1 {
 		o.channel = words[0]
 	}
-	return o, nil
+	return o, sub, done, nil
 }
 
 // runTop runs `ncclient top`: the live view on a terminal, or with -b the
@@ -88,21 +87,25 @@ func (s *session) runTop(ctx context.Context, c call, interactive bool) error {
 }
 
 func (s *session) top(ctx context.Context, cmd *command, args []string, interactive bool) error {
-	o, err := s.parseTopArgs(cmd, args)
+	o, sub, done, err := s.parseTopArgs(cmd, args)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
+	defer done()
 	if o.batch {
-		return s.topBatch(ctx, o)
+		return sub.topBatch(ctx, o)
 	}
-	out, ok := s.stdout.(*os.File)
+	out, ok := sub.stdout.(*os.File)
 	if !ok || !term.IsTerminal(int(out.Fd())) || !term.IsTerminal(int(os.Stdin.Fd())) {
 		return usagef("top: the live view needs a terminal; use top -b for snapshots on standard output")
 	}
 	if interactive {
 		return usagef("top: the live view runs from the shell (ncclient top); at the prompt, use top -b")
 	}
-	return s.topView(ctx, o, os.Stdin, out)
+	return sub.topView(ctx, o, os.Stdin, out)
 }
 
 // The answers top reads, as far as it needs them: stats and
@@ -159,6 +162,9 @@ type sample struct {
 	clients []clientCounters
 	// clientsAt is when the answer to showchannel came.
 	clientsAt time.Time
+	// gone is the server's refusal of showchannel: the channel asked for
+	// does not exist, or no longer (channel is "" then).
+	gone error
 }
 
 // decodeAnswer reads an answer's map into v, through JSON.
@@ -188,7 +194,7 @@ func (s *session) readSample(ctx context.Context, channel string) (*sample, erro
 	var re *requestError
 	if errors.As(err, &re) {
 		// The channel went away in a reload: show the others.
-		smp.channel = ""
+		smp.channel, smp.gone = "", err
 		return smp, nil
 	}
 	if err != nil {

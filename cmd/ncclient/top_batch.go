@@ -15,6 +15,9 @@ func (s *session) topBatch(ctx context.Context, o topOptions) error {
 	if err != nil {
 		return err
 	}
+	if prev.gone != nil {
+		return fmt.Errorf("top: %w", prev.gone) // a channel that goes later leaves the others shown
+	}
 	key := sortKeyOf(o.sortKey)
 	for n := 0; o.count == 0 || n < o.count; n++ {
 		select {

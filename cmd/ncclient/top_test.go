@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -201,6 +202,44 @@ func TestTopUsage(t *testing.T) {
 	}
 	if strings.Contains(out, "nats:") {
 		t.Errorf("top -b -n 1 A, on a server without a NATS link, shows one:\n%s", out)
+	}
+}
+
+// TestTopGlobalFlags: ncclient's own flags after top are checked as
+// before it (usage errors), all of them are taken, -h prints the usage,
+// and they hold for top alone: in a script, the commands after it keep
+// the script's -json and -socket. A channel that does not exist fails
+// top -b. (Before, top bound -json, -socket and -timeout to the
+// session's settings unchecked, took no -history nor -server-uid, and
+// showed a channel that does not exist as none at all.)
+func TestTopGlobalFlags(t *testing.T) {
+	ts := newServer(t)
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"top", "-b", "-n", "1", "-timeout", "0s"}, exitUsage},
+		{[]string{"top", "-b", "-n", "1", "-socket", filepath.Join(t.TempDir(), "no-placeholder")}, exitUsage},
+		{[]string{"top", "-h"}, exitOK},
+		{[]string{"top", "-b", "-n", "1", "-d", "0.05", "-server-uid", "-1"}, exitOK},
+		{[]string{"top", "-b", "-n", "1", "-d", "0.05", "-history", ""}, exitOK},
+		{[]string{"top", "-b", "-n", "1", "-d", "0.05", "Nope"}, exitFailed},
+	} {
+		if r := ncclient(t, ts.Template, "", tc.args...); r.code != tc.want {
+			t.Errorf("ncclient %q: exit %d, want %d; stderr %q", tc.args, r.code, tc.want, r.stderr)
+		}
+	}
+	r := ncclient(t, ts.Template, "top -b -n 1 -d 0.05 -json\nloglevel\n")
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if last := lines[len(lines)-1]; r.code != 0 || !strings.HasPrefix(last, "level: ") {
+		t.Errorf("loglevel after top -json: exit %d, printed %q, not the human form (level: ...)", r.code, last)
+	}
+	// top on a socket where no server runs fails there, and the script
+	// with it: before, it read the server of the script's socket.
+	dir := t.TempDir()
+	r = ncclient(t, ts.Template, "loglevel\ntop -b -n 1 -d 0.05 -socket "+filepath.Join(dir, "{channel}.sock")+"\nemit A x 1\n")
+	if r.code != exitNoServer || !strings.Contains(r.stderr, dir) {
+		t.Errorf("top -socket on a path without a server: exit %d, stderr %q; want it to fail there (%d)", r.code, r.stderr, exitNoServer)
 	}
 }
 
