@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 )
 
 // parseData reads emit's JSON text into a value that msgpack encodes as
@@ -30,31 +31,43 @@ func parseData(text string) (any, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("data is not one JSON value: more follows it in %s", text)
 	}
-	return numbers(v), nil
+	return numbers(v)
 }
 
-// numbers replaces json.Number values by int64, uint64 or float64.
-func numbers(v any) any {
+// numbers replaces json.Number values by int64, uint64 or float64. A
+// number past float64's range is an error, not an infinity.
+func numbers(v any) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
 		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return i
+			return i, nil
 		}
 		if u, err := strconv.ParseUint(string(x), 10, 64); err == nil {
-			return u
+			return u, nil
 		}
-		f, _ := x.Float64()
-		return f
+		f, err := x.Float64()
+		if err != nil {
+			return nil, fmt.Errorf("data is not JSON that can be sent: the number %s is out of range", wire.Clip(string(x), 40))
+		}
+		return f, nil
 	case map[string]any:
 		for k, e := range x {
-			x[k] = numbers(e)
+			n, err := numbers(e)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = n
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = numbers(e)
+			n, err := numbers(e)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = n
 		}
 	}
-	return v
+	return v, nil
 }
 
 // emit sends one event on a channel and waits until it is written.

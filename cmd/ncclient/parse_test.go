@@ -153,6 +153,8 @@ func TestParseData(t *testing.T) {
 		{"hello", nil, "data is not JSON"},
 		{`{"a": 1`, nil, "data is not JSON"},
 		{`1 2`, nil, "not one JSON value"},
+		{"1e400", nil, `the number "1e400" is out of range`}, // was sent as +Inf
+		{`{"a": [1, -1e400]}`, nil, "out of range"},
 	}
 	for _, tt := range tests {
 		got, err := parseData(tt.text)

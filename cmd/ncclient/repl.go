@@ -32,13 +32,24 @@ func runInteractive(s *session, stdin io.Reader) int {
 
 // runScript runs the commands read from r, one a line. A command that
 // fails does not stop the ones after it; the exit status is that of the
-// last one that failed, 0 when none did. quit stops reading.
+// last one that failed, 0 when none did. quit stops reading. SIGINT or
+// SIGTERM ends the command under way, as at the prompt, and the script:
+// the commands after it do not run, and the status is a shell's for a
+// command the signal ended (130, 143).
 func runScript(s *session, r io.Reader) int {
+	stopped := watchScriptSignals()
+	defer stopped.stop()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 64<<20)
 	status := exitOK
 	for sc.Scan() {
+		if !stopped.begin() {
+			break
+		}
 		code, quit := s.runLine(sc.Text(), false)
+		if sig := stopped.end(); sig != 0 {
+			return 128 + sig
+		}
 		if code != exitOK {
 			status = code
 		}
@@ -51,6 +62,63 @@ func runScript(s *session, r io.Reader) int {
 		return exitFailed
 	}
 	return status
+}
+
+// scriptSignals follows SIGINT and SIGTERM while a script runs. One
+// that comes while a command runs is kept for end, the command's own
+// context ending it (interruptContext); one that comes between commands,
+// while the script waits for its next line, ends the process as the
+// signal would have.
+type scriptSignals struct {
+	sigs    chan os.Signal
+	done    chan struct{}
+	mu      sync.Mutex
+	running bool
+	got     syscall.Signal
+}
+
+func watchScriptSignals() *scriptSignals {
+	w := &scriptSignals{sigs: make(chan os.Signal, 1), done: make(chan struct{})}
+	signal.Notify(w.sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for {
+			select {
+			case sig := <-w.sigs:
+				n, _ := sig.(syscall.Signal)
+				w.mu.Lock()
+				if !w.running {
+					os.Exit(128 + int(n))
+				}
+				w.got = n
+				w.mu.Unlock()
+			case <-w.done:
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// begin marks a command as running; false when a signal came already.
+func (w *scriptSignals) begin() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running = w.got == 0
+	return w.running
+}
+
+// end marks the command done and returns the signal that came while it
+// ran, 0 if none.
+func (w *scriptSignals) end() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running = false
+	return int(w.got)
+}
+
+func (w *scriptSignals) stop() {
+	signal.Stop(w.sigs)
+	close(w.done)
 }
 
 // runLine parses and runs one line, and reports whether it was quit.
@@ -148,9 +216,12 @@ func (tm *terminal) key(line string, pos int, key rune) (string, int, bool) {
 	return "", 0, false
 }
 
-// resize tells the line editor the terminal's size.
+// resize tells the line editor the terminal's size. A terminal that
+// says 0×0 (a pseudo-terminal whose size nobody set, as script makes)
+// keeps the editor's 80×24: at width 0 it broke every character onto a
+// line of its own.
 func (tm *terminal) resize() {
-	if w, h, err := term.GetSize(int(tm.out.Fd())); err == nil {
+	if w, h, err := term.GetSize(int(tm.out.Fd())); err == nil && w > 0 && h > 0 {
 		tm.t.SetSize(w, h)
 	}
 }

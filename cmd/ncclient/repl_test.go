@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -261,4 +263,63 @@ func TestPromptServerLater(t *testing.T) {
 	s.waitLast("ncclient>")
 	s.keys("C-d")
 	s.waitText("[exit 0]")
+}
+
+// TestScriptSignal: SIGTERM or SIGINT to ncclient running piped commands
+// ends the command under way and the script: the next command does not
+// run, and the status is a shell's for the signal. (Before, the signal
+// ended only the command, and the script went on: here, with an emit.)
+func TestScriptSignal(t *testing.T) {
+	ts := newServer(t)
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGTERM, 143}, {syscall.SIGINT, 130}} {
+		rec := routertest.Record(t, ts.Dial(t, "A"), "after")
+		cmd := clientCmd(t, ts.Template)
+		cmd.Stdin = strings.NewReader("listen B\nemit A after 1\n")
+		var stderr lockedBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		routertest.WaitFor(t, "listen to begin", func() bool { return strings.Contains(stderr.String(), "listening") })
+		cmd.Process.Signal(tc.sig)
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
+			t.Errorf("%v: ncclient ended with %v, want exit status %d; stderr %q", tc.sig, err, tc.code, stderr.String())
+		}
+		// The script's emit would have come before this one.
+		if err := ts.Dial(t, "A").Emit("after", 2); err != nil {
+			t.Fatal(err)
+		}
+		rec.WaitCount(t, "after", 1)
+		time.Sleep(50 * time.Millisecond)
+		if n := rec.Count("after"); n != 1 {
+			t.Errorf("%v: the channel heard %d events named after; the script's emit ran after the signal", tc.sig, n)
+		}
+	}
+}
+
+// TestPromptZeroSizeTerminal: on a pseudo-terminal whose size nobody set
+// (0×0, as script makes one in CI), the prompt and the line typed are
+// drawn as at 80 columns. Before, the line editor took width 0 and put
+// every character on a line of its own.
+func TestPromptZeroSizeTerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script (util-linux) is not installed")
+	}
+	ts := newServer(t)
+	cmd := exec.Command(script, "-qec", shellQuote(binary)+" -socket "+shellQuote(ts.Template)+" -history ''", "/dev/null")
+	cmd.Env = append(os.Environ(), "TERM=dumb", "XDG_STATE_HOME="+t.TempDir())
+	cmd.Stdin = strings.NewReader("loglevel\r\x04")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), prompt+"loglevel") {
+		t.Errorf("the typed line is not drawn after the prompt:\n%q", out)
+	}
 }
