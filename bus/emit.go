@@ -81,7 +81,10 @@ func (c *Client) send(m *Message, data any, buffer bool) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if (m.To == uuid.Nil || m.To == m.Sender) && c.listeners.matchAny(m.Event) {
+	// An event addressed to this client itself comes back from the
+	// server (PROTOCOL.md § 6.3), where a reply goes to its Request:
+	// only an ordinary event is heard here, at once.
+	if m.To == uuid.Nil && c.listeners.matchAny(m.Event) {
 		local := *m
 		local.Data = append([]byte(nil), buf.frame[dataAt:dataEnd]...)
 		c.queue.push(local)

@@ -64,6 +64,43 @@ func TestRequestToSelf(t *testing.T) {
 	}
 }
 
+// TestReplyToSelfOnce: a client that answers its own request twice gets
+// the first reply from Request only, and the second once, as an
+// ordinary event. (Before, the client handed both to its listeners at
+// once as well: the first reached them, the second twice.)
+func TestReplyToSelfOnce(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	c := ts.Dial(t, "A")
+	if _, err := c.On("get", func(m bus.Message) {
+		c.Reply(m, 1)
+		c.Reply(m, 2)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp := routertest.Record(t, c, "get-response")
+	m, err := c.Request(ctx10s(t), "get", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if m.Decode(&n); n != 1 {
+		t.Errorf("Request returned %d, want 1", n)
+	}
+	resp.WaitCount(t, "get-response", 1)
+	// A marker from another client comes after the server's copy of
+	// the second reply: whatever was to come has come.
+	routertest.Fence(t, ts, "A", routertest.Record(t, c, "fence-.*"))
+	var got []int
+	for _, m := range resp.Messages() {
+		var v int
+		m.Decode(&v)
+		got = append(got, v)
+	}
+	if len(got) != 1 || got[0] != 2 {
+		t.Errorf("the listeners heard the replies %v, want [2]: the first is Request's, the second an event, once", got)
+	}
+}
+
 // TestSecondReply: only the first reply answers a request; a second one
 // is an ordinary event for the listeners.
 func TestSecondReply(t *testing.T) {
