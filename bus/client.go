@@ -47,8 +47,9 @@ type Client struct {
 	out      []byte
 	spare    []byte
 	writing  bool
-	closing  bool  // Close has begun: no more emits
-	err      error // why the client ended for good; nil while it works or reconnects
+	failed   uint64 // batches a write error lost, for Flush
+	closing  bool   // Close has begun: no more emits
+	err      error  // why the client ended for good; nil while it works or reconnects
 	wake     chan struct{}
 	maxFrame atomic.Int64 // the current server's maxframe
 

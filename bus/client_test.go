@@ -433,6 +433,65 @@ func TestFlush(t *testing.T) {
 	}
 }
 
+// TestFlushAfterFailedWrite: the server holds a publisher back (a
+// stopped receiver), so the publisher's writer sits in a write of
+// events Emit took. A reload then refuses the publisher, and the server
+// closes it: that write fails, its events unread. Flush, waiting
+// meanwhile, reports it (ErrDisconnected) instead of success.
+func TestFlushAfterFailedWrite(t *testing.T) {
+	const members = `"maxframe": 65536, "maxpending": 262144, "stalltimeout": "20s", "channels": {"A": {}}`
+	ts := routertest.NewServer(t, members)
+	gate := make(chan struct{})
+	defer close(gate)
+	stopped := ts.Dial(t, "A", bus.QueueLen(1), bus.Reconnect(false))
+	if _, err := stopped.On("blob", func(bus.Message) { <-gate }); err != nil {
+		t.Fatal(err)
+	}
+	pub := ts.Dial(t, "A", bus.Reconnect(false))
+	// One event at a time, each flushed, until a flush does not end:
+	// the server holds the publisher, its writer in a write.
+	accepted := 0
+	blob := make([]byte, 16<<10)
+	for ; ; accepted++ {
+		if accepted == 1000 {
+			t.Fatal("the server never held the publisher")
+		}
+		if err := pub.Emit("blob", blob); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := pub.Flush(ctx)
+		cancel()
+		if err != nil {
+			accepted++
+			break
+		}
+	}
+	flushed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		flushed <- pub.Flush(ctx)
+	}()
+	if _, err := ts.Reload(ts.ParseConfig(t, fmt.Sprintf(`"maxframe": 65536, "maxpending": 262144, "stalltimeout": "20s", "channels": {"A": {"allow": [%d]}}`, otherUID))); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-flushed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Flush did not return")
+	}
+	<-pub.Done()
+	in := ts.Channels()[0].Stats.EventsIn
+	if int(in) >= accepted {
+		t.Skipf("the server read all %d events before it closed the publisher: nothing was lost to tell (Flush: %v)", accepted, err)
+	}
+	if !errors.Is(err, bus.ErrDisconnected) {
+		t.Errorf("Flush returned %v, yet %d of the %d events Emit took never reached the server", err, accepted-int(in), accepted)
+	}
+}
+
 // TestServerShutdownDelivers has the server shut down while a slow
 // listener is behind: every event the server wrote before it closed still
 // reaches the listener.

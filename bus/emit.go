@@ -154,7 +154,9 @@ func growOut(out []byte, n, sendBuffer int) []byte {
 
 // Flush waits until every event emitted so far is written to the socket,
 // or ctx ends. While the client reconnects, it waits for the next
-// connection to write them.
+// connection to write them. When the connection breaks in the middle of
+// a write meanwhile, the events of that write may be lost (never sent
+// twice): Flush then returns an error that matches ErrDisconnected.
 func (c *Client) Flush(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() {
 		c.mu.Lock()
@@ -164,10 +166,13 @@ func (c *Client) Flush(ctx context.Context) error {
 	defer stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	failed := c.failed
 	for (len(c.out) > 0 || c.writing) && c.err == nil && !(c.closing && c.sess == nil) && ctx.Err() == nil {
 		c.space.Wait()
 	}
 	switch {
+	case c.failed != failed:
+		return fmt.Errorf("bus: flush: the connection broke during a write, whose events may be lost: %w", ErrDisconnected)
 	case len(c.out) == 0 && !c.writing:
 		return nil
 	case c.err != nil, c.closing && c.sess == nil:
@@ -215,6 +220,9 @@ func (c *Client) writeLoop(s *session) {
 				c.spare = nil
 			}
 			c.writing = false
+			if err != nil {
+				c.failed++
+			}
 			c.space.Broadcast()
 			c.mu.Unlock()
 			if err != nil {
