@@ -45,7 +45,7 @@ func (c *Client) checkName(event string) error {
 // once connected again, and returns ErrBufferFull when it does not fit.
 func (c *Client) Emit(event string, data any) error {
 	m := Message{ID: c.ids.next(), Event: event}
-	_, err := c.send(&m, data, true)
+	_, err := c.send(nil, &m, data, true)
 	return err
 }
 
@@ -54,8 +54,10 @@ func (c *Client) Emit(event string, data any) error {
 // the client's own matching listeners unless it is addressed to another
 // client. While disconnected, it keeps the frame for the next connection
 // when buffer is set, and fails otherwise. It returns the connection the
-// frame was queued on, nil when it was kept for the next one.
-func (c *Client) send(m *Message, data any, buffer bool) (*session, error) {
+// frame was queued on, nil when it was kept for the next one. A ctx that
+// is not nil bounds the wait for room in the send buffer: its error is
+// returned when it ends first.
+func (c *Client) send(ctx context.Context, m *Message, data any, buffer bool) (*session, error) {
 	if err := c.checkName(m.Event); err != nil {
 		return nil, err
 	}
@@ -77,7 +79,7 @@ func (c *Client) send(m *Message, data any, buffer bool) (*session, error) {
 	if n, limit := len(buf.frame)-wire.HeaderLen, c.maxFrame.Load(); int64(n) > limit {
 		return nil, fmt.Errorf("%w: event %s is %d bytes, the server takes at most %d", ErrFrameTooBig, wire.Clip(m.Event, 32), n, limit)
 	}
-	s, err := c.enqueue(buf.frame, m, buffer)
+	s, err := c.enqueue(ctx, buf.frame, m, buffer)
 	if err != nil {
 		return nil, err
 	}
@@ -96,18 +98,32 @@ func (c *Client) send(m *Message, data any, buffer bool) (*session, error) {
 // and sender of the client's connection (the last one, while
 // disconnected: install fills in the next one's), which it also sets in
 // m.
-func (c *Client) enqueue(frame []byte, m *Message, buffer bool) (*session, error) {
+func (c *Client) enqueue(ctx context.Context, frame []byte, m *Message, buffer bool) (*session, error) {
 	c.mu.Lock()
 	if c.sess != nil && !c.closing && len(c.out) > 0 && len(c.out)+len(frame) > c.opts.sendBuffer {
 		lent := goid() == c.want.dispatcher.Load() // from a listener: read on meanwhile (queue.lend)
 		if lent {
 			c.queue.lend(maxOverdraft)
 		}
-		for c.sess != nil && !c.closing && len(c.out) > 0 && len(c.out)+len(frame) > c.opts.sendBuffer {
+		var ended <-chan struct{}
+		if ctx != nil && ctx.Done() != nil {
+			ended = ctx.Done()
+			stop := context.AfterFunc(ctx, func() {
+				c.mu.Lock()
+				c.space.Broadcast()
+				c.mu.Unlock()
+			})
+			defer stop()
+		}
+		for c.sess != nil && !c.closing && len(c.out) > 0 && len(c.out)+len(frame) > c.opts.sendBuffer && !isDone(ended) {
 			c.space.Wait()
 		}
 		if lent {
 			c.queue.lend(0)
+		}
+		if isDone(ended) {
+			c.mu.Unlock()
+			return nil, ctx.Err()
 		}
 	}
 	switch {
@@ -135,6 +151,16 @@ func (c *Client) enqueue(frame []byte, m *Message, buffer bool) (*session, error
 		c.poke()
 	}
 	return s, nil
+}
+
+// isDone says whether done, nil for never, is closed.
+func isDone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
 
 // growOut makes room in out for n more bytes. It doubles the capacity

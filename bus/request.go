@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -66,7 +67,10 @@ func (c *Client) Request(ctx context.Context, event string, data any) (Message, 
 	wait := c.pending.add(m.ID)
 	defer c.pending.remove(m.ID)
 	c.heard() // the reply must be read, history or not (Since)
-	s, err := c.send(&m, data, false)
+	s, err := c.send(ctx, &m, data, false)
+	if cerr := ctx.Err(); err != nil && cerr != nil && errors.Is(err, cerr) {
+		return Message{}, fmt.Errorf("bus: request %q on channel %q: %w", event, c.channel, cerr)
+	}
 	if err != nil {
 		return Message{}, err
 	}
@@ -99,6 +103,6 @@ func (c *Client) Reply(m Message, data any) error {
 		return fmt.Errorf("bus: reply to event %q: it has no sender or id to answer", m.Event)
 	}
 	r := Message{ID: c.ids.next(), Event: m.Event + ReplySuffix, To: m.Sender, InReplyTo: m.ID}
-	_, err := c.send(&r, data, true)
+	_, err := c.send(nil, &r, data, true)
 	return err
 }

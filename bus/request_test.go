@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -98,6 +99,51 @@ func TestReplyToSelfOnce(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != 2 {
 		t.Errorf("the listeners heard the replies %v, want [2]: the first is Request's, the second an event, once", got)
+	}
+}
+
+// TestRequestCtxWhileSendBufferFull: the server holds a publisher back (a
+// stopped receiver, stalltimeout 30 s), so its send buffer stays full.
+// A Request whose ctx ends meanwhile returns ctx's error then, not when
+// room comes. (Before, the wait for room ignored ctx: the Request
+// returned when the server dropped the stopped receiver.)
+func TestRequestCtxWhileSendBufferFull(t *testing.T) {
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 262144, "stalltimeout": "30s", "channels": {"A": {}}`)
+	gate := make(chan struct{})
+	stopped := ts.Dial(t, "A", bus.QueueLen(1))
+	if _, err := stopped.On("blob", func(bus.Message) { <-gate }); err != nil {
+		t.Fatal(err)
+	}
+	defer close(gate)
+	pub := ts.Dial(t, "A", bus.SendBuffer(64<<10))
+	// One event at a time, each flushed, until a flush does not end:
+	// the server holds the publisher, its writer in a write.
+	blob := make([]byte, 16<<10)
+	for i := 0; ; i++ {
+		if i == 1000 {
+			t.Fatal("the server never held the publisher")
+		}
+		if err := pub.Emit("blob", blob); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := pub.Flush(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+	}
+	// One more behind the write under way: the request does not fit
+	// beside it in the send buffer.
+	if err := pub.Emit("blob", blob); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := pub.Request(ctx, "q", make([]byte, 60<<10))
+	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 10*time.Second {
+		t.Errorf("Request with a 100 ms ctx returned %v after %v; want ctx's error when it ends", err, took.Round(time.Millisecond))
 	}
 }
 
