@@ -65,6 +65,10 @@ type Client struct {
 	// The dispatcher and the notifier, which call the application's
 	// functions: Close waits for them unless it may be called from one.
 	listenerCalls appCalls
+	// starting is the listener the dispatcher is about to call, from its
+	// last check that it is not removed until the call begins; nil
+	// otherwise (offStarting).
+	starting      atomic.Pointer[Listener]
 	callbackCalls appCalls
 	running       atomic.Int32  // the supervisor, dispatcher and notifier, while they run
 	done          chan struct{} // closed when all three have returned

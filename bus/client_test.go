@@ -138,6 +138,56 @@ func TestOnceUnderConcurrentEmits(t *testing.T) {
 	}
 }
 
+// TestNoCallAfterOff: once Off returns, the dispatcher starts no call of
+// the listener. A pattern slow to match widened the window in which it
+// had found the listener not removed and then called it: before, a
+// call came after Off returned within a few hundred rounds. (A call
+// that has begun may still be running: that one the test cannot tell
+// from a late one, and it is tiny now.)
+func TestNoCallAfterOff(t *testing.T) {
+	ts := routertest.NewServer(t, oneChannel)
+	pub := ts.Dial(t, "A")
+	sub := ts.Dial(t, "A")
+	name := "e" + strings.Repeat("ab", 100)
+	pattern := `e(?:a|b|ab|ba)*(?:x|ab|b)` // matches name, slowly
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			pub.Emit(name, nil)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 0; i < 300 && time.Now().Before(deadline); i++ {
+		var offReturned, calls, late atomic.Int32
+		l, err := sub.On(pattern, func(bus.Message) {
+			if offReturned.Load() != 0 {
+				late.Add(1)
+			}
+			calls.Add(1)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for calls.Load() == 0 {
+			time.Sleep(10 * time.Microsecond)
+		}
+		sub.Off(l)
+		offReturned.Store(1)
+		time.Sleep(2 * time.Millisecond)
+		if n := late.Load(); n != 0 {
+			t.Fatalf("round %d: the listener was called %d times after Off returned", i, n)
+		}
+	}
+}
+
 // TestOff checks that a removed listener hears nothing more while the
 // others go on.
 func TestOff(t *testing.T) {

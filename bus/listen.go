@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -61,7 +63,7 @@ func (s *listenerSet) add(l *Listener, w *interest) uint64 {
 
 // remove removes the listeners drop picks, and uncounts their patterns
 // in w.
-func (s *listenerSet) remove(drop func(*Listener) bool, w *interest) {
+func (s *listenerSet) remove(drop func(*Listener) bool, w *interest) (dropped []*Listener) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.load()
@@ -70,11 +72,13 @@ func (s *listenerSet) remove(drop func(*Listener) bool, w *interest) {
 		if drop(l) {
 			l.removed.Store(true)
 			w.remove(l.pattern)
+			dropped = append(dropped, l)
 		} else {
 			next = append(next, l)
 		}
 	}
 	s.all.Store(&next)
+	return dropped
 }
 
 func (s *listenerSet) matchAny(event string) bool {
@@ -151,20 +155,39 @@ func anchor(pattern string) (*regexp.Regexp, error) {
 // (one already running finishes). The server is told of the patterns no
 // listener is left for, without waiting.
 func (c *Client) Off(ls ...*Listener) {
-	c.listeners.remove(func(l *Listener) bool {
+	c.offStarting(c.listeners.remove(func(l *Listener) bool {
 		for _, x := range ls {
 			if l == x {
 				return true
 			}
 		}
 		return false
-	}, &c.want)
+	}, &c.want))
 }
 
 // OffPattern removes every listener registered with exactly this pattern,
 // like an EventEmitter's removeAllListeners(event).
 func (c *Client) OffPattern(pattern string) {
-	c.listeners.remove(func(l *Listener) bool { return l.pattern == pattern }, &c.want)
+	c.offStarting(c.listeners.remove(func(l *Listener) bool { return l.pattern == pattern }, &c.want))
+}
+
+// offStarting waits while the dispatcher is about to call one of the
+// listeners just removed: it checked removed before Off set it, and
+// would call it after Off returned. A call that has begun goes on. The
+// wait spans a few instructions of the dispatcher (dispatch), none of a
+// listener's; on the dispatcher itself (Off from a listener, or Once)
+// there is nothing to wait for.
+func (c *Client) offStarting(removed []*Listener) {
+	if len(removed) == 0 || goid() == c.want.dispatcher.Load() {
+		return
+	}
+	for {
+		l := c.starting.Load()
+		if l == nil || !slices.Contains(removed, l) {
+			return
+		}
+		runtime.Gosched()
+	}
 }
 
 // dispatchLoop hands received events to listeners until the queue is
@@ -195,13 +218,24 @@ func (c *Client) dispatch(m Message) bool {
 		if l.removed.Load() || !l.matches(m.Event) {
 			continue
 		}
+		// Off, from now on, waits until the call has begun or l is
+		// skipped: it set removed either before the check below, or
+		// after the store here, which it sees (offStarting).
+		c.starting.Store(l)
+		if l.removed.Load() {
+			c.starting.Store(nil)
+			continue
+		}
 		if l.once {
 			if !l.fired.CompareAndSwap(false, true) {
+				c.starting.Store(nil)
 				continue
 			}
 			c.Off(l)
 		}
-		if !c.listenerCalls.begin() {
+		ok := c.listenerCalls.begin()
+		c.starting.Store(nil)
+		if !ok {
 			return false
 		}
 		c.call(l, m)
