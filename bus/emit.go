@@ -45,7 +45,7 @@ func (c *Client) checkName(event string) error {
 // once connected again, and returns ErrBufferFull when it does not fit.
 func (c *Client) Emit(event string, data any) error {
 	m := Message{ID: c.ids.next(), Event: event}
-	_, err := c.send(nil, &m, data, true)
+	_, err := c.send(context.Background(), &m, data, true)
 	return err
 }
 
@@ -54,9 +54,9 @@ func (c *Client) Emit(event string, data any) error {
 // the client's own matching listeners unless it is addressed to another
 // client. While disconnected, it keeps the frame for the next connection
 // when buffer is set, and fails otherwise. It returns the connection the
-// frame was queued on, nil when it was kept for the next one. A ctx that
-// is not nil bounds the wait for room in the send buffer: its error is
-// returned when it ends first.
+// frame was queued on, nil when it was kept for the next one. ctx bounds
+// the wait for room in the send buffer (Request's; Emit and Reply pass
+// context.Background): its error is returned when it ends first.
 func (c *Client) send(ctx context.Context, m *Message, data any, buffer bool) (*session, error) {
 	if err := c.checkName(m.Event); err != nil {
 		return nil, err
@@ -106,7 +106,7 @@ func (c *Client) enqueue(ctx context.Context, frame []byte, m *Message, buffer b
 			c.queue.lend(maxOverdraft)
 		}
 		var ended <-chan struct{}
-		if ctx != nil && ctx.Done() != nil {
+		if ctx.Done() != nil {
 			ended = ctx.Done()
 			stop := context.AfterFunc(ctx, func() {
 				c.mu.Lock()

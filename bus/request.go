@@ -103,6 +103,6 @@ func (c *Client) Reply(m Message, data any) error {
 		return fmt.Errorf("bus: reply to event %q: it has no sender or id to answer", m.Event)
 	}
 	r := Message{ID: c.ids.next(), Event: m.Event + ReplySuffix, To: m.Sender, InReplyTo: m.ID}
-	_, err := c.send(nil, &r, data, true)
+	_, err := c.send(context.Background(), &r, data, true)
 	return err
 }
