@@ -30,6 +30,9 @@ const (
 	// MinPayload is the smallest datagram size a sender may be configured
 	// with.
 	MinPayload = 576
+	// MaxPayload is the largest: a repair carries a whole datagram, with
+	// a header and a length around it, and must fit in MaxDatagram too.
+	MaxPayload = MaxDatagram - repairOverhead
 	// DefaultPayload is the default datagram size: it fits a 1500-byte
 	// Ethernet MTU with room for tunnels.
 	DefaultPayload = 1400

@@ -37,7 +37,7 @@ type Config struct {
 	Cluster   string     // datagrams of other clusters are ignored
 	Node      uuid.UUID  // this node's id, which must not be zero; its own datagrams are ignored by it
 	// Payload is the largest datagram sent, headers included,
-	// MinPayload..MaxDatagram; 0 means DefaultPayload.
+	// MinPayload..MaxPayload; 0 means DefaultPayload.
 	Payload int
 	// Heartbeat is how often the node announces itself; 0 means 1 s.
 	Heartbeat time.Duration
@@ -361,8 +361,8 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("multicast: ttl %d is out of range 0..255", c.TTL)
 	case c.Node == uuid.UUID{}:
 		return errors.New("multicast: the node id is zero")
-	case c.Payload < MinPayload || c.Payload > MaxDatagram:
-		return fmt.Errorf("multicast: payload %d is out of range %d..%d", c.Payload, MinPayload, MaxDatagram)
+	case c.Payload < MinPayload || c.Payload > MaxPayload:
+		return fmt.Errorf("multicast: payload %d is out of range %d..%d", c.Payload, MinPayload, MaxPayload)
 	case Fragments(c.MaxMessage, c.Payload-sealRoom(c.Key)) > MaxFragments:
 		return fmt.Errorf("multicast: messages of %d bytes would need more than %d fragments of %d bytes; raise the payload", c.MaxMessage, MaxFragments, c.Payload)
 	case c.FlowControl != FlowMin && c.FlowControl != FlowNone:

@@ -1,8 +1,10 @@
 package multicast
 
 import (
+	"bytes"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -47,5 +49,51 @@ func TestLargestNAKFitsPayload(t *testing.T) {
 				t.Errorf("a NAK of %d ranges is %d bytes, the payload %d", l.ord.maxRanges, len(d), cfg.Payload)
 			}
 		})
+	}
+}
+
+// TestRepairOfFullDatagramFits holds the payload bound to what a repair
+// carries: for every payload the config takes, sealed or not, a NAK for
+// a full datagram that the history holds is answered with the datagram,
+// in a repair no longer than MaxDatagram. A payload above MaxDatagram
+// less a repair's 40 bytes was taken before, and its full datagrams were
+// answered "gone".
+func TestRepairOfFullDatagramFits(t *testing.T) {
+	const bound = MaxDatagram - repairOverhead
+	for _, key := range []string{"", "secret"} {
+		for _, payload := range []int{DefaultPayload, bound, bound + 1, MaxDatagram} {
+			set := func(c *Config) { c.Payload, c.Key = payload, []byte(key) }
+			cfg := Config{Group: netip.MustParseAddr("239.255.77.77"), Port: 4454, Cluster: "lab", Node: uuid.New()}
+			set(&cfg)
+			if err := cfg.defaults(); err != nil {
+				if payload <= bound {
+					t.Errorf("payload %d, key %q: %v", payload, key, err)
+				}
+				continue
+			}
+			l, c := configuredLink(t, NewNode(uuid.New(), 8<<20), set)
+			q, buf := queue(KindData, []uuid.UUID{uuid.New()}, bytes.Repeat([]byte{'x'}, 3*payload))
+			newPacker(l).pack(q, buf)
+			if len(c.written) < 2 || len(c.written[0]) != l.payload {
+				t.Fatalf("payload %d, key %q: %d datagrams written, not led by a full one", payload, key, len(c.written))
+			}
+			l.answerNAK([]SeqRange{{1, 1}}, time.Now())
+			items := l.ctl.take()
+			if len(items) != 1 || items[0].kind != KindRepair {
+				t.Fatalf("payload %d, key %q: queued %+v, want one repair", payload, key, items)
+			}
+			h := Header{Kind: KindRepair, Records: items[0].records}
+			entries, err := ParseRepair(nil, &h, items[0].body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 || !bytes.Equal(entries[0].Datagram, c.written[0]) {
+				t.Errorf("payload %d, key %q: datagram 1 of %d bytes, in the history, answered %+v (unavailable %d)",
+					payload, key, len(c.written[0]), entries, l.counts.unavailable.Load())
+			}
+			if n := HeaderLen + len(items[0].body) + sealRoom([]byte(key)); n > MaxDatagram {
+				t.Errorf("payload %d, key %q: a repair of %d bytes", payload, key, n)
+			}
+		}
 	}
 }

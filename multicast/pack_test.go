@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"log/slog"
+	"net"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,6 +46,33 @@ func packerLink(node uuid.UUID, lastSeq uint64) (*Link, *captureSocket) {
 		},
 	}
 	l.seq.Store(lastSeq)
+	return l, c
+}
+
+// configuredLink is a link made by newLink from a config as Open takes
+// it, after mut changes it, with a capturing socket and no goroutines:
+// the link of node in cluster "lab".
+func configuredLink(t *testing.T, node *Node, mut func(*Config)) (*Link, *captureSocket) {
+	t.Helper()
+	cfg := Config{Group: netip.MustParseAddr("239.255.77.77"), Port: 4454, Cluster: "lab", Node: node.ID()}
+	if mut != nil {
+		mut(&cfg)
+	}
+	if err := cfg.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	var sealer *Sealer
+	if len(cfg.Key) > 0 {
+		s, err := NewSealer(cfg.Key, cfg.Cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealer = s
+		cfg.Key = nil // as Open does
+	}
+	l := newLink(cfg, node, &net.Interface{Name: "none"}, sealer, func(uuid.UUID, []byte) {})
+	c := &captureSocket{}
+	l.sock = c
 	return l, c
 }
 
@@ -201,7 +230,7 @@ func FuzzPack(f *testing.F) {
 			sizes = sizes[:300]
 		}
 		l, c := packerLink(uuid.New(), 0)
-		l.cfg.Payload = MinPayload + int(payload)%(MaxDatagram-MinPayload+1)
+		l.cfg.Payload = MinPayload + int(payload)%(MaxPayload-MinPayload+1)
 		l.payload = l.cfg.Payload
 		var q []queued
 		var buf []byte

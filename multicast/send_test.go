@@ -181,7 +181,7 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 		want string
 	}{
 		{"negative send queue", func(c *multicast.Config) { c.SendQueue = -1 }, "send queue bound -1 is negative"},
-		{"payload too small", func(c *multicast.Config) { c.Payload = 100 }, "payload 100 is out of range 576..65507"},
+		{"payload too small", func(c *multicast.Config) { c.Payload = 100 }, "payload 100 is out of range 576..65467"},
 		{"negative port", func(c *multicast.Config) { c.Port = -1 }, "port -1 is out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

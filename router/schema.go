@@ -138,7 +138,7 @@ var settings = []key[Config]{
 	{name: "cluster", typ: tString, def: "", reload: relink, check: checkCluster,
 		doc:   "cluster name; datagrams of other clusters are ignored",
 		field: func(c *Config) any { return &c.Cluster }},
-	{name: "payload", typ: tInt, def: multicast.DefaultPayload, reload: relink, lo: multicast.MinPayload, hi: multicast.MaxDatagram,
+	{name: "payload", typ: tInt, def: multicast.DefaultPayload, reload: relink, lo: multicast.MinPayload, hi: multicast.MaxPayload,
 		doc:   "largest datagram sent, headers included, in bytes",
 		field: func(c *Config) any { return &c.Payload }},
 	{name: "heartbeat", typ: tDuration, def: "1s", reload: relink, lo: int64(minHeartbeat), hi: int64(maxHeartbeat),
