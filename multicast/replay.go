@@ -40,7 +40,9 @@ func (w *replayWin) accept(seq uint64) bool {
 		if seq-w.top >= replayWindow || w.top == 0 {
 			w.bits = [replayWindow / 64]uint64{}
 		} else {
-			for s := w.top + 1; s <= seq; s++ {
+			// Counted, not compared with seq: seq may be MaxUint64,
+			// which no s exceeds.
+			for s, n := w.top+1, seq-w.top; n > 0; s, n = s+1, n-1 {
 				w.bits[s/64%uint64(len(w.bits))] &^= 1 << (s % 64)
 			}
 		}

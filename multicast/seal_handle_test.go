@@ -3,6 +3,7 @@ package multicast
 import (
 	"bytes"
 	"log/slog"
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -121,5 +122,35 @@ func TestForgedFloodStaysBounded(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Errorf("delivered %q", got)
+	}
+}
+
+// TestHandleSealedAtTopOfSequence: handle returns on a sealed datagram
+// numbered MaxUint64, a little above the last of its sender. It spun
+// forever in the replay window before.
+func TestHandleSealedAtTopOfSequence(t *testing.T) {
+	var got []string
+	var logs strings.Builder
+	l := handleLink(t, "k", &got, &logs)
+	peer := uuid.New()
+	from := netip.MustParseAddrPort("10.0.0.2:4454")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, seq := range []uint64{math.MaxUint64 - 10, math.MaxUint64} {
+			d, err := l.sealer.Seal(nil, plainDatagram(peer, KindData, seq, []byte("hello")))
+			if err != nil {
+				panic(err)
+			}
+			l.handle(d, from, time.Now(), nil)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("handle of a sealed datagram numbered MaxUint64 did not return within 2 s")
+	}
+	if len(got) != 1 {
+		t.Errorf("delivered %q, want the message of the first datagram", got)
 	}
 }

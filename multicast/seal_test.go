@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -210,6 +211,29 @@ func TestWindow(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWindowAtTopOfSequence: accepting the largest sequence number,
+// a little above the highest accepted, returns and marks it. The loop
+// that cleared the bits between ran up to and including seq, and never
+// ended for MaxUint64.
+func TestWindowAtTopOfSequence(t *testing.T) {
+	type answers struct{ first, again bool }
+	done := make(chan answers, 1)
+	go func() {
+		var w replayWin
+		w.accept(math.MaxUint64 - 10)
+		first := w.accept(math.MaxUint64)
+		done <- answers{first, w.accept(math.MaxUint64)}
+	}()
+	select {
+	case a := <-done:
+		if !a.first || a.again {
+			t.Errorf("accept(MaxUint64) = %v, then %v; want true, then false", a.first, a.again)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("accept(MaxUint64) did not return within 2 s")
 	}
 }
 
