@@ -143,6 +143,10 @@ const (
 	arrivalDuplicate                      // handled, skipped or held already
 	arrivalUnordered                      // the window table is full: the caller handles it out of order
 	arrivalUnknown                        // a repair for a peer without a window: ignore it
+	// arrivalUnplaced: a number of (next, high] neither held nor in a
+	// gap, which cannot happen; the caller counts it, as the datagram
+	// is dropped.
+	arrivalUnplaced
 )
 
 // orderer keeps the windows of all peers within the hold bounds, and
@@ -187,8 +191,8 @@ func (o *orderer) arrive(a *arrival, now time.Time) arrivalResult {
 	if !a.repair {
 		w.from = a.from
 	}
-	if !o.place(w, a, now) {
-		return arrivalDuplicate
+	if res := o.place(w, a, now); res != arrivalTaken {
+		return res
 	}
 	seq := a.seq
 	if seq != w.next {
@@ -212,19 +216,21 @@ func (o *orderer) arrive(a *arrival, now time.Time) arrivalResult {
 }
 
 // place finds a's number a place in w: it fills the gap that holds it,
-// or it raises w.high past it, opening a gap for what lies between. It
-// reports false, counting a duplicate, for a number w has had already.
-func (o *orderer) place(w *window, a *arrival, now time.Time) bool {
+// or it raises w.high past it, opening a gap for what lies between, and
+// reports arrivalTaken. It reports arrivalDuplicate, counting it, for a
+// number w has had already, and arrivalUnplaced for one it finds in
+// neither.
+func (o *orderer) place(w *window, a *arrival, now time.Time) arrivalResult {
 	seq := a.seq
 	switch {
 	case seq < w.next || seq <= w.high && w.holds(seq):
 		if !a.repair {
 			o.dup++
 		}
-		return false
+		return arrivalDuplicate
 	case seq <= w.high:
 		if !w.fill(seq) {
-			return false // cannot happen: every number is held or in a gap
+			return arrivalUnplaced // cannot happen: every number is held or in a gap
 		}
 		if a.repair {
 			w.repaired++
@@ -237,7 +243,7 @@ func (o *orderer) place(w *window, a *arrival, now time.Time) bool {
 		}
 		w.high = seq
 	}
-	return true
+	return arrivalTaken
 }
 
 // holds reports whether w holds datagram seq.

@@ -2,6 +2,7 @@ package multicast
 
 import (
 	"encoding/binary"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -232,6 +233,24 @@ func TestOrdererAgesSilentPeers(t *testing.T) {
 	}
 	if len(r.o.logs) != 2 || !r.o.logs[0].start || r.o.logs[1].lost != 1 {
 		t.Errorf("logs %+v, want an episode's start and end", r.o.logs)
+	}
+}
+
+// TestOrdererReportsWhatItCannotPlace: a number inside a window that
+// is neither held nor in a gap, which the window's invariant rules out,
+// is not dropped silently: the orderer reports it to its caller, which
+// counts it. The state is reached here by a datagram numbered MaxUint64,
+// which wraps the window's next number to 0 (the link refuses that
+// number before the orderer sees it). Before, the datagram was reported
+// a duplicate, and not counted as one.
+func TestOrdererReportsWhatItCannotPlace(t *testing.T) {
+	r := newOrderRig(DefaultHoldPeer, DefaultHoldTotal)
+	r.arrive(1, false)
+	r.arrive(math.MaxUint64, false) // held behind the gap 2..MaxUint64-1
+	r.tick(2 * time.Second)         // the gap times out: skipped, and next wraps
+	dup := r.o.dup
+	if res := r.arrive(2, false); res == arrivalDuplicate && r.o.dup == dup || res == arrivalTaken {
+		t.Errorf("datagram 2, after next wrapped to %d: result %d, duplicates %d -> %d", r.o.wins[r.node].next, res, dup, r.o.dup)
 	}
 }
 

@@ -3,6 +3,7 @@ package multicast
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -197,13 +198,18 @@ func (l *Link) putRepairedInOrder(outer *Header, d []byte, recs []Record, now ti
 // putInOrder hands a datagram of stream 0 to the orderer, which hands
 // it to handleInTurn in its turn; l.mu is held.
 func (l *Link) putInOrder(a *arrival, now time.Time) {
-	if a.seq == 0 {
-		l.counts.malformed.Add(1) // stream 0 counts from 1
+	// Stream 0 counts from 1, and never reaches MaxUint64: after it, the
+	// window's next number would wrap to 0.
+	if a.seq == 0 || a.seq == math.MaxUint64 {
+		l.counts.malformed.Add(1)
 		return
 	}
 	l.peers.sequence(a.node, a.seq)
-	if l.ord.arrive(a, now) == arrivalUnordered {
+	switch l.ord.arrive(a, now) {
+	case arrivalUnordered:
 		l.counts.peersFull.Add(1) // more senders than windows: dropped
+	case arrivalUnplaced:
+		l.counts.malformed.Add(1)
 	}
 }
 

@@ -51,7 +51,7 @@ type Stats struct {
 	BadVersion uint64 `stats:"dropped" metric:"netcluster_net_dropped_total" label:"reason=bad_version"`
 	// of an unknown kind or with unknown flags
 	BadKind uint64 `stats:"dropped" metric:"netcluster_net_dropped_total" label:"reason=bad_kind"`
-	// other layout errors, and heartbeats that do not decode
+	// other layout errors, heartbeats that do not decode, and datagrams of stream 0 numbered 0 or MaxUint64 (or that the orderer cannot place)
 	Malformed uint64 `stats:"dropped" metric:"netcluster_net_dropped_total" label:"reason=malformed"`
 	// Fragments dropped.
 	// absurd counts, indexes or lengths, or contradicting the message's other fragments
