@@ -220,12 +220,16 @@ func (l *Link) putInOrder(a *arrival, now time.Time) {
 // filed.
 func (l *Link) handleInTurn(node uuid.UUID, h *Header, d []byte, recs []Record) {
 	if h == nil {
+		// It may fail now: a reload may have lowered MaxMessage since
+		// it arrived. It is counted as it would have been then.
 		hd, rest, err := ParseHeader(d)
 		if err != nil {
+			l.counts.bad(err)
 			return
 		}
 		l.scratch, err = ParseRecords(l.scratch[:0], &hd, rest, l.cfg.MaxMessage)
 		if err != nil {
+			l.counts.bad(err)
 			return
 		}
 		h, recs = &hd, l.scratch
