@@ -303,3 +303,24 @@ func TestScript(t *testing.T) {
 		t.Errorf("A heard %v, want 1 and 2: the commands after quit must not run", got)
 	}
 }
+
+// TestHelpColumns: help lists every command with its summary in one
+// column; a synopsis too long for it puts the summary on the next line.
+// (Before, the long synopses of record, replay and top ran into their
+// summaries.)
+func TestHelpColumns(t *testing.T) {
+	ts := newServer(t)
+	out := must(t, ts.Template, "help")
+	for _, c := range commands {
+		at := -1
+		for _, line := range strings.Split(out, "\n") {
+			if i := strings.Index(line, c.summary); i >= 0 {
+				at = i
+				break
+			}
+		}
+		if at != 33 {
+			t.Errorf("the summary of %s starts at column %d, want 33:\n%s", c.name, at, out)
+		}
+	}
+}

@@ -158,7 +158,13 @@ func (s *session) help(name string) error {
 	if name == "" {
 		b.WriteString("commands (also written as calls: showchannel(\"A\")):\n")
 		for _, c := range commands {
-			fmt.Fprintf(&b, "  %-30s %s\n", c.synopsis(), c.summary)
+			if syn := c.synopsis(); len(syn) > 30 {
+				// Too long for the column: the summary goes below, as
+				// in ncclient -h.
+				fmt.Fprintf(&b, "  %s\n  %-30s %s\n", syn, "", c.summary)
+			} else {
+				fmt.Fprintf(&b, "  %-30s %s\n", syn, c.summary)
+			}
 		}
 		b.WriteString("Tab completes commands and channel names; Up and Down walk the history.\n")
 	} else {
