@@ -14,8 +14,10 @@ import (
 // format of record and replay, and lz4 for its compressed chunks) and the
 // terminal library,
 // never a package of the server. go-winio is
-// how bus dials the named pipes of Windows. bubbletea and lipgloss draw
-// top's live view; the modules after them are what they need.
+// how bus dials the named pipes of Windows. bubbletea and lipgloss (v2:
+// v1 queried the terminal's colours as the program started, whatever the
+// command, and a terminal that does not answer held every command 5 s)
+// draw top's live view; the modules after them are what they need.
 var allowedDeps = []string{
 	"github.com/netcluster/netcluster/bus",
 	"github.com/netcluster/netcluster/internal/wire",
@@ -28,24 +30,22 @@ var allowedDeps = []string{
 	"golang.org/x/term",
 	"golang.org/x/sys",
 	"github.com/Microsoft/go-winio",
-	"github.com/charmbracelet/bubbletea",
-	"github.com/charmbracelet/lipgloss",
+	"charm.land/bubbletea/v2",
+	"charm.land/lipgloss/v2",
 	"github.com/charmbracelet/colorprofile",
+	"github.com/charmbracelet/ultraviolet",
 	"github.com/charmbracelet/x/ansi",
-	"github.com/charmbracelet/x/cellbuf",
 	"github.com/charmbracelet/x/term",
-	"github.com/aymanbagabas/go-osc52/v2",
-	"github.com/erikgeiser/coninput",
+	"github.com/charmbracelet/x/termios",
+	"github.com/charmbracelet/x/windows",
+	"github.com/clipperhouse/displaywidth",
+	"github.com/clipperhouse/uax29/v2",
 	"github.com/lucasb-eyer/go-colorful",
-	"github.com/mattn/go-isatty",
-	"github.com/mattn/go-localereader",
 	"github.com/mattn/go-runewidth",
-	"github.com/muesli/ansi",
 	"github.com/muesli/cancelreader",
-	"github.com/muesli/termenv",
 	"github.com/rivo/uniseg",
 	"github.com/xo/terminfo",
-	"golang.org/x/text",
+	"golang.org/x/sync/errgroup",
 }
 
 // TestDeps keeps ncclient a thin client on bus, on the systems it is

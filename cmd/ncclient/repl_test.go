@@ -323,3 +323,25 @@ func TestPromptZeroSizeTerminal(t *testing.T) {
 		t.Errorf("the typed line is not drawn after the prompt:\n%q", out)
 	}
 }
+
+// TestNoTerminalQuery: a command whose standard output is a terminal
+// writes only its answer there: it asks the terminal nothing. (The
+// terminal library top used before queried the background colour and
+// the cursor as the program started, whatever the command, and waited
+// 5 s for a terminal that does not answer, as script's does not.)
+func TestNoTerminalQuery(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script (util-linux) is not installed")
+	}
+	ts := newServer(t)
+	cmd := exec.Command(script, "-qec", shellQuote(binary)+" -socket "+shellQuote(ts.Template)+" -history '' loglevel", "/dev/null")
+	cmd.Env = append(os.Environ(), "TERM=xterm-256color", "XDG_STATE_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); !strings.HasPrefix(got, "level: ") {
+		t.Errorf("ncclient loglevel on a terminal wrote %q, want only its answer", out)
+	}
+}

@@ -9,16 +9,16 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 )
 
 // topView runs the live view until q, Ctrl-C or the context's end.
 func (s *session) topView(ctx context.Context, o topOptions, in io.Reader, out io.Writer) error {
 	m := &topModel{s: s, ctx: ctx, delay: o.delay, channel: o.channel, sortKey: sortKeyOf(o.sortKey)}
-	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen())
+	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out))
 	_, err := p.Run()
-	if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, tea.ErrInterrupted) || errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	if err == nil {
@@ -72,7 +72,7 @@ func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.high = msg.Width, msg.Height
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	case tickMsg:
 		return m, m.read(true)
@@ -122,7 +122,7 @@ func (m *topModel) take(smp *sample) (selected bool) {
 
 // key handles a key: q quits, the arrows select a channel, the sort keys
 // sort and r reverses.
-func (m *topModel) key(k tea.KeyMsg) tea.Cmd {
+func (m *topModel) key(k tea.KeyPressMsg) tea.Cmd {
 	switch k.String() {
 	case "q", "ctrl+c", "esc":
 		return tea.Quit
@@ -133,10 +133,11 @@ func (m *topModel) key(k tea.KeyMsg) tea.Cmd {
 	case "r":
 		m.reverse = !m.reverse
 	default:
-		if len(k.Runes) != 1 {
+		r := []rune(k.Text)
+		if len(r) != 1 {
 			return nil
 		}
-		i := slices.IndexFunc(sortKeys, func(s sortKey) bool { return rune(s.key) == k.Runes[0] })
+		i := slices.IndexFunc(sortKeys, func(s sortKey) bool { return rune(s.key) == r[0] })
 		if i < 0 {
 			return nil
 		}
@@ -171,7 +172,14 @@ var (
 // help is the last line of the view.
 const help = "q quit  ↑/↓ channel  sort: n name  i in  o out  b bytes  p pending  d dropped  c clients  r reverse"
 
-func (m *topModel) View() string {
+// View draws the screen, on the terminal's alternate screen.
+func (m *topModel) View() tea.View {
+	v := tea.NewView(m.screen())
+	v.AltScreen = true
+	return v
+}
+
+func (m *topModel) screen() string {
 	if m.width == 0 {
 		return ""
 	}
