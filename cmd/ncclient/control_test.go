@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/router"
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -321,6 +323,34 @@ func TestHelpColumns(t *testing.T) {
 		}
 		if at != 33 {
 			t.Errorf("the summary of %s starts at column %d, want 33:\n%s", c.name, at, out)
+		}
+	}
+}
+
+// TestTablesWideNames: a client named in wide characters (日本語, two
+// columns each on a terminal) keeps the columns of showchannel and of
+// top -b aligned: the column after the names starts at one place on
+// every row. (Before, the tables counted bytes or characters, and the
+// rows after such a name were shifted.)
+func TestTablesWideNames(t *testing.T) {
+	ts := newServer(t)
+	ts.Dial(t, "A", bus.Name("日本語"))
+	ts.Dial(t, "A", bus.Name("abc"))
+	for _, args := range [][]string{{"showchannel", "A"}, {"top", "-b", "-n", "1", "-d", "0.05", "A"}} {
+		out := must(t, ts.Template, args...)
+		var at []int
+		for _, line := range strings.Split(out, "\n") {
+			for _, name := range []string{"日本語", "abc"} {
+				if i := strings.Index(line, name); i >= 0 {
+					// The display column where the next field starts.
+					rest := line[i+len(name):]
+					next := len(rest) - len(strings.TrimLeft(rest, " "))
+					at = append(at, ansi.StringWidth(line[:i+len(name)])+next)
+				}
+			}
+		}
+		if len(at) != 2 || at[0] != at[1] {
+			t.Errorf("ncclient %q: the fields after the names start at columns %v:\n%s", args, at, out)
 		}
 	}
 }

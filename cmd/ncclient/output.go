@@ -11,9 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/netcluster/netcluster/bus"
 )
 
@@ -240,7 +240,6 @@ func renderTable(b *strings.Builder, rows []map[string]any, indent, first string
 	if first != "" {
 		cols = append([]string{""}, cols...)
 	}
-	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	header := make([]string, len(cols))
 	for i, c := range cols {
 		header[i] = strings.ToUpper(c)
@@ -248,7 +247,7 @@ func renderTable(b *strings.Builder, rows []map[string]any, indent, first string
 			header[i] = strings.ToUpper(first)
 		}
 	}
-	fmt.Fprintf(tw, "%s%s\n", indent, strings.Join(header, "\t"))
+	lines := [][]string{header}
 	for _, r := range rows {
 		cells := make([]string, len(cols))
 		for i, c := range cols {
@@ -258,9 +257,35 @@ func renderTable(b *strings.Builder, rows []map[string]any, indent, first string
 				cells[i] = "-"
 			}
 		}
-		fmt.Fprintf(tw, "%s%s\n", indent, strings.Join(cells, "\t"))
+		lines = append(lines, cells)
 	}
-	tw.Flush()
+	alignColumns(b, indent, lines)
+}
+
+// alignColumns writes rows of cells as columns two spaces apart, each as
+// wide as its widest cell on a terminal: a wide character (日) takes two
+// columns, a combining one none. (text/tabwriter counted characters, and
+// a client named in Japanese shifted the rows after it.)
+func alignColumns(b *strings.Builder, indent string, rows [][]string) {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], ansi.StringWidth(c))
+		}
+	}
+	for _, r := range rows {
+		b.WriteString(indent)
+		for i, c := range r {
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-ansi.StringWidth(c)+2))
+			}
+		}
+		b.WriteString("\n")
+	}
 }
 
 // scalar renders one value for a person.

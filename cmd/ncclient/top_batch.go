@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/charmbracelet/x/ansi"
 )
 
 // topBatch prints a snapshot every delay: count of them, or until
@@ -96,7 +98,7 @@ func (t *table) widths() []int {
 	w := make([]int, len(t.header))
 	for _, r := range append([][]string{t.header}, t.rows...) {
 		for i, c := range r {
-			w[i] = max(w[i], len(c))
+			w[i] = max(w[i], ansi.StringWidth(c))
 		}
 	}
 	return w
@@ -109,10 +111,11 @@ func (t *table) line(r []string, widths []int) string {
 		if i > 0 {
 			b.WriteString("  ")
 		}
+		pad := strings.Repeat(" ", widths[i]-ansi.StringWidth(c)) // as a terminal shows it: 日 is two columns
 		if i < t.left {
-			fmt.Fprintf(&b, "%-*s", widths[i], c)
+			b.WriteString(c + pad)
 		} else {
-			fmt.Fprintf(&b, "%*s", widths[i], c)
+			b.WriteString(pad + c)
 		}
 	}
 	return strings.TrimRight(b.String(), " ")
