@@ -119,7 +119,7 @@ type Channel struct {
 	eventsIn, bytesIn   atomic.Uint64
 	framesOut, bytesOut atomic.Uint64
 	slow, tooBig        atomic.Uint64
-	gone                atomic.Uint64 // frames dropped by clients that have left
+	dropped             atomic.Uint64 // events dropped for the clients, those that have left included (Conn.drop)
 	undeliverable       atomic.Uint64
 	filtered            atomic.Uint64 // (event, client) pairs not forwarded for the client's interest
 	mode                atomic.Uint32 // the socket's current mode
@@ -333,7 +333,6 @@ func (ch *Channel) remove(c *Conn) {
 	if c.mode.Load() != modeUndecided && ch.byID[c.hello.ClientID] == c {
 		delete(ch.byID, c.hello.ClientID)
 	}
-	ch.gone.Add(c.dropped.Load())
 	c.removed.Store(true)
 	ch.left++
 	old := ch.receiverList()

@@ -68,8 +68,10 @@ type Conn struct {
 	queue      sendQueue   // frames waiting for the writer
 	spare      sendQueue   // the arrays of the last batch written, for reuse
 	wbufs      net.Buffers // what WriteTo consumes, a field so as not to escape per write; writer only
+	wsent      [][]byte    // the entries of wbufs before WriteTo consumed them; writer only
 	pending    int         // what the queued frames cost, being written or not (entryCost)
 	closeAfter bool        // close once the queue is written
+	lastWords  []byte      // the error message finish queued, which is not an event (unsentEvents)
 	graceTimer *time.Timer // closes a finishing client that does not read
 	wake       chan struct{}
 	// drained is closed, and set to nil, when the queue goes under its
@@ -101,7 +103,7 @@ type Conn struct {
 
 	framesIn, bytesIn   atomic.Uint64
 	framesOut, bytesOut atomic.Uint64
-	dropped             atomic.Uint64
+	dropped             atomic.Uint64 // events meant for the client that it is never sent (drop)
 
 	// retainFrom is the seq of the first event its queue got (retain.go).
 	retainFrom uint64
@@ -124,7 +126,7 @@ type ClientInfo struct {
 	FramesOut uint64 // frames written to it
 	BytesOut  uint64
 	Pending   int    // what is queued for it now, in bytes: the buffers and their bookkeeping, which maxpending bounds
-	Dropped   uint64 // frames not delivered to it because it was closing
+	Dropped   uint64 // events not delivered to it because it was closing or slow, or cut off when its connection ended
 	HelloPID  uint64 // the process id the client gave in its hello
 	// Protocol is "binary" for the framed protocol, "json" for the JSON
 	// text protocol (PROTOCOL.md § 10).
@@ -205,7 +207,8 @@ func (c *Conn) serve() {
 		c.graceTimer.Stop()
 	}
 	// Dead, so push queues nothing more: give back the buffers of what
-	// was never written.
+	// was never written, and count its events as dropped.
+	c.drop(c.unsentEvents(c.queue.frames, 0))
 	c.queue.release()
 	c.queue, c.spare, c.pending = sendQueue{}, sendQueue{}, 0
 	c.mu.Unlock()
@@ -242,7 +245,7 @@ func (c *Conn) kill(level slog.Level, reason string) {
 func (c *Conn) peerClosed(err error) {
 	c.mu.Lock()
 	c.closeAfter = true // enqueue drops from now on
-	dropped := c.queue.events()
+	dropped := c.unsentEvents(c.queue.frames, 0)
 	c.pending -= c.queue.cost
 	c.queue.release()
 	t := time.AfterFunc(errorGrace, func() {
@@ -250,7 +253,7 @@ func (c *Conn) peerClosed(err error) {
 	})
 	c.graceTimer = t
 	c.mu.Unlock()
-	c.dropped.Add(uint64(dropped))
+	c.drop(dropped)
 }
 
 // finish queues an error frame as the last thing the client hears, and
@@ -266,7 +269,7 @@ func (c *Conn) finish(level slog.Level, code wire.ErrorCode, reason string, grac
 	}
 	cost := entryCost(frame, nil)
 	c.pending += cost + c.queue.add(frame, nil, cost)
-	c.closeAfter = true
+	c.closeAfter, c.lastWords = true, frame
 	c.wakeHeldLocked()
 	c.mu.Unlock()
 	select {

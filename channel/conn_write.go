@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,15 +51,16 @@ func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
 		c.mu.Unlock()
 		text, ok := e.text(c.ch)
 		if !ok {
-			c.dropped.Add(1)
+			c.drop(1)
 			return false
 		}
 		frame, ref, slab = text, nil, nil
 		c.mu.Lock()
 	}
 	if c.closeAfter || c.isDead() {
+		lost := c.entryEvents(frame, 0)
 		c.mu.Unlock()
-		c.dropped.Add(1)
+		c.drop(lost)
 		return false
 	}
 	cost := entryCost(frame, ref)
@@ -67,7 +69,7 @@ func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
 	// rounding of pooled buffers never refuses a lone large frame that
 	// maxpending allows.
 	if limit := lim.maxPending; c.pending+cost > limit && (c.pending > 0 || len(frame) > limit) {
-		c.overflowLocked(cost, limit)
+		c.overflowLocked(frame, cost, limit)
 		return false
 	}
 	if ref != nil {
@@ -99,24 +101,24 @@ func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
 	return true
 }
 
-// overflowLocked drops the client, whose queue a frame of cost would
+// overflowLocked drops the client, whose queue frame, of cost, would
 // take past limit (maxpending), as a slow consumer; c.mu is held, and
 // released.
-func (c *Conn) overflowLocked(cost, limit int) {
+func (c *Conn) overflowLocked(frame []byte, cost, limit int) {
 	pending := c.pending
 	// What waits in the queue is dropped at once (the writer holds
 	// only the batch it is writing), so that the error frame comes
 	// right after what the client has been sent: it tells the
 	// client why, if it reads again within errorGrace.
 	decided := c.mode.Load() != modeUndecided
-	dropped := uint64(1)
+	dropped := c.entryEvents(frame, 0)
 	if decided {
-		dropped += uint64(c.queue.events())
+		dropped += c.unsentEvents(c.queue.frames, 0)
 		c.pending -= c.queue.cost
 		c.queue.release()
 	}
 	c.mu.Unlock()
-	c.dropped.Add(dropped)
+	c.drop(dropped)
 	c.ch.slow.Add(1)
 	// The error frame's code says "slow consumer"; its message does
 	// not repeat it.
@@ -194,9 +196,22 @@ func (c *Conn) writeBatch(batch *sendQueue) error {
 			cost += entryCost(frames[n], refs[n])
 			n++
 		}
+		// WriteTo consumes the entries of wbufs: wsent keeps them as
+		// they were, to tell what a failed write left unsent.
+		c.wsent = append(c.wsent[:0], frames[:n]...)
 		c.wbufs = frames[:n:n]
-		_, err = c.wbufs.WriteTo(c.nc)
+		var wrote int64
+		wrote, err = c.wbufs.WriteTo(c.nc)
 		c.wbufs = nil
+		if err != nil {
+			// The client gets neither the frames the write cut short
+			// nor any after them.
+			c.mu.Lock()
+			lost := c.unsentEvents(c.wsent, wrote) + c.unsentEvents(frames[n:], 0)
+			c.mu.Unlock()
+			c.drop(lost)
+		}
+		clear(c.wsent)
 		c.framesOut.Add(uint64(n))
 		c.bytesOut.Add(uint64(size))
 		if err == nil {
@@ -221,7 +236,7 @@ func (c *Conn) writeBatch(batch *sendQueue) error {
 		}
 		c.mu.Unlock()
 	}
-	batch.release() // what an error left unwritten
+	batch.release() // what an error left unwritten, counted as dropped above
 	c.mu.Lock()
 	c.pending -= left
 	if err != nil || c.pending <= c.ch.limits.Load().low {
@@ -229,4 +244,52 @@ func (c *Conn) writeBatch(batch *sendQueue) error {
 	}
 	c.mu.Unlock()
 	return err
+}
+
+// drop counts n events meant for the client that it is never sent, for
+// the client (ClientInfo.Dropped) and for the channel (Stats.Dropped),
+// whether the client has left the channel yet or not.
+func (c *Conn) drop(n uint64) {
+	if n > 0 {
+		c.dropped.Add(n)
+		c.ch.dropped.Add(n)
+	}
+}
+
+// unsentEvents counts the events among frames, entries of the client's
+// queue, that the client is not sent whole when only the first wrote
+// bytes of them are written (0: none). The protocol's own frames
+// (Welcome, Error, Ping, Pong, Drain, Applied; a JSON client's error
+// message) are not events, and not counted. c.mu is held.
+func (c *Conn) unsentEvents(frames [][]byte, wrote int64) uint64 {
+	n := uint64(0)
+	for _, b := range frames {
+		n += c.entryEvents(b, wrote)
+		wrote = max(0, wrote-int64(len(b)))
+	}
+	return n
+}
+
+// entryEvents is unsentEvents for one entry, which holds one frame, or
+// for a binary client several, one after the other (sendQueue).
+func (c *Conn) entryEvents(b []byte, wrote int64) uint64 {
+	if c.mode.Load() == modeJSON {
+		// One text, an event unless it is the error message.
+		if int64(len(b)) <= wrote || len(b) == 0 || len(c.lastWords) > 0 && &b[0] == &c.lastWords[0] {
+			return 0
+		}
+		return 1
+	}
+	n := uint64(0)
+	for len(b) >= wire.HeaderLen {
+		size := min(len(b), wire.HeaderLen+int(binary.BigEndian.Uint32(b)))
+		if int64(size) > wrote {
+			if ty, err := wire.TypeOf(b[wire.HeaderLen:size]); err == nil && ty == wire.FrameEvent {
+				n++
+			}
+		}
+		wrote = max(0, wrote-int64(size))
+		b = b[size:]
+	}
+	return n
 }

@@ -283,12 +283,12 @@ func (r *Conn) dropStalled(idle, limit time.Duration) {
 	decided := r.mode.Load() != modeUndecided
 	dropped := uint64(0)
 	if decided {
-		dropped = uint64(r.queue.events())
+		dropped = r.unsentEvents(r.queue.frames, 0)
 		r.pending -= r.queue.cost
 		r.queue.release()
 	}
 	r.mu.Unlock()
-	r.dropped.Add(dropped)
+	r.drop(dropped)
 	r.ch.stallTimeouts.Add(1)
 	reason := fmt.Sprintf("took nothing for %v with %d bytes pending (stalltimeout %v)", idle.Round(time.Millisecond), pending, limit)
 	if decided {

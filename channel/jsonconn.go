@@ -41,7 +41,7 @@ func (c *Conn) becomeJSON(silent bool) {
 		if text, ok := e.text(c.ch); ok {
 			texts.add(text, nil, entryCost(text, nil))
 		} else {
-			c.dropped.Add(1)
+			c.drop(1)
 		}
 	}
 	n := len(held.frames)

@@ -16,7 +16,7 @@ type Stats struct {
 	BytesIn       uint64 `json:"bytes_in" msgpack:"bytes_in" metric:"netcluster_channel_bytes_in_total" help:"Bytes of the events received from the channel's clients."`
 	FramesOut     uint64 `json:"frames_out" msgpack:"frames_out" metric:"netcluster_channel_frames_out_total" help:"Frames queued for the channel's clients."`
 	BytesOut      uint64 `json:"bytes_out" msgpack:"bytes_out" metric:"netcluster_channel_bytes_out_total" help:"Bytes of the frames queued for the channel's clients."`
-	Dropped       uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_channel_dropped_total" help:"Frames not delivered because their receiver was closing or slow."`
+	Dropped       uint64 `json:"dropped" msgpack:"dropped" metric:"netcluster_channel_dropped_total" help:"Events not delivered to a client because it was closing or slow: let go from its queue, or cut off when its connection ended."`
 	SlowConsumers uint64 `json:"slow_consumers" msgpack:"slow_consumers" metric:"netcluster_channel_slow_consumer_disconnects_total" help:"Clients disconnected for passing maxpending."`
 	TooBig        uint64 `json:"too_big" msgpack:"too_big" metric:"netcluster_channel_too_big_disconnects_total" help:"Clients disconnected for a frame over maxframe."`
 	Undeliverable uint64 `json:"undeliverable" msgpack:"undeliverable" metric:"netcluster_channel_undeliverable_total" help:"Addressed events (replies) sent on the channel whose client was not connected."`
@@ -60,7 +60,7 @@ func (ch *Channel) Stats() Stats {
 		EventsIn: ch.eventsIn.Load(), BytesIn: ch.bytesIn.Load(),
 		FramesOut: ch.framesOut.Load(), BytesOut: ch.bytesOut.Load(),
 		SlowConsumers: ch.slow.Load(), TooBig: ch.tooBig.Load(),
-		Dropped: ch.gone.Load(), Undeliverable: ch.undeliverable.Load(), Filtered: ch.filtered.Load(), JSONEncoded: ch.jsonEncoded.Load(),
+		Dropped: ch.dropped.Load(), Undeliverable: ch.undeliverable.Load(), Filtered: ch.filtered.Load(), JSONEncoded: ch.jsonEncoded.Load(),
 		PingTimeouts: ch.pingTimeouts.Load(),
 		RefusedAllow: ch.refusedAllow.Load(), RefusedLimit: ch.refusedLimit.Load(), RefusedPublish: ch.refusedPublish.Load(),
 		Stalls: ch.stalls.Load(), StalledMicros: ch.stalledUS.Load(), StallTimeouts: ch.stallTimeouts.Load(),
@@ -74,7 +74,6 @@ func (ch *Channel) Stats() Stats {
 		} else {
 			st.Undecided++
 		}
-		st.Dropped += c.dropped.Load()
 		st.Pending += c.pendingNow()
 	}
 	ch.retainStats(&st)
