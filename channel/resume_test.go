@@ -385,3 +385,52 @@ func TestResumeAfterReply(t *testing.T) {
 		t.Errorf("missed %d", asker.Missed())
 	}
 }
+
+// TestResumeEvictedWhileHeld checks what a client that resumes is told
+// when the ring evicted, during its handshake, events that came after
+// its connection was accepted: those are in its queue, so heard plus
+// missed is what was emitted after its cursor, and the Welcome's From
+// is its cursor, the event right before the first it is sent. It failed
+// before: the Welcome counted the evicted events as missed though the
+// client then heard them, and its From was the newest of them.
+func TestResumeEvictedWhileHeld(t *testing.T) {
+	node := uuid.New()
+	cfg := retaining(4 << 10) // a few dozen small events
+	cfg.Node = node
+	ch := listen(t, cfg)
+	pub := rawHelloTo(t, ch, wire.Hello{})
+	sub := rawHelloTo(t, ch, wire.Hello{})
+	if sub.w.Epoch == [16]byte{} {
+		t.Fatal("the Welcome has no epoch: the channel retains nothing")
+	}
+	f, cursor := pub.event(node, "A", "n", []byte{0x01})
+	pub.nc.Write(f)
+	if ty, _, err := sub.next(5 * time.Second); err != nil || ty != wire.FrameEvent {
+		t.Fatalf("the first event: frame %v, %v", ty, err)
+	}
+	// The resuming connection is accepted, and holds its handshake at
+	// the first byte of its Hello, so that what comes now is held in its
+	// queue.
+	nc := rawDial(t, ch)
+	hello := wire.Hello{Version: wire.ProtocolVersion, ClientID: uuid.New(), Name: "resumer", Resume: wire.Cursor{Epoch: sub.w.Epoch, After: cursor}}
+	nc.Write(wire.AppendHello(nil, &hello)[:1])
+	routertest.WaitFor(t, "the connection to be accepted", func() bool { return ch.Stats().Undecided == 1 })
+	const n = 200 // far more than the ring holds
+	for i := range n {
+		f, _ := pub.event(node, "A", "n", []byte{byte(i & 0x7f)})
+		pub.nc.Write(f)
+	}
+	routertest.WaitFor(t, "the channel to read every event", func() bool { return ch.Stats().EventsIn == n+1 })
+	if st := ch.Stats(); st.Evicted < n/2 {
+		t.Fatalf("%d events evicted; the test needs most of them to be", st.Evicted)
+	}
+	b := rawHelloOn(t, nc, hello, 1)
+	heard, _ := b.readEvents(time.Second)
+	t.Logf("heard %d, missed %d, emitted after the cursor %d", heard, b.w.Missed, n)
+	if b.w.From != cursor {
+		t.Errorf("the Welcome's From is %v, not the cursor %v, the event right before the first it is sent", uuid.UUID(b.w.From), uuid.UUID(cursor))
+	}
+	if uint64(heard)+b.w.Missed != n {
+		t.Fatalf("heard %d + missed %d != %d emitted after the cursor", heard, b.w.Missed, n)
+	}
+}

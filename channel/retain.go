@@ -297,12 +297,18 @@ func (ch *Channel) resume(h *wire.Hello, upTo uint64, f *filter) (replay, bool) 
 	start = min(start, upTo)
 	var out replay
 	if start < first {
+		// Evicted: those before upTo are missed; those from upTo on, if
+		// any, were fanned out after the connection was accepted, and
+		// are in its queue.
 		if counted {
-			out.missed = first - start
+			out.missed = min(first, upTo) - start
 		}
 		start = first
 	}
-	out.from, _ = r.idOf(start - 1)
+	// From is the event right before what the client is sent next: the
+	// ring's events from start, or, when the ring no longer holds those
+	// before upTo, its queue's.
+	out.from, _ = r.idOf(min(start, upTo) - 1)
 	own := func(sender [16]byte) bool {
 		if sender == h.ClientID {
 			return true
