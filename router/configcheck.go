@@ -144,7 +144,13 @@ func (c *checker) syntax(err error) {
 	}
 	line, _ := strconv.Atoi(m[1])
 	col, _ := strconv.Atoi(m[2])
-	c.problems = append(c.problems, Problem{Line: line, Column: col, Msg: printable(m[3])})
+	msg := m[3]
+	if strings.HasPrefix(msg, "invalid literal") {
+		// hujson quotes the text, which may be a secret's value (a
+		// password with a backslash in it): it is not repeated.
+		msg = "invalid literal (not quoted here: it may hold a secret); look at its quotes and escapes, and for a word other than true, false or null"
+	}
+	c.problems = append(c.problems, Problem{Line: line, Column: col, Msg: printable(msg)})
 }
 
 // decode decodes the checked tree into f: objects as maps, integers as

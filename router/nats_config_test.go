@@ -110,6 +110,9 @@ func TestSecretsNotQuotedInProblems(t *testing.T) {
 		{"token a boolean", `{"nats": {"url": "a", "token": true}}`, "nats.token", "got a boolean"},
 		{"bad URL with credentials", `{"nats": {"url": "nats://u:80417266319977@[::1"}}`, "nats.url", "not shown: it may hold credentials"},
 		{"bad scheme with credentials", `{"nats": {"url": "http://u:80417266319977@a"}}`, "nats.url", "not shown: it may hold credentials"},
+		// Syntax errors name no key; hujson quoted the text.
+		{"bad escape in a secret", `{"key": "C:\80417266319977"}`, "", "invalid literal (not quoted here"},
+		{"unquoted secret", `{"nats": {"url": "a", "token": x80417266319977}}`, "", "invalid literal (not quoted here"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
