@@ -249,6 +249,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if cancel := s.shutCancel; cancel != nil {
 		s.shutMu.Unlock()
 		select {
+		case <-s.done: // stopped already: the first call's result
+			return s.shutErr
+		default:
+		}
+		select {
 		case <-s.done:
 			return s.shutErr
 		case <-ctx.Done():

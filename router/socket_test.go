@@ -387,3 +387,21 @@ func TestCloseCutsGracefulShutdownShort(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownAgainAfterStop: once the server has stopped, Shutdown gives
+// the stop's result, whatever its own ctx: nil after a clean stop, even
+// with a ctx that has ended. (A first version of the cut-short Shutdown
+// chose at random between the stop's result and ctx's error.)
+func TestShutdownAgainAfterStop(t *testing.T) {
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	if err := ts.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 100 {
+		if err := ts.Shutdown(ended); err != nil {
+			t.Fatalf("Shutdown after a clean stop, with a ctx that ended: %v", err)
+		}
+	}
+}
