@@ -7,7 +7,9 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 
 	"github.com/netcluster/netcluster/internal/wire"
 
@@ -91,6 +93,12 @@ type plan struct {
 func samePath(open, next string) bool {
 	if filepath.Clean(open) == filepath.Clean(next) {
 		return true
+	}
+	if runtime.GOOS == "windows" {
+		// Named pipes: a stat would open them, the channel's own and
+		// whatever the new name is, as a client. Their names are not
+		// case-sensitive.
+		return strings.EqualFold(filepath.Clean(open), filepath.Clean(next))
 	}
 	a, err := os.Stat(open)
 	if err != nil {
