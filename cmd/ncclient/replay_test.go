@@ -127,15 +127,16 @@ func TestRecordReplayUsage(t *testing.T) {
 	}
 	// Nor does it remove a file that was there before it: run as root,
 	// record -o /dev/null removed the device.
+	// Nor empties it.
 	old := filepath.Join(t.TempDir(), "old.mcap")
-	if err := os.WriteFile(old, nil, 0o600); err != nil {
+	if err := os.WriteFile(old, []byte("an older recording"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if r := ncclient(t, ts.Template, "", "record", "-o", old, "-event", "(", "A"); r.code != exitFailed {
 		t.Errorf("record -event '(': exit %d, stderr %q", r.code, r.stderr)
 	}
-	if _, err := os.Stat(old); err != nil {
-		t.Errorf("a recording that could not start removed %s, which it had not made: %v", old, err)
+	if b, err := os.ReadFile(old); err != nil || string(b) != "an older recording" {
+		t.Errorf("a recording that could not start removed or emptied %s, which it had not made: %q, %v", old, b, err)
 	}
 }
 
