@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -183,6 +184,8 @@ func growOut(out []byte, n, sendBuffer int) []byte {
 // connection to write them. When the connection breaks in the middle of
 // a write meanwhile, the events of that write may be lost (never sent
 // twice): Flush then returns an error that matches ErrDisconnected.
+// Written is not read: a server that closes the connection without
+// reading what the socket holds loses it, and Flush cannot tell.
 func (c *Client) Flush(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() {
 		c.mu.Lock()
@@ -230,7 +233,7 @@ func (c *Client) writeLoop(s *session) {
 			c.out, c.spare, c.writing = c.spare[:0], nil, true
 			c.mu.Unlock()
 
-			err := s.writeChunks(batch)
+			wrote, err := s.writeChunks(batch)
 
 			c.mu.Lock()
 			// Keep the written batch for the next swap unless a frame
@@ -246,8 +249,8 @@ func (c *Client) writeLoop(s *session) {
 				c.spare = nil
 			}
 			c.writing = false
-			if err != nil {
-				c.failed++
+			if err != nil && eventsUnwritten(batch, wrote) {
+				c.failed++ // Flush tells of it
 			}
 			c.space.Broadcast()
 			c.mu.Unlock()
@@ -266,17 +269,34 @@ func (c *Client) writeLoop(s *session) {
 const writeChunk = 64 << 10
 
 // writeChunks writes b to the connection a chunk at a time, counting
-// the bytes (session.wrote) for the pinger.
-func (s *session) writeChunks(b []byte) error {
-	for len(b) > 0 {
-		n, err := s.nc.Write(b[:min(len(b), writeChunk)])
+// the bytes (session.wrote) for the pinger. It returns how many bytes
+// of b it wrote.
+func (s *session) writeChunks(b []byte) (int, error) {
+	total := 0
+	for total < len(b) {
+		n, err := s.nc.Write(b[total:min(len(b), total+writeChunk)])
 		s.wrote.Add(uint64(n))
+		total += n
 		if err != nil {
-			return err
+			return total, err
 		}
-		b = b[n:]
 	}
-	return nil
+	return total, nil
+}
+
+// eventsUnwritten reports whether batch, frames of the send buffer of
+// which the first wrote bytes were written, holds an event frame not
+// written whole: pings, pongs and Interest frames lost to a broken
+// connection lose no event.
+func eventsUnwritten(batch []byte, wrote int) bool {
+	for off := 0; off+wire.HeaderLen <= len(batch); {
+		size := wire.HeaderLen + int(binary.BigEndian.Uint32(batch[off:]))
+		if off+size > wrote && wire.FrameType(batch[off+wire.HeaderLen+1]) == wire.FrameEvent {
+			return true
+		}
+		off += size
+	}
+	return false
 }
 
 // sendBuf holds the scratch space of one Emit.
