@@ -155,35 +155,39 @@ func anchor(pattern string) (*regexp.Regexp, error) {
 // (one already running finishes). The server is told of the patterns no
 // listener is left for, without waiting.
 func (c *Client) Off(ls ...*Listener) {
-	c.offStarting(c.listeners.remove(func(l *Listener) bool {
+	c.listeners.remove(func(l *Listener) bool {
 		for _, x := range ls {
 			if l == x {
 				return true
 			}
 		}
 		return false
-	}, &c.want))
+	}, &c.want)
+	// ls, not what remove found: a Once listener about to be called is
+	// removed by the dispatcher itself (dispatch).
+	c.offStarting(func(l *Listener) bool { return slices.Contains(ls, l) })
 }
 
 // OffPattern removes every listener registered with exactly this pattern,
 // like an EventEmitter's removeAllListeners(event).
 func (c *Client) OffPattern(pattern string) {
-	c.offStarting(c.listeners.remove(func(l *Listener) bool { return l.pattern == pattern }, &c.want))
+	c.listeners.remove(func(l *Listener) bool { return l.pattern == pattern }, &c.want)
+	c.offStarting(func(l *Listener) bool { return l.pattern == pattern })
 }
 
-// offStarting waits while the dispatcher is about to call one of the
-// listeners just removed: it checked removed before Off set it, and
-// would call it after Off returned. A call that has begun goes on. The
-// wait spans a few instructions of the dispatcher (dispatch), none of a
-// listener's; on the dispatcher itself (Off from a listener, or Once)
-// there is nothing to wait for.
-func (c *Client) offStarting(removed []*Listener) {
-	if len(removed) == 0 || goid() == c.want.dispatcher.Load() {
+// offStarting waits while the dispatcher is about to call a listener
+// that off says is being removed: it checked removed before Off set it,
+// and would call it after Off returned. A call that has begun goes on.
+// The wait spans a few instructions of the dispatcher (dispatch), none
+// of a listener's; on the dispatcher itself (Off from a listener, or
+// Once) there is nothing to wait for.
+func (c *Client) offStarting(off func(*Listener) bool) {
+	if c.starting.Load() == nil || goid() == c.want.dispatcher.Load() {
 		return
 	}
 	for {
 		l := c.starting.Load()
-		if l == nil || !slices.Contains(removed, l) {
+		if l == nil || !off(l) {
 			return
 		}
 		runtime.Gosched()
@@ -233,12 +237,11 @@ func (c *Client) dispatch(m Message) bool {
 			}
 			c.Off(l)
 		}
-		ok := c.listenerCalls.begin()
-		c.starting.Store(nil)
-		if !ok {
+		if !c.listenerCalls.begin() {
+			c.starting.Store(nil)
 			return false
 		}
-		c.call(l, m)
+		c.call(l, m) // clears starting as the call begins
 		c.listenerCalls.end()
 	}
 	return true
@@ -250,6 +253,7 @@ func (c *Client) call(l *Listener, m Message) {
 			c.report(fmt.Errorf("bus: listener for %q panicked on event %q: %v", l.pattern, m.Event, p))
 		}
 	}()
+	c.starting.Store(nil)
 	l.fn(m)
 }
 
