@@ -154,3 +154,33 @@ func TestHandleSealedAtTopOfSequence(t *testing.T) {
 		t.Errorf("delivered %q, want the message of the first datagram", got)
 	}
 }
+
+// TestSealedTopSequenceDoesNotSilence: on a sealed link, a datagram
+// numbered MaxUint64 is refused before the replay window takes it: the
+// sender's next datagrams are delivered. Before, the window moved to the
+// top, and every later datagram of the sender counted as replayed.
+func TestSealedTopSequenceDoesNotSilence(t *testing.T) {
+	var got []string
+	var logs strings.Builder
+	l := handleLink(t, "k", &got, &logs)
+	peer := uuid.New()
+	from := netip.MustParseAddrPort("10.0.0.2:4454")
+	now := time.Now()
+	seal := func(seq uint64, s string) []byte {
+		d, err := l.sealer.Seal(nil, plainDatagram(peer, KindData, seq, []byte(s)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	l.handle(seal(1, "one"), from, now, nil)
+	l.handle(seal(math.MaxUint64, "top"), from, now, nil)
+	l.handle(seal(2, "two"), from, now, nil)
+	l.handle(seal(3, "three"), from, now, nil)
+	if len(got) != 3 {
+		t.Errorf("delivered %q, want one, two, three; stats %+v", got, l.Stats())
+	}
+	if st := l.Stats(); st.Malformed != 1 || st.Replayed != 0 {
+		t.Errorf("malformed %d, replayed %d; want 1 and 0", st.Malformed, st.Replayed)
+	}
+}

@@ -3,6 +3,7 @@ package multicast
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -117,6 +118,14 @@ func (l *Link) unseal(b []byte, from netip.AddrPort, now time.Time) (plain []byt
 		return nil, false
 	}
 	stream, _ := streamOf(h.Kind)
+	if stream == 0 && h.Seq == math.MaxUint64 {
+		// No sender reaches it (putInOrder refuses it too); taken, it
+		// would move the replay window to the top, and every later
+		// datagram of the sender would count as replayed.
+		l.counts.malformed.Add(1)
+		l.dumpRefused(plain, from, &h, "numbered past the last number")
+		return nil, false
+	}
 	if h.Node != l.cfg.Node && !st.replay.accept(h.Node, stream, h.Seq, now) {
 		l.counts.replayed.Add(1)
 		l.dumpRefused(plain, from, &h, "replayed")
