@@ -107,6 +107,9 @@ type Conn struct {
 
 	// retainFrom is the seq of the first event its queue got (retain.go).
 	retainFrom uint64
+	// retainAfter is the id of the event before retainFrom, the newest
+	// in the ring when it was set; zero when there was none.
+	retainAfter [16]byte
 	// readDone is closed when the read loop has ended; drainSent is set
 	// once the connection is sent a Drain (drain.go).
 	readDone  chan struct{}

@@ -434,3 +434,42 @@ func TestResumeEvictedWhileHeld(t *testing.T) {
 		t.Fatalf("heard %d + missed %d != %d emitted after the cursor", heard, b.w.Missed, n)
 	}
 }
+
+// TestResumeEvictedPastTombs: as TestResumeEvictedWhileHeld, with more
+// events evicted while the handshake waits than the ring remembers the
+// ids of (4096): From is still the cursor, the event before those the
+// client's queue got, and the client heard every one of them with none
+// missed. (A first version of the fix took From from the ring's memory,
+// and said the nil id, the start of the ring, here.)
+func TestResumeEvictedPastTombs(t *testing.T) {
+	node := uuid.New()
+	cfg := retaining(4 << 10)
+	cfg.Node = node
+	ch := listen(t, cfg)
+	pub := rawHelloTo(t, ch, wire.Hello{})
+	sub := rawHelloTo(t, ch, wire.Hello{})
+	f, cursor := pub.event(node, "A", "n", []byte{0x01})
+	pub.nc.Write(f)
+	if ty, _, err := sub.next(5 * time.Second); err != nil || ty != wire.FrameEvent {
+		t.Fatalf("the first event: frame %v, %v", ty, err)
+	}
+	sub.nc.Close()
+	nc := rawDial(t, ch)
+	hello := wire.Hello{Version: wire.ProtocolVersion, ClientID: uuid.New(), Name: "resumer", Resume: wire.Cursor{Epoch: sub.w.Epoch, After: cursor}}
+	nc.Write(wire.AppendHello(nil, &hello)[:1])
+	routertest.WaitFor(t, "the connection to be accepted", func() bool { return ch.Stats().Undecided == 1 })
+	const n = 6000
+	for i := range n {
+		f, _ := pub.event(node, "A", "n", []byte{byte(i & 0x7f)})
+		pub.nc.Write(f)
+	}
+	routertest.WaitFor(t, "the channel to read every event", func() bool { return ch.Stats().EventsIn == n+1 })
+	b := rawHelloOn(t, nc, hello, 1)
+	heard, _ := b.readEvents(time.Second)
+	if b.w.From != cursor {
+		t.Errorf("From is %v, want the cursor %v", uuid.UUID(b.w.From), uuid.UUID(cursor))
+	}
+	if heard != n || b.w.Missed != 0 {
+		t.Errorf("heard %d, missed %d; want %d and 0", heard, b.w.Missed, n)
+	}
+}

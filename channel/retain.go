@@ -92,6 +92,7 @@ func (ch *Channel) addReceiver(c *Conn) {
 	ch.ring.mu.Lock()
 	ch.addLocked(c)
 	c.retainFrom = ch.ring.next
+	c.retainAfter, _ = ch.ring.idOf(ch.ring.next - 1) // held: the newest
 	ch.ring.mu.Unlock()
 }
 
@@ -260,7 +261,7 @@ type replay struct {
 // event from seq upTo on, is sent from the ring, and where it then
 // stands. It reports false when the channel retains nothing: the
 // Welcome then has no resume fields.
-func (ch *Channel) resume(h *wire.Hello, upTo uint64, f *filter) (replay, bool) {
+func (ch *Channel) resume(h *wire.Hello, upTo uint64, upToAfter [16]byte, f *filter) (replay, bool) {
 	r := &ch.ring
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -307,8 +308,14 @@ func (ch *Channel) resume(h *wire.Hello, upTo uint64, f *filter) (replay, bool) 
 	}
 	// From is the event right before what the client is sent next: the
 	// ring's events from start, or, when the ring no longer holds those
-	// before upTo, its queue's.
-	out.from, _ = r.idOf(min(start, upTo) - 1)
+	// before upTo, its queue's. The event before upTo was the newest
+	// when the connection was accepted (upToAfter): the ring may have
+	// forgotten even its id since.
+	if start < upTo {
+		out.from, _ = r.idOf(start - 1)
+	} else {
+		out.from = upToAfter
+	}
 	own := func(sender [16]byte) bool {
 		if sender == h.ClientID {
 			return true
@@ -377,7 +384,7 @@ func (c *Conn) resumeWelcome(h *wire.Hello, w *wire.Welcome, f *filter) replay {
 	if w.Version < wire.ResumeVersion {
 		return replay{}
 	}
-	rp, ok := c.ch.resume(h, c.retainFrom, f)
+	rp, ok := c.ch.resume(h, c.retainFrom, c.retainAfter, f)
 	if !ok {
 		return replay{}
 	}
