@@ -67,8 +67,10 @@ func (c *Conn) pushFiltered(e *Event, filtered bool, seen *filter) bool {
 	lim := c.ch.limits.Load()
 	// An empty queue takes any frame within the limit, so that the
 	// rounding of pooled buffers never refuses a lone large frame that
-	// maxpending allows.
-	if limit := lim.maxPending; c.pending+cost > limit && (c.pending > 0 || len(frame) > limit) {
+	// maxpending allows; for a JSON client, the frame's text, which may
+	// be several times longer (base64, escapes), when the frame itself
+	// is within the limit.
+	if limit := lim.maxPending; c.pending+cost > limit && (c.pending > 0 || len(e.frame) > limit) {
 		c.overflowLocked(frame, cost, limit)
 		return false
 	}

@@ -52,7 +52,7 @@ func (c *Conn) becomeJSON(silent bool) {
 	texts.refs = append(texts.refs, c.queue.refs...)
 	texts.cost += c.queue.cost
 	c.queue = texts
-	pending := c.pending
+	pending, queued := c.pending, len(c.queue.frames)
 	c.mu.Unlock()
 	c.poke()
 	how := "its first byte is '{'"
@@ -60,7 +60,9 @@ func (c *Conn) becomeJSON(silent bool) {
 		how = fmt.Sprintf("it said nothing within %v", c.ch.cfg.JSONGrace)
 	}
 	c.logger().Debug("JSON client connected", "id", uuid.UUID(c.hello.ClientID), "held", n, "why", how)
-	if limit := c.ch.maxPending(); pending > limit && heldBytes > 0 {
+	// One held event alone is taken whatever the length of its text, as
+	// pushFiltered takes it.
+	if limit := c.ch.maxPending(); pending > limit && heldBytes > 0 && queued > 1 {
 		c.ch.slow.Add(1)
 		c.kill(slog.LevelWarn, fmt.Sprintf("slow consumer: %d bytes pending in JSON form, limit (maxpending) %d", pending, limit))
 	}

@@ -168,6 +168,51 @@ func TestJSONAndGoClients(t *testing.T) {
 	}
 }
 
+// TestJSONBigEvent: one event whose frame is within maxframe and
+// maxpending reaches a JSON client whose queue is empty, though its text
+// (base64 data) is longer than maxpending; the events after it too.
+// Before, the server dropped the client as a slow consumer.
+func TestJSONBigEvent(t *testing.T) {
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 65536, "channels": {"A": {}}`)
+	goA := ts.Dial(t, "A")
+	rec := routertest.Record(t, goA, "hi")
+	js := dialJSON(t, ts.Path("A"))
+	js.emit("A", "hi", nil) // a JSON client from now on
+	rec.WaitCount(t, "hi", 1)
+	if err := goA.Emit("big", bytes.Repeat([]byte{1}, 60000)); err != nil { // 80,000 bytes in base64
+		t.Fatal(err)
+	}
+	if err := goA.Emit("after", 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"big", "after"} {
+		if got := js.mustNext(); got["event"] != want {
+			t.Fatalf("the JSON client heard %v, want %s", got["event"], want)
+		}
+	}
+}
+
+// TestJSONBigHeldEvent: as TestJSONBigEvent, for an event held while the
+// server waits to know what the client speaks: once it is a JSON client,
+// the event's text, longer than maxpending, is its only one, and it gets
+// it. Before, the server dropped it as a slow consumer.
+func TestJSONBigHeldEvent(t *testing.T) {
+	dir := routertest.ShortTempDir(t)
+	ts := routertest.NewServerWith(t, dir, dir+"/{channel}.sock", `"maxframe": 65536, "maxpending": 65536, "channels": {"A": {}}`,
+		func(o *router.Options) { o.JSONGrace = time.Minute })
+	silent := dialJSON(t, ts.Path("A"))
+	routertest.WaitFor(t, "the connection to be accepted", func() bool { return ts.Channels()[0].Stats.Undecided == 1 })
+	goA := ts.Dial(t, "A")
+	if err := goA.Emit("big", bytes.Repeat([]byte{1}, 60000)); err != nil { // 80,000 bytes in base64
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "the event to be held", func() bool { return ts.Channels()[0].Stats.FramesOut >= 1 || ts.Channels()[0].Stats.Pending > 0 })
+	silent.emit("A", "hi", nil) // a JSON client from now on
+	if got := silent.mustNext(); got["event"] != "big" {
+		t.Fatalf("the JSON client heard %v, want big", got["event"])
+	}
+}
+
 // TestJSONListenOnly connects a JSON client that never sends a byte, as an
 // original agent that only listens: events sent before the server knows
 // what it is are held, and it gets them all, in order, then the later ones.
