@@ -338,11 +338,11 @@ func (s *Server) deliverFromNats(ev *natslink.Event, out *channel.Event) bool {
 // deliverNats is deliverFromNats for an event of run, under
 // Server.linkMu.
 func (s *Server) deliverNats(ev *natslink.Event, run *natsRun, out *channel.Event) bool {
-	if !s.net.recent.Add(ev.ID) {
-		s.nats.already.Add(1)
-		return false // delivered already, by the other link or the old one
-	}
 	if ev.To != uuid.Nil {
+		if !s.net.recent.Add(ev.ID) {
+			s.nats.already.Add(1)
+			return false
+		}
 		s.replyFromNats(ev)
 		return false
 	}
@@ -358,6 +358,10 @@ func (s *Server) deliverNats(ev *natslink.Event, run *natsRun, out *channel.Even
 	case !r.rule.AcceptFromNATS:
 		s.nats.refused.Add(1)
 		return false
+	}
+	if !s.net.recent.Add(ev.ID) {
+		s.nats.already.Add(1)
+		return false // delivered already, by the other link or the old one
 	}
 	if !s.natsFrame(ev, out) {
 		return false

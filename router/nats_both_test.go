@@ -260,3 +260,50 @@ func TestNATSTurnedOff(t *testing.T) {
 		t.Errorf("the receiver lists %d multicast peers, want the sender", len(s2.Peers()))
 	}
 }
+
+// TestRefusedByOneLinkDeliveredByOther: the receiver's channel accepts
+// events from one link only; the sender propagates to both. The copy
+// the other link brings is refused, and the accepted one is delivered:
+// each event once. Before, the refused copy's id went into the dedup
+// first, and the accepted copy, coming after, was dropped as delivered
+// already (3 of 50 arrived with NATS only accepted).
+func TestRefusedByOneLinkDeliveredByOther(t *testing.T) {
+	for _, tc := range []struct{ name, recv string }{
+		{"acceptfromnats only", `{"acceptfromnats": true, "acceptfromnet": false}`},
+		{"acceptfromnet only", `{"acceptfromnet": true}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mcasttest.Need(t)
+			ns := startNATS(t, 0)
+			port := mcasttest.Port()
+			send := netMembers(port, "both", fmt.Sprintf(`"nats": {"url": %q},
+"channels": {"A": {"propagatetonet": true, "propagatetonats": true}}`, ns.ClientURL()))
+			recv := netMembers(port, "both", fmt.Sprintf(`"nats": {"url": %q},
+"channels": {"A": %s}`, ns.ClientURL(), tc.recv))
+			s1, s2 := routertest.NewServer(t, send), routertest.NewServer(t, recv)
+			waitPeers(t, s1, s2)
+			waitNATS(t, s1, s2)
+			pub := s1.Dial(t, "A", bus.Name("pub"))
+			r := routertest.Record(t, s2.Dial(t, "A", bus.Name("sub")), ".*")
+			time.Sleep(500 * time.Millisecond) // subscriptions settle
+			const n = 50
+			for i := range n {
+				if err := pub.Emit("n", i); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for r.Count("n") < n && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			st, _ := s2.NATSStats()
+			net := s2.NetStats()
+			t.Logf("net: delivered %d refused %d already %d; nats: in %d refused %d already %d",
+				net.Delivered, net.Refused, net.DeliveredAlready, st.EventsIn, st.Refused, st.DeliveredAlready)
+			if got := r.Count("n"); got != n {
+				t.Errorf("the receiver got %d of %d events", got, n)
+			}
+		})
+	}
+}

@@ -16,13 +16,17 @@ import (
 
 // replyToNet sends a reply to the group when its asker is a client heard
 // from over the network lately (Server.net.senders); it reports whether
-// it did.
+// it took the reply: sent, or refused by the link and counted as a
+// failed send (sendNet), not as undeliverable.
 func (s *Server) replyToNet(ev *channel.Event) bool {
 	link := s.net.link.Load()
 	if link == nil || !s.net.senders.has(uuid.UUID(ev.Header.To)) {
 		return false
 	}
-	return link.Send(uuid.UUID(ev.Header.ID), ev.Frame()[wire.HeaderLen:]) == nil
+	// On the link that took over if a reload closes this one under the
+	// send; one the link refuses still is dropped and counted as a
+	// failed send, as any event for the network: its asker is there.
+	return s.sendNet(uuid.UUID(ev.Header.ID), ev.Header.Channel, ev.Frame()[wire.HeaderLen:])
 }
 
 // replyFromNet delivers a reply from the network to its addressee, when

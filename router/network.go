@@ -288,32 +288,42 @@ func (s *Server) prepareNet(old, cfg *Config, change linkChange) (commit func(),
 // logged once per episode. An event that a link closed by a reload
 // refuses goes to the link that took over.
 func (s *Server) toNet(ev *wire.EventHeader, frame []byte) {
+	s.sendNet(uuid.UUID(ev.ID), ev.Channel, frame[wire.HeaderLen:])
+}
+
+// sendNet sends an event's body on the multicast link, as toNet says:
+// on the link that took over when a reload closed the link under the
+// send; dropped, counted and logged when still refused. It reports
+// false when there is no link to send on (the group was left), true
+// when the event was sent or dropped.
+func (s *Server) sendNet(id uuid.UUID, channel, body []byte) bool {
 	link := s.net.link.Load()
 	if link == nil {
-		return // a reload has just left the group
+		return false // a reload has just left the group
 	}
-	err := link.Send(uuid.UUID(ev.ID), frame[wire.HeaderLen:])
+	err := link.Send(id, body)
 	for errors.Is(err, multicast.ErrClosed) {
 		// A reload closed the link under this send: the link that took
 		// over sends it, in the node's one stream.
 		next := s.net.link.Load()
 		if next == nil || next == link {
-			return // the group was left
+			return false // the group was left
 		}
 		link = next
-		err = link.Send(uuid.UUID(ev.ID), frame[wire.HeaderLen:])
+		err = link.Send(id, body)
 	}
 	if err == nil {
 		if s.net.dropping.Load() && s.net.dropping.CompareAndSwap(true, false) {
 			s.log.Info("events reach the network again", "dropped", s.net.episodeDrops.Swap(0))
 		}
-		return
+		return true
 	}
 	s.net.sendFailed.Add(1)
 	s.net.episodeDrops.Add(1)
 	if s.net.dropping.CompareAndSwap(false, true) {
-		s.log.Warn("dropping events for the network until it takes them again", "channel", string(ev.Channel), "id", uuid.UUID(ev.ID), "err", err)
+		s.log.Warn("dropping events for the network until it takes them again", "channel", string(channel), "id", id, "err", err)
 	}
+	return true
 }
 
 // fromNet delivers an event that came from the network: to the local
@@ -346,15 +356,14 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 		s.log.Debug("dropped a malformed event from the network", "peer", from, "err", err)
 		return
 	}
-	if !s.net.recent.Add(uuid.UUID(ev.ID)) {
-		s.net.already.Add(1)
-		return // delivered already, by NATS or by the link a reload replaced
-	}
 	if ev.To != ([16]byte{}) {
+		if !s.net.recent.Add(uuid.UUID(ev.ID)) {
+			s.net.already.Add(1)
+			return
+		}
 		s.replyFromNet(from, &ev, msg) // netreply.go
 		return
 	}
-	s.net.senders.add(uuid.UUID(ev.Sender), uuid.Nil)
 	r := s.table.Load().routes[string(ev.Channel)]
 	switch {
 	case r == nil:
@@ -366,6 +375,13 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 		s.log.Debug("dropped an event from the network: the channel does not accept them", "peer", from, "channel", string(ev.Channel))
 		return
 	}
+	// Only an event delivered is remembered: one this link refuses may
+	// still come, and be accepted, over NATS.
+	if !s.net.recent.Add(uuid.UUID(ev.ID)) {
+		s.net.already.Add(1)
+		return // delivered already, by NATS or by the link a reload replaced
+	}
+	s.net.senders.add(uuid.UUID(ev.Sender), uuid.Nil)
 	if r.rule.DumpToConsole {
 		s.dump(&ev)
 	}
