@@ -126,7 +126,7 @@ class Client {
       await s.close(0);
       throw new ClosedError();
     }
-    this.install(s);
+    this.install(s, false);
     return this;
   }
 
@@ -146,15 +146,26 @@ class Client {
     });
   }
 
-  // install makes s the client's connection, and reports the events the
-  // client missed for good while it reconnected, if any.
-  install(s) {
+  // install makes s the client's connection, on the first connection
+  // and on each reconnection alike: it sends the events kept while the
+  // client was not connected, before anything emitted from now on (a
+  // 'missed' or 'reconnect' handler's emit included); reports the events
+  // the client missed for good while it reconnected, if any; and ends
+  // the wait for room that the kept events began.
+  install(s, reconnected) {
     this.session = s;
     this.interest.installed(s);
     const n = this.resume.installed(s);
+    const kept = this.kept;
+    this.kept = [];
+    this.keptBytes = 0;
+    for (const m of kept) s.write(this.frame(m));
     if (n > 0) {
       this.status.emit('missed', n);
     }
+    if (this.closed) return;
+    if (reconnected) this.status.emit('reconnect');
+    this.writable();
   }
 
   // missed is how many events the client has missed for good since
@@ -351,13 +362,7 @@ class Client {
         s.close(0);
         return;
       }
-      this.install(s);
-      const kept = this.kept;
-      this.kept = [];
-      this.keptBytes = 0;
-      for (const m of kept) s.write(this.frame(m));
-      this.status.emit('reconnect');
-      this.writable();
+      this.install(s, true);
     }, jittered);
   }
 
