@@ -115,7 +115,7 @@ export class Client {
   readonly id: string | null;
   /** The node id of the server; null while disconnected. */
   readonly node: string | null;
-  /** The largest frame body the server accepts. */
+  /** The largest frame body the server accepts: the last server's while disconnected. */
   readonly maxFrame: number;
   /** False while reconnecting, and from the server's Drain (it is stopping) to the next connection. */
   readonly connected: boolean;

@@ -66,6 +66,12 @@ function checkEvent(event) {
   }
 }
 
+// tooBig is the error of an event whose frame body, n bytes, is over
+// the server's maxframe.
+function tooBig(m, n, limit) {
+  return new RangeError(`netcluster: event ${m.event} is ${n} bytes, the server takes at most ${limit}`);
+}
+
 const defaults = {
   name: path.basename(process.argv[1] || process.argv0 || 'node'),
   timeout: 5000,
@@ -104,6 +110,7 @@ class Client {
     this.session = null;
     this.kept = []; // events emitted while disconnected: {m, size}
     this.keptBytes = 0;
+    this.lastMaxFrame = wire.DEFAULT_MAX_FRAME; // the last Welcome's maxframe
     this.closed = false;
     this.retryTimer = null;
     this.resume = new Resume(this.opts.since);
@@ -151,15 +158,26 @@ class Client {
   // client was not connected, before anything emitted from now on (a
   // 'missed' or 'reconnect' handler's emit included); reports the events
   // the client missed for good while it reconnected, if any; and ends
-  // the wait for room that the kept events began.
+  // the wait for room that the kept events began. A kept event over this
+  // server's maxframe (smaller than the last one's) would end the
+  // connection: it is dropped, and reported as a RangeError.
   install(s, reconnected) {
     this.session = s;
+    this.lastMaxFrame = s.welcome.maxFrame;
     this.interest.installed(s);
     const n = this.resume.installed(s);
     const kept = this.kept;
     this.kept = [];
     this.keptBytes = 0;
-    for (const m of kept) s.write(this.frame(m));
+    for (const m of kept) {
+      const frame = this.frame(m);
+      if (frame.length - wire.HEADER_LEN > this.maxFrame) {
+        this.report(new RangeError(`netcluster: event ${m.event}, kept while disconnected, is ${frame.length - wire.HEADER_LEN} ` +
+          `bytes, and the server now takes at most ${this.maxFrame}: dropped`));
+        continue;
+      }
+      s.write(frame);
+    }
     if (n > 0) {
       this.status.emit('missed', n);
     }
@@ -205,8 +223,10 @@ class Client {
     return this.session ? wire.idString(this.session.welcome.node) : null;
   }
 
+  // maxFrame is the server's maxframe: the last server's while
+  // disconnected (the default before the first connection).
   get maxFrame() {
-    return this.session ? this.session.welcome.maxFrame : wire.DEFAULT_MAX_FRAME;
+    return this.session ? this.session.welcome.maxFrame : this.lastMaxFrame;
   }
 
   // connected is false while the client reconnects, and from the
@@ -266,11 +286,13 @@ class Client {
     if (this.connected) {
       const frame = this.frame(m);
       if (frame.length - wire.HEADER_LEN > this.maxFrame) {
-        throw new RangeError(`netcluster: event ${m.event} is ${frame.length - wire.HEADER_LEN} bytes, the server takes at most ${this.maxFrame}`);
+        throw tooBig(m, frame.length - wire.HEADER_LEN, this.maxFrame);
       }
       if (!this.session.write(frame)) this.blocked = true;
     } else if (!keep) {
       throw new DisconnectedError();
+    } else if (wire.eventBodyLen(m) > this.maxFrame) {
+      throw tooBig(m, wire.eventBodyLen(m), this.maxFrame);
     } else if (this.keptBytes + size > this.opts.reconnectBuffer) {
       throw new BufferFullError(this.keptBytes, this.opts.reconnectBuffer);
     } else {

@@ -168,8 +168,7 @@ function encodeEvent(m) {
   const nc = Buffer.byteLength(m.channel);
   const ne = Buffer.byteLength(m.event);
   const addressed = Boolean(m.to || m.re);
-  const body = 1 + 1 + 3 * 18 + strHeaderLen(nc) + nc + strHeaderLen(ne) + ne + m.data.length +
-    (addressed ? (m.to ? 18 : 1) + (m.re ? 18 : 1) : 0);
+  const body = eventBodyLen(m);
   const w = new Writer(HEADER_LEN + body);
   w.p = w.b.writeUInt32BE(body, 0);
   w.byte(addressed ? 0x99 : 0x97);
@@ -187,6 +186,17 @@ function encodeEvent(m) {
     }
   }
   return w.b;
+}
+
+// eventBodyLen is the length of m's Event frame body, as encodeEvent
+// writes it (the ids have a fixed length, so m needs no origin or
+// sender yet): what the server's maxframe bounds.
+function eventBodyLen(m) {
+  const nc = Buffer.byteLength(m.channel);
+  const ne = Buffer.byteLength(m.event);
+  const addressed = Boolean(m.to || m.re);
+  return 1 + 1 + 3 * 18 + strHeaderLen(nc) + nc + strHeaderLen(ne) + ne + m.data.length +
+    (addressed ? (m.to ? 18 : 1) + (m.re ? 18 : 1) : 0);
 }
 
 const PING_FRAME = Buffer.from([0, 0, 0, 2, 0x91, FrameType.PING]);
@@ -459,7 +469,7 @@ const ZERO_ID = Buffer.alloc(16);
 module.exports = {
   PROTOCOL_VERSION, PING_VERSION, RESUME_VERSION, INTEREST_VERSION, MAX_OWN, MAX_PATTERNS, MAX_PATTERN_LEN, HEADER_LEN, HANDSHAKE_MAX, DEFAULT_MAX_FRAME,
   FrameType, ErrorCode, ProtocolError, ServerError, frameNames,
-  encodeHello, encodePatterns, readPatterns, encodeEvent, encodeData, decode, PING_FRAME, PONG_FRAME, DRAIN_FRAME,
+  encodeHello, encodePatterns, readPatterns, encodeEvent, eventBodyLen, encodeData, decode, PING_FRAME, PONG_FRAME, DRAIN_FRAME,
   frameHead, decodeHello, decodeWelcome, decodeError, decodeEvent, decodeEmpty, FrameReader,
   idString, idBytes, newID,
 };
