@@ -10,7 +10,7 @@
 // its own events, as the original's did not.
 
 const { EventEmitter } = require('node:events');
-const { Client } = require('./client.cjs');
+const { Client, isFinal } = require('./client.cjs');
 
 const emitLocal = EventEmitter.prototype.emit;
 
@@ -36,8 +36,10 @@ class NCAgent extends EventEmitter {
 
   // connect joins channel and calls cb once connected. An agent whose
   // server is not there yet waits for it, trying again; each failed try
-  // is emitted as 'error' when the agent has an 'error' listener. Once
-  // connected it reconnects on its own.
+  // is emitted as 'error' when the agent has an 'error' listener. A
+  // server that refuses it for a protocol error, an unsupported version
+  // or its access rules ends it: it tries no more, and emit throws. Once
+  // connected it reconnects on its own, with the same exception.
   connect(channel, cb) {
     if (this.client) throw new Error('netcluster: this agent is connected already; disconnect first');
     const c = new Client(channel, { ...this.options, echo: false });
@@ -53,6 +55,10 @@ class NCAgent extends EventEmitter {
       }, (err) => {
         if (c.closed) return;
         this.failed(err);
+        if (isFinal(err)) {
+          c.close();
+          return;
+        }
         this.retry = setTimeout(() => attempt(Math.min(wait * 2, 5000)), wait);
       });
     };

@@ -72,6 +72,15 @@ function tooBig(m, n, limit) {
   return new RangeError(`netcluster: event ${m.event} is ${n} bytes, the server takes at most ${limit}`);
 }
 
+// isFinal says whether err, the end of a connection or a refused
+// handshake, ends the client for good: the server refused it for a
+// protocol error, an unsupported version or its access rules, and
+// would refuse it again.
+function isFinal(err) {
+  return err instanceof wire.ServerError &&
+    [wire.ErrorCode.PROTOCOL, wire.ErrorCode.VERSION, wire.ErrorCode.FORBIDDEN].includes(err.code);
+}
+
 const defaults = {
   name: path.basename(process.argv[1] || process.argv0 || 'node'),
   timeout: 5000,
@@ -357,14 +366,22 @@ class Client {
     if (this.closed) return;
     this.report(err);
     this.status.emit('disconnect', err);
-    const final = err instanceof wire.ServerError &&
-      [wire.ErrorCode.PROTOCOL, wire.ErrorCode.VERSION, wire.ErrorCode.FORBIDDEN].includes(err.code);
-    if (!this.opts.reconnect || final) {
+    if (!this.opts.reconnect || isFinal(err)) {
       this.shut(err);
       this.status.emit('close');
       return;
     }
     this.retry(this.opts.backoffMin);
+  }
+
+  // refused ends the client for good when a reconnection is refused for
+  // a final reason, as broken does: 'disconnect' with that reason, then
+  // 'close'.
+  refused(err) {
+    this.report(err);
+    this.status.emit('disconnect', err);
+    this.shut(err);
+    this.status.emit('close');
   }
 
   retry(wait) {
@@ -377,7 +394,12 @@ class Client {
         s = await this.open();
       } catch (err) {
         this.interest.ended(null);
-        if (!this.closed) this.retry(Math.min(wait * 2, this.opts.backoffMax));
+        if (this.closed) return;
+        if (isFinal(err)) {
+          this.refused(err);
+          return;
+        }
+        this.retry(Math.min(wait * 2, this.opts.backoffMax));
         return;
       }
       if (this.closed) {
@@ -446,5 +468,5 @@ function connect(channel, options) {
 
 module.exports = {
   Client, connect, ClosedError, DisconnectedError, BufferFullError,
-  defaultSocketTemplate, REPLY_SUFFIX,
+  defaultSocketTemplate, REPLY_SUFFIX, isFinal,
 };

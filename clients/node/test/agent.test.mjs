@@ -76,3 +76,22 @@ test('NCAgent waits for a server that is not there yet', async (t) => {
   await srv.start();
   await waitFor('the agent to connect', () => connected);
 });
+
+// An agent refused by the server's access rules stops trying: the
+// server would refuse it every time. The refusal is emitted as 'error',
+// once, and the agent's emit throws. Before the fix it tried again
+// forever.
+test('NCAgent refused by the access rules tries no more', async (t) => {
+  const srv = await new Server(t, { A: { allow: ['nobody'] } }).start();
+  const { pipedclient, ServerError, ErrorCode } = require('../index.cjs');
+  const agent = pipedclient({ socket: srv.path('A') });
+  t.after(() => agent.disconnect());
+  const errors = [];
+  agent.on('error', (err) => errors.push(err));
+  agent.connect('A', () => assert.fail('connected'));
+  await waitFor('the refusal', () => errors.length > 0);
+  assert.ok(errors[0] instanceof ServerError && errors[0].code === ErrorCode.FORBIDDEN, `refused with ${errors[0]}`);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(errors.length, 1, `tried again: ${errors.length} refusals`);
+  assert.throws(() => agent.emit('x', 1), /closed/);
+});

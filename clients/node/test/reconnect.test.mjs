@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Server, GoPeer, waitFor } from './harness.mjs';
-import { connect, BufferFullError, DisconnectedError, ServerError, ErrorCode } from '../index.mjs';
+import { connect, BufferFullError, ClosedError, DisconnectedError, ServerError, ErrorCode } from '../index.mjs';
 
 test('reconnect across a server restart', async (t) => {
   const srv = await new Server(t, { A: {} }).start();
@@ -62,6 +62,37 @@ test('reconnect off: the client ends with its connection', async (t) => {
   await srv.stop();
   await waitFor('the disconnect', () => closed);
   assert.throws(() => c.emit('x', 1));
+});
+
+// A server that refuses a reconnection at the handshake for its access
+// rules would refuse every later one: the client ends for good, as it
+// does when a live connection is refused ('disconnect' with the
+// refusal, then 'close'). Before the fix it tried again forever, every
+// backoffMax, and never closed.
+test('a reconnection refused by the access rules ends the client', async (t) => {
+  const srv = await new Server(t, { A: {} }).start();
+  const c = await connect('A', { socket: srv.path('A'), backoffMin: 50, backoffMax: 100 });
+  t.after(() => c.close());
+  const downs = [];
+  let closes = 0;
+  c.status.on('disconnect', (err) => downs.push(err));
+  c.status.on('close', () => { closes++; });
+  await srv.stop();
+  await waitFor('the disconnect', () => downs.length === 1);
+  c.emit('kept', 1);
+  const flushing = assert.rejects(c.flush(), ServerError, 'a flush waiting ends with the refusal');
+  srv.configure({ A: { allow: ['nobody'] } });
+  await srv.start();
+  await waitFor('the refusal', () => closes === 1, 5000);
+  assert.equal(downs.length, 2, 'the restart, then the refusal');
+  assert.ok(downs[1] instanceof ServerError && downs[1].code === ErrorCode.FORBIDDEN, `refused with ${downs[1]}`);
+  await flushing;
+  assert.throws(() => c.emit('x', 1), ClosedError);
+  // No more tries.
+  const refusals = () => (srv.logs.match(/not allowed on channel A/g) || []).length;
+  const tried = refusals();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(refusals(), tried, 'the client tried again after the refusal');
 });
 
 test('connect fails when no server is there', async (t) => {
