@@ -14,6 +14,12 @@ const { Client, isFinal } = require('./client.cjs');
 
 const emitLocal = EventEmitter.prototype.emit;
 
+// EVERY is the pattern of the agent's one listener: it matches every
+// event name, line breaks included, where '.*' matches none with \n,
+// \r, U+2028 or U+2029. Outside the portable subset (patterns.cjs), it
+// declares All, as an agent must.
+const EVERY = '[\\s\\S]*';
+
 // original is the message object of the original client: what the JSON
 // protocol gives its agents (PROTOCOL.md section 10.3).
 function original(msg) {
@@ -44,7 +50,7 @@ class NCAgent extends EventEmitter {
     if (this.client) throw new Error('netcluster: this agent is connected already; disconnect first');
     const c = new Client(channel, { ...this.options, echo: false });
     this.client = c;
-    c.on('.*', (msg) => {
+    c.on(EVERY, (msg) => {
       if (msg.event === 'error' && this.listenerCount('error') === 0) return;
       emitLocal.call(this, msg.event, original(msg));
     });

@@ -95,3 +95,20 @@ test('NCAgent refused by the access rules tries no more', async (t) => {
   assert.equal(errors.length, 1, `tried again: ${errors.length} refusals`);
   assert.throws(() => agent.emit('x', 1), /closed/);
 });
+
+// An agent hears an event whatever its name holds: line breaks too.
+// Before the fix its one listener was '.*', which matches no name with
+// \n, \r, U+2028 or U+2029, and such events were never delivered.
+test('NCAgent hears events whose names hold line breaks', async (t) => {
+  const srv = await new Server(t, { A: {} }).start();
+  const go = await new GoPeer(t, srv.path('A'), 'A').ready();
+  const agent = require('../index.cjs').pipedclient({ socket: srv.path('A') });
+  t.after(() => agent.disconnect());
+  await new Promise((resolve) => agent.connect('A', resolve));
+  const names = ['line\nbreak', 'cr\rhere', 'ls\u2028x', 'ps\u2029y', 'plain'];
+  const got = [];
+  for (const name of names) agent.on(name, (m) => got.push(m.event));
+  for (const name of names) go.send({ op: 'emit', event: name, data: 1 });
+  await waitFor('the last event', () => got.includes('plain'));
+  assert.deepEqual(got, names);
+});
