@@ -135,6 +135,68 @@ func TestExamplesListenOnly(t *testing.T) {
 	}
 }
 
+// TestExamplesEventNamedError has each example hear events named
+// "error" and "close" like any other. The Node example emitted each
+// event under its name on the emitter of its socket's own 'error' and
+// 'close', so before the fix it took the bus event for a socket error
+// and exited 1 (and, used as a library without an 'error' listener,
+// threw; TestNodeExampleLibraryEventNamedError).
+func TestExamplesEventNamedError(t *testing.T) {
+	for _, c := range clients {
+		t.Run(c.lang, func(t *testing.T) {
+			ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+			goClient := ts.Dial(t, "A", bus.Name("go"))
+			cmd, stdout, stderr := start(t, c, c.script, "A", "--socket", ts.Path("A"), "--count", "3", "--timeout", "20")
+			routertest.WaitFor(t, "the listener's connection", func() bool {
+				st := ts.Channels()[0].Stats
+				return st.Undecided+st.Clients == 2
+			})
+			goClient.Emit("error", "just a name")
+			goClient.Emit("close", "just a name")
+			goClient.Emit("after", 3)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("%s example: %v\nstdout:\n%s\nstderr:\n%s", c.lang, err, stdout, stderr)
+			}
+			msgs := heard(t, stdout.String())
+			if len(msgs) != 3 || msgs[0]["event"] != "error" || msgs[1]["event"] != "close" || msgs[2]["event"] != "after" {
+				t.Errorf("the %s example heard %v", c.lang, msgs)
+			}
+		})
+	}
+}
+
+// TestNodeExampleLibraryEventNamedError uses the Node example's Client
+// as a library, with no 'error' listener: an event named "error" reaches
+// its 'event:error' listener, and the program goes on to the next
+// event. Before the fix the client emitted it as 'error' on its own
+// emitter, which throws without a listener: the program crashed.
+func TestNodeExampleLibraryEventNamedError(t *testing.T) {
+	c := clients[1] // the Node example
+	script, err := filepath.Abs(c.script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := routertest.NewServer(t, `"channels": {"A": {}}`)
+	goClient := ts.Dial(t, "A", bus.Name("go"))
+	code := `const { Client } = require(process.argv[1]);
+const c = new Client(process.argv[2]);
+c.on('event:error', (m) => console.log('error event: ' + m.data));
+c.on('event:after', () => { console.log('after'); c.close(); });`
+	cmd, stdout, stderr := start(t, c, "-e", code, script, ts.Path("A"))
+	routertest.WaitFor(t, "the library's connection", func() bool {
+		st := ts.Channels()[0].Stats
+		return st.Undecided+st.Clients == 2
+	})
+	goClient.Emit("error", "just a name")
+	goClient.Emit("after", 2)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("node: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	if want := "error event: just a name\nafter\n"; stdout.String() != want {
+		t.Errorf("printed %q, want %q", stdout, want)
+	}
+}
+
 // TestClientDocPython runs the Python example of docs/client.md (the JSON
 // text protocol, which the README links to), pointed at a test server's
 // socket.

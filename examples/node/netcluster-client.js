@@ -31,8 +31,11 @@ function defaultSocket(channel) {
   return `/tmp/netcluster-${os.userInfo().uid}/${channel}.sock`;
 }
 
-// One connection to one channel: emit() sends, and each event heard is
-// emitted under its name, and under 'message' for any name.
+// One connection to one channel: send() sends. The client emits the
+// connection's 'connect', 'error' and 'close', and 'message' for each
+// event heard; it also emits each event under its name prefixed with
+// "event:" (an event named "hello" as 'event:hello'), so that a bus
+// event named "error" or "close" is not taken for the connection's own.
 class Client extends EventEmitter {
   constructor(socketPath) {
     super();
@@ -50,7 +53,7 @@ class Client extends EventEmitter {
         if (text.length > 0) {
           const msg = JSON.parse(text);
           this.emit('message', msg);
-          this.emit(msg.event, msg);
+          this.emit('event:' + msg.event, msg);
         }
       }
     });
