@@ -93,6 +93,10 @@ func TestOnBadPattern(t *testing.T) {
 			if err == nil {
 				t.Fatalf("On(%q): no error", tt.pattern)
 			}
+			// CheckPattern says the same, without a client.
+			if cerr := bus.CheckPattern(tt.pattern); cerr == nil || cerr.Error() != err.Error() {
+				t.Errorf("CheckPattern(%q) = %v; On says %v", tt.pattern, cerr, err)
+			}
 			msg := err.Error()
 			if !strings.Contains(msg, fmt.Sprintf("%q", tt.pattern)) || !strings.Contains(msg, tt.want) {
 				t.Errorf("On(%q): %v; want an error naming the pattern and saying %q", tt.pattern, msg, tt.want)

@@ -136,6 +136,19 @@ func (c *Client) listen(pattern string, fn func(Message), once bool) (*Listener,
 	return l, nil
 }
 
+// CheckPattern reports why On and Once would refuse pattern, an event
+// pattern, or nil when they take it: for a program that must know before
+// it commits to anything (ncclient record, before it opens its file).
+func CheckPattern(pattern string) error {
+	if regexp.QuoteMeta(pattern) == pattern {
+		return nil
+	}
+	if _, err := anchor(pattern); err != nil {
+		return fmt.Errorf("bus: event pattern %q: %w", pattern, err)
+	}
+	return nil
+}
+
 // anchor compiles pattern anchored at both ends. Errors quote the
 // pattern as given, never the anchored expression made from it.
 func anchor(pattern string) (*regexp.Regexp, error) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -190,8 +189,8 @@ func (s *session) record(ctx context.Context, call call, interactive bool) error
 	}
 	// The pattern is checked before the file is opened, which empties
 	// an existing one: On, below, fails for nothing else.
-	if err := checkPattern(o.pattern); err != nil {
-		return fmt.Errorf("record: event pattern %q: %w", o.pattern, err)
+	if err := bus.CheckPattern(o.pattern); err != nil {
+		return fmt.Errorf("record: %w", err)
 	}
 	out, closeOut, created, err := createOutput(o.out, s.stdout)
 	if err != nil {
@@ -288,18 +287,6 @@ wait:
 		return fmt.Errorf("record: %w", err)
 	}
 	fmt.Fprintf(s.stderr, "recorded %d events (%s) in %s to %s\n", r.n, humanBytes(r.w.Size()), time.Since(start).Round(time.Millisecond), o.out)
-	return nil
-}
-
-// checkPattern checks an event pattern as bus.On does: a regular
-// expression, which must also compile anchored at both ends.
-func checkPattern(pattern string) error {
-	if _, err := regexp.Compile(pattern); err != nil {
-		return err
-	}
-	if _, err := regexp.Compile(`^(?:` + pattern + `)$`); err != nil {
-		return errors.New(`cannot anchor the expression: \Q without \E quotes the anchor; end the quote with \E`)
-	}
 	return nil
 }
 
