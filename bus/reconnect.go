@@ -104,7 +104,10 @@ func (c *Client) redial() (*session, error) {
 // install makes s the client's connection, unless Close has begun. The
 // frames buffered while disconnected are given s's origin and sender
 // (PROTOCOL.md § 6.1 wants both to match the connection), and pings and
-// pongs meant for the last connection are dropped.
+// pongs meant for the last connection are dropped. So is an event over
+// s's maxframe, smaller than the last server's: the server would end
+// the connection on it, losing the events after it with it. Each one
+// dropped is reported (ErrFrameTooBig), as Emit would have failed.
 func (c *Client) install(s *session) bool {
 	c.mu.Lock()
 	if c.closing {
@@ -115,9 +118,20 @@ func (c *Client) install(s *session) bool {
 	c.sess, c.last = s, s
 	c.rememberOwn(s)
 	c.maxFrame.Store(int64(s.welcome.MaxFrame))
-	c.out = restamp(c.out, s.welcome.Node, s.id)
+	var tooBig []error
+	c.out = restamp(c.out, s.welcome.Node, s.id, s.welcome.MaxFrame, func(frame []byte) {
+		name := "?"
+		if hdr, err := wire.ParseEvent(frame[wire.HeaderLen:]); err == nil {
+			name = wire.Clip(string(hdr.Event), 32)
+		}
+		tooBig = append(tooBig, fmt.Errorf("%w: event %s, kept while disconnected, is %d bytes, and the server now takes at most %d: dropped",
+			ErrFrameTooBig, name, len(frame)-wire.HeaderLen, s.welcome.MaxFrame))
+	})
 	c.space.Broadcast()
 	c.mu.Unlock()
+	for _, err := range tooBig {
+		c.report(err)
+	}
 	// After restamp, which drops the Interest frames of the last
 	// connection: what changed since the Hello goes out on this one.
 	c.want.connected(s)
@@ -126,14 +140,19 @@ func (c *Client) install(s *session) bool {
 
 // restamp writes origin and sender into every event frame in out, which
 // holds only frames the client encoded, and drops the other frames
-// (pings and pongs). It works in place.
-func restamp(out []byte, origin, sender [16]byte) []byte {
+// (pings and pongs), and the events over maxFrame bytes, which it hands
+// to tooBig first. It works in place.
+func restamp(out []byte, origin, sender [16]byte, maxFrame uint64, tooBig func(frame []byte)) []byte {
 	kept := 0
 	for off := 0; off+wire.HeaderLen <= len(out); {
 		size := wire.HeaderLen + int(uint32(out[off])<<24|uint32(out[off+1])<<16|uint32(out[off+2])<<8|uint32(out[off+3]))
 		frame := out[off : off+size]
 		off += size
 		if wire.FrameType(frame[wire.HeaderLen+1]) != wire.FrameEvent {
+			continue
+		}
+		if uint64(size-wire.HeaderLen) > maxFrame {
+			tooBig(frame)
 			continue
 		}
 		wire.StampEvent(frame, origin, sender)

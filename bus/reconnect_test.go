@@ -207,6 +207,59 @@ func TestReconnectBuffer(t *testing.T) {
 	}
 }
 
+// TestReconnectSmallerMaxFrame: an event kept while disconnected that
+// is over the maxframe of the server the client reconnects to (smaller
+// than the last one's) is dropped and reported with ErrFrameTooBig; the
+// events kept before and after it are sent, in order, and the new
+// connection stays up: the server never sees a frame it would refuse.
+func TestReconnectSmallerMaxFrame(t *testing.T) {
+	dir := routertest.ShortTempDir(t)
+	ts := routertest.NewServerIn(t, dir, `"maxframe": 65536, "channels": {"A": {}}`)
+	var cb callbacks
+	var mu sync.Mutex
+	var reported []error // besides the big event, the reconnection's errors
+	pub := ts.Dial(t, "A", append(cb.options(), bus.ReconnectBackoff(10*time.Millisecond, 50*time.Millisecond),
+		bus.ErrorHandler(func(err error) {
+			mu.Lock()
+			reported = append(reported, err)
+			mu.Unlock()
+		}))...)
+	shutdown(t, ts)
+	routertest.WaitFor(t, "the client to see the server go", func() bool { return !pub.Connected() && cb.disconnects.Load() == 1 })
+	for _, emit := range []func() error{
+		func() error { return pub.Emit("seq", 1) },
+		func() error { return pub.Emit("big", make([]byte, 20000)) },
+		func() error { return pub.Emit("seq", 2) },
+	} {
+		if err := emit(); err != nil {
+			t.Fatalf("Emit while disconnected: %v", err)
+		}
+	}
+
+	// As in TestReconnectBuffer, A is served once B's client listens.
+	ts2 := routertest.NewServerIn(t, dir, `"maxframe": 16384, "channels": {"B": {}}`)
+	rec := recordSeq(t, ts2.Dial(t, "B"))
+	if _, err := ts2.Reload(ts2.ParseConfig(t, `"maxframe": 16384, "channels": {"A": {"propagatetochannels": "B"}, "B": {}}`)); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "the kept events", func() bool { return rec.count() >= 2 })
+	if err := pub.Emit("seq", 3); err != nil {
+		t.Fatalf("Emit after reconnecting: %v", err)
+	}
+	routertest.WaitFor(t, "the event after", func() bool { return rec.count() >= 3 })
+	if got := rec.values(); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("heard %v, want [1 2 3]", got)
+	}
+	routertest.WaitFor(t, "the dropped event to be reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.ContainsFunc(reported, func(err error) bool { return errors.Is(err, bus.ErrFrameTooBig) })
+	})
+	if d, r := cb.disconnects.Load(), cb.reconnects.Load(); d != 1 || r != 1 {
+		t.Errorf("%d disconnects and %d reconnects, want 1 of each: the server ended the new connection", d, r)
+	}
+}
+
 // TestReconnectOff: with Reconnect(false) the client ends with its
 // connection, calls OnDisconnect once, and Emit fails.
 func TestReconnectOff(t *testing.T) {
