@@ -339,11 +339,15 @@ func (s *Server) deliverFromNats(ev *natslink.Event, out *channel.Event) bool {
 // Server.linkMu.
 func (s *Server) deliverNats(ev *natslink.Event, run *natsRun, out *channel.Event) bool {
 	if ev.To != uuid.Nil {
+		// Checked before its id is remembered, as an event is below.
+		if !s.natsFrame(ev, out) {
+			return false
+		}
 		if !s.net.recent.Add(ev.ID) {
 			s.nats.already.Add(1)
 			return false
 		}
-		s.replyFromNats(ev)
+		s.replyFromNats(ev, out)
 		return false
 	}
 	if run.route == nil || run.channel != ev.Channel {
@@ -359,12 +363,14 @@ func (s *Server) deliverNats(ev *natslink.Event, run *natsRun, out *channel.Even
 		s.nats.refused.Add(1)
 		return false
 	}
+	// An invalid event is dropped before its id is remembered: it must
+	// not hide a valid copy, which the other link may bring.
+	if !s.natsFrame(ev, out) {
+		return false
+	}
 	if !s.net.recent.Add(ev.ID) {
 		s.nats.already.Add(1)
 		return false // delivered already, by the other link or the old one
-	}
-	if !s.natsFrame(ev, out) {
-		return false
 	}
 	if run.at != 0 {
 		out.SetArrived(run.at)
@@ -423,9 +429,9 @@ func natsFrameSize(ev *natslink.Event) int {
 	return wire.HeaderLen + 2 + 5*18 + 2*5 + len(ev.Channel) + len(ev.Event) + max(1, len(ev.Data))
 }
 
-// replyFromNats delivers a reply from NATS to its asker, on whichever
-// channel it is connected to here.
-func (s *Server) replyFromNats(ev *natslink.Event) {
+// replyFromNats delivers a reply from NATS, out (natsFrame), to its
+// asker, on whichever channel it is connected to here.
+func (s *Server) replyFromNats(ev *natslink.Event, out *channel.Event) {
 	if !s.nats.sent.has(ev.To) {
 		s.nats.malformed.Add(1)
 		s.log.Debug("dropped a reply from NATS to a client that sent nothing to NATS from here", "channel", ev.Channel, "to", ev.To)
@@ -436,10 +442,7 @@ func (s *Server) replyFromNats(ev *natslink.Event) {
 		if c == nil {
 			continue
 		}
-		var out channel.Event
-		if s.natsFrame(ev, &out) {
-			c.SendEvent(&out)
-		}
+		c.SendEvent(out)
 		return
 	}
 	s.nats.undeliverable.Add(1)

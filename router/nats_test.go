@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/netcluster/netcluster/bus"
+	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/natslink"
 	"github.com/netcluster/netcluster/router/routertest"
 	"github.com/vmihailenco/msgpack/v5"
@@ -155,6 +156,63 @@ func TestNATSPlainClient(t *testing.T) {
 			t.Errorf("malformed %d, invalid %d; want 1 and 1", st.Malformed, st.Invalid)
 		}
 	})
+}
+
+// TestNATSInvalidCopyHidesNothing: an event from NATS that the server
+// drops as invalid is not remembered as delivered, so that a valid
+// event with the same id, which may be the other link's copy, is
+// delivered all the same; an invalid reply neither hides a valid one.
+func TestNATSInvalidCopyHidesNothing(t *testing.T) {
+	ns := startNATS(t, 0)
+	ts := natsNode(t, ns.ClientURL())
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	send := func(subject, event string, id uuid.UUID, h ...string) {
+		t.Helper()
+		m := nats.NewMsg(subject)
+		m.Header.Set(natslink.HeaderEvent, event)
+		m.Header.Set(natslink.HeaderID, id.String())
+		for i := 0; i+1 < len(h); i += 2 {
+			m.Header.Set(h[i], h[i+1])
+		}
+		m.Data, _ = msgpack.Marshal("x")
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tooLong := strings.Repeat("n", wire.MaxEventName+1)
+
+	r := routertest.Record(t, ts.Dial(t, "A"), "good")
+	id := uuid.New()
+	send("netcluster.default.A", tooLong, id)
+	send("netcluster.default.A", "good", id)
+	r.WaitCount(t, "good", 1)
+
+	// A reply: the asker's server takes replies to clients that sent
+	// to NATS from it, over its node subject.
+	asker := ts.Dial(t, "A")
+	if err := asker.Emit("hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "the asker's event to go out", func() bool { return natsStats(t, ts).EventsOut >= 1 })
+	got := make(chan string, 2)
+	asker.On("answer", func(m bus.Message) { got <- m.Event })
+	node := natslink.NodeSubject("netcluster", "default", ts.Node())
+	rid := uuid.New()
+	reply := []string{natslink.HeaderTo, asker.ID().String(), natslink.HeaderRe, uuid.NewString(), natslink.HeaderChannel, "A"}
+	send(node, tooLong, rid, reply...)
+	send(node, "answer", rid, reply...)
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the valid reply never came: the invalid one with its id hid it")
+	}
+	if st := natsStats(t, ts); st.Invalid != 2 || st.DeliveredAlready != 0 {
+		t.Errorf("invalid %d, delivered already %d; want 2 and 0", st.Invalid, st.DeliveredAlready)
+	}
 }
 
 // TestNATSRequestReply: a request answered on another server gets its
