@@ -56,7 +56,7 @@ func streamThroughNetSwaps(t *testing.T, swaps int, every int64, receiver bool) 
 	if receiver {
 		reloaded = s2
 	}
-	stream := streamSeq(pub)
+	stream := streamSeqAhead(pub, func() int { return far.Count("seq") }, 20000)
 	for i := range swaps {
 		stream.flow(t, every)
 		// gaptimeout is one of the keys that reopen the link.
