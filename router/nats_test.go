@@ -81,11 +81,7 @@ func testNATSBridge(t *testing.T, pack string) {
 func TestNATSPlainClient(t *testing.T) {
 	ns := startNATS(t, 0)
 	ts := natsNode(t, ns.ClientURL())
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := plainNATS(t, ns.ClientURL())
 	sub, err := nc.SubscribeSync("netcluster.default.A")
 	if err != nil {
 		t.Fatal(err)
@@ -165,11 +161,7 @@ func TestNATSPlainClient(t *testing.T) {
 func TestNATSInvalidCopyHidesNothing(t *testing.T) {
 	ns := startNATS(t, 0)
 	ts := natsNode(t, ns.ClientURL())
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := plainNATS(t, ns.ClientURL())
 	send := func(subject, event string, id uuid.UUID, h ...string) {
 		t.Helper()
 		m := nats.NewMsg(subject)
