@@ -166,11 +166,13 @@ func (o *jsOrder) forget() {
 }
 
 // hold keeps h, in the order of the numbering, and arms the timer; a
-// copy of a message held already is acknowledged and dropped.
+// copy of a message held already is acknowledged and dropped, and not
+// counted: it lies past the gap the held one waits for, and jsCount,
+// told of it now, would count the gap's events missed before they come.
+// The held one is counted as it goes.
 func (o *jsOrder) hold(sd *jsSender, h heldJS) {
 	i, found := slices.BinarySearchFunc(sd.held, h.first, func(a heldJS, first uint64) int { return cmp.Compare(a.first, first) })
 	if found {
-		o.count(h.m)
 		h.m.Ack()
 		return
 	}
