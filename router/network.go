@@ -86,7 +86,8 @@ type NetStats struct {
 	// delivered them.
 	DeliveredAlready uint64 `stats:"delivered_already" metric:"netcluster_net_ignored_total" label:"reason=delivered_already"`
 	// Malformed counts messages from the network that are not well-formed
-	// Event frame bodies.
+	// Event frame bodies, or events of the zero id or sender, or of a name
+	// that breaks the event-name rule.
 	Malformed uint64 `stats:"malformed" metric:"netcluster_net_dropped_total" label:"reason=malformed"`
 	// SendFailed counts events of propagatetonet channels that the link
 	// refused: too big, or dropped because its send queue stayed full
@@ -350,6 +351,11 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	ev, err := wire.ParseEvent(msg)
 	if err == nil {
 		err = wire.CheckEventIDs(&ev)
+	}
+	if err == nil {
+		// The rule a client's event is held to, and one from NATS: a
+		// client need not expect a name it could not have sent.
+		err = wire.CheckEventName(ev.Event)
 	}
 	if err != nil {
 		s.net.malformed.Add(1)

@@ -269,8 +269,9 @@ func TestNetStartFails(t *testing.T) {
 
 // TestNetBadInput sends a server datagrams that a broken or hostile node
 // might: garbage, a well-formed datagram whose message is not an event,
-// and an event for a channel the server lacks. Each is dropped and
-// counted, and the server still delivers good events.
+// events whose names break the event-name rule, and an event for a
+// channel the server lacks. Each is dropped and counted, and the server
+// still delivers good events.
 func TestNetBadInput(t *testing.T) {
 	port := mcasttest.Port()
 	s := netServer(t, port, "t", `"channels": {"A": {}}`)
@@ -297,13 +298,15 @@ func TestNetBadInput(t *testing.T) {
 	if _, err := conn.Write([]byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
-	send([]byte{0x93, 0x01, 0x02, 0x03}) // a msgpack array, not an Event frame
+	send([]byte{0x93, 0x01, 0x02, 0x03})                       // a msgpack array, not an Event frame
+	send(event("A", strings.Repeat("n", wire.MaxEventName+1))) // longer than a name may be
+	send(event("A", "bad\xff"))                                // not UTF-8
 	send(event("Z", "nowhere"))
 	send(event("A", "good"))
 	rec.WaitCount(t, "good", 1)
 	routertest.WaitFor(t, "the drops to be counted", func() bool {
 		st := s.NetStats()
-		return st.Link.BadMagic == 1 && st.Malformed == 1 && st.NoChannel == 1 && st.Delivered == 1
+		return st.Link.BadMagic == 1 && st.Malformed == 3 && st.NoChannel == 1 && st.Delivered == 1
 	})
 	if got := rec.Events(); !slices.Equal(got, []string{"good"}) {
 		t.Errorf("heard %q", got)
