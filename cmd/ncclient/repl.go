@@ -43,10 +43,11 @@ func runScript(s *session, r io.Reader) int {
 	sc.Buffer(nil, 64<<20)
 	status := exitOK
 	for sc.Scan() {
-		if !stopped.begin() {
+		ctx, ok := stopped.begin()
+		if !ok {
 			break
 		}
-		code, quit := s.runLine(sc.Text(), false)
+		code, quit := s.runLine(ctx, sc.Text(), false)
 		if sig := stopped.end(); sig != 0 {
 			return 128 + sig
 		}
@@ -65,15 +66,19 @@ func runScript(s *session, r io.Reader) int {
 }
 
 // scriptSignals follows SIGINT and SIGTERM while a script runs. One
-// that comes while a command runs is kept for end, the command's own
-// context ending it (interruptContext); one that comes between commands,
-// while the script waits for its next line, ends the process as the
-// signal would have.
+// that comes while a command runs is kept for end, and ends the command
+// by cancelling its context; one that comes between commands, while the
+// script waits for its next line, ends the process as the signal would
+// have. The command's context is cancelled only here, after the signal
+// is kept: a context of its own that the signal cancelled
+// (interruptContext) could end the command before the signal was kept,
+// and the script would go on.
 type scriptSignals struct {
 	sigs    chan os.Signal
 	done    chan struct{}
 	mu      sync.Mutex
 	running bool
+	cancel  context.CancelFunc // the running command's
 	got     syscall.Signal
 }
 
@@ -90,6 +95,7 @@ func watchScriptSignals() *scriptSignals {
 					os.Exit(128 + int(n))
 				}
 				w.got = n
+				w.cancel()
 				w.mu.Unlock()
 			case <-w.done:
 				return
@@ -99,12 +105,17 @@ func watchScriptSignals() *scriptSignals {
 	return w
 }
 
-// begin marks a command as running; false when a signal came already.
-func (w *scriptSignals) begin() bool {
+// begin marks a command as running and returns its context, which a
+// signal cancels; false when a signal came already.
+func (w *scriptSignals) begin() (context.Context, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.running = w.got == 0
-	return w.running
+	if w.got != 0 {
+		return nil, false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.running, w.cancel = true, cancel
+	return ctx, true
 }
 
 // end marks the command done and returns the signal that came while it
@@ -113,6 +124,7 @@ func (w *scriptSignals) end() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.running = false
+	w.cancel()
 	return int(w.got)
 }
 
@@ -121,14 +133,17 @@ func (w *scriptSignals) stop() {
 	close(w.done)
 }
 
-// runLine parses and runs one line, and reports whether it was quit.
-func (s *session) runLine(line string, interactive bool) (code int, quit bool) {
+// runLine parses and runs one line under ctx, which a signal cancels,
+// and reports whether it was quit.
+func (s *session) runLine(ctx context.Context, line string, interactive bool) (code int, quit bool) {
 	c, err := parseLine(line)
 	if err != nil {
 		return s.report(err), false
 	}
-	ctx, stop := interruptContext(context.Background())
-	defer stop()
+	if ctx.Err() != nil {
+		// A signal came as the command began: it does not run.
+		return exitFailed, false
+	}
 	err = s.exec(ctx, c, interactive)
 	if interactive && ctx.Err() != nil {
 		// Ctrl-C ended the command; the terminal echoed ^C without a
@@ -275,7 +290,10 @@ func (tm *terminal) run() int {
 			fmt.Fprintf(tm.s.stderr, "ncclient: reading the terminal: %v\n", err)
 			return exitFailed
 		}
-		if _, quit := tm.s.runLine(line, true); quit {
+		ctx, stop := interruptContext(context.Background())
+		_, quit := tm.s.runLine(ctx, line, true)
+		stop()
+		if quit {
 			return exitOK
 		}
 	}
