@@ -214,8 +214,9 @@ func streamSeq(pub interface{ Emit(string, any) error }) *seqStream {
 	return streamSeqAhead(pub, nil, 0)
 }
 
-// streamSeqAhead starts emitting on pub, at most ahead events past what
-// heard reports received, when heard is not nil: for a reader that
+// streamSeqAhead starts emitting on pub, no more than about ahead events
+// past what heard reports received (it looks every 256 events), when
+// heard is not nil: for a reader that
 // nothing holds its publisher for (over multicast, a slow local client
 // holds the link for at most 100 ms at a time, docs/guarantees.md), so
 // that a reader slower than the stream on a busy machine is not dropped
