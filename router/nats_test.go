@@ -185,13 +185,17 @@ func TestNATSInvalidCopyHidesNothing(t *testing.T) {
 
 	// A reply: the asker's server takes replies to clients that sent
 	// to NATS from it, over its node subject.
+	// Its listener is declared before its event, on the same connection:
+	// the server knows it listens once the event has gone out.
 	asker := ts.Dial(t, "A")
+	got := make(chan string, 2)
+	if _, err := asker.On("answer", func(m bus.Message) { got <- m.Event }); err != nil {
+		t.Fatal(err)
+	}
 	if err := asker.Emit("hello", nil); err != nil {
 		t.Fatal(err)
 	}
 	routertest.WaitFor(t, "the asker's event to go out", func() bool { return natsStats(t, ts).EventsOut >= 1 })
-	got := make(chan string, 2)
-	asker.On("answer", func(m bus.Message) { got <- m.Event })
 	node := natslink.NodeSubject("netcluster", "default", ts.Node())
 	rid := uuid.New()
 	reply := []string{natslink.HeaderTo, asker.ID().String(), natslink.HeaderRe, uuid.NewString(), natslink.HeaderChannel, "A"}

@@ -91,7 +91,11 @@ func TestNetReplyThroughReload(t *testing.T) {
 	port := mcasttest.Port()
 	chans := `"channels": {"A": {"propagatetonet": true}}`
 	members := func(extra string) string {
-		return strings.Replace(netMembers(port, "t", extra), `"peertimeout": "300ms"`, `"peertimeout": "5s"`, 1)
+		m := netMembers(port, "t", extra)
+		if !strings.Contains(m, `"peertimeout": "300ms"`) {
+			t.Fatalf("netMembers no longer sets peertimeout as this test expects: %s", m)
+		}
+		return strings.Replace(m, `"peertimeout": "300ms"`, `"peertimeout": "5s"`, 1)
 	}
 	s1 := routertest.NewServer(t, members(chans))
 	s2 := routertest.NewServer(t, members(chans))
