@@ -210,9 +210,19 @@ func TestNATSFlowControlSenders(t *testing.T) {
 		}
 	}
 	want := len(pubs) * n
-	routertest.WaitFor(t, "every event delivered or counted missed", func() bool {
-		return uint64(b.all.Count("seq"))+natsStats(t, b.s2).MissedIn-b.before.MissedIn >= uint64(want)
-	})
+	// Flow control paces the three to the receiver: under the race
+	// detector that takes about as long as WaitFor's 10 s, so the wait
+	// goes on while events keep coming.
+	accounted := func() uint64 {
+		return uint64(b.all.Count("seq")) + natsStats(t, b.s2).MissedIn - b.before.MissedIn
+	}
+	for last, deadline := ^uint64(0), time.Now(); accounted() < uint64(want); time.Sleep(10 * time.Millisecond) {
+		if c := accounted(); c != last {
+			last, deadline = c, time.Now().Add(10*time.Second)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered or counted missed, and none more for 10 s", c, want)
+		}
+	}
 	routertest.Fence(t, b.s2, "A", b.all)
 	st := natsStats(t, b.s2)
 	if got, missed, dropped := b.all.Count("seq"), st.MissedIn-b.before.MissedIn, st.DroppedIn-b.before.DroppedIn; got != want || missed != 0 || dropped != 0 {
