@@ -567,26 +567,9 @@ func testNATSJetStreamCountsLoss(t *testing.T, pack string) {
 	// stream holds behind the publisher. On a loaded machine a packed
 	// burst can go at the consumer's pace and lose nothing: up to five
 	// bursts, numbered on from one to the next.
-	const n, rounds = 50000, 5
-	var got []int
-	sent := 0
-	for round := 1; ; round++ {
-		for i := range n {
-			if err := pub.Emit("n", sent+i); err != nil {
-				t.Fatal(err)
-			}
-		}
-		sent += n
-		// The last events stay in the stream: the consumer gets them.
-		got = increasingUpTo(t, r, "n", sent-1)
-		if len(got) < sent {
-			break
-		}
-		if round == rounds {
-			t.Fatalf("the stream of %d bytes held every event of %d bursts: nothing was lost to count", maxBytes, rounds)
-		}
-		t.Logf("burst %d: the stream held every event; again", round)
-	}
+	// The last events stay in the stream: the consumer gets them.
+	got, sent := burstsUntil(t, pub, r, 50000, func(got []int, sent int) bool { return len(got) < sent },
+		fmt.Sprintf("the stream of %d bytes held every event", maxBytes))
 	missed := natsStats(t, s2).MissedIn
 	t.Logf("%d of %d events delivered, %d counted missed", len(got), sent, missed)
 	if uint64(sent-len(got)) != missed {
@@ -632,25 +615,8 @@ func testNATSJetStreamQueueFull(t *testing.T, pack string) {
 	// A slow publisher (the race detector, a loaded machine) may never
 	// fill the queue: up to five bursts, numbered on from one to the
 	// next, until it has refused something.
-	const n, rounds = 20000, 5
-	var got []int
-	sent := 0
-	for round := 1; ; round++ {
-		for i := range n {
-			if err := pub.Emit("n", sent+i); err != nil {
-				t.Fatal(err)
-			}
-		}
-		sent += n
-		got = increasingUpTo(t, r, "n", sent-1)
-		if logCount(s1, "JetStream's ingest queue is full") > 0 {
-			break
-		}
-		if round == rounds {
-			t.Fatalf("the stream refused nothing in %d bursts, or the sender did not log it: the test proves less than it says", rounds)
-		}
-		t.Logf("burst %d: the queue never filled; again", round)
-	}
+	got, sent := burstsUntil(t, pub, r, 20000, func([]int, int) bool { return logCount(s1, "JetStream's ingest queue is full") > 0 },
+		"the stream refused nothing, or the sender did not log it")
 	st1, st2 := natsStats(t, s1), natsStats(t, s2)
 	t.Logf("%d of %d events delivered; %d dropped by the sender, %d missed by the receiver", len(got), sent, st1.Dropped, st2.MissedIn)
 	if len(got) != sent || st1.Dropped != 0 || st2.MissedIn != 0 {
@@ -691,6 +657,32 @@ func TestNATSJetStreamNeverRoom(t *testing.T) {
 	}
 	if logCount(s1, "JetStream refused events") == 0 {
 		t.Error("the sender did not log the events it dropped")
+	}
+}
+
+// burstsUntil emits bursts of n events "n" on pub, numbered on from one
+// burst to the next, each heard in order by r (increasingUpTo), until
+// done says of what r heard and what was sent that the bursts did what
+// the test needs; after five that did not, it fails the test with
+// never. It returns what r heard and how many were sent.
+func burstsUntil(t *testing.T, pub *bus.Client, r *routertest.Recorder, n int, done func(got []int, sent int) bool, never string) (got []int, sent int) {
+	t.Helper()
+	const rounds = 5
+	for round := 1; ; round++ {
+		for i := range n {
+			if err := pub.Emit("n", sent+i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sent += n
+		got = increasingUpTo(t, r, "n", sent-1)
+		if done(got, sent) {
+			return got, sent
+		}
+		if round == rounds {
+			t.Fatalf("%s in %d bursts: the test proves less than it says", never, rounds)
+		}
+		t.Logf("burst %d: %s; again", round, never)
 	}
 }
 
