@@ -71,7 +71,8 @@
 // behind it; with several links, through the deliver of the last one
 // opened. It must
 // not block for long, since datagrams that arrive meanwhile queue in the
-// socket's buffer and are lost when it fills. Close writes what is still queued, for at most half a second,
+// socket's buffer and are lost when it fills. Close writes what is still queued, for at most half a second
+// (CloseInto, at a swap, at the receivers' pace, for at most SendWait),
 // and returns after the link's three goroutines (the writer, the reader
 // and the heartbeat timer) have ended. A Node is safe for concurrent
 // use.

@@ -2,9 +2,11 @@ package multicast_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,5 +253,86 @@ func TestFlowControlReceiverLeaves(t *testing.T) {
 	}
 	if strings.Contains(c.logs.String(), "peer gone") || strings.Contains(a.logs.String(), "peer gone") {
 		t.Error("a peer that left was taken as gone silent")
+	}
+}
+
+// TestSwapKeepsToTheWindow: a reload swaps the sender's link while a
+// receiver is stopped and flow control holds the sender back. The link
+// that closes (CloseInto) still waits for the receiver's window: the
+// node numbers nothing past it but a write batch, and its history,
+// bounded here to little more than the window, still holds everything
+// the receiver has not had. Before, the closing link wrote what it had
+// queued at once, past the window: swap after swap, the history
+// dropped datagrams the receiver had not had, and answered its NAKs
+// for them "gone".
+func TestSwapKeepsToTheWindow(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	slow := func(c multicast.Config) multicast.Config { c.PeerTimeout = 20 * time.Second; return c }
+	cfgB := slow(config(port))
+	freeze, thaw := multicast.Freeze(&cfgB)
+	b := openLink(t, cfgB)
+	t.Cleanup(thaw)
+	window := b.Stats().Window
+	const size = 1000 // one message a datagram
+	cfg := slow(config(port))
+	// Room for the window and a write batch (64 datagrams), and little
+	// more.
+	node := multicast.NewNode(cfg.Node, (window+128)*(size+100))
+	var cur atomic.Pointer[testLink]
+	cur.Store(openNodeLink(t, node, cfg))
+	waitFor(t, "a to list b as a receiver", func() bool { return peerOf(cur.Load().Peers(), cfgB.Node).Flow.Live })
+	n := 3 * window
+	freeze()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			// As the router does: a message the closing link refuses
+			// goes to the link that takes over.
+			l := cur.Load()
+			err := l.Send(uuid.New(), numbered(i, size))
+			for errors.Is(err, multicast.ErrClosed) && cur.Load() != l {
+				l = cur.Load()
+				err = l.Send(uuid.New(), numbered(i, size))
+			}
+			if err != nil {
+				t.Errorf("send %d: %v", i, err)
+				return
+			}
+		}
+	})
+	waitFor(t, "a to be held back", func() bool { return cur.Load().Stats().FlowHeld > 0 })
+	held := cfg
+	held.Held = true
+	next := openNodeLink(t, node, held)
+	old := cur.Swap(next)
+	time.Sleep(100 * time.Millisecond) // the old link's queue fills up
+	closed := make(chan struct{})
+	go func() {
+		old.CloseInto(next.Link)
+		next.Release()
+		close(closed)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	s0, _ := node.Seqs()
+	fb := peerOf(next.Peers(), cfgB.Node).Flow
+	if limit := fb.Position + uint64(fb.Window); s0 > limit+64 {
+		t.Errorf("the swap numbered stream 0 up to %d, %d past b's window (position %d, window %d)", s0, s0-limit, fb.Position, fb.Window)
+	}
+	// Another node asks for all that b has not had.
+	h := multicast.Header{Kind: multicast.KindNAK, Records: 1, Cluster: multicast.ClusterIDOf("test"), Node: uuid.New(), Seq: 1}
+	rawSender(t, port)(multicast.AppendNAK(multicast.AppendHeader(nil, &h), cfg.Node, []multicast.SeqRange{{First: fb.Position + 1, Last: s0}}))
+	waitFor(t, "the answer to the NAK", func() bool { s := next.Stats(); return s.Resent+s.Unavailable > 0 })
+	time.Sleep(50 * time.Millisecond) // both links read the NAK
+	if s := next.Stats(); s.Unavailable != 0 {
+		t.Errorf("of datagrams %d to %d, which b has not had, the history no longer holds %d", fb.Position+1, s0, s.Unavailable)
+	}
+	thaw()
+	<-closed
+	wg.Wait()
+	waitFor(t, "b to have every message", func() bool { return hasAll(b.in, n) })
+	checkNumbered(t, b.in.all())
+	if sa, sb := next.Stats(), b.Stats(); sb.Lost != 0 || sa.Unsent != 0 || sa.QueueFull != 0 {
+		t.Errorf("b lost %d datagrams; a left %d messages unsent and refused %d", sb.Lost, sa.Unsent, sa.QueueFull)
 	}
 }

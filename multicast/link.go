@@ -162,6 +162,9 @@ type Link struct {
 	held    gate.Gate     // shut until Release (Config.Held): Send waits, the writer sends stream 1 only
 	wg      sync.WaitGroup
 	closing sync.Once
+	// handingOver is set by CloseInto: closing, the writer still waits
+	// for the receivers' windows.
+	handingOver atomic.Bool
 
 	// rx is the node's receiving state, which the links of a node share
 	// (rx.go); its fields read as the link's own.
@@ -405,7 +408,9 @@ func (l *Link) Interface() string { return l.ifi.Name }
 // second; what is left then is dropped, counted in Stats.Unsent and
 // logged. The datagrams already numbered among them stay in the node's
 // history: a link of the node that takes over (a reload) repairs them
-// for the receivers that ask. It is idempotent.
+// for the receivers that ask. What is queued is written regardless of
+// the receivers' windows (flow control); a link that another takes
+// over from closes with CloseInto instead. It is idempotent.
 func (l *Link) Close() error {
 	l.closing.Do(func() {
 		l.q.mu.Lock()
@@ -417,6 +422,23 @@ func (l *Link) Close() error {
 		l.wg.Wait()
 	})
 	return nil
+}
+
+// CloseInto closes the link as Close does; when next, a link of the
+// same node that takes over from it (a reload), is not nil, what is
+// still queued goes out at the receivers' pace, as it would had the
+// link stayed open: the writer waits for their windows (flow control)
+// for up to SendWait, as a Send waits for room, rather than writing it
+// at once past them. So no receiver is sent more than its window across
+// a swap, and the node's history, which flow control keeps within the
+// windows, still holds whatever a receiver may ask for. next must be
+// held (Config.Held) until CloseInto returns, and released then. next
+// nil is Close.
+func (l *Link) CloseInto(next *Link) {
+	if next != nil {
+		l.handingOver.Store(true)
+	}
+	l.Close()
 }
 
 // Leave closes the link as Close does, after a last heartbeat that says

@@ -26,6 +26,17 @@ const queuedOverhead = 64
 // closeFlush bounds how long Close spends writing what is still queued.
 const closeFlush = 500 * time.Millisecond
 
+// flushWait is how long the writer may go on writing what is still
+// queued once the link is closing: closeFlush, or, when another link
+// takes over (CloseInto), as long as a Send waits for room (SendWait),
+// since it then still waits for its receivers' windows.
+func (l *Link) flushWait() time.Duration {
+	if l.handingOver.Load() {
+		return max(closeFlush, l.cfg.SendWait)
+	}
+	return closeFlush
+}
+
 // maxWriteBatch bounds the datagrams built before they are written, and
 // the bytes they hold.
 const (
@@ -174,7 +185,7 @@ func (q *sendQueue) give(msgs []queued, buf []byte) {
 }
 
 // writeLoop writes what is queued until the link closes, and then what is
-// left, for at most closeFlush.
+// left, for at most flushWait.
 func (l *Link) writeLoop() {
 	defer l.wg.Done()
 	p := newPacker(l)
@@ -266,7 +277,7 @@ func newPacker(l *Link) *packer {
 }
 
 // pack writes msgs, whose bytes are in buf. Once the link is closing it
-// stops writing after closeFlush and counts the messages left as unsent.
+// stops writing after flushWait and counts the messages left as unsent.
 func (p *packer) pack(msgs []queued, buf []byte) {
 	l := p.l
 	per := l.payload - Overhead
@@ -354,11 +365,15 @@ func (p *packer) flush() {
 	dgs, ends := p.dgs, p.ends
 	p.dgs, p.ends, p.open = p.dgs[:0], p.ends[:0], false
 	for len(dgs) > 0 {
-		if p.closing() {
-			// Numbered already: in the node's history, the link that a
-			// reload opens in this one's place answers the NAKs for
-			// them, and the receivers repair them instead of skipping
-			// them as gone.
+		k := 0
+		if !p.closing() {
+			k = p.allowed(dgs)
+		}
+		if k == 0 {
+			// Closing for too long. Numbered already: in the node's
+			// history, the link that a reload opens in this one's
+			// place answers the NAKs for them, and the receivers
+			// repair them instead of skipping them as gone.
 			p.keep(dgs)
 			for _, e := range ends {
 				l.counts.unsent.Add(uint64(e))
@@ -367,7 +382,6 @@ func (p *packer) flush() {
 			}
 			return
 		}
-		k := p.allowed(dgs)
 		p.keep(dgs[:k])
 		l.pace(dgs[:k])
 		n, err := l.sock.writeBatch(dgs[:k])
@@ -422,15 +436,18 @@ func (p *packer) sent(dgs [][]byte, ends []int) {
 const maxFlowWait = 50 * time.Millisecond
 
 // allowed returns how many of the leading datagrams of dgs flow control
-// lets the writer write, at least one: it waits for receivers' windows
-// while it must, writing NAKs, repairs and statuses meanwhile. Once the
-// link is closing, it holds nothing back.
+// lets the writer write: it waits for receivers' windows while it must,
+// writing NAKs, repairs and statuses meanwhile. Once the link is
+// closing, it holds nothing back, unless another link takes over
+// (CloseInto): then it waits as before, until closing passes its
+// deadline, and returns 0 then.
 func (p *packer) allowed(dgs [][]byte) int {
 	l := p.l
 	if l.flow == nil {
 		return len(dgs)
 	}
 	var timer *time.Timer
+	stop := l.stop
 	for waited := false; ; waited = true {
 		now := time.Now()
 		n, changed, recheck, by := l.flow.allowed(dgs, now)
@@ -438,7 +455,13 @@ func (p *packer) allowed(dgs [][]byte) int {
 			return n
 		}
 		if l.stopped() {
-			return len(dgs)
+			if !l.handingOver.Load() {
+				return len(dgs)
+			}
+			if p.closing() {
+				return 0
+			}
+			stop = nil // closed for good: wait for the windows alone
 		}
 		if !waited {
 			l.counts.flowHeld.Add(1)
@@ -446,6 +469,9 @@ func (p *packer) allowed(dgs [][]byte) int {
 		wait := maxFlowWait
 		if !recheck.IsZero() {
 			wait = max(time.Millisecond, min(wait, recheck.Sub(now)))
+		}
+		if !p.deadline.IsZero() {
+			wait = max(time.Millisecond, min(wait, time.Until(p.deadline)))
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)
@@ -458,7 +484,7 @@ func (p *packer) allowed(dgs [][]byte) int {
 		case <-l.q.wake:
 			p.rewake = true
 			p.serveControl()
-		case <-l.stop:
+		case <-stop:
 		case <-timer.C:
 		}
 		l.flow.heldFor(by, time.Since(now))
@@ -475,27 +501,27 @@ func (p *packer) serveControl() {
 }
 
 // tellDropped logs, as the writer ends, the data messages it left
-// unsent (Stats.Unsent) because closing took longer than closeFlush.
+// unsent (Stats.Unsent) because closing took longer than flushWait.
 func (p *packer) tellDropped() {
 	if p.dropped == 0 {
 		return
 	}
 	p.l.log.Warn("the multicast link closed before it wrote all it was given: messages left unsent",
-		"messages", p.dropped, "wait", closeFlush,
+		"messages", p.dropped, "wait", p.l.flushWait(),
 		// A link of the node that takes over (a reload) resends these
 		// when asked: they may still arrive.
 		"numbered", p.numbered)
 }
 
 // closing reports whether the link has been closing for longer than
-// closeFlush, after which the writer writes nothing more.
+// flushWait, after which the writer writes nothing more.
 func (p *packer) closing() bool {
 	switch {
 	case p.unsent:
 		return true
 	case p.deadline.IsZero():
 		if p.l.stopped() {
-			p.deadline = time.Now().Add(closeFlush)
+			p.deadline = time.Now().Add(p.l.flushWait())
 		}
 		return false
 	case time.Now().After(p.deadline):

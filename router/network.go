@@ -265,7 +265,10 @@ func (s *Server) prepareNet(old, cfg *Config, change linkChange) (commit func(),
 			// goes join as late joiners do.
 			s.net.node.Moved()
 		default:
-			prev.Close() // its peers hear the same node go on
+			// Its peers hear the same node go on: what it still
+			// holds goes out at their pace (flow control), then next
+			// sends.
+			prev.CloseInto(next)
 		}
 		if next != nil {
 			next.Release() // after the old queue: one stream, in order
