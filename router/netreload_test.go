@@ -144,9 +144,16 @@ func TestNetReplyThroughReload(t *testing.T) {
 	}
 	close(stop)
 	n := <-sent
-	deadline := time.Now().Add(10 * time.Second)
-	for replies.Count("ask-response") < n && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	// Wait for the replies while they keep coming: under load the asker
+	// takes them for longer than a fixed wait.
+	for last, deadline := -1, time.Now().Add(10*time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got := replies.Count("ask-response")
+		if uint64(got)+s2.NetStats().SendFailed >= uint64(n) {
+			break
+		}
+		if got != last {
+			last, deadline = got, time.Now().Add(10*time.Second)
+		}
 	}
 	t.Logf("%d replies sent", n)
 	// A flood may pass what the link's queue takes for longer than its
