@@ -3,6 +3,7 @@ package natslink
 import (
 	"context"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -203,6 +204,92 @@ func TestSendAgainKeepsOrder(t *testing.T) {
 				t.Errorf("the buffer holds %v (%d events), want %v", got, events, want)
 			}
 		})
+	}
+}
+
+// TestSendAgainAheadOfRelease: the connection goes while the outage
+// buffer is being sent, the link waiting for room in the window
+// (jsRoom) with the rest of the buffer in hand. What was in flight goes
+// back to the buffer (jsSendAgain), and once NATS is back the stream
+// stores it ahead of that rest. (The rest went on to nats.go, which
+// kept it while it reconnected and sent it first: a window of messages,
+// or nats.go's whole reconnect buffer, ahead of those before it, more
+// than receivers can hold back to put them in order.)
+func TestSendAgainAheadOfRelease(t *testing.T) {
+	dir := t.TempDir()
+	store := func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
+	ns := startNATS(t, store)
+	port := ns.Addr().(*net.TCPAddr).Port
+	// CatchUp: no consumer, only the stream (see TestSendAgainKeepsOrder).
+	l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "ahead", CatchUp: time.Hour,
+		ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	waitForStream(t, ns)
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitFor(t, "the link to see NATS gone", func() bool { return !l.Connected() })
+
+	msg := func(name string) *nats.Msg {
+		m := nats.NewMsg(Subject("netcluster", "", "A"))
+		m.Header.Set(HeaderEvent, name)
+		return m
+	}
+	o := &l.jsOut
+	o.mu.Lock()
+	for _, name := range []string{"a1", "a2"} { // in flight as the connection went
+		f := &jsFlight{m: msg(name), events: 1}
+		o.inflight = append(o.inflight, f)
+		o.byMsg[f.m] = f
+	}
+	o.mu.Unlock()
+	o.pending.Store(o.window.Load()) // the window full: release waits
+	l.out.mu.Lock()
+	for _, name := range []string{"b1", "b2"} { // the buffer, sent after them
+		m := msg(name)
+		l.out.queue = append(l.out.queue, keptMsg{m: m, events: 1, size: msgSize(m), channel: true, stored: true})
+		l.out.bytes += msgSize(m)
+		l.out.events++
+	}
+	l.out.holding = true
+	l.out.mu.Unlock()
+	held := l.flowHeld.Load()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.release(true)
+	}()
+	waitFor(t, "release to wait for room", func() bool { return l.flowHeld.Load() > held })
+	l.jsSendAgain() // nats.go failed a1 and a2: they go back
+	o.pending.Store(0)
+	o.room <- struct{}{}
+	<-done
+
+	startNATS(t, store, func(o *server.Options) { o.Port = port })
+	waitFor(t, "the link back", l.Connected)
+	js := jetStreamClient(t, ns.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, StreamName("netcluster", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the four events in the stream", func() bool {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.Msgs >= 4
+	})
+	var got []string
+	for seq := uint64(1); seq <= 4; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.Header.Get(HeaderEvent))
+	}
+	if want := []string{"a1", "a2", "b1", "b2"}; !slices.Equal(got, want) {
+		t.Errorf("the stream holds %v, want %v: what was in flight first", got, want)
 	}
 }
 

@@ -333,6 +333,13 @@ func (l *Link) awaitPeers() bool {
 // is lost again goes back, with the rest, to the head of the buffer;
 // with storedOnly, so does the first message that is not for the
 // JetStream stream.
+//
+// Nor does it hand nats.go anything once the connection is lost (nats.go
+// would keep it and send it first on reconnecting), or once jsSendAgain
+// has put back what was in flight: those messages were sent before the
+// rest of the batch, and go again before it. Otherwise the stream would
+// store the rest (up to a window, or nats.go's reconnect buffer) ahead
+// of them, more than the receivers hold back to put back in order.
 func (l *Link) release(storedOnly bool) bool {
 	o := &l.out
 	for {
@@ -349,13 +356,22 @@ func (l *Link) release(storedOnly bool) bool {
 		batch := o.queue
 		o.queue, o.releasing, o.bytes, o.events = nil, o.bytes, 0, 0
 		o.mu.Unlock()
+	send:
 		for i, k := range batch {
 			if storedOnly && !k.stored {
 				l.keepAgain(batch[i:], false)
 				return false
 			}
 			if k.stored {
-				l.jsRoom()
+				l.jsRoom() // may wait through a lost connection
+			}
+			switch {
+			case !l.nc.IsConnected():
+				l.keepAgain(batch[i:], true)
+				return false
+			case l.sentAgain():
+				l.keepAgain(batch[i:], false)
+				break send // the buffer again, from its head
 			}
 			err := l.publishMsg(k.m, k.events, k.stored)
 			if connectionLost(err) {
@@ -369,6 +385,16 @@ func (l *Link) release(storedOnly bool) bool {
 			o.mu.Unlock()
 		}
 	}
+}
+
+// sentAgain reports whether the outage buffer begins with what
+// jsSendAgain put back: release took the whole buffer, so it was put
+// back since.
+func (l *Link) sentAgain() bool {
+	o := &l.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.queue) > 0 && o.queue[0].again
 }
 
 // keepAgain puts rest back at the head of the outage buffer, before
