@@ -57,7 +57,12 @@ type jsState struct {
 	// Elsewhere it is taken inside mu.
 	resetMu        sync.Mutex
 	reset, noReset bool
-	counter        jsCounter // jsCount's, kept across subscriptions
+	// ended is the subscription that nats.go ended for good (the
+	// consumer was deleted, a pull refused: jsConsumeErr), for jsApply
+	// to forget and make again; under resetMu, as jsConsumeErr runs on
+	// nats.go's goroutines.
+	ended   jetstream.ConsumeContext
+	counter jsCounter // jsCount's, kept across subscriptions
 }
 
 // StreamName is the name of the stream of a prefix and a cluster.
@@ -161,6 +166,13 @@ func (l *Link) jsApply() {
 		return // closing: jsStop has drained the consumer, or will
 	default:
 	}
+	l.js.resetMu.Lock()
+	ended := l.js.ended
+	l.js.ended = nil
+	l.js.resetMu.Unlock()
+	if ended != nil && ended == l.js.cc {
+		l.js.cc = nil // made again below, or at the next heartbeat
+	}
 	ctx, cancel := context.WithTimeout(l.stopCtx, 5*time.Second)
 	defer cancel()
 	js, err := jetstream.New(l.nc)
@@ -196,14 +208,22 @@ func (l *Link) jsApply() {
 		}
 		return
 	}
-	ccfg, err := l.jsConsumerConfig(ctx, js, name)
+	ccfg, exists, err := l.jsConsumerConfig(ctx, js, name)
 	if err != nil {
 		if l.stopCtx.Err() == nil {
 			l.log.Warn("looking up the JetStream consumer failed", "stream", name, "consumer", l.durableName(), "err", err)
 		}
 		return
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, name, ccfg)
+	// Updated only if it still exists, made only if it does not: one
+	// deleted meanwhile (an operator deleted it) is not made again with
+	// its old start, which would deliver again all it had delivered.
+	var cons jetstream.Consumer
+	if exists {
+		cons, err = js.UpdateConsumer(ctx, name, ccfg)
+	} else {
+		cons, err = js.CreateConsumer(ctx, name, ccfg)
+	}
 	if err != nil {
 		if l.stopCtx.Err() == nil {
 			l.log.Warn("creating the JetStream consumer failed", "stream", name, "consumer", l.durableName(), "err", err)
@@ -236,12 +256,37 @@ func (l *Link) jsApply() {
 			o.mu.Lock()
 			o.take(m)
 			o.mu.Unlock()
-		})
+		}, jetstream.ConsumeErrHandler(l.jsConsumeErr))
 		if err != nil {
 			l.log.Warn("consuming from JetStream failed", "consumer", l.durableName(), "err", err)
 			return
 		}
 		l.log.Info("consuming from JetStream", "stream", name, "consumer", l.durableName())
+	}
+}
+
+// jsConsumeErr hears what goes wrong with the consumer's pulls. A
+// consumer deleted under the link (by an operator, or with its stream)
+// or a pull refused ends the subscription for good: the link makes the
+// consumer again at once (jsApply), rather than deliver nothing, and
+// say nothing, until the connection is next lost. Other errors, such
+// as missed heartbeats, after which nats.go pulls again, are logged.
+func (l *Link) jsConsumeErr(cc jetstream.ConsumeContext, err error) {
+	select {
+	case <-l.stop:
+		return // closing: the subscription drains
+	default:
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrBadRequest):
+		l.log.Warn("the JetStream consumer stopped: making it again", "consumer", l.durableName(), "err", err)
+		l.js.resetMu.Lock()
+		l.js.ended = cc
+		l.js.resetMu.Unlock()
+		l.jsKick()
+	case errors.Is(err, jetstream.ErrConnectionClosed):
+	default:
+		l.log.Warn("consuming from JetStream", "consumer", l.durableName(), "err", err)
 	}
 }
 
@@ -414,22 +459,23 @@ func (l *Link) jsLag() {
 // the stream (jsState.startSeq): a server that starts for the first
 // time has its catch-up wait (Config.CatchUp) before it makes its
 // consumer, and the events stored meanwhile are for it. One made again
-// after it went (an operator deleted it) starts with new events. Under
-// jsState.mu.
-func (l *Link) jsConsumerConfig(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.ConsumerConfig, error) {
-	cfg := jetstream.ConsumerConfig{Durable: l.durableName(), FilterSubjects: l.js.subjects,
+// after it went (an operator deleted it) starts with new events. It
+// reports whether the consumer exists. Under jsState.mu.
+func (l *Link) jsConsumerConfig(ctx context.Context, js jetstream.JetStream, stream string) (cfg jetstream.ConsumerConfig, exists bool, err error) {
+	cfg = jetstream.ConsumerConfig{Durable: l.durableName(), FilterSubjects: l.js.subjects,
 		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy, AckWait: AckWait}
 	cons, err := js.Consumer(ctx, stream, cfg.Durable)
 	switch {
 	case err == nil:
 		was := cons.CachedInfo().Config
 		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = was.DeliverPolicy, was.OptStartSeq, was.OptStartTime
+		return cfg, true, nil
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
-		return cfg, err
+		return cfg, false, err
 	case l.js.cons == nil && l.js.startSeq > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, l.js.startSeq
 	}
-	return cfg, nil
+	return cfg, false, nil
 }
 
 // jsSetChannels sets the consumer's filter to the channels named.

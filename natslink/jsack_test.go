@@ -453,3 +453,64 @@ func TestJetStreamStreamMadeAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestJetStreamConsumerDeleted: an operator deletes the link's durable
+// consumer while it consumes. nats.go ends the subscription for good;
+// the link makes the consumer again at once and goes on delivering,
+// where before it delivered nothing, and logged nothing, until its
+// connection was next lost.
+func TestJetStreamConsumerDeleted(t *testing.T) {
+	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	js := jetStreamClient(t, ns.ClientURL())
+	got := make(chan string, 16)
+	logs := &syncBuffer{}
+	l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "deleted",
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, func(ev *Event) { got <- ev.Event })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.SetChannels([]string{"A"})
+	name := StreamName("netcluster", "")
+	var made time.Time // when the consumer last seen was made
+	consumer := func() bool {
+		c, err := js.Consumer(context.Background(), name, "deleted")
+		if err != nil || c.CachedInfo().Created.Equal(made) {
+			return false
+		}
+		made = c.CachedInfo().Created
+		return true
+	}
+	waitFor(t, "the link to make its consumer", consumer)
+	publish := func(event string) {
+		t.Helper()
+		m := nats.NewMsg(Subject("netcluster", "", "A"))
+		m.Header.Set(HeaderEvent, event)
+		m.Data = []byte{0xc0}
+		if _, err := js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case ev := <-got:
+			if ev != want {
+				t.Fatalf("event %q, want %q; the link logged:\n%s", ev, want, logs.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q not delivered; the link logged:\n%s", want, logs.String())
+		}
+	}
+	publish("before")
+	expect("before")
+	if err := js.DeleteConsumer(context.Background(), name, "deleted"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the link to make its consumer again", consumer) // another one
+	publish("after")
+	expect("after")
+	if !strings.Contains(logs.String(), "the JetStream consumer stopped: making it again") {
+		t.Errorf("nothing logged of the consumer's end:\n%s", logs.String())
+	}
+}
