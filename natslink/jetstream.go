@@ -335,6 +335,10 @@ func (l *Link) jsReset(js jetstream.JetStream, stream string) {
 		select {
 		case <-cc.Closed():
 		case <-time.After(time.Second):
+			// Its pull may still take events of the reset, which then
+			// come again only after the ack wait, behind newer ones.
+			l.log.Warn("the old JetStream subscription did not end within a second of the reset: events it still takes come again after the ack wait",
+				"consumer", l.durableName(), "ack_wait", AckWait)
 		}
 		// NATS has heard the old subscription go before the reset: it
 		// sends no event of the reset to a pull request of the old.
