@@ -113,6 +113,9 @@ type Config struct {
 	// all its subscriptions took (CloseInto), so that no event overtakes
 	// an earlier one across the swap, either way.
 	Held bool
+
+	// dialer, for the tests, dials the connections to NATS.
+	dialer nats.CustomDialer
 }
 
 // pingInterval is how often the link pings the NATS server: PeerTimeout,
@@ -245,7 +248,11 @@ type Link struct {
 	missedLogged atomic.Int64
 	// downSince is when the connection was lost, or the link opened, in
 	// Unix nanoseconds; 0 once it is connected (DownSince).
-	downSince                               atomic.Int64
+	downSince atomic.Int64
+	// lostAt is when nats.go last refused a message of the outage
+	// buffer as its connection was lost, in Unix nanoseconds; 0 since it
+	// connected again (up). See connected.
+	lostAt                                  atomic.Int64
 	failures                                atomic.Uint64 // connection attempts failed in a row
 	failed                                  atomic.Uint64 // publications failed, for the log
 	eventsOut, eventsIn, dropped, malformed atomic.Uint64
@@ -400,6 +407,9 @@ func (l *Link) options() ([]nats.Option, error) {
 		}
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
 	}
+	if cfg.dialer != nil {
+		opts = append(opts, nats.SetCustomDialer(cfg.dialer))
+	}
 	if cfg.CA != "" {
 		opts = append(opts, nats.RootCAs(cfg.CA))
 	}
@@ -415,7 +425,9 @@ func (l *Link) options() ([]nats.Option, error) {
 // still held, this one goes on.
 func (l *Link) up() {
 	l.downSince.Store(0)
+	l.lostAt.Store(0)
 	l.out.mu.Lock()
+	l.out.told = false
 	if !l.out.holding {
 		l.dropping.Store(false)
 	}

@@ -47,6 +47,9 @@ type outage struct {
 	awaited []uuid.UUID
 	kick    chan struct{}
 	seqBuf  []byte // where send writes a number (setSeq)
+	// told: outageLoop logged that it sends the buffer, since the
+	// connection came back (up) or the buffer last drained.
+	told bool
 }
 
 // keptMsg is a message kept in the outage buffer: a copy, as the
@@ -262,7 +265,7 @@ func (l *Link) outageLoop() {
 		case <-l.out.kick:
 		case <-tick.C:
 		}
-		if !l.holding() || !l.nc.IsConnected() {
+		if !l.holding() || !l.connected() {
 			continue
 		}
 		// With JetStream the stream keeps the channels' events whether
@@ -280,13 +283,29 @@ func (l *Link) outageLoop() {
 			return // closing: Close sends the rest
 		}
 		l.out.mu.Lock()
-		n, since := l.out.events, l.out.since
+		n, since, told := l.out.events, l.out.since, l.out.told
+		l.out.told = l.out.told || n > 0
 		l.out.mu.Unlock()
-		if n > 0 {
+		if n > 0 && !told {
 			l.log.Info("sending the events kept while NATS was away", "events", n, "kept_for", time.Since(since).Round(time.Millisecond))
 		}
 		l.release(false)
 	}
+}
+
+// connected reports whether outageLoop and release may hand nats.go
+// the outage buffer: nats.go is connected, and has not refused a
+// message of it as its connection was lost (lostAt) within the last
+// Heartbeat. nats.go counts itself connected until it reads the end of
+// the connection or misses its pings, while its writes fail (a broken
+// pipe): each attempt meanwhile fails too, and would kick the next at
+// once.
+func (l *Link) connected() bool {
+	if !l.nc.IsConnected() {
+		return false
+	}
+	at := l.lostAt.Load()
+	return at == 0 || time.Since(time.Unix(0, at)) >= l.cfg.Heartbeat
 }
 
 func (l *Link) holding() bool {
@@ -346,7 +365,7 @@ func (l *Link) release(storedOnly bool) bool {
 		o.mu.Lock()
 		if len(o.queue) == 0 {
 			if o.holding {
-				o.holding = false
+				o.holding, o.told = false, false
 				l.dropping.Store(false)
 				o.drained()
 			}
@@ -366,7 +385,7 @@ func (l *Link) release(storedOnly bool) bool {
 				l.jsRoom() // may wait through a lost connection
 			}
 			switch {
-			case !l.nc.IsConnected():
+			case !l.connected():
 				l.keepAgain(batch[i:], true)
 				return false
 			case l.sentAgain():
@@ -375,6 +394,7 @@ func (l *Link) release(storedOnly bool) bool {
 			}
 			err := l.publishMsg(k.m, k.events, k.stored)
 			if connectionLost(err) {
+				l.lostAt.Store(time.Now().UnixNano())
 				l.keepAgain(batch[i:], true)
 				return false
 			}
