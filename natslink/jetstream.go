@@ -284,7 +284,9 @@ func (l *Link) jsConsumeErr(cc jetstream.ConsumeContext, err error) {
 		l.js.ended = cc
 		l.js.resetMu.Unlock()
 		l.jsKick()
-	case errors.Is(err, jetstream.ErrConnectionClosed):
+	case errors.Is(err, jetstream.ErrConnectionClosed), errors.Is(err, nats.ErrReconnectBufExceeded):
+		// Closing; or a pull refused while nats.go reconnects
+		// (natsPending): it pulls again once back.
 	default:
 		l.log.Warn("consuming from JetStream", "consumer", l.durableName(), "err", err)
 	}

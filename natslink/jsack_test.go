@@ -293,6 +293,80 @@ func TestSendAgainAheadOfRelease(t *testing.T) {
 	}
 }
 
+// TestNothingKeptWhileReconnecting: a message the link hands nats.go
+// as nats.go begins to reconnect (the link looked, saw it connected,
+// and nats.go then read the end of the connection) is refused, and
+// kept behind what was in flight (jsSendAgain), not kept by nats.go
+// and sent first on reconnecting: the stream stores what was in flight
+// first. Before, nats.go kept it in its reconnect buffer, and the
+// stream stored it ahead of the messages sent before it: a receiving
+// server that starts from the stream later delivered them out of
+// order, at once (numbered below the first it got).
+func TestNothingKeptWhileReconnecting(t *testing.T) {
+	dir := t.TempDir()
+	store := func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
+	ns := startNATS(t, store)
+	port := ns.Addr().(*net.TCPAddr).Port
+	// CatchUp: no consumer, only the stream (see TestSendAgainKeepsOrder).
+	l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "kept", CatchUp: time.Hour,
+		ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	waitForStream(t, ns)
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitFor(t, "nats.go to reconnect", l.nc.IsReconnecting)
+
+	msg := func(name string) *nats.Msg {
+		m := nats.NewMsg(Subject("netcluster", "", "A"))
+		m.Header.Set(HeaderEvent, name)
+		return m
+	}
+	o := &l.jsOut
+	o.mu.Lock()
+	a := &jsFlight{m: msg("a"), events: 1} // in flight as the connection went
+	o.inflight = append(o.inflight, a)
+	o.byMsg[a.m] = a
+	o.mu.Unlock()
+	l.jsSendAgain() // nats.go failed it: it goes back
+	// What release does with the next message of the buffer, had it
+	// seen the link connected the instant before.
+	b := msg("b")
+	err = l.publishMsg(b, 1, true)
+	if !connectionLost(err) {
+		t.Errorf("nats.go reconnecting took the message (err %v): it sends it first once back", err)
+	} else {
+		l.keepAgain([]keptMsg{{m: b, events: 1, size: msgSize(b), channel: true, stored: true}}, true)
+	}
+
+	startNATS(t, store, func(o *server.Options) { o.Port = port })
+	waitFor(t, "the link back", l.Connected)
+	js := jetStreamClient(t, ns.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, StreamName("netcluster", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the two events in the stream", func() bool {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.Msgs >= 2
+	})
+	var got []string
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.Header.Get(HeaderEvent))
+	}
+	if want := []string{"a", "b"}; !slices.Equal(got, want) {
+		t.Errorf("the stream holds %v, want %v: what was in flight first", got, want)
+	}
+}
+
 // TestStuckJetStreamRequest: a request to JetStream that NATS will
 // never answer (here the connection it went on stalls, and is then cut)
 // holds up neither Stats, nor Release (a reload's swap, on a link

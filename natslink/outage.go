@@ -20,9 +20,10 @@ import (
 // since the connection came back, every peer it heard before the
 // connection was lost (each peer's heartbeat follows its subscriptions
 // on its connection), or PeerTimeout has passed. Events published
-// meanwhile wait behind them, in order. nats.go keeps only what is
-// published in the instant before the link sees the connection gone,
-// and acknowledgements to JetStream (natsPending).
+// meanwhile wait behind them, in order. nats.go keeps nothing
+// (natsPending): what the link hands it as it begins to reconnect, in
+// the instant after the link last saw it connected, it refuses, and
+// the link keeps.
 type outage struct {
 	mu      sync.Mutex
 	holding bool // from the first event kept to the last one sent
@@ -67,9 +68,16 @@ type keptMsg struct {
 	again bool
 }
 
-// natsPending is the buffer nats.go keeps while it reconnects: events
-// published before the link sees the connection gone, acknowledgements.
-const natsPending = 256 << 10
+// natsPending is the buffer nats.go keeps while it reconnects: none
+// (-1), so that it refuses what is published meanwhile. It would send
+// it first once back: a channel's events ahead of those that were in
+// flight as the connection went, which go back to the outage buffer
+// (jsSendAgain), so that the stream stored them out of order; and
+// before the other servers have subscribed again. The link keeps them
+// instead. What else it refuses meanwhile (acknowledgements to
+// JetStream, heartbeats, pull requests) comes again: the consumer is
+// reset, and pulls again, once the connection is back.
+const natsPending = -1
 
 // send numbers a message of n events on out's subject (setSeq; out nil:
 // not numbered), and hands it to nats.go, or keeps it while the link
@@ -227,8 +235,8 @@ func (o *outage) wake() {
 }
 
 // connectionLost reports whether nats.go refused a message because the
-// connection is gone: lost since the link looked (nats.go's own buffer
-// is full), or lost now (its write failed; nats.go then drops what it
+// connection is gone: lost since the link looked (nats.go reconnects,
+// and keeps nothing: natsPending), or lost now (its write failed; nats.go then drops what it
 // held unsent, this message among them, which was not written whole).
 // Such a message is kept, not dropped.
 func connectionLost(err error) bool {
@@ -354,7 +362,7 @@ func (l *Link) awaitPeers() bool {
 // JetStream stream.
 //
 // Nor does it hand nats.go anything once the connection is lost (nats.go
-// would keep it and send it first on reconnecting), or once jsSendAgain
+// would refuse it: natsPending), or once jsSendAgain
 // has put back what was in flight: those messages were sent before the
 // rest of the batch, and go again before it. Otherwise the stream would
 // store the rest (up to a window, or nats.go's reconnect buffer) ahead
