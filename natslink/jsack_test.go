@@ -2,6 +2,7 @@ package natslink
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -216,27 +217,10 @@ func TestSendAgainKeepsOrder(t *testing.T) {
 // or nats.go's whole reconnect buffer, ahead of those before it, more
 // than receivers can hold back to put them in order.)
 func TestSendAgainAheadOfRelease(t *testing.T) {
-	dir := t.TempDir()
-	store := func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
-	ns := startNATS(t, store)
-	port := ns.Addr().(*net.TCPAddr).Port
-	// CatchUp: no consumer, only the stream (see TestSendAgainKeepsOrder).
-	l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "ahead", CatchUp: time.Hour,
-		ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	waitForStream(t, ns)
-	ns.Shutdown()
-	ns.WaitForShutdown()
+	l, restart := streamOnlyLink(t, "ahead")
 	waitFor(t, "the link to see NATS gone", func() bool { return !l.Connected() })
 
-	msg := func(name string) *nats.Msg {
-		m := nats.NewMsg(Subject("netcluster", "", "A"))
-		m.Header.Set(HeaderEvent, name)
-		return m
-	}
+	msg := eventMsg
 	o := &l.jsOut
 	o.mu.Lock()
 	for _, name := range []string{"a1", "a2"} { // in flight as the connection went
@@ -267,30 +251,67 @@ func TestSendAgainAheadOfRelease(t *testing.T) {
 	o.room <- struct{}{}
 	<-done
 
-	startNATS(t, store, func(o *server.Options) { o.Port = port })
+	ns := restart()
 	waitFor(t, "the link back", l.Connected)
-	js := jetStreamClient(t, ns.ClientURL())
+	if got, want := storedEvents(t, ns.ClientURL(), 4), []string{"a1", "a2", "b1", "b2"}; !slices.Equal(got, want) {
+		t.Errorf("the stream holds %v, want %v: what was in flight first", got, want)
+	}
+}
+
+// streamOnlyLink opens a link with JetStream on a NATS server with a
+// store of its own, and stops the server once the link has made the
+// stream. The link makes no consumer (CatchUp; see
+// TestSendAgainKeepsOrder). restart starts the server again, on the
+// same port and store.
+func streamOnlyLink(t *testing.T, durable string) (l *Link, restart func() *server.Server) {
+	t.Helper()
+	dir := t.TempDir()
+	store := func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
+	ns := startNATS(t, store)
+	port := ns.Addr().(*net.TCPAddr).Port
+	l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: durable, CatchUp: time.Hour,
+		ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	waitForStream(t, ns)
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	return l, func() *server.Server { return startNATS(t, store, func(o *server.Options) { o.Port = port }) }
+}
+
+// eventMsg is a message of channel A, named.
+func eventMsg(name string) *nats.Msg {
+	m := nats.NewMsg(Subject("netcluster", "", "A"))
+	m.Header.Set(HeaderEvent, name)
+	return m
+}
+
+// storedEvents waits until the stream holds n messages, and returns the
+// names of the first n, in the stream's order.
+func storedEvents(t *testing.T, url string, n int) []string {
+	t.Helper()
+	js := jetStreamClient(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stream, err := js.Stream(ctx, StreamName("netcluster", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the four events in the stream", func() bool {
+	waitFor(t, fmt.Sprintf("%d events in the stream", n), func() bool {
 		info, err := stream.Info(ctx)
-		return err == nil && info.State.Msgs >= 4
+		return err == nil && info.State.Msgs >= uint64(n)
 	})
 	var got []string
-	for seq := uint64(1); seq <= 4; seq++ {
+	for seq := uint64(1); seq <= uint64(n); seq++ {
 		m, err := stream.GetMsg(ctx, seq)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, m.Header.Get(HeaderEvent))
 	}
-	if want := []string{"a1", "a2", "b1", "b2"}; !slices.Equal(got, want) {
-		t.Errorf("the stream holds %v, want %v: what was in flight first", got, want)
-	}
+	return got
 }
 
 // TestNothingKeptWhileReconnecting: a message the link hands nats.go
@@ -303,27 +324,10 @@ func TestSendAgainAheadOfRelease(t *testing.T) {
 // server that starts from the stream later delivered them out of
 // order, at once (numbered below the first it got).
 func TestNothingKeptWhileReconnecting(t *testing.T) {
-	dir := t.TempDir()
-	store := func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
-	ns := startNATS(t, store)
-	port := ns.Addr().(*net.TCPAddr).Port
-	// CatchUp: no consumer, only the stream (see TestSendAgainKeepsOrder).
-	l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), JetStream: true, Durable: "kept", CatchUp: time.Hour,
-		ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, func(*Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	waitForStream(t, ns)
-	ns.Shutdown()
-	ns.WaitForShutdown()
+	l, restart := streamOnlyLink(t, "kept")
 	waitFor(t, "nats.go to reconnect", l.nc.IsReconnecting)
 
-	msg := func(name string) *nats.Msg {
-		m := nats.NewMsg(Subject("netcluster", "", "A"))
-		m.Header.Set(HeaderEvent, name)
-		return m
-	}
+	msg := eventMsg
 	o := &l.jsOut
 	o.mu.Lock()
 	a := &jsFlight{m: msg("a"), events: 1} // in flight as the connection went
@@ -334,35 +338,15 @@ func TestNothingKeptWhileReconnecting(t *testing.T) {
 	// What release does with the next message of the buffer, had it
 	// seen the link connected the instant before.
 	b := msg("b")
-	err = l.publishMsg(b, 1, true)
-	if !connectionLost(err) {
+	if err := l.publishMsg(b, 1, true); !connectionLost(err) {
 		t.Errorf("nats.go reconnecting took the message (err %v): it sends it first once back", err)
 	} else {
 		l.keepAgain([]keptMsg{{m: b, events: 1, size: msgSize(b), channel: true, stored: true}}, true)
 	}
 
-	startNATS(t, store, func(o *server.Options) { o.Port = port })
+	ns := restart()
 	waitFor(t, "the link back", l.Connected)
-	js := jetStreamClient(t, ns.ClientURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stream, err := js.Stream(ctx, StreamName("netcluster", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the two events in the stream", func() bool {
-		info, err := stream.Info(ctx)
-		return err == nil && info.State.Msgs >= 2
-	})
-	var got []string
-	for seq := uint64(1); seq <= 2; seq++ {
-		m, err := stream.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, m.Header.Get(HeaderEvent))
-	}
-	if want := []string{"a", "b"}; !slices.Equal(got, want) {
+	if got, want := storedEvents(t, ns.ClientURL(), 2), []string{"a", "b"}; !slices.Equal(got, want) {
 		t.Errorf("the stream holds %v, want %v: what was in flight first", got, want)
 	}
 }
@@ -484,8 +468,7 @@ func TestJetStreamStreamMadeAgain(t *testing.T) {
 	}
 	publish := func(event string) {
 		t.Helper()
-		m := nats.NewMsg(Subject("netcluster", "", "A"))
-		m.Header.Set(HeaderEvent, event)
+		m := eventMsg(event)
 		m.Data = []byte{0xc0}
 		if _, err := js.PublishMsg(context.Background(), m); err != nil {
 			t.Fatal(err)
@@ -558,8 +541,7 @@ func TestJetStreamConsumerDeleted(t *testing.T) {
 	waitFor(t, "the link to make its consumer", consumer)
 	publish := func(event string) {
 		t.Helper()
-		m := nats.NewMsg(Subject("netcluster", "", "A"))
-		m.Header.Set(HeaderEvent, event)
+		m := eventMsg(event)
 		m.Data = []byte{0xc0}
 		if _, err := js.PublishMsg(context.Background(), m); err != nil {
 			t.Fatal(err)
