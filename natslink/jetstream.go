@@ -62,7 +62,10 @@ type jsState struct {
 	// to forget and make again; under resetMu, as jsConsumeErr runs on
 	// nats.go's goroutines.
 	ended   jetstream.ConsumeContext
-	counter jsCounter // jsCount's, kept across subscriptions
+	endedAt time.Time
+	// remaking: the consumer that ended is being made again (under mu).
+	remaking bool
+	counter  jsCounter // jsCount's, kept across subscriptions
 }
 
 // StreamName is the name of the stream of a prefix and a cluster.
@@ -111,9 +114,9 @@ func (l *Link) jsLoop() {
 		case <-t.C:
 			l.js.mu.Lock()
 			l.js.resetMu.Lock()
-			reset := l.js.reset
+			reset, ended := l.js.reset, l.js.ended != nil && time.Since(l.js.endedAt) >= remakeWait
 			l.js.resetMu.Unlock()
-			missing := (l.js.cc == nil || reset) && !l.js.held && !l.js.swapping.Load() && !l.js.stopped && len(l.js.subjects) > 0
+			missing := (l.js.cc == nil || reset || ended) && !l.js.held && !l.js.swapping.Load() && !l.js.stopped && len(l.js.subjects) > 0
 			l.js.mu.Unlock()
 			if missing {
 				l.jsApply()
@@ -168,10 +171,15 @@ func (l *Link) jsApply() {
 	}
 	l.js.resetMu.Lock()
 	ended := l.js.ended
-	l.js.ended = nil
+	if ended != nil && time.Since(l.js.endedAt) >= remakeWait {
+		l.js.ended = nil
+	} else {
+		ended = nil // made again later (remakeWait)
+	}
 	l.js.resetMu.Unlock()
 	if ended != nil && ended == l.js.cc {
 		l.js.cc = nil // made again below, or at the next heartbeat
+		l.js.remaking = true
 	}
 	ctx, cancel := context.WithTimeout(l.stopCtx, 5*time.Second)
 	defer cancel()
@@ -228,9 +236,18 @@ func (l *Link) jsApply() {
 		if l.stopCtx.Err() == nil {
 			l.log.Warn("creating the JetStream consumer failed", "stream", name, "consumer", l.durableName(), "err", err)
 		}
+		if exists && l.js.remaking {
+			// NATS can fail to make a consumer again under the name of
+			// one just deleted, and keep it, broken: every update then
+			// fails. It starts with new events anyway: deleted, it is
+			// made anew at the next heartbeat.
+			if err := js.DeleteConsumer(ctx, name, l.durableName()); err == nil {
+				l.log.Warn("deleted the JetStream consumer made again, which NATS could not store: it is made anew", "consumer", l.durableName())
+			}
+		}
 		return
 	}
-	l.js.cons = cons
+	l.js.cons, l.js.remaking = cons, false
 	l.js.resetMu.Lock()
 	reset := l.js.reset
 	l.js.reset = false
@@ -265,11 +282,18 @@ func (l *Link) jsApply() {
 	}
 }
 
+// remakeWait is how long after its consumer ended for good the link
+// makes it again. Not at once: NATS removes a deleted consumer's store
+// after it has answered the deletion, and a consumer of the same name
+// made meanwhile fails to store its state, and stays broken.
+const remakeWait = time.Second
+
 // jsConsumeErr hears what goes wrong with the consumer's pulls. A
 // consumer deleted under the link (by an operator, or with its stream)
 // or a pull refused ends the subscription for good: the link makes the
-// consumer again at once (jsApply), rather than deliver nothing, and
-// say nothing, until the connection is next lost. Other errors, such
+// consumer again at the first heartbeat (jsLoop, jsApply) past
+// remakeWait, rather than deliver nothing, and say nothing, until the
+// connection is next lost. Other errors, such
 // as missed heartbeats, after which nats.go pulls again, are logged.
 func (l *Link) jsConsumeErr(cc jetstream.ConsumeContext, err error) {
 	select {
@@ -279,11 +303,10 @@ func (l *Link) jsConsumeErr(cc jetstream.ConsumeContext, err error) {
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrBadRequest):
-		l.log.Warn("the JetStream consumer stopped: making it again", "consumer", l.durableName(), "err", err)
+		l.log.Warn("the JetStream consumer stopped: making it again", "consumer", l.durableName(), "err", err, "in", remakeWait)
 		l.js.resetMu.Lock()
-		l.js.ended = cc
+		l.js.ended, l.js.endedAt = cc, time.Now()
 		l.js.resetMu.Unlock()
-		l.jsKick()
 	case errors.Is(err, jetstream.ErrConnectionClosed), errors.Is(err, nats.ErrReconnectBufExceeded):
 		// Closing; or a pull refused while nats.go reconnects
 		// (natsPending): it pulls again once back.

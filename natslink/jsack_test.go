@@ -529,16 +529,18 @@ func TestJetStreamConsumerDeleted(t *testing.T) {
 	defer l.Close()
 	l.SetChannels([]string{"A"})
 	name := StreamName("netcluster", "")
-	var made time.Time // when the consumer last seen was made
+	// A consumer made since the one last seen, which the link pulls
+	// from.
+	var made time.Time
 	consumer := func() bool {
 		c, err := js.Consumer(context.Background(), name, "deleted")
-		if err != nil || c.CachedInfo().Created.Equal(made) {
+		if err != nil || c.CachedInfo().Created.Equal(made) || c.CachedInfo().NumWaiting == 0 {
 			return false
 		}
 		made = c.CachedInfo().Created
 		return true
 	}
-	waitFor(t, "the link to make its consumer", consumer)
+	waitFor(t, "the link to consume", consumer)
 	publish := func(event string) {
 		t.Helper()
 		m := eventMsg(event)
@@ -563,7 +565,7 @@ func TestJetStreamConsumerDeleted(t *testing.T) {
 	if err := js.DeleteConsumer(context.Background(), name, "deleted"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the link to make its consumer again", consumer) // another one
+	waitFor(t, "the link to consume from a consumer made again", consumer)
 	publish("after")
 	expect("after")
 	if !strings.Contains(logs.String(), "the JetStream consumer stopped: making it again") {
