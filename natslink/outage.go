@@ -236,9 +236,9 @@ func (o *outage) wake() {
 
 // connectionLost reports whether nats.go refused a message because the
 // connection is gone: lost since the link looked (nats.go reconnects,
-// and keeps nothing: natsPending), or lost now (its write failed; nats.go then drops what it
-// held unsent, this message among them, which was not written whole).
-// Such a message is kept, not dropped.
+// and keeps nothing: natsPending), or lost now (its write failed;
+// nats.go then drops what it held unsent, this message among them,
+// which was not written whole). Such a message is kept, not dropped.
 func connectionLost(err error) bool {
 	var ne net.Error
 	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.As(err, &ne) || errors.Is(err, io.EOF)
@@ -362,11 +362,11 @@ func (l *Link) awaitPeers() bool {
 // JetStream stream.
 //
 // Nor does it hand nats.go anything once the connection is lost (nats.go
-// would refuse it: natsPending), or once jsSendAgain
-// has put back what was in flight: those messages were sent before the
-// rest of the batch, and go again before it. Otherwise the stream would
-// store the rest (up to a window, or nats.go's reconnect buffer) ahead
-// of them, more than the receivers hold back to put back in order.
+// would refuse it: natsPending), or once jsSendAgain has put back what
+// was in flight: those messages were sent before the rest of the batch,
+// and go again before it. Otherwise the stream would store the rest (up
+// to a window) ahead of them, more than the receivers hold back to put
+// back in order.
 func (l *Link) release(storedOnly bool) bool {
 	o := &l.out
 	for {
