@@ -115,8 +115,8 @@ func TestBrokenPipeNoSpin(t *testing.T) {
 		t.Errorf("got an event of %d bytes, want %d", len(got[0]), len(data))
 	}
 	t.Logf("in %v of a broken pipe: %d attempts, %d logged", broken, attempts, sending)
-	if max := int64(broken/heartbeat) + 2; attempts > max {
-		t.Errorf("the event was handed to nats.go %d times in %v of a broken pipe, want at most %d", attempts, broken, max)
+	if most := int64(broken/heartbeat) + 2; attempts > most {
+		t.Errorf("the event was handed to nats.go %d times in %v of a broken pipe, want at most %d", attempts, broken, most)
 	}
 	if sending > 1 {
 		t.Errorf("%q logged %d times in %v of a broken pipe, want once at most", "sending the events kept while NATS was away", sending, broken)
