@@ -63,7 +63,8 @@ type jsState struct {
 	// nats.go's goroutines.
 	ended   jetstream.ConsumeContext
 	endedAt time.Time
-	// remaking: the consumer that ended is being made again (under mu).
+	deleted bool // ended: the consumer was deleted
+	// remaking: the consumer, deleted, is being made again (under mu).
 	remaking bool
 	counter  jsCounter // jsCount's, kept across subscriptions
 }
@@ -170,7 +171,7 @@ func (l *Link) jsApply() {
 	default:
 	}
 	l.js.resetMu.Lock()
-	ended := l.js.ended
+	ended, deleted := l.js.ended, l.js.deleted
 	if ended != nil && time.Since(l.js.endedAt) >= remakeWait {
 		l.js.ended = nil
 	} else {
@@ -179,7 +180,7 @@ func (l *Link) jsApply() {
 	l.js.resetMu.Unlock()
 	if ended != nil && ended == l.js.cc {
 		l.js.cc = nil // made again below, or at the next heartbeat
-		l.js.remaking = true
+		l.js.remaking = deleted
 	}
 	ctx, cancel := context.WithTimeout(l.stopCtx, 5*time.Second)
 	defer cancel()
@@ -236,11 +237,13 @@ func (l *Link) jsApply() {
 		if l.stopCtx.Err() == nil {
 			l.log.Warn("creating the JetStream consumer failed", "stream", name, "consumer", l.durableName(), "err", err)
 		}
-		if exists && l.js.remaking {
-			// NATS can fail to make a consumer again under the name of
-			// one just deleted, and keep it, broken: every update then
-			// fails. It starts with new events anyway: deleted, it is
-			// made anew at the next heartbeat.
+		var apiErr *jetstream.APIError
+		if exists && l.js.remaking && errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeConsumerCreate {
+			// NATS (2.15.3) can fail to store a consumer made again
+			// under the name of one just deleted, and keep it,
+			// broken: every update then fails alike. It starts with
+			// new events anyway: deleted, it is made anew at the next
+			// heartbeat.
 			if err := js.DeleteConsumer(ctx, name, l.durableName()); err == nil {
 				l.log.Warn("deleted the JetStream consumer made again, which NATS could not store: it is made anew", "consumer", l.durableName())
 			}
@@ -283,9 +286,10 @@ func (l *Link) jsApply() {
 }
 
 // remakeWait is how long after its consumer ended for good the link
-// makes it again. Not at once: NATS removes a deleted consumer's store
-// after it has answered the deletion, and a consumer of the same name
-// made meanwhile fails to store its state, and stays broken.
+// makes it again. Not at once: NATS finishes deleting a consumer after
+// it has answered the deletion, and one made under the same name
+// meanwhile may fail to be stored (jsApply then deletes it and makes it
+// anew); nor in a busy loop, should pulls be refused again and again.
 const remakeWait = time.Second
 
 // jsConsumeErr hears what goes wrong with the consumer's pulls. A
@@ -293,8 +297,8 @@ const remakeWait = time.Second
 // or a pull refused ends the subscription for good: the link makes the
 // consumer again at the first heartbeat (jsLoop, jsApply) past
 // remakeWait, rather than deliver nothing, and say nothing, until the
-// connection is next lost. Other errors, such
-// as missed heartbeats, after which nats.go pulls again, are logged.
+// connection is next lost. Other errors, such as missed heartbeats,
+// after which nats.go pulls again, are logged.
 func (l *Link) jsConsumeErr(cc jetstream.ConsumeContext, err error) {
 	select {
 	case <-l.stop:
@@ -305,7 +309,7 @@ func (l *Link) jsConsumeErr(cc jetstream.ConsumeContext, err error) {
 	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrBadRequest):
 		l.log.Warn("the JetStream consumer stopped: making it again", "consumer", l.durableName(), "err", err, "in", remakeWait)
 		l.js.resetMu.Lock()
-		l.js.ended, l.js.endedAt = cc, time.Now()
+		l.js.ended, l.js.endedAt, l.js.deleted = cc, time.Now(), errors.Is(err, jetstream.ErrConsumerDeleted)
 		l.js.resetMu.Unlock()
 	case errors.Is(err, jetstream.ErrConnectionClosed), errors.Is(err, nats.ErrReconnectBufExceeded):
 		// Closing; or a pull refused while nats.go reconnects
