@@ -281,6 +281,17 @@ func streamOnlyLink(t *testing.T, durable string) (l *Link, restart func() *serv
 	return l, func() *server.Server { return startNATS(t, store, func(o *server.Options) { o.Port = port }) }
 }
 
+// publishStored publishes an event of channel A, named, with nil data,
+// to the stream, as a plain JetStream program would.
+func publishStored(t *testing.T, js jetstream.JetStream, event string) {
+	t.Helper()
+	m := eventMsg(event)
+	m.Data = []byte{0xc0}
+	if _, err := js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // eventMsg is a message of channel A, named.
 func eventMsg(name string) *nats.Msg {
 	m := nats.NewMsg(Subject("netcluster", "", "A"))
@@ -466,14 +477,7 @@ func TestJetStreamStreamMadeAgain(t *testing.T) {
 	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: subjects}); err != nil {
 		t.Fatal(err)
 	}
-	publish := func(event string) {
-		t.Helper()
-		m := eventMsg(event)
-		m.Data = []byte{0xc0}
-		if _, err := js.PublishMsg(context.Background(), m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publish := func(event string) { t.Helper(); publishStored(t, js, event) }
 	for range 5 {
 		publish("old")
 	}
@@ -541,14 +545,7 @@ func TestJetStreamConsumerDeleted(t *testing.T) {
 		return true
 	}
 	waitFor(t, "the link to consume", consumer)
-	publish := func(event string) {
-		t.Helper()
-		m := eventMsg(event)
-		m.Data = []byte{0xc0}
-		if _, err := js.PublishMsg(context.Background(), m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publish := func(event string) { t.Helper(); publishStored(t, js, event) }
 	expect := func(want string) {
 		t.Helper()
 		select {
