@@ -216,12 +216,8 @@ func TestNATSFlowControlSenders(t *testing.T) {
 	accounted := func() uint64 {
 		return uint64(b.all.Count("seq")) + natsStats(t, b.s2).MissedIn - b.before.MissedIn
 	}
-	for last, deadline := ^uint64(0), time.Now(); accounted() < uint64(want); time.Sleep(10 * time.Millisecond) {
-		if c := accounted(); c != last {
-			last, deadline = c, time.Now().Add(10*time.Second)
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events delivered or counted missed, and none more for 10 s", c, want)
-		}
+	if !routertest.WaitProgress(func() bool { return accounted() >= uint64(want) }, accounted) {
+		t.Fatalf("%d of %d events delivered or counted missed, and none more for 10 s", accounted(), want)
 	}
 	routertest.Fence(t, b.s2, "A", b.all)
 	st := natsStats(t, b.s2)

@@ -274,12 +274,9 @@ func (s *seqStream) end(t testing.TB) int {
 // when r hears no "seq" event for 10 s before that.
 func waitLast(t testing.TB, r *routertest.Recorder) {
 	t.Helper()
-	for last, deadline := -1, time.Now(); r.Count("last") == 0; time.Sleep(10 * time.Millisecond) {
-		if c := r.Count("seq"); c != last {
-			last, deadline = c, time.Now().Add(10*time.Second)
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%d events delivered, and none for 10 s", c)
-		}
+	seq := func() int { return r.Count("seq") }
+	if !routertest.WaitProgress(func() bool { return r.Count("last") > 0 }, seq) {
+		t.Fatalf("%d events delivered, and none for 10 s", seq())
 	}
 }
 
@@ -300,12 +297,8 @@ func increasingUpTo(t testing.TB, r *routertest.Recorder, event string, last int
 		}
 		return false
 	}
-	for seen, deadline := -1, time.Now(); !done(); time.Sleep(10 * time.Millisecond) {
-		if c := r.Count(event); c != seen {
-			seen, deadline = c, time.Now().Add(10*time.Second)
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%d events %q delivered, the last not among them, and none for 10 s", c, event)
-		}
+	if count := func() int { return r.Count(event) }; !routertest.WaitProgress(done, count) {
+		t.Fatalf("%d events %q delivered, the last not among them, and none for 10 s", count(), event)
 	}
 	got := dataOf(t, r, event)
 	for i := 1; i < len(got); i++ {

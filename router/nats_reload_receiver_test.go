@@ -3,7 +3,6 @@ package router_test
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/netcluster/netcluster/router/routertest"
 )
@@ -103,13 +102,7 @@ func testNATSJetStreamReceiverReload(t *testing.T, pack string) {
 	n := stream.end(t)
 	// The consumer may be behind the stream by up to jsReloadAhead
 	// events (the race detector slows it most): wait while it moves.
-	for last, deadline := -1, time.Now(); far.Count("seq") < n; time.Sleep(10 * time.Millisecond) {
-		if c := far.Count("seq"); c != last {
-			last, deadline = c, time.Now().Add(10*time.Second)
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events delivered, and none for 10 s", c, n)
-		}
-	}
+	far.WaitCount(t, "seq", n)
 	routertest.Fence(t, s2, "A", far)
 	checkSeq(t, fmt.Sprintf("%d events across %d swaps of the receiver's link", n, swaps), dataOf(t, far, "seq"), n)
 	if st := natsStats(t, s2); st.MissedIn != 0 || st.DroppedIn != 0 {

@@ -145,16 +145,10 @@ func TestNetReplyThroughReload(t *testing.T) {
 	close(stop)
 	n := <-sent
 	// Wait for the replies while they keep coming: under load the asker
-	// takes them for longer than a fixed wait.
-	for last, deadline := -1, time.Now().Add(10*time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		got := replies.Count("ask-response")
-		if uint64(got)+s2.NetStats().SendFailed >= uint64(n) {
-			break
-		}
-		if got != last {
-			last, deadline = got, time.Now().Add(10*time.Second)
-		}
-	}
+	// takes them for longer than a fixed wait. The check below says
+	// what is missing.
+	count := func() int { return replies.Count("ask-response") }
+	routertest.WaitProgress(func() bool { return uint64(count())+s2.NetStats().SendFailed >= uint64(n) }, count)
 	t.Logf("%d replies sent", n)
 	// A flood may pass what the link's queue takes for longer than its
 	// wait: those replies are dropped and counted as failed sends, as

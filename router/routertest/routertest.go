@@ -228,21 +228,32 @@ func (r *Recorder) Reset() {
 }
 
 // WaitCount waits until n events of this name were heard, for as long
-// as they keep coming: it fails once 10 s pass without one more (a
-// long stream under the race detector takes longer than 10 s in all).
+// as they keep coming (WaitProgress): it fails once 10 s pass without
+// one more.
 func (r *Recorder) WaitCount(t testing.TB, event string, n int) {
 	t.Helper()
-	for last, deadline := -1, time.Now(); ; time.Sleep(2 * time.Millisecond) {
-		c := r.Count(event)
-		switch {
-		case c >= n:
-			return
-		case c != last:
+	count := func() int { return r.Count(event) }
+	if !WaitProgress(func() bool { return count() >= n }, count) {
+		t.Fatalf("timed out waiting for %d %q events: %d heard, none more for 10 s", n, event, count())
+	}
+}
+
+// WaitProgress waits until done, for as long as progress keeps changing
+// (a long stream under the race detector takes longer than any fixed
+// wait), and reports false once progress has stood still for 10 s
+// without done.
+func WaitProgress[N comparable](done func() bool, progress func() N) bool {
+	last, deadline := progress(), time.Now().Add(10*time.Second)
+	for !done() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+		if c := progress(); c != last {
 			last, deadline = c, time.Now().Add(10*time.Second)
-		case time.Now().After(deadline):
-			t.Fatalf("timed out waiting for %d %q events: %d heard, none more for 10 s", n, event, c)
 		}
 	}
+	return true
 }
 
 // Fence proves that everything routed to a receiver before now has
