@@ -642,13 +642,20 @@ func (l *Link) jsOpenPublisher() error {
 	l.jsOut.room = make(chan struct{}, 1)
 	l.jsOut.byMsg = make(map[*nats.Msg]*jsFlight)
 	l.jsOut.window.Store(jsMaxPending)
+	notAcked := l.jsNotAcked
+	if hook := l.cfg.notAcked; hook != nil {
+		notAcked = func(js jetstream.JetStream, m *nats.Msg, err error) {
+			hook(m, err)
+			l.jsNotAcked(js, m, err)
+		}
+	}
 	js, err := jetstream.New(l.nc, jetstream.WithPublishAsyncTimeout(jsAckTimeout),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 			l.jsLanded(m)
 			l.jsWiden()
 			l.jsResolved()
 		}),
-		jetstream.WithPublishAsyncErrHandler(l.jsNotAcked))
+		jetstream.WithPublishAsyncErrHandler(notAcked))
 	if err != nil {
 		return fmt.Errorf("natslink: JetStream: %w", err)
 	}

@@ -116,6 +116,10 @@ type Config struct {
 
 	// dialer, for the tests, dials the connections to NATS.
 	dialer nats.CustomDialer
+	// notAcked, for the tests, hears each message that nats.go reports
+	// the stream did not acknowledge, on nats.go's goroutine, before the
+	// link does (jsNotAcked): a test that holds it makes the report late.
+	notAcked func(*nats.Msg, error)
 }
 
 // pingInterval is how often the link pings the NATS server: PeerTimeout,
