@@ -637,11 +637,16 @@ const jsMaxPending = 256
 // acknowledgement of a message.
 const jsAckTimeout = 5 * time.Second
 
+// init readies o before the link connects: the connection's handlers
+// put back what is in flight (jsSendAgain) whenever it is lost.
+func (o *jsOut) init() {
+	o.room = make(chan struct{}, 1)
+	o.byMsg = make(map[*nats.Msg]*jsFlight)
+	o.window.Store(jsMaxPending)
+}
+
 // jsOpenPublisher sets up the publications to the stream.
 func (l *Link) jsOpenPublisher() error {
-	l.jsOut.room = make(chan struct{}, 1)
-	l.jsOut.byMsg = make(map[*nats.Msg]*jsFlight)
-	l.jsOut.window.Store(jsMaxPending)
 	notAcked := l.jsNotAcked
 	if hook := l.cfg.notAcked; hook != nil {
 		notAcked = func(js jetstream.JetStream, m *nats.Msg, err error) {
@@ -732,9 +737,27 @@ func (l *Link) jsLanded(m *nats.Msg) (events int) {
 // was lost, and with it the messages in flight or their
 // acknowledgements. The link sends them again once NATS is back, before
 // what was published since.
-func (l *Link) jsSendAgain() {
+//
+// It runs as the link hears the connection go (failed nil), on
+// nats.go's callback goroutine, which runs the connection's handlers in
+// order: before the link hears the connection back (up), after which
+// the outage buffer is sent, and the publishers send directly again.
+// nats.go's JetStream publisher reports each message in flight failed
+// as well (jsNotAcked: ErrDisconnected, failed that message), from a
+// goroutine of its own, not ordered with those handlers: a report that
+// comes first moves them all; one that comes after they were moved
+// (failed no longer in flight) moves nothing, and least of all the
+// messages published since on the new connection, which it would send
+// twice. (A report late past the reconnection may name a message of
+// the new connection itself: nats.go forgets it, no acknowledgement
+// will come for it, and it goes again with what is in flight then.)
+func (l *Link) jsSendAgain(failed *nats.Msg) {
 	o := &l.jsOut
 	o.mu.Lock()
+	if failed != nil && o.byMsg[failed] == nil {
+		o.mu.Unlock()
+		return // moved already, or acknowledged
+	}
 	var again []keptMsg
 	events, retrying := 0, 0
 	for _, f := range o.inflight {
@@ -793,7 +816,7 @@ func (l *Link) jsNotAcked(_ jetstream.JetStream, m *nats.Msg, err error) {
 	}
 	defer l.jsResolved()
 	if errors.Is(err, nats.ErrDisconnected) {
-		l.jsSendAgain() // every message in flight, m among them, at the first
+		l.jsSendAgain(m) // every message in flight, unless moved already
 		return
 	}
 	n := uint64(l.jsLanded(m))

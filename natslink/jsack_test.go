@@ -188,11 +188,11 @@ func TestSendAgainKeepsOrder(t *testing.T) {
 			l.out.mu.Unlock()
 			rest := []keptMsg{msg("b1"), msg("b2")}
 			if first == "jsSendAgain" {
-				l.jsSendAgain()
+				l.jsSendAgain(nil)
 				l.keepAgain(rest, true)
 			} else {
 				l.keepAgain(rest, true)
-				l.jsSendAgain()
+				l.jsSendAgain(nil)
 			}
 			l.out.mu.Lock()
 			var got []string
@@ -246,7 +246,7 @@ func TestSendAgainAheadOfRelease(t *testing.T) {
 		l.release(true)
 	}()
 	waitFor(t, "release to wait for room", func() bool { return l.flowHeld.Load() > held })
-	l.jsSendAgain() // nats.go failed a1 and a2: they go back
+	l.jsSendAgain(nil) // nats.go failed a1 and a2: they go back
 	o.pending.Store(0)
 	o.room <- struct{}{}
 	<-done
@@ -345,7 +345,7 @@ func TestNothingKeptWhileReconnecting(t *testing.T) {
 	o.inflight = append(o.inflight, a)
 	o.byMsg[a.m] = a
 	o.mu.Unlock()
-	l.jsSendAgain() // nats.go failed it: it goes back
+	l.jsSendAgain(nil) // nats.go failed it: it goes back
 	// What release does with the next message of the buffer, had it
 	// seen the link connected the instant before.
 	b := msg("b")

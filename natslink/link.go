@@ -292,8 +292,12 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 		l.inHeld.Shut()
 	}
 	l.out.kick = make(chan struct{}, 1)
-	// Before Connect: its handlers kick the consumer.
+	// Before Connect: its handlers kick the consumer, and put back what
+	// is in flight to the stream.
 	l.js.kick = make(chan struct{}, 1)
+	if cfg.JetStream {
+		l.jsOut.init()
+	}
 	l.js.reset = true
 	l.js.held = cfg.JetStream && cfg.CatchUp > 0
 	l.js.swapping.Store(cfg.JetStream && cfg.Held)
@@ -373,10 +377,17 @@ func (l *Link) options() ([]nats.Option, error) {
 			l.failures.Store(0)
 			l.log.Info("connected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			l.down()
 			l.jsLost()
 			l.log.Warn("disconnected from NATS: reconnecting; events wait in the buffer", "err", err, "buffer", cfg.Buffer)
+			// Here, and not only as nats.go's publisher reports
+			// them failed, which may come after the reconnection
+			// (jsSendAgain). Not once Close has closed the
+			// connection: nothing is sent again.
+			if cfg.JetStream && !nc.IsClosed() {
+				l.jsSendAgain(nil)
+			}
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			// The 1st, 2nd, 4th, 8th... failure: a NATS server that

@@ -191,16 +191,18 @@ func TestSilentNATS(t *testing.T) {
 
 // stallProxy forwards TCP connections from a loopback port to a NATS
 // server. Paused, it stops reading from its clients, as a NATS server
-// that takes nothing, or a path that loses every packet, would.
+// that takes nothing, or a path that loses every packet, would. Its
+// answers held (holdAnswers), it stops reading from the NATS server.
 type stallProxy struct {
 	ln       net.Listener
 	upstream string
 	wg       sync.WaitGroup
 
-	mu      sync.Mutex
-	resumed chan struct{} // closed while not paused
-	conns   []net.Conn
-	closed  bool // close has begun: a connection accepted now is closed at once
+	mu       sync.Mutex
+	resumed  chan struct{} // closed while not paused
+	answered chan struct{} // closed while the answers are not held
+	conns    []net.Conn
+	closed   bool // close has begun: a connection accepted now is closed at once
 }
 
 // newStallProxy starts a proxy to upstream, closed when the test ends.
@@ -210,8 +212,9 @@ func newStallProxy(t *testing.T, upstream string) *stallProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &stallProxy{ln: ln, upstream: upstream, resumed: make(chan struct{})}
+	p := &stallProxy{ln: ln, upstream: upstream, resumed: make(chan struct{}), answered: make(chan struct{})}
 	close(p.resumed)
+	close(p.answered)
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -242,24 +245,23 @@ func (p *stallProxy) accept() {
 		p.conns = append(p.conns, c, u)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(u, c, true)
-		go p.pipe(c, u, false)
+		go p.pipe(u, c, &p.resumed)
+		go p.pipe(c, u, &p.answered)
 	}
 }
 
-// pipe copies from src to dst; gated, it reads only while not paused.
-func (p *stallProxy) pipe(dst, src net.Conn, gated bool) {
+// pipe copies from src to dst, reading only while the channel gate
+// points to is closed.
+func (p *stallProxy) pipe(dst, src net.Conn, gate *chan struct{}) {
 	defer p.wg.Done()
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
 	for {
-		if gated {
-			p.mu.Lock()
-			resumed := p.resumed
-			p.mu.Unlock()
-			<-resumed
-		}
+		p.mu.Lock()
+		open := *gate
+		p.mu.Unlock()
+		<-open
 		n, err := src.Read(buf)
 		if _, werr := dst.Write(buf[:n]); werr != nil || err != nil {
 			return
@@ -290,11 +292,31 @@ func (p *stallProxy) resume() {
 	}
 }
 
+// holdAnswers stops what the NATS server sends from reaching the
+// clients, until answer; the connections stay up.
+func (p *stallProxy) holdAnswers() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.answered = make(chan struct{})
+}
+
+// answer ends holdAnswers: what the NATS server sent meanwhile goes on.
+func (p *stallProxy) answer() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.answered:
+	default:
+		close(p.answered)
+	}
+}
+
 func (p *stallProxy) close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
 	p.ln.Close()
+	p.answer()
 	p.resume()
 	p.wg.Wait()
 }
