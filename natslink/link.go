@@ -380,12 +380,16 @@ func (l *Link) options() ([]nats.Option, error) {
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			l.down()
 			l.jsLost()
+			if nc.IsClosed() {
+				// Close closed it: nothing is sent again, and
+				// nothing reconnects.
+				return
+			}
 			l.log.Warn("disconnected from NATS: reconnecting; events wait in the buffer", "err", err, "buffer", cfg.Buffer)
 			// Here, and not only as nats.go's publisher reports
 			// them failed, which may come after the reconnection
-			// (jsSendAgain). Not once Close has closed the
-			// connection: nothing is sent again.
-			if cfg.JetStream && !nc.IsClosed() {
+			// (jsSendAgain).
+			if cfg.JetStream {
 				l.jsSendAgain(nil)
 			}
 		}),

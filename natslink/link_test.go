@@ -2,6 +2,7 @@ package natslink
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,5 +111,23 @@ func TestLink(t *testing.T) {
 	}
 	if count(n1) != 1 || count(n2) != 1 {
 		t.Errorf("a link delivered its own event: %d, %d", count(n1), count(n2))
+	}
+}
+
+// TestCloseQuiet: closing a connected link logs no lost connection.
+// nats.go tells the link its connection went when Close closes it too;
+// the link said it was reconnecting, and that events waited, on every
+// reload that swapped it and at every shutdown.
+func TestCloseQuiet(t *testing.T) {
+	ns := startNATS(t)
+	log := &syncBuffer{}
+	l, err := Open(Config{URL: ns.ClientURL(), Node: uuid.New(), Logger: slog.New(slog.NewTextHandler(log, nil))}, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the connection", func() bool { return l.Stats().Connected })
+	l.Close()
+	if out := log.String(); !strings.Contains(out, "connected to NATS") || strings.Contains(out, "disconnected") {
+		t.Errorf("closing the link logged a lost connection, or the test heard nothing:\n%s", out)
 	}
 }
