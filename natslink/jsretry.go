@@ -91,6 +91,11 @@ func (l *Link) jsRetry() {
 			continue // sent again after a lost connection
 		}
 		if _, err := o.js.PublishMsgAsync(f.m, jetstream.WithRetryAttempts(0)); err != nil {
+			if connectionLost(err) {
+				// Gone before the link heard it go: sent again
+				// once NATS is back, with what is in flight.
+				err = nats.ErrDisconnected
+			}
 			l.jsNotAcked(nil, f.m, err)
 		}
 	}
