@@ -31,7 +31,12 @@ func (s *Server) replyToNet(ev *channel.Event) bool {
 
 // replyFromNet delivers a reply from the network to its addressee, when
 // the addressee is a client of this server; other servers' replies are
-// not for it, and are dropped without a word.
+// not for it, and are dropped without a word. An asker past its
+// high-water mark holds the link back as fromNet's events do, briefly
+// (Event.HoldBack), so that a flood of replies slows the replier's
+// server, through flow control, instead of filling the asker's queue
+// to maxpending. fromNet calls it under Server.linkMu, which it holds
+// meanwhile, as for an event.
 func (s *Server) replyFromNet(from uuid.UUID, ev *wire.EventHeader, msg []byte) {
 	to := uuid.UUID(ev.To)
 	for _, r := range s.table.Load().routes {
@@ -48,6 +53,7 @@ func (s *Server) replyFromNet(from uuid.UUID, ev *wire.EventHeader, msg []byte) 
 		out := channel.NewEvent(frame)
 		c.SendEvent(&out)
 		s.log.Debug("reply from the network delivered", "peer", from, "channel", r.ch.Name(), "to", to)
+		out.HoldBack()
 		return
 	}
 }

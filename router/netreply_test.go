@@ -2,7 +2,9 @@ package router_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,4 +108,136 @@ func replyUnderLoad(t *testing.T, ask, answer *routertest.Server, delivered func
 	if err := m.Decode(&got); err != nil || got != "late" || m.To != asker.ID() {
 		t.Errorf("reply %+v: %q, %v", m, got, err)
 	}
+}
+
+// TestNetReplyFloodHoldsBack: over multicast, a flood of replies to an
+// asker that reads slowly holds the link back, as a flood of events
+// from the network does, instead of filling the asker's queue to
+// maxpending: every reply arrives, in order, and the asker is never
+// dropped.
+//
+// The asker's maxpending, 256 KiB, leaves room above its mark for what
+// the link brings once a hold reaches its bound; at 64 KiB the asker
+// was dropped now and then under the race detector. The servers'
+// peertimeout is 2 s, not netMembers' 300 ms: while the asker's server
+// delivers a batch of datagrams, holding back for the asker at each
+// pass of its mark, its link's statuses wait, and under the race
+// detector on a loaded machine that once lasted 495 ms. The replier's
+// server then left it out of flow control, and dropped a reply that
+// waited for the link longer than peertimeout.
+func TestNetReplyFloodHoldsBack(t *testing.T) {
+	mcasttest.Need(t)
+	port := mcasttest.Port()
+	patient := func(members string) *routertest.Server {
+		t.Helper()
+		cfg := netMembers(port, "replies", members)
+		p := strings.Replace(cfg, `"peertimeout": "300ms"`, `"peertimeout": "2s"`, 1)
+		if p == cfg {
+			t.Fatal("netMembers sets no peertimeout of 300 ms to replace")
+		}
+		return routertest.NewServer(t, p)
+	}
+	s1 := patient(`"maxframe": 16384, "maxpending": 262144, "channels": {"A": {"propagatetonet": true}}`)
+	s2 := patient(`"channels": {"A": {"propagatetonet": true}}`)
+	waitPeers(t, s1, s2)
+	replyFlood(t, s1, s2, 5000)
+	if st := s2.NetStats(); st.SendFailed != 0 {
+		t.Errorf("the responder's server failed to send %d replies", st.SendFailed)
+	}
+}
+
+// replyFlood has a responder on answer reply n times (floodData), as
+// fast as Reply lets it, to one request of an asker on ask whose
+// listener works 20 µs per reply and whose client queues few events,
+// so that the replies pile up in its queue on the server. ask's
+// maxpending is the caller's: small enough that the flood passes it
+// unless the link that brings the replies is held back. It checks that
+// every reply arrived, in order, that the asker was never dropped, and
+// that it was held for at least once: without a hold, the test proves
+// nothing.
+//
+// The replies are of 4 KiB, so that the asker, slower than the flood,
+// still reads many MB/s: the server's writes to it return in steps, as
+// it reads the socket's buffer, and the multicast link waits for it
+// 100 ms at most each time it passes its mark. With 1 KiB replies and
+// a listener working 200 µs on each, a step under the race detector
+// took that long now and then, and the asker was dropped.
+func replyFlood(t *testing.T, ask, answer *routertest.Server, n int) {
+	t.Helper()
+	rc := answer.Dial(t, "A", bus.Name("responder"))
+	asked := make(chan bus.Message, 1)
+	if _, err := rc.On("get", func(m bus.Message) {
+		select {
+		case asked <- m:
+		default: // asked again before the first was taken: one will do
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var sub counter
+	asker := sub.dial(t, ask, "A", bus.Name("asker"), bus.QueueLen(64))
+	if _, err := asker.On("get-response", func(m bus.Message) {
+		if floodSeq(m) != int(sub.got.Load()) {
+			sub.outOfOrder.Add(1)
+		}
+		sub.got.Add(1)
+		spin(20 * time.Microsecond)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Asked with Emit, not Request: every reply then goes to the
+	// listener. Asked again until the request crosses, as probe does.
+	var req bus.Message
+	deadline := time.After(20 * time.Second)
+	for asking := true; asking; {
+		if err := asker.Emit("get", nil); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case req = <-asked:
+			asking = false
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no request crossed to the responder in 20 s")
+		}
+	}
+	id := asker.ID()
+	for i := range n {
+		if err := rc.Reply(req, floodData(i)); err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+	}
+	sub.wait(t, "the asker", n)
+	if asker.ID() != id {
+		t.Errorf("the asker reconnected: it was dropped")
+	}
+	st := stats(t, ask, "A")
+	if st.SlowConsumers != 0 || st.StallTimeouts != 0 || st.Dropped != 0 {
+		t.Errorf("the asker's server: %d slow consumers, %d stall timeouts, %d frames dropped; want none",
+			st.SlowConsumers, st.StallTimeouts, st.Dropped)
+	}
+	if st.Stalls == 0 {
+		t.Error("the replies never waited for the asker: nothing held back what fed it, or it kept up and the test proves nothing")
+	}
+	t.Logf("%d replies; held for the asker %d times, %v in all", n, st.Stalls, time.Duration(st.StalledMicros)*time.Microsecond)
+}
+
+// floodSize is the size of floodData's bin.
+const floodSize = 4096
+
+// floodData is the data of reply seq: a msgpack bin 16 of floodSize
+// bytes, the sequence number first.
+func floodData(seq int) bus.RawData {
+	b := make([]byte, 3+floodSize)
+	b[0], b[1], b[2] = 0xc5, floodSize>>8, floodSize&0xff
+	binary.BigEndian.PutUint32(b[3:], uint32(seq))
+	return bus.RawData(b)
+}
+
+// floodSeq reads the sequence number of floodData, -1 if it is not one.
+func floodSeq(m bus.Message) int {
+	if len(m.Data) != 3+floodSize || m.Data[0] != 0xc5 {
+		return -1
+	}
+	return int(binary.BigEndian.Uint32(m.Data[3:]))
 }
