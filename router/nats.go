@@ -273,10 +273,15 @@ func (s *Server) replyToNats(ev *wire.EventHeader) bool {
 // is dropped for taking nothing for stalltimeout. The wait comes after
 // Server.linkMu is released, so that it holds only the subscription
 // that delivered the event (nats.go calls each one's handler on a
-// goroutine of its own) and never the other link, the other
-// subscriptions or the replies. What NATS sends meanwhile waits in
-// nats.go's pending buffer of that subscription, and the senders' flow
-// control holds them back (natslink/flow.go).
+// goroutine of its own) and never the other link or the other
+// subscriptions. What NATS sends meanwhile waits in nats.go's pending
+// buffer of that subscription, and the senders' flow control holds
+// them back (natslink/flow.go). An asker that a reply leaves past its
+// mark holds the subscription of the replies to this server (its node
+// subject) the same way: the replies to every local asker wait with
+// it, in that buffer, which no flow control guards (replies are not
+// numbered), so a flood that outlasts it is dropped there, counted in
+// dropped_in, rather than the asker at maxpending.
 func (s *Server) fromNats(ev *natslink.Event) {
 	var out channel.Event
 	if s.deliverFromNats(ev, &out) {
@@ -327,8 +332,8 @@ type natsRun struct {
 
 // deliverFromNats is fromNats under Server.linkMu: dedup and delivery
 // are one step, so that order is kept per sender across links. It
-// reports whether it delivered the event to a channel, as out, for its
-// HoldBackStall.
+// reports whether it delivered the event, as out, to a channel or, a
+// reply, to its asker, for its HoldBackStall.
 func (s *Server) deliverFromNats(ev *natslink.Event, out *channel.Event) bool {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
@@ -347,8 +352,7 @@ func (s *Server) deliverNats(ev *natslink.Event, run *natsRun, out *channel.Even
 			s.nats.already.Add(1)
 			return false
 		}
-		s.replyFromNats(ev, out)
-		return false
+		return s.replyFromNats(ev, out)
 	}
 	if run.route == nil || run.channel != ev.Channel {
 		run.channel, run.route = ev.Channel, s.table.Load().routes[ev.Channel]
@@ -430,23 +434,24 @@ func natsFrameSize(ev *natslink.Event) int {
 }
 
 // replyFromNats delivers a reply from NATS, out (natsFrame), to its
-// asker, on whichever channel it is connected to here.
-func (s *Server) replyFromNats(ev *natslink.Event, out *channel.Event) {
+// asker, on whichever channel it is connected to here, and reports
+// whether it did: out then holds back as an event does (fromNats).
+func (s *Server) replyFromNats(ev *natslink.Event, out *channel.Event) bool {
 	if !s.nats.sent.has(ev.To) {
 		s.nats.malformed.Add(1)
 		s.log.Debug("dropped a reply from NATS to a client that sent nothing to NATS from here", "channel", ev.Channel, "to", ev.To)
-		return
+		return false
 	}
 	for _, r := range s.table.Load().routes {
 		c := r.ch.Client(ev.To)
 		if c == nil {
 			continue
 		}
-		c.SendEvent(out)
-		return
+		return c.SendEvent(out)
 	}
 	s.nats.undeliverable.Add(1)
 	s.log.Debug("reply from NATS dropped: its asker is not connected", "channel", ev.Channel, "to", ev.To)
+	return false
 }
 
 // NATSStats returns the counters of the NATS link; ok is false when the

@@ -83,6 +83,28 @@ func testNATSListenerLosesNothing(t *testing.T, pack string, n int, listen func(
 	}
 }
 
+// TestNATSReplyFloodHoldsBack: a flood of replies across NATS to an
+// asker that reads slowly holds back the subscription that brings them
+// (the asker's server's node subject), as a flood of events holds back
+// its channel's, and what NATS sends meanwhile waits in nats.go's
+// pending buffer of it: every reply arrives, in order, and the asker is
+// never dropped. A reply always goes alone, never in a pack, so one
+// format will do.
+func TestNATSReplyFloodHoldsBack(t *testing.T) {
+	ns := startNATS(t, 0)
+	url := ns.ClientURL()
+	s1 := routertest.NewServer(t, natsMembers(url, "", `"maxframe": 16384, "maxpending": 65536, `+bridged))
+	s2 := natsNode(t, url)
+	waitNATS(t, s1, s2)
+	replyFlood(t, s1, s2, 5000)
+	if st := natsStats(t, s1); st.DroppedIn != 0 || st.Undeliverable != 0 {
+		t.Errorf("the asker's server: %d messages dropped from NATS, %d replies undeliverable; want none", st.DroppedIn, st.Undeliverable)
+	}
+	if st := natsStats(t, s2); st.Dropped != 0 || st.SendFailed != 0 {
+		t.Errorf("the responder's server: %d events dropped, %d failed to send; want none", st.Dropped, st.SendFailed)
+	}
+}
+
 // TestNATSDroppedIn: past a subscription's pending limits (lowered here
 // to 64 messages or 128 KiB, which packs reach first) nats.go drops what NATS sends while a stopped local
 // subscriber holds the link back. missed_in counts each event lost, in
