@@ -673,6 +673,14 @@ func (l *Link) jsOpenPublisher() error {
 // acknowledgement, unless the link closes. Every one of them ends, in
 // jsAckTimeout at most: acknowledged, refused, timed out, or failed
 // with the connection; one refused for a full queue is sent again.
+//
+// Several may wait at once: the publishers, and release sending the
+// outage buffer. A kick of o.room wakes one of them, and the room it
+// found is for the others too: it kicks o.room again as it goes.
+// Otherwise the last kick (the last refused message landing, say) could
+// wake only a publisher that, the buffer held, keeps its events and
+// sends nothing, and release would wait, with room, for a kick that
+// no message in flight is left to give: the buffer never sent.
 func (l *Link) jsRoom() {
 	o := &l.jsOut
 	full := func() bool { return o.pending.Load() >= o.window.Load() || o.waiting.Load() > 0 }
@@ -689,6 +697,7 @@ func (l *Link) jsRoom() {
 			return
 		}
 	}
+	kick(o.room)
 }
 
 // jsPublish publishes m, a message of n events on a channel's subject,

@@ -608,3 +608,39 @@ func TestRetryWhileReconnecting(t *testing.T) {
 		t.Errorf("the stream holds %v, want [r1]", got)
 	}
 }
+
+// TestRoomWakesEveryWaiter: two wait in jsRoom at once (release sending
+// the outage buffer, and a publisher), held by a message refused for a
+// full queue; it lands, the last in flight, and its acknowledgement
+// kicks once. Both go on: with one kick for one waiter, the other
+// waited, with room, for a kick that nothing in flight was left to give.
+func TestRoomWakesEveryWaiter(t *testing.T) {
+	l := &Link{flowStop: make(chan struct{})}
+	defer close(l.flowStop)
+	l.jsOut.init()
+	o := &l.jsOut
+	o.window.Store(jsMinWindow)
+	o.pending.Store(1) // the refused message, sent again
+	o.waiting.Store(1)
+	var gone [2]chan struct{}
+	for i := range gone {
+		gone[i] = make(chan struct{})
+		go func() {
+			l.jsRoom()
+			close(gone[i])
+		}()
+		time.Sleep(50 * time.Millisecond) // waiting
+	}
+	// It lands: jsLanded ends its wait, then its acknowledgement is
+	// resolved.
+	o.waiting.Add(-1)
+	l.jsResolved()
+	for i, c := range gone {
+		select {
+		case <-c:
+		case <-time.After(2 * time.Second):
+			t.Errorf("waiter %d still waits in jsRoom: %d of a window of %d pending, %d refused waiting",
+				i+1, o.pending.Load(), o.window.Load(), o.waiting.Load())
+		}
+	}
+}
