@@ -723,7 +723,15 @@ func testNATSJetStreamRestart(t *testing.T, pack string) {
 	store := func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
 	ns := startNATS(t, 0, store)
 	port := natsPort(ns)
-	js := func(durable string) string { return jsMembers(ns.ClientURL(), durable, "300ms", pack) }
+	// The stream keeps the whole run: it streams unpaced while the
+	// sender reconnects, and at about 260 bytes an event stored, a fast
+	// machine passes the default maxbytes (64 MiB), which would discard
+	// the oldest events before s3 catches up.
+	extra := fmt.Sprintf(`"maxbytes": %d`, 1<<30)
+	if pack != "" {
+		extra = pack + ", " + extra
+	}
+	js := func(durable string) string { return jsMembers(ns.ClientURL(), durable, "300ms", extra) }
 	s1 := routertest.NewServer(t, js("one"))
 	s2 := routertest.NewServer(t, js("two")) // makes the durable consumer "two"
 	pub := s1.Dial(t, "A")
