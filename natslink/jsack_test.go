@@ -629,8 +629,10 @@ func TestRoomWakesEveryWaiter(t *testing.T) {
 			l.jsRoom()
 			close(gone[i])
 		}()
-		time.Sleep(50 * time.Millisecond) // waiting
 	}
+	// Both past their look at the room before it comes: one kick, the
+	// old way, wakes one of them, and the other waits for good.
+	waitFor(t, "both to wait", func() bool { return l.flowHeld.Load() == 2 })
 	// It lands: jsLanded ends its wait, then its acknowledgement is
 	// resolved.
 	o.waiting.Add(-1)
