@@ -49,12 +49,22 @@ func TestNATSStatsDuringSwap(t *testing.T) {
 		}
 	}()
 	ctl := s2.Dial(t, "control")
+	// The stopped client's own queue past its high-water mark (half of
+	// maxpending), and nothing more written to it for a while: its
+	// socket is full. The channel's pending alone would add the
+	// recorder's to it, and a queue past the mark alone can still drain
+	// on a busy machine, while the client reads what it takes before it
+	// stops: its queue, and its listener's.
+	var out string
+	var outSince time.Time
 	routertest.WaitFor(t, "the stopped client to hold the channel back", func() bool {
-		ans := routertest.Control(t, ctl, "stats", nil)
-		channels, _ := ans["channels"].(map[string]any)
-		a, _ := channels["A"].(map[string]any)
-		pending, _ := strconv.ParseUint(fmt.Sprint(a["pending"]), 10, 64)
-		return pending >= 65536/2
+		ans := routertest.Control(t, ctl, "showclient", map[string]any{"id": stuck.ID().String()})
+		pending, _ := strconv.ParseUint(fmt.Sprint(ans["pending"]), 10, 64)
+		if now := fmt.Sprint(ans["bytes_out"]); pending <= 65536/2 || now != out {
+			out, outSince = now, time.Now()
+			return false
+		}
+		return time.Since(outSince) >= 200*time.Millisecond
 	})
 
 	before := natsStats(t, s2)
