@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 
 // TestNATSStatsDuringSwap: a reload that swaps the NATS link waits while
 // the old link delivers what it took, here for as long as a client that
-// stopped reading holds the channel back (until stalltimeout drops it).
+// never reads holds the channel back (until the test closes it, or
+// stalltimeout drops it).
 // Meanwhile NATSStats, and so stats and the metrics, answers at once,
 // and its counters do not go back: the old link's count until they are
 // added to those of the links closed before. Before, it waited for the
@@ -22,49 +24,55 @@ func TestNATSStatsDuringSwap(t *testing.T) {
 	ns := startNATS(t, 0)
 	url := ns.ClientURL()
 	s1 := patientSender(t, url)
-	const stall = 4 * time.Second
 	members := func(extra string) string {
-		return natsMembers(url, extra, `"maxframe": 16384, "maxpending": 65536, "stalltimeout": "4s", `+bridged)
+		return natsMembers(url, extra, `"maxframe": 16384, "maxpending": 65536, "stalltimeout": "6s", `+bridged)
 	}
 	s2 := routertest.NewServer(t, members(""))
 	waitNATS(t, s1, s2)
 	all := routertest.Record(t, s2.Dial(t, "A"), ".*")
-	pub := s1.Dial(t, "A")
+	// A small send buffer: closing the publisher writes what it holds.
+	pub := s1.Dial(t, "A", bus.SendBuffer(16<<10))
 	probe(t, pub, all)
 
-	stuck := s2.Dial(t, "A", bus.QueueLen(16))
-	release := make(chan struct{})
-	if _, err := stuck.On("seq", func(bus.Message) { <-release }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { close(release) }) // before the client closes
+	// A client that never reads: what passes its queue's mark stays
+	// there. (A bus client whose listener stops still reads what its
+	// own queue takes, and on a busy machine that can come after its
+	// queue at the server passed the mark, and drain it.)
+	stuck := dialRaw(t, s2, "A")
+	stuck.hello()
 	// Flow control holds the publisher back once the second server
 	// stops taking events: it emits on a goroutine of its own, which
-	// ends when the publisher is closed, if not before.
+	// ends after the swap, or when the publisher is closed.
+	quit := make(chan struct{})
 	go func() {
 		for i := range 20_000 {
+			select {
+			case <-quit:
+				return
+			default:
+			}
 			if pub.Emit("seq", seqData(i)) != nil {
 				return
 			}
 		}
 	}()
 	ctl := s2.Dial(t, "control")
-	// The stopped client's own queue past its high-water mark (half of
-	// maxpending), and nothing more written to it for a while: its
-	// socket is full. The channel's pending alone would add the
-	// recorder's to it, and a queue past the mark alone can still drain
-	// on a busy machine, while the client reads what it takes before it
-	// stops: its queue, and its listener's.
+	// The client's own queue past its high-water mark (half of
+	// maxpending; the channel's pending would add the recorder's), with
+	// its socket full: nothing more written to it for a while. A queue
+	// past the mark alone can be a writer that a busy machine has not
+	// run yet, which then empties it into the socket.
 	var out string
 	var outSince time.Time
-	routertest.WaitFor(t, "the stopped client to hold the channel back", func() bool {
-		ans := routertest.Control(t, ctl, "showclient", map[string]any{"id": stuck.ID().String()})
+	routertest.WaitFor(t, "the client that never reads to hold the channel back", func() bool {
+		ans := routertest.Control(t, ctl, "showclient", map[string]any{"id": stuck.id.String()})
 		pending, _ := strconv.ParseUint(fmt.Sprint(ans["pending"]), 10, 64)
-		if now := fmt.Sprint(ans["bytes_out"]); pending <= 65536/2 || now != out {
+		written, _ := strconv.ParseUint(fmt.Sprint(ans["bytes_out"]), 10, 64)
+		if now := fmt.Sprint(written); pending <= 65536/2 || written < 64<<10 || now != out {
 			out, outSince = now, time.Now()
 			return false
 		}
-		return time.Since(outSince) >= 200*time.Millisecond
+		return time.Since(outSince) >= 300*time.Millisecond
 	})
 
 	before := natsStats(t, s2)
@@ -78,10 +86,14 @@ func TestNATSStatsDuringSwap(t *testing.T) {
 		rep, err := s2.Reload(cfg)
 		done <- result{rep.Settings, err}
 	}()
-	// By then the reload has opened the new link and waits for the old
-	// one, and still does after the read, unless the stopped client did
-	// not hold it back: then the test proves nothing.
-	time.Sleep(300 * time.Millisecond)
+	// Once the new link is open, the reload swaps it in and waits for
+	// the old one, at once: a read before that would find no swap to
+	// wait for. It still waits after the read, unless the client did not
+	// hold the old link back: then the test proves nothing.
+	routertest.WaitFor(t, "the reload to open the new link", func() bool {
+		return strings.Count(s2.Logs.String(), `msg="NATS link opened"`) == 2
+	})
+	time.Sleep(200 * time.Millisecond)
 	notDone := func(when string) {
 		select {
 		case r := <-done:
@@ -93,7 +105,11 @@ func TestNATSStatsDuringSwap(t *testing.T) {
 	start := time.Now()
 	mid := natsStats(t, s2)
 	took := time.Since(start)
-	if took > stall/4 {
+	// NATSStats waits up to a second for the connection's figures
+	// (natslink.Stats); waiting for the swap would take until
+	// stalltimeout (6 s from when the client passed its mark) drops the
+	// client, or the swap gives up on the old link (5 s).
+	if took > 2*time.Second {
 		t.Fatalf("NATSStats took %v during the swap: it waited for the old link to close", took)
 	}
 	notDone("as stats was read")
@@ -101,7 +117,9 @@ func TestNATSStatsDuringSwap(t *testing.T) {
 		t.Errorf("events_in went back from %d to %d during the swap", before.EventsIn, mid.EventsIn)
 	}
 
+	stuck.nc.Close() // the hold ends, and the swap
 	r := <-done
+	close(quit)
 	if r.err != nil || !slices.Contains(r.settings, "nats.pendingmsgs") {
 		t.Fatalf("reload: %v, settings %v; want a swap for nats.pendingmsgs", r.err, r.settings)
 	}
