@@ -502,6 +502,11 @@ func TestFlush(t *testing.T) {
 // of events Emit took. The server then closes the connection: that
 // write fails, its events unwritten. Flush, waiting meanwhile, reports
 // it (ErrDisconnected) instead of success, as it did before.
+//
+// Both conditions are read off the goroutines' stacks rather than
+// timed: a Flush that runs out of time proves no full socket on a
+// loaded machine, and a Flush that starts only after the write failed
+// finds nothing queued and rightly returns nil.
 func TestFlushAfterFailedWrite(t *testing.T) {
 	path := filepath.Join(routertest.ShortTempDir(t), "A.sock")
 	ln, err := net.Listen("unix", path)
@@ -531,8 +536,11 @@ func TestFlushAfterFailedWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	blob := make([]byte, 16<<10)
-	for i := 0; ; i++ {
+	var flushed chan error
+	for i := 0; flushed == nil; i++ {
 		if i == 10000 {
 			close(cut)
 			t.Fatal("the socket never filled")
@@ -541,24 +549,53 @@ func TestFlushAfterFailedWrite(t *testing.T) {
 			close(cut)
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		err := c.Flush(ctx)
-		cancel()
-		if err != nil {
-			break // the writer waits in a write
+		// A Flush either returns nil, all written and the socket not full
+		// yet, or waits while the writer waits for room in the socket,
+		// which the server never makes.
+		f := make(chan error, 1)
+		go func() { f <- c.Flush(ctx) }()
+		for flushed == nil {
+			select {
+			case err := <-f:
+				if err != nil {
+					close(cut)
+					t.Fatalf("Flush before the server closed: %v", err)
+				}
+			case <-time.After(time.Millisecond):
+				if stacksShow(`[IO wait`, "bus.(*session).writeChunks(") && stacksShow(`[sync.Cond.Wait`, "bus.(*Client).Flush(") {
+					flushed = f // the writer waits in a write, and Flush for it
+				}
+				continue
+			}
+			break
 		}
 	}
-	flushed := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		flushed <- c.Flush(ctx)
-	}()
-	time.Sleep(50 * time.Millisecond) // Flush waits
 	close(cut)
 	if err := <-flushed; !errors.Is(err, bus.ErrDisconnected) {
 		t.Errorf("Flush returned %v, though the write it waited for failed", err)
 	}
+}
+
+// stacksShow reports whether some goroutine is in state (the start of
+// what its header's brackets hold, such as "[IO wait") with call among
+// its frames.
+func stacksShow(state, call string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, state) && strings.Contains(g, call) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestFlushNoEventLost: a write of pongs alone that a broken connection
