@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -313,17 +315,21 @@ func TestWork(t *testing.T) {
 }
 
 func TestWindowAfterLoss(t *testing.T) {
-	// A server that holds 64 KiB for a subscriber (and frames up to as much) drops one whose
-	// listener is slow; it reconnects and has lost events. The window
-	// must then go by how far the subscriber got, not by what it
-	// received, or the publisher waits for events that will never come
-	// and gives up with "no subscriber progress".
+	// A server that holds 64 KiB for a subscriber (and frames up to as
+	// much) drops one that reads nothing; it reconnects and has lost
+	// events. The window must then go by how far the subscriber got,
+	// not by what it received, or the publisher waits for events that
+	// will never come and gives up with "no subscriber progress".
 	// Overflow "drop", so that the server drops the slow subscriber rather
 	// than holding the publisher back.
-	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 65536, "channels": {"A": {"overflow": "drop"}, "B": {}, "C": {}}`)
+	ts := routertest.NewServer(t, `"maxframe": 65536, "maxpending": 65536, "retainbytes": 0, "channels": {"A": {"overflow": "drop"}, "B": {}, "C": {}}`)
+	// The subscriber's first connection goes through stallingProxy: it
+	// stops reading as the publisher connects, so the drop does not
+	// depend on how the machine's load paces publisher and listener.
+	template := stallingProxy(t, ts, "A")
 	var stdout, stderr bytes.Buffer
-	args := []string{"-json", "-progress", "0", "-socket", ts.Template, "-count", "20000", "-sub", "1",
-		"-window", "8192", "-work", "20us", "pubsub"}
+	args := []string{"-json", "-progress", "0", "-socket", template, "-count", "20000", "-sub", "1",
+		"-window", "8192", "pubsub"}
 	if code := run(context.Background(), args, &stdout, &stderr); code != 0 && code != 3 {
 		t.Fatalf("exit %d\n%s\n%s", code, &stdout, &stderr)
 	}
@@ -332,8 +338,8 @@ func TestWindowAfterLoss(t *testing.T) {
 		t.Fatalf("report is not JSON: %v\n%s", err, &stdout)
 	}
 	r := rep.Runs[0]
-	if r.Disconnects == 0 {
-		t.Fatalf("the subscriber was never dropped (lost %d): the test proves nothing", r.Lost)
+	if r.Disconnects == 0 || r.Lost == 0 {
+		t.Fatalf("the subscriber was never dropped (%d disconnects, lost %d): the test proves nothing", r.Disconnects, r.Lost)
 	}
 	if r.Sent != 20000 || slices.ContainsFunc(r.Errors, func(e string) bool { return strings.Contains(e, "no subscriber progress") }) {
 		t.Errorf("the publisher sent %d of 20000; errors %q", r.Sent, r.Errors)
@@ -341,6 +347,86 @@ func TestWindowAfterLoss(t *testing.T) {
 	if r.Delivered+r.Lost != r.Sent {
 		t.Errorf("delivered %d + lost %d != sent %d", r.Delivered, r.Lost, r.Sent)
 	}
+}
+
+// stallingProxy serves channel of ts through a socket of its own, and
+// returns the template of that socket. Of the first connection, the
+// subscriber's, it stops passing on what the server writes once a
+// second client (the publisher) connects, until the server has dropped
+// a slow consumer of channel; then it passes on the rest, and the
+// server's close. Other connections it passes on as they are.
+func stallingProxy(t *testing.T, ts *routertest.Server, channel string) string {
+	t.Helper()
+	template := filepath.Join(routertest.ShortTempDir(t), "{channel}.sock")
+	ln, err := net.Listen("unix", strings.ReplaceAll(template, "{channel}", channel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := func() bool {
+		for _, c := range ts.Channels() {
+			if c.Name == channel && c.Stats.SlowConsumers > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	stall := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 0; ; n++ {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if n == 1 {
+				close(stall)
+			}
+			srv, err := net.Dial("unix", ts.Path(channel))
+			if err != nil {
+				nc.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				io.Copy(srv, nc)
+				srv.Close()
+			}()
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				if n > 0 {
+					io.Copy(nc, srv)
+					return
+				}
+				buf := make([]byte, 32<<10)
+				for {
+					select {
+					case <-stall:
+						// Reads nothing until the server drops the client,
+						// for at most 30s: then the test finds no drop.
+						for deadline := time.Now().Add(30 * time.Second); !dropped() && time.Now().Before(deadline); {
+							time.Sleep(time.Millisecond)
+						}
+						io.Copy(nc, srv)
+						return
+					default:
+					}
+					k, err := srv.Read(buf)
+					if _, werr := nc.Write(buf[:k]); err != nil || werr != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return template
 }
 
 func TestEffectiveWindow(t *testing.T) {
