@@ -554,7 +554,7 @@ func TestFlushAfterFailedWrite(t *testing.T) {
 		// which the server never makes.
 		f := make(chan error, 1)
 		go func() { f <- c.Flush(ctx) }()
-		for flushed == nil {
+		for deadline := time.Now().Add(30 * time.Second); flushed == nil; {
 			select {
 			case err := <-f:
 				if err != nil {
@@ -562,6 +562,10 @@ func TestFlushAfterFailedWrite(t *testing.T) {
 					t.Fatalf("Flush before the server closed: %v", err)
 				}
 			case <-time.After(time.Millisecond):
+				if time.Now().After(deadline) {
+					close(cut)
+					t.Fatal("Flush neither returned nor waited for a writer stuck in a full socket")
+				}
 				if stacksShow(`[IO wait`, "bus.(*session).writeChunks(") && stacksShow(`[sync.Cond.Wait`, "bus.(*Client).Flush(") {
 					flushed = f // the writer waits in a write, and Flush for it
 				}
