@@ -97,6 +97,23 @@ func (j *jsTest) publish(t *testing.T, name string, n int) {
 	}
 }
 
+// reorderWait sets jsReorderWait to d for the links the test opens
+// from now on, until it ends. A test that checks what comes in order
+// within the wait raises it (longReorderWait), so that a loaded machine
+// publishes what fills the gap in time; one that checks what goes once
+// the wait has passed keeps it short.
+func reorderWait(t *testing.T, d time.Duration) {
+	t.Helper()
+	w := jsReorderWait
+	jsReorderWait = d
+	t.Cleanup(func() { jsReorderWait = w })
+}
+
+// longReorderWait is the wait of the tests whose gaps are filled: long
+// enough for a loaded machine, shorter than waitFor, so that an event
+// that did wait it out shows out of order rather than as a timeout.
+const longReorderWait = 5 * time.Second
+
 // TestJetStreamLateCopies: the events of a gap given up on come late,
 // out of order, each with a copy: each is delivered once, whether it
 // lies at an end of what is left of the gap or inside it.
@@ -125,6 +142,7 @@ func TestJetStreamLateCopies(t *testing.T) {
 // connection, whose first copies the stream had kept, had its receivers
 // count events missed that they delivered.)
 func TestJetStreamHeldCopy(t *testing.T) {
+	reorderWait(t, longReorderWait) // e3 waits for the next three publishes
 	j := newJSTest(t, "heldcopy")
 	j.publish(t, "e1", 1)
 	j.publish(t, "e3", 3)

@@ -52,7 +52,8 @@ type jsOrder struct {
 	takes   uint64 // messages taken: jsSender.used's clock
 	nHeld   int    // in all senders
 	timer   *time.Timer
-	ended   bool // stop: nothing is held from then on
+	wait    time.Duration // jsReorderWait, as the link opened
+	ended   bool          // stop: nothing is held from then on
 	// paused, from a lost connection until the consumer has been reset
 	// (resume), holds nothing past a gap: what NATS was sending as the
 	// connection went comes again only after the reset, in the order
@@ -91,11 +92,13 @@ type heldJS struct {
 }
 
 // jsReorderWait bounds how long a message waits for the messages
-// numbered before it; jsMaxHeld bounds how many wait.
-const (
-	jsReorderWait = 250 * time.Millisecond
-	jsMaxHeld     = 4096
-)
+// numbered before it. A link reads it as it opens (jsOrder.wait). The
+// tests that check what comes in order within it raise it, so that a
+// loaded machine fills the gap in time.
+var jsReorderWait = 250 * time.Millisecond
+
+// jsMaxHeld bounds how many messages wait.
+const jsMaxHeld = 4096
 
 // init sets the handler, and count, which is told of each message
 // before it is handled; the senders handed over (handOver) stay.
@@ -183,9 +186,9 @@ func (o *jsOrder) hold(sd *jsSender, h heldJS) {
 		return
 	}
 	if o.timer == nil {
-		o.timer = time.AfterFunc(jsReorderWait, o.expire)
+		o.timer = time.AfterFunc(o.wait, o.expire)
 	} else if o.nHeld == 1 {
-		o.timer.Reset(jsReorderWait)
+		o.timer.Reset(o.wait)
 	}
 }
 
@@ -196,7 +199,7 @@ func (o *jsOrder) release(sd *jsSender, skip bool) {
 	k := 0
 	for ; k < len(sd.held); k++ {
 		h := sd.held[k]
-		if h.first > sd.next && !(skip && time.Since(sd.held[0].since) >= jsReorderWait) {
+		if h.first > sd.next && !(skip && time.Since(sd.held[0].since) >= o.wait) {
 			break
 		}
 		o.advance(sd, h)
@@ -287,7 +290,7 @@ func (o *jsOrder) expire() {
 		}
 	}
 	if o.nHeld > 0 && !o.ended {
-		o.timer.Reset(jsReorderWait / 4)
+		o.timer.Reset(o.wait / 4)
 	}
 }
 

@@ -24,6 +24,10 @@ import (
 // of another sender, and unnumbered ones, never wait. A copy of an
 // event delivered is dropped; the one given up on, come late, goes.
 func TestJetStreamOrder(t *testing.T) {
+	// The events from e7 to plain are published, each waiting for the
+	// stream's ack, while e7 waits for e6: within the wait, here long
+	// enough for a loaded machine, and waited out once.
+	reorderWait(t, 2*time.Second)
 	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
 	var mu sync.Mutex
 	var got []string

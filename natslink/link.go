@@ -292,6 +292,7 @@ func Open(cfg Config, deliver func(*Event)) (*Link, error) {
 		l.inHeld.Shut()
 	}
 	l.out.kick = make(chan struct{}, 1)
+	l.js.order.wait = jsReorderWait
 	// Before Connect: its handlers kick the consumer, and put back what
 	// is in flight to the stream.
 	l.js.kick = make(chan struct{}, 1)
