@@ -164,7 +164,14 @@ func TestJetStreamHeldCopy(t *testing.T) {
 // past the gap: the next link gets it again after the missing one,
 // which comes meanwhile, and nothing is counted missed.
 func TestJetStreamSwapGivesBackHeld(t *testing.T) {
+	// e3 must still be held as the link closes, and, given back, it may
+	// come to the next link before e2: both wait within the wait.
+	reorderWait(t, longReorderWait)
 	j := newJSTest(t, "swapheld")
+	// The next link is ready before e3 is held: it does not consume
+	// until Release.
+	next := j.open(t, func(c *Config) { c.Held = true })
+	next.SetChannels([]string{"A"})
 	j.publish(t, "e1", 1)
 	waitFor(t, "e1", func() bool { return j.got.has("e1") })
 	j.publish(t, "e3", 3) // held, waiting for e2
@@ -174,13 +181,11 @@ func TestJetStreamSwapGivesBackHeld(t *testing.T) {
 		defer o.mu.Unlock()
 		return o.nHeld == 1
 	})
-	next := j.open(t, func(c *Config) { c.Held = true })
-	next.SetChannels([]string{"A"})
 	j.link.CloseInto(next)
 	j.publish(t, "e2", 2)
 	next.Release()
 	waitFor(t, "e2 and e3", func() bool { return len(j.got.list()) >= 3 })
-	time.Sleep(2 * jsReorderWait) // a copy, or a late count, would show by now
+	time.Sleep(500 * time.Millisecond) // a copy, or a late count, would show by now
 	if got, want := j.got.list(), []string{"e1", "e2", "e3"}; !slices.Equal(got, want) {
 		t.Errorf("delivered %v, want %v", got, want)
 	}
