@@ -304,19 +304,19 @@ func TestFlowBadReports(t *testing.T) {
 	}
 	subject := Subject("netcluster", "", "A")
 	forger := uuid.New().String()
-	// The sender subscribes to its reports once it has connected: until
-	// it hears one, what is sent is lost. Then, once the counts stand
-	// still, they are where the reports below count from.
-	waitFor(t, "the sender to hear reports", func() bool {
-		report("", "probe\n")
-		return sender.Stats().Malformed > 0
-	})
-	base := sender.Stats()
-	for still := time.Now(); time.Since(still) < 200*time.Millisecond; time.Sleep(10 * time.Millisecond) {
-		if st := sender.Stats(); st.Malformed != base.Malformed {
-			base, still = st, time.Now()
-		}
+	// The sender's subscription to its reports has reached NATS once
+	// its connection is flushed: from then on every report sent comes
+	// to it, and none is lost. A probe, counted malformed, shows that
+	// it hears them; once it is counted, the counts are where the
+	// reports below count from.
+	waitFor(t, "the sender connected", sender.Connected)
+	if err := sender.nc.Flush(); err != nil {
+		t.Fatal(err)
 	}
+	base := sender.Stats()
+	report("", "probe\n")
+	waitFor(t, "the sender to hear the probe", func() bool { return sender.Stats().Malformed == base.Malformed+1 })
+	base = sender.Stats()
 	report("", sender.epoch+" 1 1 "+subject+"\n")           // no node
 	report("not-a-uuid", sender.epoch+" 1 1 "+subject+"\n") // a bad node
 	report(forger, sender.epoch+" x 1 "+subject+"\n")       // a line that does not read
