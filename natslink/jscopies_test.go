@@ -237,6 +237,9 @@ func (h slowLine) WithGroup(string) slog.Handler            { return h }
 // consume (here, a log line that takes 300 ms): e3, stored before e2,
 // comes after it at once, not 30 s later (AckWait).
 func TestJetStreamHoldsAfterReset(t *testing.T) {
+	// e2 comes over 100 ms after e3 is held, and a published event
+	// waits for the stream's ack: within the wait on a loaded machine.
+	reorderWait(t, longReorderWait)
 	j := newJSTest(t, "reset", func(c *Config) {
 		c.ReconnectWait = 500 * time.Millisecond
 		c.Logger = slog.New(slowLine{msg: "consuming from JetStream", delay: 300 * time.Millisecond})
@@ -270,6 +273,7 @@ func TestJetStreamHoldsAfterReset(t *testing.T) {
 // sender with nothing held: the live one's next message started its
 // numbering afresh and went at once, ahead of the one before it.)
 func TestJetStreamManySenders(t *testing.T) {
+	reorderWait(t, longReorderWait) // "last" waits for the next publish
 	j := newJSTest(t, "many")
 	other := func(epoch int) {
 		m := nats.NewMsg(Subject("netcluster", "", "A"))
