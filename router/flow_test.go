@@ -164,23 +164,34 @@ func TestSlowListenerLosesNothing(t *testing.T) {
 // consumer) with the reason, and the healthy one loses nothing.
 func TestStoppedSubscriberDropped(t *testing.T) {
 	const n = 20_000 // about 5 MiB queued: far past the stopped one's mark
-	ts := routertest.NewServer(t, `"maxpending": 1048576, "stalltimeout": "300ms", "channels": {"A": {}}`)
+	// A stalltimeout of 1 s, not less: it is the healthy subscriber's
+	// too, which a loaded machine may leave unscheduled for a few
+	// hundred milliseconds.
+	ts := routertest.NewServer(t, `"maxpending": 1048576, "stalltimeout": "1s", "channels": {"A": {}}`)
 	stall := make(chan struct{})
 	stopped := dialStopped(t, ts, stall)
 	var healthy, pubc counter
 	healthy.listen(t, healthy.dial(t, ts, "A"), "seq", 0)
 	pub := pubc.dial(t, ts, "A")
-	emitAll(t, pub, "seq", n)
-	healthy.wait(t, "the healthy subscriber", n)
+	emitted := emitting(n, func(i int) error { return pub.Emit("seq", seqData(i)) })
 	routertest.WaitFor(t, "the stopped subscriber to be dropped", func() bool {
 		return stats(t, ts, "A").StallTimeouts == 1
 	})
-	close(stall) // read again, within the second the error frame waits
+	// Read again at once, within the second the error frame waits: the
+	// backlog before it, the socket's buffer and the batch being written,
+	// is thousands of events, which a loaded machine under the race
+	// detector is slow to get through. The rest of the stream and the
+	// healthy subscriber's reading come after.
+	close(stall)
 	select {
 	case <-stopped.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stopped subscriber's connection did not end")
 	}
+	if err := <-emitted; err != nil {
+		t.Fatal(err)
+	}
+	healthy.wait(t, "the healthy subscriber", n)
 	var se *bus.ServerError
 	if err := stopped.Err(); !errors.As(err, &se) || se.Code != bus.CodeSlowConsumer || !strings.Contains(se.Message, "stalltimeout") {
 		t.Errorf("the stopped subscriber ended with %v; want a ServerError with code %d (slow consumer) naming stalltimeout", err, bus.CodeSlowConsumer)
