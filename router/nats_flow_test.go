@@ -111,13 +111,15 @@ func TestNATSReplyFloodHoldsBack(t *testing.T) {
 // either format, once a later one comes: what the server delivered and
 // what it counted missed make every event sent. dropped_in counts the
 // messages dropped: as many with one event a message, fewer with packs.
-// The log says so once, though nats.go reports it again and again.
+// The log says so once (or once every 10 s of a longer stream), though
+// nats.go reports it again and again.
 // The sender's flow control is off ("flowcontrol": "none"), as it
 // would hold the sender back instead (TestNATSFlowControl).
 func TestNATSDroppedIn(t *testing.T) { bothFormats(t, testNATSDroppedIn) }
 
 func testNATSDroppedIn(t *testing.T, pack string) {
 	b := stuckBridge(t, pack, `"flowcontrol": "none"`)
+	start := time.Now()
 	sent := b.stream(t)
 	st := natsStats(t, b.s2)
 	got, missed, dropped := uint64(b.all.Count("seq")), st.MissedIn-b.before.MissedIn, st.DroppedIn-b.before.DroppedIn
@@ -131,12 +133,16 @@ func testNATSDroppedIn(t *testing.T, pack string) {
 		t.Errorf("the link delivered %d events, the subscriber heard %d", in, got)
 	}
 	// nats.go reports the drops dozens of times in a burst like this
-	// one; the log says so once (at most once every 10 s).
-	if c := logCount(b.s2, "events past the subscription's pending limits are dropped"); c != 1 {
-		t.Errorf("%d log lines about the drops of %d messages; want 1", c, dropped)
+	// one; the log says so once, and at most once every 10 s: again
+	// when the stream lasts longer, as it can under the race detector
+	// on a loaded machine, the receiver dropping until the burst is
+	// over.
+	most := 1 + int(time.Since(start)/(10*time.Second))
+	if c := logCount(b.s2, "events past the subscription's pending limits are dropped"); c < 1 || c > most {
+		t.Errorf("%d log lines about the drops of %d messages; want 1 to %d", c, dropped, most)
 	}
-	if c := logCount(b.s2, "their sender's numbering skips them"); c != 1 {
-		t.Errorf("%d log lines about the %d events missed; want 1", c, missed)
+	if c := logCount(b.s2, "their sender's numbering skips them"); c < 1 || c > most {
+		t.Errorf("%d log lines about the %d events missed; want 1 to %d", c, missed, most)
 	}
 	// peers shows whose events they were.
 	if lost, want := b.lostOf(t), fmt.Sprint(missed); lost != want {
