@@ -198,11 +198,14 @@ func testNATSFlowControl(t *testing.T, pack string, pendingMsgs, pendingBytes in
 // shares its window among the senders, so that together they keep no
 // more in flight than it can hold, and nothing is lost. Each given the
 // whole window (half the limits), the three would overrun it.
+//
+// The senders take nothing from NATS (sendOnly): they report to nobody,
+// and their clients get nothing of the others' streams.
 func TestNATSFlowControlSenders(t *testing.T) {
-	b := stuckBridge(t, "")
-	pubs := []*bus.Client{b.pub}
+	b := stuckBridgeOf(t, sendOnly, "")
+	senders, pubs := []*routertest.Server{b.s1}, []*bus.Client{b.pub}
 	for range 2 {
-		ts := patientSender(t, b.url)
+		ts := patientServer(t, b.url, sendOnly)
 		waitNATS(t, ts)
 		pub := ts.Dial(t, "A")
 		probes := b.all.Count("probe")
@@ -214,11 +217,9 @@ func TestNATSFlowControlSenders(t *testing.T) {
 			return b.all.Count("probe") > probes
 		})
 		routertest.WaitFor(t, "the receiver's report", func() bool { return natsStats(t, ts).FlowReceivers >= 1 })
-		pubs = append(pubs, pub)
+		senders, pubs = append(senders, ts), append(pubs, pub)
 	}
-	// Three heartbeats: the receiver has reported every sender's epoch
-	// with its share of the window.
-	time.Sleep(3 * 100 * time.Millisecond)
+	b.waitShares(t, senders, pubs)
 	const n = 10_000
 	errs := make(chan error, len(pubs))
 	for _, pub := range pubs {
@@ -245,12 +246,54 @@ func TestNATSFlowControlSenders(t *testing.T) {
 		return uint64(b.all.Count("seq")) + natsStats(t, b.s2).MissedIn - b.before.MissedIn
 	}
 	if !routertest.WaitProgress(func() bool { return accounted() >= uint64(want) }, accounted) {
-		t.Fatalf("%d of %d events delivered or counted missed, and none more for 10 s", accounted(), want)
+		t.Fatalf("%d of %d events delivered or counted missed, and none more for 10 s (%d messages dropped)",
+			accounted(), want, natsStats(t, b.s2).DroppedIn-b.before.DroppedIn)
 	}
 	routertest.Fence(t, b.s2, "A", b.all)
 	st := natsStats(t, b.s2)
 	if got, missed, dropped := b.all.Count("seq"), st.MissedIn-b.before.MissedIn, st.DroppedIn-b.before.DroppedIn; got != want || missed != 0 || dropped != 0 {
 		t.Errorf("%d of %d events delivered, %d missed, %d messages dropped; want all, none", got, want, missed, dropped)
+	}
+}
+
+// waitShares waits until each of the senders, whose clients are pubs,
+// has taken three reports from the receiver since the receiver last
+// delivered an event of every one of them: by then each sender holds a
+// report made while the receiver heard them all, with its share of the
+// window. A report on its way when the last event was delivered was
+// made before, maybe with a larger share; three make that one out of
+// the way. Waiting a fixed time instead, a loaded machine delayed a
+// report past it, and a sender went on with the whole window. The
+// senders take nothing from NATS (sendOnly), so what they count in
+// reports_in is the receiver's alone.
+func (b *bridge) waitShares(t *testing.T, senders []*routertest.Server, pubs []*bus.Client) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		probes := b.all.Count("probe")
+		for _, pub := range pubs {
+			if err := pub.Emit("probe", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		routertest.WaitFor(t, "a probe of every sender", func() bool { return b.all.Count("probe") >= probes+len(pubs) })
+		before := make([]uint64, len(senders))
+		for i, s := range senders {
+			before[i] = natsStats(t, s).ReportsIn
+		}
+		// A second at most, well within the receiver's peertimeout
+		// (2 s), past which it forgets a sender that sent nothing and
+		// reports to it no more: then the senders send again.
+		for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if !slices.ContainsFunc(senders, func(s *routertest.Server) bool {
+				return natsStats(t, s).ReportsIn < before[slices.Index(senders, s)]+3
+			}) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for three reports of the receiver at every sender")
+		}
 	}
 }
 
@@ -272,6 +315,15 @@ type bridge struct {
 // stuckBridge starts a bridge; extra are more members of the sender's
 // nats object, with pack.
 func stuckBridge(t *testing.T, pack string, extra ...string) *bridge {
+	return stuckBridgeOf(t, bridged, pack, extra...)
+}
+
+// sendOnly are the channels of a server that sends A's events to NATS
+// and takes none from it.
+const sendOnly = `"channels": {"A": {"propagatetonats": true}}`
+
+// stuckBridgeOf is stuckBridge whose sender has channels.
+func stuckBridgeOf(t *testing.T, channels, pack string, extra ...string) *bridge {
 	limits := "" // as the test set them (SetNATSPendingLimits)
 	if m, _ := router.NATSPendingLimits(); m == 0 {
 		// The receiving server's, as a user sets them: the lowest the
@@ -280,7 +332,7 @@ func stuckBridge(t *testing.T, pack string, extra ...string) *bridge {
 	}
 	ns := startNATS(t, 0)
 	url := ns.ClientURL()
-	b := &bridge{url: url, s1: patientSender(t, url, append([]string{pack}, extra...)...)}
+	b := &bridge{url: url, s1: patientServer(t, url, channels, append([]string{pack}, extra...)...)}
 	// The stopped reader is dropped after stalltimeout, well within the
 	// sender's peertimeout (5 s): the sender never leaves it out meanwhile.
 	b.s2 = routertest.NewServer(t, natsMembers(url, limits, `"maxframe": 16384, "maxpending": 65536, "stalltimeout": "500ms", `+bridged))
@@ -307,8 +359,14 @@ func stuckBridge(t *testing.T, pack string, extra ...string) *bridge {
 // again; the sender then left the receiver out, and events were lost.
 func patientSender(t testing.TB, url string, extra ...string) *routertest.Server {
 	t.Helper()
+	return patientServer(t, url, bridged, extra...)
+}
+
+// patientServer is patientSender with channels.
+func patientServer(t testing.TB, url, channels string, extra ...string) *routertest.Server {
+	t.Helper()
 	extra = slices.DeleteFunc(extra, func(s string) bool { return s == "" })
-	cfg := natsMembers(url, strings.Join(extra, ", "), bridged)
+	cfg := natsMembers(url, strings.Join(extra, ", "), channels)
 	patient := strings.Replace(cfg, `"peertimeout": "2s"`, `"peertimeout": "5s"`, 1)
 	if patient == cfg {
 		t.Fatal("natsMembers sets no peertimeout of 2 s to replace")
