@@ -48,7 +48,8 @@ func hasAll(in *inbox, n int) bool {
 // TestFlowControlWaitsForAStoppedReceiver: a receiver stopped for a
 // moment (shorter than peertimeout) holds the sender back to its window
 // instead of losing what its socket cannot hold; once it resumes, both
-// receivers have every message, in order, and none was lost or dropped.
+// receivers have every message, in order, and none of a's datagrams was
+// lost or dropped.
 func TestFlowControlWaitsForAStoppedReceiver(t *testing.T) {
 	mcasttest.Need(t)
 	port := mcasttest.Port()
@@ -68,16 +69,35 @@ func TestFlowControlWaitsForAStoppedReceiver(t *testing.T) {
 	held := a.Stats().MessagesSent
 	thaw()
 	wait()
-	waitFor(t, "b and c to have every message", func() bool { return hasAll(b.in, n) && hasAll(c.in, n) })
+	lostOfA := func(l *testLink) uint64 { return peerOf(l.Peers(), a.cfg.Node).Lost }
+	waitFor(t, "b and c to have every message, or to skip some", func() bool {
+		return hasAll(b.in, n) && hasAll(c.in, n) || lostOfA(b) != 0 || lostOfA(c) != 0
+	})
 	checkNumbered(t, b.in.all())
 	checkNumbered(t, c.in.all())
-	sa, sb, sc := a.Stats(), b.Stats(), c.Stats()
+	if !hasAll(b.in, n) || !hasAll(c.in, n) {
+		t.Errorf("b has %d messages and c %d, of %d", b.in.count(), c.in.count(), n)
+	}
+	aAtB, aAtC := peerOf(b.Peers(), a.cfg.Node), peerOf(c.Peers(), a.cfg.Node)
+	sa, sb, sc := a.Stats(), b.Stats(), c.Stats() // after: the totals are no smaller
 	t.Logf("n %d, window %d, sent %d while b was stopped; held %d times, %d ms", n, sb.Window, held, sa.FlowHeld, sa.FlowHeldMs)
+	if aAtB.Node != a.cfg.Node || aAtC.Node != a.cfg.Node {
+		t.Fatalf("b or c does not list a as a peer: %v, %v", aAtB.Node, aAtC.Node)
+	}
 	if held >= uint64(n) {
 		t.Errorf("a sent all %d messages while b was stopped", n)
 	}
-	if sb.Lost != 0 || sc.Lost != 0 || sa.QueueFull != 0 || sa.FlowExcluded != 0 {
-		t.Errorf("b lost %d, c lost %d, a refused %d and left out %d receivers", sb.Lost, sc.Lost, sa.QueueFull, sa.FlowExcluded)
+	// What flow control keeps from being lost is a's stream. b's own
+	// stream has a gap: a frozen link numbers the heartbeats it writes,
+	// and they never leave. a and c repair them from b's history once
+	// b resumes, or, when a busy machine keeps the repair from coming
+	// within the gap timeout, skip them and count them as lost.
+	lostB, lostC := aAtB.Lost, aAtC.Lost
+	if lostB != 0 || lostC != 0 || sa.QueueFull != 0 || sa.FlowExcluded != 0 {
+		t.Errorf("of a's stream, b lost %d and c lost %d; a refused %d and left out %d receivers", lostB, lostC, sa.QueueFull, sa.FlowExcluded)
+	}
+	if sb.Lost != lostB || sc.Lost != lostC {
+		t.Logf("of other streams, b lost %d and c lost %d", sb.Lost-lostB, sc.Lost-lostC)
 	}
 	if p := peerOf(a.Peers(), cfgB.Node); p.Flow.HeldBack == 0 || !p.Flow.Live || p.Flow.Window == 0 {
 		t.Errorf("a's view of b: %+v", p.Flow)
