@@ -107,17 +107,7 @@ func TestNetReplyThroughReload(t *testing.T) {
 	if _, err := rc.Once("ask", func(m bus.Message) { asked <- m }); err != nil {
 		t.Fatal(err)
 	}
-	var m bus.Message
-	for got := false; !got; {
-		if err := asker.Emit("ask", nil); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case m = <-asked:
-			got = true
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	m := askUntilHeard(t, asker, "ask", asked)
 	stop := make(chan struct{})
 	sent := make(chan int, 1)
 	go func() {

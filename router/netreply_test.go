@@ -195,20 +195,7 @@ func replyFlood(t *testing.T, ask, answer *routertest.Server, n int) {
 	}
 	// Asked with Emit, not Request: every reply then goes to the
 	// listener. Asked again until the request crosses, as probe does.
-	var req bus.Message
-	deadline := time.After(20 * time.Second)
-	for asking := true; asking; {
-		if err := asker.Emit("get", nil); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case req = <-asked:
-			asking = false
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("no request crossed to the responder in 20 s")
-		}
-	}
+	req := askUntilHeard(t, asker, "get", asked)
 	id := asker.ID()
 	replied := emitting(n, func(i int) error { return rc.Reply(req, floodData(i)) })
 	waitPastHigh(t, ask, "A", id, func() bool { return sub.disconnects.Load() != 0 })
@@ -249,4 +236,24 @@ func floodSeq(m bus.Message) int {
 		return -1
 	}
 	return int(binary.BigEndian.Uint32(m.Data[3:]))
+}
+
+// askUntilHeard emits event from asker, again every 50 ms, until the
+// responder's listener passes one on to heard (the first ones may reach
+// no peer yet), and returns it; it fails the test after 20 s.
+func askUntilHeard(t *testing.T, asker *bus.Client, event string, heard <-chan bus.Message) bus.Message {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		if err := asker.Emit(event, nil); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-heard:
+			return m
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("no %q crossed to the responder in 20 s", event)
+		}
+	}
 }
