@@ -151,7 +151,9 @@ func OnReconnect(f func()) Option { return func(o *options) { o.onReconnect = f 
 // noticed between timeout and timeout+interval/4 after the last frame
 // from it. A server that reads what the client writes, however slowly
 // (it holds the publisher back, and the ping waits behind the events),
-// counts as heard from: 64 KiB written is a sign of life. The defaults
+// counts as heard from: 64 KiB written is a sign of life. A server that
+// reads nothing at all for a while, holding the publisher back, pings
+// the client meanwhile (PROTOCOL.md § 5.1). The defaults
 // are 5 s and 15 s; an interval of 0 turns pinging
 // off. timeout is raised to twice interval when it is smaller. Pings
 // need a server of protocol version 2 or later (PROTOCOL.md § 4.5);

@@ -90,6 +90,10 @@ type Conn struct {
 	version uint64
 	pings   atomic.Uint64 // pings and pongs received from the client
 	live    liveness      // the liveness check's; only its goroutine uses it
+	// inRead is set while the read loop waits in a read of the socket
+	// (socketReader): a client that sends nothing then is silent of its
+	// own accord; otherwise the server holds its reader.
+	inRead atomic.Bool
 
 	// Back-pressure (flow.go), in monoNow nanoseconds: when the queue
 	// last passed its high-water mark, when the writer last wrote a
@@ -181,7 +185,7 @@ func (c *Conn) pendingNow() int {
 func (c *Conn) serve() {
 	defer c.ch.wg.Done()
 	writerDone := make(chan struct{})
-	br := bufio.NewReaderSize(c.nc, firstReadBuffer)
+	br := bufio.NewReaderSize(socketReader{c}, firstReadBuffer)
 	// The connection is among the channel's receivers from its accept on,
 	// so events that arrive while its protocol is unknown are held in its
 	// queue; the writer starts once the protocol is known.
@@ -216,6 +220,18 @@ func (c *Conn) serve() {
 	c.queue, c.spare, c.pending = sendQueue{}, sendQueue{}, 0
 	c.mu.Unlock()
 	c.ch.remove(c)
+}
+
+// socketReader reads c's socket for the read loop, and marks the time
+// it waits in a read (Conn.inRead). Two atomic stores per read of up to
+// 32 KiB cost nothing beside the system call.
+type socketReader struct{ c *Conn }
+
+func (r socketReader) Read(p []byte) (int, error) {
+	r.c.inRead.Store(true)
+	n, err := r.c.nc.Read(p)
+	r.c.inRead.Store(false)
+	return n, err
 }
 
 func (c *Conn) isDead() bool {

@@ -62,8 +62,10 @@ const (
 // 0. Long enough that a healthy client paused by a collection, a busy
 // machine or a listener that works for a few hundred milliseconds is
 // never dropped; short enough that the publishers a dead client holds
-// are back within two seconds, well within the client's ping timeout
-// (15 s), which a held reader does not answer meanwhile.
+// are back within two seconds. A held reader reads none of its client's
+// pings meanwhile; the liveness check pings the client instead
+// (checkLiveness), so that a longer hold does not cost it its
+// connection.
 const DefaultStallTimeout = 2 * time.Second
 
 // maxNetHold bounds how long the network link waits for one client past

@@ -22,6 +22,7 @@ var (
 type liveness struct {
 	heard  uint64    // frames received, as last seen
 	since  time.Time // when heard last moved; zero before the first look
+	held   time.Time // since when its reader has been held; zero when it is not
 	pinged time.Time // when the last ping went out
 }
 
@@ -60,18 +61,39 @@ func (ch *Channel) livenessLoop() {
 // has sent nothing for the ping interval, and drops one that has sent
 // nothing for the ping timeout. Clients of older versions and JSON
 // clients know no pings and are left alone.
+//
+// A client whose reader the server holds is not read: its silence is
+// the server's doing, and it is never dropped for it. Its reader is
+// held when it waits for a client past its high-water mark (flow.go),
+// or when it is anywhere but in a read of the socket and the client's
+// frames have not moved: the Handler waits, as a link's flow control
+// makes it. Such a client hears nothing from a server that reads none
+// of its pings, so it is pinged every interval while held: the ping is
+// a sign of life to the client's own check (bus.Ping), which would
+// otherwise give the server up and reconnect, cutting the write it is
+// in. Its answer waits behind what the client is writing.
 func (ch *Channel) checkLiveness(p *pingConfig, now time.Time) {
 	for _, c := range ch.receiverList() {
 		if c.removed.Load() || c.mode.Load() != modeBinary || c.version < wire.PingVersion {
 			continue
 		}
 		heard := c.framesIn.Load() + c.pings.Load()
-		// A client whose reader is held (flow.go) is not read: its
-		// silence is the server's doing.
-		if heard != c.live.heard || c.live.since.IsZero() || c.waitingOn.Load() != nil {
-			c.live.heard, c.live.since = heard, now
+		if heard != c.live.heard || c.live.since.IsZero() {
+			c.live.heard, c.live.since, c.live.held = heard, now, time.Time{}
 			continue
 		}
+		if c.waitingOn.Load() != nil || !c.inRead.Load() {
+			c.live.since = now
+			if c.live.held.IsZero() {
+				c.live.held = now
+			}
+			if now.Sub(c.live.held) >= p.interval && now.Sub(c.live.pinged) >= p.interval {
+				c.Send(pingFrame)
+				c.live.pinged = now
+			}
+			continue
+		}
+		c.live.held = time.Time{}
 		switch idle := now.Sub(c.live.since); {
 		case idle >= p.timeout:
 			ch.pingTimeouts.Add(1)
