@@ -290,16 +290,14 @@ func (c *Conn) finish(level slog.Level, code wire.ErrorCode, reason string, grac
 	c.pending += cost + c.queue.add(frame, nil, cost)
 	c.closeAfter, c.lastWords = true, frame
 	c.wakeHeldLocked()
+	if grace > 0 {
+		// Set before the writer is woken: lastWordsOut replaces it.
+		c.graceTimer = time.AfterFunc(grace, func() { c.kill(slog.LevelWarn, "client did not read its last frames") })
+	}
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
-	}
-	if grace > 0 {
-		t := time.AfterFunc(grace, func() { c.kill(slog.LevelWarn, "client did not read its last frames") })
-		c.mu.Lock()
-		c.graceTimer = t
-		c.mu.Unlock()
 	}
 }
 

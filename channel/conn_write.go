@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"syscall"
+	"time"
 
 	"github.com/netcluster/netcluster/internal/wire"
 )
@@ -145,7 +146,7 @@ func (c *Conn) writeLoop() {
 				closeNow := c.closeAfter
 				c.mu.Unlock()
 				if closeNow {
-					c.kill(slog.LevelDebug, "")
+					c.lastWordsOut()
 					return
 				}
 				break
@@ -180,6 +181,31 @@ func (c *Conn) writeLoop() {
 			}
 		}
 	}
+}
+
+// lastWordsOut ends the writer once a finishing client's last frames
+// are out. Its socket may still hold events it sent before it heard why
+// it is closed (a slow consumer, a ping timeout): they are handled as
+// any it sent before, or it would take them for delivered. So only the
+// writing half closes, and the client reads the end of the stream after
+// the error frame; the read loop reads on up to the client's own close,
+// after which serve closes the socket, or for errorGrace at most. A read
+// loop that has ended already (a protocol error, the channel stopping)
+// is not waited for: serve closes the socket at once.
+func (c *Conn) lastWordsOut() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		c.kill(slog.LevelDebug, "")
+		return
+	}
+	c.mu.Lock()
+	if c.graceTimer != nil {
+		c.graceTimer.Stop()
+	}
+	c.graceTimer = time.AfterFunc(errorGrace, func() {
+		c.kill(slog.LevelWarn, "client sent on for "+errorGrace.String()+" after its error frame")
+	})
+	c.mu.Unlock()
 }
 
 // writeBatch writes a batch taken from the queue, in chunks
