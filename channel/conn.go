@@ -69,6 +69,7 @@ type Conn struct {
 	spare      sendQueue   // the arrays of the last batch written, for reuse
 	wbufs      net.Buffers // what WriteTo consumes, a field so as not to escape per write; writer only
 	wsent      [][]byte    // the entries of wbufs before WriteTo consumed them; writer only
+	wdeadline  int64       // when the writer last set the write deadline (writeBuffers), monoNow; writer only
 	pending    int         // what the queued frames cost, being written or not (entryCost)
 	closeAfter bool        // close once the queue is written
 	lastWords  []byte      // the error message finish queued, which is not an event (unsentEvents)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"syscall"
 	"time"
 
@@ -229,7 +230,7 @@ func (c *Conn) writeBatch(batch *sendQueue) error {
 		c.wsent = append(c.wsent[:0], frames[:n]...)
 		c.wbufs = frames[:n:n]
 		var wrote int64
-		wrote, err = c.wbufs.WriteTo(c.nc)
+		wrote, err = c.writeBuffers()
 		c.wbufs = nil
 		if err != nil {
 			// The client gets neither the frames the write cut short
@@ -272,6 +273,35 @@ func (c *Conn) writeBatch(batch *sendQueue) error {
 	}
 	c.mu.Unlock()
 	return err
+}
+
+// writeBuffers writes c.wbufs, consuming them, and returns how many
+// bytes it wrote. A write into a full socket goes on only as the client
+// reads the socket's buffer well down, so a chunk can take a client
+// that reads slowly but steadily longer than the stall timeout. The
+// write runs under a deadline of a quarter of the stall timeout, to
+// record (tookAt) each time some of it went out: checkStall then takes
+// the client for one that reads. The deadline is set again only once
+// half of it has passed, so a stream of small writes does not move a
+// timer each.
+func (c *Conn) writeBuffers() (int64, error) {
+	step := max(c.ch.limits.Load().stall/4, time.Millisecond)
+	var total int64
+	for {
+		if now := monoNow(); c.wdeadline == 0 || now-c.wdeadline >= int64(step/2) {
+			c.nc.SetWriteDeadline(time.Now().Add(step))
+			c.wdeadline = now
+		}
+		n, err := c.wbufs.WriteTo(c.nc)
+		total += n
+		if !errors.Is(err, os.ErrDeadlineExceeded) || len(c.wbufs) == 0 || c.isDead() {
+			return total, err
+		}
+		c.wdeadline = 0 // passed: set it again
+		if n > 0 {
+			c.tookAt.Store(monoNow())
+		}
+	}
 }
 
 // drop counts n events meant for the client that it is never sent, for

@@ -17,3 +17,10 @@ func (c *Conn) CachedNames() int {
 
 // MaxCachedNames bounds a filter's cache.
 const MaxCachedNames = maxCachedNames
+
+// Progress is when the writer last recorded that the client took some
+// of what it writes (monoNow nanoseconds), and the bytes it has written
+// in whole chunks.
+func (c *Conn) Progress() (tookAt int64, bytesOut uint64) {
+	return c.tookAt.Load(), c.bytesOut.Load()
+}

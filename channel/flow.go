@@ -256,10 +256,11 @@ func (r *Conn) checkStall(lim *limits, now int64) {
 		return
 	}
 	// The writer's progress comes in steps: a write into a full socket
-	// returns only once the client has read most of the socket's buffer,
+	// goes on only once the client has read most of the socket's buffer,
 	// which a client reading slowly but steadily can take longer than
-	// stalltimeout to do. What the socket still holds, going down since
-	// the last look, says the client is reading.
+	// stalltimeout to do. The writer records each step within a chunk
+	// (writeBuffers); what the socket still holds, going down since the
+	// last look, says the client is reading between the steps.
 	if unread, ok := socketUnread(r.nc); ok {
 		if prev := r.unread.Swap(int64(unread)); int64(unread) < prev {
 			r.tookAt.Store(now)
