@@ -51,7 +51,8 @@ type Config struct {
 	// that speak protocol version 2 or later: a client from which
 	// nothing has come for PingInterval is sent a Ping, and one from
 	// which nothing has come for PingTimeout is dropped (error code
-	// PingTimeout). A PingInterval of 0 turns the check off. A
+	// PingTimeout). A PingInterval of 0 turns the check off: only the
+	// clients the server holds back are pinged then (checkLiveness). A
 	// PingTimeout below twice PingInterval is raised to that.
 	PingInterval time.Duration
 	PingTimeout  time.Duration

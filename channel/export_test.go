@@ -1,6 +1,9 @@
 package channel
 
-import "log/slog"
+import (
+	"log/slog"
+	"time"
+)
 
 // Kill closes the connection at once, as a connection that breaks ends:
 // what is queued for it is dropped.
@@ -23,4 +26,12 @@ const MaxCachedNames = maxCachedNames
 // in whole chunks.
 func (c *Conn) Progress() (tookAt int64, bytesOut uint64) {
 	return c.tookAt.Load(), c.bytesOut.Load()
+}
+
+// SetHeldPingEvery changes how often a held client is pinged, for the
+// channels opened until restore is called.
+func SetHeldPingEvery(d time.Duration) (restore func()) {
+	old := heldPingEvery
+	heldPingEvery = d
+	return func() { heldPingEvery = old }
 }

@@ -21,13 +21,13 @@ const (
 	heldFor          = 3 * time.Second
 )
 
-// heldPublisher dials ch with the liveness check above, and counts the
-// times it loses its connection.
-func heldPublisher(t *testing.T, ch *channel.Channel) (*bus.Client, *atomic.Int64) {
+// heldPublisher dials ch with the client's liveness check of interval
+// and timeout, and counts the times it loses its connection.
+func heldPublisher(t *testing.T, ch *channel.Channel, interval, timeout time.Duration) (*bus.Client, *atomic.Int64) {
 	t.Helper()
 	var disconnects atomic.Int64
 	c, err := bus.Dial(context.Background(), ch.Name(), bus.Socket(ch.Path()), bus.Name("held"),
-		bus.Ping(heldPingInterval, heldPingTimeout),
+		bus.Ping(interval, timeout),
 		bus.OnDisconnect(func(error) { disconnects.Add(1) }))
 	if err != nil {
 		t.Fatal(err)
@@ -55,23 +55,39 @@ func checkKept(t *testing.T, ch *channel.Channel, pub *bus.Client, disconnects *
 // Handler, as a link's flow control makes it wait, for three ping
 // timeouts, keeps its connection. The server, which reads nothing from
 // it meanwhile, does not drop it, and pings it, so that the client,
-// which hears nothing else, does not give the server up.
+// which hears nothing else, does not give the server up. It pings it
+// with its own pinging off too: the client does not know that setting.
 func TestHeldByHandlerKeptAlive(t *testing.T) {
+	t.Run("pinging", func(t *testing.T) {
+		heldByHandler(t, heldPingInterval, heldPingInterval, heldPingTimeout, heldFor)
+	})
+	t.Run("off", func(t *testing.T) {
+		// Held clients are pinged every 2 s by default; as often as
+		// the client pings here.
+		t.Cleanup(channel.SetHeldPingEvery(heldPingInterval))
+		heldByHandler(t, 0, heldPingInterval, heldPingTimeout, heldFor)
+	})
+}
+
+// heldByHandler is TestHeldByHandlerKeptAlive with the server's ping
+// interval serverPing, the client's check of interval and timeout, and
+// a hold of held.
+func heldByHandler(t *testing.T, serverPing, interval, timeout, held time.Duration) {
 	release := make(chan struct{})
 	var handled atomic.Int64
-	ch := listen(t, channel.Config{Name: "A", PingInterval: heldPingInterval, PingTimeout: heldPingTimeout,
+	ch := listen(t, channel.Config{Name: "A", PingInterval: serverPing, PingTimeout: 5 * serverPing,
 		Handler: func(from *channel.Conn, ev *channel.Event) {
 			if handled.Add(1) == 1 {
 				<-release
 			}
 		}})
-	pub, disconnects := heldPublisher(t, ch)
+	pub, disconnects := heldPublisher(t, ch, interval, timeout)
 	if err := pub.Emit("first", 1); err != nil {
 		t.Fatal(err)
 	}
 	routertest.WaitFor(t, "the Handler to hold the first event", func() bool { return handled.Load() == 1 })
 	conn := ch.Client(pub.ID()).Info().Conn
-	time.Sleep(heldFor)
+	time.Sleep(held)
 	close(release)
 	if err := pub.Emit("second", 2); err != nil {
 		t.Fatal(err)
@@ -90,7 +106,7 @@ func TestHeldByFlowControlKeptAlive(t *testing.T) {
 	// A client of protocol version 1 knows no pings: the server leaves
 	// its silence alone while it reads nothing.
 	slow := rawHelloTo(t, ch, wire.Hello{Version: 1, Name: "slow"})
-	pub, disconnects := heldPublisher(t, ch)
+	pub, disconnects := heldPublisher(t, ch, heldPingInterval, heldPingTimeout)
 	conn := ch.Client(pub.ID()).Info().Conn
 
 	const events = 20000

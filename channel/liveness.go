@@ -22,7 +22,7 @@ var (
 type liveness struct {
 	heard  uint64    // frames received, as last seen
 	since  time.Time // when heard last moved; zero before the first look
-	held   time.Time // since when its reader has been held; zero when it is not
+	held   bool      // its reader was held at the last look
 	pinged time.Time // when the last ping went out
 }
 
@@ -40,7 +40,7 @@ func (ch *Channel) livenessLoop() {
 	defer ch.wg.Done()
 	for {
 		p := ch.ping.Load()
-		period := time.Second // off: look again for a new setting
+		period := heldPingEvery / 4 // off: held clients only
 		if p.interval > 0 {
 			period = max(p.interval/4, time.Millisecond)
 		}
@@ -51,15 +51,21 @@ func (ch *Channel) livenessLoop() {
 			return
 		case <-t.C:
 		}
-		if p.interval > 0 {
-			ch.checkLiveness(p, time.Now())
-		}
+		ch.checkLiveness(p, time.Now())
 	}
 }
 
+// heldPingEvery bounds how long a client whose reader the server holds
+// goes without a ping (checkLiveness): well within the Go client's ping
+// timeout (15 s), whatever pinginterval is, and with pinging off too,
+// as the client's own check does not know the server's setting. A
+// variable for tests, set before the channel opens.
+var heldPingEvery = 2 * time.Second
+
 // checkLiveness pings each client of protocol version 2 or later that
 // has sent nothing for the ping interval, and drops one that has sent
-// nothing for the ping timeout. Clients of older versions and JSON
+// nothing for the ping timeout; with pinging off (interval 0), it only
+// pings the held clients, as below. Clients of older versions and JSON
 // clients know no pings and are left alone.
 //
 // A client whose reader the server holds is not read: its silence is
@@ -68,32 +74,41 @@ func (ch *Channel) livenessLoop() {
 // or when it is anywhere but in a read of the socket and the client's
 // frames have not moved: the Handler waits, as a link's flow control
 // makes it. Such a client hears nothing from a server that reads none
-// of its pings, so it is pinged every interval while held: the ping is
-// a sign of life to the client's own check (bus.Ping), which would
-// otherwise give the server up and reconnect, cutting the write it is
-// in. Its answer waits behind what the client is writing.
+// of its pings, so it is pinged while held, every ping interval or
+// heldPingEvery if that is shorter: the ping is a sign of life to the
+// client's own check (bus.Ping), which would otherwise give the server
+// up and reconnect, cutting the write it is in. Its answer waits behind
+// what the client is writing.
 func (ch *Channel) checkLiveness(p *pingConfig, now time.Time) {
+	every := heldPingEvery
+	if p.interval > 0 {
+		every = min(every, p.interval)
+	}
 	for _, c := range ch.receiverList() {
 		if c.removed.Load() || c.mode.Load() != modeBinary || c.version < wire.PingVersion {
 			continue
 		}
 		heard := c.framesIn.Load() + c.pings.Load()
 		if heard != c.live.heard || c.live.since.IsZero() {
-			c.live.heard, c.live.since, c.live.held = heard, now, time.Time{}
+			c.live.heard, c.live.since, c.live.held = heard, now, false
 			continue
 		}
 		if c.waitingOn.Load() != nil || !c.inRead.Load() {
-			c.live.since = now
-			if c.live.held.IsZero() {
-				c.live.held = now
-			}
-			if now.Sub(c.live.held) >= p.interval && now.Sub(c.live.pinged) >= p.interval {
+			// Held since its last frame at the latest.
+			c.live.held = true
+			if now.Sub(c.live.since) >= every && now.Sub(c.live.pinged) >= every {
 				c.Send(pingFrame)
 				c.live.pinged = now
 			}
 			continue
 		}
-		c.live.held = time.Time{}
+		if c.live.held {
+			// Let go just now: its silence counts from here.
+			c.live.held, c.live.since = false, now
+		}
+		if p.interval == 0 {
+			continue
+		}
 		switch idle := now.Sub(c.live.since); {
 		case idle >= p.timeout:
 			ch.pingTimeouts.Add(1)

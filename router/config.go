@@ -147,8 +147,8 @@ type Config struct {
 	Metrics string
 	// PingInterval ("pinginterval", a duration) is how long a client of
 	// protocol version 2 or later may send nothing before the server
-	// pings it: 10ms..1h, or 0 to ping nobody and drop nobody for
-	// silence. Default 10 s.
+	// pings it: 10ms..1h, or 0 to drop nobody for silence and ping only
+	// the publishers the server holds back. Default 10 s.
 	PingInterval time.Duration
 	// PingTimeout ("pingtimeout", a duration) is how long such a client
 	// may send nothing, not even the answer to a ping, before the server
