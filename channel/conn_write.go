@@ -190,24 +190,55 @@ func (c *Conn) writeLoop() {
 // any it sent before, or it would take them for delivered. So only the
 // writing half closes, and the client reads the end of the stream after
 // the error frame; the read loop reads on up to the client's own close,
-// after which serve closes the socket, or for errorGrace at most. A read
-// loop that has ended already (a protocol error, the channel stopping)
-// is not waited for: serve closes the socket at once.
+// after which serve closes the socket, or for errorGrace at most
+// (readOnOrClose). A read loop that has ended already (a protocol error,
+// the channel stopping) is not waited for: serve closes the socket at
+// once.
 func (c *Conn) lastWordsOut() {
 	cw, ok := c.nc.(interface{ CloseWrite() error })
 	if !ok || cw.CloseWrite() != nil {
 		c.kill(slog.LevelDebug, "")
 		return
 	}
+	c.readOnOrClose(time.Now(), errorGrace)
+}
+
+// maxReadOn bounds how long a finished client's read loop reads on while
+// the server, not the client, keeps it from reaching the client's close.
+const maxReadOn = 30 * time.Second
+
+// readOnOrClose closes the socket of a finished client after wait,
+// unless its read loop is not waiting for the client then: the Handler
+// holds it (a link's flow control), or it waits for a client past its
+// high-water mark, or it is busy with what it read. What the client sent
+// is then read on, and the socket closed only once the read loop waits
+// for the client, or maxReadOn after its error frame went out.
+func (c *Conn) readOnOrClose(since time.Time, wait time.Duration) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.graceTimer != nil {
 		c.graceTimer.Stop()
 	}
-	c.graceTimer = time.AfterFunc(errorGrace, func() {
-		c.kill(slog.LevelWarn, "client sent on for "+errorGrace.String()+" after its error frame")
+	c.graceTimer = time.AfterFunc(wait, func() {
+		select {
+		case <-c.readDone:
+			return // serve closes the socket
+		case <-c.dead:
+			return
+		default:
+		}
+		if !c.inRead.Load() && time.Since(since) < maxReadOn {
+			c.readOnOrClose(since, recheckReadOn)
+			return
+		}
+		c.kill(slog.LevelWarn, fmt.Sprintf("the client did not close its end within %v of its error frame; what it sent since is not read",
+			time.Since(since).Round(time.Millisecond)))
 	})
-	c.mu.Unlock()
 }
+
+// recheckReadOn is how often readOnOrClose looks again at a read loop
+// that the server holds.
+const recheckReadOn = 50 * time.Millisecond
 
 // writeBatch writes a batch taken from the queue, in chunks
 // (writeChunkFrames, writeChunkBytes): after each, what it cost leaves

@@ -20,8 +20,17 @@ import (
 // are handled as any other. The server closes only its writing half
 // after the error frame, and reads on up to the client's own close;
 // before, it closed the socket, and the client took events that nobody
-// read for delivered.
+// read for delivered. It reads on past the grace of a second, too, for
+// as long as the Handler holds the read loop ("held").
 func TestDroppedClientsEventsHandled(t *testing.T) {
+	t.Run("prompt", func(t *testing.T) { droppedClientsEvents(t, 0) })
+	t.Run("held", func(t *testing.T) { droppedClientsEvents(t, 1500*time.Millisecond) })
+}
+
+// droppedClientsEvents is TestDroppedClientsEventsHandled with the
+// Handler holding the dropped client's first event for held after the
+// client closed.
+func droppedClientsEvents(t *testing.T, held time.Duration) {
 	const events = 300
 	// The Handler holds the dropped client's first event until the test
 	// lets it go, so that the others wait unread in its socket.
@@ -102,6 +111,7 @@ func TestDroppedClientsEventsHandled(t *testing.T) {
 		}
 	}
 	x.nc.Close()
+	time.Sleep(held)
 	letGo()
 
 	count := func() int {
