@@ -43,11 +43,12 @@ func TestQueuedMessagesArePacked(t *testing.T) {
 		}
 	}
 	// a counts a datagram once its write returns, which can be after b
-	// has read it.
+	// has read it: the heartbeat's too, so a's count of datagrams is
+	// waited for as well (under load it once lagged b's heartbeat).
 	// The first heartbeat may be queued after the messages, when the
 	// housekeeping goroutine starts late.
 	waitFor(t, "a to count its 100 messages and its heartbeat sent", func() bool {
-		return a.Stats().MessagesSent == 100 && b.Stats().Heartbeats >= 1
+		return a.Stats().MessagesSent == 100 && b.Stats().Heartbeats >= 1 && a.Stats().DatagramsSent >= 4
 	})
 	// The heartbeat, then 45 + 45 + 10 records; or, if the writer took
 	// some messages with the heartbeat before it was held, one datagram
