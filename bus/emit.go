@@ -185,7 +185,10 @@ func growOut(out []byte, n, sendBuffer int) []byte {
 // a write meanwhile, the events of that write may be lost (never sent
 // twice): Flush then returns an error that matches ErrDisconnected.
 // Written is not read: a server that closes the connection without
-// reading what the socket holds loses it, and Flush cannot tell.
+// reading what the socket holds loses it, and Flush cannot tell. A
+// server that drops the client (a slow consumer, a ping timeout) reads
+// what it sent up to its close, and the client lets the write it is in
+// end before it closes (PROTOCOL.md § 7).
 func (c *Client) Flush(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() {
 		c.mu.Lock()

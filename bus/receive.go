@@ -73,6 +73,7 @@ func (r *reception) frame(body []byte, inBuffer bool) bool {
 		if err != nil {
 			return r.end(fmt.Errorf("bus: from channel %q: %w", c.channel, err))
 		}
+		c.lastWrite(s)
 		return r.end(&ServerError{Code: e.Code, Message: e.Message})
 	case t == wire.FramePing && s.welcome.Version >= wire.PingVersion:
 		if err := wire.DecodePing(body); err != nil {

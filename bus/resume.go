@@ -103,6 +103,27 @@ func (c *Client) resumed(s *session) {
 	}
 }
 
+// lastWrite lets the write in progress on connection s end before the
+// reader ends s for the server's Error frame. A server that drops a
+// client (a slow consumer, a ping timeout) reads on what it sent up to
+// its close (PROTOCOL.md § 8): the events of that write are delivered,
+// where closing at once would cut it and lose them. No write starts
+// meanwhile: Emit keeps events for the next connection, as while
+// disconnected. A server that reads nothing more makes the write fail,
+// or the pinger, or Close, ends s.
+func (c *Client) lastWrite(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == s {
+		c.sess = nil
+		c.drained = s // Close ends it
+		c.space.Broadcast()
+	}
+	for c.writing && c.drained == s {
+		c.space.Wait()
+	}
+}
+
 // drainFrame is the Drain frame; never modified.
 var drainFrame = wire.AppendDrain(nil)
 
