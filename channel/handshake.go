@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -84,6 +85,9 @@ func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
 		c.sendFinal(wire.CodeProtocol, "hello: "+err.Error())
 		return modeUndecided
 	}
+	if !c.awaitEarlier(h.Own) {
+		return modeUndecided
+	}
 	c.setReadDeadline(time.Time{})
 	w := wire.Welcome{
 		Version:  version,
@@ -160,4 +164,46 @@ func (c *Conn) sendFinal(code wire.ErrorCode, reason string) {
 	c.logger().Warn("closing client", "reason", reason)
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.nc.Write(wire.AppendError(nil, &wire.ErrorFrame{Code: code, Message: reason}))
+}
+
+// earlierWait bounds how long a new connection waits for the client's
+// earlier ones (awaitEarlier): as long as a dropped client's socket is
+// read on, and a little more.
+const earlierWait = maxReadOn + errorGrace
+
+// awaitEarlier waits until the read loop of each earlier connection of
+// the client (own, from its Hello) that is still on the channel has
+// ended, so that every event the client sent on them enters the channel
+// before any it sends on this one: its order holds across a
+// reconnection. A dropped client's socket is read to its end
+// (lastWordsOut), which takes a while when the server holds that reader.
+// An earlier connection still read after earlierWait is closed, and
+// what its socket still held is lost. Meanwhile this connection counts
+// as waiting on the earlier one (flow.go): that reader is never held
+// for the events it queues here. It reports false when the channel
+// stops reading, or this connection dies.
+func (c *Conn) awaitEarlier(own [][16]byte) bool {
+	deadline := time.Now().Add(earlierWait)
+	defer c.waitingOn.Store(nil)
+	for _, id := range own {
+		old := c.ch.Client(id)
+		if old == nil || old == c {
+			continue
+		}
+		c.waitingOn.Store(old)
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-old.readDone:
+		case <-t.C:
+			old.kill(slog.LevelWarn, fmt.Sprintf("the client connected again, and this earlier connection was still read %v later: what it still held is lost", earlierWait))
+		case <-c.ch.liveStop:
+			t.Stop()
+			return false
+		case <-c.dead:
+			t.Stop()
+			return false
+		}
+		t.Stop()
+	}
+	return true
 }
