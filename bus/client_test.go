@@ -566,7 +566,7 @@ func TestFlushAfterFailedWrite(t *testing.T) {
 					close(cut)
 					t.Fatal("Flush neither returned nor waited for a writer stuck in a full socket")
 				}
-				if stacksShow(`[IO wait`, "bus.(*session).writeChunks(") && stacksShow(`[sync.Cond.Wait`, "bus.(*Client).Flush(") {
+				if routertest.StacksShow(`[IO wait`, "bus.(*session).writeChunks(") && routertest.StacksShow(`[sync.Cond.Wait`, "bus.(*Client).Flush(") {
 					flushed = f // the writer waits in a write, and Flush for it
 				}
 				continue
@@ -578,28 +578,6 @@ func TestFlushAfterFailedWrite(t *testing.T) {
 	if err := <-flushed; !errors.Is(err, bus.ErrDisconnected) {
 		t.Errorf("Flush returned %v, though the write it waited for failed", err)
 	}
-}
-
-// stacksShow reports whether some goroutine is in state (the start of
-// what its header's brackets hold, such as "[IO wait") with call among
-// its frames.
-func stacksShow(state, call string) bool {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		header, _, _ := strings.Cut(g, "\n")
-		if strings.Contains(header, state) && strings.Contains(g, call) {
-			return true
-		}
-	}
-	return false
 }
 
 // TestFlushNoEventLost: a write of pongs alone that a broken connection

@@ -3,13 +3,9 @@ package channel_test
 import (
 	"errors"
 	"io"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/netcluster/netcluster/bus"
 	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router/routertest"
@@ -32,66 +28,24 @@ func TestDroppedClientsEventsHandled(t *testing.T) {
 // client closed.
 func droppedClientsEvents(t *testing.T, held time.Duration) {
 	const events = 300
-	// The Handler holds the dropped client's first event until the test
-	// lets it go, so that the others wait unread in its socket.
-	release := make(chan struct{})
-	var holding atomic.Bool
-	node := uuid.New()
-	var ch *channel.Channel
-	ch = listen(t, channel.Config{Name: "A", Node: node, MaxPending: 64 << 10, Overflow: channel.OverflowDrop,
-		Handler: func(from *channel.Conn, ev *channel.Event) {
-			if from.Info().Name == "dropped" && holding.CompareAndSwap(false, true) {
-				<-release
-			}
-			ch.SendEvent(ev, from)
-		}})
-	letGo := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(letGo) // before the channel closes, which waits for the Handler
-
-	var mu sync.Mutex
-	var got []int
-	recv := dial(t, ch, "receiver")
-	if _, err := recv.On("n", func(m bus.Message) {
-		var n int
-		if err := m.Decode(&n); err != nil {
-			t.Error(err)
-		}
-		mu.Lock()
-		got = append(got, n)
-		mu.Unlock()
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h := newHoldingChannel(t, channel.Config{MaxPending: 64 << 10, Overflow: channel.OverflowDrop})
+	var recv ints
+	recv.listen(t, dial(t, h.ch, "receiver"))
 
 	// The client to drop speaks version 1, which knows no pings, and
 	// reads nothing until it is dropped.
-	x := rawHelloTo(t, ch, wire.Hello{Version: 1, Name: "dropped"})
-	var batch []byte
-	first, _ := x.event(node, "A", "first", []byte{0xc0})
-	batch = append(batch, first...)
+	x := rawHelloTo(t, h.ch, wire.Hello{Version: 1, Name: "dropped"})
+	first, _ := x.event(h.node, "A", "first", []byte{0xc0})
+	batch := first
 	for i := range events {
-		f, _ := x.event(node, "A", "n", []byte{0xcd, byte(i >> 8), byte(i)}) // msgpack uint16
+		f, _ := x.event(h.node, "A", "n", []byte{0xcd, byte(i >> 8), byte(i)}) // msgpack uint16
 		batch = append(batch, f...)
 	}
 	if _, err := x.nc.Write(batch); err != nil {
 		t.Fatal(err)
 	}
-	routertest.WaitFor(t, "the Handler to hold the first event", holding.Load)
-
-	// Another client fills the dropped one's queue past maxpending.
-	flood := dial(t, ch, "flood")
-	data := make([]byte, 1024)
-	deadline := time.Now().Add(30 * time.Second)
-	for ch.Stats().SlowConsumers == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the client was never dropped as a slow consumer")
-		}
-		for range 16 {
-			if err := flood.Emit("f", data); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	h.awaitHold(t)
+	h.floodUntilDropped(t)
 
 	// The dropped client reads up to its error frame and the end of the
 	// stream, and closes, as the Go client does.
@@ -112,29 +66,11 @@ func droppedClientsEvents(t *testing.T, held time.Duration) {
 	}
 	x.nc.Close()
 	time.Sleep(held)
-	letGo()
+	h.letGo()
 
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got)
-	}
-	for deadline := time.Now().Add(10 * time.Second); count() < events && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
-	mu.Lock()
-	if len(got) != events {
-		t.Errorf("the receiver got %d of the %d events the dropped client sent", len(got), events)
-	}
-	for i, n := range got {
-		if n != i {
-			t.Errorf("event %d is number %d", i, n)
-			break
-		}
-	}
-	mu.Unlock()
+	recv.checkAll(t, events)
 	if code != wire.CodeSlowConsumer || readErr != io.EOF {
 		t.Errorf("the dropped client read error code %v, then %v; want %v, then EOF", code, readErr, wire.CodeSlowConsumer)
 	}
-	routertest.WaitFor(t, "the dropped client to be gone", func() bool { return ch.Client(x.id) == nil })
+	routertest.WaitFor(t, "the dropped client to be gone", func() bool { return h.ch.Client(x.id) == nil })
 }

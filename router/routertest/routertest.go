@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -286,4 +287,28 @@ func FloodUntilSlow(t testing.TB, ts *Server, pub *bus.Client) {
 		}
 		pub.Flush(context.Background())
 	}
+}
+
+// StacksShow reports whether some goroutine of this process is in state
+// (the start of what its stack header's brackets hold, such as "[IO
+// wait"; "" for any) with call among its frames: how a test tells that
+// a goroutine waits where it means it to, rather than guessing from
+// time.
+func StacksShow(state, call string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, state) && strings.Contains(g, call) {
+			return true
+		}
+	}
+	return false
 }
