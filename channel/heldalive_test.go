@@ -26,13 +26,7 @@ const (
 func heldPublisher(t *testing.T, ch *channel.Channel, interval, timeout time.Duration) (*bus.Client, *atomic.Int64) {
 	t.Helper()
 	var disconnects atomic.Int64
-	c, err := bus.Dial(context.Background(), ch.Name(), bus.Socket(ch.Path()), bus.Name("held"),
-		bus.Ping(interval, timeout),
-		bus.OnDisconnect(func(error) { disconnects.Add(1) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialWith(t, ch, "held", bus.Ping(interval, timeout), bus.OnDisconnect(func(error) { disconnects.Add(1) }))
 	return c, &disconnects
 }
 
