@@ -85,7 +85,7 @@ func (c *Conn) helloWelcome(br *bufio.Reader) uint32 {
 		c.sendFinal(wire.CodeProtocol, "hello: "+err.Error())
 		return modeUndecided
 	}
-	if !c.awaitEarlier(h.Own) {
+	if !c.awaitEarlier(br, h.Own) {
 		return modeUndecided
 	}
 	c.setReadDeadline(time.Time{})
@@ -181,14 +181,22 @@ const earlierWait = maxReadOn + errorGrace
 // what its socket still held is lost. Meanwhile this connection counts
 // as waiting on the earlier one (flow.go): that reader is never held
 // for the events it queues here. It reports false when the channel
-// stops reading, or this connection dies.
-func (c *Conn) awaitEarlier(own [][16]byte) bool {
+// stops reading, this connection dies, or its client leaves (leftWhile):
+// a client whose handshake times out tries again, and the attempts it
+// gave up must not wait on.
+func (c *Conn) awaitEarlier(br *bufio.Reader, own [][16]byte) bool {
 	deadline := time.Now().Add(earlierWait)
+	var left <-chan struct{}
 	defer c.waitingOn.Store(nil)
 	for _, id := range own {
 		old := c.ch.Client(id)
 		if old == nil || old == c {
 			continue
+		}
+		if left == nil {
+			var stop func()
+			left, stop = c.leftWhile(br)
+			defer stop()
 		}
 		c.waitingOn.Store(old)
 		t := time.NewTimer(time.Until(deadline))
@@ -202,8 +210,33 @@ func (c *Conn) awaitEarlier(own [][16]byte) bool {
 		case <-c.dead:
 			t.Stop()
 			return false
+		case <-left:
+			t.Stop()
+			return false
 		}
 		t.Stop()
 	}
 	return true
+}
+
+// leftWhile watches, until stop, for the client to close its end
+// while the server reads nothing from it: left is closed when it has.
+// It peeks at br, which keeps what it reads for the read loop; stop
+// cuts the peek short with a read deadline in the past, and returns
+// once it has ended: the caller then sets the deadline it needs.
+func (c *Conn) leftWhile(br *bufio.Reader) (left <-chan struct{}, stop func()) {
+	gone := make(chan struct{})
+	done := make(chan struct{})
+	c.setReadDeadline(time.Time{})
+	go func() {
+		defer close(done)
+		var ne net.Error
+		if _, err := br.Peek(1); err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			close(gone)
+		}
+	}()
+	return gone, func() {
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+		<-done
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/netcluster/netcluster/channel"
 	"github.com/netcluster/netcluster/internal/wire"
 	"github.com/netcluster/netcluster/router/routertest"
@@ -73,4 +74,31 @@ func droppedClientsEvents(t *testing.T, held time.Duration) {
 		t.Errorf("the dropped client read error code %v, then %v; want %v, then EOF", code, readErr, wire.CodeSlowConsumer)
 	}
 	routertest.WaitFor(t, "the dropped client to be gone", func() bool { return h.ch.Client(x.id) == nil })
+}
+
+// TestGivenUpReconnectionEnds: a connection that waits for the client's
+// earlier one (its Hello names it in own) ends as soon as the client
+// closes it: a Go client whose handshake times out tries again, and
+// the attempts it gave up must not wait on, each with a queue, until
+// the earlier connection is read to its end. Before, it waited.
+func TestGivenUpReconnectionEnds(t *testing.T) {
+	h := newHoldingChannel(t, channel.Config{})
+	x := rawHelloTo(t, h.ch, wire.Hello{Name: "dropped"})
+	first, _ := x.event(h.node, "A", "first", []byte{0xc0})
+	if _, err := x.nc.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	h.awaitHold(t)
+
+	again := rawDial(t, h.ch)
+	if _, err := again.Write(wire.AppendHello(nil, &wire.Hello{Version: wire.ProtocolVersion, ClientID: uuid.New(), Name: "again", Own: [][16]byte{x.id}})); err != nil {
+		t.Fatal(err)
+	}
+	routertest.WaitFor(t, "the new connection to wait for the earlier one", func() bool {
+		return routertest.StacksShow("", "(*Conn).awaitEarlier")
+	})
+	again.Close()
+	routertest.WaitFor(t, "the given-up connection to end", func() bool {
+		return h.ch.Stats().Undecided == 0 && !routertest.StacksShow("", "(*Conn).awaitEarlier")
+	})
 }
