@@ -149,5 +149,11 @@ func TestHeldByFlowControlKeptAlive(t *testing.T) {
 	if err := <-emitted; err != nil {
 		t.Fatal(err)
 	}
+	// The hold is what the test is about: without it the client's
+	// writes go on, and its own check takes them for signs of life.
+	if us := ch.Stats().StalledMicros; us < uint64(2*heldPingTimeout/time.Microsecond) {
+		t.Fatalf("the publisher was held %v in all, not past its ping timeout (%v): the test proves nothing",
+			time.Duration(us)*time.Microsecond, heldPingTimeout)
+	}
 	checkKept(t, ch, pub, disconnects, conn)
 }
