@@ -760,6 +760,8 @@ func (l *Link) jsLanded(m *nats.Msg) (events int) {
 // twice. (A report late past the reconnection may name a message of
 // the new connection itself: nats.go forgets it, no acknowledgement
 // will come for it, and it goes again with what is in flight then.)
+// Once CloseInto has counted the outage buffer for the last time
+// (outage.over), nothing would send them: they are dropped and counted.
 func (l *Link) jsSendAgain(failed *nats.Msg) {
 	o := &l.jsOut
 	o.mu.Lock()
@@ -796,6 +798,12 @@ func (l *Link) jsSendAgain(failed *nats.Msg) {
 	l.eventsOut.Add(^uint64(events - 1))
 	out := &l.out
 	out.mu.Lock()
+	if out.over {
+		out.mu.Unlock()
+		l.dropped.Add(uint64(events))
+		l.log.Warn("NATS went away as the NATS link closed, before JetStream acknowledged events: they are dropped", "events", events)
+		return
+	}
 	if !out.holding {
 		l.hold()
 	}

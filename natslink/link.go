@@ -120,6 +120,10 @@ type Config struct {
 	// the stream did not acknowledge, on nats.go's goroutine, before the
 	// link does (jsNotAcked): a test that holds it makes the report late.
 	notAcked func(*nats.Msg, error)
+	// lastCounted, for the tests, runs in CloseInto once the outage
+	// buffer is counted for the last time, before the connection
+	// closes.
+	lastCounted func()
 }
 
 // pingInterval is how often the link pings the NATS server: PeerTimeout,
@@ -827,9 +831,12 @@ func (l *Link) CloseInto(next *Link) {
 			l.log.Info("the NATS link closes while disconnected: the events waiting in its buffer go to the link that takes over", "events", n)
 		}
 	}
-	if n := l.dropKept(); n > 0 {
+	if n := l.dropKeptForGood(); n > 0 {
 		l.dropped.Add(uint64(n))
 		l.log.Warn("the NATS link closes while disconnected: the events waiting in its buffer are dropped", "events", n)
+	}
+	if l.cfg.lastCounted != nil {
+		l.cfg.lastCounted()
 	}
 	l.nc.Close()
 	l.closeStats()

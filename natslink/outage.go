@@ -51,6 +51,11 @@ type outage struct {
 	// told: outageLoop logged that it sends the buffer, since the
 	// connection came back (up) or the buffer last drained.
 	told bool
+	// over: CloseInto has counted the buffer for the last time
+	// (dropKeptForGood). What jsSendAgain would put back now, as a
+	// connection lost while the link closes, is counted dropped
+	// instead: nothing would send it, nor count it.
+	over bool
 }
 
 // keptMsg is a message kept in the outage buffer: a copy, as the
@@ -493,6 +498,16 @@ func (l *Link) dropKept() int {
 	n := o.events
 	o.queue, o.bytes, o.events, o.holding = nil, 0, 0, false
 	return n
+}
+
+// dropKeptForGood is dropKept for the last time, as the link closes:
+// what jsSendAgain would put back from then on is dropped and counted
+// at once.
+func (l *Link) dropKeptForGood() int {
+	l.out.mu.Lock()
+	l.out.over = true
+	l.out.mu.Unlock()
+	return l.dropKept()
 }
 
 // keptBytes is what the outage buffer holds, in bytes, with what

@@ -113,3 +113,58 @@ func TestSendAgainBeforeReconnect(t *testing.T) {
 		t.Errorf("%d events sent, %d dropped; want 6 and 0", st.EventsOut, st.Dropped)
 	}
 }
+
+// TestLostAsItClosesCounted: a connection lost while the link closes,
+// once it has counted its outage buffer for the last time, puts back
+// what was in flight to the stream (jsSendAgain), which nothing would
+// send any more. Those events are counted dropped and logged. Before,
+// they went into the buffer after it was counted, and were lost with
+// it, counted nowhere.
+func TestLostAsItClosesCounted(t *testing.T) {
+	ns := startNATS(t, func(o *server.Options) { o.JetStream, o.StoreDir = true, t.TempDir() })
+	p := newStallProxy(t, ns.Addr().String())
+	log := &syncBuffer{}
+	node := uuid.New()
+	cut := make(chan struct{})
+	cfg := Config{URL: p.url(), Node: node, JetStream: true, Durable: "closing", CatchUp: time.Hour, Buffer: 1 << 20,
+		ReconnectWait: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(log, nil))}
+	var l *Link
+	cfg.lastCounted = func() {
+		// The path is cut now: the link hears the connection go, and
+		// puts back what was in flight.
+		p.resume()
+		waitFor(t, "the messages in flight to be put back", func() bool {
+			l.jsOut.mu.Lock()
+			defer l.jsOut.mu.Unlock()
+			return len(l.jsOut.inflight) == 0
+		})
+		close(cut)
+	}
+	l, err := Open(cfg, func(*Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	waitForStream(t, ns)
+	p.pause()
+	l.nc.FlushTimeout(time.Second)
+	for _, name := range []string{"m1", "m2", "m3"} {
+		ev := &Event{Channel: "A", Event: name, ID: uuid.New(), Origin: node, Sender: node, Data: []byte{0xc0}}
+		if err := l.Publish(ev, uuid.Nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the 3 messages to wait for their acknowledgement", func() bool { return l.jsOut.pending.Load() == 3 })
+	l.Close()
+	select {
+	case <-cut:
+	default:
+		t.Fatal("Close did not reach the last count of its buffer")
+	}
+	if st := l.Stats(); st.Dropped != 3 {
+		t.Errorf("%d events counted dropped, want the 3 lost with the connection as the link closed\n%s", st.Dropped, log)
+	}
+	if !strings.Contains(log.String(), "they are dropped") {
+		t.Errorf("the loss was not logged:\n%s", log)
+	}
+}
