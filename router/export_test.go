@@ -60,3 +60,12 @@ func SetDedupWindow(t interface{ Cleanup(func()) }, d time.Duration) {
 	dedupWindow = d
 	t.Cleanup(func() { dedupWindow = was })
 }
+
+// SetNetHoldHook makes hold run each time fromNet begins to hold the
+// multicast link back for a client past its high-water mark. It is set
+// under Server.linkMu, which fromNet takes before it reads it.
+func (s *Server) SetNetHoldHook(hold func()) {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	s.net.holdHook = hold
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,4 +307,70 @@ func TestRefusedByOneLinkDeliveredByOther(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNetHoldLeavesNATSFree: while the multicast link waits for a local
+// client past its high-water mark, events from NATS are still delivered.
+// The wait is bounded (100 ms); the hook makes it last until an event
+// sent over NATS meanwhile has reached its subscriber, or 10 s have
+// passed. Before, the multicast link held the lock that makes dedup and
+// delivery one step through its wait: no event from NATS could be
+// delivered until the wait ended.
+func TestNetHoldLeavesNATSFree(t *testing.T) {
+	mcasttest.Need(t)
+	ns := startNATS(t, 0)
+	port := mcasttest.Port()
+	url := fmt.Sprintf(`"nats": {"url": %q}, `, ns.ClientURL())
+	s1 := netServer(t, port, "t", url+`"channels": {"A": {"propagatetonet": true}, "N": {"propagatetonats": true}}`)
+	s2 := netServer(t, port, "t", url+`"maxframe": 65536, "maxpending": 262144, "stalltimeout": "1m",
+"channels": {"A": {}, "N": {"acceptfromnats": true}}`)
+	waitPeers(t, s1, s2)
+	waitNATS(t, s1, s2)
+	viaNATS := routertest.Record(t, s2.Dial(t, "N"), ".*")
+	natsPub := s1.Dial(t, "N")
+	probe(t, natsPub, viaNATS)
+
+	delivered := make(chan bool, 1)
+	var once sync.Once
+	s2.SetNetHoldHook(func() {
+		once.Do(func() {
+			if err := natsPub.Emit("during", nil); err != nil {
+				t.Error(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for viaNATS.Count("during") == 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			delivered <- viaNATS.Count("during") > 0
+		})
+	})
+	stall, open := closedGate(t)
+	dialStopped(t, s2, stall)
+	defer open()
+	pub := s1.Dial(t, "A")
+	stop, flooded := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(flooded)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if pub.Emit("seq", seqData(i)) != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case ok := <-delivered:
+		if !ok {
+			t.Error("an event from NATS waited for the multicast link's hold for a client past its mark")
+		}
+	case <-time.After(60 * time.Second):
+		t.Error("the multicast link never held back for the stopped client")
+	}
+	close(stop)
+	pub.Close()
+	<-flooded
 }

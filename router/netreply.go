@@ -29,15 +29,16 @@ func (s *Server) replyToNet(ev *channel.Event) bool {
 	return s.sendNet(uuid.UUID(ev.Header.ID), ev.Header.Channel, ev.Frame()[wire.HeaderLen:])
 }
 
-// replyFromNet delivers a reply from the network to its addressee, when
-// the addressee is a client of this server; other servers' replies are
-// not for it, and are dropped without a word. An asker past its
-// high-water mark holds the link back as fromNet's events do, briefly
-// (Event.HoldBack), so that a flood of replies slows the replier's
-// server, through flow control, instead of filling the asker's queue
-// to maxpending. fromNet calls it under Server.linkMu, which it holds
-// meanwhile, as for an event.
-func (s *Server) replyFromNet(from uuid.UUID, ev *wire.EventHeader, msg []byte) {
+// replyFromNet delivers a reply from the network to its addressee, as
+// out, when the addressee is a client of this server, and reports
+// whether it did; other servers' replies are not for it, and are
+// dropped without a word. An asker past its high-water mark holds the
+// link back as fromNet's events do, briefly (Event.HoldBack), so that a
+// flood of replies slows the replier's server, through flow control,
+// instead of filling the asker's queue to maxpending: fromNet waits, as
+// for an event, once it has released Server.linkMu, under which it
+// calls this.
+func (s *Server) replyFromNet(from uuid.UUID, ev *wire.EventHeader, msg []byte, out *channel.Event) bool {
 	to := uuid.UUID(ev.To)
 	for _, r := range s.table.Load().routes {
 		if r.rule.Name == ControlChannel {
@@ -50,10 +51,10 @@ func (s *Server) replyFromNet(from uuid.UUID, ev *wire.EventHeader, msg []byte) 
 		frame := make([]byte, wire.HeaderLen+len(msg))
 		binary.BigEndian.PutUint32(frame, uint32(len(msg)))
 		copy(frame[wire.HeaderLen:], msg)
-		out := channel.NewEvent(frame)
-		c.SendEvent(&out)
+		*out = channel.NewEvent(frame)
+		c.SendEvent(out)
 		s.log.Debug("reply from the network delivered", "peer", from, "channel", r.ch.Name(), "to", to)
-		out.HoldBack()
-		return
+		return true
 	}
+	return false
 }

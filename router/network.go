@@ -61,6 +61,10 @@ type network struct {
 	dropping atomic.Bool
 	// episodeDrops counts the events refused in the current episode.
 	episodeDrops atomic.Uint64
+
+	// holdHook, for the tests, runs as fromNet begins to hold the link
+	// back for a client past its high-water mark.
+	holdHook func()
 }
 
 // NetStats are the counters of the server's network link: with Link
@@ -337,10 +341,28 @@ func (s *Server) sendNet(id uuid.UUID, channel, body []byte) bool {
 // a peer once, across its links; the ids of events delivered are
 // dropped here, so that an event that another kind of link brings too,
 // or that a peer sends twice, is delivered once.
+//
+// A client that the event leaves past its high-water mark then holds the
+// link back, briefly (Event.HoldBack): the link serves every channel.
+// The wait comes after Server.linkMu is released, as fromNats's does,
+// so that it never holds the NATS link's deliveries.
 func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	if s.net.inboundOff.Load() {
 		return // stopping: nothing more from the network
 	}
+	var out channel.Event
+	if s.deliverFromNet(from, msg, &out) && out.Holding() {
+		if s.net.holdHook != nil {
+			s.net.holdHook()
+		}
+		out.HoldBack()
+	}
+}
+
+// deliverFromNet is fromNet under Server.linkMu, but for the wait: it
+// reports whether it delivered the event, as out, to a channel or, a
+// reply, to its asker.
+func (s *Server) deliverFromNet(from uuid.UUID, msg []byte, out *channel.Event) bool {
 	s.linkMu.Lock()
 	defer s.linkMu.Unlock()
 	// The event is copied into its frame first and parsed there, once:
@@ -363,48 +385,45 @@ func (s *Server) fromNet(from uuid.UUID, msg []byte) {
 	if err != nil {
 		s.net.malformed.Add(1)
 		s.log.Debug("dropped a malformed event from the network", "peer", from, "err", err)
-		return
+		return false
 	}
 	if ev.To != ([16]byte{}) {
 		if !s.net.recent.Add(uuid.UUID(ev.ID)) {
 			s.net.already.Add(1)
-			return
+			return false
 		}
-		s.replyFromNet(from, &ev, msg) // netreply.go
-		return
+		return s.replyFromNet(from, &ev, msg, out) // netreply.go
 	}
 	r := s.table.Load().routes[string(ev.Channel)]
 	switch {
 	case r == nil:
 		s.net.noChannel.Add(1)
 		s.log.Debug("dropped an event from the network for a channel not served here", "peer", from, "channel", string(ev.Channel))
-		return
+		return false
 	case !r.rule.AcceptFromNet:
 		s.net.refused.Add(1)
 		s.log.Debug("dropped an event from the network: the channel does not accept them", "peer", from, "channel", string(ev.Channel))
-		return
+		return false
 	}
 	// Only an event delivered is remembered: one this link refuses may
 	// still come, and be accepted, over NATS.
 	if !s.net.recent.Add(uuid.UUID(ev.ID)) {
 		s.net.already.Add(1)
-		return // delivered already, by NATS or by the link a reload replaced
+		return false // delivered already, by NATS or by the link a reload replaced
 	}
 	s.net.senders.add(uuid.UUID(ev.Sender), uuid.Nil)
 	if r.rule.DumpToConsole {
 		s.dump(&ev)
 	}
 	s.net.spare = nil // handed on
-	out := channel.NewEvent(frame)
+	*out = channel.NewEvent(frame)
 	out.Header = ev // parsed from frame, which its slices alias
-	r.ch.SendEvent(&out, nil)
+	r.ch.SendEvent(out, nil)
 	for _, d := range r.targets {
-		d.SendEvent(&out, nil)
+		d.SendEvent(out, nil)
 	}
-	// A client past its high-water mark holds the link back, briefly
-	// (Event.HoldBack): the link serves every channel.
-	out.HoldBack()
 	s.net.delivered.Add(1)
+	return true
 }
 
 // frameFor returns a frame of an event of size bytes from the network,
