@@ -144,7 +144,12 @@ func testNATSAndMulticastOutage(t *testing.T, js bool, cut func(*outage) func())
 		if js {
 			extra = fmt.Sprintf(`, "jetstream": true, "durable": %q, "catchup": "300ms"`, durable)
 		}
-		return netMembers(port, "both", fmt.Sprintf(`"nats": {"url": %q%s},
+		// The sender waits for the receiver's reconnection to NATS for
+		// peertimeout at most before it sends what it kept: the two
+		// reconnect on their own schedules, a round (1 s) apart at
+		// worst. 300 ms was not always enough, and NATS gave the kept
+		// events to no one.
+		return patientMembers(port, "both", "3s", fmt.Sprintf(`"nats": {"url": %q%s},
 "channels": {"A": {"propagatetonet": true, "propagatetonats": true, "acceptfromnats": true}}`, url, extra))
 	}}
 	if js {

@@ -2,7 +2,6 @@ package router_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -90,13 +89,7 @@ func TestNetReplyThroughReload(t *testing.T) {
 	mcasttest.Need(t)
 	port := mcasttest.Port()
 	chans := `"channels": {"A": {"propagatetonet": true}}`
-	members := func(extra string) string {
-		m := netMembers(port, "t", extra)
-		if !strings.Contains(m, `"peertimeout": "300ms"`) {
-			t.Fatalf("netMembers no longer sets peertimeout as this test expects: %s", m)
-		}
-		return strings.Replace(m, `"peertimeout": "300ms"`, `"peertimeout": "5s"`, 1)
-	}
+	members := func(extra string) string { return patientMembers(port, "t", "5s", extra) }
 	s1 := routertest.NewServer(t, members(chans))
 	s2 := routertest.NewServer(t, members(chans))
 	waitPeers(t, s1, s2)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -130,12 +129,7 @@ func TestNetReplyFloodHoldsBack(t *testing.T) {
 	port := mcasttest.Port()
 	patient := func(members string) *routertest.Server {
 		t.Helper()
-		cfg := netMembers(port, "replies", members)
-		p := strings.Replace(cfg, `"peertimeout": "300ms"`, `"peertimeout": "2s"`, 1)
-		if p == cfg {
-			t.Fatal("netMembers sets no peertimeout of 300 ms to replace")
-		}
-		return routertest.NewServer(t, p)
+		return routertest.NewServer(t, patientMembers(port, "replies", "2s", members))
 	}
 	s1 := patient(`"maxframe": 16384, "maxpending": 262144, "channels": {"A": {"propagatetonet": true}}`)
 	s2 := patient(`"channels": {"A": {"propagatetonet": true}}`)

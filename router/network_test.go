@@ -23,9 +23,15 @@ import (
 // netMembers are the configuration members of a server on the test
 // namespace's multicast group: on lo, at port, with short timers.
 func netMembers(port int, cluster, members string) string {
+	return patientMembers(port, cluster, "300ms", members)
+}
+
+// patientMembers are netMembers with a peertimeout of peerTimeout, for
+// a test whose peers may go quiet for longer than netMembers allows.
+func patientMembers(port int, cluster, peerTimeout, members string) string {
 	return fmt.Sprintf(`"connecttonet": true, "interface": %q, "port": %d, "cluster": %q,
-"heartbeat": "50ms", "peertimeout": "300ms",
-%s`, mcasttest.Interface, port, cluster, members)
+"heartbeat": "50ms", "peertimeout": %q,
+%s`, mcasttest.Interface, port, cluster, peerTimeout, members)
 }
 
 func netServer(t *testing.T, port int, cluster, members string) *routertest.Server {
