@@ -618,6 +618,9 @@ type jsFlight struct {
 	retrying bool // in jsOut.retry
 	again    bool // refused for a full queue, counted in jsOut.waiting
 	tries    int  // times refused for a full queue
+	// handing: jsPublish is handing it to nats.go. jsSendAgain leaves it
+	// to jsPublish, marking it lost: the connection went meanwhile.
+	handing, lost bool
 }
 
 // unwait ends f's count in o.waiting, if it is counted: it landed, or
@@ -703,21 +706,49 @@ func (l *Link) jsRoom() {
 // jsPublish publishes m, a message of n events on a channel's subject,
 // to the stream, asking for its acknowledgement, and keeps a copy of it
 // until the acknowledgement comes (jsFlight).
+//
+// A connection lost while nats.go takes m is the caller's to handle, as
+// when nats.go refuses m: it keeps m in its place (connectionLost).
+// jsSendAgain, which the loss runs meanwhile, leaves m alone. Before,
+// it put m back as well, at the head of the outage buffer: ahead of
+// what it had put back earlier, and twice.
 func (l *Link) jsPublish(m *nats.Msg, n int) error {
-	f := &jsFlight{m: copyMsg(m), events: n}
+	f := &jsFlight{m: copyMsg(m), events: n, handing: true}
 	o := &l.jsOut
 	o.mu.Lock()
 	o.inflight = append(o.inflight, f)
 	o.byMsg[f.m] = f
 	o.mu.Unlock()
 	o.pending.Add(1)
+	if l.cfg.handing != nil {
+		l.cfg.handing()
+	}
 	_, err := o.js.PublishMsgAsync(f.m, jetstream.WithRetryAttempts(0))
-	if err != nil {
+	o.mu.Lock()
+	f.handing = false
+	lost := f.lost
+	o.mu.Unlock()
+	switch {
+	case err != nil:
 		l.jsLanded(f.m)
 		l.jsResolved()
+	case lost:
+		// nats.go took it, on the connection that went (and most
+		// likely lost it) or on the next one. Kept again, it may be
+		// stored twice, and the receivers drop the copy; taken by the
+		// next connection, it went ahead of what was put back before
+		// it, and the receivers put it back in order (jsOrder). Its
+		// acknowledgement, or nats.go's report that it failed, still
+		// comes, and resolves it.
+		l.jsLanded(f.m)
+		err = errLostInHand
 	}
 	return err
 }
+
+// errLostInHand is jsPublish's error for a message that nats.go took as
+// the connection was lost.
+var errLostInHand = errors.New("natslink: the connection to NATS was lost as nats.go took the message")
 
 // jsLanded notes that m, published to the stream, needs no keeping: it
 // was acknowledged, refused, or not sent. It returns m's events, or 0
@@ -760,8 +791,10 @@ func (l *Link) jsLanded(m *nats.Msg) (events int) {
 // twice. (A report late past the reconnection may name a message of
 // the new connection itself: nats.go forgets it, no acknowledgement
 // will come for it, and it goes again with what is in flight then.)
-// Once CloseInto has counted the outage buffer for the last time
-// (outage.over), nothing would send them: they are dropped and counted.
+// A message that jsPublish is handing to nats.go meanwhile is left to
+// it: its caller keeps it, in its place (errLostInHand). Once CloseInto
+// has counted the outage buffer for the last time (outage.over),
+// nothing would send them: they are dropped and counted.
 func (l *Link) jsSendAgain(failed *nats.Msg) {
 	o := &l.jsOut
 	o.mu.Lock()
@@ -770,8 +803,16 @@ func (l *Link) jsSendAgain(failed *nats.Msg) {
 		return // moved already, or acknowledged
 	}
 	var again []keptMsg
+	var handing []*jsFlight
 	events, retrying := 0, 0
 	for _, f := range o.inflight {
+		if f.handing {
+			// jsPublish gives it back to its caller, which keeps it
+			// in its place, behind what is put back here.
+			f.lost = true
+			handing = append(handing, f)
+			continue
+		}
 		if !f.done {
 			f.done = true
 			again = append(again, keptMsg{m: f.m, events: f.events, size: msgSize(f.m), channel: true, stored: true, again: true})
@@ -785,8 +826,11 @@ func (l *Link) jsSendAgain(failed *nats.Msg) {
 		f.unwait(o)
 	}
 	clear(o.inflight)
-	o.inflight = o.inflight[:0]
+	o.inflight = append(o.inflight[:0], handing...)
 	clear(o.byMsg)
+	for _, f := range handing {
+		o.byMsg[f.m] = f
+	}
 	o.mu.Unlock()
 	for range retrying {
 		l.jsResolved()

@@ -120,6 +120,9 @@ type Config struct {
 	// the stream did not acknowledge, on nats.go's goroutine, before the
 	// link does (jsNotAcked): a test that holds it makes the report late.
 	notAcked func(*nats.Msg, error)
+	// handing, for the tests, runs in jsPublish as it hands a message
+	// to nats.go.
+	handing func()
 	// lastCounted, for the tests, runs in CloseInto once the outage
 	// buffer is counted for the last time, before the connection
 	// closes.

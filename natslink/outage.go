@@ -243,10 +243,11 @@ func (o *outage) wake() {
 // connection is gone: lost since the link looked (nats.go reconnects,
 // and keeps nothing: natsPending), or lost now (its write failed;
 // nats.go then drops what it held unsent, this message among them,
-// which was not written whole). Such a message is kept, not dropped.
+// which was not written whole), or lost as nats.go took it
+// (errLostInHand). Such a message is kept, not dropped.
 func connectionLost(err error) bool {
 	var ne net.Error
-	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.As(err, &ne) || errors.Is(err, io.EOF)
+	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, errLostInHand)
 }
 
 // hold begins an outage, or, when the connection is lost again while
